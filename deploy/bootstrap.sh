@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, testing and the demo need,
+# then configures the build directory. Idempotent; run as root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+  # build
+  build-essential meson ninja-build pkg-config
+  libdpdk-dev libspdlog-dev libtomlplusplus-dev libcpp-httplib-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzing (libFuzzer ships with clang's runtime)
+  clang libclang-rt-14-dev
+  # tests and demo: real NTP peers, namespaces, packet crafting
+  chrony ntpsec-ntpdig iproute2 iputils-ping ethtool tcpdump python3 python3-scapy procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "bootstrap: need root to install: ${missing[*]}" >&2; exit 1; }
+  echo "bootstrap: installing ${missing[*]}"
+  # The chrony package would start a system chronyd that steers the host clock.
+  # Tests only ever run their own chronyd -x, so keep package scripts from
+  # starting any service while we install.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+  fi
+  trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A chronyd started by the package (on systems without policy-rc.d support)
+# would fight over the host clock; tests must never run next to one.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet chrony 2>/dev/null; then
+  echo "bootstrap: note: the system chrony service is running; tests do not use it" >&2
+fi
+
+build=${BUILD_DIR:-$here/build}
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" "$here" --buildtype=release >/dev/null
+fi
+log=$(mktemp)
+if ! ninja -C "$build" -j"${JOBS:-2}" >"$log" 2>&1; then
+  cat "$log"; rm -f "$log"
+  echo "bootstrap: build failed" >&2
+  exit 1
+fi
+grep -q "warning:" "$log" && grep -B2 -A6 "warning:" "$log" | head -60 >&2
+rm -f "$log"
+echo "bootstrap: built in $build"

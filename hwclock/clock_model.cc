@@ -1,0 +1,99 @@
+#include "hwclock/clock_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "hwclock/tsc.h"
+
+namespace ntp::hwclock {
+
+ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick_v, uint64_t nominal_hz) {
+  ClockModelData m;
+  m.raw0 = raw;
+  m.utc0_ns = utc_ns;
+  m.mult = mult_from_ns_per_tick(ns_per_tick_v);
+  m.nominal_hz = nominal_hz;
+  m.freq_ppb = nominal_hz ? std::llround((ns_per_tick_v * static_cast<double>(nominal_hz) / 1e9 - 1.0) * 1e9) : 0;
+  m.flags = proto::kModelValid;
+  return m;
+}
+
+ClockModelData oscillator_model(const ClockModelData& host, int64_t epoch_ns, int64_t offset_ns, double freq_ppm) {
+  ClockModelData v = host;
+  const double f = freq_ppm * 1e-6;
+  v.utc0_ns = host.utc0_ns + offset_ns + std::llround(static_cast<double>(host.utc0_ns - epoch_ns) * f);
+  v.mult = mult_from_ns_per_tick(ns_per_tick(host) * (1.0 + f));
+  v.freq_ppb = host.freq_ppb + std::llround(freq_ppm * 1000.0);
+  return v;
+}
+
+ReferenceTracker::ReferenceTracker(Params p) : p_(p), slope_(1e9 / p.nominal_hz) {}
+
+ClockModelData ReferenceTracker::update(uint64_t raw, int64_t ref_ns, uint64_t next_interval_ticks) {
+  if (have_model_) {
+    last_error_ns_ = ref_ns - model_to_ns(model_, raw);
+    // With one sample the rate is still the nominal one and a large error
+    // is a wrong rate, not a step: fit it first.
+    if (samples_.size() >= 2 && std::llabs(last_error_ns_) > p_.step_threshold_ns) {
+      samples_.clear();  // the reference jumped: the history no longer fits
+      have_model_ = false;
+      steps_++;
+    }
+  }
+  samples_.push_back({raw, ref_ns});
+  while (samples_.size() > p_.window) samples_.pop_front();
+
+  if (samples_.size() >= 2) {
+    // Least-squares slope, in coordinates relative to the first sample so
+    // that doubles keep sub-ns resolution.
+    const Sample& s0 = samples_.front();
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    const double n = static_cast<double>(samples_.size());
+    for (const Sample& s : samples_) {
+      const double x = static_cast<double>(s.raw - s0.raw);
+      const double y = static_cast<double>(s.ref_ns - s0.ref_ns);
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
+    }
+    const double den = n * sxx - sx * sx;
+    if (den > 0) slope_ = (n * sxy - sx * sy) / den;
+  }
+
+  const uint64_t nominal = static_cast<uint64_t>(std::llround(p_.nominal_hz));
+  if (!have_model_) {
+    model_ = make_model(raw, ref_ns, slope_, nominal);
+    have_model_ = true;
+    return model_;  // last_error_ns_ keeps the size of the step, if one
+  }
+  // Continuous: anchor at our own value at raw, and steer the rate so the
+  // error seen now is gone by the next update.
+  const int64_t here = model_to_ns(model_, raw);
+  const double interval = static_cast<double>(std::max<uint64_t>(next_interval_ticks, 1));
+  const double rate = slope_ + static_cast<double>(last_error_ns_) / interval;
+  model_ = make_model(raw, here, rate, nominal);
+  return model_;
+}
+
+int8_t measure_precision_log2(const ClockModelData& m, double tsc_hz) {
+  // Median cost of back-to-back reads, like chrony's precision measurement
+  // of its clock reading.
+  constexpr int kReads = 1001;
+  std::vector<uint64_t> cost(kReads);
+  volatile int64_t sink = 0;
+  uint64_t prev = read_tsc();
+  for (int i = 0; i < kReads; i++) {
+    sink = model_to_ns(m, read_tsc());
+    const uint64_t now = read_tsc();
+    cost[i] = now - prev;
+    prev = now;
+  }
+  (void)sink;
+  std::nth_element(cost.begin(), cost.begin() + kReads / 2, cost.end());
+  const double s = std::max(static_cast<double>(cost[kReads / 2]) / tsc_hz, 1e-9);
+  return static_cast<int8_t>(std::ceil(std::log2(s)));
+}
+
+}  // namespace ntp::hwclock

@@ -1,0 +1,80 @@
+// The clock model: a linear map from the free-running timebase (TSC ticks)
+// to disciplined UTC, utc_ns = utc0_ns + (raw - raw0) * mult / 2^40.
+// Reading it is a multiply and a shift: no system call, no lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+#include "proto/channel_abi.h"
+
+namespace ntp::hwclock {
+
+using proto::ClockModelData;
+
+// Unix ns at timebase reading raw. raw may be before raw0 (an RX timestamp
+// taken before the model it is converted with was published).
+inline int64_t model_to_ns(const ClockModelData& m, uint64_t raw) {
+  const auto d = static_cast<__int128>(static_cast<int64_t>(raw - m.raw0));
+  return m.utc0_ns + static_cast<int64_t>((d * static_cast<__int128>(m.mult)) >> proto::kModelShift);
+}
+
+inline uint64_t mult_from_ns_per_tick(double ns_per_tick) {
+  return static_cast<uint64_t>(ns_per_tick * static_cast<double>(uint64_t{1} << proto::kModelShift) + 0.5);
+}
+inline double ns_per_tick(const ClockModelData& m) {
+  return static_cast<double>(m.mult) / static_cast<double>(uint64_t{1} << proto::kModelShift);
+}
+
+// A model anchored at raw with the given time and rate.
+ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick, uint64_t nominal_hz);
+
+// A free-running oscillator relative to a host model: it reads
+// host + offset_ns + (host - epoch_ns) * freq_ppm / 1e6, i.e. it starts
+// offset_ns off at epoch_ns and gains freq_ppm.
+ClockModelData oscillator_model(const ClockModelData& host, int64_t epoch_ns, int64_t offset_ns, double freq_ppm);
+
+// Follows a reference clock (CLOCK_REALTIME) from cross-timestamps: the
+// rate is the least-squares slope over the last `window` samples, and each
+// update removes the phase error seen at that sample over the following
+// interval, so the published model stays continuous. A reference jump of
+// more than step_threshold_ns (the host clock was stepped) re-anchors.
+class ReferenceTracker {
+ public:
+  struct Params {
+    double nominal_hz = 0;             // calibrated timebase frequency
+    int64_t step_threshold_ns = 1000000;
+    size_t window = 32;                // samples in the slope fit
+  };
+  explicit ReferenceTracker(Params p);
+
+  // A new cross-timestamp (raw ticks, reference ns). next_interval_ticks is
+  // when the next update is expected; the phase error is spread over it.
+  ClockModelData update(uint64_t raw, int64_t ref_ns, uint64_t next_interval_ticks);
+
+  const ClockModelData& model() const { return model_; }
+  int64_t last_error_ns() const { return last_error_ns_; }  // reference - model at the last sample
+  uint64_t steps() const { return steps_; }
+  double slope_ns_per_tick() const { return slope_; }
+
+ private:
+  struct Sample {
+    uint64_t raw;
+    int64_t ref_ns;
+  };
+  Params p_;
+  std::deque<Sample> samples_;
+  ClockModelData model_{};
+  double slope_;
+  int64_t last_error_ns_ = 0;
+  uint64_t steps_ = 0;
+  bool have_model_ = false;
+};
+
+// log2 of the time to read the clock (TSC read and model conversion), in
+// seconds, rounded up: RFC 5905 "precision of the system clock, in log2
+// seconds".
+int8_t measure_precision_log2(const ClockModelData& m, double tsc_hz);
+
+}  // namespace ntp::hwclock

@@ -1,0 +1,193 @@
+// Layout of the shared-memory segment between ntp-dataplane (creates it)
+// and ntp-control (attaches). Plain data only: both processes map it at
+// different addresses, so it holds offsets, never pointers. Any change to
+// this file that moves a byte bumps kChannelAbiVersion.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "proto/seqlock.h"
+
+namespace ntp::proto {
+
+inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
+inline constexpr uint32_t kChannelAbiVersion = 1;
+inline constexpr size_t kMaxWorkers = 32;
+inline constexpr size_t kMaxPorts = 8;
+inline constexpr size_t kCacheLine = 64;
+
+// The clock model: utc_ns = utc0_ns + (raw - raw0) * mult / 2^kModelShift,
+// where raw is the free-running timebase (the TSC). Published by the
+// control plane, read by both processes.
+inline constexpr unsigned kModelShift = 40;
+
+struct ClockModelData {
+  uint64_t raw0 = 0;       // timebase ticks at the anchor
+  int64_t utc0_ns = 0;     // Unix ns at raw0
+  uint64_t mult = 0;       // ns per tick, times 2^kModelShift
+  uint64_t nominal_hz = 0; // calibrated timebase frequency (ticks per s), for status
+  int64_t freq_ppb = 0;    // correction of the rate relative to nominal_hz (status)
+  uint32_t flags = 0;      // kModel* below
+  uint32_t reserved = 0;
+};
+inline constexpr uint32_t kModelValid = 1u << 0;
+inline constexpr uint32_t kModelProvisional = 1u << 1;  // dataplane's own, before the control plane published
+
+// The server state the responder puts in every answer. Times are clock
+// model time (Unix ns).
+struct ServerStateData {
+  uint8_t leap = 3;                 // RFC 5905 LI
+  uint8_t stratum = 16;             // 1..15, 16 = unsynchronized (sent as 0)
+  int8_t precision_log2 = -20;      // log2 s
+  uint8_t synchronized = 0;         // 0/1: the control plane considers itself synchronized
+  uint32_t refid = 0;
+  int64_t reference_time_ns = 0;    // when the clock was last set or corrected
+  int64_t root_delay_ns = 0;
+  int64_t root_dispersion_ns = 0;   // at published_ns
+  int64_t published_ns = 0;         // model time of this publication
+  int64_t holdover_ns = 0;          // after published_ns + holdover_ns: answer unsynchronized
+  uint32_t dispersion_rate_ppb = 15000;  // root dispersion growth, ns per s of age (RFC 5905 PHI = 15 ppm)
+  uint32_t reserved = 0;
+};
+
+// Why the dataplane dropped a frame. Order is ABI; names are metric labels.
+enum class DropReason : uint8_t {
+  kNotForUs = 0,       // other MAC or IPv4 destination
+  kUnsupportedEthertype,
+  kBadIpHeader,        // version, header length or total length
+  kBadIpChecksum,
+  kIpFragment,
+  kIpOptions,
+  kUnsupportedIpProto,
+  kBadUdpLength,
+  kBadUdpChecksum,
+  kUdpPortClosed,      // not port 123
+  kNtpServerDisabled,  // client request on an interface without ntp_server
+  kNtpTooShort,
+  kNtpBadVersion,
+  kNtpBadLength,       // extension field or MAC lengths do not add up
+  kNtpBadMode,         // mode 0, 5, or a server/peer packet while nothing listens for it
+  kNtpControlMode,     // mode 6 (ntpq) or 7 (ntpdc): not served
+  kOversized,          // multi-segment or longer than the largest frame we handle
+  kBadArp,
+  kBadIcmp,            // short or bad checksum
+  kIcmpNotEcho,        // other ICMP types: ignored
+  kControlRingFull,    // packet for the control plane, ring full
+  kTxFull,             // the NIC's TX queue did not take it
+  kNoNeighbour,        // control plane packet whose next hop did not resolve
+  kRuntFrame,          // shorter than an Ethernet header
+  kBadSourceAddress,   // a source we must never answer: 0.0.0.0, broadcast, multicast, loopback, our own
+  kCount
+};
+inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
+const char* drop_reason_name(DropReason r);
+
+// Per-worker counters, written only by their worker (relaxed stores of its
+// own cache lines), read by the control plane.
+struct alignas(kCacheLine) WorkerCounters {
+  std::atomic<uint64_t> rx_packets;
+  std::atomic<uint64_t> tx_packets;
+  std::atomic<uint64_t> ntp_requests;       // mode 3 requests answered
+  std::atomic<uint64_t> ntp_unsync_replies; // of which answered with leap 3
+  std::atomic<uint64_t> ntp_to_control;     // modes 1, 2, 4 passed to the control plane
+  std::atomic<uint64_t> arp_replies;
+  std::atomic<uint64_t> arp_learned;
+  std::atomic<uint64_t> icmp_echo_replies;
+  std::atomic<uint64_t> control_tx;         // packets sent for the control plane
+  std::atomic<uint64_t> polls;              // loop iterations
+  std::atomic<uint64_t> busy_polls;         // iterations that received something
+  std::atomic<uint64_t> state_read_retries; // seqlock reads that fell back to the cached copy
+  std::atomic<uint64_t> drops[kDropReasonCount];
+};
+
+inline constexpr uint8_t kTimestampSoftware = 0;
+inline constexpr uint8_t kTimestampHardware = 1;
+
+struct PortInfo {
+  char name[32];        // interface name from the config (e.g. GigabitEthernet0/1/0)
+  char device[128];     // DPDK device (PCI address or vdev string)
+  char driver[32];
+  uint8_t mac[6];
+  uint8_t prefix_len;
+  uint8_t ntp_server;   // answers client requests
+  uint32_t ipv4;        // host order
+  uint8_t timestamping; // kTimestamp*
+  uint8_t link_up;
+  uint16_t dpdk_port_id;
+  uint32_t link_speed_mbps;
+};
+
+// Ring elements (fixed size, multiples of 8 bytes).
+inline constexpr size_t kMaxRingPayload = 512;
+
+struct RxPacket {           // dataplane -> control: an NTP packet of mode 1, 2 or 4
+  int64_t rx_time_ns;       // model time of arrival
+  uint64_t rx_raw;          // timebase ticks of arrival
+  uint32_t src_ip, dst_ip;  // host order
+  uint16_t src_port, dst_port;
+  uint16_t port;            // index into ports[]
+  uint16_t len;             // payload bytes
+  uint8_t payload[kMaxRingPayload];
+};
+
+inline constexpr uint32_t kTxStampTransmit = 1u << 0;  // write the transmit timestamp just before sending
+
+struct TxPacket {           // control -> dataplane
+  uint64_t cookie;          // returned on the report
+  uint32_t dst_ip;          // host order
+  uint32_t src_ip;          // 0: the sending port's address
+  uint16_t dst_port, src_port;
+  uint16_t port;            // index into ports[], 0xFFFF: by route
+  uint16_t len;
+  uint32_t flags;
+  uint32_t reserved;
+  uint8_t payload[kMaxRingPayload];
+};
+
+struct TxReport {           // dataplane -> control
+  uint64_t cookie;
+  int64_t tx_time_ns;       // model time the packet went to the NIC
+  uint64_t tx_raw;
+  uint32_t status;          // 0 sent, else a DropReason + 1
+  uint32_t reserved;
+};
+
+struct alignas(kCacheLine) SegmentHeader {
+  uint64_t magic;
+  uint32_t abi_version;
+  uint32_t header_size;     // sizeof(SegmentHeader)
+  uint64_t total_size;      // bytes of the whole segment
+  uint64_t instance_id;     // new for each dataplane start: the control plane re-attaches when it changes
+  int32_t dataplane_pid;
+  uint32_t n_workers;
+  uint32_t n_ports;
+  uint32_t ring_size;       // elements per ring (power of two)
+  char sysname[64];
+
+  // Offsets from the start of the segment to each rte_ring.
+  uint64_t rx_ring_offset[kMaxWorkers];  // per worker: dataplane -> control
+  uint64_t tx_ring_offset;               // control -> dataplane (worker 0 sends)
+  uint64_t tx_report_ring_offset;        // dataplane -> control
+
+  PortInfo ports[kMaxPorts];
+
+  alignas(kCacheLine) std::atomic<uint64_t> dataplane_heartbeat_raw;  // timebase, bumped by the dataplane
+  std::atomic<uint64_t> dataplane_start_raw;
+  alignas(kCacheLine) std::atomic<uint64_t> control_heartbeat_raw;    // bumped by the control plane
+  std::atomic<int32_t> control_pid;
+
+  alignas(kCacheLine) Seqlock<ClockModelData> clock_model;
+  alignas(kCacheLine) Seqlock<ServerStateData> server_state;
+
+  WorkerCounters workers[kMaxWorkers];
+};
+
+// Checks what a control plane must before trusting a mapping of
+// mapped_size bytes. Returns an empty string when the segment is usable,
+// else what is wrong, for the operator.
+std::string check_segment(const SegmentHeader* h, size_t mapped_size);
+
+}  // namespace ntp::proto

@@ -1,0 +1,410 @@
+// The clock model (hwclock/clock_model.h): fixed-point conversion of raw
+// timebase ticks to Unix ns, the virtual oscillator, and the tracker that
+// follows a reference clock from noisy cross-timestamps.
+#include "hwclock/clock_model.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+namespace ntp::hwclock {
+namespace {
+
+uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    const char* e = std::getenv("TEST_SEED");
+    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
+    std::fprintf(stderr, "test_clock_model: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
+    return s;
+  }();
+  return seed;
+}
+#define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
+
+constexpr int64_t kNs = 1000000000LL;
+constexpr long double kTwo40 = 1099511627776.0L;  // 2^40
+constexpr int64_t kUtc2026 = 1767225600LL * kNs;   // 2026-01-01T00:00:00Z
+
+// The exact value of the model at raw, in long double (64-bit mantissa).
+long double ref_model(const ClockModelData& m, uint64_t raw) {
+  const auto d = static_cast<int64_t>(raw - m.raw0);
+  return static_cast<long double>(m.utc0_ns) + static_cast<long double>(d) * static_cast<long double>(m.mult) / kTwo40;
+}
+
+// ---------------------------------------------------------------- model_to_ns
+
+TEST(ModelToNs, Golden) {
+  ClockModelData m;
+  m.raw0 = 1000;
+  m.utc0_ns = 1000000000000000000LL;
+  m.mult = uint64_t{1} << 40;  // 1 ns per tick
+  EXPECT_EQ(model_to_ns(m, 1000), m.utc0_ns);
+  EXPECT_EQ(model_to_ns(m, 1500), m.utc0_ns + 500);
+  EXPECT_EQ(model_to_ns(m, 500), m.utc0_ns - 500);  // before raw0
+  EXPECT_EQ(model_to_ns(m, 0), m.utc0_ns - 1000);
+  // raw0 near 0, raw "before" it: the unsigned difference wraps to -5.
+  m.raw0 = 3;
+  EXPECT_EQ(model_to_ns(m, UINT64_MAX - 1), m.utc0_ns - 5);
+  // Half a ns per tick: the fixed point rounds toward minus infinity, so
+  // the map stays monotonic across raw0.
+  m.raw0 = 1000;
+  m.mult = uint64_t{1} << 39;
+  EXPECT_EQ(model_to_ns(m, 1001), m.utc0_ns);
+  EXPECT_EQ(model_to_ns(m, 1002), m.utc0_ns + 1);
+  EXPECT_EQ(model_to_ns(m, 999), m.utc0_ns - 1);
+  EXPECT_EQ(model_to_ns(m, 998), m.utc0_ns - 1);
+  EXPECT_EQ(model_to_ns(m, 997), m.utc0_ns - 2);
+  int64_t prev = model_to_ns(m, 900);
+  for (uint64_t raw = 901; raw < 1100; raw++) {
+    const int64_t v = model_to_ns(m, raw);
+    ASSERT_GE(v, prev) << raw;
+    ASSERT_LE(v - prev, 1) << raw;
+    prev = v;
+  }
+}
+
+TEST(ModelToNs, OneDayAt3GHz) {
+  const uint64_t hz = 3000000000ULL;
+  const int64_t day_ticks = 86400LL * static_cast<int64_t>(hz);
+  // Ordinary raw0, and one where raw wraps past 2^64 within the day.
+  for (uint64_t raw0 : {uint64_t{123456789012345}, uint64_t{~uint64_t{0} - 1000000000000ULL}}) {
+    SCOPED_TRACE(raw0);
+    const ClockModelData m = make_model(raw0, kUtc2026, 1e9 / static_cast<double>(hz), hz);
+    // The rate is 1/3 ns per tick to within half a unit of 2^-40 ns.
+    EXPECT_EQ(m.mult, 366503875925ULL);  // round(2^40 / 3)
+    for (int64_t d : {day_ticks, -day_ticks, day_ticks / 2 + 1, int64_t{-1}, int64_t{1}, day_ticks * 3}) {
+      const uint64_t raw = raw0 + static_cast<uint64_t>(d);
+      const int64_t v = model_to_ns(m, raw);
+      // Exact to the fixed point: floor of the exact product, within 1 ns of
+      // the long double value.
+      EXPECT_LE(std::fabs(static_cast<long double>(v) - ref_model(m, raw)), 1.0L) << d;
+      // And what the quantized rate costs against an ideal 3 GHz: at most
+      // |d| * 2^-41 ns (118 ns per day).
+      const long double ideal = static_cast<long double>(kUtc2026) + static_cast<long double>(d) / 3.0L;
+      const long double bound = std::fabs(static_cast<long double>(d)) / (2.0L * kTwo40) + 1.0L;
+      EXPECT_LE(std::fabs(static_cast<long double>(v) - ideal), bound) << d;
+    }
+    // A day later it reads a day later (within the quantization).
+    EXPECT_NEAR(static_cast<double>(model_to_ns(m, raw0 + day_ticks) - kUtc2026), 86400.0 * 1e9, 120.0);
+    EXPECT_NEAR(static_cast<double>(model_to_ns(m, raw0 - day_ticks) - kUtc2026), -86400.0 * 1e9, 120.0);
+  }
+}
+
+TEST(ModelToNs, RandomExactVsLongDouble) {
+  SEED_TRACE();
+  std::mt19937_64 rng(test_seed());
+  std::uniform_int_distribution<uint64_t> mult(uint64_t{1} << 36, uint64_t{1} << 42);  // 1/16 .. 4 ns per tick
+  std::uniform_int_distribution<int64_t> delta(-1000000000000000LL, 1000000000000000LL);  // +-1e15 ticks
+  std::uniform_int_distribution<int64_t> small(-100000, 100000);
+  for (int i = 0; i < 300000; i++) {
+    ClockModelData m;
+    m.raw0 = rng();
+    m.utc0_ns = kUtc2026 + small(rng) * kNs;
+    m.mult = mult(rng);
+    const int64_t d = (i & 1) ? delta(rng) : small(rng);
+    const uint64_t raw = m.raw0 + static_cast<uint64_t>(d);
+    // Compare the part after utc0 (a long double holds 1.7e18 only to
+    // 1/8 ns; the delta, up to 4e15 ns, to 1/2048 ns).
+    const long double want = static_cast<long double>(d) * static_cast<long double>(m.mult) / kTwo40;
+    const auto got = static_cast<long double>(model_to_ns(m, raw) - m.utc0_ns);
+    // floor: got <= exact < got + 1.
+    ASSERT_LE(got, want + 0.01L) << "d=" << d << " mult=" << m.mult;
+    ASSERT_GT(got + 1.0L, want - 0.01L) << "d=" << d << " mult=" << m.mult;
+  }
+}
+
+TEST(ModelToNs, MultResolution) {
+  SEED_TRACE();
+  EXPECT_EQ(mult_from_ns_per_tick(1.0), uint64_t{1} << 40);
+  EXPECT_EQ(mult_from_ns_per_tick(0.5), uint64_t{1} << 39);
+  EXPECT_EQ(mult_from_ns_per_tick(1.0 / 3.0), 366503875925ULL);
+  EXPECT_EQ(mult_from_ns_per_tick(1.0 / 2.9), 379141940612ULL);  // 2^40 / 2.9 = 379141940612.41
+  EXPECT_DOUBLE_EQ(ns_per_tick(make_model(0, 0, 0.25, 4000000000ULL)), 0.25);
+  // One unit of mult is 2^-40 ns per tick: at 3 GHz a rate step of
+  // 3e9 * 2^-40 ns per s = 2.7e-12, far below any oscillator's stability.
+  EXPECT_LT(3e9 / static_cast<double>(kTwo40) / 1e9, 3e-12);
+  std::mt19937_64 rng(test_seed() + 1);
+  std::uniform_real_distribution<double> npt(0.05, 4.0);
+  for (int i = 0; i < 200000; i++) {
+    const double x = npt(rng);
+    const uint64_t mult = mult_from_ns_per_tick(x);
+    // Rounded to nearest: within half a unit of 2^-40 ns per tick.
+    ASSERT_LE(std::fabs(static_cast<long double>(mult) - static_cast<long double>(x) * kTwo40), 0.5L) << x;
+    ASSERT_LE(std::fabs(ns_per_tick(make_model(0, 0, x, 0)) - x), 0.5 / static_cast<double>(kTwo40) * 1.0000001)
+        << x;
+  }
+}
+
+TEST(MakeModel, Fields) {
+  const ClockModelData m = make_model(42, kUtc2026, 1e9 / 3e9 * (1 + 2.5e-6), 3000000000ULL);
+  EXPECT_EQ(m.raw0, 42u);
+  EXPECT_EQ(m.utc0_ns, kUtc2026);
+  EXPECT_EQ(m.nominal_hz, 3000000000ULL);
+  EXPECT_EQ(m.freq_ppb, 2500);  // runs 2.5 ppm faster than nominal
+  EXPECT_EQ(m.flags & proto::kModelValid, proto::kModelValid);
+  EXPECT_EQ(model_to_ns(m, 42), kUtc2026);
+  EXPECT_EQ(make_model(0, 0, 1e9 / 3e9 * (1 - 1e-6), 3000000000ULL).freq_ppb, -1000);
+  EXPECT_EQ(make_model(0, 0, 1.0, 0).freq_ppb, 0);  // unknown nominal
+}
+
+// ---------------------------------------------------------------- oscillator
+
+TEST(OscillatorModel, OffsetPlusFrequencyErrorVsHost) {
+  SEED_TRACE();
+  std::mt19937_64 rng(test_seed() + 2);
+  const double hz = 2.9e9;
+  const uint64_t raw0 = 7000000000000ULL;
+  const ClockModelData host = make_model(raw0, kUtc2026, 1e9 / hz, 2900000000ULL);
+  struct Case {
+    int64_t epoch_offset_s;  // epoch relative to host.utc0_ns
+    int64_t offset_ns;
+    double ppm;
+  };
+  for (const Case c : {Case{-50, 1500000, 12.5}, Case{0, -250000000, -37.0}, Case{3600, 7, 0.001},
+                       Case{-86400, 0, 100.0}}) {
+    SCOPED_TRACE(::testing::Message() << "offset " << c.offset_ns << " ppm " << c.ppm);
+    const int64_t epoch = host.utc0_ns + c.epoch_offset_s * kNs;
+    const ClockModelData osc = oscillator_model(host, epoch, c.offset_ns, c.ppm);
+    const long double f = static_cast<long double>(c.ppm) * 1e-6L;
+    // The rate is the host's times (1 + f), rounded to the nearest unit.
+    EXPECT_LE(std::fabs(static_cast<long double>(osc.mult) - static_cast<long double>(host.mult) * (1 + f)), 0.5001L);
+    EXPECT_EQ(osc.freq_ppb, host.freq_ppb + std::llround(c.ppm * 1000.0));
+    EXPECT_EQ(osc.raw0, host.raw0);
+    EXPECT_EQ(osc.nominal_hz, host.nominal_hz);
+    // At the epoch it is offset_ns off the host, up to the quantization of
+    // its rate between raw0 and the epoch (|d| * 2^-41 ns).
+    const int64_t d_epoch = std::llround(static_cast<double>(c.epoch_offset_s) * hz);
+    const uint64_t raw_at_epoch = raw0 + static_cast<uint64_t>(d_epoch);
+    EXPECT_NEAR(static_cast<double>(model_to_ns(osc, raw_at_epoch) - model_to_ns(host, raw_at_epoch)),
+                static_cast<double>(c.offset_ns),
+                2.0 + std::fabs(static_cast<double>(d_epoch)) / (2.0 * static_cast<double>(kTwo40)));
+    // Everywhere from a day before to a day after raw0: host + offset +
+    // (host - epoch) * f, up to the rate's quantization (|d| * 2^-41 ns)
+    // and a few ns of rounding.
+    std::uniform_int_distribution<int64_t> when(-86400LL * 2900000000LL, 86400LL * 2900000000LL);
+    for (int i = 0; i < 20000; i++) {
+      const int64_t d = when(rng);
+      const uint64_t raw = raw0 + static_cast<uint64_t>(d);
+      const int64_t h = model_to_ns(host, raw);
+      const long double want = static_cast<long double>(h) + c.offset_ns + static_cast<long double>(h - epoch) * f;
+      const long double got = model_to_ns(osc, raw);
+      const long double tol = 3.0L + std::fabs(static_cast<long double>(d)) / (2.0L * kTwo40) * 1.001L;
+      ASSERT_LE(std::fabs(got - want), tol) << "d=" << d;
+    }
+    // Over 1000 s of host time it gains 1000 s * f.
+    const uint64_t r1 = raw0 + 1000000000ULL, r2 = r1 + 2900000000000ULL;
+    const int64_t host_span = model_to_ns(host, r2) - model_to_ns(host, r1);
+    const int64_t osc_span = model_to_ns(osc, r2) - model_to_ns(osc, r1);
+    EXPECT_NEAR(static_cast<double>(osc_span - host_span), static_cast<double>(host_span) * c.ppm * 1e-6, 3.0);
+  }
+}
+
+// ---------------------------------------------------------------- tracker
+
+// A simulated reference: a timebase whose true rate is nominal * (1 + 37 ppm)
+// and a reference clock read against it with gaussian noise.
+struct SimReference {
+  double nominal_hz = 2.9e9;
+  double true_hz = 2.9e9 * (1 + 37e-6);
+  uint64_t raw0 = 0x0000123456789ABCULL;
+  int64_t t0_ns = kUtc2026 + 123456789;
+  long double step_ns = 0;  // reference steps applied so far
+  double noise_ns = 30.0;
+  std::mt19937_64 rng;
+  std::normal_distribution<double> noise{0.0, 1.0};
+  explicit SimReference(uint64_t seed) : rng(seed) {}
+
+  long double truth(uint64_t raw) const {
+    const auto d = static_cast<long double>(static_cast<int64_t>(raw - raw0));
+    return static_cast<long double>(t0_ns) + d * 1e9L / static_cast<long double>(true_hz) + step_ns;
+  }
+  uint64_t raw_at(double seconds) const { return raw0 + static_cast<uint64_t>(std::llround(seconds * true_hz)); }
+  int64_t read(uint64_t raw) { return static_cast<int64_t>(std::llround(truth(raw) + noise_ns * noise(rng))); }
+  double true_ns_per_tick() const { return 1e9 / true_hz; }
+};
+
+struct TrackRun {
+  ReferenceTracker tracker;
+  SimReference sim;
+  std::mt19937_64 rng;
+  double t = 0;  // seconds of the last update
+  uint64_t raw = 0;
+  int updates = 0;
+  double max_jump_ns = 0;     // largest discontinuity at an update (no step)
+  double max_err_ns = 0;      // largest |model - truth| between updates (while checking)
+  TrackRun(uint64_t seed, ReferenceTracker::Params p) : tracker(p), sim(seed), rng(seed ^ 0x5555) {}
+
+  // One update about 1 s after the previous one (+-1 ms jitter).
+  ClockModelData update(bool expect_continuous = true) {
+    std::uniform_real_distribution<double> jitter(-1e-3, 1e-3);
+    t += 1.0 + jitter(rng);
+    raw = sim.raw_at(t);
+    const ClockModelData before = tracker.model();
+    const bool had_model = updates > 0;
+    const int64_t ref = sim.read(raw);
+    const ClockModelData after = tracker.update(raw, ref, static_cast<uint64_t>(sim.nominal_hz));
+    if (had_model && expect_continuous) {
+      const double jump = static_cast<double>(model_to_ns(after, raw) - model_to_ns(before, raw));
+      max_jump_ns = std::max(max_jump_ns, std::fabs(jump));
+    }
+    updates++;
+    return after;
+  }
+  // |model - truth| at random points up to the next update.
+  void check_until_next(int points) {
+    std::uniform_real_distribution<double> within(0.0, 1.0);
+    for (int i = 0; i < points; i++) {
+      const uint64_t r = sim.raw_at(t + within(rng));
+      const long double err = static_cast<long double>(model_to_ns(tracker.model(), r)) - sim.truth(r);
+      max_err_ns = std::max(max_err_ns, static_cast<double>(std::fabs(err)));
+    }
+  }
+  double slope_error_ppm() const {
+    return (tracker.slope_ns_per_tick() / sim.true_ns_per_tick() - 1.0) * 1e6;
+  }
+};
+
+ReferenceTracker::Params tracker_params() {
+  ReferenceTracker::Params p;
+  p.nominal_hz = 2.9e9;
+  p.step_threshold_ns = 1000000;
+  p.window = 32;
+  return p;
+}
+
+TEST(ReferenceTracker, FirstUpdateAnchorsAtReference) {
+  ReferenceTracker tr(tracker_params());
+  EXPECT_DOUBLE_EQ(tr.slope_ns_per_tick(), 1e9 / 2.9e9);
+  const ClockModelData m = tr.update(5000, kUtc2026 + 17, 2900000000ULL);
+  EXPECT_EQ(model_to_ns(m, 5000), kUtc2026 + 17);
+  EXPECT_EQ(m.raw0, 5000u);
+  EXPECT_EQ(m.mult, mult_from_ns_per_tick(1e9 / 2.9e9));
+  EXPECT_EQ(m.nominal_hz, 2900000000ULL);
+  EXPECT_EQ(m.flags & proto::kModelValid, proto::kModelValid);
+  EXPECT_EQ(tr.steps(), 0u);
+  EXPECT_EQ(tr.last_error_ns(), 0);
+  EXPECT_EQ(model_to_ns(tr.model(), 5000), kUtc2026 + 17);
+}
+
+TEST(ReferenceTracker, NoiselessRemovesPhaseErrorByNextUpdate) {
+  // Without noise the phase error seen at an update is gone at the next.
+  ReferenceTracker tr(tracker_params());
+  const double true_hz = 2.9e9 * (1 + 37e-6);
+  auto truth = [&](uint64_t r) { return kUtc2026 + std::llround(static_cast<double>(r) * 1e9 / true_hz); };
+  for (int k = 0; k < 10; k++) {
+    const uint64_t r = static_cast<uint64_t>(std::llround(k * true_hz));
+    tr.update(r, truth(r), 2900000000ULL);
+    if (k >= 2) {
+      EXPECT_LE(std::llabs(tr.last_error_ns()), 2) << k;
+    }
+  }
+  EXPECT_NEAR(tr.slope_ns_per_tick() / (1e9 / true_hz), 1.0, 1e-9);
+}
+
+TEST(ReferenceTracker, ConvergesOnNoisyReference) {
+  SEED_TRACE();
+  TrackRun run(test_seed() + 3, tracker_params());
+  for (int k = 0; k < 40; k++) run.update();
+  // The rate is known to 0.05 ppm after 40 samples (30 ns noise, 1 s apart).
+  EXPECT_LT(std::fabs(run.slope_error_ppm()), 0.05) << run.slope_error_ppm();
+  // And stays good: from then on, the model between updates is within
+  // 200 ns of the truth.
+  for (int k = 0; k < 60; k++) {
+    run.check_until_next(50);
+    run.update();
+    ASSERT_LT(std::fabs(run.slope_error_ppm()), 0.05) << "update " << run.updates;
+    ASSERT_LT(std::llabs(run.tracker.last_error_ns()), 400) << "update " << run.updates;
+  }
+  run.check_until_next(50);
+  std::printf("tracker: max |model - truth| %.1f ns, slope error %.4f ppm, max jump at update %.1f ns\n",
+              run.max_err_ns, run.slope_error_ppm(), run.max_jump_ns);
+  EXPECT_LT(run.max_err_ns, 200.0);
+  EXPECT_LE(run.max_jump_ns, 1.0);
+  EXPECT_EQ(run.tracker.steps(), 0u);
+  // The model's own rate includes the phase correction but stays near the truth.
+  EXPECT_NEAR(ns_per_tick(run.tracker.model()) / run.sim.true_ns_per_tick(), 1.0, 1e-6);
+}
+
+TEST(ReferenceTracker, ContinuousAtEveryUpdate) {
+  SEED_TRACE();
+  TrackRun run(test_seed() + 4, tracker_params());
+  run.sim.noise_ns = 300.0;  // noisier: bigger corrections, still no jumps
+  for (int k = 0; k < 100; k++) {
+    const ClockModelData before = run.tracker.model();
+    run.update();
+    if (k > 0) {
+      ASSERT_LE(std::llabs(model_to_ns(run.tracker.model(), run.raw) - model_to_ns(before, run.raw)), 1)
+          << "update " << k;
+    }
+  }
+  EXPECT_EQ(run.tracker.steps(), 0u);
+}
+
+TEST(ReferenceTracker, StepAboveThresholdReanchors) {
+  SEED_TRACE();
+  TrackRun run(test_seed() + 5, tracker_params());
+  for (int k = 0; k < 40; k++) run.update();
+  ASSERT_EQ(run.tracker.steps(), 0u);
+
+  for (const long double step : {5e6L, -5e6L, 1.5e6L}) {
+    SCOPED_TRACE(static_cast<double>(step));
+    const double slope_before = run.tracker.slope_ns_per_tick();
+    const uint64_t steps_before = run.tracker.steps();
+    run.sim.step_ns += step;  // the host clock was stepped
+    run.t += 1.0;
+    run.raw = run.sim.raw_at(run.t);
+    const int64_t ref = run.sim.read(run.raw);
+    const int64_t old_value = model_to_ns(run.tracker.model(), run.raw);
+    const ClockModelData m = run.tracker.update(run.raw, ref, 2900000000ULL);
+    EXPECT_EQ(run.tracker.steps(), steps_before + 1);
+    // Re-anchored on the reference, not continuous with the old model.
+    EXPECT_EQ(m.raw0, run.raw);
+    EXPECT_EQ(model_to_ns(m, run.raw), ref);
+    EXPECT_NEAR(static_cast<double>(model_to_ns(m, run.raw) - old_value), static_cast<double>(step), 1000.0);
+    // The rate survives the step.
+    EXPECT_DOUBLE_EQ(run.tracker.slope_ns_per_tick(), slope_before);
+    // Tracking resumes on the new time scale without another step.
+    for (int k = 0; k < 3; k++) run.update();
+    run.max_err_ns = 0;
+    for (int k = 0; k < 10; k++) {
+      run.check_until_next(50);
+      run.update();
+    }
+    EXPECT_LT(run.max_err_ns, 200.0);
+    EXPECT_EQ(run.tracker.steps(), steps_before + 1);
+  }
+}
+
+TEST(ReferenceTracker, JumpBelowThresholdIsSlewed) {
+  SEED_TRACE();
+  TrackRun run(test_seed() + 6, tracker_params());
+  for (int k = 0; k < 40; k++) run.update();
+  run.sim.step_ns += 500000;  // 0.5 ms, below the 1 ms threshold
+  const ClockModelData before = run.tracker.model();
+  run.update();
+  EXPECT_EQ(run.tracker.steps(), 0u);
+  EXPECT_NEAR(static_cast<double>(run.tracker.last_error_ns()), 500000.0, 1000.0);
+  // No jump: the new model continues the old one.
+  EXPECT_LE(std::llabs(model_to_ns(run.tracker.model(), run.raw) - model_to_ns(before, run.raw)), 1);
+  // The 0.5 ms is removed over the next interval.
+  run.update();
+  EXPECT_LT(std::llabs(run.tracker.last_error_ns()), 100000);
+  // Once the jump has left the slope window, tracking is as good as before.
+  for (int k = 0; k < 40; k++) run.update();
+  run.max_err_ns = 0;
+  for (int k = 0; k < 10; k++) {
+    run.check_until_next(50);
+    run.update();
+  }
+  EXPECT_LT(run.max_err_ns, 200.0);
+  EXPECT_LT(std::fabs(run.slope_error_ppm()), 0.05);
+  EXPECT_EQ(run.tracker.steps(), 0u);
+}
+
+}  // namespace
+}  // namespace ntp::hwclock
