@@ -1,0 +1,141 @@
+// The appliance's configuration: one TOML file per instance, read by both
+// daemons. Every key is declared once in the table in config.cc (name, type,
+// default, range, help); unknown keys and out-of-range values are errors that
+// carry file, line, column and the key. Nothing starts on a bad file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ntp::config {
+
+enum class ClockSource { kSystem, kVirtual };
+
+struct Interface {
+  std::string name;          // operator's name, e.g. "GigabitEthernet0/1/0"
+  std::string device;        // DPDK device: PCI address or vdev string ("net_af_packet0,iface=veth0")
+  uint32_t ipv4 = 0;         // host order
+  uint8_t prefix_len = 24;   // 1..32
+  std::optional<uint32_t> gateway;  // host order, inside the subnet
+  bool ntp_server = false;   // `ntp-service server source-interface`: answer client requests here
+  bool operator==(const Interface&) const = default;
+};
+
+// `ntp-service unicast-server` (client mode) and `ntp-service unicast-peer`
+// (symmetric active) share their options.
+struct Association {
+  uint32_t address = 0;  // host order
+  int minpoll_log2 = 6;  // -4..17
+  int maxpoll_log2 = 10; // -4..17, >= minpoll
+  bool iburst = false;
+  bool burst = false;
+  bool prefer = false;
+  int version = 4;       // 1..4
+  uint16_t port = 123;
+  bool operator==(const Association&) const = default;
+};
+
+struct Clock {
+  ClockSource source = ClockSource::kSystem;
+  double offset_ms = 0;        // virtual only: initial offset from the host clock
+  double frequency_ppm = 0;    // virtual only: frequency error against the host clock
+  double step_threshold_ms = 128;
+  double panic_threshold_s = 1000;  // 0: never panic
+  double max_frequency_ppm = 500;
+  std::string drift_file;      // empty: none
+  bool steer_system_clock = false;
+  bool operator==(const Clock&) const = default;
+};
+
+struct Ntp {
+  std::optional<int> refclock_master;  // stratum 1..15 of the local clock when it is the reference
+  double holdover_s = 300;             // dataplane serves the last state this long without a control plane
+  int max_dynamic_sessions = 100;      // passive peer associations
+  // prefixes allowed to peer with us (host order, length); default 0.0.0.0/0
+  std::vector<std::pair<uint32_t, uint8_t>> peer_allow{{0, 0}};
+  bool answer_unknown_peers = true;    // not allowed: stateless mode-2 answer (true) or none (false)
+  bool operator==(const Ntp&) const = default;
+};
+
+struct Dataplane {
+  int main_lcore = 0;
+  std::vector<int> worker_lcores{1};   // one worker per lcore; each owns one RX/TX queue pair per port
+  std::vector<std::string> eal_args;   // extra EAL arguments, e.g. ["--no-huge", "--no-pci", "-m", "256"]
+  int burst_size = 32;                 // 1..256
+  int rx_descriptors = 1024;           // power of two, 64..16384
+  int tx_descriptors = 1024;           // power of two, 64..16384
+  int mbufs = 8191;                    // per pool, 1023..1048575
+  int ring_size = 1024;                // channel ring elements, power of two, 64..65536
+  int idle_sleep_us = 0;               // sleep after empty polls; 0 = busy poll (production)
+  bool operator==(const Dataplane&) const = default;
+};
+
+struct Config {
+  std::string path;                 // the file it came from
+  std::string sysname = "ntp";      // [A-Za-z0-9._-], 1..63
+  std::string log_level = "info";   // trace, debug, info, warn, error
+  std::string shm_name;             // default "/ntp-<sysname>"
+  std::string stats_listen = "127.0.0.1:9123";  // host:port (IPv4 or "localhost")
+  Clock clock;
+  Ntp ntp;
+  Dataplane dataplane;
+  std::vector<Interface> interfaces;   // 1..8
+  std::vector<Association> servers;    // [[server]]
+  std::vector<Association> peers;      // [[peer]]
+  bool operator==(const Config&) const = default;
+};
+
+struct Error {
+  std::string file;
+  int line = 0;    // 1-based, 0 when unknown
+  int column = 0;  // 1-based, 0 when unknown
+  std::string key; // dotted path, e.g. "interface[1].address"
+  std::string message;
+  std::string to_string() const;  // "file:line:column: key: message"; ":line:column"
+                                  // is left out when line is 0, "key: " when key is empty
+};
+
+struct LoadResult {
+  std::optional<Config> config;
+  std::vector<Error> errors;  // every problem found, not only the first
+  bool ok() const { return config.has_value(); }
+};
+
+// Parse and validate TOML text; `path` is used in error messages. Never
+// throws; any input (the parser is fuzzed) yields a config or errors.
+// Limits: at most kMaxFileBytes, and at most kMaxDotsPerLine '.' per line
+// (the TOML library nests tables recursively: this bounds the depth).
+inline constexpr size_t kMaxFileBytes = 1 << 20;
+inline constexpr int kMaxDotsPerLine = 256;
+LoadResult parse(std::string_view text, std::string_view path);
+// Read and parse a file.
+LoadResult load(const std::string& path);
+
+// Formatting helpers shared by the daemons.
+std::string ipv4_to_string(uint32_t host_order);
+
+// The table of keys: for the README's configuration reference and
+// `ntp-control --print-keys`. In table order: top-level keys, then [clock],
+// [ntp], [dataplane], [channel], [stats], then each array of tables as one
+// row of type "array of tables" (e.g. "interface") followed by its keys
+// ("interface[].address"). `def` is a TOML literal (e.g. `"info"`, `6`,
+// `[1]`) or "" when the key is required or has no literal default.
+struct KeyDoc {
+  std::string key;      // e.g. "clock.offset_ms", "interface[].address"
+  std::string type;     // "string", "integer", "float", "boolean", "array of strings", ...
+  std::string def;      // default, "" when required or none
+  std::string range;    // e.g. "1..15"
+  std::string help;
+  // Added beyond the first draft of this interface:
+  bool required = false;   // must be present (in every table of its array)
+  std::string example;     // a valid TOML value (the default if any; "" for array-of-table rows)
+  std::string only_with;   // e.g. `clock.source = "virtual"`: setting the key otherwise is an error
+};
+const std::vector<KeyDoc>& key_docs();
+
+}  // namespace ntp::config
