@@ -1,0 +1,47 @@
+// The control plane's side of the shared-memory channel: attach to the
+// segment the dataplane created, check its ABI, notice when the dataplane
+// restarts with a new one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "proto/channel_abi.h"
+
+struct rte_ring;
+
+namespace ntp::ctl {
+
+class SegmentClient {
+ public:
+  SegmentClient() = default;
+  SegmentClient(const SegmentClient&) = delete;
+  SegmentClient& operator=(const SegmentClient&) = delete;
+  ~SegmentClient() { detach(); }
+
+  enum class AttachResult { kAttached, kAbsent, kIncompatible };
+  // Maps /dev/shm/<name>. kAbsent: not there yet (or not fully created);
+  // kIncompatible: there but unusable, err says why.
+  AttachResult attach(const std::string& name, std::string& err);
+  void detach();
+  bool attached() const { return hdr_ != nullptr; }
+
+  // True when the name now refers to another segment (the dataplane was
+  // restarted) or to none: time to detach and attach again.
+  bool replaced() const;
+
+  proto::SegmentHeader* header() const { return hdr_; }
+  rte_ring* rx_ring(unsigned worker) const;
+  rte_ring* tx_ring() const;
+  rte_ring* tx_report_ring() const;
+
+ private:
+  rte_ring* ring_at(uint64_t offset) const;
+  std::string name_;
+  proto::SegmentHeader* hdr_ = nullptr;
+  size_t size_ = 0;
+  uint64_t dev_ = 0, ino_ = 0;
+};
+
+}  // namespace ntp::ctl

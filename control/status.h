@@ -1,0 +1,144 @@
+// What the control plane reports: one snapshot of the system, its ports,
+// workers and associations. The stats endpoint serves it as JSON (/status)
+// and Prometheus text (/metrics); ntpctl reads the JSON back and prints it
+// the way the seed's router does (`display ntp-service status|sessions`).
+// Pure formatting, no I/O.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/channel_abi.h"
+
+namespace ntp::status {
+
+struct SystemStatus {
+  std::string sysname;
+  std::string version;                 // software version
+  bool synchronized = false;           // "clock status: synchronized|unsynchronized"
+  uint8_t leap = 3;                    // RFC 5905 LI as served
+  uint8_t stratum = 16;                // 1..15, 16 = unsynchronized
+  uint32_t refid = 0;                  // wire value (host order)
+  std::string refid_text;              // "10.0.1.31", "LOCAL(0)", "INIT"
+  std::string reference;               // what we follow: "local clock (refclock_master 2)", "10.0.1.31", "none"
+  double nominal_freq_hz = 0;          // calibrated timebase (TSC) frequency
+  double actual_freq_hz = 0;           // the timebase as the disciplined clock runs it
+  int8_t precision_log2 = 0;           // log2 s
+  int64_t clock_offset_ns = 0;         // last offset of the system peer (0 for the local clock)
+  int64_t root_delay_ns = 0;
+  int64_t root_dispersion_ns = 0;
+  int64_t peer_dispersion_ns = 0;      // dispersion of the system peer
+  int64_t reference_time_ns = 0;       // Unix ns; 0 = never
+  std::string sync_state;              // "clock not set", "frequency set", "clock synchronized", "clock spike"
+  std::string clock_source;            // "system", "virtual"
+  int64_t clock_minus_host_ns = 0;     // the served clock minus CLOCK_REALTIME, now (a test/demo diagnostic)
+  double frequency_ppm = 0;            // correction applied to the timebase, ppm
+  double holdover_s = 0;
+  double control_uptime_s = 0;
+  double dataplane_uptime_s = 0;
+  bool dataplane_alive = false;        // its heartbeat is fresh
+  int32_t dataplane_pid = 0;
+  int32_t control_pid = 0;
+  uint64_t state_publications = 0;     // how many times the server state was published
+  bool operator==(const SystemStatus&) const = default;  // doubles: NaN != NaN
+};
+
+struct PortStatus {
+  std::string name;      // operator's interface name
+  std::string device;
+  std::string driver;
+  std::string mac;       // "aa:bb:cc:dd:ee:ff"
+  std::string address;   // "10.0.1.31/24"
+  bool ntp_server = false;
+  std::string timestamping;  // "software" or "hardware"
+  bool link_up = false;
+  uint32_t link_speed_mbps = 0;
+  bool operator==(const PortStatus&) const = default;
+};
+
+struct WorkerStatus {
+  unsigned id = 0;
+  uint64_t rx_packets = 0, tx_packets = 0, ntp_requests = 0, ntp_unsync_replies = 0, ntp_to_control = 0,
+           arp_replies = 0, arp_learned = 0, icmp_echo_replies = 0, control_tx = 0, polls = 0, busy_polls = 0,
+           state_read_retries = 0;
+  std::array<uint64_t, proto::kDropReasonCount> drops{};  // indexed by proto::DropReason
+  bool operator==(const WorkerStatus&) const = default;
+};
+
+struct FilterStage {
+  int64_t offset_ns = 0;
+  int64_t delay_ns = 0;
+  int64_t dispersion_ns = 0;
+  bool valid = false;
+  bool operator==(const FilterStage&) const = default;
+};
+
+struct AssociationStatus {
+  std::string address;          // dotted quad
+  uint16_t port = 123;
+  std::string mode;             // "client", "symmetric active", "symmetric passive"
+  bool configured = true;       // false: dynamic (created by an incoming symmetric active peer)
+  std::string selection;        // "system peer", "candidate", "selectable", "falseticker", "unreachable", ...
+  std::string status;           // vendor style: "configured, master, sane, valid" etc.
+  uint8_t stratum = 16;
+  uint32_t refid = 0;
+  std::string refid_text;
+  uint8_t reach = 0;            // reach register, shown in octal/decimal by ntpctl
+  int8_t poll_log2 = 6;         // our current poll
+  int8_t peer_poll_log2 = 0;    // the peer's poll
+  std::string peer_mode;        // mode the peer speaks
+  double since_last_rx_s = -1;  // "now": seconds since the last valid packet; -1 never
+  int64_t offset_ns = 0, delay_ns = 0, dispersion_ns = 0, jitter_ns = 0;
+  int64_t root_delay_ns = 0, root_dispersion_ns = 0, sync_distance_ns = 0;
+  int8_t precision_log2 = 0;
+  uint8_t version = 4;
+  uint8_t leap = 3;
+  int64_t reference_time_ns = 0;
+  uint64_t origin_ts = 0, receive_ts = 0, transmit_ts = 0;  // raw NTP 64-bit
+  std::vector<FilterStage> filter;  // newest first, up to 8
+  bool operator==(const AssociationStatus&) const = default;  // doubles: NaN != NaN
+};
+
+struct Status {
+  SystemStatus system;
+  std::vector<PortStatus> ports;
+  std::vector<WorkerStatus> workers;
+  std::vector<AssociationStatus> associations;
+  bool operator==(const Status&) const = default;  // doubles: NaN != NaN
+};
+
+// /status. One JSON object {"system", "ports", "workers", "associations"},
+// keys as the field names above; a worker's drops are an object keyed by
+// proto::drop_reason_name. Non-finite doubles are the strings "NaN",
+// "+Inf", "-Inf". from_json(to_json(s)) == s for every field (strings must
+// be valid UTF-8: invalid bytes are replaced with U+FFFD).
+std::string to_json(const Status& s);
+// Back from /status (ntpctl). nullopt with err set on malformed input:
+// not JSON, wrong types, out-of-range integers, or a missing required
+// field (system with its synchronized, leap and stratum; a port's name; a
+// worker's id; an association's address). Other missing fields keep their
+// defaults; unknown keys are ignored. Never throws.
+inline constexpr size_t kMaxJsonBytes = 64u << 20;
+std::optional<Status> from_json(const std::string& text, std::string& err);
+// /metrics, Prometheus text exposition format 0.0.4.
+std::string to_prometheus(const Status& s);
+
+// `ntpctl status`: the lines of the seed's `display ntp-service status`.
+std::string format_status(const Status& s);
+// `ntpctl sessions [--verbose]`: `display ntp-service sessions [verbose]`.
+std::string format_sessions(const Status& s, bool verbose);
+
+// The vendor's time stamp text, "06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A8)":
+// UTC to the millisecond (truncated), then the 64-bit NTP timestamp in hex.
+// A wire timestamp, in the era within 68 years of pivot_unix_ns; raw 0
+// ("unknown" in RFC 5905) prints "00:00:00.000 UTC Jan 1 1900(00000000.00000000)".
+std::string format_ntp_timestamp(uint64_t raw, int64_t pivot_unix_ns);
+// A Unix ns time, converted as the wire does (proto::ntp_from_unix_ns, which
+// rounds to the nearest 2^-32 s); 0 = never, the 1900 line.
+std::string format_reference_time(int64_t unix_ns);
+
+}  // namespace ntp::status

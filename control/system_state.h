@@ -1,0 +1,43 @@
+// RFC 5905 system variables and the server state published from them.
+// Pure: the control loop passes the time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "proto/channel_abi.h"
+
+namespace ntp::ctl {
+
+// RFC 5905 section 11.1 system variables, in our units.
+struct SystemVariables {
+  uint8_t leap = 3;                 // LI
+  uint8_t stratum = 16;             // 16: unsynchronized
+  uint32_t refid = 0;
+  int64_t reference_time_ns = 0;    // when the clock was last set or corrected
+  int64_t root_delay_ns = 0;
+  int64_t root_dispersion_ns = 0;
+  int64_t offset_ns = 0;            // last offset applied (status)
+  int64_t peer_dispersion_ns = 0;   // of the system peer (status)
+  bool synchronized = false;
+  std::string reference;            // human: what we follow
+};
+
+// RFC 5905 section 11.1: PHI, the frequency tolerance, 15 ppm.
+inline constexpr uint32_t kPhiPpb = 15000;
+
+// The local clock as the reference (`refclock_master N`, the vendor's
+// `ntp-service refclock-master N`): stratum N, reference ID 127.127.1.0
+// (LOCAL(0)), root delay zero and a root dispersion of the clock's own
+// reading precision; it is "updated" at every publication.
+SystemVariables local_clock_variables(int stratum, int64_t now_ns, int8_t precision_log2);
+
+// Without any selectable reference: RFC 5905 "unsynchronized": leap 3,
+// stratum 16 (sent as 0), reference ID INIT.
+SystemVariables unsynchronized_variables();
+
+// What the dataplane serves from, stamped with the publication time.
+proto::ServerStateData make_server_state(const SystemVariables& v, int8_t precision_log2, int64_t now_ns,
+                                         double holdover_s);
+
+}  // namespace ntp::ctl

@@ -1,0 +1,47 @@
+// The timescale the appliance serves: a clock model built from the
+// configured clock source. `system` follows CLOCK_REALTIME; `virtual` is a
+// free-running oscillator with a configured offset and frequency error
+// relative to the host clock (tests and the demo measure convergence
+// against the host clock as truth). Pure: callers pass the cross-timestamps.
+#pragma once
+
+#include <cstdint>
+
+#include "control/config.h"
+#include "hwclock/clock_model.h"
+#include "hwclock/tsc.h"
+
+namespace ntp::ctl {
+
+class Timescale {
+ public:
+  Timescale(const config::Clock& cfg, double nominal_hz);
+
+  // A fresh CLOCK_REALTIME cross-timestamp; next_interval_ticks is when
+  // the next update comes. Returns the model to publish.
+  proto::ClockModelData update(const hwclock::CrossTimestamp& host, uint64_t next_interval_ticks);
+
+  // After a restart of the control plane: carry on from the model the
+  // dataplane is still serving, so the served time does not jump. Call
+  // after the first update() of this process.
+  void adopt(const proto::ClockModelData& published, uint64_t raw_now);
+
+  // The served clock minus the host clock at raw (diagnostic).
+  int64_t minus_host_ns(uint64_t raw) const;
+
+  const proto::ClockModelData& published() const { return published_; }
+  const proto::ClockModelData& host() const { return host_.model(); }
+  uint64_t host_steps() const { return host_.steps(); }
+
+ private:
+  proto::ClockModelData derive() const;
+
+  config::Clock cfg_;
+  hwclock::ReferenceTracker host_;
+  bool have_epoch_ = false;
+  int64_t epoch_ns_ = 0;        // virtual: host time when the oscillator was offset_ns off
+  int64_t offset_ns_ = 0;
+  proto::ClockModelData published_{};
+};
+
+}  // namespace ntp::ctl

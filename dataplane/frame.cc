@@ -1,0 +1,255 @@
+#include "dataplane/frame.h"
+
+#include <cstring>
+
+#include "dataplane/inet.h"
+
+namespace ntp::dp {
+
+using proto::DropReason;
+
+namespace {
+
+constexpr uint8_t kBroadcastMac[6] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+
+FrameVerdict drop(DropReason r) {
+  FrameVerdict v;
+  v.action = FrameAction::kDrop;
+  v.reason = r;
+  return v;
+}
+
+uint32_t netmask(uint8_t prefix_len) { return prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - prefix_len); }
+
+bool in_subnet(const PortIdentity& port, uint32_t ip) {
+  const uint32_t m = netmask(port.prefix_len);
+  return (ip & m) == (port.ipv4 & m);
+}
+
+// Sources we never answer: a reply to them would go nowhere or everywhere
+// (a spoofed broadcast source turns us into an amplifier).
+bool bad_source(const PortIdentity& port, uint32_t src) {
+  const uint32_t m = netmask(port.prefix_len);
+  return src == 0 || src == 0xFFFFFFFF || (src >> 28) == 0xE || (src >> 24) == 127 || src == port.ipv4 ||
+         (port.prefix_len < 31 && (src & ~m) == ~m && (src & m) == (port.ipv4 & m));
+}
+
+// Ethernet: reply to the sender from our MAC.
+void eth_reply(uint8_t* eth, const PortIdentity& port) {
+  std::memcpy(eth, eth + 6, 6);
+  std::memcpy(eth + 6, port.mac, 6);
+}
+
+void ipv4_finish(uint8_t* ip) {
+  wr16(ip + 10, 0);
+  wr16(ip + 10, csum_finish(csum_add(0, ip, kIpv4MinHeaderLen)));
+}
+
+FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, NeighbourTable& neighbours,
+                        int64_t now_ns) {
+  if (len < kEthHeaderLen + kArpLen) return drop(DropReason::kBadArp);
+  uint8_t* a = eth + kEthHeaderLen;
+  // RFC 826 for Ethernet/IPv4: htype 1, ptype 0x0800, hlen 6, plen 4.
+  if (rd16(a) != 1 || rd16(a + 2) != kEtherTypeIpv4 || a[4] != 6 || a[5] != 4) return drop(DropReason::kBadArp);
+  const uint16_t op = rd16(a + 6);
+  if (op != 1 && op != 2) return drop(DropReason::kBadArp);
+  const uint8_t* sender_mac = a + 8;
+  const uint32_t sender_ip = rd32(a + 14);
+  const uint32_t target_ip = rd32(a + 24);
+  const bool learnable =
+      sender_ip != 0 && in_subnet(port, sender_ip) && !bad_source(port, sender_ip) && (sender_mac[0] & 1) == 0;
+  if (target_ip != port.ipv4) {
+    // RFC 826 merge: an ARP packet not for us (a gratuitous announcement,
+    // another host's request) still updates a neighbour we already know,
+    // so a moved address is followed; it never adds one.
+    FrameVerdict v = drop(DropReason::kNotForUs);
+    v.learned_neighbour = learnable && neighbours.refresh(sender_ip, sender_mac, now_ns);
+    return v;
+  }
+
+  FrameVerdict v;
+  if (learnable) {
+    neighbours.learn(sender_ip, sender_mac, now_ns);
+    v.learned_neighbour = true;
+  }
+  if (op == 2) {
+    v.action = FrameAction::kConsumed;
+    return v;
+  }
+  // Reply in place: the requester becomes the target.
+  uint8_t requester_mac[6];
+  std::memcpy(requester_mac, sender_mac, 6);
+  eth_reply(eth, port);
+  wr16(a + 6, 2);
+  std::memcpy(a + 18, requester_mac, 6);
+  wr32(a + 24, sender_ip);
+  std::memcpy(a + 8, port.mac, 6);
+  wr32(a + 14, port.ipv4);
+  v.action = FrameAction::kTransmit;
+  v.kind = ReplyKind::kArp;
+  v.len = static_cast<uint16_t>(kEthHeaderLen + kArpLen);
+  return v;
+}
+
+FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortIdentity& port) {
+  uint8_t* icmp = ip + kIpv4MinHeaderLen;
+  const size_t icmp_len = ip_total - kIpv4MinHeaderLen;
+  if (icmp_len < kIcmpHeaderLen || csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) return drop(DropReason::kBadIcmp);
+  if (icmp[0] != 8 || icmp[1] != 0) return drop(DropReason::kIcmpNotEcho);  // only echo request
+  const uint32_t src = rd32(ip + 12);
+  if (bad_source(port, src)) return drop(DropReason::kBadSourceAddress);
+
+  // Echo reply (RFC 792): type 0, same identifier, sequence and data. The
+  // checksum is recomputed rather than updated incrementally: RFC 1624's
+  // update gives 0x0000 where the reply's words sum to zero (identifier,
+  // sequence and data all zero), and only 0xFFFF is right there.
+  icmp[0] = 0;
+  wr16(icmp + 2, 0);
+  wr16(icmp + 2, csum_finish(csum_add(0, icmp, icmp_len)));
+  wr32(ip + 16, src);
+  wr32(ip + 12, port.ipv4);
+  ip[8] = kDefaultTtl;
+  ipv4_finish(ip);
+  eth_reply(eth, port);
+  FrameVerdict v;
+  v.action = FrameAction::kTransmit;
+  v.kind = ReplyKind::kIcmpEcho;
+  v.len = static_cast<uint16_t>(kEthHeaderLen + ip_total);
+  return v;
+}
+
+FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortIdentity& port,
+                        const ReplyParams& params, proto::NtpTimestamp rx) {
+  uint8_t* udp = ip + kIpv4MinHeaderLen;
+  const size_t l4_len = ip_total - kIpv4MinHeaderLen;
+  if (l4_len < kUdpHeaderLen) return drop(DropReason::kBadUdpLength);
+  const uint16_t udp_len = rd16(udp + 4);
+  if (udp_len < kUdpHeaderLen || udp_len > l4_len) return drop(DropReason::kBadUdpLength);
+  const uint32_t src = rd32(ip + 12);
+  const uint32_t dst = rd32(ip + 16);
+  if (rd16(udp + 6) != 0) {  // 0: the sender did not compute one (RFC 768)
+    const uint64_t sum = csum_add(pseudo_header_sum(src, dst, kIpProtoUdp, udp_len), udp, udp_len);
+    if (csum_fold(sum) != 0xFFFF) return drop(DropReason::kBadUdpChecksum);
+  }
+  if (rd16(udp + 2) != proto::kNtpPort) return drop(DropReason::kUdpPortClosed);
+  if (bad_source(port, src)) return drop(DropReason::kBadSourceAddress);
+
+  uint8_t* ntp = udp + kUdpHeaderLen;
+  const size_t ntp_len = udp_len - kUdpHeaderLen;
+  const uint16_t ntp_offset = static_cast<uint16_t>(ntp - eth);
+  const NtpDecision d = respond(ntp, ntp_len, rx, params, port.ntp_server);
+  FrameVerdict v;
+  switch (d.action) {
+    case NtpAction::kDrop: return drop(d.reason);
+    case NtpAction::kToControl:
+      v.action = FrameAction::kToControl;
+      v.ntp_offset = ntp_offset;
+      v.ntp_len = static_cast<uint16_t>(ntp_len);
+      v.src_ip = src;
+      v.dst_ip = dst;
+      v.src_port = rd16(udp);
+      v.dst_port = rd16(udp + 2);
+      return v;
+    case NtpAction::kReply: break;
+  }
+
+  // UDP: from port 123 to the client's port; checksum over the reply with
+  // the transmit timestamp still zero (stamp_transmit adds it).
+  const uint16_t client_port = rd16(udp);
+  const uint16_t reply_udp_len = static_cast<uint16_t>(kUdpHeaderLen + d.reply_len);
+  wr16(udp, proto::kNtpPort);
+  wr16(udp + 2, client_port);
+  wr16(udp + 4, reply_udp_len);
+  wr16(udp + 6, 0);
+  uint16_t ck = csum_finish(csum_add(pseudo_header_sum(dst, src, kIpProtoUdp, reply_udp_len), udp, reply_udp_len));
+  wr16(udp + 6, ck == 0 ? 0xFFFF : ck);
+
+  // IPv4: a fresh 20-byte header (the request had no options), DF set and
+  // ID zero as RFC 6864 allows for atomic datagrams.
+  wr16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + reply_udp_len));
+  wr16(ip + 4, 0);
+  wr16(ip + 6, 0x4000);
+  ip[8] = kDefaultTtl;
+  wr32(ip + 12, dst);
+  wr32(ip + 16, src);
+  ipv4_finish(ip);
+  eth_reply(eth, port);
+
+  v.action = FrameAction::kTransmit;
+  v.kind = ReplyKind::kNtp;
+  v.unsynchronized = !params.synchronized;
+  v.ntp_offset = ntp_offset;
+  v.len = static_cast<uint16_t>(kEthHeaderLen + kIpv4MinHeaderLen + reply_udp_len);
+  return v;
+}
+
+FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, const ReplyParams& params,
+                         proto::NtpTimestamp rx) {
+  uint8_t* ip = eth + kEthHeaderLen;
+  const size_t avail = len - kEthHeaderLen;
+  if (avail < kIpv4MinHeaderLen || (ip[0] >> 4) != 4) return drop(DropReason::kBadIpHeader);
+  const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
+  const size_t total = rd16(ip + 2);  // frames may carry Ethernet padding beyond it
+  if (ihl < kIpv4MinHeaderLen || total < ihl || total > avail) return drop(DropReason::kBadIpHeader);
+  if (rd32(ip + 16) != port.ipv4) return drop(DropReason::kNotForUs);
+  if (csum_fold(csum_add(0, ip, ihl)) != 0xFFFF) return drop(DropReason::kBadIpChecksum);
+  if ((rd16(ip + 6) & 0x3FFF) != 0) return drop(DropReason::kIpFragment);  // MF or an offset
+  if (ihl != kIpv4MinHeaderLen) return drop(DropReason::kIpOptions);
+  switch (ip[9]) {
+    case kIpProtoUdp: return handle_udp(eth, ip, total, port, params, rx);
+    case kIpProtoIcmp: return handle_icmp(eth, ip, total, port);
+    default: return drop(DropReason::kUnsupportedIpProto);
+  }
+}
+
+}  // namespace
+
+FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, const ReplyParams& params,
+                          proto::NtpTimestamp rx, NeighbourTable& neighbours, int64_t now_ns) {
+  if (len < kEthHeaderLen) return drop(DropReason::kRuntFrame);
+  if (len > kMaxFrameLen) return drop(DropReason::kOversized);
+  if (std::memcmp(buf, port.mac, 6) != 0 && std::memcmp(buf, kBroadcastMac, 6) != 0)
+    return drop(DropReason::kNotForUs);
+  switch (rd16(buf + 12)) {
+    case kEtherTypeIpv4: return handle_ipv4(buf, len, port, params, rx);
+    case kEtherTypeArp: return handle_arp(buf, len, port, neighbours, now_ns);
+    default: return drop(DropReason::kUnsupportedEthertype);
+  }
+}
+
+void stamp_transmit(uint8_t* frame, uint16_t ntp_offset, proto::NtpTimestamp tx) {
+  uint8_t* ntp = frame + ntp_offset;
+  proto::store_ts(ntp + proto::offs::kTransmit, tx);
+  uint8_t* udp_check = ntp - kUdpHeaderLen + 6;
+  const uint16_t ck = csum_add_words(rd16(udp_check), tx.seconds, tx.fraction);
+  wr16(udp_check, ck == 0 ? 0xFFFF : ck);
+}
+
+size_t build_udp_frame(uint8_t* buf, const uint8_t* src_mac, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip,
+                       uint16_t src_port, uint16_t dst_port, size_t payload_len) {
+  uint8_t* ip = buf + kEthHeaderLen;
+  uint8_t* udp = ip + kIpv4MinHeaderLen;
+  const uint16_t udp_len = static_cast<uint16_t>(kUdpHeaderLen + payload_len);
+  std::memcpy(buf, dst_mac, 6);
+  std::memcpy(buf + 6, src_mac, 6);
+  wr16(buf + 12, kEtherTypeIpv4);
+  ip[0] = 0x45;
+  ip[1] = 0xB8;  // DSCP EF: time packets want the least queueing
+  wr16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + udp_len));
+  wr16(ip + 4, 0);
+  wr16(ip + 6, 0x4000);
+  ip[8] = kDefaultTtl;
+  ip[9] = kIpProtoUdp;
+  wr32(ip + 12, src_ip);
+  wr32(ip + 16, dst_ip);
+  ipv4_finish(ip);
+  wr16(udp, src_port);
+  wr16(udp + 2, dst_port);
+  wr16(udp + 4, udp_len);
+  wr16(udp + 6, 0);
+  const uint16_t ck = csum_finish(csum_add(pseudo_header_sum(src_ip, dst_ip, kIpProtoUdp, udp_len), udp, udp_len));
+  wr16(udp + 6, ck == 0 ? 0xFFFF : ck);
+  return kEthHeaderLen + kIpv4MinHeaderLen + udp_len;
+}
+
+}  // namespace ntp::dp

@@ -1,0 +1,277 @@
+// ntp-dataplane: owns the NICs through DPDK, answers NTP clients, ARP and
+// ICMP echo in place, and talks to ntp-control through shared memory.
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <spdlog/spdlog.h>
+
+#include "control/config.h"
+#include "dataplane/port.h"
+#include "dataplane/segment.h"
+#include "dataplane/worker.h"
+#include "hwclock/clock_model.h"
+#include "hwclock/tsc.h"
+#include "proto/ntp_packet.h"
+
+namespace {
+
+using namespace ntp;
+
+void on_signal(int) { dp::g_stop.store(true); }
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: ntp-dataplane --config FILE [--check]\n"
+               "  --config FILE  the instance's TOML configuration\n"
+               "  --check        validate the configuration and exit\n");
+}
+
+std::vector<std::string> eal_arguments(const config::Config& cfg) {
+  std::vector<std::string> a{"ntp-dataplane"};
+  std::string lcores = std::to_string(cfg.dataplane.main_lcore);
+  for (int l : cfg.dataplane.worker_lcores) lcores.append(",").append(std::to_string(l));
+  a.insert(a.end(), {"-l", lcores, "--main-lcore", std::to_string(cfg.dataplane.main_lcore)});
+  bool has_prefix = false;
+  for (const auto& e : cfg.dataplane.eal_args) has_prefix |= e.rfind("--file-prefix", 0) == 0 || e == "--in-memory";
+  // Several instances on one host each need their own EAL runtime files.
+  if (!has_prefix) a.insert(a.end(), {"--file-prefix", std::string("ntp-").append(cfg.sysname)});
+  for (const auto& i : cfg.interfaces) {
+    if (dp::is_pci_address(i.device))
+      a.insert(a.end(), {"-a", i.device});
+    else
+      a.insert(a.end(), {"--vdev", i.device});
+  }
+  a.insert(a.end(), cfg.dataplane.eal_args.begin(), cfg.dataplane.eal_args.end());
+  return a;
+}
+
+// Before the control plane publishes, answers still need sane timestamps:
+// a provisional model from a short TSC calibration against CLOCK_REALTIME,
+// and a state that says "unsynchronized".
+void publish_provisional(proto::SegmentHeader& seg, double tsc_hz) {
+  const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 16);
+  proto::ClockModelData m = hwclock::make_model(x.raw, x.clock_ns, 1e9 / tsc_hz, static_cast<uint64_t>(tsc_hz));
+  m.flags |= proto::kModelProvisional;
+  seg.clock_model.store(m);
+  proto::ServerStateData s;
+  s.leap = 3;
+  s.stratum = proto::kStratumUnsynchronized;
+  s.refid = proto::kKissInit;
+  s.precision_log2 = hwclock::measure_precision_log2(m, tsc_hz);
+  s.published_ns = 0;  // never: the responder answers unsynchronized
+  seg.server_state.store(s);
+}
+
+void fill_port_info(proto::PortInfo& pi, const dp::Port& p) {
+  std::snprintf(pi.name, sizeof pi.name, "%s", p.name.c_str());
+  std::snprintf(pi.device, sizeof pi.device, "%s", p.device.c_str());
+  std::snprintf(pi.driver, sizeof pi.driver, "%s", p.driver.c_str());
+  std::memcpy(pi.mac, p.identity.mac, 6);
+  pi.ipv4 = p.identity.ipv4;
+  pi.prefix_len = p.identity.prefix_len;
+  pi.ntp_server = p.identity.ntp_server;
+  pi.timestamping = proto::kTimestampSoftware;
+  pi.link_up = p.link_up;
+  pi.link_speed_mbps = p.link_speed_mbps;
+  pi.dpdk_port_id = p.port_id;
+}
+
+int run(const config::Config& cfg) {
+  if (!hwclock::tsc_is_invariant())
+    spdlog::warn("CPUID does not report an invariant TSC: timestamps may drift with power states");
+
+  std::vector<std::string> args = eal_arguments(cfg);
+  std::string joined;
+  for (const auto& s : args) joined += (joined.empty() ? "" : " ") + s;
+  spdlog::info("EAL arguments: {}", joined);
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
+    spdlog::error("rte_eal_init failed: {}", rte_strerror(rte_errno));
+    return 1;
+  }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+
+  const unsigned n_workers = static_cast<unsigned>(cfg.dataplane.worker_lcores.size());
+  int rc = 1;
+  std::vector<dp::Port> ports;
+  std::vector<rte_mempool*> pools;
+  std::vector<dp::WorkerContext*> workers;
+  dp::Segment segment;
+  std::string err;
+
+  const double tsc_hz = hwclock::calibrate_tsc_hz(100);
+  spdlog::info("TSC calibrated at {:.6f} MHz", tsc_hz / 1e6);
+
+  for (unsigned w = 0; w < n_workers; w++) {
+    const unsigned lcore = static_cast<unsigned>(cfg.dataplane.worker_lcores[w]);
+    const std::string name = "mbuf_w" + std::to_string(w);
+    rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), static_cast<unsigned>(cfg.dataplane.mbufs), 256, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_lcore_to_socket_id(lcore)));
+    if (!mp) {
+      spdlog::error("cannot create mbuf pool for worker {} ({} mbufs): {} (with --no-huge, raise -m)", w,
+                    cfg.dataplane.mbufs, rte_strerror(rte_errno));
+      goto out;
+    }
+    pools.push_back(mp);
+  }
+
+  for (const auto& iface : cfg.interfaces) {
+    dp::Port p;
+    if (!dp::init_port(iface, cfg.dataplane, n_workers, pools, p, err)) {
+      spdlog::error("{}: interface {} ({}): {}", cfg.path, iface.name, iface.device, err);
+      goto out;
+    }
+    spdlog::info("port {} {} ({}, driver {}): {}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
+                 "ntp server {}, timestamps: software ({})",
+                 p.port_id, p.name, p.device, p.driver, config::ipv4_to_string(p.identity.ipv4),
+                 p.identity.prefix_len, p.identity.mac[0], p.identity.mac[1], p.identity.mac[2], p.identity.mac[3],
+                 p.identity.mac[4], p.identity.mac[5], p.link_up ? "up" : "down",
+                 p.identity.ntp_server ? "on" : "off",
+                 p.rx_timestamp_capable ? "the port offers RX timestamps; hardware mode comes later"
+                                        : "no RX timestamp offload");
+    ports.push_back(p);
+  }
+
+  if (!segment.create(cfg.shm_name, n_workers, static_cast<unsigned>(cfg.dataplane.ring_size), err)) {
+    spdlog::error("{}", err);
+    goto out;
+  }
+  {
+    proto::SegmentHeader& seg = *segment.header();
+    std::snprintf(seg.sysname, sizeof seg.sysname, "%s", cfg.sysname.c_str());
+    seg.n_ports = static_cast<uint32_t>(ports.size());
+    for (size_t i = 0; i < ports.size(); i++) fill_port_info(seg.ports[i], ports[i]);
+    publish_provisional(seg, tsc_hz);
+    const uint64_t now = hwclock::read_tsc();
+    seg.dataplane_start_raw.store(now);
+    seg.dataplane_heartbeat_raw.store(now);
+    spdlog::info("shared memory {} ready: {} workers, rings of {}", cfg.shm_name, n_workers, cfg.dataplane.ring_size);
+
+    for (unsigned w = 0; w < n_workers; w++) {
+      auto* ctx = new dp::WorkerContext();
+      ctx->worker_id = w;
+      ctx->burst_size = static_cast<unsigned>(cfg.dataplane.burst_size);
+      ctx->idle_sleep_us = static_cast<unsigned>(cfg.dataplane.idle_sleep_us);
+      ctx->segment = &seg;
+      ctx->counters = &seg.workers[w];
+      ctx->to_control = segment.rx_ring(w);
+      ctx->n_ports = static_cast<unsigned>(ports.size());
+      for (size_t i = 0; i < ports.size(); i++) {
+        ctx->ports[i].port_id = ports[i].port_id;
+        ctx->ports[i].queue_id = static_cast<uint16_t>(w);
+        ctx->ports[i].index = static_cast<uint16_t>(i);
+        ctx->ports[i].identity = ports[i].identity;
+      }
+      workers.push_back(ctx);
+      const unsigned lcore = static_cast<unsigned>(cfg.dataplane.worker_lcores[w]);
+      rc = rte_eal_remote_launch(dp::worker_main, ctx, lcore);
+      if (rc != 0) {
+        spdlog::error("cannot launch worker {} on lcore {}: {}", w, lcore, rte_strerror(-rc));
+        dp::g_stop.store(true);
+        rc = 1;
+        goto stop;
+      }
+      spdlog::info("worker {} running on lcore {}", w, lcore);
+    }
+
+    // Housekeeping on the main lcore: heartbeat, link state, and noticing
+    // the control plane come and go. Never on the packet path.
+    bool control_seen = false;
+    const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
+    uint64_t last_link_check = 0;
+    while (!dp::g_stop.load()) {
+      const uint64_t now_raw = hwclock::read_tsc();
+      seg.dataplane_heartbeat_raw.store(now_raw, std::memory_order_release);
+      const uint64_t cp = seg.control_heartbeat_raw.load(std::memory_order_acquire);
+      const bool alive = cp != 0 && now_raw - cp < lost_after;
+      if (alive != control_seen) {
+        if (alive)
+          spdlog::info("control plane attached (pid {})", seg.control_pid.load());
+        else
+          spdlog::warn("control plane heartbeat lost: serving the last published state, root dispersion "
+                       "growing; unsynchronized after the holdover ({} s)",
+                       cfg.ntp.holdover_s);
+        control_seen = alive;
+      }
+      if (now_raw - last_link_check > static_cast<uint64_t>(tsc_hz)) {
+        last_link_check = now_raw;
+        for (size_t i = 0; i < ports.size(); i++) {
+          const bool was_up = ports[i].link_up;
+          dp::refresh_link(ports[i]);
+          seg.ports[i].link_up = ports[i].link_up;
+          if (was_up != ports[i].link_up)
+            spdlog::warn("port {} {}: link {}", ports[i].port_id, ports[i].name, ports[i].link_up ? "up" : "down");
+        }
+      }
+      timespec ts{0, 10 * 1000 * 1000};
+      nanosleep(&ts, nullptr);
+    }
+    spdlog::info("stopping");
+    rc = 0;
+  }
+stop:
+  rte_eal_mp_wait_lcore();
+out:
+  for (auto& p : ports) dp::stop_port(p);
+  segment.destroy();
+  for (auto* w : workers) delete w;
+  for (auto* mp : pools) rte_mempool_free(mp);
+  rte_eal_cleanup();
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else if (a == "--check") {
+      check_only = true;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "ntp-dataplane: unknown argument '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    usage(stderr);
+    return 2;
+  }
+  const config::LoadResult r = config::load(config_path);
+  if (!r.ok()) {
+    for (const auto& e : r.errors) std::fprintf(stderr, "ntp-dataplane: %s\n", e.to_string().c_str());
+    std::fprintf(stderr, "ntp-dataplane: %zu error(s) in %s; nothing started\n", r.errors.size(), config_path.c_str());
+    return 2;
+  }
+  if (check_only) {
+    std::printf("%s: ok\n", config_path.c_str());
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(r.config->log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-dataplane[%P] %v");
+  return run(*r.config);
+}

@@ -1,0 +1,109 @@
+#include "dataplane/responder.h"
+
+#include <cstring>
+
+namespace ntp::dp {
+
+using proto::DropReason;
+using proto::Mode;
+namespace offs = proto::offs;
+
+ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64_t now_ns) {
+  ReplyParams p;
+  p.precision_log2 = s.precision_log2;
+  if (!have_state) return p;  // leap 3, stratum 0, refid INIT
+
+  const int64_t age_ns = now_ns > s.published_ns ? now_ns - s.published_ns : 0;
+  p.refid = s.refid;
+  p.reference = proto::ntp_from_unix_ns(s.reference_time_ns);
+  p.root_delay = proto::short_from_ns(s.root_delay_ns);
+  // RFC 5905 section 10: dispersion "increases at a rate of PHI" between
+  // updates; a server that has not heard from its control plane grows its
+  // root dispersion the same way, so clients see the uncertainty rise.
+  const int64_t growth_ns = static_cast<int64_t>(static_cast<__int128>(age_ns) * s.dispersion_rate_ppb / 1000000000);
+  p.root_dispersion = proto::short_from_ns(s.root_dispersion_ns + growth_ns);
+
+  const bool in_holdover = age_ns <= s.holdover_ns;
+  if (s.synchronized && in_holdover && s.stratum >= 1 && s.stratum <= proto::kStratumMax && s.leap != 3) {
+    p.leap = static_cast<proto::Leap>(s.leap);
+    p.stratum = s.stratum;
+    p.synchronized = true;
+  } else {
+    p.leap = proto::Leap::kUnsynchronized;
+    p.stratum = proto::kStratumUnspecified;
+  }
+  return p;
+}
+
+NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving) {
+  NtpDecision d;
+  // ntpq (mode 6) and ntpdc (mode 7) packets are shorter than an NTP
+  // header; name them for what they are before the length check.
+  if (len >= 1 && (buf[0] & 7) >= static_cast<uint8_t>(Mode::kControl)) {
+    d.reason = DropReason::kNtpControlMode;
+    return d;
+  }
+  const proto::ParseResult r = proto::parse({buf, len});
+  switch (r.status) {
+    case proto::ParseStatus::kOk: break;
+    case proto::ParseStatus::kTooShort: d.reason = DropReason::kNtpTooShort; return d;
+    case proto::ParseStatus::kBadVersion: d.reason = DropReason::kNtpBadVersion; return d;
+    case proto::ParseStatus::kBadExtension:
+    case proto::ParseStatus::kBadTrailer: d.reason = DropReason::kNtpBadLength; return d;
+  }
+  const proto::NtpHeader& req = r.packet.header;
+  Mode mode = req.mode;
+  // NTPv1 (RFC 1059) has no mode field: its requests carry mode 0.
+  if (mode == Mode::kReserved && req.version == 1) mode = Mode::kClient;
+
+  switch (mode) {
+    case Mode::kClient: break;
+    case Mode::kSymmetricActive:
+    case Mode::kSymmetricPassive:
+    case Mode::kServer:
+      d.action = NtpAction::kToControl;
+      return d;
+    case Mode::kControl:
+    case Mode::kPrivate:
+      d.reason = DropReason::kNtpControlMode;
+      return d;
+    default:
+      d.reason = DropReason::kNtpBadMode;
+      return d;
+  }
+  if (!serving) {
+    d.reason = DropReason::kNtpServerDisabled;
+    return d;
+  }
+
+  // RFC 5905 section 9.2 / appendix A.5.1.1 fast_xmit(): the reply is mode
+  // 4, same version as the request; the origin timestamp is the request's
+  // transmit timestamp ("Time at the client when the request departed"),
+  // the receive timestamp our arrival time, and the poll the client's.
+  uint8_t* h = buf;
+  h[offs::kLiVnMode] =
+      static_cast<uint8_t>((static_cast<uint8_t>(p.leap) << 6) | (req.version << 3) | static_cast<uint8_t>(Mode::kServer));
+  h[offs::kStratum] = p.stratum;
+  // kPoll: left as the client sent it.
+  h[offs::kPrecision] = static_cast<uint8_t>(p.precision_log2);
+  proto::store_be32(h + offs::kRootDelay, p.root_delay);
+  proto::store_be32(h + offs::kRootDispersion, p.root_dispersion);
+  proto::store_be32(h + offs::kRefid, p.refid);
+  proto::store_ts(h + offs::kReference, p.reference);
+  std::memcpy(h + offs::kOrigin, h + offs::kTransmit, 8);
+  proto::store_ts(h + offs::kReceive, rx);
+  std::memset(h + offs::kTransmit, 0, 8);  // stamped just before TX
+
+  d.action = NtpAction::kReply;
+  d.reply_len = static_cast<uint16_t>(proto::kHeaderLen);
+  if (r.packet.mac_len > 4) {
+    // An authenticated request with a key we do not have: answer with a
+    // crypto-NAK (RFC 5905: a MAC field of key ID zero and no digest)
+    // so the client knows authentication failed rather than being lied to.
+    std::memset(h + proto::kHeaderLen, 0, 4);
+    d.reply_len = static_cast<uint16_t>(proto::kHeaderLen + 4);
+  }
+  return d;
+}
+
+}  // namespace ntp::dp

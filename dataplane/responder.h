@@ -1,0 +1,53 @@
+// The NTP server responder: a pure function from a request (bytes and
+// receive time) and the published server state to a reply in place, or a
+// drop with its reason. It reads no clock and touches no NIC: the worker
+// loop takes the timestamps and carries out the decision.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "proto/channel_abi.h"
+#include "proto/ntp_packet.h"
+
+namespace ntp::dp {
+
+// The fields every answer of one burst carries, derived once per burst from
+// the published server state and the burst's receive time.
+struct ReplyParams {
+  proto::Leap leap = proto::Leap::kUnsynchronized;
+  uint8_t stratum = 0;          // wire value: 16 (unsynchronized) is sent as 0
+  int8_t precision_log2 = -20;  // log2 s
+  uint32_t root_delay = 0;      // short format
+  uint32_t root_dispersion = 0; // short format
+  uint32_t refid = proto::kKissInit;
+  proto::NtpTimestamp reference;
+  bool synchronized = false;
+};
+
+// have_state: the control plane has published at least once. now_ns: model
+// time of the burst. An unpublished state, an unsynchronized one, or one
+// older than its holdover gives leap 3 / stratum 0 (RFC 5905: leap 3 "clock
+// unsynchronized"; stratum 16 goes on the wire as 0, "unspecified").
+ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64_t now_ns);
+
+enum class NtpAction : uint8_t { kReply, kToControl, kDrop };
+
+struct NtpDecision {
+  NtpAction action = NtpAction::kDrop;
+  proto::DropReason reason = proto::DropReason::kNtpBadMode;  // when kDrop
+  uint16_t reply_len = 0;  // when kReply: bytes of NTP payload to send
+};
+
+// The size of buffer the responder may write: the reply never grows beyond
+// the header plus a 4-byte crypto-NAK.
+inline constexpr size_t kMaxReplyLen = proto::kHeaderLen + 4;
+
+// Handles the NTP payload `buf` of `len` bytes in place (the buffer holds at
+// least max(len, kMaxReplyLen) bytes). A client request (mode 3; or mode 0
+// from an NTPv1 client) becomes a server reply with the transmit timestamp
+// left zero, to be stamped just before the TX burst (stamp_transmit). Modes
+// 1, 2 and 4 are the control plane's. serving: the interface answers clients.
+NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving);
+
+}  // namespace ntp::dp

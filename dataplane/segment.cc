@@ -1,0 +1,155 @@
+#include "dataplane/segment.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <random>
+
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "hwclock/tsc.h"
+
+namespace ntp::dp {
+
+namespace {
+
+size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+bool process_is_dataplane(pid_t pid) {
+  if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return false;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name.rfind("ntp-dataplane", 0) == 0;
+}
+
+// A segment of this name that is still owned by a running dataplane.
+pid_t live_owner(const std::string& name) {
+  int fd = shm_open(name.c_str(), O_RDONLY, 0);
+  if (fd < 0) return 0;
+  pid_t owner = 0;
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(proto::SegmentHeader)) {
+    void* p = mmap(nullptr, sizeof(proto::SegmentHeader), PROT_READ, MAP_SHARED, fd, 0);
+    if (p != MAP_FAILED) {
+      const auto* h = static_cast<const proto::SegmentHeader*>(p);
+      if (h->magic == proto::kChannelMagic && process_is_dataplane(h->dataplane_pid) && h->dataplane_pid != getpid())
+        owner = h->dataplane_pid;
+      munmap(p, sizeof(proto::SegmentHeader));
+    }
+  }
+  close(fd);
+  return owner;
+}
+
+}  // namespace
+
+Segment::~Segment() {
+  if (hdr_) munmap(hdr_, size_);
+}
+
+bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_size, std::string& err) {
+  if (pid_t owner = live_owner(name)) {
+    err = "shared memory " + name + " belongs to a running ntp-dataplane (pid " + std::to_string(owner) +
+          "); is this instance already running?";
+    return false;
+  }
+  shm_unlink(name.c_str());  // stale, from a dataplane that died
+
+  // Layout: header, then the rings, each cache-line aligned.
+  const ssize_t rx_bytes = rte_ring_get_memsize_elem(sizeof(proto::RxPacket), ring_size);
+  const ssize_t tx_bytes = rte_ring_get_memsize_elem(sizeof(proto::TxPacket), ring_size);
+  const ssize_t rep_bytes = rte_ring_get_memsize_elem(sizeof(proto::TxReport), ring_size);
+  if (rx_bytes < 0 || tx_bytes < 0 || rep_bytes < 0) {
+    err = "ring size " + std::to_string(ring_size) + " is not usable by rte_ring";
+    return false;
+  }
+  size_t off = align_up(sizeof(proto::SegmentHeader), proto::kCacheLine);
+  uint64_t rx_off[proto::kMaxWorkers] = {};
+  for (unsigned w = 0; w < n_workers; w++) {
+    rx_off[w] = off;
+    off = align_up(off + static_cast<size_t>(rx_bytes), proto::kCacheLine);
+  }
+  const uint64_t tx_off = off;
+  off = align_up(off + static_cast<size_t>(tx_bytes), proto::kCacheLine);
+  const uint64_t rep_off = off;
+  off = align_up(off + static_cast<size_t>(rep_bytes), 4096);
+  const size_t total = off;
+
+  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    err = "cannot create shared memory " + name + ": " + std::strerror(errno);
+    return false;
+  }
+  if (ftruncate(fd, static_cast<off_t>(total)) != 0) {
+    err = "cannot size shared memory " + name + ": " + std::strerror(errno);
+    close(fd);
+    shm_unlink(name.c_str());
+    return false;
+  }
+  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    err = "cannot map shared memory " + name + ": " + std::strerror(errno);
+    shm_unlink(name.c_str());
+    return false;
+  }
+  name_ = name;
+  size_ = total;
+  hdr_ = new (p) proto::SegmentHeader();  // zeroed memory; value-initialises atomics
+
+  hdr_->abi_version = proto::kChannelAbiVersion;
+  hdr_->header_size = sizeof(proto::SegmentHeader);
+  hdr_->total_size = total;
+  std::random_device rd;
+  hdr_->instance_id = (uint64_t{rd()} << 32) ^ rd() ^ hwclock::read_tsc();
+  hdr_->dataplane_pid = getpid();
+  hdr_->n_workers = n_workers;
+  hdr_->ring_size = ring_size;
+  for (unsigned w = 0; w < n_workers; w++) hdr_->rx_ring_offset[w] = rx_off[w];
+  hdr_->tx_ring_offset = tx_off;
+  hdr_->tx_report_ring_offset = rep_off;
+
+  // Single producer and single consumer each: a worker feeds its rx ring,
+  // the control plane the tx ring, worker 0 the report ring.
+  const unsigned flags = RING_F_SP_ENQ | RING_F_SC_DEQ;
+  auto init = [&](uint64_t o, const char* what, unsigned w) {
+    char rname[RTE_RING_NAMESIZE];
+    std::snprintf(rname, sizeof rname, "%s%u", what, w);
+    return rte_ring_init(ring_at(o), rname, ring_size, flags) == 0;
+  };
+  bool ok = true;
+  for (unsigned w = 0; w < n_workers; w++) ok = ok && init(rx_off[w], "rx", w);
+  ok = ok && init(tx_off, "tx", 0) && init(rep_off, "txrep", 0);
+  if (!ok) {
+    err = "rte_ring_init failed in shared memory " + name;
+    destroy();
+    return false;
+  }
+  // Readers check the magic last: publish it after everything else.
+  std::atomic_thread_fence(std::memory_order_release);
+  hdr_->magic = proto::kChannelMagic;
+  return true;
+}
+
+rte_ring* Segment::ring_at(uint64_t offset) const {
+  return reinterpret_cast<rte_ring*>(reinterpret_cast<uint8_t*>(hdr_) + offset);
+}
+rte_ring* Segment::rx_ring(unsigned worker) const { return ring_at(hdr_->rx_ring_offset[worker]); }
+rte_ring* Segment::tx_ring() const { return ring_at(hdr_->tx_ring_offset); }
+rte_ring* Segment::tx_report_ring() const { return ring_at(hdr_->tx_report_ring_offset); }
+
+void Segment::destroy() {
+  if (!name_.empty()) shm_unlink(name_.c_str());
+  name_.clear();
+}
+
+}  // namespace ntp::dp

@@ -1,0 +1,41 @@
+// The dataplane's side of the shared-memory channel: it creates the
+// segment, lays out the header and rings, and unlinks it on exit.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "proto/channel_abi.h"
+
+struct rte_ring;
+
+namespace ntp::dp {
+
+class Segment {
+ public:
+  Segment() = default;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
+  // Creates /dev/shm/<name> for n_workers workers with rings of ring_size
+  // elements. Refuses (returning false, err set) while another live
+  // ntp-dataplane owns a segment of that name; a stale one is replaced.
+  bool create(const std::string& name, unsigned n_workers, unsigned ring_size, std::string& err);
+
+  proto::SegmentHeader* header() { return hdr_; }
+  rte_ring* rx_ring(unsigned worker) const;
+  rte_ring* tx_ring() const;
+  rte_ring* tx_report_ring() const;
+
+  // Unlinks the name (the control plane notices and waits for a new one).
+  void destroy();
+
+ private:
+  rte_ring* ring_at(uint64_t offset) const;
+  std::string name_;
+  proto::SegmentHeader* hdr_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace ntp::dp

@@ -1,0 +1,1263 @@
+// Whole-frame handling (dataplane/frame.h): NTP requests answered in place
+// with every Ethernet/IPv4/UDP byte checked, ARP and ICMP echo, one frame per
+// drop reason, lengths and padding, a seeded mutation fuzzer with
+// checksum/length checks of everything sent, and the neighbour table.
+// Frames and all expected checksums come from tests/unit/frame_builder.h,
+// which has its own RFC 1071 implementation (never dataplane/inet.h).
+#include "dataplane/frame.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dataplane/neighbour.h"
+#include "dataplane/responder.h"
+#include "proto/channel_abi.h"
+#include "tests/unit/frame_builder.h"
+#include "tests/unit/golden/requests.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FRAME_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FRAME_TEST_ASAN 1
+#endif
+#endif
+#ifndef FRAME_TEST_ASAN
+#define FRAME_TEST_ASAN 0
+#endif
+
+namespace ntp::dp {
+namespace {
+
+using namespace ntp::testfb;
+using proto::DropReason;
+using proto::NtpTimestamp;
+
+uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    const char* e = std::getenv("TEST_SEED");
+    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
+    std::fprintf(stderr, "test_frame: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
+    return s;
+  }();
+  return seed;
+}
+
+// ------------------------------------------------------------------ fixtures
+
+constexpr Mac kOurMac = {0x02, 0x00, 0x5E, 0x10, 0x00, 0x01};
+constexpr Mac kClientMac = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+constexpr Mac kOtherMac = {0x02, 0x66, 0x77, 0x88, 0x99, 0xAA};
+constexpr Mac kMulticastMac = {0x01, 0x00, 0x5E, 0x00, 0x00, 0xFB};
+constexpr uint32_t kOurIp = ip4(10, 99, 0, 1);
+constexpr uint32_t kClientIp = ip4(10, 99, 0, 2);
+constexpr uint16_t kClientPort = 48325;  // 0xBCC5, chronyd's in the capture
+constexpr int64_t kNow = 1795670017942419000LL;
+constexpr NtpTimestamp kRx = {0xEEB23E81, 0x0C49BA5E};
+constexpr NtpTimestamp kTx = {0xEEB23E81, 0x0D1E2F40};
+
+PortIdentity our_port(bool serving = true) {
+  PortIdentity p;
+  std::memcpy(p.mac, kOurMac.data(), 6);
+  p.ipv4 = kOurIp;
+  p.prefix_len = 24;
+  p.ntp_server = serving;
+  return p;
+}
+
+ReplyParams params() {
+  ReplyParams p;
+  p.leap = proto::Leap::kNone;
+  p.stratum = 2;
+  p.precision_log2 = -25;
+  p.root_delay = 0x00000A3D;
+  p.root_dispersion = 0x00001234;
+  p.refid = 0x7F7F0100;
+  p.reference = {0xEEB23E00, 0x12345678};
+  p.synchronized = true;
+  return p;
+}
+
+Bytes chrony_payload() { return Bytes(golden::kChronyRequest0, golden::kChronyRequest0 + 48); }
+
+IpSpec client_ip(uint8_t proto = 17) {
+  IpSpec s;
+  s.src = kClientIp;
+  s.dst = kOurIp;
+  s.proto = proto;
+  return s;
+}
+
+Bytes ntp_frame(const Bytes& payload = chrony_payload(), UdpSpec u = {.src_port = kClientPort}, IpSpec ip = client_ip(),
+                Mac dst = kOurMac, size_t pad_to = 0) {
+  return ethernet(dst, kClientMac, 0x0800, ipv4(udp(ip.src, ip.dst, payload, u), ip), pad_to);
+}
+
+Bytes icmp_frame(const Bytes& data, IcmpSpec is = {}, IpSpec ip = client_ip(1), size_t pad_to = 0) {
+  return ethernet(kOurMac, kClientMac, 0x0800, ipv4(icmp(data, is), ip), pad_to);
+}
+
+ArpSpec arp_request_for(uint32_t target, Mac sha = kClientMac, uint32_t spa = kClientIp) {
+  ArpSpec a;
+  a.op = 1;
+  a.sha = sha;
+  a.spa = spa;
+  a.tpa = target;
+  return a;
+}
+Bytes arp_frame(const ArpSpec& a, Mac dst = kBroadcast, size_t pad_to = 0) {
+  return ethernet(dst, a.sha, 0x0806, arp(a), pad_to);
+}
+
+struct Out {
+  FrameVerdict v;
+  Bytes buf;  // the frame buffer after handling: len + 4 bytes
+  Bytes reply() const { return Bytes(buf.begin(), buf.begin() + v.len); }
+};
+
+Out handle(const Bytes& frame, const PortIdentity& port, NeighbourTable& nt, int64_t now = kNow) {
+  Out o;
+  o.buf = frame;
+  o.buf.resize(frame.size() + 4, 0xCC);  // the documented tailroom
+  o.v = handle_frame(o.buf.data(), frame.size(), port, params(), kRx, nt, now);
+  return o;
+}
+Out handle(const Bytes& frame, const PortIdentity& port = our_port()) {
+  NeighbourTable nt;
+  return handle(frame, port, nt);
+}
+
+std::string name(DropReason r) { return proto::drop_reason_name(r); }
+
+#define EXPECT_DROP(out, r)                                                                                    \
+  do {                                                                                                         \
+    EXPECT_EQ((out).v.action, FrameAction::kDrop);                                                             \
+    EXPECT_EQ(name((out).v.reason), name(r));                                                                  \
+  } while (0)
+
+// The 48-byte NTP reply to chrony's request 0 with params() and kRx,
+// transmit as given (RFC 5905 figure 8; same bytes as test_responder).
+Bytes expected_ntp_reply(const uint8_t* origin, NtpTimestamp tx) {
+  Bytes r = {
+      0x24, 0x02, 0x00, 0xE7,                          // LI 0 VN 4 mode 4, stratum 2, poll 0, precision -25
+      0x00, 0x00, 0x0A, 0x3D,                          // root delay
+      0x00, 0x00, 0x12, 0x34,                          // root dispersion
+      0x7F, 0x7F, 0x01, 0x00,                          // refid 127.127.1.0
+      0xEE, 0xB2, 0x3E, 0x00, 0x12, 0x34, 0x56, 0x78,  // reference
+  };
+  r.insert(r.end(), origin, origin + 8);
+  for (uint8_t b : {0xEE, 0xB2, 0x3E, 0x81, 0x0C, 0x49, 0xBA, 0x5E}) r.push_back(b);  // receive
+  push32(r, tx.seconds);
+  push32(r, tx.fraction);
+  return r;
+}
+
+// ======================================================== NTP request -> reply
+
+TEST(FrameNtp, RequestBecomesReplyEveryByte) {
+  const Bytes req = ntp_frame();
+  ASSERT_EQ(req.size(), 90u);
+  Out o = handle(req);
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.kind, ReplyKind::kNtp);
+  ASSERT_EQ(o.v.len, 90);
+  EXPECT_EQ(o.v.ntp_offset, 42);
+  EXPECT_FALSE(o.v.unsynchronized);
+  EXPECT_FALSE(o.v.learned_neighbour);
+
+  // Before stamping: the checksum is valid with the transmit timestamp zero.
+  EXPECT_TRUE(ipv4_header_ok(o.buf.data() + 14));
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+  EXPECT_EQ(Bytes(o.buf.begin() + 82, o.buf.begin() + 90), Bytes(8, 0));
+
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+
+  Bytes expected = {
+      // Ethernet: to the client, from us, IPv4
+      0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x02, 0x00, 0x5E, 0x10, 0x00, 0x01, 0x08, 0x00,
+      // IPv4: 0x45, TOS 0, total 76, ID 0, DF, TTL 64, UDP, checksum, 10.99.0.1 -> 10.99.0.2
+      0x45, 0x00, 0x00, 0x4C, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x25, 0xD9, 0x0A, 0x63, 0x00, 0x01, 0x0A, 0x63,
+      0x00, 0x02,
+      // UDP: 123 -> 48325, length 56, checksum filled in below
+      0x00, 0x7B, 0xBC, 0xC5, 0x00, 0x38, 0x00, 0x00};
+  // 0x25D9 by hand: ~(4500+004C+0000+4000+4011+0A63+0001+0A63+0002) = ~DA26.
+  ASSERT_EQ(ones_sum(expected.data() + 14, 20), 0xFFFF);
+  const Bytes ntp = expected_ntp_reply(golden::kChronyRequest0 + 40, kTx);
+  expected.insert(expected.end(), ntp.begin(), ntp.end());
+  ASSERT_EQ(expected.size(), 90u);
+  const uint16_t ck = udp_checksum_computed(expected.data() + 14);
+  put16(expected, 40, ck == 0 ? 0xFFFF : ck);
+
+  EXPECT_EQ(o.reply(), expected);
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+  // The tailroom was not touched.
+  EXPECT_EQ(Bytes(o.buf.begin() + 90, o.buf.end()), Bytes(4, 0xCC));
+}
+
+TEST(FrameNtp, NtpdigAndAllChronyRequests) {
+  const uint8_t* reqs[] = {golden::kNtpdigRequest, golden::kChronyRequest0, golden::kChronyRequest1,
+                           golden::kChronyRequest2, golden::kChronyRequest3};
+  for (const uint8_t* r : reqs) {
+    const Bytes payload(r, r + 48);
+    Out o = handle(ntp_frame(payload, {.src_port = 44676}));
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    ASSERT_EQ(o.v.len, 90);
+    stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+    EXPECT_EQ(Bytes(o.buf.begin() + 42, o.buf.begin() + 90), expected_ntp_reply(r + 40, kTx));
+    EXPECT_EQ(get16(o.buf.data() + 34), 123);
+    EXPECT_EQ(get16(o.buf.data() + 36), 44676);
+    EXPECT_TRUE(ipv4_header_ok(o.buf.data() + 14));
+    EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+  }
+}
+
+TEST(FrameNtp, StampedChecksumValidForManyTransmitTimes) {
+  std::mt19937_64 rng(test_seed());
+  SCOPED_TRACE(testing::Message() << "TEST_SEED=" << test_seed());
+  for (int i = 0; i < 2000; i++) {
+    Out o = handle(ntp_frame());
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    NtpTimestamp tx = NtpTimestamp::from_raw(rng());
+    if (i == 0) tx = {0, 0};
+    if (i == 1) tx = {0xFFFFFFFF, 0xFFFFFFFF};
+    stamp_transmit(o.buf.data(), o.v.ntp_offset, tx);
+    ASSERT_TRUE(udp_checksum_ok(o.buf.data() + 14)) << "tx " << tx.seconds << "." << tx.fraction;
+    ASSERT_EQ(get32(o.buf.data() + 82), tx.seconds);
+    ASSERT_EQ(get32(o.buf.data() + 86), tx.fraction);
+  }
+}
+
+TEST(FrameNtp, TransmitThatMakesChecksumZeroIsSentAsFFFF) {
+  Out o = handle(ntp_frame());
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  // Sum of the reply as it stands (transmit zero, checksum field zero).
+  Bytes udp(o.buf.begin() + 34, o.buf.begin() + 90);
+  udp[6] = udp[7] = 0;
+  const uint16_t s0 = ones_sum(udp.data(), udp.size(), pseudo_sum(kOurIp, kClientIp, 17, 56));
+  // Pick the transmit timestamp that brings the sum to 0xFFFF, whose
+  // checksum is therefore 0 and must go out as 0xFFFF (RFC 768).
+  NtpTimestamp tx{0xEEB23E81, 0x12340000};
+  const uint16_t a = ones_add(ones_add(ones_add(s0, 0xEEB2), 0x3E81), 0x1234);
+  tx.fraction |= static_cast<uint16_t>(0xFFFF - a);
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, tx);
+  ASSERT_EQ(udp_checksum_computed(o.buf.data() + 14), 0) << "test setup: the checksum should compute to 0";
+  EXPECT_EQ(get16(o.buf.data() + 40), 0xFFFF);
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+}
+
+TEST(FrameNtp, ReplyWhoseUnstampedChecksumIsZero) {
+  // Find the client port for which the reply, transmit still zero, sums to
+  // a checksum of 0: handle_frame must write 0xFFFF, and stamping must then
+  // still give valid checksums.
+  int found = -1;
+  for (uint32_t port = 1; port <= 0xFFFF && found < 0; port++) {
+    Out o = handle(ntp_frame(chrony_payload(), {.src_port = static_cast<uint16_t>(port)}));
+    if (o.v.action != FrameAction::kTransmit) continue;
+    if (udp_checksum_computed(o.buf.data() + 14) == 0) found = static_cast<int>(port);
+  }
+  ASSERT_GT(found, 0) << "no client port gives a zero checksum";
+  Out o = handle(ntp_frame(chrony_payload(), {.src_port = static_cast<uint16_t>(found)}));
+  EXPECT_EQ(get16(o.buf.data() + 40), 0xFFFF);
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+  Bytes copy = o.buf;
+  stamp_transmit(copy.data(), o.v.ntp_offset, kTx);
+  EXPECT_TRUE(udp_checksum_ok(copy.data() + 14));
+  copy = o.buf;
+  stamp_transmit(copy.data(), o.v.ntp_offset, {0, 0});
+  EXPECT_EQ(get16(copy.data() + 40), 0xFFFF);
+  EXPECT_TRUE(udp_checksum_ok(copy.data() + 14));
+}
+
+TEST(FrameNtp, BroadcastDestinationMacAnswered) {
+  Out o = handle(ntp_frame(chrony_payload(), {.src_port = kClientPort}, client_ip(), kBroadcast));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(Bytes(o.buf.begin(), o.buf.begin() + 12),
+            Bytes({0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x02, 0x00, 0x5E, 0x10, 0x00, 0x01}));
+}
+
+TEST(FrameNtp, UnsynchronizedFlagFollowsParams) {
+  NeighbourTable nt;
+  Bytes req = ntp_frame();
+  Bytes buf = req;
+  buf.resize(req.size() + 4);
+  ReplyParams p = params();
+  p.leap = proto::Leap::kUnsynchronized;
+  p.stratum = 0;
+  p.synchronized = false;
+  const FrameVerdict v = handle_frame(buf.data(), req.size(), our_port(), p, kRx, nt, kNow);
+  ASSERT_EQ(v.action, FrameAction::kTransmit);
+  EXPECT_TRUE(v.unsynchronized);
+  EXPECT_EQ(buf[42], 0xE4);
+}
+
+TEST(FrameNtp, MacRequestGetsCryptoNakFrame) {
+  Bytes payload = chrony_payload();
+  for (int i = 0; i < 20; i++) payload.push_back(i < 3 ? 0 : static_cast<uint8_t>(i));  // key 0x00000003 + digest
+  Out o = handle(ntp_frame(payload));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  ASSERT_EQ(o.v.len, 94);
+  EXPECT_EQ(get16(o.buf.data() + 16), 80);  // IP total
+  EXPECT_EQ(get16(o.buf.data() + 38), 60);  // UDP length
+  EXPECT_EQ(Bytes(o.buf.begin() + 90, o.buf.begin() + 94), Bytes(4, 0));
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+  EXPECT_TRUE(ipv4_header_ok(o.buf.data() + 14));
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+}
+
+TEST(FrameNtp, ExtensionFieldsDroppedFromReplyFrame) {
+  Bytes payload = chrony_payload();
+  Bytes ext = {0x01, 0x04, 0x00, 0x20};
+  ext.resize(32, 0x77);
+  payload.insert(payload.end(), ext.begin(), ext.end());
+  Out o = handle(ntp_frame(payload));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.len, 90);
+  EXPECT_EQ(get16(o.buf.data() + 16), 76);
+  EXPECT_EQ(get16(o.buf.data() + 38), 56);
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+}
+
+TEST(FrameNtp, PeerAndServerPacketsGoToControlUntouched) {
+  for (uint8_t mode : {1, 2, 4}) {
+    SCOPED_TRACE(int{mode});
+    Bytes payload = chrony_payload();
+    payload[0] = static_cast<uint8_t>(0x20 | mode);
+    IpSpec ip = client_ip();
+    ip.src = ip4(192, 0, 2, 44);  // a server beyond the router
+    const Bytes req = ntp_frame(payload, {.src_port = 123}, ip);
+    // Also on a port that does not serve clients.
+    for (bool serving : {true, false}) {
+      Out o = handle(req, our_port(serving));
+      ASSERT_EQ(o.v.action, FrameAction::kToControl);
+      EXPECT_EQ(o.v.ntp_offset, 42);
+      EXPECT_EQ(o.v.ntp_len, 48);
+      EXPECT_EQ(o.v.src_ip, ip4(192, 0, 2, 44));
+      EXPECT_EQ(o.v.dst_ip, kOurIp);
+      EXPECT_EQ(o.v.src_port, 123);
+      EXPECT_EQ(o.v.dst_port, 123);
+      EXPECT_EQ(Bytes(o.buf.begin(), o.buf.begin() + 90), req);
+    }
+  }
+  // With a MAC: the whole payload goes.
+  Bytes payload = chrony_payload();
+  payload[0] = 0x21;
+  payload.resize(68, 0x42);
+  Out o = handle(ntp_frame(payload, {.src_port = 123}));
+  ASSERT_EQ(o.v.action, FrameAction::kToControl);
+  EXPECT_EQ(o.v.ntp_len, 68);
+  EXPECT_EQ(o.v.src_port, 123);
+}
+
+TEST(FrameNtp, DontFragmentRequestAnswered) {
+  IpSpec ip = client_ip();
+  ip.flags_frag = 0x4000;
+  EXPECT_EQ(handle(ntp_frame(chrony_payload(), {}, ip)).v.action, FrameAction::kTransmit);
+}
+
+TEST(FrameNtp, PointToPointSlash31HasNoBroadcast) {
+  PortIdentity port = our_port();
+  port.ipv4 = ip4(10, 99, 0, 0);
+  port.prefix_len = 31;
+  IpSpec ip = client_ip();
+  ip.src = ip4(10, 99, 0, 1);  // the other end: host bits all ones, not a broadcast on a /31
+  ip.dst = ip4(10, 99, 0, 0);
+  EXPECT_EQ(handle(ntp_frame(chrony_payload(), {}, ip), port).v.action, FrameAction::kTransmit);
+}
+
+// ================================================================ padding and lengths
+
+TEST(FrameLengths, EthernetPaddingAfterIpPacketTolerated) {
+  const Bytes plain = ntp_frame();
+  Bytes padded = plain;
+  for (int i = 0; i < 6; i++) padded.push_back(0xEE);
+  Out a = handle(plain), b = handle(padded);
+  ASSERT_EQ(b.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(b.v.len, 90);
+  EXPECT_EQ(a.reply(), b.reply());
+}
+
+TEST(FrameLengths, MaximumFrameWithPaddingAnswered) {
+  Out o = handle(ntp_frame(chrony_payload(), {}, client_ip(), kOurMac, 1518));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.len, 90);
+  EXPECT_DROP(handle(ntp_frame(chrony_payload(), {}, client_ip(), kOurMac, 1519)), DropReason::kOversized);
+}
+
+TEST(FrameLengths, IpTotalLengthBeyondFrame) {
+  IpSpec ip = client_ip();
+  ip.total_length = 77;  // one more than there is
+  EXPECT_DROP(handle(ntp_frame(chrony_payload(), {}, ip)), DropReason::kBadIpHeader);
+}
+
+TEST(FrameLengths, UdpLengthBeyondIpPayload) {
+  // UDP length 57 in an IP packet carrying 56 bytes of UDP, even with
+  // Ethernet padding that would make the bytes exist.
+  const Bytes f = ntp_frame(chrony_payload(), {.src_port = kClientPort, .length = 57}, client_ip(), kOurMac, 100);
+  EXPECT_DROP(handle(f), DropReason::kBadUdpLength);
+}
+
+TEST(FrameLengths, UdpShorterThanIpPayloadUsesUdpLength) {
+  // 4 bytes of junk inside the IP packet after the UDP datagram.
+  Bytes payload = chrony_payload();
+  const Bytes junk = {1, 2, 3, 4};
+  Bytes u = udp(kClientIp, kOurIp, payload, {.src_port = kClientPort});
+  u.insert(u.end(), junk.begin(), junk.end());
+  const Bytes f = ethernet(kOurMac, kClientMac, 0x0800, ipv4(u, client_ip()));
+  Out o = handle(f);
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.len, 90);
+  EXPECT_EQ(get16(o.buf.data() + 16), 76);
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+  EXPECT_TRUE(ipv4_header_ok(o.buf.data() + 14));
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+}
+
+TEST(FrameLengths, UdpChecksumZeroAccepted) {
+  Out o = handle(ntp_frame(chrony_payload(), {.src_port = kClientPort, .zero_checksum = true}));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+  EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));  // and our reply carries one
+}
+
+// =================================================================== ARP
+
+TEST(FrameArp, RequestForOurIpAnsweredEveryField) {
+  for (size_t pad : {size_t{0}, size_t{60}}) {
+    SCOPED_TRACE(pad);
+    NeighbourTable nt;
+    const Bytes req = arp_frame(arp_request_for(kOurIp), kBroadcast, pad);
+    Out o = handle(req, our_port(), nt);
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    EXPECT_EQ(o.v.kind, ReplyKind::kArp);
+    ASSERT_EQ(o.v.len, 42);
+    const Bytes expected = {
+        0x02, 0x11, 0x22, 0x33, 0x44, 0x55,  // to the requester
+        0x02, 0x00, 0x5E, 0x10, 0x00, 0x01,  // from us
+        0x08, 0x06,                          // ARP
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04,  // Ethernet, IPv4, 6, 4
+        0x00, 0x02,                          // reply
+        0x02, 0x00, 0x5E, 0x10, 0x00, 0x01,  // sender: our MAC
+        0x0A, 0x63, 0x00, 0x01,              // sender: our IP
+        0x02, 0x11, 0x22, 0x33, 0x44, 0x55,  // target: the requester's MAC
+        0x0A, 0x63, 0x00, 0x02,              // target: the requester's IP
+    };
+    EXPECT_EQ(o.reply(), expected);
+    EXPECT_TRUE(o.v.learned_neighbour);
+    const Neighbour* n = nt.lookup(kClientIp, kNow, 0);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(Bytes(n->mac, n->mac + 6), Bytes(kClientMac.begin(), kClientMac.end()));
+  }
+}
+
+TEST(FrameArp, UnicastRequestToOurMacAnswered) {
+  // Linux re-validates its cache with unicast requests.
+  Out o = handle(arp_frame(arp_request_for(kOurIp), kOurMac));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.kind, ReplyKind::kArp);
+}
+
+TEST(FrameArp, RequestForAnotherIpNotForUs) {
+  NeighbourTable nt;
+  Out o = handle(arp_frame(arp_request_for(ip4(10, 99, 0, 3))), our_port(), nt);
+  EXPECT_DROP(o, DropReason::kNotForUs);
+  EXPECT_FALSE(o.v.learned_neighbour);
+  EXPECT_EQ(nt.lookup(kClientIp, kNow, 1000000000), nullptr);
+}
+
+TEST(FrameArp, ReplyLearnedWithinSubnet) {
+  NeighbourTable nt;
+  ArpSpec a = arp_request_for(kOurIp);
+  a.op = 2;
+  a.tha = kOurMac;
+  Out o = handle(arp_frame(a, kOurMac), our_port(), nt);
+  EXPECT_EQ(o.v.action, FrameAction::kConsumed);
+  EXPECT_TRUE(o.v.learned_neighbour);
+  ASSERT_NE(nt.lookup(kClientIp, kNow, 0), nullptr);
+}
+
+TEST(FrameArp, NoLearningOutsideSubnetFromMulticastOrBadSenders) {
+  struct Case {
+    const char* name;
+    Mac sha;
+    uint32_t spa;
+  };
+  const Case cases[] = {
+      {"other subnet", kClientMac, ip4(10, 99, 1, 2)},
+      {"multicast MAC", kMulticastMac, kClientIp},
+      {"broadcast MAC", kBroadcast, kClientIp},
+      {"our own IP", kClientMac, kOurIp},
+      {"subnet broadcast", kClientMac, ip4(10, 99, 0, 255)},
+      {"zero (probe)", kClientMac, 0},
+  };
+  for (const Case& c : cases)
+    for (uint16_t op : {1, 2}) {
+      SCOPED_TRACE(testing::Message() << c.name << " op " << op);
+      NeighbourTable nt;
+      ArpSpec a = arp_request_for(kOurIp, c.sha, c.spa);
+      a.op = op;
+      Out o = handle(ethernet(kBroadcast, kClientMac, 0x0806, arp(a)), our_port(), nt);
+      EXPECT_FALSE(o.v.learned_neighbour);
+      for (const Neighbour& e : nt.entries()) EXPECT_EQ(e.ipv4, 0u);
+      if (op == 2) {
+        EXPECT_EQ(o.v.action, FrameAction::kConsumed);
+      } else {
+        EXPECT_EQ(o.v.action, FrameAction::kTransmit);  // still answered
+      }
+    }
+}
+
+TEST(FrameArp, ProbeAnsweredToZeroAddress) {
+  // RFC 5227 probe for our address (sender IP 0): we defend it.
+  Out o = handle(arp_frame(arp_request_for(kOurIp, kClientMac, 0)));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(get32(o.buf.data() + 38), 0u);  // target IP
+  EXPECT_EQ(Bytes(o.buf.begin() + 32, o.buf.begin() + 38), Bytes(kClientMac.begin(), kClientMac.end()));
+}
+
+TEST(FrameArp, GratuitousUpdatesKnownNeighbourOnly) {
+  const uint32_t gw = ip4(10, 99, 0, 254);
+  for (uint16_t op : {1, 2}) {
+    SCOPED_TRACE(op);
+    NeighbourTable nt;
+    ArpSpec g;  // gratuitous: sender IP == target IP
+    g.op = op;
+    g.sha = kOtherMac;
+    g.spa = gw;
+    g.tpa = gw;
+    // Unknown sender: not added (RFC 826 adds only when we are the target).
+    Out o = handle(arp_frame(g), our_port(), nt);
+    EXPECT_NE(o.v.action, FrameAction::kTransmit);
+    EXPECT_FALSE(o.v.learned_neighbour);
+    EXPECT_EQ(nt.lookup(gw, kNow, 1000000000), nullptr);
+
+    // Known sender (it asked us before, from the old MAC): its new MAC is
+    // merged in (RFC 826 "merge_flag"; a failover announces itself so).
+    nt.learn(gw, kClientMac.data(), kNow - 5000);
+    o = handle(arp_frame(g), our_port(), nt);
+    EXPECT_NE(o.v.action, FrameAction::kTransmit);
+    EXPECT_TRUE(o.v.learned_neighbour);
+    const Neighbour* n = nt.lookup(gw, kNow, 0);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(Bytes(n->mac, n->mac + 6), Bytes(kOtherMac.begin(), kOtherMac.end()));
+
+    // ... but not to a multicast MAC.
+    ArpSpec m = g;
+    m.sha = kMulticastMac;
+    o = handle(arp_frame(m), our_port(), nt);
+    EXPECT_FALSE(o.v.learned_neighbour);
+    n = nt.lookup(gw, kNow, 0);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(Bytes(n->mac, n->mac + 6), Bytes(kOtherMac.begin(), kOtherMac.end()));
+  }
+  // A known neighbour outside the subnet (should never be in the table,
+  // but if it is) is not refreshed from a broadcast ARP.
+  NeighbourTable nt;
+  const uint32_t far = ip4(10, 98, 0, 1);
+  nt.learn(far, kClientMac.data(), kNow);
+  ArpSpec g;
+  g.sha = kOtherMac;
+  g.spa = far;
+  g.tpa = far;
+  EXPECT_FALSE(handle(arp_frame(g), our_port(), nt).v.learned_neighbour);
+  EXPECT_EQ(Bytes(nt.lookup(far, kNow, 0)->mac, nt.lookup(far, kNow, 0)->mac + 6),
+            Bytes(kClientMac.begin(), kClientMac.end()));
+}
+
+TEST(FrameArp, MalformedIsBadArp) {
+  struct Case {
+    const char* name;
+    ArpSpec a;
+  };
+  std::vector<Case> cases;
+  auto add = [&](const char* n, auto mutate) {
+    ArpSpec a = arp_request_for(kOurIp);
+    mutate(a);
+    cases.push_back({n, a});
+  };
+  add("htype 6", [](ArpSpec& a) { a.htype = 6; });
+  add("htype 0", [](ArpSpec& a) { a.htype = 0; });
+  add("ptype IPv6", [](ArpSpec& a) { a.ptype = 0x86DD; });
+  add("hlen 8", [](ArpSpec& a) { a.hlen = 8; });
+  add("plen 16", [](ArpSpec& a) { a.plen = 16; });
+  add("op 0", [](ArpSpec& a) { a.op = 0; });
+  add("op 3 (RARP)", [](ArpSpec& a) { a.op = 3; });
+  add("op 0x0101", [](ArpSpec& a) { a.op = 0x0101; });
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    NeighbourTable nt;
+    Out o = handle(arp_frame(c.a), our_port(), nt);
+    EXPECT_DROP(o, DropReason::kBadArp);
+    EXPECT_FALSE(o.v.learned_neighbour);
+  }
+  // Short: one byte missing, and an ARP ethertype with nothing after it.
+  Bytes f = arp_frame(arp_request_for(kOurIp));
+  f.pop_back();
+  EXPECT_DROP(handle(f), DropReason::kBadArp);
+  f.resize(14);
+  EXPECT_DROP(handle(f), DropReason::kBadArp);
+}
+
+// =================================================================== ICMP
+
+Bytes pattern(size_t n) {
+  Bytes d(n);
+  for (size_t i = 0; i < n; i++) d[i] = static_cast<uint8_t>(0x10 + i * 7);
+  return d;
+}
+
+// The echo reply we expect, built independently: same id, seq and data,
+// type 0, our address, TTL 64, the request's IP id/flags/TOS.
+Bytes expected_echo_reply(const Bytes& data, const IcmpSpec& req, const IpSpec& req_ip) {
+  IpSpec ip = req_ip;
+  ip.src = req_ip.dst;
+  ip.dst = req_ip.src;
+  ip.ttl = 64;
+  IcmpSpec is = req;
+  is.type = 0;
+  return ethernet(kClientMac, kOurMac, 0x0800, ipv4(icmp(data, is), ip));
+}
+
+TEST(FrameIcmp, EchoReplyEveryByte) {
+  struct Case {
+    const char* name;
+    size_t data_len;
+    size_t pad_to;
+  };
+  const Case cases[] = {
+      {"56 bytes (ping default)", 56, 0}, {"odd length 57", 57, 0}, {"1 byte", 1, 0},
+      {"empty, padded to 60", 0, 60},     {"odd, padded to 60", 3, 60}, {"1472 bytes", 1472, 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Bytes data = pattern(c.data_len);
+    IcmpSpec is;
+    is.id = 0xBEEF;
+    is.seq = 0x0102;
+    IpSpec ip = client_ip(1);
+    ip.id = 0x3344;
+    ip.flags_frag = 0x4000;
+    ip.ttl = 3;
+    ip.tos = 0x10;
+    Out o = handle(icmp_frame(data, is, ip, c.pad_to));
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    EXPECT_EQ(o.v.kind, ReplyKind::kIcmpEcho);
+    const Bytes expected = expected_echo_reply(data, is, ip);
+    ASSERT_EQ(o.v.len, expected.size());
+    EXPECT_EQ(o.reply(), expected);
+    EXPECT_TRUE(ipv4_header_ok(o.buf.data() + 14));
+    EXPECT_TRUE(icmp_checksum_ok(o.buf.data() + 34, o.v.len - 34));
+  }
+}
+
+TEST(FrameIcmp, EchoReplyChecksumCornerCases) {
+  // Identifier/sequence/data that sum to zero in the reply: the only
+  // valid checksum then is 0xFFFF (RFC 1624 section 3: an incremental
+  // update from the request's checksum gives 0x0000 there).
+  struct Case {
+    uint16_t id, seq;
+    Bytes data;
+  };
+  const Case cases[] = {
+      {0, 0, {}},
+      {0, 0, Bytes(4, 0)},
+      {0xFFFF, 0, {}},             // sums to 0xFFFF: checksum 0
+      {0xF7FF, 0, {}},             // request sums to 0xFFFF (checksum 0)
+      {0x1234, 0xEDCB, {}},        // reply sums to 0xFFFF
+      {0x0001, 0x0002, {0xFF}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << "id " << c.id << " seq " << c.seq << " data " << c.data.size());
+    IcmpSpec is;
+    is.id = c.id;
+    is.seq = c.seq;
+    Out o = handle(icmp_frame(c.data, is));
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    EXPECT_TRUE(icmp_checksum_ok(o.buf.data() + 34, o.v.len - 34))
+        << "checksum " << std::hex << get16(o.buf.data() + 36);
+    EXPECT_EQ(o.reply(), expected_echo_reply(c.data, is, client_ip(1)));
+  }
+}
+
+TEST(FrameIcmp, BadChecksumShortAndOtherTypes) {
+  IcmpSpec bad;
+  bad.bad_checksum = true;
+  EXPECT_DROP(handle(icmp_frame(pattern(56), bad)), DropReason::kBadIcmp);
+  // 4 bytes of ICMP (less than a header), with a checksum right for them.
+  Bytes four = {8, 0, 0, 0};
+  put16(four, 2, static_cast<uint16_t>(~ones_sum(four.data(), 4)));
+  EXPECT_DROP(handle(ethernet(kOurMac, kClientMac, 0x0800, ipv4(four, client_ip(1)))), DropReason::kBadIcmp);
+  EXPECT_DROP(handle(ethernet(kOurMac, kClientMac, 0x0800, ipv4({}, client_ip(1)))), DropReason::kBadIcmp);
+
+  for (auto [type, code] : {std::pair<uint8_t, uint8_t>{0, 0}, {3, 1}, {13, 0}, {8, 1}, {11, 0}}) {
+    SCOPED_TRACE(testing::Message() << "type " << int{type} << " code " << int{code});
+    IcmpSpec is;
+    is.type = type;
+    is.code = code;
+    EXPECT_DROP(handle(icmp_frame(pattern(8), is)), DropReason::kIcmpNotEcho);
+  }
+}
+
+// =================================================== one frame per drop reason
+
+struct DropCase {
+  std::string name;
+  Bytes frame;
+  DropReason reason;
+  PortIdentity port = our_port();
+};
+
+std::vector<DropCase> drop_cases() {
+  std::vector<DropCase> t;
+  const Bytes ntp = chrony_payload();
+  const UdpSpec u{.src_port = kClientPort};
+  auto with_ip = [&](auto mutate) {
+    IpSpec ip = client_ip();
+    mutate(ip);
+    return ntp_frame(ntp, u, ip);
+  };
+  auto with_udp = [&](auto mutate) {
+    UdpSpec us = u;
+    mutate(us);
+    return ntp_frame(ntp, us);
+  };
+  auto with_ntp = [&](Bytes payload) { return ntp_frame(payload, u); };
+
+  t.push_back({"empty frame", {}, DropReason::kRuntFrame});
+  const Bytes whole = ntp_frame();
+  t.push_back({"13 bytes", Bytes(whole.begin(), whole.begin() + 13), DropReason::kRuntFrame});
+  t.push_back({"1519 bytes", ntp_frame(ntp, u, client_ip(), kOurMac, 1519), DropReason::kOversized});
+  t.push_back({"other unicast MAC", ntp_frame(ntp, u, client_ip(), kOtherMac), DropReason::kNotForUs});
+  t.push_back({"multicast MAC", ntp_frame(ntp, u, client_ip(), kMulticastMac), DropReason::kNotForUs});
+  t.push_back({"other IP", with_ip([](IpSpec& ip) { ip.dst = ip4(10, 99, 0, 3); }), DropReason::kNotForUs});
+  t.push_back({"subnet broadcast IP",
+               ntp_frame(ntp, u, [] { IpSpec ip = client_ip(); ip.dst = ip4(10, 99, 0, 255); return ip; }(),
+                         kBroadcast),
+               DropReason::kNotForUs});
+  t.push_back({"ARP for another IP", arp_frame(arp_request_for(ip4(10, 99, 0, 9))), DropReason::kNotForUs});
+  t.push_back({"IPv6 ethertype", ethernet(kOurMac, kClientMac, 0x86DD, Bytes(60, 0x60)),
+               DropReason::kUnsupportedEthertype});
+  t.push_back({"VLAN tag", ethernet(kOurMac, kClientMac, 0x8100, Bytes(60, 0)), DropReason::kUnsupportedEthertype});
+  t.push_back({"IP version 6", with_ip([](IpSpec& ip) { ip.version_ihl = 0x65; }), DropReason::kBadIpHeader});
+  t.push_back({"IHL 4", with_ip([](IpSpec& ip) { ip.version_ihl = 0x44; }), DropReason::kBadIpHeader});
+  t.push_back({"IP total > frame", with_ip([](IpSpec& ip) { ip.total_length = 77; }), DropReason::kBadIpHeader});
+  t.push_back({"IP total < IHL", with_ip([](IpSpec& ip) { ip.total_length = 19; }), DropReason::kBadIpHeader});
+  t.push_back({"IP header truncated", Bytes(whole.begin(), whole.begin() + 14 + 19),
+               DropReason::kBadIpHeader});
+  t.push_back({"IP checksum", with_ip([](IpSpec& ip) { ip.bad_checksum = true; }), DropReason::kBadIpChecksum});
+  t.push_back({"MF", with_ip([](IpSpec& ip) { ip.flags_frag = 0x2000; }), DropReason::kIpFragment});
+  t.push_back({"DF|MF", with_ip([](IpSpec& ip) { ip.flags_frag = 0x6000; }), DropReason::kIpFragment});
+  t.push_back({"fragment offset", with_ip([](IpSpec& ip) { ip.flags_frag = 0x0001; }), DropReason::kIpFragment});
+  t.push_back({"IP options", with_ip([](IpSpec& ip) { ip.options = {0x01, 0x01, 0x01, 0x00}; }),
+               DropReason::kIpOptions});
+  t.push_back({"TCP", with_ip([](IpSpec& ip) { ip.proto = 6; }), DropReason::kUnsupportedIpProto});
+  t.push_back({"IGMP", with_ip([](IpSpec& ip) { ip.proto = 2; }), DropReason::kUnsupportedIpProto});
+  t.push_back({"UDP length > IP payload", with_udp([](UdpSpec& s) { s.length = 57; }), DropReason::kBadUdpLength});
+  t.push_back({"UDP length 7", with_udp([](UdpSpec& s) { s.length = 7; }), DropReason::kBadUdpLength});
+  t.push_back({"IP payload < UDP header", ethernet(kOurMac, kClientMac, 0x0800, ipv4(Bytes{0, 1, 0, 123}, client_ip())),
+               DropReason::kBadUdpLength});
+  t.push_back({"UDP checksum", with_udp([](UdpSpec& s) { s.bad_checksum = true; }), DropReason::kBadUdpChecksum});
+  t.push_back({"port 124", with_udp([](UdpSpec& s) { s.dst_port = 124; }), DropReason::kUdpPortClosed});
+  t.push_back({"port 0", with_udp([](UdpSpec& s) { s.dst_port = 0; }), DropReason::kUdpPortClosed});
+  t.push_back({"not serving", ntp_frame(), DropReason::kNtpServerDisabled, our_port(false)});
+  t.push_back({"NTP 47 bytes", with_ntp(Bytes(ntp.begin(), ntp.begin() + 47)), DropReason::kNtpTooShort});
+  t.push_back({"NTP empty", with_ntp({}), DropReason::kNtpTooShort});
+  {
+    Bytes p = ntp;
+    p[0] = 0x2B;  // VN 5
+    t.push_back({"NTP version 5", with_ntp(p), DropReason::kNtpBadVersion});
+    p[0] = 0x03;  // VN 0
+    t.push_back({"NTP version 0", with_ntp(p), DropReason::kNtpBadVersion});
+  }
+  {
+    Bytes p = ntp;
+    p.resize(53, 0);
+    t.push_back({"NTP 5 trailing bytes", with_ntp(p), DropReason::kNtpBadLength});
+  }
+  {
+    Bytes p = ntp;
+    p[0] = 0x25;
+    t.push_back({"NTP mode 5", with_ntp(p), DropReason::kNtpBadMode});
+    p[0] = 0x20;
+    t.push_back({"NTP v4 mode 0", with_ntp(p), DropReason::kNtpBadMode});
+  }
+  t.push_back({"ntpq readvar", with_ntp({0x16, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0}), DropReason::kNtpControlMode});
+  {
+    Bytes p = ntp;
+    p[0] = 0x27;
+    t.push_back({"NTP mode 7", with_ntp(p), DropReason::kNtpControlMode});
+  }
+  {
+    ArpSpec a = arp_request_for(kOurIp);
+    a.htype = 6;
+    t.push_back({"ARP htype 6", arp_frame(a), DropReason::kBadArp});
+  }
+  {
+    IcmpSpec is;
+    is.bad_checksum = true;
+    t.push_back({"ICMP checksum", icmp_frame(pattern(56), is), DropReason::kBadIcmp});
+    IcmpSpec ts;
+    ts.type = 13;
+    t.push_back({"ICMP timestamp", icmp_frame(pattern(12), ts), DropReason::kIcmpNotEcho});
+  }
+  for (auto [label, src] : {std::pair<const char*, uint32_t>{"0.0.0.0", 0},
+                            {"255.255.255.255", 0xFFFFFFFF},
+                            {"224.0.0.251", ip4(224, 0, 0, 251)},
+                            {"239.255.255.250", ip4(239, 255, 255, 250)},
+                            {"127.0.0.1", ip4(127, 0, 0, 1)},
+                            {"127.1.2.3", ip4(127, 1, 2, 3)},
+                            {"own address", kOurIp},
+                            {"subnet broadcast", ip4(10, 99, 0, 255)}}) {
+    IpSpec ip = client_ip();
+    ip.src = src;
+    t.push_back({std::string("NTP from ") + label, ntp_frame(ntp, u, ip), DropReason::kBadSourceAddress});
+  }
+  {
+    IpSpec ip = client_ip(1);
+    ip.src = ip4(10, 99, 0, 255);
+    t.push_back({"ping from subnet broadcast", icmp_frame(pattern(56), {}, ip), DropReason::kBadSourceAddress});
+    Bytes p = ntp;
+    p[0] = 0x24;
+    IpSpec ip2 = client_ip();
+    ip2.src = 0xFFFFFFFF;
+    t.push_back({"server packet from broadcast", ntp_frame(p, {.src_port = 123}, ip2), DropReason::kBadSourceAddress});
+  }
+  return t;
+}
+
+TEST(FrameDrops, EveryReasonFromAFrame) {
+  std::set<DropReason> covered;
+  for (const DropCase& c : drop_cases()) {
+    SCOPED_TRACE(c.name);
+    NeighbourTable nt;
+    Out o = handle(c.frame, c.port, nt);
+    EXPECT_DROP(o, c.reason);
+    EXPECT_FALSE(o.v.learned_neighbour);
+    covered.insert(c.reason);
+  }
+  // Every reason except those only the worker loop can produce.
+  const std::set<DropReason> worker_only = {DropReason::kControlRingFull, DropReason::kTxFull,
+                                            DropReason::kNoNeighbour};
+  for (size_t i = 0; i < proto::kDropReasonCount; i++) {
+    const auto r = static_cast<DropReason>(i);
+    if (!worker_only.count(r)) {
+      EXPECT_TRUE(covered.count(r)) << "no frame for " << name(r);
+    }
+  }
+}
+
+TEST(FrameDrops, BaseFramesOfTheTableAreAnswered) {
+  // The faults above are single changes to frames that are answered.
+  EXPECT_EQ(handle(ntp_frame()).v.action, FrameAction::kTransmit);
+  EXPECT_EQ(handle(arp_frame(arp_request_for(kOurIp))).v.action, FrameAction::kTransmit);
+  EXPECT_EQ(handle(icmp_frame(pattern(56))).v.action, FrameAction::kTransmit);
+}
+
+TEST(FrameDrops, ValidRequestAfterGarbageStillAnswered) {
+  NeighbourTable nt;
+  const Out first = handle(ntp_frame(), our_port(), nt);
+  ASSERT_EQ(first.v.action, FrameAction::kTransmit);
+  std::mt19937_64 rng(test_seed() + 1);
+  for (const DropCase& c : drop_cases()) handle(c.frame, c.port, nt);
+  for (int i = 0; i < 200; i++) {
+    Bytes junk(rng() % 200);
+    for (auto& b : junk) b = static_cast<uint8_t>(rng());
+    if (junk.size() >= 14 && (i & 1)) std::memcpy(junk.data(), kOurMac.data(), 6), put16(junk, 12, 0x0800);
+    handle(junk, our_port(), nt);
+  }
+  const Out again = handle(ntp_frame(), our_port(), nt);
+  EXPECT_EQ(again.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(again.reply(), first.reply());
+  EXPECT_EQ(handle(arp_frame(arp_request_for(kOurIp)), our_port(), nt).v.action, FrameAction::kTransmit);
+}
+
+// ============================================================ build_udp_frame
+
+TEST(FrameBuild, UdpFrameForControlPlane) {
+  // A client request of the control plane: transmit zero, to be stamped
+  // at send time (stamp_transmit folds the new value into a checksum that
+  // was computed over zeros).
+  Bytes payload(golden::kChronyRequest1, golden::kChronyRequest1 + 48);
+  std::fill(payload.begin() + 40, payload.end(), 0);
+  Bytes buf(14 + 20 + 8 + 48 + 4, 0xAB);
+  std::copy(payload.begin(), payload.end(), buf.begin() + 42);
+  const size_t n = build_udp_frame(buf.data(), kOurMac.data(), kClientMac.data(), kOurIp, ip4(192, 0, 2, 1), 123,
+                                   123, 48);
+  ASSERT_EQ(n, 90u);
+  Bytes frame(buf.begin(), buf.begin() + 90);
+  EXPECT_EQ(Bytes(frame.begin(), frame.begin() + 14),
+            Bytes({0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x02, 0x00, 0x5E, 0x10, 0x00, 0x01, 0x08, 0x00}));
+  const uint8_t* ip = frame.data() + 14;
+  EXPECT_EQ(ip[0], 0x45);
+  EXPECT_EQ(ip[1], 0xB8);  // DSCP EF
+  EXPECT_EQ(get16(ip + 2), 76);
+  EXPECT_EQ(get16(ip + 6), 0x4000);
+  EXPECT_EQ(ip[8], 64);
+  EXPECT_EQ(ip[9], 17);
+  EXPECT_EQ(get32(ip + 12), kOurIp);
+  EXPECT_EQ(get32(ip + 16), ip4(192, 0, 2, 1));
+  EXPECT_TRUE(ipv4_header_ok(ip));
+  EXPECT_EQ(get16(ip + 20), 123);
+  EXPECT_EQ(get16(ip + 22), 123);
+  EXPECT_EQ(get16(ip + 24), 56);
+  EXPECT_TRUE(udp_checksum_ok(ip));
+  EXPECT_EQ(Bytes(frame.begin() + 42, frame.end()), payload);
+  EXPECT_EQ(Bytes(buf.begin() + 90, buf.end()), Bytes(4, 0xAB));
+  // Stamping it (kTxStampTransmit) keeps the checksum valid.
+  stamp_transmit(buf.data(), 42, kTx);
+  EXPECT_TRUE(udp_checksum_ok(buf.data() + 14));
+}
+
+TEST(FrameBuild, RoundTripThroughHandleFrame) {
+  // A client request we build toward our own address is answered.
+  Bytes buf(14 + 20 + 8 + 48 + 4, 0);
+  for (int i = 0; i < 48; i++) buf[42 + i] = golden::kNtpdigRequest[i];
+  const size_t n = build_udp_frame(buf.data(), kClientMac.data(), kOurMac.data(), kClientIp, kOurIp, 40000, 123, 48);
+  NeighbourTable nt;
+  const FrameVerdict v = handle_frame(buf.data(), n, our_port(), params(), kRx, nt, kNow);
+  ASSERT_EQ(v.action, FrameAction::kTransmit);
+  EXPECT_EQ(get16(buf.data() + 36), 40000);
+}
+
+// ================================================================ fuzzing
+
+// Fixes the IPv4 header checksum and the UDP/ICMP checksums of a mutated
+// frame where its own length fields allow, so mutations reach deeper code.
+void fix_checksums(Bytes& f) {
+  if (f.size() < 34 || get16(f.data() + 12) != 0x0800) return;
+  uint8_t* ip = f.data() + 14;
+  const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
+  if (ihl < 20 || 14 + ihl > f.size()) return;
+  const size_t total = get16(ip + 2);
+  if (total >= ihl && 14 + total <= f.size()) {
+    uint8_t* l4 = ip + ihl;
+    const size_t l4_len = total - ihl;
+    if (ip[9] == 1 && l4_len >= 4) {
+      l4[2] = l4[3] = 0;
+      put16(f, 14 + ihl + 2, static_cast<uint16_t>(~ones_sum(l4, l4_len)));
+    } else if (ip[9] == 17 && l4_len >= 8) {
+      const uint16_t ulen = get16(l4 + 4);
+      if (ulen >= 8 && ulen <= l4_len) {
+        l4[6] = l4[7] = 0;
+        uint16_t ck = static_cast<uint16_t>(~ones_sum(l4, ulen, pseudo_sum(get32(ip + 12), get32(ip + 16), 17, ulen)));
+        put16(f, 14 + ihl + 6, ck == 0 ? 0xFFFF : ck);
+      }
+    }
+  }
+  ip[10] = ip[11] = 0;
+  put16(f, 24, static_cast<uint16_t>(~ones_sum(ip, ihl)));
+}
+
+// Sets IP total length and UDP length to what the frame holds.
+void fix_lengths(Bytes& f) {
+  if (f.size() < 42 || get16(f.data() + 12) != 0x0800) return;
+  put16(f, 16, static_cast<uint16_t>(f.size() - 14));
+  if (f[23] == 17) put16(f, 38, static_cast<uint16_t>(f.size() - 34));
+}
+
+std::vector<Bytes> fuzz_seeds() {
+  std::vector<Bytes> s;
+  s.push_back(ntp_frame());
+  s.push_back(ntp_frame(Bytes(golden::kNtpdigRequest, golden::kNtpdigRequest + 48)));
+  Bytes p = chrony_payload();
+  p.resize(68, 0x5A);  // MD5 MAC
+  s.push_back(ntp_frame(p));
+  p = chrony_payload();
+  Bytes e = {0x01, 0x04, 0x00, 0x10};
+  e.resize(16, 0x11);
+  p.insert(p.end(), e.begin(), e.end());
+  p.resize(p.size() + 24, 0x22);  // extension + SHA-1 MAC
+  s.push_back(ntp_frame(p));
+  p = chrony_payload();
+  p[0] = 0x24;
+  s.push_back(ntp_frame(p, {.src_port = 123}));  // to control
+  p[0] = 0x21;
+  s.push_back(ntp_frame(p, {.src_port = 123}));
+  p[0] = 0x08;
+  s.push_back(ntp_frame(p));  // v1
+  s.push_back(ntp_frame({0x16, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0}));  // ntpq
+  s.push_back(ntp_frame(chrony_payload(), {.src_port = 999, .zero_checksum = true}));
+  s.push_back(ntp_frame(chrony_payload(), {}, client_ip(), kBroadcast, 120));  // padded
+  s.push_back(arp_frame(arp_request_for(kOurIp)));
+  s.push_back(arp_frame(arp_request_for(kOurIp), kBroadcast, 60));
+  ArpSpec r = arp_request_for(kOurIp);
+  r.op = 2;
+  s.push_back(arp_frame(r, kOurMac));
+  ArpSpec g;
+  g.sha = kOtherMac;
+  g.spa = g.tpa = ip4(10, 99, 0, 77);
+  s.push_back(arp_frame(g));
+  s.push_back(icmp_frame(pattern(56)));
+  s.push_back(icmp_frame(pattern(57)));
+  s.push_back(icmp_frame({}, {}, client_ip(1), 60));
+  s.push_back(icmp_frame(pattern(1400)));
+  return s;
+}
+
+TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
+  const uint64_t seed = test_seed();
+  SCOPED_TRACE(testing::Message() << "TEST_SEED=" << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<Bytes> seeds = fuzz_seeds();
+  const int iterations = 100000;
+  // Under ASan the buffer is exactly len + 4 so any access past the
+  // tailroom is reported; without it, a canary after the tailroom.
+  const size_t canary = FRAME_TEST_ASAN ? 0 : 16;
+  NeighbourTable nt;
+  std::map<std::string, int> seen;
+  const uint8_t interesting[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0F, 0x10, 0x14, 0x17, 0x1F, 0x20, 0x23, 0x24,
+                                 0x2F, 0x30, 0x3F, 0x40, 0x45, 0x46, 0x7F, 0x80, 0xE3, 0xFE, 0xFF};
+  const size_t hot[] = {0, 5, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 29, 30, 33, 34,
+                        35, 36, 37, 38, 39, 40, 41, 42, 43, 90, 91, 92, 93};
+
+  for (int it = 0; it < iterations; it++) {
+    Bytes f = seeds[rng() % seeds.size()];
+    const int n_mut = 1 + static_cast<int>(rng() % 4);
+    for (int m = 0; m < n_mut; m++) {
+      switch (rng() % 9) {
+        case 0:
+          if (!f.empty()) f[rng() % f.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          if (!f.empty()) f[rng() % f.size()] = static_cast<uint8_t>(rng());
+          break;
+        case 2:
+        case 3: {
+          const size_t at = hot[rng() % std::size(hot)];
+          if (at < f.size()) f[at] = interesting[rng() % std::size(interesting)];
+          break;
+        }
+        case 4:
+          f.resize(rng() % (f.size() + 1));
+          break;
+        case 5: {
+          const size_t add = rng() % 70;
+          for (size_t i = 0; i < add; i++) f.push_back(static_cast<uint8_t>(rng()));
+          if (rng() & 1) fix_lengths(f);
+          break;
+        }
+        case 6: {  // shrink/grow the NTP payload consistently
+          if (f.size() >= 42) {
+            f.resize(42 + rng() % 120, static_cast<uint8_t>(rng() & 1 ? 0 : rng()));
+            if (f.size() >= 46 && (rng() & 1)) put16(f, 44, static_cast<uint16_t>(rng() % 64));  // an ext length
+            fix_lengths(f);
+          }
+          break;
+        }
+        case 7: {  // a 16-bit length field to a near or random value
+          const size_t at = (rng() & 1) ? 16 : 38;
+          if (at + 2 <= f.size()) {
+            const int delta = static_cast<int>(rng() % 9) - 4;
+            put16(f, at, (rng() % 4 == 0) ? static_cast<uint16_t>(rng()) : static_cast<uint16_t>(get16(&f[at]) + delta));
+          }
+          break;
+        }
+        case 8:
+          if (f.size() >= 1600 || (rng() % 8) == 0) f.resize(1500 + rng() % 40, 0);
+          break;
+      }
+    }
+    if (rng() % 4 != 0) fix_checksums(f);
+
+    const size_t len = f.size();
+    std::vector<uint8_t> buf(len + 4 + canary, 0xC5);
+    std::copy(f.begin(), f.end(), buf.begin());
+    PortIdentity port = our_port(rng() % 8 != 0);
+    const FrameVerdict v = handle_frame(buf.data(), len, port, params(), kRx, nt, kNow + it);
+
+    for (size_t i = len + 4; i < buf.size(); i++) ASSERT_EQ(buf[i], 0xC5) << "wrote past the tailroom, iteration " << it;
+    std::string key;
+    switch (v.action) {
+      case FrameAction::kDrop:
+        ASSERT_LT(static_cast<size_t>(v.reason), proto::kDropReasonCount);
+        ASSERT_NE(v.reason, DropReason::kControlRingFull);
+        ASSERT_NE(v.reason, DropReason::kTxFull);
+        ASSERT_NE(v.reason, DropReason::kNoNeighbour);
+        key = std::string("drop ") + name(v.reason);
+        break;
+      case FrameAction::kConsumed:
+        ASSERT_GE(len, 42u);
+        ASSERT_EQ(get16(f.data() + 12), 0x0806);
+        key = "consumed";
+        break;
+      case FrameAction::kToControl:
+        ASSERT_GE(v.ntp_len, 48);
+        ASSERT_LE(size_t{v.ntp_offset} + v.ntp_len, len);
+        ASSERT_TRUE((buf[v.ntp_offset] & 7) == 1 || (buf[v.ntp_offset] & 7) == 2 || (buf[v.ntp_offset] & 7) == 4);
+        ASSERT_EQ(Bytes(buf.begin(), buf.begin() + len), f) << "forwarded frame modified, iteration " << it;
+        key = "to control";
+        break;
+      case FrameAction::kTransmit: {
+        ASSERT_LE(v.len, len + 4) << "iteration " << it;
+        ASSERT_GE(v.len, 42);
+        const uint8_t* out = buf.data();
+        ASSERT_EQ(Bytes(out + 6, out + 12), Bytes(kOurMac.begin(), kOurMac.end()));
+        ASSERT_EQ(Bytes(out, out + 6), Bytes(f.begin() + 6, f.begin() + 12));  // back to the sender
+        if (v.kind == ReplyKind::kArp) {
+          ASSERT_EQ(v.len, 42);
+          ASSERT_EQ(get16(out + 12), 0x0806);
+          ASSERT_EQ(get16(out + 20), 2);
+          ASSERT_EQ(get32(out + 28), kOurIp);
+          key = "arp reply";
+          break;
+        }
+        ASSERT_EQ(get16(out + 12), 0x0800);
+        const uint8_t* ip = out + 14;
+        ASSERT_EQ(ip[0], 0x45);
+        ASSERT_TRUE(ipv4_header_ok(ip)) << "IP checksum, iteration " << it;
+        ASSERT_EQ(get16(ip + 2), v.len - 14u);
+        ASSERT_EQ(get32(ip + 12), kOurIp);
+        if (v.kind == ReplyKind::kIcmpEcho) {
+          ASSERT_EQ(ip[9], 1);
+          ASSERT_EQ(ip[20], 0);
+          ASSERT_TRUE(icmp_checksum_ok(ip + 20, v.len - 34u)) << "ICMP checksum, iteration " << it;
+          key = "icmp reply";
+          break;
+        }
+        ASSERT_EQ(v.kind, ReplyKind::kNtp);
+        ASSERT_EQ(ip[9], 17);
+        ASSERT_TRUE(v.len == 90 || v.len == 94) << v.len;
+        ASSERT_EQ(v.ntp_offset, 42);
+        ASSERT_EQ(get16(ip + 20), 123);
+        ASSERT_EQ(get16(ip + 24), v.len - 34u);
+        ASSERT_TRUE(udp_checksum_ok(ip)) << "UDP checksum before stamping, iteration " << it;
+        const NtpTimestamp tx = NtpTimestamp::from_raw(rng());
+        stamp_transmit(buf.data(), v.ntp_offset, tx);
+        ASSERT_TRUE(udp_checksum_ok(ip)) << "UDP checksum after stamping, iteration " << it;
+        const uint8_t* ntp = out + 42;
+        ASSERT_EQ(ntp[0] & 7, 4);
+        ASSERT_EQ((ntp[0] >> 3) & 7, (f[42] >> 3) & 7);
+        ASSERT_EQ(Bytes(ntp + 24, ntp + 32), Bytes(f.begin() + 82, f.begin() + 90));  // origin
+        ASSERT_EQ(get32(ntp + 32), kRx.seconds);
+        key = "ntp reply";
+        break;
+      }
+    }
+    if (v.learned_neighbour) {
+      const uint32_t spa = get32(f.data() + 28);
+      ASSERT_EQ(spa & 0xFFFFFF00u, kOurIp & 0xFFFFFF00u);
+      ASSERT_EQ(f[22] & 1, 0) << "learned a multicast MAC";
+    }
+    seen[key]++;
+  }
+  // The table keeps only sane entries.
+  for (const Neighbour& e : nt.entries()) {
+    if (e.ipv4 == 0) continue;
+    EXPECT_EQ(e.ipv4 & 0xFFFFFF00u, kOurIp & 0xFFFFFF00u);
+    EXPECT_EQ(e.mac[0] & 1, 0);
+  }
+  std::string summary;
+  for (const auto& [k, n] : seen) summary += "  " + k + ": " + std::to_string(n) + "\n";
+  std::fprintf(stderr, "test_frame fuzz (%d iterations, seed %llu):\n%s", iterations,
+               static_cast<unsigned long long>(seed), summary.c_str());
+  // The fuzzer got past the checks into every kind of answer.
+  EXPECT_GT(seen["ntp reply"], 1000);
+  EXPECT_GT(seen["arp reply"], 100);
+  EXPECT_GT(seen["icmp reply"], 100);
+  EXPECT_GT(seen["to control"], 100);
+  EXPECT_GT(seen["consumed"], 10);
+}
+
+// ============================================================ NeighbourTable
+
+Mac mac_n(uint8_t n) { return {0x02, 0, 0, 0, 0, n}; }
+
+TEST(Neighbour, LearnAndLookup) {
+  NeighbourTable t;
+  EXPECT_EQ(t.lookup(kClientIp, 0, 1000), nullptr);
+  t.learn(kClientIp, kClientMac.data(), 100);
+  const Neighbour* n = t.lookup(kClientIp, 100, 0);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->ipv4, kClientIp);
+  EXPECT_EQ(Bytes(n->mac, n->mac + 6), Bytes(kClientMac.begin(), kClientMac.end()));
+  EXPECT_EQ(n->updated_ns, 100);
+  EXPECT_EQ(t.lookup(ip4(10, 99, 0, 3), 100, 1000), nullptr);
+  EXPECT_EQ(t.lookup(0, 100, 1000), nullptr);  // empty slots are not address 0
+}
+
+TEST(Neighbour, MaxAgeBoundary) {
+  NeighbourTable t;
+  t.learn(kClientIp, kClientMac.data(), 1000);
+  EXPECT_NE(t.lookup(kClientIp, 1000 + 500, 500), nullptr);
+  EXPECT_EQ(t.lookup(kClientIp, 1000 + 501, 500), nullptr);
+  EXPECT_NE(t.lookup(kClientIp, 1000 + 501, 501), nullptr);
+}
+
+TEST(Neighbour, RefreshUpdatesMacAndTimeWithoutDuplicating) {
+  NeighbourTable t;
+  t.learn(kClientIp, kClientMac.data(), 1000);
+  t.learn(kClientIp, kOtherMac.data(), 5000);
+  const Neighbour* n = t.lookup(kClientIp, 5000, 0);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(Bytes(n->mac, n->mac + 6), Bytes(kOtherMac.begin(), kOtherMac.end()));
+  int copies = 0;
+  for (const auto& e : t.entries()) copies += e.ipv4 == kClientIp;
+  EXPECT_EQ(copies, 1);
+}
+
+TEST(Neighbour, RefreshFindsEntryAfterAHole) {
+  // Slot 0 learned, slot 1 learned, ... then a refresh of slot 1's address
+  // must update it in place even though an earlier slot might be free.
+  NeighbourTable t;
+  for (uint8_t i = 1; i <= 3; i++) t.learn(ip4(10, 99, 0, i), mac_n(i).data(), i);
+  t.learn(ip4(10, 99, 0, 3), mac_n(33).data(), 10);
+  int copies = 0;
+  for (const auto& e : t.entries()) copies += e.ipv4 == ip4(10, 99, 0, 3);
+  EXPECT_EQ(copies, 1);
+  EXPECT_EQ(t.lookup(ip4(10, 99, 0, 3), 10, 0)->mac[5], 33);
+}
+
+TEST(Neighbour, RefreshOnlyUpdatesKnownEntries) {
+  NeighbourTable t;
+  EXPECT_FALSE(t.refresh(kClientIp, kClientMac.data(), 100));
+  EXPECT_EQ(t.lookup(kClientIp, 100, 1000), nullptr);
+  EXPECT_FALSE(t.refresh(0, kClientMac.data(), 100));  // never matches an empty slot
+  for (const auto& e : t.entries()) EXPECT_EQ(e.ipv4, 0u);
+  t.learn(kClientIp, kClientMac.data(), 100);
+  EXPECT_TRUE(t.refresh(kClientIp, kOtherMac.data(), 200));
+  const Neighbour* n = t.lookup(kClientIp, 200, 0);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->mac[1], kOtherMac[1]);
+}
+
+TEST(Neighbour, FullTableReplacesOldest) {
+  NeighbourTable t;
+  const size_t cap = NeighbourTable::kCapacity;
+  // Learn in an order where the oldest is in the middle of the table.
+  for (size_t i = 0; i < cap; i++) {
+    const int64_t when = i == cap / 2 ? 10 : 1000 + static_cast<int64_t>(i);
+    t.learn(ip4(10, 99, 1, static_cast<unsigned>(i)), mac_n(static_cast<uint8_t>(i)).data(), when);
+  }
+  for (size_t i = 0; i < cap; i++) ASSERT_NE(t.lookup(ip4(10, 99, 1, static_cast<unsigned>(i)), 5000, 1 << 20), nullptr);
+  t.learn(ip4(10, 99, 2, 1), mac_n(200).data(), 6000);
+  EXPECT_EQ(t.lookup(ip4(10, 99, 1, static_cast<unsigned>(cap / 2)), 6000, 1 << 20), nullptr) << "oldest kept";
+  ASSERT_NE(t.lookup(ip4(10, 99, 2, 1), 6000, 0), nullptr);
+  for (size_t i = 0; i < cap; i++)
+    if (i != cap / 2) {
+      EXPECT_NE(t.lookup(ip4(10, 99, 1, static_cast<unsigned>(i)), 6000, 1 << 20), nullptr) << i;
+    }
+  // Next the oldest is entry 0 (learned at 1000).
+  t.learn(ip4(10, 99, 2, 2), mac_n(201).data(), 6001);
+  EXPECT_EQ(t.lookup(ip4(10, 99, 1, 0), 6001, 1 << 20), nullptr);
+  EXPECT_NE(t.lookup(ip4(10, 99, 2, 1), 6001, 1 << 20), nullptr);
+  // A refresh of an existing entry in a full table replaces nothing.
+  t.learn(ip4(10, 99, 1, 1), mac_n(77).data(), 7000);
+  for (size_t i = 2; i < cap; i++)
+    if (i != cap / 2) {
+      EXPECT_NE(t.lookup(ip4(10, 99, 1, static_cast<unsigned>(i)), 7000, 1 << 20), nullptr) << i;
+    }
+  EXPECT_EQ(t.lookup(ip4(10, 99, 1, 1), 7000, 0)->mac[5], 77);
+}
+
+}  // namespace
+}  // namespace ntp::dp

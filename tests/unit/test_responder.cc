@@ -1,0 +1,518 @@
+// The NTP responder (dataplane/responder.h): replies to real captured
+// requests byte for byte (expected bytes written out by hand from the RFC
+// 5905 figure 8 layout), the accept/forward/drop rules for every version and
+// mode, MACs and extension fields, and the per-burst reply parameters
+// derived from the published server state (holdover, dispersion growth).
+#include "dataplane/responder.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "proto/channel_abi.h"
+#include "proto/ntp_packet.h"
+#include "tests/unit/golden/requests.h"
+
+namespace ntp::dp {
+namespace {
+
+using proto::DropReason;
+using proto::NtpTimestamp;
+using Bytes = std::vector<uint8_t>;
+
+// ------------------------------------------------------------------ fixtures
+
+// Stratum 2 from LOCAL(0), precision 2^-25 s, root delay 0x0A3D/65536 s
+// (~40 ms), root dispersion 0x1234/65536 s (~71 ms).
+ReplyParams fixed_params() {
+  ReplyParams p;
+  p.leap = proto::Leap::kNone;
+  p.stratum = 2;
+  p.precision_log2 = -25;
+  p.root_delay = 0x00000A3D;
+  p.root_dispersion = 0x00001234;
+  p.refid = 0x7F7F0100;  // 127.127.1.0
+  p.reference = {0xEEB23E00, 0x12345678};
+  p.synchronized = true;
+  return p;
+}
+constexpr NtpTimestamp kRx = {0xEEB23E81, 0x0C49BA5E};
+
+// The first 24 bytes every reply with fixed_params() to a v4 request with
+// poll 0 starts with (RFC 5905 figure 8).
+constexpr std::array<uint8_t, 24> kReplyHead = {
+    0x24,                    // LI 0, VN 4, mode 4 (server)
+    0x02,                    // stratum 2
+    0x00,                    // poll: the client's (0 in the captures)
+    0xE7,                    // precision -25
+    0x00, 0x00, 0x0A, 0x3D,  // root delay
+    0x00, 0x00, 0x12, 0x34,  // root dispersion
+    0x7F, 0x7F, 0x01, 0x00,  // reference ID 127.127.1.0
+    0xEE, 0xB2, 0x3E, 0x00, 0x12, 0x34, 0x56, 0x78,  // reference timestamp
+};
+
+Bytes buffer_of(const uint8_t* p, size_t n, size_t room = kMaxReplyLen) {
+  Bytes b(n < room ? room : n, 0xA5);  // the responder may write up to kMaxReplyLen
+  std::memcpy(b.data(), p, n);
+  return b;
+}
+
+Bytes request(uint8_t li_vn_mode, size_t len = 48, uint8_t poll = 6) {
+  Bytes b(len < kMaxReplyLen ? kMaxReplyLen : len, 0);
+  if (len >= 1) b[0] = li_vn_mode;
+  if (len >= 3) b[2] = poll;
+  if (len >= 48)
+    for (int i = 0; i < 8; i++) b[40 + i] = static_cast<uint8_t>(0xC1 + i);
+  return b;
+}
+
+NtpDecision run(Bytes& b, size_t len, bool serving = true) { return respond(b.data(), len, kRx, fixed_params(), serving); }
+
+// --------------------------------------------------------- golden, byte for byte
+
+TEST(ResponderGolden, ChronyRequestByteForByte) {
+  constexpr uint8_t kExpected[48] = {
+      0x24, 0x02, 0x00, 0xE7,                          // LI 0 VN 4 mode 4, stratum 2, poll 0, precision -25
+      0x00, 0x00, 0x0A, 0x3D,                          // root delay
+      0x00, 0x00, 0x12, 0x34,                          // root dispersion
+      0x7F, 0x7F, 0x01, 0x00,                          // refid
+      0xEE, 0xB2, 0x3E, 0x00, 0x12, 0x34, 0x56, 0x78,  // reference
+      0x3b, 0xe0, 0x14, 0x6c, 0xfb, 0x19, 0x59, 0xbf,  // origin = chrony's transmit field
+      0xEE, 0xB2, 0x3E, 0x81, 0x0C, 0x49, 0xBA, 0x5E,  // receive = rx
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // transmit: stamped later
+  };
+  Bytes b = buffer_of(golden::kChronyRequest0, sizeof golden::kChronyRequest0);
+  const NtpDecision d = run(b, 48);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  ASSERT_EQ(d.reply_len, 48);
+  EXPECT_EQ(Bytes(b.begin(), b.begin() + 48), Bytes(kExpected, kExpected + 48));
+}
+
+TEST(ResponderGolden, NtpdigRequestByteForByte) {
+  // ntpdig sends LI 3 (it is unsynchronized); our reply carries our LI.
+  constexpr uint8_t kExpected[48] = {
+      0x24, 0x02, 0x00, 0xE7,                          //
+      0x00, 0x00, 0x0A, 0x3D,                          //
+      0x00, 0x00, 0x12, 0x34,                          //
+      0x7F, 0x7F, 0x01, 0x00,                          //
+      0xEE, 0xB2, 0x3E, 0x00, 0x12, 0x34, 0x56, 0x78,  //
+      0xee, 0xb2, 0x3e, 0x80, 0x4b, 0x51, 0x40, 0x00,  // origin = ntpdig's transmit field
+      0xEE, 0xB2, 0x3E, 0x81, 0x0C, 0x49, 0xBA, 0x5E,  //
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  //
+  };
+  Bytes b = buffer_of(golden::kNtpdigRequest, sizeof golden::kNtpdigRequest);
+  const NtpDecision d = run(b, 48);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  ASSERT_EQ(d.reply_len, 48);
+  EXPECT_EQ(Bytes(b.begin(), b.begin() + 48), Bytes(kExpected, kExpected + 48));
+}
+
+TEST(ResponderGolden, AllChronyRequests) {
+  const uint8_t* reqs[] = {golden::kChronyRequest0, golden::kChronyRequest1, golden::kChronyRequest2,
+                           golden::kChronyRequest3};
+  for (int i = 0; i < golden::kChronyRequestCount; i++) {
+    SCOPED_TRACE(i);
+    Bytes b = buffer_of(reqs[i], 48);
+    ASSERT_EQ(run(b, 48).action, NtpAction::kReply);
+    EXPECT_EQ(Bytes(b.begin(), b.begin() + 24), Bytes(kReplyHead.begin(), kReplyHead.end()));
+    EXPECT_EQ(Bytes(b.begin() + 24, b.begin() + 32), Bytes(reqs[i] + 40, reqs[i] + 48));  // origin
+    EXPECT_EQ(Bytes(b.begin() + 32, b.begin() + 40), Bytes({0xEE, 0xB2, 0x3E, 0x81, 0x0C, 0x49, 0xBA, 0x5E}));
+    EXPECT_EQ(Bytes(b.begin() + 40, b.begin() + 48), Bytes(8, 0));
+  }
+}
+
+TEST(ResponderGolden, LeapInsertAndUnsynchronizedInLiBits) {
+  ReplyParams p = fixed_params();
+  p.leap = proto::Leap::kInsert;
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, kRx, p, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0x64);  // LI 1, VN 4, mode 4
+
+  p.leap = proto::Leap::kUnsynchronized;
+  p.stratum = 0;
+  p.refid = proto::kKissInit;
+  b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, kRx, p, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0xE4);  // LI 3, VN 4, mode 4
+  EXPECT_EQ(b[1], 0x00);
+  EXPECT_EQ(Bytes(b.begin() + 12, b.begin() + 16), Bytes({'I', 'N', 'I', 'T'}));
+}
+
+TEST(ResponderGolden, PollCopiedOtherRequestFieldsOverwritten) {
+  Bytes b = request(0x1B, 48, 0x0A);  // LI 0, VN 3, mode 3, poll 10
+  for (int i = 1; i < 40; i++)
+    if (i != 2) b[i] = 0x5A;          // garbage where the reply writes its own fields
+  ASSERT_EQ(run(b, 48).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0x1C);  // LI 0, VN 3, mode 4
+  EXPECT_EQ(b[2], 0x0A);
+  EXPECT_EQ(b[1], 0x02);
+  EXPECT_EQ(Bytes(b.begin() + 3, b.begin() + 24), Bytes(kReplyHead.begin() + 3, kReplyHead.end()));
+  EXPECT_EQ(Bytes(b.begin() + 24, b.begin() + 32), Bytes({0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8}));
+  EXPECT_EQ(Bytes(b.begin() + 32, b.begin() + 40), Bytes({0xEE, 0xB2, 0x3E, 0x81, 0x0C, 0x49, 0xBA, 0x5E}));
+  EXPECT_EQ(Bytes(b.begin() + 40, b.begin() + 48), Bytes(8, 0));
+}
+
+// ------------------------------------------------------------ versions and modes
+
+TEST(ResponderModes, Versions1To4AnsweredWithSameVersion) {
+  for (uint8_t vn = 1; vn <= 4; vn++) {
+    SCOPED_TRACE(int{vn});
+    Bytes b = request(static_cast<uint8_t>((vn << 3) | 3));
+    const NtpDecision d = run(b, 48);
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(d.reply_len, 48);
+    EXPECT_EQ(b[0], (vn << 3) | 4);  // LI 0 from the params
+  }
+}
+
+TEST(ResponderModes, Version1Mode0IsAClient) {
+  Bytes b = request(0x08);  // LI 0, VN 1, mode 0 (RFC 1059 had no mode)
+  const NtpDecision d = run(b, 48);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0x0C);  // VN 1, mode 4
+}
+
+TEST(ResponderModes, PeerAndServerModesGoToControl) {
+  for (uint8_t vn = 1; vn <= 4; vn++)
+    for (uint8_t mode : {1, 2, 4}) {
+      SCOPED_TRACE(testing::Message() << "vn " << int{vn} << " mode " << int{mode});
+      Bytes b = request(static_cast<uint8_t>((vn << 3) | mode));
+      const Bytes before = b;
+      EXPECT_EQ(run(b, 48).action, NtpAction::kToControl);
+      EXPECT_EQ(b, before);  // forwarded untouched
+      // Even on an interface that does not serve clients.
+      EXPECT_EQ(run(b, 48, false).action, NtpAction::kToControl);
+    }
+}
+
+TEST(ResponderModes, Mode5AndMode0AreBadMode) {
+  for (uint8_t vn = 2; vn <= 4; vn++) {
+    SCOPED_TRACE(int{vn});
+    Bytes b = request(static_cast<uint8_t>((vn << 3) | 0));
+    NtpDecision d = run(b, 48);
+    EXPECT_EQ(d.action, NtpAction::kDrop);
+    EXPECT_EQ(d.reason, DropReason::kNtpBadMode);
+    b = request(static_cast<uint8_t>((vn << 3) | 5));
+    d = run(b, 48);
+    EXPECT_EQ(d.action, NtpAction::kDrop);
+    EXPECT_EQ(d.reason, DropReason::kNtpBadMode);
+  }
+  Bytes b = request(0x0D);  // VN 1 mode 5
+  EXPECT_EQ(run(b, 48).reason, DropReason::kNtpBadMode);
+}
+
+TEST(ResponderModes, ControlAndPrivateModesEvenWhenShort) {
+  for (uint8_t vn = 1; vn <= 4; vn++)
+    for (uint8_t mode : {6, 7})
+      for (size_t len : {size_t{1}, size_t{8}, size_t{12}, size_t{47}, size_t{48}, size_t{60}}) {
+        SCOPED_TRACE(testing::Message() << "vn " << int{vn} << " mode " << int{mode} << " len " << len);
+        Bytes b = request(static_cast<uint8_t>((vn << 3) | mode), len);
+        const NtpDecision d = run(b, len);
+        EXPECT_EQ(d.action, NtpAction::kDrop);
+        EXPECT_EQ(d.reason, DropReason::kNtpControlMode);
+      }
+  // A real ntpq "readvar" request: 12 bytes, VN 2 mode 6, opcode 2.
+  Bytes ntpq = {0x16, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  ntpq.resize(kMaxReplyLen);
+  const NtpDecision d = run(ntpq, 12);
+  EXPECT_EQ(d.action, NtpAction::kDrop);
+  EXPECT_EQ(d.reason, DropReason::kNtpControlMode);
+}
+
+TEST(ResponderModes, BadVersions) {
+  for (uint8_t vn : {0, 5, 6, 7}) {
+    SCOPED_TRACE(int{vn});
+    Bytes b = request(static_cast<uint8_t>((vn << 3) | 3));
+    const NtpDecision d = run(b, 48);
+    EXPECT_EQ(d.action, NtpAction::kDrop);
+    EXPECT_EQ(d.reason, DropReason::kNtpBadVersion);
+  }
+}
+
+TEST(ResponderModes, TooShort) {
+  for (size_t len : {size_t{0}, size_t{1}, size_t{12}, size_t{47}}) {
+    SCOPED_TRACE(len);
+    Bytes b = request(0x23, len);
+    const NtpDecision d = run(b, len);
+    EXPECT_EQ(d.action, NtpAction::kDrop);
+    EXPECT_EQ(d.reason, DropReason::kNtpTooShort);
+  }
+}
+
+TEST(ResponderModes, ServerDisabled) {
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  const Bytes before = b;
+  const NtpDecision d = run(b, 48, false);
+  EXPECT_EQ(d.action, NtpAction::kDrop);
+  EXPECT_EQ(d.reason, DropReason::kNtpServerDisabled);
+  EXPECT_EQ(b, before);
+}
+
+// -------------------------------------------------------- MACs and extensions
+
+// A v4 request followed by `tail` (extension fields and/or a MAC).
+Bytes with_tail(const Bytes& tail, uint8_t li_vn_mode = 0x23) {
+  Bytes b = request(li_vn_mode, 48);
+  b.resize(48);
+  b.insert(b.end(), tail.begin(), tail.end());
+  if (b.size() < kMaxReplyLen) b.resize(kMaxReplyLen, 0);
+  return b;
+}
+Bytes mac(size_t len) {  // key ID 0x0000002A and a digest
+  Bytes m(len, 0xD7);
+  m[0] = 0, m[1] = 0, m[2] = 0, m[3] = 0x2A;
+  return m;
+}
+Bytes ext(uint16_t type, uint16_t len) {  // RFC 7822 extension field with declared length len
+  Bytes e(len < 4 ? 4 : len, 0x33);
+  e[0] = static_cast<uint8_t>(type >> 8), e[1] = static_cast<uint8_t>(type);
+  e[2] = static_cast<uint8_t>(len >> 8), e[3] = static_cast<uint8_t>(len);
+  return e;
+}
+Bytes cat(std::initializer_list<Bytes> parts) {
+  Bytes r;
+  for (const auto& p : parts) r.insert(r.end(), p.begin(), p.end());
+  return r;
+}
+
+TEST(ResponderAuth, MacGetsCryptoNak) {
+  for (size_t mac_len : {size_t{20}, size_t{24}}) {
+    SCOPED_TRACE(mac_len);
+    Bytes b = with_tail(mac(mac_len));
+    const size_t len = 48 + mac_len;
+    const NtpDecision d = run(b, len);
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    ASSERT_EQ(d.reply_len, 52);
+    EXPECT_EQ(Bytes(b.begin() + 4, b.begin() + 24), Bytes(kReplyHead.begin() + 4, kReplyHead.end()));
+    EXPECT_EQ(Bytes(b.begin() + 48, b.begin() + 52), Bytes(4, 0));  // key ID 0, no digest
+  }
+}
+
+TEST(ResponderAuth, NtpV3DesMacGetsCryptoNak) {
+  Bytes b = with_tail(mac(12), 0x1B);
+  const NtpDecision d = run(b, 60);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  EXPECT_EQ(d.reply_len, 52);
+  EXPECT_EQ(Bytes(b.begin() + 48, b.begin() + 52), Bytes(4, 0));
+}
+
+TEST(ResponderAuth, CryptoNakInRequestGetsPlainReply) {
+  Bytes b = with_tail(Bytes(4, 0));
+  const NtpDecision d = run(b, 52);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  EXPECT_EQ(d.reply_len, 48);
+}
+
+TEST(ResponderAuth, ExtensionFieldsNotEchoed) {
+  struct Case {
+    const char* name;
+    Bytes tail;
+    uint16_t reply_len;
+  };
+  const Case cases[] = {
+      // RFC 7822 section 7.5: without a MAC the last field is >= 28 octets.
+      {"one 28-byte field", ext(0x0104, 28), 48},
+      {"two fields", cat({ext(0x0104, 16), ext(0x0204, 28)}), 48},
+      {"field + MD5 MAC", cat({ext(0x0104, 16), mac(20)}), 52},
+      {"field + SHA-1 MAC", cat({ext(0x0104, 32), mac(24)}), 52},
+      {"field + crypto-NAK", cat({ext(0x0104, 28), Bytes(4, 0)}), 48},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Bytes b = with_tail(c.tail);
+    const NtpDecision d = run(b, 48 + c.tail.size());
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(d.reply_len, c.reply_len);
+    if (c.reply_len == 52) {
+      EXPECT_EQ(Bytes(b.begin() + 48, b.begin() + 52), Bytes(4, 0));
+    }
+  }
+}
+
+TEST(ResponderAuth, BadExtensionLengths) {
+  struct Case {
+    const char* name;
+    Bytes tail;
+    uint8_t li_vn_mode = 0x23;
+  };
+  Bytes past_end = ext(0x0104, 64);
+  past_end.resize(28);  // declares 64, 28 present
+  const Case cases[] = {
+      {"declared 12 (< 16)", cat({ext(0x0104, 12), Bytes(16, 0)})},
+      {"declared 0", cat({ext(0x0104, 0), Bytes(24, 0)})},
+      {"declared 18 (not a multiple of 4)", cat({ext(0x0104, 18), Bytes(10, 0)})},
+      {"declared past the end", past_end},
+      {"lone 16-byte field, no MAC (RFC 7822: must be >= 28)", ext(0x0104, 16)},
+      {"5 trailing bytes", Bytes(5, 0)},
+      {"8 trailing bytes", Bytes(8, 0)},
+      {"16-byte field then 3 bytes", cat({ext(0x0104, 16), Bytes(3, 0)})},
+      {"v3 with 16 trailing bytes", Bytes(16, 0), 0x1B},
+      {"v3 with a 16-byte 'extension'", ext(0x0104, 28), 0x1B},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Bytes b = with_tail(c.tail, c.li_vn_mode);
+    const NtpDecision d = run(b, 48 + c.tail.size());
+    EXPECT_EQ(d.action, NtpAction::kDrop);
+    EXPECT_EQ(d.reason, DropReason::kNtpBadLength);
+  }
+}
+
+// ------------------------------------------------------------- reply_params
+
+constexpr int64_t kS = 1000000000;
+constexpr int64_t kPublished = 1795670000LL * kS;  // 2026-11-26
+
+proto::ServerStateData synced_state() {
+  proto::ServerStateData s;
+  s.leap = 0;
+  s.stratum = 3;
+  s.precision_log2 = -23;
+  s.synchronized = 1;
+  s.refid = 0x0A00011F;                 // 10.0.1.31
+  s.reference_time_ns = kPublished - 5 * kS + 500000000;  // .5 s exactly: fraction 0x80000000
+  s.root_delay_ns = 3906250;            // 1/256 s: short 0x00000100
+  s.root_dispersion_ns = 1953125;       // 1/512 s: short 0x00000080
+  s.published_ns = kPublished;
+  s.holdover_ns = 3600 * kS;
+  s.dispersion_rate_ppb = 15625;        // 1/64000 s per s: 500 s of age adds 1/128 s
+  return s;
+}
+
+void expect_unsynchronized(const ReplyParams& p) {
+  EXPECT_EQ(p.leap, proto::Leap::kUnsynchronized);
+  EXPECT_EQ(p.stratum, 0);
+  EXPECT_FALSE(p.synchronized);
+}
+
+TEST(ReplyParams, NoStateIsUnsynchronizedInit) {
+  proto::ServerStateData s = synced_state();  // whatever is in it must not leak out
+  const ReplyParams p = reply_params(s, false, kPublished);
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.refid, proto::kKissInit);
+  EXPECT_EQ(p.refid, 0x494E4954u);
+  EXPECT_EQ(p.root_delay, 0u);
+  EXPECT_EQ(p.root_dispersion, 0u);
+  EXPECT_TRUE(p.reference.is_zero());
+}
+
+TEST(ReplyParams, SynchronizedStateValues) {
+  const ReplyParams p = reply_params(synced_state(), true, kPublished);
+  EXPECT_EQ(p.leap, proto::Leap::kNone);
+  EXPECT_EQ(p.stratum, 3);
+  EXPECT_EQ(p.precision_log2, -23);
+  EXPECT_EQ(p.refid, 0x0A00011Fu);
+  // 1795669995.5 s Unix = 1795669995 + 2208988800 NTP seconds.
+  EXPECT_EQ(p.reference.seconds, 1795669995u + 2208988800u);
+  EXPECT_EQ(p.reference.fraction, 0x80000000u);
+  EXPECT_EQ(p.root_delay, 0x00000100u);
+  EXPECT_EQ(p.root_dispersion, 0x00000080u);  // age 0: no growth
+  EXPECT_TRUE(p.synchronized);
+}
+
+TEST(ReplyParams, DispersionGrowsExactlyAgeTimesRate) {
+  const proto::ServerStateData s = synced_state();
+  // 500 s * 15625 ppb = 7812500 ns = 1/128 s = short 0x200; plus 0x80.
+  ReplyParams p = reply_params(s, true, kPublished + 500 * kS);
+  EXPECT_EQ(p.root_dispersion, 0x00000280u);
+  EXPECT_EQ(p.root_delay, 0x00000100u);  // delay does not grow
+  EXPECT_TRUE(p.synchronized);
+  // 1000 s: 0x400 + 0x80.
+  p = reply_params(s, true, kPublished + 1000 * kS);
+  EXPECT_EQ(p.root_dispersion, 0x00000480u);
+  // 64 us of age more give 1 ns more dispersion (15625 ppb * 64000 ns =
+  // 1 ns), which a dispersion must not hide: rounds up to the next 2^-16 s.
+  p = reply_params(s, true, kPublished + 500 * kS + 64000);
+  EXPECT_EQ(p.root_dispersion, 0x00000281u);
+  // A clock behind the publication (reordering across workers): no growth.
+  p = reply_params(s, true, kPublished - 10 * kS);
+  EXPECT_EQ(p.root_dispersion, 0x00000080u);
+  EXPECT_TRUE(p.synchronized);
+  // Another rate: 1 s at 1953125 ppb adds 1953125 ns = 1/512 s = short 0x80.
+  proto::ServerStateData s2 = s;
+  s2.dispersion_rate_ppb = 1953125;
+  p = reply_params(s2, true, kPublished + kS);
+  EXPECT_EQ(p.root_dispersion, 0x00000100u);
+}
+
+TEST(ReplyParams, DispersionGrowsAlsoAfterHoldover) {
+  // The unsynchronized answer still reports how uncertain the time is.
+  const proto::ServerStateData s = synced_state();
+  const ReplyParams p = reply_params(s, true, kPublished + 4000 * kS);  // past 3600 s holdover
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.root_dispersion, 0x80u + 0x1000u);  // 4000 s * 15625 ppb = 62.5 ms = 1/16 s = short 0x1000
+}
+
+TEST(ReplyParams, HoldoverBoundary) {
+  const proto::ServerStateData s = synced_state();
+  ReplyParams p = reply_params(s, true, kPublished + s.holdover_ns);
+  EXPECT_TRUE(p.synchronized);
+  EXPECT_EQ(p.leap, proto::Leap::kNone);
+  EXPECT_EQ(p.stratum, 3);
+  p = reply_params(s, true, kPublished + s.holdover_ns + 1);
+  expect_unsynchronized(p);
+}
+
+TEST(ReplyParams, ZeroHoldoverOnlyAtPublication) {
+  proto::ServerStateData s = synced_state();
+  s.holdover_ns = 0;
+  EXPECT_TRUE(reply_params(s, true, kPublished).synchronized);
+  expect_unsynchronized(reply_params(s, true, kPublished + 1));
+}
+
+TEST(ReplyParams, NotSynchronizedFlag) {
+  proto::ServerStateData s = synced_state();
+  s.synchronized = 0;
+  expect_unsynchronized(reply_params(s, true, kPublished));
+}
+
+TEST(ReplyParams, Stratum16GoesOutAsZero) {
+  proto::ServerStateData s = synced_state();
+  s.stratum = proto::kStratumUnsynchronized;
+  const ReplyParams p = reply_params(s, true, kPublished);
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.stratum, 0);
+  s.stratum = 0;
+  expect_unsynchronized(reply_params(s, true, kPublished));
+}
+
+TEST(ReplyParams, LeapPassedThrough) {
+  proto::ServerStateData s = synced_state();
+  s.leap = 1;
+  ReplyParams p = reply_params(s, true, kPublished);
+  EXPECT_EQ(p.leap, proto::Leap::kInsert);
+  EXPECT_TRUE(p.synchronized);
+  s.leap = 2;
+  p = reply_params(s, true, kPublished);
+  EXPECT_EQ(p.leap, proto::Leap::kDelete);
+  s.leap = 3;  // the control plane says unsynchronized through LI alone
+  expect_unsynchronized(reply_params(s, true, kPublished));
+}
+
+TEST(ReplyParams, Stratum1And15Served) {
+  proto::ServerStateData s = synced_state();
+  s.stratum = 1;
+  s.refid = proto::refid_from_ascii("GPS\0");
+  ReplyParams p = reply_params(s, true, kPublished);
+  EXPECT_EQ(p.stratum, 1);
+  EXPECT_EQ(p.refid, 0x47505300u);
+  s.stratum = 15;
+  EXPECT_EQ(reply_params(s, true, kPublished).stratum, 15);
+}
+
+TEST(ReplyParams, EndToEndThroughRespond) {
+  // reply_params feeds respond: a stale state gives LI 3 stratum 0 on the wire.
+  const proto::ServerStateData s = synced_state();
+  const ReplyParams p = reply_params(s, true, kPublished + s.holdover_ns + 1);
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, kRx, p, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0xE4);
+  EXPECT_EQ(b[1], 0);
+  EXPECT_EQ(b[3], static_cast<uint8_t>(-23));
+}
+
+}  // namespace
+}  // namespace ntp::dp
