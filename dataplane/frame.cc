@@ -132,7 +132,7 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
     if (csum_fold(sum) != 0xFFFF) return drop(DropReason::kBadUdpChecksum);
   }
   if (rd16(udp + 2) != proto::kNtpPort) return drop(DropReason::kUdpPortClosed);
-  if (bad_source(port, src)) return drop(DropReason::kBadSourceAddress);
+  if (bad_source(port, src) || rd16(udp) == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
 
   uint8_t* ntp = udp + kUdpHeaderLen;
   const size_t ntp_len = udp_len - kUdpHeaderLen;
@@ -210,6 +210,8 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
   if (len > kMaxFrameLen) return drop(DropReason::kOversized);
   if (std::memcmp(buf, port.mac, 6) != 0 && std::memcmp(buf, kBroadcastMac, 6) != 0)
     return drop(DropReason::kNotForUs);
+  // A group source MAC is forged: an answer to it would flood the segment.
+  if (buf[6] & 1) return drop(DropReason::kBadSourceAddress);
   switch (rd16(buf + 12)) {
     case kEtherTypeIpv4: return handle_ipv4(buf, len, port, params, rx);
     case kEtherTypeArp: return handle_arp(buf, len, port, neighbours, now_ns);

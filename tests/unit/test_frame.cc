@@ -831,6 +831,10 @@ std::vector<DropCase> drop_cases() {
     IpSpec ip2 = client_ip();
     ip2.src = 0xFFFFFFFF;
     t.push_back({"server packet from broadcast", ntp_frame(p, {.src_port = 123}, ip2), DropReason::kBadSourceAddress});
+    t.push_back({"NTP from UDP port 0", ntp_frame(ntp, {.src_port = 0}, client_ip()), DropReason::kBadSourceAddress});
+    Bytes group_src = ntp_frame(ntp, u, client_ip());
+    group_src[6] |= 1;  // a multicast source MAC
+    t.push_back({"NTP from a group MAC", group_src, DropReason::kBadSourceAddress});
   }
   return t;
 }
