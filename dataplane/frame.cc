@@ -160,8 +160,11 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   wr16(udp, proto::kNtpPort);
   wr16(udp + 2, client_port);
   wr16(udp + 4, reply_udp_len);
-  wr16(udp + 6, 0);
-  uint16_t ck = csum_finish(csum_add(pseudo_header_sum(dst, src, kIpProtoUdp, reply_udp_len), udp, reply_udp_len));
+  // From the values, not by reading back the bytes just written. A
+  // crypto-NAK (four zero bytes) adds nothing to the sum.
+  const uint64_t usum = pseudo_header_sum(dst, src, kIpProtoUdp, reply_udp_len) + proto::kNtpPort + client_port +
+                        reply_udp_len + d.reply_sum;
+  const uint16_t ck = csum_finish(usum);
   wr16(udp + 6, ck == 0 ? 0xFFFF : ck);
 
   // IPv4: a fresh 20-byte header (the request had no options), DF set and
@@ -172,7 +175,9 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   ip[8] = kDefaultTtl;
   wr32(ip + 12, dst);
   wr32(ip + 16, src);
-  ipv4_finish(ip);
+  const uint64_t isum = (uint64_t{ip[0]} << 8 | ip[1]) + kIpv4MinHeaderLen + reply_udp_len + 0x4000 +
+                        (uint64_t{kDefaultTtl} << 8 | kIpProtoUdp) + src + dst;
+  wr16(ip + 10, csum_finish(isum));
   eth_reply(eth, port);
 
   v.action = FrameAction::kTransmit;

@@ -37,6 +37,9 @@ struct NtpDecision {
   NtpAction action = NtpAction::kDrop;
   proto::DropReason reason = proto::DropReason::kNtpBadMode;  // when kDrop
   uint16_t reply_len = 0;  // when kReply: bytes of NTP payload to send
+  // when kReply: one's-complement sum (unfolded, 32-bit big-endian words) of
+  // the reply bytes, so the caller's checksum need not read them back.
+  uint64_t reply_sum = 0;
 };
 
 // The size of buffer the responder may write: the reply never grows beyond
