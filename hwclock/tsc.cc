@@ -10,7 +10,7 @@ namespace ntp::hwclock {
 
 bool tsc_is_invariant() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_max(0x80000000, nullptr) < 0x80000007) return false;
+  if (__get_cpuid_max(0x80000000, nullptr) < 0x80000007u) return false;
   __cpuid(0x80000007, eax, ebx, ecx, edx);
   return (edx >> 8) & 1;
 }

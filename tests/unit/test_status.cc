@@ -931,8 +931,8 @@ TEST(StatusPrometheus, TheCheckerCatchesMistakes) {
       "# HELP ntp_a A.\n# TYPE ntp_a gauge\n1ntp_a 1\n",
       "# HELP ntp_a A.\n# TYPE ntp_a sometimes\nntp_a 1\n",
       "# HELP a A.\n# TYPE a gauge\na 1\n",                                             // not ntp_
-      "# HELP ntp_a A.\n# TYPE ntp_a gauge\nntp_a{x=\"1\"} 1\n# HELP ntp_b B.\n# TYPE ntp_b gauge\nntp_b 1\n"
-      "ntp_a{x=\"2\"} 1\n",                                                              // not grouped
+      ("# HELP ntp_a A.\n# TYPE ntp_a gauge\nntp_a{x=\"1\"} 1\n# HELP ntp_b B.\n# TYPE ntp_b gauge\nntp_b 1\n"
+       "ntp_a{x=\"2\"} 1\n"),                                                             // not grouped
   };
   for (const char* t : bad) EXPECT_FALSE(check_prometheus(t).empty()) << t;
 }

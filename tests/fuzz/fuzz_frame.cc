@@ -1,0 +1,198 @@
+// libFuzzer target: dp::handle_frame on arbitrary Ethernet frames for one
+// fixed port (02:00:00:00:00:01, 10.0.1.31/24).
+//
+// Input: byte 0 flags, bytes 1-8 the transmit timestamp for stamp_transmit,
+// then the frame. Mutated frames almost never keep valid checksums, so the
+// flags let the fuzzer ask for them to be fixed up before the call and reach
+// the code behind the checksum checks:
+//   bit 0: recompute the IPv4 header checksum   bit 1: the UDP checksum
+//   bit 2: the ICMP checksum                    bit 3: params synchronized
+//   bit 4: the port serves NTP
+// The frame is copied into a heap buffer of exactly len + 4 bytes (the
+// contract: a crypto-NAK grows the reply by 4), so ASan sees any write past.
+// Invariants:
+//  - kTransmit: len <= in + 4; Ethernet back to the sender from our MAC;
+//    IPv4 replies have a valid header checksum, our address as source and
+//    a total length that matches; ICMP echo replies a valid ICMP checksum;
+//    NTP replies, after stamp_transmit, a valid UDP checksum, port 123 to
+//    the client's port, and a payload that parses as mode 4 carrying the
+//    transmit timestamp; ARP replies are op 2 from our MAC/IP
+//  - kToControl: the NTP payload lies inside the frame and is untouched
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <span>
+
+#include "dataplane/frame.h"
+#include "dataplane/inet.h"
+#include "proto/ntp_packet.h"
+
+namespace {
+
+using namespace ntp;
+using namespace ntp::dp;
+
+constexpr size_t kPrefixLen = 9;
+
+[[noreturn]] void fail(const char* what, size_t len) {
+  std::fprintf(stderr, "fuzz_frame: invariant violated: %s (frame %zu bytes)\n", what, len);
+  std::abort();
+}
+
+PortIdentity make_port(bool ntp_server) {
+  PortIdentity p;
+  const uint8_t mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+  std::memcpy(p.mac, mac, 6);
+  p.ipv4 = 0x0A00011F;  // 10.0.1.31
+  p.prefix_len = 24;
+  p.ntp_server = ntp_server;
+  return p;
+}
+
+ReplyParams make_params(bool synchronized) {
+  ReplyParams p;
+  if (synchronized) {
+    p.leap = proto::Leap::kNone;
+    p.stratum = 2;
+    p.precision_log2 = -24;
+    p.root_delay = 0x00000123;
+    p.root_dispersion = 0x00000456;
+    p.refid = 0x0A000101;
+    p.reference = {0xEB000000u, 0x12345678u};
+    p.synchronized = true;
+  }
+  return p;
+}
+
+// Recomputes the checksums the flags ask for, where the headers are there.
+void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {
+  if (len < kEthHeaderLen + kIpv4MinHeaderLen || rd16(f + 12) != kEtherTypeIpv4) return;
+  uint8_t* ip = f + kEthHeaderLen;
+  const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
+  const size_t total = rd16(ip + 2);
+  if (ihl < kIpv4MinHeaderLen || ihl > len - kEthHeaderLen) return;
+  if (total >= ihl && total <= len - kEthHeaderLen) {
+    uint8_t* l4 = ip + ihl;
+    const size_t l4_len = total - ihl;
+    if ((flags & 2) && ip[9] == kIpProtoUdp && l4_len >= kUdpHeaderLen) {
+      const uint16_t udp_len = rd16(l4 + 4);
+      if (udp_len >= kUdpHeaderLen && udp_len <= l4_len) {
+        wr16(l4 + 6, 0);
+        const uint16_t ck =
+            csum_finish(csum_add(pseudo_header_sum(rd32(ip + 12), rd32(ip + 16), kIpProtoUdp, udp_len), l4, udp_len));
+        wr16(l4 + 6, ck == 0 ? 0xFFFF : ck);
+      }
+    }
+    if ((flags & 4) && ip[9] == kIpProtoIcmp && l4_len >= kIcmpHeaderLen) {
+      wr16(l4 + 2, 0);
+      wr16(l4 + 2, csum_finish(csum_add(0, l4, l4_len)));
+    }
+  }
+  if (flags & 1) {
+    wr16(ip + 10, 0);
+    wr16(ip + 10, csum_finish(csum_add(0, ip, ihl)));
+  }
+}
+
+void check_ipv4_reply(const uint8_t* in, const uint8_t* out, const FrameVerdict& v, const PortIdentity& port,
+                      size_t len) {
+  const uint8_t* ip = out + kEthHeaderLen;
+  if (v.len < kEthHeaderLen + kIpv4MinHeaderLen) fail("IPv4 reply shorter than its headers", len);
+  if (ip[0] != 0x45) fail("IPv4 reply header is not version 4 / 20 bytes", len);
+  if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) fail("IPv4 header checksum invalid", len);
+  if (size_t{rd16(ip + 2)} + kEthHeaderLen != v.len) fail("IPv4 total length does not match the frame", len);
+  if (rd32(ip + 12) != port.ipv4) fail("IPv4 reply not from our address", len);
+  if (rd32(ip + 16) != rd32(in + kEthHeaderLen + 12)) fail("IPv4 reply not to the sender", len);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < kPrefixLen) return -1;
+  const uint8_t flags = data[0];
+  uint64_t tx_raw;
+  std::memcpy(&tx_raw, data + 1, 8);
+  const proto::NtpTimestamp tx = proto::NtpTimestamp::from_raw(tx_raw);
+  const size_t len = size - kPrefixLen;
+
+  auto in = std::make_unique<uint8_t[]>(len + 1);
+  std::memcpy(in.get(), data + kPrefixLen, len);
+  fix_checksums(in.get(), len, flags);
+  auto buf = std::make_unique<uint8_t[]>(len + 4);
+  std::memcpy(buf.get(), in.get(), len);
+  std::memset(buf.get() + len, 0x5A, 4);
+
+  const PortIdentity port = make_port(flags & 16);
+  const ReplyParams params = make_params(flags & 8);
+  const proto::NtpTimestamp rx{0xEB001234u, 0x80000000u};
+  NeighbourTable neighbours;
+  const FrameVerdict v = handle_frame(buf.get(), len, port, params, rx, neighbours, 1'000'000'000);
+
+  switch (v.action) {
+    case FrameAction::kDrop:
+    case FrameAction::kConsumed:
+      return 0;
+    case FrameAction::kToControl: {
+      if (size_t{v.ntp_offset} + v.ntp_len > len) fail("kToControl payload outside the frame", len);
+      if (std::memcmp(buf.get() + v.ntp_offset, in.get() + v.ntp_offset, v.ntp_len) != 0)
+        fail("kToControl payload modified", len);
+      const auto r = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
+      if (!r.ok()) fail("kToControl payload does not parse", len);
+      return 0;
+    }
+    case FrameAction::kTransmit: break;
+  }
+
+  const uint8_t* f = buf.get();
+  if (v.len > len + 4) fail("reply longer than in + 4", len);
+  if (v.len < kEthHeaderLen) fail("reply shorter than an Ethernet header", len);
+  if (std::memcmp(f, in.get() + 6, 6) != 0) fail("reply not to the sender's MAC", len);
+  if (std::memcmp(f + 6, port.mac, 6) != 0) fail("reply not from our MAC", len);
+
+  switch (v.kind) {
+    case ReplyKind::kNone: fail("kTransmit without a kind", len);
+    case ReplyKind::kArp: {
+      if (v.len != kEthHeaderLen + kArpLen) fail("ARP reply length", len);
+      const uint8_t* a = f + kEthHeaderLen;
+      if (rd16(f + 12) != kEtherTypeArp || rd16(a + 6) != 2) fail("ARP reply is not op 2", len);
+      if (std::memcmp(a + 8, port.mac, 6) != 0 || rd32(a + 14) != port.ipv4) fail("ARP reply sender not us", len);
+      const uint8_t* q = in.get() + kEthHeaderLen;
+      if (std::memcmp(a + 18, q + 8, 6) != 0 || rd32(a + 24) != rd32(q + 14)) fail("ARP reply target not the requester", len);
+      return 0;
+    }
+    case ReplyKind::kIcmpEcho: {
+      check_ipv4_reply(in.get(), f, v, port, len);
+      const uint8_t* icmp = f + kEthHeaderLen + kIpv4MinHeaderLen;
+      const size_t icmp_len = v.len - kEthHeaderLen - kIpv4MinHeaderLen;
+      if (icmp_len < kIcmpHeaderLen || icmp[0] != 0 || icmp[1] != 0) fail("not an ICMP echo reply", len);
+      if (csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) fail("ICMP checksum invalid", len);
+      return 0;
+    }
+    case ReplyKind::kNtp: break;
+  }
+
+  check_ipv4_reply(in.get(), f, v, port, len);
+  const uint8_t* ip = f + kEthHeaderLen;
+  if (ip[9] != kIpProtoUdp) fail("NTP reply is not UDP", len);
+  if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
+  stamp_transmit(buf.get(), v.ntp_offset, tx);
+  const uint8_t* udp = ip + kIpv4MinHeaderLen;
+  const uint16_t udp_len = rd16(udp + 4);
+  if (size_t{udp_len} + kIpv4MinHeaderLen + kEthHeaderLen != v.len) fail("UDP length does not match the frame", len);
+  if (rd16(udp + 6) == 0) fail("UDP checksum left zero", len);
+  if (csum_fold(csum_add(pseudo_header_sum(rd32(ip + 12), rd32(ip + 16), kIpProtoUdp, udp_len), udp, udp_len)) !=
+      0xFFFF)
+    fail("UDP checksum invalid after stamp_transmit", len);
+  const uint8_t* qudp = in.get() + kEthHeaderLen + size_t{(in[kEthHeaderLen] & 0x0Fu)} * 4;
+  if (rd16(udp) != proto::kNtpPort || rd16(udp + 2) != rd16(qudp)) fail("NTP reply ports", len);
+  const auto r = proto::parse({f + v.ntp_offset, size_t{udp_len} - kUdpHeaderLen});
+  if (!r.ok()) fail("NTP reply does not parse", len);
+  if (r.packet.header.mode != proto::Mode::kServer) fail("NTP reply is not mode 4", len);
+  if (!(r.packet.header.transmit == tx)) fail("NTP reply does not carry the transmit timestamp", len);
+  if (r.packet.header.receive != rx) fail("NTP reply receive is not rx", len);
+  if (v.unsynchronized != !params.synchronized) fail("unsynchronized flag", len);
+  return 0;
+}

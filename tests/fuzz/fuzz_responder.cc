@@ -1,0 +1,144 @@
+// libFuzzer target: dp::respond on arbitrary NTP payloads.
+//
+// Input: a 64-byte prefix that chooses the ReplyParams, then the payload.
+//   prefix[0] bit 0-1 leap, bit 2 synchronized, bit 3 serving,
+//             bit 4: build the params with reply_params() from a fuzzed
+//             ServerStateData (bit 5: have_state) instead of directly
+//   prefix[1..]  the fields, read in order (see read_params below)
+// The payload is copied into a heap buffer of exactly the size respond()'s
+// contract promises (max(len, kMaxReplyLen)), so ASan catches any write past
+// it. Invariants:
+//  - kReply: reply_len is 48 or 52 (<= kMaxReplyLen); the reply parses,
+//    mode 4, same version, the fields are the params', origin = the
+//    request's transmit, receive = rx, transmit zero (stamped later);
+//    a 52-byte reply ends in a zero crypto-NAK
+//  - kToControl / kDrop: the payload is left untouched (the worker copies
+//    it to the control plane after the decision)
+//  - reply_params(): unsynchronized <=> leap 3 and stratum 0; synchronized
+//    => stratum 1..15
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <span>
+
+#include "dataplane/responder.h"
+#include "proto/ntp_packet.h"
+
+namespace {
+
+using namespace ntp;
+
+constexpr size_t kPrefixLen = 64;
+
+[[noreturn]] void fail(const char* what, size_t size) {
+  std::fprintf(stderr, "fuzz_responder: invariant violated: %s (payload %zu bytes)\n", what, size);
+  std::abort();
+}
+
+struct Reader {
+  const uint8_t* p;
+  template <class T>
+  T get() {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    p += sizeof v;
+    return v;
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < kPrefixLen) return -1;
+  Reader rd{data};
+  const uint8_t flags = rd.get<uint8_t>();
+  const bool serving = flags & 8;
+  dp::ReplyParams p;
+  proto::NtpTimestamp rx;
+  if (flags & 16) {
+    proto::ServerStateData s;
+    s.leap = rd.get<uint8_t>() & 3;
+    s.stratum = rd.get<uint8_t>();
+    s.precision_log2 = rd.get<int8_t>();
+    s.synchronized = rd.get<uint8_t>() & 1;
+    s.refid = rd.get<uint32_t>();
+    s.reference_time_ns = rd.get<int64_t>();
+    s.root_delay_ns = rd.get<int64_t>();
+    s.root_dispersion_ns = rd.get<int64_t>();
+    s.published_ns = rd.get<int64_t>();
+    s.holdover_ns = rd.get<int64_t>();
+    s.dispersion_rate_ppb = rd.get<uint32_t>();
+    const int64_t now_ns = rd.get<int64_t>();  // 61 of the 64 prefix bytes read
+    const bool have_state = flags & 32;
+    p = dp::reply_params(s, have_state, now_ns);
+    if (p.synchronized) {
+      if (p.leap == proto::Leap::kUnsynchronized || p.stratum < 1 || p.stratum > proto::kStratumMax)
+        fail("reply_params: synchronized with leap 3 or stratum outside 1..15", size);
+      if (!have_state || !s.synchronized) fail("reply_params: synchronized without a synchronized state", size);
+    } else if (p.leap != proto::Leap::kUnsynchronized || p.stratum != proto::kStratumUnspecified) {
+      fail("reply_params: unsynchronized but not leap 3 / stratum 0", size);
+    }
+    if (p.precision_log2 != s.precision_log2) fail("reply_params: precision not the state's", size);
+    rx = proto::ntp_from_unix_ns(now_ns);
+  } else {
+    p.leap = static_cast<proto::Leap>(flags & 3);
+    p.synchronized = flags & 4;
+    p.stratum = rd.get<uint8_t>();
+    p.precision_log2 = rd.get<int8_t>();
+    p.root_delay = rd.get<uint32_t>();
+    p.root_dispersion = rd.get<uint32_t>();
+    p.refid = rd.get<uint32_t>();
+    p.reference = proto::NtpTimestamp::from_raw(rd.get<uint64_t>());
+    rx = proto::NtpTimestamp::from_raw(rd.get<uint64_t>());
+  }
+
+  const uint8_t* req = data + kPrefixLen;
+  const size_t len = size - kPrefixLen;
+  const size_t cap = std::max(len, dp::kMaxReplyLen);
+  auto buf = std::make_unique<uint8_t[]>(cap);
+  std::memcpy(buf.get(), req, len);
+  std::memset(buf.get() + len, 0xA5, cap - len);
+
+  const dp::NtpDecision d = dp::respond(buf.get(), len, rx, p, serving);
+  if (d.action != dp::NtpAction::kReply) {
+    if (std::memcmp(buf.get(), req, len) != 0) fail("a packet not answered was modified", len);
+    if (d.action == dp::NtpAction::kToControl) {
+      const auto r = proto::parse({req, len});
+      if (!r.ok() || (r.packet.header.mode != proto::Mode::kSymmetricActive &&
+                      r.packet.header.mode != proto::Mode::kSymmetricPassive &&
+                      r.packet.header.mode != proto::Mode::kServer))
+        fail("kToControl for something not a valid mode 1/2/4 packet", len);
+    }
+    return 0;
+  }
+
+  if (!serving) fail("answered while not serving", len);
+  if (d.reply_len != proto::kHeaderLen && d.reply_len != proto::kHeaderLen + 4) fail("reply_len not 48 or 52", len);
+  if (d.reply_len > dp::kMaxReplyLen) fail("reply_len > kMaxReplyLen", len);
+  const proto::ParseResult q = proto::parse({req, len});
+  if (!q.ok()) fail("answered an unparseable request", len);
+  const proto::ParseResult r = proto::parse({buf.get(), d.reply_len});
+  if (!r.ok()) fail("the reply does not parse", len);
+  const proto::NtpHeader& h = r.packet.header;
+  if (h.mode != proto::Mode::kServer) fail("reply mode is not 4", len);
+  if (h.version != q.packet.header.version) fail("reply version differs from the request's", len);
+  if (h.leap != p.leap || h.stratum != p.stratum || h.precision_log2 != p.precision_log2 ||
+      h.root_delay != p.root_delay || h.root_dispersion != p.root_dispersion || h.refid != p.refid ||
+      !(h.reference == p.reference))
+    fail("reply header fields are not the params'", len);
+  if (h.poll_log2 != q.packet.header.poll_log2) fail("reply poll is not the request's", len);
+  if (!(h.origin == q.packet.header.transmit)) fail("reply origin is not the request's transmit", len);
+  if (!(h.receive == rx)) fail("reply receive is not rx", len);
+  if (!h.transmit.is_zero()) fail("reply transmit not left zero", len);
+  if (d.reply_len == proto::kHeaderLen + 4) {
+    if (q.packet.mac_len <= 4) fail("crypto-NAK for a request without a MAC", len);
+    if (r.packet.mac_len != 4 || r.packet.key_id != 0) fail("crypto-NAK is not a zero key ID", len);
+  } else if (q.packet.mac_len > 4) {
+    fail("no crypto-NAK for a request with a MAC we cannot check", len);
+  }
+  return 0;
+}
