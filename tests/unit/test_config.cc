@@ -706,5 +706,39 @@ TEST(ConfigIpv4, ToString) {
 }
 
 
+// The README's configuration reference documents every key of the table, in
+// its section, so the documentation cannot fall behind the code.
+TEST(ConfigKeyDocs, ReadmeDocumentsEveryKey) {
+  std::FILE* f = std::fopen((source_root() + "/README.md").c_str(), "r");
+  ASSERT_NE(f, nullptr) << "cannot read README.md under " << source_root();
+  std::string readme;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) readme.append(buf, n);
+  std::fclose(f);
+  const size_t ref = readme.find("## Configuration reference");
+  ASSERT_NE(ref, std::string::npos);
+  for (const auto& k : key_docs()) {
+    // "clock.offset_ms" is documented as `offset_ms` under "#### `[clock]`",
+    // "interface[].address" as `address` under "[[interface]]".
+    std::string section, name = k.key;
+    const size_t dot = k.key.rfind('.');
+    if (dot != std::string::npos) {
+      section = k.key.substr(0, dot);
+      name = k.key.substr(dot + 1);
+    }
+    if (k.type.rfind("array of tables", 0) == 0) continue;  // the table itself
+    size_t from = ref;
+    if (!section.empty()) {
+      const bool array = section.size() > 2 && section.substr(section.size() - 2) == "[]";
+      const std::string heading =
+          array ? "[[" + section.substr(0, section.size() - 2) + "]]" : "`[" + section + "]`";
+      from = readme.find(heading, ref);
+      ASSERT_NE(from, std::string::npos) << "README has no section " << heading << " for " << k.key;
+    }
+    EXPECT_NE(readme.find("| `" + name + "` |", from), std::string::npos) << "README does not document " << k.key;
+  }
+}
+
 }  // namespace
 }  // namespace ntp::config

@@ -1,0 +1,333 @@
+"""Test lab for the appliance: network namespaces joined by veth pairs or a
+bridge, appliance instances (ntp-dataplane + ntp-control) with their own
+configs, real chronyd/ntpdig peers. Everything created here is removed on
+exit, also when a test fails or is interrupted.
+
+Nothing leaves the namespaces: addresses exist only inside them, the host's
+namespace gets nothing but the bridge/veth ends that are moved away at once.
+No test touches the host clock: chronyd always runs with -x, the appliance
+uses the virtual clock source.
+"""
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BUILD_DIR", os.path.join(ROOT, "build"))
+DATAPLANE = os.path.join(BUILD, "dataplane", "ntp-dataplane")
+CONTROL = os.path.join(BUILD, "control", "ntp-control")
+NTPCTL = os.path.join(BUILD, "control", "ntpctl")
+
+_cleanups = []
+
+# Software timestamps are taken when the busy-polling worker sees a packet;
+# if a client, chronyd or the control plane runs on the worker's CPU the
+# worker waits a time slice and the timestamp is late by milliseconds. Keep
+# everything but the dataplane's worker lcores (EAL pins those) on CPU 0,
+# as an operator would with isolcpus/CPUAffinity.
+if len(os.sched_getaffinity(0)) > 1:
+    os.sched_setaffinity(0, {0})
+
+
+def _run_cleanups():
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:  # keep cleaning up
+            print(f"netlab: cleanup failed: {e}", file=sys.stderr)
+
+
+atexit.register(_run_cleanups)
+
+
+def _on_signal(signum, frame):
+    _run_cleanups()
+    sys.exit(128 + signum)
+
+
+for _s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_s, _on_signal)
+
+
+def sh(*args, check=True, capture=True, timeout=30, ns=None):
+    """Run a command (list), optionally inside namespace ns."""
+    cmd = list(args)
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    r = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def unique(prefix):
+    """A short unique name (interface names are limited to 15 bytes)."""
+    return f"{prefix}{os.getpid() % 100000:05d}{len(_cleanups) % 100:02d}"
+
+
+def wait_for(cond, timeout, interval=0.05, what="condition"):
+    """Poll cond() until it returns a true value; return it, or raise."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # the thing polled may not be up yet
+            last_exc = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class Namespace:
+    def __init__(self, name):
+        self.name = name
+        sh("ip", "netns", "add", name)
+        _cleanups.append(self.remove)
+        self.exec("ip", "link", "set", "lo", "up")
+        # No IPv6 chatter (router solicitations, MLD) from the kernel.
+        self.exec("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+        self.exec("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1")
+
+    def exec(self, *args, **kw):
+        return sh(*args, ns=self.name, **kw)
+
+    def popen(self, args, log_path, env=None):
+        f = open(log_path, "w")
+        p = subprocess.Popen(["ip", "netns", "exec", self.name] + list(args), stdout=f, stderr=subprocess.STDOUT,
+                             env=env, start_new_session=True)
+        p._log = f
+        return p
+
+    def remove(self):
+        # Kill anything still running inside, then delete.
+        r = sh("ip", "netns", "pids", self.name, check=False)
+        for pid in r.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        sh("ip", "netns", "del", self.name, check=False)
+
+
+def veth_pair(ns_a, name_a, ns_b, name_b):
+    """A veth pair with one end in each namespace; returns nothing."""
+    tmp_a, tmp_b = unique("va"), unique("vb")
+    sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
+    sh("ip", "link", "set", tmp_a, "netns", ns_a.name)
+    sh("ip", "link", "set", tmp_b, "netns", ns_b.name)
+    ns_a.exec("ip", "link", "set", tmp_a, "name", name_a)
+    ns_b.exec("ip", "link", "set", tmp_b, "name", name_b)
+    for ns, name in ((ns_a, name_a), (ns_b, name_b)):
+        # veth hands frames over with the UDP checksum left to "hardware"
+        # (CHECKSUM_PARTIAL); a NIC would fill it in, veth does not, and the
+        # dataplane (rightly) drops what arrives with a wrong checksum.
+        ns.exec("ethtool", "-K", name, "tx", "off", check=False)
+        ns.exec("ip", "link", "set", name, "up")
+
+
+class Bridge:
+    """A bridge in its own namespace; members are veths from other namespaces."""
+
+    def __init__(self, ns):
+        self.ns = ns
+        ns.exec("ip", "link", "add", "br0", "type", "bridge")
+        ns.exec("ip", "link", "set", "br0", "up")
+        self.n = 0
+
+    def attach(self, ns, ifname):
+        self.n += 1
+        port = f"p{self.n}"
+        veth_pair(self.ns, port, ns, ifname)
+        self.ns.exec("ip", "link", "set", port, "master", "br0")
+
+
+def dataplane_side(ns, ifname):
+    """The veth end the dataplane owns: up, no kernel address, no IPv6, and
+    no kernel answers (the dataplane answers ARP itself)."""
+    ns.exec("sysctl", "-q", "-w", f"net.ipv6.conf.{ifname}.disable_ipv6=1", check=False)
+    ns.exec("ip", "link", "set", ifname, "arp", "off")
+    # The dataplane answers; large offloads would hand it frames above MTU.
+    ns.exec("ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off", check=False)
+
+
+class Appliance:
+    """One instance: ntp-dataplane and ntp-control in namespace ns."""
+
+    def __init__(self, ns, name, workdir, config_text):
+        self.ns, self.name, self.workdir = ns, name, workdir
+        self.config_path = os.path.join(workdir, f"{name}.toml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.dp = None
+        self.cp = None
+        _cleanups.append(self.stop)
+
+    def start_dataplane(self, wait=True):
+        self.dp = self.ns.popen([DATAPLANE, "--config", self.config_path],
+                                os.path.join(self.workdir, f"{self.name}-dataplane.log"))
+        if wait:
+            wait_for(lambda: self.log_contains("dataplane", "worker 0 running") or self._died(self.dp, "dataplane"),
+                     30, what=f"{self.name} dataplane to start")
+
+    def start_control(self, wait=True):
+        self.cp = self.ns.popen([CONTROL, "--config", self.config_path],
+                                os.path.join(self.workdir, f"{self.name}-control.log"))
+        if wait:
+            wait_for(lambda: self._died(self.cp, "control") or self.status(), 30,
+                     what=f"{self.name} control plane to publish")
+
+    def start(self):
+        self.start_dataplane()
+        self.start_control()
+        return self
+
+    def _died(self, p, which):
+        if p.poll() is not None:
+            raise RuntimeError(f"{self.name} {which} exited with {p.returncode}:\n" + self.log(which)[-3000:])
+        return False
+
+    def log(self, which):
+        with open(os.path.join(self.workdir, f"{self.name}-{which}.log")) as f:
+            return f.read()
+
+    def log_contains(self, which, text):
+        try:
+            return text in self.log(which)
+        except FileNotFoundError:
+            return False
+
+    def ctl(self, *args, check=True):
+        return self.ns.exec(NTPCTL, "--config", self.config_path, *args, check=check).stdout
+
+    def http(self, path):
+        # Through the namespace: the endpoint listens on its loopback.
+        r = self.ns.exec("python3", "-c",
+                         "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen("
+                         f"'http://{self.listen}{path}',timeout=2).read().decode())", check=True)
+        return r.stdout
+
+    @property
+    def listen(self):
+        with open(self.config_path) as f:
+            m = re.search(r'listen\s*=\s*"([^"]+)"', f.read())
+        return m.group(1) if m else "127.0.0.1:9123"
+
+    def status(self):
+        try:
+            return json.loads(self.http("/status"))
+        except Exception:
+            return None
+
+    def kill_control(self, sig=signal.SIGKILL):
+        if self.cp and self.cp.poll() is None:
+            os.killpg(self.cp.pid, sig)
+            self.cp.wait(timeout=10)
+            self.cp._log.close()
+
+    def stop(self):
+        for p in (self.cp, self.dp):
+            if p and p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=10)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    p.wait(timeout=10)
+            if p and not p._log.closed:
+                p._log.close()
+
+
+class Chrony:
+    """A real chronyd in namespace ns, never touching the host clock (-x)."""
+
+    def __init__(self, ns, workdir, lines):
+        self.ns = ns
+        self.dir = tempfile.mkdtemp(prefix="chrony-", dir=workdir)
+        self.sock = os.path.join(self.dir, "chronyd.sock")
+        conf = os.path.join(self.dir, "chrony.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines + [
+                f"pidfile {self.dir}/chronyd.pid",
+                f"bindcmdaddress {self.sock}",
+                "cmdport 0",
+                f"driftfile {self.dir}/drift",
+                "",
+            ]))
+        # -u root: chronyd would otherwise drop to its own user, which cannot
+        # use a command socket in our private temporary directory.
+        self.p = ns.popen(["chronyd", "-u", "root", "-x", "-d", "-f", conf], os.path.join(self.dir, "chronyd.log"))
+        _cleanups.append(self.stop)
+        try:
+            wait_for(lambda: os.path.exists(self.sock) or self._died(), 10, what="chronyd to start")
+        except Exception:
+            self.stop()
+            raise
+
+    def _died(self):
+        if self.p.poll() is not None:
+            raise RuntimeError("chronyd exited: " + open(os.path.join(self.dir, "chronyd.log")).read())
+        return False
+
+    def chronyc(self, *args):
+        return self.ns.exec("chronyc", "-h", self.sock, "-n", *args).stdout
+
+    def stop(self):
+        if self.p._log.closed:
+            return
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.p._log.close()
+
+
+def workdir(name):
+    d = tempfile.mkdtemp(prefix=f"ntplab-{name}-")
+    if not os.environ.get("KEEP_LOGS"):
+        _cleanups.insert(0, lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def appliance_config(sysname, device, address, *, refclock_master=None, ntp_server=True, extra="",
+                     listen="127.0.0.1:9123", clock='source = "virtual"', holdover_s=None, idle_sleep_us=0,
+                     servers=(), peers=()):
+    lines = [f'sysname = "{sysname}"', "log_level = \"info\"", ""]
+    lines += ["[clock]", clock, ""]
+    lines += ["[ntp]"]
+    if refclock_master is not None:
+        lines.append(f"refclock_master = {refclock_master}")
+    if holdover_s is not None:
+        lines.append(f"holdover_s = {holdover_s}")
+    lines += ["", "[dataplane]", "main_lcore = 0", "worker_lcores = [1]",
+              'eal_args = ["--no-huge", "--no-pci", "-m", "128", "--no-telemetry", '
+              '"--log-level", "lib.eal:warning"]',
+              f"idle_sleep_us = {idle_sleep_us}", "",
+              "[channel]", f'shm_name = "/ntp-test-{sysname}"', "",
+              "[stats]", f'listen = "{listen}"', "",
+              "[[interface]]", 'name = "GigabitEthernet0/1/0"', f'device = "{device}"',
+              f'address = "{address}"', f"ntp_server = {'true' if ntp_server else 'false'}", ""]
+    for kind, items in (("server", servers), ("peer", peers)):
+        for item in items:
+            lines.append(f"[[{kind}]]")
+            for k, v in item.items():
+                lines.append(f"{k} = {json.dumps(v)}")
+            lines.append("")
+    lines.append(extra)
+    return "\n".join(lines)
