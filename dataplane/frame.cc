@@ -259,4 +259,26 @@ size_t build_udp_frame(uint8_t* buf, const uint8_t* src_mac, const uint8_t* dst_
   return kEthHeaderLen + kIpv4MinHeaderLen + udp_len;
 }
 
+size_t build_arp_request(uint8_t* buf, const uint8_t* src_mac, uint32_t src_ip, uint32_t target_ip) {
+  std::memcpy(buf, kBroadcastMac, 6);
+  std::memcpy(buf + 6, src_mac, 6);
+  wr16(buf + 12, kEtherTypeArp);
+  uint8_t* a = buf + kEthHeaderLen;
+  wr16(a, 1);  // Ethernet
+  wr16(a + 2, kEtherTypeIpv4);
+  a[4] = 6;
+  a[5] = 4;
+  wr16(a + 6, 1);  // request
+  std::memcpy(a + 8, src_mac, 6);
+  wr32(a + 14, src_ip);
+  std::memset(a + 18, 0, 6);
+  wr32(a + 24, target_ip);
+  return kEthHeaderLen + kArpLen;
+}
+
+uint32_t next_hop(const PortIdentity& port, uint32_t gateway, uint32_t dst) {
+  if (in_subnet(port, dst)) return dst;
+  return gateway;
+}
+
 }  // namespace ntp::dp

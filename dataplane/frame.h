@@ -59,4 +59,13 @@ void stamp_transmit(uint8_t* frame, uint16_t ntp_offset, proto::NtpTimestamp tx)
 size_t build_udp_frame(uint8_t* buf, const uint8_t* src_mac, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip,
                        uint16_t src_port, uint16_t dst_port, size_t payload_len);
 
+// Builds a broadcast ARP request for target_ip (RFC 826) into buf (at least
+// 42 bytes); returns the frame length. target_ip == src_ip makes it a
+// gratuitous ARP (RFC 5227 announcement).
+size_t build_arp_request(uint8_t* buf, const uint8_t* src_mac, uint32_t src_ip, uint32_t target_ip);
+
+// The next hop for dst from a port with this identity and gateway (0: none):
+// dst itself when on-link, the gateway otherwise, 0 when unreachable.
+uint32_t next_hop(const PortIdentity& port, uint32_t gateway, uint32_t dst);
+
 }  // namespace ntp::dp

@@ -170,12 +170,19 @@ int run(const config::Config& cfg) {
       ctx->segment = &seg;
       ctx->counters = &seg.workers[w];
       ctx->to_control = segment.rx_ring(w);
+      ctx->pool = pools[w];
+      ctx->tsc_hz = static_cast<uint64_t>(tsc_hz);
+      if (w == 0) {
+        ctx->from_control = segment.tx_ring();
+        ctx->tx_reports = segment.tx_report_ring();
+      }
       ctx->n_ports = static_cast<unsigned>(ports.size());
       for (size_t i = 0; i < ports.size(); i++) {
         ctx->ports[i].port_id = ports[i].port_id;
         ctx->ports[i].queue_id = static_cast<uint16_t>(w);
         ctx->ports[i].index = static_cast<uint16_t>(i);
         ctx->ports[i].identity = ports[i].identity;
+        ctx->ports[i].gateway = cfg.interfaces[i].gateway.value_or(0);
       }
       workers.push_back(ctx);
       const unsigned lcore = static_cast<unsigned>(cfg.dataplane.worker_lcores[w]);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "hwclock/clock_model.h"
+#include "dataplane/inet.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::dp {
@@ -142,14 +143,151 @@ unsigned worker_poll_once(WorkerContext& ctx) {
   return received;
 }
 
+namespace {
+
+constexpr double kArpRetryS = 1.0;    // ask again after
+constexpr double kArpGiveUpS = 3.0;   // drop a packet whose next hop never answered
+constexpr int64_t kNeighbourMaxAgeNs = 1200LL * 1000000000;  // like the kernel's gc_stale: 20 min
+
+void report(WorkerContext& ctx, uint64_t cookie, int64_t tx_ns, uint64_t tx_raw, proto::DropReason failed,
+            bool ok) {
+  proto::TxReport rep{};
+  rep.cookie = cookie;
+  rep.tx_time_ns = tx_ns;
+  rep.tx_raw = tx_raw;
+  rep.status = ok ? 0 : static_cast<uint32_t>(failed) + 1;
+  if (cookie != 0) rte_ring_enqueue_elem(ctx.tx_reports, &rep, sizeof rep);  // full: the control plane times out
+}
+
+void send_arp_request(WorkerContext& ctx, const WorkerPort& port, uint32_t target) {
+  rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
+  if (!m) return;
+  const size_t len = build_arp_request(rte_pktmbuf_mtod(m, uint8_t*), port.identity.mac, port.identity.ipv4, target);
+  m->data_len = m->pkt_len = static_cast<uint32_t>(len);
+  if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) != 1) rte_pktmbuf_free(m);
+}
+
+// Sends a built frame to `mac`, stamping the transmit timestamp just
+// before it goes, and reports the time.
+void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
+  const WorkerPort& port = ctx.ports[p.port];
+  uint8_t* frame = rte_pktmbuf_mtod(p.m, uint8_t*);
+  std::memcpy(frame, mac, 6);
+  const uint64_t tx_raw = hwclock::read_tsc();
+  const int64_t tx_ns = hwclock::model_to_ns(ctx.model, tx_raw);
+  if (p.stamp) stamp_transmit(frame, kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen, proto::ntp_from_unix_ns(tx_ns));
+  rte_mbuf* m = p.m;
+  if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) == 1) {
+    bump(ctx.counters->control_tx);
+    report(ctx, p.cookie, tx_ns, tx_raw, proto::DropReason::kTxFull, true);
+  } else {
+    rte_pktmbuf_free(m);
+    bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kTxFull)]);
+    report(ctx, p.cookie, 0, 0, proto::DropReason::kTxFull, false);
+  }
+}
+
+}  // namespace
+
+unsigned service_control_tx(WorkerContext& ctx) {
+  unsigned done = 0;
+  const uint64_t now_raw = hwclock::read_tsc();
+  const int64_t now_ns = hwclock::model_to_ns(ctx.model, now_raw);
+
+  // Packets waiting for ARP: send what resolved, re-ask, give up.
+  for (unsigned i = 0; i < ctx.n_pending;) {
+    PendingTx& p = ctx.pending[i];
+    const Neighbour* n = ctx.neighbours.lookup(p.next_hop, now_ns, kNeighbourMaxAgeNs);
+    const double age_s = static_cast<double>(now_raw - p.since_raw) / static_cast<double>(ctx.tsc_hz);
+    if (n || age_s > kArpGiveUpS) {
+      if (n) {
+        send_now(ctx, p, n->mac);
+      } else {
+        rte_pktmbuf_free(p.m);
+        bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kNoNeighbour)]);
+        report(ctx, p.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
+      }
+      ctx.pending[i] = ctx.pending[--ctx.n_pending];
+      done++;
+      continue;
+    }
+    if (static_cast<double>(now_raw - p.last_arp_raw) / static_cast<double>(ctx.tsc_hz) > kArpRetryS) {
+      p.last_arp_raw = now_raw;
+      send_arp_request(ctx, ctx.ports[p.port], p.next_hop);
+    }
+    i++;
+  }
+
+  constexpr unsigned kBatch = 8;
+  proto::TxPacket in[kBatch];
+  const unsigned n = rte_ring_dequeue_burst_elem(ctx.from_control, in, sizeof(proto::TxPacket), kBatch, nullptr);
+  for (unsigned k = 0; k < n; k++) {
+    const proto::TxPacket& t = in[k];
+    done++;
+    // The route: the requested port, else the first port whose subnet (or
+    // gateway) reaches the destination.
+    unsigned pi = 0;
+    uint32_t hop = 0;
+    for (unsigned i = 0; i < ctx.n_ports && hop == 0; i++) {
+      if (t.port != 0xFFFF && t.port != ctx.ports[i].index) continue;
+      hop = next_hop(ctx.ports[i].identity, ctx.ports[i].gateway, t.dst_ip);
+      pi = i;
+    }
+    rte_mbuf* m = hop ? rte_pktmbuf_alloc(ctx.pool) : nullptr;
+    if (!m || t.len > proto::kMaxRingPayload) {
+      if (m) rte_pktmbuf_free(m);
+      bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kNoNeighbour)]);
+      report(ctx, t.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
+      continue;
+    }
+    const WorkerPort& port = ctx.ports[pi];
+    uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+    std::memcpy(frame + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen, t.payload, t.len);
+    const uint8_t unresolved[6] = {};
+    const size_t len = build_udp_frame(frame, port.identity.mac, unresolved, t.src_ip ? t.src_ip : port.identity.ipv4,
+                                       t.dst_ip, t.src_port, t.dst_port, t.len);
+    m->data_len = m->pkt_len = static_cast<uint32_t>(len);
+    PendingTx p;
+    p.m = m;
+    p.cookie = t.cookie;
+    p.since_raw = now_raw;
+    p.next_hop = hop;
+    p.port = static_cast<uint16_t>(pi);
+    p.stamp = (t.flags & proto::kTxStampTransmit) != 0;
+    if (const Neighbour* nb = ctx.neighbours.lookup(hop, now_ns, kNeighbourMaxAgeNs)) {
+      send_now(ctx, p, nb->mac);
+    } else if (ctx.n_pending < WorkerContext::kMaxPendingTx) {
+      p.last_arp_raw = now_raw;
+      send_arp_request(ctx, port, hop);
+      ctx.pending[ctx.n_pending++] = p;
+    } else {
+      rte_pktmbuf_free(m);
+      bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kNoNeighbour)]);
+      report(ctx, t.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
+    }
+  }
+  return done;
+}
+
+void announce_addresses(WorkerContext& ctx) {
+  for (unsigned i = 0; i < ctx.n_ports; i++)
+    send_arp_request(ctx, ctx.ports[i], ctx.ports[i].identity.ipv4);
+}
+
 int worker_main(void* arg) {
   WorkerContext& ctx = *static_cast<WorkerContext*>(arg);
   proto::WorkerCounters& c = *ctx.counters;
   refresh_published(ctx);
+  if (ctx.from_control) announce_addresses(ctx);
   unsigned idle = 0;
   uint64_t polls = 0, busy = 0;
   while (!g_stop.load(std::memory_order_relaxed)) {
-    const unsigned n = worker_poll_once(ctx);
+    unsigned n = worker_poll_once(ctx);
+    // The control plane's packets: a few loads when there are none.
+    if (ctx.from_control && (ctx.n_pending || !rte_ring_empty(ctx.from_control))) {
+      refresh_published(ctx);
+      n += service_control_tx(ctx);
+    }
     polls++;
     if (n) {
       busy++;

@@ -10,6 +10,8 @@
 #include "dataplane/neighbour.h"
 #include "proto/channel_abi.h"
 
+struct rte_mbuf;
+struct rte_mempool;
 struct rte_ring;
 
 namespace ntp::dp {
@@ -17,8 +19,20 @@ namespace ntp::dp {
 struct WorkerPort {
   uint16_t port_id = 0;
   uint16_t queue_id = 0;
-  uint16_t index = 0;  // into SegmentHeader::ports
+  uint16_t index = 0;     // into SegmentHeader::ports
+  uint32_t gateway = 0;   // host order; 0: on-link destinations only
   PortIdentity identity;
+};
+
+// A control-plane packet waiting for its next hop's MAC address.
+struct PendingTx {
+  rte_mbuf* m = nullptr;
+  uint64_t cookie = 0;
+  uint64_t since_raw = 0;      // when it was queued
+  uint64_t last_arp_raw = 0;   // when we last asked for next_hop
+  uint32_t next_hop = 0;
+  uint16_t port = 0;           // index into WorkerContext::ports
+  bool stamp = false;
 };
 
 struct alignas(proto::kCacheLine) WorkerContext {
@@ -31,6 +45,17 @@ struct alignas(proto::kCacheLine) WorkerContext {
   proto::SegmentHeader* segment = nullptr;
   proto::WorkerCounters* counters = nullptr;  // this worker's, in the segment
   rte_ring* to_control = nullptr;             // this worker's rx ring
+
+  // Worker 0 also sends the control plane's packets: it resolves their
+  // next hop by ARP, holds a few while it does, stamps the transmit time
+  // where asked and reports when each left.
+  rte_ring* from_control = nullptr;           // the tx ring (worker 0 only)
+  rte_ring* tx_reports = nullptr;             // the tx-report ring (worker 0 only)
+  rte_mempool* pool = nullptr;                // for the frames it builds
+  uint64_t tsc_hz = 0;
+  static constexpr unsigned kMaxPendingTx = 16;
+  PendingTx pending[kMaxPendingTx];
+  unsigned n_pending = 0;
 
   // Cached copies of the published state: a reader that cannot get a
   // consistent copy (writer died mid-update) keeps serving the last one.
@@ -50,5 +75,13 @@ int worker_main(void* arg);
 // transmit. Returns the number of frames received. Exposed for the
 // benchmark, which drives it on an in-memory port.
 unsigned worker_poll_once(WorkerContext& ctx);
+
+// Worker 0: send what the control plane queued (and what waited for ARP).
+// Returns the number of packets sent or dropped.
+unsigned service_control_tx(WorkerContext& ctx);
+
+// Worker 0 at start: announce our addresses (gratuitous ARP, RFC 5227) so
+// that neighbours forget a MAC address from before a restart.
+void announce_addresses(WorkerContext& ctx);
 
 }  // namespace ntp::dp
