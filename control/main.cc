@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
+#include <optional>
+#include <random>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,11 +23,15 @@
 #include <spdlog/spdlog.h>
 
 #include "control/config.h"
+#include "control/engine.h"
 #include "control/segment_client.h"
 #include "control/status.h"
 #include "control/system_state.h"
 #include "control/timescale.h"
 #include "hwclock/clock_model.h"
+#include "hwclock/drift_file.h"
+#include "hwclock/servo.h"
+#include "hwclock/system_clock.h"
 #include "hwclock/tsc.h"
 #include "proto/ntp_packet.h"
 
@@ -87,22 +94,69 @@ class ControlPlane {
 
  private:
   bool attach_once(bool log_waiting);
+  void make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb);
+  void poll_rings(int64_t now_ns, ctl::EngineOutput& out);
+  void carry_out(ctl::EngineOutput& out);
+  void publish_model(const proto::ClockModelData& m);
   void tick_second();
-  void drain_rings();
+  void save_drift(bool force);
+  int64_t now_ns() const { return hwclock::model_to_ns(timescale_->published(), hwclock::read_tsc()); }
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
   const config::Config& cfg_;
   double tsc_hz_ = 0;
   int8_t precision_log2_ = -20;
   std::unique_ptr<ctl::Timescale> timescale_;
+  std::unique_ptr<ctl::Engine> engine_;
+  std::optional<double> drift_ppb_;  // from the drift file
   ctl::SegmentClient seg_;
-  ctl::SystemVariables sys_;
   uint64_t publications_ = 0;
-  uint64_t ignored_packets_ = 0;
+  uint64_t tx_ring_full_ = 0;
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
+  double last_drift_save_s_ = 0;
   Snapshot snapshot_;
 };
+
+ctl::EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
+  ctl::EngineConfig e;
+  auto add = [&](const config::Association& a, ctl::AssocMode mode) {
+    ctl::AssocConfig c;
+    c.address = a.address;
+    c.port = a.port;
+    c.mode = mode;
+    c.minpoll_log2 = a.minpoll_log2;
+    c.maxpoll_log2 = a.maxpoll_log2;
+    c.iburst = a.iburst;
+    c.burst = a.burst;
+    c.prefer = a.prefer;
+    c.version = static_cast<uint8_t>(a.version);
+    e.associations.push_back(c);
+  };
+  for (const auto& s : cfg.servers) add(s, ctl::AssocMode::kClient);
+  for (const auto& p : cfg.peers) add(p, ctl::AssocMode::kSymmetricActive);
+  e.refclock_master = cfg.ntp.refclock_master;
+  for (const auto& i : cfg.interfaces) e.own_addresses.push_back(i.ipv4);
+  e.peer_allow = cfg.ntp.peer_allow;
+  e.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
+  e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
+  e.precision_log2 = precision_log2;
+  e.servo.step_threshold_ns = std::llround(cfg.clock.step_threshold_ms * 1e6);
+  e.servo.panic_threshold_ns = std::llround(cfg.clock.panic_threshold_s * 1e9);
+  e.servo.max_frequency_ppb = cfg.clock.max_frequency_ppm * 1000.0;
+  return e;
+}
+
+void ControlPlane::make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb) {
+  ctl::EngineConfig e = engine_config(cfg_, precision_log2_);
+  e.servo.initial_frequency_ppb = initial_freq_ppb;
+  std::random_device rd;
+  engine_ = std::make_unique<ctl::Engine>(e, (uint64_t{rd()} << 32) | rd(), now_ns);
+  spdlog::info("{} server(s), {} peer(s){}", cfg_.servers.size(), cfg_.peers.size(),
+               cfg_.ntp.refclock_master
+                   ? fmt::format(", local clock at stratum {}", *cfg_.ntp.refclock_master)
+                   : std::string());
+}
 
 bool ControlPlane::attach_once(bool log_waiting) {
   std::string err;
@@ -119,36 +173,87 @@ bool ControlPlane::attach_once(bool log_waiting) {
   h.control_pid.store(getpid());
   h.control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release);
 
-  // Carry on from what the dataplane is serving (a restart of ours).
   const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
   timescale_->update(x, static_cast<uint64_t>(tsc_hz_));
   proto::ClockModelData served;
-  if (h.clock_model.try_load(served) && !(served.flags & proto::kModelProvisional) &&
+  std::optional<double> initial_freq = drift_ppb_;
+  if (!engine_ && h.clock_model.try_load(served) && !(served.flags & proto::kModelProvisional) &&
       (served.flags & proto::kModelValid)) {
+    // Our restart: carry on the clock the dataplane is serving, at the
+    // frequency correction it was running with.
     timescale_->adopt(served, x.raw);
-    spdlog::info("re-attached to shared memory {} (dataplane pid {}): continuing the served clock", cfg_.shm_name,
-                 h.dataplane_pid);
+    initial_freq = timescale_->correction_ppb();
+    spdlog::info("re-attached to shared memory {} (dataplane pid {}): continuing the served clock at {:+.3f} ppm",
+                 cfg_.shm_name, h.dataplane_pid, timescale_->correction_ppb() / 1000.0);
   } else {
+    if (!engine_ && drift_ppb_) timescale_->adjust(0, *drift_ppb_, 0, 0, x.raw);
     spdlog::info("attached to shared memory {} (dataplane pid {}, {} workers, {} ports)", cfg_.shm_name,
                  h.dataplane_pid, h.n_workers, h.n_ports);
   }
+  publish_model(timescale_->published());
+  if (!engine_) make_engine(hwclock::model_to_ns(timescale_->published(), x.raw), initial_freq);
   return true;
 }
 
-void ControlPlane::drain_rings() {
+void ControlPlane::publish_model(const proto::ClockModelData& m) {
+  if (seg_.attached()) seg_.header()->clock_model.store(m);
+}
+
+void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
   proto::SegmentHeader& h = *seg_.header();
-  proto::RxPacket pkt;
-  for (unsigned w = 0; w < h.n_workers; w++) {
-    while (rte_ring_dequeue_elem(seg_.rx_ring(w), &pkt, sizeof pkt) == 0) {
-      // No associations yet: server replies and peer packets have no one to go to.
-      if (ignored_packets_++ % 1000 == 0)
-        spdlog::debug("ignoring NTP packet from {}:{} (no association)", config::ipv4_to_string(pkt.src_ip),
-                      pkt.src_port);
-    }
-  }
+  // Reports first: a reply to our packet can only exist after it left.
   proto::TxReport rep;
-  while (rte_ring_dequeue_elem(seg_.tx_report_ring(), &rep, sizeof rep) == 0) {
+  while (rte_ring_dequeue_elem(seg_.tx_report_ring(), &rep, sizeof rep) == 0) engine_->on_tx_report(rep, now, out);
+  proto::RxPacket pkt;
+  for (unsigned w = 0; w < h.n_workers; w++)
+    while (rte_ring_dequeue_elem(seg_.rx_ring(w), &pkt, sizeof pkt) == 0) engine_->on_packet(pkt, now, out);
+  if (now >= engine_->next_timer_ns()) engine_->on_timer(now, out);
+}
+
+void ControlPlane::carry_out(ctl::EngineOutput& out) {
+  for (const std::string& e : out.events) spdlog::info("{}", e);
+  if (out.adjust) {
+    const ctl::ClockAdjustment& a = *out.adjust;
+    if (cfg_.clock.steer_system_clock && cfg_.clock.source == config::ClockSource::kSystem) {
+      std::string err;
+      // The kernel slews a phase offset by itself: hand it the whole order
+      // as a frequency for the slew's duration is not possible, so the
+      // phase goes in as a step when large and is folded into the
+      // frequency over one interval otherwise.
+      const double seconds = a.slew_rate_ppb != 0 ? a.slew_ns / a.slew_rate_ppb : 0;
+      const double freq = a.freq_ppb + (seconds > 0 ? a.slew_rate_ppb : 0);
+      if (!hwclock::steer_realtime(a.step ? a.step_ns : 0, freq, err)) spdlog::error("steering the system clock: {}", err);
+    } else {
+      publish_model(timescale_->adjust(a.step ? a.step_ns : 0, a.freq_ppb, a.slew_ns, a.slew_rate_ppb,
+                                       hwclock::read_tsc()));
+    }
+    save_drift(false);
   }
+  for (const ctl::OutPacket& o : out.packets) {
+    proto::TxPacket t{};
+    t.cookie = o.cookie;
+    t.dst_ip = o.dst_ip;
+    t.dst_port = o.dst_port;
+    t.src_port = proto::kNtpPort;
+    t.port = 0xFFFF;
+    t.len = static_cast<uint16_t>(o.payload.size());
+    t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
+    std::memcpy(t.payload, o.payload.data(), o.payload.size());
+    if (rte_ring_enqueue_elem(seg_.tx_ring(), &t, sizeof t) != 0 && tx_ring_full_++ % 100 == 0)
+      spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", config::ipv4_to_string(o.dst_ip));
+  }
+  out = {};
+}
+
+void ControlPlane::save_drift(bool force) {
+  if (cfg_.clock.drift_file.empty() || !engine_) return;
+  const double now = monotonic_s();
+  if (!force && now - last_drift_save_s_ < 3600) return;
+  if (engine_->servo_state() == hwclock::ServoState::kNotSet) return;
+  last_drift_save_s_ = now;
+  std::string err;
+  if (!hwclock::write_drift_ppm(cfg_.clock.drift_file, engine_->frequency_ppb() / 1000.0, err))
+    spdlog::warn("clock.drift_file: {}", err);
 }
 
 void ControlPlane::tick_second() {
@@ -156,43 +261,42 @@ void ControlPlane::tick_second() {
   const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
   const proto::ClockModelData m = timescale_->update(x, static_cast<uint64_t>(tsc_hz_));
   h.clock_model.store(m);
-  const int64_t now_ns = hwclock::model_to_ns(m, x.raw);
-
-  sys_ = cfg_.ntp.refclock_master ? ctl::local_clock_variables(*cfg_.ntp.refclock_master, now_ns, precision_log2_)
-                                  : ctl::unsynchronized_variables();
-  const bool was_sync = publications_ > 0 && last_sync_;
-  h.server_state.store(ctl::make_server_state(sys_, precision_log2_, now_ns, cfg_.ntp.holdover_s));
+  const int64_t now = hwclock::model_to_ns(m, x.raw);
+  const ctl::SystemVariables sys = engine_->system_at(now);
+  h.server_state.store(ctl::make_server_state(sys, precision_log2_, now, cfg_.ntp.holdover_s));
   publications_++;
-  if (sys_.synchronized != was_sync || publications_ == 1)
-    spdlog::info("serving {}: stratum {}, reference {}", sys_.synchronized ? "synchronized" : "unsynchronized",
-                 sys_.stratum, sys_.reference);
-  last_sync_ = sys_.synchronized;
+  if (sys.synchronized != last_sync_ || publications_ == 1)
+    spdlog::info("serving {}: stratum {}, reference {}", sys.synchronized ? "synchronized" : "unsynchronized",
+                 sys.stratum, sys.reference);
+  last_sync_ = sys.synchronized;
   snapshot_.set(make_status(x));
 }
 
 status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) const {
   const proto::SegmentHeader& h = *seg_.header();
   const proto::ClockModelData& m = timescale_->published();
+  const int64_t now = hwclock::model_to_ns(m, host.raw);
+  const ctl::SystemVariables sys = engine_->system_at(now);
   status::Status s;
   auto& y = s.system;
   y.sysname = cfg_.sysname;
   y.version = NTP_APPLIANCE_VERSION;
-  y.synchronized = sys_.synchronized;
-  y.leap = sys_.leap;
-  y.stratum = sys_.stratum;
-  y.refid = sys_.refid;
-  y.refid_text = proto::refid_to_string(sys_.refid, sys_.synchronized ? sys_.stratum : 0);
-  y.reference = sys_.reference;
+  y.synchronized = sys.synchronized;
+  y.leap = sys.leap;
+  y.stratum = sys.stratum;
+  y.refid = sys.refid;
+  y.refid_text = proto::refid_to_string(sys.refid, sys.synchronized ? sys.stratum : 0);
+  y.reference = sys.reference;
   y.nominal_freq_hz = static_cast<double>(m.nominal_hz);
   y.frequency_ppm = static_cast<double>(m.freq_ppb) / 1000.0;
   y.actual_freq_hz = y.nominal_freq_hz * (1.0 - y.frequency_ppm * 1e-6);
   y.precision_log2 = precision_log2_;
-  y.clock_offset_ns = sys_.offset_ns;
-  y.root_delay_ns = sys_.root_delay_ns;
-  y.root_dispersion_ns = sys_.root_dispersion_ns;
-  y.peer_dispersion_ns = sys_.peer_dispersion_ns;
-  y.reference_time_ns = sys_.reference_time_ns;
-  y.sync_state = sys_.synchronized ? "clock synchronized" : "clock not set";
+  y.clock_offset_ns = sys.offset_ns;
+  y.root_delay_ns = sys.root_delay_ns;
+  y.root_dispersion_ns = sys.root_dispersion_ns;
+  y.peer_dispersion_ns = sys.peer_dispersion_ns;
+  y.reference_time_ns = sys.reference_time_ns;
+  y.sync_state = sys.refid == proto::kRefidLocal ? "clock synchronized" : hwclock::to_string(engine_->servo_state());
   y.clock_source = cfg_.clock.source == config::ClockSource::kVirtual ? "virtual" : "system";
   y.clock_minus_host_ns = hwclock::model_to_ns(m, host.raw) - host.clock_ns;
   y.holdover_s = cfg_.ntp.holdover_s;
@@ -207,9 +311,9 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   for (uint32_t i = 0; i < h.n_ports; i++) {
     const proto::PortInfo& p = h.ports[i];
     status::PortStatus ps;
-    ps.name = p.name;
-    ps.device = p.device;
-    ps.driver = p.driver;
+    ps.name = std::string(p.name, strnlen(p.name, sizeof p.name));
+    ps.device = std::string(p.device, strnlen(p.device, sizeof p.device));
+    ps.driver = std::string(p.driver, strnlen(p.driver, sizeof p.driver));
     char mac[18];
     std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4],
                   p.mac[5]);
@@ -241,6 +345,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
     for (size_t r = 0; r < proto::kDropReasonCount; r++) ws.drops[r] = rd(c.drops[r]);
     s.workers.push_back(ws);
   }
+  s.associations = engine_->sessions(now);
   return s;
 }
 
@@ -253,6 +358,15 @@ int ControlPlane::run() {
   }
   spdlog::info("TSC {:.6f} MHz, clock precision 2^{}, clock source {}", tsc_hz_ / 1e6, precision_log2_,
                cfg_.clock.source == config::ClockSource::kVirtual ? "virtual" : "system");
+  if (!cfg_.clock.drift_file.empty()) {
+    std::string err;
+    if (auto ppm = hwclock::read_drift_ppm(cfg_.clock.drift_file, err)) {
+      drift_ppb_ = *ppm * 1000.0;
+      spdlog::info("clock.drift_file {}: starting at {:+.3f} ppm", cfg_.clock.drift_file, *ppm);
+    } else {
+      spdlog::info("clock.drift_file {}: {} (measuring the frequency from scratch)", cfg_.clock.drift_file, err);
+    }
+  }
 
   // The stats endpoint.
   const auto colon = cfg_.stats_listen.rfind(':');
@@ -286,22 +400,26 @@ int ControlPlane::run() {
   spdlog::info("stats endpoint on http://{}/metrics and /status", cfg_.stats_listen);
 
   double last_wait_log = -1e9, next_second = 0;
+  ctl::EngineOutput out;
   while (!g_stop.load()) {
-    const double now = monotonic_s();
+    const double now_s = monotonic_s();
     if (!seg_.attached()) {
-      const bool log = now - last_wait_log > 30;
-      if (log) last_wait_log = now;
+      const bool log = now_s - last_wait_log > 30;
+      if (log) last_wait_log = now_s;
       if (!attach_once(log)) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         continue;
       }
-      next_second = now;
+      next_second = now_s;
     }
     seg_.header()->control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release);
-    drain_rings();
-    if (now >= next_second) {
+    poll_rings(now_ns(), out);
+    carry_out(out);
+    if (const uint64_t end = timescale_->slew_end_raw(); end && hwclock::read_tsc() >= end)
+      publish_model(timescale_->refresh(hwclock::read_tsc()));  // the slew is in: back to the base rate
+    if (now_s >= next_second) {
       next_second += 1.0;
-      if (next_second < now) next_second = now + 1.0;
+      if (next_second < now_s) next_second = now_s + 1.0;
       if (seg_.replaced()) {
         spdlog::warn("the dataplane's shared memory {} went away (dataplane restarted?); re-attaching",
                      cfg_.shm_name);
@@ -311,8 +429,9 @@ int ControlPlane::run() {
       }
       tick_second();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  save_drift(true);
   spdlog::info("stopping; the dataplane keeps serving the last state for up to {} s", cfg_.ntp.holdover_s);
   http.stop();
   http_thread.join();

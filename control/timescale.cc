@@ -15,13 +15,58 @@ proto::ClockModelData Timescale::update(const hwclock::CrossTimestamp& host, uin
     epoch_ns_ = host.clock_ns;
     have_epoch_ = true;
   }
-  published_ = derive();
+  set_published(host.raw);
   return published_;
 }
 
-proto::ClockModelData Timescale::derive() const {
+proto::ClockModelData Timescale::source() const {
   if (cfg_.source == config::ClockSource::kSystem) return host_.model();
   return hwclock::oscillator_model(host_.model(), epoch_ns_, offset_ns_, cfg_.frequency_ppm);
+}
+
+proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
+  // served(raw) = src(raw) + corr(src(raw)); corr is piecewise linear (a
+  // slew ends), so the model is the tangent at raw_now, re-derived when the
+  // slew ends and at every update.
+  const proto::ClockModelData src = source();
+  if (!have_corr_) return src;
+  const int64_t t = hwclock::model_to_ns(src, raw_now);
+  proto::ClockModelData m = src;
+  const double rate = corr_.rate_at(t);
+  m.raw0 = raw_now;
+  m.utc0_ns = t + std::llround(corr_.value_at(t));
+  m.mult = hwclock::mult_from_ns_per_tick(hwclock::ns_per_tick(src) * (1.0 + rate * 1e-9));
+  m.freq_ppb = src.freq_ppb + std::llround(rate);
+  return m;
+}
+
+proto::ClockModelData Timescale::adjust(int64_t step_ns, double base_ppb, double slew_ns, double slew_rate_ppb,
+                                        uint64_t raw_now) {
+  const int64_t t = hwclock::model_to_ns(source(), raw_now);
+  if (!have_corr_) {
+    corr_.order(t, 0, 0, 0, 0);
+    have_corr_ = true;
+  }
+  corr_.order(t, step_ns, base_ppb, slew_ns, slew_rate_ppb);
+  set_published(raw_now);
+  return published_;
+}
+
+proto::ClockModelData Timescale::refresh(uint64_t raw_now) {
+  set_published(raw_now);
+  return published_;
+}
+
+void Timescale::set_published(uint64_t raw_now) {
+  published_ = derive(raw_now);
+  slew_end_raw_ = 0;
+  if (!have_corr_) return;
+  const proto::ClockModelData src = source();
+  const int64_t t = hwclock::model_to_ns(src, raw_now);
+  if (corr_.slew_left_at(t) == 0) return;
+  // Invert the source model: raw = raw0 + (t - utc0) / ns_per_tick.
+  const double ticks = static_cast<double>(corr_.slew_end_ns() - src.utc0_ns) / hwclock::ns_per_tick(src);
+  slew_end_raw_ = src.raw0 + static_cast<uint64_t>(std::llround(std::max(ticks, 0.0)));
 }
 
 void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now) {
@@ -29,11 +74,17 @@ void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now) 
       (published.flags & proto::kModelProvisional))
     return;  // the system clock source re-derives itself from CLOCK_REALTIME
   // The oscillator is offset_ns off at epoch and gains frequency_ppm: pick
-  // the epoch "now" and the offset the served clock has now.
+  // the epoch "now" and the offset the served clock has now; its rate
+  // against the host beyond the configured error was the discipline's.
   const int64_t host_now = hwclock::model_to_ns(host_.model(), raw_now);
   epoch_ns_ = host_now;
   offset_ns_ = hwclock::model_to_ns(published, raw_now) - host_now;
-  published_ = derive();
+  const double served_ppm = (hwclock::ns_per_tick(published) / hwclock::ns_per_tick(host_.model()) - 1.0) * 1e6;
+  const int64_t t = hwclock::model_to_ns(source(), raw_now);
+  corr_ = {};
+  corr_.order(t, 0, (served_ppm - cfg_.frequency_ppm) * 1000.0, 0, 0);
+  have_corr_ = true;
+  set_published(raw_now);
 }
 
 int64_t Timescale::minus_host_ns(uint64_t raw) const {

@@ -9,6 +9,7 @@
 
 #include "control/config.h"
 #include "hwclock/clock_model.h"
+#include "hwclock/correction.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::ctl {
@@ -29,18 +30,37 @@ class Timescale {
   // The served clock minus the host clock at raw (diagnostic).
   int64_t minus_host_ns(uint64_t raw) const;
 
+  // The discipline's order (the servo computes, this applies; see
+  // hwclock::Correction): step by step_ns at raw_now, run base_ppb faster
+  // than the source, and slew slew_ns more at slew_rate_ppb. Returns the
+  // new model to publish.
+  proto::ClockModelData adjust(int64_t step_ns, double base_ppb, double slew_ns, double slew_rate_ppb,
+                               uint64_t raw_now);
+  // Re-derives the model at raw_now (a slew ended); returns it.
+  proto::ClockModelData refresh(uint64_t raw_now);
+  // The timebase reading at which the published model's slew ends and it
+  // must be re-derived (refresh()); 0: no slew running.
+  uint64_t slew_end_raw() const { return slew_end_raw_; }
+  double correction_ppb() const { return corr_.base_ppb(); }
+
   const proto::ClockModelData& published() const { return published_; }
   const proto::ClockModelData& host() const { return host_.model(); }
   uint64_t host_steps() const { return host_.steps(); }
 
  private:
-  proto::ClockModelData derive() const;
+  proto::ClockModelData derive(uint64_t raw_now) const;
+  void set_published(uint64_t raw_now);
 
   config::Clock cfg_;
   hwclock::ReferenceTracker host_;
   bool have_epoch_ = false;
   int64_t epoch_ns_ = 0;        // virtual: host time when the oscillator was offset_ns off
   int64_t offset_ns_ = 0;
+  proto::ClockModelData source() const;
+  // The discipline's correction on top of the source, in source time.
+  hwclock::Correction corr_;
+  bool have_corr_ = false;
+  uint64_t slew_end_raw_ = 0;
   proto::ClockModelData published_{};
 };
 

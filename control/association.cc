@@ -1,0 +1,347 @@
+#include "control/association.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "control/system_state.h"
+
+namespace ntp::ctl {
+
+namespace {
+
+using proto::Leap;
+using proto::Mode;
+using proto::NtpTimestamp;
+
+constexpr int kBurstPackets = 8;       // RFC 5905 BCOUNT
+constexpr int64_t kBurstSpacingNs = 2'000'000'000;  // RFC 5905 BTIME: 2 s between burst packets
+constexpr int kUnreachPolls = 8;       // polls without an answer before backing off
+constexpr int kMinPollLog2 = -4, kMaxPollLog2 = 17;
+
+int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
+
+}  // namespace
+
+const char* to_string(AssocMode m) {
+  switch (m) {
+    case AssocMode::kClient: return "client";
+    case AssocMode::kSymmetricActive: return "symmetric active";
+    case AssocMode::kSymmetricPassive: return "symmetric passive";
+  }
+  return "?";
+}
+
+const char* to_string(RxResult r) {
+  switch (r) {
+    case RxResult::kSample: return "sample";
+    case RxResult::kNoSample: return "no sample";
+    case RxResult::kFilteredOut: return "filtered out";
+    case RxResult::kDuplicate: return "duplicate";
+    case RxResult::kBogus: return "bogus";
+    case RxResult::kUnsynchronized: return "unsynchronized";
+    case RxResult::kKissOfDeath: return "kiss-o'-death";
+    case RxResult::kAwaitingTxTime: return "awaiting transmit time";
+    case RxResult::kBadMode: return "bad mode";
+  }
+  return "?";
+}
+
+Association::Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int64_t now_ns)
+    : cfg_(cfg), id_(id), rng_(seed), hpoll_(static_cast<int8_t>(cfg.minpoll_log2)), created_ns_(now_ns) {
+  // Spread the first polls of many associations over a short while; a
+  // passive association answers its new peer at once.
+  const int64_t spread = std::min<int64_t>(log2_to_ns(cfg.minpoll_log2), 1'000'000'000);
+  next_send_ns_ = cfg.mode == AssocMode::kSymmetricPassive ? now_ns : now_ns + static_cast<int64_t>(rng_() % (spread / 4 + 1));
+}
+
+int64_t Association::poll_interval_ns(int log2) const { return log2_to_ns(log2); }
+
+void Association::schedule_next(int64_t now_ns) {
+  const int64_t interval = poll_interval_ns(hpoll_);
+  if (burst_left_ > 0) {
+    next_send_ns_ = now_ns + std::min(kBurstSpacingNs, interval);
+    return;
+  }
+  // A little randomness keeps many clients of one server from polling in step.
+  const int64_t jitter = interval / 32;
+  next_send_ns_ = now_ns + interval - (jitter > 0 ? static_cast<int64_t>(rng_() % static_cast<uint64_t>(jitter)) : 0);
+}
+
+std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSystem& sys) const {
+  proto::NtpHeader h;
+  h.version = cfg_.version;
+  h.poll_log2 = hpoll_;
+  if (cfg_.mode == AssocMode::kClient) {
+    // A client request says nothing about us (RFC 9109 and the NTP data
+    // minimisation draft): mode, version, poll and a random transmit
+    // timestamp, which comes back as the origin and so doubles as a nonce.
+    h.leap = Leap::kNone;
+    h.mode = Mode::kClient;
+    h.transmit = xmt_;
+  } else {
+    // Symmetric modes carry our system variables; RFC 5905 section 8: the
+    // origin is the peer's last transmit timestamp, the receive our arrival
+    // time of it, the transmit stamped by the dataplane as it leaves.
+    h.leap = sys.leap;
+    h.mode = cfg_.mode == AssocMode::kSymmetricActive ? Mode::kSymmetricActive : Mode::kSymmetricPassive;
+    h.stratum = sys.stratum >= proto::kStratumUnsynchronized ? proto::kStratumUnspecified : sys.stratum;
+    h.precision_log2 = sys.precision_log2;
+    h.root_delay = proto::short_from_ns(sys.root_delay_ns);
+    h.root_dispersion = proto::short_from_ns(sys.root_dispersion_ns);
+    h.refid = sys.refid;
+    h.reference = sys.reference_time_ns ? proto::ntp_from_unix_ns(sys.reference_time_ns) : NtpTimestamp{};
+    h.origin = org_;
+    h.receive = rec_ns_ ? proto::ntp_from_unix_ns(rec_ns_) : NtpTimestamp{};
+  }
+  std::array<uint8_t, proto::kHeaderLen> out{};
+  proto::write_header(h, out.data());
+  return out;
+}
+
+std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem& sys) {
+  if (now_ns < next_send_ns_) return std::nullopt;
+
+  if (burst_left_ > 0) {
+    burst_left_--;
+  } else {
+    // RFC 5905 A.5.7: the poll process shifts the reach register at each
+    // poll; three polls in a row unanswered put a dummy stage of maximum
+    // dispersion into the filter, which soon makes the source unfit.
+    reach_ = static_cast<uint8_t>(reach_ << 1);
+    if ((reach_ & 0x07) == 0 && filter_.update_time_ns() != 0) filter_.add_unreachable(now_ns);
+    if (reach_ == 0) {
+      unreach_polls_++;
+      if (cfg_.iburst) burst_left_ = kBurstPackets - 1;  // get going quickly
+      if (unreach_polls_ > kUnreachPolls && hpoll_ < cfg_.maxpoll_log2) hpoll_++;  // back off
+    } else {
+      if (cfg_.burst) burst_left_ = kBurstPackets - 1;
+      if (cfg_.mode != AssocMode::kSymmetricPassive)
+        hpoll_ = static_cast<int8_t>(std::clamp<int>(sys.poll_log2, cfg_.minpoll_log2, cfg_.maxpoll_log2));
+    }
+  }
+
+  OutPacket out;
+  out.dst_ip = cfg_.address;
+  out.dst_port = cfg_.port;
+  out.cookie = (uint64_t{id_} << 32) | static_cast<uint32_t>(++sent_);
+  xmt_cookie_ = out.cookie;
+  xmt_tx_ns_ = 0;
+  if (cfg_.mode == AssocMode::kClient) {
+    xmt_ = NtpTimestamp::from_raw(random64() | 1);  // never zero
+    xmt_stamped_ = false;
+  } else {
+    xmt_ = {};  // known when the dataplane reports what it stamped
+    xmt_stamped_ = true;
+    out.stamp_transmit = true;
+  }
+  out.payload = make_packet(sys);
+  schedule_next(now_ns);
+  return out;
+}
+
+void Association::on_transmitted(uint64_t cookie, int64_t tx_ns) {
+  if (cookie != xmt_cookie_) return;  // an older packet's report
+  xmt_tx_ns_ = tx_ns;
+  // The dataplane stamps ntp_from_unix_ns(tx_ns): the peer echoes exactly
+  // that as its origin timestamp.
+  if (xmt_stamped_) xmt_ = proto::ntp_from_unix_ns(tx_ns);
+}
+
+void Association::on_transmit_failed(uint64_t cookie) {
+  if (cookie != xmt_cookie_) return;
+  xmt_ = {};  // no answer can match
+  xmt_cookie_ = 0;
+}
+
+RxResult Association::on_packet(const proto::NtpHeader& h, int64_t rx_ns, const LocalSystem& sys) {
+  const bool client = cfg_.mode == AssocMode::kClient;
+  const bool mode_ok = client ? h.mode == Mode::kServer
+                              : (cfg_.mode == AssocMode::kSymmetricActive
+                                     ? (h.mode == Mode::kSymmetricPassive || h.mode == Mode::kSymmetricActive)
+                                     : h.mode == Mode::kSymmetricActive);
+  if (!mode_ok) return last_result_ = RxResult::kBadMode;
+
+  // RFC 5905 section 8: "duplicate packet ... the transmit timestamp T3 is
+  // the same as the last received".
+  if (rec_ns_ != 0 && h.transmit == org_) return last_result_ = RxResult::kDuplicate;
+
+  // Our own transmit timestamp must be known to check the origin and to
+  // have T1: the dataplane reports it right after sending.
+  if (xmt_cookie_ != 0 && xmt_tx_ns_ == 0 && (client ? h.origin == xmt_ : !h.origin.is_zero()))
+    return RxResult::kAwaitingTxTime;
+
+  // "bogus packet: the origin timestamp T1 does not match the transmit
+  // timestamp of our last packet". A symmetric peer's packet still updates
+  // org/rec (so the exchange can start: its first packet has origin 0).
+  const bool origin_ok = !xmt_.is_zero() && h.origin == xmt_;
+  if (client && !origin_ok) return last_result_ = RxResult::kBogus;
+
+  const int64_t t1 = xmt_tx_ns_;
+  org_ = h.transmit;
+  rec_ns_ = rx_ns;
+  if (!client) {
+    ppoll_ = h.poll_log2;
+    if (cfg_.mode == AssocMode::kSymmetricPassive) {
+      // The passive side polls at its active peer's rate.
+      hpoll_ = static_cast<int8_t>(std::clamp<int>(h.poll_log2, kMinPollLog2, kMaxPollLog2));
+      next_send_ns_ = std::min(next_send_ns_, rx_ns + poll_interval_ns(hpoll_));
+    }
+    if (h.origin.is_zero()) {
+      reach_ |= 1;
+      unreach_polls_ = 0;
+      last_rx_ns_ = rx_ns;
+      received_++;
+      peer_ = h;
+      return last_result_ = RxResult::kNoSample;
+    }
+    if (!origin_ok) return last_result_ = RxResult::kBogus;
+  }
+  xmt_ = {};  // answered: a replay of this answer is bogus
+  xmt_cookie_ = 0;
+
+  // Kiss-o'-death (RFC 5905 section 7.4): only from a packet that answered
+  // ours, so nobody can silence us with forged ones.
+  if (h.stratum == proto::kStratumUnspecified &&
+      (h.refid == proto::kKissRate || h.refid == proto::kKissDeny || h.refid == proto::kKissRstr)) {
+    if (h.refid == proto::kKissRate && hpoll_ < cfg_.maxpoll_log2) hpoll_++;
+    peer_ = h;
+    return last_result_ = RxResult::kKissOfDeath;
+  }
+
+  reach_ |= 1;
+  unreach_polls_ = 0;
+  last_rx_ns_ = rx_ns;
+  received_++;
+  peer_ = h;
+  peer_reference_ns_ = h.reference.is_zero() ? 0 : proto::unix_ns_from_ntp(h.reference, rx_ns);
+
+  if (h.leap == Leap::kUnsynchronized || h.stratum == proto::kStratumUnspecified ||
+      h.stratum >= proto::kStratumUnsynchronized)
+    return last_result_ = RxResult::kUnsynchronized;
+  if (h.receive.is_zero() || h.transmit.is_zero() || t1 == 0) return last_result_ = RxResult::kNoSample;
+
+  // RFC 5905 section 8: offset = ((T2 - T1) + (T3 - T4)) / 2,
+  // delay = (T4 - T1) - (T3 - T2).
+  const int64_t t2 = proto::unix_ns_from_ntp(h.receive, rx_ns);
+  const int64_t t3 = proto::unix_ns_from_ntp(h.transmit, rx_ns);
+  const int64_t t4 = rx_ns;
+  filter_.set_precision_ns(std::llround(std::ldexp(1e9, sys.precision_log2)));
+  // The exchange measures the offset at its midpoint (a symmetric exchange
+  // spans up to a poll interval); keep it as a prediction once the phase
+  // the discipline still had to slew in at that point is in.
+  const double left = sys.discipline ? sys.discipline->slew_left_at(t1 + (t4 - t1) / 2) : 0.0;
+  const int64_t offset = ((t2 - t1) + (t3 - t4)) / 2 - std::llround(left);
+  const int64_t precision_ns = std::llround(std::ldexp(1e9, sys.precision_log2));
+  const int64_t delay = std::max((t4 - t1) - (t3 - t2), precision_ns);
+  // RFC 5905 section 9.1: the sample dispersion is the precisions of both
+  // clocks plus PHI over the time the exchange took.
+  const int64_t dispersion =
+      std::llround(std::ldexp(1e9, h.precision_log2)) + precision_ns + phi_growth_ns(t4 - t1);
+  if (filter_.add(offset, delay, dispersion, t4, sys.poll_log2)) return last_result_ = RxResult::kSample;
+  return last_result_ = RxResult::kFilteredOut;
+}
+
+void Association::on_clock_step(int64_t step_ns) {
+  filter_.clear();
+  if (rec_ns_) rec_ns_ += step_ns;
+  if (xmt_tx_ns_) xmt_tx_ns_ += step_ns;
+  if (last_rx_ns_) last_rx_ns_ += step_ns;
+  if (peer_reference_ns_) peer_reference_ns_ += step_ns;
+  next_send_ns_ += step_ns;
+  created_ns_ += step_ns;
+}
+
+Candidate Association::candidate(int64_t now_ns) const {
+  Candidate c;
+  c.id = id_;
+  c.offset_ns = filter_.offset_ns();
+  c.delay_ns = filter_.delay_ns();
+  c.dispersion_ns = filter_.dispersion_ns(now_ns);
+  c.jitter_ns = filter_.jitter_ns();
+  c.root_delay_ns = peer_root_delay_ns();
+  c.root_dispersion_ns = peer_root_dispersion_ns();
+  c.stratum = peer_.stratum;
+  c.prefer = cfg_.prefer;
+  return c;
+}
+
+int64_t Association::root_distance_ns(int64_t now_ns) const {
+  return ctl::root_distance_ns(candidate(now_ns), kMinDispersionNs);
+}
+
+bool Association::fit(int64_t now_ns, const LocalSystem& sys, std::string* why) const {
+  auto no = [&](const char* w) {
+    if (why) *why = w;
+    return false;
+  };
+  if (reach_ == 0) return no("unreachable");
+  if (peer_.leap == Leap::kUnsynchronized || peer_.stratum == 0 || peer_.stratum >= proto::kStratumUnsynchronized)
+    return no("unsynchronized");
+  if (peer_.stratum >= proto::kStratumMax) return no("stratum too high");
+  if (filter_.update_time_ns() == 0) return no("no samples yet");
+  // RFC 5905 A.5.5.3 fit(): a source synchronized to us, or to our own
+  // system peer, would close a timing loop ("p->refid == p->dstaddr ||
+  // p->refid == s.refid").
+  for (uint32_t a : sys.own_addresses)
+    if (peer_.refid == a) return no("loop: its reference is us");
+  if (peer_.stratum > 1 && sys.stratum < proto::kStratumUnsynchronized && peer_.refid == sys.refid &&
+      sys.refid != cfg_.address)
+    return no("loop: it follows our system peer");
+  // "root_dist(p) > MAXDIST + PHI * LOG2D(s.poll)": too distant.
+  if (root_distance_ns(now_ns) > max_root_distance_ns(sys.poll_log2)) return no("too distant");
+  return true;
+}
+
+bool Association::expired(int64_t now_ns) const {
+  if (!cfg_.dynamic) return false;
+  const int64_t quiet = now_ns - std::max(last_rx_ns_, created_ns_);
+  return reach_ == 0 && quiet > kUnreachPolls * poll_interval_ns(hpoll_);
+}
+
+status::AssociationStatus Association::status(int64_t now_ns) const {
+  status::AssociationStatus s;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", cfg_.address >> 24, (cfg_.address >> 16) & 0xFF,
+                (cfg_.address >> 8) & 0xFF, cfg_.address & 0xFF);
+  s.address = buf;
+  s.port = cfg_.port;
+  s.mode = to_string(cfg_.mode);
+  s.configured = !cfg_.dynamic;
+  s.stratum = received_ ? (peer_.stratum == 0 ? proto::kStratumUnsynchronized : peer_.stratum) : 16;
+  s.refid = peer_.refid;
+  s.refid_text = received_ ? proto::refid_to_string(peer_.refid, peer_.stratum) : "INIT";
+  s.reach = reach_;
+  s.poll_log2 = hpoll_;
+  s.peer_poll_log2 = ppoll_ ? ppoll_ : peer_.poll_log2;
+  s.peer_mode = received_ ? (peer_.mode == Mode::kServer           ? "server"
+                             : peer_.mode == Mode::kSymmetricActive ? "symmetric active"
+                                                                     : "symmetric passive")
+                          : "-";
+  s.since_last_rx_s = last_rx_ns_ ? static_cast<double>(now_ns - last_rx_ns_) * 1e-9 : -1;
+  s.offset_ns = filter_.offset_ns();
+  s.delay_ns = filter_.delay_ns();
+  s.dispersion_ns = filter_.update_time_ns() ? filter_.dispersion_ns(now_ns) : kMaxDispersionNs;
+  s.jitter_ns = filter_.jitter_ns();
+  s.root_delay_ns = peer_root_delay_ns();
+  s.root_dispersion_ns = peer_root_dispersion_ns();
+  s.sync_distance_ns = filter_.update_time_ns() ? root_distance_ns(now_ns) : kMaxDispersionNs;
+  s.precision_log2 = peer_.precision_log2;
+  s.version = peer_.version ? peer_.version : cfg_.version;
+  s.leap = static_cast<uint8_t>(peer_.leap);
+  s.reference_time_ns = peer_reference_ns_;
+  s.origin_ts = peer_.origin.raw();
+  s.receive_ts = peer_.receive.raw();
+  s.transmit_ts = peer_.transmit.raw();
+  for (const FilterStage& f : filter_.stages()) {
+    status::FilterStage fs;
+    fs.offset_ns = f.offset_ns;
+    fs.delay_ns = f.delay_ns;
+    fs.dispersion_ns = f.dispersion_ns;
+    fs.valid = f.valid;
+    s.filter.push_back(fs);
+  }
+  return s;
+}
+
+}  // namespace ntp::ctl

@@ -1,0 +1,160 @@
+// One NTP association (RFC 5905 sections 9 and 13): the peer process
+// (on-wire checks, sample computation, clock filter) and the poll process
+// (reach register, poll interval, bursts) for a client association
+// (`ntp-service unicast-server`), a symmetric active one (`unicast-peer`)
+// or a dynamic symmetric passive one. Pure: the caller passes the time,
+// carries out the packets it returns and reports when they really left.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "control/filter_select.h"
+#include "control/status.h"
+#include "hwclock/correction.h"
+#include "proto/ntp_packet.h"
+
+namespace ntp::ctl {
+
+enum class AssocMode : uint8_t { kClient, kSymmetricActive, kSymmetricPassive };
+const char* to_string(AssocMode m);
+
+struct AssocConfig {
+  uint32_t address = 0;  // host order
+  uint16_t port = proto::kNtpPort;
+  AssocMode mode = AssocMode::kClient;
+  int minpoll_log2 = 6;  // -4..17
+  int maxpoll_log2 = 10;
+  bool iburst = false;
+  bool burst = false;
+  bool prefer = false;
+  uint8_t version = 4;
+  bool dynamic = false;  // created by an incoming symmetric active packet
+};
+
+// What our packets say about us (symmetric modes carry our system
+// variables; client requests carry next to nothing, RFC 9109 style).
+struct LocalSystem {
+  proto::Leap leap = proto::Leap::kUnsynchronized;
+  uint8_t stratum = 16;
+  int8_t precision_log2 = -20;
+  uint32_t refid = 0;
+  int64_t reference_time_ns = 0;
+  int64_t root_delay_ns = 0;
+  int64_t root_dispersion_ns = 0;
+  int8_t poll_log2 = 6;                 // system poll (from the discipline)
+  // What the discipline ordered our clock to do (phase still to be slewed
+  // in): offsets are kept as predictions once it is all in.
+  const hwclock::Correction* discipline = nullptr;
+  std::vector<uint32_t> own_addresses;  // loop detection
+};
+
+// A packet for the dataplane to send from port 123.
+struct OutPacket {
+  uint32_t dst_ip = 0;
+  uint16_t dst_port = proto::kNtpPort;
+  uint64_t cookie = 0;          // comes back with the real transmit time
+  bool stamp_transmit = false;  // the dataplane writes the transmit timestamp at TX
+  std::array<uint8_t, proto::kHeaderLen> payload{};
+};
+
+enum class RxResult : uint8_t {
+  kSample,          // a new sample went into the clock filter and changed its estimate
+  kNoSample,        // valid, state updated, nothing to filter (first packet of a symmetric exchange)
+  kFilteredOut,     // a sample the filter did not use (older or a popcorn spike)
+  kDuplicate,       // RFC 5905: transmit timestamp equals the last one received
+  kBogus,           // origin timestamp is not our last transmit timestamp
+  kUnsynchronized,  // the peer says leap 3 or stratum 0/16: no sample
+  kKissOfDeath,     // stratum 0 with RATE/DENY/RSTR
+  kAwaitingTxTime,  // our transmit time has not been reported yet: offer the packet again later
+  kBadMode,         // a mode that does not fit this association
+};
+const char* to_string(RxResult r);
+
+class Association {
+ public:
+  Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int64_t now_ns);
+
+  uint32_t id() const { return id_; }
+  const AssocConfig& config() const { return cfg_; }
+
+  // Poll process. Returns a packet when one is due at now_ns.
+  std::optional<OutPacket> on_timer(int64_t now_ns, const LocalSystem& sys);
+  int64_t next_event_ns() const { return next_send_ns_; }
+
+  // The dataplane sent our packet `cookie` at tx_ns (served timescale).
+  void on_transmitted(uint64_t cookie, int64_t tx_ns);
+  // The dataplane could not send it (no ARP answer, ring full, ...).
+  void on_transmit_failed(uint64_t cookie);
+
+  // Peer process: a packet from our peer's address, received at rx_ns.
+  RxResult on_packet(const proto::NtpHeader& h, int64_t rx_ns, const LocalSystem& sys);
+
+  // The clock was stepped by step_ns: old samples mean nothing now (RFC
+  // 5905: after a step all associations are reset), and the times we keep
+  // move with the clock.
+  void on_clock_step(int64_t step_ns);
+  // The discipline changed our clock's frequency by dfreq_ppb and the
+  // phase still to come by dphase_ns at t0_ns (see ClockFilter::slew).
+  void on_correction(int64_t t0_ns, double dfreq_ppb, double dphase_ns) { filter_.slew(t0_ns, dfreq_ppb, dphase_ns); }
+
+  // RFC 5905 fit(): may this association be a candidate for selection?
+  // why is set when it may not.
+  bool fit(int64_t now_ns, const LocalSystem& sys, std::string* why) const;
+  Candidate candidate(int64_t now_ns) const;
+  int64_t root_distance_ns(int64_t now_ns) const;
+
+  uint8_t reach() const { return reach_; }
+  bool reachable() const { return reach_ != 0; }
+  uint8_t stratum() const { return peer_.stratum; }
+  uint32_t peer_refid() const { return peer_.refid; }
+  proto::Leap peer_leap() const { return peer_.leap; }
+  int64_t peer_reference_time_ns() const { return peer_reference_ns_; }
+  int64_t peer_root_delay_ns() const { return proto::ns_from_short(peer_.root_delay); }
+  int64_t peer_root_dispersion_ns() const { return proto::ns_from_short(peer_.root_dispersion); }
+  const ClockFilter& filter() const { return filter_; }
+  int8_t poll_log2() const { return hpoll_; }
+
+  // A dynamic association that has been unreachable long enough to go.
+  bool expired(int64_t now_ns) const;
+
+  status::AssociationStatus status(int64_t now_ns) const;
+
+ private:
+  uint64_t random64() { return rng_(); }
+  int64_t poll_interval_ns(int log2) const;
+  void schedule_next(int64_t now_ns);
+  std::array<uint8_t, proto::kHeaderLen> make_packet(const LocalSystem& sys) const;
+
+  AssocConfig cfg_;
+  uint32_t id_;
+  std::mt19937_64 rng_;
+
+  // RFC 5905 peer variables (section 9.1).
+  proto::NtpHeader peer_{};          // the last valid packet's header
+  int64_t peer_reference_ns_ = 0;
+  proto::NtpTimestamp org_;          // p.org: transmit timestamp of the peer's last packet
+  int64_t rec_ns_ = 0;               // p.rec: when we received it (0: never)
+  proto::NtpTimestamp xmt_;          // p.xmt: what our last packet carried as transmit timestamp
+  uint64_t xmt_cookie_ = 0;          // and its cookie
+  int64_t xmt_tx_ns_ = 0;            // when it really left (0: not reported yet)
+  bool xmt_stamped_ = false;         // the dataplane wrote xmt_ at TX (symmetric) vs. a random nonce (client)
+
+  ClockFilter filter_;
+  uint8_t reach_ = 0;
+  int unreach_polls_ = 0;            // consecutive polls without an answer
+  int8_t hpoll_;                     // our poll interval, log2 s
+  int8_t ppoll_ = 0;                 // the peer's poll interval
+  int burst_left_ = 0;               // packets left in the current burst
+  int64_t next_send_ns_ = 0;
+  int64_t last_rx_ns_ = 0;
+  int64_t created_ns_;
+  uint64_t sent_ = 0, received_ = 0;
+  RxResult last_result_ = RxResult::kNoSample;
+};
+
+}  // namespace ntp::ctl

@@ -1,0 +1,426 @@
+#include "control/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace ntp::ctl {
+
+namespace {
+
+using proto::Mode;
+
+constexpr int kPollGate = 4;        // RFC 5905 PGATE
+constexpr int kPollLimit = 30;      // RFC 5905 LIMIT
+constexpr int64_t kAwaitTxNs = 200'000'000;  // how long a packet may wait for its transmit report
+constexpr size_t kMaxPending = 64;
+constexpr int64_t kSelectEveryNs = 1'000'000'000;
+
+std::string ip_text(uint32_t a) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xFF, (a >> 8) & 0xFF, a & 0xFF);
+  return b;
+}
+
+std::string ms_text(int64_t ns) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%+.3f ms", static_cast<double>(ns) / 1e6);
+  return b;
+}
+
+int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
+
+}  // namespace
+
+Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
+    : cfg_(cfg), seed_(seed), servo_(cfg.servo) {
+  discipline_.order(now_ns, 0, cfg.servo.initial_frequency_ppb.value_or(0), 0, 0);
+  min_poll_ = 17;
+  max_poll_ = -4;
+  for (const AssocConfig& a : cfg_.associations) {
+    min_poll_ = static_cast<int8_t>(std::min(min_poll_, static_cast<int8_t>(a.minpoll_log2)));
+    max_poll_ = static_cast<int8_t>(std::max(max_poll_, static_cast<int8_t>(a.maxpoll_log2)));
+    const uint32_t id = next_id_++;
+    assocs_.emplace(id, std::make_unique<Association>(a, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns));
+  }
+  if (cfg_.associations.empty()) min_poll_ = max_poll_ = 6;
+  sys_poll_ = min_poll_;
+  sys_ = cfg_.refclock_master ? local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2)
+                              : unsynchronized_variables();
+  next_select_ns_ = now_ns + kSelectEveryNs;
+}
+
+Association* Engine::find(uint32_t address) {
+  for (auto& [id, a] : assocs_)
+    if (a->config().address == address) return a.get();
+  return nullptr;
+}
+
+bool Engine::peer_allowed(uint32_t ip) const {
+  for (const auto& [net, len] : cfg_.peer_allow) {
+    const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+    if ((ip & mask) == (net & mask)) return true;
+  }
+  return false;
+}
+
+LocalSystem Engine::local_system() const {
+  LocalSystem l;
+  l.leap = static_cast<proto::Leap>(sys_.leap);
+  l.stratum = sys_.stratum;
+  l.precision_log2 = cfg_.precision_log2;
+  l.refid = sys_.refid;
+  l.reference_time_ns = sys_.reference_time_ns;
+  l.root_delay_ns = sys_.root_delay_ns;
+  l.root_dispersion_ns = sys_.root_dispersion_ns;
+  l.poll_log2 = sys_poll_;
+  l.own_addresses = cfg_.own_addresses;
+  return l;
+}
+
+void Engine::on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out) {
+  counters_.packets++;
+  const proto::ParseResult r = proto::parse({pkt.payload, pkt.len});
+  if (!r.ok()) return;  // the dataplane checked; a truncated copy is all that can fail here
+  dispatch(pkt, r.packet.header, now_ns, out, false);
+}
+
+void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out,
+                      bool retry) {
+  if (Association* a = find(pkt.src_ip)) {
+    LocalSystem ls = local_system();
+    ls.discipline = &discipline_;
+    const RxResult r = a->on_packet(h, pkt.rx_time_ns, ls);
+    switch (r) {
+      case RxResult::kAwaitingTxTime:
+        if (!retry) {
+          if (pending_.size() >= kMaxPending) pending_.pop_front();
+          pending_.push_back({pkt, now_ns});
+        }
+        return;
+      case RxResult::kSample:
+        counters_.samples++;
+        clock_select(now_ns, true, a->id(), out);
+        break;
+      case RxResult::kDuplicate: counters_.duplicates++; break;
+      case RxResult::kBogus: counters_.bogus++; break;
+      case RxResult::kKissOfDeath:
+        out.events.push_back("kiss-o'-death " + proto::refid_to_string(h.refid, 1) + " from " + ip_text(pkt.src_ip));
+        break;
+      default: break;
+    }
+    if (retry) {
+      // Delivered now: forget the waiting copy.
+      for (auto it = pending_.begin(); it != pending_.end(); ++it)
+        if (it->pkt.src_ip == pkt.src_ip && it->pkt.rx_time_ns == pkt.rx_time_ns) {
+          pending_.erase(it);
+          break;
+        }
+    }
+    return;
+  }
+
+  if (h.mode != Mode::kSymmetricActive) {
+    counters_.no_association++;
+    return;
+  }
+  for (uint32_t own : cfg_.own_addresses)
+    if (own == pkt.src_ip) return;
+  // RFC 5905 section 9: a symmetric active packet from a peer we have no
+  // association with mobilises a symmetric passive one, if allowed; the
+  // table is capped and its entries go when they stop being reachable.
+  size_t dynamic = 0;
+  for (const auto& [id, a] : assocs_) dynamic += a->config().dynamic;
+  if (peer_allowed(pkt.src_ip) && dynamic < static_cast<size_t>(cfg_.max_dynamic_sessions)) {
+    AssocConfig c;
+    c.address = pkt.src_ip;
+    c.port = pkt.src_port;
+    c.mode = AssocMode::kSymmetricPassive;
+    c.minpoll_log2 = c.maxpoll_log2 = std::clamp<int>(h.poll_log2, -4, 17);
+    c.version = h.version;
+    c.dynamic = true;
+    const uint32_t id = next_id_++;
+    auto assoc = std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
+    assoc->on_packet(h, pkt.rx_time_ns, local_system());
+    assocs_.emplace(id, std::move(assoc));
+    counters_.passive_created++;
+    out.events.push_back("symmetric passive association with " + ip_text(pkt.src_ip) + " (poll 2^" +
+                         std::to_string(c.minpoll_log2) + " s)");
+    return;
+  }
+  counters_.passive_refused++;
+  if (cfg_.answer_unknown_peers) stateless_reply(pkt, h, out);
+}
+
+void Engine::stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, EngineOutput& out) {
+  // Like a server's answer, in mode 2 and without keeping any state: the
+  // peer gets time, we keep nothing.
+  proto::NtpHeader r;
+  const bool sync = sys_.synchronized;
+  r.leap = sync ? static_cast<proto::Leap>(sys_.leap) : proto::Leap::kUnsynchronized;
+  r.version = h.version;
+  r.mode = Mode::kSymmetricPassive;
+  r.stratum = sync ? sys_.stratum : proto::kStratumUnspecified;
+  r.poll_log2 = h.poll_log2;
+  r.precision_log2 = cfg_.precision_log2;
+  r.root_delay = proto::short_from_ns(sys_.root_delay_ns);
+  r.root_dispersion = proto::short_from_ns(sys_.root_dispersion_ns);
+  r.refid = sys_.refid;
+  r.reference = sys_.reference_time_ns ? proto::ntp_from_unix_ns(sys_.reference_time_ns) : proto::NtpTimestamp{};
+  r.origin = h.transmit;
+  r.receive = proto::ntp_from_unix_ns(pkt.rx_time_ns);
+  OutPacket o;
+  o.dst_ip = pkt.src_ip;
+  o.dst_port = pkt.src_port;
+  o.stamp_transmit = true;
+  proto::write_header(r, o.payload.data());
+  out.packets.push_back(o);
+  counters_.stateless_replies++;
+}
+
+void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutput& out) {
+  const auto it = assocs_.find(static_cast<uint32_t>(rep.cookie >> 32));
+  if (it != assocs_.end()) {
+    if (rep.status == 0)
+      it->second->on_transmitted(rep.cookie, rep.tx_time_ns);
+    else
+      it->second->on_transmit_failed(rep.cookie);
+  }
+  // Packets that waited for this report can be processed now.
+  std::deque<Pending> waiting;
+  waiting.swap(pending_);
+  for (const Pending& p : waiting) {
+    const proto::ParseResult r = proto::parse({p.pkt.payload, p.pkt.len});
+    pending_.push_back(p);  // dispatch(retry) removes it when delivered
+    dispatch(p.pkt, r.packet.header, now_ns, out, true);
+  }
+}
+
+void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
+  const LocalSystem ls = local_system();
+  for (auto& [id, a] : assocs_)
+    if (auto p = a->on_timer(now_ns, ls)) out.packets.push_back(*p);
+
+  for (auto it = assocs_.begin(); it != assocs_.end();) {
+    if (it->second->expired(now_ns)) {
+      out.events.push_back("symmetric passive association with " + ip_text(it->second->config().address) +
+                           " removed: unreachable");
+      if (sys_peer_ == it->first) sys_peer_.reset();
+      it = assocs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (!pending_.empty() && now_ns - pending_.front().first_seen_ns > kAwaitTxNs) {
+    pending_.pop_front();
+    counters_.awaiting_dropped++;
+  }
+  if (now_ns >= next_select_ns_) {
+    next_select_ns_ = now_ns + kSelectEveryNs;
+    clock_select(now_ns, false, 0, out);
+  }
+}
+
+int64_t Engine::next_timer_ns() const {
+  int64_t t = next_select_ns_;
+  for (const auto& [id, a] : assocs_) t = std::min(t, a->next_event_ns());
+  return t;
+}
+
+void Engine::become_unsynchronized(int64_t now_ns, EngineOutput& out, const std::string& why) {
+  (void)now_ns;
+  if (sys_.synchronized) out.events.push_back("unsynchronized: " + why);
+  sys_ = unsynchronized_variables();
+  sys_peer_.reset();
+}
+
+void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, EngineOutput& out) {
+  (void)from_id;
+  const LocalSystem ls = local_system();
+  std::vector<Candidate> candidates;
+  for (const auto& [id, a] : assocs_)
+    if (a->fit(now_ns, ls, nullptr)) candidates.push_back(a->candidate(now_ns));
+  const Selection sel = select_clock(candidates, sys_peer_, kMinDispersionNs);
+  last_selection_ = sel;
+
+  if (!sel.system_peer) {
+    if (sys_peer_)
+      out.events.push_back("lost the system peer " + ip_text(assocs_.at(*sys_peer_)->config().address) +
+                           ": no selectable source");
+    sys_peer_.reset();
+    if (cfg_.refclock_master) {
+      if (sys_.refid != proto::kRefidLocal)
+        out.events.push_back("falling back to the local clock at stratum " + std::to_string(*cfg_.refclock_master));
+      sys_ = local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2);
+    } else if (sys_.synchronized) {
+      become_unsynchronized(now_ns, out, "no selectable source");
+    }
+    return;
+  }
+  Association& peer = *assocs_.at(*sel.system_peer);
+  if (sys_peer_ != sel.system_peer) {
+    out.events.push_back("system peer " + ip_text(peer.config().address) + " (" + to_string(peer.config().mode) +
+                         ", stratum " + std::to_string(peer.stratum()) + ", offset " + ms_text(sel.offset_ns) + ")");
+    // The servo measures the frequency from two offsets: they must come
+    // from the same source (the first one ready may even be a falseticker
+    // that the others outvote once they are ready too).
+    if (servo_.state() == hwclock::ServoState::kNotSet) servo_.reset();
+  }
+  sys_peer_ = sel.system_peer;
+  // RFC 5905 A.5.5.1: the clock is updated only with a sample newer than
+  // the one last used.
+  if (peer.filter().update_time_ns() > last_sample_time_ns_ && (new_sample || !sys_.synchronized))
+    clock_update(peer, sel, now_ns, out);
+}
+
+void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out) {
+  last_sample_time_ns_ = peer.filter().update_time_ns();
+  const int64_t interval = log2_to_ns(sys_poll_);
+  // The servo measures frequency between samples: give it when this one was
+  // taken (the filter's choice may be older than the latest packet).
+  const hwclock::ServoOutput s =
+      servo_.sample(sel.offset_ns, peer.filter().update_time_ns(), interval, peer.filter().delay_ns() / 2,
+                    std::llround(discipline_.slew_left_at(now_ns)));
+  // The servo computes; we turn its output into an order for the clock
+  // (hwclock::Correction): its base frequency, and its phase added to what
+  // is still to come of the last order, slewed over one interval.
+  const double left = discipline_.slew_left_at(now_ns);
+  const double old_base = discipline_.base_ppb();
+  ClockAdjustment adj;
+  switch (s.action) {
+    case hwclock::ServoAction::kPanic:
+      counters_.panics++;
+      out.events.push_back("offset " + ms_text(sel.offset_ns) +
+                           " is beyond the panic threshold: not adjusting the clock (set it by hand)");
+      become_unsynchronized(now_ns, out, "panic");
+      return;
+    case hwclock::ServoAction::kIgnore:
+      // Not used (a spike, or the frequency measurement waiting for a later
+      // sample): run at the frequency estimate; the phase correction stops.
+      adj.freq_ppb = s.freq_ppb;
+      if (s.state == hwclock::ServoState::kSpike) {
+        counters_.spikes++;
+        out.events.push_back("spike: offset " + ms_text(sel.offset_ns) + " from " + ip_text(peer.config().address) +
+                             " ignored until it persists");
+      }
+      break;
+    case hwclock::ServoAction::kStep:
+      adj.step = true;
+      adj.step_ns = s.step_ns;
+      adj.freq_ppb = s.freq_ppb;
+      break;
+    case hwclock::ServoAction::kSlew:
+      adj.freq_ppb = s.freq_ppb;
+      adj.slew_ns = left + s.phase_ns;
+      adj.slew_rate_ppb = hwclock::slew_rate_ppb(adj.slew_ns, adj.freq_ppb, interval, cfg_.servo.max_frequency_ppb);
+      break;
+  }
+  discipline_.order(now_ns, adj.step_ns, adj.freq_ppb, adj.slew_ns, adj.slew_rate_ppb);
+  out.adjust = adj;
+  if (adj.step) {
+    counters_.steps++;
+    out.events.push_back("clock stepped by " + ms_text(s.step_ns));
+    for (auto& [id, a] : assocs_) a->on_clock_step(s.step_ns);
+    last_sample_time_ns_ = 0;
+  } else {
+    // Samples already in the filters predicted the clock before this order.
+    for (auto& [id, a] : assocs_) a->on_correction(now_ns, adj.freq_ppb - old_base, adj.slew_ns - left);
+  }
+  if (s.action == hwclock::ServoAction::kIgnore) return;
+  // RFC 5905 calls the clock set once the discipline has acted on it; until
+  // the servo knows its frequency our clock runs free, and a server that
+  // called itself synchronized now would hand that drift on to its clients
+  // (a downstream server measuring its own frequency against it would learn
+  // ours). Stay unsynchronized until then.
+  if (s.state == hwclock::ServoState::kNotSet) return;
+  sys_jitter_ns_ = sel.jitter_ns;
+
+  // RFC 5905 A.5.5.5 clock_update(): the system variables follow the
+  // system peer.
+  const bool was_sync = sys_.synchronized;
+  sys_.leap = static_cast<uint8_t>(peer.peer_leap());
+  sys_.stratum = static_cast<uint8_t>(peer.stratum() + 1);
+  sys_.refid = peer.config().address;  // "the IPv4 address of the system peer"
+  sys_.reference_time_ns = now_ns + (s.action == hwclock::ServoAction::kStep ? s.step_ns : 0);
+  sys_.root_delay_ns = peer.peer_root_delay_ns() + peer.filter().delay_ns();
+  // rootdisp = p.rootdisp + p.disp + PHI * (now - p.t) + |offset| + SQRT(p.jitter^2 + s.jitter^2)
+  const double pj = static_cast<double>(peer.filter().jitter_ns());
+  const double sj = static_cast<double>(sys_jitter_ns_);
+  const int64_t dtemp = std::llround(std::sqrt(pj * pj + sj * sj)) + peer.filter().dispersion_ns(now_ns) +
+                        std::llabs(sel.offset_ns);
+  sys_.root_dispersion_ns = peer.peer_root_dispersion_ns() + std::max(dtemp, log2_to_ns(cfg_.precision_log2));
+  sys_.offset_ns = sel.offset_ns;
+  sys_.peer_dispersion_ns = peer.filter().dispersion_ns(now_ns);
+  sys_.synchronized = true;
+  sys_.reference = ip_text(peer.config().address);
+  if (!was_sync)
+    out.events.push_back("synchronized to " + ip_text(peer.config().address) + " at stratum " +
+                         std::to_string(sys_.stratum));
+  ever_synchronized_ = true;
+  adjust_poll(sel.offset_ns, sys_jitter_ns_);
+}
+
+void Engine::adjust_poll(int64_t offset_ns, int64_t jitter_ns) {
+  // RFC 5905 A.5.5.6 local_clock(): lengthen the poll interval while the
+  // offsets stay within PGATE times the jitter, shorten it when they do
+  // not, with LIMIT as hysteresis.
+  const int step = std::max<int>(sys_poll_, 1);
+  if (std::llabs(offset_ns) < kPollGate * std::max<int64_t>(jitter_ns, 1)) {
+    poll_count_ += step;
+    if (poll_count_ > kPollLimit) {
+      poll_count_ = kPollLimit;
+      if (sys_poll_ < max_poll_) {
+        poll_count_ = 0;
+        sys_poll_++;
+      }
+    }
+  } else {
+    poll_count_ -= 2 * step;
+    if (poll_count_ < -kPollLimit) {
+      poll_count_ = -kPollLimit;
+      if (sys_poll_ > min_poll_) {
+        poll_count_ = 0;
+        sys_poll_--;
+      }
+    }
+  }
+}
+
+SystemVariables Engine::system_at(int64_t now_ns) const {
+  SystemVariables v = sys_;
+  if (v.synchronized && v.refid != proto::kRefidLocal && v.reference_time_ns && now_ns > v.reference_time_ns)
+    v.root_dispersion_ns += (now_ns - v.reference_time_ns) * kPhiPpb / 1'000'000'000;  // grows until the next update
+  return v;
+}
+
+std::vector<status::AssociationStatus> Engine::sessions(int64_t now_ns) const {
+  std::vector<status::AssociationStatus> v;
+  const LocalSystem ls = local_system();
+  for (const auto& [id, a] : assocs_) {
+    status::AssociationStatus s = a->status(now_ns);
+    std::string why;
+    const bool fit = a->fit(now_ns, ls, &why);
+    auto in = [id](const std::vector<uint32_t>& ids) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
+    if (sys_peer_ == id)
+      s.selection = "system peer";
+    else if (!fit)
+      s.selection = why;
+    else if (in(last_selection_.falsetickers))
+      s.selection = "falseticker";
+    else if (in(last_selection_.outliers))
+      s.selection = "outlier";
+    else if (in(last_selection_.survivors))
+      s.selection = "survivor";
+    else
+      s.selection = "candidate";
+    // The vendor's words, with the mode: configured/dynamic, master (the
+    // system peer), sane (fit) or insane and why, valid (reachable) or not.
+    s.status = std::string(a->config().dynamic ? "dynamic " : "configured ") + to_string(a->config().mode) +
+               (sys_peer_ == id ? ", master" : "") + (fit ? ", sane" : ", insane (" + why + ")") +
+               (a->reachable() ? ", valid" : ", invalid");
+    v.push_back(std::move(s));
+  }
+  return v;
+}
+
+}  // namespace ntp::ctl

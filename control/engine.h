@@ -1,0 +1,121 @@
+// The NTP system process (RFC 5905 section 11) over all associations:
+// routes packets to associations (creating passive ones for allowed
+// symmetric active peers), runs selection/cluster/combine when a sample
+// arrives, feeds the servo, and keeps the system variables that the server
+// state is published from. Pure: the control loop passes time and packets
+// in and carries out the packets and clock adjustments that come out, so
+// the whole protocol runs in simulation tests without a network or a clock.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/association.h"
+#include "control/filter_select.h"
+#include "control/status.h"
+#include "control/system_state.h"
+#include "hwclock/correction.h"
+#include "hwclock/servo.h"
+#include "proto/channel_abi.h"
+
+namespace ntp::ctl {
+
+struct EngineConfig {
+  std::vector<AssocConfig> associations;           // configured servers (client) and peers (symmetric active)
+  std::optional<int> refclock_master;              // local clock stratum: the reference, or the fallback
+  std::vector<uint32_t> own_addresses;             // our interface addresses (host order)
+  std::vector<std::pair<uint32_t, uint8_t>> peer_allow;  // who may become a passive peer
+  bool answer_unknown_peers = true;                // otherwise silent
+  int max_dynamic_sessions = 100;
+  int8_t precision_log2 = -20;
+  hwclock::ServoConfig servo;
+};
+
+// What the caller applies to the served clock (hwclock::Correction::order):
+// first step by step_ns, then run at freq_ppb relative to the uncorrected
+// oscillator, and slew slew_ns more at slew_rate_ppb on top until it is in.
+struct ClockAdjustment {
+  bool step = false;
+  int64_t step_ns = 0;
+  double freq_ppb = 0;
+  double slew_ns = 0;
+  double slew_rate_ppb = 0;
+};
+
+struct EngineOutput {
+  std::vector<OutPacket> packets;
+  std::optional<ClockAdjustment> adjust;
+  std::vector<std::string> events;  // what happened, for the log
+};
+
+struct EngineCounters {
+  uint64_t packets = 0, samples = 0, duplicates = 0, bogus = 0, no_association = 0, passive_created = 0,
+           passive_refused = 0, stateless_replies = 0, awaiting_dropped = 0, steps = 0, spikes = 0, panics = 0;
+};
+
+class Engine {
+ public:
+  Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns);
+
+  // An NTP packet of mode 1, 2 or 4 from the dataplane.
+  void on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out);
+  // The dataplane's report of when one of our packets left.
+  void on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutput& out);
+  // Polls, expiry, selection refresh. Call at least at next_timer_ns().
+  void on_timer(int64_t now_ns, EngineOutput& out);
+  int64_t next_timer_ns() const;
+
+  const SystemVariables& system() const { return sys_; }
+  // The system variables to publish at now_ns: the root dispersion grows at
+  // PHI from the last clock update on.
+  SystemVariables system_at(int64_t now_ns) const;
+  LocalSystem local_system() const;
+  hwclock::ServoState servo_state() const { return servo_.state(); }
+  double frequency_ppb() const { return servo_.frequency_ppb(); }
+  int8_t system_poll_log2() const { return sys_poll_; }
+  std::optional<uint32_t> system_peer() const { return sys_peer_; }
+  const EngineCounters& counters() const { return counters_; }
+  std::vector<status::AssociationStatus> sessions(int64_t now_ns) const;
+
+ private:
+  struct Pending {
+    proto::RxPacket pkt;
+    int64_t first_seen_ns;
+  };
+  void dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out,
+                bool retry);
+  void clock_select(int64_t now_ns, bool new_sample_from, uint32_t from_id, EngineOutput& out);
+  void clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out);
+  void become_unsynchronized(int64_t now_ns, EngineOutput& out, const std::string& why);
+  void adjust_poll(int64_t offset_ns, int64_t jitter_ns);
+  bool peer_allowed(uint32_t ip) const;
+  void stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, EngineOutput& out);
+  Association* find(uint32_t address);
+
+  EngineConfig cfg_;
+  uint64_t seed_;
+  std::map<uint32_t, std::unique_ptr<Association>> assocs_;  // by id
+  uint32_t next_id_ = 1;
+  hwclock::Servo servo_;
+  hwclock::Correction discipline_;  // what we ordered the clock to do, in our time
+  SystemVariables sys_;
+  std::optional<uint32_t> sys_peer_;
+  Selection last_selection_;        // for status: falsetickers, outliers, survivors
+  int64_t last_update_ns_ = 0;      // time of the last clock update (s.t)
+  int64_t last_sample_time_ns_ = 0; // filter time of the sample last used
+  int8_t sys_poll_;
+  int8_t min_poll_, max_poll_;
+  int poll_count_ = 0;              // RFC 5905 local_clock() hysteresis counter
+  int64_t sys_jitter_ns_ = 0;
+  int64_t next_select_ns_ = 0;
+  std::deque<Pending> pending_;
+  EngineCounters counters_;
+  bool ever_synchronized_ = false;
+};
+
+}  // namespace ntp::ctl
