@@ -93,14 +93,61 @@ netns "$tag-client"
 attach "$tag-client" eth0
 ip -n "$tag-client" addr add 10.0.1.100/24 dev eth0
 
+ctl() {  # ctl DEVICE ARGS...: ntpctl inside the device's namespace
+  local name=$1; shift
+  ip netns exec "$tag-$name" "$build/control/ntpctl" --config "$here/deploy/seed/$name.toml" "$@"
+}
+
 step "DeviceC: ntp-service refclock-master 2 (deploy/seed/DeviceC.toml)"
 device DeviceC dpC
+step "DeviceD: ntp-service unicast-server 10.0.1.31 (deploy/seed/DeviceD.toml)"
+device DeviceD dpD
+step "DeviceE: ntp-service unicast-peer 10.0.1.32 (deploy/seed/DeviceE.toml)"
+device DeviceE dpE
 
-step "client 10.0.1.100: ping DeviceC"
-ip netns exec "$tag-client" ping -c 3 -i 0.2 10.0.1.31
+step "each device answers ping on the LAN (its dataplane answers ARP and ICMP echo itself)"
+for pair in "DeviceD 10.0.1.31" "DeviceE 10.0.1.32" "DeviceC 10.0.1.33"; do
+  set -- $pair
+  # The dataplanes own the addresses; the client namespace asks on their behalf
+  # from the same LAN, and each dataplane answers ARP and echo itself.
+  ip netns exec "$tag-client" ping -c 2 -i 0.2 -W 1 "$2" | grep -E "bytes from|packet loss"
+done
 
-step "client 10.0.1.100: ntpdig 10.0.1.31"
+step "client 10.0.1.100: ntpdig 10.0.1.31 (DeviceC)"
 ip netns exec "$tag-client" taskset -c 0 ntpdig -p 4 -t 2 10.0.1.31
 
-step "DeviceC: ntpctl status (display ntp-service status)"
-ip netns exec "$tag-DeviceC" "$build/control/ntpctl" --config "$here/deploy/seed/DeviceC.toml" status
+step "waiting for DeviceE to synchronize (DeviceC -> DeviceD -> DeviceE), at most ${DEMO_TIMEOUT:-240} s"
+start=$(date +%s)
+while :; do
+  d=$(ctl DeviceD status 2>/dev/null | sed -n 's/^ clock stratum: //p')
+  e=$(ctl DeviceE status 2>/dev/null | sed -n 's/^ clock stratum: //p')
+  e_sync=$(ctl DeviceE status 2>/dev/null | grep -c "synchronization state: clock synchronized" || true)
+  printf '  %3ds: DeviceD stratum %s, DeviceE stratum %s\n' $(( $(date +%s) - start )) "${d:-?}" "${e:-?}"
+  [ "$e" = 4 ] && [ "$e_sync" = 1 ] && break
+  if [ $(( $(date +%s) - start )) -ge "${DEMO_TIMEOUT:-240}" ]; then
+    echo "demo: DeviceE did not synchronize within ${DEMO_TIMEOUT:-240} s; DeviceD says:"
+    ctl DeviceD status; ctl DeviceD sessions
+    echo "logs: $work"; KEEP_LOGS=1
+    exit 1
+  fi
+  sleep 5
+done
+
+step "letting the offsets settle (at most 90 s)"
+offset_us() { ctl "$1" status 2>/dev/null | sed -n 's/^ clock offset: \(-\{0,1\}\)\([0-9.]*\) ms/\2/p' | awk '{printf "%d", $1 * 1000}'; }
+for _ in $(seq 1 18); do
+  d=$(offset_us DeviceD); e=$(offset_us DeviceE)
+  printf '  DeviceD offset %s us, DeviceE offset %s us\n' "${d:-?}" "${e:-?}"
+  [ -n "$d" ] && [ -n "$e" ] && [ "$d" -lt 50 ] && [ "$e" -lt 50 ] && break
+  sleep 5
+done
+
+step "client 10.0.1.100: ntpdig 10.0.1.32 (DeviceD, stratum 3)"
+ip netns exec "$tag-client" taskset -c 0 ntpdig -p 4 -t 2 10.0.1.32
+
+step "DeviceD: ntpctl status (display ntp-service status)"
+ctl DeviceD status
+step "DeviceE: ntpctl status (display ntp-service status)"
+ctl DeviceE status
+step "DeviceD: ntpctl sessions (display ntp-service sessions)"
+ctl DeviceD sessions

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""The appliance against real chronyd (always -x: the host clock is never
+touched). As a client of chronyd (`local stratum 1`), the appliance's
+virtual clock, started 5 ms and 50 ppm off, converges to chrony's, which is
+the host clock; and the symmetric mode works with chrony in both
+directions.
+"""
+import json
+import math
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import netlab  # noqa: E402
+from netlab import wait_for  # noqa: E402
+
+APPLIANCE_IP = "10.0.2.10"
+CHRONY_IP = "10.0.2.20"
+
+
+class Lab:
+    def __init__(self, tag, chrony_lines, clock, servers=(), peers=()):
+        self.app_ns = netlab.Namespace(netlab.unique(f"ntp{tag}a"))
+        self.chr_ns = netlab.Namespace(netlab.unique(f"ntp{tag}c"))
+        netlab.veth_pair(self.app_ns, "dp0", self.chr_ns, "eth0")
+        netlab.dataplane_side(self.app_ns, "dp0")
+        self.chr_ns.exec("ip", "addr", "add", f"{CHRONY_IP}/24", "dev", "eth0")
+        self.dir = netlab.workdir(tag)
+        self.chrony = netlab.Chrony(self.chr_ns, self.dir, chrony_lines)
+        sysname = netlab.unique("A")
+        self.app = netlab.Appliance(self.app_ns, sysname, self.dir, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24", clock=clock, servers=servers,
+            peers=peers)).start()
+
+    def system(self):
+        return (self.app.status() or {}).get("system", {})
+
+    def session(self, address):
+        for s in (self.app.status() or {}).get("associations", []):
+            if s["address"] == address:
+                return s
+        return None
+
+
+class ChronyUpstreamTest(unittest.TestCase):
+    def test_virtual_clock_converges_to_chrony(self):
+        lab = Lab("cu", ["local stratum 1", "allow all"],
+                  'source = "virtual"\noffset_ms = 5\nfrequency_ppm = 50',
+                  servers=[{"address": CHRONY_IP, "minpoll": 0, "maxpoll": 2, "iburst": True}])
+        t0 = time.monotonic()
+        wait_for(lambda: lab.system().get("synchronized") and lab.system().get("stratum") == 2, 120,
+                 interval=0.5, what="the appliance synchronized to chronyd at stratum 2")
+        self.assertEqual(lab.system()["refid_text"], CHRONY_IP)
+
+        # |served clock - host clock| < 100 us, then the RMS over a minute.
+        wait_for(lambda: abs(lab.system()["clock_minus_host_ns"]) < 100_000, 120, interval=0.5,
+                 what="the served clock within 100 us of the host clock")
+        converged = time.monotonic() - t0
+        samples = []
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            samples.append(lab.system()["clock_minus_host_ns"])
+            time.sleep(1)  # one reading a second for the RMS, not a synchronization wait
+        rms = math.sqrt(sum(x * x for x in samples) / len(samples))
+        worst = max(abs(x) for x in samples)
+        freq = lab.system()["frequency_ppm"]
+        print(f"\n  chrony upstream: within 100 us of the host clock {converged:.1f} s after start; over the next "
+              f"minute RMS {rms / 1000:.1f} us, worst {worst / 1000:.1f} us ({len(samples)} readings); served "
+              f"clock frequency {freq:+.3f} ppm against the TSC's nominal", file=sys.stderr)
+        self.assertLess(rms, 50_000)
+        self.assertLess(worst, 150_000)
+        s = lab.session(CHRONY_IP)
+        self.assertEqual(s["mode"], "client")
+        self.assertEqual(s["selection"], "system peer")
+        self.assertEqual(s["reach"], 255)
+
+
+class ChronyPeerTest(unittest.TestCase):
+    def check_chrony_sees(self, lab, mode_char):
+        # chronyd counts a peer reachable once its packets pass all its
+        # tests, including "synchronised": the appliance answers as
+        # unsynchronized until its discipline has measured the clock's
+        # frequency (tens of seconds), then at stratum 2.
+        # (Once synchronized to chronyd the appliance's reference ID is
+        # chronyd's address: chronyd then fails its loop test on the
+        # appliance's packets and shows no stratum in `sources`, but keeps
+        # the peer reachable; `ntpdata` shows what arrived.)
+        def row():
+            for ln in lab.chrony.chronyc("sources").splitlines():
+                if APPLIANCE_IP in ln:
+                    f = ln.split()  # MS, name, stratum, poll, Reach (octal), ...
+                    data = lab.chrony.chronyc("ntpdata", APPLIANCE_IP)
+                    ok = int(f[4], 8) != 0 and re.search(r"Stratum\s*:\s*2\n", data)
+                    return (f, data) if ok else None
+            return None
+        f, data = wait_for(row, 150, interval=1, what="chronyd to reach the appliance as a peer at stratum 2")
+        delay = float(re.search(r"Peer delay\s*:\s*([-0-9.e]+)", data).group(1))
+        self.assertEqual(f[0][0], mode_char, f)
+        self.assertGreater(delay, 0)
+        self.assertLess(delay, 0.01, data)  # a veth: well under 10 ms
+        return f, delay
+
+    def test_both_configured_as_peers(self):
+        lab = Lab("cp", ["local stratum 1", "allow all", f"peer {APPLIANCE_IP} minpoll 0 maxpoll 0"],
+                  'source = "virtual"\noffset_ms = 2',
+                  peers=[{"address": CHRONY_IP, "minpoll": 0, "maxpoll": 1, "iburst": True}])
+        f, delay = self.check_chrony_sees(lab, "=")
+        s = wait_for(lambda: (x := lab.session(CHRONY_IP)) and x["reach"] != 0 and x["delay_ns"] > 0 and x, 60,
+                     interval=0.5, what="the appliance's peer association with chronyd to answer")
+        self.assertEqual(s["mode"], "symmetric active")
+        self.assertTrue(s["configured"])
+        self.assertEqual(s["peer_mode"], "symmetric active")
+        self.assertLess(s["delay_ns"], 10_000_000)
+        wait_for(lambda: lab.system().get("synchronized") and lab.system().get("stratum") == 2, 120, interval=0.5,
+                 what="the appliance synchronized to its chronyd peer")
+        print(f"\n  peers both ways: chronyd sees {' '.join(f)} (delay {delay * 1e6:.0f} us); the appliance sees "
+              f"reach {s['reach']:o}, delay {s['delay_ns'] / 1000:.0f} us, synchronized at stratum 2",
+              file=sys.stderr)
+
+    def test_chrony_active_appliance_passive(self):
+        lab = Lab("cq", ["local stratum 1", "allow all", f"peer {APPLIANCE_IP} minpoll 0 maxpoll 0"],
+                  'source = "virtual"\noffset_ms = 2')
+        f, delay = self.check_chrony_sees(lab, "=")
+        s = wait_for(lambda: (x := lab.session(CHRONY_IP)) and x["reach"] != 0 and x, 30, interval=0.5,
+                     what="a dynamic passive association with chronyd")
+        self.assertEqual(s["mode"], "symmetric passive")
+        self.assertFalse(s["configured"])
+        sessions = lab.app.ctl("sessions")
+        self.assertIn(f"clock source: {CHRONY_IP}\n", sessions)
+        self.assertIn("dynamic symmetric passive", sessions)
+        print(f"\n  chronyd active, appliance passive: chronyd sees {' '.join(f)} (delay {delay * 1e6:.0f} us); "
+              f"the appliance has a dynamic passive session, reach {s['reach']:o}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""The seed end to end: DeviceC (refclock-master 2), DeviceD (its client)
+and DeviceE (a symmetric active peer of DeviceD) with the configurations of
+deploy/seed/, each device a namespace on one bridge, virtual clocks started
+milliseconds and tens of ppm off. Also: DeviceD does not select DeviceE
+(loop), and when DeviceC goes away DeviceD and DeviceE lose
+synchronization, and recover when it comes back.
+"""
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import netlab  # noqa: E402
+from netlab import wait_for  # noqa: E402
+
+SEED = os.path.join(netlab.ROOT, "deploy", "seed")
+ADDR = {"DeviceC": "10.0.1.31", "DeviceD": "10.0.1.32", "DeviceE": "10.0.1.33"}
+IFNAME = {"DeviceC": "dpC", "DeviceD": "dpD", "DeviceE": "dpE"}
+# DeviceC's polls are 1..4 s (minpoll 0, maxpoll 2); a source is unfit after
+# three unanswered polls and selection runs every second.
+LOSS_BOUND_S = 3 * 4 + 2 + 5
+
+
+def seed_config(name, tag):
+    """The seed's file with names unique to this test run."""
+    with open(os.path.join(SEED, f"{name}.toml")) as f:
+        text = f.read()
+    text = text.replace(f'sysname = "{name}"', f'sysname = "{name}{tag}"')
+    text = text.replace(f'shm_name = "/ntp-{name}"', f'shm_name = "/ntp-test-{name}{tag}"')
+    return text
+
+
+class SeedTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        tag = netlab.unique("")
+        cls.dir = netlab.workdir("seed")
+        lan = netlab.Namespace(netlab.unique("ntpsl"))
+        cls.bridge = netlab.Bridge(lan)
+        cls.client = netlab.Namespace(netlab.unique("ntpsq"))
+        cls.bridge.attach(cls.client, "eth0")
+        cls.client.exec("ip", "addr", "add", "10.0.1.100/24", "dev", "eth0")
+        cls.dev = {}
+        cls.t0 = time.monotonic()
+        for name in ("DeviceC", "DeviceD", "DeviceE"):
+            ns = netlab.Namespace(netlab.unique("ntps" + name[-1].lower()))
+            cls.bridge.attach(ns, IFNAME[name])
+            netlab.dataplane_side(ns, IFNAME[name])
+            cls.dev[name] = netlab.Appliance(ns, name, cls.dir, seed_config(name, tag)).start()
+
+    def status(self, name):
+        return self.dev[name].status()
+
+    def synced(self, name, stratum, refid):
+        s = (self.status(name) or {}).get("system", {})
+        return (s.get("synchronized") and s.get("stratum") == stratum and s.get("refid_text") == refid and
+                s.get("sync_state") == "clock synchronized")
+
+    def test_1_seed_synchronizes(self):
+        # Each device is unsynchronized until its discipline knows the
+        # clock's frequency (16 s of samples that agree), so the cascade
+        # takes a minute or two.
+        wait_for(lambda: self.synced("DeviceD", 3, "10.0.1.31"), 180, interval=0.5,
+                 what="DeviceD at stratum 3 following 10.0.1.31")
+        wait_for(lambda: self.synced("DeviceE", 4, "10.0.1.32"), 180, interval=0.5,
+                 what="DeviceE at stratum 4 following 10.0.1.32")
+        took = time.monotonic() - self.t0
+        d = self.dev["DeviceD"].ctl("status")
+        e = self.dev["DeviceE"].ctl("status")
+        for text, stratum, refid in ((d, 3, "10.0.1.31"), (e, 4, "10.0.1.32")):
+            self.assertIn(" clock status: synchronized\n", text)
+            self.assertIn(f" clock stratum: {stratum}\n", text)
+            self.assertIn(f" reference clock ID: {refid}\n", text)
+            self.assertIn(" synchronization state: clock synchronized\n", text)
+        # DeviceD learns DeviceE's new stratum from E's next packet.
+        loop = re.compile(r"clock source: 10\.0\.1\.33\n clock stratum: 4\n clock status: dynamic "
+                          r"symmetric passive, insane \(loop: its reference is us\)")
+        wait_for(lambda: loop.search(self.dev["DeviceD"].ctl("sessions")), 15, interval=0.5,
+                 what="DeviceD's sessions to list DeviceE as a dynamic passive peer at stratum 4, a loop")
+        assoc = {a["address"]: a for a in self.status("DeviceD")["associations"]}
+        self.assertEqual(assoc["10.0.1.33"]["mode"], "symmetric passive")
+        self.assertFalse(assoc["10.0.1.33"]["configured"])
+        self.assertNotEqual(assoc["10.0.1.33"]["selection"], "system peer")  # loop: E follows D
+        self.assertEqual(assoc["10.0.1.31"]["selection"], "system peer")
+        print(f"\n  seed synchronized {took:.1f} s after the devices started", file=sys.stderr)
+
+        # The virtual clocks started ms off (D +6.5 ms/+35 ppm, E -4 ms/-28 ppm):
+        # they converge to DeviceC, whose clock is the host's.
+        def converged():
+            d = self.status("DeviceD")["system"]["clock_minus_host_ns"]
+            e = self.status("DeviceE")["system"]["clock_minus_host_ns"]
+            return abs(d) < 100_000 and abs(e) < 200_000 and (d, e)
+        d_off, e_off = wait_for(converged, 180, interval=1, what="DeviceD/E within 100/200 us of DeviceC")
+        print(f"  converged {time.monotonic() - self.t0:.1f} s after start: DeviceD {d_off / 1000:+.1f} us, "
+              f"DeviceE {e_off / 1000:+.1f} us from the host clock", file=sys.stderr)
+
+    def test_2_loss_and_recovery_of_devicec(self):
+        wait_for(lambda: self.synced("DeviceE", 4, "10.0.1.32"), 240, interval=0.5, what="the seed synchronized")
+        c = self.dev["DeviceC"]
+        c.stop()
+        t_stop = time.monotonic()
+        wait_for(lambda: not self.status("DeviceD")["system"]["synchronized"], LOSS_BOUND_S, interval=0.5,
+                 what=f"DeviceD to lose synchronization within {LOSS_BOUND_S} s")
+        d_lost = time.monotonic() - t_stop
+        wait_for(lambda: not self.status("DeviceE")["system"]["synchronized"], LOSS_BOUND_S + 10, interval=0.5,
+                 what="DeviceE to lose synchronization")
+        e_lost = time.monotonic() - t_stop
+        self.assertIn(" clock status: unsynchronized\n", self.dev["DeviceD"].ctl("status"))
+        self.assertIn(" clock stratum: 16\n", self.dev["DeviceE"].ctl("status"))
+        self.assertRegex(self.dev["DeviceD"].log("control"), r"lost the system peer 10\.0\.1\.31|unsynchronized")
+        self.assertRegex(self.dev["DeviceE"].log("control"), r"unsynchronized")
+
+        c.start()
+        wait_for(lambda: self.synced("DeviceD", 3, "10.0.1.31"), 90, interval=0.5, what="DeviceD to recover")
+        wait_for(lambda: self.synced("DeviceE", 4, "10.0.1.32"), 90, interval=0.5, what="DeviceE to recover")
+        print(f"\n  DeviceC stopped: DeviceD unsynchronized after {d_lost:.1f} s, DeviceE after {e_lost:.1f} s "
+              f"(bound {LOSS_BOUND_S} s); both recovered {time.monotonic() - t_stop - d_lost:.1f} s later",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
