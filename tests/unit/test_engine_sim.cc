@@ -153,6 +153,38 @@ TEST(EngineSim, CascadeBehindASlewingUpstreamConverges) {
   EXPECT_LT(se.rms_ns, 30'000);
 }
 
+// chronyd's `peer X minpoll 0 maxpoll 0` against an appliance with no
+// associations configured (tests/integration/test_chrony.py): the
+// appliance's dynamic passive association samples every second, and its
+// discipline must run at that rate, not at the default system poll (2^6 s,
+// which held the frequency measurement and the popcorn gate at minutes).
+TEST(EngineSim, PassiveOnlyNodeFollowsItsActivePeer) {
+  World w(seed() + 5);
+  w.link() = {50'000, 10'000, true};
+  ctl::EngineConfig a = node(kC, {assoc(kD, ctl::AssocMode::kSymmetricActive, 0, 0)});
+  a.refclock_master = 1;
+  w.add_node(kC, a, SimClock{});
+  SimClock cd;
+  cd.offset0_ns = 2e6;
+  const int d = w.add_node(kD, node(kD, {}), cd);
+  double synchronized_s = -1;
+  w.run(120e9, 0.5e9, [&](double t) {
+    if (synchronized_s < 0 && w.engine(d).system().synchronized) synchronized_s = t / 1e9;
+  });
+  const Stats st = track(w, d, 240, 120);
+  std::fprintf(stderr, "  passive only: synchronized %.1f s after start; RMS %.1f us "
+               "over 120..240 s\n", synchronized_s, st.rms_ns / 1e3);
+  EXPECT_EQ(w.engine(d).system().stratum, 2);
+  EXPECT_EQ(w.engine(d).system().refid, kC);
+  EXPECT_GT(synchronized_s, 0);
+  EXPECT_LT(synchronized_s, 60);
+  EXPECT_LT(st.rms_ns, 30'000);
+  const auto sessions = w.engine(d).sessions(0);
+  const auto* s = session(sessions, "10.0.1.31");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->mode, "symmetric passive");
+}
+
 // Three truechimers and a falseticker 20 ms off: the falseticker is never
 // selected and the clock follows the majority.
 TEST(EngineSim, FalsetickerIsRejected) {
