@@ -83,7 +83,7 @@ class ServoSim {
     const double left = corr_.slew_left_at(t_ns_);
     const auto measured = static_cast<int64_t>(std::llround(true_off + noise - left)) + extra_ns;
     const auto local = static_cast<int64_t>(std::llround(static_cast<double>(t_ns_) + x_ns_));
-    const ServoOutput out = servo.sample(measured, local, p_.poll_ns, bound);
+    const ServoOutput out = servo.sample(measured, local, p_.poll_ns, bound, static_cast<int64_t>(std::llround(left)));
     const double before = corr_.value_at(t_ns_);
     double slew = 0;
     switch (out.action) {

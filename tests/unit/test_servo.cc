@@ -743,17 +743,14 @@ TEST(ServoSim, Scenario5FrequencyLimit) {
               worst / 1e6, sim.slew_left_ns() / 1e6);
 }
 
-// What scenario 5 should also do, and the servo does not yet (see the
-// report): offsets are predictions, and while the base is at the limit the
-// slew cannot run (slew_rate_ppb's 1 ppm floor), so what is still to come
-// piles up and the prediction stays at -300 us / Kp = -1.5 ms: the step
-// and panic thresholds are never reached while the clock runs away at
-// 300 us/s. The clock must be stepped when its offset passes the step
-// threshold (after the stepout), as ntpd does: about every 430 s, so twice
-// in 1000 s, and the offset never much beyond 128 ms. Enable when the
-// servo decides on the offset the clock has (e.g. Servo::sample taking the
-// phase still to come, and ServoSim::step passing `left` to it).
-TEST(ServoSim, DISABLED_Scenario5StepsWhenTheOffsetPassesTheThreshold) {
+// Scenario 5, continued: offsets are predictions, and while the base is at
+// the limit the slew cannot run (slew_rate_ppb's 1 ppm floor), so the phase
+// still to come piles up and the prediction alone stays near -300 us / Kp.
+// The servo applies its step and panic thresholds to prediction + pending
+// (what the clock has now), so the clock is stepped when its offset passes
+// the step threshold (after the stepout), as ntpd does: about every 430 s,
+// twice in 1000 s, and the offset never much beyond 128 ms.
+TEST(ServoSim, Scenario5StepsWhenTheOffsetPassesTheThreshold) {
   SEED_TRACE();
   Servo servo{ServoConfig{}};
   ServoSim sim(params(0, 800, kSec, 20e3), test_seed());
