@@ -3,40 +3,124 @@
 #include <sys/timex.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 
+#include "hwclock/tsc.h"
+
 namespace ntp::hwclock {
 
-bool steer_realtime(int64_t step_ns, double freq_ppb, std::string& err) {
-  if (step_ns != 0) {
+namespace {
+
+// The kernel's own disciplines, which must stay off while we steer.
+constexpr int kKernelDiscipline = STA_PLL | STA_FLL | STA_PPSFREQ | STA_PPSTIME;
+
+std::string adjtime_error(const char* what, int e) {
+  std::string s = std::string("CLOCK_REALTIME: clock_adjtime(") + what + "): " + std::strerror(e);
+  if (e == EPERM) s += " (steering the system clock needs CAP_SYS_TIME)";
+  return s;
+}
+
+}  // namespace
+
+bool RealtimeClock::read_ns(int64_t& ns, std::string& err) {
+  timespec ts{};
+  if (clock_gettime(CLOCK_REALTIME, &ts) < 0) {
+    err = std::string("CLOCK_REALTIME: clock_gettime: ") + std::strerror(errno);
+    return false;
+  }
+  ns = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  return true;
+}
+
+bool RealtimeClock::cross_timestamp(ClockReading& out, std::string& /*err*/) {
+  const CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, tries_);
+  out = ClockReading{x.raw, x.clock_ns, x.width_ticks};
+  return true;
+}
+
+// Once, before the first frequency setting: zero the phase the kernel PLL
+// (ADJ_OFFSET, which only acts with STA_PLL on, hence the status in the
+// same call) and adjtime() (ADJ_OFFSET_SINGLESHOT) may still be slewing in,
+// so that from then on our frequency is all there is.
+bool RealtimeClock::take_over(std::string& err) {
+  timex cur{};
+  if (clock_adjtime(CLOCK_REALTIME, &cur) < 0) {
+    err = adjtime_error("read", errno);
+    return false;
+  }
+  if (cur.offset != 0) {
     timex tx{};
-    tx.modes = ADJ_SETOFFSET | ADJ_NANO;
-    int64_t sec = step_ns / 1000000000;
-    int64_t nsec = step_ns % 1000000000;
-    if (nsec < 0) {  // the kernel wants 0 <= tv_usec (ns with ADJ_NANO) < 1e9
-      nsec += 1000000000;
-      sec -= 1;
-    }
-    tx.time.tv_sec = sec;
-    tx.time.tv_usec = nsec;
+    tx.modes = ADJ_STATUS | ADJ_OFFSET;
+    tx.status = (cur.status | STA_PLL) & ~(STA_FLL | STA_PPSFREQ | STA_PPSTIME | STA_FREQHOLD);
+    tx.offset = 0;
     if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
-      err = std::string("clock_adjtime(ADJ_SETOFFSET): ") + std::strerror(errno);
+      err = adjtime_error("ADJ_OFFSET", errno);
       return false;
     }
   }
+  timex single{};
+  single.modes = ADJ_OFFSET_SINGLESHOT;
+  single.offset = 0;
+  if (clock_adjtime(CLOCK_REALTIME, &single) < 0) {
+    err = adjtime_error("ADJ_OFFSET_SINGLESHOT", errno);
+    return false;
+  }
+  taken_over_ = true;
+  return true;
+}
+
+bool RealtimeClock::set_frequency_ppb(double ppb, std::string& err) {
+  if (!std::isfinite(ppb)) {
+    err = "CLOCK_REALTIME: frequency correction is not a number";
+    return false;
+  }
+  if (!taken_over_ && !take_over(err)) return false;
+  timex cur{};
+  if (clock_adjtime(CLOCK_REALTIME, &cur) < 0) {
+    err = adjtime_error("read", errno);
+    return false;
+  }
   timex tx{};
-  // ADJ_FREQUENCY takes ppm with a 16-bit binary fraction; STA_PLL off
-  // keeps the kernel from disciplining on its own.
   tx.modes = ADJ_FREQUENCY | ADJ_STATUS;
-  tx.freq = std::lround(freq_ppb / 1000.0 * 65536.0);
-  tx.status = 0;
+  tx.freq = ppb_to_scaled_ppm(std::clamp(ppb, -max_frequency_ppb(), max_frequency_ppb()));
+  tx.status = cur.status & ~kKernelDiscipline;
+  if (synchronized_) tx.status &= ~STA_UNSYNC;
+  if (max_error_ns_ >= 0) {
+    tx.modes |= ADJ_MAXERROR | ADJ_ESTERROR;
+    tx.maxerror = static_cast<long>(std::min<int64_t>(max_error_ns_ / 1000, 16'000'000));
+    tx.esterror = tx.maxerror;
+  }
   if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
-    err = std::string("clock_adjtime(ADJ_FREQUENCY): ") + std::strerror(errno);
+    err = adjtime_error("ADJ_FREQUENCY", errno);
     return false;
   }
   return true;
+}
+
+bool RealtimeClock::step_ns(int64_t delta_ns, std::string& err) {
+  const SecNsec s = normalize_step(delta_ns);
+  timex tx{};
+  tx.modes = ADJ_SETOFFSET | ADJ_NANO;
+  tx.time.tv_sec = s.sec;
+  tx.time.tv_usec = s.nsec;  // ns with ADJ_NANO
+  if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
+    err = adjtime_error("ADJ_SETOFFSET", errno);
+    return false;
+  }
+  return true;
+}
+
+bool steer_realtime(int64_t step_ns, double freq_ppb, std::string& err) {
+  static RealtimeClock clock = [] {
+    RealtimeClock c;
+    c.set_sync_status(true, -1);
+    return c;
+  }();
+  if (step_ns != 0 && !clock.step_ns(step_ns, err)) return false;
+  return clock.set_frequency_ppb(freq_ppb, err);
 }
 
 }  // namespace ntp::hwclock
