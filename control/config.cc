@@ -108,7 +108,7 @@ void assign(std::vector<int>& f, const Value& v) { f.assign(v.ints.begin(), v.in
 void assign(std::vector<std::string>& f, const Value& v) { f = v.strs; }
 void assign(std::vector<std::pair<uint32_t, uint8_t>>& f, const Value& v) { f = v.prefixes; }
 void assign(ClockSource& f, const Value& v) {
-  f = v.s == "virtual" ? ClockSource::kVirtual : ClockSource::kSystem;
+  f = v.s == "virtual" ? ClockSource::kVirtual : v.s == "phc" ? ClockSource::kPhc : ClockSource::kSystem;
 }
 
 // The object a member pointer's class lives in.
@@ -184,9 +184,17 @@ constexpr KeySpec kKeys[] = {
 
     // -- [clock] ------------------------------------------------------------
     {.sects = kClock, .name = "source", .type = Type::kString, .def = "\"system\"",
-     .fmt = Fmt::kChoice, .choices = "system|virtual", .store = set<&Clock::source>,
+     .fmt = Fmt::kChoice, .choices = "system|virtual|phc", .store = set<&Clock::source>,
      .help = "local clock: system = CLOCK_REALTIME (what refclock-master serves); "
-             "virtual = simulated free-running oscillator (tests, demo)"},
+             "virtual = simulated free-running oscillator (tests, demo); phc = a PTP hardware clock "
+             "(clock.phc), e.g. disciplined by ptp4l or a GNSS card"},
+    {.sects = kClock, .name = "phc", .type = Type::kString, .lo = 1, .hi = 255, .fmt = Fmt::kPath,
+     .only_key = "source", .only_value = "phc", .store = set<&Clock::phc>,
+     .help = "the PHC the phc source follows", .example = "\"/dev/ptp0\""},
+    {.sects = kClock, .name = "phc_utc_offset_s", .type = Type::kInt, .def = "37", .lo = -100, .hi = 100,
+     .store = set<&Clock::phc_utc_offset_s>,
+     .help = "seconds PHCs (clock.phc, clock.steer_phc) are ahead of UTC (37: TAI, as ptp4l keeps them; "
+             "0: on UTC)"},
     {.sects = kClock, .name = "offset_ms", .type = Type::kFloat, .def = "0", .lo = -86400000, .hi = 86400000,
      .only_key = "source", .only_value = "virtual", .store = set<&Clock::offset_ms>,
      .help = "virtual clock: initial offset from the host clock, milliseconds"},
@@ -207,7 +215,12 @@ constexpr KeySpec kKeys[] = {
      .help = "file keeping the frequency correction across restarts; empty: none"},
     {.sects = kClock, .name = "steer_system_clock", .type = Type::kBool, .def = "false",
      .store = set<&Clock::steer_system_clock>,
-     .help = "also steer CLOCK_REALTIME with clock_adjtime (needs CAP_SYS_TIME; never in tests)"},
+     .help = "keep CLOCK_REALTIME on the served time with clock_adjtime (with source = \"system\" "
+             "the discipline steers it directly; needs CAP_SYS_TIME; never in tests)"},
+    {.sects = kClock, .name = "steer_phc", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Clock::steer_phc>,
+     .help = "a PTP hardware clock to keep on the served time, like phc2sys (so PTP or launch-time "
+             "software on the same NIC agrees); empty: none"},
 
     // -- [ntp] --------------------------------------------------------------
     {.sects = kNtp, .name = "refclock_master", .type = Type::kInt, .lo = 1, .hi = 15, .noun = "stratum",
@@ -289,6 +302,34 @@ constexpr KeySpec kKeys[] = {
     {.sects = kInterface, .name = "ntp_server", .type = Type::kBool, .def = "false",
      .store = set<&Interface::ntp_server>,
      .help = "`ntp-service server source-interface <if>`: answer NTP client requests on this port"},
+    {.sects = kInterface, .name = "timestamping", .type = Type::kString, .def = "\"auto\"",
+     .fmt = Fmt::kChoice, .choices = "auto|software|hardware", .store = set<&Interface::timestamping>,
+     .help = "receive timestamps: auto = the NIC's per-packet timestamps where the port offers them, "
+             "else the TSC when the burst arrives; software = always the TSC; hardware = the NIC's or "
+             "refuse to start"},
+    {.sects = kInterface, .name = "tx_compensation_ns", .type = Type::kInt, .def = "0", .lo = -1000000,
+     .hi = 1000000, .store = set<&Interface::tx_compensation_ns>,
+     .help = "added to transmit timestamps, ns: how long after the TSC read before tx_burst the first "
+             "bit leaves (see the README on calibrating it)"},
+    {.sects = kInterface, .name = "emulated_nic_clock", .type = Type::kBool, .def = "false",
+     .store = set<&Interface::emulated_nic_clock>,
+     .help = "test/diagnostic: stamp every received packet from a simulated NIC clock (an RX "
+             "callback) and read that clock for the NIC-to-TSC mapping, so the hardware path runs "
+             "without a timestamping NIC; off in production"},
+    {.sects = kInterface, .name = "emulated_nic_hz", .type = Type::kFloat, .def = "1000000000", .lo = 1e6,
+     .hi = 1e10, .store = set<&Interface::emulated_nic_hz>,
+     .help = "emulated NIC clock: counter ticks per second (1e9: a nanosecond counter)"},
+    {.sects = kInterface, .name = "emulated_nic_bits", .type = Type::kInt, .def = "64", .lo = 32, .hi = 64,
+     .store = set<&Interface::emulated_nic_bits>, .help = "emulated NIC clock: counter width, bits"},
+    {.sects = kInterface, .name = "emulated_nic_offset_ns", .type = Type::kFloat, .def = "0", .lo = -1e18,
+     .hi = 1e18, .store = set<&Interface::emulated_nic_offset_ns>,
+     .help = "emulated NIC clock: its reading at TSC zero, ns (where the counter starts)"},
+    {.sects = kInterface, .name = "emulated_nic_frequency_ppm", .type = Type::kFloat, .def = "0", .lo = -1000,
+     .hi = 1000, .store = set<&Interface::emulated_nic_frequency_ppm>,
+     .help = "emulated NIC clock: its oscillator's frequency error against the TSC, ppm"},
+    {.sects = kInterface, .name = "emulated_nic_read_jitter_ns", .type = Type::kFloat, .def = "0", .lo = 0,
+     .hi = 1000000, .store = set<&Interface::emulated_nic_read_jitter_ns>,
+     .help = "emulated NIC clock: gaussian noise of a clock read (rte_eth_read_clock), ns"},
 
     // -- [[server]] and [[peer]] --------------------------------------------
     {.sects = kServer | kPeer, .name = "address", .type = Type::kString, .required = true,
@@ -884,6 +925,18 @@ void check_poll(TableView& v) {
              "minpoll " + num(minp->i) + " is greater than maxpoll " + num(maxp->i));
 }
 
+void check_clock(TableView& v) {
+  const Value* source = v.value("source", kClock);
+  const Value* phc = v.value("phc", kClock);
+  const Seen* src = v.find("source");
+  if (source && source->s == "phc" && !phc && src)
+    v.errs.add(*src->node, v.prefix + "source", "source = \"phc\" needs clock.phc, the PHC to follow (e.g. \"/dev/ptp0\")");
+  const Seen* steer = v.find("steer_phc");
+  if (source && source->s == "phc" && phc && steer && steer->ok && steer->value.s == phc->s)
+    v.errs.add(*steer->node, v.prefix + "steer_phc",
+               "steer_phc " + quote(phc->s) + " is the clock source itself (clock.phc): a clock cannot follow itself");
+}
+
 struct CrossCheck {
   unsigned sects;
   void (*check)(TableView& v);
@@ -893,6 +946,7 @@ constexpr CrossCheck kCrossChecks[] = {
     {kDataplane, check_lcores},             // worker_lcores must not contain main_lcore
     {kInterface, check_gateway},            // gateway inside the subnet, not our address
     {kServer | kPeer, check_poll},          // minpoll <= maxpoll
+    {kClock, check_clock},                  // source = phc names its PHC; steer_phc is not the source
 };
 
 // ===========================================================================

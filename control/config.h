@@ -14,7 +14,7 @@
 
 namespace ntp::config {
 
-enum class ClockSource { kSystem, kVirtual };
+enum class ClockSource { kSystem, kVirtual, kPhc };
 
 struct Interface {
   std::string name;          // operator's name, e.g. "GigabitEthernet0/1/0"
@@ -23,6 +23,14 @@ struct Interface {
   uint8_t prefix_len = 24;   // 1..32
   std::optional<uint32_t> gateway;  // host order, inside the subnet
   bool ntp_server = false;   // `ntp-service server source-interface`: answer client requests here
+  std::string timestamping = "auto";  // auto, software, hardware
+  int tx_compensation_ns = 0;         // added to transmit timestamps, -1e6..1e6
+  bool emulated_nic_clock = false;    // test/diagnostic: a simulated NIC clock stamps RX packets
+  double emulated_nic_hz = 1e9;       // its counter rate, ticks per second
+  int emulated_nic_bits = 64;         // its counter width, 32..64
+  double emulated_nic_offset_ns = 0;  // its reading at TSC 0
+  double emulated_nic_frequency_ppm = 0;  // its frequency error against the TSC
+  double emulated_nic_read_jitter_ns = 0; // gaussian noise of a clock read
   bool operator==(const Interface&) const = default;
 };
 
@@ -49,6 +57,9 @@ struct Clock {
   double max_frequency_ppm = 500;
   std::string drift_file;      // empty: none
   bool steer_system_clock = false;
+  std::string phc;             // source = phc: the PHC followed
+  int phc_utc_offset_s = 37;   // source = phc: PHC minus UTC, s (37: TAI)
+  std::string steer_phc;       // a PHC kept on the served time; empty: none
   bool operator==(const Clock&) const = default;
 };
 

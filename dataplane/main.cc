@@ -4,7 +4,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
+#include <cmath>
 #include <cstdio>
+#include <memory>
+#include <span>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -22,6 +26,7 @@
 #include "dataplane/segment.h"
 #include "dataplane/worker.h"
 #include "hwclock/clock_model.h"
+#include "hwclock/nic_clock.h"
 #include "hwclock/tsc.h"
 #include "proto/ntp_packet.h"
 
@@ -74,6 +79,58 @@ void publish_provisional(proto::SegmentHeader& seg, double tsc_hz) {
   seg.server_state.store(s);
 }
 
+// Maps each hardware-timestamping port's NIC clock to the TSC: a round of
+// cross-timestamps every 100 ms on the main lcore, the fit published for
+// the workers through a seqlock.
+class NicClockSampler {
+ public:
+  NicClockSampler(std::vector<dp::Port>& ports) : ports_(ports) {
+    for (size_t i = 0; i < ports.size(); i++) {
+      if (!ports[i].hw_timestamps) continue;
+      hwclock::NicClockParams np;
+      np.counter_bits = ports[i].nic_counter_bits;
+      np.nominal_ticks_per_tsc = ports[i].nic_ticks_per_tsc;
+      mappers_[i] = std::make_unique<hwclock::NicClockMapper>(np);
+    }
+  }
+  const proto::Seqlock<hwclock::NicToTscMap>* map(size_t i) const { return mappers_[i] ? &maps_[i] : nullptr; }
+
+  void sample(proto::SegmentHeader& seg) {
+    for (size_t i = 0; i < ports_.size(); i++) {
+      if (!mappers_[i]) continue;
+      hwclock::NicCrossTimestamp reads[8];
+      size_t n = 0;
+      for (auto& r : reads)
+        if (dp::read_nic_clock(ports_[i], r.tsc_before, r.nic_raw, r.tsc_after)) n++;
+      if (n == 0) continue;
+      hwclock::NicClockMapper& m = *mappers_[i];
+      m.add_round(std::span<const hwclock::NicCrossTimestamp>(reads, n));
+      if (m.valid()) maps_[i].store(m.map());
+      proto::PortInfo& pi = seg.ports[i];
+      const bool valid = m.valid();
+      if (valid != (pi.nic_map_valid != 0))
+        spdlog::info("port {}: NIC clock mapping {} ({} rounds, rate {:+.3f} ppm against nominal)", ports_[i].name,
+                     valid ? "valid" : "lost", m.rounds(), m.rate_ppm_vs_nominal());
+      pi.nic_map_valid = valid;
+      // Ticks per second: the nominal rate (measured at port init) as the fit
+      // corrects it, over the calibrated TSC.
+      pi.nic_clock_mhz.store(std::llround(ports_[i].nic_ticks_per_tsc * (1.0 + m.rate_ppm_vs_nominal() * 1e-6) * tsc_ghz_ * 1e12),
+                             std::memory_order_relaxed);
+      pi.nic_residual_ps.store(std::llround(m.residual_rms_ticks() / tsc_ghz_ * 1000.0), std::memory_order_relaxed);
+      pi.nic_rounds.store(m.rounds(), std::memory_order_relaxed);
+      pi.nic_outliers.store(m.outliers(), std::memory_order_relaxed);
+      pi.nic_restarts.store(m.restarts(), std::memory_order_relaxed);
+    }
+  }
+  void set_tsc_hz(double hz) { tsc_ghz_ = hz * 1e-9; }
+
+ private:
+  std::vector<dp::Port>& ports_;
+  std::array<std::unique_ptr<hwclock::NicClockMapper>, proto::kMaxPorts> mappers_;
+  std::array<proto::Seqlock<hwclock::NicToTscMap>, proto::kMaxPorts> maps_;
+  double tsc_ghz_ = 1;
+};
+
 void fill_port_info(proto::PortInfo& pi, const dp::Port& p) {
   std::snprintf(pi.name, sizeof pi.name, "%s", p.name.c_str());
   std::snprintf(pi.device, sizeof pi.device, "%s", p.device.c_str());
@@ -82,10 +139,13 @@ void fill_port_info(proto::PortInfo& pi, const dp::Port& p) {
   pi.ipv4 = p.identity.ipv4;
   pi.prefix_len = p.identity.prefix_len;
   pi.ntp_server = p.identity.ntp_server;
-  pi.timestamping = proto::kTimestampSoftware;
   pi.link_up = p.link_up;
   pi.link_speed_mbps = p.link_speed_mbps;
   pi.dpdk_port_id = p.port_id;
+  pi.timestamping = p.hw_timestamps ? proto::kTimestampHardware : proto::kTimestampSoftware;
+  pi.nic_emulated = p.emulated != nullptr;
+  pi.tx_compensation_ns = p.tx_compensation_ns;
+  std::snprintf(pi.timestamp_reason, sizeof pi.timestamp_reason, "%s", p.timestamp_reason.c_str());
 }
 
 int run(const config::Config& cfg) {
@@ -132,19 +192,17 @@ int run(const config::Config& cfg) {
 
   for (const auto& iface : cfg.interfaces) {
     dp::Port p;
-    if (!dp::init_port(iface, cfg.dataplane, n_workers, pools, p, err)) {
+    if (!dp::init_port(iface, cfg.dataplane, n_workers, pools, tsc_hz, p, err)) {
       spdlog::error("{}: interface {} ({}): {}", cfg.path, iface.name, iface.device, err);
       goto out;
     }
     spdlog::info("port {} {} ({}, driver {}): {}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
-                 "ntp server {}, timestamps: software ({})",
+                 "ntp server {}, receive timestamps: {}, tx compensation {} ns",
                  p.port_id, p.name, p.device, p.driver, config::ipv4_to_string(p.identity.ipv4),
                  p.identity.prefix_len, p.identity.mac[0], p.identity.mac[1], p.identity.mac[2], p.identity.mac[3],
                  p.identity.mac[4], p.identity.mac[5], p.link_up ? "up" : "down",
-                 p.identity.ntp_server ? "on" : "off",
-                 p.rx_timestamp_capable ? "the port offers RX timestamps; hardware mode comes later"
-                                        : "no RX timestamp offload");
-    ports.push_back(p);
+                 p.identity.ntp_server ? "on" : "off", p.timestamp_reason, p.tx_compensation_ns);
+    ports.push_back(std::move(p));
   }
 
   if (!segment.create(cfg.shm_name, n_workers, static_cast<unsigned>(cfg.dataplane.ring_size), err)) {
@@ -152,6 +210,8 @@ int run(const config::Config& cfg) {
     goto out;
   }
   {
+    NicClockSampler sampler(ports);
+    sampler.set_tsc_hz(tsc_hz);
     proto::SegmentHeader& seg = *segment.header();
     std::snprintf(seg.sysname, sizeof seg.sysname, "%s", cfg.sysname.c_str());
     seg.n_ports = static_cast<uint32_t>(ports.size());
@@ -183,6 +243,10 @@ int run(const config::Config& cfg) {
         ctx->ports[i].index = static_cast<uint16_t>(i);
         ctx->ports[i].identity = ports[i].identity;
         ctx->ports[i].gateway = cfg.interfaces[i].gateway.value_or(0);
+        ctx->ports[i].tx_compensation_ns = ports[i].tx_compensation_ns;
+        ctx->ports[i].nic_map = sampler.map(i);
+        ctx->ports[i].ts_dynfield_offset = ports[i].ts_dynfield_offset;
+        ctx->ports[i].ts_dynflag = ports[i].ts_dynflag;
       }
       workers.push_back(ctx);
       const unsigned lcore = static_cast<unsigned>(cfg.dataplane.worker_lcores[w]);
@@ -200,7 +264,7 @@ int run(const config::Config& cfg) {
     // the control plane come and go. Never on the packet path.
     bool control_seen = false;
     const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
-    uint64_t last_link_check = 0;
+    uint64_t last_link_check = 0, last_nic_sample = 0;
     while (!dp::g_stop.load()) {
       const uint64_t now_raw = hwclock::read_tsc();
       seg.dataplane_heartbeat_raw.store(now_raw, std::memory_order_release);
@@ -214,6 +278,10 @@ int run(const config::Config& cfg) {
                        "growing; unsynchronized after the holdover ({} s)",
                        cfg.ntp.holdover_s);
         control_seen = alive;
+      }
+      if (now_raw - last_nic_sample > static_cast<uint64_t>(tsc_hz / 10)) {
+        last_nic_sample = now_raw;
+        sampler.sample(seg);
       }
       if (now_raw - last_link_check > static_cast<uint64_t>(tsc_hz)) {
         last_link_check = now_raw;

@@ -4,7 +4,13 @@
 #include <regex>
 
 #include <rte_ethdev.h>
+#include <rte_errno.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+
+#include <time.h>
+
+#include "hwclock/tsc.h"
 
 namespace ntp::dp {
 
@@ -18,8 +24,38 @@ std::string eal_device_name(const std::string& device) {
   return device.substr(0, device.find(','));
 }
 
+bool read_nic_clock(Port& port, uint64_t& tsc_before, uint64_t& raw, uint64_t& tsc_after) {
+  tsc_before = hwclock::read_tsc();
+  bool ok = true;
+  if (port.emulated) {
+    tsc_after = hwclock::read_tsc();
+    raw = port.emulated->read(tsc_before, tsc_after);
+    return true;
+  }
+  ok = rte_eth_read_clock(port.port_id, &raw) == 0;
+  tsc_after = hwclock::read_tsc();
+  return ok;
+}
+
+namespace {
+
+// The nominal rate of a real NIC clock (ns counters and free-running tick
+// counters differ), from two reads 50 ms apart; the mapper refines it.
+double measure_nic_rate(Port& port) {
+  uint64_t a0, r0, a1, b0, r1, b1;
+  if (!read_nic_clock(port, a0, r0, a1)) return 0;
+  timespec ts{0, 50 * 1000 * 1000};
+  nanosleep(&ts, nullptr);
+  if (!read_nic_clock(port, b0, r1, b1)) return 0;
+  const uint64_t mask = port.nic_counter_bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << port.nic_counter_bits) - 1;
+  const double dtsc = static_cast<double>((b0 + b1) / 2 - (a0 + a1) / 2);
+  return dtsc > 0 ? static_cast<double>((r1 - r0) & mask) / dtsc : 0;
+}
+
+}  // namespace
+
 bool init_port(const config::Interface& interface, const config::Dataplane& dp, unsigned n_queues,
-               const std::vector<rte_mempool*>& pools, Port& out, std::string& err) {
+               const std::vector<rte_mempool*>& pools, double tsc_hz, Port& out, std::string& err) {
   const std::string eal_name = eal_device_name(interface.device);
   uint16_t port_id = 0;
   if (rte_eth_dev_get_port_by_name(eal_name.c_str(), &port_id) != 0) {
@@ -49,6 +85,19 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
   if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
     conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;  // we send from the pool we received from
   out.rx_timestamp_capable = (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) != 0;
+  // Capability checks at port init (DPDK examples/rxtx_callbacks): per-packet
+  // RX timestamps need the offload, the mbuf dynamic field, and a NIC clock
+  // we can read to map them to the TSC.
+  const bool want_hw = interface.timestamping != "software";
+  const bool use_offload = want_hw && out.rx_timestamp_capable && !interface.emulated_nic_clock;
+  if (use_offload) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+  if (want_hw && (use_offload || interface.emulated_nic_clock)) {
+    const int rc_dyn = rte_mbuf_dyn_rx_timestamp_register(&out.ts_dynfield_offset, &out.ts_dynflag);
+    if (rc_dyn != 0) {
+      err = "cannot register the mbuf RX timestamp field: " + std::string(rte_strerror(rte_errno));
+      return false;
+    }
+  }
 
   rc = rte_eth_dev_configure(port_id, static_cast<uint16_t>(n_queues), static_cast<uint16_t>(n_queues), &conf);
   if (rc != 0) {
@@ -79,6 +128,18 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
       return false;
     }
   }
+  out.port_id = port_id;
+  if (interface.emulated_nic_clock && want_hw) {
+    out.emulated = std::make_unique<EmulatedNicClock>(interface, tsc_hz, 0x5EED0000ULL + port_id);
+    out.stamper = std::make_unique<EmulatedNicClock::Stamper>(
+        EmulatedNicClock::Stamper{out.emulated.get(), out.ts_dynfield_offset, out.ts_dynflag});
+    for (unsigned q = 0; q < n_queues; q++) {
+      if (!rte_eth_add_rx_callback(port_id, static_cast<uint16_t>(q), emulated_nic_rx_callback, out.stamper.get())) {
+        err = "rte_eth_add_rx_callback: " + std::string(rte_strerror(rte_errno));
+        return false;
+      }
+    }
+  }
   rc = rte_eth_dev_start(port_id);
   if (rc != 0) {
     err = "rte_eth_dev_start: " + std::string(rte_strerror(-rc));
@@ -86,10 +147,35 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
   }
   uint64_t clock = 0;
   out.read_clock_capable = rte_eth_read_clock(port_id, &clock) == 0;
+  out.tx_compensation_ns = interface.tx_compensation_ns;
+  if (!want_hw) {
+    out.timestamp_reason = "software: timestamping = \"software\" in the configuration";
+  } else if (out.emulated) {
+    out.hw_timestamps = true;
+    out.nic_counter_bits = out.emulated->bits();
+    out.nic_ticks_per_tsc = out.emulated->ticks_per_tsc();
+    out.timestamp_reason = "hardware (emulated NIC clock: a test/diagnostic setting)";
+  } else if (use_offload && out.read_clock_capable) {
+    out.hw_timestamps = true;
+    out.nic_ticks_per_tsc = measure_nic_rate(out);
+    if (out.nic_ticks_per_tsc <= 0) {
+      out.hw_timestamps = false;
+      out.timestamp_reason = "software: the NIC clock did not advance between two reads";
+    } else {
+      out.timestamp_reason = "hardware (RX timestamp offload, NIC clock read with rte_eth_read_clock)";
+    }
+  } else {
+    out.timestamp_reason = std::string("software: ") +
+                           (!out.rx_timestamp_capable ? "the driver offers no RX timestamp offload"
+                                                      : "the driver cannot read its clock (rte_eth_read_clock)");
+  }
+  if (interface.timestamping == "hardware" && !out.hw_timestamps) {
+    err = "timestamping = \"hardware\", but " + out.timestamp_reason.substr(10);
+    return false;
+  }
 
   rte_ether_addr mac{};
   rte_eth_macaddr_get(port_id, &mac);
-  out.port_id = port_id;
   out.name = interface.name;
   out.device = interface.device;
   out.driver = info.driver_name ? info.driver_name : "?";

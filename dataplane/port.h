@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "control/config.h"
+#include "dataplane/emulated_nic.h"
 #include "dataplane/frame.h"
 
 struct rte_mempool;
@@ -24,7 +26,23 @@ struct Port {
   bool read_clock_capable = false;    // rte_eth_read_clock works
   uint32_t link_speed_mbps = 0;
   bool link_up = false;
+
+  // Receive timestamps: hardware (the mbuf dynamic timestamp field, a NIC
+  // clock reading mapped to the TSC) or software (the TSC at burst return).
+  bool hw_timestamps = false;
+  std::string timestamp_reason;        // why this mode, for the log and status
+  int ts_dynfield_offset = -1;
+  uint64_t ts_dynflag = 0;
+  unsigned nic_counter_bits = 64;
+  double nic_ticks_per_tsc = 0;        // nominal rate, measured at init (or the emulation's)
+  std::unique_ptr<EmulatedNicClock> emulated;              // emulated_nic_clock = true
+  std::unique_ptr<EmulatedNicClock::Stamper> stamper;      // the RX callback's parameter
+  int64_t tx_compensation_ns = 0;
 };
+
+// Reads the port's NIC clock (rte_eth_read_clock, or the emulation) between
+// two TSC reads. False when the driver cannot.
+bool read_nic_clock(Port& port, uint64_t& tsc_before, uint64_t& raw, uint64_t& tsc_after);
 
 // The EAL device name of a configured device: the PCI address itself, or a
 // vdev string up to its first comma ("net_af_packet0,iface=x" -> "net_af_packet0").
@@ -33,8 +51,10 @@ bool is_pci_address(const std::string& device);
 
 // Configures and starts the port for `interface`, with rx queue q drawing
 // from pools[q]. On failure returns false with err saying which step.
+// tsc_hz: the calibrated TSC rate (for the emulated NIC clock and the
+// nominal NIC clock rate).
 bool init_port(const config::Interface& interface, const config::Dataplane& dp, unsigned n_queues,
-               const std::vector<rte_mempool*>& pools, Port& out, std::string& err);
+               const std::vector<rte_mempool*>& pools, double tsc_hz, Port& out, std::string& err);
 
 void refresh_link(Port& port);
 void stop_port(const Port& port);

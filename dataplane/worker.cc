@@ -3,9 +3,11 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "hwclock/clock_model.h"
@@ -80,6 +82,16 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     const int64_t rx_ns = hwclock::model_to_ns(ctx.model, rx_raw);
     const proto::NtpTimestamp rx_ts = proto::ntp_from_unix_ns(rx_ns);
     const ReplyParams params = reply_params(ctx.state, ctx.have_state, rx_ns);
+    bool hw = port.nic_map != nullptr;
+    if (hw) {
+      port.nic_map->try_load(ctx.ports[p].cached_map, 4);
+      // A mapping the main lcore stopped refreshing would convert a wrapped
+      // counter wrongly: then every packet counts as rejected.
+      if (!hwclock::nic_map_fresh(port.cached_map, rx_raw)) ctx.ports[p].cached_map.valid = 0;
+    }
+    proto::PortTimestampCounters& tsc_counters = c.timestamps[port.index];
+    uint64_t n_hw = 0, n_rejected = 0, max_abs = 0;
+    int64_t diff_sum = 0;
 
     unsigned ntx = 0;
     uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0;
@@ -91,8 +103,31 @@ unsigned worker_poll_once(WorkerContext& ctx) {
         v.action = FrameAction::kDrop;
         v.reason = proto::DropReason::kOversized;
       } else {
+        // The receive timestamp: the NIC's, mapped NIC clock -> TSC -> model,
+        // where the port gives one; else the burst's TSC reading.
+        int64_t pkt_ns = rx_ns;
+        proto::NtpTimestamp pkt_ts = rx_ts;
+        if (hw && (m->ol_flags & port.ts_dynflag)) {  // a NIC timestamp
+          uint64_t tsc;
+          const uint64_t raw = *RTE_MBUF_DYNFIELD(m, port.ts_dynfield_offset, rte_mbuf_timestamp_t*);
+          if (hwclock::nic_to_tsc(port.cached_map, raw, tsc)) {
+            pkt_ns = hwclock::model_to_ns(ctx.model, tsc);
+            pkt_ts = proto::ntp_from_unix_ns(pkt_ns);
+            const int64_t d = pkt_ns - rx_ns;
+            diff_sum += d;
+            max_abs = std::max<uint64_t>(max_abs, static_cast<uint64_t>(d < 0 ? -d : d));
+            n_hw++;
+          } else {
+            n_rejected++;
+          }
+        }
         uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
-        v = handle_frame(data, m->data_len, port.identity, params, rx_ts, ctx.neighbours, rx_ns);
+        v = handle_frame(data, m->data_len, port.identity, params, pkt_ts, ctx.neighbours, rx_ns);
+        if (v.action == FrameAction::kToControl) {
+          to_control(ctx, port, data, v, pkt_ns, rx_raw);
+          rte_pktmbuf_free(m);
+          continue;
+        }
       }
       learned += v.learned_neighbour;
       switch (v.action) {
@@ -106,8 +141,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
           arp += v.kind == ReplyKind::kArp;
           icmp += v.kind == ReplyKind::kIcmpEcho;
           break;
-        case FrameAction::kToControl:
-          to_control(ctx, port, rte_pktmbuf_mtod(m, uint8_t*), v, rx_ns, rx_raw);
+        case FrameAction::kToControl:  // handled above, with the packet's own timestamp
           rte_pktmbuf_free(m);
           break;
         case FrameAction::kConsumed:
@@ -123,7 +157,8 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     if (ntx) {
       // Transmit timestamp: as late as software can take it, just before
       // the burst goes to the NIC.
-      const proto::NtpTimestamp tx_ts = proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()));
+      const proto::NtpTimestamp tx_ts = proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) +
+                                                                port.tx_compensation_ns);
       for (unsigned i = 0; i < ntx; i++)
         if (stamp_at[i]) stamp_transmit(rte_pktmbuf_mtod(tx[i], uint8_t*), stamp_at[i], tx_ts);
       const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx, static_cast<uint16_t>(ntx));
@@ -139,6 +174,15 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     if (arp) bump(c.arp_replies, arp);
     if (icmp) bump(c.icmp_echo_replies, icmp);
     if (learned) bump(c.arp_learned, learned);
+    bump(tsc_counters.software, n - n_hw);
+    if (n_hw) {
+      bump(tsc_counters.hardware, n_hw);
+      tsc_counters.hw_minus_sw_sum_ns.store(tsc_counters.hw_minus_sw_sum_ns.load(std::memory_order_relaxed) + diff_sum,
+                                           std::memory_order_relaxed);
+      if (max_abs > tsc_counters.hw_minus_sw_max_ns.load(std::memory_order_relaxed))
+        tsc_counters.hw_minus_sw_max_ns.store(max_abs, std::memory_order_relaxed);
+    }
+    if (n_rejected) bump(tsc_counters.rejected, n_rejected);
   }
   return received;
 }
@@ -174,7 +218,7 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
   uint8_t* frame = rte_pktmbuf_mtod(p.m, uint8_t*);
   std::memcpy(frame, mac, 6);
   const uint64_t tx_raw = hwclock::read_tsc();
-  const int64_t tx_ns = hwclock::model_to_ns(ctx.model, tx_raw);
+  const int64_t tx_ns = hwclock::model_to_ns(ctx.model, tx_raw) + port.tx_compensation_ns;
   if (p.stamp) stamp_transmit(frame, kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen, proto::ntp_from_unix_ns(tx_ns));
   rte_mbuf* m = p.m;
   if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) == 1) {

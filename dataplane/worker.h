@@ -8,6 +8,7 @@
 
 #include "dataplane/frame.h"
 #include "dataplane/neighbour.h"
+#include "hwclock/nic_clock.h"
 #include "proto/channel_abi.h"
 
 struct rte_mbuf;
@@ -22,6 +23,12 @@ struct WorkerPort {
   uint16_t index = 0;     // into SegmentHeader::ports
   uint32_t gateway = 0;   // host order; 0: on-link destinations only
   PortIdentity identity;
+  int64_t tx_compensation_ns = 0;  // added to transmit timestamps
+  // Hardware receive timestamps (null map: software timestamps only).
+  const proto::Seqlock<hwclock::NicToTscMap>* nic_map = nullptr;  // published by the main lcore
+  hwclock::NicToTscMap cached_map{};                              // this worker's copy, per burst
+  int ts_dynfield_offset = -1;
+  uint64_t ts_dynflag = 0;
 };
 
 // A control-plane packet waiting for its next hop's MAC address.

@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 1;
+inline constexpr uint32_t kChannelAbiVersion = 2;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -85,6 +85,15 @@ enum class DropReason : uint8_t {
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
 const char* drop_reason_name(DropReason r);
 
+// Receive timestamps per port, counted by each worker.
+struct PortTimestampCounters {
+  std::atomic<uint64_t> hardware;          // converted from the NIC's timestamp
+  std::atomic<uint64_t> software;          // the TSC at burst return (no NIC timestamp, or a software port)
+  std::atomic<uint64_t> rejected;          // a NIC timestamp that could not be converted: software used instead
+  std::atomic<int64_t> hw_minus_sw_sum_ns; // sum over hardware ones of (NIC time - burst TSC time)
+  std::atomic<uint64_t> hw_minus_sw_max_ns;// largest |NIC time - burst TSC time|
+};
+
 // Per-worker counters, written only by their worker (relaxed stores of its
 // own cache lines), read by the control plane.
 struct alignas(kCacheLine) WorkerCounters {
@@ -101,6 +110,7 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> busy_polls;         // iterations that received something
   std::atomic<uint64_t> state_read_retries; // seqlock reads that fell back to the cached copy
   std::atomic<uint64_t> drops[kDropReasonCount];
+  PortTimestampCounters timestamps[kMaxPorts];
 };
 
 inline constexpr uint8_t kTimestampSoftware = 0;
@@ -118,6 +128,17 @@ struct PortInfo {
   uint8_t link_up;
   uint16_t dpdk_port_id;
   uint32_t link_speed_mbps;
+  uint8_t nic_emulated;           // the NIC clock is the test/diagnostic emulation
+  uint8_t nic_map_valid;          // the NIC-to-TSC mapping is usable
+  uint8_t reserved_[6];
+  int64_t tx_compensation_ns;
+  // The NIC clock mapping, updated by the dataplane's main lcore.
+  std::atomic<int64_t> nic_clock_mhz;     // NIC clock frequency fitted against the TSC, milli-Hz
+  std::atomic<int64_t> nic_residual_ps;   // RMS residual of the fit, picoseconds
+  std::atomic<uint64_t> nic_rounds;       // cross-timestamp rounds taken
+  std::atomic<uint64_t> nic_outliers;     // rounds rejected
+  std::atomic<uint64_t> nic_restarts;     // mapping restarted (counter wrap ambiguity)
+  char timestamp_reason[96];
 };
 
 // Ring elements (fixed size, multiples of 8 bytes).

@@ -307,7 +307,7 @@ def workdir(name):
 
 def appliance_config(sysname, device, address, *, refclock_master=None, ntp_server=True, extra="",
                      listen="127.0.0.1:9123", clock='source = "virtual"', holdover_s=None, idle_sleep_us=0,
-                     servers=(), peers=()):
+                     servers=(), peers=(), interface_extra=""):
     lines = [f'sysname = "{sysname}"', "log_level = \"info\"", ""]
     lines += ["[clock]", clock, ""]
     lines += ["[ntp]"]
@@ -322,7 +322,7 @@ def appliance_config(sysname, device, address, *, refclock_master=None, ntp_serv
               "[channel]", f'shm_name = "/ntp-test-{sysname}"', "",
               "[stats]", f'listen = "{listen}"', "",
               "[[interface]]", 'name = "GigabitEthernet0/1/0"', f'device = "{device}"',
-              f'address = "{address}"', f"ntp_server = {'true' if ntp_server else 'false'}", ""]
+              f'address = "{address}"', f"ntp_server = {'true' if ntp_server else 'false'}", interface_extra, ""]
     for kind, items in (("server", servers), ("peer", peers)):
         for item in items:
             lines.append(f"[[{kind}]]")

@@ -32,7 +32,7 @@ def parse_duration_s(text):
 class Lab:
     """Server and client namespaces joined by a veth pair."""
 
-    def __init__(self, tag, holdover_s=None, device="net_af_packet0,iface=dp0"):
+    def __init__(self, tag, holdover_s=None, device="net_af_packet0,iface=dp0", interface_extra=""):
         self.srv = netlab.Namespace(netlab.unique(f"ntp{tag}s"))
         self.cli = netlab.Namespace(netlab.unique(f"ntp{tag}c"))
         netlab.veth_pair(self.srv, "dp0", self.cli, "cli0")
@@ -43,7 +43,8 @@ class Lab:
         self.dir = netlab.workdir(tag)
         sysname = netlab.unique("C")
         self.app = netlab.Appliance(self.srv, sysname, self.dir, netlab.appliance_config(
-            sysname, device, f"{SERVER_IP}/24", refclock_master=2, holdover_s=holdover_s))
+            sysname, device, f"{SERVER_IP}/24", refclock_master=2, holdover_s=holdover_s,
+            interface_extra=interface_extra))
         self.app.start()
         wait_for(lambda: (self.app.status() or {}).get("system", {}).get("synchronized"), 10,
                  what="the control plane to publish a synchronized state")

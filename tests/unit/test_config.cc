@@ -474,6 +474,23 @@ TEST(ConfigErrors, Gateway) {
                        "gateway 10.0.1.255 is the broadcast address of 10.0.1.0/24"));
 }
 
+TEST(ConfigErrors, PhcSource) {
+  EXPECT_TRUE(OneError(P(std::string("[clock]\nsource = \"phc\"\n") + kIface), 2, 10, "clock.source",
+                       "source = \"phc\" needs clock.phc"));
+  EXPECT_TRUE(OneError(P(std::string("[clock]\nsource = \"phc\"\nphc = \"/dev/ptp0\"\nsteer_phc = \"/dev/ptp0\"\n") +
+                         kIface),
+                       4, 13, "clock.steer_phc", "is the clock source itself"));
+  Config c = P(std::string("[clock]\nsource = \"phc\"\nphc = \"/dev/ptp1\"\nphc_utc_offset_s = 0\n"
+                           "steer_phc = \"/dev/ptp0\"\n") + kIface).config.value();
+  EXPECT_EQ(c.clock.source, ClockSource::kPhc);
+  EXPECT_EQ(c.clock.phc, "/dev/ptp1");
+  EXPECT_EQ(c.clock.phc_utc_offset_s, 0);
+  EXPECT_EQ(c.clock.steer_phc, "/dev/ptp0");
+  // phc only with source = "phc"
+  EXPECT_TRUE(OneError(P(std::string("[clock]\nphc = \"/dev/ptp0\"\n") + kIface), 2, 7, "clock.phc",
+                       "source"));
+}
+
 TEST(ConfigErrors, Strings) {
   EXPECT_TRUE(OneError(P(std::string("sysname = \"Device C\"\n") + kIface), 1, 11, "sysname",
                        "\"Device C\" contains \" \"; allowed: 1..63 of A-Z a-z 0-9 . _ -"));
@@ -645,14 +662,19 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "dataplane.burst_size", "dataplane.rx_descriptors", "dataplane.tx_descriptors",
                         "dataplane.mbufs", "dataplane.ring_size", "dataplane.idle_sleep_us", "channel.shm_name",
                         "stats.listen", "interface", "interface[].name", "interface[].device",
-                        "interface[].address", "interface[].gateway", "interface[].ntp_server", "server",
+                        "interface[].address", "interface[].gateway", "interface[].ntp_server",
+                        "interface[].timestamping", "interface[].tx_compensation_ns",
+                        "interface[].emulated_nic_clock", "interface[].emulated_nic_hz", "interface[].emulated_nic_bits",
+                        "interface[].emulated_nic_offset_ns", "interface[].emulated_nic_frequency_ppm",
+                        "interface[].emulated_nic_read_jitter_ns", "clock.phc", "clock.phc_utc_offset_s",
+                        "clock.steer_phc", "server",
                         "server[].address", "server[].minpoll", "server[].maxpoll", "server[].iburst",
                         "server[].burst", "server[].prefer", "server[].version", "server[].port", "peer",
                         "peer[].address", "peer[].minpoll", "peer[].maxpoll", "peer[].iburst", "peer[].burst",
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 50u);
+  EXPECT_EQ(keys.size(), 61u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 
