@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <optional>
@@ -25,9 +26,11 @@
 #include "control/config.h"
 #include "control/engine.h"
 #include "control/segment_client.h"
+#include "control/steering.h"
 #include "control/status.h"
 #include "control/system_state.h"
 #include "control/timescale.h"
+#include "hwclock/clock_driver.h"
 #include "hwclock/clock_model.h"
 #include "hwclock/drift_file.h"
 #include "hwclock/servo.h"
@@ -44,6 +47,15 @@ namespace {
 using namespace ntp;
 
 std::atomic<bool> g_stop{false};
+
+const char* source_name(config::ClockSource s) {
+  switch (s) {
+    case config::ClockSource::kVirtual: return "virtual";
+    case config::ClockSource::kPhc: return "phc";
+    case config::ClockSource::kSystem: break;
+  }
+  return "system";
+}
 void on_signal(int) { g_stop.store(true); }
 
 void usage(FILE* out) {
@@ -100,6 +112,9 @@ class ControlPlane {
   void publish_model(const proto::ClockModelData& m);
   void tick_second();
   void save_drift(bool force);
+  bool open_clocks();
+  void read_source();
+  void steer_clocks(bool synchronized);
   int64_t now_ns() const { return hwclock::model_to_ns(timescale_->published(), hwclock::read_tsc()); }
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
@@ -108,6 +123,16 @@ class ControlPlane {
   int8_t precision_log2_ = -20;
   std::unique_ptr<ctl::Timescale> timescale_;
   std::unique_ptr<ctl::Engine> engine_;
+  // clock.source = "phc": the PHC the timescale follows (read only).
+  std::unique_ptr<hwclock::PhcClock> source_phc_;
+  uint64_t source_errors_ = 0;
+  double source_ok_s_ = -1e9;  // monotonic time of the last good PHC read
+  // The source can be served: not a PHC, or a PHC read within the holdover.
+  bool source_fresh() const { return !source_phc_ || monotonic_s() - source_ok_s_ < cfg_.ntp.holdover_s; }
+  // clock.steer_phc, clock.steer_system_clock (source != system): clocks
+  // kept on the served time, and the drivers they steer.
+  std::vector<std::unique_ptr<hwclock::ClockDriver>> steer_targets_;
+  std::vector<std::unique_ptr<ctl::SteeredClock>> steered_;
   std::optional<double> drift_ppb_;  // from the drift file
   ctl::SegmentClient seg_;
   uint64_t publications_ = 0;
@@ -173,6 +198,7 @@ bool ControlPlane::attach_once(bool log_waiting) {
   h.control_pid.store(getpid());
   h.control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release);
 
+  read_source();
   const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
   timescale_->update(x, static_cast<uint64_t>(tsc_hz_));
   proto::ClockModelData served;
@@ -258,18 +284,79 @@ void ControlPlane::save_drift(bool force) {
 
 void ControlPlane::tick_second() {
   proto::SegmentHeader& h = *seg_.header();
+  read_source();
   const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
   const proto::ClockModelData m = timescale_->update(x, static_cast<uint64_t>(tsc_hz_));
   h.clock_model.store(m);
   const int64_t now = hwclock::model_to_ns(m, x.raw);
-  const ctl::SystemVariables sys = engine_->system_at(now);
+  // A PHC source that cannot be read (longer than the holdover) is not
+  // served as synchronized time, whatever the associations say.
+  const ctl::SystemVariables sys = source_fresh() ? engine_->system_at(now) : ctl::unsynchronized_variables();
   h.server_state.store(ctl::make_server_state(sys, precision_log2_, now, cfg_.ntp.holdover_s));
   publications_++;
   if (sys.synchronized != last_sync_ || publications_ == 1)
     spdlog::info("serving {}: stratum {}, reference {}", sys.synchronized ? "synchronized" : "unsynchronized",
                  sys.stratum, sys.reference);
   last_sync_ = sys.synchronized;
+  steer_clocks(sys.synchronized);
   snapshot_.set(make_status(x));
+}
+
+bool ControlPlane::open_clocks() {
+  std::string err;
+  if (cfg_.clock.source == config::ClockSource::kPhc) {
+    source_phc_ = hwclock::PhcClock::open(cfg_.clock.phc, /*writable=*/false, err);
+    if (!source_phc_) {
+      spdlog::error("{}: clock.phc: {}; nothing started", cfg_.path, err);
+      return false;
+    }
+    spdlog::info("clock source: PHC {} (PHC - UTC = {} s)", cfg_.clock.phc, cfg_.clock.phc_utc_offset_s);
+  }
+  hwclock::ServoConfig servo;
+  servo.step_threshold_ns = std::llround(cfg_.clock.step_threshold_ms * 1e6);
+  servo.max_frequency_ppb = cfg_.clock.max_frequency_ppm * 1000.0;
+  auto served = [this](uint64_t tsc) { return hwclock::model_to_ns(timescale_->published(), tsc); };
+  if (!cfg_.clock.steer_phc.empty()) {
+    auto phc = hwclock::PhcClock::open(cfg_.clock.steer_phc, /*writable=*/true, err);
+    if (!phc) {
+      spdlog::error("{}: clock.steer_phc: {}; nothing started", cfg_.path, err);
+      return false;
+    }
+    steered_.push_back(std::make_unique<ctl::SteeredClock>(
+        *phc, served, int64_t{cfg_.clock.phc_utc_offset_s} * 1'000'000'000, servo));
+    steer_targets_.push_back(std::move(phc));
+    spdlog::info("clock.steer_phc: keeping {} on the served time (PHC - UTC = {} s) once synchronized",
+                 cfg_.clock.steer_phc, cfg_.clock.phc_utc_offset_s);
+  }
+  // With source = "system" the discipline steers CLOCK_REALTIME itself
+  // (carry_out); otherwise it follows the served time like a PHC.
+  if (cfg_.clock.steer_system_clock && cfg_.clock.source != config::ClockSource::kSystem) {
+    auto rt = std::make_unique<hwclock::RealtimeClock>();
+    steered_.push_back(std::make_unique<ctl::SteeredClock>(*rt, served, 0, servo));
+    steer_targets_.push_back(std::move(rt));
+    spdlog::info("clock.steer_system_clock: keeping CLOCK_REALTIME on the served time once synchronized");
+  }
+  return true;
+}
+
+void ControlPlane::read_source() {
+  if (!source_phc_) return;
+  hwclock::ClockReading r;
+  std::string err;
+  if (!source_phc_->cross_timestamp(r, err)) {
+    // The model runs on from its last fit; the log says so, not every second.
+    if (source_errors_++ % 60 == 0) spdlog::error("clock.phc: {} ({} failed reads)", err, source_errors_);
+    return;
+  }
+  const int64_t utc_ns = r.clock_ns - int64_t{cfg_.clock.phc_utc_offset_s} * 1'000'000'000;
+  timescale_->update_source({r.tsc, utc_ns, r.width_ticks}, static_cast<uint64_t>(tsc_hz_));
+  if (source_errors_ && !source_fresh()) spdlog::info("clock.phc: {} readable again", cfg_.clock.phc);
+  source_ok_s_ = monotonic_s();
+}
+
+void ControlPlane::steer_clocks(bool synchronized) {
+  for (auto& c : steered_)
+    for (const std::string& line : c->tick(synchronized)) spdlog::info("{}", line);
 }
 
 status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) const {
@@ -297,7 +384,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   y.peer_dispersion_ns = sys.peer_dispersion_ns;
   y.reference_time_ns = sys.reference_time_ns;
   y.sync_state = sys.refid == proto::kRefidLocal ? "clock synchronized" : hwclock::to_string(engine_->servo_state());
-  y.clock_source = cfg_.clock.source == config::ClockSource::kVirtual ? "virtual" : "system";
+  y.clock_source = source_name(cfg_.clock.source);
   y.clock_minus_host_ns = hwclock::model_to_ns(m, host.raw) - host.clock_ns;
   y.holdover_s = cfg_.ntp.holdover_s;
   y.control_uptime_s = monotonic_s() - start_s_;
@@ -321,6 +408,25 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
     ps.address = config::ipv4_to_string(p.ipv4) + "/" + std::to_string(p.prefix_len);
     ps.ntp_server = p.ntp_server;
     ps.timestamping = p.timestamping == proto::kTimestampHardware ? "hardware" : "software";
+    ps.timestamp_reason = std::string(p.timestamp_reason, strnlen(p.timestamp_reason, sizeof p.timestamp_reason));
+    ps.nic_emulated = p.nic_emulated;
+    ps.nic_map_valid = p.nic_map_valid;
+    ps.nic_clock_hz = static_cast<double>(p.nic_clock_mhz.load(std::memory_order_relaxed)) / 1000.0;
+    ps.nic_residual_ns = static_cast<double>(p.nic_residual_ps.load(std::memory_order_relaxed)) / 1000.0;
+    ps.nic_rounds = p.nic_rounds.load(std::memory_order_relaxed);
+    ps.nic_outliers = p.nic_outliers.load(std::memory_order_relaxed);
+    ps.nic_restarts = p.nic_restarts.load(std::memory_order_relaxed);
+    ps.tx_compensation_ns = p.tx_compensation_ns;
+    int64_t diff_sum = 0;
+    for (uint32_t w = 0; w < h.n_workers; w++) {
+      const proto::PortTimestampCounters& t = h.workers[w].timestamps[i];
+      ps.hw_timestamps += t.hardware.load(std::memory_order_relaxed);
+      ps.sw_timestamps += t.software.load(std::memory_order_relaxed);
+      ps.hw_rejected += t.rejected.load(std::memory_order_relaxed);
+      diff_sum += t.hw_minus_sw_sum_ns.load(std::memory_order_relaxed);
+      ps.hw_minus_sw_max_ns = std::max(ps.hw_minus_sw_max_ns, t.hw_minus_sw_max_ns.load(std::memory_order_relaxed));
+    }
+    ps.hw_minus_sw_mean_ns = ps.hw_timestamps ? diff_sum / static_cast<int64_t>(ps.hw_timestamps) : 0;
     ps.link_up = p.link_up;
     ps.link_speed_mbps = p.link_speed_mbps;
     s.ports.push_back(ps);
@@ -346,18 +452,25 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
     s.workers.push_back(ws);
   }
   s.associations = engine_->sessions(now);
+  for (const auto& c : steered_) {
+    const ctl::SteeredClockStatus& t = c->status();
+    s.steered_clocks.push_back({t.name, t.following, t.offset_ns, t.frequency_ppb / 1000.0, t.state, t.updates,
+                                t.steps, t.errors});
+  }
   return s;
 }
 
 int ControlPlane::run() {
   tsc_hz_ = hwclock::calibrate_tsc_hz(200);
   timescale_ = std::make_unique<ctl::Timescale>(cfg_.clock, tsc_hz_);
+  if (!open_clocks()) return 1;
+  read_source();
   {
     const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
     precision_log2_ = hwclock::measure_precision_log2(timescale_->update(x, static_cast<uint64_t>(tsc_hz_)), tsc_hz_);
   }
   spdlog::info("TSC {:.6f} MHz, clock precision 2^{}, clock source {}", tsc_hz_ / 1e6, precision_log2_,
-               cfg_.clock.source == config::ClockSource::kVirtual ? "virtual" : "system");
+               source_name(cfg_.clock.source));
   if (!cfg_.clock.drift_file.empty()) {
     std::string err;
     if (auto ppm = hwclock::read_drift_ppm(cfg_.clock.drift_file, err)) {

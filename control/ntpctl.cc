@@ -1,6 +1,6 @@
 // ntpctl: a thin client of ntp-control's stats endpoint.
 //
-//   ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | metrics)
+//   ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | ports | metrics)
 //
 // `status` and `sessions` read /status (JSON) and print it the way the
 // seed's router prints `display ntp-service status|sessions`; `--json`
@@ -25,9 +25,11 @@ constexpr time_t kTimeoutS = 2;
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | metrics)\n"
+               "usage: ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | ports | "
+               "metrics)\n"
                "  status            the clock, like `display ntp-service status`\n"
                "  sessions          the associations, like `display ntp-service sessions`\n"
+               "  ports             the dataplane's ports: link, addresses, how they timestamp\n"
                "  metrics           the Prometheus metrics (/metrics) as served\n"
                "  --config FILE     find the stats endpoint in the instance's TOML config (stats listen address)\n"
                "  --endpoint URL    the stats endpoint (default %s)\n"
@@ -232,7 +234,7 @@ int main(int argc, char** argv) {
       verbose = true;
     } else if (!a.empty() && a[0] == '-') {
       return bad_usage("unknown option '" + a + "'");
-    } else if (command.empty() && (a == "status" || a == "sessions" || a == "metrics")) {
+    } else if (command.empty() && (a == "status" || a == "sessions" || a == "ports" || a == "metrics")) {
       command = a;
     } else if (command.empty()) {
       return bad_usage("unknown command '" + a + "'");
@@ -275,6 +277,8 @@ int main(int argc, char** argv) {
                  endpoint->url.c_str(), err.c_str());
     return 1;
   }
-  print(command == "status" ? ntp::status::format_status(*s) : ntp::status::format_sessions(*s, verbose));
+  print(command == "status"  ? ntp::status::format_status(*s)
+        : command == "ports" ? ntp::status::format_ports(*s)
+                             : ntp::status::format_sessions(*s, verbose));
   return 0;
 }

@@ -216,6 +216,19 @@ ordered_json system_json(const SystemStatus& y) {
   return j;
 }
 
+ordered_json steered_json(const SteeredClockStatus& c) {
+  ordered_json j;
+  j["name"] = c.name;
+  j["following"] = c.following;
+  j["offset_ns"] = c.offset_ns;
+  j["frequency_ppm"] = jdouble(c.frequency_ppm);
+  j["state"] = c.state;
+  j["updates"] = c.updates;
+  j["steps"] = c.steps;
+  j["errors"] = c.errors;
+  return j;
+}
+
 ordered_json port_json(const PortStatus& p) {
   ordered_json j;
   j["name"] = p.name;
@@ -225,6 +238,20 @@ ordered_json port_json(const PortStatus& p) {
   j["address"] = p.address;
   j["ntp_server"] = p.ntp_server;
   j["timestamping"] = p.timestamping;
+  j["timestamp_reason"] = p.timestamp_reason;
+  j["nic_emulated"] = p.nic_emulated;
+  j["nic_map_valid"] = p.nic_map_valid;
+  j["nic_clock_hz"] = p.nic_clock_hz;
+  j["nic_residual_ns"] = p.nic_residual_ns;
+  j["nic_rounds"] = p.nic_rounds;
+  j["nic_outliers"] = p.nic_outliers;
+  j["nic_restarts"] = p.nic_restarts;
+  j["tx_compensation_ns"] = p.tx_compensation_ns;
+  j["hw_timestamps"] = p.hw_timestamps;
+  j["sw_timestamps"] = p.sw_timestamps;
+  j["hw_rejected"] = p.hw_rejected;
+  j["hw_minus_sw_mean_ns"] = p.hw_minus_sw_mean_ns;
+  j["hw_minus_sw_max_ns"] = p.hw_minus_sw_max_ns;
   j["link_up"] = p.link_up;
   j["link_speed_mbps"] = p.link_speed_mbps;
   return j;
@@ -464,8 +491,34 @@ void read_port(Reader& r, const json& j, const std::string& p, PortStatus& o) {
   r.string(j, "address", p, o.address);
   r.boolean(j, "ntp_server", p, o.ntp_server);
   r.string(j, "timestamping", p, o.timestamping);
+  r.string(j, "timestamp_reason", p, o.timestamp_reason);
+  r.boolean(j, "nic_emulated", p, o.nic_emulated);
+  r.boolean(j, "nic_map_valid", p, o.nic_map_valid);
+  r.number(j, "nic_clock_hz", p, o.nic_clock_hz);
+  r.number(j, "nic_residual_ns", p, o.nic_residual_ns);
+  r.integer(j, "nic_rounds", p, o.nic_rounds);
+  r.integer(j, "nic_outliers", p, o.nic_outliers);
+  r.integer(j, "nic_restarts", p, o.nic_restarts);
+  r.integer(j, "tx_compensation_ns", p, o.tx_compensation_ns);
+  r.integer(j, "hw_timestamps", p, o.hw_timestamps);
+  r.integer(j, "sw_timestamps", p, o.sw_timestamps);
+  r.integer(j, "hw_rejected", p, o.hw_rejected);
+  r.integer(j, "hw_minus_sw_mean_ns", p, o.hw_minus_sw_mean_ns);
+  r.integer(j, "hw_minus_sw_max_ns", p, o.hw_minus_sw_max_ns);
   r.boolean(j, "link_up", p, o.link_up);
   r.integer(j, "link_speed_mbps", p, o.link_speed_mbps);
+}
+
+void read_steered(Reader& r, const json& j, const std::string& p, SteeredClockStatus& c) {
+  if (!r.object(j, p)) return;
+  r.string(j, "name", p, c.name, true);
+  r.boolean(j, "following", p, c.following);
+  r.integer(j, "offset_ns", p, c.offset_ns);
+  r.number(j, "frequency_ppm", p, c.frequency_ppm);
+  r.string(j, "state", p, c.state);
+  r.integer(j, "updates", p, c.updates);
+  r.integer(j, "steps", p, c.steps);
+  r.integer(j, "errors", p, c.errors);
 }
 
 void read_worker(Reader& r, const json& j, const std::string& p, WorkerStatus& w) {
@@ -641,6 +694,9 @@ std::string to_json(const Status& s) {
   ordered_json assocs = ordered_json::array();
   for (const auto& a : s.associations) assocs.push_back(association_json(a));
   j["associations"] = std::move(assocs);
+  ordered_json steered = ordered_json::array();
+  for (const auto& c : s.steered_clocks) steered.push_back(steered_json(c));
+  j["steered_clocks"] = std::move(steered);
   // Invalid UTF-8 in a string (never expected: names come from a validated
   // config) is replaced rather than thrown.
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
@@ -665,6 +721,7 @@ std::optional<Status> from_json(const std::string& text, std::string& err) {
       read_array(r, j, "ports", s.ports, read_port);
       read_array(r, j, "workers", s.workers, read_worker);
       read_array(r, j, "associations", s.associations, read_association);
+      read_array(r, j, "steered_clocks", s.steered_clocks, read_steered);
     }
     if (!r.ok()) {
       err = r.error();
@@ -743,6 +800,47 @@ std::string to_prometheus(const Status& s) {
   for (const auto& p : s.ports) w.sample({{"port", p.name}}, b01(p.ntp_server));
   w.family("ntp_port_link_speed_bits_per_second", "gauge", "Link speed of the port (0 = unknown).");
   for (const auto& p : s.ports) w.sample({{"port", p.name}}, u64(uint64_t{p.link_speed_mbps} * 1000000));
+  w.family("ntp_port_hardware_timestamping", "gauge",
+           "1 when the port timestamps received packets with the NIC's clock, 0 for software (the TSC).");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, b01(p.timestamping == "hardware"));
+  w.family("ntp_port_rx_timestamps_total", "counter",
+           "Received packets by how they were timestamped: hardware (NIC clock), software (TSC), rejected (a "
+           "NIC timestamp that could not be converted; software used).");
+  for (const auto& p : s.ports) {
+    w.sample({{"port", p.name}, {"kind", "hardware"}}, u64(p.hw_timestamps));
+    w.sample({{"port", p.name}, {"kind", "software"}}, u64(p.sw_timestamps));
+    w.sample({{"port", p.name}, {"kind", "rejected"}}, u64(p.hw_rejected));
+  }
+  w.family("ntp_port_nic_clock_mapping_valid", "gauge", "1 when the NIC-to-TSC clock mapping is usable.");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, b01(p.nic_map_valid));
+  w.family("ntp_port_nic_clock_hertz", "gauge", "The NIC clock's frequency, fitted against the TSC.");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, double_text(p.nic_clock_hz));
+  w.family("ntp_port_nic_clock_residual_seconds", "gauge", "RMS residual of the NIC-to-TSC mapping's fit.");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, double_text(p.nic_residual_ns * 1e-9));
+  w.family("ntp_port_nic_clock_rounds_total", "counter", "Cross-timestamp rounds of the NIC clock.");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, u64(p.nic_rounds));
+  w.family("ntp_port_nic_clock_outliers_total", "counter", "Cross-timestamp rounds rejected as outliers.");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, u64(p.nic_outliers));
+  w.family("ntp_port_hw_minus_sw_seconds", "gauge",
+           "NIC receive timestamps minus the burst's TSC timestamps: mean and largest absolute difference.");
+  for (const auto& p : s.ports) {
+    w.sample({{"port", p.name}, {"stat", "mean"}}, seconds_text(p.hw_minus_sw_mean_ns));
+    w.sample({{"port", p.name}, {"stat", "max"}}, seconds_text(static_cast<int64_t>(p.hw_minus_sw_max_ns)));
+  }
+  w.family("ntp_port_tx_compensation_seconds", "gauge", "Added to transmit timestamps (configuration).");
+  for (const auto& p : s.ports) w.sample({{"port", p.name}}, seconds_text(p.tx_compensation_ns));
+
+  w.family("ntp_steered_clock_following", "gauge",
+           "1 while the clock (clock.steer_phc, clock.steer_system_clock) follows the served time, else 0.");
+  for (const auto& c : s.steered_clocks) w.sample({{"clock", c.name}}, b01(c.following));
+  w.family("ntp_steered_clock_offset_seconds", "gauge", "The served time minus the steered clock at its last update.");
+  for (const auto& c : s.steered_clocks) w.sample({{"clock", c.name}}, seconds_text(c.offset_ns));
+  w.family("ntp_steered_clock_frequency_ppm", "gauge", "Frequency correction set on the steered clock, ppm.");
+  for (const auto& c : s.steered_clocks) w.sample({{"clock", c.name}}, double_text(c.frequency_ppm));
+  w.family("ntp_steered_clock_steps_total", "counter", "Steps of the steered clock.");
+  for (const auto& c : s.steered_clocks) w.sample({{"clock", c.name}}, u64(c.steps));
+  w.family("ntp_steered_clock_errors_total", "counter", "Failed reads or adjustments of the steered clock.");
+  for (const auto& c : s.steered_clocks) w.sample({{"clock", c.name}}, u64(c.errors));
 
   for (const auto& c : kWorkerCounters) {
     w.family(c.metric, "counter", c.help);
@@ -823,6 +921,15 @@ std::string format_status(const Status& s) {
   o += " peer dispersion: " + ms_text(y.peer_dispersion_ns, 2) + " ms\n";
   o += " reference time: " + format_reference_time(y.reference_time_ns) + "\n";
   o += " synchronization state: " + y.sync_state + "\n";
+  // Not in the vendor's output: the clocks kept on the served time.
+  for (const auto& c : s.steered_clocks) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, " steered clock %s: %s, offset %s ms, frequency %+.3f ppm, %s, %llu steps, %llu errors\n",
+                  c.name.c_str(), c.following ? "following" : "not following", ms_text(c.offset_ns, 6).c_str(),
+                  c.frequency_ppm, c.state.c_str(), static_cast<unsigned long long>(c.steps),
+                  static_cast<unsigned long long>(c.errors));
+    o += buf;
+  }
   return o;
 }
 
@@ -890,6 +997,42 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += "\n";
   }
   o += " total sessions: " + std::to_string(s.associations.size()) + "\n";
+  return o;
+}
+
+std::string format_ports(const Status& s) {
+  if (s.ports.empty()) return " no ports\n";
+  std::string o;
+  char buf[256];
+  for (const auto& p : s.ports) {
+    o += " interface: " + p.name + "\n";
+    o += " device: " + p.device + " (driver " + p.driver + ")\n";
+    o += " address: " + p.address + ", mac " + p.mac + "\n";
+    o += std::string(" link: ") + (p.link_up ? "up" : "down") +
+         (p.link_speed_mbps ? ", " + std::to_string(p.link_speed_mbps) + " Mb/s" : std::string()) + "\n";
+    o += std::string(" ntp server: ") + (p.ntp_server ? "yes" : "no") + "\n";
+    o += " receive timestamps: " + p.timestamping + (p.nic_emulated ? " (emulated NIC clock)" : "") + "\n";
+    if (!p.timestamp_reason.empty()) o += "  why: " + p.timestamp_reason + "\n";
+    if (p.timestamping == "hardware") {
+      std::snprintf(buf, sizeof buf,
+                    "  NIC clock mapping: %s, NIC clock %.3f Hz, residual %.1f ns, %llu rounds, %llu "
+                    "outliers, %llu restarts\n",
+                    p.nic_map_valid ? "valid" : "not yet valid", p.nic_clock_hz, p.nic_residual_ns,
+                    static_cast<unsigned long long>(p.nic_rounds), static_cast<unsigned long long>(p.nic_outliers),
+                    static_cast<unsigned long long>(p.nic_restarts));
+      o += buf;
+      std::snprintf(buf, sizeof buf,
+                    "  packets: %llu hardware, %llu software, %llu rejected; hardware minus software: mean %.3f us, "
+                    "largest %.3f us\n",
+                    static_cast<unsigned long long>(p.hw_timestamps), static_cast<unsigned long long>(p.sw_timestamps),
+                    static_cast<unsigned long long>(p.hw_rejected), static_cast<double>(p.hw_minus_sw_mean_ns) / 1e3,
+                    static_cast<double>(p.hw_minus_sw_max_ns) / 1e3);
+      o += buf;
+    } else {
+      o += "  packets: " + std::to_string(p.sw_timestamps) + " software\n";
+    }
+    o += " transmit compensation: " + std::to_string(p.tx_compensation_ns) + " ns\n\n";
+  }
   return o;
 }
 

@@ -34,7 +34,7 @@ struct SystemStatus {
   int64_t peer_dispersion_ns = 0;      // dispersion of the system peer
   int64_t reference_time_ns = 0;       // Unix ns; 0 = never
   std::string sync_state;              // "clock not set", "frequency set", "clock synchronized", "clock spike"
-  std::string clock_source;            // "system", "virtual"
+  std::string clock_source;            // "system", "virtual", "phc"
   int64_t clock_minus_host_ns = 0;     // the served clock minus CLOCK_REALTIME, now (a test/demo diagnostic)
   double frequency_ppm = 0;            // correction applied to the timebase, ppm
   double holdover_s = 0;
@@ -55,6 +55,17 @@ struct PortStatus {
   std::string address;   // "10.0.1.31/24"
   bool ntp_server = false;
   std::string timestamping;  // "software" or "hardware"
+  std::string timestamp_reason;  // why, e.g. "software: the driver offers no RX timestamp offload"
+  bool nic_emulated = false;     // the test/diagnostic emulated NIC clock
+  bool nic_map_valid = false;    // the NIC-to-TSC mapping is usable
+  double nic_clock_hz = 0;       // NIC clock frequency fitted against the TSC (ticks per second)
+  double nic_residual_ns = 0;    // RMS residual of the mapping's fit
+  uint64_t nic_rounds = 0, nic_outliers = 0, nic_restarts = 0;
+  int64_t tx_compensation_ns = 0;
+  // Receive timestamps, over all workers.
+  uint64_t hw_timestamps = 0, sw_timestamps = 0, hw_rejected = 0;
+  int64_t hw_minus_sw_mean_ns = 0;   // NIC time minus the burst's TSC time, mean over hardware ones
+  uint64_t hw_minus_sw_max_ns = 0;   // and the largest |difference|
   bool link_up = false;
   uint32_t link_speed_mbps = 0;
   bool operator==(const PortStatus&) const = default;
@@ -103,11 +114,23 @@ struct AssociationStatus {
   bool operator==(const AssociationStatus&) const = default;  // doubles: NaN != NaN
 };
 
+// A clock kept on the served time (clock.steer_phc, clock.steer_system_clock).
+struct SteeredClockStatus {
+  std::string name;          // "/dev/ptp0", "CLOCK_REALTIME"
+  bool following = false;    // updated at the last second (served time synchronized, clock readable)
+  int64_t offset_ns = 0;     // served time minus the clock at the last update
+  double frequency_ppm = 0;  // frequency correction set on the clock
+  std::string state;         // its servo's state
+  uint64_t updates = 0, steps = 0, errors = 0;
+  bool operator==(const SteeredClockStatus&) const = default;
+};
+
 struct Status {
   SystemStatus system;
   std::vector<PortStatus> ports;
   std::vector<WorkerStatus> workers;
   std::vector<AssociationStatus> associations;
+  std::vector<SteeredClockStatus> steered_clocks;
   bool operator==(const Status&) const = default;  // doubles: NaN != NaN
 };
 
@@ -131,6 +154,8 @@ std::string to_prometheus(const Status& s);
 std::string format_status(const Status& s);
 // `ntpctl sessions [--verbose]`: `display ntp-service sessions [verbose]`.
 std::string format_sessions(const Status& s, bool verbose);
+// `ntpctl ports`: each port's addresses, link and timestamping.
+std::string format_ports(const Status& s);
 
 // The vendor's time stamp text, "06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A8)":
 // UTC to the millisecond (truncated), then the 64-bit NTP timestamp in hex.

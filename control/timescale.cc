@@ -5,7 +5,9 @@
 namespace ntp::ctl {
 
 Timescale::Timescale(const config::Clock& cfg, double nominal_hz)
-    : cfg_(cfg), host_({.nominal_hz = nominal_hz, .step_threshold_ns = 1000000, .window = 32}) {
+    : cfg_(cfg),
+      host_({.nominal_hz = nominal_hz, .step_threshold_ns = 1000000, .window = 32}),
+      src_({.nominal_hz = nominal_hz, .step_threshold_ns = 1000000, .window = 32}) {
   offset_ns_ = std::llround(cfg.offset_ms * 1e6);
 }
 
@@ -19,8 +21,17 @@ proto::ClockModelData Timescale::update(const hwclock::CrossTimestamp& host, uin
   return published_;
 }
 
+void Timescale::update_source(const hwclock::CrossTimestamp& phc_utc, uint64_t next_interval_ticks) {
+  src_.update(phc_utc.raw, phc_utc.clock_ns, next_interval_ticks);
+  have_src_ = true;
+}
+
 proto::ClockModelData Timescale::source() const {
   if (cfg_.source == config::ClockSource::kSystem) return host_.model();
+  // Until the PHC has been read the host clock stands in (the dataplane
+  // then serves unsynchronized anyway: the control plane reads the PHC
+  // before it publishes a synchronized state).
+  if (cfg_.source == config::ClockSource::kPhc) return have_src_ ? src_.model() : host_.model();
   return hwclock::oscillator_model(host_.model(), epoch_ns_, offset_ns_, cfg_.frequency_ppm);
 }
 
@@ -85,6 +96,10 @@ void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now) 
   corr_.order(t, 0, (served_ppm - cfg_.frequency_ppm) * 1000.0, 0, 0);
   have_corr_ = true;
   set_published(raw_now);
+}
+
+int64_t Timescale::minus_source_ns(uint64_t raw) const {
+  return hwclock::model_to_ns(published_, raw) - hwclock::model_to_ns(source(), raw);
 }
 
 int64_t Timescale::minus_host_ns(uint64_t raw) const {

@@ -1,8 +1,10 @@
 // The timescale the appliance serves: a clock model built from the
-// configured clock source. `system` follows CLOCK_REALTIME; `virtual` is a
-// free-running oscillator with a configured offset and frequency error
-// relative to the host clock (tests and the demo measure convergence
-// against the host clock as truth). Pure: callers pass the cross-timestamps.
+// configured clock source. `system` follows CLOCK_REALTIME; `phc` follows a
+// PTP hardware clock (its cross-timestamps, less clock.phc_utc_offset_s,
+// passed to update_source()); `virtual` is a free-running oscillator with a
+// configured offset and frequency error relative to the host clock (tests
+// and the demo measure convergence against the host clock as truth). Pure:
+// callers pass the cross-timestamps.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,13 @@ class Timescale {
   // A fresh CLOCK_REALTIME cross-timestamp; next_interval_ticks is when
   // the next update comes. Returns the model to publish.
   proto::ClockModelData update(const hwclock::CrossTimestamp& host, uint64_t next_interval_ticks);
+  // source = phc: a fresh PHC cross-timestamp, already on UTC (the PHC's
+  // reading less its UTC offset). Call before update(), which publishes.
+  void update_source(const hwclock::CrossTimestamp& phc_utc, uint64_t next_interval_ticks);
+  // source = phc: at least one update_source() so far.
+  bool have_source() const { return cfg_.source != config::ClockSource::kPhc || have_src_; }
+  // The served clock minus the source clock (the discipline's correction) at raw.
+  int64_t minus_source_ns(uint64_t raw) const;
 
   // After a restart of the control plane: carry on from the model the
   // dataplane is still serving, so the served time does not jump. Call
@@ -53,6 +62,8 @@ class Timescale {
 
   config::Clock cfg_;
   hwclock::ReferenceTracker host_;
+  hwclock::ReferenceTracker src_;  // source = phc
+  bool have_src_ = false;
   bool have_epoch_ = false;
   int64_t epoch_ns_ = 0;        // virtual: host time when the oscillator was offset_ns off
   int64_t offset_ns_ = 0;

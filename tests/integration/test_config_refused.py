@@ -56,6 +56,26 @@ class ConfigRefusedTest(unittest.TestCase):
                 text = GOOD.replace("refclock_master = 2", f"refclock_master = {stratum}")
                 self.check_refused(text, self.line_of(text, "refclock_master"), "ntp.refclock_master")
 
+    def test_missing_phc_refused_before_anything_starts(self):
+        # A valid file naming a PHC that is not there: ntp-control refuses at
+        # start, naming the key and the device, before it listens or
+        # attaches to anything.
+        for key, text in (("clock.phc", GOOD.replace('source = "virtual"', 'source = "phc"\nphc = "/dev/ptp-absent9"')),
+                          ("clock.steer_phc", GOOD.replace("[clock]\n", '[clock]\nsteer_phc = "/dev/ptp-absent9"\n'))):
+            with self.subTest(key=key):
+                self.assertIn("/dev/ptp-absent9", text)
+                d = netlab.workdir("cfg")
+                path = os.path.join(d, "phc.toml")
+                with open(path, "w") as f:
+                    f.write(text)
+                r = subprocess.run([netlab.CONTROL, "--config", path], capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                out = r.stdout + r.stderr
+                self.assertIn(key, out)
+                self.assertIn("/dev/ptp-absent9", out)
+                self.assertIn("nothing started", out)
+                self.assertNotIn("stats endpoint on", out)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -170,6 +170,17 @@ Status populated() {
   b.delay_ns = 125000;
   b.dispersion_ns = 7810000;
   s.associations.push_back(b);
+
+  SteeredClockStatus c;
+  c.name = "/dev/ptp0";
+  c.following = true;
+  c.offset_ns = -37;
+  c.frequency_ppm = 12.5;
+  c.state = "clock synchronized";
+  c.updates = 3600;
+  c.steps = 1;
+  c.errors = 2;
+  s.steered_clocks.push_back(c);
   return s;
 }
 
@@ -184,6 +195,17 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   const PortStatus dp;
   const WorkerStatus dw;
   const AssociationStatus da;
+  const SteeredClockStatus dc;
+  ASSERT_EQ(s.steered_clocks.size(), 1u);
+  const auto& c = s.steered_clocks[0];
+  EXPECT_NE(c.name, dc.name);
+  EXPECT_NE(c.following, dc.following);
+  EXPECT_NE(c.offset_ns, dc.offset_ns);
+  EXPECT_NE(c.frequency_ppm, dc.frequency_ppm);
+  EXPECT_NE(c.state, dc.state);
+  EXPECT_NE(c.updates, dc.updates);
+  EXPECT_NE(c.steps, dc.steps);
+  EXPECT_NE(c.errors, dc.errors);
   const auto& y = s.system;
   EXPECT_NE(y.sysname, dy.sysname);
   EXPECT_NE(y.version, dy.version);
@@ -590,7 +612,9 @@ TEST(StatusText, FormatStatusGolden) {
             " root dispersion: 0.02 ms\n"
             " peer dispersion: 0.00 ms\n"
             " reference time: 06:55:50.784 UTC Mar 7 2006(C7B7ACF6.C8D002E2)\n"
-            " synchronization state: clock synchronized\n");
+            " synchronization state: clock synchronized\n"
+            " steered clock /dev/ptp0: following, offset -0.000037 ms, frequency +12.500 ppm, clock synchronized, "
+            "1 steps, 2 errors\n");
 }
 
 TEST(StatusText, FormatStatusSeedDeviceD) {
