@@ -50,12 +50,14 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 
 #include "dataplane/frame.h"
 #include "dataplane/inet.h"
 #include "dataplane/worker.h"
 #include "hwclock/clock_model.h"
+#include "hwclock/nic_clock.h"
 #include "hwclock/tsc.h"
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
@@ -142,6 +144,7 @@ struct Options {
   unsigned inflight = 1024;  // mbufs cycling, like an RX ring of 1024 descriptors
   int lcore = -1;            // -1: the last CPU
   bool quiet_eal = true;
+  bool hw = false;           // NIC timestamps on every request
 };
 
 [[noreturn]] void die(const char* what, const char* detail = nullptr) {
@@ -206,11 +209,21 @@ struct Harness {
   uint64_t next = 0;        // template rotation
   uint64_t checked = 0, check_every = 1;  // check every n-th reply (power of two)
   const proto::ClockModelData* model = nullptr;
+  // --hw: what a timestamping NIC's PMD does per packet, the raw NIC clock
+  // in the mbuf's timestamp dynfield and the dynflag in ol_flags. The bench's
+  // NIC clock counts TSC ticks (identity map), read once per recycle batch.
+  int ts_offset = -1;
+  uint64_t ts_flag = 0;
+  uint64_t nic_now = 0;
 
-  static void restore(rte_mbuf* m, const Template& t) {
+  void restore(rte_mbuf* m, const Template& t) const {
     std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), t.frame, kFrameLen);
     m->data_len = kFrameLen;
     m->pkt_len = kFrameLen;
+    if (ts_offset >= 0) {
+      *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = nic_now;
+      m->ol_flags |= ts_flag;
+    }
   }
 
   // Replies back to requests. Returns how many were recycled.
@@ -220,6 +233,7 @@ struct Harness {
     for (;;) {
       const unsigned n = rte_ring_sc_dequeue_burst(tx, reinterpret_cast<void**>(b), 64, nullptr);
       if (n == 0) break;
+      if (ts_offset >= 0) nic_now = hwclock::read_tsc();
       for (unsigned i = 0; i < n; i++) {
         if (((next + i) & (check_every - 1)) == 0) {
           const std::string e = check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()));
@@ -261,8 +275,10 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--inflight") o.inflight = static_cast<unsigned>(std::strtoul(next(), nullptr, 10));
     else if (a == "--lcore") o.lcore = std::atoi(next());
     else if (a == "--eal-log") o.quiet_eal = false;
+    else if (a == "--hw") o.hw = true;
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--eal-log]\n");
+      std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--eal-log]\n"
+                  "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n");
       std::exit(0);
     } else {
       die("unknown argument", a.c_str());
@@ -345,19 +361,43 @@ int main(int argc, char** argv) {
   ctx->to_control = ctl_ring;
   proto::WorkerCounters& c = *ctx->counters;
 
+  Harness h;
+  // Hardware timestamps: the dynfield and flag a timestamping PMD fills,
+  // and a published NIC-to-TSC map as the main lcore keeps it (identity:
+  // the bench's NIC clock is the TSC; the conversion costs the same).
+  auto* nic_map = new proto::Seqlock<hwclock::NicToTscMap>();
+  if (opt.hw) {
+    int flag_bit = -1;
+    if (rte_mbuf_dyn_rx_timestamp_register(&h.ts_offset, nullptr) != 0) die("rte_mbuf_dyn_rx_timestamp_register");
+    flag_bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
+    if (flag_bit < 0) die("rte_mbuf_dynflag_lookup");
+    h.ts_flag = uint64_t{1} << flag_bit;
+    hwclock::NicToTscMap m;
+    m.nic0 = m.tsc0 = hwclock::read_tsc();
+    m.mult = uint64_t{1} << hwclock::kNicMapShift;
+    m.mask = ~uint64_t{0};
+    m.max_delta = uint64_t{1} << 62;
+    m.max_age = uint64_t{1} << 62;
+    m.valid = 1;
+    nic_map->store(m);
+    ctx->ports[0].nic_map = nic_map;
+    ctx->ports[0].ts_dynfield_offset = h.ts_offset;
+    ctx->ports[0].ts_dynflag = h.ts_flag;
+    h.nic_now = hwclock::read_tsc();
+  }
+
   // Requests in flight.
   const std::vector<Template> tpl = make_templates();
   std::vector<rte_mbuf*> mbufs(opt.inflight);
   if (rte_pktmbuf_alloc_bulk(pool, mbufs.data(), opt.inflight) != 0) die("rte_pktmbuf_alloc_bulk");
   for (unsigned i = 0; i < opt.inflight; i++) {
     rte_pktmbuf_append(mbufs[i], kFrameLen);
-    Harness::restore(mbufs[i], tpl[i % tpl.size()]);
+    h.restore(mbufs[i], tpl[i % tpl.size()]);
   }
   if (rte_ring_sp_enqueue_bulk(rx_ring, reinterpret_cast<void**>(mbufs.data()), opt.inflight, nullptr) !=
       opt.inflight)
     die("cannot fill the rx ring");
 
-  Harness h;
   h.rx = rx_ring;
   h.tx = tx_ring;
   h.tpl = &tpl;
@@ -375,6 +415,7 @@ int main(int argc, char** argv) {
   h.check_every = 4096;
 
   const uint64_t rx0 = c.rx_packets.load(), tx0 = c.tx_packets.load(), ntp0 = c.ntp_requests.load();
+  const uint64_t hw0 = c.timestamps[0].hardware.load(), sw0_ts = c.timestamps[0].software.load();
   rte_malloc_socket_stats ms0{}, ms1{};
   rte_malloc_get_socket_stats(socket, &ms0);
   const unsigned pool_avail0 = rte_mempool_avail_count(pool);
@@ -422,6 +463,7 @@ int main(int argc, char** argv) {
   const uint64_t rx = c.rx_packets.load() - rx0, tx = c.tx_packets.load() - tx0, ntp = c.ntp_requests.load() - ntp0;
   uint64_t drops = 0;
   for (auto& d : c.drops) drops += d.load();
+  const uint64_t hw_ts = c.timestamps[0].hardware.load() - hw0, sw_ts = c.timestamps[0].software.load() - sw0_ts;
 
   // ---- harness alone: the same recycling, with the mbufs moved from the
   // rx ring to the tx ring by bare ring calls instead of the worker ----
@@ -466,8 +508,9 @@ int main(int argc, char** argv) {
   std::printf("packets: %" PRIu64 " measured (%" PRIu64 " polls, %.1f per poll), %.3f s wall (TSC says %.3f s)\n",
               done, polls, static_cast<double>(done) / static_cast<double>(polls),
               static_cast<double>(w1 - w0) / 1e9, total_ns / 1e9);
-  std::printf("worker loop: %.2f Mpps (%.1f ns/packet) on one core, burst %u, software timestamps\n",
-              1e3 / per_pkt_worker, per_pkt_worker, opt.burst);
+  std::printf("worker loop: %.2f Mpps (%.1f ns/packet) on one core, burst %u, %s timestamps\n",
+              1e3 / per_pkt_worker, per_pkt_worker, opt.burst, opt.hw ? "hardware" : "software");
+  std::printf("timestamps: %" PRIu64 " hardware (NIC -> TSC -> UTC), %" PRIu64 " software\n", hw_ts, sw_ts);
   std::printf("worker loop + harness: %.2f Mpps (%.1f ns/packet)\n", 1e3 / per_pkt_all, per_pkt_all);
   std::printf("harness: %.1f ns/packet in the loop (TSC around each recycle); alone %.1f ns/packet "
               "(+ %.1f ns/packet for the bare ring moves standing in for the worker)\n",
@@ -485,6 +528,10 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (rx != done || tx != done || ntp != done || drops != 0) {
     std::fprintf(stderr, "bench_worker: counters do not add up: every request must be answered\n");
+    rc = 1;
+  }
+  if ((opt.hw ? hw_ts : sw_ts) != done || (opt.hw ? sw_ts : hw_ts) != 0) {
+    std::fprintf(stderr, "bench_worker: every request must carry a %s timestamp\n", opt.hw ? "hardware" : "software");
     rc = 1;
   }
   rte_eth_dev_stop(pid);

@@ -24,7 +24,7 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$root" -Dbuildtype=release >/dev/null || { echo "bench: meson setup failed" >&2; exit 2; }
 fi
 mkdir -p "$out"
-if ! ninja -C "$build" tests/bench/bench_responder tests/bench/bench_worker >"$out/build.log" 2>&1; then
+if ! ninja -C "$build" tests/bench/bench_responder tests/bench/bench_worker tests/bench/bench_nic_clock >"$out/build.log" 2>&1; then
   tail -n 30 "$out/build.log" >&2
   echo "bench: build failed (is libbenchmark-dev installed? log: $out/build.log)" >&2
   exit 2
@@ -50,9 +50,17 @@ taskset -c "$cpu" "$build/tests/bench/bench_responder" --benchmark_repetitions=5
   --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_responder.json" --benchmark_out_format=json \
   >"$out/bench_responder.txt" 2>&1 || { cat "$out/bench_responder.txt" >&2; echo "bench: bench_responder failed" >&2; exit 1; }
 
-echo "== bench_worker ($packets packets, CPU $cpu)" >&2
+echo "== bench_nic_clock (Google Benchmark, CPU $cpu, median of 5)" >&2
+taskset -c "$cpu" "$build/tests/bench/bench_nic_clock" --benchmark_repetitions=5 --benchmark_min_time=0.3 \
+  --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_nic_clock.json" --benchmark_out_format=json \
+  >"$out/bench_nic_clock.txt" 2>&1 || { cat "$out/bench_nic_clock.txt" >&2; echo "bench: bench_nic_clock failed" >&2; exit 1; }
+
+echo "== bench_worker ($packets packets, CPU $cpu, software timestamps)" >&2
 "$build/tests/bench/bench_worker" --packets "$packets" --lcore "$cpu" >"$out/bench_worker.txt" 2>&1
 worker_rc=$?
+echo "== bench_worker ($packets packets, CPU $cpu, hardware timestamps)" >&2
+"$build/tests/bench/bench_worker" --packets "$packets" --lcore "$cpu" --hw >"$out/bench_worker_hw.txt" 2>&1
+worker_hw_rc=$?
 busy_after=$(busy_pct)
 
 syscall_line="system calls in the hot loop: not measured (BENCH_NO_STRACE=1 or no strace)"
@@ -119,11 +127,20 @@ for name, (real, cpu) in sorted(med.items()):
     if real > 1.2 * cpu:
         print(f"note: {name} wall {real:.1f} ns vs CPU {cpu:.1f} ns: the process was preempted (machine busy)")
 EOF
+python3 - "$out/bench_nic_clock.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6}[b["time_unit"]]
+        print(f"{b['run_name']}: {b['real_time'] * unit:.2f} ns")
+EOF
 grep -E "^(worker loop|harness|replies checked|counters|allocations|context switches)" "$out/bench_worker.txt"
+grep -E "^(worker loop|timestamps|allocations)" "$out/bench_worker_hw.txt"
 echo "$syscall_line"
-if [ $worker_rc -ne 0 ]; then
-  tail -n 5 "$out/bench_worker.txt"
-  echo "bench: bench_worker failed (exit $worker_rc)"
+if [ $worker_rc -ne 0 ] || [ $worker_hw_rc -ne 0 ]; then
+  tail -n 5 "$out/bench_worker.txt" "$out/bench_worker_hw.txt"
+  echo "bench: bench_worker failed (exit $worker_rc, --hw $worker_hw_rc)"
   exit 1
 fi
 echo "raw outputs: $out"
