@@ -241,8 +241,8 @@ ordered_json port_json(const PortStatus& p) {
   j["timestamp_reason"] = p.timestamp_reason;
   j["nic_emulated"] = p.nic_emulated;
   j["nic_map_valid"] = p.nic_map_valid;
-  j["nic_clock_hz"] = p.nic_clock_hz;
-  j["nic_residual_ns"] = p.nic_residual_ns;
+  j["nic_clock_hz"] = jdouble(p.nic_clock_hz);
+  j["nic_residual_ns"] = jdouble(p.nic_residual_ns);
   j["nic_rounds"] = p.nic_rounds;
   j["nic_outliers"] = p.nic_outliers;
   j["nic_restarts"] = p.nic_restarts;
@@ -923,12 +923,12 @@ std::string format_status(const Status& s) {
   o += " synchronization state: " + y.sync_state + "\n";
   // Not in the vendor's output: the clocks kept on the served time.
   for (const auto& c : s.steered_clocks) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, " steered clock %s: %s, offset %s ms, frequency %+.3f ppm, %s, %llu steps, %llu errors\n",
+    char line[256];
+    std::snprintf(line, sizeof line, " steered clock %s: %s, offset %s ms, frequency %+.3f ppm, %s, %llu steps, %llu errors\n",
                   c.name.c_str(), c.following ? "following" : "not following", ms_text(c.offset_ns, 6).c_str(),
                   c.frequency_ppm, c.state.c_str(), static_cast<unsigned long long>(c.steps),
                   static_cast<unsigned long long>(c.errors));
-    o += buf;
+    o += line;
   }
   return o;
 }
