@@ -32,7 +32,13 @@ bool read_nic_clock(Port& port, uint64_t& tsc_before, uint64_t& raw, uint64_t& t
     raw = port.emulated->read(tsc_before, tsc_after);
     return true;
   }
-  ok = rte_eth_read_clock(port.port_id, &raw) == 0;
+  if (port.timesync_clock) {
+    timespec ts{};
+    ok = rte_eth_timesync_read_time(port.port_id, &ts) == 0;
+    raw = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+  } else {
+    ok = rte_eth_read_clock(port.port_id, &raw) == 0;
+  }
   tsc_after = hwclock::read_tsc();
   return ok;
 }
@@ -147,6 +153,18 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
   }
   uint64_t clock = 0;
   out.read_clock_capable = rte_eth_read_clock(port_id, &clock) == 0;
+  if (use_offload && !out.read_clock_capable && !out.emulated) {
+    // ice (E810) stamps every packet with its PHC's nanoseconds but has no
+    // read_clock; the same PHC reads through the timesync API (which also
+    // starts it: ice initialises the PHC only in timesync_enable). We never
+    // write or adjust it through DPDK, so timesync_read_time returns the
+    // raw counter the mbufs carry. Not verified on hardware.
+    timespec ts{};
+    if (rte_eth_timesync_enable(port_id) == 0 && rte_eth_timesync_read_time(port_id, &ts) == 0) {
+      out.timesync_clock = true;
+      out.read_clock_capable = true;
+    }
+  }
   out.tx_compensation_ns = interface.tx_compensation_ns;
   if (!want_hw) {
     out.timestamp_reason = "software: timestamping = \"software\" in the configuration";
@@ -162,7 +180,9 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
       out.hw_timestamps = false;
       out.timestamp_reason = "software: the NIC clock did not advance between two reads";
     } else {
-      out.timestamp_reason = "hardware (RX timestamp offload, NIC clock read with rte_eth_read_clock)";
+      out.timestamp_reason = out.timesync_clock
+                                 ? "hardware (RX timestamp offload, NIC clock read with rte_eth_timesync_read_time)"
+                                 : "hardware (RX timestamp offload, NIC clock read with rte_eth_read_clock)";
     }
   } else {
     out.timestamp_reason = std::string("software: ") +

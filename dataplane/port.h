@@ -24,6 +24,7 @@ struct Port {
   PortIdentity identity;
   bool rx_timestamp_capable = false;  // RTE_ETH_RX_OFFLOAD_TIMESTAMP advertised
   bool read_clock_capable = false;    // rte_eth_read_clock works
+  bool timesync_clock = false;        // no read_clock: the clock is read with rte_eth_timesync_read_time (ice)
   uint32_t link_speed_mbps = 0;
   bool link_up = false;
 
