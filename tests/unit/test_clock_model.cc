@@ -2,6 +2,7 @@
 // timebase ticks to Unix ns, the virtual oscillator, and the tracker that
 // follows a reference clock from noisy cross-timestamps.
 #include "hwclock/clock_model.h"
+#include "tests/unit/test_seed.h"
 
 #include <gtest/gtest.h>
 
@@ -15,15 +16,7 @@
 namespace ntp::hwclock {
 namespace {
 
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_clock_model: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
 
 constexpr int64_t kNs = 1000000000LL;

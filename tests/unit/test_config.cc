@@ -3,6 +3,7 @@
 // and key_docs() against the parser so that the docs and the table cannot
 // drift.
 #include "control/config.h"
+#include "tests/unit/test_seed.h"
 
 #include <gtest/gtest.h>
 
@@ -23,15 +24,7 @@ namespace ntp::config {
 namespace {
 
 // Seeded randomness: the seed is printed, TEST_SEED=<n> replays a run.
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_config: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 
 std::string source_root() {
   if (const char* e = std::getenv("NTP_SOURCE_ROOT")) return e;

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "tests/sim/ntp_world.h"
+#include "tests/unit/test_seed.h"
 
 namespace ntp::sim {
 namespace {
@@ -20,15 +21,7 @@ namespace {
 constexpr uint32_t kC = 0x0A00011F, kD = 0x0A000120, kE = 0x0A000121, kS2 = 0x0A000122, kS3 = 0x0A000123,
                    kS4 = 0x0A000124;
 
-uint64_t seed() {
-  static const uint64_t s = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t v = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_engine_sim: TEST_SEED=%llu\n", static_cast<unsigned long long>(v));
-    return v;
-  }();
-  return s;
-}
+uint64_t seed() { return ::ntp::test::seed(); }
 
 ctl::AssocConfig assoc(uint32_t address, ctl::AssocMode mode, int minpoll = 0, int maxpoll = 2) {
   ctl::AssocConfig a;

@@ -3,6 +3,7 @@
 // filter, table-driven selection vectors, and a seeded randomized check of
 // the intersection (TEST_SEED=<n> in the environment replays a run).
 #include "control/filter_select.h"
+#include "tests/unit/test_seed.h"
 
 #include <gtest/gtest.h>
 
@@ -624,13 +625,7 @@ TEST(SelectClock, MinDispersionWidensIntervals) {
 
 // ------------------------------------------------------------ randomized
 
-uint64_t test_seed() {
-  static const uint64_t seed = []() -> uint64_t {
-    if (const char* env = std::getenv("TEST_SEED")) return std::strtoull(env, nullptr, 0);
-    return (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 
 // N true sources whose intervals contain the true offset T, plus M < N/2
 // falsetickers whose intervals do not. Marzullo's intersection can only
@@ -642,7 +637,6 @@ uint64_t test_seed() {
 // midpoint lies in every true interval (the RFC counts midpoints).
 TEST(SelectClockRandom, FalsetickersAreFoundAndTheOffsetIsInTheIntersection) {
   const uint64_t seed = test_seed();
-  std::printf("TEST_SEED=%llu\n", static_cast<unsigned long long>(seed));
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 rng(seed);
   auto uni = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };

@@ -28,19 +28,12 @@
 
 #include "hwclock/clock_driver.h"
 #include "hwclock/servo.h"
+#include "tests/unit/test_seed.h"
 
 namespace ntp::hwclock {
 namespace {
 
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_follower: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 uint64_t run_seed(int scenario, int r) { return test_seed() + 1000ull * static_cast<uint64_t>(scenario) + static_cast<uint64_t>(r); }
 #define RUN_TRACE(r) SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed() << " run " << (r))
 

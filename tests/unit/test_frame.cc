@@ -24,6 +24,7 @@
 #include "proto/channel_abi.h"
 #include "tests/unit/frame_builder.h"
 #include "tests/unit/golden/requests.h"
+#include "tests/unit/test_seed.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FRAME_TEST_ASAN 1
@@ -43,15 +44,7 @@ using namespace ntp::testfb;
 using proto::DropReason;
 using proto::NtpTimestamp;
 
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_frame: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 
 // ------------------------------------------------------------------ fixtures
 

@@ -5,6 +5,7 @@
 // outliers. Seeded randomness: the seed is printed, TEST_SEED=<n> replays a
 // run.
 #include "hwclock/nic_clock.h"
+#include "tests/unit/test_seed.h"
 
 #include <gtest/gtest.h>
 
@@ -22,15 +23,7 @@
 namespace ntp::hwclock {
 namespace {
 
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_nic_clock: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
 
 // A per-test generator: the seed mixed with the test's name, so tests do

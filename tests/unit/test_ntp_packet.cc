@@ -17,19 +17,12 @@
 #include <vector>
 
 #include "tests/unit/golden/requests.h"
+#include "tests/unit/test_seed.h"
 
 namespace ntp::proto {
 namespace {
 
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_ntp_packet: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
 
 // ---------------------------------------------------------------- captured requests

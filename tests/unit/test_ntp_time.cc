@@ -1,6 +1,7 @@
 // NTP timestamp formats and their conversion to Unix ns (proto/ntp_time.h):
 // golden values, eras and the 2036 rollover, round trips, short format.
 #include "proto/ntp_time.h"
+#include "tests/unit/test_seed.h"
 
 #include <gtest/gtest.h>
 
@@ -15,15 +16,7 @@ namespace ntp::proto {
 namespace {
 
 // Seeded randomness: the seed is printed, TEST_SEED=<n> replays a run.
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_ntp_time: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
 
 constexpr int64_t kDayS = 86400;

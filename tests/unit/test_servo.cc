@@ -33,6 +33,7 @@
 #include "hwclock/correction.h"
 #include "hwclock/drift_file.h"
 #include "tests/sim/servo_sim.h"
+#include "tests/unit/test_seed.h"
 
 namespace ntp::hwclock {
 namespace {
@@ -43,15 +44,7 @@ using sim::SimFigures;
 using sim::SimParams;
 using sim::SimRecord;
 
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_servo: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 // The seed of run r of scenario k: independent trajectories per scenario.
 uint64_t run_seed(int scenario, int r) { return test_seed() + 1000ull * static_cast<uint64_t>(scenario) + static_cast<uint64_t>(r); }
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())

@@ -24,20 +24,13 @@
 
 #include "proto/channel_abi.h"
 #include "proto/ntp_time.h"
+#include "tests/unit/test_seed.h"
 
 namespace ntp::status {
 namespace {
 
 // Seeded randomness: the seed is printed, TEST_SEED=<n> replays a run.
-uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t s = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_status: TEST_SEED=%llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+uint64_t test_seed() { return ::ntp::test::seed(); }
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
 
 constexpr size_t drop_index(proto::DropReason r) { return static_cast<size_t>(r); }

@@ -11,19 +11,12 @@
 #include "control/steering.h"
 #include "control/timescale.h"
 #include "hwclock/clock_model.h"
+#include "tests/unit/test_seed.h"
 
 namespace ntp::ctl {
 namespace {
 
-uint64_t seed() {
-  static const uint64_t s = [] {
-    const char* e = std::getenv("TEST_SEED");
-    const uint64_t v = e ? std::strtoull(e, nullptr, 0) : std::random_device{}();
-    std::fprintf(stderr, "test_steering: TEST_SEED=%llu\n", static_cast<unsigned long long>(v));
-    return v;
-  }();
-  return s;
-}
+uint64_t seed() { return ::ntp::test::seed(); }
 
 constexpr int64_t kTaiMinusUtcNs = 37'000'000'000;
 
