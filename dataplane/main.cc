@@ -84,7 +84,7 @@ void publish_provisional(proto::SegmentHeader& seg, double tsc_hz) {
 // the workers through a seqlock.
 class NicClockSampler {
  public:
-  NicClockSampler(std::vector<dp::Port>& ports) : ports_(ports) {
+  NicClockSampler(std::vector<dp::Port>& ports, double tsc_hz) : ports_(ports), tsc_ghz_(tsc_hz * 1e-9) {
     for (size_t i = 0; i < ports.size(); i++) {
       if (!ports[i].hw_timestamps) continue;
       hwclock::NicClockParams np;
@@ -122,13 +122,11 @@ class NicClockSampler {
       pi.nic_restarts.store(m.restarts(), std::memory_order_relaxed);
     }
   }
-  void set_tsc_hz(double hz) { tsc_ghz_ = hz * 1e-9; }
-
  private:
   std::vector<dp::Port>& ports_;
   std::array<std::unique_ptr<hwclock::NicClockMapper>, proto::kMaxPorts> mappers_;
   std::array<proto::Seqlock<hwclock::NicToTscMap>, proto::kMaxPorts> maps_;
-  double tsc_ghz_ = 1;
+  double tsc_ghz_;
 };
 
 void fill_port_info(proto::PortInfo& pi, const dp::Port& p) {
@@ -172,6 +170,8 @@ int run(const config::Config& cfg) {
   std::vector<rte_mempool*> pools;
   std::vector<dp::WorkerContext*> workers;
   dp::Segment segment;
+  // Outlives the workers (they read its maps until rte_eal_mp_wait_lcore).
+  std::unique_ptr<NicClockSampler> sampler;
   std::string err;
 
   const double tsc_hz = hwclock::calibrate_tsc_hz(100);
@@ -210,8 +210,7 @@ int run(const config::Config& cfg) {
     goto out;
   }
   {
-    NicClockSampler sampler(ports);
-    sampler.set_tsc_hz(tsc_hz);
+    sampler = std::make_unique<NicClockSampler>(ports, tsc_hz);
     proto::SegmentHeader& seg = *segment.header();
     std::snprintf(seg.sysname, sizeof seg.sysname, "%s", cfg.sysname.c_str());
     seg.n_ports = static_cast<uint32_t>(ports.size());
@@ -244,7 +243,7 @@ int run(const config::Config& cfg) {
         ctx->ports[i].identity = ports[i].identity;
         ctx->ports[i].gateway = cfg.interfaces[i].gateway.value_or(0);
         ctx->ports[i].tx_compensation_ns = ports[i].tx_compensation_ns;
-        ctx->ports[i].nic_map = sampler.map(i);
+        ctx->ports[i].nic_map = sampler->map(i);
         ctx->ports[i].ts_dynfield_offset = ports[i].ts_dynfield_offset;
         ctx->ports[i].ts_dynflag = ports[i].ts_dynflag;
       }
@@ -281,7 +280,7 @@ int run(const config::Config& cfg) {
       }
       if (now_raw - last_nic_sample > static_cast<uint64_t>(tsc_hz / 10)) {
         last_nic_sample = now_raw;
-        sampler.sample(seg);
+        sampler->sample(seg);
       }
       if (now_raw - last_link_check > static_cast<uint64_t>(tsc_hz)) {
         last_link_check = now_raw;
