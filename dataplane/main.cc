@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -305,7 +306,15 @@ out:
   segment.destroy();
   for (auto* w : workers) delete w;
   for (auto* mp : pools) rte_mempool_free(mp);
-  rte_eal_cleanup();
+  {
+    // EAL leaves its runtime directory (/var/run/dpdk/<file-prefix>: config
+    // and memory maps, for secondary processes, which we do not have) behind
+    // on exit; remove it so that every start and stop leaves nothing.
+    const std::string runtime_dir = rte_eal_get_runtime_dir();
+    rte_eal_cleanup();
+    std::error_code ec;
+    std::filesystem::remove_all(runtime_dir, ec);
+  }
   return rc;
 }
 

@@ -97,6 +97,37 @@ class HardwareTimestampTest(unittest.TestCase):
         self.run_lab("hx", "emulated_nic_clock = true\nemulated_nic_hz = 644531250\nemulated_nic_bits = 32\n"
                            "emulated_nic_frequency_ppm = -80\nemulated_nic_offset_ns = 27000000000\n"
                            "emulated_nic_read_jitter_ns = 5", 644531250 * (1 - 80e-6), min_seconds=7)
+    def test_hardware_mode_refused_without_timestamping_nic(self):
+        # net_af_packet offers no RX timestamps: `timestamping = "hardware"`
+        # refuses to start (saying why), nothing is left behind; `auto`
+        # falls back to software timestamps and says why.
+        ns = netlab.Namespace(netlab.unique("ntphr"))
+        peer = netlab.Namespace(netlab.unique("ntphp"))
+        netlab.veth_pair(ns, "dp0", peer, "eth0")
+        netlab.dataplane_side(ns, "dp0")
+        d = netlab.workdir("hr")
+        sysname = netlab.unique("H")
+        path = os.path.join(d, "hw.toml")
+        with open(path, "w") as f:
+            f.write(netlab.appliance_config(sysname, "net_af_packet0,iface=dp0", "10.0.1.31/24", refclock_master=2,
+                                            interface_extra='timestamping = "hardware"'))
+        r = ns.exec(netlab.DATAPLANE, "--config", path, check=False, timeout=60)
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assertIn('timestamping = "hardware", but the driver offers no RX timestamp offload', out)
+        self.assertFalse(os.path.exists(f"/dev/shm/ntp-test-{sysname}"), "shared memory was left behind")
+        self.assertFalse(os.path.exists(f"/var/run/dpdk/ntp-{sysname}"), "EAL runtime files were left behind")
+
+        app = netlab.Appliance(ns, sysname, d, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", "10.0.1.31/24", refclock_master=2)).start()
+        port = app.status()["ports"][0]
+        self.assertEqual(port["timestamping"], "software", port)
+        self.assertEqual(port["timestamp_reason"], "software: the driver offers no RX timestamp offload", port)
+        self.assertTrue(app.log_contains("dataplane", "receive timestamps: software: the driver offers no RX"))
+        self.assertIn("receive timestamps: software", app.ctl("ports"))
+        app.stop()
+        self.assertFalse(os.path.exists(f"/var/run/dpdk/ntp-{sysname}"), "EAL runtime files were left behind")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
