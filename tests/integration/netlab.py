@@ -50,6 +50,12 @@ atexit.register(_run_cleanups)
 
 
 def _on_signal(signum, frame):
+    # A second signal (timeout(1) forwarding what pkill also sent) must not
+    # re-enter the cleanup: that would kill the namespaces' processes with
+    # SIGKILL while the first pass is still stopping the appliance with
+    # SIGTERM, and the dataplane would leave its shared memory behind.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
     _run_cleanups()
     sys.exit(128 + signum)
 
