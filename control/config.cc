@@ -930,7 +930,8 @@ void check_clock(TableView& v) {
   const Value* phc = v.value("phc", kClock);
   const Seen* src = v.find("source");
   if (source && source->s == "phc" && !phc && src)
-    v.errs.add(*src->node, v.prefix + "source", "source = \"phc\" needs clock.phc, the PHC to follow (e.g. \"/dev/ptp0\")");
+    v.errs.add(*src->node, v.prefix + "source",
+               "source = \"phc\" needs clock.phc, the PHC to follow (e.g. \"/dev/ptp0\")");
   const Seen* steer = v.find("steer_phc");
   if (source && source->s == "phc" && phc && steer && steer->ok && steer->value.s == phc->s)
     v.errs.add(*steer->node, v.prefix + "steer_phc",
@@ -1208,6 +1209,14 @@ LoadResult load(const std::string& path) {
   }
   if (std::ferror(f.get())) return fail(errno ? errno : EIO);
   return parse(text, path);
+}
+
+std::optional<Config> load_or_report(const char* program, const std::string& path) {
+  LoadResult r = load(path);
+  if (r.ok()) return std::move(r.config);
+  for (const auto& e : r.errors) std::fprintf(stderr, "%s: %s\n", program, e.to_string().c_str());
+  std::fprintf(stderr, "%s: %zu error(s) in %s; nothing started\n", program, r.errors.size(), path.c_str());
+  return std::nullopt;
 }
 
 const std::vector<KeyDoc>& key_docs() {

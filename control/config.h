@@ -126,6 +126,10 @@ inline constexpr int kMaxDotsPerLine = 256;
 LoadResult parse(std::string_view text, std::string_view path);
 // Read and parse a file.
 LoadResult load(const std::string& path);
+// What both daemons do first: load path; on errors print each as
+// "<program>: file:line:column: key: message" and a count to stderr, and
+// return nothing (exit status 2, nothing started).
+std::optional<Config> load_or_report(const char* program, const std::string& path);
 
 // Formatting helpers shared by the daemons.
 std::string ipv4_to_string(uint32_t host_order);

@@ -486,24 +486,22 @@ int ControlPlane::run() {
   const std::string host = cfg_.stats_listen.substr(0, colon);
   const int port = std::stoi(cfg_.stats_listen.substr(colon + 1));
   httplib::Server http;
-  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    auto s = snapshot_.get();
-    if (!s) {
-      res.status = 503;
-      res.set_content("not attached to the dataplane yet\n", "text/plain");
-      return;
-    }
-    res.set_content(status::to_prometheus(*s), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  http.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
-    auto s = snapshot_.get();
-    if (!s) {
-      res.status = 503;
-      res.set_content("{\"error\":\"not attached to the dataplane yet\"}\n", "application/json");
-      return;
-    }
-    res.set_content(status::to_json(*s), "application/json");
-  });
+  // Both endpoints render the latest snapshot; 503 until there is one.
+  auto serve = [&](const char* path, const char* type, const char* not_yet,
+                   std::string (*render)(const status::Status&)) {
+    http.Get(path, [this, type, not_yet, render](const httplib::Request&, httplib::Response& res) {
+      auto s = snapshot_.get();
+      if (!s) {
+        res.status = 503;
+        res.set_content(not_yet, type);
+        return;
+      }
+      res.set_content(render(*s), type);
+    });
+  };
+  serve("/metrics", "text/plain; version=0.0.4; charset=utf-8", "not attached to the dataplane yet\n",
+        status::to_prometheus);
+  serve("/status", "application/json", "{\"error\":\"not attached to the dataplane yet\"}\n", status::to_json);
   if (!http.bind_to_port(host, port)) {
     spdlog::error("{}: stats.listen = \"{}\": cannot listen there (address in use or not ours?)", cfg_.path,
                   cfg_.stats_listen);
@@ -580,21 +578,17 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  const config::LoadResult r = config::load(config_path);
-  if (!r.ok()) {
-    for (const auto& e : r.errors) std::fprintf(stderr, "ntp-control: %s\n", e.to_string().c_str());
-    std::fprintf(stderr, "ntp-control: %zu error(s) in %s; nothing started\n", r.errors.size(), config_path.c_str());
-    return 2;
-  }
+  const std::optional<config::Config> cfg = config::load_or_report("ntp-control", config_path);
+  if (!cfg) return 2;
   if (check_only) {
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }
-  spdlog::set_level(spdlog::level::from_str(r.config->log_level));
+  spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-control[%P] %v");
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
-  ControlPlane cp(*r.config);
+  ControlPlane cp(*cfg);
   return cp.run();
 }

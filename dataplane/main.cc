@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <span>
 #include <cstring>
 #include <filesystem>
@@ -115,8 +116,8 @@ class NicClockSampler {
       pi.nic_map_valid = valid;
       // Ticks per second: the nominal rate (measured at port init) as the fit
       // corrects it, over the calibrated TSC.
-      pi.nic_clock_mhz.store(std::llround(ports_[i].nic_ticks_per_tsc * (1.0 + m.rate_ppm_vs_nominal() * 1e-6) * tsc_ghz_ * 1e12),
-                             std::memory_order_relaxed);
+      const double nic_hz = ports_[i].nic_ticks_per_tsc * (1.0 + m.rate_ppm_vs_nominal() * 1e-6) * tsc_ghz_ * 1e9;
+      pi.nic_clock_mhz.store(std::llround(nic_hz * 1e3), std::memory_order_relaxed);
       pi.nic_residual_ps.store(std::llround(m.residual_rms_ticks() / tsc_ghz_ * 1000.0), std::memory_order_relaxed);
       pi.nic_rounds.store(m.rounds(), std::memory_order_relaxed);
       pi.nic_outliers.store(m.outliers(), std::memory_order_relaxed);
@@ -344,17 +345,13 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  const config::LoadResult r = config::load(config_path);
-  if (!r.ok()) {
-    for (const auto& e : r.errors) std::fprintf(stderr, "ntp-dataplane: %s\n", e.to_string().c_str());
-    std::fprintf(stderr, "ntp-dataplane: %zu error(s) in %s; nothing started\n", r.errors.size(), config_path.c_str());
-    return 2;
-  }
+  const std::optional<config::Config> cfg = config::load_or_report("ntp-dataplane", config_path);
+  if (!cfg) return 2;
   if (check_only) {
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }
-  spdlog::set_level(spdlog::level::from_str(r.config->log_level));
+  spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-dataplane[%P] %v");
-  return run(*r.config);
+  return run(*cfg);
 }
