@@ -23,12 +23,12 @@
 #include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
 
-#include "control/config.h"
-#include "control/engine.h"
+#include "config/config.h"
+#include "control/ntp/engine.h"
 #include "control/segment_client.h"
 #include "control/steering.h"
-#include "control/status.h"
-#include "control/system_state.h"
+#include "control/status/status.h"
+#include "control/ntp/system_state.h"
 #include "control/timescale.h"
 #include "hwclock/clock_driver.h"
 #include "hwclock/clock_model.h"
@@ -36,6 +36,7 @@
 #include "hwclock/servo.h"
 #include "hwclock/system_clock.h"
 #include "hwclock/tsc.h"
+#include "proto/inet.h"
 #include "proto/ntp_packet.h"
 
 #ifndef NTP_APPLIANCE_VERSION
@@ -266,7 +267,7 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
     t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
     std::memcpy(t.payload, o.payload.data(), o.payload.size());
     if (rte_ring_enqueue_elem(seg_.tx_ring(), &t, sizeof t) != 0 && tx_ring_full_++ % 100 == 0)
-      spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", config::ipv4_to_string(o.dst_ip));
+      spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", proto::ipv4_to_string(o.dst_ip));
   }
   out = {};
 }
@@ -405,7 +406,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
     std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4],
                   p.mac[5]);
     ps.mac = mac;
-    ps.address = config::ipv4_to_string(p.ipv4) + "/" + std::to_string(p.prefix_len);
+    ps.address = proto::ipv4_to_string(p.ipv4) + "/" + std::to_string(p.prefix_len);
     ps.ntp_server = p.ntp_server;
     ps.timestamping = p.timestamping == proto::kTimestampHardware ? "hardware" : "software";
     ps.timestamp_reason = std::string(p.timestamp_reason, strnlen(p.timestamp_reason, sizeof p.timestamp_reason));
@@ -482,9 +483,9 @@ int ControlPlane::run() {
   }
 
   // The stats endpoint.
-  const auto colon = cfg_.stats_listen.rfind(':');
-  const std::string host = cfg_.stats_listen.substr(0, colon);
-  const int port = std::stoi(cfg_.stats_listen.substr(colon + 1));
+  const proto::HostPort listen = proto::split_host_port(cfg_.stats_listen).value();  // validated by config
+  const std::string& host = listen.host;
+  const int port = listen.port;
   httplib::Server http;
   // Both endpoints render the latest snapshot; 503 until there is one.
   auto serve = [&](const char* path, const char* type, const char* not_yet,

@@ -15,8 +15,9 @@
 
 #include <httplib.h>
 
-#include "control/config.h"
-#include "control/status.h"
+#include "config/config.h"
+#include "proto/inet.h"
+#include "control/status/status.h"
 
 namespace {
 
@@ -128,15 +129,14 @@ std::optional<std::string> endpoint_from_config(const std::string& path) {
     if (r.errors.empty()) std::fprintf(stderr, "ntpctl: %s: cannot load the configuration\n", path.c_str());
     return std::nullopt;
   }
-  std::string listen = r.config->stats_listen;
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) {
+  const std::string& listen = r.config->stats_listen;
+  std::optional<ntp::proto::HostPort> hp = ntp::proto::split_host_port(listen);
+  if (!hp) {
     std::fprintf(stderr, "ntpctl: %s: stats listen address '%s' has no port\n", path.c_str(), listen.c_str());
     return std::nullopt;
   }
-  std::string host = listen.substr(0, colon);
-  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-  return "http://" + host + listen.substr(colon);
+  if (hp->host == "0.0.0.0" || hp->host.empty()) hp->host = "127.0.0.1";
+  return "http://" + hp->host + ":" + std::to_string(hp->port);
 }
 
 std::string reason(httplib::Error e) {

@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "control/config.h"
+#include "config/config.h"
 #include "hwclock/clock_model.h"
 #include "hwclock/correction.h"
 #include "hwclock/tsc.h"

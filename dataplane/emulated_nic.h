@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <random>
 
-#include "control/config.h"
+#include "config/config.h"
 
 struct rte_mbuf;
 

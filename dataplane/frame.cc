@@ -19,17 +19,15 @@ FrameVerdict drop(DropReason r) {
   return v;
 }
 
-uint32_t netmask(uint8_t prefix_len) { return prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - prefix_len); }
-
 bool in_subnet(const PortIdentity& port, uint32_t ip) {
-  const uint32_t m = netmask(port.prefix_len);
+  const uint32_t m = proto::netmask(port.prefix_len);
   return (ip & m) == (port.ipv4 & m);
 }
 
 // Sources we never answer: a reply to them would go nowhere or everywhere
 // (a spoofed broadcast source turns us into an amplifier).
 bool bad_source(const PortIdentity& port, uint32_t src) {
-  const uint32_t m = netmask(port.prefix_len);
+  const uint32_t m = proto::netmask(port.prefix_len);
   return src == 0 || src == 0xFFFFFFFF || (src >> 28) == 0xE || (src >> 24) == 127 || src == port.ipv4 ||
          (port.prefix_len < 31 && (src & ~m) == ~m && (src & m) == (port.ipv4 & m));
 }
@@ -41,8 +39,8 @@ void eth_reply(uint8_t* eth, const PortIdentity& port) {
 }
 
 void ipv4_finish(uint8_t* ip) {
-  wr16(ip + 10, 0);
-  wr16(ip + 10, csum_finish(csum_add(0, ip, kIpv4MinHeaderLen)));
+  proto::store_be16(ip + 10, 0);
+  proto::store_be16(ip + 10, csum_finish(csum_add(0, ip, kIpv4MinHeaderLen)));
 }
 
 FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, NeighbourTable& neighbours,
@@ -50,12 +48,12 @@ FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, Neig
   if (len < kEthHeaderLen + kArpLen) return drop(DropReason::kBadArp);
   uint8_t* a = eth + kEthHeaderLen;
   // RFC 826 for Ethernet/IPv4: htype 1, ptype 0x0800, hlen 6, plen 4.
-  if (rd16(a) != 1 || rd16(a + 2) != kEtherTypeIpv4 || a[4] != 6 || a[5] != 4) return drop(DropReason::kBadArp);
-  const uint16_t op = rd16(a + 6);
+  if (proto::load_be16(a) != 1 || proto::load_be16(a + 2) != kEtherTypeIpv4 || a[4] != 6 || a[5] != 4) return drop(DropReason::kBadArp);
+  const uint16_t op = proto::load_be16(a + 6);
   if (op != 1 && op != 2) return drop(DropReason::kBadArp);
   const uint8_t* sender_mac = a + 8;
-  const uint32_t sender_ip = rd32(a + 14);
-  const uint32_t target_ip = rd32(a + 24);
+  const uint32_t sender_ip = proto::load_be32(a + 14);
+  const uint32_t target_ip = proto::load_be32(a + 24);
   const bool learnable =
       sender_ip != 0 && in_subnet(port, sender_ip) && !bad_source(port, sender_ip) && (sender_mac[0] & 1) == 0;
   if (target_ip != port.ipv4) {
@@ -80,11 +78,11 @@ FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, Neig
   uint8_t requester_mac[6];
   std::memcpy(requester_mac, sender_mac, 6);
   eth_reply(eth, port);
-  wr16(a + 6, 2);
+  proto::store_be16(a + 6, 2);
   std::memcpy(a + 18, requester_mac, 6);
-  wr32(a + 24, sender_ip);
+  proto::store_be32(a + 24, sender_ip);
   std::memcpy(a + 8, port.mac, 6);
-  wr32(a + 14, port.ipv4);
+  proto::store_be32(a + 14, port.ipv4);
   v.action = FrameAction::kTransmit;
   v.kind = ReplyKind::kArp;
   v.len = static_cast<uint16_t>(kEthHeaderLen + kArpLen);
@@ -96,7 +94,7 @@ FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortI
   const size_t icmp_len = ip_total - kIpv4MinHeaderLen;
   if (icmp_len < kIcmpHeaderLen || csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) return drop(DropReason::kBadIcmp);
   if (icmp[0] != 8 || icmp[1] != 0) return drop(DropReason::kIcmpNotEcho);  // only echo request
-  const uint32_t src = rd32(ip + 12);
+  const uint32_t src = proto::load_be32(ip + 12);
   if (bad_source(port, src)) return drop(DropReason::kBadSourceAddress);
 
   // Echo reply (RFC 792): type 0, same identifier, sequence and data. The
@@ -104,10 +102,10 @@ FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortI
   // update gives 0x0000 where the reply's words sum to zero (identifier,
   // sequence and data all zero), and only 0xFFFF is right there.
   icmp[0] = 0;
-  wr16(icmp + 2, 0);
-  wr16(icmp + 2, csum_finish(csum_add(0, icmp, icmp_len)));
-  wr32(ip + 16, src);
-  wr32(ip + 12, port.ipv4);
+  proto::store_be16(icmp + 2, 0);
+  proto::store_be16(icmp + 2, csum_finish(csum_add(0, icmp, icmp_len)));
+  proto::store_be32(ip + 16, src);
+  proto::store_be32(ip + 12, port.ipv4);
   ip[8] = kDefaultTtl;
   ipv4_finish(ip);
   eth_reply(eth, port);
@@ -123,16 +121,16 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   uint8_t* udp = ip + kIpv4MinHeaderLen;
   const size_t l4_len = ip_total - kIpv4MinHeaderLen;
   if (l4_len < kUdpHeaderLen) return drop(DropReason::kBadUdpLength);
-  const uint16_t udp_len = rd16(udp + 4);
+  const uint16_t udp_len = proto::load_be16(udp + 4);
   if (udp_len < kUdpHeaderLen || udp_len > l4_len) return drop(DropReason::kBadUdpLength);
-  const uint32_t src = rd32(ip + 12);
-  const uint32_t dst = rd32(ip + 16);
-  if (rd16(udp + 6) != 0) {  // 0: the sender did not compute one (RFC 768)
+  const uint32_t src = proto::load_be32(ip + 12);
+  const uint32_t dst = proto::load_be32(ip + 16);
+  if (proto::load_be16(udp + 6) != 0) {  // 0: the sender did not compute one (RFC 768)
     const uint64_t sum = csum_add(pseudo_header_sum(src, dst, kIpProtoUdp, udp_len), udp, udp_len);
     if (csum_fold(sum) != 0xFFFF) return drop(DropReason::kBadUdpChecksum);
   }
-  if (rd16(udp + 2) != proto::kNtpPort) return drop(DropReason::kUdpPortClosed);
-  if (bad_source(port, src) || rd16(udp) == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
+  if (proto::load_be16(udp + 2) != proto::kNtpPort) return drop(DropReason::kUdpPortClosed);
+  if (bad_source(port, src) || proto::load_be16(udp) == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
 
   uint8_t* ntp = udp + kUdpHeaderLen;
   const size_t ntp_len = udp_len - kUdpHeaderLen;
@@ -147,37 +145,37 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
       v.ntp_len = static_cast<uint16_t>(ntp_len);
       v.src_ip = src;
       v.dst_ip = dst;
-      v.src_port = rd16(udp);
-      v.dst_port = rd16(udp + 2);
+      v.src_port = proto::load_be16(udp);
+      v.dst_port = proto::load_be16(udp + 2);
       return v;
     case NtpAction::kReply: break;
   }
 
   // UDP: from port 123 to the client's port; checksum over the reply with
   // the transmit timestamp still zero (stamp_transmit adds it).
-  const uint16_t client_port = rd16(udp);
+  const uint16_t client_port = proto::load_be16(udp);
   const uint16_t reply_udp_len = static_cast<uint16_t>(kUdpHeaderLen + d.reply_len);
-  wr16(udp, proto::kNtpPort);
-  wr16(udp + 2, client_port);
-  wr16(udp + 4, reply_udp_len);
+  proto::store_be16(udp, proto::kNtpPort);
+  proto::store_be16(udp + 2, client_port);
+  proto::store_be16(udp + 4, reply_udp_len);
   // From the values, not by reading back the bytes just written. A
   // crypto-NAK (four zero bytes) adds nothing to the sum.
   const uint64_t usum = pseudo_header_sum(dst, src, kIpProtoUdp, reply_udp_len) + proto::kNtpPort + client_port +
                         reply_udp_len + d.reply_sum;
   const uint16_t ck = csum_finish(usum);
-  wr16(udp + 6, ck == 0 ? 0xFFFF : ck);
+  proto::store_be16(udp + 6, ck == 0 ? 0xFFFF : ck);
 
   // IPv4: a fresh 20-byte header (the request had no options), DF set and
   // ID zero as RFC 6864 allows for atomic datagrams.
-  wr16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + reply_udp_len));
-  wr16(ip + 4, 0);
-  wr16(ip + 6, 0x4000);
+  proto::store_be16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + reply_udp_len));
+  proto::store_be16(ip + 4, 0);
+  proto::store_be16(ip + 6, 0x4000);
   ip[8] = kDefaultTtl;
-  wr32(ip + 12, dst);
-  wr32(ip + 16, src);
+  proto::store_be32(ip + 12, dst);
+  proto::store_be32(ip + 16, src);
   const uint64_t isum = (uint64_t{ip[0]} << 8 | ip[1]) + kIpv4MinHeaderLen + reply_udp_len + 0x4000 +
                         (uint64_t{kDefaultTtl} << 8 | kIpProtoUdp) + src + dst;
-  wr16(ip + 10, csum_finish(isum));
+  proto::store_be16(ip + 10, csum_finish(isum));
   eth_reply(eth, port);
 
   v.action = FrameAction::kTransmit;
@@ -194,11 +192,11 @@ FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, con
   const size_t avail = len - kEthHeaderLen;
   if (avail < kIpv4MinHeaderLen || (ip[0] >> 4) != 4) return drop(DropReason::kBadIpHeader);
   const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
-  const size_t total = rd16(ip + 2);  // frames may carry Ethernet padding beyond it
+  const size_t total = proto::load_be16(ip + 2);  // frames may carry Ethernet padding beyond it
   if (ihl < kIpv4MinHeaderLen || total < ihl || total > avail) return drop(DropReason::kBadIpHeader);
-  if (rd32(ip + 16) != port.ipv4) return drop(DropReason::kNotForUs);
+  if (proto::load_be32(ip + 16) != port.ipv4) return drop(DropReason::kNotForUs);
   if (csum_fold(csum_add(0, ip, ihl)) != 0xFFFF) return drop(DropReason::kBadIpChecksum);
-  if ((rd16(ip + 6) & 0x3FFF) != 0) return drop(DropReason::kIpFragment);  // MF or an offset
+  if ((proto::load_be16(ip + 6) & 0x3FFF) != 0) return drop(DropReason::kIpFragment);  // MF or an offset
   if (ihl != kIpv4MinHeaderLen) return drop(DropReason::kIpOptions);
   switch (ip[9]) {
     case kIpProtoUdp: return handle_udp(eth, ip, total, port, params, rx);
@@ -217,7 +215,7 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
     return drop(DropReason::kNotForUs);
   // A group source MAC is forged: an answer to it would flood the segment.
   if (buf[6] & 1) return drop(DropReason::kBadSourceAddress);
-  switch (rd16(buf + 12)) {
+  switch (proto::load_be16(buf + 12)) {
     case kEtherTypeIpv4: return handle_ipv4(buf, len, port, params, rx);
     case kEtherTypeArp: return handle_arp(buf, len, port, neighbours, now_ns);
     default: return drop(DropReason::kUnsupportedEthertype);
@@ -228,8 +226,8 @@ void stamp_transmit(uint8_t* frame, uint16_t ntp_offset, proto::NtpTimestamp tx)
   uint8_t* ntp = frame + ntp_offset;
   proto::store_ts(ntp + proto::offs::kTransmit, tx);
   uint8_t* udp_check = ntp - kUdpHeaderLen + 6;
-  const uint16_t ck = csum_add_words(rd16(udp_check), tx.seconds, tx.fraction);
-  wr16(udp_check, ck == 0 ? 0xFFFF : ck);
+  const uint16_t ck = csum_add_words(proto::load_be16(udp_check), tx.seconds, tx.fraction);
+  proto::store_be16(udp_check, ck == 0 ? 0xFFFF : ck);
 }
 
 size_t build_udp_frame(uint8_t* buf, const uint8_t* src_mac, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip,
@@ -239,40 +237,40 @@ size_t build_udp_frame(uint8_t* buf, const uint8_t* src_mac, const uint8_t* dst_
   const uint16_t udp_len = static_cast<uint16_t>(kUdpHeaderLen + payload_len);
   std::memcpy(buf, dst_mac, 6);
   std::memcpy(buf + 6, src_mac, 6);
-  wr16(buf + 12, kEtherTypeIpv4);
+  proto::store_be16(buf + 12, kEtherTypeIpv4);
   ip[0] = 0x45;
   ip[1] = 0xB8;  // DSCP EF: time packets want the least queueing
-  wr16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + udp_len));
-  wr16(ip + 4, 0);
-  wr16(ip + 6, 0x4000);
+  proto::store_be16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + udp_len));
+  proto::store_be16(ip + 4, 0);
+  proto::store_be16(ip + 6, 0x4000);
   ip[8] = kDefaultTtl;
   ip[9] = kIpProtoUdp;
-  wr32(ip + 12, src_ip);
-  wr32(ip + 16, dst_ip);
+  proto::store_be32(ip + 12, src_ip);
+  proto::store_be32(ip + 16, dst_ip);
   ipv4_finish(ip);
-  wr16(udp, src_port);
-  wr16(udp + 2, dst_port);
-  wr16(udp + 4, udp_len);
-  wr16(udp + 6, 0);
+  proto::store_be16(udp, src_port);
+  proto::store_be16(udp + 2, dst_port);
+  proto::store_be16(udp + 4, udp_len);
+  proto::store_be16(udp + 6, 0);
   const uint16_t ck = csum_finish(csum_add(pseudo_header_sum(src_ip, dst_ip, kIpProtoUdp, udp_len), udp, udp_len));
-  wr16(udp + 6, ck == 0 ? 0xFFFF : ck);
+  proto::store_be16(udp + 6, ck == 0 ? 0xFFFF : ck);
   return kEthHeaderLen + kIpv4MinHeaderLen + udp_len;
 }
 
 size_t build_arp_request(uint8_t* buf, const uint8_t* src_mac, uint32_t src_ip, uint32_t target_ip) {
   std::memcpy(buf, kBroadcastMac, 6);
   std::memcpy(buf + 6, src_mac, 6);
-  wr16(buf + 12, kEtherTypeArp);
+  proto::store_be16(buf + 12, kEtherTypeArp);
   uint8_t* a = buf + kEthHeaderLen;
-  wr16(a, 1);  // Ethernet
-  wr16(a + 2, kEtherTypeIpv4);
+  proto::store_be16(a, 1);  // Ethernet
+  proto::store_be16(a + 2, kEtherTypeIpv4);
   a[4] = 6;
   a[5] = 4;
-  wr16(a + 6, 1);  // request
+  proto::store_be16(a + 6, 1);  // request
   std::memcpy(a + 8, src_mac, 6);
-  wr32(a + 14, src_ip);
+  proto::store_be32(a + 14, src_ip);
   std::memset(a + 18, 0, 6);
-  wr32(a + 24, target_ip);
+  proto::store_be32(a + 24, target_ip);
   return kEthHeaderLen + kArpLen;
 }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "proto/inet.h"
+
 namespace ntp::dp {
 
 inline constexpr size_t kEthHeaderLen = 14;
@@ -21,31 +23,18 @@ inline constexpr uint8_t kIpProtoIcmp = 1;
 inline constexpr uint8_t kIpProtoUdp = 17;
 inline constexpr uint8_t kDefaultTtl = 64;
 
-inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline void wr16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline uint32_t rd32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-inline void wr32(uint8_t* p, uint32_t v) {
-  wr16(p, static_cast<uint16_t>(v >> 16));
-  wr16(p + 2, static_cast<uint16_t>(v));
-}
-
 // One's-complement sum of big-endian 16-bit words, not yet folded. An odd
 // trailing byte is padded with zero (RFC 1071).
 inline uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {
   // Add 32-bit big-endian words into a 64-bit accumulator; folding later
   // gives the same result as 16-bit one's-complement addition.
   while (len >= 4) {
-    sum += rd32(p);
+    sum += proto::load_be32(p);
     p += 4;
     len -= 4;
   }
   if (len >= 2) {
-    sum += rd16(p);
+    sum += proto::load_be16(p);
     p += 2;
     len -= 2;
   }

@@ -23,7 +23,7 @@
 #include <rte_mbuf.h>
 #include <spdlog/spdlog.h>
 
-#include "control/config.h"
+#include "config/config.h"
 #include "dataplane/port.h"
 #include "dataplane/segment.h"
 #include "dataplane/worker.h"
@@ -200,7 +200,7 @@ int run(const config::Config& cfg) {
     }
     spdlog::info("port {} {} ({}, driver {}): {}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
                  "ntp server {}, receive timestamps: {}, tx compensation {} ns",
-                 p.port_id, p.name, p.device, p.driver, config::ipv4_to_string(p.identity.ipv4),
+                 p.port_id, p.name, p.device, p.driver, proto::ipv4_to_string(p.identity.ipv4),
                  p.identity.prefix_len, p.identity.mac[0], p.identity.mac[1], p.identity.mac[2], p.identity.mac[3],
                  p.identity.mac[4], p.identity.mac[5], p.link_up ? "up" : "down",
                  p.identity.ntp_server ? "on" : "off", p.timestamp_reason, p.tx_compensation_ns);

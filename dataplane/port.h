@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "control/config.h"
+#include "config/config.h"
 #include "dataplane/emulated_nic.h"
 #include "dataplane/frame.h"
 

@@ -102,7 +102,6 @@ ParseResult parse(std::span<const uint8_t> buf) {
 }
 
 std::string refid_to_string(uint32_t refid, uint8_t stratum) {
-  char out[32];
   if (refid == kRefidLocal) return "LOCAL(0)";
   if (stratum <= 1) {
     // ASCII, padded with NULs (RFC 5905 section 7.3); show printable only.
@@ -114,9 +113,7 @@ std::string refid_to_string(uint32_t refid, uint8_t stratum) {
     }
     return s;
   }
-  std::snprintf(out, sizeof out, "%u.%u.%u.%u", refid >> 24, (refid >> 16) & 0xFF, (refid >> 8) & 0xFF,
-                refid & 0xFF);
-  return out;
+  return ipv4_to_string(refid);
 }
 
 }  // namespace ntp::proto

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 
+#include "proto/inet.h"
 #include "proto/ntp_time.h"
 
 namespace ntp::proto {
@@ -107,21 +108,6 @@ NtpHeader read_header(const uint8_t* buf);
 // Writes the fixed header (48 bytes).
 void write_header(const NtpHeader& h, uint8_t* out);
 
-// Big-endian helpers shared by the packet code.
-inline uint32_t load_be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-inline void store_be32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-inline uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline void store_be16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
 inline NtpTimestamp load_ts(const uint8_t* p) { return {load_be32(p), load_be32(p + 4)}; }
 inline void store_ts(uint8_t* p, NtpTimestamp t) {
   store_be32(p, t.seconds);

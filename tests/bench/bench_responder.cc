@@ -28,7 +28,7 @@
 #include "hwclock/tsc.h"
 #include "proto/ntp_packet.h"
 #include "proto/ntp_time.h"
-#include "tests/unit/golden/requests.h"
+#include "tests/support/golden/requests.h"
 
 namespace {
 

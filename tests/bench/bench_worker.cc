@@ -61,7 +61,7 @@
 #include "hwclock/tsc.h"
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
-#include "tests/unit/golden/requests.h"
+#include "tests/support/golden/requests.h"
 
 // ---- heap allocation counting ------------------------------------------
 // glibc lets a program replace malloc; these forward to glibc's own
@@ -181,13 +181,13 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
   const uint8_t* ntp = udp + kUdpHeaderLen;
   const Template* t = nullptr;
   for (const auto& x : tpl)
-    if (rd16(udp + 2) == x.client_port) t = &x;
+    if (proto::load_be16(udp + 2) == x.client_port) t = &x;
   if (!t) return "UDP destination is no client's port";
   if (std::memcmp(f, t->frame + 6, 6) != 0 || std::memcmp(f + 6, kPortMac, 6) != 0) return "Ethernet addresses";
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) return "IPv4 header checksum";
-  if (rd32(ip + 12) != kPortIp || rd32(ip + 16) != t->client_ip) return "IPv4 addresses";
-  if (rd16(udp) != proto::kNtpPort) return "UDP source port";
-  if (csum_fold(csum_add(pseudo_header_sum(kPortIp, t->client_ip, kIpProtoUdp, rd16(udp + 4)), udp, rd16(udp + 4))) !=
+  if (proto::load_be32(ip + 12) != kPortIp || proto::load_be32(ip + 16) != t->client_ip) return "IPv4 addresses";
+  if (proto::load_be16(udp) != proto::kNtpPort) return "UDP source port";
+  if (csum_fold(csum_add(pseudo_header_sum(kPortIp, t->client_ip, kIpProtoUdp, proto::load_be16(udp + 4)), udp, proto::load_be16(udp + 4))) !=
       0xFFFF)
     return "UDP checksum";
   const proto::ParseResult r = proto::parse({ntp, 48});

@@ -1,5 +1,5 @@
 // libFuzzer target: ntp::config::parse on arbitrary text. The contract
-// (control/config.h): never throws, any input yields a config or errors;
+// (config/config.h): never throws, any input yields a config or errors;
 // inputs over kMaxFileBytes and lines with more than kMaxDotsPerLine dots
 // are refused with an error. Invariants:
 //  - exactly one of: a config, or at least one error
@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "control/config.h"
+#include "config/config.h"
 
 namespace {
 

@@ -69,31 +69,31 @@ ReplyParams make_params(bool synchronized) {
 
 // Recomputes the checksums the flags ask for, where the headers are there.
 void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {
-  if (len < kEthHeaderLen + kIpv4MinHeaderLen || rd16(f + 12) != kEtherTypeIpv4) return;
+  if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return;
   uint8_t* ip = f + kEthHeaderLen;
   const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
-  const size_t total = rd16(ip + 2);
+  const size_t total = proto::load_be16(ip + 2);
   if (ihl < kIpv4MinHeaderLen || ihl > len - kEthHeaderLen) return;
   if (total >= ihl && total <= len - kEthHeaderLen) {
     uint8_t* l4 = ip + ihl;
     const size_t l4_len = total - ihl;
     if ((flags & 2) && ip[9] == kIpProtoUdp && l4_len >= kUdpHeaderLen) {
-      const uint16_t udp_len = rd16(l4 + 4);
+      const uint16_t udp_len = proto::load_be16(l4 + 4);
       if (udp_len >= kUdpHeaderLen && udp_len <= l4_len) {
-        wr16(l4 + 6, 0);
+        proto::store_be16(l4 + 6, 0);
         const uint16_t ck =
-            csum_finish(csum_add(pseudo_header_sum(rd32(ip + 12), rd32(ip + 16), kIpProtoUdp, udp_len), l4, udp_len));
-        wr16(l4 + 6, ck == 0 ? 0xFFFF : ck);
+            csum_finish(csum_add(pseudo_header_sum(proto::load_be32(ip + 12), proto::load_be32(ip + 16), kIpProtoUdp, udp_len), l4, udp_len));
+        proto::store_be16(l4 + 6, ck == 0 ? 0xFFFF : ck);
       }
     }
     if ((flags & 4) && ip[9] == kIpProtoIcmp && l4_len >= kIcmpHeaderLen) {
-      wr16(l4 + 2, 0);
-      wr16(l4 + 2, csum_finish(csum_add(0, l4, l4_len)));
+      proto::store_be16(l4 + 2, 0);
+      proto::store_be16(l4 + 2, csum_finish(csum_add(0, l4, l4_len)));
     }
   }
   if (flags & 1) {
-    wr16(ip + 10, 0);
-    wr16(ip + 10, csum_finish(csum_add(0, ip, ihl)));
+    proto::store_be16(ip + 10, 0);
+    proto::store_be16(ip + 10, csum_finish(csum_add(0, ip, ihl)));
   }
 }
 
@@ -103,9 +103,9 @@ void check_ipv4_reply(const uint8_t* in, const uint8_t* out, const FrameVerdict&
   if (v.len < kEthHeaderLen + kIpv4MinHeaderLen) fail("IPv4 reply shorter than its headers", len);
   if (ip[0] != 0x45) fail("IPv4 reply header is not version 4 / 20 bytes", len);
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) fail("IPv4 header checksum invalid", len);
-  if (size_t{rd16(ip + 2)} + kEthHeaderLen != v.len) fail("IPv4 total length does not match the frame", len);
-  if (rd32(ip + 12) != port.ipv4) fail("IPv4 reply not from our address", len);
-  if (rd32(ip + 16) != rd32(in + kEthHeaderLen + 12)) fail("IPv4 reply not to the sender", len);
+  if (size_t{proto::load_be16(ip + 2)} + kEthHeaderLen != v.len) fail("IPv4 total length does not match the frame", len);
+  if (proto::load_be32(ip + 12) != port.ipv4) fail("IPv4 reply not from our address", len);
+  if (proto::load_be32(ip + 16) != proto::load_be32(in + kEthHeaderLen + 12)) fail("IPv4 reply not to the sender", len);
 }
 
 }  // namespace
@@ -157,10 +157,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case ReplyKind::kArp: {
       if (v.len != kEthHeaderLen + kArpLen) fail("ARP reply length", len);
       const uint8_t* a = f + kEthHeaderLen;
-      if (rd16(f + 12) != kEtherTypeArp || rd16(a + 6) != 2) fail("ARP reply is not op 2", len);
-      if (std::memcmp(a + 8, port.mac, 6) != 0 || rd32(a + 14) != port.ipv4) fail("ARP reply sender not us", len);
+      if (proto::load_be16(f + 12) != kEtherTypeArp || proto::load_be16(a + 6) != 2) fail("ARP reply is not op 2", len);
+      if (std::memcmp(a + 8, port.mac, 6) != 0 || proto::load_be32(a + 14) != port.ipv4) fail("ARP reply sender not us", len);
       const uint8_t* q = in.get() + kEthHeaderLen;
-      if (std::memcmp(a + 18, q + 8, 6) != 0 || rd32(a + 24) != rd32(q + 14)) fail("ARP reply target not the requester", len);
+      if (std::memcmp(a + 18, q + 8, 6) != 0 || proto::load_be32(a + 24) != proto::load_be32(q + 14)) fail("ARP reply target not the requester", len);
       return 0;
     }
     case ReplyKind::kIcmpEcho: {
@@ -180,14 +180,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
   stamp_transmit(buf.get(), v.ntp_offset, tx);
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
-  const uint16_t udp_len = rd16(udp + 4);
+  const uint16_t udp_len = proto::load_be16(udp + 4);
   if (size_t{udp_len} + kIpv4MinHeaderLen + kEthHeaderLen != v.len) fail("UDP length does not match the frame", len);
-  if (rd16(udp + 6) == 0) fail("UDP checksum left zero", len);
-  if (csum_fold(csum_add(pseudo_header_sum(rd32(ip + 12), rd32(ip + 16), kIpProtoUdp, udp_len), udp, udp_len)) !=
+  if (proto::load_be16(udp + 6) == 0) fail("UDP checksum left zero", len);
+  if (csum_fold(csum_add(pseudo_header_sum(proto::load_be32(ip + 12), proto::load_be32(ip + 16), kIpProtoUdp, udp_len), udp, udp_len)) !=
       0xFFFF)
     fail("UDP checksum invalid after stamp_transmit", len);
   const uint8_t* qudp = in.get() + kEthHeaderLen + size_t{(in[kEthHeaderLen] & 0x0Fu)} * 4;
-  if (rd16(udp) != proto::kNtpPort || rd16(udp + 2) != rd16(qudp)) fail("NTP reply ports", len);
+  if (proto::load_be16(udp) != proto::kNtpPort || proto::load_be16(udp + 2) != proto::load_be16(qudp)) fail("NTP reply ports", len);
   const auto r = proto::parse({f + v.ntp_offset, size_t{udp_len} - kUdpHeaderLen});
   if (!r.ok()) fail("NTP reply does not parse", len);
   if (r.packet.header.mode != proto::Mode::kServer) fail("NTP reply is not mode 4", len);

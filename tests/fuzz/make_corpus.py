@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets into tests/fuzz/corpus/<target>/.
 
-The NTP requests are the captured ones of tests/unit/golden/requests.h
+The NTP requests are the captured ones of tests/support/golden/requests.h
 (chronyd 4.3 and ntpdig); the frames wrap them in Ethernet/IPv4/UDP for the
 fuzzed port 02:00:00:00:00:01 / 10.0.1.31. Re-run after changing a target's
 input layout: `python3 tests/fuzz/make_corpus.py`.
@@ -22,7 +22,7 @@ CLIENT_IP = bytes([10, 0, 1, 2])
 
 
 def golden_requests():
-    text = (ROOT / "tests/unit/golden/requests.h").read_text()
+    text = (ROOT / "tests/support/golden/requests.h").read_text()
     out = {}
     for name, body in re.findall(r"inline constexpr uint8_t (k\w+)\[\d+\] = \{([^}]*)\}", text):
         out[name] = bytes(int(x, 16) for x in re.findall(r"0x[0-9a-fA-F]{2}", body))

@@ -18,7 +18,7 @@
 #include <random>
 #include <vector>
 
-#include "control/engine.h"
+#include "control/ntp/engine.h"
 #include "hwclock/correction.h"
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"

@@ -5,7 +5,7 @@
 // starts at -theta0 (so the true offset, reference - ours, is theta0) and
 // grows at the oscillator's frequency error f (ppb, optionally a random walk)
 // plus the discipline's correction: a hwclock::Correction on the true-time
-// axis, ordered exactly as the control plane orders it (control/engine.cc).
+// axis, ordered exactly as the control plane orders it (control/ntp/engine.cc).
 // Every poll interval the control plane measures the offset as an NTP
 // exchange would: true offset + (d_out - d_back)/2 with both one-way delays
 // exponential with mean d (Laplace noise, RMS d/sqrt(2); error bound

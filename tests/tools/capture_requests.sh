@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Captures real NTP client requests from ntpdig (ntpsec) and chronyd and
-# writes them as golden test vectors to tests/unit/golden/requests.h.
+# writes them as golden test vectors to tests/support/golden/requests.h.
 #
 # Run as root:  tests/tools/capture_requests.sh [output.h]
 #
@@ -18,7 +18,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/../unit/golden/requests.h}
+out=${1:-$here/../support/golden/requests.h}
 chrony_secs=${CHRONY_SECS:-7}   # iburst with minpoll -4: a request every 2 s
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -7,6 +7,7 @@
 // SimulatedClock alone, and on a read-only PHC whose refusal happens
 // before any system call.
 #include "hwclock/clock_driver.h"
+#include "tests/support/simulated_clock.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

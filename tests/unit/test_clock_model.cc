@@ -2,7 +2,7 @@
 // timebase ticks to Unix ns, the virtual oscillator, and the tracker that
 // follows a reference clock from noisy cross-timestamps.
 #include "hwclock/clock_model.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
-// The configuration loader (control/config.h): the seed's DeviceC file,
+// The configuration loader (config/config.h): the seed's DeviceC file,
 // defaults, every kind of error with its exact file:line:column and key,
 // and key_docs() against the parser so that the docs and the table cannot
 // drift.
-#include "control/config.h"
-#include "tests/unit/test_seed.h"
+#include "config/config.h"
+#include "tests/support/test_seed.h"
 
 #include <gtest/gtest.h>
 
@@ -712,14 +712,6 @@ TEST(ConfigKeyDocs, UnknownKeyInEverySection) {
                          std::string(section) + ".bogus_key", "unknown key \"bogus_key\""));
   }
 }
-
-TEST(ConfigIpv4, ToString) {
-  EXPECT_EQ(ipv4_to_string(kIfAddr), "10.0.1.31");
-  EXPECT_EQ(ipv4_to_string(0), "0.0.0.0");
-  EXPECT_EQ(ipv4_to_string(0xFFFFFFFF), "255.255.255.255");
-  EXPECT_EQ(ipv4_to_string(0xC0A80001), "192.168.0.1");
-}
-
 
 // The README's configuration reference documents every key of the table, in
 // its section, so the documentation cannot fall behind the code.

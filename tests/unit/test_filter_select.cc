@@ -1,9 +1,9 @@
 // RFC 5905 clock filter (section 10) and selection, clustering, combining
-// (section 11.2) in control/filter_select.h: exact arithmetic on the
+// (section 11.2) in control/ntp/filter_select.h: exact arithmetic on the
 // filter, table-driven selection vectors, and a seeded randomized check of
 // the intersection (TEST_SEED=<n> in the environment replays a run).
-#include "control/filter_select.h"
-#include "tests/unit/test_seed.h"
+#include "control/ntp/filter_select.h"
+#include "tests/support/test_seed.h"
 
 #include <gtest/gtest.h>
 

@@ -27,8 +27,9 @@
 #include <vector>
 
 #include "hwclock/clock_driver.h"
+#include "tests/support/simulated_clock.h"
 #include "hwclock/servo.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::hwclock {
 namespace {

@@ -2,7 +2,7 @@
 // with every Ethernet/IPv4/UDP byte checked, ARP and ICMP echo, one frame per
 // drop reason, lengths and padding, a seeded mutation fuzzer with
 // checksum/length checks of everything sent, and the neighbour table.
-// Frames and all expected checksums come from tests/unit/frame_builder.h,
+// Frames and all expected checksums come from tests/support/frame_builder.h,
 // which has its own RFC 1071 implementation (never dataplane/inet.h).
 #include "dataplane/frame.h"
 
@@ -22,9 +22,9 @@
 #include "dataplane/neighbour.h"
 #include "dataplane/responder.h"
 #include "proto/channel_abi.h"
-#include "tests/unit/frame_builder.h"
-#include "tests/unit/golden/requests.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/frame_builder.h"
+#include "tests/support/golden/requests.h"
+#include "tests/support/test_seed.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FRAME_TEST_ASAN 1

@@ -5,7 +5,7 @@
 // outliers. Seeded randomness: the seed is printed, TEST_SEED=<n> replays a
 // run.
 #include "hwclock/nic_clock.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // NTP packet header, extension fields and MACs (proto/ntp_packet.h): real
-// requests captured from ntpdig and chronyd (tests/unit/golden/requests.h,
+// requests captured from ntpdig and chronyd (tests/support/golden/requests.h,
 // made by tests/tools/capture_requests.sh), a hand-assembled server reply,
 // and the length rules of parse().
 #include "proto/ntp_packet.h"
@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/golden/requests.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/golden/requests.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::proto {
 namespace {

@@ -1,7 +1,7 @@
 // NTP timestamp formats and their conversion to Unix ns (proto/ntp_time.h):
 // golden values, eras and the 2036 rollover, round trips, short format.
 #include "proto/ntp_time.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 #include <gtest/gtest.h>
 

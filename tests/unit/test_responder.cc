@@ -14,7 +14,7 @@
 
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
-#include "tests/unit/golden/requests.h"
+#include "tests/support/golden/requests.h"
 
 namespace ntp::dp {
 namespace {

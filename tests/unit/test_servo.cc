@@ -33,7 +33,7 @@
 #include "hwclock/correction.h"
 #include "hwclock/drift_file.h"
 #include "tests/sim/servo_sim.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::hwclock {
 namespace {

@@ -1,7 +1,7 @@
-// control/status.h: the JSON of /status (exact round trip, robust parsing of
+// control/status/status.h: the JSON of /status (exact round trip, robust parsing of
 // anything), the Prometheus text of /metrics (checked by a strict parser
 // below) and the vendor-style text of `ntpctl status|sessions` (golden).
-#include "control/status.h"
+#include "control/status/status.h"
 
 #include <gtest/gtest.h>
 
@@ -24,7 +24,7 @@
 
 #include "proto/channel_abi.h"
 #include "proto/ntp_time.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::status {
 namespace {

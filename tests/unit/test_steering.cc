@@ -9,9 +9,10 @@
 #include <random>
 
 #include "control/steering.h"
+#include "tests/support/simulated_clock.h"
 #include "control/timescale.h"
 #include "hwclock/clock_model.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::ctl {
 namespace {

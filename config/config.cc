@@ -4,9 +4,11 @@
 // Config struct. Parsing, validation, defaults and key_docs() are all driven
 // by that table; the only hand-written logic is a short list of cross-key
 // checks (kCrossChecks) that no single row can express.
-#include "control/config.h"
+#include "config/config.h"
 
 #include <toml++/toml.h>
+
+#include "proto/inet.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -369,7 +371,7 @@ std::string num(double v) {
 
 std::string range(double lo, double hi) { return num(lo) + ".." + num(hi); }
 
-std::string ip(uint32_t a) { return ipv4_to_string(a); }
+std::string ip(uint32_t a) { return proto::ipv4_to_string(a); }
 
 // A user string, quoted and escaped for a message, shortened when long.
 std::string quote(std::string_view s) {
@@ -485,26 +487,6 @@ std::string choices_text(const char* choices) {
 bool name_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
-}
-
-// Strict dotted quad: four decimal parts 0..255, no leading zeros.
-std::optional<uint32_t> parse_ipv4(std::string_view s) {
-  uint32_t addr = 0;
-  size_t i = 0;
-  for (int part = 0; part < 4; ++part) {
-    if (part > 0) {
-      if (i >= s.size() || s[i] != '.') return std::nullopt;
-      ++i;
-    }
-    const size_t start = i;
-    uint32_t v = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 3) v = v * 10 + (s[i++] - '0');
-    const size_t n = i - start;
-    if (n == 0 || v > 255 || (n > 1 && s[start] == '0')) return std::nullopt;
-    addr = addr << 8 | v;
-  }
-  if (i != s.size()) return std::nullopt;
-  return addr;
 }
 
 // Decimal without sign or leading zeros, at most `max_digits` digits.
@@ -665,18 +647,18 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
         return fail(quote(s) + " is not host:port (e.g. \"127.0.0.1:9123\")");
       }
       const std::string_view host = s.substr(0, colon);
-      if (host != "localhost" && !parse_ipv4(host)) {
+      if (host != "localhost" && !proto::parse_ipv4(host)) {
         return fail("host " + quote(host) + " in " + quote(s) +
                     " is neither an IPv4 address a.b.c.d nor \"localhost\"");
       }
-      const auto port = parse_decimal(s.substr(colon + 1), 5);
-      if (!port || *port < 1 || *port > 65535) {
+      // The daemons and ntpctl split it with the same function.
+      if (!proto::split_host_port(s) || s.substr(colon + 1).front() == '0') {
         return fail("port " + quote(s.substr(colon + 1)) + " in " + quote(s) + " is not a number 1..65535");
       }
       return true;
     }
     case Fmt::kUnicast: {
-      const auto a = parse_ipv4(s);
+      const auto a = proto::parse_ipv4(s);
       if (!a) return fail(quote(s) + " is not an IPv4 address (a.b.c.d, each part 0..255)");
       if (auto why = not_unicast(*a)) return fail(*why + "; a unicast address is required");
       out.addr = *a;
@@ -690,7 +672,7 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
         return fail(quote(s) + " has no prefix length (expected a.b.c.d/len, len " + std::to_string(min_len) +
                     "..32)");
       }
-      const auto a = parse_ipv4(s.substr(0, slash));
+      const auto a = proto::parse_ipv4(s.substr(0, slash));
       if (!a) {
         return fail(quote(s.substr(0, slash)) + " in " + quote(s) +
                     " is not an IPv4 address (a.b.c.d, each part 0..255)");
@@ -1146,11 +1128,6 @@ std::string Error::to_string() const {
   s += ": ";
   if (!key.empty()) s += key + ": ";
   return s + message;
-}
-
-std::string ipv4_to_string(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 0xFF) + "." +
-         std::to_string(a >> 8 & 0xFF) + "." + std::to_string(a & 0xFF);
 }
 
 LoadResult parse(std::string_view text, std::string_view path) {

@@ -1,4 +1,4 @@
-#include "control/filter_select.h"
+#include "control/ntp/filter_select.h"
 
 #include <algorithm>
 #include <cmath>

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "control/association.h"
-#include "control/filter_select.h"
-#include "control/status.h"
-#include "control/system_state.h"
+#include "control/ntp/association.h"
+#include "control/ntp/filter_select.h"
+#include "control/ntp/state.h"
+#include "control/ntp/system_state.h"
 #include "hwclock/correction.h"
 #include "hwclock/servo.h"
 #include "proto/channel_abi.h"
@@ -80,7 +80,7 @@ class Engine {
   int8_t system_poll_log2() const { return sys_poll_; }
   std::optional<uint32_t> system_peer() const { return sys_peer_; }
   const EngineCounters& counters() const { return counters_; }
-  std::vector<status::AssociationStatus> sessions(int64_t now_ns) const;
+  std::vector<AssociationState> sessions(int64_t now_ns) const;
 
  private:
   struct Pending {

@@ -1,4 +1,4 @@
-#include "control/engine.h"
+#include "control/ntp/engine.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,11 +16,6 @@ constexpr int64_t kAwaitTxNs = 200'000'000;  // how long a packet may wait for i
 constexpr size_t kMaxPending = 64;
 constexpr int64_t kSelectEveryNs = 1'000'000'000;
 
-std::string ip_text(uint32_t a) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xFF, (a >> 8) & 0xFF, a & 0xFF);
-  return b;
-}
 
 std::string ms_text(int64_t ns) {
   char b[32];
@@ -105,7 +100,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
       case RxResult::kDuplicate: counters_.duplicates++; break;
       case RxResult::kBogus: counters_.bogus++; break;
       case RxResult::kKissOfDeath:
-        out.events.push_back("kiss-o'-death " + proto::refid_to_string(h.refid, 1) + " from " + ip_text(pkt.src_ip));
+        out.events.push_back("kiss-o'-death " + proto::refid_to_string(h.refid, 1) + " from " + proto::ipv4_to_string(pkt.src_ip));
         break;
       default: break;
     }
@@ -144,7 +139,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
     assoc->on_packet(h, pkt.rx_time_ns, local_system());
     assocs_.emplace(id, std::move(assoc));
     counters_.passive_created++;
-    out.events.push_back("symmetric passive association with " + ip_text(pkt.src_ip) + " (poll 2^" +
+    out.events.push_back("symmetric passive association with " + proto::ipv4_to_string(pkt.src_ip) + " (poll 2^" +
                          std::to_string(c.minpoll_log2) + " s)");
     return;
   }
@@ -203,7 +198,7 @@ void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
 
   for (auto it = assocs_.begin(); it != assocs_.end();) {
     if (it->second->expired(now_ns)) {
-      out.events.push_back("symmetric passive association with " + ip_text(it->second->config().address) +
+      out.events.push_back("symmetric passive association with " + proto::ipv4_to_string(it->second->config().address) +
                            " removed: unreachable");
       if (sys_peer_ == it->first) sys_peer_.reset();
       it = assocs_.erase(it);
@@ -245,7 +240,7 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
 
   if (!sel.system_peer) {
     if (sys_peer_)
-      out.events.push_back("lost the system peer " + ip_text(assocs_.at(*sys_peer_)->config().address) +
+      out.events.push_back("lost the system peer " + proto::ipv4_to_string(assocs_.at(*sys_peer_)->config().address) +
                            ": no selectable source");
     sys_peer_.reset();
     if (cfg_.refclock_master) {
@@ -259,7 +254,7 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
   }
   Association& peer = *assocs_.at(*sel.system_peer);
   if (sys_peer_ != sel.system_peer) {
-    out.events.push_back("system peer " + ip_text(peer.config().address) + " (" + to_string(peer.config().mode) +
+    out.events.push_back("system peer " + proto::ipv4_to_string(peer.config().address) + " (" + to_string(peer.config().mode) +
                          ", stratum " + std::to_string(peer.stratum()) + ", offset " + ms_text(sel.offset_ns) + ")");
     // The servo measures the frequency from two offsets: they must come
     // from the same source (the first one ready may even be a falseticker
@@ -305,7 +300,7 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
       adj.freq_ppb = s.freq_ppb;
       if (s.state == hwclock::ServoState::kSpike) {
         counters_.spikes++;
-        out.events.push_back("spike: offset " + ms_text(sel.offset_ns) + " from " + ip_text(peer.config().address) +
+        out.events.push_back("spike: offset " + ms_text(sel.offset_ns) + " from " + proto::ipv4_to_string(peer.config().address) +
                              " ignored until it persists");
       }
       break;
@@ -357,9 +352,9 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   sys_.offset_ns = sel.offset_ns;
   sys_.peer_dispersion_ns = peer.filter().dispersion_ns(now_ns);
   sys_.synchronized = true;
-  sys_.reference = ip_text(peer.config().address);
+  sys_.reference = proto::ipv4_to_string(peer.config().address);
   if (!was_sync)
-    out.events.push_back("synchronized to " + ip_text(peer.config().address) + " at stratum " +
+    out.events.push_back("synchronized to " + proto::ipv4_to_string(peer.config().address) + " at stratum " +
                          std::to_string(sys_.stratum));
   ever_synchronized_ = true;
   adjust_poll(sel.offset_ns, sys_jitter_ns_);
@@ -398,11 +393,11 @@ SystemVariables Engine::system_at(int64_t now_ns) const {
   return v;
 }
 
-std::vector<status::AssociationStatus> Engine::sessions(int64_t now_ns) const {
-  std::vector<status::AssociationStatus> v;
+std::vector<AssociationState> Engine::sessions(int64_t now_ns) const {
+  std::vector<AssociationState> v;
   const LocalSystem ls = local_system();
   for (const auto& [id, a] : assocs_) {
-    status::AssociationStatus s = a->status(now_ns);
+    AssociationState s = a->state(now_ns);
     std::string why;
     const bool fit = a->fit(now_ns, ls, &why);
     auto in = [id](const std::vector<uint32_t>& ids) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };

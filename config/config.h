@@ -131,9 +131,6 @@ LoadResult load(const std::string& path);
 // return nothing (exit status 2, nothing started).
 std::optional<Config> load_or_report(const char* program, const std::string& path);
 
-// Formatting helpers shared by the daemons.
-std::string ipv4_to_string(uint32_t host_order);
-
 // The table of keys: for the README's configuration reference and
 // `ntp-control --print-keys`. In table order: top-level keys, then [clock],
 // [ntp], [dataplane], [channel], [stats], then each array of tables as one

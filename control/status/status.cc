@@ -1,6 +1,6 @@
 // Status snapshot: JSON (/status), Prometheus text (/metrics) and the
 // vendor-style text of ntpctl. Pure formatting, no I/O.
-#include "control/status.h"
+#include "control/status/status.h"
 
 #include <charconv>
 #include <cinttypes>

@@ -13,7 +13,7 @@
 #include <random>
 
 #include "tests/sim/ntp_world.h"
-#include "tests/unit/test_seed.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::sim {
 namespace {
@@ -68,7 +68,7 @@ Stats track(World& w, int node, double end_s, double window_start_s) {
   return st;
 }
 
-const status::AssociationStatus* session(const std::vector<status::AssociationStatus>& v, const std::string& a) {
+const ctl::AssociationState* session(const std::vector<ctl::AssociationState>& v, const std::string& a) {
   for (const auto& s : v)
     if (s.address == a) return &s;
   return nullptr;

@@ -1,10 +1,10 @@
-#include "control/association.h"
+#include "control/ntp/association.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-#include "control/system_state.h"
+#include "control/ntp/system_state.h"
 
 namespace ntp::ctl {
 
@@ -299,12 +299,9 @@ bool Association::expired(int64_t now_ns) const {
   return reach_ == 0 && quiet > kUnreachPolls * poll_interval_ns(hpoll_);
 }
 
-status::AssociationStatus Association::status(int64_t now_ns) const {
-  status::AssociationStatus s;
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", cfg_.address >> 24, (cfg_.address >> 16) & 0xFF,
-                (cfg_.address >> 8) & 0xFF, cfg_.address & 0xFF);
-  s.address = buf;
+AssociationState Association::state(int64_t now_ns) const {
+  AssociationState s;
+  s.address = proto::ipv4_to_string(cfg_.address);
   s.port = cfg_.port;
   s.mode = to_string(cfg_.mode);
   s.configured = !cfg_.dynamic;
@@ -334,7 +331,7 @@ status::AssociationStatus Association::status(int64_t now_ns) const {
   s.receive_ts = peer_.receive.raw();
   s.transmit_ts = peer_.transmit.raw();
   for (const FilterStage& f : filter_.stages()) {
-    status::FilterStage fs;
+    FilterStageState fs;
     fs.offset_ns = f.offset_ns;
     fs.delay_ns = f.delay_ns;
     fs.dispersion_ns = f.dispersion_ns;

@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "control/system_state.h"  // kPhiPpb: PHI, 15 ppm
+#include "control/ntp/system_state.h"  // kPhiPpb: PHI, 15 ppm
 
 namespace ntp::ctl {
 

@@ -1,4 +1,4 @@
-#include "control/system_state.h"
+#include "control/ntp/system_state.h"
 
 #include <cmath>
 

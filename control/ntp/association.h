@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "control/filter_select.h"
-#include "control/status.h"
+#include "control/ntp/filter_select.h"
+#include "control/ntp/state.h"
 #include "hwclock/correction.h"
 #include "proto/ntp_packet.h"
 
@@ -122,7 +122,7 @@ class Association {
   // A dynamic association that has been unreachable long enough to go.
   bool expired(int64_t now_ns) const;
 
-  status::AssociationStatus status(int64_t now_ns) const;
+  AssociationState state(int64_t now_ns) const;
 
  private:
   uint64_t random64() { return rng_(); }
