@@ -14,11 +14,9 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
-#include <httplib.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
@@ -26,6 +24,7 @@
 #include "config/config.h"
 #include "control/ntp/engine.h"
 #include "control/segment_client.h"
+#include "control/stats_server.h"
 #include "control/steering.h"
 #include "control/status/status.h"
 #include "control/ntp/system_state.h"
@@ -82,23 +81,6 @@ double monotonic_s() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-// The stats endpoint's view: the main loop replaces it once a second.
-class Snapshot {
- public:
-  void set(status::Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    s_ = std::make_shared<const status::Status>(std::move(s));
-  }
-  std::shared_ptr<const status::Status> get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return s_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const status::Status> s_;
-};
-
 class ControlPlane {
  public:
   explicit ControlPlane(const config::Config& cfg) : cfg_(cfg) {}
@@ -141,7 +123,7 @@ class ControlPlane {
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
   double last_drift_save_s_ = 0;
-  Snapshot snapshot_;
+  ctl::StatsServer stats_;
 };
 
 ctl::EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
@@ -300,7 +282,7 @@ void ControlPlane::tick_second() {
                  sys.stratum, sys.reference);
   last_sync_ = sys.synchronized;
   steer_clocks(sys.synchronized);
-  snapshot_.set(make_status(x));
+  stats_.publish(make_status(x));
 }
 
 bool ControlPlane::open_clocks() {
@@ -482,33 +464,11 @@ int ControlPlane::run() {
     }
   }
 
-  // The stats endpoint.
   const proto::HostPort listen = proto::split_host_port(cfg_.stats_listen).value();  // validated by config
-  const std::string& host = listen.host;
-  const int port = listen.port;
-  httplib::Server http;
-  // Both endpoints render the latest snapshot; 503 until there is one.
-  auto serve = [&](const char* path, const char* type, const char* not_yet,
-                   std::string (*render)(const status::Status&)) {
-    http.Get(path, [this, type, not_yet, render](const httplib::Request&, httplib::Response& res) {
-      auto s = snapshot_.get();
-      if (!s) {
-        res.status = 503;
-        res.set_content(not_yet, type);
-        return;
-      }
-      res.set_content(render(*s), type);
-    });
-  };
-  serve("/metrics", "text/plain; version=0.0.4; charset=utf-8", "not attached to the dataplane yet\n",
-        status::to_prometheus);
-  serve("/status", "application/json", "{\"error\":\"not attached to the dataplane yet\"}\n", status::to_json);
-  if (!http.bind_to_port(host, port)) {
-    spdlog::error("{}: stats.listen = \"{}\": cannot listen there (address in use or not ours?)", cfg_.path,
-                  cfg_.stats_listen);
+  if (std::string err; !stats_.start(listen.host, listen.port, err)) {
+    spdlog::error("{}: stats.listen = \"{}\": {}", cfg_.path, cfg_.stats_listen, err);
     return 1;
   }
-  std::thread http_thread([&http] { http.listen_after_bind(); });
   spdlog::info("stats endpoint on http://{}/metrics and /status", cfg_.stats_listen);
 
   double last_wait_log = -1e9, next_second = 0;
@@ -545,8 +505,7 @@ int ControlPlane::run() {
   }
   save_drift(true);
   spdlog::info("stopping; the dataplane keeps serving the last state for up to {} s", cfg_.ntp.holdover_s);
-  http.stop();
-  http_thread.join();
+  stats_.stop();
   return 0;
 }
 
