@@ -21,6 +21,7 @@
 #include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
 
+#include "config/cli.h"
 #include "config/config.h"
 #include "control/ntp/engine.h"
 #include "control/segment_client.h"
@@ -57,23 +58,6 @@ const char* source_name(config::ClockSource s) {
   return "system";
 }
 void on_signal(int) { g_stop.store(true); }
-
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: ntp-control --config FILE [--check] | --print-keys\n"
-               "  --config FILE  the instance's TOML configuration\n"
-               "  --check        validate the configuration and exit\n"
-               "  --print-keys   print every configuration key (type, default, range, meaning)\n");
-}
-
-void print_keys() {
-  std::printf("| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n");
-  for (const auto& k : config::key_docs()) {
-    const std::string def = k.required ? "required" : (k.def.empty() ? "-" : k.def);
-    std::printf("| `%s` | %s | %s | %s | %s |\n", k.key.c_str(), k.type.c_str(), def.c_str(), k.range.c_str(),
-                k.help.c_str());
-  }
-}
 
 double monotonic_s() {
   timespec ts;
@@ -512,38 +496,10 @@ int ControlPlane::run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    if ((a == "--config" || a == "-c") && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a.rfind("--config=", 0) == 0) {
-      config_path = a.substr(9);
-    } else if (a == "--check") {
-      check_only = true;
-    } else if (a == "--print-keys") {
-      print_keys();
-      return 0;
-    } else if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "ntp-control: unknown argument '%s'\n", a.c_str());
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (config_path.empty()) {
-    usage(stderr);
-    return 2;
-  }
-  const std::optional<config::Config> cfg = config::load_or_report("ntp-control", config_path);
-  if (!cfg) return 2;
-  if (check_only) {
-    std::printf("%s: ok\n", config_path.c_str());
-    return 0;
-  }
+  int exit_code = 0;
+  const std::optional<config::Config> cfg =
+      config::load_from_command_line({.program = "ntp-control", .print_keys = true}, argc, argv, exit_code);
+  if (!cfg) return exit_code;
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-control[%P] %v");
   signal(SIGINT, on_signal);

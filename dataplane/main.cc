@@ -23,6 +23,7 @@
 #include <rte_mbuf.h>
 #include <spdlog/spdlog.h>
 
+#include "config/cli.h"
 #include "config/config.h"
 #include "dataplane/port.h"
 #include "dataplane/segment.h"
@@ -37,13 +38,6 @@ namespace {
 using namespace ntp;
 
 void on_signal(int) { dp::g_stop.store(true); }
-
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: ntp-dataplane --config FILE [--check]\n"
-               "  --config FILE  the instance's TOML configuration\n"
-               "  --check        validate the configuration and exit\n");
-}
 
 std::vector<std::string> eal_arguments(const config::Config& cfg) {
   std::vector<std::string> a{"ntp-dataplane"};
@@ -322,35 +316,10 @@ out:
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    if ((a == "--config" || a == "-c") && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a.rfind("--config=", 0) == 0) {
-      config_path = a.substr(9);
-    } else if (a == "--check") {
-      check_only = true;
-    } else if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "ntp-dataplane: unknown argument '%s'\n", a.c_str());
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (config_path.empty()) {
-    usage(stderr);
-    return 2;
-  }
-  const std::optional<config::Config> cfg = config::load_or_report("ntp-dataplane", config_path);
-  if (!cfg) return 2;
-  if (check_only) {
-    std::printf("%s: ok\n", config_path.c_str());
-    return 0;
-  }
+  int exit_code = 0;
+  const std::optional<config::Config> cfg =
+      config::load_from_command_line({.program = "ntp-dataplane", .print_keys = false}, argc, argv, exit_code);
+  if (!cfg) return exit_code;
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-dataplane[%P] %v");
   return run(*cfg);
