@@ -1,4 +1,4 @@
-// PTP hardware clocks and the simulated clock (see clock_driver.h).
+// PTP hardware clocks (see clock_driver.h).
 // CLOCK_REALTIME is in system_clock.cc.
 #include "hwclock/clock_driver.h"
 
@@ -17,6 +17,7 @@
 #include <numbers>
 #include <utility>
 
+#include "hwclock/clock_adjtime.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::hwclock {
@@ -182,11 +183,7 @@ bool PhcClock::set_frequency_ppb(double ppb, std::string& err) {
     err = path_ + ": the clock takes no frequency corrections (max_adj 0)";
     return false;
   }
-  timex tx{};
-  tx.modes = ADJ_FREQUENCY;
-  tx.freq = phc_scaled_ppm(ppb, max_adj_ppb_);
-  if (clock_adjtime(clkid_, &tx) < 0) {
-    const int e = errno;
+  if (const int e = adjtime_frequency(clkid_, phc_scaled_ppm(ppb, max_adj_ppb_)); e != 0) {
     err = path_ + ": clock_adjtime(ADJ_FREQUENCY): " + errno_text(e) +
           (e == EBUSY ? " (the PHC has virtual clocks and runs free)" : "");
     return false;
@@ -199,13 +196,7 @@ bool PhcClock::step_ns(int64_t delta_ns, std::string& err) {
     err = path_ + ": opened read-only, cannot be steered";
     return false;
   }
-  const SecNsec s = normalize_step(delta_ns);
-  timex tx{};
-  tx.modes = ADJ_SETOFFSET | ADJ_NANO;
-  tx.time.tv_sec = s.sec;
-  tx.time.tv_usec = s.nsec;  // ns with ADJ_NANO
-  if (clock_adjtime(clkid_, &tx) < 0) {
-    const int e = errno;
+  if (const int e = adjtime_step(clkid_, delta_ns); e != 0) {
     err = path_ + ": clock_adjtime(ADJ_SETOFFSET): " + errno_text(e) +
           (e == EBUSY ? " (the PHC has virtual clocks and runs free)" : "");
     return false;

@@ -28,6 +28,23 @@ ServoConfig with_max(ServoConfig cfg, double max_ppb) {
 
 }  // namespace
 
+double KernelSlew::end_ns() const {
+  if (slew_ns == 0) return 0;
+  const double rate_ppb = applied_ppb - base_ppb;
+  if (rate_ppb == 0 || std::signbit(rate_ppb) != std::signbit(slew_ns)) return INFINITY;
+  return slew_ns / (rate_ppb * 1e-9) * (1.0 + applied_ppb * 1e-9);
+}
+
+KernelSlew kernel_slew(double base_ppb, double slew_ns, double slew_rate_ppb, double max_ppb) {
+  KernelSlew k;
+  k.base_ppb = base_ppb;
+  k.slew_ns = slew_ns;
+  const double want = base_ppb + slew_rate_ppb;
+  k.applied_ppb = std::clamp(want, -max_ppb, max_ppb);
+  k.clamped = k.applied_ppb != want;
+  return k;
+}
+
 ClockFollower::ClockFollower(ClockDriver& target, std::function<int64_t(uint64_t tsc)> served_ns_at_tsc,
                              ServoConfig cfg)
     : target_(target),
@@ -51,13 +68,7 @@ ClockFollower::Update ClockFollower::update(int64_t interval_ns) {
   // it ran over), on the target's timescale without our steps.
   const int64_t t = wrap_sub(r.clock_ns, steps_ns_);
   double pending = 0;
-  if (have_order_) {
-    // The kernel scales the oscillator's rate by (1 + applied): the
-    // target's own clock ran (1 + applied) times the oscillator's time.
-    const double dt_ns = static_cast<double>(std::max<int64_t>(wrap_sub(t, t_order_), 0));
-    const double osc_dt_ns = dt_ns / (1.0 + applied_ppb_ * 1e-9);
-    pending = slew_ns_ - (applied_ppb_ - base_ppb_) * osc_dt_ns * 1e-9;
-  }
+  if (have_order_) pending = order_.left_ns(static_cast<double>(std::max<int64_t>(wrap_sub(t, t_order_), 0)));
   u.pending_ns = std::llround(pending);
   u.predicted_ns = wrap_sub(u.offset_ns, u.pending_ns);
   u.servo = servo_.sample(u.predicted_ns, r.clock_ns, interval_ns, 0, u.pending_ns);
@@ -85,41 +96,38 @@ ClockFollower::Update ClockFollower::update(int64_t interval_ns) {
       // Nothing new: the order in force runs on (re-set so that its slew
       // gets its own interval again); nothing at all before a first order.
       if (!have_order_) {
-        u.applied_ppb = applied_ppb_;
+        u.applied_ppb = order_.applied_ppb;
         return u;
       }
-      base = base_ppb_;
+      base = order_.base_ppb;
       slew = pending;
       break;
   }
 
-  const double rate = slew_rate_ppb(slew, base, interval_ns, max_ppb_);
-  const double want = base + rate;
-  const double applied = std::clamp(want, -max_ppb_, max_ppb_);
-  u.clamped = applied != want;
+  KernelSlew k = kernel_slew(base, slew, slew_rate_ppb(slew, base, interval_ns, max_ppb_), max_ppb_);
+  u.clamped = k.clamped;
   std::string ferr;
-  if (target_.set_frequency_ppb(applied, ferr)) {
-    applied_ppb_ = applied;
+  if (target_.set_frequency_ppb(k.applied_ppb, ferr)) {
     have_order_ = true;
   } else {
     // The kernel runs on at what it had (if we know it), and the pending
     // phase is accounted with that.
+    k.applied_ppb = order_.applied_ppb;
     u.err = u.ok ? ferr : u.err + "; " + ferr;
     u.ok = false;
   }
   t_order_ = t;
-  base_ppb_ = base;
-  slew_ns_ = slew;
+  order_ = k;
   u.slew_ns = slew;
-  u.applied_ppb = applied_ppb_;
+  u.applied_ppb = order_.applied_ppb;
   return u;
 }
 
 bool ClockFollower::settle(std::string& err) {
   if (!have_order_) return true;
-  if (!target_.set_frequency_ppb(base_ppb_, err)) return false;
-  applied_ppb_ = base_ppb_;
-  slew_ns_ = 0;
+  if (!target_.set_frequency_ppb(order_.base_ppb, err)) return false;
+  order_.applied_ppb = order_.base_ppb;
+  order_.slew_ns = 0;
   return true;
 }
 

@@ -63,6 +63,34 @@
 
 namespace ntp::hwclock {
 
+// A slew as a kernel clock carries it out: it knows only a frequency, so it
+// runs at base + rate (applied, clamped to the clock's limit) from the
+// order until it is told a new frequency. Pure; the follower and the clock
+// applier (control/clock_applier.h) both steer kernel clocks through it.
+struct KernelSlew {
+  double base_ppb = 0;
+  double slew_ns = 0;      // the phase the order slews in on top of the base
+  double applied_ppb = 0;  // what the kernel is set to: base + rate, clamped
+  bool clamped = false;    // base + rate was beyond the limit
+
+  // What of slew_ns is not yet in after elapsed_ns of the clock's own time
+  // (less steps) since the order; negative: the kernel ran over. The kernel
+  // scales the oscillator by (1 + applied), so elapsed / (1 + applied) is
+  // the oscillator's time the correction acted on.
+  double left_ns(double elapsed_ns) const {
+    const double osc_dt_ns = elapsed_ns / (1.0 + applied_ppb * 1e-9);
+    return slew_ns - (applied_ppb - base_ppb) * osc_dt_ns * 1e-9;
+  }
+  // The elapsed_ns at which left_ns() is 0: when to set the base alone. 0
+  // without a slew; infinite when the limit leaves no room to slew.
+  double end_ns() const;
+};
+
+// The order for base_ppb plus a slew of slew_ns at slew_rate_ppb (signed
+// like slew_ns, e.g. hwclock::slew_rate_ppb()), on a clock whose frequency
+// correction is limited to +-max_ppb.
+KernelSlew kernel_slew(double base_ppb, double slew_ns, double slew_rate_ppb, double max_ppb);
+
 class ClockFollower {
  public:
   // target: the clock to steer (PHC or CLOCK_REALTIME; outlives the
@@ -93,8 +121,8 @@ class ClockFollower {
   bool settle(std::string& err);
 
   const Servo& servo() const { return servo_; }
-  double base_ppb() const { return base_ppb_; }
-  double applied_ppb() const { return applied_ppb_; }
+  double base_ppb() const { return order_.base_ppb; }
+  double applied_ppb() const { return order_.applied_ppb; }
   double max_frequency_ppb() const { return max_ppb_; }
 
  private:
@@ -103,13 +131,12 @@ class ClockFollower {
   double max_ppb_;
   Servo servo_;
   // The order in force (valid once have_order_): from t_order_ (target ns
-  // less our steps) the kernel runs at applied_ppb_, of which base_ppb_ is
-  // the base and the rest slews slew_ns_.
+  // less our steps) the kernel runs at order_.applied_ppb (what it was really
+  // set to), of which order_.base_ppb is the base and the rest slews
+  // order_.slew_ns.
   bool have_order_ = false;
   int64_t t_order_ = 0;
-  double base_ppb_ = 0;
-  double slew_ns_ = 0;
-  double applied_ppb_ = 0;
+  KernelSlew order_;
   int64_t steps_ns_ = 0;  // sum of our steps
 };
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "hwclock/clock_adjtime.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::hwclock {
@@ -84,8 +85,7 @@ bool RealtimeClock::set_frequency_ppb(double ppb, std::string& err) {
     return false;
   }
   timex tx{};
-  tx.modes = ADJ_FREQUENCY | ADJ_STATUS;
-  tx.freq = ppb_to_scaled_ppm(std::clamp(ppb, -max_frequency_ppb(), max_frequency_ppb()));
+  tx.modes = ADJ_STATUS;
   tx.status = cur.status & ~kKernelDiscipline;
   if (synchronized_) tx.status &= ~STA_UNSYNC;
   if (max_error_ns_ >= 0) {
@@ -93,21 +93,17 @@ bool RealtimeClock::set_frequency_ppb(double ppb, std::string& err) {
     tx.maxerror = static_cast<long>(std::min<int64_t>(max_error_ns_ / 1000, 16'000'000));
     tx.esterror = tx.maxerror;
   }
-  if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
-    err = adjtime_error("ADJ_FREQUENCY", errno);
+  const long freq = ppb_to_scaled_ppm(std::clamp(ppb, -max_frequency_ppb(), max_frequency_ppb()));
+  if (const int e = adjtime_frequency(CLOCK_REALTIME, freq, tx); e != 0) {
+    err = adjtime_error("ADJ_FREQUENCY", e);
     return false;
   }
   return true;
 }
 
 bool RealtimeClock::step_ns(int64_t delta_ns, std::string& err) {
-  const SecNsec s = normalize_step(delta_ns);
-  timex tx{};
-  tx.modes = ADJ_SETOFFSET | ADJ_NANO;
-  tx.time.tv_sec = s.sec;
-  tx.time.tv_usec = s.nsec;  // ns with ADJ_NANO
-  if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
-    err = adjtime_error("ADJ_SETOFFSET", errno);
+  if (const int e = adjtime_step(CLOCK_REALTIME, delta_ns); e != 0) {
+    err = adjtime_error("ADJ_SETOFFSET", e);
     return false;
   }
   return true;

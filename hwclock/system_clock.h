@@ -1,7 +1,6 @@
-// CLOCK_REALTIME as a ClockDriver (hwclock/clock_driver.h), and the thin
-// steer_realtime() the control plane calls. Steering happens only where the
-// configuration asks for it (`clock.steer_system_clock = true`, or a
-// follower of the served timescale); never in tests: the tests only read.
+// CLOCK_REALTIME as a ClockDriver (hwclock/clock_driver.h). Steering happens
+// only where the configuration asks for it (`clock.steer_system_clock =
+// true`, through control/clock_applier.h); never in tests: they only read.
 //
 // Steering takes the kernel's own discipline out of the loop so that the
 // two do not fight: every frequency setting clears STA_PLL (and STA_FLL,
