@@ -29,6 +29,10 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+inline void count_drop(proto::WorkerCounters& c, proto::DropReason reason, uint64_t n = 1) {
+  bump(c.drops[static_cast<size_t>(reason)], n);
+}
+
 // Refreshes the cached model and state once per burst. A failed read (a
 // writer died mid-update) keeps the previous copy.
 inline void refresh_published(WorkerContext& ctx) {
@@ -41,6 +45,83 @@ inline void refresh_published(WorkerContext& ctx) {
   } else {
     bump(ctx.counters->state_read_retries);
   }
+}
+
+struct RxTime {
+  int64_t ns = 0;  // on the clock model
+  proto::NtpTimestamp ntp;
+};
+
+// What every packet of one burst shares: the software receive time (the TSC
+// when rx_burst returned), the reply parameters and the port's NIC map.
+struct BurstClock {
+  uint64_t raw = 0;
+  RxTime sw;
+  ReplyParams params;
+  bool hw = false;  // the port has NIC timestamps and a map
+};
+
+// What one burst did, added to the shared counters once per burst.
+struct BurstTally {
+  uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0;
+  uint64_t hw = 0, hw_rejected = 0, hw_minus_sw_max_ns = 0;
+  int64_t hw_minus_sw_sum_ns = 0;
+};
+
+// The replies of one burst, with where each one's transmit timestamp goes.
+struct TxBurst {
+  rte_mbuf* m[kMaxBurst];
+  uint16_t stamp_at[kMaxBurst];  // NTP payload offset, 0: nothing to stamp
+  unsigned n = 0;
+};
+
+inline BurstClock begin_burst(WorkerContext& ctx, WorkerPort& port) {
+  BurstClock b;
+  b.raw = hwclock::read_tsc();
+  refresh_published(ctx);
+  b.sw.ns = hwclock::model_to_ns(ctx.model, b.raw);
+  b.sw.ntp = proto::ntp_from_unix_ns(b.sw.ns);
+  b.params = reply_params(ctx.state, ctx.have_state, b.sw.ns);
+  b.hw = port.nic_map != nullptr;
+  if (b.hw) {
+    port.nic_map->try_load(port.cached_map, 4);
+    // A mapping the main lcore stopped refreshing would convert a wrapped
+    // counter wrongly: then every packet counts as rejected.
+    if (!hwclock::nic_map_fresh(port.cached_map, b.raw)) port.cached_map.valid = 0;
+  }
+  return b;
+}
+
+// The packet's receive time: its NIC timestamp mapped NIC clock -> TSC ->
+// model where the port gives one, else the burst's software time.
+inline RxTime packet_rx_time(const WorkerContext& ctx, const WorkerPort& port, const BurstClock& burst,
+                             const rte_mbuf* m, BurstTally& t) {
+  if (!burst.hw || !(m->ol_flags & port.ts_dynflag)) return burst.sw;
+  const uint64_t nic_raw = *RTE_MBUF_DYNFIELD(m, port.ts_dynfield_offset, const rte_mbuf_timestamp_t*);
+  uint64_t tsc;
+  if (!hwclock::nic_to_tsc(port.cached_map, nic_raw, tsc)) {
+    t.hw_rejected++;
+    return burst.sw;
+  }
+  RxTime r;
+  r.ns = hwclock::model_to_ns(ctx.model, tsc);
+  r.ntp = proto::ntp_from_unix_ns(r.ns);
+  const int64_t d = r.ns - burst.sw.ns;
+  t.hw_minus_sw_sum_ns += d;
+  t.hw_minus_sw_max_ns = std::max<uint64_t>(t.hw_minus_sw_max_ns, static_cast<uint64_t>(d < 0 ? -d : d));
+  t.hw++;
+  return r;
+}
+
+inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTally& t) {
+  m->data_len = v.len;
+  m->pkt_len = v.len;
+  tx.stamp_at[tx.n] = v.kind == ReplyKind::kNtp ? v.ntp_offset : 0;
+  tx.m[tx.n++] = m;
+  t.ntp_replies += v.kind == ReplyKind::kNtp;
+  t.unsync += v.kind == ReplyKind::kNtp && v.unsynchronized;
+  t.arp += v.kind == ReplyKind::kArp;
+  t.icmp += v.kind == ReplyKind::kIcmpEcho;
 }
 
 inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t* frame, const FrameVerdict& v,
@@ -59,130 +140,94 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
   if (rte_ring_enqueue_elem(ctx.to_control, &pkt, sizeof pkt) == 0)
     bump(ctx.counters->ntp_to_control);
   else
-    bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kControlRingFull)]);
+    count_drop(*ctx.counters, proto::DropReason::kControlRingFull);
+}
+
+// Stamps the transmit time as late as software can take it, just before
+// the burst goes to the NIC, and sends; what the queue refuses is dropped.
+inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& tx) {
+  if (tx.n == 0) return;
+  proto::WorkerCounters& c = *ctx.counters;
+  const proto::NtpTimestamp tx_ts =
+      proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) + port.tx_compensation_ns);
+  for (unsigned i = 0; i < tx.n; i++)
+    if (tx.stamp_at[i]) stamp_transmit(rte_pktmbuf_mtod(tx.m[i], uint8_t*), tx.stamp_at[i], tx_ts);
+  const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx.m, static_cast<uint16_t>(tx.n));
+  if (sent < tx.n) {
+    count_drop(c, proto::DropReason::kTxFull, tx.n - sent);
+    rte_pktmbuf_free_bulk(tx.m + sent, tx.n - sent);
+  }
+  bump(c.tx_packets, sent);
+}
+
+inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned received, const BurstTally& t) {
+  bump(c.rx_packets, received);
+  if (t.ntp_replies) bump(c.ntp_requests, t.ntp_replies);
+  if (t.unsync) bump(c.ntp_unsync_replies, t.unsync);
+  if (t.arp) bump(c.arp_replies, t.arp);
+  if (t.icmp) bump(c.icmp_echo_replies, t.icmp);
+  if (t.learned) bump(c.arp_learned, t.learned);
+  proto::PortTimestampCounters& ts = c.timestamps[port.index];
+  bump(ts.software, received - t.hw);
+  if (t.hw) {
+    bump(ts.hardware, t.hw);
+    ts.hw_minus_sw_sum_ns.store(ts.hw_minus_sw_sum_ns.load(std::memory_order_relaxed) + t.hw_minus_sw_sum_ns,
+                                std::memory_order_relaxed);
+    if (t.hw_minus_sw_max_ns > ts.hw_minus_sw_max_ns.load(std::memory_order_relaxed))
+      ts.hw_minus_sw_max_ns.store(t.hw_minus_sw_max_ns, std::memory_order_relaxed);
+  }
+  if (t.hw_rejected) bump(ts.rejected, t.hw_rejected);
 }
 
 }  // namespace
 
+// The shape of DPDK's l3fwd main loop: per port, receive a burst, then per
+// frame its receive time and one decision, then transmit the replies.
 unsigned worker_poll_once(WorkerContext& ctx) {
-  rte_mbuf* rx[kMaxBurst];
-  rte_mbuf* tx[kMaxBurst];
-  uint16_t stamp_at[kMaxBurst];
   proto::WorkerCounters& c = *ctx.counters;
   unsigned received = 0;
-
   for (unsigned p = 0; p < ctx.n_ports; p++) {
-    const WorkerPort& port = ctx.ports[p];
+    WorkerPort& port = ctx.ports[p];
+    rte_mbuf* rx[kMaxBurst];
     const uint16_t n = rte_eth_rx_burst(port.port_id, port.queue_id, rx, static_cast<uint16_t>(ctx.burst_size));
     if (n == 0) continue;
-    // Software receive timestamp: when the burst came back from the NIC.
-    const uint64_t rx_raw = hwclock::read_tsc();
     received += n;
-    refresh_published(ctx);
-    const int64_t rx_ns = hwclock::model_to_ns(ctx.model, rx_raw);
-    const proto::NtpTimestamp rx_ts = proto::ntp_from_unix_ns(rx_ns);
-    const ReplyParams params = reply_params(ctx.state, ctx.have_state, rx_ns);
-    bool hw = port.nic_map != nullptr;
-    if (hw) {
-      port.nic_map->try_load(ctx.ports[p].cached_map, 4);
-      // A mapping the main lcore stopped refreshing would convert a wrapped
-      // counter wrongly: then every packet counts as rejected.
-      if (!hwclock::nic_map_fresh(port.cached_map, rx_raw)) ctx.ports[p].cached_map.valid = 0;
-    }
-    proto::PortTimestampCounters& tsc_counters = c.timestamps[port.index];
-    uint64_t n_hw = 0, n_rejected = 0, max_abs = 0;
-    int64_t diff_sum = 0;
-
-    unsigned ntx = 0;
-    uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0;
+    const BurstClock burst = begin_burst(ctx, port);
+    BurstTally tally;
+    TxBurst tx;
     for (uint16_t i = 0; i < n; i++) {
       rte_mbuf* m = rx[i];
       if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
-      FrameVerdict v;
+      // Scatter RX is off: a chained mbuf is a frame larger than the buffer.
       if (m->nb_segs != 1) {
-        v.action = FrameAction::kDrop;
-        v.reason = proto::DropReason::kOversized;
-      } else {
-        // The receive timestamp: the NIC's, mapped NIC clock -> TSC -> model,
-        // where the port gives one; else the burst's TSC reading.
-        int64_t pkt_ns = rx_ns;
-        proto::NtpTimestamp pkt_ts = rx_ts;
-        if (hw && (m->ol_flags & port.ts_dynflag)) {  // a NIC timestamp
-          uint64_t tsc;
-          const uint64_t raw = *RTE_MBUF_DYNFIELD(m, port.ts_dynfield_offset, rte_mbuf_timestamp_t*);
-          if (hwclock::nic_to_tsc(port.cached_map, raw, tsc)) {
-            pkt_ns = hwclock::model_to_ns(ctx.model, tsc);
-            pkt_ts = proto::ntp_from_unix_ns(pkt_ns);
-            const int64_t d = pkt_ns - rx_ns;
-            diff_sum += d;
-            max_abs = std::max<uint64_t>(max_abs, static_cast<uint64_t>(d < 0 ? -d : d));
-            n_hw++;
-          } else {
-            n_rejected++;
-          }
-        }
-        uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
-        v = handle_frame(data, m->data_len, port.identity, params, pkt_ts, ctx.neighbours, rx_ns);
-        if (v.action == FrameAction::kToControl) {
-          to_control(ctx, port, data, v, pkt_ns, rx_raw);
-          rte_pktmbuf_free(m);
-          continue;
-        }
+        count_drop(c, proto::DropReason::kOversized);
+        rte_pktmbuf_free(m);
+        continue;
       }
-      learned += v.learned_neighbour;
+      const RxTime t = packet_rx_time(ctx, port, burst, m, tally);
+      uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
+      const FrameVerdict v = handle_frame(data, m->data_len, port.identity, burst.params, t.ntp, ctx.neighbours,
+                                          burst.sw.ns);
+      tally.learned += v.learned_neighbour;
       switch (v.action) {
         case FrameAction::kTransmit:
-          m->data_len = v.len;
-          m->pkt_len = v.len;
-          stamp_at[ntx] = v.kind == ReplyKind::kNtp ? v.ntp_offset : 0;
-          tx[ntx++] = m;
-          ntp_replies += v.kind == ReplyKind::kNtp;
-          unsync += v.kind == ReplyKind::kNtp && v.unsynchronized;
-          arp += v.kind == ReplyKind::kArp;
-          icmp += v.kind == ReplyKind::kIcmpEcho;
+          queue_reply(tx, m, v, tally);
           break;
-        case FrameAction::kToControl:  // handled above, with the packet's own timestamp
+        case FrameAction::kToControl:
+          to_control(ctx, port, data, v, t.ns, burst.raw);
           rte_pktmbuf_free(m);
           break;
         case FrameAction::kConsumed:
           rte_pktmbuf_free(m);
           break;
         case FrameAction::kDrop:
-          bump(c.drops[static_cast<size_t>(v.reason)]);
+          count_drop(c, v.reason);
           rte_pktmbuf_free(m);
           break;
       }
     }
-
-    if (ntx) {
-      // Transmit timestamp: as late as software can take it, just before
-      // the burst goes to the NIC.
-      const proto::NtpTimestamp tx_ts = proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) +
-                                                                port.tx_compensation_ns);
-      for (unsigned i = 0; i < ntx; i++)
-        if (stamp_at[i]) stamp_transmit(rte_pktmbuf_mtod(tx[i], uint8_t*), stamp_at[i], tx_ts);
-      const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx, static_cast<uint16_t>(ntx));
-      if (sent < ntx) {
-        bump(c.drops[static_cast<size_t>(proto::DropReason::kTxFull)], ntx - sent);
-        rte_pktmbuf_free_bulk(tx + sent, ntx - sent);
-      }
-      bump(c.tx_packets, sent);
-    }
-    bump(c.rx_packets, n);
-    if (ntp_replies) bump(c.ntp_requests, ntp_replies);
-    if (unsync) bump(c.ntp_unsync_replies, unsync);
-    if (arp) bump(c.arp_replies, arp);
-    if (icmp) bump(c.icmp_echo_replies, icmp);
-    if (learned) bump(c.arp_learned, learned);
-    bump(tsc_counters.software, n - n_hw);
-    if (n_hw) {
-      bump(tsc_counters.hardware, n_hw);
-      tsc_counters.hw_minus_sw_sum_ns.store(tsc_counters.hw_minus_sw_sum_ns.load(std::memory_order_relaxed) + diff_sum,
-                                           std::memory_order_relaxed);
-      if (max_abs > tsc_counters.hw_minus_sw_max_ns.load(std::memory_order_relaxed))
-        tsc_counters.hw_minus_sw_max_ns.store(max_abs, std::memory_order_relaxed);
-    }
-    if (n_rejected) bump(tsc_counters.rejected, n_rejected);
+    transmit_burst(ctx, port, tx);
+    add_tally(c, port, n, tally);
   }
   return received;
 }
@@ -226,7 +271,7 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
     report(ctx, p.cookie, tx_ns, tx_raw, proto::DropReason::kTxFull, true);
   } else {
     rte_pktmbuf_free(m);
-    bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kTxFull)]);
+    count_drop(*ctx.counters, proto::DropReason::kTxFull);
     report(ctx, p.cookie, 0, 0, proto::DropReason::kTxFull, false);
   }
 }
@@ -248,7 +293,7 @@ unsigned service_control_tx(WorkerContext& ctx) {
         send_now(ctx, p, n->mac);
       } else {
         rte_pktmbuf_free(p.m);
-        bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kNoNeighbour)]);
+        count_drop(*ctx.counters, proto::DropReason::kNoNeighbour);
         report(ctx, p.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
       }
       ctx.pending[i] = ctx.pending[--ctx.n_pending];
@@ -280,7 +325,7 @@ unsigned service_control_tx(WorkerContext& ctx) {
     rte_mbuf* m = hop ? rte_pktmbuf_alloc(ctx.pool) : nullptr;
     if (!m || t.len > proto::kMaxRingPayload) {
       if (m) rte_pktmbuf_free(m);
-      bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kNoNeighbour)]);
+      count_drop(*ctx.counters, proto::DropReason::kNoNeighbour);
       report(ctx, t.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
       continue;
     }
@@ -306,7 +351,7 @@ unsigned service_control_tx(WorkerContext& ctx) {
       ctx.pending[ctx.n_pending++] = p;
     } else {
       rte_pktmbuf_free(m);
-      bump(ctx.counters->drops[static_cast<size_t>(proto::DropReason::kNoNeighbour)]);
+      count_drop(*ctx.counters, proto::DropReason::kNoNeighbour);
       report(ctx, t.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
     }
   }
