@@ -1,23 +1,18 @@
 // ntp-dataplane: owns the NICs through DPDK, answers NTP clients, ARP and
-// ICMP echo in place, and talks to ntp-control through shared memory.
+// ICMP echo in place, and talks to ntp-control through shared memory. This
+// file is the lifecycle: EAL, pools, ports, segment, workers, housekeeping
+// on the main lcore, teardown.
 #include <signal.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <array>
-#include <cmath>
-#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
-#include <span>
-#include <cstring>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
-#include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -25,13 +20,13 @@
 
 #include "config/cli.h"
 #include "config/config.h"
+#include "dataplane/nic_sampler.h"
 #include "dataplane/port.h"
 #include "dataplane/segment.h"
 #include "dataplane/worker.h"
-#include "hwclock/clock_model.h"
-#include "hwclock/nic_clock.h"
+#include "dataplane/worker_setup.h"
 #include "hwclock/tsc.h"
-#include "proto/ntp_packet.h"
+#include "proto/inet.h"
 
 namespace {
 
@@ -58,88 +53,54 @@ std::vector<std::string> eal_arguments(const config::Config& cfg) {
   return a;
 }
 
-// Before the control plane publishes, answers still need sane timestamps:
-// a provisional model from a short TSC calibration against CLOCK_REALTIME,
-// and a state that says "unsynchronized".
-void publish_provisional(proto::SegmentHeader& seg, double tsc_hz) {
-  const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 16);
-  proto::ClockModelData m = hwclock::make_model(x.raw, x.clock_ns, 1e9 / tsc_hz, static_cast<uint64_t>(tsc_hz));
-  m.flags |= proto::kModelProvisional;
-  seg.clock_model.store(m);
-  proto::ServerStateData s;
-  s.leap = 3;
-  s.stratum = proto::kStratumUnsynchronized;
-  s.refid = proto::kKissInit;
-  s.precision_log2 = hwclock::measure_precision_log2(m, tsc_hz);
-  s.published_ns = 0;  // never: the responder answers unsynchronized
-  seg.server_state.store(s);
+void log_port(const dp::Port& p) {
+  spdlog::info("port {} {} ({}, driver {}): {}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
+               "ntp server {}, receive timestamps: {}, tx compensation {} ns",
+               p.port_id, p.name, p.device, p.driver, proto::ipv4_to_string(p.identity.ipv4), p.identity.prefix_len,
+               p.identity.mac[0], p.identity.mac[1], p.identity.mac[2], p.identity.mac[3], p.identity.mac[4],
+               p.identity.mac[5], p.link_up ? "up" : "down", p.identity.ntp_server ? "on" : "off",
+               p.timestamp_reason, p.tx_compensation_ns);
 }
 
-// Maps each hardware-timestamping port's NIC clock to the TSC: a round of
-// cross-timestamps every 100 ms on the main lcore, the fit published for
-// the workers through a seqlock.
-class NicClockSampler {
- public:
-  NicClockSampler(std::vector<dp::Port>& ports, double tsc_hz) : ports_(ports), tsc_ghz_(tsc_hz * 1e-9) {
-    for (size_t i = 0; i < ports.size(); i++) {
-      if (!ports[i].hw_timestamps) continue;
-      hwclock::NicClockParams np;
-      np.counter_bits = ports[i].nic_counter_bits;
-      np.nominal_ticks_per_tsc = ports[i].nic_ticks_per_tsc;
-      mappers_[i] = std::make_unique<hwclock::NicClockMapper>(np);
+// The main lcore until a signal: heartbeat, noticing the control plane
+// come and go, NIC clock rounds and link state. Never on the packet path.
+void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vector<dp::Port>& ports,
+                  dp::NicClockSampler& sampler, double tsc_hz) {
+  bool control_seen = false;
+  const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
+  const uint64_t sample_every = static_cast<uint64_t>(tsc_hz * dp::NicClockSampler::kPeriodS);
+  uint64_t last_link_check = 0, last_nic_sample = 0;
+  while (!dp::g_stop.load()) {
+    const uint64_t now_raw = hwclock::read_tsc();
+    seg.dataplane_heartbeat_raw.store(now_raw, std::memory_order_release);
+    const uint64_t cp = seg.control_heartbeat_raw.load(std::memory_order_acquire);
+    const bool alive = cp != 0 && now_raw - cp < lost_after;
+    if (alive != control_seen) {
+      if (alive)
+        spdlog::info("control plane attached (pid {})", seg.control_pid.load());
+      else
+        spdlog::warn("control plane heartbeat lost: serving the last published state, root dispersion "
+                     "growing; unsynchronized after the holdover ({} s)",
+                     cfg.ntp.holdover_s);
+      control_seen = alive;
     }
-  }
-  const proto::Seqlock<hwclock::NicToTscMap>* map(size_t i) const { return mappers_[i] ? &maps_[i] : nullptr; }
-
-  void sample(proto::SegmentHeader& seg) {
-    for (size_t i = 0; i < ports_.size(); i++) {
-      if (!mappers_[i]) continue;
-      hwclock::NicCrossTimestamp reads[8];
-      size_t n = 0;
-      for (auto& r : reads)
-        if (dp::read_nic_clock(ports_[i], r.tsc_before, r.nic_raw, r.tsc_after)) n++;
-      if (n == 0) continue;
-      hwclock::NicClockMapper& m = *mappers_[i];
-      m.add_round(std::span<const hwclock::NicCrossTimestamp>(reads, n));
-      if (m.valid()) maps_[i].store(m.map());
-      proto::PortInfo& pi = seg.ports[i];
-      const bool valid = m.valid();
-      if (valid != (pi.nic_map_valid != 0))
-        spdlog::info("port {}: NIC clock mapping {} ({} rounds, rate {:+.3f} ppm against nominal)", ports_[i].name,
-                     valid ? "valid" : "lost", m.rounds(), m.rate_ppm_vs_nominal());
-      pi.nic_map_valid = valid;
-      // Ticks per second: the nominal rate (measured at port init) as the fit
-      // corrects it, over the calibrated TSC.
-      const double nic_hz = ports_[i].nic_ticks_per_tsc * (1.0 + m.rate_ppm_vs_nominal() * 1e-6) * tsc_ghz_ * 1e9;
-      pi.nic_clock_mhz.store(std::llround(nic_hz * 1e3), std::memory_order_relaxed);
-      pi.nic_residual_ps.store(std::llround(m.residual_rms_ticks() / tsc_ghz_ * 1000.0), std::memory_order_relaxed);
-      pi.nic_rounds.store(m.rounds(), std::memory_order_relaxed);
-      pi.nic_outliers.store(m.outliers(), std::memory_order_relaxed);
-      pi.nic_restarts.store(m.restarts(), std::memory_order_relaxed);
+    if (now_raw - last_nic_sample > sample_every) {
+      last_nic_sample = now_raw;
+      sampler.sample(seg);
     }
+    if (now_raw - last_link_check > static_cast<uint64_t>(tsc_hz)) {
+      last_link_check = now_raw;
+      for (size_t i = 0; i < ports.size(); i++) {
+        const bool was_up = ports[i].link_up;
+        dp::refresh_link(ports[i]);
+        seg.ports[i].link_up = ports[i].link_up;
+        if (was_up != ports[i].link_up)
+          spdlog::warn("port {} {}: link {}", ports[i].port_id, ports[i].name, ports[i].link_up ? "up" : "down");
+      }
+    }
+    timespec ts{0, 10 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
   }
- private:
-  std::vector<dp::Port>& ports_;
-  std::array<std::unique_ptr<hwclock::NicClockMapper>, proto::kMaxPorts> mappers_;
-  std::array<proto::Seqlock<hwclock::NicToTscMap>, proto::kMaxPorts> maps_;
-  double tsc_ghz_;
-};
-
-void fill_port_info(proto::PortInfo& pi, const dp::Port& p) {
-  std::snprintf(pi.name, sizeof pi.name, "%s", p.name.c_str());
-  std::snprintf(pi.device, sizeof pi.device, "%s", p.device.c_str());
-  std::snprintf(pi.driver, sizeof pi.driver, "%s", p.driver.c_str());
-  std::memcpy(pi.mac, p.identity.mac, 6);
-  pi.ipv4 = p.identity.ipv4;
-  pi.prefix_len = p.identity.prefix_len;
-  pi.ntp_server = p.identity.ntp_server;
-  pi.link_up = p.link_up;
-  pi.link_speed_mbps = p.link_speed_mbps;
-  pi.dpdk_port_id = p.port_id;
-  pi.timestamping = p.hw_timestamps ? proto::kTimestampHardware : proto::kTimestampSoftware;
-  pi.nic_emulated = p.emulated != nullptr;
-  pi.tx_compensation_ns = p.tx_compensation_ns;
-  std::snprintf(pi.timestamp_reason, sizeof pi.timestamp_reason, "%s", p.timestamp_reason.c_str());
 }
 
 int run(const config::Config& cfg) {
@@ -164,10 +125,10 @@ int run(const config::Config& cfg) {
   int rc = 1;
   std::vector<dp::Port> ports;
   std::vector<rte_mempool*> pools;
-  std::vector<dp::WorkerContext*> workers;
+  std::vector<std::unique_ptr<dp::WorkerContext>> workers;
   dp::Segment segment;
   // Outlives the workers (they read its maps until rte_eal_mp_wait_lcore).
-  std::unique_ptr<NicClockSampler> sampler;
+  std::unique_ptr<dp::NicClockSampler> sampler;
   std::string err;
 
   const double tsc_hz = hwclock::calibrate_tsc_hz(100);
@@ -192,12 +153,7 @@ int run(const config::Config& cfg) {
       spdlog::error("{}: interface {} ({}): {}", cfg.path, iface.name, iface.device, err);
       goto out;
     }
-    spdlog::info("port {} {} ({}, driver {}): {}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
-                 "ntp server {}, receive timestamps: {}, tx compensation {} ns",
-                 p.port_id, p.name, p.device, p.driver, proto::ipv4_to_string(p.identity.ipv4),
-                 p.identity.prefix_len, p.identity.mac[0], p.identity.mac[1], p.identity.mac[2], p.identity.mac[3],
-                 p.identity.mac[4], p.identity.mac[5], p.link_up ? "up" : "down",
-                 p.identity.ntp_server ? "on" : "off", p.timestamp_reason, p.tx_compensation_ns);
+    log_port(p);
     ports.push_back(std::move(p));
   }
 
@@ -206,46 +162,19 @@ int run(const config::Config& cfg) {
     goto out;
   }
   {
-    sampler = std::make_unique<NicClockSampler>(ports, tsc_hz);
+    sampler = std::make_unique<dp::NicClockSampler>(ports, tsc_hz);
     proto::SegmentHeader& seg = *segment.header();
-    std::snprintf(seg.sysname, sizeof seg.sysname, "%s", cfg.sysname.c_str());
-    seg.n_ports = static_cast<uint32_t>(ports.size());
-    for (size_t i = 0; i < ports.size(); i++) fill_port_info(seg.ports[i], ports[i]);
-    publish_provisional(seg, tsc_hz);
+    dp::publish_ports(seg, cfg.sysname, ports);
+    dp::publish_provisional(seg, tsc_hz);
     const uint64_t now = hwclock::read_tsc();
     seg.dataplane_start_raw.store(now);
     seg.dataplane_heartbeat_raw.store(now);
     spdlog::info("shared memory {} ready: {} workers, rings of {}", cfg.shm_name, n_workers, cfg.dataplane.ring_size);
 
     for (unsigned w = 0; w < n_workers; w++) {
-      auto* ctx = new dp::WorkerContext();
-      ctx->worker_id = w;
-      ctx->burst_size = static_cast<unsigned>(cfg.dataplane.burst_size);
-      ctx->idle_sleep_us = static_cast<unsigned>(cfg.dataplane.idle_sleep_us);
-      ctx->segment = &seg;
-      ctx->counters = &seg.workers[w];
-      ctx->to_control = segment.rx_ring(w);
-      ctx->pool = pools[w];
-      ctx->tsc_hz = static_cast<uint64_t>(tsc_hz);
-      if (w == 0) {
-        ctx->from_control = segment.tx_ring();
-        ctx->tx_reports = segment.tx_report_ring();
-      }
-      ctx->n_ports = static_cast<unsigned>(ports.size());
-      for (size_t i = 0; i < ports.size(); i++) {
-        ctx->ports[i].port_id = ports[i].port_id;
-        ctx->ports[i].queue_id = static_cast<uint16_t>(w);
-        ctx->ports[i].index = static_cast<uint16_t>(i);
-        ctx->ports[i].identity = ports[i].identity;
-        ctx->ports[i].gateway = cfg.interfaces[i].gateway.value_or(0);
-        ctx->ports[i].tx_compensation_ns = ports[i].tx_compensation_ns;
-        ctx->ports[i].nic_map = sampler->map(i);
-        ctx->ports[i].ts_dynfield_offset = ports[i].ts_dynfield_offset;
-        ctx->ports[i].ts_dynflag = ports[i].ts_dynflag;
-      }
-      workers.push_back(ctx);
+      workers.push_back(dp::make_worker_context(w, cfg, ports, segment, pools[w], tsc_hz, *sampler));
       const unsigned lcore = static_cast<unsigned>(cfg.dataplane.worker_lcores[w]);
-      rc = rte_eal_remote_launch(dp::worker_main, ctx, lcore);
+      rc = rte_eal_remote_launch(dp::worker_main, workers.back().get(), lcore);
       if (rc != 0) {
         spdlog::error("cannot launch worker {} on lcore {}: {}", w, lcore, rte_strerror(-rc));
         dp::g_stop.store(true);
@@ -255,42 +184,7 @@ int run(const config::Config& cfg) {
       spdlog::info("worker {} running on lcore {}", w, lcore);
     }
 
-    // Housekeeping on the main lcore: heartbeat, link state, and noticing
-    // the control plane come and go. Never on the packet path.
-    bool control_seen = false;
-    const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
-    uint64_t last_link_check = 0, last_nic_sample = 0;
-    while (!dp::g_stop.load()) {
-      const uint64_t now_raw = hwclock::read_tsc();
-      seg.dataplane_heartbeat_raw.store(now_raw, std::memory_order_release);
-      const uint64_t cp = seg.control_heartbeat_raw.load(std::memory_order_acquire);
-      const bool alive = cp != 0 && now_raw - cp < lost_after;
-      if (alive != control_seen) {
-        if (alive)
-          spdlog::info("control plane attached (pid {})", seg.control_pid.load());
-        else
-          spdlog::warn("control plane heartbeat lost: serving the last published state, root dispersion "
-                       "growing; unsynchronized after the holdover ({} s)",
-                       cfg.ntp.holdover_s);
-        control_seen = alive;
-      }
-      if (now_raw - last_nic_sample > static_cast<uint64_t>(tsc_hz / 10)) {
-        last_nic_sample = now_raw;
-        sampler->sample(seg);
-      }
-      if (now_raw - last_link_check > static_cast<uint64_t>(tsc_hz)) {
-        last_link_check = now_raw;
-        for (size_t i = 0; i < ports.size(); i++) {
-          const bool was_up = ports[i].link_up;
-          dp::refresh_link(ports[i]);
-          seg.ports[i].link_up = ports[i].link_up;
-          if (was_up != ports[i].link_up)
-            spdlog::warn("port {} {}: link {}", ports[i].port_id, ports[i].name, ports[i].link_up ? "up" : "down");
-        }
-      }
-      timespec ts{0, 10 * 1000 * 1000};
-      nanosleep(&ts, nullptr);
-    }
+    housekeeping(cfg, seg, ports, *sampler, tsc_hz);
     spdlog::info("stopping");
     rc = 0;
   }
@@ -299,7 +193,7 @@ stop:
 out:
   for (auto& p : ports) dp::stop_port(p);
   segment.destroy();
-  for (auto* w : workers) delete w;
+  workers.clear();
   for (auto* mp : pools) rte_mempool_free(mp);
   {
     // EAL leaves its runtime directory (/var/run/dpdk/<file-prefix>: config

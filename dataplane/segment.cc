@@ -4,9 +4,11 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -15,6 +17,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "hwclock/clock_model.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::dp {
@@ -150,6 +153,43 @@ rte_ring* Segment::tx_report_ring() const { return ring_at(hdr_->tx_report_ring_
 void Segment::destroy() {
   if (!name_.empty()) shm_unlink(name_.c_str());
   name_.clear();
+}
+
+void publish_ports(proto::SegmentHeader& seg, const std::string& sysname, const std::vector<Port>& ports) {
+  std::snprintf(seg.sysname, sizeof seg.sysname, "%s", sysname.c_str());
+  seg.n_ports = static_cast<uint32_t>(ports.size());
+  for (size_t i = 0; i < ports.size(); i++) {
+    const Port& p = ports[i];
+    proto::PortInfo& pi = seg.ports[i];
+    std::snprintf(pi.name, sizeof pi.name, "%s", p.name.c_str());
+    std::snprintf(pi.device, sizeof pi.device, "%s", p.device.c_str());
+    std::snprintf(pi.driver, sizeof pi.driver, "%s", p.driver.c_str());
+    std::memcpy(pi.mac, p.identity.mac, 6);
+    pi.ipv4 = p.identity.ipv4;
+    pi.prefix_len = p.identity.prefix_len;
+    pi.ntp_server = p.identity.ntp_server;
+    pi.link_up = p.link_up;
+    pi.link_speed_mbps = p.link_speed_mbps;
+    pi.dpdk_port_id = p.port_id;
+    pi.timestamping = p.hw_timestamps ? proto::kTimestampHardware : proto::kTimestampSoftware;
+    pi.nic_emulated = p.emulated != nullptr;
+    pi.tx_compensation_ns = p.tx_compensation_ns;
+    std::snprintf(pi.timestamp_reason, sizeof pi.timestamp_reason, "%s", p.timestamp_reason.c_str());
+  }
+}
+
+void publish_provisional(proto::SegmentHeader& seg, double tsc_hz) {
+  const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 16);
+  proto::ClockModelData m = hwclock::make_model(x.raw, x.clock_ns, 1e9 / tsc_hz, static_cast<uint64_t>(tsc_hz));
+  m.flags |= proto::kModelProvisional;
+  seg.clock_model.store(m);
+  proto::ServerStateData s;
+  s.leap = 3;
+  s.stratum = proto::kStratumUnsynchronized;
+  s.refid = proto::kKissInit;
+  s.precision_log2 = hwclock::measure_precision_log2(m, tsc_hz);
+  s.published_ns = 0;  // never: the responder answers unsynchronized
+  seg.server_state.store(s);
 }
 
 }  // namespace ntp::dp

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
+#include "dataplane/port.h"
 #include "proto/channel_abi.h"
 
 struct rte_ring;
@@ -37,5 +39,14 @@ class Segment {
   proto::SegmentHeader* hdr_ = nullptr;
   size_t size_ = 0;
 };
+
+// The segment's description of the instance for the control plane and
+// ntpctl: its name and each port (addresses, link, timestamping).
+void publish_ports(proto::SegmentHeader& seg, const std::string& sysname, const std::vector<Port>& ports);
+
+// Before the control plane publishes, answers still need sane timestamps:
+// a provisional model from a short TSC calibration against CLOCK_REALTIME,
+// and a state that says "unsynchronized".
+void publish_provisional(proto::SegmentHeader& seg, double tsc_hz);
 
 }  // namespace ntp::dp
