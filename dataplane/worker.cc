@@ -238,14 +238,23 @@ constexpr double kArpRetryS = 1.0;    // ask again after
 constexpr double kArpGiveUpS = 3.0;   // drop a packet whose next hop never answered
 constexpr int64_t kNeighbourMaxAgeNs = 1200LL * 1000000000;  // like the kernel's gc_stale: 20 min
 
-void report(WorkerContext& ctx, uint64_t cookie, int64_t tx_ns, uint64_t tx_raw, proto::DropReason failed,
-            bool ok) {
+// Tells the control plane when its packet left (status 0), or why it did
+// not (the drop reason + 1). Cookie 0: nobody asked.
+void report(WorkerContext& ctx, uint64_t cookie, int64_t tx_ns, uint64_t tx_raw, uint32_t status) {
   proto::TxReport rep{};
   rep.cookie = cookie;
   rep.tx_time_ns = tx_ns;
   rep.tx_raw = tx_raw;
-  rep.status = ok ? 0 : static_cast<uint32_t>(failed) + 1;
+  rep.status = status;
   if (cookie != 0) rte_ring_enqueue_elem(ctx.tx_reports, &rep, sizeof rep);  // full: the control plane times out
+}
+
+// A control-plane packet that will not be sent: freed (m may be null),
+// counted and reported.
+void refuse(WorkerContext& ctx, rte_mbuf* m, uint64_t cookie, proto::DropReason reason) {
+  if (m) rte_pktmbuf_free(m);
+  count_drop(*ctx.counters, reason);
+  report(ctx, cookie, 0, 0, static_cast<uint32_t>(reason) + 1);
 }
 
 void send_arp_request(WorkerContext& ctx, const WorkerPort& port, uint32_t target) {
@@ -268,11 +277,9 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
   rte_mbuf* m = p.m;
   if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) == 1) {
     bump(ctx.counters->control_tx);
-    report(ctx, p.cookie, tx_ns, tx_raw, proto::DropReason::kTxFull, true);
+    report(ctx, p.cookie, tx_ns, tx_raw, 0);
   } else {
-    rte_pktmbuf_free(m);
-    count_drop(*ctx.counters, proto::DropReason::kTxFull);
-    report(ctx, p.cookie, 0, 0, proto::DropReason::kTxFull, false);
+    refuse(ctx, m, p.cookie, proto::DropReason::kTxFull);
   }
 }
 
@@ -289,13 +296,10 @@ unsigned service_control_tx(WorkerContext& ctx) {
     const Neighbour* n = ctx.neighbours.lookup(p.next_hop, now_ns, kNeighbourMaxAgeNs);
     const double age_s = static_cast<double>(now_raw - p.since_raw) / static_cast<double>(ctx.tsc_hz);
     if (n || age_s > kArpGiveUpS) {
-      if (n) {
+      if (n)
         send_now(ctx, p, n->mac);
-      } else {
-        rte_pktmbuf_free(p.m);
-        count_drop(*ctx.counters, proto::DropReason::kNoNeighbour);
-        report(ctx, p.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
-      }
+      else
+        refuse(ctx, p.m, p.cookie, proto::DropReason::kNoNeighbour);
       ctx.pending[i] = ctx.pending[--ctx.n_pending];
       done++;
       continue;
@@ -324,9 +328,7 @@ unsigned service_control_tx(WorkerContext& ctx) {
     }
     rte_mbuf* m = hop ? rte_pktmbuf_alloc(ctx.pool) : nullptr;
     if (!m || t.len > proto::kMaxRingPayload) {
-      if (m) rte_pktmbuf_free(m);
-      count_drop(*ctx.counters, proto::DropReason::kNoNeighbour);
-      report(ctx, t.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
+      refuse(ctx, m, t.cookie, proto::DropReason::kNoNeighbour);
       continue;
     }
     const WorkerPort& port = ctx.ports[pi];
@@ -350,9 +352,7 @@ unsigned service_control_tx(WorkerContext& ctx) {
       send_arp_request(ctx, port, hop);
       ctx.pending[ctx.n_pending++] = p;
     } else {
-      rte_pktmbuf_free(m);
-      count_drop(*ctx.counters, proto::DropReason::kNoNeighbour);
-      report(ctx, t.cookie, 0, 0, proto::DropReason::kNoNeighbour, false);
+      refuse(ctx, m, t.cookie, proto::DropReason::kNoNeighbour);
     }
   }
   return done;

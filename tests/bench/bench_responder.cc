@@ -29,6 +29,7 @@
 #include "proto/ntp_packet.h"
 #include "proto/ntp_time.h"
 #include "tests/support/golden/requests.h"
+#include "tests/support/reply_fixtures.h"
 
 namespace {
 
@@ -39,19 +40,6 @@ constexpr uint8_t kClientMac[6] = {0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0x01};
 constexpr uint32_t kPortIp = 0x0A00011F;    // 10.0.1.31
 constexpr uint32_t kClientIp = 0x0A000102;  // 10.0.1.2
 constexpr size_t kFrameLen = 14 + 20 + 8 + 48;
-
-dp::ReplyParams synchronized_params() {
-  dp::ReplyParams p;
-  p.leap = proto::Leap::kNone;
-  p.stratum = 2;
-  p.precision_log2 = -24;
-  p.root_delay = 0x42;
-  p.root_dispersion = 0x84;
-  p.refid = 0x0A000101;
-  p.reference = {0xEB000000u, 0x12345678u};
-  p.synchronized = true;
-  return p;
-}
 
 struct alignas(64) Frame {
   uint8_t bytes[kFrameLen + 4 + 2];  // 96: room for a crypto-NAK
@@ -81,7 +69,7 @@ BENCHMARK(BM_restore_48);
 void BM_respond(benchmark::State& state) {
   alignas(64) static uint8_t buf[kSlots][64];
   for (auto& b : buf) std::memcpy(b, golden::kChronyRequest0, 48);
-  const dp::ReplyParams p = synchronized_params();
+  const dp::ReplyParams p = test::fixed_reply_params();
   proto::NtpTimestamp rx{0xEBD4A1B2u, 0x10000000u};
   if (dp::respond(buf[0], 48, rx, p, true).action != dp::NtpAction::kReply) {
     state.SkipWithError("the chronyd request was not answered");
@@ -124,7 +112,7 @@ void BM_handle_frame_stamp(benchmark::State& state) {
   port.ipv4 = kPortIp;
   port.prefix_len = 24;
   port.ntp_server = true;
-  const dp::ReplyParams p = synchronized_params();
+  const dp::ReplyParams p = test::fixed_reply_params();
   dp::NeighbourTable neighbours;
   proto::NtpTimestamp rx{0xEBD4A1B2u, 0x10000000u};
   const dp::FrameVerdict v0 = dp::handle_frame(f[0].bytes, kFrameLen, port, p, rx, neighbours, 0);

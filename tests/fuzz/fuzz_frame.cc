@@ -29,6 +29,7 @@
 #include "dataplane/frame.h"
 #include "dataplane/inet.h"
 #include "proto/ntp_packet.h"
+#include "tests/support/reply_fixtures.h"
 
 namespace {
 
@@ -52,20 +53,7 @@ PortIdentity make_port(bool ntp_server) {
   return p;
 }
 
-ReplyParams make_params(bool synchronized) {
-  ReplyParams p;
-  if (synchronized) {
-    p.leap = proto::Leap::kNone;
-    p.stratum = 2;
-    p.precision_log2 = -24;
-    p.root_delay = 0x00000123;
-    p.root_dispersion = 0x00000456;
-    p.refid = 0x0A000101;
-    p.reference = {0xEB000000u, 0x12345678u};
-    p.synchronized = true;
-  }
-  return p;
-}
+ReplyParams make_params(bool synchronized) { return synchronized ? test::fixed_reply_params() : ReplyParams{}; }
 
 // Recomputes the checksums the flags ask for, where the headers are there.
 void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {

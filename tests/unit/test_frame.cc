@@ -24,6 +24,7 @@
 #include "proto/channel_abi.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/golden/requests.h"
+#include "tests/support/reply_fixtures.h"
 #include "tests/support/test_seed.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -43,6 +44,7 @@ namespace {
 using namespace ntp::testfb;
 using proto::DropReason;
 using proto::NtpTimestamp;
+using test::fixed_reply_params;
 
 uint64_t test_seed() { return ::ntp::test::seed(); }
 
@@ -65,19 +67,6 @@ PortIdentity our_port(bool serving = true) {
   p.ipv4 = kOurIp;
   p.prefix_len = 24;
   p.ntp_server = serving;
-  return p;
-}
-
-ReplyParams params() {
-  ReplyParams p;
-  p.leap = proto::Leap::kNone;
-  p.stratum = 2;
-  p.precision_log2 = -25;
-  p.root_delay = 0x00000A3D;
-  p.root_dispersion = 0x00001234;
-  p.refid = 0x7F7F0100;
-  p.reference = {0xEEB23E00, 0x12345678};
-  p.synchronized = true;
   return p;
 }
 
@@ -122,7 +111,7 @@ Out handle(const Bytes& frame, const PortIdentity& port, NeighbourTable& nt, int
   Out o;
   o.buf = frame;
   o.buf.resize(frame.size() + 4, 0xCC);  // the documented tailroom
-  o.v = handle_frame(o.buf.data(), frame.size(), port, params(), kRx, nt, now);
+  o.v = handle_frame(o.buf.data(), frame.size(), port, fixed_reply_params(), kRx, nt, now);
   return o;
 }
 Out handle(const Bytes& frame, const PortIdentity& port = our_port()) {
@@ -138,7 +127,7 @@ std::string name(DropReason r) { return proto::drop_reason_name(r); }
     EXPECT_EQ(name((out).v.reason), name(r));                                                                  \
   } while (0)
 
-// The 48-byte NTP reply to chrony's request 0 with params() and kRx,
+// The 48-byte NTP reply to chrony's request 0 with fixed_reply_params() and kRx,
 // transmit as given (RFC 5905 figure 8; same bytes as test_responder).
 Bytes expected_ntp_reply(const uint8_t* origin, NtpTimestamp tx) {
   Bytes r = {
@@ -283,7 +272,7 @@ TEST(FrameNtp, UnsynchronizedFlagFollowsParams) {
   Bytes req = ntp_frame();
   Bytes buf = req;
   buf.resize(req.size() + 4);
-  ReplyParams p = params();
+  ReplyParams p = fixed_reply_params();
   p.leap = proto::Leap::kUnsynchronized;
   p.stratum = 0;
   p.synchronized = false;
@@ -921,7 +910,7 @@ TEST(FrameBuild, RoundTripThroughHandleFrame) {
   for (int i = 0; i < 48; i++) buf[42 + i] = golden::kNtpdigRequest[i];
   const size_t n = build_udp_frame(buf.data(), kClientMac.data(), kOurMac.data(), kClientIp, kOurIp, 40000, 123, 48);
   NeighbourTable nt;
-  const FrameVerdict v = handle_frame(buf.data(), n, our_port(), params(), kRx, nt, kNow);
+  const FrameVerdict v = handle_frame(buf.data(), n, our_port(), fixed_reply_params(), kRx, nt, kNow);
   ASSERT_EQ(v.action, FrameAction::kTransmit);
   EXPECT_EQ(get16(buf.data() + 36), 40000);
 }
@@ -1070,7 +1059,7 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
     std::vector<uint8_t> buf(len + 4 + canary, 0xC5);
     std::copy(f.begin(), f.end(), buf.begin());
     PortIdentity port = our_port(rng() % 8 != 0);
-    const FrameVerdict v = handle_frame(buf.data(), len, port, params(), kRx, nt, kNow + it);
+    const FrameVerdict v = handle_frame(buf.data(), len, port, fixed_reply_params(), kRx, nt, kNow + it);
 
     for (size_t i = len + 4; i < buf.size(); i++) ASSERT_EQ(buf[i], 0xC5) << "wrote past the tailroom, iteration " << it;
     std::string key;

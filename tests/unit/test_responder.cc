@@ -15,33 +15,21 @@
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
 #include "tests/support/golden/requests.h"
+#include "tests/support/reply_fixtures.h"
 
 namespace ntp::dp {
 namespace {
 
 using proto::DropReason;
 using proto::NtpTimestamp;
+using test::fixed_reply_params;
 using Bytes = std::vector<uint8_t>;
 
 // ------------------------------------------------------------------ fixtures
 
-// Stratum 2 from LOCAL(0), precision 2^-25 s, root delay 0x0A3D/65536 s
-// (~40 ms), root dispersion 0x1234/65536 s (~71 ms).
-ReplyParams fixed_params() {
-  ReplyParams p;
-  p.leap = proto::Leap::kNone;
-  p.stratum = 2;
-  p.precision_log2 = -25;
-  p.root_delay = 0x00000A3D;
-  p.root_dispersion = 0x00001234;
-  p.refid = 0x7F7F0100;  // 127.127.1.0
-  p.reference = {0xEEB23E00, 0x12345678};
-  p.synchronized = true;
-  return p;
-}
 constexpr NtpTimestamp kRx = {0xEEB23E81, 0x0C49BA5E};
 
-// The first 24 bytes every reply with fixed_params() to a v4 request with
+// The first 24 bytes every reply with fixed_reply_params() to a v4 request with
 // poll 0 starts with (RFC 5905 figure 8).
 constexpr std::array<uint8_t, 24> kReplyHead = {
     0x24,                    // LI 0, VN 4, mode 4 (server)
@@ -69,7 +57,7 @@ Bytes request(uint8_t li_vn_mode, size_t len = 48, uint8_t poll = 6) {
   return b;
 }
 
-NtpDecision run(Bytes& b, size_t len, bool serving = true) { return respond(b.data(), len, kRx, fixed_params(), serving); }
+NtpDecision run(Bytes& b, size_t len, bool serving = true) { return respond(b.data(), len, kRx, fixed_reply_params(), serving); }
 
 // --------------------------------------------------------- golden, byte for byte
 
@@ -125,7 +113,7 @@ TEST(ResponderGolden, AllChronyRequests) {
 }
 
 TEST(ResponderGolden, LeapInsertAndUnsynchronizedInLiBits) {
-  ReplyParams p = fixed_params();
+  ReplyParams p = fixed_reply_params();
   p.leap = proto::Leap::kInsert;
   Bytes b = buffer_of(golden::kChronyRequest0, 48);
   ASSERT_EQ(respond(b.data(), 48, kRx, p, true).action, NtpAction::kReply);
