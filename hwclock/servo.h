@@ -87,7 +87,7 @@ enum class ServoAction : uint8_t { kIgnore, kSlew, kStep, kPanic };
 const char* to_string(ServoAction a);  // "ignore", "slew", "step", "panic"
 
 // Gains per update (dimensionless), tuned by the simulations in
-// tests/unit/test_servo.cc and tests/unit/test_engine_sim.cc:
+// tests/sim/test_servo_sim.cc and tests/sim/test_engine_sim.cc:
 //  - Kp = 0.2: a fifth of the offset is slewed out per update. It sets the
 //    trade-off between speed and noise: the clock follows a fraction
 //    ~sqrt(Kp/(2-Kp)) of the measurement noise.
