@@ -1,0 +1,799 @@
+// One RFC 5905 association (control/ntp/association.h) driven directly with
+// a fake clock: plain Unix-ns times passed in, replies built as
+// proto::NtpHeader and sent through the wire format. Covers the on-wire
+// checks of section 8 (duplicate, bogus origin, zero timestamps, a reply
+// before our transmit time is known, a failed transmit), kiss codes
+// (section 7.4), unsynchronized peers, the sample's offset and delay from
+// T1..T4, the reach register and its dummy filter stage, the poll process
+// (backoff while unreachable, following the system poll, iburst and burst,
+// section 13 / A.5.7 as the code implements them), what client and
+// symmetric packets carry, and the expiry of dynamic passive associations.
+// The association's randomness (nonces, poll jitter) comes from
+// tests/support/test_seed.h: TEST_SEED=<n> replays a run.
+#include "control/ntp/association.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "control/ntp/filter_select.h"
+#include "proto/ntp_packet.h"
+#include "proto/ntp_time.h"
+#include "tests/support/test_seed.h"
+
+namespace ntp::ctl {
+namespace {
+
+using proto::Leap;
+using proto::Mode;
+using proto::NtpHeader;
+using proto::NtpTimestamp;
+
+constexpr int64_t kUs = 1'000;
+constexpr int64_t kMs = 1'000'000;
+constexpr int64_t kS = 1'000'000'000;
+constexpr int64_t kStart = 1'700'000'000 * kS;  // some Unix time (2023)
+constexpr uint32_t kPeerIp = 0x0A00011F;        // 10.0.1.31
+constexpr uint32_t kServerRefid = 0x0A000001;   // the server's own source, 10.0.0.1
+constexpr int8_t kPrecisionLog2 = -20;          // ours and the server's
+// 2^-20 s in ns, as the association computes it.
+const int64_t kPrecisionNs = std::llround(std::ldexp(1e9, kPrecisionLog2));
+constexpr int64_t kTxLatency = 37 * kUs;  // on_timer -> the dataplane's real transmit time
+
+int64_t seconds(int log2) { return std::llround(std::ldexp(1e9, log2)); }
+
+// Everything about the association the tests choose; make_config() is the
+// one place that knows AssocConfig's field names.
+struct Setup {
+  AssocMode mode = AssocMode::kClient;
+  int minpoll = 6;
+  int maxpoll = 10;
+  bool iburst = false;
+  bool burst = false;
+  bool dynamic = false;
+};
+
+AssocConfig make_config(const Setup& s) {
+  AssocConfig c;
+  c.address = kPeerIp;
+  c.port = proto::kNtpPort;
+  c.mode = s.mode;
+  c.minpoll_log2 = s.minpoll;
+  c.maxpoll_log2 = s.maxpoll;
+  c.iburst = s.iburst;
+  c.burst = s.burst;
+  c.dynamic = s.dynamic;
+  c.version = 4;
+  return c;
+}
+
+// Our system variables: unsynchronized (stratum 16) unless a test says otherwise.
+LocalSystem local_system(int8_t poll_log2 = 6) {
+  LocalSystem l;
+  l.precision_log2 = kPrecisionLog2;
+  l.poll_log2 = poll_log2;
+  return l;
+}
+
+LocalSystem synchronized_system() {
+  LocalSystem l = local_system();
+  l.leap = Leap::kNone;
+  l.stratum = 3;
+  l.refid = 0x0A000002;
+  l.reference_time_ns = kStart - 10 * kS;
+  l.root_delay_ns = 3 * kMs;
+  l.root_dispersion_ns = 7 * kMs;
+  return l;
+}
+
+// Through the 48 bytes and back, as the engine hands packets over.
+NtpHeader on_wire(const NtpHeader& h) {
+  std::array<uint8_t, proto::kHeaderLen> b{};
+  proto::write_header(h, b.data());
+  return proto::read_header(b.data());
+}
+
+NtpHeader header_of(const OutPacket& p) { return proto::read_header(p.payload.data()); }
+
+// The way from us to the peer and back: the peer's clock is `offset` ahead
+// of ours, the request takes `out`, the peer holds it `hold`, the answer
+// takes `back`.
+struct Path {
+  int64_t offset = 3 * kMs;
+  int64_t out = 400 * kUs;
+  int64_t hold = 50 * kUs;
+  int64_t back = 600 * kUs;
+};
+
+// One packet of ours: when the poll process sent it, what it carried, and
+// what the peer sees as its transmit timestamp (the dataplane's stamp for
+// symmetric modes, the nonce for client requests).
+struct Sent {
+  int64_t at = 0;
+  int64_t tx = 0;
+  OutPacket pkt;
+  NtpHeader h;
+  NtpTimestamp wire_transmit;
+};
+
+// An association and the clock around it.
+class Link {
+ public:
+  explicit Link(const Setup& s, LocalSystem system = local_system(), int64_t start = kStart)
+      : a(make_config(s), 1, test::seed(), start), sys(std::move(system)), now(start) {}
+
+  // Runs the poll process at its next due time. With report, the dataplane
+  // says the packet left kTxLatency later.
+  Sent poll(bool report = true) {
+    Sent s;
+    now = std::max(now, a.next_event_ns());
+    s.at = now;
+    const std::optional<OutPacket> p = a.on_timer(now, sys);
+    if (!p) {
+      ADD_FAILURE() << "no packet at next_event_ns()";
+      return s;
+    }
+    s.pkt = *p;
+    s.h = header_of(*p);
+    s.tx = now + kTxLatency;
+    s.wire_transmit = p->stamp_transmit ? proto::ntp_from_unix_ns(s.tx) : s.h.transmit;
+    if (report) a.on_transmitted(p->cookie, s.tx);
+    return s;
+  }
+
+  // What a stratum-2 peer answers to `s` over `path` (mode 4 to a client,
+  // mode 2 to a symmetric active association), and when it arrives (T4).
+  struct Reply {
+    NtpHeader h;
+    int64_t t1 = 0, t2 = 0, t3 = 0, t4 = 0;
+  };
+  Reply reply_to(const Sent& s, const Path& path = {}) const {
+    Reply r;
+    r.t1 = s.tx;
+    r.t2 = s.tx + path.out + path.offset;
+    r.t3 = r.t2 + path.hold;
+    r.t4 = r.t3 - path.offset + path.back;
+    NtpHeader& h = r.h;
+    h.leap = Leap::kNone;
+    h.version = 4;
+    h.mode = a.config().mode == AssocMode::kClient ? Mode::kServer : Mode::kSymmetricPassive;
+    h.stratum = 2;
+    h.poll_log2 = s.h.poll_log2;
+    h.precision_log2 = kPrecisionLog2;
+    h.root_delay = proto::short_from_ns(2 * kMs);
+    h.root_dispersion = proto::short_from_ns(1 * kMs);
+    h.refid = kServerRefid;
+    h.reference = proto::ntp_from_unix_ns(r.t2 - 5 * kS);
+    h.origin = s.wire_transmit;
+    h.receive = proto::ntp_from_unix_ns(r.t2);
+    h.transmit = proto::ntp_from_unix_ns(r.t3);
+    return r;
+  }
+
+  RxResult deliver(const NtpHeader& h, int64_t rx_ns) {
+    now = std::max(now, rx_ns);
+    return a.on_packet(on_wire(h), rx_ns, sys);
+  }
+  RxResult deliver(const Reply& r) { return deliver(r.h, r.t4); }
+
+  // A poll and its answer.
+  RxResult exchange(const Path& path = {}) { return deliver(reply_to(poll(), path)); }
+
+  Association a;
+  LocalSystem sys;
+  int64_t now;
+};
+
+// ------------------------------------------------------------ what we send
+
+TEST(AssociationPackets, ClientRequestIsMode3WithARandomNonceAndNothingElse) {
+  // Even a synchronized system tells a server nothing about itself in a
+  // request (RFC 9109 data minimisation); the transmit timestamp is random.
+  Link l({}, synchronized_system());
+  const Sent s = l.poll();
+  EXPECT_EQ(s.pkt.dst_ip, kPeerIp);
+  EXPECT_EQ(s.pkt.dst_port, proto::kNtpPort);
+  EXPECT_FALSE(s.pkt.stamp_transmit);  // the nonce must stay as it is
+  EXPECT_EQ(s.h.mode, Mode::kClient);
+  EXPECT_EQ(s.h.version, 4);
+  EXPECT_EQ(s.h.leap, Leap::kNone);
+  EXPECT_EQ(s.h.stratum, 0);
+  EXPECT_EQ(s.h.poll_log2, 6);
+  EXPECT_EQ(s.h.refid, 0u);
+  EXPECT_EQ(s.h.root_delay, 0u);
+  EXPECT_EQ(s.h.root_dispersion, 0u);
+  EXPECT_TRUE(s.h.reference.is_zero());
+  EXPECT_TRUE(s.h.origin.is_zero());
+  EXPECT_TRUE(s.h.receive.is_zero());
+  ASSERT_FALSE(s.h.transmit.is_zero());
+  // Not the time: far from both the send time and the reported transmit time.
+  EXPECT_GT(std::llabs(proto::ntp_diff_ns(s.h.transmit, proto::ntp_from_unix_ns(s.at))), 1000 * kS);
+
+  // A new nonce for every request, and another sequence for another seed.
+  std::vector<uint64_t> nonces{s.h.transmit.raw()};
+  for (int i = 0; i < 5; ++i) nonces.push_back(l.poll().h.transmit.raw());
+  for (size_t i = 0; i < nonces.size(); ++i)
+    for (size_t j = i + 1; j < nonces.size(); ++j) EXPECT_NE(nonces[i], nonces[j]) << i << " " << j;
+  Association other(make_config({}), 2, test::seed() + 1, kStart);
+  const auto p = other.on_timer(other.next_event_ns(), local_system());
+  ASSERT_TRUE(p);
+  EXPECT_NE(header_of(*p).transmit.raw(), nonces[0]);
+}
+
+TEST(AssociationPackets, SymmetricActiveCarriesOurSystemVariablesInMode1) {
+  const LocalSystem sys = synchronized_system();
+  Link l({.mode = AssocMode::kSymmetricActive}, sys);
+  const Sent s = l.poll();
+  EXPECT_TRUE(s.pkt.stamp_transmit);  // T3 is the real time of transmission
+  EXPECT_EQ(s.h.mode, Mode::kSymmetricActive);
+  EXPECT_EQ(s.h.leap, Leap::kNone);
+  EXPECT_EQ(s.h.stratum, 3);
+  EXPECT_EQ(s.h.precision_log2, kPrecisionLog2);
+  EXPECT_EQ(s.h.poll_log2, 6);
+  EXPECT_EQ(s.h.refid, sys.refid);
+  EXPECT_EQ(s.h.reference, proto::ntp_from_unix_ns(sys.reference_time_ns));
+  EXPECT_EQ(s.h.root_delay, proto::short_from_ns(sys.root_delay_ns));
+  EXPECT_EQ(s.h.root_dispersion, proto::short_from_ns(sys.root_dispersion_ns));
+  // Nothing heard from the peer yet: origin and receive zero (section 8:
+  // the first packet of a symmetric exchange).
+  EXPECT_TRUE(s.h.origin.is_zero());
+  EXPECT_TRUE(s.h.receive.is_zero());
+
+  // After the peer's packet, ours echo its transmit timestamp as origin and
+  // carry our arrival time of it as receive.
+  const Link::Reply r = l.reply_to(s);
+  ASSERT_EQ(l.deliver(r), RxResult::kSample);
+  const Sent next = l.poll();
+  EXPECT_EQ(next.h.origin, r.h.transmit);
+  EXPECT_EQ(next.h.receive, proto::ntp_from_unix_ns(r.t4));
+}
+
+TEST(AssociationPackets, UnsynchronizedSymmetricSaysLeap3AndStratum0) {
+  // Stratum 16 goes out as 0 (RFC 5905 figure 11, like ntpd).
+  Link l({.mode = AssocMode::kSymmetricActive}, local_system());
+  const Sent s = l.poll();
+  EXPECT_EQ(s.h.leap, Leap::kUnsynchronized);
+  EXPECT_EQ(s.h.stratum, proto::kStratumUnspecified);
+  EXPECT_TRUE(s.h.reference.is_zero());
+}
+
+// ------------------------------------------------------------ the sample
+
+TEST(AssociationSample, OffsetAndDelayFromTheFourTimestamps) {
+  // RFC 5905 section 8: offset = ((T2 - T1) + (T3 - T4)) / 2, delay =
+  // (T4 - T1) - (T3 - T2), clamped not less than the precision. An
+  // asymmetric path shows up as half the asymmetry in the offset.
+  struct Case {
+    Path path;
+    int64_t offset, delay;
+  };
+  const Case cases[] = {
+      {{3 * kMs, 400 * kUs, 50 * kUs, 600 * kUs}, 3 * kMs - 100 * kUs, 1 * kMs},
+      {{-5 * kS, 250 * kUs, 10 * kUs, 250 * kUs}, -5 * kS, 500 * kUs},
+      {{123'456, 30 * kUs, 7 * kUs, 10 * kUs}, 123'456 + 10 * kUs, 40 * kUs},
+      {{0, 100, 0, 100}, 0, kPrecisionNs},  // 200 ns is below 2^-20 s
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << "offset " << c.path.offset << " out " << c.path.out << " back " << c.path.back);
+    Link l({});
+    const Sent s = l.poll();
+    const Link::Reply r = l.reply_to(s, c.path);
+    ASSERT_EQ(l.deliver(r), RxResult::kSample);
+    EXPECT_EQ(l.a.filter().offset_ns(), c.offset);
+    EXPECT_EQ(l.a.filter().delay_ns(), c.delay);
+    // T1 is the reported transmit time, not the time of on_timer.
+    EXPECT_EQ(r.t1, s.at + kTxLatency);
+    // Section 9.1: the sample's dispersion is both precisions plus PHI
+    // over the exchange.
+    const FilterStage newest = l.a.filter().stages()[0];
+    EXPECT_TRUE(newest.valid);
+    EXPECT_EQ(newest.time_ns, r.t4);
+    EXPECT_EQ(newest.dispersion_ns, 2 * kPrecisionNs + phi_growth_ns(r.t4 - r.t1));
+    // The peer variables follow the answer.
+    EXPECT_EQ(l.a.stratum(), 2);
+    EXPECT_EQ(l.a.peer_refid(), kServerRefid);
+    EXPECT_EQ(l.a.candidate(r.t4).offset_ns, c.offset);
+    EXPECT_TRUE(l.a.reachable());
+  }
+}
+
+TEST(AssociationSample, SymmetricExchange) {
+  // The peer's first packet (origin zero) starts the exchange without a
+  // sample; its answer to ours gives one.
+  Link l({.mode = AssocMode::kSymmetricActive});
+  NtpHeader first;
+  first.leap = Leap::kNone;
+  first.mode = Mode::kSymmetricActive;
+  first.stratum = 2;
+  first.poll_log2 = 6;
+  first.precision_log2 = kPrecisionLog2;
+  first.refid = kServerRefid;
+  first.transmit = proto::ntp_from_unix_ns(kStart + 1 * kMs);
+  EXPECT_EQ(l.deliver(first, kStart - 2 * kMs), RxResult::kNoSample);
+  EXPECT_EQ(l.a.reach(), 1);
+  EXPECT_FALSE(l.a.filter().has_estimate());
+
+  const Sent s = l.poll();
+  EXPECT_EQ(s.h.origin, first.transmit);
+  const Path path{-2 * kMs, 300 * kUs, 1 * kMs, 300 * kUs};
+  ASSERT_EQ(l.deliver(l.reply_to(s, path)), RxResult::kSample);
+  EXPECT_EQ(l.a.filter().offset_ns(), -2 * kMs);
+  EXPECT_EQ(l.a.filter().delay_ns(), 600 * kUs);
+}
+
+// ------------------------------------------------------------ on-wire checks
+
+TEST(AssociationOnWire, DuplicateIsDroppedAndChangesNothing) {
+  // Section 8: "the transmit timestamp T3 is the same as the last received".
+  Link l({});
+  const Link::Reply r = l.reply_to(l.poll());
+  ASSERT_EQ(l.deliver(r), RxResult::kSample);
+  const auto stages = l.a.filter().stages();
+  EXPECT_EQ(l.deliver(r.h, r.t4 + 1 * kMs), RxResult::kDuplicate);
+  EXPECT_EQ(l.a.filter().stages(), stages);
+  EXPECT_EQ(l.a.filter().valid_stages(), 1);
+  // Still a duplicate once the next request is out: the transmit check
+  // comes before the origin check.
+  const Sent next = l.poll();
+  EXPECT_EQ(l.a.reach(), 2);
+  EXPECT_EQ(l.deliver(r.h, next.tx + 1 * kMs), RxResult::kDuplicate);
+  EXPECT_EQ(l.a.reach(), 2);  // and it does not count as an answer
+  EXPECT_EQ(l.a.filter().valid_stages(), 1);
+}
+
+TEST(AssociationOnWire, BogusOriginIsDroppedAndTheRealAnswerStillCounts) {
+  // Section 8: "the origin timestamp T1 does not match the transmit
+  // timestamp of our last packet".
+  Link l({});
+  const Sent s = l.poll();
+  Link::Reply r = l.reply_to(s);
+  NtpHeader forged = r.h;
+  forged.origin = NtpTimestamp::from_raw(s.wire_transmit.raw() ^ 0x100);
+  EXPECT_EQ(l.deliver(forged, r.t4), RxResult::kBogus);
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_FALSE(l.a.filter().has_estimate());
+  EXPECT_EQ(l.a.stratum(), 0);  // the forged header was not taken in
+  // A forgery does not use up the nonce.
+  EXPECT_EQ(l.deliver(r.h, r.t4 + 1), RxResult::kSample);
+
+  // "To protect against replay of the last transmitted packet, the xmt
+  // state variable is set to zero": a second, different answer to the
+  // request already answered is bogus.
+  NtpHeader again = r.h;
+  again.transmit = proto::ntp_from_unix_ns(r.t3 + 1 * kMs);
+  EXPECT_EQ(l.deliver(again, r.t4 + 2 * kMs), RxResult::kBogus);
+  EXPECT_EQ(l.a.filter().valid_stages(), 1);
+
+  // An answer to an older request after a newer one went out is bogus too.
+  const Sent newer = l.poll();
+  const Link::Reply late = l.reply_to(s, {.offset = 3 * kMs, .out = 400 * kUs, .hold = 2 * kMs, .back = 600 * kUs});
+  EXPECT_EQ(l.deliver(late.h, newer.tx + 1 * kMs), RxResult::kBogus);
+}
+
+TEST(AssociationOnWire, ZeroOriginIsBogus) {
+  // Our nonce is never zero, so a zero origin answers nothing of ours.
+  Link l({});
+  Link::Reply r = l.reply_to(l.poll());
+  r.h.origin = {};
+  EXPECT_EQ(l.deliver(r), RxResult::kBogus);
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_FALSE(l.a.filter().has_estimate());
+}
+
+TEST(AssociationOnWire, ZeroReceiveOrTransmitGivesNoSample) {
+  // Without T2 or T3 there is nothing to compute: no sample in the filter.
+  for (const bool zero_receive : {true, false}) {
+    SCOPED_TRACE(zero_receive ? "receive zero" : "transmit zero");
+    Link l({});
+    Link::Reply r = l.reply_to(l.poll());
+    (zero_receive ? r.h.receive : r.h.transmit) = {};
+    EXPECT_EQ(l.deliver(r), RxResult::kNoSample);
+    EXPECT_FALSE(l.a.filter().has_estimate());
+    EXPECT_EQ(l.a.filter().valid_stages(), 0);
+  }
+}
+
+TEST(AssociationOnWire, ReplyBeforeTheTransmitReportWaitsForIt) {
+  // Without our real transmit time there is no T1: the engine offers the
+  // packet again after the report. Until then nothing changes.
+  Link l({});
+  const Sent s = l.poll(/*report=*/false);
+  const Link::Reply r = l.reply_to(s);
+  EXPECT_EQ(l.deliver(r), RxResult::kAwaitingTxTime);
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_FALSE(l.a.filter().has_estimate());
+  // A report for another packet does not help.
+  l.a.on_transmitted(s.pkt.cookie + 1, s.tx);
+  EXPECT_EQ(l.deliver(r), RxResult::kAwaitingTxTime);
+  l.a.on_transmitted(s.pkt.cookie, s.tx);
+  EXPECT_EQ(l.deliver(r), RxResult::kSample);
+  EXPECT_EQ(l.a.filter().offset_ns(), 3 * kMs - 100 * kUs);
+  EXPECT_EQ(l.a.reach(), 1);
+}
+
+TEST(AssociationOnWire, SymmetricReplyBeforeTheTransmitReportWaitsForIt) {
+  // In symmetric modes the origin is the dataplane's stamp, unknown until
+  // the report.
+  Link l({.mode = AssocMode::kSymmetricActive});
+  const Sent s = l.poll(/*report=*/false);
+  const Link::Reply r = l.reply_to(s);
+  EXPECT_EQ(l.deliver(r), RxResult::kAwaitingTxTime);
+  l.a.on_transmitted(s.pkt.cookie, s.tx);
+  EXPECT_EQ(l.deliver(r), RxResult::kSample);
+}
+
+TEST(AssociationOnWire, AnswerToAPacketThatNeverLeftIsBogus) {
+  Link l({});
+  const Sent s = l.poll(/*report=*/false);
+  l.a.on_transmit_failed(s.pkt.cookie);
+  EXPECT_EQ(l.deliver(l.reply_to(s)), RxResult::kBogus);
+  EXPECT_EQ(l.a.reach(), 0);
+}
+
+TEST(AssociationOnWire, ModeThatDoesNotFitIsRefused) {
+  Link client({});
+  Link::Reply r = client.reply_to(client.poll());
+  r.h.mode = Mode::kSymmetricPassive;
+  EXPECT_EQ(client.deliver(r), RxResult::kBadMode);
+  EXPECT_EQ(client.a.reach(), 0);
+
+  Link passive({.mode = AssocMode::kSymmetricPassive, .dynamic = true});
+  NtpHeader h = r.h;
+  h.origin = {};
+  EXPECT_EQ(passive.deliver(h, kStart), RxResult::kBadMode);  // mode 2 to a passive one
+  EXPECT_EQ(passive.a.reach(), 0);
+}
+
+// ------------------------------------------------------------ unsynchronized peers, kiss codes
+
+TEST(AssociationPeerState, UnsynchronizedPeerGivesNoSample) {
+  // Leap 3, stratum 16 or stratum 0 with a code that is not a kiss of
+  // death (INIT): a valid answer, but no time from it.
+  struct Case {
+    const char* name;
+    Leap leap;
+    uint8_t stratum;
+    uint32_t refid;
+  };
+  const Case cases[] = {
+      {"leap 3", Leap::kUnsynchronized, 2, kServerRefid},
+      {"stratum 16", Leap::kNone, 16, kServerRefid},
+      {"stratum 0 INIT", Leap::kUnsynchronized, 0, proto::kKissInit},
+      {"stratum 0 STEP", Leap::kNone, 0, proto::kKissStep},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Link l({});
+    Link::Reply r = l.reply_to(l.poll());
+    r.h.leap = c.leap;
+    r.h.stratum = c.stratum;
+    r.h.refid = c.refid;
+    EXPECT_EQ(l.deliver(r), RxResult::kUnsynchronized);
+    EXPECT_FALSE(l.a.filter().has_estimate());
+    EXPECT_EQ(l.a.filter().valid_stages(), 0);
+    EXPECT_EQ(l.a.poll_log2(), 6);
+  }
+}
+
+Link::Reply kiss(const Link& l, const Sent& s, uint32_t code) {
+  Link::Reply r = l.reply_to(s);
+  r.h.leap = Leap::kUnsynchronized;
+  r.h.stratum = proto::kStratumUnspecified;
+  r.h.refid = code;
+  return r;
+}
+
+TEST(AssociationKiss, RateRaisesThePollUpToMaxpoll) {
+  // RFC 5905 section 7.4: RATE means poll less often.
+  Link l({.minpoll = 6, .maxpoll = 8});
+  EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissRate)), RxResult::kKissOfDeath);
+  EXPECT_EQ(l.a.poll_log2(), 7);
+  EXPECT_EQ(l.a.reach(), 0);  // a kiss is no answer
+  EXPECT_FALSE(l.a.filter().has_estimate());
+  EXPECT_EQ(l.a.peer_refid(), proto::kKissRate);
+  EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissRate)), RxResult::kKissOfDeath);
+  EXPECT_EQ(l.a.poll_log2(), 8);
+  EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissRate)), RxResult::kKissOfDeath);
+  EXPECT_EQ(l.a.poll_log2(), 8);  // not past maxpoll
+}
+
+TEST(AssociationKiss, DenyAndRstrAreKissesOfDeathAndGiveNothing) {
+  for (const uint32_t code : {proto::kKissDeny, proto::kKissRstr}) {
+    SCOPED_TRACE(proto::refid_to_string(code, 0));
+    Link l({});
+    const Link::Reply r = kiss(l, l.poll(), code);
+    EXPECT_EQ(l.deliver(r), RxResult::kKissOfDeath);
+    EXPECT_EQ(l.a.poll_log2(), 6);  // only RATE touches the poll
+    EXPECT_EQ(l.a.reach(), 0);
+    EXPECT_FALSE(l.a.reachable());
+    EXPECT_FALSE(l.a.filter().has_estimate());
+    EXPECT_EQ(l.a.peer_refid(), code);
+  }
+}
+
+TEST(AssociationKiss, KissThatAnswersNothingOfOursIsBogus) {
+  // Section 7.4 kisses only count from a packet that passed the origin
+  // check, so a third party cannot silence or slow us.
+  for (const uint32_t code : {proto::kKissRate, proto::kKissDeny, proto::kKissRstr}) {
+    Link l({});
+    Link::Reply r = kiss(l, l.poll(), code);
+    r.h.origin = proto::ntp_from_unix_ns(kStart);
+    EXPECT_EQ(l.deliver(r), RxResult::kBogus);
+    EXPECT_EQ(l.a.poll_log2(), 6);
+    EXPECT_EQ(l.a.peer_refid(), 0u);
+  }
+}
+
+// ------------------------------------------------------------ reach register, poll process
+
+TEST(AssociationPoll, NothingIsSentBeforeItIsDue) {
+  // The first poll comes within a quarter of min(2^minpoll, 1 s) of the
+  // start, spread so many associations do not start in step.
+  std::vector<int64_t> first;
+  for (uint64_t i = 0; i < 64; ++i) {
+    const Association b(make_config({}), 1, test::seed() + i, kStart);
+    EXPECT_GE(b.next_event_ns(), kStart);
+    EXPECT_LE(b.next_event_ns(), kStart + 250 * kMs);
+    first.push_back(b.next_event_ns());
+  }
+  EXPECT_GT(*std::max_element(first.begin(), first.end()) - *std::min_element(first.begin(), first.end()), 50 * kMs);
+  const Association fast(make_config({.minpoll = -2, .maxpoll = 4}), 1, test::seed(), kStart);
+  EXPECT_LE(fast.next_event_ns(), kStart + seconds(-2) / 4);
+
+  Association a(make_config({}), 1, test::seed(), kStart);
+  if (a.next_event_ns() > kStart) {
+    EXPECT_FALSE(a.on_timer(a.next_event_ns() - 1, local_system()));
+  }
+  EXPECT_TRUE(a.on_timer(a.next_event_ns(), local_system()));
+  const int64_t next = a.next_event_ns();
+  EXPECT_FALSE(a.on_timer(next - 1, local_system()));
+}
+
+TEST(AssociationPoll, ReachRegisterShiftsPerPollAndAnswersSetBitZero) {
+  Link l({});
+  EXPECT_EQ(l.a.reach(), 0);
+  l.poll();
+  EXPECT_EQ(l.a.reach(), 0);
+  ASSERT_EQ(l.deliver(l.reply_to(l.poll())), RxResult::kSample);
+  EXPECT_EQ(l.a.reach(), 0b1);
+  l.poll();  // unanswered
+  EXPECT_EQ(l.a.reach(), 0b10);
+  const Sent s = l.poll();
+  EXPECT_EQ(l.a.reach(), 0b100);
+  l.deliver(l.reply_to(s));
+  EXPECT_EQ(l.a.reach(), 0b101);
+  for (int i = 0; i < 5; ++i) l.exchange();
+  EXPECT_EQ(l.a.reach(), 0xBF);
+  l.exchange();
+  EXPECT_EQ(l.a.reach(), 0x7F);
+  l.exchange();
+  EXPECT_EQ(l.a.reach(), 0xFF);
+
+  // Eight unanswered polls clear it; seven do not.
+  for (int i = 1; i <= 7; ++i) {
+    l.poll();
+    EXPECT_EQ(l.a.reach(), static_cast<uint8_t>(0xFF << i)) << i;
+    EXPECT_TRUE(l.a.reachable()) << i;
+  }
+  l.poll();
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_FALSE(l.a.reachable());
+}
+
+TEST(AssociationPoll, ThreeUnansweredPollsShiftADummyIntoTheFilter) {
+  // RFC 5905 section 10: "If the three low-order bits of the reach
+  // register are zero ... the poll process calls the clock filter
+  // algorithm with a dummy tuple".
+  Link l({});
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  l.poll();  // reach 0b10
+  l.poll();  // 0b100
+  EXPECT_TRUE(l.a.filter().stages()[0].valid);
+  l.poll();  // 0b1000: the low three bits are zero
+  const FilterStage newest = l.a.filter().stages()[0];
+  EXPECT_FALSE(newest.valid);
+  EXPECT_EQ(newest.dispersion_ns, kMaxDispersionNs);
+  EXPECT_EQ(newest.time_ns, l.now);
+  l.poll();
+  EXPECT_FALSE(l.a.filter().stages()[1].valid);
+  EXPECT_EQ(l.a.filter().valid_stages(), 1);  // the one sample is still there
+}
+
+TEST(AssociationPoll, UnreachableBacksOffTowardsMaxpoll) {
+  // As the code implements A.5.7: eight unanswered polls at minpoll, then
+  // each further one doubles the interval, up to maxpoll. An answer brings
+  // the poll back to the system poll at the next poll.
+  Link l({.minpoll = 4, .maxpoll = 8}, local_system(4));
+  std::vector<int> expected;  // poll exponent in force after poll k
+  for (int k = 1; k <= 8; ++k) expected.push_back(4);
+  for (int h = 5; h <= 8; ++h) expected.push_back(h);
+  for (int k = 0; k < 3; ++k) expected.push_back(8);
+  for (size_t k = 0; k < expected.size(); ++k) {
+    const Sent s = l.poll();
+    EXPECT_EQ(l.a.reach(), 0);
+    ASSERT_EQ(l.a.poll_log2(), expected[k]) << "poll " << k + 1;
+    EXPECT_EQ(s.h.poll_log2, expected[k]) << "poll " << k + 1;  // what we tell the server
+    // The next poll comes one interval later, less up to 1/32 of jitter.
+    const int64_t interval = l.a.next_event_ns() - s.at;
+    const int64_t full = seconds(expected[k]);
+    EXPECT_LE(interval, full) << "poll " << k + 1;
+    EXPECT_GT(interval, full - full / 32) << "poll " << k + 1;
+  }
+  // Back: the answered poll keeps 2^8 until the next poll resets it.
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  EXPECT_EQ(l.a.poll_log2(), 8);
+  const Sent s = l.poll();
+  EXPECT_EQ(l.a.poll_log2(), 4);
+  EXPECT_LE(l.a.next_event_ns() - s.at, seconds(4));
+}
+
+TEST(AssociationPoll, ReachablePollFollowsTheSystemPollWithinMinAndMax) {
+  Link l({.minpoll = 6, .maxpoll = 10});
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  const std::pair<int8_t, int> cases[] = {{8, 8}, {12, 10}, {3, 6}, {10, 10}, {6, 6}};
+  for (const auto& [system, expected] : cases) {
+    l.sys.poll_log2 = system;
+    const Sent s = l.poll();
+    l.deliver(l.reply_to(s));
+    EXPECT_EQ(l.a.poll_log2(), expected) << "system poll " << int{system};
+    EXPECT_EQ(s.h.poll_log2, expected);
+    EXPECT_LE(l.a.next_event_ns() - s.at, seconds(expected));
+    EXPECT_GT(l.a.next_event_ns() - s.at, seconds(expected) - seconds(expected) / 32);
+  }
+}
+
+TEST(AssociationPoll, IburstSendsEightPacketsTwoSecondsApartAtTheStart) {
+  // RFC 5905 BCOUNT 8, BTIME 2 s. The burst is one poll: the reach
+  // register shifts once, whether or not the packets are answered.
+  Link l({.minpoll = 6, .iburst = true});
+  std::vector<int64_t> sent;
+  for (int i = 0; i < 8; ++i) {
+    const Sent s = l.poll();
+    sent.push_back(s.at);
+    EXPECT_EQ(l.deliver(l.reply_to(s)), RxResult::kSample) << i;
+  }
+  EXPECT_LE(sent[0], kStart + 250 * kMs);
+  for (size_t i = 1; i < sent.size(); ++i) EXPECT_EQ(sent[i] - sent[i - 1], 2 * kS) << i;
+  EXPECT_EQ(l.a.reach(), 1);
+  EXPECT_EQ(l.a.filter().valid_stages(), 8);
+  // Then the ordinary poll interval, and no new burst while reachable.
+  EXPECT_GT(l.a.next_event_ns() - sent.back(), seconds(6) - seconds(6) / 32);
+  EXPECT_LE(l.a.next_event_ns() - sent.back(), seconds(6));
+  const Sent ninth = l.poll();
+  EXPECT_EQ(l.a.reach(), 0b10);
+  EXPECT_GT(l.a.next_event_ns() - ninth.at, seconds(6) - seconds(6) / 32);
+}
+
+TEST(AssociationPoll, WithoutIburstTheStartIsOnePacket) {
+  Link l({.minpoll = 6});
+  const Sent s = l.poll();
+  EXPECT_EQ(l.deliver(l.reply_to(s)), RxResult::kSample);
+  EXPECT_GT(l.a.next_event_ns() - s.at, seconds(6) - seconds(6) / 32);
+}
+
+TEST(AssociationPoll, BurstSendsEightPacketsAtEachPollWhileReachable) {
+  // `burst`: only while the server answers; an unreachable one gets single
+  // packets.
+  Link l({.minpoll = 6, .burst = true});
+  const Sent first = l.poll(/*report=*/true);
+  EXPECT_GT(l.a.next_event_ns() - first.at, seconds(6) - seconds(6) / 32);  // unreachable: no burst
+  l.deliver(l.reply_to(first));
+  ASSERT_TRUE(l.a.reachable());
+  for (int round = 0; round < 2; ++round) {
+    std::vector<int64_t> sent;
+    for (int i = 0; i < 8; ++i) {
+      const Sent s = l.poll();
+      sent.push_back(s.at);
+      l.deliver(l.reply_to(s));
+    }
+    for (size_t i = 1; i < sent.size(); ++i) EXPECT_EQ(sent[i] - sent[i - 1], 2 * kS) << round << " " << i;
+    EXPECT_GT(l.a.next_event_ns() - sent.back(), seconds(6) - seconds(6) / 32) << round;
+  }
+  EXPECT_EQ(l.a.reach(), 0b111);  // the first poll and two bursts: three polls, all answered
+}
+
+// ------------------------------------------------------------ dynamic passive associations
+
+// The first mode-1 packet of a peer that mobilised a passive association.
+NtpHeader active_peer_packet(int8_t poll_log2, int64_t sent_ns) {
+  NtpHeader h;
+  h.leap = Leap::kNone;
+  h.mode = Mode::kSymmetricActive;
+  h.stratum = 2;
+  h.poll_log2 = poll_log2;
+  h.precision_log2 = kPrecisionLog2;
+  h.refid = kServerRefid;
+  h.transmit = proto::ntp_from_unix_ns(sent_ns);
+  return h;
+}
+
+TEST(AssociationPassive, AnswersAtOnceInMode2AtThePeersPoll) {
+  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = 5, .maxpoll = 5, .dynamic = true});
+  const int64_t rx = kStart - 1 * kMs;
+  const NtpHeader h = active_peer_packet(5, rx - 300 * kUs);
+  EXPECT_EQ(l.deliver(h, rx), RxResult::kNoSample);
+  EXPECT_EQ(l.a.reach(), 1);
+  EXPECT_EQ(l.a.poll_log2(), 5);
+  EXPECT_EQ(l.a.next_event_ns(), kStart);
+  const Sent s = l.poll();
+  EXPECT_EQ(s.at, kStart);
+  EXPECT_EQ(s.h.mode, Mode::kSymmetricPassive);
+  EXPECT_TRUE(s.pkt.stamp_transmit);
+  EXPECT_EQ(s.h.origin, h.transmit);
+  EXPECT_EQ(s.h.receive, proto::ntp_from_unix_ns(rx));
+  EXPECT_EQ(s.h.poll_log2, 5);
+  EXPECT_LE(l.a.next_event_ns() - s.at, seconds(5));
+
+  // It keeps following the peer's poll: slower, and faster at once (the
+  // next poll is pulled in to one new interval after the packet).
+  const Link::Reply r = l.reply_to(s);
+  NtpHeader slower = active_peer_packet(7, r.t3);
+  slower.origin = s.wire_transmit;
+  slower.receive = r.h.receive;
+  EXPECT_EQ(l.deliver(slower, r.t4), RxResult::kSample);
+  EXPECT_EQ(l.a.poll_log2(), 7);
+  EXPECT_EQ(l.poll().h.poll_log2, 7);
+  const int64_t rx2 = l.now + 1 * kS;
+  // (An origin-zero packet: the peer started its exchange again.)
+  EXPECT_EQ(l.deliver(active_peer_packet(3, rx2 - 300 * kUs), rx2), RxResult::kNoSample);
+  EXPECT_EQ(l.a.poll_log2(), 3);
+  EXPECT_EQ(l.a.next_event_ns(), rx2 + seconds(3));
+}
+
+TEST(AssociationPassive, ExpiresEightPollIntervalsAfterTheLastPacketOnceUnreachable) {
+  // expired(): dynamic, reach register empty, and quiet for more than
+  // eight poll intervals since the last packet (or the creation).
+  constexpr int kPoll = 4;
+  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = kPoll, .maxpoll = kPoll, .dynamic = true});
+  const int64_t rx = kStart;
+  ASSERT_EQ(l.deliver(active_peer_packet(kPoll, rx - 300 * kUs), rx), RxResult::kNoSample);
+  const int64_t deadline = rx + 8 * seconds(kPoll);
+
+  // Runs the poll process up to t, checking that it has not expired on the way.
+  auto run_until = [&](int64_t t) {
+    while (l.a.next_event_ns() <= t) {
+      l.poll();
+      EXPECT_FALSE(l.a.expired(l.now)) << (l.now - rx) / kMs << " ms after the last packet";
+    }
+  };
+  run_until(deadline);
+  EXPECT_EQ(l.a.reach(), 0);  // eight polls since the packet
+  EXPECT_FALSE(l.a.expired(deadline));
+  EXPECT_TRUE(l.a.expired(deadline + 1));
+
+  // A packet from the peer brings it back, and the clock starts again.
+  const int64_t rx2 = deadline + 1;
+  EXPECT_EQ(l.deliver(active_peer_packet(kPoll, rx2 - 300 * kUs), rx2), RxResult::kNoSample);
+  EXPECT_FALSE(l.a.expired(rx2 + 9 * seconds(kPoll)));  // reachable: timers have not run
+  run_until(rx2 + 8 * seconds(kPoll));
+  EXPECT_FALSE(l.a.expired(rx2 + 8 * seconds(kPoll)));
+  EXPECT_TRUE(l.a.expired(rx2 + 8 * seconds(kPoll) + 1));
+}
+
+TEST(AssociationPassive, NeverHeardFromExpiresEightIntervalsAfterCreation) {
+  constexpr int kPoll = 3;
+  Association a(make_config({.mode = AssocMode::kSymmetricPassive, .minpoll = kPoll, .maxpoll = kPoll, .dynamic = true}),
+                1, test::seed(), kStart);
+  EXPECT_FALSE(a.expired(kStart + 8 * seconds(kPoll)));
+  EXPECT_TRUE(a.expired(kStart + 8 * seconds(kPoll) + 1));
+}
+
+TEST(AssociationPassive, ConfiguredAssociationsNeverExpire) {
+  for (const AssocMode mode : {AssocMode::kClient, AssocMode::kSymmetricActive}) {
+    Link l({.mode = mode, .minpoll = 4, .maxpoll = 4});
+    for (int i = 0; i < 12; ++i) l.poll();
+    EXPECT_EQ(l.a.reach(), 0);
+    EXPECT_FALSE(l.a.expired(l.now + 1000 * seconds(4)));
+  }
+}
+
+}  // namespace
+}  // namespace ntp::ctl
