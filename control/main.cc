@@ -23,6 +23,7 @@
 
 #include "config/cli.h"
 #include "config/config.h"
+#include "control/clock_applier.h"
 #include "control/ntp/engine.h"
 #include "control/segment_client.h"
 #include "control/stats_server.h"
@@ -96,10 +97,11 @@ class ControlPlane {
   double source_ok_s_ = -1e9;  // monotonic time of the last good PHC read
   // The source can be served: not a PHC, or a PHC read within the holdover.
   bool source_fresh() const { return !source_phc_ || monotonic_s() - source_ok_s_ < cfg_.ntp.holdover_s; }
-  // clock.steer_phc, clock.steer_system_clock (source != system): clocks
-  // kept on the served time, and the drivers they steer.
+  // The clocks steered besides the served timescale (clock.steer_phc,
+  // clock.steer_system_clock), and the one object that carries out the
+  // discipline's orders on all of them.
   std::vector<std::unique_ptr<hwclock::ClockDriver>> steer_targets_;
-  std::vector<std::unique_ptr<ctl::SteeredClock>> steered_;
+  std::unique_ptr<ctl::ClockApplier> applier_;
   std::optional<double> drift_ppb_;  // from the drift file
   ctl::SegmentClient seg_;
   uint64_t publications_ = 0;
@@ -133,9 +135,7 @@ ctl::EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2
   e.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
   e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
   e.precision_log2 = precision_log2;
-  e.servo.step_threshold_ns = std::llround(cfg.clock.step_threshold_ms * 1e6);
-  e.servo.panic_threshold_ns = std::llround(cfg.clock.panic_threshold_s * 1e9);
-  e.servo.max_frequency_ppb = cfg.clock.max_frequency_ppm * 1000.0;
+  e.servo = ctl::servo_config(cfg.clock);
   return e;
 }
 
@@ -205,23 +205,15 @@ void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
 
 void ControlPlane::carry_out(ctl::EngineOutput& out) {
   for (const std::string& e : out.events) spdlog::info("{}", e);
+  auto take = [this](const ctl::ClockApplier::Result& r) {
+    if (r.publish) publish_model(*r.publish);
+    for (const std::string& e : r.errors) spdlog::error("{}", e);
+  };
   if (out.adjust) {
-    const ctl::ClockAdjustment& a = *out.adjust;
-    if (cfg_.clock.steer_system_clock && cfg_.clock.source == config::ClockSource::kSystem) {
-      std::string err;
-      // The kernel slews a phase offset by itself: hand it the whole order
-      // as a frequency for the slew's duration is not possible, so the
-      // phase goes in as a step when large and is folded into the
-      // frequency over one interval otherwise.
-      const double seconds = a.slew_rate_ppb != 0 ? a.slew_ns / a.slew_rate_ppb : 0;
-      const double freq = a.freq_ppb + (seconds > 0 ? a.slew_rate_ppb : 0);
-      if (!hwclock::steer_realtime(a.step ? a.step_ns : 0, freq, err)) spdlog::error("steering the system clock: {}", err);
-    } else {
-      publish_model(timescale_->adjust(a.step ? a.step_ns : 0, a.freq_ppb, a.slew_ns, a.slew_rate_ppb,
-                                       hwclock::read_tsc()));
-    }
+    take(applier_->apply(*out.adjust, hwclock::read_tsc()));
     save_drift(false);
   }
+  take(applier_->poll(hwclock::read_tsc()));  // a slew that is in ends now, not at the next order
   for (const ctl::OutPacket& o : out.packets) {
     proto::TxPacket t{};
     t.cookie = o.cookie;
@@ -279,29 +271,32 @@ bool ControlPlane::open_clocks() {
     }
     spdlog::info("clock source: PHC {} (PHC - UTC = {} s)", cfg_.clock.phc, cfg_.clock.phc_utc_offset_s);
   }
-  hwclock::ServoConfig servo;
-  servo.step_threshold_ns = std::llround(cfg_.clock.step_threshold_ms * 1e6);
-  servo.max_frequency_ppb = cfg_.clock.max_frequency_ppm * 1000.0;
-  auto served = [this](uint64_t tsc) { return hwclock::model_to_ns(timescale_->published(), tsc); };
+  applier_ = std::make_unique<ctl::ClockApplier>(*timescale_, tsc_hz_);
+  const hwclock::ServoConfig servo = ctl::servo_config(cfg_.clock);
   if (!cfg_.clock.steer_phc.empty()) {
     auto phc = hwclock::PhcClock::open(cfg_.clock.steer_phc, /*writable=*/true, err);
     if (!phc) {
       spdlog::error("{}: clock.steer_phc: {}; nothing started", cfg_.path, err);
       return false;
     }
-    steered_.push_back(std::make_unique<ctl::SteeredClock>(
-        *phc, served, int64_t{cfg_.clock.phc_utc_offset_s} * 1'000'000'000, servo));
+    applier_->follow(*phc, int64_t{cfg_.clock.phc_utc_offset_s} * 1'000'000'000, servo);
     steer_targets_.push_back(std::move(phc));
     spdlog::info("clock.steer_phc: keeping {} on the served time (PHC - UTC = {} s) once synchronized",
                  cfg_.clock.steer_phc, cfg_.clock.phc_utc_offset_s);
   }
-  // With source = "system" the discipline steers CLOCK_REALTIME itself
-  // (carry_out); otherwise it follows the served time like a PHC.
-  if (cfg_.clock.steer_system_clock && cfg_.clock.source != config::ClockSource::kSystem) {
+  // With source = "system" the discipline's orders go to CLOCK_REALTIME
+  // itself (the served time follows it); otherwise it follows the served
+  // time like a PHC.
+  if (cfg_.clock.steer_system_clock) {
     auto rt = std::make_unique<hwclock::RealtimeClock>();
-    steered_.push_back(std::make_unique<ctl::SteeredClock>(*rt, served, 0, servo));
+    if (cfg_.clock.source == config::ClockSource::kSystem) {
+      rt->set_sync_status(true, -1);  // STA_UNSYNC off: the discipline sets this clock
+      applier_->steer_directly(*rt);
+    } else {
+      applier_->follow(*rt, 0, servo);
+      spdlog::info("clock.steer_system_clock: keeping CLOCK_REALTIME on the served time once synchronized");
+    }
     steer_targets_.push_back(std::move(rt));
-    spdlog::info("clock.steer_system_clock: keeping CLOCK_REALTIME on the served time once synchronized");
   }
   return true;
 }
@@ -322,8 +317,7 @@ void ControlPlane::read_source() {
 }
 
 void ControlPlane::steer_clocks(bool synchronized) {
-  for (auto& c : steered_)
-    for (const std::string& line : c->tick(synchronized)) spdlog::info("{}", line);
+  for (const std::string& line : applier_->tick(synchronized).log) spdlog::info("{}", line);
 }
 
 status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) const {
@@ -419,7 +413,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
     s.workers.push_back(ws);
   }
   s.associations = engine_->sessions(now);
-  for (const auto& c : steered_) {
+  for (const auto& c : applier_->steered()) {
     const ctl::SteeredClockStatus& t = c->status();
     s.steered_clocks.push_back({t.name, t.following, t.offset_ns, t.frequency_ppb / 1000.0, t.state, t.updates,
                                 t.steps, t.errors});

@@ -1,7 +1,7 @@
 // Keeping other clocks on the served timescale (clock.steer_phc, and
 // clock.steer_system_clock where the source is not the system clock
-// itself): one hwclock::ClockFollower per target, updated once a second by
-// the control loop. Thin: the follower computes and steers through the
+// itself): one hwclock::ClockFollower per target, updated once a second
+// through the clock applier (control/clock_applier.h). Thin: the follower computes and steers through the
 // ClockDriver it is given (a PhcClock or RealtimeClock in the daemon, a
 // SimulatedClock in the tests).
 //

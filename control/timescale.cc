@@ -75,9 +75,12 @@ void Timescale::set_published(uint64_t raw_now) {
   const proto::ClockModelData src = source();
   const int64_t t = hwclock::model_to_ns(src, raw_now);
   if (corr_.slew_left_at(t) == 0) return;
-  // Invert the source model: raw = raw0 + (t - utc0) / ns_per_tick.
-  const double ticks = static_cast<double>(corr_.slew_end_ns() - src.utc0_ns) / hwclock::ns_per_tick(src);
-  slew_end_raw_ = src.raw0 + static_cast<uint64_t>(std::llround(std::max(ticks, 0.0)));
+  // Invert the source model: raw = raw0 + (t - utc0) / ns_per_tick, the
+  // first reading at which the slew is in (so that refresh() there ends it).
+  const int64_t end_ns = corr_.slew_end_ns();
+  const double ticks = static_cast<double>(end_ns - src.utc0_ns) / hwclock::ns_per_tick(src);
+  slew_end_raw_ = src.raw0 + static_cast<uint64_t>(std::ceil(std::max(ticks, 0.0)));
+  while (hwclock::model_to_ns(src, slew_end_raw_) < end_ns) ++slew_end_raw_;
 }
 
 void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now) {

@@ -39,7 +39,7 @@ class Timescale {
   // The served clock minus the host clock at raw (diagnostic).
   int64_t minus_host_ns(uint64_t raw) const;
 
-  // The discipline's order (the servo computes, this applies; see
+  // The discipline's order, as ctl::ClockApplier hands it on (see
   // hwclock::Correction): step by step_ns at raw_now, run base_ppb faster
   // than the source, and slew slew_ns more at slew_rate_ppb. Returns the
   // new model to publish.

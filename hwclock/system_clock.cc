@@ -109,14 +109,4 @@ bool RealtimeClock::step_ns(int64_t delta_ns, std::string& err) {
   return true;
 }
 
-bool steer_realtime(int64_t step_ns, double freq_ppb, std::string& err) {
-  static RealtimeClock clock = [] {
-    RealtimeClock c;
-    c.set_sync_status(true, -1);
-    return c;
-  }();
-  if (step_ns != 0 && !clock.step_ns(step_ns, err)) return false;
-  return clock.set_frequency_ppb(freq_ppb, err);
-}
-
 }  // namespace ntp::hwclock

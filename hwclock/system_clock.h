@@ -51,10 +51,4 @@ class RealtimeClock final : public ClockDriver {
   int64_t max_error_ns_ = -1;
 };
 
-// Step by step_ns (if non-zero), then set the frequency correction to
-// freq_ppb (one process-wide RealtimeClock, which also clears STA_UNSYNC as
-// this function always did). Needs CAP_SYS_TIME. Returns false with err on
-// failure.
-bool steer_realtime(int64_t step_ns, double freq_ppb, std::string& err);
-
 }  // namespace ntp::hwclock

@@ -1,5 +1,5 @@
 // The control plane's clock steering (control/steering.h) on simulated
-// clocks, and the `phc` clock source's timescale (control/timescale.h).
+// clocks.
 // Seeded: the seed is printed and TEST_SEED replays it.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,6 @@
 
 #include "control/steering.h"
 #include "tests/support/simulated_clock.h"
-#include "control/timescale.h"
 #include "hwclock/clock_model.h"
 #include "tests/support/test_seed.h"
 
@@ -117,35 +116,6 @@ TEST(SteeredClock, NothingIsTouchedUntilSynchronizedAndItSettlesWhenLost) {
   EXPECT_NEAR(phc.frequency_ppb(), base, 1000);  // the slew part (< 1 ppm here) is dropped
   // Holdover on the learned frequency: 10 s drift well under a microsecond.
   EXPECT_LT(std::fabs(phc.error_ns() - static_cast<double>(kTaiMinusUtcNs)), 1000);
-}
-
-// The `phc` source: the served timescale is the PHC less its UTC offset,
-// not the host clock.
-TEST(Timescale, PhcSourceFollowsThePhcNotTheHost) {
-  config::Clock c;
-  c.source = config::ClockSource::kPhc;
-  c.phc = "/dev/ptp-sim";
-  const double hz = 3e9;
-  Timescale ts(c, hz);
-  EXPECT_FALSE(ts.have_source());
-  // Host clock: exact. PHC (already less its UTC offset): 3 ms ahead, +20 ppm.
-  const int64_t t0 = 1'767'225'600'000'000'000;
-  auto host_at = [&](uint64_t raw) { return t0 + static_cast<int64_t>(std::llround(static_cast<double>(raw) / 3.0)); };
-  auto phc_at = [&](uint64_t raw) {
-    const double dt = static_cast<double>(raw) / 3.0;
-    return t0 + 3'000'000 + static_cast<int64_t>(std::llround(dt * (1 + 20e-6)));
-  };
-  proto::ClockModelData m{};
-  for (int s = 0; s < 40; s++) {
-    const uint64_t raw = static_cast<uint64_t>(s) * 3'000'000'000ULL + 1000;
-    ts.update_source({raw, phc_at(raw), 100}, 3'000'000'000ULL);
-    m = ts.update({raw, host_at(raw), 100}, 3'000'000'000ULL);
-  }
-  EXPECT_TRUE(ts.have_source());
-  const uint64_t raw = 39ULL * 3'000'000'000ULL + 1'500'000'000ULL;  // half a second after the last update
-  EXPECT_NEAR(static_cast<double>(hwclock::model_to_ns(m, raw) - phc_at(raw)), 0.0, 10.0);
-  EXPECT_NEAR(static_cast<double>(ts.minus_host_ns(raw)), static_cast<double>(phc_at(raw) - host_at(raw)), 10.0);
-  EXPECT_NEAR(static_cast<double>(ts.minus_source_ns(raw)), 0.0, 10.0);
 }
 
 }  // namespace
