@@ -327,6 +327,37 @@ ServoConfig known_frequency() {
   return c;
 }
 
+// The conversion both kernel-clock paths use (the follower, and the clock
+// applier's direct CLOCK_REALTIME): base + rate, clamped; what of the slew
+// the kernel has not done yet; and when it is in.
+TEST(KernelSlew, FrequencyPendingAndEnd) {
+  const KernelSlew k = kernel_slew(-20'000, 100'000, 100'000, 500'000);
+  EXPECT_DOUBLE_EQ(k.applied_ppb, 80'000);
+  EXPECT_FALSE(k.clamped);
+  EXPECT_DOUBLE_EQ(k.left_ns(0), 100'000);
+  // On the clock's own time, which runs (1 + applied) times the oscillator's.
+  const double one_s = 1e9 * (1 + 80e-6);
+  EXPECT_NEAR(k.left_ns(one_s / 2), 50'000, 1e-6);
+  EXPECT_NEAR(k.left_ns(one_s), 0, 1e-6);
+  EXPECT_NEAR(k.left_ns(2 * one_s), -100'000, 1e-6);  // late: ran over by the rate times the lateness
+  EXPECT_NEAR(k.end_ns(), one_s, 1e-3);
+  EXPECT_NEAR(k.left_ns(k.end_ns()), 0, 1e-6);
+
+  const KernelSlew neg = kernel_slew(0, -30'000, -60'000, 500'000);
+  EXPECT_DOUBLE_EQ(neg.applied_ppb, -60'000);
+  EXPECT_NEAR(neg.end_ns(), 0.5e9 * (1 - 60e-6), 1e-3);
+
+  // Clamped: the slew runs slower, and ends later.
+  const KernelSlew c = kernel_slew(450'000, 100'000, 100'000, 500'000);
+  EXPECT_DOUBLE_EQ(c.applied_ppb, 500'000);
+  EXPECT_TRUE(c.clamped);
+  EXPECT_NEAR(c.end_ns(), 2e9 * (1 + 500e-6), 1e-3);
+  // No room at all: never in; no slew: in at once.
+  EXPECT_TRUE(std::isinf(kernel_slew(500'000, 100'000, 1'000, 500'000).end_ns()));
+  EXPECT_EQ(kernel_slew(10'000, 0, 0, 500'000).end_ns(), 0);
+  EXPECT_DOUBLE_EQ(kernel_slew(10'000, 0, 0, 500'000).applied_ppb, 10'000);
+}
+
 TEST(Follower, SlewIsAFrequencyForOneIntervalAndEndsThere) {
   SimulatedClock c(noiseless(-10'000, 0));  // 10 us behind
   ClockFollower f(c, [&c](uint64_t tsc) { return c.true_ns_at(tsc); }, known_frequency());
