@@ -28,6 +28,7 @@
 #include "control/segment_client.h"
 #include "control/stats_server.h"
 #include "control/steering.h"
+#include "control/status/snapshot.h"
 #include "control/status/status.h"
 #include "control/ntp/system_state.h"
 #include "control/timescale.h"
@@ -114,19 +115,7 @@ class ControlPlane {
 
 ctl::EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
   ctl::EngineConfig e;
-  auto add = [&](const config::Association& a, ctl::AssocMode mode) {
-    ctl::AssocConfig c;
-    c.address = a.address;
-    c.port = a.port;
-    c.mode = mode;
-    c.minpoll_log2 = a.minpoll_log2;
-    c.maxpoll_log2 = a.maxpoll_log2;
-    c.iburst = a.iburst;
-    c.burst = a.burst;
-    c.prefer = a.prefer;
-    c.version = static_cast<uint8_t>(a.version);
-    e.associations.push_back(c);
-  };
+  auto add = [&](const config::Association& a, ctl::AssocMode mode) { e.associations.push_back({a, mode}); };
   for (const auto& s : cfg.servers) add(s, ctl::AssocMode::kClient);
   for (const auto& p : cfg.peers) add(p, ctl::AssocMode::kSymmetricActive);
   e.refclock_master = cfg.ntp.refclock_master;
@@ -204,7 +193,7 @@ void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
 }
 
 void ControlPlane::carry_out(ctl::EngineOutput& out) {
-  for (const std::string& e : out.events) spdlog::info("{}", e);
+  for (const ctl::Event& e : out.events) spdlog::info("{}", status::format_event(e));
   auto take = [this](const ctl::ClockApplier::Result& r) {
     if (r.publish) publish_model(*r.publish);
     for (const std::string& e : r.errors) spdlog::error("{}", e);
@@ -321,104 +310,26 @@ void ControlPlane::steer_clocks(bool synchronized) {
 }
 
 status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) const {
-  const proto::SegmentHeader& h = *seg_.header();
-  const proto::ClockModelData& m = timescale_->published();
-  const int64_t now = hwclock::model_to_ns(m, host.raw);
-  const ctl::SystemVariables sys = engine_->system_at(now);
-  status::Status s;
-  auto& y = s.system;
-  y.sysname = cfg_.sysname;
-  y.version = NTP_APPLIANCE_VERSION;
-  y.synchronized = sys.synchronized;
-  y.leap = sys.leap;
-  y.stratum = sys.stratum;
-  y.refid = sys.refid;
-  y.refid_text = proto::refid_to_string(sys.refid, sys.synchronized ? sys.stratum : 0);
-  y.reference = sys.reference;
-  y.nominal_freq_hz = static_cast<double>(m.nominal_hz);
-  y.frequency_ppm = static_cast<double>(m.freq_ppb) / 1000.0;
-  y.actual_freq_hz = y.nominal_freq_hz * (1.0 - y.frequency_ppm * 1e-6);
-  y.precision_log2 = precision_log2_;
-  y.clock_offset_ns = sys.offset_ns;
-  y.root_delay_ns = sys.root_delay_ns;
-  y.root_dispersion_ns = sys.root_dispersion_ns;
-  y.peer_dispersion_ns = sys.peer_dispersion_ns;
-  y.reference_time_ns = sys.reference_time_ns;
-  y.sync_state = sys.refid == proto::kRefidLocal ? "clock synchronized" : hwclock::to_string(engine_->servo_state());
-  y.clock_source = source_name(cfg_.clock.source);
-  y.clock_minus_host_ns = hwclock::model_to_ns(m, host.raw) - host.clock_ns;
-  y.holdover_s = cfg_.ntp.holdover_s;
-  y.control_uptime_s = monotonic_s() - start_s_;
-  const uint64_t now_raw = hwclock::read_tsc();
-  y.dataplane_uptime_s = static_cast<double>(now_raw - h.dataplane_start_raw.load()) / tsc_hz_;
-  y.dataplane_alive = static_cast<double>(now_raw - h.dataplane_heartbeat_raw.load()) < tsc_hz_ * 3;
-  y.dataplane_pid = h.dataplane_pid;
-  y.control_pid = getpid();
-  y.state_publications = publications_;
-
-  for (uint32_t i = 0; i < h.n_ports; i++) {
-    const proto::PortInfo& p = h.ports[i];
-    status::PortStatus ps;
-    ps.name = std::string(p.name, strnlen(p.name, sizeof p.name));
-    ps.device = std::string(p.device, strnlen(p.device, sizeof p.device));
-    ps.driver = std::string(p.driver, strnlen(p.driver, sizeof p.driver));
-    char mac[18];
-    std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4],
-                  p.mac[5]);
-    ps.mac = mac;
-    ps.address = proto::ipv4_to_string(p.ipv4) + "/" + std::to_string(p.prefix_len);
-    ps.ntp_server = p.ntp_server;
-    ps.timestamping = p.timestamping == proto::kTimestampHardware ? "hardware" : "software";
-    ps.timestamp_reason = std::string(p.timestamp_reason, strnlen(p.timestamp_reason, sizeof p.timestamp_reason));
-    ps.nic_emulated = p.nic_emulated;
-    ps.nic_map_valid = p.nic_map_valid;
-    ps.nic_clock_hz = static_cast<double>(p.nic_clock_mhz.load(std::memory_order_relaxed)) / 1000.0;
-    ps.nic_residual_ns = static_cast<double>(p.nic_residual_ps.load(std::memory_order_relaxed)) / 1000.0;
-    ps.nic_rounds = p.nic_rounds.load(std::memory_order_relaxed);
-    ps.nic_outliers = p.nic_outliers.load(std::memory_order_relaxed);
-    ps.nic_restarts = p.nic_restarts.load(std::memory_order_relaxed);
-    ps.tx_compensation_ns = p.tx_compensation_ns;
-    int64_t diff_sum = 0;
-    for (uint32_t w = 0; w < h.n_workers; w++) {
-      const proto::PortTimestampCounters& t = h.workers[w].timestamps[i];
-      ps.hw_timestamps += t.hardware.load(std::memory_order_relaxed);
-      ps.sw_timestamps += t.software.load(std::memory_order_relaxed);
-      ps.hw_rejected += t.rejected.load(std::memory_order_relaxed);
-      diff_sum += t.hw_minus_sw_sum_ns.load(std::memory_order_relaxed);
-      ps.hw_minus_sw_max_ns = std::max(ps.hw_minus_sw_max_ns, t.hw_minus_sw_max_ns.load(std::memory_order_relaxed));
-    }
-    ps.hw_minus_sw_mean_ns = ps.hw_timestamps ? diff_sum / static_cast<int64_t>(ps.hw_timestamps) : 0;
-    ps.link_up = p.link_up;
-    ps.link_speed_mbps = p.link_speed_mbps;
-    s.ports.push_back(ps);
-  }
-  for (uint32_t w = 0; w < h.n_workers; w++) {
-    const proto::WorkerCounters& c = h.workers[w];
-    status::WorkerStatus ws;
-    ws.id = w;
-    auto rd = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    ws.rx_packets = rd(c.rx_packets);
-    ws.tx_packets = rd(c.tx_packets);
-    ws.ntp_requests = rd(c.ntp_requests);
-    ws.ntp_unsync_replies = rd(c.ntp_unsync_replies);
-    ws.ntp_to_control = rd(c.ntp_to_control);
-    ws.arp_replies = rd(c.arp_replies);
-    ws.arp_learned = rd(c.arp_learned);
-    ws.icmp_echo_replies = rd(c.icmp_echo_replies);
-    ws.control_tx = rd(c.control_tx);
-    ws.polls = rd(c.polls);
-    ws.busy_polls = rd(c.busy_polls);
-    ws.state_read_retries = rd(c.state_read_retries);
-    for (size_t r = 0; r < proto::kDropReasonCount; r++) ws.drops[r] = rd(c.drops[r]);
-    s.workers.push_back(ws);
-  }
-  s.associations = engine_->sessions(now);
+  status::ControlFacts f;
+  f.sysname = cfg_.sysname;
+  f.version = NTP_APPLIANCE_VERSION;
+  f.clock_source = source_name(cfg_.clock.source);
+  f.model = timescale_->published();
+  f.precision_log2 = precision_log2_;
+  f.served_ns = hwclock::model_to_ns(f.model, host.raw);
+  f.host_ns = host.clock_ns;
+  f.now_raw = hwclock::read_tsc();
+  f.timebase_hz = tsc_hz_;
+  f.holdover_s = cfg_.ntp.holdover_s;
+  f.control_uptime_s = monotonic_s() - start_s_;
+  f.control_pid = getpid();
+  f.state_publications = publications_;
   for (const auto& c : applier_->steered()) {
     const ctl::SteeredClockStatus& t = c->status();
-    s.steered_clocks.push_back({t.name, t.following, t.offset_ns, t.frequency_ppb / 1000.0, t.state, t.updates,
+    f.steered_clocks.push_back({t.name, t.following, t.offset_ns, t.frequency_ppb / 1000.0, t.state, t.updates,
                                 t.steps, t.errors});
   }
-  return s;
+  return status::make_status(*seg_.header(), engine_->state(f.served_ns), f);
 }
 
 int ControlPlane::run() {

@@ -23,15 +23,6 @@ int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
 
 }  // namespace
 
-const char* to_string(AssocMode m) {
-  switch (m) {
-    case AssocMode::kClient: return "client";
-    case AssocMode::kSymmetricActive: return "symmetric active";
-    case AssocMode::kSymmetricPassive: return "symmetric passive";
-  }
-  return "?";
-}
-
 const char* to_string(RxResult r) {
   switch (r) {
     case RxResult::kSample: return "sample";
@@ -70,7 +61,7 @@ void Association::schedule_next(int64_t now_ns) {
 
 std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSystem& sys) const {
   proto::NtpHeader h;
-  h.version = cfg_.version;
+  h.version = static_cast<uint8_t>(cfg_.version);
   h.poll_log2 = hpoll_;
   if (cfg_.mode == AssocMode::kClient) {
     // A client request says nothing about us (RFC 9109 and the NTP data
@@ -270,26 +261,27 @@ int64_t Association::root_distance_ns(int64_t now_ns) const {
   return ctl::root_distance_ns(candidate(now_ns), kMinDispersionNs);
 }
 
-bool Association::fit(int64_t now_ns, const LocalSystem& sys, std::string* why) const {
-  auto no = [&](const char* w) {
+bool Association::fit(int64_t now_ns, const LocalSystem& sys, Unfit* why) const {
+  auto no = [&](Unfit w) {
     if (why) *why = w;
     return false;
   };
-  if (reach_ == 0) return no("unreachable");
+  if (why) *why = Unfit::kNone;
+  if (reach_ == 0) return no(Unfit::kUnreachable);
   if (peer_.leap == Leap::kUnsynchronized || peer_.stratum == 0 || peer_.stratum >= proto::kStratumUnsynchronized)
-    return no("unsynchronized");
-  if (peer_.stratum >= proto::kStratumMax) return no("stratum too high");
-  if (filter_.update_time_ns() == 0) return no("no samples yet");
+    return no(Unfit::kUnsynchronized);
+  if (peer_.stratum >= proto::kStratumMax) return no(Unfit::kStratumTooHigh);
+  if (filter_.update_time_ns() == 0) return no(Unfit::kNoSamples);
   // RFC 5905 A.5.5.3 fit(): a source synchronized to us, or to our own
   // system peer, would close a timing loop ("p->refid == p->dstaddr ||
   // p->refid == s.refid").
   for (uint32_t a : sys.own_addresses)
-    if (peer_.refid == a) return no("loop: its reference is us");
+    if (peer_.refid == a) return no(Unfit::kLoopToUs);
   if (peer_.stratum > 1 && sys.stratum < proto::kStratumUnsynchronized && peer_.refid == sys.refid &&
       sys.refid != cfg_.address)
-    return no("loop: it follows our system peer");
+    return no(Unfit::kLoopToSystemPeer);
   // "root_dist(p) > MAXDIST + PHI * LOG2D(s.poll)": too distant.
-  if (root_distance_ns(now_ns) > max_root_distance_ns(sys.poll_log2)) return no("too distant");
+  if (root_distance_ns(now_ns) > max_root_distance_ns(sys.poll_log2)) return no(Unfit::kTooDistant);
   return true;
 }
 
@@ -301,20 +293,18 @@ bool Association::expired(int64_t now_ns) const {
 
 AssociationState Association::state(int64_t now_ns) const {
   AssociationState s;
-  s.address = proto::ipv4_to_string(cfg_.address);
+  s.address = cfg_.address;
   s.port = cfg_.port;
-  s.mode = to_string(cfg_.mode);
+  s.mode = cfg_.mode;
   s.configured = !cfg_.dynamic;
+  s.heard = received_ != 0;
+  s.peer_mode = peer_.mode;
   s.stratum = received_ ? (peer_.stratum == 0 ? proto::kStratumUnsynchronized : peer_.stratum) : 16;
+  s.wire_stratum = peer_.stratum;
   s.refid = peer_.refid;
-  s.refid_text = received_ ? proto::refid_to_string(peer_.refid, peer_.stratum) : "INIT";
   s.reach = reach_;
   s.poll_log2 = hpoll_;
   s.peer_poll_log2 = ppoll_ ? ppoll_ : peer_.poll_log2;
-  s.peer_mode = received_ ? (peer_.mode == Mode::kServer           ? "server"
-                             : peer_.mode == Mode::kSymmetricActive ? "symmetric active"
-                                                                     : "symmetric passive")
-                          : "-";
   s.since_last_rx_s = last_rx_ns_ ? static_cast<double>(now_ns - last_rx_ns_) * 1e-9 : -1;
   s.offset_ns = filter_.offset_ns();
   s.delay_ns = filter_.delay_ns();
@@ -324,7 +314,7 @@ AssociationState Association::state(int64_t now_ns) const {
   s.root_dispersion_ns = peer_root_dispersion_ns();
   s.sync_distance_ns = filter_.update_time_ns() ? root_distance_ns(now_ns) : kMaxDispersionNs;
   s.precision_log2 = peer_.precision_log2;
-  s.version = peer_.version ? peer_.version : cfg_.version;
+  s.version = static_cast<uint8_t>(peer_.version ? peer_.version : cfg_.version);
   s.leap = static_cast<uint8_t>(peer_.leap);
   s.reference_time_ns = peer_reference_ns_;
   s.origin_ts = peer_.origin.raw();

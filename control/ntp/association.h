@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "control/ntp/filter_select.h"
 #include "control/ntp/state.h"
 #include "hwclock/correction.h"
@@ -20,19 +21,10 @@
 
 namespace ntp::ctl {
 
-enum class AssocMode : uint8_t { kClient, kSymmetricActive, kSymmetricPassive };
-const char* to_string(AssocMode m);
-
-struct AssocConfig {
-  uint32_t address = 0;  // host order
-  uint16_t port = proto::kNtpPort;
+// A [[server]] or [[peer]] as parsed (address, port, polls, burst flags,
+// version: their defaults are the config's), and what the core adds.
+struct AssocConfig : config::Association {
   AssocMode mode = AssocMode::kClient;
-  int minpoll_log2 = 6;  // -4..17
-  int maxpoll_log2 = 10;
-  bool iburst = false;
-  bool burst = false;
-  bool prefer = false;
-  uint8_t version = 4;
   bool dynamic = false;  // created by an incoming symmetric active packet
 };
 
@@ -46,7 +38,7 @@ struct LocalSystem {
   int64_t reference_time_ns = 0;
   int64_t root_delay_ns = 0;
   int64_t root_dispersion_ns = 0;
-  int8_t poll_log2 = 6;                 // system poll (from the discipline)
+  int8_t poll_log2 = static_cast<int8_t>(config::Association{}.minpoll_log2);  // system poll (from the discipline)
   // What the discipline ordered our clock to do (phase still to be slewed
   // in): offsets are kept as predictions once it is all in.
   const hwclock::Correction* discipline = nullptr;
@@ -103,8 +95,8 @@ class Association {
   void on_correction(int64_t t0_ns, double dfreq_ppb, double dphase_ns) { filter_.slew(t0_ns, dfreq_ppb, dphase_ns); }
 
   // RFC 5905 fit(): may this association be a candidate for selection?
-  // why is set when it may not.
-  bool fit(int64_t now_ns, const LocalSystem& sys, std::string* why) const;
+  // why, if given, is set to the reason (Unfit::kNone when fit).
+  bool fit(int64_t now_ns, const LocalSystem& sys, Unfit* why = nullptr) const;
   Candidate candidate(int64_t now_ns) const;
   int64_t root_distance_ns(int64_t now_ns) const;
 

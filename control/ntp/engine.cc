@@ -17,12 +17,6 @@ constexpr size_t kMaxPending = 64;
 constexpr int64_t kSelectEveryNs = 1'000'000'000;
 
 
-std::string ms_text(int64_t ns) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%+.3f ms", static_cast<double>(ns) / 1e6);
-  return b;
-}
-
 int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
 
 }  // namespace
@@ -38,7 +32,7 @@ Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
     const uint32_t id = next_id_++;
     assocs_.emplace(id, std::make_unique<Association>(a, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns));
   }
-  if (cfg_.associations.empty()) min_poll_ = max_poll_ = 6;
+  if (cfg_.associations.empty()) min_poll_ = max_poll_ = static_cast<int8_t>(config::Association{}.minpoll_log2);
   sys_poll_ = min_poll_;
   sys_ = cfg_.refclock_master ? local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2)
                               : unsynchronized_variables();
@@ -100,7 +94,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
       case RxResult::kDuplicate: counters_.duplicates++; break;
       case RxResult::kBogus: counters_.bogus++; break;
       case RxResult::kKissOfDeath:
-        out.events.push_back("kiss-o'-death " + proto::refid_to_string(h.refid, 1) + " from " + proto::ipv4_to_string(pkt.src_ip));
+        out.events.push_back({.kind = EventKind::kKissOfDeath, .address = pkt.src_ip, .refid = h.refid});
         break;
       default: break;
     }
@@ -139,8 +133,9 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
     assoc->on_packet(h, pkt.rx_time_ns, local_system());
     assocs_.emplace(id, std::move(assoc));
     counters_.passive_created++;
-    out.events.push_back("symmetric passive association with " + proto::ipv4_to_string(pkt.src_ip) + " (poll 2^" +
-                         std::to_string(c.minpoll_log2) + " s)");
+    out.events.push_back({.kind = EventKind::kPassiveCreated,
+                          .address = pkt.src_ip,
+                          .poll_log2 = static_cast<int8_t>(c.minpoll_log2)});
     return;
   }
   counters_.passive_refused++;
@@ -198,8 +193,7 @@ void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
 
   for (auto it = assocs_.begin(); it != assocs_.end();) {
     if (it->second->expired(now_ns)) {
-      out.events.push_back("symmetric passive association with " + proto::ipv4_to_string(it->second->config().address) +
-                           " removed: unreachable");
+      out.events.push_back({.kind = EventKind::kPassiveRemoved, .address = it->second->config().address});
       if (sys_peer_ == it->first) sys_peer_.reset();
       it = assocs_.erase(it);
     } else {
@@ -222,9 +216,9 @@ int64_t Engine::next_timer_ns() const {
   return t;
 }
 
-void Engine::become_unsynchronized(int64_t now_ns, EngineOutput& out, const std::string& why) {
+void Engine::become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReason why) {
   (void)now_ns;
-  if (sys_.synchronized) out.events.push_back("unsynchronized: " + why);
+  if (sys_.synchronized) out.events.push_back({.kind = EventKind::kUnsynchronized, .reason = why});
   sys_ = unsynchronized_variables();
   sys_peer_.reset();
 }
@@ -240,22 +234,25 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
 
   if (!sel.system_peer) {
     if (sys_peer_)
-      out.events.push_back("lost the system peer " + proto::ipv4_to_string(assocs_.at(*sys_peer_)->config().address) +
-                           ": no selectable source");
+      out.events.push_back({.kind = EventKind::kSystemPeerLost, .address = assocs_.at(*sys_peer_)->config().address});
     sys_peer_.reset();
     if (cfg_.refclock_master) {
       if (sys_.refid != proto::kRefidLocal)
-        out.events.push_back("falling back to the local clock at stratum " + std::to_string(*cfg_.refclock_master));
+        out.events.push_back(
+            {.kind = EventKind::kLocalClockFallback, .stratum = static_cast<uint8_t>(*cfg_.refclock_master)});
       sys_ = local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2);
     } else if (sys_.synchronized) {
-      become_unsynchronized(now_ns, out, "no selectable source");
+      become_unsynchronized(now_ns, out, UnsyncReason::kNoSelectableSource);
     }
     return;
   }
   Association& peer = *assocs_.at(*sel.system_peer);
   if (sys_peer_ != sel.system_peer) {
-    out.events.push_back("system peer " + proto::ipv4_to_string(peer.config().address) + " (" + to_string(peer.config().mode) +
-                         ", stratum " + std::to_string(peer.stratum()) + ", offset " + ms_text(sel.offset_ns) + ")");
+    out.events.push_back({.kind = EventKind::kSystemPeer,
+                          .address = peer.config().address,
+                          .offset_ns = sel.offset_ns,
+                          .stratum = peer.stratum(),
+                          .mode = peer.config().mode});
     // The servo measures the frequency from two offsets: they must come
     // from the same source (the first one ready may even be a falseticker
     // that the others outvote once they are ready too).
@@ -290,9 +287,8 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   switch (s.action) {
     case hwclock::ServoAction::kPanic:
       counters_.panics++;
-      out.events.push_back("offset " + ms_text(sel.offset_ns) +
-                           " is beyond the panic threshold: not adjusting the clock (set it by hand)");
-      become_unsynchronized(now_ns, out, "panic");
+      out.events.push_back({.kind = EventKind::kPanic, .address = peer.config().address, .offset_ns = sel.offset_ns});
+      become_unsynchronized(now_ns, out, UnsyncReason::kPanic);
       return;
     case hwclock::ServoAction::kIgnore:
       // Not used (a spike, or the frequency measurement waiting for a later
@@ -300,8 +296,7 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
       adj.freq_ppb = s.freq_ppb;
       if (s.state == hwclock::ServoState::kSpike) {
         counters_.spikes++;
-        out.events.push_back("spike: offset " + ms_text(sel.offset_ns) + " from " + proto::ipv4_to_string(peer.config().address) +
-                             " ignored until it persists");
+        out.events.push_back({.kind = EventKind::kSpike, .address = peer.config().address, .offset_ns = sel.offset_ns});
       }
       break;
     case hwclock::ServoAction::kStep:
@@ -319,7 +314,7 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   out.adjust = adj;
   if (adj.step) {
     counters_.steps++;
-    out.events.push_back("clock stepped by " + ms_text(s.step_ns));
+    out.events.push_back({.kind = EventKind::kStep, .address = peer.config().address, .offset_ns = s.step_ns});
     for (auto& [id, a] : assocs_) a->on_clock_step(s.step_ns);
     last_sample_time_ns_ = 0;
   } else {
@@ -354,8 +349,7 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   sys_.synchronized = true;
   sys_.reference = proto::ipv4_to_string(peer.config().address);
   if (!was_sync)
-    out.events.push_back("synchronized to " + proto::ipv4_to_string(peer.config().address) + " at stratum " +
-                         std::to_string(sys_.stratum));
+    out.events.push_back({.kind = EventKind::kSynchronized, .address = peer.config().address, .stratum = sys_.stratum});
   ever_synchronized_ = true;
   adjust_poll(sel.offset_ns, sys_jitter_ns_);
 }
@@ -398,29 +392,46 @@ std::vector<AssociationState> Engine::sessions(int64_t now_ns) const {
   const LocalSystem ls = local_system();
   for (const auto& [id, a] : assocs_) {
     AssociationState s = a->state(now_ns);
-    std::string why;
-    const bool fit = a->fit(now_ns, ls, &why);
+    const bool fit = a->fit(now_ns, ls, &s.unfit);
     auto in = [id](const std::vector<uint32_t>& ids) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
     if (sys_peer_ == id)
-      s.selection = "system peer";
+      s.selection = SelectionState::kSystemPeer;
     else if (!fit)
-      s.selection = why;
+      s.selection = SelectionState::kUnfit;
     else if (in(last_selection_.falsetickers))
-      s.selection = "falseticker";
+      s.selection = SelectionState::kFalseticker;
     else if (in(last_selection_.outliers))
-      s.selection = "outlier";
+      s.selection = SelectionState::kOutlier;
     else if (in(last_selection_.survivors))
-      s.selection = "survivor";
+      s.selection = SelectionState::kSurvivor;
     else
-      s.selection = "candidate";
-    // The vendor's words, with the mode: configured/dynamic, master (the
-    // system peer), sane (fit) or insane and why, valid (reachable) or not.
-    s.status = std::string(a->config().dynamic ? "dynamic " : "configured ") + to_string(a->config().mode) +
-               (sys_peer_ == id ? ", master" : "") + (fit ? ", sane" : ", insane (" + why + ")") +
-               (a->reachable() ? ", valid" : ", invalid");
+      s.selection = SelectionState::kCandidate;
     v.push_back(std::move(s));
   }
   return v;
+}
+
+namespace {
+
+SyncState sync_state_of(hwclock::ServoState s) {
+  switch (s) {
+    case hwclock::ServoState::kNotSet: return SyncState::kClockNotSet;
+    case hwclock::ServoState::kFrequencySet: return SyncState::kFrequencySet;
+    case hwclock::ServoState::kSynchronized: return SyncState::kSynchronized;
+    case hwclock::ServoState::kSpike: return SyncState::kSpike;
+  }
+  return SyncState::kClockNotSet;
+}
+
+}  // namespace
+
+EngineState Engine::state(int64_t now_ns) const {
+  EngineState e;
+  e.system = system_at(now_ns);
+  // The local clock as the reference is not disciplined: it is the time.
+  e.sync_state = e.system.refid == proto::kRefidLocal ? SyncState::kSynchronized : sync_state_of(servo_.state());
+  e.associations = sessions(now_ns);
+  return e;
 }
 
 }  // namespace ntp::ctl

@@ -50,7 +50,7 @@ struct ClockAdjustment {
 struct EngineOutput {
   std::vector<OutPacket> packets;
   std::optional<ClockAdjustment> adjust;
-  std::vector<std::string> events;  // what happened, for the log
+  std::vector<Event> events;  // what happened (status::format_event renders them for the log)
 };
 
 struct EngineCounters {
@@ -80,7 +80,11 @@ class Engine {
   int8_t system_poll_log2() const { return sys_poll_; }
   std::optional<uint32_t> system_peer() const { return sys_peer_; }
   const EngineCounters& counters() const { return counters_; }
+  // The associations' state, with where each stands in the last selection.
   std::vector<AssociationState> sessions(int64_t now_ns) const;
+  // All of the system process that status shows: system_at(now_ns), the
+  // discipline's state and sessions(now_ns).
+  EngineState state(int64_t now_ns) const;
 
  private:
   struct Pending {
@@ -91,7 +95,7 @@ class Engine {
                 bool retry);
   void clock_select(int64_t now_ns, bool new_sample_from, uint32_t from_id, EngineOutput& out);
   void clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out);
-  void become_unsynchronized(int64_t now_ns, EngineOutput& out, const std::string& why);
+  void become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReason why);
   void adjust_poll(int64_t offset_ns, int64_t jitter_ns);
   bool peer_allowed(uint32_t ip) const;
   void stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, EngineOutput& out);

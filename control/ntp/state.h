@@ -1,13 +1,40 @@
-// What the NTP core lets others see of itself: plain state, owned and
-// filled by the core (Association::state, Engine::sessions), rendered by
-// control/status. No formatting here.
+// What the NTP core lets others see of itself: plain state and events,
+// owned and filled by the core (Association::state, Engine::state, the
+// events of EngineOutput), rendered by control/status. Enums and numbers
+// only: the words for them are control/status's.
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <vector>
 
+#include "control/ntp/system_state.h"
+#include "proto/ntp_packet.h"
+
 namespace ntp::ctl {
+
+enum class AssocMode : uint8_t { kClient, kSymmetricActive, kSymmetricPassive };
+
+// Why an association may not be a candidate for selection (RFC 5905 fit()).
+enum class Unfit : uint8_t {
+  kNone,             // fit
+  kUnreachable,
+  kUnsynchronized,   // the peer says leap 3 or stratum 0/16
+  kStratumTooHigh,
+  kNoSamples,
+  kLoopToUs,         // its reference is one of our addresses
+  kLoopToSystemPeer, // it follows our own system peer
+  kTooDistant,       // root distance beyond MAXDIST + PHI * poll
+};
+
+// Where an association stands in the last selection.
+enum class SelectionState : uint8_t {
+  kSystemPeer,
+  kUnfit,        // see AssociationState::unfit
+  kFalseticker,
+  kOutlier,      // dropped by clustering
+  kSurvivor,     // survived clustering, not the system peer
+  kCandidate,    // fit, not (yet) in a selection
+};
 
 // One stage of the clock filter as status shows it (ClockFilter keeps more).
 struct FilterStageState {
@@ -19,20 +46,21 @@ struct FilterStageState {
 };
 
 struct AssociationState {
-  std::string address;          // dotted quad
-  uint16_t port = 123;
-  std::string mode;             // "client", "symmetric active", "symmetric passive"
+  uint32_t address = 0;         // host order
+  uint16_t port = proto::kNtpPort;
+  AssocMode mode = AssocMode::kClient;
   bool configured = true;       // false: dynamic (created by an incoming symmetric active peer)
-  std::string selection;        // "system peer", "candidate", "selectable", "falseticker", "unreachable", ...
-  std::string status;           // vendor style: "configured, master, sane, valid" etc.
-  uint8_t stratum = 16;
+  SelectionState selection = SelectionState::kCandidate;
+  Unfit unfit = Unfit::kNone;   // fit() at the time of the state, also for the system peer
+  bool heard = false;           // a valid packet came: the peer fields below are the peer's
+  proto::Mode peer_mode = proto::Mode::kReserved;  // the mode the peer speaks
+  uint8_t stratum = 16;         // the peer's; 16 when unsynchronized or never heard
+  uint8_t wire_stratum = 0;     // as the peer sent it (0: unspecified or a kiss code)
   uint32_t refid = 0;
-  std::string refid_text;
-  uint8_t reach = 0;            // reach register, shown in octal/decimal by ntpctl
-  int8_t poll_log2 = 6;         // our current poll
+  uint8_t reach = 0;            // reach register
+  int8_t poll_log2 = 0;         // our current poll
   int8_t peer_poll_log2 = 0;    // the peer's poll
-  std::string peer_mode;        // mode the peer speaks
-  double since_last_rx_s = -1;  // "now": seconds since the last valid packet; -1 never
+  double since_last_rx_s = -1;  // seconds since the last valid packet; -1 never
   int64_t offset_ns = 0, delay_ns = 0, dispersion_ns = 0, jitter_ns = 0;
   int64_t root_delay_ns = 0, root_dispersion_ns = 0, sync_distance_ns = 0;
   int8_t precision_log2 = 0;
@@ -42,6 +70,46 @@ struct AssociationState {
   uint64_t origin_ts = 0, receive_ts = 0, transmit_ts = 0;  // raw NTP 64-bit
   std::vector<FilterStageState> filter;  // newest first, up to 8
   bool operator==(const AssociationState&) const = default;  // doubles: NaN != NaN
+};
+
+// The discipline's state as the system process reports it (the local clock
+// as the reference counts as synchronized).
+enum class SyncState : uint8_t { kClockNotSet, kFrequencySet, kSynchronized, kSpike };
+
+// The system process at one moment (Engine::state).
+struct EngineState {
+  SystemVariables system;  // as published at that moment (root dispersion grown by PHI)
+  SyncState sync_state = SyncState::kClockNotSet;
+  std::vector<AssociationState> associations;
+};
+
+// What happened, for the log and for tests (control/status renders it).
+enum class EventKind : uint8_t {
+  kKissOfDeath,          // address sent kiss code `refid`
+  kPassiveCreated,       // a symmetric passive association with address, at poll_log2
+  kPassiveRemoved,       // ... removed: unreachable
+  kUnsynchronized,       // the system lost synchronization; `reason`
+  kSystemPeerLost,       // address is no longer selectable
+  kLocalClockFallback,   // the local clock at `stratum` is the reference
+  kSystemPeer,           // address (mode, stratum) became the system peer, at offset_ns
+  kPanic,                // offset_ns is beyond the panic threshold: not adjusted
+  kSpike,                // offset_ns from address ignored until it persists
+  kStep,                 // the clock was stepped by offset_ns
+  kSynchronized,         // synchronized to address at stratum (our new stratum)
+};
+
+enum class UnsyncReason : uint8_t { kNoSelectableSource, kPanic };
+
+struct Event {
+  EventKind kind = EventKind::kSynchronized;
+  uint32_t address = 0;   // the peer concerned (host order)
+  int64_t offset_ns = 0;  // the offset, or the step
+  uint8_t stratum = 0;
+  int8_t poll_log2 = 0;
+  uint32_t refid = 0;     // the kiss code
+  AssocMode mode = AssocMode::kClient;
+  UnsyncReason reason = UnsyncReason::kNoSelectableSource;
+  bool operator==(const Event&) const = default;
 };
 
 }  // namespace ntp::ctl

@@ -1,7 +1,9 @@
 // What the control plane reports: one snapshot of the system, its ports,
-// workers and associations. The stats endpoint serves it as JSON (/status)
-// and Prometheus text (/metrics); ntpctl reads the JSON back and prints it
-// the way the seed's router does (`display ntp-service status|sessions`).
+// workers and associations (built by snapshot.h). The stats endpoint serves
+// it as JSON (/status, json.cc) and Prometheus text (/metrics,
+// prometheus.cc); ntpctl reads the JSON back and prints it the way the
+// seed's router does (`display ntp-service status|sessions`, text.cc). The
+// keys and metrics of every field are in one table per struct (fields.h).
 // Pure formatting, no I/O.
 #pragma once
 
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/ntp/state.h"
@@ -74,16 +77,46 @@ struct PortStatus {
 
 struct WorkerStatus {
   unsigned id = 0;
-  uint64_t rx_packets = 0, tx_packets = 0, ntp_requests = 0, ntp_unsync_replies = 0, ntp_to_control = 0,
-           arp_replies = 0, arp_learned = 0, icmp_echo_replies = 0, control_tx = 0, polls = 0, busy_polls = 0,
-           state_read_retries = 0;
+  // Indexed like proto::kWorkerCounterFields, which names them.
+  std::array<uint64_t, proto::kWorkerCounterCount> counters{};
   std::array<uint64_t, proto::kDropReasonCount> drops{};  // indexed by proto::DropReason
+  // The counter whose proto::kWorkerCounterFields key is `key`; throws
+  // std::out_of_range for another.
+  uint64_t& counter(std::string_view key);
+  uint64_t counter(std::string_view key) const;
   bool operator==(const WorkerStatus&) const = default;
 };
 
-// The associations' state is the core's own (control/ntp/state.h).
+// The core's filter stage as it is (control/ntp/state.h).
 using FilterStage = ctl::FilterStageState;
-using AssociationStatus = ctl::AssociationState;
+
+// An association as shown: the core's ctl::AssociationState in words
+// (association_status() in snapshot.h), or as read back from /status.
+struct AssociationStatus {
+  std::string address;          // dotted quad
+  uint16_t port = 123;
+  std::string mode;             // "client", "symmetric active", "symmetric passive"
+  bool configured = true;       // false: dynamic (created by an incoming symmetric active peer)
+  std::string selection;        // "system peer", "candidate", "falseticker", or why it is unfit ("unreachable", ...)
+  std::string status;           // vendor style: "configured client, master, sane, valid" etc.
+  uint8_t stratum = 16;
+  uint32_t refid = 0;
+  std::string refid_text;
+  uint8_t reach = 0;            // reach register, shown in octal/decimal by ntpctl
+  int8_t poll_log2 = 6;         // our current poll
+  int8_t peer_poll_log2 = 0;    // the peer's poll
+  std::string peer_mode;        // mode the peer speaks, "-" before it spoke
+  double since_last_rx_s = -1;  // "now": seconds since the last valid packet; -1 never
+  int64_t offset_ns = 0, delay_ns = 0, dispersion_ns = 0, jitter_ns = 0;
+  int64_t root_delay_ns = 0, root_dispersion_ns = 0, sync_distance_ns = 0;
+  int8_t precision_log2 = 0;
+  uint8_t version = 4;
+  uint8_t leap = 3;
+  int64_t reference_time_ns = 0;
+  uint64_t origin_ts = 0, receive_ts = 0, transmit_ts = 0;  // raw NTP 64-bit
+  std::vector<FilterStage> filter;  // newest first, up to 8
+  bool operator==(const AssociationStatus&) const = default;  // doubles: NaN != NaN
+};
 
 // A clock kept on the served time (clock.steer_phc, clock.steer_system_clock).
 struct SteeredClockStatus {
@@ -127,6 +160,9 @@ std::string format_status(const Status& s);
 std::string format_sessions(const Status& s, bool verbose);
 // `ntpctl ports`: each port's addresses, link and timestamping.
 std::string format_ports(const Status& s);
+// The log line of an event of the NTP core ("system peer 10.0.1.31
+// (client, stratum 2, offset +0.012 ms)").
+std::string format_event(const ctl::Event& e);
 
 // The vendor's time stamp text, "06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A8)":
 // UTC to the millisecond (truncated), then the 64-bit NTP timestamp in hex.

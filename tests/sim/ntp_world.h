@@ -111,12 +111,15 @@ class World {
   double now_ns() const { return t_; }
   const ctl::Engine& engine(int node) const { return *nodes_[node].engine; }
   double error_ns(int node) const { return nodes_[node].clock.error_at(t_); }
+  // Every event the node's engine reported, oldest first.
+  const std::vector<ctl::Event>& events(int node) const { return nodes_[node].events; }
 
  private:
   struct Node {
     uint32_t address = 0;
     SimClock clock;
     std::unique_ptr<ctl::Engine> engine;  // null: a reference server
+    std::vector<ctl::Event> events;
     uint8_t reference_stratum = 0;
     double reference_offset_ns = 0;
     bool up = true;
@@ -165,6 +168,7 @@ class World {
   }
 
   void carry_out(Node& n, ctl::EngineOutput& out) {
+    n.events.insert(n.events.end(), out.events.begin(), out.events.end());
     if (out.adjust) n.clock.adjust(t_, *out.adjust);
     for (const ctl::OutPacket& o : out.packets) {
       // The dataplane stamps the transmit time as it sends and reports it.
@@ -178,6 +182,7 @@ class World {
       rep.tx_time_ns = tx;
       ctl::EngineOutput more;
       n.engine->on_tx_report(rep, tx, more);
+      n.events.insert(n.events.end(), more.events.begin(), more.events.end());
       if (more.adjust) n.clock.adjust(t_, *more.adjust);
       // (Packets produced by a report would be sent in the next round.)
     }

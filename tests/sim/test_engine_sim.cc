@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "control/status/snapshot.h"
 #include "tests/sim/ntp_world.h"
 #include "tests/support/test_seed.h"
 
@@ -68,10 +69,25 @@ Stats track(World& w, int node, double end_s, double window_start_s) {
   return st;
 }
 
-const ctl::AssociationState* session(const std::vector<ctl::AssociationState>& v, const std::string& a) {
+// The sessions as /status shows them.
+std::vector<status::AssociationStatus> shown(const std::vector<ctl::AssociationState>& v) {
+  std::vector<status::AssociationStatus> out;
+  for (const auto& s : v) out.push_back(status::association_status(s));
+  return out;
+}
+
+const status::AssociationStatus* session(const std::vector<status::AssociationStatus>& v, const std::string& a) {
   for (const auto& s : v)
     if (s.address == a) return &s;
   return nullptr;
+}
+
+// The events of `kind`, in order.
+std::vector<ctl::Event> events_of(const World& w, int node, ctl::EventKind kind) {
+  std::vector<ctl::Event> out;
+  for (const ctl::Event& e : w.events(node))
+    if (e.kind == kind) out.push_back(e);
+  return out;
 }
 
 // Acceptance 2's shape, against a perfect reference: the default step
@@ -93,6 +109,16 @@ TEST(EngineSim, ClientConvergesFrom5msAnd50ppm) {
   EXPECT_LT(st.converged_s, 60);   // worst of 40 seeds: 45 s
   EXPECT_LT(st.rms_ns, 30'000);    // worst of 40 seeds: 20.5 us
   EXPECT_NEAR(w.engine(d).frequency_ppb(), -50'000, 1'000);
+  // The log's story: C became the system peer, then D synchronized to it at stratum 2.
+  const auto peers = events_of(w, d, ctl::EventKind::kSystemPeer);
+  ASSERT_FALSE(peers.empty());
+  EXPECT_EQ(peers[0].address, kC);
+  EXPECT_EQ(peers[0].mode, ctl::AssocMode::kClient);
+  EXPECT_EQ(peers[0].stratum, 1);
+  const auto syncs = events_of(w, d, ctl::EventKind::kSynchronized);
+  ASSERT_FALSE(syncs.empty());
+  EXPECT_EQ(syncs[0], (ctl::Event{.kind = ctl::EventKind::kSynchronized, .address = kC, .stratum = 2}));
+  EXPECT_TRUE(events_of(w, d, ctl::EventKind::kStep).empty());  // 5 ms is below the step threshold
 }
 
 // The seed as deploy/seed runs it (1 ms step threshold on D and E).
@@ -114,7 +140,7 @@ TEST(EngineSim, SeedTopologyStrataRefidsLoopAndConvergence) {
   EXPECT_EQ(w.engine(d).system().refid, kC);
   EXPECT_EQ(w.engine(e).system().stratum, 4);
   EXPECT_EQ(w.engine(e).system().refid, kD);
-  const auto sessions = w.engine(d).sessions(0);
+  const auto sessions = shown(w.engine(d).sessions(0));
   const auto* s = session(sessions, "10.0.1.33");
   ASSERT_NE(s, nullptr) << "D has no session for E";
   EXPECT_EQ(s->mode, "symmetric passive");
@@ -172,7 +198,7 @@ TEST(EngineSim, PassiveOnlyNodeFollowsItsActivePeer) {
   EXPECT_GT(synchronized_s, 0);
   EXPECT_LT(synchronized_s, 60);
   EXPECT_LT(st.rms_ns, 30'000);
-  const auto sessions = w.engine(d).sessions(0);
+  const auto sessions = shown(w.engine(d).sessions(0));
   const auto* s = session(sessions, "10.0.1.31");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->mode, "symmetric passive");
@@ -197,7 +223,7 @@ TEST(EngineSim, FalsetickerIsRejected) {
                 assoc(kS3, ctl::AssocMode::kClient), assoc(kS4, ctl::AssocMode::kClient)}),
       clk);
   const Stats st = track(w, d, 240, 120);
-  const auto sessions = w.engine(d).sessions(0);
+  const auto sessions = shown(w.engine(d).sessions(0));
   const auto* bad = session(sessions, "10.0.1.36");
   ASSERT_NE(bad, nullptr);
   std::fprintf(stderr, "  falseticker: |error| < 100 us from %.1f s on; RMS %.1f us; 10.0.1.36 is %s\n",
@@ -235,6 +261,13 @@ TEST(EngineSim, LossAndRecoveryOfTheReference) {
   EXPECT_GT(e_lost, 0);
   EXPECT_LT(e_lost, 3 * 4 + 2 + 8);
   EXPECT_EQ(w.engine(e).system().stratum, 16);
+  // D said why: it lost C, and with it synchronization.
+  const auto lost = events_of(w, d, ctl::EventKind::kSystemPeerLost);
+  ASSERT_FALSE(lost.empty());
+  EXPECT_EQ(lost.back().address, kC);
+  const auto unsync = events_of(w, d, ctl::EventKind::kUnsynchronized);
+  ASSERT_FALSE(unsync.empty());
+  EXPECT_EQ(unsync.back().reason, ctl::UnsyncReason::kNoSelectableSource);
   w.set_up(c, true);
   double back = -1;
   const double t1 = w.now_ns();

@@ -92,25 +92,25 @@ Status populated() {
 
   WorkerStatus w;
   w.id = 0;
-  w.rx_packets = 1000001;
-  w.tx_packets = 1000002;
-  w.ntp_requests = 999990;
-  w.ntp_unsync_replies = 12;
-  w.ntp_to_control = 34;
-  w.arp_replies = 5;
-  w.arp_learned = 6;
-  w.icmp_echo_replies = 7;
-  w.control_tx = 33;
-  w.polls = 123456789012ULL;
-  w.busy_polls = 1000000;
-  w.state_read_retries = 3;
+  w.counter("rx_packets") = 1000001;
+  w.counter("tx_packets") = 1000002;
+  w.counter("ntp_requests") = 999990;
+  w.counter("ntp_unsync_replies") = 12;
+  w.counter("ntp_to_control") = 34;
+  w.counter("arp_replies") = 5;
+  w.counter("arp_learned") = 6;
+  w.counter("icmp_echo_replies") = 7;
+  w.counter("control_tx") = 33;
+  w.counter("polls") = 123456789012ULL;
+  w.counter("busy_polls") = 1000000;
+  w.counter("state_read_retries") = 3;
   for (size_t i = 0; i < w.drops.size(); ++i) w.drops[i] = 100 + i;
   w.drops[static_cast<size_t>(proto::DropReason::kBadUdpChecksum)] = 7;
   w.drops[static_cast<size_t>(proto::DropReason::kTxFull)] = 0;
   s.workers.push_back(w);
   WorkerStatus w1;
   w1.id = 1;
-  w1.rx_packets = 18446744073709551615ULL;  // UINT64_MAX survives JSON and Prometheus
+  w1.counter("rx_packets") = 18446744073709551615ULL;  // UINT64_MAX survives JSON and Prometheus
   w1.drops[static_cast<size_t>(proto::DropReason::kNotForUs)] = 1;
   s.workers.push_back(w1);
 
@@ -238,18 +238,18 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(p.link_up, dp.link_up);
   EXPECT_NE(p.link_speed_mbps, dp.link_speed_mbps);
   const auto& w = s.workers.at(0);
-  EXPECT_NE(w.rx_packets, dw.rx_packets);
-  EXPECT_NE(w.tx_packets, dw.tx_packets);
-  EXPECT_NE(w.ntp_requests, dw.ntp_requests);
-  EXPECT_NE(w.ntp_unsync_replies, dw.ntp_unsync_replies);
-  EXPECT_NE(w.ntp_to_control, dw.ntp_to_control);
-  EXPECT_NE(w.arp_replies, dw.arp_replies);
-  EXPECT_NE(w.arp_learned, dw.arp_learned);
-  EXPECT_NE(w.icmp_echo_replies, dw.icmp_echo_replies);
-  EXPECT_NE(w.control_tx, dw.control_tx);
-  EXPECT_NE(w.polls, dw.polls);
-  EXPECT_NE(w.busy_polls, dw.busy_polls);
-  EXPECT_NE(w.state_read_retries, dw.state_read_retries);
+  EXPECT_NE(w.counter("rx_packets"), dw.counter("rx_packets"));
+  EXPECT_NE(w.counter("tx_packets"), dw.counter("tx_packets"));
+  EXPECT_NE(w.counter("ntp_requests"), dw.counter("ntp_requests"));
+  EXPECT_NE(w.counter("ntp_unsync_replies"), dw.counter("ntp_unsync_replies"));
+  EXPECT_NE(w.counter("ntp_to_control"), dw.counter("ntp_to_control"));
+  EXPECT_NE(w.counter("arp_replies"), dw.counter("arp_replies"));
+  EXPECT_NE(w.counter("arp_learned"), dw.counter("arp_learned"));
+  EXPECT_NE(w.counter("icmp_echo_replies"), dw.counter("icmp_echo_replies"));
+  EXPECT_NE(w.counter("control_tx"), dw.counter("control_tx"));
+  EXPECT_NE(w.counter("polls"), dw.counter("polls"));
+  EXPECT_NE(w.counter("busy_polls"), dw.counter("busy_polls"));
+  EXPECT_NE(w.counter("state_read_retries"), dw.counter("state_read_retries"));
   EXPECT_NE(w.drops, dw.drops);
   EXPECT_NE(s.workers.at(1).id, dw.id);
   const auto& a = s.associations.at(0);
@@ -747,6 +747,34 @@ TEST(StatusText, FormatSessionsEdges) {
   const std::string t = format_sessions(s, false);
   EXPECT_NE(t.find(" current poll: 0.0625\n now: 0\n"), std::string::npos) << t;
   EXPECT_TRUE(t.ends_with("\n\n total sessions: 1\n")) << t;
+}
+
+// The log lines of the core's events, as ntp-control has always logged them.
+TEST(StatusText, EventLogLines) {
+  using ctl::Event;
+  using ctl::EventKind;
+  constexpr uint32_t kC = 0x0A00011F;
+  const std::pair<Event, const char*> cases[] = {
+      {{.kind = EventKind::kKissOfDeath, .address = kC, .refid = proto::kKissRate}, "kiss-o'-death RATE from 10.0.1.31"},
+      {{.kind = EventKind::kPassiveCreated, .address = kC, .poll_log2 = -1},
+       "symmetric passive association with 10.0.1.31 (poll 2^-1 s)"},
+      {{.kind = EventKind::kPassiveRemoved, .address = kC}, "symmetric passive association with 10.0.1.31 removed: unreachable"},
+      {{.kind = EventKind::kUnsynchronized, .reason = ctl::UnsyncReason::kNoSelectableSource},
+       "unsynchronized: no selectable source"},
+      {{.kind = EventKind::kUnsynchronized, .reason = ctl::UnsyncReason::kPanic}, "unsynchronized: panic"},
+      {{.kind = EventKind::kSystemPeerLost, .address = kC}, "lost the system peer 10.0.1.31: no selectable source"},
+      {{.kind = EventKind::kLocalClockFallback, .stratum = 2}, "falling back to the local clock at stratum 2"},
+      {{.kind = EventKind::kSystemPeer, .address = kC, .offset_ns = 12'345, .stratum = 2,
+        .mode = ctl::AssocMode::kSymmetricActive},
+       "system peer 10.0.1.31 (symmetric active, stratum 2, offset +0.012 ms)"},
+      {{.kind = EventKind::kPanic, .address = kC, .offset_ns = -2'000'000'000'000},
+       "offset -2000000.000 ms is beyond the panic threshold: not adjusting the clock (set it by hand)"},
+      {{.kind = EventKind::kSpike, .address = kC, .offset_ns = 150'000'000},
+       "spike: offset +150.000 ms from 10.0.1.31 ignored until it persists"},
+      {{.kind = EventKind::kStep, .address = kC, .offset_ns = -6'500'000}, "clock stepped by -6.500 ms"},
+      {{.kind = EventKind::kSynchronized, .address = kC, .stratum = 3}, "synchronized to 10.0.1.31 at stratum 3"},
+  };
+  for (const auto& [e, text] : cases) EXPECT_EQ(format_event(e), text);
 }
 
 // ---------------------------------------------------------------------------

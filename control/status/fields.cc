@@ -1,0 +1,382 @@
+// The tables, in /status key order; /metrics families follow the same order.
+#include "control/status/fields.h"
+
+#include <stdexcept>
+
+#include "control/status/numbers.h"
+
+namespace ntp::status {
+
+namespace {
+
+size_t counter_index(std::string_view key) {
+  for (size_t i = 0; i < proto::kWorkerCounterCount; ++i)
+    if (key == proto::kWorkerCounterFields[i].key) return i;
+  throw std::out_of_range("no worker counter " + std::string(key));
+}
+
+}  // namespace
+
+uint64_t& WorkerStatus::counter(std::string_view key) { return counters[counter_index(key)]; }
+uint64_t WorkerStatus::counter(std::string_view key) const { return counters[counter_index(key)]; }
+
+namespace fields {
+
+namespace {
+
+using detail::seconds_text;
+
+const char* b01(bool v) { return v ? "1" : "0"; }
+
+const Field<SystemStatus> kSystem[] = {
+    {.metric = {.name = "ntp_build_info",
+                .help = "Software version and system name; always 1.",
+                .value = [](const SystemStatus& y, Labels& l) -> std::string {
+                  l.emplace_back("version", y.version);
+                  l.emplace_back("sysname", y.sysname);
+                  return "1";
+                }}},
+    {.key = "sysname", .member = &SystemStatus::sysname},
+    {.key = "version", .member = &SystemStatus::version},
+    {.key = "synchronized",
+     .member = &SystemStatus::synchronized,
+     .required = true,
+     .metric = {.name = "ntp_synchronized", .help = "1 when the clock is synchronized, else 0."}},
+    {.key = "leap",
+     .member = &SystemStatus::leap,
+     .required = true,
+     .metric = {.name = "ntp_leap", .help = "Leap indicator served (RFC 5905; 3 = unsynchronized)."}},
+    {.key = "stratum",
+     .member = &SystemStatus::stratum,
+     .required = true,
+     .metric = {.name = "ntp_stratum", .help = "Stratum of the clock (16 = unsynchronized)."}},
+    {.metric = {.name = "ntp_sync_info",
+                .help = "What the clock follows and its synchronization state; always 1.",
+                .value = [](const SystemStatus& y, Labels& l) -> std::string {
+                  l.emplace_back("refid", y.refid_text);
+                  l.emplace_back("reference", y.reference);
+                  l.emplace_back("sync_state", y.sync_state);
+                  l.emplace_back("clock_source", y.clock_source);
+                  return "1";
+                }}},
+    {.key = "refid", .member = &SystemStatus::refid},
+    {.key = "refid_text", .member = &SystemStatus::refid_text},
+    {.key = "reference", .member = &SystemStatus::reference},
+    {.key = "nominal_freq_hz",
+     .member = &SystemStatus::nominal_freq_hz,
+     .metric = {.name = "ntp_timebase_nominal_hertz", .help = "Calibrated frequency of the timebase (TSC)."}},
+    {.key = "actual_freq_hz",
+     .member = &SystemStatus::actual_freq_hz,
+     .metric = {.name = "ntp_timebase_actual_hertz",
+                .help = "Frequency of the timebase as the disciplined clock runs it."}},
+    {.key = "precision_log2",
+     .member = &SystemStatus::precision_log2,
+     .metric = {.name = "ntp_precision_log2", .help = "Clock precision, log2 seconds."}},
+    {.key = "clock_offset_ns",
+     .member = &SystemStatus::clock_offset_ns,
+     .metric = {.name = "ntp_clock_offset_seconds",
+                .help = "Last offset of the system peer (0 for the local clock).",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "root_delay_ns",
+     .member = &SystemStatus::root_delay_ns,
+     .metric = {.name = "ntp_root_delay_seconds", .help = "Root delay served.", .unit = Unit::kNsAsSeconds}},
+    {.key = "root_dispersion_ns",
+     .member = &SystemStatus::root_dispersion_ns,
+     .metric = {.name = "ntp_root_dispersion_seconds", .help = "Root dispersion served.", .unit = Unit::kNsAsSeconds}},
+    {.key = "peer_dispersion_ns",
+     .member = &SystemStatus::peer_dispersion_ns,
+     .metric = {.name = "ntp_peer_dispersion_seconds",
+                .help = "Dispersion of the system peer.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "reference_time_ns",
+     .member = &SystemStatus::reference_time_ns,
+     .metric = {.name = "ntp_reference_time_seconds",
+                .help = "When the clock was last set or corrected, Unix time (0 = never).",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "sync_state", .member = &SystemStatus::sync_state},
+    {.key = "clock_source", .member = &SystemStatus::clock_source},
+    {.key = "clock_minus_host_ns",
+     .member = &SystemStatus::clock_minus_host_ns,
+     .metric = {.name = "ntp_clock_minus_host_seconds",
+                .help = "The served clock minus the host's CLOCK_REALTIME.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "frequency_ppm",
+     .member = &SystemStatus::frequency_ppm,
+     .metric = {.name = "ntp_frequency_ppm", .help = "Frequency correction applied to the timebase, ppm."}},
+    {.key = "holdover_s",
+     .member = &SystemStatus::holdover_s,
+     .metric = {.name = "ntp_holdover_seconds",
+                .help = "How long the dataplane serves the last state without a control plane."}},
+    {.key = "control_uptime_s",
+     .member = &SystemStatus::control_uptime_s,
+     .metric = {.name = "ntp_control_uptime_seconds", .help = "Time since ntp-control started."}},
+    {.key = "dataplane_uptime_s",
+     .member = &SystemStatus::dataplane_uptime_s,
+     .metric = {.name = "ntp_dataplane_uptime_seconds", .help = "Time since ntp-dataplane started."}},
+    {.key = "dataplane_alive",
+     .member = &SystemStatus::dataplane_alive,
+     .metric = {.name = "ntp_dataplane_alive", .help = "1 when the dataplane's heartbeat is fresh, else 0."}},
+    {.key = "dataplane_pid", .member = &SystemStatus::dataplane_pid},
+    {.key = "control_pid", .member = &SystemStatus::control_pid},
+    {.key = "state_publications",
+     .member = &SystemStatus::state_publications,
+     .metric = {.name = "ntp_state_publications_total",
+                .type = "counter",
+                .help = "Publications of the server state to the dataplane."}},
+};
+
+const Field<PortStatus> kPort[] = {
+    {.metric = {.name = "ntp_port_info",
+                .help = "A dataplane port; always 1.",
+                .value = [](const PortStatus& p, Labels& l) -> std::string {
+                  l.emplace_back("device", p.device);
+                  l.emplace_back("driver", p.driver);
+                  l.emplace_back("mac", p.mac);
+                  l.emplace_back("address", p.address);
+                  l.emplace_back("timestamping", p.timestamping);
+                  return "1";
+                }}},
+    {.key = "name", .member = &PortStatus::name, .required = true},
+    {.key = "device", .member = &PortStatus::device},
+    {.key = "driver", .member = &PortStatus::driver},
+    {.key = "mac", .member = &PortStatus::mac},
+    {.key = "address", .member = &PortStatus::address},
+    {.key = "ntp_server",
+     .member = &PortStatus::ntp_server,
+     .metric = {.name = "ntp_port_ntp_server", .help = "1 when the port answers NTP client requests, else 0."}},
+    {.key = "timestamping", .member = &PortStatus::timestamping},
+    {.metric = {.name = "ntp_port_hardware_timestamping",
+                .help = "1 when the port timestamps received packets with the NIC's clock, 0 for software (the TSC).",
+                .value = [](const PortStatus& p, Labels&) -> std::string { return b01(p.timestamping == "hardware"); }}},
+    {.key = "timestamp_reason", .member = &PortStatus::timestamp_reason},
+    {.key = "nic_emulated", .member = &PortStatus::nic_emulated},
+    {.key = "nic_map_valid",
+     .member = &PortStatus::nic_map_valid,
+     .metric = {.name = "ntp_port_nic_clock_mapping_valid", .help = "1 when the NIC-to-TSC clock mapping is usable."}},
+    {.key = "nic_clock_hz",
+     .member = &PortStatus::nic_clock_hz,
+     .metric = {.name = "ntp_port_nic_clock_hertz", .help = "The NIC clock's frequency, fitted against the TSC."}},
+    {.key = "nic_residual_ns",
+     .member = &PortStatus::nic_residual_ns,
+     .metric = {.name = "ntp_port_nic_clock_residual_seconds",
+                .help = "RMS residual of the NIC-to-TSC mapping's fit.",
+                .unit = Unit::kNsAsSecondsDouble}},
+    {.key = "nic_rounds",
+     .member = &PortStatus::nic_rounds,
+     .metric = {.name = "ntp_port_nic_clock_rounds_total",
+                .type = "counter",
+                .help = "Cross-timestamp rounds of the NIC clock."}},
+    {.key = "nic_outliers",
+     .member = &PortStatus::nic_outliers,
+     .metric = {.name = "ntp_port_nic_clock_outliers_total",
+                .type = "counter",
+                .help = "Cross-timestamp rounds rejected as outliers."}},
+    {.key = "nic_restarts", .member = &PortStatus::nic_restarts},
+    {.key = "tx_compensation_ns",
+     .member = &PortStatus::tx_compensation_ns,
+     .metric = {.name = "ntp_port_tx_compensation_seconds",
+                .help = "Added to transmit timestamps (configuration).",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "hw_timestamps",
+     .member = &PortStatus::hw_timestamps,
+     .metric = {.name = "ntp_port_rx_timestamps_total",
+                .type = "counter",
+                .help = "Received packets by how they were timestamped: hardware (NIC clock), software (TSC), "
+                        "rejected (a NIC timestamp that could not be converted; software used).",
+                .label = "kind",
+                .label_value = "hardware"}},
+    {.key = "sw_timestamps",
+     .member = &PortStatus::sw_timestamps,
+     .metric = {.name = "ntp_port_rx_timestamps_total", .type = "counter", .label = "kind", .label_value = "software"}},
+    {.key = "hw_rejected",
+     .member = &PortStatus::hw_rejected,
+     .metric = {.name = "ntp_port_rx_timestamps_total", .type = "counter", .label = "kind", .label_value = "rejected"}},
+    {.key = "hw_minus_sw_mean_ns",
+     .member = &PortStatus::hw_minus_sw_mean_ns,
+     .metric = {.name = "ntp_port_hw_minus_sw_seconds",
+                .help = "NIC receive timestamps minus the burst's TSC timestamps: mean and largest absolute difference.",
+                .unit = Unit::kNsAsSeconds,
+                .label = "stat",
+                .label_value = "mean"}},
+    {.key = "hw_minus_sw_max_ns",
+     .member = &PortStatus::hw_minus_sw_max_ns,
+     .metric = {.name = "ntp_port_hw_minus_sw_seconds", .unit = Unit::kNsAsSeconds, .label = "stat", .label_value = "max"}},
+    {.key = "link_up",
+     .member = &PortStatus::link_up,
+     .metric = {.name = "ntp_port_link_up", .help = "1 when the port's link is up, else 0."}},
+    {.key = "link_speed_mbps",
+     .member = &PortStatus::link_speed_mbps,
+     .metric = {.name = "ntp_port_link_speed_bits_per_second",
+                .help = "Link speed of the port (0 = unknown).",
+                .unit = Unit::kMbpsAsBitsPerSecond}},
+};
+
+const Field<WorkerStatus> kWorker[] = {
+    {.key = "id", .member = &WorkerStatus::id, .required = true},
+};
+
+const Field<FilterStage> kFilterStage[] = {
+    {.key = "offset_ns", .member = &FilterStage::offset_ns},
+    {.key = "delay_ns", .member = &FilterStage::delay_ns},
+    {.key = "dispersion_ns", .member = &FilterStage::dispersion_ns},
+    {.key = "valid", .member = &FilterStage::valid},
+};
+
+const Field<AssociationStatus> kAssociation[] = {
+    {.metric = {.name = "ntp_association_info",
+                .help = "An association and what its peer reports; always 1.",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  l.emplace_back("port", std::to_string(a.port));
+                  l.emplace_back("refid", a.refid_text);
+                  l.emplace_back("peer_mode", a.peer_mode);
+                  l.emplace_back("status", a.status);
+                  return "1";
+                }}},
+    {.key = "address", .member = &AssociationStatus::address, .required = true},
+    {.key = "port", .member = &AssociationStatus::port},
+    {.key = "mode", .member = &AssociationStatus::mode},
+    {.key = "configured", .member = &AssociationStatus::configured},
+    {.key = "selection", .member = &AssociationStatus::selection},
+    {.metric = {.name = "ntp_association_selected",
+                .help = "1 when the association is the system peer, else 0; the selection label gives its state.",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  l.emplace_back("selection", a.selection);
+                  return b01(a.selection == "system peer");
+                }}},
+    {.key = "status", .member = &AssociationStatus::status},
+    {.key = "stratum",
+     .member = &AssociationStatus::stratum,
+     .metric = {.name = "ntp_association_stratum", .help = "Stratum of the peer."}},
+    {.key = "refid", .member = &AssociationStatus::refid},
+    {.key = "refid_text", .member = &AssociationStatus::refid_text},
+    {.key = "reach",
+     .member = &AssociationStatus::reach,
+     .metric = {.name = "ntp_association_reach", .help = "Reach register (8 bits, newest poll in bit 0)."}},
+    {.key = "poll_log2",
+     .member = &AssociationStatus::poll_log2,
+     .metric = {.name = "ntp_association_poll_log2", .help = "Our poll interval to the peer, log2 seconds."}},
+    {.key = "peer_poll_log2",
+     .member = &AssociationStatus::peer_poll_log2,
+     .metric = {.name = "ntp_association_peer_poll_log2", .help = "The peer's poll interval, log2 seconds."}},
+    {.key = "peer_mode", .member = &AssociationStatus::peer_mode},
+    {.key = "since_last_rx_s",
+     .member = &AssociationStatus::since_last_rx_s,
+     .metric = {.name = "ntp_association_since_last_rx_seconds",
+                .help = "Time since the last valid packet from the peer; -1 when none was ever received.",
+                .value = [](const AssociationStatus& a, Labels&) -> std::string {
+                  return detail::double_text(a.since_last_rx_s < 0 ? -1.0 : a.since_last_rx_s);
+                }}},
+    {.key = "offset_ns",
+     .member = &AssociationStatus::offset_ns,
+     .metric = {.name = "ntp_association_offset_seconds",
+                .help = "Offset of the peer's clock.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "delay_ns",
+     .member = &AssociationStatus::delay_ns,
+     .metric = {.name = "ntp_association_delay_seconds",
+                .help = "Round-trip delay to the peer.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "dispersion_ns",
+     .member = &AssociationStatus::dispersion_ns,
+     .metric = {.name = "ntp_association_dispersion_seconds",
+                .help = "Dispersion of the peer.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "jitter_ns",
+     .member = &AssociationStatus::jitter_ns,
+     .metric = {.name = "ntp_association_jitter_seconds", .help = "Jitter of the peer.", .unit = Unit::kNsAsSeconds}},
+    {.key = "root_delay_ns",
+     .member = &AssociationStatus::root_delay_ns,
+     .metric = {.name = "ntp_association_root_delay_seconds",
+                .help = "Root delay reported by the peer.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "root_dispersion_ns",
+     .member = &AssociationStatus::root_dispersion_ns,
+     .metric = {.name = "ntp_association_root_dispersion_seconds",
+                .help = "Root dispersion reported by the peer.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "sync_distance_ns",
+     .member = &AssociationStatus::sync_distance_ns,
+     .metric = {.name = "ntp_association_sync_distance_seconds",
+                .help = "Synchronization distance of the peer.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "precision_log2",
+     .member = &AssociationStatus::precision_log2,
+     .metric = {.name = "ntp_association_precision_log2", .help = "Precision of the peer's clock, log2 seconds."}},
+    {.key = "version", .member = &AssociationStatus::version},
+    {.key = "leap",
+     .member = &AssociationStatus::leap,
+     .metric = {.name = "ntp_association_leap", .help = "Leap indicator of the peer."}},
+    {.key = "reference_time_ns", .member = &AssociationStatus::reference_time_ns},
+    {.key = "origin_ts", .member = &AssociationStatus::origin_ts},
+    {.key = "receive_ts", .member = &AssociationStatus::receive_ts},
+    {.key = "transmit_ts", .member = &AssociationStatus::transmit_ts},
+    {.key = "filter", .member = &AssociationStatus::filter},
+};
+
+const Field<SteeredClockStatus> kSteered[] = {
+    {.key = "name", .member = &SteeredClockStatus::name, .required = true},
+    {.key = "following",
+     .member = &SteeredClockStatus::following,
+     .metric = {.name = "ntp_steered_clock_following",
+                .help = "1 while the clock (clock.steer_phc, clock.steer_system_clock) follows the served time, else 0."}},
+    {.key = "offset_ns",
+     .member = &SteeredClockStatus::offset_ns,
+     .metric = {.name = "ntp_steered_clock_offset_seconds",
+                .help = "The served time minus the steered clock at its last update.",
+                .unit = Unit::kNsAsSeconds}},
+    {.key = "frequency_ppm",
+     .member = &SteeredClockStatus::frequency_ppm,
+     .metric = {.name = "ntp_steered_clock_frequency_ppm", .help = "Frequency correction set on the steered clock, ppm."}},
+    {.key = "state", .member = &SteeredClockStatus::state},
+    {.key = "updates", .member = &SteeredClockStatus::updates},
+    {.key = "steps",
+     .member = &SteeredClockStatus::steps,
+     .metric = {.name = "ntp_steered_clock_steps_total", .type = "counter", .help = "Steps of the steered clock."}},
+    {.key = "errors",
+     .member = &SteeredClockStatus::errors,
+     .metric = {.name = "ntp_steered_clock_errors_total",
+                .type = "counter",
+                .help = "Failed reads or adjustments of the steered clock."}},
+};
+
+}  // namespace
+
+template <>
+const Table<SystemStatus>& table<SystemStatus>() {
+  static const Table<SystemStatus> t{kSystem};
+  return t;
+}
+template <>
+const Table<PortStatus>& table<PortStatus>() {
+  static const Table<PortStatus> t{kPort, [](const PortStatus& p) { return Labels{{"port", p.name}}; }};
+  return t;
+}
+template <>
+const Table<WorkerStatus>& table<WorkerStatus>() {
+  static const Table<WorkerStatus> t{kWorker,
+                                     [](const WorkerStatus& w) { return Labels{{"worker", std::to_string(w.id)}}; }};
+  return t;
+}
+template <>
+const Table<FilterStage>& table<FilterStage>() {
+  static const Table<FilterStage> t{kFilterStage};
+  return t;
+}
+template <>
+const Table<AssociationStatus>& table<AssociationStatus>() {
+  static const Table<AssociationStatus> t{kAssociation, [](const AssociationStatus& a) {
+                                            return Labels{{"address", a.address},
+                                                          {"mode", a.mode},
+                                                          {"dynamic", a.configured ? "false" : "true"}};
+                                          }};
+  return t;
+}
+template <>
+const Table<SteeredClockStatus>& table<SteeredClockStatus>() {
+  static const Table<SteeredClockStatus> t{kSteered,
+                                           [](const SteeredClockStatus& c) { return Labels{{"clock", c.name}}; }};
+  return t;
+}
+
+}  // namespace fields
+}  // namespace ntp::status

@@ -1,0 +1,266 @@
+// The vendor-style text of ntpctl (`display ntp-service status|sessions`)
+// and the log lines of the NTP core's events.
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "control/status/numbers.h"
+#include "control/status/status.h"
+#include "control/status/words.h"
+#include "proto/inet.h"
+#include "proto/ntp_packet.h"
+#include "proto/ntp_time.h"
+
+namespace ntp::status {
+namespace {
+
+using detail::abs_u64;
+using detail::double_text;
+
+// ns as milliseconds with `decimals` (0..6) decimals, rounded half away
+// from zero, the sign kept unless the rounded value is zero.
+std::string ms_text(int64_t ns, int decimals) {
+  static constexpr uint64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+  const uint64_t unit = kPow10[6 - decimals];  // ns per last digit
+  const uint64_t q = (abs_u64(ns) + unit / 2) / unit;
+  const uint64_t scale = kPow10[decimals];
+  char buf[64];
+  if (decimals == 0) {
+    std::snprintf(buf, sizeof buf, "%s%" PRIu64, (ns < 0 && q != 0) ? "-" : "", q);
+  } else {
+    std::snprintf(buf, sizeof buf, "%s%" PRIu64 ".%0*" PRIu64, (ns < 0 && q != 0) ? "-" : "", q / scale,
+                  decimals, q % scale);
+  }
+  return buf;
+}
+
+std::string poll_text(int p) {
+  if (p >= 0 && p < 63) return std::to_string(uint64_t{1} << p);
+  return double_text(std::ldexp(1.0, p));
+}
+
+// Howard Hinnant's days_from_civil inverse: days since 1970-01-01 -> y/m/d.
+void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) y += 1;
+}
+
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+constexpr const char* kNever = "00:00:00.000 UTC Jan 1 1900(00000000.00000000)";
+
+// The vendor's line for a wire timestamp whose seconds field is the Unix
+// second unix_s: "06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A8)". The
+// milliseconds are truncated, as the vendor does.
+std::string vendor_time(proto::NtpTimestamp ts, int64_t unix_s) {
+  int64_t days = unix_s / 86400;
+  int64_t sod = unix_s % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    days -= 1;
+  }
+  int64_t y = 0;
+  unsigned m = 1, d = 1;
+  civil_from_days(days, y, m, d);
+  const unsigned ms = static_cast<unsigned>((uint64_t{ts.fraction} * 1000) >> 32);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03u UTC %s %u %" PRId64 "(%08" PRIX32 ".%08" PRIX32 ")",
+                static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60), ms,
+                kMonths[m - 1], d, y, ts.seconds, ts.fraction);
+  return buf;
+}
+
+// Unix second of the seconds field of ts in the era nearest pivot.
+int64_t unix_s_of(proto::NtpTimestamp ts, int64_t pivot_unix_ns) {
+  return proto::unix_ns_from_ntp({ts.seconds, 0}, pivot_unix_ns) / proto::kNsPerS;
+}
+
+// Pivot for raw wire timestamps of an association: the era nearest its
+// reference time, else the system's, else 2025.
+constexpr int64_t kDefaultPivotNs = 1735689600LL * proto::kNsPerS;  // 2025-01-01T00:00:00Z
+
+}  // namespace
+
+std::string format_ntp_timestamp(uint64_t raw, int64_t pivot_unix_ns) {
+  if (raw == 0) return kNever;
+  const auto ts = proto::NtpTimestamp::from_raw(raw);
+  return vendor_time(ts, unix_s_of(ts, pivot_unix_ns));
+}
+
+std::string format_reference_time(int64_t unix_ns) {
+  if (unix_ns == 0) return kNever;
+  const auto ts = proto::ntp_from_unix_ns(unix_ns);
+  // Pivot on the time itself: its own era, even where the wire value is 0.
+  return vendor_time(ts, unix_s_of(ts, unix_ns));
+}
+
+std::string format_status(const Status& s) {
+  const SystemStatus& y = s.system;
+  char buf[128];
+  std::string o;
+  o += std::string(" clock status: ") + (y.synchronized ? "synchronized" : "unsynchronized") + "\n";
+  o += " clock stratum: " + std::to_string(y.synchronized ? unsigned{y.stratum} : 16u) + "\n";
+  o += " reference clock ID: " + y.refid_text + "\n";
+  std::snprintf(buf, sizeof buf, " nominal frequency: %.4f MHz\n", y.nominal_freq_hz / 1e6);
+  o += buf;
+  std::snprintf(buf, sizeof buf, " actual frequency: %.4f MHz\n", y.actual_freq_hz / 1e6);
+  o += buf;
+  o += " clock precision: 2^" + std::to_string(y.precision_log2) + "\n";
+  o += " clock offset: " + ms_text(y.clock_offset_ns, 4) + " ms\n";
+  o += " root delay: " + ms_text(y.root_delay_ns, 2) + " ms\n";
+  o += " root dispersion: " + ms_text(y.root_dispersion_ns, 2) + " ms\n";
+  o += " peer dispersion: " + ms_text(y.peer_dispersion_ns, 2) + " ms\n";
+  o += " reference time: " + format_reference_time(y.reference_time_ns) + "\n";
+  o += " synchronization state: " + y.sync_state + "\n";
+  // Not in the vendor's output: the clocks kept on the served time.
+  for (const auto& c : s.steered_clocks) {
+    char line[256];
+    std::snprintf(line, sizeof line, " steered clock %s: %s, offset %s ms, frequency %+.3f ppm, %s, %llu steps, %llu errors\n",
+                  c.name.c_str(), c.following ? "following" : "not following", ms_text(c.offset_ns, 6).c_str(),
+                  c.frequency_ppm, c.state.c_str(), static_cast<unsigned long long>(c.steps),
+                  static_cast<unsigned long long>(c.errors));
+    o += line;
+  }
+  return o;
+}
+
+namespace {
+
+// Eight filter columns in ms, newest first; "-" for an empty stage.
+std::string filter_line(const char* label, const std::vector<FilterStage>& f, int64_t FilterStage::*field) {
+  std::string o = label;
+  for (size_t i = 0; i < 8; ++i) {
+    const std::string v = (i < f.size() && f[i].valid) ? ms_text(f[i].*field, 4) : "-";
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " %9s", v.c_str());
+    o += buf;
+  }
+  return o + "\n";
+}
+
+}  // namespace
+
+std::string format_sessions(const Status& s, bool verbose) {
+  if (s.associations.empty()) return " no sessions\n";
+  std::string o;
+  for (const auto& a : s.associations) {
+    o += " clock source: " + a.address + "\n";
+    o += " clock stratum: " + std::to_string(a.stratum) + "\n";
+    o += " clock status: " + a.status + "\n";
+    o += " reference clock ID: " + a.refid_text + "\n";
+    o += " reach: " + std::to_string(a.reach) + "\n";
+    o += " current poll: " + poll_text(a.poll_log2) + "\n";
+    std::string now = "-";
+    if (a.since_last_rx_s >= 0 && std::isfinite(a.since_last_rx_s)) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.0f", std::floor(a.since_last_rx_s));
+      now = buf;
+    }
+    o += " now: " + now + "\n";
+    o += " offset: " + ms_text(a.offset_ns, 4) + " ms\n";
+    o += " delay: " + ms_text(a.delay_ns, 2) + " ms\n";
+    o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
+    if (verbose) {
+      const int64_t pivot = a.reference_time_ns   ? a.reference_time_ns
+                            : s.system.reference_time_ns ? s.system.reference_time_ns
+                                                         : kDefaultPivotNs;
+      o += " remote port: " + std::to_string(a.port) + "\n";
+      o += " local mode: " + a.mode + "\n";
+      o += " peer mode: " + a.peer_mode + "\n";
+      o += " peer poll: " + poll_text(a.peer_poll_log2) + "\n";
+      o += " root delay: " + ms_text(a.root_delay_ns, 2) + " ms\n";
+      o += " root dispersion: " + ms_text(a.root_dispersion_ns, 2) + " ms\n";
+      o += " sync distance: " + ms_text(a.sync_distance_ns, 2) + " ms\n";
+      o += " precision: 2^" + std::to_string(a.precision_log2) + "\n";
+      o += " version: " + std::to_string(a.version) + "\n";
+      o += " leap indicator: " + std::to_string(a.leap) + "\n";
+      o += " selection: " + a.selection + "\n";
+      o += " jitter: " + ms_text(a.jitter_ns, 4) + " ms\n";
+      o += std::string(" association type: ") + (a.configured ? "configured" : "dynamic") + "\n";
+      o += " reference time: " + format_reference_time(a.reference_time_ns) + "\n";
+      o += " origin timestamp: " + format_ntp_timestamp(a.origin_ts, pivot) + "\n";
+      o += " receive timestamp: " + format_ntp_timestamp(a.receive_ts, pivot) + "\n";
+      o += " transmit timestamp: " + format_ntp_timestamp(a.transmit_ts, pivot) + "\n";
+      o += filter_line(" filter delay: ", a.filter, &FilterStage::delay_ns);
+      o += filter_line(" filter offset:", a.filter, &FilterStage::offset_ns);
+      o += filter_line(" filter disper:", a.filter, &FilterStage::dispersion_ns);
+    }
+    o += "\n";
+  }
+  o += " total sessions: " + std::to_string(s.associations.size()) + "\n";
+  return o;
+}
+
+std::string format_ports(const Status& s) {
+  if (s.ports.empty()) return " no ports\n";
+  std::string o;
+  char buf[256];
+  for (const auto& p : s.ports) {
+    o += " interface: " + p.name + "\n";
+    o += " device: " + p.device + " (driver " + p.driver + ")\n";
+    o += " address: " + p.address + ", mac " + p.mac + "\n";
+    o += std::string(" link: ") + (p.link_up ? "up" : "down") +
+         (p.link_speed_mbps ? ", " + std::to_string(p.link_speed_mbps) + " Mb/s" : std::string()) + "\n";
+    o += std::string(" ntp server: ") + (p.ntp_server ? "yes" : "no") + "\n";
+    o += " receive timestamps: " + p.timestamping + (p.nic_emulated ? " (emulated NIC clock)" : "") + "\n";
+    if (!p.timestamp_reason.empty()) o += "  why: " + p.timestamp_reason + "\n";
+    if (p.timestamping == "hardware") {
+      std::snprintf(buf, sizeof buf,
+                    "  NIC clock mapping: %s, NIC clock %.3f Hz, residual %.1f ns, %llu rounds, %llu "
+                    "outliers, %llu restarts\n",
+                    p.nic_map_valid ? "valid" : "not yet valid", p.nic_clock_hz, p.nic_residual_ns,
+                    static_cast<unsigned long long>(p.nic_rounds), static_cast<unsigned long long>(p.nic_outliers),
+                    static_cast<unsigned long long>(p.nic_restarts));
+      o += buf;
+      std::snprintf(buf, sizeof buf,
+                    "  packets: %llu hardware, %llu software, %llu rejected; hardware minus software: mean %.3f us, "
+                    "largest %.3f us\n",
+                    static_cast<unsigned long long>(p.hw_timestamps), static_cast<unsigned long long>(p.sw_timestamps),
+                    static_cast<unsigned long long>(p.hw_rejected), static_cast<double>(p.hw_minus_sw_mean_ns) / 1e3,
+                    static_cast<double>(p.hw_minus_sw_max_ns) / 1e3);
+      o += buf;
+    } else {
+      o += "  packets: " + std::to_string(p.sw_timestamps) + " software\n";
+    }
+    o += " transmit compensation: " + std::to_string(p.tx_compensation_ns) + " ns\n\n";
+  }
+  return o;
+}
+
+std::string format_event(const ctl::Event& e) {
+  using ctl::EventKind;
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%+.3f ms", static_cast<double>(e.offset_ns) / 1e6);
+  const std::string ip = proto::ipv4_to_string(e.address);
+  const std::string stratum = std::to_string(e.stratum);
+  switch (e.kind) {
+    case EventKind::kKissOfDeath: return "kiss-o'-death " + proto::refid_to_string(e.refid, 1) + " from " + ip;
+    case EventKind::kPassiveCreated:
+      return "symmetric passive association with " + ip + " (poll 2^" + std::to_string(e.poll_log2) + " s)";
+    case EventKind::kPassiveRemoved: return "symmetric passive association with " + ip + " removed: unreachable";
+    case EventKind::kUnsynchronized: return std::string("unsynchronized: ") + unsync_reason_text(e.reason);
+    case EventKind::kSystemPeerLost: return "lost the system peer " + ip + ": no selectable source";
+    case EventKind::kLocalClockFallback: return "falling back to the local clock at stratum " + stratum;
+    case EventKind::kSystemPeer:
+      return "system peer " + ip + " (" + mode_text(e.mode) + ", stratum " + stratum + ", offset " + ms + ")";
+    case EventKind::kPanic:
+      return std::string("offset ") + ms + " is beyond the panic threshold: not adjusting the clock (set it by hand)";
+    case EventKind::kSpike: return std::string("spike: offset ") + ms + " from " + ip + " ignored until it persists";
+    case EventKind::kStep: return std::string("clock stepped by ") + ms;
+    case EventKind::kSynchronized: return "synchronized to " + ip + " at stratum " + stratum;
+  }
+  return "event " + std::to_string(static_cast<int>(e.kind));
+}
+
+}  // namespace ntp::status

@@ -1,0 +1,66 @@
+#include "control/status/words.h"
+
+namespace ntp::status {
+
+const char* mode_text(ctl::AssocMode m) {
+  switch (m) {
+    case ctl::AssocMode::kClient: return "client";
+    case ctl::AssocMode::kSymmetricActive: return "symmetric active";
+    case ctl::AssocMode::kSymmetricPassive: return "symmetric passive";
+  }
+  return "?";
+}
+
+const char* peer_mode_text(proto::Mode m) {
+  // What an association can hear: a server answers a client, peers speak
+  // the symmetric modes.
+  if (m == proto::Mode::kServer) return "server";
+  if (m == proto::Mode::kSymmetricActive) return "symmetric active";
+  return "symmetric passive";
+}
+
+const char* unfit_text(ctl::Unfit u) {
+  switch (u) {
+    case ctl::Unfit::kNone: return "fit";
+    case ctl::Unfit::kUnreachable: return "unreachable";
+    case ctl::Unfit::kUnsynchronized: return "unsynchronized";
+    case ctl::Unfit::kStratumTooHigh: return "stratum too high";
+    case ctl::Unfit::kNoSamples: return "no samples yet";
+    case ctl::Unfit::kLoopToUs: return "loop: its reference is us";
+    case ctl::Unfit::kLoopToSystemPeer: return "loop: it follows our system peer";
+    case ctl::Unfit::kTooDistant: return "too distant";
+  }
+  return "?";
+}
+
+const char* sync_state_text(ctl::SyncState s) {
+  switch (s) {
+    case ctl::SyncState::kClockNotSet: return "clock not set";
+    case ctl::SyncState::kFrequencySet: return "frequency set";
+    case ctl::SyncState::kSynchronized: return "clock synchronized";
+    case ctl::SyncState::kSpike: return "clock spike";
+  }
+  return "unknown";
+}
+
+const char* unsync_reason_text(ctl::UnsyncReason r) {
+  switch (r) {
+    case ctl::UnsyncReason::kNoSelectableSource: return "no selectable source";
+    case ctl::UnsyncReason::kPanic: return "panic";
+  }
+  return "?";
+}
+
+const char* selection_text(ctl::SelectionState s, ctl::Unfit u) {
+  switch (s) {
+    case ctl::SelectionState::kSystemPeer: return "system peer";
+    case ctl::SelectionState::kUnfit: return unfit_text(u);
+    case ctl::SelectionState::kFalseticker: return "falseticker";
+    case ctl::SelectionState::kOutlier: return "outlier";
+    case ctl::SelectionState::kSurvivor: return "survivor";
+    case ctl::SelectionState::kCandidate: return "candidate";
+  }
+  return "?";
+}
+
+}  // namespace ntp::status

@@ -1,0 +1,307 @@
+// control/status/snapshot.h: the snapshot built from a shared segment made
+// in memory, the core's state and the control plane's facts.
+#include "control/status/snapshot.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "proto/channel_abi.h"
+#include "proto/ntp_packet.h"
+
+namespace ntp::status {
+namespace {
+
+constexpr uint32_t kC = 0x0A00011F;  // 10.0.1.31
+constexpr uint32_t kE = 0x0A000121;  // 10.0.1.33
+constexpr double kTscHz = 3e9;
+
+template <size_t N>
+void put(char (&dst)[N], const char* s) {
+  std::strncpy(dst, s, N);
+}
+
+// Two workers, one port, every counter distinct.
+std::unique_ptr<proto::SegmentHeader> segment() {
+  auto h = std::make_unique<proto::SegmentHeader>();
+  h->n_workers = 2;
+  h->n_ports = 1;
+  h->dataplane_pid = 4242;
+  h->dataplane_start_raw.store(1'000);
+  h->dataplane_heartbeat_raw.store(100 * static_cast<uint64_t>(kTscHz));
+  proto::PortInfo& p = h->ports[0];
+  put(p.name, "GigabitEthernet0/1/0");
+  put(p.device, "net_af_packet0,iface=veth0");
+  put(p.driver, "net_af_packet");
+  const uint8_t mac[6] = {0x02, 0, 0, 0, 0x01, 0x32};
+  std::memcpy(p.mac, mac, 6);
+  p.ipv4 = 0x0A000120;
+  p.prefix_len = 24;
+  p.ntp_server = 1;
+  p.timestamping = proto::kTimestampHardware;
+  p.link_up = 1;
+  p.link_speed_mbps = 10000;
+  p.nic_emulated = 1;
+  p.nic_map_valid = 1;
+  p.tx_compensation_ns = 250;
+  p.nic_clock_mhz.store(1'000'000'123);  // 1 MHz and 0.123 Hz
+  p.nic_residual_ps.store(4'500);
+  p.nic_rounds.store(60);
+  p.nic_outliers.store(2);
+  p.nic_restarts.store(1);
+  put(p.timestamp_reason, "hardware: the emulated NIC clock");
+  for (uint32_t w = 0; w < 2; ++w) {
+    proto::WorkerCounters& c = h->workers[w];
+    for (size_t i = 0; i < proto::kWorkerCounterCount; ++i)
+      (c.*proto::kWorkerCounterFields[i].member).store(1000 * (w + 1) + i);
+    for (size_t r = 0; r < proto::kDropReasonCount; ++r) c.drops[r].store(10 * w + r);
+    proto::PortTimestampCounters& t = c.timestamps[0];
+    t.hardware.store(w == 0 ? 30 : 10);
+    t.software.store(5);
+    t.rejected.store(w);
+    t.hw_minus_sw_sum_ns.store(w == 0 ? -600 : 200);  // mean over the 40: -10 ns
+    t.hw_minus_sw_max_ns.store(w == 0 ? 70 : 90);
+  }
+  return h;
+}
+
+ControlFacts facts() {
+  ControlFacts f;
+  f.sysname = "DeviceD";
+  f.version = "0.1.0-test";
+  f.clock_source = "virtual";
+  f.model.nominal_hz = 2'900'000'000;
+  f.model.freq_ppb = 4'587;
+  f.precision_log2 = -24;
+  f.served_ns = 1'767'225'600'000'001'500;
+  f.host_ns = 1'767'225'600'000'000'000;
+  f.now_raw = 101 * static_cast<uint64_t>(kTscHz);  // 1 s after the last heartbeat
+  f.timebase_hz = kTscHz;
+  f.holdover_s = 300;
+  f.control_uptime_s = 12.5;
+  f.control_pid = 4243;
+  f.state_publications = 987;
+  f.steered_clocks.push_back({"/dev/ptp0", true, -37, 12.5, "clock synchronized", 10, 1, 0});
+  return f;
+}
+
+ctl::EngineState engine_synchronized_to_c() {
+  ctl::EngineState e;
+  e.system.leap = 0;
+  e.system.stratum = 3;
+  e.system.refid = kC;
+  e.system.synchronized = true;
+  e.system.reference = "10.0.1.31";
+  e.system.offset_ns = 12'300;
+  e.system.root_delay_ns = 1'234;
+  e.system.root_dispersion_ns = 15'258;
+  e.system.peer_dispersion_ns = 4'999;
+  e.system.reference_time_ns = 1'767'225'590'000'000'000;
+  e.sync_state = ctl::SyncState::kSynchronized;
+  return e;
+}
+
+TEST(Snapshot, SystemFromTheEngineAndTheFacts) {
+  const auto h = segment();
+  const Status s = make_status(*h, engine_synchronized_to_c(), facts());
+  const SystemStatus& y = s.system;
+  EXPECT_EQ(y.sysname, "DeviceD");
+  EXPECT_EQ(y.version, "0.1.0-test");
+  EXPECT_TRUE(y.synchronized);
+  EXPECT_EQ(y.leap, 0);
+  EXPECT_EQ(y.stratum, 3);
+  EXPECT_EQ(y.refid, kC);
+  EXPECT_EQ(y.refid_text, "10.0.1.31");
+  EXPECT_EQ(y.reference, "10.0.1.31");
+  EXPECT_EQ(y.sync_state, "clock synchronized");
+  EXPECT_EQ(y.clock_source, "virtual");
+  EXPECT_EQ(y.nominal_freq_hz, 2'900'000'000.0);
+  EXPECT_DOUBLE_EQ(y.frequency_ppm, 4.587);
+  EXPECT_DOUBLE_EQ(y.actual_freq_hz, 2'900'000'000.0 * (1 - 4.587e-6));
+  EXPECT_EQ(y.precision_log2, -24);
+  EXPECT_EQ(y.clock_offset_ns, 12'300);
+  EXPECT_EQ(y.root_delay_ns, 1'234);
+  EXPECT_EQ(y.root_dispersion_ns, 15'258);
+  EXPECT_EQ(y.peer_dispersion_ns, 4'999);
+  EXPECT_EQ(y.reference_time_ns, 1'767'225'590'000'000'000);
+  EXPECT_EQ(y.clock_minus_host_ns, 1'500);
+  EXPECT_EQ(y.holdover_s, 300);
+  EXPECT_EQ(y.control_uptime_s, 12.5);
+  EXPECT_NEAR(y.dataplane_uptime_s, 101, 1e-6);
+  EXPECT_TRUE(y.dataplane_alive);
+  EXPECT_EQ(y.dataplane_pid, 4242);
+  EXPECT_EQ(y.control_pid, 4243);
+  EXPECT_EQ(y.state_publications, 987u);
+  ASSERT_EQ(s.steered_clocks.size(), 1u);
+  EXPECT_EQ(s.steered_clocks[0].name, "/dev/ptp0");
+}
+
+TEST(Snapshot, UnsynchronizedAndAStaleDataplane) {
+  const auto h = segment();
+  ctl::EngineState e;
+  e.system = ctl::unsynchronized_variables();
+  e.sync_state = ctl::SyncState::kClockNotSet;
+  ControlFacts f = facts();
+  f.now_raw = 104 * static_cast<uint64_t>(kTscHz);  // 4 s after the heartbeat
+  const Status s = make_status(*h, e, f);
+  EXPECT_FALSE(s.system.synchronized);
+  EXPECT_EQ(s.system.stratum, 16);
+  EXPECT_EQ(s.system.refid_text, "INIT");
+  EXPECT_EQ(s.system.reference, "none");
+  EXPECT_EQ(s.system.sync_state, "clock not set");
+  EXPECT_FALSE(s.system.dataplane_alive);
+}
+
+TEST(Snapshot, PortsFromTheSegmentSummedOverWorkers) {
+  const auto h = segment();
+  const Status s = make_status(*h, engine_synchronized_to_c(), facts());
+  ASSERT_EQ(s.ports.size(), 1u);
+  const PortStatus& p = s.ports[0];
+  EXPECT_EQ(p.name, "GigabitEthernet0/1/0");
+  EXPECT_EQ(p.device, "net_af_packet0,iface=veth0");
+  EXPECT_EQ(p.driver, "net_af_packet");
+  EXPECT_EQ(p.mac, "02:00:00:00:01:32");
+  EXPECT_EQ(p.address, "10.0.1.32/24");
+  EXPECT_TRUE(p.ntp_server);
+  EXPECT_EQ(p.timestamping, "hardware");
+  EXPECT_EQ(p.timestamp_reason, "hardware: the emulated NIC clock");
+  EXPECT_TRUE(p.nic_emulated);
+  EXPECT_TRUE(p.nic_map_valid);
+  EXPECT_DOUBLE_EQ(p.nic_clock_hz, 1'000'000.123);
+  EXPECT_DOUBLE_EQ(p.nic_residual_ns, 4.5);
+  EXPECT_EQ(p.nic_rounds, 60u);
+  EXPECT_EQ(p.nic_outliers, 2u);
+  EXPECT_EQ(p.nic_restarts, 1u);
+  EXPECT_EQ(p.tx_compensation_ns, 250);
+  EXPECT_EQ(p.hw_timestamps, 40u);
+  EXPECT_EQ(p.sw_timestamps, 10u);
+  EXPECT_EQ(p.hw_rejected, 1u);
+  EXPECT_EQ(p.hw_minus_sw_mean_ns, -10);
+  EXPECT_EQ(p.hw_minus_sw_max_ns, 90u);
+  EXPECT_TRUE(p.link_up);
+  EXPECT_EQ(p.link_speed_mbps, 10000u);
+}
+
+TEST(Snapshot, EveryWorkerCounterOfTheTableIsCopied) {
+  const auto h = segment();
+  const Status s = make_status(*h, engine_synchronized_to_c(), facts());
+  ASSERT_EQ(s.workers.size(), 2u);
+  for (unsigned w = 0; w < 2; ++w) {
+    EXPECT_EQ(s.workers[w].id, w);
+    for (size_t i = 0; i < proto::kWorkerCounterCount; ++i)
+      EXPECT_EQ(s.workers[w].counter(proto::kWorkerCounterFields[i].key), 1000 * (w + 1) + i)
+          << proto::kWorkerCounterFields[i].key;
+    for (size_t r = 0; r < proto::kDropReasonCount; ++r) EXPECT_EQ(s.workers[w].drops[r], 10 * w + r);
+  }
+  EXPECT_EQ(s.workers[1].counter("rx_packets"), 2000u);
+  EXPECT_THROW((void)s.workers[0].counter("no_such_counter"), std::out_of_range);
+}
+
+TEST(Snapshot, CountsBeyondTheArraysAreClamped) {
+  auto h = segment();
+  h->n_workers = 1000;
+  h->n_ports = 1000;
+  const Status s = make_status(*h, engine_synchronized_to_c(), facts());
+  EXPECT_EQ(s.workers.size(), proto::kMaxWorkers);
+  EXPECT_EQ(s.ports.size(), proto::kMaxPorts);
+}
+
+TEST(Snapshot, AssociationsInTheVendorsWords) {
+  ctl::EngineState e = engine_synchronized_to_c();
+  ctl::AssociationState c;
+  c.address = kC;
+  c.port = 1123;
+  c.mode = ctl::AssocMode::kClient;
+  c.selection = ctl::SelectionState::kSystemPeer;
+  c.heard = true;
+  c.peer_mode = proto::Mode::kServer;
+  c.stratum = c.wire_stratum = 2;
+  c.refid = proto::kRefidLocal;
+  c.reach = 0377;
+  c.poll_log2 = 7;
+  c.filter = {{-12345, 62500000, 980000, true}};
+  e.associations.push_back(c);
+  ctl::AssociationState p;
+  p.address = kE;
+  p.mode = ctl::AssocMode::kSymmetricPassive;
+  p.configured = false;
+  p.selection = ctl::SelectionState::kUnfit;
+  p.unfit = ctl::Unfit::kLoopToUs;
+  p.heard = true;
+  p.peer_mode = proto::Mode::kSymmetricActive;
+  p.stratum = p.wire_stratum = 4;
+  p.refid = 0x0A000120;
+  p.reach = 1;
+  e.associations.push_back(p);
+  ctl::AssociationState q;  // configured, never answered
+  q.address = 0x0A000122;
+  q.unfit = ctl::Unfit::kUnreachable;
+  q.selection = ctl::SelectionState::kUnfit;
+  q.refid = proto::kKissInit;
+  e.associations.push_back(q);
+  ctl::AssociationState k = q;  // a kiss-o'-death: stratum 0, the code as the reference ID
+  k.heard = true;
+  k.peer_mode = proto::Mode::kServer;
+  k.wire_stratum = 0;
+  k.refid = proto::kKissRate;
+  e.associations.push_back(k);
+
+  const auto h = segment();
+  const Status s = make_status(*h, e, facts());
+  ASSERT_EQ(s.associations.size(), 4u);
+  const AssociationStatus& a = s.associations[0];
+  EXPECT_EQ(a.address, "10.0.1.31");
+  EXPECT_EQ(a.port, 1123);
+  EXPECT_EQ(a.mode, "client");
+  EXPECT_EQ(a.selection, "system peer");
+  EXPECT_EQ(a.status, "configured client, master, sane, valid");
+  EXPECT_EQ(a.refid_text, "LOCAL(0)");
+  EXPECT_EQ(a.peer_mode, "server");
+  EXPECT_EQ(a.reach, 255);
+  EXPECT_EQ(a.poll_log2, 7);
+  EXPECT_EQ(a.filter, c.filter);
+  const AssociationStatus& b = s.associations[1];
+  EXPECT_EQ(b.mode, "symmetric passive");
+  EXPECT_FALSE(b.configured);
+  EXPECT_EQ(b.selection, "loop: its reference is us");
+  EXPECT_EQ(b.status, "dynamic symmetric passive, insane (loop: its reference is us), valid");
+  EXPECT_EQ(b.refid_text, "10.0.1.32");
+  EXPECT_EQ(b.peer_mode, "symmetric active");
+  const AssociationStatus& n = s.associations[2];
+  EXPECT_EQ(n.selection, "unreachable");
+  EXPECT_EQ(n.status, "configured client, insane (unreachable), invalid");
+  EXPECT_EQ(n.refid_text, "INIT");
+  EXPECT_EQ(n.peer_mode, "-");
+  EXPECT_EQ(n.stratum, 16);
+  EXPECT_EQ(s.associations[3].refid_text, "RATE");
+}
+
+TEST(Snapshot, TheWordsOfEverySelectionState) {
+  ctl::AssociationState a;
+  const std::pair<ctl::SelectionState, const char*> cases[] = {
+      {ctl::SelectionState::kSystemPeer, "system peer"}, {ctl::SelectionState::kFalseticker, "falseticker"},
+      {ctl::SelectionState::kOutlier, "outlier"},        {ctl::SelectionState::kSurvivor, "survivor"},
+      {ctl::SelectionState::kCandidate, "candidate"},
+  };
+  for (const auto& [state, text] : cases) {
+    a.selection = state;
+    EXPECT_EQ(association_status(a).selection, text);
+  }
+  a.selection = ctl::SelectionState::kUnfit;
+  const std::pair<ctl::Unfit, const char*> unfit[] = {
+      {ctl::Unfit::kUnsynchronized, "unsynchronized"},
+      {ctl::Unfit::kStratumTooHigh, "stratum too high"},
+      {ctl::Unfit::kNoSamples, "no samples yet"},
+      {ctl::Unfit::kLoopToSystemPeer, "loop: it follows our system peer"},
+      {ctl::Unfit::kTooDistant, "too distant"},
+  };
+  for (const auto& [why, text] : unfit) {
+    a.unfit = why;
+    EXPECT_EQ(association_status(a).selection, text);
+  }
+}
+
+}  // namespace
+}  // namespace ntp::status
