@@ -110,7 +110,9 @@ void assign(std::vector<int>& f, const Value& v) { f.assign(v.ints.begin(), v.in
 void assign(std::vector<std::string>& f, const Value& v) { f = v.strs; }
 void assign(std::vector<std::pair<uint32_t, uint8_t>>& f, const Value& v) { f = v.prefixes; }
 void assign(ClockSource& f, const Value& v) {
-  f = v.s == "virtual" ? ClockSource::kVirtual : v.s == "phc" ? ClockSource::kPhc : ClockSource::kSystem;
+  f = v.s == to_string(ClockSource::kVirtual) ? ClockSource::kVirtual
+      : v.s == to_string(ClockSource::kPhc)   ? ClockSource::kPhc
+                                              : ClockSource::kSystem;
 }
 
 // The object a member pointer's class lives in.
@@ -1118,6 +1120,15 @@ bool check_limits(std::string_view text, Errors& errs) {
 
 // ===========================================================================
 // API
+
+const char* to_string(ClockSource s) {
+  switch (s) {
+    case ClockSource::kVirtual: return "virtual";
+    case ClockSource::kPhc: return "phc";
+    case ClockSource::kSystem: break;
+  }
+  return "system";
+}
 
 std::string Error::to_string() const {
   std::string s = file;

@@ -15,6 +15,8 @@
 namespace ntp::config {
 
 enum class ClockSource { kSystem, kVirtual, kPhc };
+// Its name in the file ("system", "virtual", "phc").
+const char* to_string(ClockSource s);
 
 struct Interface {
   std::string name;          // operator's name, e.g. "GigabitEthernet0/1/0"

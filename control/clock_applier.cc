@@ -8,15 +8,39 @@
 
 namespace ntp::ctl {
 
-hwclock::ServoConfig servo_config(const config::Clock& clock) {
-  hwclock::ServoConfig s;
-  s.step_threshold_ns = std::llround(clock.step_threshold_ms * 1e6);
-  s.panic_threshold_ns = std::llround(clock.panic_threshold_s * 1e9);
-  s.max_frequency_ppb = clock.max_frequency_ppm * 1000.0;
-  return s;
-}
-
 ClockApplier::ClockApplier(Timescale& timescale, double tsc_hz) : timescale_(timescale), ticks_per_ns_(tsc_hz * 1e-9) {}
+
+std::unique_ptr<ClockApplier> ClockApplier::open(const config::Clock& clock, Timescale& timescale, double tsc_hz,
+                                                 std::vector<std::string>& log, std::string& err) {
+  auto a = std::make_unique<ClockApplier>(timescale, tsc_hz);
+  const hwclock::ServoConfig servo = servo_config(clock);
+  if (!clock.steer_phc.empty()) {
+    auto phc = hwclock::PhcClock::open(clock.steer_phc, /*writable=*/true, err);
+    if (!phc) {
+      err = "clock.steer_phc: " + err;
+      return nullptr;
+    }
+    a->follow(*phc, int64_t{clock.phc_utc_offset_s} * 1'000'000'000, servo);
+    a->owned_.push_back(std::move(phc));
+    log.push_back("clock.steer_phc: keeping " + clock.steer_phc + " on the served time (PHC - UTC = " +
+                  std::to_string(clock.phc_utc_offset_s) + " s) once synchronized");
+  }
+  // With source = "system" the discipline's orders go to CLOCK_REALTIME
+  // itself (the served time follows it); otherwise it follows the served
+  // time like a PHC.
+  if (clock.steer_system_clock) {
+    auto rt = std::make_unique<hwclock::RealtimeClock>();
+    if (clock.source == config::ClockSource::kSystem) {
+      rt->set_sync_status(true, -1);  // STA_UNSYNC off: the discipline sets this clock
+      a->steer_directly(*rt);
+    } else {
+      a->follow(*rt, 0, servo);
+      log.push_back("clock.steer_system_clock: keeping CLOCK_REALTIME on the served time once synchronized");
+    }
+    a->owned_.push_back(std::move(rt));
+  }
+  return a;
+}
 
 void ClockApplier::steer_directly(hwclock::ClockDriver& target) { direct_ = &target; }
 

@@ -28,20 +28,25 @@
 #include "control/timescale.h"
 #include "hwclock/clock_driver.h"
 #include "hwclock/follower.h"
+#include "hwclock/system_clock.h"
 #include "hwclock/servo.h"
 #include "proto/channel_abi.h"
 
 namespace ntp::ctl {
-
-// The servo's configuration from [clock]: for the discipline and for every
-// follower (which never panics: SteeredClock sets that itself).
-hwclock::ServoConfig servo_config(const config::Clock& clock);
 
 class ClockApplier {
  public:
   // timescale: the served timescale (outlives the applier); tsc_hz: the
   // timebase's rate, to time a slew's end on the direct target.
   ClockApplier(Timescale& timescale, double tsc_hz);
+
+  // The applier [clock] asks for, owning the targets it opens:
+  // clock.steer_phc followed, and CLOCK_REALTIME (clock.steer_system_clock)
+  // steered directly with source = "system", else followed. nullptr with
+  // err ("clock.steer_phc: ...") when a target cannot be opened; what it
+  // will steer goes to log.
+  static std::unique_ptr<ClockApplier> open(const config::Clock& clock, Timescale& timescale, double tsc_hz,
+                                            std::vector<std::string>& log, std::string& err);
 
   // The engine's orders go to `target` (outlives the applier) instead of the
   // served model: CLOCK_REALTIME when it is the clock source itself.
@@ -84,6 +89,7 @@ class ClockApplier {
   std::optional<hwclock::ClockReading> direct_at_order_;  // the target when the order was given
   std::optional<double> direct_residual_ns_;
   std::vector<std::unique_ptr<SteeredClock>> steered_;
+  std::vector<std::unique_ptr<hwclock::ClockDriver>> owned_;  // the targets open() opened
 };
 
 }  // namespace ntp::ctl

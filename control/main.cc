@@ -5,41 +5,30 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstring>
+#include <chrono>
+#include <memory>
 #include <optional>
 #include <random>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <memory>
 #include <string>
 #include <thread>
 
-#include <rte_ring.h>
-#include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
 
 #include "config/cli.h"
 #include "config/config.h"
 #include "control/clock_applier.h"
 #include "control/ntp/engine.h"
+#include "control/ntp/system_state.h"
+#include "control/phc_source.h"
 #include "control/segment_client.h"
 #include "control/stats_server.h"
-#include "control/steering.h"
 #include "control/status/snapshot.h"
-#include "control/status/status.h"
-#include "control/ntp/system_state.h"
 #include "control/timescale.h"
-#include "hwclock/clock_driver.h"
 #include "hwclock/clock_model.h"
 #include "hwclock/drift_file.h"
-#include "hwclock/servo.h"
-#include "hwclock/system_clock.h"
 #include "hwclock/tsc.h"
 #include "proto/inet.h"
-#include "proto/ntp_packet.h"
 
 #ifndef NTP_APPLIANCE_VERSION
 #define NTP_APPLIANCE_VERSION "0.0.0"
@@ -51,14 +40,6 @@ using namespace ntp;
 
 std::atomic<bool> g_stop{false};
 
-const char* source_name(config::ClockSource s) {
-  switch (s) {
-    case config::ClockSource::kVirtual: return "virtual";
-    case config::ClockSource::kPhc: return "phc";
-    case config::ClockSource::kSystem: break;
-  }
-  return "system";
-}
 void on_signal(int) { g_stop.store(true); }
 
 double monotonic_s() {
@@ -92,44 +73,23 @@ class ControlPlane {
   int8_t precision_log2_ = -20;
   std::unique_ptr<ctl::Timescale> timescale_;
   std::unique_ptr<ctl::Engine> engine_;
-  // clock.source = "phc": the PHC the timescale follows (read only).
-  std::unique_ptr<hwclock::PhcClock> source_phc_;
-  uint64_t source_errors_ = 0;
-  double source_ok_s_ = -1e9;  // monotonic time of the last good PHC read
+  std::unique_ptr<ctl::PhcSource> source_phc_;  // clock.source = "phc"
   // The source can be served: not a PHC, or a PHC read within the holdover.
-  bool source_fresh() const { return !source_phc_ || monotonic_s() - source_ok_s_ < cfg_.ntp.holdover_s; }
-  // The clocks steered besides the served timescale (clock.steer_phc,
-  // clock.steer_system_clock), and the one object that carries out the
-  // discipline's orders on all of them.
-  std::vector<std::unique_ptr<hwclock::ClockDriver>> steer_targets_;
+  bool source_fresh() const { return !source_phc_ || source_phc_->fresh(monotonic_s(), cfg_.ntp.holdover_s); }
+  // The one object that carries out the discipline's orders on every clock.
   std::unique_ptr<ctl::ClockApplier> applier_;
-  std::optional<double> drift_ppb_;  // from the drift file
+  hwclock::DriftFile drift_{cfg_.clock.drift_file};
+  std::optional<double> drift_ppb_;  // what it said at start
   ctl::SegmentClient seg_;
   uint64_t publications_ = 0;
   uint64_t tx_ring_full_ = 0;
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
-  double last_drift_save_s_ = 0;
   ctl::StatsServer stats_;
 };
 
-ctl::EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
-  ctl::EngineConfig e;
-  auto add = [&](const config::Association& a, ctl::AssocMode mode) { e.associations.push_back({a, mode}); };
-  for (const auto& s : cfg.servers) add(s, ctl::AssocMode::kClient);
-  for (const auto& p : cfg.peers) add(p, ctl::AssocMode::kSymmetricActive);
-  e.refclock_master = cfg.ntp.refclock_master;
-  for (const auto& i : cfg.interfaces) e.own_addresses.push_back(i.ipv4);
-  e.peer_allow = cfg.ntp.peer_allow;
-  e.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
-  e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
-  e.precision_log2 = precision_log2;
-  e.servo = ctl::servo_config(cfg.clock);
-  return e;
-}
-
 void ControlPlane::make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb) {
-  ctl::EngineConfig e = engine_config(cfg_, precision_log2_);
+  ctl::EngineConfig e = ctl::engine_config(cfg_, precision_log2_);
   e.servo.initial_frequency_ppb = initial_freq_ppb;
   std::random_device rd;
   engine_ = std::make_unique<ctl::Engine>(e, (uint64_t{rd()} << 32) | rd(), now_ns);
@@ -182,13 +142,12 @@ void ControlPlane::publish_model(const proto::ClockModelData& m) {
 }
 
 void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
-  proto::SegmentHeader& h = *seg_.header();
   // Reports first: a reply to our packet can only exist after it left.
   proto::TxReport rep;
-  while (rte_ring_dequeue_elem(seg_.tx_report_ring(), &rep, sizeof rep) == 0) engine_->on_tx_report(rep, now, out);
+  while (seg_.next_tx_report(rep)) engine_->on_tx_report(rep, now, out);
   proto::RxPacket pkt;
-  for (unsigned w = 0; w < h.n_workers; w++)
-    while (rte_ring_dequeue_elem(seg_.rx_ring(w), &pkt, sizeof pkt) == 0) engine_->on_packet(pkt, now, out);
+  for (unsigned w = 0; w < seg_.header()->n_workers; w++)
+    while (seg_.next_rx(w, pkt)) engine_->on_packet(pkt, now, out);
   if (now >= engine_->next_timer_ns()) engine_->on_timer(now, out);
 }
 
@@ -203,30 +162,15 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
     save_drift(false);
   }
   take(applier_->poll(hwclock::read_tsc()));  // a slew that is in ends now, not at the next order
-  for (const ctl::OutPacket& o : out.packets) {
-    proto::TxPacket t{};
-    t.cookie = o.cookie;
-    t.dst_ip = o.dst_ip;
-    t.dst_port = o.dst_port;
-    t.src_port = proto::kNtpPort;
-    t.port = 0xFFFF;
-    t.len = static_cast<uint16_t>(o.payload.size());
-    t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
-    std::memcpy(t.payload, o.payload.data(), o.payload.size());
-    if (rte_ring_enqueue_elem(seg_.tx_ring(), &t, sizeof t) != 0 && tx_ring_full_++ % 100 == 0)
+  for (const ctl::OutPacket& o : out.packets)
+    if (!seg_.send(o) && tx_ring_full_++ % 100 == 0)
       spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", proto::ipv4_to_string(o.dst_ip));
-  }
   out = {};
 }
 
 void ControlPlane::save_drift(bool force) {
-  if (cfg_.clock.drift_file.empty() || !engine_) return;
-  const double now = monotonic_s();
-  if (!force && now - last_drift_save_s_ < 3600) return;
-  if (engine_->servo_state() == hwclock::ServoState::kNotSet) return;
-  last_drift_save_s_ = now;
-  std::string err;
-  if (!hwclock::write_drift_ppm(cfg_.clock.drift_file, engine_->frequency_ppb() / 1000.0, err))
+  if (!engine_ || engine_->servo_state() == hwclock::ServoState::kNotSet) return;
+  if (std::string err; !drift_.save(engine_->frequency_ppb(), monotonic_s(), force, err))
     spdlog::warn("clock.drift_file: {}", err);
 }
 
@@ -252,57 +196,26 @@ void ControlPlane::tick_second() {
 
 bool ControlPlane::open_clocks() {
   std::string err;
+  std::vector<std::string> log;
   if (cfg_.clock.source == config::ClockSource::kPhc) {
-    source_phc_ = hwclock::PhcClock::open(cfg_.clock.phc, /*writable=*/false, err);
+    source_phc_ = ctl::PhcSource::open(cfg_.clock, err);
     if (!source_phc_) {
       spdlog::error("{}: clock.phc: {}; nothing started", cfg_.path, err);
       return false;
     }
     spdlog::info("clock source: PHC {} (PHC - UTC = {} s)", cfg_.clock.phc, cfg_.clock.phc_utc_offset_s);
   }
-  applier_ = std::make_unique<ctl::ClockApplier>(*timescale_, tsc_hz_);
-  const hwclock::ServoConfig servo = ctl::servo_config(cfg_.clock);
-  if (!cfg_.clock.steer_phc.empty()) {
-    auto phc = hwclock::PhcClock::open(cfg_.clock.steer_phc, /*writable=*/true, err);
-    if (!phc) {
-      spdlog::error("{}: clock.steer_phc: {}; nothing started", cfg_.path, err);
-      return false;
-    }
-    applier_->follow(*phc, int64_t{cfg_.clock.phc_utc_offset_s} * 1'000'000'000, servo);
-    steer_targets_.push_back(std::move(phc));
-    spdlog::info("clock.steer_phc: keeping {} on the served time (PHC - UTC = {} s) once synchronized",
-                 cfg_.clock.steer_phc, cfg_.clock.phc_utc_offset_s);
-  }
-  // With source = "system" the discipline's orders go to CLOCK_REALTIME
-  // itself (the served time follows it); otherwise it follows the served
-  // time like a PHC.
-  if (cfg_.clock.steer_system_clock) {
-    auto rt = std::make_unique<hwclock::RealtimeClock>();
-    if (cfg_.clock.source == config::ClockSource::kSystem) {
-      rt->set_sync_status(true, -1);  // STA_UNSYNC off: the discipline sets this clock
-      applier_->steer_directly(*rt);
-    } else {
-      applier_->follow(*rt, 0, servo);
-      spdlog::info("clock.steer_system_clock: keeping CLOCK_REALTIME on the served time once synchronized");
-    }
-    steer_targets_.push_back(std::move(rt));
-  }
-  return true;
+  applier_ = ctl::ClockApplier::open(cfg_.clock, *timescale_, tsc_hz_, log, err);
+  for (const std::string& line : log) spdlog::info("{}", line);
+  if (!applier_) spdlog::error("{}: {}; nothing started", cfg_.path, err);
+  return applier_ != nullptr;
 }
 
 void ControlPlane::read_source() {
   if (!source_phc_) return;
-  hwclock::ClockReading r;
-  std::string err;
-  if (!source_phc_->cross_timestamp(r, err)) {
-    // The model runs on from its last fit; the log says so, not every second.
-    if (source_errors_++ % 60 == 0) spdlog::error("clock.phc: {} ({} failed reads)", err, source_errors_);
-    return;
-  }
-  const int64_t utc_ns = r.clock_ns - int64_t{cfg_.clock.phc_utc_offset_s} * 1'000'000'000;
-  timescale_->update_source({r.tsc, utc_ns, r.width_ticks}, static_cast<uint64_t>(tsc_hz_));
-  if (source_errors_ && !source_fresh()) spdlog::info("clock.phc: {} readable again", cfg_.clock.phc);
-  source_ok_s_ = monotonic_s();
+  std::vector<std::string> log;
+  source_phc_->read(*timescale_, static_cast<uint64_t>(tsc_hz_), monotonic_s(), log);
+  for (const std::string& line : log) spdlog::info("{}", line);
 }
 
 void ControlPlane::steer_clocks(bool synchronized) {
@@ -313,7 +226,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   status::ControlFacts f;
   f.sysname = cfg_.sysname;
   f.version = NTP_APPLIANCE_VERSION;
-  f.clock_source = source_name(cfg_.clock.source);
+  f.clock_source = config::to_string(cfg_.clock.source);
   f.model = timescale_->published();
   f.precision_log2 = precision_log2_;
   f.served_ns = hwclock::model_to_ns(f.model, host.raw);
@@ -324,11 +237,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   f.control_uptime_s = monotonic_s() - start_s_;
   f.control_pid = getpid();
   f.state_publications = publications_;
-  for (const auto& c : applier_->steered()) {
-    const ctl::SteeredClockStatus& t = c->status();
-    f.steered_clocks.push_back({t.name, t.following, t.offset_ns, t.frequency_ppb / 1000.0, t.state, t.updates,
-                                t.steps, t.errors});
-  }
+  for (const auto& c : applier_->steered()) f.steered_clocks.push_back(c->status());
   return status::make_status(*seg_.header(), engine_->state(f.served_ns), f);
 }
 
@@ -342,15 +251,10 @@ int ControlPlane::run() {
     precision_log2_ = hwclock::measure_precision_log2(timescale_->update(x, static_cast<uint64_t>(tsc_hz_)), tsc_hz_);
   }
   spdlog::info("TSC {:.6f} MHz, clock precision 2^{}, clock source {}", tsc_hz_ / 1e6, precision_log2_,
-               source_name(cfg_.clock.source));
-  if (!cfg_.clock.drift_file.empty()) {
-    std::string err;
-    if (auto ppm = hwclock::read_drift_ppm(cfg_.clock.drift_file, err)) {
-      drift_ppb_ = *ppm * 1000.0;
-      spdlog::info("clock.drift_file {}: starting at {:+.3f} ppm", cfg_.clock.drift_file, *ppm);
-    } else {
-      spdlog::info("clock.drift_file {}: {} (measuring the frequency from scratch)", cfg_.clock.drift_file, err);
-    }
+               config::to_string(cfg_.clock.source));
+  if (std::string log; drift_.enabled()) {
+    drift_ppb_ = drift_.load(log);
+    spdlog::info("{}", log);
   }
 
   const proto::HostPort listen = proto::split_host_port(cfg_.stats_listen).value();  // validated by config
@@ -376,8 +280,6 @@ int ControlPlane::run() {
     seg_.header()->control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release);
     poll_rings(now_ns(), out);
     carry_out(out);
-    if (const uint64_t end = timescale_->slew_end_raw(); end && hwclock::read_tsc() >= end)
-      publish_model(timescale_->refresh(hwclock::read_tsc()));  // the slew is in: back to the base rate
     if (now_s >= next_second) {
       next_second += 1.0;
       if (next_second < now_s) next_second = now_s + 1.0;

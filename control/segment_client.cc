@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
 namespace ntp::ctl {
 
 SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::string& err) {
@@ -73,5 +76,26 @@ rte_ring* SegmentClient::ring_at(uint64_t offset) const {
 rte_ring* SegmentClient::rx_ring(unsigned worker) const { return ring_at(hdr_->rx_ring_offset[worker]); }
 rte_ring* SegmentClient::tx_ring() const { return ring_at(hdr_->tx_ring_offset); }
 rte_ring* SegmentClient::tx_report_ring() const { return ring_at(hdr_->tx_report_ring_offset); }
+
+bool SegmentClient::send(const OutPacket& o) {
+  proto::TxPacket t{};
+  t.cookie = o.cookie;
+  t.dst_ip = o.dst_ip;
+  t.dst_port = o.dst_port;
+  t.src_port = proto::kNtpPort;
+  t.port = 0xFFFF;  // the dataplane picks the port by the next hop
+  t.len = static_cast<uint16_t>(o.payload.size());
+  t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
+  std::memcpy(t.payload, o.payload.data(), o.payload.size());
+  return rte_ring_enqueue_elem(tx_ring(), &t, sizeof t) == 0;
+}
+
+bool SegmentClient::next_tx_report(proto::TxReport& rep) {
+  return rte_ring_dequeue_elem(tx_report_ring(), &rep, sizeof rep) == 0;
+}
+
+bool SegmentClient::next_rx(unsigned worker, proto::RxPacket& pkt) {
+  return rte_ring_dequeue_elem(rx_ring(worker), &pkt, sizeof pkt) == 0;
+}
 
 }  // namespace ntp::ctl

@@ -1,12 +1,13 @@
 // The control plane's side of the shared-memory channel: attach to the
 // segment the dataplane created, check its ABI, notice when the dataplane
-// restarts with a new one.
+// restarts with a new one, and move packets through its rings.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "control/ntp/association.h"
 #include "proto/channel_abi.h"
 
 struct rte_ring;
@@ -32,6 +33,14 @@ class SegmentClient {
   bool replaced() const;
 
   proto::SegmentHeader* header() const { return hdr_; }
+
+  // Our packet onto the tx ring, sent from port 123 on the port the next
+  // hop is on; false when the ring is full.
+  bool send(const OutPacket& o);
+  // The next transmit report or received packet, if any.
+  bool next_tx_report(proto::TxReport& rep);
+  bool next_rx(unsigned worker, proto::RxPacket& pkt);
+
   rte_ring* rx_ring(unsigned worker) const;
   rte_ring* tx_ring() const;
   rte_ring* tx_report_ring() const;

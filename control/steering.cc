@@ -58,7 +58,7 @@ std::vector<std::string> SteeredClock::tick(bool synchronized) {
   }
   status_.following = true;
   status_.offset_ns = u.offset_ns;
-  status_.frequency_ppb = u.applied_ppb;
+  status_.frequency_ppm = u.applied_ppb / 1000.0;
   status_.state = hwclock::to_string(u.servo.state);
   if (u.stepped) {
     status_.steps++;

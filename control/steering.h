@@ -17,20 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "control/status/status.h"
 #include "hwclock/clock_driver.h"
 #include "hwclock/follower.h"
 #include "hwclock/servo.h"
 
 namespace ntp::ctl {
-
-struct SteeredClockStatus {
-  std::string name;            // "/dev/ptp0", "CLOCK_REALTIME"
-  bool following = false;      // updated this second (served time synchronized, reading ok)
-  int64_t offset_ns = 0;       // served - target at the last update
-  double frequency_ppb = 0;    // set on the target (base + slew)
-  std::string state;           // the servo's state
-  uint64_t updates = 0, steps = 0, errors = 0;
-};
 
 class SteeredClock {
  public:
@@ -41,7 +33,7 @@ class SteeredClock {
   // Once a second. Returns log lines (a step, an error, a start or a stop).
   std::vector<std::string> tick(bool synchronized);
 
-  const SteeredClockStatus& status() const { return status_; }
+  const status::SteeredClockStatus& status() const { return status_; }
 
  private:
   hwclock::ClockDriver& target_;
@@ -49,7 +41,7 @@ class SteeredClock {
   int64_t offset_ns_;
   hwclock::ServoConfig servo_cfg_;
   std::unique_ptr<hwclock::ClockFollower> follower_;  // while following
-  SteeredClockStatus status_;
+  status::SteeredClockStatus status_;
   uint64_t errors_logged_ = 0;
 };
 

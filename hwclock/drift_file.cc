@@ -1,6 +1,8 @@
 // The drift file (see drift_file.h).
 #include "hwclock/drift_file.h"
 
+#include <cstdio>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -129,6 +131,25 @@ bool write_drift_ppm(const std::string& path, double ppm, std::string& err) {
     ::close(dfd);
   }
   return true;
+}
+
+std::optional<double> DriftFile::load(std::string& log) const {
+  std::string err;
+  const std::optional<double> ppm = read_drift_ppm(path_, err);
+  char value[32];
+  std::snprintf(value, sizeof value, "%+.3f", ppm.value_or(0));
+  log = "clock.drift_file " + path_ + ": " +
+        (ppm ? "starting at " + std::string(value) + " ppm" : err + " (measuring the frequency from scratch)");
+  if (!ppm) return std::nullopt;
+  return *ppm * 1000.0;
+}
+
+bool DriftFile::save(double freq_ppb, double now_s, bool force, std::string& err) {
+  if (!enabled()) return true;
+  if (!last_save_s_) last_save_s_ = now_s;  // the first estimate settles for an hour before it is kept
+  if (!force && now_s - *last_save_s_ < 3600) return true;
+  last_save_s_ = now_s;
+  return write_drift_ppm(path_, freq_ppb / 1000.0, err);
 }
 
 }  // namespace ntp::hwclock

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace ntp::hwclock {
 
@@ -23,5 +24,24 @@ std::optional<double> read_drift_ppm(const std::string& path, std::string& err);
 // new file, never a torn one. Refuses non-finite or out-of-range values.
 // On failure returns false with err set and removes the temporary file.
 bool write_drift_ppm(const std::string& path, double ppm, std::string& err);
+
+// The drift file as the daemon keeps it: read once at start, written at
+// most once an hour while there is a frequency to keep, and at exit.
+class DriftFile {
+ public:
+  explicit DriftFile(std::string path) : path_(std::move(path)) {}
+  bool enabled() const { return !path_.empty(); }
+
+  // The frequency to start from, ppb; nullopt if none. log says which.
+  std::optional<double> load(std::string& log) const;
+  // Writes freq_ppb unless the last write, or the first call, is less than
+  // an hour before now_s (force: write anyway). False with err when the
+  // write failed.
+  bool save(double freq_ppb, double now_s, bool force, std::string& err);
+
+ private:
+  std::string path_;
+  std::optional<double> last_save_s_;
+};
 
 }  // namespace ntp::hwclock

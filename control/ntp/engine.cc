@@ -6,6 +6,28 @@
 
 namespace ntp::ctl {
 
+hwclock::ServoConfig servo_config(const config::Clock& clock) {
+  hwclock::ServoConfig s;
+  s.step_threshold_ns = std::llround(clock.step_threshold_ms * 1e6);
+  s.panic_threshold_ns = std::llround(clock.panic_threshold_s * 1e9);
+  s.max_frequency_ppb = clock.max_frequency_ppm * 1000.0;
+  return s;
+}
+
+EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
+  EngineConfig e;
+  for (const auto& s : cfg.servers) e.associations.push_back({s, AssocMode::kClient});
+  for (const auto& p : cfg.peers) e.associations.push_back({p, AssocMode::kSymmetricActive});
+  e.refclock_master = cfg.ntp.refclock_master;
+  for (const auto& i : cfg.interfaces) e.own_addresses.push_back(i.ipv4);
+  e.peer_allow = cfg.ntp.peer_allow;
+  e.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
+  e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
+  e.precision_log2 = precision_log2;
+  e.servo = servo_config(cfg.clock);
+  return e;
+}
+
 namespace {
 
 using proto::Mode;

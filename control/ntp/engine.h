@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "control/ntp/association.h"
 #include "control/ntp/filter_select.h"
 #include "control/ntp/state.h"
@@ -35,6 +36,13 @@ struct EngineConfig {
   int8_t precision_log2 = -20;
   hwclock::ServoConfig servo;
 };
+
+// The servo's configuration from [clock]: for the discipline and for every
+// follower (which never panics: SteeredClock sets that itself).
+hwclock::ServoConfig servo_config(const config::Clock& clock);
+// The engine's configuration from the instance's file; precision_log2 is
+// measured at start.
+EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2);
 
 // What the caller applies to the served clock (hwclock::Correction::order):
 // first step by step_ns, then run at freq_ppb relative to the uncorrected

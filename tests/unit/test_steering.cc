@@ -71,7 +71,7 @@ TEST(SteeredClock, TaiPhcFollowsTheServedTime) {
     EXPECT_LT(r.rms_ns, 50);
     EXPECT_TRUE(steered.status().following);
     EXPECT_EQ(steered.status().steps, 0u);  // 3 ms is below the step threshold: slewed
-    EXPECT_NEAR(steered.status().frequency_ppb, -40'000 / 1.00004, 50);
+    EXPECT_NEAR(steered.status().frequency_ppm * 1000, -40'000 / 1.00004, 50);
   }
 }
 

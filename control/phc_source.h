@@ -1,0 +1,40 @@
+// clock.source = "phc": the PTP hardware clock the served timescale
+// follows, read against the TSC once a second and handed to the timescale
+// on UTC (its reading less clock.phc_utc_offset_s). A PHC that has not been
+// read for longer than the holdover is not served as synchronized time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "control/timescale.h"
+#include "hwclock/clock_driver.h"
+
+namespace ntp::ctl {
+
+class PhcSource {
+ public:
+  // Opens clock.phc read-only; nullptr with err when it is not a PTP clock.
+  static std::unique_ptr<PhcSource> open(const config::Clock& clock, std::string& err);
+
+  // One reading into the timescale; what went wrong or right again goes to
+  // log (the first failure, then every 60th, and the recovery).
+  void read(Timescale& timescale, uint64_t interval_ticks, double now_s, std::vector<std::string>& log);
+  // Read within holdover_s of now_s.
+  bool fresh(double now_s, double holdover_s) const { return now_s - ok_s_ < holdover_s; }
+
+ private:
+  PhcSource(std::unique_ptr<hwclock::PhcClock> phc, const config::Clock& clock);
+
+  std::unique_ptr<hwclock::PhcClock> phc_;
+  std::string path_;
+  int64_t utc_offset_ns_;
+  uint64_t errors_ = 0;
+  bool failing_ = false;
+  double ok_s_ = -1e9;  // when it was last read
+};
+
+}  // namespace ntp::ctl
