@@ -1,6 +1,9 @@
-// ntp-control: the control plane. Validates the configuration, attaches to
-// the dataplane's shared memory, keeps the served timescale and the server
-// state current, and serves the stats endpoint.
+// ntp-control: the control plane's lifecycle. Validates the configuration,
+// opens the clocks it serves and steers, attaches to the dataplane's shared
+// memory (again after a dataplane restart), runs the NTP engine on what the
+// rings bring, publishes the server state and the clock model, and serves
+// the stats endpoint. Each of those is a unit of its own; this file only
+// calls them in order.
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,17 +20,12 @@
 
 #include "config/cli.h"
 #include "config/config.h"
-#include "control/clock_applier.h"
 #include "control/ntp/engine.h"
 #include "control/ntp/system_state.h"
-#include "control/phc_source.h"
 #include "control/segment_client.h"
+#include "control/served_clock.h"
 #include "control/stats_server.h"
 #include "control/status/snapshot.h"
-#include "control/timescale.h"
-#include "hwclock/clock_model.h"
-#include "hwclock/drift_file.h"
-#include "hwclock/tsc.h"
 #include "proto/inet.h"
 
 #ifndef NTP_APPLIANCE_VERSION
@@ -59,27 +57,13 @@ class ControlPlane {
   void make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb);
   void poll_rings(int64_t now_ns, ctl::EngineOutput& out);
   void carry_out(ctl::EngineOutput& out);
-  void publish_model(const proto::ClockModelData& m);
+  void publish_model(const std::optional<proto::ClockModelData>& m);
   void tick_second();
-  void save_drift(bool force);
-  bool open_clocks();
-  void read_source();
-  void steer_clocks(bool synchronized);
-  int64_t now_ns() const { return hwclock::model_to_ns(timescale_->published(), hwclock::read_tsc()); }
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
   const config::Config& cfg_;
-  double tsc_hz_ = 0;
-  int8_t precision_log2_ = -20;
-  std::unique_ptr<ctl::Timescale> timescale_;
+  std::unique_ptr<ctl::ServedClock> clock_;
   std::unique_ptr<ctl::Engine> engine_;
-  std::unique_ptr<ctl::PhcSource> source_phc_;  // clock.source = "phc"
-  // The source can be served: not a PHC, or a PHC read within the holdover.
-  bool source_fresh() const { return !source_phc_ || source_phc_->fresh(monotonic_s(), cfg_.ntp.holdover_s); }
-  // The one object that carries out the discipline's orders on every clock.
-  std::unique_ptr<ctl::ClockApplier> applier_;
-  hwclock::DriftFile drift_{cfg_.clock.drift_file};
-  std::optional<double> drift_ppb_;  // what it said at start
   ctl::SegmentClient seg_;
   uint64_t publications_ = 0;
   uint64_t tx_ring_full_ = 0;
@@ -89,7 +73,7 @@ class ControlPlane {
 };
 
 void ControlPlane::make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb) {
-  ctl::EngineConfig e = ctl::engine_config(cfg_, precision_log2_);
+  ctl::EngineConfig e = ctl::engine_config(cfg_, clock_->precision_log2());
   e.servo.initial_frequency_ppb = initial_freq_ppb;
   std::random_device rd;
   engine_ = std::make_unique<ctl::Engine>(e, (uint64_t{rd()} << 32) | rd(), now_ns);
@@ -110,35 +94,28 @@ bool ControlPlane::attach_once(bool log_waiting) {
       return false;
     case ctl::SegmentClient::AttachResult::kAttached: break;
   }
-  proto::SegmentHeader& h = *seg_.header();
-  h.control_pid.store(getpid());
-  h.control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release);
-
-  read_source();
-  const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
-  timescale_->update(x, static_cast<uint64_t>(tsc_hz_));
-  proto::ClockModelData served;
-  std::optional<double> initial_freq = drift_ppb_;
-  if (!engine_ && h.clock_model.try_load(served) && !(served.flags & proto::kModelProvisional) &&
-      (served.flags & proto::kModelValid)) {
-    // Our restart: carry on the clock the dataplane is serving, at the
-    // frequency correction it was running with.
-    timescale_->adopt(served, x.raw);
-    initial_freq = timescale_->correction_ppb();
+  const proto::SegmentHeader& h = *seg_.header();
+  hwclock::CrossTimestamp x;
+  clock_->update(x);
+  bool resumed = false;
+  std::optional<double> initial_freq_ppb;
+  if (!engine_) {
+    proto::ClockModelData served;
+    initial_freq_ppb = clock_->start(h.clock_model.try_load(served) ? &served : nullptr, x.raw, resumed);
+  }
+  if (resumed)
     spdlog::info("re-attached to shared memory {} (dataplane pid {}): continuing the served clock at {:+.3f} ppm",
-                 cfg_.shm_name, h.dataplane_pid, timescale_->correction_ppb() / 1000.0);
-  } else {
-    if (!engine_ && drift_ppb_) timescale_->adjust(0, *drift_ppb_, 0, 0, x.raw);
+                 cfg_.shm_name, h.dataplane_pid, clock_->correction_ppb() / 1000.0);
+  else
     spdlog::info("attached to shared memory {} (dataplane pid {}, {} workers, {} ports)", cfg_.shm_name,
                  h.dataplane_pid, h.n_workers, h.n_ports);
-  }
-  publish_model(timescale_->published());
-  if (!engine_) make_engine(hwclock::model_to_ns(timescale_->published(), x.raw), initial_freq);
+  publish_model(clock_->published());
+  if (!engine_) make_engine(hwclock::model_to_ns(clock_->published(), x.raw), initial_freq_ppb);
   return true;
 }
 
-void ControlPlane::publish_model(const proto::ClockModelData& m) {
-  if (seg_.attached()) seg_.header()->clock_model.store(m);
+void ControlPlane::publish_model(const std::optional<proto::ClockModelData>& m) {
+  if (m && seg_.attached()) seg_.header()->clock_model.store(*m);
 }
 
 void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
@@ -153,73 +130,35 @@ void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
 
 void ControlPlane::carry_out(ctl::EngineOutput& out) {
   for (const ctl::Event& e : out.events) spdlog::info("{}", status::format_event(e));
-  auto take = [this](const ctl::ClockApplier::Result& r) {
-    if (r.publish) publish_model(*r.publish);
-    for (const std::string& e : r.errors) spdlog::error("{}", e);
-  };
   if (out.adjust) {
-    take(applier_->apply(*out.adjust, hwclock::read_tsc()));
-    save_drift(false);
+    publish_model(clock_->apply(*out.adjust));
+    clock_->save_drift(*engine_, /*force=*/false, monotonic_s());
   }
-  take(applier_->poll(hwclock::read_tsc()));  // a slew that is in ends now, not at the next order
+  publish_model(clock_->poll());  // a slew that is in ends now, not at the next order
   for (const ctl::OutPacket& o : out.packets)
     if (!seg_.send(o) && tx_ring_full_++ % 100 == 0)
       spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", proto::ipv4_to_string(o.dst_ip));
   out = {};
 }
 
-void ControlPlane::save_drift(bool force) {
-  if (!engine_ || engine_->servo_state() == hwclock::ServoState::kNotSet) return;
-  if (std::string err; !drift_.save(engine_->frequency_ppb(), monotonic_s(), force, err))
-    spdlog::warn("clock.drift_file: {}", err);
-}
-
 void ControlPlane::tick_second() {
   proto::SegmentHeader& h = *seg_.header();
-  read_source();
-  const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
-  const proto::ClockModelData m = timescale_->update(x, static_cast<uint64_t>(tsc_hz_));
+  hwclock::CrossTimestamp x;
+  const proto::ClockModelData m = clock_->update(x);
   h.clock_model.store(m);
   const int64_t now = hwclock::model_to_ns(m, x.raw);
   // A PHC source that cannot be read (longer than the holdover) is not
   // served as synchronized time, whatever the associations say.
-  const ctl::SystemVariables sys = source_fresh() ? engine_->system_at(now) : ctl::unsynchronized_variables();
-  h.server_state.store(ctl::make_server_state(sys, precision_log2_, now, cfg_.ntp.holdover_s));
+  const ctl::SystemVariables sys =
+      clock_->source_fresh(monotonic_s()) ? engine_->system_at(now) : ctl::unsynchronized_variables();
+  h.server_state.store(ctl::make_server_state(sys, clock_->precision_log2(), now, cfg_.ntp.holdover_s));
   publications_++;
   if (sys.synchronized != last_sync_ || publications_ == 1)
     spdlog::info("serving {}: stratum {}, reference {}", sys.synchronized ? "synchronized" : "unsynchronized",
                  sys.stratum, sys.reference);
   last_sync_ = sys.synchronized;
-  steer_clocks(sys.synchronized);
+  clock_->tick(sys.synchronized);
   stats_.publish(make_status(x));
-}
-
-bool ControlPlane::open_clocks() {
-  std::string err;
-  std::vector<std::string> log;
-  if (cfg_.clock.source == config::ClockSource::kPhc) {
-    source_phc_ = ctl::PhcSource::open(cfg_.clock, err);
-    if (!source_phc_) {
-      spdlog::error("{}: clock.phc: {}; nothing started", cfg_.path, err);
-      return false;
-    }
-    spdlog::info("clock source: PHC {} (PHC - UTC = {} s)", cfg_.clock.phc, cfg_.clock.phc_utc_offset_s);
-  }
-  applier_ = ctl::ClockApplier::open(cfg_.clock, *timescale_, tsc_hz_, log, err);
-  for (const std::string& line : log) spdlog::info("{}", line);
-  if (!applier_) spdlog::error("{}: {}; nothing started", cfg_.path, err);
-  return applier_ != nullptr;
-}
-
-void ControlPlane::read_source() {
-  if (!source_phc_) return;
-  std::vector<std::string> log;
-  source_phc_->read(*timescale_, static_cast<uint64_t>(tsc_hz_), monotonic_s(), log);
-  for (const std::string& line : log) spdlog::info("{}", line);
-}
-
-void ControlPlane::steer_clocks(bool synchronized) {
-  for (const std::string& line : applier_->tick(synchronized).log) spdlog::info("{}", line);
 }
 
 status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) const {
@@ -227,36 +166,23 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   f.sysname = cfg_.sysname;
   f.version = NTP_APPLIANCE_VERSION;
   f.clock_source = config::to_string(cfg_.clock.source);
-  f.model = timescale_->published();
-  f.precision_log2 = precision_log2_;
+  f.model = clock_->published();
+  f.precision_log2 = clock_->precision_log2();
   f.served_ns = hwclock::model_to_ns(f.model, host.raw);
   f.host_ns = host.clock_ns;
   f.now_raw = hwclock::read_tsc();
-  f.timebase_hz = tsc_hz_;
+  f.timebase_hz = clock_->tsc_hz();
   f.holdover_s = cfg_.ntp.holdover_s;
   f.control_uptime_s = monotonic_s() - start_s_;
   f.control_pid = getpid();
   f.state_publications = publications_;
-  for (const auto& c : applier_->steered()) f.steered_clocks.push_back(c->status());
+  for (const auto& c : clock_->applier().steered()) f.steered_clocks.push_back(c->status());
   return status::make_status(*seg_.header(), engine_->state(f.served_ns), f);
 }
 
 int ControlPlane::run() {
-  tsc_hz_ = hwclock::calibrate_tsc_hz(200);
-  timescale_ = std::make_unique<ctl::Timescale>(cfg_.clock, tsc_hz_);
-  if (!open_clocks()) return 1;
-  read_source();
-  {
-    const hwclock::CrossTimestamp x = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
-    precision_log2_ = hwclock::measure_precision_log2(timescale_->update(x, static_cast<uint64_t>(tsc_hz_)), tsc_hz_);
-  }
-  spdlog::info("TSC {:.6f} MHz, clock precision 2^{}, clock source {}", tsc_hz_ / 1e6, precision_log2_,
-               config::to_string(cfg_.clock.source));
-  if (std::string log; drift_.enabled()) {
-    drift_ppb_ = drift_.load(log);
-    spdlog::info("{}", log);
-  }
-
+  clock_ = ctl::ServedClock::open(cfg_);
+  if (!clock_) return 1;
   const proto::HostPort listen = proto::split_host_port(cfg_.stats_listen).value();  // validated by config
   if (std::string err; !stats_.start(listen.host, listen.port, err)) {
     spdlog::error("{}: stats.listen = \"{}\": {}", cfg_.path, cfg_.stats_listen, err);
@@ -277,8 +203,8 @@ int ControlPlane::run() {
       }
       next_second = now_s;
     }
-    seg_.header()->control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release);
-    poll_rings(now_ns(), out);
+    seg_.heartbeat();
+    poll_rings(clock_->now_ns(), out);
     carry_out(out);
     if (now_s >= next_second) {
       next_second += 1.0;
@@ -294,7 +220,7 @@ int ControlPlane::run() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  save_drift(true);
+  if (engine_) clock_->save_drift(*engine_, /*force=*/true, monotonic_s());
   spdlog::info("stopping; the dataplane keeps serving the last state for up to {} s", cfg_.ntp.holdover_s);
   stats_.stop();
   return 0;

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "hwclock/tsc.h"
+
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -51,8 +53,12 @@ SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::
   size_ = static_cast<size_t>(st.st_size);
   dev_ = st.st_dev;
   ino_ = st.st_ino;
+  hdr_->control_pid.store(getpid());
+  heartbeat();
   return AttachResult::kAttached;
 }
+
+void SegmentClient::heartbeat() { hdr_->control_heartbeat_raw.store(hwclock::read_tsc(), std::memory_order_release); }
 
 void SegmentClient::detach() {
   if (hdr_) munmap(hdr_, size_);

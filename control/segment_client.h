@@ -22,11 +22,14 @@ class SegmentClient {
   ~SegmentClient() { detach(); }
 
   enum class AttachResult { kAttached, kAbsent, kIncompatible };
-  // Maps /dev/shm/<name>. kAbsent: not there yet (or not fully created);
-  // kIncompatible: there but unusable, err says why.
+  // Maps /dev/shm/<name> and signs us in (pid, heartbeat). kAbsent: not
+  // there yet (or not fully created); kIncompatible: there but unusable,
+  // err says why.
   AttachResult attach(const std::string& name, std::string& err);
   void detach();
   bool attached() const { return hdr_ != nullptr; }
+  // Tells the dataplane we are alive (attach() does it the first time).
+  void heartbeat();
 
   // True when the name now refers to another segment (the dataplane was
   // restarted) or to none: time to detach and attach again.

@@ -1,0 +1,102 @@
+#include "control/served_clock.h"
+
+#include <time.h>
+
+#include <spdlog/spdlog.h>
+
+namespace ntp::ctl {
+
+namespace {
+
+void log_info(const std::vector<std::string>& lines) {
+  for (const std::string& line : lines) spdlog::info("{}", line);
+}
+
+double monotonic_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+}  // namespace
+
+ServedClock::ServedClock(const config::Config& cfg) : cfg_(cfg), drift_(cfg.clock.drift_file) {}
+
+std::unique_ptr<ServedClock> ServedClock::open(const config::Config& cfg) {
+  std::unique_ptr<ServedClock> c(new ServedClock(cfg));
+  c->tsc_hz_ = hwclock::calibrate_tsc_hz(200);
+  c->timescale_ = std::make_unique<Timescale>(cfg.clock, c->tsc_hz_);
+  std::string err;
+  if (cfg.clock.source == config::ClockSource::kPhc) {
+    c->source_phc_ = PhcSource::open(cfg.clock, err);
+    if (!c->source_phc_) {
+      spdlog::error("{}: clock.phc: {}; nothing started", cfg.path, err);
+      return nullptr;
+    }
+    spdlog::info("clock source: PHC {} (PHC - UTC = {} s)", cfg.clock.phc, cfg.clock.phc_utc_offset_s);
+  }
+  std::vector<std::string> log;
+  c->applier_ = ClockApplier::open(cfg.clock, *c->timescale_, c->tsc_hz_, log, err);
+  log_info(log);
+  if (!c->applier_) {
+    spdlog::error("{}: {}; nothing started", cfg.path, err);
+    return nullptr;
+  }
+  hwclock::CrossTimestamp host;
+  c->precision_log2_ = hwclock::measure_precision_log2(c->update(host), c->tsc_hz_);
+  spdlog::info("TSC {:.6f} MHz, clock precision 2^{}, clock source {}", c->tsc_hz_ / 1e6, c->precision_log2_,
+               config::to_string(cfg.clock.source));
+  if (std::string line; c->drift_.enabled()) {
+    c->drift_ppb_ = c->drift_.load(line);
+    spdlog::info("{}", line);
+  }
+  return c;
+}
+
+proto::ClockModelData ServedClock::update(hwclock::CrossTimestamp& host) {
+  if (source_phc_) {
+    std::vector<std::string> log;
+    source_phc_->read(*timescale_, static_cast<uint64_t>(tsc_hz_), monotonic_s(), log);
+    log_info(log);
+  }
+  host = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
+  return timescale_->update(host, static_cast<uint64_t>(tsc_hz_));
+}
+
+bool ServedClock::source_fresh(double now_s) const {
+  return !source_phc_ || source_phc_->fresh(now_s, cfg_.ntp.holdover_s);
+}
+
+std::optional<double> ServedClock::start(const proto::ClockModelData* served, uint64_t raw_now, bool& resumed) {
+  resumed = served && !(served->flags & proto::kModelProvisional) && (served->flags & proto::kModelValid);
+  if (resumed) {
+    // Our restart: carry on the clock the dataplane is serving, at the
+    // frequency correction it was running with.
+    timescale_->adopt(*served, raw_now);
+    return timescale_->correction_ppb();
+  }
+  if (drift_ppb_) timescale_->adjust(0, *drift_ppb_, 0, 0, raw_now);
+  return drift_ppb_;
+}
+
+std::optional<proto::ClockModelData> ServedClock::take(const ClockApplier::Result& r) {
+  for (const std::string& e : r.errors) spdlog::error("{}", e);
+  log_info(r.log);
+  return r.publish;
+}
+
+std::optional<proto::ClockModelData> ServedClock::apply(const ClockAdjustment& a) {
+  return take(applier_->apply(a, hwclock::read_tsc()));
+}
+
+std::optional<proto::ClockModelData> ServedClock::poll() { return take(applier_->poll(hwclock::read_tsc())); }
+
+void ServedClock::tick(bool synchronized) { take(applier_->tick(synchronized)); }
+
+void ServedClock::save_drift(const Engine& engine, bool force, double now_s) {
+  if (engine.servo_state() == hwclock::ServoState::kNotSet) return;
+  if (std::string err; !drift_.save(engine.frequency_ppb(), now_s, force, err))
+    spdlog::warn("clock.drift_file: {}", err);
+}
+
+}  // namespace ntp::ctl
