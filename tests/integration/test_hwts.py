@@ -58,12 +58,21 @@ class HardwareTimestampTest(unittest.TestCase):
         r = lab.cli.exec("ntpdig", "-j", "-p", "4", "-t", "2", SERVER_IP, check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertLess(abs(float(json.loads(r.stdout)["offset"])), 1e-3, r.stdout)
+        # /status is a snapshot of the last second: at 16 polls a second,
+        # chronyd's samples can be ahead of it, so wait for it to count them.
+        def requests_in(st):
+            return sum(w["ntp_requests"] for w in st["workers"])
+        try:
+            wait_for(lambda: requests_in(lab.app.status()) >= 16 + 1, 5, interval=0.2,
+                     what="the status snapshot to count chronyd's and ntpdig's requests")
+        except TimeoutError:
+            pass  # the assertion below says what it counted
         status = lab.app.status()
         port = status["ports"][0]
         self.assertEqual(port["nic_restarts"], 0, port)  # the wrap was unwrapped, not a restart
         # Every NTP packet the worker took in (ntpdig's, chronyd's >= 16) was
         # stamped by the NIC path; none fell back to the TSC.
-        ntp_in = sum(w["ntp_requests"] for w in status["workers"])
+        ntp_in = requests_in(status)
         self.assertGreaterEqual(ntp_in, 16 + 1, status["workers"])
         self.assertGreaterEqual(port["hw_timestamps"], ntp_in, port)
         self.assertEqual(port["sw_timestamps"], 0, port)
