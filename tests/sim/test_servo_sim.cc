@@ -45,7 +45,7 @@ using sim::SimRecord;
 
 uint64_t test_seed() { return ::ntp::test::seed(); }
 // The seed of run r of scenario k: independent trajectories per scenario.
-uint64_t run_seed(int scenario, int r) { return test_seed() + 1000ull * static_cast<uint64_t>(scenario) + static_cast<uint64_t>(r); }
+using ::ntp::test::run_seed;
 #define SEED_TRACE() SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed())
 #define RUN_TRACE(r) SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed() << " run " << (r))
 
@@ -53,11 +53,7 @@ uint64_t run_seed(int scenario, int r) { return test_seed() + 1000ull * static_c
 // beyond 1000 runs the seeds of neighbouring scenarios overlap, which does
 // not matter for that).
 int runs() {
-  static const int n = [] {
-    const char* e = std::getenv("SERVO_SIM_RUNS");
-    const int v = e ? std::atoi(e) : 0;
-    return v > 0 ? v : 20;
-  }();
+  static const int n = ::ntp::test::runs_from_env("SERVO_SIM_RUNS");
   return n;
 }
 

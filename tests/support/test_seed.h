@@ -22,4 +22,18 @@ inline uint64_t seed() {
   return s;
 }
 
+// The seed of run r of scenario k of a simulation: independent
+// trajectories per scenario, all replayed by TEST_SEED.
+inline uint64_t run_seed(int scenario, int r) {
+  return seed() + 1000ull * static_cast<uint64_t>(scenario) + static_cast<uint64_t>(r);
+}
+
+// Trajectories per scenario: the environment's `var` (to measure bounds
+// over many runs) or `fallback`.
+inline int runs_from_env(const char* var, int fallback = 20) {
+  const char* e = std::getenv(var);
+  const int v = e ? std::atoi(e) : 0;
+  return v > 0 ? v : fallback;
+}
+
 }  // namespace ntp::test

@@ -35,15 +35,11 @@ namespace ntp::hwclock {
 namespace {
 
 uint64_t test_seed() { return ::ntp::test::seed(); }
-uint64_t run_seed(int scenario, int r) { return test_seed() + 1000ull * static_cast<uint64_t>(scenario) + static_cast<uint64_t>(r); }
+using ::ntp::test::run_seed;
 #define RUN_TRACE(r) SCOPED_TRACE(::testing::Message() << "TEST_SEED=" << test_seed() << " run " << (r))
 
 int runs() {
-  static const int n = [] {
-    const char* e = std::getenv("FOLLOWER_SIM_RUNS");
-    const int v = e ? std::atoi(e) : 0;
-    return v > 0 ? v : 20;
-  }();
+  static const int n = ::ntp::test::runs_from_env("FOLLOWER_SIM_RUNS");
   return n;
 }
 
