@@ -63,19 +63,12 @@ void ClockApplier::apply_direct(const ClockAdjustment& a, uint64_t raw_now, Resu
   // A new order replaces the one in force (the engine has carried what was
   // left of its slew into this one).
   direct_end_raw_ = 0;
-  direct_at_order_.reset();
-  direct_residual_ns_.reset();
   std::string err;
   if (a.step && a.step_ns != 0 && !direct_->step_ns(a.step_ns, err)) {
     r.errors.push_back("steering the system clock: " + err);
     return;
   }
   const hwclock::KernelSlew k = hwclock::kernel_slew(a.freq_ppb, a.slew_ns, a.slew_rate_ppb, direct_->max_frequency_ppb());
-  // The target's reading at the order, to say what of the slew is in when
-  // it ends; without one the slew is only timed.
-  hwclock::ClockReading at;
-  std::string read_err;
-  if (k.slew_ns != 0 && direct_->cross_timestamp(at, read_err)) direct_at_order_ = at;
   if (!direct_->set_frequency_ppb(k.applied_ppb, err)) {
     r.errors.push_back("steering the system clock: " + err);
     return;
@@ -95,10 +88,7 @@ ClockApplier::Result ClockApplier::poll(uint64_t raw_now) {
   if (const uint64_t end = timescale_.slew_end_raw(); end && raw_now >= end) r.publish = timescale_.refresh(raw_now);
   if (!direct_ || !direct_end_raw_ || raw_now < direct_end_raw_) return r;
   direct_end_raw_ = 0;
-  hwclock::ClockReading now;
   std::string err;
-  if (direct_at_order_ && direct_->cross_timestamp(now, err))
-    direct_residual_ns_ = direct_order_.left_ns(static_cast<double>(now.clock_ns - direct_at_order_->clock_ns));
   if (!direct_->set_frequency_ppb(direct_order_.base_ppb, err)) {
     r.errors.push_back("steering the system clock: " + err);
     return r;

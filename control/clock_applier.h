@@ -72,11 +72,8 @@ class ClockApplier {
 
   const std::vector<std::unique_ptr<SteeredClock>>& steered() const { return steered_; }
 
-  // The direct target's order in force, and what of its slew the kernel
-  // had not carried out (negative: ran over) when poll() ended it.
-  const hwclock::KernelSlew& direct_order() const { return direct_order_; }
+  // A slew is running on the direct target (poll() ends it).
   bool direct_slewing() const { return direct_end_raw_ != 0; }
-  std::optional<double> direct_residual_ns() const { return direct_residual_ns_; }
 
  private:
   void apply_direct(const ClockAdjustment& a, uint64_t raw_now, Result& r);
@@ -86,8 +83,6 @@ class ClockApplier {
   hwclock::ClockDriver* direct_ = nullptr;
   hwclock::KernelSlew direct_order_;
   uint64_t direct_end_raw_ = 0;          // when poll() sets the base again; 0: no slew running
-  std::optional<hwclock::ClockReading> direct_at_order_;  // the target when the order was given
-  std::optional<double> direct_residual_ns_;
   std::vector<std::unique_ptr<SteeredClock>> steered_;
   std::vector<std::unique_ptr<hwclock::ClockDriver>> owned_;  // the targets open() opened
 };

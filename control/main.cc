@@ -5,7 +5,6 @@
 // the stats endpoint. Each of those is a unit of its own; this file only
 // calls them in order.
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,11 +39,7 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
 
-double monotonic_s() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using hwclock::monotonic_s;
 
 class ControlPlane {
  public:

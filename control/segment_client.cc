@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "hwclock/tsc.h"
-
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
+
+#include "hwclock/tsc.h"
 
 namespace ntp::ctl {
 

@@ -1,7 +1,5 @@
 #include "control/served_clock.h"
 
-#include <time.h>
-
 #include <spdlog/spdlog.h>
 
 namespace ntp::ctl {
@@ -10,12 +8,6 @@ namespace {
 
 void log_info(const std::vector<std::string>& lines) {
   for (const std::string& line : lines) spdlog::info("{}", line);
-}
-
-double monotonic_s() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 }  // namespace
@@ -56,7 +48,7 @@ std::unique_ptr<ServedClock> ServedClock::open(const config::Config& cfg) {
 proto::ClockModelData ServedClock::update(hwclock::CrossTimestamp& host) {
   if (source_phc_) {
     std::vector<std::string> log;
-    source_phc_->read(*timescale_, static_cast<uint64_t>(tsc_hz_), monotonic_s(), log);
+    source_phc_->read(*timescale_, static_cast<uint64_t>(tsc_hz_), hwclock::monotonic_s(), log);
     log_info(log);
   }
   host = hwclock::cross_timestamp(CLOCK_REALTIME, 8);

@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <numbers>
 #include <utility>
 
 #include "hwclock/clock_adjtime.h"

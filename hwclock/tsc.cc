@@ -41,4 +41,10 @@ double calibrate_tsc_hz(int duration_ms) {
   return static_cast<double>(b.raw - a.raw) * 1e9 / static_cast<double>(b.clock_ns - a.clock_ns);
 }
 
+double monotonic_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 }  // namespace ntp::hwclock

@@ -22,6 +22,10 @@ bool tsc_is_invariant();
 // it). Returns ticks per second; relative error is about 1e-7 at 100 ms.
 double calibrate_tsc_hz(int duration_ms);
 
+// CLOCK_MONOTONIC in seconds: for intervals of the daemons' own loops
+// (uptimes, hourly work, holdover), never for served time.
+double monotonic_s();
+
 // A cross-timestamp: the TSC read on either side of a system-clock read.
 struct CrossTimestamp {
   uint64_t raw = 0;        // midpoint of the two TSC reads
