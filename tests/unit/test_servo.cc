@@ -341,5 +341,40 @@ TEST(DriftFile, RoundTripAndGarbage) {
   ::rmdir(dir.c_str());
 }
 
+// The daemon's keeper of the file: the start value and its log line, and at
+// most one write an hour (the first an hour after the first chance) unless
+// forced.
+TEST(DriftFile, KeeperLoadsOnceAndSavesHourly) {
+  const std::string dir = temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::string path = dir + "/drift";
+  std::string log, err;
+
+  EXPECT_FALSE(DriftFile("").enabled());
+  DriftFile f(path);
+  ASSERT_TRUE(f.enabled());
+  EXPECT_FALSE(f.load(log).has_value());
+  EXPECT_EQ(log, "clock.drift_file " + path + ":  (measuring the frequency from scratch)");
+
+  ASSERT_TRUE(f.save(-12'500.0, 100.0, false, err)) << err;  // the first chance: not yet
+  EXPECT_FALSE(read_drift_ppm(path, err).has_value());
+  ASSERT_TRUE(f.save(-12'500.0, 100.0 + 3599, false, err)) << err;
+  EXPECT_FALSE(read_drift_ppm(path, err).has_value());
+  ASSERT_TRUE(f.save(-12'500.0, 100.0 + 3600, false, err)) << err;
+  EXPECT_NEAR(read_drift_ppm(path, err).value_or(0), -12.5, 1e-6);
+  ASSERT_TRUE(f.save(-7'000.0, 100.0 + 3601, false, err)) << err;  // within the hour: kept as it was
+  EXPECT_NEAR(read_drift_ppm(path, err).value_or(0), -12.5, 1e-6);
+  ASSERT_TRUE(f.save(-7'000.0, 100.0 + 3602, true, err)) << err;  // at exit
+  EXPECT_NEAR(read_drift_ppm(path, err).value_or(0), -7.0, 1e-6);
+
+  const std::optional<double> start_ppb = DriftFile(path).load(log);
+  ASSERT_TRUE(start_ppb.has_value());
+  EXPECT_NEAR(*start_ppb, -7'000.0, 1e-3);
+  EXPECT_EQ(log, "clock.drift_file " + path + ": starting at -7.000 ppm");
+
+  EXPECT_FALSE(DriftFile(dir + "/no/such/dir/drift").save(1.0, 0, true, err));
+  EXPECT_NE(err, "");
+}
+
 }  // namespace
 }  // namespace ntp::hwclock
