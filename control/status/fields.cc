@@ -24,8 +24,6 @@ namespace fields {
 
 namespace {
 
-using detail::seconds_text;
-
 const char* b01(bool v) { return v ? "1" : "0"; }
 
 const Field<SystemStatus> kSystem[] = {

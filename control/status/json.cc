@@ -31,6 +31,8 @@ ordered_json jdouble(double v) {
 
 template <class S>
 ordered_json write(const S& s);
+template <class S>
+ordered_json write_array(const std::vector<S>& v);
 
 template <class S>
 void write_fields(const S& s, ordered_json& j) {
@@ -44,9 +46,7 @@ void write_fields(const S& s, ordered_json& j) {
             if constexpr (std::is_same_v<V, double>) {
               j[f.key] = jdouble(v);
             } else if constexpr (std::is_same_v<V, std::vector<FilterStage>>) {
-              ordered_json a = ordered_json::array();
-              for (const auto& e : v) a.push_back(write(e));
-              j[f.key] = std::move(a);
+              j[f.key] = write_array(v);
             } else {
               j[f.key] = v;
             }
@@ -194,6 +194,10 @@ class Reader {
 
 template <class S>
 void read(Reader& r, const json& j, const std::string& p, S& s);
+// The array at j[key] into out; its elements' paths are prefix + key + "[i]".
+template <class T>
+void read_array(Reader& r, const json& j, const char* key, const std::string& path, const std::string& prefix,
+                std::vector<T>& out, bool required = false);
 
 template <class S>
 void read_fields(Reader& r, const json& j, const std::string& p, S& s) {
@@ -211,16 +215,7 @@ void read_fields(Reader& r, const json& j, const std::string& p, S& s) {
             } else if constexpr (std::is_same_v<V, double>) {
               r.number(j, f.key, p, v, f.required);
             } else if constexpr (std::is_same_v<V, std::vector<FilterStage>>) {
-              const json* a = r.array(j, f.key, p, f.required);
-              if (!a) return;
-              v.clear();
-              for (size_t i = 0; i < a->size() && r.ok(); ++i) {
-                const std::string ep = p + "." + f.key + "[" + std::to_string(i) + "]";
-                if (!r.object((*a)[i], ep)) break;
-                FilterStage e;
-                read_fields(r, (*a)[i], ep, e);
-                v.push_back(e);
-              }
+              read_array(r, j, f.key, p, p + ".", v, f.required);
             } else {
               r.integer(j, f.key, p, v, f.required);
             }
@@ -250,14 +245,15 @@ void read(Reader& r, const json& j, const std::string& p, WorkerStatus& w) {
 }
 
 template <class T>
-void read_array(Reader& r, const json& top, const char* key, std::vector<T>& out) {
-  const json* arr = r.array(top, key, "status");
+void read_array(Reader& r, const json& j, const char* key, const std::string& path, const std::string& prefix,
+                std::vector<T>& out, bool required) {
+  const json* arr = r.array(j, key, path, required);
   if (!arr) return;
   out.clear();
   out.reserve(arr->size());
   for (size_t i = 0; i < arr->size() && r.ok(); ++i) {
     T v;
-    read(r, (*arr)[i], std::string(key) + "[" + std::to_string(i) + "]", v);
+    read(r, (*arr)[i], prefix + key + "[" + std::to_string(i) + "]", v);
     out.push_back(std::move(v));
   }
 }
@@ -292,10 +288,10 @@ std::optional<Status> from_json(const std::string& text, std::string& err) {
     if (r.object(j, "status")) {
       const json* sys = r.member(j, "system", "status", true);
       if (sys) read(r, *sys, "system", s.system);
-      read_array(r, j, "ports", s.ports);
-      read_array(r, j, "workers", s.workers);
-      read_array(r, j, "associations", s.associations);
-      read_array(r, j, "steered_clocks", s.steered_clocks);
+      read_array(r, j, "ports", "status", "", s.ports);
+      read_array(r, j, "workers", "status", "", s.workers);
+      read_array(r, j, "associations", "status", "", s.associations);
+      read_array(r, j, "steered_clocks", "status", "", s.steered_clocks);
     }
     if (!r.ok()) {
       err = r.error();

@@ -1,7 +1,8 @@
 // /metrics: the snapshot in the Prometheus text exposition format 0.0.4,
-// one family per exported row of the field tables (fields.h).
+// one family per exported name of the field tables (fields.h).
 #include <cstring>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -105,7 +106,6 @@ class PromWriter {
     out_ += value;
     out_ += '\n';
   }
-  void sample(const std::string& value) { sample({}, value); }
 
   std::string take() { return std::move(out_); }
 
@@ -157,7 +157,7 @@ std::string value_text(const S& s, const fields::Member<S>& member, Unit unit) {
 // The families of S's table, with one sample per item and row; consecutive
 // rows of one family (told apart by their constant label) are one family.
 template <class S>
-void write_families(PromWriter& w, const std::vector<const S*>& items) {
+void write_families(PromWriter& w, std::span<const S> items) {
   const auto& t = fields::table<S>();
   const auto& fs = t.fields;
   for (size_t i = 0; i < fs.size();) {
@@ -169,50 +169,44 @@ void write_families(PromWriter& w, const std::vector<const S*>& items) {
     size_t end = i + 1;
     while (end < fs.size() && fs[end].metric.name && std::strcmp(fs[end].metric.name, name) == 0) ++end;
     w.family(name, fs[i].metric.type, fs[i].metric.help);
-    for (const S* s : items)
+    for (const S& s : items)
       for (size_t k = i; k < end; ++k) {
         const auto& m = fs[k].metric;
-        Labels l = t.identity ? t.identity(*s) : Labels{};
+        Labels l = t.identity ? t.identity(s) : Labels{};
         if (m.label) l.emplace_back(m.label, m.label_value);
-        const std::string v = m.value ? m.value(*s, l) : value_text(*s, fs[k].member, m.unit);
+        const std::string v = m.value ? m.value(s, l) : value_text(s, fs[k].member, m.unit);
         w.sample(l, v);
       }
     i = end;
   }
 }
 
-template <class S>
-void write_families(PromWriter& w, const std::vector<S>& items) {
-  std::vector<const S*> p;
-  p.reserve(items.size());
-  for (const S& s : items) p.push_back(&s);
-  write_families(w, p);
-}
-
 void write_workers(PromWriter& w, const std::vector<WorkerStatus>& workers) {
-  write_families(w, workers);
+  write_families<WorkerStatus>(w, workers);
+  const auto identity = fields::table<WorkerStatus>().identity;
   for (size_t i = 0; i < proto::kWorkerCounterCount; ++i) {
     const proto::WorkerCounterField& c = proto::kWorkerCounterFields[i];
     w.family(c.metric, "counter", c.help);
-    for (const auto& wk : workers) w.sample({{"worker", std::to_string(wk.id)}}, std::to_string(wk.counters[i]));
+    for (const auto& wk : workers) w.sample(identity(wk), std::to_string(wk.counters[i]));
   }
   w.family("ntp_worker_drops_total", "counter", "Frames dropped by the worker, by reason.");
   for (const auto& wk : workers)
-    for (size_t r = 0; r < proto::kDropReasonCount; ++r)
-      w.sample({{"worker", std::to_string(wk.id)},
-                {"reason", proto::drop_reason_name(static_cast<proto::DropReason>(r))}},
-               std::to_string(wk.drops[r]));
+    for (size_t r = 0; r < proto::kDropReasonCount; ++r) {
+      Labels l = identity(wk);
+      l.emplace_back("reason", proto::drop_reason_name(static_cast<proto::DropReason>(r)));
+      w.sample(l, std::to_string(wk.drops[r]));
+    }
 }
 
 }  // namespace
 
 std::string to_prometheus(const Status& s) {
   PromWriter w;
-  write_families(w, std::vector<const SystemStatus*>{&s.system});
-  write_families(w, s.ports);
-  write_families(w, s.steered_clocks);
+  write_families(w, std::span(&s.system, 1));
+  write_families<PortStatus>(w, s.ports);
+  write_families<SteeredClockStatus>(w, s.steered_clocks);
   write_workers(w, s.workers);
-  write_families(w, s.associations);
+  write_families<AssociationStatus>(w, s.associations);
   return w.take();
 }
 
