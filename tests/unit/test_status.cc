@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
@@ -1121,6 +1122,64 @@ TEST(StatusPrometheus, ValuesParseBackExactly) {
   EXPECT_EQ(std::strtod(m.at("ntp_frequency_ppm").c_str(), nullptr), 4.5867);
   EXPECT_EQ(std::strtod(m.at("ntp_reference_time_seconds").c_str(), nullptr), 1141714550.784424);
 }
+
+
+// --- golden output -----------------------------------------------------------
+// The bytes /status and /metrics serve for populated() with every port field
+// set, pinned: a renamed key, a wrong unit, label or help in the field tables
+// fails here (the round trip above cannot see them, since one table drives
+// both directions). After a deliberate change, GOLDEN_UPDATE=1 rewrites the
+// files; review their diff.
+
+Status populated_with_nic() {
+  Status s = populated();
+  PortStatus& p = s.ports.at(1);
+  p.timestamp_reason = "hardware: RX timestamp offload and a readable NIC clock";
+  p.nic_map_valid = true;
+  p.nic_clock_hz = 1000000012.5;
+  p.nic_residual_ns = 3.25;
+  p.nic_rounds = 1200;
+  p.nic_outliers = 3;
+  p.nic_restarts = 1;
+  p.tx_compensation_ns = 120;
+  p.hw_timestamps = 5000;
+  p.sw_timestamps = 7;
+  p.hw_rejected = 2;
+  p.hw_minus_sw_mean_ns = -850;
+  p.hw_minus_sw_max_ns = 4100;
+  s.ports.at(0).nic_emulated = true;
+  return s;
+}
+
+void expect_golden(const std::string& name, const std::string& actual) {
+  const std::string path = std::string(SOURCE_ROOT) + "/tests/support/golden/" + name;
+  if (std::getenv("GOLDEN_UPDATE")) {
+    std::ofstream(path, std::ios::binary) << actual;
+    GTEST_SKIP() << "rewrote " << path;
+  }
+  std::ifstream in(path, std::ios::binary);
+  ASSERT_TRUE(in) << path << " is missing (GOLDEN_UPDATE=1 writes it)";
+  std::stringstream want;
+  want << in.rdbuf();
+  if (want.str() == actual) return;
+  // The first differing line, rather than two 20 kB strings.
+  std::istringstream a(actual), w(want.str());
+  std::string la, lw;
+  for (int line = 1;; line++) {
+    const bool more_a = static_cast<bool>(std::getline(a, la)), more_w = static_cast<bool>(std::getline(w, lw));
+    if (!more_a && !more_w) break;
+    if (la != lw || more_a != more_w) {
+      ADD_FAILURE() << path << ":" << line << " differs\n  want: " << (more_w ? lw : "<end>")
+                    << "\n  got:  " << (more_a ? la : "<end>");
+      return;
+    }
+  }
+  ADD_FAILURE() << path << ": differs (line ends)";
+}
+
+TEST(StatusGolden, Json) { expect_golden("status.json", to_json(populated_with_nic())); }
+
+TEST(StatusGolden, Prometheus) { expect_golden("metrics.prom", to_prometheus(populated_with_nic())); }
 
 }  // namespace
 }  // namespace ntp::status
