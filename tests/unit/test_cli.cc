@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -124,36 +125,192 @@ TEST(Cli, PrintKeysIsOneRowPerKey) {
   }
 }
 
-// The front door's exit codes and what it hands back; the loader's
-// messages are config's own test.
-TEST(Cli, FrontDoorExitCodes) {
-  auto run = [](const CliSpec& spec, std::vector<std::string> args, int& code) {
-    std::vector<char*> argv{const_cast<char*>(spec.program)};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Usage and keys go to stdout/stderr: discarded here, checked above.
-    std::fflush(stdout);
-    std::fflush(stderr);
-    return load_from_command_line(spec, static_cast<int>(argv.size() - 1), argv.data(), code);
-  };
+// What the front door prints and hands back: argv as the daemon gets it,
+// both standard streams captured (gtest redirects fd 1 and 2 and flushes
+// stdio on both ends of the capture).
+struct FrontDoor {
+  std::optional<Config> cfg;
   int code = -1;
-  EXPECT_FALSE(run(kDataplane, {"--help"}, code));
-  EXPECT_EQ(code, 0);
-  EXPECT_FALSE(run(kControl, {"--bogus"}, code));
-  EXPECT_EQ(code, 2);
-  EXPECT_FALSE(run(kDataplane, {}, code));
-  EXPECT_EQ(code, 2);
-  EXPECT_FALSE(run(kControl, {"--config", "/nonexistent/ntp-test-cli.toml"}, code));
-  EXPECT_EQ(code, 2);
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
 
-  const std::string seed = std::string(SOURCE_ROOT) + "/deploy/seed/DeviceC.toml";
-  EXPECT_FALSE(run(kDataplane, {"--config", seed, "--check"}, code));
-  EXPECT_EQ(code, 0);
-  code = -1;
-  const std::optional<Config> cfg = run(kControl, {"-c", seed}, code);
-  ASSERT_TRUE(cfg);
-  EXPECT_EQ(code, 0);
-  EXPECT_EQ(cfg->sysname, "DeviceC");
+FrontDoor front_door(const CliSpec& spec, std::vector<std::string> args) {
+  std::vector<char*> argv{const_cast<char*>(spec.program)};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  FrontDoor r;
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  r.cfg = load_from_command_line(spec, static_cast<int>(argv.size() - 1), argv.data(), r.code);
+  r.err = testing::internal::GetCapturedStderr();
+  r.out = testing::internal::GetCapturedStdout();
+  return r;
+}
+
+std::string usage_of(const CliSpec& spec) {
+  return capture([&spec](FILE* f) { print_usage(spec, f); });
+}
+
+const std::string kSeed = std::string(SOURCE_ROOT) + "/deploy/seed/DeviceC.toml";
+
+// The front door's exit codes and what it hands back.
+TEST(Cli, FrontDoorExitCodes) {
+  FrontDoor r = front_door(kDataplane, {"--help"});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 0);
+  r = front_door(kControl, {"--bogus"});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 2);
+  r = front_door(kDataplane, {});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 2);
+  r = front_door(kControl, {"--config", "/nonexistent/ntp-test-cli.toml"});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 2);
+
+  r = front_door(kDataplane, {"--config", kSeed, "--check"});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 0);
+  r = front_door(kControl, {"-c", kSeed});
+  ASSERT_TRUE(r.cfg);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.cfg->sysname, "DeviceC");
+  // Running prints nothing: the daemon's log starts after this.
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "");
+}
+
+// The old mains (ee512ba control/main.cc, dataplane/main.cc) printed
+// usage(stdout) for --help and returned 0.
+TEST(Cli, FrontDoorHelpOnStdout) {
+  for (const CliSpec* spec : {&kControl, &kDataplane}) {
+    for (const char* h : {"--help", "-h"}) {
+      const FrontDoor r = front_door(*spec, {h});
+      EXPECT_EQ(r.out, usage_of(*spec)) << spec->program << " " << h;
+      EXPECT_EQ(r.err, "") << spec->program << " " << h;
+      EXPECT_EQ(r.code, 0);
+    }
+  }
+  // The text itself, as the old ntp-control printed it.
+  EXPECT_EQ(front_door(kControl, {"--help"}).out,
+            "usage: ntp-control --config FILE [--check] | --print-keys\n"
+            "  --config FILE  the instance's TOML configuration\n"
+            "  --check        validate the configuration and exit\n"
+            "  --print-keys   print every configuration key (type, default, range, meaning)\n");
+}
+
+// Old: print_keys() on stdout, exit 0.
+TEST(Cli, FrontDoorPrintKeysOnStdout) {
+  const FrontDoor r = front_door(kControl, {"--print-keys"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out.rfind("| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n", 0), 0u)
+      << r.out.substr(0, 200);
+  EXPECT_EQ(r.out, capture([](FILE* f) { print_keys(f); }));
+}
+
+// Old: "ntp-control: unknown argument '%s'\n" then usage(stderr), exit 2.
+TEST(Cli, FrontDoorUnknownArgumentOnStderr) {
+  FrontDoor r = front_door(kControl, {"--bogus"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "ntp-control: unknown argument '--bogus'\n" + usage_of(kControl));
+
+  // The dataplane has no --print-keys: unknown there, with its own name and usage.
+  r = front_door(kDataplane, {"--print-keys"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err,
+            "ntp-dataplane: unknown argument '--print-keys'\n"
+            "usage: ntp-dataplane --config FILE [--check]\n"
+            "  --config FILE  the instance's TOML configuration\n"
+            "  --check        validate the configuration and exit\n");
+
+  // --config without its value is unknown too, and ends the parse before the file is read.
+  r = front_door(kDataplane, {"--config"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "ntp-dataplane: unknown argument '--config'\n" + usage_of(kDataplane));
+}
+
+// Old: no --config at all is usage(stderr) with no message line, exit 2.
+TEST(Cli, FrontDoorNoArgumentsIsUsageOnStderr) {
+  for (const CliSpec* spec : {&kControl, &kDataplane}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{}, std::vector<std::string>{"--check"}}) {
+      const FrontDoor r = front_door(*spec, args);
+      EXPECT_EQ(r.code, 2) << spec->program;
+      EXPECT_EQ(r.out, "") << spec->program;
+      EXPECT_EQ(r.err, usage_of(*spec)) << spec->program;
+    }
+  }
+}
+
+// Old: printf("%s: ok\n", config_path) on stdout, exit 0; the path as given.
+TEST(Cli, FrontDoorCheckSaysOkOnStdout) {
+  for (const CliSpec* spec : {&kControl, &kDataplane}) {
+    const FrontDoor r = front_door(*spec, {"--check", "--config", kSeed});
+    EXPECT_EQ(r.code, 0) << spec->program;
+    EXPECT_FALSE(r.cfg);
+    EXPECT_EQ(r.out, kSeed + ": ok\n") << spec->program;
+    EXPECT_EQ(r.err, "") << spec->program;
+  }
+  const FrontDoor eq = front_door(kControl, {"--config=" + kSeed, "--check"});
+  EXPECT_EQ(eq.out, kSeed + ": ok\n");
+  EXPECT_EQ(eq.err, "");
+}
+
+// Old: load_or_report's lines on stderr ("<program>: FILE:LINE:COL: key: message",
+// then "<program>: N error(s) in FILE; nothing started"), nothing on stdout,
+// exit 2 -- with or without --check.
+TEST(Cli, FrontDoorBadConfigOnStderr) {
+  // The seed with ntp.refclock_master out of range, on the seed's own line.
+  FILE* in = std::fopen(kSeed.c_str(), "r");
+  ASSERT_NE(in, nullptr) << kSeed;
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) text.append(buf, n);
+  std::fclose(in);
+  const std::string good = "\nrefclock_master = 2\n";
+  const size_t at = text.find(good);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, good.size(), "\nrefclock_master = 16\n");
+  int line = 2;  // the line after the newline that `at` points at
+  for (size_t i = 0; i < at; i++) line += text[i] == '\n';
+
+  const std::string path = testing::TempDir() + "ntp-test-cli-bad.toml";
+  FILE* out = std::fopen(path.c_str(), "w");
+  ASSERT_NE(out, nullptr) << path;
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fclose(out);
+
+  for (const CliSpec* spec : {&kControl, &kDataplane}) {
+    for (const bool check : {false, true}) {
+      std::vector<std::string> args{"--config", path};
+      if (check) args.push_back("--check");
+      const FrontDoor r = front_door(*spec, args);
+      EXPECT_FALSE(r.cfg);
+      EXPECT_EQ(r.code, 2);
+      EXPECT_EQ(r.out, "") << spec->program << (check ? " --check" : "");
+      const std::string p = spec->program;
+      EXPECT_EQ(r.err, p + ": " + path + ":" + std::to_string(line) +
+                           ":19: ntp.refclock_master: stratum 16 out of range 1..15\n" + p + ": 1 error(s) in " +
+                           path + "; nothing started\n")
+          << spec->program << (check ? " --check" : "");
+    }
+  }
+  std::remove(path.c_str());
+
+  // A file that is not there: named, on stderr.
+  const FrontDoor r = front_door(kControl, {"--config", "/nonexistent/ntp-test-cli.toml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("ntp-control: /nonexistent/ntp-test-cli.toml"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ntp-control: 1 error(s) in /nonexistent/ntp-test-cli.toml; nothing started\n"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace
