@@ -114,34 +114,30 @@ struct alignas(kCacheLine) WorkerCounters {
 };
 
 // The counters of WorkerCounters above drops, one row each: status copies,
-// reports (JSON key) and exports (Prometheus counter family) every row, so
-// a new counter is its member above and its row here.
+// reports (JSON key) and exports (Prometheus counter family
+// ntp_worker_<key>_total) every row, so a new counter is its member above
+// and its row here.
 struct WorkerCounterField {
-  const char* key;     // /status key
-  const char* metric;  // /metrics family
+  const char* key;  // /status key, the member's name
   const char* help;
   std::atomic<uint64_t> WorkerCounters::*member;
 };
 inline constexpr WorkerCounterField kWorkerCounterFields[] = {
-    {"rx_packets", "ntp_worker_rx_packets_total", "Frames received by the worker.", &WorkerCounters::rx_packets},
-    {"tx_packets", "ntp_worker_tx_packets_total", "Frames sent by the worker.", &WorkerCounters::tx_packets},
-    {"ntp_requests", "ntp_worker_ntp_requests_total", "NTP client requests (mode 3) answered.",
-     &WorkerCounters::ntp_requests},
-    {"ntp_unsync_replies", "ntp_worker_ntp_unsync_replies_total",
-     "NTP client requests answered with leap indicator 3 (unsynchronized).", &WorkerCounters::ntp_unsync_replies},
-    {"ntp_to_control", "ntp_worker_ntp_to_control_total",
-     "NTP packets of modes 1, 2 and 4 passed to the control plane.", &WorkerCounters::ntp_to_control},
-    {"arp_replies", "ntp_worker_arp_replies_total", "ARP requests answered.", &WorkerCounters::arp_replies},
-    {"arp_learned", "ntp_worker_arp_learned_total", "Neighbours learned from ARP.", &WorkerCounters::arp_learned},
-    {"icmp_echo_replies", "ntp_worker_icmp_echo_replies_total", "ICMP echo requests answered.",
-     &WorkerCounters::icmp_echo_replies},
-    {"control_tx", "ntp_worker_control_tx_total", "Packets sent on behalf of the control plane.",
-     &WorkerCounters::control_tx},
-    {"polls", "ntp_worker_polls_total", "Iterations of the worker's poll loop.", &WorkerCounters::polls},
-    {"busy_polls", "ntp_worker_busy_polls_total", "Poll loop iterations that received at least one frame.",
-     &WorkerCounters::busy_polls},
-    {"state_read_retries", "ntp_worker_state_read_retries_total",
-     "Server state reads that fell back to the cached copy.", &WorkerCounters::state_read_retries},
+    {"rx_packets", "Frames received by the worker.", &WorkerCounters::rx_packets},
+    {"tx_packets", "Frames sent by the worker.", &WorkerCounters::tx_packets},
+    {"ntp_requests", "NTP client requests (mode 3) answered.", &WorkerCounters::ntp_requests},
+    {"ntp_unsync_replies", "NTP client requests answered with leap indicator 3 (unsynchronized).",
+     &WorkerCounters::ntp_unsync_replies},
+    {"ntp_to_control", "NTP packets of modes 1, 2 and 4 passed to the control plane.",
+     &WorkerCounters::ntp_to_control},
+    {"arp_replies", "ARP requests answered.", &WorkerCounters::arp_replies},
+    {"arp_learned", "Neighbours learned from ARP.", &WorkerCounters::arp_learned},
+    {"icmp_echo_replies", "ICMP echo requests answered.", &WorkerCounters::icmp_echo_replies},
+    {"control_tx", "Packets sent on behalf of the control plane.", &WorkerCounters::control_tx},
+    {"polls", "Iterations of the worker's poll loop.", &WorkerCounters::polls},
+    {"busy_polls", "Poll loop iterations that received at least one frame.", &WorkerCounters::busy_polls},
+    {"state_read_retries", "Server state reads that fell back to the cached copy.",
+     &WorkerCounters::state_read_retries},
 };
 inline constexpr size_t kWorkerCounterCount = sizeof kWorkerCounterFields / sizeof kWorkerCounterFields[0];
 // A counter without a row (or a row too many) does not build.

@@ -186,7 +186,7 @@ void write_workers(PromWriter& w, const std::vector<WorkerStatus>& workers) {
   const auto identity = fields::table<WorkerStatus>().identity;
   for (size_t i = 0; i < proto::kWorkerCounterCount; ++i) {
     const proto::WorkerCounterField& c = proto::kWorkerCounterFields[i];
-    w.family(c.metric, "counter", c.help);
+    w.family(("ntp_worker_" + std::string(c.key) + "_total").c_str(), "counter", c.help);
     for (const auto& wk : workers) w.sample(identity(wk), std::to_string(wk.counters[i]));
   }
   w.family("ntp_worker_drops_total", "counter", "Frames dropped by the worker, by reason.");

@@ -138,8 +138,9 @@ struct Status {
   bool operator==(const Status&) const = default;  // doubles: NaN != NaN
 };
 
-// /status. One JSON object {"system", "ports", "workers", "associations"},
-// keys as the field names above; a worker's drops are an object keyed by
+// /status. One JSON object {"system", "ports", "workers", "associations",
+// "steered_clocks"}, keys as the field names above (control/status/fields.cc
+// declares them); a worker's drops are an object keyed by
 // proto::drop_reason_name. Non-finite doubles are the strings "NaN",
 // "+Inf", "-Inf". from_json(to_json(s)) == s for every field (strings must
 // be valid UTF-8: invalid bytes are replaced with U+FFFD).

@@ -199,6 +199,24 @@ TEST(Snapshot, EveryWorkerCounterOfTheTableIsCopied) {
   EXPECT_THROW((void)s.workers[0].counter("no_such_counter"), std::out_of_range);
 }
 
+// Through the members by name, not through the table: a row whose member
+// points at another counter (two rows swapped) shows here.
+TEST(Snapshot, EachCounterRowReadsItsOwnMember) {
+  auto h = segment();
+  proto::WorkerCounters& c = h->workers[0];
+  const std::pair<std::atomic<uint64_t>*, const char*> named[] = {
+      {&c.rx_packets, "rx_packets"},       {&c.tx_packets, "tx_packets"},
+      {&c.ntp_requests, "ntp_requests"},   {&c.ntp_unsync_replies, "ntp_unsync_replies"},
+      {&c.ntp_to_control, "ntp_to_control"}, {&c.arp_replies, "arp_replies"},
+      {&c.arp_learned, "arp_learned"},     {&c.icmp_echo_replies, "icmp_echo_replies"},
+      {&c.control_tx, "control_tx"},       {&c.polls, "polls"},
+      {&c.busy_polls, "busy_polls"},       {&c.state_read_retries, "state_read_retries"},
+  };
+  for (size_t i = 0; i < std::size(named); ++i) named[i].first->store(7000 + i);
+  const Status s = make_status(*h, engine_synchronized_to_c(), facts());
+  for (size_t i = 0; i < std::size(named); ++i) EXPECT_EQ(s.workers[0].counter(named[i].second), 7000 + i) << named[i].second;
+}
+
 TEST(Snapshot, CountsBeyondTheArraysAreClamped) {
   auto h = segment();
   h->n_workers = 1000;
