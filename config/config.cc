@@ -502,8 +502,6 @@ std::optional<uint32_t> parse_decimal(std::string_view s, size_t max_digits) {
   return v;
 }
 
-uint32_t mask_of(int len) { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
-
 std::string prefix_str(uint32_t a, int len) { return ip(a) + "/" + std::to_string(len); }
 
 // Why an address cannot be a unicast peer address, or nullopt.
@@ -653,8 +651,9 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
         return fail("host " + quote(host) + " in " + quote(s) +
                     " is neither an IPv4 address a.b.c.d nor \"localhost\"");
       }
-      // The daemons and ntpctl split it with the same function.
-      if (!proto::split_host_port(s) || s.substr(colon + 1).front() == '0') {
+      // The daemons and ntpctl read it with proto::split_host_port; the file
+      // also refuses leading zeros.
+      if (!proto::parse_port(s.substr(colon + 1)) || s[colon + 1] == '0') {
         return fail("port " + quote(s.substr(colon + 1)) + " in " + quote(s) + " is not a number 1..65535");
       }
       return true;
@@ -685,7 +684,7 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
                     std::to_string(min_len) + "..32");
       }
       const int l = static_cast<int>(*len);
-      const uint32_t mask = mask_of(l);
+      const uint32_t mask = proto::netmask(static_cast<unsigned>(l));
       const uint32_t net = *a & mask;
       if (k.fmt == Fmt::kPrefix) {
         if (net != *a) {
@@ -883,7 +882,7 @@ void check_gateway(TableView& v) {
   const Value* addr = v.value("address", kInterface);
   if (!gw || !gw->ok || !addr) return;
   const uint32_t g = gw->value.addr;
-  const uint32_t mask = mask_of(addr->len);
+  const uint32_t mask = proto::netmask(static_cast<unsigned>(addr->len));
   const uint32_t net = addr->addr & mask;
   const std::string subnet = prefix_str(net, addr->len);
   const std::string key = v.prefix + "gateway";

@@ -101,19 +101,12 @@ std::optional<Endpoint> parse_endpoint(std::string_view url, std::string& err) {
     return std::nullopt;
   }
   if (!port_text.empty()) {
-    int port = 0;
-    for (char c : port_text) {
-      if (c < '0' || c > '9' || port > 65535) {
-        port = -1;
-        break;
-      }
-      port = port * 10 + (c - '0');
-    }
-    if (port < 1 || port > 65535) {
+    const std::optional<uint16_t> port = ntp::proto::parse_port(port_text);
+    if (!port) {
       err = "bad port '" + std::string(port_text) + "' in endpoint '" + std::string(url) + "'";
       return std::nullopt;
     }
-    e.port = port;
+    e.port = *port;
   }
   const bool v6 = e.host.find(':') != std::string::npos;
   e.url = "http://" + (v6 ? "[" + e.host + "]" : e.host) + ":" + std::to_string(e.port) + e.prefix;

@@ -19,17 +19,14 @@ FrameVerdict drop(DropReason r) {
   return v;
 }
 
-bool in_subnet(const PortIdentity& port, uint32_t ip) {
-  const uint32_t m = proto::netmask(port.prefix_len);
-  return (ip & m) == (port.ipv4 & m);
-}
+bool in_subnet(const PortIdentity& port, uint32_t ip) { return proto::in_prefix(ip, port.ipv4, port.prefix_len); }
 
 // Sources we never answer: a reply to them would go nowhere or everywhere
 // (a spoofed broadcast source turns us into an amplifier).
 bool bad_source(const PortIdentity& port, uint32_t src) {
   const uint32_t m = proto::netmask(port.prefix_len);
   return src == 0 || src == 0xFFFFFFFF || (src >> 28) == 0xE || (src >> 24) == 127 || src == port.ipv4 ||
-         (port.prefix_len < 31 && (src & ~m) == ~m && (src & m) == (port.ipv4 & m));
+         (port.prefix_len < 31 && (src & ~m) == ~m && in_subnet(port, src));
 }
 
 // Ethernet: reply to the sender from our MAC.

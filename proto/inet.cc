@@ -26,18 +26,24 @@ std::optional<uint32_t> parse_ipv4(std::string_view s) {
   return addr;
 }
 
-std::optional<HostPort> split_host_port(std::string_view s) {
-  const size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  const std::string_view digits = s.substr(colon + 1);
-  if (digits.empty() || digits.size() > 5) return std::nullopt;
+std::optional<uint16_t> parse_port(std::string_view digits) {
+  if (digits.empty()) return std::nullopt;
   uint32_t port = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return std::nullopt;
     port = port * 10 + static_cast<uint32_t>(c - '0');
+    if (port > 65535) return std::nullopt;
   }
-  if (port < 1 || port > 65535) return std::nullopt;
-  return HostPort{std::string(s.substr(0, colon)), static_cast<uint16_t>(port)};
+  if (port < 1) return std::nullopt;
+  return static_cast<uint16_t>(port);
+}
+
+std::optional<HostPort> split_host_port(std::string_view s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  const std::optional<uint16_t> port = parse_port(s.substr(colon + 1));
+  if (!port) return std::nullopt;
+  return HostPort{std::string(s.substr(0, colon)), *port};
 }
 
 }  // namespace ntp::proto

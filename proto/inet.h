@@ -26,9 +26,10 @@ inline void store_be32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 
-// The mask of an IPv4 prefix of prefix_len bits (0..32).
+// The mask of an IPv4 prefix of prefix_len bits, 0..32 (the configuration
+// refuses longer ones; the dataplane calls this per packet).
 inline constexpr uint32_t netmask(unsigned prefix_len) {
-  return prefix_len == 0 ? 0 : prefix_len >= 32 ? ~uint32_t{0} : ~uint32_t{0} << (32 - prefix_len);
+  return prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - prefix_len);
 }
 inline constexpr bool in_prefix(uint32_t addr, uint32_t net, unsigned prefix_len) {
   return ((addr ^ net) & netmask(prefix_len)) == 0;
@@ -39,8 +40,11 @@ std::string ipv4_to_string(uint32_t host_order);
 // Strict dotted quad: four decimal parts 0..255, no leading zeros.
 std::optional<uint32_t> parse_ipv4(std::string_view s);
 
+// A port: decimal digits only, 1..65535.
+std::optional<uint16_t> parse_port(std::string_view digits);
+
 // "host:port" split at the last colon; nullopt without a colon or with a
-// port that is not a decimal 1..65535. The host is not checked.
+// port that parse_port() refuses. The host is not checked.
 struct HostPort {
   std::string host;
   uint16_t port = 0;

@@ -68,10 +68,8 @@ Association* Engine::find(uint32_t address) {
 }
 
 bool Engine::peer_allowed(uint32_t ip) const {
-  for (const auto& [net, len] : cfg_.peer_allow) {
-    const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-    if ((ip & mask) == (net & mask)) return true;
-  }
+  for (const auto& [net, len] : cfg_.peer_allow)
+    if (proto::in_prefix(ip, net, len)) return true;
   return false;
 }
 

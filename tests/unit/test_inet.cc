@@ -46,6 +46,13 @@ TEST(Inet, ByteOrder) {
   EXPECT_EQ(load_be16(b), 0xABCDu);
 }
 
+TEST(Inet, ParsePort) {
+  EXPECT_EQ(parse_port("123"), 123);
+  EXPECT_EQ(parse_port("65535"), 65535);
+  EXPECT_EQ(parse_port("0080"), 80);  // leading zeros are digits (the config file refuses them itself)
+  for (const char* bad : {"", "0", "65536", "99999999999", "-1", "+1", "12a", " 1"}) EXPECT_FALSE(parse_port(bad)) << bad;
+}
+
 TEST(Inet, SplitHostPort) {
   auto hp = split_host_port("127.0.0.1:9123");
   ASSERT_TRUE(hp);
