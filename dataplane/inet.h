@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "proto/inet.h"
 
@@ -56,14 +55,6 @@ inline uint16_t csum_finish(uint64_t sum) { return static_cast<uint16_t>(~csum_f
 // UDP/TCP pseudo-header (RFC 768) for IPv4 addresses in host order.
 inline uint64_t pseudo_header_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len) {
   return uint64_t{src} + dst + proto + l4_len;
-}
-
-// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit word m changed to m'.
-inline uint16_t csum_update16(uint16_t check, uint16_t old_word, uint16_t new_word) {
-  uint64_t sum = static_cast<uint16_t>(~check);
-  sum += static_cast<uint16_t>(~old_word);
-  sum += new_word;
-  return static_cast<uint16_t>(~csum_fold(sum));
 }
 
 // Adds 32-bit words that replaced zeros (the transmit timestamp written

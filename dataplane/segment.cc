@@ -17,8 +17,10 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "dataplane/port.h"
 #include "hwclock/clock_model.h"
 #include "hwclock/tsc.h"
+#include "proto/ntp_packet.h"
 
 namespace ntp::dp {
 

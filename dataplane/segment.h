@@ -6,12 +6,13 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/port.h"
 #include "proto/channel_abi.h"
 
 struct rte_ring;
 
 namespace ntp::dp {
+
+struct Port;
 
 class Segment {
  public:

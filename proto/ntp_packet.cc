@@ -1,6 +1,5 @@
 #include "proto/ntp_packet.h"
 
-#include <cstdio>
 
 namespace ntp::proto {
 
