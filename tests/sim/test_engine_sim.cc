@@ -11,8 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
+#include <string>
 
 #include "control/status/snapshot.h"
+#include "control/status/words.h"
+#include "hwclock/servo.h"
 #include "tests/sim/ntp_world.h"
 #include "tests/support/test_seed.h"
 
@@ -122,6 +126,33 @@ TEST(EngineSim, ClientConvergesFrom5msAnd50ppm) {
 }
 
 // The seed as deploy/seed runs it (1 ms step threshold on D and E).
+// What /status says of the discipline (Engine::state, worded by status) is
+// the servo's own state in the servo's words at every step of a run, except
+// that a local clock at refclock_master counts as synchronized from the start.
+TEST(EngineSim, SyncStateIsTheServosInItsWords) {
+  World w(seed() + 6);
+  w.add_reference(kC, 1);
+  SimClock clk;
+  clk.offset0_ns = 2e6;
+  clk.freq_ppm = 20;
+  const int d = w.add_node(kD, node(kD, {assoc(kC, ctl::AssocMode::kClient)}), clk);
+  ctl::EngineConfig local = node(kE, {});
+  local.refclock_master = 2;
+  const int e = w.add_node(kE, local, SimClock{});
+  std::set<std::string> seen;
+  w.run(120e9, 0.5e9, [&](double) {
+    const ctl::Engine& en = w.engine(d);
+    const std::string words = status::sync_state_text(en.state(0).sync_state);
+    EXPECT_EQ(words, hwclock::to_string(en.servo_state()));
+    seen.insert(words);
+    EXPECT_EQ(w.engine(e).state(0).sync_state, ctl::SyncState::kSynchronized);
+  });
+  EXPECT_EQ(hwclock::to_string(w.engine(e).servo_state()), std::string("clock not set"));
+  // The run went through the servo's states, not one of them alone.
+  EXPECT_TRUE(seen.count("clock not set")) << seen.size();
+  EXPECT_TRUE(seen.count("clock synchronized")) << seen.size();
+}
+
 TEST(EngineSim, SeedTopologyStrataRefidsLoopAndConvergence) {
   World w(seed() + 1);
   w.link() = {50'000, 10'000, true};
