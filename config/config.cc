@@ -245,6 +245,20 @@ constexpr KeySpec kKeys[] = {
     {.sects = kNtp, .name = "answer_unknown_peers", .type = Type::kBool, .def = "true",
      .store = set<&Ntp::answer_unknown_peers>,
      .help = "mode-1 packets from outside peer_allow: answer statelessly in mode 2 (true) or drop (false)"},
+    {.sects = kNtp, .name = "leap_file", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Ntp::leap_file>,
+     .help = "the IERS leap-seconds.list (tzdata ships /usr/share/zoneinfo/leap-seconds.list): announces "
+             "leap seconds and warns when it has expired; empty: leap seconds only from a majority of the "
+             "sources"},
+    {.sects = kNtp, .name = "leap_smear", .type = Type::kBool, .def = "false", .store = set<&Ntp::leap_smear>,
+     .help = "smear a leap second over the 24 h from noon to noon around it (as Google's public NTP does) "
+             "instead of inserting or deleting it; the leap indicator is then not passed on. Do not mix "
+             "smeared and unsmeared servers"},
+    {.sects = kNtp, .name = "local_clock_unsynced", .type = Type::kString, .def = "\"unsynchronized\"",
+     .fmt = Fmt::kChoice, .choices = "unsynchronized|serve", .store = set<&Ntp::local_clock_unsynced>,
+     .help = "refclock_master on the system or phc source whose clock is itself unsynchronized (kernel "
+             "STA_UNSYNC, a PHC not read within the holdover): answer unsynchronized (leap 3), or serve at "
+             "the configured stratum with the clock's own error bound as root dispersion"},
 
     // -- [dataplane] --------------------------------------------------------
     {.sects = kDataplane, .name = "main_lcore", .type = Type::kInt, .def = "0", .lo = 0, .hi = 1023,

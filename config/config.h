@@ -72,6 +72,12 @@ struct Ntp {
   // prefixes allowed to peer with us (host order, length); default 0.0.0.0/0
   std::vector<std::pair<uint32_t, uint8_t>> peer_allow{{0, 0}};
   bool answer_unknown_peers = true;    // not allowed: stateless mode-2 answer (true) or none (false)
+  std::string leap_file;               // IERS leap-seconds.list; empty: none
+  bool leap_smear = false;             // smear leap seconds over 24 h noon to noon instead of inserting them
+  // refclock_master on a host clock the kernel calls unsynchronized:
+  // "unsynchronized" (serve leap 3) or "serve" (at the configured stratum,
+  // with the kernel's maxerror as root dispersion)
+  std::string local_clock_unsynced = "unsynchronized";
   bool operator==(const Ntp&) const = default;
 };
 

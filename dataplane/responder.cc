@@ -34,6 +34,9 @@ ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64
   } else {
     p.leap = proto::Leap::kUnsynchronized;
     p.stratum = proto::kStratumUnspecified;
+    // Stratum 0 makes the reference ID a kiss code (RFC 5905 section 7.4):
+    // say why, not the stale address of a source we no longer follow.
+    if (!in_holdover) p.refid = proto::kKissHold;
   }
   return p;
 }

@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 2;
+inline constexpr uint32_t kChannelAbiVersion = 3;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -31,7 +31,13 @@ struct ClockModelData {
   uint64_t nominal_hz = 0; // calibrated timebase frequency (ticks per s), for status
   int64_t freq_ppb = 0;    // correction of the rate relative to nominal_hz (status)
   uint32_t flags = 0;      // kModel* below
-  uint32_t reserved = 0;
+  // A leap second at leap_ns (Unix ns of the midnight UTC that ends the leap
+  // day): +1 inserted, -1 deleted, 0 none. The model maps raw to UTC with it
+  // applied (hwclock/leap.h), so both processes turn the same tick into the
+  // same time across the leap.
+  int32_t leap_sign = 0;
+  int64_t leap_ns = 0;
+  int64_t leap_smear_ns = 0; // 0: stepped at leap_ns; else smeared linearly over this window centred on it
 };
 inline constexpr uint32_t kModelValid = 1u << 0;
 inline constexpr uint32_t kModelProvisional = 1u << 1;  // dataplane's own, before the control plane published
@@ -51,6 +57,7 @@ struct ServerStateData {
   int64_t holdover_ns = 0;          // after published_ns + holdover_ns: answer unsynchronized
   uint32_t dispersion_rate_ppb = 15000;  // root dispersion growth, ns per s of age (RFC 5905 PHI = 15 ppm)
   uint32_t reserved = 0;
+  int64_t leap_ns = 0;              // leap 1/2 is announced until model time reaches this, then 0
 };
 
 // Why the dataplane dropped a frame. Order is ABI; names are metric labels.
@@ -104,6 +111,8 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> ntp_to_control;     // modes 1, 2, 4 passed to the control plane
   std::atomic<uint64_t> arp_replies;
   std::atomic<uint64_t> arp_learned;
+  std::atomic<uint64_t> arp_conflicts;      // ARP from another MAC claiming one of our addresses
+  std::atomic<uint64_t> arp_defences;       // gratuitous ARPs sent to defend an address
   std::atomic<uint64_t> icmp_echo_replies;
   std::atomic<uint64_t> control_tx;         // packets sent for the control plane
   std::atomic<uint64_t> polls;              // loop iterations
@@ -132,6 +141,10 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
      &WorkerCounters::ntp_to_control},
     {"arp_replies", "ARP requests answered.", &WorkerCounters::arp_replies},
     {"arp_learned", "Neighbours learned from ARP.", &WorkerCounters::arp_learned},
+    {"arp_conflicts", "ARP packets from another MAC claiming one of our addresses (RFC 5227 conflicts).",
+     &WorkerCounters::arp_conflicts},
+    {"arp_defences", "Gratuitous ARPs sent to defend one of our addresses (at most one per 10 s each).",
+     &WorkerCounters::arp_defences},
     {"icmp_echo_replies", "ICMP echo requests answered.", &WorkerCounters::icmp_echo_replies},
     {"control_tx", "Packets sent on behalf of the control plane.", &WorkerCounters::control_tx},
     {"polls", "Iterations of the worker's poll loop.", &WorkerCounters::polls},

@@ -52,6 +52,9 @@ inline constexpr uint32_t kKissRate = refid_from_ascii("RATE");
 inline constexpr uint32_t kKissDeny = refid_from_ascii("DENY");
 inline constexpr uint32_t kKissRstr = refid_from_ascii("RSTR");
 inline constexpr uint32_t kKissStep = refid_from_ascii("STEP");
+// Ours (documented in the README): the dataplane served past its holdover
+// without hearing from the control plane, so it no longer vouches for the time.
+inline constexpr uint32_t kKissHold = refid_from_ascii("HOLD");
 // The local clock pseudo-address of the reference implementation, shown as
 // LOCAL(0): what a refclock-master server announces as its reference ID.
 inline constexpr uint32_t kRefidLocal = 0x7F7F0100;  // 127.127.1.0

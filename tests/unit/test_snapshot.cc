@@ -208,7 +208,8 @@ TEST(Snapshot, EachCounterRowReadsItsOwnMember) {
       {&c.rx_packets, "rx_packets"},       {&c.tx_packets, "tx_packets"},
       {&c.ntp_requests, "ntp_requests"},   {&c.ntp_unsync_replies, "ntp_unsync_replies"},
       {&c.ntp_to_control, "ntp_to_control"}, {&c.arp_replies, "arp_replies"},
-      {&c.arp_learned, "arp_learned"},     {&c.icmp_echo_replies, "icmp_echo_replies"},
+      {&c.arp_learned, "arp_learned"},     {&c.arp_conflicts, "arp_conflicts"},
+      {&c.arp_defences, "arp_defences"},   {&c.icmp_echo_replies, "icmp_echo_replies"},
       {&c.control_tx, "control_tx"},       {&c.polls, "polls"},
       {&c.busy_polls, "busy_polls"},       {&c.state_read_retries, "state_read_retries"},
   };
