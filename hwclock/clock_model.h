@@ -7,17 +7,35 @@
 #include <cstdint>
 #include <deque>
 
+#include "hwclock/leap.h"
 #include "proto/channel_abi.h"
 
 namespace ntp::hwclock {
 
 using proto::ClockModelData;
 
-// Unix ns at timebase reading raw. raw may be before raw0 (an RX timestamp
-// taken before the model it is converted with was published).
-inline int64_t model_to_ns(const ClockModelData& m, uint64_t raw) {
+// The model's linear time at timebase reading raw, without its leap: what
+// the discipline steers and re-anchors (a model derived from a published one
+// anchors here and copies the leap fields, or the leap would count twice).
+// raw may be before raw0 (an RX timestamp taken before the model it is
+// converted with was published).
+inline int64_t model_linear_ns(const ClockModelData& m, uint64_t raw) {
   const auto d = static_cast<__int128>(static_cast<int64_t>(raw - m.raw0));
   return m.utc0_ns + static_cast<int64_t>((d * static_cast<__int128>(m.mult)) >> proto::kModelShift);
+}
+
+// Served Unix ns at timebase reading raw: the linear time with the model's
+// leap second applied (hwclock/leap.h), so the dataplane's RX/TX stamps and
+// both processes agree across a leap. Monotonic except once, by design, for
+// an inserted second that is not smeared (it is served twice, with the leap
+// indicator set: RFC 5905 section 7.3). No leap: one predictable branch.
+// There is no inverse (ns -> raw) here; a caller that searches for the raw
+// of a served time must search model_linear_ns, which is monotonic.
+inline int64_t model_to_ns(const ClockModelData& m, uint64_t raw) {
+  const int64_t linear_ns = model_linear_ns(m, raw);
+  if (m.leap_sign == 0) [[likely]]
+    return linear_ns;
+  return apply_leap(m, linear_ns);
 }
 
 inline uint64_t mult_from_ns_per_tick(double ns_per_tick) {
