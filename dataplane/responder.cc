@@ -29,6 +29,14 @@ ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64
   const bool in_holdover = age_ns <= s.holdover_ns;
   if (s.synchronized && in_holdover && s.stratum >= 1 && s.stratum <= proto::kStratumMax && s.leap != 3) {
     p.leap = static_cast<proto::Leap>(s.leap);
+    // RFC 5905 section 7.3, LI: "warning of an impending leap second to be
+    // inserted or deleted in the last minute of the current day". Once the
+    // served time reaches the midnight that ends that day the leap is past.
+    if ((s.leap == 1 || s.leap == 2) && s.leap_ns != 0 && now_ns >= s.leap_ns) {
+      p.leap = proto::Leap::kNone;
+      p.leap_before = static_cast<proto::Leap>(s.leap);
+      p.leap_at = proto::ntp_from_unix_ns(s.leap_ns);
+    }
     p.stratum = s.stratum;
     p.synchronized = true;
   } else {
@@ -87,8 +95,12 @@ NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const Repl
   // transmit timestamp ("Time at the client when the request departed"),
   // the receive timestamp our arrival time, and the poll the client's.
   uint8_t* h = buf;
+  proto::Leap leap = p.leap;
+  // Era-safe (RFC 5905 section 6): the 64-bit difference, signed.
+  if (p.leap_before != proto::Leap::kNone) [[unlikely]]
+    if (static_cast<int64_t>(rx.raw() - p.leap_at.raw()) < 0) leap = p.leap_before;
   h[offs::kLiVnMode] =
-      static_cast<uint8_t>((static_cast<uint8_t>(p.leap) << 6) | (req.version << 3) | static_cast<uint8_t>(Mode::kServer));
+      static_cast<uint8_t>((static_cast<uint8_t>(leap) << 6) | (req.version << 3) | static_cast<uint8_t>(Mode::kServer));
   h[offs::kStratum] = p.stratum;
   // kPoll: left as the client sent it.
   h[offs::kPrecision] = static_cast<uint8_t>(p.precision_log2);

@@ -23,12 +23,21 @@ struct ReplyParams {
   uint32_t refid = proto::kKissInit;
   proto::NtpTimestamp reference;
   bool synchronized = false;
+  // The burst began at or after the announced leap (leap is then kNone), but
+  // a request whose receive time is before leap_at (an earlier NIC
+  // timestamp) still gets leap_before: no time of an inserted second, which
+  // is served twice, goes out without its leap indicator. kNone: no leap.
+  proto::Leap leap_before = proto::Leap::kNone;
+  proto::NtpTimestamp leap_at;
 };
 
 // have_state: the control plane has published at least once. now_ns: model
-// time of the burst. An unpublished state, an unsynchronized one, or one
-// older than its holdover gives leap 3 / stratum 0 (RFC 5905: leap 3 "clock
-// unsynchronized"; stratum 16 goes on the wire as 0, "unspecified").
+// time of the burst (served time, leap applied). An unpublished state, an
+// unsynchronized one, or one older than its holdover gives leap 3 / stratum
+// 0 (RFC 5905: leap 3 "clock unsynchronized"; stratum 16 goes on the wire as
+// 0, "unspecified"). A leap 1/2 is announced while now_ns < s.leap_ns (0:
+// no date, always), then 0: with an inserted second served twice (the
+// model repeats [leap_ns - 1 s, leap_ns)), both passes carry LI 1.
 ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64_t now_ns);
 
 enum class NtpAction : uint8_t { kReply, kToControl, kDrop };

@@ -502,5 +502,142 @@ TEST(ReplyParams, EndToEndThroughRespond) {
   EXPECT_EQ(b[3], static_cast<uint8_t>(-23));
 }
 
+// One's-complement sum of 32-bit big-endian words, unfolded: what
+// NtpDecision::reply_sum must equal for the bytes written.
+uint64_t word_sum(const Bytes& b, size_t n) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i + 4 <= n; i += 4) sum += proto::load_be32(b.data() + i);
+  return sum;
+}
+
+TEST(ReplyParams, HoldAsReferenceIdAfterTheHoldover) {
+  // RFC 5905 section 7.4: with stratum 0 the reference ID is a kiss code;
+  // after the holdover it says why (HOLD), not the lost source's address.
+  const proto::ServerStateData s = synced_state();
+  ReplyParams p = reply_params(s, true, kPublished + s.holdover_ns);
+  EXPECT_EQ(p.refid, 0x0A00011Fu);  // still within: the source's address
+  p = reply_params(s, true, kPublished + s.holdover_ns + 1);
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.refid, proto::kKissHold);
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  const NtpDecision d = respond(b.data(), 48, kRx, p, true);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0xE4);  // LI 3, VN 4, mode 4
+  EXPECT_EQ(b[1], 0x00);  // stratum 0
+  EXPECT_EQ(Bytes(b.begin() + 12, b.begin() + 16), Bytes({'H', 'O', 'L', 'D'}));
+  EXPECT_EQ(d.reply_sum, word_sum(b, 48));
+  // Unsynchronized within the holdover: the control plane's own kiss code
+  // (INIT, STEP) goes out as published.
+  proto::ServerStateData s2 = s;
+  s2.synchronized = 0;
+  s2.refid = proto::kKissStep;
+  p = reply_params(s2, true, kPublished + 10 * kS);
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.refid, proto::kKissStep);
+}
+
+// A leap at the end of 2016-12-31; the state published during that day.
+constexpr int64_t kLeapNs = 1483228800LL * kS;  // 2017-01-01T00:00:00Z
+
+TEST(ReplyParams, LeapAnnouncedUntilItsMidnight) {
+  for (uint8_t leap : {uint8_t{1}, uint8_t{2}}) {
+    SCOPED_TRACE(int{leap});
+    proto::ServerStateData s = synced_state();
+    s.published_ns = kLeapNs - 600 * kS;
+    s.leap = leap;
+    s.leap_ns = kLeapNs;
+    ReplyParams p = reply_params(s, true, kLeapNs - kS);  // 23:59:59 (for an insertion: either pass)
+    EXPECT_EQ(p.leap, static_cast<proto::Leap>(leap));
+    EXPECT_EQ(p.leap_before, proto::Leap::kNone);
+    p = reply_params(s, true, kLeapNs - 1);
+    EXPECT_EQ(p.leap, static_cast<proto::Leap>(leap));
+    p = reply_params(s, true, kLeapNs);  // 00:00:00: the leap is past
+    EXPECT_EQ(p.leap, proto::Leap::kNone);
+    EXPECT_TRUE(p.synchronized);
+    EXPECT_EQ(p.leap_before, static_cast<proto::Leap>(leap));
+    EXPECT_EQ(p.leap_at, proto::ntp_from_unix_ns(kLeapNs));
+    p = reply_params(s, true, kLeapNs + 600 * kS);
+    EXPECT_EQ(p.leap, proto::Leap::kNone);
+    // No date: announced as published, whatever the time.
+    s.leap_ns = 0;
+    p = reply_params(s, true, kLeapNs + 600 * kS);
+    EXPECT_EQ(p.leap, static_cast<proto::Leap>(leap));
+    EXPECT_EQ(p.leap_before, proto::Leap::kNone);
+  }
+}
+
+TEST(ReplyParams, NoLeapWhenUnsynchronizedOrNone) {
+  proto::ServerStateData s = synced_state();
+  s.published_ns = kLeapNs - 600 * kS;
+  s.leap_ns = kLeapNs;
+  s.leap = 0;  // a date without a leap (as when smearing): nothing to carry
+  ReplyParams p = reply_params(s, true, kLeapNs + kS);
+  EXPECT_EQ(p.leap, proto::Leap::kNone);
+  EXPECT_EQ(p.leap_before, proto::Leap::kNone);
+  s.leap = 1;
+  s.synchronized = 0;
+  p = reply_params(s, true, kLeapNs + kS);
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.leap_before, proto::Leap::kNone);  // LI 3 for every packet
+  s.synchronized = 1;
+  s.leap = 3;
+  p = reply_params(s, true, kLeapNs + kS);
+  expect_unsynchronized(p);
+  EXPECT_EQ(p.leap_before, proto::Leap::kNone);
+}
+
+TEST(ResponderLeap, RequestReceivedBeforeTheLeapKeepsItsIndicator) {
+  // A burst that began at 00:00:00.000001 holds a request whose NIC
+  // timestamp is 23:59:59.999999999 (of the repeated second): it is answered
+  // with LI 1, the next one received at 00:00:00 with LI 0.
+  proto::ServerStateData s = synced_state();
+  s.published_ns = kLeapNs - 600 * kS;
+  s.leap = 1;
+  s.leap_ns = kLeapNs;
+  const ReplyParams p = reply_params(s, true, kLeapNs + 1000);
+  struct Case {
+    int64_t rx_ns;
+    uint8_t li_vn_mode;
+  };
+  for (const Case c : {Case{kLeapNs - 1, 0x64}, Case{kLeapNs - kS, 0x64}, Case{kLeapNs, 0x24}, Case{kLeapNs + 1, 0x24},
+                       Case{kLeapNs + 500, 0x24}}) {
+    SCOPED_TRACE(c.rx_ns - kLeapNs);
+    const NtpTimestamp rx = proto::ntp_from_unix_ns(c.rx_ns);
+    Bytes b = buffer_of(golden::kChronyRequest0, 48);
+    const NtpDecision d = respond(b.data(), 48, rx, p, true);
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(b[0], c.li_vn_mode);
+    EXPECT_EQ(Bytes(b.begin() + 32, b.begin() + 40), [&] {
+      Bytes want(8);
+      proto::store_ts(want.data(), rx);
+      return want;
+    }());
+    EXPECT_EQ(d.reply_sum, word_sum(b, 48));  // the checksum follows the LI actually sent
+  }
+  // Deletion: the same rule, LI 2 for a request received before midnight.
+  s.leap = 2;
+  const ReplyParams q = reply_params(s, true, kLeapNs + 1000);
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, proto::ntp_from_unix_ns(kLeapNs - kS - 1), q, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0xA4);  // LI 2, VN 4, mode 4
+  b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, proto::ntp_from_unix_ns(kLeapNs), q, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0x24);
+}
+
+TEST(ResponderLeap, EraSafeAcross2036) {
+  // A leap at the end of the NTP era 0 (2036-02-07 06:28:16 is no midnight,
+  // but the comparison must not care): a receive time in era 1 is after it.
+  ReplyParams p = fixed_reply_params();
+  p.leap_before = proto::Leap::kInsert;
+  p.leap_at = {0xFFFFFFFF, 0x80000000};
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, {0x00000001, 0}, p, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0x24);
+  b = buffer_of(golden::kChronyRequest0, 48);
+  ASSERT_EQ(respond(b.data(), 48, {0xFFFFFFFF, 0}, p, true).action, NtpAction::kReply);
+  EXPECT_EQ(b[0], 0x64);
+}
+
 }  // namespace
 }  // namespace ntp::dp
