@@ -73,15 +73,17 @@ bool Engine::peer_allowed(uint32_t ip) const {
   return false;
 }
 
-LocalSystem Engine::local_system() const {
+LocalSystem Engine::local_system(int64_t now_ns) const {
+  // What our peers get is what our clients get: the bound at now.
+  const SystemVariables v = system_at(now_ns);
   LocalSystem l;
-  l.leap = static_cast<proto::Leap>(sys_.leap);
-  l.stratum = sys_.stratum;
+  l.leap = static_cast<proto::Leap>(v.leap);
+  l.stratum = v.stratum;
   l.precision_log2 = cfg_.precision_log2;
-  l.refid = sys_.refid;
-  l.reference_time_ns = sys_.reference_time_ns;
-  l.root_delay_ns = sys_.root_delay_ns;
-  l.root_dispersion_ns = sys_.root_dispersion_ns;
+  l.refid = v.refid;
+  l.reference_time_ns = v.reference_time_ns;
+  l.root_delay_ns = v.root_delay_ns;
+  l.root_dispersion_ns = v.root_dispersion_ns;
   l.poll_log2 = sys_poll_;
   l.own_addresses = cfg_.own_addresses;
   return l;
@@ -97,7 +99,7 @@ void Engine::on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput&
 void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out,
                       bool retry) {
   if (Association* a = find(pkt.src_ip)) {
-    LocalSystem ls = local_system();
+    LocalSystem ls = local_system(now_ns);
     ls.discipline = &discipline_;
     const RxResult r = a->on_packet(h, pkt.rx_time_ns, ls);
     switch (r) {
@@ -150,7 +152,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
     c.dynamic = true;
     const uint32_t id = next_id_++;
     auto assoc = std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
-    assoc->on_packet(h, pkt.rx_time_ns, local_system());
+    assoc->on_packet(h, pkt.rx_time_ns, local_system(now_ns));
     assocs_.emplace(id, std::move(assoc));
     counters_.passive_created++;
     out.events.push_back({.kind = EventKind::kPassiveCreated,
@@ -159,24 +161,26 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
     return;
   }
   counters_.passive_refused++;
-  if (cfg_.answer_unknown_peers) stateless_reply(pkt, h, out);
+  if (cfg_.answer_unknown_peers) stateless_reply(pkt, h, now_ns, out);
 }
 
-void Engine::stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, EngineOutput& out) {
+void Engine::stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns,
+                             EngineOutput& out) {
   // Like a server's answer, in mode 2 and without keeping any state: the
-  // peer gets time, we keep nothing.
+  // peer gets time, we keep nothing. The same bound as the responder's.
+  const SystemVariables v = system_at(now_ns);
   proto::NtpHeader r;
-  const bool sync = sys_.synchronized;
-  r.leap = sync ? static_cast<proto::Leap>(sys_.leap) : proto::Leap::kUnsynchronized;
+  const bool sync = v.synchronized;
+  r.leap = sync ? static_cast<proto::Leap>(v.leap) : proto::Leap::kUnsynchronized;
   r.version = h.version;
   r.mode = Mode::kSymmetricPassive;
-  r.stratum = sync ? sys_.stratum : proto::kStratumUnspecified;
+  r.stratum = sync ? v.stratum : proto::kStratumUnspecified;
   r.poll_log2 = h.poll_log2;
   r.precision_log2 = cfg_.precision_log2;
-  r.root_delay = proto::short_from_ns(sys_.root_delay_ns);
-  r.root_dispersion = proto::short_from_ns(sys_.root_dispersion_ns);
-  r.refid = sys_.refid;
-  r.reference = sys_.reference_time_ns ? proto::ntp_from_unix_ns(sys_.reference_time_ns) : proto::NtpTimestamp{};
+  r.root_delay = proto::short_from_ns(v.root_delay_ns);
+  r.root_dispersion = proto::short_from_ns(v.root_dispersion_ns);
+  r.refid = v.refid;
+  r.reference = v.reference_time_ns ? proto::ntp_from_unix_ns(v.reference_time_ns) : proto::NtpTimestamp{};
   r.origin = h.transmit;
   r.receive = proto::ntp_from_unix_ns(pkt.rx_time_ns);
   OutPacket o;
@@ -207,7 +211,7 @@ void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutp
 }
 
 void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
-  const LocalSystem ls = local_system();
+  const LocalSystem ls = local_system(now_ns);
   for (auto& [id, a] : assocs_)
     if (auto p = a->on_timer(now_ns, ls)) out.packets.push_back(*p);
 
@@ -245,7 +249,7 @@ void Engine::become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReas
 
 void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, EngineOutput& out) {
   (void)from_id;
-  const LocalSystem ls = local_system();
+  const LocalSystem ls = local_system(now_ns);
   std::vector<Candidate> candidates;
   for (const auto& [id, a] : assocs_)
     if (a->fit(now_ns, ls, nullptr)) candidates.push_back(a->candidate(now_ns));
@@ -337,11 +341,21 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
     out.events.push_back({.kind = EventKind::kStep, .address = peer.config().address, .offset_ns = s.step_ns});
     for (auto& [id, a] : assocs_) a->on_clock_step(s.step_ns);
     last_sample_time_ns_ = 0;
+    // As ntpd does: after a step, unsynchronized with the kiss code STEP
+    // (RFC 5905 section 7.4) until an update that is not a step; the
+    // offset measured before it says nothing of the clock after it.
+    sys_ = unsynchronized_variables(proto::kKissStep);
+    return;
   } else {
     // Samples already in the filters predicted the clock before this order.
     for (auto& [id, a] : assocs_) a->on_correction(now_ns, adj.freq_ppb - old_base, adj.slew_ns - left);
   }
-  if (s.action == hwclock::ServoAction::kIgnore) return;
+  if (s.action == hwclock::ServoAction::kIgnore) {
+    // The phase still to come was dropped, not carried out: until the next
+    // update measures it again, the clock may still be that far off.
+    if (sys_.synchronized) sys_.root_dispersion_ns += std::llround(std::ceil(std::fabs(left)));
+    return;
+  }
   // RFC 5905 calls the clock set once the discipline has acted on it; until
   // the servo knows its frequency our clock runs free, and a server that
   // called itself synchronized now would hand that drift on to its clients
@@ -402,14 +416,26 @@ void Engine::adjust_poll(int64_t offset_ns, int64_t jitter_ns) {
 
 SystemVariables Engine::system_at(int64_t now_ns) const {
   SystemVariables v = sys_;
-  if (v.synchronized && v.refid != proto::kRefidLocal && v.reference_time_ns && now_ns > v.reference_time_ns)
-    v.root_dispersion_ns += (now_ns - v.reference_time_ns) * kPhiPpb / 1'000'000'000;  // grows until the next update
+  if (!v.synchronized || v.refid == proto::kRefidLocal) return v;
+  // RFC 5905 section 10: the dispersion grows at PHI until the next update.
+  if (v.reference_time_ns && now_ns > v.reference_time_ns) v.root_dispersion_ns += phi_growth_ns(now_ns - v.reference_time_ns);
+  // The error bound must hold while the discipline still slews (chrony's
+  // way: its root dispersion includes the correction still to be made).
+  // The offsets behind sys_ are predictions (what the clock shows once every
+  // order is in), so the clock is off now by up to their bound plus what is
+  // left of the slew at now_ns; it shrinks as the slew proceeds.
+  const double left_ns = discipline_.slew_left_at(now_ns);
+  v.root_dispersion_ns += std::llround(std::ceil(std::fabs(left_ns)));
+  // A dataplane left alone (control plane gone) keeps the published rate,
+  // slew included, past the slew's end: its bound must grow that fast too.
+  const double slew_rate_ppb = left_ns != 0 ? discipline_.rate_at(now_ns) - discipline_.base_ppb() : 0.0;
+  v.dispersion_rate_ppb = kPhiPpb + static_cast<uint32_t>(std::ceil(std::fabs(slew_rate_ppb)));
   return v;
 }
 
 std::vector<AssociationState> Engine::sessions(int64_t now_ns) const {
   std::vector<AssociationState> v;
-  const LocalSystem ls = local_system();
+  const LocalSystem ls = local_system(now_ns);
   for (const auto& [id, a] : assocs_) {
     AssociationState s = a->state(now_ns);
     const bool fit = a->fit(now_ns, ls, &s.unfit);

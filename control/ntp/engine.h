@@ -80,9 +80,12 @@ class Engine {
 
   const SystemVariables& system() const { return sys_; }
   // The system variables to publish at now_ns: the root dispersion grows at
-  // PHI from the last clock update on.
+  // PHI from the last clock update on, and includes what the discipline has
+  // still to slew at now_ns (so |served - true| <= root delay / 2 + root
+  // dispersion also while a large offset is being slewed out).
   SystemVariables system_at(int64_t now_ns) const;
-  LocalSystem local_system() const;
+  // What our packets to peers say about us at now_ns (system_at(now_ns)).
+  LocalSystem local_system(int64_t now_ns) const;
   hwclock::ServoState servo_state() const { return servo_.state(); }
   double frequency_ppb() const { return servo_.frequency_ppb(); }
   int8_t system_poll_log2() const { return sys_poll_; }
@@ -106,7 +109,7 @@ class Engine {
   void become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReason why);
   void adjust_poll(int64_t offset_ns, int64_t jitter_ns);
   bool peer_allowed(uint32_t ip) const;
-  void stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, EngineOutput& out);
+  void stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out);
   Association* find(uint32_t address);
 
   EngineConfig cfg_;

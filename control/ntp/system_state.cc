@@ -1,5 +1,6 @@
 #include "control/ntp/system_state.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "proto/ntp_packet.h"
@@ -21,9 +22,9 @@ SystemVariables local_clock_variables(int stratum, int64_t now_ns, int8_t precis
   return v;
 }
 
-SystemVariables unsynchronized_variables() {
+SystemVariables unsynchronized_variables(uint32_t kiss_code) {
   SystemVariables v;
-  v.refid = proto::kKissInit;
+  v.refid = kiss_code;
   v.reference = "none";
   return v;
 }
@@ -41,7 +42,7 @@ proto::ServerStateData make_server_state(const SystemVariables& v, int8_t precis
   s.root_dispersion_ns = v.root_dispersion_ns;
   s.published_ns = now_ns;
   s.holdover_ns = std::llround(holdover_s * 1e9);
-  s.dispersion_rate_ppb = kPhiPpb;
+  s.dispersion_rate_ppb = std::max(v.dispersion_rate_ppb, kPhiPpb);
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "proto/channel_abi.h"
+#include "proto/ntp_packet.h"
 
 namespace ntp::ctl {
 
@@ -21,6 +22,10 @@ struct SystemVariables {
   int64_t peer_dispersion_ns = 0;   // of the system peer (status)
   bool synchronized = false;
   std::string reference;            // human: what we follow
+  // How fast the root dispersion grows after publication (the responder's
+  // holdover): PHI plus the rate of a slew still running, since a dataplane
+  // left alone keeps the published model's rate, slew included.
+  uint32_t dispersion_rate_ppb = 15000;
 };
 
 // RFC 5905 section 11.1: PHI, the frequency tolerance, 15 ppm.
@@ -32,9 +37,11 @@ inline constexpr uint32_t kPhiPpb = 15000;
 // reading precision; it is "updated" at every publication.
 SystemVariables local_clock_variables(int stratum, int64_t now_ns, int8_t precision_log2);
 
-// Without any selectable reference: RFC 5905 "unsynchronized": leap 3,
-// stratum 16 (sent as 0), reference ID INIT.
-SystemVariables unsynchronized_variables();
+// RFC 5905 "unsynchronized": leap 3, stratum 16 (sent as 0, which makes the
+// reference ID a kiss code, section 7.4) and the code that says why: INIT
+// before the first synchronization and once no source is selectable (no
+// association is synchronized), STEP after a step until the next update.
+SystemVariables unsynchronized_variables(uint32_t kiss_code = proto::kKissInit);
 
 // What the dataplane serves from, stamped with the publication time.
 proto::ServerStateData make_server_state(const SystemVariables& v, int8_t precision_log2, int64_t now_ns,

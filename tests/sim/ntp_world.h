@@ -111,6 +111,19 @@ class World {
   double now_ns() const { return t_; }
   const ctl::Engine& engine(int node) const { return *nodes_[node].engine; }
   double error_ns(int node) const { return nodes_[node].clock.error_at(t_); }
+  // The node's clock reading now (what its dataplane timestamps with).
+  int64_t local_now_ns(int node) const { return local_ns(nodes_[node].clock, t_); }
+  bool up(int node) const { return nodes_[node].up; }
+  // The node's control plane stops (set_up(node, false) stops its engine
+  // and its packets) and its dataplane carries on alone with the clock
+  // model as last published: a straight line at the rate it had, a slew in
+  // progress included (the model is linear; only the control plane ends a
+  // slew by publishing again).
+  void kill_control(int node) {
+    Node& n = nodes_[node];
+    n.up = false;
+    n.clock.corr.order(static_cast<int64_t>(t_), 0, n.clock.corr.rate_at(static_cast<int64_t>(t_)), 0, 0);
+  }
   // Every event the node's engine reported, oldest first.
   const std::vector<ctl::Event>& events(int node) const { return nodes_[node].events; }
 

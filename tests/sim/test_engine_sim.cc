@@ -10,12 +10,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
 
 #include "control/status/snapshot.h"
 #include "control/status/words.h"
+#include "dataplane/responder.h"
 #include "hwclock/servo.h"
 #include "tests/sim/ntp_world.h"
 #include "tests/support/test_seed.h"
@@ -93,6 +95,85 @@ std::vector<ctl::Event> events_of(const World& w, int node, ctl::EventKind kind)
     if (e.kind == kind) out.push_back(e);
   return out;
 }
+
+// The served error bound, checked as a client that knows the truth would:
+// the control plane publishes the server state every second (as
+// ntp-control does, from Engine::system_at), the dataplane answers from the
+// last state published (dp::reply_params: its root dispersion grows with
+// the state's age), and every synchronized answer must satisfy
+// |served - true| <= root delay / 2 + root dispersion (RFC 5905's root
+// distance, which chrony's selection trusts).
+class ServedBound {
+ public:
+  ServedBound(const World& w, int node, double holdover_s = 300) : w_(w), node_(node), holdover_s_(holdover_s) {}
+
+  // Call at every observation (World::run's callback).
+  void observe(double t) {
+    const int64_t local = w_.local_now_ns(node_);
+    if (w_.up(node_) && t >= next_publish_) {
+      state_ = ctl::make_server_state(w_.engine(node_).system_at(local), -25, local, holdover_s_);
+      have_ = true;
+      next_publish_ = t + 1e9;
+    }
+    if (!have_) return;
+    const dp::ReplyParams p = dp::reply_params(state_, true, local);
+    if (!p.synchronized) {
+      unsynchronized++;
+      return;
+    }
+    const double bound_ns = static_cast<double>(proto::ns_from_short(p.root_delay)) / 2 +
+                            static_cast<double>(proto::ns_from_short(p.root_dispersion));
+    const double err_ns = std::fabs(w_.error_ns(node_));
+    served++;
+    max_error_ns = std::max(max_error_ns, err_ns);
+    last_bound_ns = bound_ns;
+    if (err_ns / bound_ns > worst_ratio) {
+      worst_ratio = err_ns / bound_ns;
+      worst_at_s = t / 1e9;
+      worst_error_ns = err_ns;
+      worst_bound_ns = bound_ns;
+    }
+  }
+  void print(const char* what) const {
+    std::fprintf(stderr,
+                 "  %s: %d synchronized answers, worst |error|/bound %.3f at %.1f s (%.1f us / %.1f us), "
+                 "max |error| %.1f us, last bound %.1f us, %d unsynchronized\n",
+                 what, served, worst_ratio, worst_at_s, worst_error_ns / 1e3, worst_bound_ns / 1e3,
+                 max_error_ns / 1e3, last_bound_ns / 1e3, unsynchronized);
+  }
+
+  int served = 0, unsynchronized = 0;
+  double worst_ratio = 0, worst_at_s = 0, worst_error_ns = 0, worst_bound_ns = 0, max_error_ns = 0,
+         last_bound_ns = 0;
+
+ private:
+  const World& w_;
+  int node_;
+  double holdover_s_;
+  proto::ServerStateData state_{};
+  bool have_ = false;
+  double next_publish_ = 0;
+};
+
+// A client of a perfect stratum-1 reference, started offset_ms off with a
+// 30 ppm oscillator error (sign from the seed), against `threshold_ms`.
+struct BoundRun {
+  World w;
+  int d;
+  explicit BoundRun(uint64_t s, double offset_ms, double threshold_ms = 128,
+                    std::optional<double> initial_freq_ppb = std::nullopt)
+      : w(s) {
+    w.link() = {50'000, 10'000, true};
+    w.add_reference(kC, 1);
+    SimClock clk;
+    const double sign = (s & 1) ? 1 : -1;
+    clk.offset0_ns = sign * offset_ms * 1e6;
+    clk.freq_ppm = -sign * 30;
+    ctl::EngineConfig c = node(kD, {assoc(kC, ctl::AssocMode::kClient)}, threshold_ms);
+    c.servo.initial_frequency_ppb = initial_freq_ppb;
+    d = w.add_node(kD, c, clk);
+  }
+};
 
 // Acceptance 2's shape, against a perfect reference: the default step
 // threshold (128 ms), so the 5 ms are slewed out.
@@ -308,6 +389,112 @@ TEST(EngineSim, LossAndRecoveryOfTheReference) {
   std::fprintf(stderr, "  recovery: E at stratum 4 again after %.1f s\n", back);
   EXPECT_GT(back, 0);
   EXPECT_EQ(w.engine(d).system().stratum, 3);
+}
+
+// Issue 8: a clock started 40 ms or 120 ms off (below the 128 ms step
+// threshold) is slewed out at <= 500 ppm over up to 4 minutes, while the
+// appliance already serves: every answer's bound must cover what is still
+// to be slewed, and shrink with it.
+TEST(EngineSim, ServedBoundHoldsWhileSlewingOutALargeOffset) {
+  const int runs = ::ntp::test::runs_from_env("ENGINE_SIM_RUNS", 10);
+  for (const double offset_ms : {40.0, 120.0}) {
+    double worst = 0, max_err = 0, worst_final_bound = 0;
+    for (int r = 0; r < runs; r++) {
+      BoundRun run(::ntp::test::run_seed(offset_ms == 40 ? 10 : 11, r), offset_ms);
+      ServedBound b(run.w, run.d);
+      run.w.run(400e9, 0.1e9, [&](double t) { b.observe(t); });
+      SCOPED_TRACE("run " + std::to_string(r) + " offset " + std::to_string(offset_ms) + " ms");
+      if (r == 0) b.print(offset_ms == 40 ? "40 ms off" : "120 ms off");
+      EXPECT_LE(b.worst_ratio, 1.0) << b.worst_error_ns << " ns off at " << b.worst_at_s << " s, bound "
+                                    << b.worst_bound_ns;
+      // It served while the slew was running (the case the bound is for),
+      // and the bound came down with the error once the slew was in.
+      EXPECT_GT(b.max_error_ns, offset_ms * 1e6 / 2);
+      EXPECT_GT(b.served, 3000);
+      EXPECT_LT(b.last_bound_ns, 1e6);
+      EXPECT_TRUE(events_of(run.w, run.d, ctl::EventKind::kStep).empty());
+      worst = std::max(worst, b.worst_ratio);
+      max_err = std::max(max_err, b.max_error_ns);
+      worst_final_bound = std::max(worst_final_bound, b.last_bound_ns);
+    }
+    std::fprintf(stderr, "  %.0f ms off, %d runs: worst |error|/bound %.3f, max |error| served %.1f ms, "
+                 "bound at 400 s <= %.1f us\n", offset_ms, runs, worst, max_err / 1e6, worst_final_bound / 1e3);
+  }
+}
+
+// A 500 ms offset is stepped: unsynchronized (reference ID STEP, as ntpd)
+// from the step until an update that is not a step, and the bound holds
+// before, across and after it; also from a drift file (the step comes at
+// the first sample, in kFrequencySet).
+TEST(EngineSim, ServedBoundHoldsAcrossAStepAndSaysStep) {
+  const int runs = ::ntp::test::runs_from_env("ENGINE_SIM_RUNS", 10);
+  for (const bool drift_file : {false, true}) {
+    double worst = 0;
+    for (int r = 0; r < runs; r++) {
+      BoundRun run(::ntp::test::run_seed(drift_file ? 13 : 12, r), 500, 128,
+                   drift_file ? std::optional<double>(((::ntp::test::run_seed(12, r) & 1) ? 1 : -1) * 30'000.0)
+                              : std::nullopt);
+      ServedBound b(run.w, run.d);
+      std::set<uint32_t> refids_unsync;
+      bool synced_after_step = false;
+      run.w.run(300e9, 0.1e9, [&](double t) {
+        b.observe(t);
+        const ctl::SystemVariables v = run.w.engine(run.d).system_at(run.w.local_now_ns(run.d));
+        const bool stepped = !events_of(run.w, run.d, ctl::EventKind::kStep).empty();
+        if (!v.synchronized) {
+          refids_unsync.insert(v.refid);
+          // Stratum 16 (0 on the wire) and leap 3 go with the kiss code.
+          EXPECT_EQ(v.stratum, 16);
+          EXPECT_EQ(v.leap, 3);
+          if (stepped) EXPECT_EQ(v.refid, proto::kKissStep) << "at " << t / 1e9 << " s";
+          else EXPECT_EQ(v.refid, proto::kKissInit) << "at " << t / 1e9 << " s";
+        } else if (stepped) {
+          synced_after_step = true;
+        }
+      });
+      SCOPED_TRACE("run " + std::to_string(r) + (drift_file ? " drift file" : ""));
+      if (r == 0) b.print(drift_file ? "500 ms off, drift file" : "500 ms off");
+      EXPECT_EQ(events_of(run.w, run.d, ctl::EventKind::kStep).size(), 1u);
+      EXPECT_TRUE(refids_unsync.count(proto::kKissStep));
+      EXPECT_TRUE(synced_after_step);
+      EXPECT_LE(b.worst_ratio, 1.0) << b.worst_error_ns << " ns off at " << b.worst_at_s << " s, bound "
+                                    << b.worst_bound_ns;
+      EXPECT_GT(b.served, 2000);
+      worst = std::max(worst, b.worst_ratio);
+    }
+    std::fprintf(stderr, "  500 ms step%s, %d runs: worst |error|/bound %.3f\n", drift_file ? " (drift file)" : "",
+                 runs, worst);
+  }
+}
+
+// The control plane dies and the dataplane serves on alone from the last
+// state and the last model, through its holdover (then unsynchronized):
+// killed while the 40 ms are still being slewed out (the model keeps
+// slewing: the published rate of dispersion growth includes the slew's),
+// and killed once locked (PHI covers what is left of the frequency error).
+TEST(EngineSim, ServedBoundHoldsThroughHoldover) {
+  const int runs = ::ntp::test::runs_from_env("ENGINE_SIM_RUNS", 10);
+  for (const double kill_s : {40.0, 250.0}) {
+    double worst = 0;
+    for (int r = 0; r < runs; r++) {
+      BoundRun run(::ntp::test::run_seed(kill_s < 100 ? 14 : 15, r), 40);
+      ServedBound b(run.w, run.d, 300);
+      run.w.run(kill_s * 1e9, 0.1e9, [&](double t) { b.observe(t); });
+      ASSERT_TRUE(run.w.engine(run.d).system().synchronized);
+      const int before = b.served;
+      run.w.kill_control(run.d);
+      run.w.run((kill_s + 400) * 1e9, 0.1e9, [&](double t) { b.observe(t); });
+      SCOPED_TRACE("run " + std::to_string(r) + " killed at " + std::to_string(kill_s) + " s");
+      if (r == 0) b.print(kill_s < 100 ? "holdover, killed while slewing" : "holdover, killed once locked");
+      EXPECT_LE(b.worst_ratio, 1.0) << b.worst_error_ns << " ns off at " << b.worst_at_s << " s, bound "
+                                    << b.worst_bound_ns;
+      // It served through the 300 s of holdover, then said unsynchronized.
+      EXPECT_GE(b.served - before, 2990);
+      EXPECT_GT(b.unsynchronized, 900);
+      worst = std::max(worst, b.worst_ratio);
+    }
+    std::fprintf(stderr, "  holdover (killed at %.0f s), %d runs: worst |error|/bound %.3f\n", kill_s, runs, worst);
+  }
 }
 
 }  // namespace
