@@ -52,7 +52,14 @@ proto::ClockModelData ServedClock::update(hwclock::CrossTimestamp& host) {
     log_info(log);
   }
   host = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
-  return timescale_->update(host, static_cast<uint64_t>(tsc_hz_));
+  const bool adopting = timescale_->adopting();
+  const proto::ClockModelData m = timescale_->update(host, static_cast<uint64_t>(tsc_hz_));
+  if (adopting && !timescale_->adopting())
+    spdlog::info("carried the served clock on: correction {:+.4f} ppm over the source, measured over {} s "
+                 "(the discipline started from an estimate {:+.4f} ppm off)",
+                 timescale_->correction_ppb() / 1000.0, Timescale::kAdoptUpdates,
+                 timescale_->order_bias_ppb() / 1000.0);
+  return m;
 }
 
 bool ServedClock::source_fresh(double now_s) const {
@@ -64,7 +71,13 @@ std::optional<double> ServedClock::start(const proto::ClockModelData* served, ui
   if (resumed) {
     // Our restart: carry on the clock the dataplane is serving, at the
     // frequency correction it was running with.
-    timescale_->adopt(*served, raw_now);
+    // A real clock as the source with nothing to discipline the served
+    // model (refclock_master alone, or CLOCK_REALTIME steered directly)
+    // has no correction to carry on: the served clock is that clock.
+    const bool real = cfg_.clock.source != config::ClockSource::kVirtual;
+    const bool direct = cfg_.clock.source == config::ClockSource::kSystem && cfg_.clock.steer_system_clock;
+    const bool no_discipline = cfg_.servers.empty() && cfg_.peers.empty();
+    timescale_->adopt(*served, raw_now, !(real && (direct || no_discipline)));
     return timescale_->correction_ppb();
   }
   if (drift_ppb_) timescale_->adjust(0, *drift_ppb_, 0, 0, raw_now);
@@ -87,7 +100,10 @@ void ServedClock::tick(bool synchronized) { take(applier_->tick(synchronized)); 
 
 void ServedClock::save_drift(const Engine& engine, bool force, double now_s) {
   if (engine.servo_state() == hwclock::ServoState::kNotSet) return;
-  if (std::string err; !drift_.save(engine.frequency_ppb(), now_s, force, err))
+  // After a restart the engine runs at an estimate of the carried-on
+  // correction; the file gets the real one.
+  const double ppb = engine.frequency_ppb() + timescale_->order_bias_ppb();
+  if (std::string err; !drift_.save(ppb, now_s, force, err))
     spdlog::warn("clock.drift_file: {}", err);
 }
 

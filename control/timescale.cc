@@ -17,6 +17,7 @@ proto::ClockModelData Timescale::update(const hwclock::CrossTimestamp& host, uin
     epoch_ns_ = host.clock_ns;
     have_epoch_ = true;
   }
+  if (adopting_ && ++adopt_updates_ >= kAdoptUpdates) hand_over(host.raw);
   set_published(host.raw);
   return published_;
 }
@@ -39,6 +40,7 @@ proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
   // served(raw) = src(raw) + corr(src(raw)); corr is piecewise linear (a
   // slew ends), so the model is the tangent at raw_now, re-derived when the
   // slew ends and at every update.
+  if (adopting_) return pinned_;
   const proto::ClockModelData src = source();
   if (!have_corr_) return src;
   const int64_t t = hwclock::model_to_ns(src, raw_now);
@@ -53,12 +55,14 @@ proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
 
 proto::ClockModelData Timescale::adjust(int64_t step_ns, double base_ppb, double slew_ns, double slew_rate_ppb,
                                         uint64_t raw_now) {
+  // An order ends an adoption at once: the discipline takes it from here.
+  if (adopting_) hand_over(raw_now);
   const int64_t t = hwclock::model_to_ns(source(), raw_now);
   if (!have_corr_) {
     corr_.order(t, 0, 0, 0, 0);
     have_corr_ = true;
   }
-  corr_.order(t, step_ns, base_ppb, slew_ns, slew_rate_ppb);
+  corr_.order(t, step_ns, base_ppb + order_bias_ppb_, slew_ns, slew_rate_ppb);
   set_published(raw_now);
   return published_;
 }
@@ -71,7 +75,7 @@ proto::ClockModelData Timescale::refresh(uint64_t raw_now) {
 void Timescale::set_published(uint64_t raw_now) {
   published_ = derive(raw_now);
   slew_end_raw_ = 0;
-  if (!have_corr_) return;
+  if (!have_corr_ || adopting_) return;
   const proto::ClockModelData src = source();
   const int64_t t = hwclock::model_to_ns(src, raw_now);
   if (corr_.slew_left_at(t) == 0) return;
@@ -83,22 +87,47 @@ void Timescale::set_published(uint64_t raw_now) {
   while (hwclock::model_to_ns(src, slew_end_raw_) < end_ns) ++slew_end_raw_;
 }
 
-void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now) {
-  if (cfg_.source != config::ClockSource::kVirtual || !(published.flags & proto::kModelValid) ||
-      (published.flags & proto::kModelProvisional))
-    return;  // the system clock source re-derives itself from CLOCK_REALTIME
-  // The oscillator is offset_ns off at epoch and gains frequency_ppm: pick
-  // the epoch "now" and the offset the served clock has now; its rate
-  // against the host beyond the configured error was the discipline's.
-  const int64_t host_now = hwclock::model_to_ns(host_.model(), raw_now);
-  epoch_ns_ = host_now;
-  offset_ns_ = hwclock::model_to_ns(published, raw_now) - host_now;
-  const double served_ppm = (hwclock::ns_per_tick(published) / hwclock::ns_per_tick(host_.model()) - 1.0) * 1e6;
-  const int64_t t = hwclock::model_to_ns(source(), raw_now);
-  corr_ = {};
-  corr_.order(t, 0, (served_ppm - cfg_.frequency_ppm) * 1000.0, 0, 0);
-  have_corr_ = true;
+void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now, bool disciplined) {
+  if (!(published.flags & proto::kModelValid) || (published.flags & proto::kModelProvisional)) return;
+  // The model's anchor and mult are the truth: the dataplane has been
+  // serving them all along. Re-deriving the rate from this process's first
+  // host model instead adopted -14.6, -1.34 and +7.67 ppm in three runs.
+  pinned_ = published;
+  adopting_ = true;
+  adopt_disciplined_ = disciplined;
+  adopt_updates_ = 0;
+  carry(raw_now);  // a first estimate, for the engine to start from
+  engine_start_ppb_ = corr_.base_ppb();
+  order_bias_ppb_ = 0;
   set_published(raw_now);
+}
+
+double Timescale::source_ns_per_tick() const {
+  if (cfg_.source == config::ClockSource::kPhc && have_src_) return src_.slope_ns_per_tick();
+  const double host = host_.slope_ns_per_tick();
+  return cfg_.source == config::ClockSource::kVirtual ? host * (1.0 + cfg_.frequency_ppm * 1e-6) : host;
+}
+
+void Timescale::carry(uint64_t raw_now) {
+  const int64_t t = hwclock::model_to_ns(source(), raw_now);
+  const int64_t phase_ns = hwclock::model_to_ns(pinned_, raw_now) - t;
+  const double base_ppb = (hwclock::ns_per_tick(pinned_) / source_ns_per_tick() - 1.0) * 1e9;
+  corr_ = {};
+  corr_.order(t, phase_ns, base_ppb, 0, 0);
+  have_corr_ = true;
+}
+
+void Timescale::hand_over(uint64_t raw_now) {
+  adopting_ = false;
+  if (adopt_disciplined_) {
+    carry(raw_now);
+  } else {
+    corr_ = {};
+    have_corr_ = false;
+  }
+  // The engine runs at engine_start_ppb_ and orders from there; the
+  // measurement's difference rides along with every order.
+  order_bias_ppb_ = corr_.base_ppb() - engine_start_ppb_;
 }
 
 int64_t Timescale::minus_source_ns(uint64_t raw) const {

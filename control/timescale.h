@@ -31,10 +31,27 @@ class Timescale {
   // The served clock minus the source clock (the discipline's correction) at raw.
   int64_t minus_source_ns(uint64_t raw) const;
 
-  // After a restart of the control plane: carry on from the model the
-  // dataplane is still serving, so the served time does not jump. Call
-  // after the first update() of this process.
-  void adopt(const proto::ClockModelData& published, uint64_t raw_now);
+  // After a restart of the control plane: carry on the model the dataplane
+  // is still serving, its anchor and its mult, bit for bit. This process's
+  // trackers know the source's rate only from a TSC calibration and a
+  // cross-timestamp (wrong by ppm), so the model stays as it is for
+  // kAdoptUpdates updates while they learn it; then (or at the first order,
+  // if one comes sooner) the correction on top of the source is measured
+  // as what makes the served clock go on at the same phase and rate.
+  // disciplined = false (a real clock as the source and nothing that ever
+  // orders a correction of the served model: refclock_master alone, or
+  // CLOCK_REALTIME steered directly): the served clock goes back onto its
+  // source instead, since a correction no order revisits would drift from
+  // it forever. Call after the first update() of this process; correction_ppb()
+  // is then the estimate the engine starts from.
+  void adopt(const proto::ClockModelData& published, uint64_t raw_now, bool disciplined = true);
+  static constexpr int kAdoptUpdates = 16;  // ~50 ns cross-timestamp noise: the rate to ~3 ppb
+  // Still serving the adopted model verbatim.
+  bool adopting() const { return adopting_; }
+  // What the correction runs at beyond the engine's orders: the measured
+  // rate less the estimate the engine was started from (0 without a
+  // restart). The engine's frequency plus this is the real correction.
+  double order_bias_ppb() const { return order_bias_ppb_; }
 
   // The served clock minus the host clock at raw (diagnostic).
   int64_t minus_host_ns(uint64_t raw) const;
@@ -59,6 +76,14 @@ class Timescale {
  private:
   proto::ClockModelData derive(uint64_t raw_now) const;
   void set_published(uint64_t raw_now);
+  // The source's rate, ns per tick, from the trackers' slope fit (not
+  // their phase-steered model).
+  double source_ns_per_tick() const;
+  // The correction that makes source + correction = pinned_ at raw_now in
+  // phase and rate.
+  void carry(uint64_t raw_now);
+  // The end of the adoption (see adopt()).
+  void hand_over(uint64_t raw_now);
 
   config::Clock cfg_;
   hwclock::ReferenceTracker host_;
@@ -73,6 +98,13 @@ class Timescale {
   bool have_corr_ = false;
   uint64_t slew_end_raw_ = 0;
   proto::ClockModelData published_{};
+  // adopt(): the model carried on, and what was learnt about it.
+  bool adopting_ = false;
+  bool adopt_disciplined_ = true;
+  int adopt_updates_ = 0;
+  proto::ClockModelData pinned_{};
+  double engine_start_ppb_ = 0;  // correction_ppb() at adopt: what the engine starts from
+  double order_bias_ppb_ = 0;
 };
 
 }  // namespace ntp::ctl

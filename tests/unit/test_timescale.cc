@@ -121,17 +121,149 @@ TEST(Timescale, AdoptAfterRestartKeepsTheServedTimeContinuous) {
   EXPECT_NEAR(static_cast<double>(hwclock::model_to_ns(on, at_s(170)) - hwclock::model_to_ns(served, at_s(170))),
               0.0, 5.0);
 
-  // Only a valid, final model is adopted; the system source re-derives itself.
-  Timescale sys(clock_cfg(config::ClockSource::kSystem), kHz);
-  run(sys, 160, 160);
-  sys.adopt(served, raw);
-  EXPECT_NEAR(served_minus_host(sys.published(), raw), 0.0, 2.0);
+  // Only a valid, final model is adopted.
   Timescale provisional(c, kHz);
   run(provisional, 160, 160);
   proto::ClockModelData p = served;
   p.flags |= proto::kModelProvisional;
   provisional.adopt(p, raw);
   EXPECT_NEAR(served_minus_host(provisional.published(), raw), 3e6, 2.0);
+}
+
+// Host readings as a cross-timestamp gives them: +-50 ns of noise.
+int64_t noisy_host_at(uint64_t raw) { return host_at(raw) + static_cast<int64_t>((raw / 1000 * 7919) % 101) - 50; }
+
+proto::ClockModelData run_noisy(Timescale& ts, int from_s, int to_s) {
+  proto::ClockModelData m{};
+  for (int s = from_s; s <= to_s; s++) {
+    const uint64_t raw = at_s(s);
+    m = ts.update({raw, noisy_host_at(raw), 100}, kSecTicks);
+  }
+  return m;
+}
+
+bool same_model(const proto::ClockModelData& a, const proto::ClockModelData& b) {
+  return a.raw0 == b.raw0 && a.utc0_ns == b.utc0_ns && a.mult == b.mult && a.freq_ppb == b.freq_ppb &&
+         a.flags == b.flags;
+}
+
+// The served clock's rate against the host clock between two readings, ppb.
+double rate_vs_host_ppb(const proto::ClockModelData& m1, uint64_t r1, const proto::ClockModelData& m2, uint64_t r2) {
+  return (served_minus_host(m2, r2) - served_minus_host(m1, r1)) / (static_cast<double>(host_at(r2) - host_at(r1))) *
+         1e9;
+}
+
+// The restarted process calibrated its TSC 12 ppm wrong (as a 200 ms
+// calibration against CLOCK_MONOTONIC_RAW on a busy host does): it must
+// still carry the served clock on at the published rate and phase, not at
+// one re-derived from its own first host model.
+TEST(Timescale, AdoptCarriesThePublishedRateWhateverThisProcessCalibrated) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  c.offset_ms = 3;
+  c.frequency_ppm = 10;
+  Timescale before(c, kHz);
+  run_noisy(before, 0, 30);
+  before.adjust(-500'000, -12'000, 0, 0, at_s(30));
+  const proto::ClockModelData served = run_noisy(before, 31, 60);
+  const double served_ppb = rate_vs_host_ppb(served, at_s(60), served, at_s(200));
+
+  Timescale after(c, kHz * (1 + 12e-6));
+  run_noisy(after, 160, 160);
+  after.adopt(served, at_s(160.3));
+  EXPECT_TRUE(after.adopting());
+  // The estimate the engine starts from is off by about the calibration's error.
+  const double start_ppb = after.correction_ppb();
+  EXPECT_GT(std::fabs(start_ppb - -12'000.0), 5'000.0);
+  // While the trackers learn the host's rate, the model is the published one, bit for bit.
+  for (int s = 161; s < 160 + Timescale::kAdoptUpdates - 2; s++) {
+    run_noisy(after, s, s);
+    EXPECT_TRUE(same_model(after.published(), served)) << s;
+    EXPECT_TRUE(after.adopting());
+  }
+  const proto::ClockModelData handed = run_noisy(after, 160 + Timescale::kAdoptUpdates - 2, 180);
+  EXPECT_FALSE(after.adopting());
+  // The correction measured is the one the published model ran with (the
+  // first process's -12 ppm and its host tracker's last phase steering),
+  // and the engine's frequency plus the bias is that correction.
+  const double carried_ppb = ((1 + served_ppb * 1e-9) / (1 + c.frequency_ppm * 1e-6) - 1) * 1e9;
+  EXPECT_NEAR(carried_ppb, -12'000.0, 100.0);
+  EXPECT_NEAR(after.correction_ppb(), carried_ppb, 10.0);
+  EXPECT_NEAR(start_ppb + after.order_bias_ppb(), after.correction_ppb(), 1e-6);
+  // Phase: where the published model would have been, to the noise.
+  for (double s : {175.5, 180.5}) EXPECT_NEAR(served_minus_host(handed, at_s(s)), served_minus_host(served, at_s(s)), 120.0) << s;
+  // Rate against the host: the first process's, within 10 ppb, over the next 100 s.
+  const proto::ClockModelData later = run_noisy(after, 181, 280);
+  EXPECT_NEAR(rate_vs_host_ppb(handed, at_s(180), later, at_s(280)), served_ppb, 10.0);
+  EXPECT_NEAR(served_minus_host(later, at_s(280)), served_minus_host(served, at_s(280)), 1000.0);
+  // An order after the hand-over is the engine's frequency plus the bias.
+  after.adjust(0, start_ppb + 1000.0, 0, 0, at_s(280));
+  EXPECT_NEAR(after.correction_ppb(), carried_ppb + 1000.0, 10.0);
+}
+
+// Killed in the middle of a slew: the published model is the slew's
+// tangent, and that is what the dataplane has served since; the restart
+// carries it on exactly (the rest of the slew is the discipline's to
+// order again).
+TEST(Timescale, AdoptMidSlewCarriesTheTangentOn) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  c.frequency_ppm = -20;
+  Timescale before(c, kHz);
+  run_noisy(before, 0, 30);
+  const proto::ClockModelData slewing = before.adjust(0, 20'000, 200'000, 100'000, at_s(30));
+  ASSERT_NE(before.slew_end_raw(), 0u);
+
+  Timescale after(c, kHz * (1 - 7e-6));
+  run_noisy(after, 31, 31);
+  after.adopt(slewing, at_s(31.2));
+  EXPECT_TRUE(same_model(after.published(), slewing));
+  EXPECT_EQ(after.slew_end_raw(), 0u);  // nothing to end: the tangent is the model
+  const proto::ClockModelData on = run_noisy(after, 32, 80);
+  EXPECT_FALSE(after.adopting());
+  const double tangent_ppb = rate_vs_host_ppb(slewing, at_s(31), slewing, at_s(80));
+  EXPECT_NEAR(tangent_ppb, 100'000.0, 100.0);  // -20 ppm, +20 ppm base, +100 ppm slew
+  EXPECT_NEAR(after.correction_ppb(), ((1 + tangent_ppb * 1e-9) / (1 - 20e-6) - 1) * 1e9, 10.0);
+  EXPECT_NEAR(rate_vs_host_ppb(slewing, at_s(31), on, at_s(80)), tangent_ppb, 10.0);
+}
+
+// An order before the hand-over ends the adoption there, continuously.
+TEST(Timescale, AnOrderEndsTheAdoption) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  Timescale before(c, kHz);
+  run_noisy(before, 0, 30);
+  const proto::ClockModelData served = before.adjust(0, 5'000, 0, 0, at_s(30));
+  Timescale after(c, kHz);
+  run_noisy(after, 40, 44);
+  after.adopt(served, at_s(44));
+  const double start_ppb = after.correction_ppb();
+  run_noisy(after, 45, 47);
+  const proto::ClockModelData pinned = after.published();
+  const proto::ClockModelData ordered = after.adjust(0, start_ppb, 0, 0, at_s(47.5));
+  EXPECT_FALSE(after.adopting());
+  EXPECT_TRUE(same_model(pinned, served));
+  EXPECT_NEAR(static_cast<double>(hwclock::model_to_ns(ordered, at_s(47.5)) - hwclock::model_to_ns(pinned, at_s(47.5))),
+              0.0, 1.0);
+  EXPECT_NEAR(start_ppb + after.order_bias_ppb(), after.correction_ppb(), 1e-6);
+  EXPECT_NEAR(after.correction_ppb(), 5'000.0, 100.0);  // 3 s of noisy samples
+}
+
+// A real clock as the source and nothing that disciplines the served model:
+// the served clock goes back onto the source at the hand-over (to the
+// trackers' noise), and the bias cancels the engine's start.
+TEST(Timescale, AdoptUndisciplinedRealClockReturnsToTheSource) {
+  Timescale before(clock_cfg(config::ClockSource::kSystem), kHz);
+  const proto::ClockModelData served = run_noisy(before, 0, 30);
+  Timescale after(clock_cfg(config::ClockSource::kSystem), kHz * (1 + 5e-6));
+  run_noisy(after, 40, 40);
+  after.adopt(served, at_s(40.1), /*disciplined=*/false);
+  const double start_ppb = after.correction_ppb();
+  EXPECT_GT(std::fabs(start_ppb), 1'000.0);  // the 5 ppm calibration error
+  EXPECT_TRUE(same_model(after.published(), served));
+  const proto::ClockModelData on = run_noisy(after, 41, 70);
+  EXPECT_FALSE(after.adopting());
+  EXPECT_NEAR(served_minus_host(on, at_s(70.5)), 0.0, 60.0);
+  EXPECT_NEAR(after.correction_ppb(), 0.0, 1e-9);
+  EXPECT_NEAR(after.order_bias_ppb(), -start_ppb, 1e-9);
+  EXPECT_NEAR(static_cast<double>(after.minus_source_ns(at_s(70.5))), 0.0, 1e-9);
 }
 
 // The `phc` source: the served timescale is the PHC less its UTC offset,
