@@ -1,5 +1,6 @@
 #include "config/cli.h"
 
+#include <memory>
 #include <string_view>
 
 namespace ntp::config {
@@ -53,7 +54,8 @@ void print_keys(FILE* out) {
   }
 }
 
-std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char** argv, int& exit_code) {
+std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char** argv, int& exit_code,
+                                             const HostFacts* host) {
   const std::span<const char* const> args(argv + (argc > 0 ? 1 : 0), argc > 1 ? static_cast<size_t>(argc - 1) : 0);
   const CliArgs cli = parse_cli(spec, args);
   exit_code = 0;
@@ -77,6 +79,20 @@ std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char
   if (!cfg) {
     exit_code = 2;
     return std::nullopt;
+  }
+  if (spec.host_checks != kCheckNone) {
+    std::unique_ptr<HostFacts> real;
+    if (!host) host = (real = real_host_facts()).get();
+    const HostCheckResult hc = check_host(*cfg, KeyLocations::from_file(cli.config_path), spec.host_checks, *host,
+                                          /*starting=*/cli.action == CliArgs::Action::kRun);
+    for (const auto& w : hc.warnings) std::fprintf(stderr, "%s: warning: %s\n", spec.program, w.to_string().c_str());
+    if (!hc.ok()) {
+      for (const auto& e : hc.errors) std::fprintf(stderr, "%s: %s\n", spec.program, e.to_string().c_str());
+      std::fprintf(stderr, "%s: %zu error(s) in %s; nothing started\n", spec.program, hc.errors.size(),
+                   cli.config_path.c_str());
+      exit_code = 2;
+      return std::nullopt;
+    }
   }
   if (cli.action == CliArgs::Action::kCheck) {
     std::printf("%s: ok\n", cli.config_path.c_str());

@@ -9,12 +9,16 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/host_check.h"
 
 namespace ntp::config {
 
 struct CliSpec {
   const char* program = "";  // in messages and the usage line, e.g. "ntp-control"
   bool print_keys = false;   // accepts --print-keys
+  // What this program checks on the host, at --check and at a start alike
+  // (host_check.h says which daemon checks what, and why there).
+  HostChecks host_checks = kCheckNone;
 };
 
 struct CliArgs {
@@ -41,8 +45,12 @@ void print_usage(const CliSpec& spec, FILE* out);
 void print_keys(FILE* out);
 
 // What both daemons do first: parse argv, act on help, keys, usage errors
-// and --check, load and validate the file. Returns the configuration to run
+// and --check, load and validate the file, then run spec.host_checks against
+// `host` (the kernel's facts when null). Returns the configuration to run
 // with, or nothing with the exit status in `exit_code` (0 done, 2 refused).
-std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char** argv, int& exit_code);
+// A host check's errors are printed as the loader's are
+// ("<program>: file:line:col: key: message", then the count).
+std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char** argv, int& exit_code,
+                                             const HostFacts* host = nullptr);
 
 }  // namespace ntp::config

@@ -3,12 +3,15 @@
 // file is the lifecycle: EAL, pools, ports, segment, workers, housekeeping
 // on the main lcore, teardown.
 #include <signal.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rte_eal.h>
@@ -51,6 +54,50 @@ std::vector<std::string> eal_arguments(const config::Config& cfg) {
   }
   a.insert(a.end(), cfg.dataplane.eal_args.begin(), cfg.dataplane.eal_args.end());
   return a;
+}
+
+// rte_eal_init with its stdout (EAL's log and, on an argument it refuses,
+// its ~100 lines of usage) caught in a memory file. The host checks refuse
+// what we can foresee before EAL runs; for the rest (an eal_args entry EAL
+// does not take) the operator gets EAL's own "EAL: ..." lines, not the usage
+// of a program they never invoke directly.
+int eal_init_quiet_usage(std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  const int saved = dup(STDOUT_FILENO);
+  const int mem = memfd_create("ntp-dataplane-eal", MFD_CLOEXEC);
+  if (saved < 0 || mem < 0 || dup2(mem, STDOUT_FILENO) < 0) {
+    if (saved >= 0) close(saved);
+    if (mem >= 0) close(mem);
+    return rte_eal_init(static_cast<int>(args.size()), argv.data());
+  }
+  const int rc = rte_eal_init(static_cast<int>(args.size()), argv.data());
+  std::fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  std::string text;
+  char buf[4096];
+  for (off_t at = 0;;) {
+    const ssize_t n = pread(mem, buf, sizeof buf, at);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  close(mem);
+  // Success: replay all of it. Failure: EAL's log lines only; the usage
+  // text is the lines that do not start with "EAL:".
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + start, end - start);
+    if (rc >= 0 || line.starts_with("EAL:")) std::fprintf(stdout, "%.*s\n", static_cast<int>(line.size()), line.data());
+    start = end + 1;
+  }
+  std::fflush(stdout);
+  return rc;
 }
 
 void log_port(const dp::Port& p) {
@@ -111,11 +158,9 @@ int run(const config::Config& cfg) {
   std::string joined;
   for (const auto& s : args) joined += (joined.empty() ? "" : " ") + s;
   spdlog::info("EAL arguments: {}", joined);
-  std::vector<char*> argv;
-  for (auto& s : args) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
-    spdlog::error("rte_eal_init failed: {}", rte_strerror(rte_errno));
+  if (eal_init_quiet_usage(args) < 0) {
+    spdlog::error("rte_eal_init failed: {} (EAL arguments above; dataplane.eal_args in {})", rte_strerror(rte_errno),
+                  cfg.path);
     return 1;
   }
   signal(SIGINT, on_signal);
@@ -212,7 +257,7 @@ out:
 int main(int argc, char** argv) {
   int exit_code = 0;
   const std::optional<config::Config> cfg =
-      config::load_from_command_line({.program = "ntp-dataplane", .print_keys = false}, argc, argv, exit_code);
+      config::load_from_command_line({.program = "ntp-dataplane", .print_keys = false, .host_checks = config::kDataplaneHostChecks}, argc, argv, exit_code);
   if (!cfg) return exit_code;
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-dataplane[%P] %v");

@@ -5,10 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -311,6 +314,83 @@ TEST(Cli, FrontDoorBadConfigOnStderr) {
   EXPECT_NE(r.err.find("ntp-control: 1 error(s) in /nonexistent/ntp-test-cli.toml; nothing started\n"),
             std::string::npos)
       << r.err;
+}
+
+// A host for the front door's host checks: CPU 0 only, 127.0.0.1:9123 as
+// the test says, no interfaces (the seed's dpC lives in the demo's namespace).
+struct OneCpuHost : HostFacts {
+  int bind_errno = 0;
+  std::vector<int> online_cpus() const override { return {0}; }
+  int try_pin(int cpu) const override { return cpu == 0 ? 0 : EINVAL; }
+  int try_bind_tcp(uint32_t, uint16_t) const override { return bind_errno; }
+  bool interface_exists(const std::string&) const override { return false; }
+  bool pci_device_exists(const std::string&) const override { return false; }
+  bool file_readable(const std::string&) const override { return false; }
+};
+
+FrontDoor front_door_on(const CliSpec& spec, const HostFacts& host, std::vector<std::string> args) {
+  std::vector<char*> argv{const_cast<char*>(spec.program)};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  FrontDoor r;
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  r.cfg = load_from_command_line(spec, static_cast<int>(argv.size() - 1), argv.data(), r.code, &host);
+  r.err = testing::internal::GetCapturedStderr();
+  r.out = testing::internal::GetCapturedStdout();
+  return r;
+}
+
+// A valid file the host cannot run: refused at --check and at a start
+// alike, each error as the loader's are (file:line:col: key: message), then
+// the count and "nothing started"; each daemon names what it checks.
+TEST(Cli, FrontDoorRefusesWhatTheHostCannotRun) {
+  const CliSpec control{"ntp-control", true, kControlHostChecks};
+  const CliSpec dataplane{"ntp-dataplane", false, kDataplaneHostChecks};
+  OneCpuHost host;
+  host.bind_errno = EADDRNOTAVAIL;
+  const std::string lcore = kSeed + ":35:18: dataplane.worker_lcores[0]: lcore 1 is not a CPU of this host (online CPUs: 0)\n";
+  const std::string stats = kSeed + ":44:10: stats.listen: cannot listen on 127.0.0.1:9123: " +
+                            std::strerror(EADDRNOTAVAIL) +
+                            " (no interface of this host, in this network namespace, has 127.0.0.1)\n";
+  const std::string dev = kSeed + ":29:10: interface[0].device: interface 'dpC' (iface= of net_af_packet0) does not "
+                          "exist in this network namespace\n";
+  for (const bool check : {false, true}) {
+    std::vector<std::string> args{"--config", kSeed};
+    if (check) args.push_back("--check");
+    FrontDoor r = front_door_on(control, host, args);
+    EXPECT_FALSE(r.cfg);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "ntp-control: " + lcore + "ntp-control: " + stats + "ntp-control: 2 error(s) in " +
+                         kSeed + "; nothing started\n");
+    r = front_door_on(dataplane, host, args);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "ntp-dataplane: " + dev + "ntp-dataplane: " + lcore + "ntp-dataplane: 2 error(s) in " + kSeed +
+                         "; nothing started\n");
+  }
+}
+
+// The stats port held by someone (the running instance, when an operator
+// checks a new file on a live appliance): a warning at --check, refused at a start.
+TEST(Cli, FrontDoorStatsPortInUse) {
+  const CliSpec control{"ntp-control", true, kCheckStatsListen};
+  OneCpuHost host;
+  host.bind_errno = EADDRINUSE;
+  FrontDoor r = front_door_on(control, host, {"--config", kSeed, "--check"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kSeed + ": ok\n");
+  EXPECT_EQ(r.err, "ntp-control: warning: " + kSeed + ":44:10: stats.listen: cannot listen on 127.0.0.1:9123: " +
+                       std::strerror(EADDRINUSE) + " now (a running instance?); a start needs it free\n");
+  r = front_door_on(control, host, {"--config", kSeed});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("ntp-control: 1 error(s) in " + kSeed + "; nothing started\n"), std::string::npos) << r.err;
+  host.bind_errno = 0;
+  r = front_door_on(control, host, {"--config", kSeed});
+  ASSERT_TRUE(r.cfg);
+  EXPECT_EQ(r.err, "");
 }
 
 }  // namespace

@@ -1,0 +1,303 @@
+#include "config/host_check.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "proto/inet.h"
+
+namespace ntp::config {
+
+// ===========================================================================
+// Key locations
+
+namespace {
+
+void record(const toml::node& n, const std::string& key, std::map<std::string, KeyLocations::Where>& out) {
+  const auto& b = n.source().begin;
+  out[key] = {static_cast<int>(b.line), static_cast<int>(b.column)};
+  if (const toml::table* t = n.as_table()) {
+    for (const auto& [k, v] : *t) record(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()), out);
+  } else if (const toml::array* a = n.as_array()) {
+    for (size_t i = 0; i < a->size(); i++) record((*a)[i], key + "[" + std::to_string(i) + "]", out);
+  }
+}
+
+}  // namespace
+
+KeyLocations KeyLocations::from_text(std::string_view text, std::string_view path) {
+  KeyLocations loc;
+  try {
+    const toml::table root = toml::parse(text, path);
+    record(root, "", loc.at_);
+    loc.at_.erase("");
+  } catch (...) {
+    // parse() has already accepted this text; if it cannot be read again
+    // the errors simply carry no position.
+  }
+  return loc;
+}
+
+KeyLocations KeyLocations::from_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return from_text(ss.str(), path);
+}
+
+KeyLocations::Where KeyLocations::find(const std::string& key) const {
+  std::string k = key;
+  while (!k.empty()) {
+    if (auto it = at_.find(k); it != at_.end()) return it->second;
+    // An element the file lacks: its array. Not further up: a key left at
+    // its default has no place in the file to point at.
+    const size_t open = k.rfind('[');
+    if (k.back() != ']' || open == std::string::npos) break;
+    k.resize(open);
+  }
+  return {};
+}
+
+// ===========================================================================
+// Pure helpers
+
+std::optional<std::vector<int>> parse_cpu_list(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  std::vector<int> out;
+  if (s.empty()) return out;
+  auto number = [](std::string_view t, int& v) {
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return ec == std::errc() && p == t.data() + t.size() && !t.empty() && v >= 0;
+  };
+  while (true) {
+    const size_t comma = s.find(',');
+    const std::string_view part = s.substr(0, comma);
+    const size_t dash = part.find('-');
+    int lo = 0, hi = 0;
+    if (dash == std::string_view::npos) {
+      if (!number(part, lo)) return std::nullopt;
+      hi = lo;
+    } else if (!number(part.substr(0, dash), lo) || !number(part.substr(dash + 1), hi) || hi < lo ||
+               hi - lo > 65535) {
+      return std::nullopt;
+    }
+    for (int c = lo; c <= hi; c++) out.push_back(c);
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string format_cpu_list(const std::vector<int>& cpus) {
+  std::string out;
+  for (size_t i = 0; i < cpus.size();) {
+    size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) j++;
+    if (!out.empty()) out.push_back(',');
+    out.append(std::to_string(cpus[i]));
+    if (j > i) out.append(1, '-').append(std::to_string(cpus[j]));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool is_pci_address(std::string_view d) {
+  // [dddd:]bb:dd.f in hex, the function 0..7.
+  auto hex = [&](size_t at, size_t n) {
+    for (size_t i = at; i < at + n; i++)
+      if (!std::isxdigit(static_cast<unsigned char>(d[i]))) return false;
+    return true;
+  };
+  size_t o = 0;
+  if (d.size() == 12) {
+    if (!hex(0, 4) || d[4] != ':') return false;
+    o = 5;
+  } else if (d.size() != 7) {
+    return false;
+  }
+  return hex(o, 2) && d[o + 2] == ':' && hex(o + 3, 2) && d[o + 5] == '.' && d[o + 6] >= '0' && d[o + 6] <= '7';
+}
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+// ===========================================================================
+// The checks
+
+struct Checker {
+  const Config& cfg;
+  const KeyLocations& where;
+  const HostFacts& host;
+  HostCheckResult& out;
+
+  void add(std::vector<Error>& list, const std::string& key, std::string message) {
+    const KeyLocations::Where w = where.find(key);
+    list.push_back(Error{cfg.path, w.line, w.column, key, std::move(message)});
+  }
+  void error(const std::string& key, std::string m) { add(out.errors, key, std::move(m)); }
+  void warning(const std::string& key, std::string m) { add(out.warnings, key, std::move(m)); }
+
+  void lcores(bool usable) {
+    std::vector<std::pair<std::string, int>> all{{"dataplane.main_lcore", cfg.dataplane.main_lcore}};
+    for (size_t i = 0; i < cfg.dataplane.worker_lcores.size(); i++)
+      all.emplace_back("dataplane.worker_lcores[" + std::to_string(i) + "]", cfg.dataplane.worker_lcores[i]);
+    const std::vector<int> online = host.online_cpus();
+    for (const auto& [key, lcore] : all) {
+      // EAL maps lcore N to CPU N unless told otherwise (we pass -l).
+      if (!online.empty() && !std::binary_search(online.begin(), online.end(), lcore)) {
+        error(key, "lcore " + std::to_string(lcore) + " is not a CPU of this host (online CPUs: " +
+                       format_cpu_list(online) + ")");
+        continue;
+      }
+      if (!usable) continue;
+      if (const int e = host.try_pin(lcore); e != 0)
+        error(key, "lcore " + std::to_string(lcore) + ": this process may not run on CPU " + std::to_string(lcore) +
+                       " (" + errno_text(e) + "; outside its cpuset?)");
+    }
+  }
+
+  void stats(bool starting) {
+    const std::optional<proto::HostPort> hp = proto::split_host_port(cfg.stats_listen);
+    if (!hp) return;  // the loader refuses these
+    const std::optional<uint32_t> ip =
+        hp->host == "localhost" ? std::optional<uint32_t>(0x7F000001) : proto::parse_ipv4(hp->host);
+    if (!ip) return;
+    const int e = host.try_bind_tcp(*ip, hp->port);
+    if (e == 0) return;
+    const std::string what = "cannot listen on " + cfg.stats_listen + ": " + errno_text(e);
+    if (e == EADDRNOTAVAIL)
+      error("stats.listen", what + " (no interface of this host, in this network namespace, has " + hp->host + ")");
+    else if (e == EADDRINUSE && !starting)
+      warning("stats.listen", what + " now (a running instance?); a start needs it free");
+    else
+      error("stats.listen", what);
+  }
+
+  // A vdev's arguments ("net_af_packet0,iface=veth0,qpairs=1") that name an
+  // existing kernel interface or file. net_tap and the like create theirs, so
+  // only the drivers that attach to something present are checked.
+  void vdev(const std::string& key, const std::string& device) {
+    const std::string driver = device.substr(0, device.find(','));
+    const bool attaches = driver.starts_with("net_af_packet") || driver.starts_with("eth_af_packet") ||
+                          driver.starts_with("net_af_xdp") || driver.starts_with("net_pcap");
+    if (!attaches) return;
+    size_t at = device.find(',');
+    while (at != std::string::npos) {
+      const size_t next = device.find(',', at + 1);
+      const std::string arg = device.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+      at = next;
+      const size_t eq = arg.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string name = arg.substr(0, eq), value = arg.substr(eq + 1);
+      if (name == "iface" || name == "rx_iface" || name == "rx_iface_in" || name == "tx_iface") {
+        if (!host.interface_exists(value))
+          error(key, "interface '" + value + "' (" + name + "= of " + driver +
+                         ") does not exist in this network namespace");
+      } else if (name == "rx_pcap" && !host.file_readable(value)) {
+        error(key, "cannot read '" + value + "' (rx_pcap= of " + driver + ")");
+      }
+    }
+  }
+
+  void devices() {
+    for (size_t i = 0; i < cfg.interfaces.size(); i++) {
+      const std::string key = "interface[" + std::to_string(i) + "].device";
+      const std::string& d = cfg.interfaces[i].device;
+      if (is_pci_address(d)) {
+        const std::string full = d.size() == 7 ? "0000:" + d : d;
+        if (!host.pci_device_exists(full))
+          error(key, "no PCI device " + full + " on this host (/sys/bus/pci/devices/" + full + " is absent)");
+      } else {
+        vdev(key, d);
+      }
+    }
+  }
+};
+
+// ===========================================================================
+// The kernel's answers
+
+class RealHostFacts final : public HostFacts {
+ public:
+  std::vector<int> online_cpus() const override {
+    std::ifstream f("/sys/devices/system/cpu/online");
+    std::string line;
+    if (std::getline(f, line))
+      if (auto cpus = parse_cpu_list(line)) return *cpus;
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    std::vector<int> out;
+    for (int c = 0; c < n; c++) out.push_back(c);
+    return out;
+  }
+  // Pinning is what EAL will do with the lcore's thread: try it on this
+  // thread and put the mask back.
+  int try_pin(int cpu) const override {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+    cpu_set_t saved, one;
+    if (sched_getaffinity(0, sizeof saved, &saved) != 0) return errno;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    int e = 0;
+    if (sched_setaffinity(0, sizeof one, &one) != 0) e = errno;
+    sched_setaffinity(0, sizeof saved, &saved);
+    return e;
+  }
+  // SO_REUSEADDR as the stats server has it, so a port in TIME_WAIT after a
+  // restart counts as free; bind only, never listen, then close.
+  int try_bind_tcp(uint32_t ipv4, uint16_t port) const override {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(ipv4);
+    const int e = bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
+    close(fd);
+    return e;
+  }
+  bool interface_exists(const std::string& name) const override { return if_nametoindex(name.c_str()) != 0; }
+  bool pci_device_exists(const std::string& address) const override {
+    struct stat st;
+    return stat(("/sys/bus/pci/devices/" + address).c_str(), &st) == 0;
+  }
+  bool file_readable(const std::string& path) const override { return access(path.c_str(), R_OK) == 0; }
+};
+
+}  // namespace
+
+std::unique_ptr<HostFacts> real_host_facts() { return std::make_unique<RealHostFacts>(); }
+
+HostCheckResult check_host(const Config& cfg, const KeyLocations& where, HostChecks checks, const HostFacts& host,
+                           bool starting) {
+  HostCheckResult out;
+  Checker c{cfg, where, host, out};
+  if (checks & (kCheckLcoresExist | kCheckLcoresUsable)) c.lcores((checks & kCheckLcoresUsable) != 0);
+  if (checks & kCheckStatsListen) c.stats(starting);
+  if (checks & kCheckDevices) c.devices();
+  auto by_position = [](const Error& a, const Error& b) {
+    return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+  };
+  std::stable_sort(out.errors.begin(), out.errors.end(), by_position);
+  return out;
+}
+
+}  // namespace ntp::config

@@ -1,0 +1,264 @@
+// The host checks (config/host_check.h) over injected host facts: which
+// lcores, addresses and devices a start would fail on, the message and the
+// file position of each, and which daemon checks what.
+#include "config/host_check.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ntp::config {
+namespace {
+
+// A host with two CPUs, loopback and veth0, one PCI device, nothing bound.
+struct FakeHost : HostFacts {
+  std::vector<int> online{0, 1};
+  std::set<int> pinnable{0, 1};
+  std::map<std::pair<uint32_t, uint16_t>, int> bind_errno;  // default: binds
+  std::set<std::string> interfaces{"lo", "veth0"};
+  std::set<std::string> pci{"0000:3b:00.0"};
+  std::set<std::string> files{"/tmp/in.pcap"};
+  mutable std::vector<int> pinned;
+  mutable std::vector<std::pair<uint32_t, uint16_t>> bound;
+  mutable std::vector<std::string> looked_up;
+
+  std::vector<int> online_cpus() const override { return online; }
+  int try_pin(int cpu) const override {
+    pinned.push_back(cpu);
+    return pinnable.count(cpu) ? 0 : EINVAL;
+  }
+  int try_bind_tcp(uint32_t ip, uint16_t port) const override {
+    bound.emplace_back(ip, port);
+    auto it = bind_errno.find({ip, port});
+    return it == bind_errno.end() ? 0 : it->second;
+  }
+  bool interface_exists(const std::string& n) const override {
+    looked_up.push_back(n);
+    return interfaces.count(n) > 0;
+  }
+  bool pci_device_exists(const std::string& a) const override {
+    looked_up.push_back(a);
+    return pci.count(a) > 0;
+  }
+  bool file_readable(const std::string& p) const override {
+    looked_up.push_back(p);
+    return files.count(p) > 0;
+  }
+};
+
+// Line numbers below count from 1 in this text.
+std::string config_text(const std::string& lcores, const std::string& listen, const std::string& device,
+                        const std::string& second_device = "net_tap0,iface=tapX") {
+  return "sysname = \"T\"\n"                          // 1
+         "[dataplane]\n"                              // 2
+         "main_lcore = 0\n"                           // 3
+         "worker_lcores = " + lcores + "\n"           // 4
+         "[stats]\n"                                  // 5
+         "listen = \"" + listen + "\"\n"              // 6
+         "[[interface]]\n"                            // 7
+         "name = \"a\"\n"                             // 8
+         "device = \"" + device + "\"\n"              // 9
+         "address = \"10.0.0.1/24\"\n"                // 10
+         "[[interface]]\n"                            // 11
+         "name = \"b\"\n"                             // 12
+         "device = \"" + second_device + "\"\n"       // 13
+         "address = \"10.0.1.1/24\"\n";               // 14
+}
+
+struct Checked {
+  HostCheckResult r;
+  std::vector<std::string> errors, warnings;
+};
+
+Checked run(const std::string& text, HostChecks checks, const FakeHost& host, bool starting = true) {
+  LoadResult lr = parse(text, "t.toml");
+  EXPECT_TRUE(lr.ok()) << (lr.errors.empty() ? "" : lr.errors[0].to_string());
+  Checked c;
+  if (!lr.ok()) return c;
+  c.r = check_host(*lr.config, KeyLocations::from_text(text, "t.toml"), checks, host, starting);
+  for (const auto& e : c.r.errors) c.errors.push_back(e.to_string());
+  for (const auto& e : c.r.warnings) c.warnings.push_back(e.to_string());
+  return c;
+}
+
+TEST(HostCheck, CpuListParsesTheKernelsFormat) {
+  EXPECT_EQ(parse_cpu_list("0-3,8,10-11\n"), (std::vector<int>{0, 1, 2, 3, 8, 10, 11}));
+  EXPECT_EQ(parse_cpu_list("1"), (std::vector<int>{1}));
+  EXPECT_EQ(parse_cpu_list(""), (std::vector<int>{}));
+  for (const char* bad : {"3-1", "a", "0,,1", "-1", "1-", "0-99999999"})
+    EXPECT_FALSE(parse_cpu_list(bad)) << bad;
+  EXPECT_EQ(format_cpu_list({0, 1, 2, 3, 8, 10, 11}), "0-3,8,10-11");
+  EXPECT_EQ(format_cpu_list({5}), "5");
+  EXPECT_EQ(format_cpu_list({}), "");
+}
+
+TEST(HostCheck, PciAddressForms) {
+  EXPECT_TRUE(is_pci_address("0000:3b:00.0"));
+  EXPECT_TRUE(is_pci_address("3b:00.7"));
+  EXPECT_FALSE(is_pci_address("3b:00.8"));
+  EXPECT_FALSE(is_pci_address("net_af_packet0,iface=lo"));
+  EXPECT_FALSE(is_pci_address("000:3b:00.0"));
+  EXPECT_FALSE(is_pci_address("zz:00.0"));
+}
+
+TEST(HostCheck, KeyLocationsOfValuesElementsAndDefaults) {
+  const std::string text = config_text("[1, 7]", "127.0.0.1:9123", "veth0");
+  const KeyLocations at = KeyLocations::from_text(text, "t.toml");
+  EXPECT_EQ(at.find("dataplane.worker_lcores[1]").line, 4);
+  EXPECT_EQ(at.find("dataplane.worker_lcores[1]").column, 21);  // the 7
+  EXPECT_EQ(at.find("dataplane.worker_lcores[0]").column, 18);
+  EXPECT_EQ(at.find("stats.listen").line, 6);
+  EXPECT_EQ(at.find("stats.listen").column, 10);
+  EXPECT_EQ(at.find("interface[1].device").line, 13);
+  // An element the file does not have: its array's position.
+  EXPECT_EQ(at.find("dataplane.worker_lcores[5]").line, 4);
+  // A key left at its default: no position.
+  EXPECT_EQ(at.find("dataplane.idle_sleep_us").line, 0);
+  EXPECT_EQ(KeyLocations::from_text("not [toml", "x").find("a").line, 0);
+}
+
+TEST(HostCheck, LcoreThatIsNotACpuOfTheHost) {
+  FakeHost host;
+  const Checked c = run(config_text("[1, 7]", "127.0.0.1:9123", "veth0"), kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_EQ(c.errors[0],
+            "t.toml:4:21: dataplane.worker_lcores[1]: lcore 7 is not a CPU of this host (online CPUs: 0-1)");
+  // Lcore 7 was not even tried: the kernel would only have said EINVAL.
+  EXPECT_EQ(host.pinned, (std::vector<int>{0, 1}));
+}
+
+TEST(HostCheck, MainLcoreAndDefaultsAreCheckedToo) {
+  FakeHost host;
+  host.online = {0};
+  host.pinnable = {0};
+  // worker_lcores left at its default [1]: reported without a position.
+  std::string text = config_text("[1]", "127.0.0.1:9123", "veth0");
+  text.replace(text.find("worker_lcores = [1]\n"), 20, "");
+  text.replace(text.find("main_lcore = 0"), 14, "main_lcore = 2");
+  const Checked c = run(text, kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 2u);
+  EXPECT_EQ(c.errors[0], "t.toml: dataplane.worker_lcores[0]: lcore 1 is not a CPU of this host (online CPUs: 0)");
+  EXPECT_EQ(c.errors[1], "t.toml:3:14: dataplane.main_lcore: lcore 2 is not a CPU of this host (online CPUs: 0)");
+}
+
+TEST(HostCheck, LcoreOnlineButOutsideThisProcesssCpuset) {
+  FakeHost host;
+  host.pinnable = {0};
+  const Checked c = run(config_text("[1]", "127.0.0.1:9123", "veth0"), kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_EQ(c.errors[0], "t.toml:4:18: dataplane.worker_lcores[0]: lcore 1: this process may not run on CPU 1 (" +
+                             std::string(std::strerror(EINVAL)) + "; outside its cpuset?)");
+  // ntp-control only asks whether the CPU exists: its own cpuset says
+  // nothing about the dataplane's.
+  host.pinned.clear();
+  EXPECT_TRUE(run(config_text("[1]", "127.0.0.1:9123", "veth0"), kControlHostChecks, host).r.ok());
+  EXPECT_TRUE(host.pinned.empty());
+}
+
+TEST(HostCheck, UnknownOnlineSetLeavesItToThePinning) {
+  FakeHost host;
+  host.online = {};
+  host.pinnable = {0};
+  const Checked c = run(config_text("[9]", "127.0.0.1:9123", "veth0"), kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_NE(c.errors[0].find("lcore 9: this process may not run on CPU 9"), std::string::npos) << c.errors[0];
+}
+
+TEST(HostCheck, StatsAddressTheHostDoesNotHave) {
+  FakeHost host;
+  host.bind_errno[{0xC0000201, 9123}] = EADDRNOTAVAIL;  // 192.0.2.1
+  const Checked c = run(config_text("[1]", "192.0.2.1:9123", "veth0"), kControlHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_EQ(c.errors[0], "t.toml:6:10: stats.listen: cannot listen on 192.0.2.1:9123: " +
+                             std::string(std::strerror(EADDRNOTAVAIL)) +
+                             " (no interface of this host, in this network namespace, has 192.0.2.1)");
+  EXPECT_EQ(host.bound, (std::vector<std::pair<uint32_t, uint16_t>>{{0xC0000201, 9123}}));
+}
+
+TEST(HostCheck, StatsPortInUseIsAnErrorAtStartAWarningAtCheck) {
+  FakeHost host;
+  host.bind_errno[{0x7F000001, 9123}] = EADDRINUSE;
+  const std::string text = config_text("[1]", "localhost:9123", "veth0");  // localhost is 127.0.0.1
+  const Checked start = run(text, kControlHostChecks, host, /*starting=*/true);
+  ASSERT_EQ(start.errors.size(), 1u);
+  EXPECT_NE(start.errors[0].find("stats.listen: cannot listen on localhost:9123"), std::string::npos);
+  const Checked check = run(text, kControlHostChecks, host, /*starting=*/false);
+  EXPECT_TRUE(check.r.ok());
+  ASSERT_EQ(check.warnings.size(), 1u);
+  EXPECT_NE(check.warnings[0].find("now (a running instance?); a start needs it free"), std::string::npos);
+  // Other bind errors (EACCES) refuse at --check as well.
+  host.bind_errno[{0x7F000001, 9123}] = EACCES;
+  EXPECT_EQ(run(text, kControlHostChecks, host, false).errors.size(), 1u);
+}
+
+TEST(HostCheck, DevicesThatAttachToSomethingPresent) {
+  FakeHost host;
+  const Checked c = run(config_text("[1]", "127.0.0.1:9123", "net_af_packet0,iface=veth9,qpairs=1",
+                                    "net_pcap1,rx_pcap=/tmp/none.pcap,tx_iface=lo"),
+                        kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 2u);
+  EXPECT_EQ(c.errors[0],
+            "t.toml:9:10: interface[0].device: interface 'veth9' (iface= of net_af_packet0) does not exist in this "
+            "network namespace");
+  EXPECT_EQ(c.errors[1], "t.toml:13:10: interface[1].device: cannot read '/tmp/none.pcap' (rx_pcap= of net_pcap1)");
+  EXPECT_EQ(host.looked_up, (std::vector<std::string>{"veth9", "/tmp/none.pcap", "lo"}));
+
+  // Present ones pass; net_tap creates its interface, so its iface= is not looked up.
+  host.looked_up.clear();
+  EXPECT_TRUE(run(config_text("[1]", "127.0.0.1:9123", "net_af_xdp0,iface=veth0"), kDataplaneHostChecks, host).r.ok());
+  EXPECT_EQ(host.looked_up, (std::vector<std::string>{"veth0"}));
+}
+
+TEST(HostCheck, PciDeviceInSysfs) {
+  FakeHost host;
+  EXPECT_TRUE(run(config_text("[1]", "127.0.0.1:9123", "3b:00.0"), kDataplaneHostChecks, host).r.ok());
+  EXPECT_EQ(host.looked_up.front(), "0000:3b:00.0");  // the short form, with its domain
+  const Checked c = run(config_text("[1]", "127.0.0.1:9123", "0000:5e:00.1"), kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_EQ(c.errors[0],
+            "t.toml:9:10: interface[0].device: no PCI device 0000:5e:00.1 on this host (/sys/bus/pci/devices/"
+            "0000:5e:00.1 is absent)");
+}
+
+TEST(HostCheck, EachDaemonChecksWhatItUses) {
+  FakeHost host;
+  host.online = {0};
+  host.bind_errno[{0x7F000001, 9123}] = EADDRNOTAVAIL;
+  const std::string text = config_text("[1]", "127.0.0.1:9123", "net_af_packet0,iface=absent0");
+  // The dataplane: lcores (exist, usable) and devices; not the stats port,
+  // which the control plane may be holding while the dataplane restarts.
+  Checked dp = run(text, kDataplaneHostChecks, host);
+  EXPECT_EQ(dp.errors.size(), 2u);
+  EXPECT_TRUE(host.bound.empty());
+  // The control plane: lcores exist, the stats port; not the devices, which
+  // live in the dataplane's namespace.
+  host.looked_up.clear();
+  Checked cp = run(text, kControlHostChecks, host);
+  ASSERT_EQ(cp.errors.size(), 2u);
+  EXPECT_NE(cp.errors[0].find("dataplane.worker_lcores[0]"), std::string::npos);
+  EXPECT_NE(cp.errors[1].find("stats.listen"), std::string::npos);
+  EXPECT_TRUE(host.looked_up.empty());
+  EXPECT_TRUE(run(text, kCheckNone, host).r.ok());
+}
+
+// The real facts, where this host's answer is known whatever it runs on.
+TEST(HostCheck, RealHostFacts) {
+  const auto real = real_host_facts();
+  const std::vector<int> online = real->online_cpus();
+  ASSERT_FALSE(online.empty());
+  EXPECT_EQ(real->try_pin(100000), EINVAL);
+  EXPECT_TRUE(real->interface_exists("lo"));
+  EXPECT_FALSE(real->interface_exists("ntp-absent-if"));
+  EXPECT_FALSE(real->pci_device_exists("ffff:ff:1f.7"));
+  // 192.0.2.0/24 (TEST-NET-1) is on no host; port 0 lets the kernel pick.
+  EXPECT_EQ(real->try_bind_tcp(0xC0000201, 0), EADDRNOTAVAIL);
+  EXPECT_EQ(real->try_bind_tcp(0x7F000001, 0), 0);
+}
+
+}  // namespace
+}  // namespace ntp::config
