@@ -145,6 +145,53 @@ TEST(MakeModel, Fields) {
   EXPECT_EQ(make_model(0, 0, 1.0, 0).freq_ppb, 0);  // unknown nominal
 }
 
+// ------------------------------------------------------- the leap on top
+
+TEST(ModelToNs, LeapAppliedOnTopOfTheLinearTime) {
+  // 2016-12-31's inserted second on a 4 GHz timebase (a quarter ns a tick,
+  // exact in the fixed point) anchored 10 s before it: model_linear_ns is
+  // the model as before, model_to_ns serves the leap.
+  constexpr int64_t kLeap = 1483228800LL * kNs;
+  ClockModelData m = make_model(3000, kLeap - 10 * kNs, 0.25, 4000000000ULL);
+  EXPECT_EQ(m.leap_sign, 0);  // a fresh model has no leap
+  const ClockModelData plain = m;
+  set_model_leap(m, 1, kLeap, false);
+  const uint64_t at_leap = 3000 + 40000000000ULL;  // 10 s of ticks
+  EXPECT_EQ(model_linear_ns(m, at_leap), kLeap);
+  EXPECT_EQ(model_to_ns(m, at_leap), kLeap - kNs);  // 23:59:59 again
+  EXPECT_EQ(model_to_ns(m, at_leap - 3), kLeap - 1);
+  EXPECT_EQ(model_to_ns(m, at_leap + 4000000000ULL), kLeap);
+  for (uint64_t raw : {uint64_t{0}, uint64_t{3000}, at_leap - 1, at_leap, at_leap + 123456789, at_leap * 3}) {
+    EXPECT_EQ(model_linear_ns(m, raw), model_to_ns(plain, raw)) << raw;
+    EXPECT_EQ(model_to_ns(m, raw), apply_leap(m, model_linear_ns(m, raw))) << raw;
+  }
+  set_model_leap(m, -1, kLeap, false);
+  EXPECT_EQ(model_to_ns(m, at_leap - 4000000000ULL - 3), kLeap - kNs - 1);
+  EXPECT_EQ(model_to_ns(m, at_leap - 4000000000ULL), kLeap);  // 23:59:59 skipped
+  set_model_leap(m, 1, kLeap, true);
+  EXPECT_EQ(model_to_ns(m, at_leap), kLeap - kNs / 2);  // half way through the smear
+}
+
+TEST(ModelToNs, NoLeapSignIgnoresTheOtherLeapFields) {
+  // The one branch: with leap_sign 0 a stale date or window changes nothing.
+  ClockModelData m = make_model(3000, kUtc2026, 1.0 / 3.0, 3000000000ULL);
+  const ClockModelData plain = m;
+  m.leap_ns = kUtc2026 + 5 * kNs;
+  m.leap_smear_ns = 86400 * kNs;
+  for (uint64_t raw = 0; raw < 60000000000ULL; raw += 1234567891)
+    ASSERT_EQ(model_to_ns(m, raw), model_to_ns(plain, raw)) << raw;
+}
+
+TEST(ModelToNs, ModelsDerivedHereCarryNoLeap) {
+  // The tracker and the oscillator build their models with make_model (no
+  // leap); the oscillator copies the host model's, which has none.
+  ReferenceTracker tr({.nominal_hz = 3e9});
+  tr.update(1000, kUtc2026, 3000000000ULL);
+  EXPECT_EQ(tr.update(3000001000ULL, kUtc2026 + kNs + 7, 3000000000ULL).leap_sign, 0);
+  const ClockModelData host = make_model(1000, kUtc2026, 1.0 / 3.0, 3000000000ULL);
+  EXPECT_EQ(oscillator_model(host, kUtc2026, 40000000, 12.5).leap_sign, 0);
+}
+
 // ---------------------------------------------------------------- oscillator
 
 TEST(OscillatorModel, OffsetPlusFrequencyErrorVsHost) {
