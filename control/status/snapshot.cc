@@ -29,7 +29,7 @@ SystemStatus system_status(const proto::SegmentHeader& h, const ctl::EngineState
   y.leap = sys.leap;
   y.stratum = sys.stratum;
   y.refid = sys.refid;
-  y.refid_text = proto::refid_to_string(sys.refid, sys.synchronized ? sys.stratum : 0);
+  y.refid_text = refid_text(sys.refid, sys.synchronized ? sys.stratum : 0);
   y.reference = sys.reference;
   y.nominal_freq_hz = static_cast<double>(f.model.nominal_hz);
   y.frequency_ppm = static_cast<double>(f.model.freq_ppb) / 1000.0;
@@ -117,7 +117,7 @@ AssociationStatus association_status(const ctl::AssociationState& a) {
              (a.reach != 0 ? ", valid" : ", invalid");
   s.stratum = a.stratum;
   s.refid = a.refid;
-  s.refid_text = a.heard ? proto::refid_to_string(a.refid, a.wire_stratum) : "INIT";
+  s.refid_text = a.heard ? refid_text(a.refid, a.wire_stratum) : "INIT";
   s.reach = a.reach;
   s.poll_log2 = a.poll_log2;
   s.peer_poll_log2 = a.peer_poll_log2;

@@ -245,7 +245,7 @@ std::string format_event(const ctl::Event& e) {
   const std::string ip = proto::ipv4_to_string(e.address);
   const std::string stratum = std::to_string(e.stratum);
   switch (e.kind) {
-    case EventKind::kKissOfDeath: return "kiss-o'-death " + proto::refid_to_string(e.refid, 1) + " from " + ip;
+    case EventKind::kKissOfDeath: return "kiss-o'-death " + refid_text(e.refid, 0) + " from " + ip;
     case EventKind::kPassiveCreated:
       return "symmetric passive association with " + ip + " (poll 2^" + std::to_string(e.poll_log2) + " s)";
     case EventKind::kPassiveRemoved: return "symmetric passive association with " + ip + " removed: unreachable";

@@ -1,5 +1,9 @@
 #include "control/status/words.h"
 
+#include <cstdio>
+
+#include "proto/inet.h"
+
 namespace ntp::status {
 
 const char* mode_text(ctl::AssocMode m) {
@@ -61,6 +65,28 @@ const char* selection_text(ctl::SelectionState s, ctl::Unfit u) {
     case ctl::SelectionState::kCandidate: return "candidate";
   }
   return "?";
+}
+
+std::string refid_text(uint32_t refid, int stratum) {
+  if (refid == proto::kRefidLocal) return "LOCAL(0)";
+  if (stratum >= 2 && stratum <= 15) return proto::ipv4_to_string(refid);
+  // ASCII: printable characters, then only NUL padding (at least one character).
+  std::string s;
+  bool padding = false, ascii = true;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    const auto c = static_cast<unsigned char>((refid >> shift) & 0xFF);
+    if (c == 0) {
+      padding = true;
+    } else if (padding || c < 0x20 || c >= 0x7F) {
+      ascii = false;
+    } else {
+      s += static_cast<char>(c);
+    }
+  }
+  if (ascii && !s.empty()) return s;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08X", refid);
+  return hex;
 }
 
 }  // namespace ntp::status

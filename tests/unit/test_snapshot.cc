@@ -1,6 +1,7 @@
 // control/status/snapshot.h: the snapshot built from a shared segment made
 // in memory, the core's state and the control plane's facts.
 #include "control/status/snapshot.h"
+#include "control/status/status.h"
 
 #include <gtest/gtest.h>
 
@@ -295,6 +296,52 @@ TEST(Snapshot, AssociationsInTheVendorsWords) {
   EXPECT_EQ(n.peer_mode, "-");
   EXPECT_EQ(n.stratum, 16);
   EXPECT_EQ(s.associations[3].refid_text, "RATE");
+}
+
+// Reference IDs reach /status, `ntpctl status` and `ntpctl sessions` as an
+// operator reads them: a stratum-1 source by name or, when that is no ASCII,
+// in hex (127.127.1.1 used to show as "????"); the kiss code that says why
+// the system is not synchronized.
+TEST(Snapshot, ReferenceIdsReachEveryViewReadable) {
+  ctl::EngineState e = engine_synchronized_to_c();
+  ctl::AssociationState a;
+  a.address = kC;
+  a.heard = true;
+  a.peer_mode = proto::Mode::kServer;
+  a.stratum = a.wire_stratum = 1;
+  a.refid = 0x7F7F0101;
+  e.associations.push_back(a);
+  a.address = kE;
+  a.refid = proto::refid_from_ascii("GPS\0");
+  e.associations.push_back(a);
+  a.address = 0x0A000122;
+  a.stratum = 16;
+  a.wire_stratum = 0;
+  a.refid = proto::kKissStep;
+  e.associations.push_back(a);
+  const auto h = segment();
+  Status s = make_status(*h, e, facts());
+  ASSERT_EQ(s.associations.size(), 3u);
+  EXPECT_EQ(s.associations[0].refid_text, "7F7F0101");
+  EXPECT_EQ(s.associations[1].refid_text, "GPS");
+  EXPECT_EQ(s.associations[2].refid_text, "STEP");
+  const std::string sessions = format_sessions(s, false);
+  EXPECT_NE(sessions.find(" reference clock ID: 7F7F0101\n"), std::string::npos) << sessions;
+  EXPECT_NE(sessions.find(" reference clock ID: GPS\n"), std::string::npos) << sessions;
+  EXPECT_EQ(sessions.find('?'), std::string::npos) << sessions;
+  EXPECT_NE(to_json(s).find("\"refid_text\": \"7F7F0101\""), std::string::npos) << to_json(s);
+
+  // Synchronized to a stratum-1 source: the system is at stratum 2 and its
+  // reference ID is that source's address.
+  e.system.stratum = 2;
+  s = make_status(*h, e, facts());
+  EXPECT_EQ(s.system.refid_text, "10.0.1.31");
+  // Holdover run out: HOLD, in ntpctl status too.
+  e.system = ctl::unsynchronized_variables();
+  e.system.refid = proto::kKissHold;
+  s = make_status(*h, e, facts());
+  EXPECT_EQ(s.system.refid_text, "HOLD");
+  EXPECT_NE(format_status(s).find(" reference clock ID: HOLD\n"), std::string::npos) << format_status(s);
 }
 
 TEST(Snapshot, TheWordsOfEverySelectionState) {

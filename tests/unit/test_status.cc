@@ -23,7 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/status/words.h"
 #include "proto/channel_abi.h"
+#include "proto/ntp_packet.h"
 #include "proto/ntp_time.h"
 #include "tests/support/test_seed.h"
 
@@ -665,6 +667,42 @@ TEST(StatusText, FormatStatusUnsynchronized) {
             " peer dispersion: 0.00 ms\n"
             " reference time: 00:00:00.000 UTC Jan 1 1900(00000000.00000000)\n"
             " synchronization state: clock not set\n");
+}
+
+// RFC 5905 section 7.3: ASCII at stratum 1 and for kiss codes (stratum 0;
+// 16 is how the core says unsynchronized), an IPv4 address above; what is
+// not printable ASCII shows as hex, not as '?'.
+TEST(StatusWords, ReferenceIdsAsAnOperatorReadsThem) {
+  using proto::refid_from_ascii;
+  EXPECT_EQ(refid_text(refid_from_ascii("GPS\0"), 1), "GPS");
+  EXPECT_EQ(refid_text(refid_from_ascii("PPS\0"), 1), "PPS");
+  EXPECT_EQ(refid_text(refid_from_ascii("GOOG"), 1), "GOOG");
+  EXPECT_EQ(refid_text(refid_from_ascii("DCF\0"), 1), "DCF");
+  EXPECT_EQ(refid_text(0x7F7F0101, 1), "7F7F0101");  // 127.127.1.1: no ASCII
+  EXPECT_EQ(refid_text(0x0A00011F, 1), "0A00011F");
+  EXPECT_EQ(refid_text(0x41004242, 1), "41004242");  // a NUL inside: not NUL-padded ASCII
+  EXPECT_EQ(refid_text(0x417F4242, 1), "417F4242");  // DEL
+  EXPECT_EQ(refid_text(0x41C04242, 1), "41C04242");  // not ASCII
+  EXPECT_EQ(refid_text(0, 1), "00000000");
+  for (int unsync : {0, 16}) {
+    EXPECT_EQ(refid_text(proto::kKissInit, unsync), "INIT");
+    EXPECT_EQ(refid_text(proto::kKissStep, unsync), "STEP");
+    EXPECT_EQ(refid_text(proto::kKissHold, unsync), "HOLD");
+    EXPECT_EQ(refid_text(proto::kKissRate, unsync), "RATE");
+    EXPECT_EQ(refid_text(proto::kKissDeny, unsync), "DENY");
+    EXPECT_EQ(refid_text(0x0A00011F, unsync), "0A00011F");  // a stale address is no kiss code
+    EXPECT_EQ(refid_text(0, unsync), "00000000");
+  }
+  for (int stratum : {2, 3, 15}) {
+    EXPECT_EQ(refid_text(0x0A00011F, stratum), "10.0.1.31");
+    EXPECT_EQ(refid_text(refid_from_ascii("GPS\0"), stratum), "71.80.83.0");  // an address there, whatever it spells
+  }
+  EXPECT_EQ(refid_text(0, 2), "0.0.0.0");
+  // Our own local clock, in the vendor's word, at whatever stratum it is served.
+  for (int stratum : {0, 1, 2, 10, 16}) EXPECT_EQ(refid_text(proto::kRefidLocal, stratum), "LOCAL(0)");
+  // Out-of-range strata (a garbled packet) still give text, never a crash.
+  EXPECT_EQ(refid_text(0x7F7F0101, 200), "7F7F0101");
+  EXPECT_EQ(refid_text(refid_from_ascii("INIT"), -1), "INIT");
 }
 
 TEST(StatusText, FormatSessionsTwoAssociations) {
