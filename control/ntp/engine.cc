@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "hwclock/leap.h"
+
 namespace ntp::ctl {
 
 hwclock::ServoConfig servo_config(const config::Clock& clock) {
@@ -25,6 +27,7 @@ EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
   e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
   e.precision_log2 = precision_log2;
   e.servo = servo_config(cfg.clock);
+  e.leap_smear = cfg.ntp.leap_smear;
   return e;
 }
 
@@ -56,9 +59,65 @@ Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
   }
   if (cfg_.associations.empty()) min_poll_ = max_poll_ = static_cast<int8_t>(config::Association{}.minpoll_log2);
   sys_poll_ = min_poll_;
-  sys_ = cfg_.refclock_master ? local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2)
-                              : unsynchronized_variables();
+  last_now_ns_ = now_ns;
+  if (cfg_.refclock_master)
+    use_local_clock(now_ns);
+  else
+    sys_ = unsynchronized_variables();
   next_select_ns_ = now_ns + kSelectEveryNs;
+}
+
+void Engine::use_local_clock(int64_t now_ns) {
+  sys_ = local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2);
+  local_ref_ = true;
+}
+
+void Engine::set_file_leap(std::optional<int> sign) {
+  file_leap_ = sign;
+  file_leap_day_end_ns_ = hwclock::end_of_utc_day_ns(last_now_ns_);
+}
+
+void Engine::set_local_clock_quality(const LocalClockQuality& q, bool serve_when_unsynced) {
+  local_quality_ = q;
+  local_serve_unsynced_ = serve_when_unsynced;
+}
+
+SystemVariables Engine::local_variables(int64_t now_ns) const {
+  SystemVariables v = local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2);
+  if (local_quality_) {
+    if (!local_quality_->synchronized && !local_serve_unsynced_) {
+      // A host clock that is not synchronized itself is no reference: say
+      // so as with no source at all (INIT: nothing we follow is in sync).
+      SystemVariables u = unsynchronized_variables(proto::kKissInit);
+      u.reference = "local clock, itself unsynchronized";
+      return u;
+    }
+    // Its own error bound (the kernel's maxerror, ...), never below the
+    // precision we read it at.
+    v.root_dispersion_ns = std::max(v.root_dispersion_ns, local_quality_->max_error_ns);
+  }
+  apply_leap(v, now_ns, /*sources_vote=*/false);
+  return v;
+}
+
+void Engine::apply_leap(SystemVariables& v, int64_t now_ns, bool sources_vote) const {
+  // RFC 5905 section 7.3: LI 1/2 warns of a leap second "in the last minute
+  // of the current day". chrony's model: the leap file decides when there
+  // is one; else a majority of the sources, and only on a day a leap may
+  // fall on (one source alone cannot announce a leap).
+  const int64_t day_end_ns = hwclock::end_of_utc_day_ns(now_ns);
+  int sign = 0;
+  if (file_leap_)
+    sign = file_leap_day_end_ns_ == day_end_ns ? *file_leap_ : 0;  // a word from yesterday says nothing of today
+  else if (sources_vote && hwclock::is_leap_day(now_ns))
+    sign = vote_sign_;
+  sign = std::clamp(sign, -1, 1);
+  v.leap_sign = static_cast<int8_t>(sign);
+  // A smeared leap is not announced: the clients' clocks follow the smear.
+  const bool announce = sign != 0 && !cfg_.leap_smear;
+  v.leap = announce ? static_cast<uint8_t>(sign > 0 ? proto::Leap::kInsert : proto::Leap::kDelete)
+                    : static_cast<uint8_t>(proto::Leap::kNone);
+  v.leap_ns = announce ? day_end_ns : 0;
 }
 
 Association* Engine::find(uint32_t address) {
@@ -91,6 +150,7 @@ LocalSystem Engine::local_system(int64_t now_ns) const {
 
 void Engine::on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out) {
   counters_.packets++;
+  last_now_ns_ = std::max(last_now_ns_, now_ns);
   const proto::ParseResult r = proto::parse({pkt.payload, pkt.len});
   if (!r.ok()) return;  // the dataplane checked; a truncated copy is all that can fail here
   dispatch(pkt, r.packet.header, now_ns, out, false);
@@ -211,6 +271,7 @@ void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutp
 }
 
 void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
+  last_now_ns_ = std::max(last_now_ns_, now_ns);
   const LocalSystem ls = local_system(now_ns);
   for (auto& [id, a] : assocs_)
     if (auto p = a->on_timer(now_ns, ls)) out.packets.push_back(*p);
@@ -244,6 +305,7 @@ void Engine::become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReas
   (void)now_ns;
   if (sys_.synchronized) out.events.push_back({.kind = EventKind::kUnsynchronized, .reason = why});
   sys_ = unsynchronized_variables();
+  local_ref_ = false;
   sys_peer_.reset();
 }
 
@@ -261,10 +323,10 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
       out.events.push_back({.kind = EventKind::kSystemPeerLost, .address = assocs_.at(*sys_peer_)->config().address});
     sys_peer_.reset();
     if (cfg_.refclock_master) {
-      if (sys_.refid != proto::kRefidLocal)
+      if (!local_ref_)
         out.events.push_back(
             {.kind = EventKind::kLocalClockFallback, .stratum = static_cast<uint8_t>(*cfg_.refclock_master)});
-      sys_ = local_clock_variables(*cfg_.refclock_master, now_ns, cfg_.precision_log2);
+      use_local_clock(now_ns);
     } else if (sys_.synchronized) {
       become_unsynchronized(now_ns, out, UnsyncReason::kNoSelectableSource);
     }
@@ -283,6 +345,16 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
     if (servo_.state() == hwclock::ServoState::kNotSet) servo_.reset();
   }
   sys_peer_ = sel.system_peer;
+  // The survivors vote on a leap second (RFC 5905 A.5.5.1 leap_vote, as
+  // ntpd): more than half of them must announce it.
+  int insert = 0, remove = 0;
+  for (uint32_t id : sel.survivors) {
+    const proto::Leap l = assocs_.at(id)->peer_leap();
+    insert += l == proto::Leap::kInsert;
+    remove += l == proto::Leap::kDelete;
+  }
+  const int half = static_cast<int>(sel.survivors.size()) / 2;
+  vote_sign_ = insert > half ? 1 : remove > half ? -1 : 0;
   // RFC 5905 A.5.5.1: the clock is updated only with a sample newer than
   // the one last used.
   if (peer.filter().update_time_ns() > last_sample_time_ns_ && (new_sample || !sys_.synchronized))
@@ -367,7 +439,7 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   // RFC 5905 A.5.5.5 clock_update(): the system variables follow the
   // system peer.
   const bool was_sync = sys_.synchronized;
-  sys_.leap = static_cast<uint8_t>(peer.peer_leap());
+  local_ref_ = false;
   sys_.stratum = static_cast<uint8_t>(peer.stratum() + 1);
   sys_.refid = peer.config().address;  // "the IPv4 address of the system peer"
   sys_.reference_time_ns = now_ns + (s.action == hwclock::ServoAction::kStep ? s.step_ns : 0);
@@ -381,6 +453,7 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   sys_.offset_ns = sel.offset_ns;
   sys_.peer_dispersion_ns = peer.filter().dispersion_ns(now_ns);
   sys_.synchronized = true;
+  apply_leap(sys_, now_ns, /*sources_vote=*/true);  // not the system peer's alone
   sys_.reference = proto::ipv4_to_string(peer.config().address);
   if (!was_sync)
     out.events.push_back({.kind = EventKind::kSynchronized, .address = peer.config().address, .stratum = sys_.stratum});
@@ -415,8 +488,10 @@ void Engine::adjust_poll(int64_t offset_ns, int64_t jitter_ns) {
 }
 
 SystemVariables Engine::system_at(int64_t now_ns) const {
+  if (local_ref_) return local_variables(now_ns);
   SystemVariables v = sys_;
-  if (!v.synchronized || v.refid == proto::kRefidLocal) return v;
+  if (!v.synchronized) return v;
+  apply_leap(v, now_ns, /*sources_vote=*/true);
   // RFC 5905 section 10: the dispersion grows at PHI until the next update.
   if (v.reference_time_ns && now_ns > v.reference_time_ns) v.root_dispersion_ns += phi_growth_ns(now_ns - v.reference_time_ns);
   // The error bound must hold while the discipline still slews (chrony's
@@ -475,7 +550,7 @@ EngineState Engine::state(int64_t now_ns) const {
   EngineState e;
   e.system = system_at(now_ns);
   // The local clock as the reference is not disciplined: it is the time.
-  e.sync_state = e.system.refid == proto::kRefidLocal ? SyncState::kSynchronized : sync_state_of(servo_.state());
+  e.sync_state = local_ref_ && e.system.synchronized ? SyncState::kSynchronized : sync_state_of(servo_.state());
   e.associations = sessions(now_ns);
   return e;
 }

@@ -35,6 +35,9 @@ struct EngineConfig {
   int max_dynamic_sessions = 100;
   int8_t precision_log2 = -20;
   hwclock::ServoConfig servo;
+  // ntp.leap_smear: the served clock smears a leap second, so the leap
+  // indicator is not passed on (SystemVariables::leap_sign still says it).
+  bool leap_smear = false;
 };
 
 // The servo's configuration from [clock]: for the discipline and for every
@@ -78,6 +81,22 @@ class Engine {
   void on_timer(int64_t now_ns, EngineOutput& out);
   int64_t next_timer_ns() const;
 
+  // The leap file's word, from the shell each second: +1 (insert) or -1
+  // (delete) a second at the end of the current UTC day, 0 none; nullopt
+  // (or never called): no leap file, a majority of the survivors decides,
+  // and only on June 30 or December 31. With a file the file decides (as
+  // chrony's leapsectz), for the local clock as the reference too. The word
+  // holds for the UTC day on which it was given.
+  void set_file_leap(std::optional<int> sign);
+  // The local clock's own state (refclock_master), from the shell each
+  // second: its error bound becomes the root dispersion (at least the
+  // precision); when it is not synchronized itself the appliance says
+  // unsynchronized (leap 3, stratum 16, reference ID INIT), or with
+  // serve_when_unsynced (ntp.local_clock_unsynced = "serve") serves at the
+  // configured stratum with that bound. Never called: the clock is taken as
+  // perfect (precision only).
+  void set_local_clock_quality(const LocalClockQuality& q, bool serve_when_unsynced);
+
   const SystemVariables& system() const { return sys_; }
   // The system variables to publish at now_ns: the root dispersion grows at
   // PHI from the last clock update on, and includes what the discipline has
@@ -108,6 +127,10 @@ class Engine {
   void clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out);
   void become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReason why);
   void adjust_poll(int64_t offset_ns, int64_t jitter_ns);
+  void use_local_clock(int64_t now_ns);
+  SystemVariables local_variables(int64_t now_ns) const;
+  // Sets v's leap indicator, leap_sign and leap_ns at now_ns (v synchronized).
+  void apply_leap(SystemVariables& v, int64_t now_ns, bool sources_vote) const;
   bool peer_allowed(uint32_t ip) const;
   void stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out);
   Association* find(uint32_t address);
@@ -131,6 +154,13 @@ class Engine {
   std::deque<Pending> pending_;
   EngineCounters counters_;
   bool ever_synchronized_ = false;
+  bool local_ref_ = false;          // the local clock (refclock_master) is the reference
+  int64_t last_now_ns_ = 0;         // the latest time the shell passed in
+  std::optional<int> file_leap_;    // the leap file's word ...
+  int64_t file_leap_day_end_ns_ = 0;  // ... for the UTC day ending here
+  int vote_sign_ = 0;               // the survivors' majority at the last selection
+  std::optional<LocalClockQuality> local_quality_;
+  bool local_serve_unsynced_ = false;
 };
 
 }  // namespace ntp::ctl

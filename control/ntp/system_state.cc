@@ -43,6 +43,7 @@ proto::ServerStateData make_server_state(const SystemVariables& v, int8_t precis
   s.published_ns = now_ns;
   s.holdover_ns = std::llround(holdover_s * 1e9);
   s.dispersion_rate_ppb = std::max(v.dispersion_rate_ppb, kPhiPpb);
+  s.leap_ns = v.leap_ns;
   return s;
 }
 

@@ -26,6 +26,21 @@ struct SystemVariables {
   // holdover): PHI plus the rate of a slew still running, since a dataplane
   // left alone keeps the published model's rate, slew included.
   uint32_t dispersion_rate_ppb = 15000;
+  // The leap second at the end of the current UTC day, as decided (the
+  // leap file, else a majority of the survivors on a leap day): +1 insert,
+  // -1 delete, 0 none; smeared or not (the served clock needs it either way).
+  int8_t leap_sign = 0;
+  // Unix ns of the UTC midnight that ends the leap day while LI 1/2 is
+  // announced (leap), else 0: the responder stops announcing at it.
+  int64_t leap_ns = 0;
+};
+
+// The local clock's own state, from the shell each second (the kernel's
+// adjtimex for the system source, the PHC source's for phc): whether it is
+// itself synchronized, and its error bound (the kernel's maxerror, ...).
+struct LocalClockQuality {
+  bool synchronized = true;
+  int64_t max_error_ns = 0;
 };
 
 // RFC 5905 section 11.1: PHI, the frequency tolerance, 15 ppm.

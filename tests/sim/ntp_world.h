@@ -50,7 +50,8 @@ class World {
  public:
   static constexpr int64_t kEpochNs = 1'767'225'600'000'000'000;  // true time 0 = 2026-01-01
 
-  explicit World(uint64_t seed) : rng_(seed) {}
+  // epoch_ns: the Unix time of true time 0 (e.g. a leap day's noon).
+  explicit World(uint64_t seed, int64_t epoch_ns = kEpochNs) : rng_(seed), epoch_ns_(epoch_ns) {}
 
   // A node running an Engine with its own address.
   int add_node(uint32_t address, const ctl::EngineConfig& cfg, SimClock clock) {
@@ -74,6 +75,10 @@ class World {
   // A reference that is off by offset_ns (a falseticker).
   void set_reference_offset(int node, double offset_ns) { nodes_[node].reference_offset_ns = offset_ns; }
   void set_up(int node, bool up) { nodes_[node].up = up; }
+  // What a reference announces as its leap indicator.
+  void set_reference_leap(int node, proto::Leap leap) { nodes_[node].reference_leap = leap; }
+  // The node's engine, for what the shell tells it (leap file, local clock).
+  ctl::Engine& mutable_engine(int node) { return *nodes_[node].engine; }
 
   // Runs until true time end_ns, calling observe(t) every observe_every_ns.
   void run(double end_ns, double observe_every_ns, const std::function<void(double)>& observe) {
@@ -135,6 +140,7 @@ class World {
     std::vector<ctl::Event> events;
     uint8_t reference_stratum = 0;
     double reference_offset_ns = 0;
+    proto::Leap reference_leap = proto::Leap::kNone;
     bool up = true;
   };
   struct Packet {
@@ -144,13 +150,13 @@ class World {
     bool operator<(const Packet& o) const { return arrive_ns > o.arrive_ns; }  // min-heap
   };
 
-  static int64_t local_ns(const SimClock& c, double t_ns) {
-    return kEpochNs + static_cast<int64_t>(std::llround(t_ns + c.error_at(t_ns)));
+  int64_t local_ns(const SimClock& c, double t_ns) const {
+    return epoch_ns_ + static_cast<int64_t>(std::llround(t_ns + c.error_at(t_ns)));
   }
   // True time at which the node's clock reads local (a clock is monotonic
   // and nearly 1:1, so two Newton steps are exact enough).
   double true_time_of(const Node& n, int64_t local) const {
-    double t = static_cast<double>(local - kEpochNs);
+    double t = static_cast<double>(local - epoch_ns_);
     for (int i = 0; i < 3; i++) t -= static_cast<double>(local_ns(n.clock, t) - local);
     return std::max(t + 1.0, t_);
   }
@@ -208,9 +214,9 @@ class World {
     if (!n.engine) {  // a reference server: answer mode 3 like the responder
       proto::NtpHeader req = proto::read_header(p.rx.payload);
       if (req.mode != proto::Mode::kClient) return;
-      const int64_t now = kEpochNs + static_cast<int64_t>(std::llround(t_ + n.reference_offset_ns));
+      const int64_t now = epoch_ns_ + static_cast<int64_t>(std::llround(t_ + n.reference_offset_ns));
       proto::NtpHeader r;
-      r.leap = proto::Leap::kNone;
+      r.leap = n.reference_leap;
       r.version = req.version;
       r.mode = proto::Mode::kServer;
       r.stratum = n.reference_stratum;
@@ -236,6 +242,7 @@ class World {
   std::vector<Node> nodes_;
   std::priority_queue<Packet> in_flight_;
   Link link_;
+  int64_t epoch_ns_;
   double t_ = 0;
 };
 

@@ -18,6 +18,7 @@
 #include "control/status/snapshot.h"
 #include "control/status/words.h"
 #include "dataplane/responder.h"
+#include "hwclock/leap.h"
 #include "hwclock/servo.h"
 #include "tests/sim/ntp_world.h"
 #include "tests/support/test_seed.h"
@@ -494,6 +495,182 @@ TEST(EngineSim, ServedBoundHoldsThroughHoldover) {
       worst = std::max(worst, b.worst_ratio);
     }
     std::fprintf(stderr, "  holdover (killed at %.0f s), %d runs: worst |error|/bound %.3f\n", kill_s, runs, worst);
+  }
+}
+
+// ---------------------------------------------------------------- leap seconds
+
+constexpr int64_t kNewYear2027Ns = 1'798'761'600'000'000'000;  // 2027-01-01 00:00 UTC
+constexpr int64_t kHourNs = 3'600'000'000'000;
+
+struct LeapWorld {
+  World w;
+  int refs[3];
+  int d, e;
+  // Three stratum-1 references, D a client of all three, E a symmetric
+  // active peer of D (what D announces reaches E through D's mode-2 packets).
+  LeapWorld(uint64_t s, int64_t epoch_ns, bool smear = false) : w(s, epoch_ns) {
+    w.link() = {50'000, 10'000, true};
+    refs[0] = w.add_reference(kC, 1);
+    refs[1] = w.add_reference(kS2, 1);
+    refs[2] = w.add_reference(kS3, 1);
+    ctl::EngineConfig cd = node(kD, {assoc(kC, ctl::AssocMode::kClient), assoc(kS2, ctl::AssocMode::kClient),
+                                     assoc(kS3, ctl::AssocMode::kClient)});
+    cd.leap_smear = smear;
+    SimClock clk;
+    clk.offset0_ns = 1e6;
+    clk.freq_ppm = 10;
+    d = w.add_node(kD, cd, clk);
+    e = w.add_node(kE, node(kE, {assoc(kD, ctl::AssocMode::kSymmetricActive)}), SimClock{});
+  }
+  void announce(int n_refs, proto::Leap l) {
+    for (int i = 0; i < 3; i++) w.set_reference_leap(refs[i], i < n_refs ? l : proto::Leap::kNone);
+  }
+  ctl::SystemVariables at(int node) const { return w.engine(node).system_at(w.local_now_ns(node)); }
+  void run_s(double s) {
+    w.run(w.now_ns() + s * 1e9, 1e9, [](double) {});
+  }
+};
+
+// RFC 5905 / chrony: a leap is passed on when more than half of the
+// survivors announce it, on a leap day only; the system peer alone does not
+// decide. What D announces, E (its peer) follows.
+TEST(EngineSim, LeapIsAnnouncedByAMajorityOfTheSurvivorsOnALeapDay) {
+  const int64_t leap_day_noon = kNewYear2027Ns - 12 * kHourNs;
+  struct Case {
+    const char* what;
+    int64_t epoch_ns;
+    int announcing;
+    proto::Leap announced;
+    uint8_t expect_leap;
+  };
+  const Case cases[] = {
+      {"none announce", leap_day_noon, 0, proto::Leap::kInsert, 0},
+      {"one of three inserts", leap_day_noon, 1, proto::Leap::kInsert, 0},
+      {"two of three insert", leap_day_noon, 2, proto::Leap::kInsert, 1},
+      {"three insert", leap_day_noon, 3, proto::Leap::kInsert, 1},
+      {"two of three delete", leap_day_noon, 2, proto::Leap::kDelete, 2},
+      {"three insert on Dec 30", leap_day_noon - 24 * kHourNs, 3, proto::Leap::kInsert, 0},
+      {"three insert on Jun 30", 1'782'864'000'000'000'000 - 12 * kHourNs, 3, proto::Leap::kInsert, 1},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    LeapWorld lw(seed() + 20, c.epoch_ns);
+    lw.announce(c.announcing, c.announced);
+    lw.run_s(200);
+    const ctl::SystemVariables d = lw.at(lw.d), e = lw.at(lw.e);
+    ASSERT_TRUE(d.synchronized);
+    ASSERT_TRUE(e.synchronized);
+    EXPECT_EQ(d.leap, c.expect_leap);
+    EXPECT_EQ(e.leap, c.expect_leap);  // carried downstream
+    const int64_t day_end = hwclock::end_of_utc_day_ns(c.epoch_ns);
+    EXPECT_EQ(d.leap_ns, c.expect_leap ? day_end : 0);
+    EXPECT_EQ(d.leap_sign, c.expect_leap == 1 ? 1 : c.expect_leap == 2 ? -1 : 0);
+    // What the dataplane is told: stop announcing at the leap.
+    const proto::ServerStateData st = ctl::make_server_state(d, -25, lw.w.local_now_ns(lw.d), 300);
+    EXPECT_EQ(st.leap, c.expect_leap);
+    EXPECT_EQ(st.leap_ns, d.leap_ns);
+  }
+}
+
+// With a leap file the file decides (chrony's leapsectz), whatever the
+// sources say; its word holds for the day it was given on; with smearing
+// the leap is not announced but still known (leap_sign); the local clock
+// as the reference announces the file's leap too.
+TEST(EngineSim, TheLeapFileDecidesAndASmearIsNotAnnounced) {
+  const int64_t noon = kNewYear2027Ns - 12 * kHourNs;
+  {
+    LeapWorld lw(seed() + 21, noon);
+    lw.announce(3, proto::Leap::kInsert);
+    lw.w.mutable_engine(lw.d).set_file_leap(0);
+    lw.run_s(200);
+    EXPECT_EQ(lw.at(lw.d).leap, 0) << "three sources insert, the file says none";
+    lw.announce(0, proto::Leap::kNone);
+    lw.w.mutable_engine(lw.d).set_file_leap(+1);
+    EXPECT_EQ(lw.at(lw.d).leap, 1) << "no source announces, the file inserts";
+    EXPECT_EQ(lw.at(lw.d).leap_ns, kNewYear2027Ns);
+    lw.w.mutable_engine(lw.d).set_file_leap(-1);
+    EXPECT_EQ(lw.at(lw.d).leap, 2);
+    lw.w.mutable_engine(lw.d).set_file_leap(std::nullopt);  // no file: the sources again
+    EXPECT_EQ(lw.at(lw.d).leap, 1) << "their last packets still insert";
+    lw.run_s(60);
+    EXPECT_EQ(lw.at(lw.d).leap, 0) << "the sources no longer announce";
+  }
+  {
+    LeapWorld lw(seed() + 22, noon, /*smear=*/true);
+    lw.announce(3, proto::Leap::kInsert);
+    lw.run_s(200);
+    const ctl::SystemVariables d = lw.at(lw.d);
+    EXPECT_EQ(d.leap, 0);
+    EXPECT_EQ(d.leap_ns, 0);
+    EXPECT_EQ(d.leap_sign, 1);
+    EXPECT_EQ(lw.at(lw.e).leap, 0);  // and not passed on downstream
+  }
+  {
+    // Across midnight: the sources (carelessly) keep announcing and the
+    // file's word is not renewed: neither says anything of the new day.
+    LeapWorld lw(seed() + 23, kNewYear2027Ns - 200'000'000'000);
+    lw.announce(3, proto::Leap::kInsert);
+    lw.w.mutable_engine(lw.e).set_file_leap(+1);
+    lw.run_s(180);
+    ASSERT_LT(lw.w.local_now_ns(lw.d), kNewYear2027Ns);
+    EXPECT_EQ(lw.at(lw.d).leap, 1);
+    EXPECT_EQ(lw.at(lw.e).leap, 1);
+    lw.run_s(30);
+    ASSERT_GT(lw.w.local_now_ns(lw.d), kNewYear2027Ns);
+    EXPECT_EQ(lw.at(lw.d).leap, 0);
+    EXPECT_EQ(lw.at(lw.d).leap_ns, 0);
+    EXPECT_EQ(lw.at(lw.e).leap, 0);
+  }
+  {
+    World w(seed() + 24, noon);
+    ctl::EngineConfig local = node(kE, {});
+    local.refclock_master = 1;
+    const int e = w.add_node(kE, local, SimClock{});
+    w.run(2e9, 1e9, [](double) {});
+    EXPECT_EQ(w.engine(e).system_at(w.local_now_ns(e)).leap, 0);
+    w.mutable_engine(e).set_file_leap(-1);
+    const ctl::SystemVariables v = w.engine(e).system_at(w.local_now_ns(e));
+    EXPECT_EQ(v.leap, 2);
+    EXPECT_EQ(v.leap_ns, kNewYear2027Ns);
+    EXPECT_EQ(v.stratum, 1);
+  }
+}
+
+// What D tells its peers (mode-1/2 packets, from LocalSystem) and what it
+// answers statelessly (a peer outside peer_allow) carry the same honest
+// bound as its clients get: E's record of D's root delay / 2 + root
+// dispersion covers D's error while D slews 40 ms out.
+TEST(EngineSim, PeersGetTheSameHonestBound) {
+  for (const bool allowed : {true, false}) {
+    SCOPED_TRACE(allowed ? "passive association" : "stateless replies");
+    World w(seed() + 25);
+    w.link() = {50'000, 10'000, true};
+    w.add_reference(kC, 1);
+    SimClock cd;
+    cd.offset0_ns = 40e6;
+    cd.freq_ppm = 20;
+    ctl::EngineConfig c = node(kD, {assoc(kC, ctl::AssocMode::kClient)});
+    if (!allowed) c.peer_allow = {};
+    const int d = w.add_node(kD, c, cd);
+    const int e = w.add_node(kE, node(kE, {assoc(kD, ctl::AssocMode::kSymmetricActive)}), SimClock{});
+    int checked = 0;
+    double worst = 0;
+    w.run(200e9, 0.5e9, [&](double) {
+      for (const ctl::AssociationState& s : w.engine(e).sessions(w.local_now_ns(e))) {
+        if (s.address != kD || s.stratum >= 16 || std::fabs(w.error_ns(d)) < 1e6) continue;
+        // D's error only shrinks while it slews: a bound D sent earlier
+        // must cover its error now.
+        const double bound = static_cast<double>(s.root_delay_ns) / 2 + static_cast<double>(s.root_dispersion_ns);
+        worst = std::max(worst, std::fabs(w.error_ns(d)) / bound);
+        checked++;
+      }
+    });
+    std::fprintf(stderr, "  %s: %d checks, worst |error of D| / bound D sent %.3f\n",
+                 allowed ? "passive association" : "stateless replies", checked, worst);
+    EXPECT_GT(checked, 20);
+    EXPECT_LE(worst, 1.0);
+    EXPECT_EQ(w.engine(d).counters().stateless_replies > 0, !allowed);
   }
 }
 
