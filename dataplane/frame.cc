@@ -1,5 +1,6 @@
 #include "dataplane/frame.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "dataplane/inet.h"
@@ -51,6 +52,29 @@ FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, Neig
   const uint8_t* sender_mac = a + 8;
   const uint32_t sender_ip = proto::load_be32(a + 14);
   const uint32_t target_ip = proto::load_be32(a + 24);
+  const bool from_us = std::memcmp(sender_mac, port.mac, 6) == 0;
+  // A packet socket sees the frames we send: our own announcement is
+  // nothing to answer or to learn from.
+  if (from_us && sender_ip == port.ipv4) return drop(DropReason::kNotForUs);
+  // RFC 5227 section 2.4: a request or reply whose sender IP address is ours
+  // but whose sender hardware address is not is a conflicting ARP packet.
+  // Never learned (bad_source refuses our address) and never answered to
+  // the claimant: neighbours that took its MAC are corrected by a broadcast.
+  if (sender_ip == port.ipv4 && port.ipv4 != 0) {
+    FrameVerdict v;
+    v.arp_conflict = true;
+    v.action = FrameAction::kConsumed;
+    if (!neighbours.defence().conflict(port.ipv4, sender_mac, now_ns)) return v;
+    // RFC 5227 section 2.4: "broadcasting one single ARP Announcement,
+    // giving its own IP and hardware addresses as the sender addresses of
+    // the ARP, with the 'target IP address' set to its own IP address"
+    // (target hardware address zero, section 2.3): written over the
+    // conflicting packet, which is at least as long.
+    v.action = FrameAction::kTransmit;
+    v.kind = ReplyKind::kArpDefence;
+    v.len = static_cast<uint16_t>(build_arp_request(eth, port.mac, port.ipv4, port.ipv4));
+    return v;
+  }
   const bool learnable =
       sender_ip != 0 && in_subnet(port, sender_ip) && !bad_source(port, sender_ip) && (sender_mac[0] & 1) == 0;
   if (target_ip != port.ipv4) {
@@ -274,6 +298,22 @@ size_t build_arp_request(uint8_t* buf, const uint8_t* src_mac, uint32_t src_ip, 
 uint32_t next_hop(const PortIdentity& port, uint32_t gateway, uint32_t dst) {
   if (in_subnet(port, dst)) return dst;
   return gateway;
+}
+
+size_t format_arp_conflict(const ArpConflictRecord& r, char* out, size_t cap) {
+  if (cap == 0) return 0;
+  const int n = std::snprintf(
+      out, cap,
+      "ARP conflict: %u.%u.%u.%u claimed by %02x:%02x:%02x:%02x:%02x:%02x (%llu conflicting packet%s, %llu "
+      "defence%s so far)",
+      r.ipv4 >> 24, (r.ipv4 >> 16) & 0xFF, (r.ipv4 >> 8) & 0xFF, r.ipv4 & 0xFF, r.mac[0], r.mac[1], r.mac[2],
+      r.mac[3], r.mac[4], r.mac[5], static_cast<unsigned long long>(r.conflicts), r.conflicts == 1 ? "" : "s",
+      static_cast<unsigned long long>(r.defences), r.defences == 1 ? "" : "s");
+  if (n < 0) {
+    out[0] = '\0';
+    return 0;
+  }
+  return static_cast<size_t>(n) < cap ? static_cast<size_t>(n) : cap - 1;
 }
 
 }  // namespace ntp::dp

@@ -56,6 +56,7 @@ struct RxTime {
 // when rx_burst returned), the reply parameters and the port's NIC map.
 struct BurstClock {
   uint64_t raw = 0;
+  int64_t mono_ns = 0;  // raw in ns: the neighbour cache's and the ARP defence's time, immune to model steps
   RxTime sw;
   ReplyParams params;
   bool hw = false;  // the port has NIC timestamps and a map
@@ -63,7 +64,7 @@ struct BurstClock {
 
 // What one burst did, added to the shared counters once per burst.
 struct BurstTally {
-  uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0;
+  uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0, arp_conflicts = 0, arp_defences = 0;
   uint64_t hw = 0, hw_rejected = 0, hw_minus_sw_max_ns = 0;
   int64_t hw_minus_sw_sum_ns = 0;
 };
@@ -75,9 +76,14 @@ struct TxBurst {
   unsigned n = 0;
 };
 
+inline int64_t tsc_to_mono_ns(const WorkerContext& ctx, uint64_t raw) {
+  return ctx.tsc_hz ? static_cast<int64_t>(static_cast<double>(raw) * 1e9 / static_cast<double>(ctx.tsc_hz)) : 0;
+}
+
 inline BurstClock begin_burst(WorkerContext& ctx, WorkerPort& port) {
   BurstClock b;
   b.raw = hwclock::read_tsc();
+  b.mono_ns = tsc_to_mono_ns(ctx, b.raw);
   refresh_published(ctx);
   b.sw.ns = hwclock::model_to_ns(ctx.model, b.raw);
   b.sw.ntp = proto::ntp_from_unix_ns(b.sw.ns);
@@ -122,6 +128,7 @@ inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTa
   t.unsync += v.kind == ReplyKind::kNtp && v.unsynchronized;
   t.arp += v.kind == ReplyKind::kArp;
   t.icmp += v.kind == ReplyKind::kIcmpEcho;
+  t.arp_defences += v.kind == ReplyKind::kArpDefence;
 }
 
 inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t* frame, const FrameVerdict& v,
@@ -167,6 +174,8 @@ inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned
   if (t.arp) bump(c.arp_replies, t.arp);
   if (t.icmp) bump(c.icmp_echo_replies, t.icmp);
   if (t.learned) bump(c.arp_learned, t.learned);
+  if (t.arp_conflicts) bump(c.arp_conflicts, t.arp_conflicts);
+  if (t.arp_defences) bump(c.arp_defences, t.arp_defences);
   proto::PortTimestampCounters& ts = c.timestamps[port.index];
   bump(ts.software, received - t.hw);
   if (t.hw) {
@@ -177,6 +186,13 @@ inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned
       ts.hw_minus_sw_max_ns.store(t.hw_minus_sw_max_ns, std::memory_order_relaxed);
   }
   if (t.hw_rejected) bump(ts.rejected, t.hw_rejected);
+}
+
+// Copies port p's conflict record where the main lcore reads it: a
+// seqlock store (no syscall), only after a burst that had a conflict.
+void publish_arp_conflict(WorkerContext& ctx, unsigned p) {
+  if (const ArpConflictRecord* r = ctx.neighbours.defence().find(ctx.ports[p].identity.ipv4))
+    ctx.arp_conflicts[p].store(*r);
 }
 
 }  // namespace
@@ -207,8 +223,9 @@ unsigned worker_poll_once(WorkerContext& ctx) {
       const RxTime t = packet_rx_time(ctx, port, burst, m, tally);
       uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
       const FrameVerdict v = handle_frame(data, m->data_len, port.identity, burst.params, t.ntp, ctx.neighbours,
-                                          burst.sw.ns);
+                                          burst.mono_ns);
       tally.learned += v.learned_neighbour;
+      tally.arp_conflicts += v.arp_conflict;
       switch (v.action) {
         case FrameAction::kTransmit:
           queue_reply(tx, m, v, tally);
@@ -228,6 +245,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     }
     transmit_burst(ctx, port, tx);
     add_tally(c, port, n, tally);
+    if (tally.arp_conflicts) publish_arp_conflict(ctx, p);
   }
   return received;
 }
@@ -288,7 +306,7 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
 unsigned service_control_tx(WorkerContext& ctx) {
   unsigned done = 0;
   const uint64_t now_raw = hwclock::read_tsc();
-  const int64_t now_ns = hwclock::model_to_ns(ctx.model, now_raw);
+  const int64_t now_ns = tsc_to_mono_ns(ctx, now_raw);  // the neighbour cache's time
 
   // Packets waiting for ARP: send what resolved, re-ask, give up.
   for (unsigned i = 0; i < ctx.n_pending;) {
@@ -361,6 +379,17 @@ unsigned service_control_tx(WorkerContext& ctx) {
 void announce_addresses(WorkerContext& ctx) {
   for (unsigned i = 0; i < ctx.n_ports; i++)
     send_arp_request(ctx, ctx.ports[i], ctx.ports[i].identity.ipv4);
+}
+
+bool arp_conflict_log_line(WorkerContext& ctx, uint64_t now_raw, char* out, size_t cap) {
+  const int64_t now_ns = tsc_to_mono_ns(ctx, now_raw);
+  for (unsigned i = 0; i < ctx.n_ports; i++) {
+    ArpConflictRecord r;
+    if (!ctx.arp_conflicts[i].try_load(r, 4) || !ctx.arp_conflict_log[i].due(r, now_ns)) continue;
+    format_arp_conflict(r, out, cap);
+    return true;
+  }
+  return false;
 }
 
 int worker_main(void* arg) {

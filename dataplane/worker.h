@@ -69,7 +69,13 @@ struct alignas(proto::kCacheLine) WorkerContext {
   proto::ClockModelData model{};
   proto::ServerStateData state{};
   bool have_state = false;
-  NeighbourTable neighbours;
+  NeighbourTable neighbours;  // and the defence of our addresses; times from tsc_hz (0: all at time 0)
+
+  // The last ARP conflict per port (RFC 5227), written by the worker after
+  // a burst that had one and read by the main lcore, which logs it: the
+  // worker itself cannot write a log line without a syscall.
+  alignas(proto::kCacheLine) proto::Seqlock<ArpConflictRecord> arp_conflicts[proto::kMaxPorts];
+  ArpConflictLog arp_conflict_log[proto::kMaxPorts];  // the main lcore's own (arp_conflict_log_line)
 };
 
 // Set by the signal handler; workers return when it becomes true.
@@ -86,6 +92,12 @@ unsigned worker_poll_once(WorkerContext& ctx);
 // Worker 0: send what the control plane queued (and what waited for ARP).
 // Returns the number of packets sent or dropped.
 unsigned service_control_tx(WorkerContext& ctx);
+
+// Main lcore (housekeeping): a line to log about ARP conflicts this
+// worker saw since the last line, rate-limited per port (ArpConflictLog);
+// writes it to out (cap bytes) and returns true, else false. Call until
+// false: one line per port at most.
+bool arp_conflict_log_line(WorkerContext& ctx, uint64_t now_raw, char* out, size_t cap);
 
 // Worker 0 at start: announce our addresses (gratuitous ARP, RFC 5227) so
 // that neighbours forget a MAC address from before a restart.

@@ -18,6 +18,11 @@
 //    the client's port, and a payload that parses as mode 4 carrying the
 //    transmit timestamp; ARP replies are op 2 from our MAC/IP
 //  - kToControl: the NTP payload lies inside the frame and is untouched
+//  - ARP defence (RFC 5227): only for a well-formed ARP packet from another
+//    MAC whose sender IP is ours; the defence is exactly our 42-byte
+//    announcement (never longer than the frame it overwrote), broadcast;
+//    the frame is then replayed at times stepped by the transmit-timestamp
+//    bytes (0.1 s each) and no two defences are less than 10 s apart
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -41,6 +46,32 @@ constexpr size_t kPrefixLen = 9;
 [[noreturn]] void fail(const char* what, size_t len) {
   std::fprintf(stderr, "fuzz_frame: invariant violated: %s (frame %zu bytes)\n", what, len);
   std::abort();
+}
+
+// The conflict verdict agrees with the frame, and a defence is exactly our
+// announcement: broadcast, ARP request, sender = target = us, tha zero.
+void check_conflict(const uint8_t* in, const uint8_t* out, size_t len, const FrameVerdict& v, const PortIdentity& port) {
+  if (!v.arp_conflict) {
+    if (v.kind == ReplyKind::kArpDefence) fail("defence without a conflict", len);
+    return;
+  }
+  const uint8_t* q = in + kEthHeaderLen;
+  if (len < kEthHeaderLen + kArpLen || proto::load_be16(in + 12) != kEtherTypeArp) fail("conflict in a non-ARP frame", len);
+  if (proto::load_be32(q + 14) != port.ipv4) fail("conflict whose sender IP is not ours", len);
+  if (std::memcmp(q + 8, port.mac, 6) == 0) fail("conflict from our own MAC", len);
+  if (v.action == FrameAction::kConsumed) return;
+  if (v.action != FrameAction::kTransmit || v.kind != ReplyKind::kArpDefence) fail("conflict neither defended nor consumed", len);
+  if (v.len != kEthHeaderLen + kArpLen || v.len > len) fail("defence frame length", len);
+  uint8_t expect[kEthHeaderLen + kArpLen];
+  std::memset(expect, 0xFF, 6);
+  std::memcpy(expect + 6, port.mac, 6);
+  const uint8_t rest[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
+  std::memcpy(expect + 12, rest, sizeof rest);
+  std::memcpy(expect + 22, port.mac, 6);
+  proto::store_be32(expect + 28, port.ipv4);
+  std::memset(expect + 32, 0, 6);
+  proto::store_be32(expect + 38, port.ipv4);
+  if (std::memcmp(out, expect, sizeof expect) != 0) fail("defence is not our announcement", len);
 }
 
 PortIdentity make_port(bool ntp_server) {
@@ -117,7 +148,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ReplyParams params = make_params(flags & 8);
   const proto::NtpTimestamp rx{0xEB001234u, 0x80000000u};
   NeighbourTable neighbours;
-  const FrameVerdict v = handle_frame(buf.get(), len, port, params, rx, neighbours, 1'000'000'000);
+  const int64_t t0_ns = 1'000'000'000;
+  const FrameVerdict v = handle_frame(buf.get(), len, port, params, rx, neighbours, t0_ns);
+  check_conflict(in.get(), buf.get(), len, v, port);
+  if (v.arp_conflict) {
+    // The same claim again and again: at most one defence per 10 s.
+    int64_t now_ns = t0_ns, last_defence_ns = t0_ns;
+    bool defended = v.action == FrameAction::kTransmit;
+    auto again = std::make_unique<uint8_t[]>(len + 4);
+    for (int i = 0; i < 8; i++) {
+      now_ns += int64_t{data[1 + i]} * 100'000'000;
+      std::memcpy(again.get(), in.get(), len);
+      const FrameVerdict w = handle_frame(again.get(), len, port, params, rx, neighbours, now_ns);
+      if (!w.arp_conflict) fail("the same frame is a conflict once only", len);
+      check_conflict(in.get(), again.get(), len, w, port);
+      if (w.action == FrameAction::kTransmit) {
+        if (defended && now_ns - last_defence_ns < ArpDefence::kDefendIntervalNs) fail("two defences within 10 s", len);
+        defended = true;
+        last_defence_ns = now_ns;
+      } else if (!defended || now_ns - last_defence_ns >= ArpDefence::kDefendIntervalNs) {
+        fail("a conflict 10 s after the last defence not defended", len);
+      }
+    }
+    return 0;
+  }
 
   switch (v.action) {
     case FrameAction::kDrop:
@@ -142,6 +196,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   switch (v.kind) {
     case ReplyKind::kNone: fail("kTransmit without a kind", len);
+    case ReplyKind::kArpDefence: fail("defence without a conflict", len);
     case ReplyKind::kArp: {
       if (v.len != kEthHeaderLen + kArpLen) fail("ARP reply length", len);
       const uint8_t* a = f + kEthHeaderLen;

@@ -144,6 +144,18 @@ Bytes expected_ntp_reply(const uint8_t* origin, NtpTimestamp tx) {
   return r;
 }
 
+// Our RFC 5227 announcement, built field by field: broadcast, ARP request,
+// sender = target = our address, target hardware address zero.
+Bytes announcement() {
+  ArpSpec a;
+  a.op = 1;
+  a.sha = kOurMac;
+  a.spa = kOurIp;
+  a.tha = {};
+  a.tpa = kOurIp;
+  return ethernet(kBroadcast, kOurMac, 0x0806, arp(a));
+}
+
 // ======================================================== NTP request -> reply
 
 TEST(FrameNtp, RequestBecomesReplyEveryByte) {
@@ -478,7 +490,6 @@ TEST(FrameArp, NoLearningOutsideSubnetFromMulticastOrBadSenders) {
       {"other subnet", kClientMac, ip4(10, 99, 1, 2)},
       {"multicast MAC", kMulticastMac, kClientIp},
       {"broadcast MAC", kBroadcast, kClientIp},
-      {"our own IP", kClientMac, kOurIp},
       {"subnet broadcast", kClientMac, ip4(10, 99, 0, 255)},
       {"zero (probe)", kClientMac, 0},
   };
@@ -554,6 +565,219 @@ TEST(FrameArp, GratuitousUpdatesKnownNeighbourOnly) {
   EXPECT_FALSE(handle(arp_frame(g), our_port(), nt).v.learned_neighbour);
   EXPECT_EQ(Bytes(nt.lookup(far, kNow, 0)->mac, nt.lookup(far, kNow, 0)->mac + 6),
             Bytes(kClientMac.begin(), kClientMac.end()));
+}
+
+// ====================================================== ARP defence (RFC 5227)
+
+constexpr int64_t kSecond = 1000000000;
+
+TEST(FrameArpDefence, EveryKindOfConflictAnsweredWithOurAnnouncement) {
+  struct Case {
+    const char* name;
+    ArpSpec a;
+    Mac dst;
+    size_t pad_to;
+  };
+  std::vector<Case> cases;
+  ArpSpec g;  // gratuitous request, as arping -U and RFC 5227 announcements
+  g.sha = kOtherMac;
+  g.spa = g.tpa = kOurIp;
+  cases.push_back({"gratuitous request", g, kBroadcast, 0});
+  cases.push_back({"gratuitous request, padded to 60", g, kBroadcast, 60});
+  ArpSpec gr = g;  // gratuitous reply (arping -A): target hardware address = sender's
+  gr.op = 2;
+  gr.tha = kOtherMac;
+  cases.push_back({"gratuitous reply", gr, kBroadcast, 0});
+  ArpSpec q = arp_request_for(kClientIp, kOtherMac, kOurIp);  // asks a client, with our address as its own
+  cases.push_back({"request for a client from our address", q, kBroadcast, 0});
+  ArpSpec r = gr;  // a reply to us claiming our address
+  r.tha = kOurMac;
+  cases.push_back({"reply to our MAC", r, kOurMac, 0});
+  for (const Case& c : cases)
+    for (bool serving : {true, false}) {
+      SCOPED_TRACE(testing::Message() << c.name << (serving ? "" : ", not serving NTP"));
+      NeighbourTable nt;
+      const Bytes in = arp_frame(c.a, c.dst, c.pad_to);
+      Out o = handle(in, our_port(serving), nt, kNow);
+      EXPECT_TRUE(o.v.arp_conflict);
+      ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+      EXPECT_EQ(o.v.kind, ReplyKind::kArpDefence);
+      ASSERT_EQ(o.v.len, 42);
+      EXPECT_EQ(o.reply(), announcement());
+      EXPECT_FALSE(o.v.learned_neighbour);
+      for (const Neighbour& e : nt.entries()) EXPECT_EQ(e.ipv4, 0u) << "learned the claimant";
+      // Past the 42 bytes the buffer is the request's (padding) and the tailroom untouched.
+      EXPECT_EQ(Bytes(o.buf.begin() + 42, o.buf.begin() + static_cast<long>(in.size())),
+                Bytes(in.begin() + 42, in.end()));
+      EXPECT_EQ(Bytes(o.buf.end() - 4, o.buf.end()), Bytes(4, 0xCC));
+      const ArpConflictRecord* rec = nt.defence().find(kOurIp);
+      ASSERT_NE(rec, nullptr);
+      EXPECT_EQ(Bytes(rec->mac, rec->mac + 6), Bytes(kOtherMac.begin(), kOtherMac.end()));
+      EXPECT_EQ(rec->conflicts, 1u);
+      EXPECT_EQ(rec->defences, 1u);
+      EXPECT_EQ(rec->last_conflict_ns, kNow);
+      EXPECT_EQ(rec->last_defence_ns, kNow);
+    }
+}
+
+TEST(FrameArpDefence, AtMostOncePerTenSecondsPerAddress) {
+  NeighbourTable nt;
+  ArpSpec g;
+  g.sha = kOtherMac;
+  g.spa = g.tpa = kOurIp;
+  const Bytes spoof = arp_frame(g);
+  Mac third = kOtherMac;
+  third[5] ^= 0x0F;
+  ArpSpec g2 = g;
+  g2.sha = third;
+  const Bytes spoof2 = arp_frame(g2);
+  const int64_t t0 = 5 * kSecond;
+  struct Step {
+    int64_t at;
+    const Bytes* frame;
+    bool defended;
+    const char* why;
+  };
+  const Step steps[] = {
+      {t0, &spoof, true, "first conflict"},
+      {t0 + 1, &spoof, false, "1 ns later"},
+      {t0 + kSecond, &spoof, false, "1 s later (a spoofer every second)"},
+      {t0 + 3 * kSecond, &spoof2, false, "another claimant: the limit is per address"},
+      {t0 + 10 * kSecond - 1, &spoof, false, "1 ns short of 10 s"},
+      {t0 + 10 * kSecond, &spoof, true, "10 s after the last defence"},
+      {t0 + 10 * kSecond + kSecond / 2, &spoof, false, "0.5 s after it"},
+      {t0 + 5 * kSecond, &spoof, false, "time went backwards: wait, do not defend"},
+      {t0 + 35 * kSecond, &spoof2, true, "long after"},
+  };
+  uint64_t conflicts = 0, defences = 0;
+  for (const Step& st : steps) {
+    SCOPED_TRACE(st.why);
+    Out o = handle(*st.frame, our_port(), nt, st.at);
+    conflicts++;
+    EXPECT_TRUE(o.v.arp_conflict);
+    if (st.defended) {
+      defences++;
+      EXPECT_EQ(o.v.action, FrameAction::kTransmit);
+      EXPECT_EQ(o.reply(), announcement());
+    } else {
+      // Counted, nothing sent, the frame left as it came.
+      EXPECT_EQ(o.v.action, FrameAction::kConsumed);
+      EXPECT_EQ(Bytes(o.buf.begin(), o.buf.begin() + static_cast<long>(st.frame->size())), *st.frame);
+    }
+    const ArpConflictRecord* rec = nt.defence().find(kOurIp);
+    ASSERT_NE(rec, nullptr);
+    EXPECT_EQ(rec->conflicts, conflicts);
+    EXPECT_EQ(rec->defences, defences);
+    EXPECT_EQ(rec->last_conflict_ns, st.at);
+    EXPECT_EQ(rec->mac[5], (*st.frame)[27]);  // the last claimant
+  }
+
+  // A second address (another port, same worker) has its own interval.
+  PortIdentity other = our_port();
+  other.ipv4 = ip4(10, 98, 0, 1);
+  other.mac[5] = 0x02;
+  ArpSpec h = g;
+  h.spa = h.tpa = other.ipv4;
+  Out o = handle(arp_frame(h), other, nt, t0 + 35 * kSecond + 1);
+  EXPECT_EQ(o.v.kind, ReplyKind::kArpDefence);
+  EXPECT_EQ(get32(o.buf.data() + 28), other.ipv4);
+  EXPECT_EQ(get32(o.buf.data() + 38), other.ipv4);
+  EXPECT_EQ(nt.defence().find(other.ipv4)->defences, 1u);
+  EXPECT_EQ(nt.defence().find(kOurIp)->defences, defences);
+}
+
+TEST(FrameArpDefence, WhatIsNotAConflict) {
+  NeighbourTable nt;
+  // Our own announcement, seen again by the packet socket that sent it.
+  const Bytes own = announcement();
+  Out o = handle(own, our_port(), nt);
+  EXPECT_DROP(o, DropReason::kNotForUs);
+  EXPECT_FALSE(o.v.arp_conflict);
+  EXPECT_EQ(Bytes(o.buf.begin(), o.buf.begin() + 42), own);
+  // A probe (sender IP 0, RFC 5227 section 2.1.1) is answered, not defended.
+  o = handle(arp_frame(arp_request_for(kOurIp, kOtherMac, 0)), our_port(), nt);
+  EXPECT_FALSE(o.v.arp_conflict);
+  EXPECT_EQ(o.v.kind, ReplyKind::kArp);
+  // Another host announcing its own address; a request for ours.
+  ArpSpec g;
+  g.sha = kOtherMac;
+  g.spa = g.tpa = kClientIp;
+  EXPECT_FALSE(handle(arp_frame(g), our_port(), nt).v.arp_conflict);
+  o = handle(arp_frame(arp_request_for(kOurIp)), our_port(), nt);
+  EXPECT_FALSE(o.v.arp_conflict);
+  EXPECT_EQ(o.v.kind, ReplyKind::kArp);
+  // A port without an address: a probe's sender 0 is not "ours".
+  PortIdentity bare = our_port();
+  bare.ipv4 = 0;
+  EXPECT_FALSE(handle(arp_frame(arp_request_for(0, kOtherMac, 0)), bare, nt).v.arp_conflict);
+  // A conflict inside a malformed ARP packet is a bad ARP packet first.
+  ArpSpec bad = g;
+  bad.spa = bad.tpa = kOurIp;
+  bad.hlen = 8;
+  o = handle(arp_frame(bad), our_port(), nt);
+  EXPECT_DROP(o, DropReason::kBadArp);
+  EXPECT_FALSE(o.v.arp_conflict);
+  for (const ArpConflictRecord& r : nt.defence().records()) EXPECT_EQ(r.ipv4, 0u);
+}
+
+TEST(FrameArpDefence, FullRecordTableDefendsNothingNew) {
+  ArpDefence d;
+  for (size_t i = 0; i < ArpDefence::kCapacity; i++)
+    EXPECT_TRUE(d.conflict(ip4(10, 0, static_cast<unsigned>(i), 1), kOtherMac.data(), 0)) << i;
+  EXPECT_FALSE(d.conflict(ip4(10, 0, 99, 1), kOtherMac.data(), 0));
+  EXPECT_EQ(d.find(ip4(10, 0, 99, 1)), nullptr);
+  // The recorded addresses keep their intervals.
+  EXPECT_FALSE(d.conflict(ip4(10, 0, 3, 1), kOtherMac.data(), kSecond));
+  EXPECT_TRUE(d.conflict(ip4(10, 0, 3, 1), kOtherMac.data(), 10 * kSecond));
+  EXPECT_FALSE(d.conflict(0, kOtherMac.data(), 100 * kSecond));  // 0 is never ours
+}
+
+TEST(FrameArpDefence, LogLinesRateLimited) {
+  ArpConflictLog log;
+  ArpConflictRecord r;
+  EXPECT_FALSE(log.due(r, 0)) << "nothing recorded yet";
+  r.ipv4 = kOurIp;
+  r.conflicts = 1;
+  EXPECT_TRUE(log.due(r, 100 * kSecond)) << "the first conflict at once";
+  EXPECT_FALSE(log.due(r, 200 * kSecond)) << "nothing new";
+  // New conflicts soon after: one line per 10 s at most, with the totals.
+  r.conflicts = 2;
+  EXPECT_FALSE(log.due(r, 101 * kSecond));
+  r.conflicts = 9;
+  EXPECT_FALSE(log.due(r, 110 * kSecond - 1));
+  EXPECT_TRUE(log.due(r, 110 * kSecond));
+  r.conflicts = 10;
+  EXPECT_FALSE(log.due(r, 115 * kSecond));
+  EXPECT_TRUE(log.due(r, 120 * kSecond));
+  EXPECT_FALSE(log.due(r, 121 * kSecond));
+  // A quiet hour, then a claim: told at once.
+  r.conflicts = 11;
+  EXPECT_TRUE(log.due(r, 3720 * kSecond));
+}
+
+TEST(FrameArpDefence, LogLineSaysWhoClaimedWhat) {
+  ArpConflictRecord r;
+  r.ipv4 = kOurIp;
+  std::memcpy(r.mac, kOtherMac.data(), 6);
+  r.conflicts = 1;
+  r.defences = 1;
+  char line[160];
+  size_t n = format_arp_conflict(r, line, sizeof line);
+  EXPECT_STREQ(line, "ARP conflict: 10.99.0.1 claimed by 02:66:77:88:99:aa (1 conflicting packet, 1 defence so far)");
+  EXPECT_EQ(n, std::strlen(line));
+  r.conflicts = 20;
+  r.defences = 2;
+  r.ipv4 = ip4(192, 168, 255, 254);
+  format_arp_conflict(r, line, sizeof line);
+  EXPECT_STREQ(line,
+               "ARP conflict: 192.168.255.254 claimed by 02:66:77:88:99:aa (20 conflicting packets, 2 defences so far)");
+  // Truncated to the buffer, always terminated.
+  char small[16];
+  std::memset(small, 'X', sizeof small);
+  n = format_arp_conflict(r, small, sizeof small);
+  EXPECT_EQ(n, 15u);
+  EXPECT_STREQ(small, "ARP conflict: 1");
+  EXPECT_EQ(format_arp_conflict(r, small, 0), 0u);
 }
 
 TEST(FrameArp, MalformedIsBadArp) {
@@ -983,6 +1207,10 @@ std::vector<Bytes> fuzz_seeds() {
   g.sha = kOtherMac;
   g.spa = g.tpa = ip4(10, 99, 0, 77);
   s.push_back(arp_frame(g));
+  g.spa = g.tpa = kOurIp;  // a conflict: another MAC claims our address
+  s.push_back(arp_frame(g));
+  g.op = 2;
+  s.push_back(arp_frame(g));
   s.push_back(icmp_frame(pattern(56)));
   s.push_back(icmp_frame(pattern(57)));
   s.push_back(icmp_frame({}, {}, client_ip(1), 60));
@@ -1001,6 +1229,10 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
   const size_t canary = FRAME_TEST_ASAN ? 0 : 16;
   NeighbourTable nt;
   std::map<std::string, int> seen;
+  // Time runs a few ms per frame, so the run spans many defence intervals.
+  int64_t now = kNow;
+  int64_t last_defence = 0;
+  int defences = 0;
   const uint8_t interesting[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0F, 0x10, 0x14, 0x17, 0x1F, 0x20, 0x23, 0x24,
                                  0x2F, 0x30, 0x3F, 0x40, 0x45, 0x46, 0x7F, 0x80, 0xE3, 0xFE, 0xFF};
   const size_t hot[] = {0, 5, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 29, 30, 33, 34,
@@ -1059,7 +1291,16 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
     std::vector<uint8_t> buf(len + 4 + canary, 0xC5);
     std::copy(f.begin(), f.end(), buf.begin());
     PortIdentity port = our_port(rng() % 8 != 0);
-    const FrameVerdict v = handle_frame(buf.data(), len, port, fixed_reply_params(), kRx, nt, kNow + it);
+    now += static_cast<int64_t>(rng() % 4000000);
+    const FrameVerdict v = handle_frame(buf.data(), len, port, fixed_reply_params(), kRx, nt, now);
+    if (v.arp_conflict) {  // only a well-formed ARP packet from another MAC with our address as sender
+      ASSERT_GE(len, 42u);
+      ASSERT_EQ(get16(f.data() + 12), 0x0806);
+      ASSERT_EQ(get32(f.data() + 28), kOurIp);
+      ASSERT_NE(Bytes(f.begin() + 22, f.begin() + 28), Bytes(kOurMac.begin(), kOurMac.end()));
+      ASSERT_TRUE(v.action == FrameAction::kConsumed || v.kind == ReplyKind::kArpDefence);
+    }
+    ASSERT_EQ(v.kind == ReplyKind::kArpDefence, v.arp_conflict && v.action == FrameAction::kTransmit);
 
     for (size_t i = len + 4; i < buf.size(); i++) ASSERT_EQ(buf[i], 0xC5) << "wrote past the tailroom, iteration " << it;
     std::string key;
@@ -1088,6 +1329,20 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
         ASSERT_GE(v.len, 42);
         const uint8_t* out = buf.data();
         ASSERT_EQ(Bytes(out + 6, out + 12), Bytes(kOurMac.begin(), kOurMac.end()));
+        if (v.kind == ReplyKind::kArpDefence) {
+          // Never larger than the frame it replaced, always our announcement,
+          // never two within 10 s.
+          ASSERT_EQ(v.len, 42);
+          ASSERT_LE(v.len, len);
+          ASSERT_EQ(Bytes(out, out + 42), announcement());
+          if (defences > 0) {
+            ASSERT_GE(now - last_defence, 10000000000LL) << "iteration " << it;
+          }
+          last_defence = now;
+          defences++;
+          key = "arp defence";
+          break;
+        }
         ASSERT_EQ(Bytes(out, out + 6), Bytes(f.begin() + 6, f.begin() + 12));  // back to the sender
         if (v.kind == ReplyKind::kArp) {
           ASSERT_EQ(v.len, 42);
@@ -1152,6 +1407,12 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
   EXPECT_GT(seen["icmp reply"], 100);
   EXPECT_GT(seen["to control"], 100);
   EXPECT_GT(seen["consumed"], 10);
+  // 100000 frames of about 2 ms each, conflicts every few dozen frames:
+  // each 10 s interval got its one defence, none more.
+  EXPECT_GE(defences, (now - kNow) / 10000000000LL - 1);
+  EXPECT_LE(defences, (now - kNow) / 10000000000LL + 1);
+  EXPECT_EQ(static_cast<uint64_t>(defences), nt.defence().find(kOurIp)->defences);
+  EXPECT_GT(nt.defence().find(kOurIp)->conflicts, static_cast<uint64_t>(defences) * 10);
 }
 
 // ============================================================ NeighbourTable
