@@ -46,7 +46,17 @@ SystemStatus system_status(const proto::SegmentHeader& h, const ctl::EngineState
   y.holdover_s = f.holdover_s;
   y.control_uptime_s = f.control_uptime_s;
   y.dataplane_uptime_s = static_cast<double>(f.now_raw - h.dataplane_start_raw.load()) / f.timebase_hz;
-  y.dataplane_alive = static_cast<double>(f.now_raw - h.dataplane_heartbeat_raw.load()) < f.timebase_hz * kDataplaneAliveS;
+  const uint64_t heartbeat_raw = h.dataplane_heartbeat_raw.load();
+  // A heartbeat stamped after now_raw was read is fresh, not 2^64 ticks old.
+  const double age_s = heartbeat_raw == 0 || f.timebase_hz <= 0 || heartbeat_raw > f.now_raw
+                           ? 0
+                           : static_cast<double>(f.now_raw - heartbeat_raw) / f.timebase_hz;
+  y.dataplane_alive = heartbeat_raw != 0 && age_s < kDataplaneAliveS;
+  y.dataplane_heartbeat_age_s = age_s;
+  y.dataplane_last_heartbeat_ns = heartbeat_raw == 0 ? 0 : f.host_ns - static_cast<int64_t>(age_s * 1e9);
+  y.leap_sign = f.model.leap_sign;
+  y.leap_at_ns = f.model.leap_sign != 0 ? f.model.leap_ns : 0;
+  y.leap_smear_ns = f.model.leap_sign != 0 ? f.model.leap_smear_ns : 0;
   y.dataplane_pid = h.dataplane_pid;
   y.control_pid = f.control_pid;
   y.state_publications = f.state_publications;

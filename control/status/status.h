@@ -45,6 +45,12 @@ struct SystemStatus {
   double control_uptime_s = 0;
   double dataplane_uptime_s = 0;
   bool dataplane_alive = false;        // its heartbeat is fresh
+  double dataplane_heartbeat_age_s = 0;    // since its last heartbeat (> kDataplaneAliveS: down)
+  int64_t dataplane_last_heartbeat_ns = 0; // Unix ns (host clock) of its last heartbeat; 0 = none seen
+  // A leap second announced in the published clock model (hwclock/leap.h).
+  int32_t leap_sign = 0;               // +1 inserted, -1 deleted, 0 none
+  int64_t leap_at_ns = 0;              // Unix ns of the midnight UTC that ends the leap day
+  int64_t leap_smear_ns = 0;           // 0: stepped at leap_at_ns; else smeared over this window centred on it
   int32_t dataplane_pid = 0;
   int32_t control_pid = 0;
   uint64_t state_publications = 0;     // how many times the server state was published

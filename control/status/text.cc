@@ -90,6 +90,73 @@ int64_t unix_s_of(proto::NtpTimestamp ts, int64_t pivot_unix_ns) {
 // reference time, else the system's, else 2025.
 constexpr int64_t kDefaultPivotNs = 1735689600LL * proto::kNsPerS;  // 2025-01-01T00:00:00Z
 
+// "10:41:02 UTC Dec 1 2026": the vendor's way of writing a time, to the
+// second; `second` overrides the second shown (60 for an inserted leap second).
+std::string utc_text(int64_t unix_s, int second = -1) {
+  int64_t days = unix_s / 86400, sod = unix_s % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    days -= 1;
+  }
+  int64_t y = 0;
+  unsigned m = 1, d = 1;
+  civil_from_days(days, y, m, d);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d UTC %s %u %" PRId64, static_cast<int>(sod / 3600),
+                static_cast<int>(sod / 60 % 60), second >= 0 ? second : static_cast<int>(sod % 60), kMonths[m - 1], d,
+                y);
+  return buf;
+}
+
+int64_t floor_s(int64_t unix_ns) {
+  return unix_ns / proto::kNsPerS - (unix_ns % proto::kNsPerS < 0 ? 1 : 0);
+}
+
+std::string plural(size_t n, const char* one) { return std::to_string(n) + " " + one + (n == 1 ? "" : "s"); }
+
+// Not in the vendor's output, and first: whether anything is served at all.
+// "clock status" is the control plane's own view, which stays synchronized
+// while a dead dataplane answers nobody.
+std::string service_line(const Status& s) {
+  const SystemStatus& y = s.system;
+  if (!y.dataplane_alive) {
+    if (y.dataplane_last_heartbeat_ns == 0) return " service: NOT SERVING (no dataplane heartbeat seen)\n";
+    char age[32];
+    std::snprintf(age, sizeof age, "%.0f s", y.dataplane_heartbeat_age_s);
+    return " service: NOT SERVING (dataplane down since " +
+           utc_text(floor_s(y.dataplane_last_heartbeat_ns)) + ", " + age +
+           " ago; clock status is the control plane's own)\n";
+  }
+  size_t servers = 0, up = 0;
+  for (const PortStatus& p : s.ports) {
+    servers += p.ntp_server;
+    up += p.ntp_server && p.link_up;
+  }
+  const std::string workers = plural(s.workers.size(), "worker");
+  if (servers == 0) return " service: no NTP clients served (no interface has ntp_server = true), " + workers + "\n";
+  if (up == 0) return " service: NOT SERVING (link down on every ntp_server port)\n";
+  std::string o = " service: serving on " + workers + ", " + plural(up, "port");
+  if (up < servers) o += " (" + std::to_string(servers - up) + " of " + std::to_string(servers) + " link down)";
+  return o + "\n";
+}
+
+// RFC 5905 section 7.3, LI 1: "last minute of the day has 61 seconds", LI 2:
+// "... 59 seconds". leap_at_ns is the midnight that ends that day.
+std::string leap_line(const SystemStatus& y) {
+  if (y.leap_sign == 0) return {};
+  const int64_t midnight_s = floor_s(y.leap_at_ns);
+  std::string o = y.leap_sign > 0 ? " leap second: insert " + utc_text(midnight_s - 1, 60)
+                                  : " leap second: delete " + utc_text(midnight_s - 1);
+  if (y.leap_smear_ns > 0) {
+    char h[32];
+    std::snprintf(h, sizeof h, "%.0f h", static_cast<double>(y.leap_smear_ns) / 3.6e12);
+    o += ", smeared over " + std::string(h) + " from " +
+         utc_text(floor_s(y.leap_at_ns - y.leap_smear_ns / 2)) +
+         " (leap indicator not passed on)";
+  }
+  return o + "\n";
+}
+
 }  // namespace
 
 std::string format_ntp_timestamp(uint64_t raw, int64_t pivot_unix_ns) {
@@ -109,6 +176,7 @@ std::string format_status(const Status& s) {
   const SystemStatus& y = s.system;
   char buf[128];
   std::string o;
+  o += service_line(s);
   o += std::string(" clock status: ") + (y.synchronized ? "synchronized" : "unsynchronized") + "\n";
   o += " clock stratum: " + std::to_string(y.synchronized ? unsigned{y.stratum} : 16u) + "\n";
   o += " reference clock ID: " + y.refid_text + "\n";
@@ -123,6 +191,7 @@ std::string format_status(const Status& s) {
   o += " peer dispersion: " + ms_text(y.peer_dispersion_ns, 2) + " ms\n";
   o += " reference time: " + format_reference_time(y.reference_time_ns) + "\n";
   o += " synchronization state: " + y.sync_state + "\n";
+  o += leap_line(y);
   // Not in the vendor's output: the clocks kept on the served time.
   for (const auto& c : s.steered_clocks) {
     char line[256];

@@ -153,6 +153,55 @@ TEST(Snapshot, UnsynchronizedAndAStaleDataplane) {
   EXPECT_EQ(s.system.reference, "none");
   EXPECT_EQ(s.system.sync_state, "clock not set");
   EXPECT_FALSE(s.system.dataplane_alive);
+  // How long it has been silent, and since when on the host's clock: what
+  // `ntpctl status` says of a dead dataplane.
+  EXPECT_NEAR(s.system.dataplane_heartbeat_age_s, 4, 1e-9);
+  EXPECT_EQ(s.system.dataplane_last_heartbeat_ns, f.host_ns - 4'000'000'000);
+  EXPECT_NE(format_status(s).find(" service: NOT SERVING (dataplane down since 23:59:56 UTC Dec 31 2025, 4 s ago"),
+            std::string::npos)
+      << format_status(s);
+}
+
+TEST(Snapshot, DataplaneHeartbeatAgeAndTheRaceWithIt) {
+  auto h = segment();
+  ControlFacts f = facts();
+  Status s = make_status(*h, engine_synchronized_to_c(), f);
+  EXPECT_TRUE(s.system.dataplane_alive);
+  EXPECT_NEAR(s.system.dataplane_heartbeat_age_s, 1, 1e-9);
+  // Just under the limit: alive; at it: down.
+  f.now_raw = 100 * static_cast<uint64_t>(kTscHz) + static_cast<uint64_t>(kTscHz * kDataplaneAliveS) - 1;
+  EXPECT_TRUE(make_status(*h, engine_synchronized_to_c(), f).system.dataplane_alive);
+  f.now_raw += 1;
+  EXPECT_FALSE(make_status(*h, engine_synchronized_to_c(), f).system.dataplane_alive);
+  // A heartbeat stamped after the control plane read its `now` is fresh
+  // (it was 2^64 ticks old, and the dataplane "dead", before).
+  f.now_raw = 100 * static_cast<uint64_t>(kTscHz) - 5;
+  s = make_status(*h, engine_synchronized_to_c(), f);
+  EXPECT_TRUE(s.system.dataplane_alive);
+  EXPECT_EQ(s.system.dataplane_heartbeat_age_s, 0);
+  // Never a heartbeat: down, and no time to show.
+  h->dataplane_heartbeat_raw.store(0);
+  s = make_status(*h, engine_synchronized_to_c(), facts());
+  EXPECT_FALSE(s.system.dataplane_alive);
+  EXPECT_EQ(s.system.dataplane_last_heartbeat_ns, 0);
+}
+
+TEST(Snapshot, LeapSecondFromTheClockModel) {
+  const auto h = segment();
+  ControlFacts f = facts();
+  EXPECT_EQ(make_status(*h, engine_synchronized_to_c(), f).system.leap_sign, 0);
+  f.model.leap_sign = 1;
+  f.model.leap_ns = 1483228800LL * 1'000'000'000;
+  f.model.leap_smear_ns = 86400LL * 1'000'000'000;
+  const Status s = make_status(*h, engine_synchronized_to_c(), f);
+  EXPECT_EQ(s.system.leap_sign, 1);
+  EXPECT_EQ(s.system.leap_at_ns, f.model.leap_ns);
+  EXPECT_EQ(s.system.leap_smear_ns, f.model.leap_smear_ns);
+  EXPECT_NE(format_status(s).find(" leap second: insert 23:59:60 UTC Dec 31 2016, smeared over 24 h"),
+            std::string::npos);
+  // A stale time without a sign is no announcement.
+  f.model.leap_sign = 0;
+  EXPECT_EQ(make_status(*h, engine_synchronized_to_c(), f).system.leap_at_ns, 0);
 }
 
 TEST(Snapshot, PortsFromTheSegmentSummedOverWorkers) {

@@ -67,6 +67,12 @@ Status populated() {
   y.control_uptime_s = 12.25;
   y.dataplane_uptime_s = 3600.75;
   y.dataplane_alive = true;
+  y.dataplane_heartbeat_age_s = 0.25;
+  y.dataplane_last_heartbeat_ns = 1767225599750000000;  // 2025-12-31T23:59:59.75Z
+  // 2016's leap second, inserted at the end of Dec 31 and smeared.
+  y.leap_sign = 1;
+  y.leap_at_ns = 1483228800LL * proto::kNsPerS;
+  y.leap_smear_ns = 86400LL * proto::kNsPerS;
   y.dataplane_pid = 4242;
   y.control_pid = 4243;
   y.state_publications = 987;
@@ -227,6 +233,11 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(y.control_uptime_s, dy.control_uptime_s);
   EXPECT_NE(y.dataplane_uptime_s, dy.dataplane_uptime_s);
   EXPECT_NE(y.dataplane_alive, dy.dataplane_alive);
+  EXPECT_NE(y.dataplane_heartbeat_age_s, dy.dataplane_heartbeat_age_s);
+  EXPECT_NE(y.dataplane_last_heartbeat_ns, dy.dataplane_last_heartbeat_ns);
+  EXPECT_NE(y.leap_sign, dy.leap_sign);
+  EXPECT_NE(y.leap_at_ns, dy.leap_at_ns);
+  EXPECT_NE(y.leap_smear_ns, dy.leap_smear_ns);
   EXPECT_NE(y.dataplane_pid, dy.dataplane_pid);
   EXPECT_NE(y.control_pid, dy.control_pid);
   EXPECT_NE(y.state_publications, dy.state_publications);
@@ -597,6 +608,7 @@ TEST(StatusText, ReferenceTimeEdges) {
 
 TEST(StatusText, FormatStatusGolden) {
   EXPECT_EQ(format_status(populated()),
+            " service: serving on 2 workers, 1 port\n"
             " clock status: synchronized\n"
             " clock stratum: 2\n"
             " reference clock ID: LOCAL(0)\n"
@@ -609,6 +621,8 @@ TEST(StatusText, FormatStatusGolden) {
             " peer dispersion: 0.00 ms\n"
             " reference time: 06:55:50.784 UTC Mar 7 2006(C7B7ACF6.C8D002E2)\n"
             " synchronization state: clock synchronized\n"
+            " leap second: insert 23:59:60 UTC Dec 31 2016, smeared over 24 h from 12:00:00 UTC Dec 31 2016 (leap "
+            "indicator not passed on)\n"
             " steered clock /dev/ptp0: following, offset -0.000037 ms, frequency +12.500 ppm, clock synchronized, "
             "1 steps, 2 errors\n");
 }
@@ -631,7 +645,11 @@ TEST(StatusText, FormatStatusSeedDeviceD) {
   s.system.peer_dispersion_ns = proto::ns_from_short(0x00000200);  // 7.8125 ms
   s.system.reference_time_ns = 1141714353465798000LL;
   s.system.sync_state = "clock synchronized";
+  s.system.dataplane_alive = true;
+  s.workers.resize(1);
+  s.ports.push_back(PortStatus{.name = "GigabitEthernet0/1/0", .ntp_server = true, .link_up = true});
   EXPECT_EQ(format_status(s),
+            " service: serving on 1 worker, 1 port\n"
             " clock status: synchronized\n"
             " clock stratum: 3\n"
             " reference clock ID: 10.0.1.31\n"
@@ -655,6 +673,7 @@ TEST(StatusText, FormatStatusUnsynchronized) {
   s.system.root_dispersion_ns = -4999;  // rounds to zero: no sign
   s.system.sync_state = "clock not set";
   EXPECT_EQ(format_status(s),
+            " service: NOT SERVING (no dataplane heartbeat seen)\n"
             " clock status: unsynchronized\n"
             " clock stratum: 16\n"
             " reference clock ID: INIT\n"
@@ -703,6 +722,67 @@ TEST(StatusWords, ReferenceIdsAsAnOperatorReadsThem) {
   // Out-of-range strata (a garbled packet) still give text, never a crash.
   EXPECT_EQ(refid_text(0x7F7F0101, 200), "7F7F0101");
   EXPECT_EQ(refid_text(refid_from_ascii("INIT"), -1), "INIT");
+}
+
+// The service line: the control plane's "clock status: synchronized" stays
+// (it is its own view), but the first line says whether anything is served.
+TEST(StatusText, ServiceLineSaysWhetherAnythingIsServed) {
+  auto first_line = [](const Status& s) {
+    const std::string t = format_status(s);
+    return t.substr(0, t.find('\n') + 1);
+  };
+  Status s = populated();
+  s.system.leap_sign = 0;
+  EXPECT_EQ(first_line(s), " service: serving on 2 workers, 1 port\n");
+  // The dataplane dead for 12 s: NOT SERVING, since when, while the clock
+  // status stays the control plane's own.
+  s.system.dataplane_alive = false;
+  s.system.dataplane_heartbeat_age_s = 12.4;
+  s.system.dataplane_last_heartbeat_ns = 1796121662500000000;  // 2026-12-01T10:41:02.5Z
+  const std::string down = format_status(s);
+  EXPECT_EQ(first_line(s),
+            " service: NOT SERVING (dataplane down since 10:41:02 UTC Dec 1 2026, 12 s ago; clock status is the "
+            "control plane's own)\n");
+  EXPECT_NE(down.find("\n clock status: synchronized\n"), std::string::npos) << down;
+  // Alive, but every ntp_server port's link is down.
+  s.system.dataplane_alive = true;
+  s.ports[0].link_up = false;
+  EXPECT_EQ(first_line(s), " service: NOT SERVING (link down on every ntp_server port)\n");
+  // Two ntp_server ports, one up.
+  s.ports[0].link_up = true;
+  s.ports[1].ntp_server = true;
+  EXPECT_EQ(first_line(s), " service: serving on 2 workers, 1 port (1 of 2 link down)\n");
+  s.ports[1].link_up = true;
+  EXPECT_EQ(first_line(s), " service: serving on 2 workers, 2 ports\n");
+  // A client-only appliance serves nobody by design.
+  s.ports[0].ntp_server = s.ports[1].ntp_server = false;
+  EXPECT_EQ(first_line(s), " service: no NTP clients served (no interface has ntp_server = true), 2 workers\n");
+  // Through JSON, as ntpctl reads it.
+  s.system.dataplane_alive = false;
+  std::string err;
+  const auto back = from_json(to_json(s), err);
+  ASSERT_TRUE(back) << err;
+  EXPECT_EQ(format_status(*back), format_status(s));
+}
+
+// RFC 5905 LI 1/2 from the clock model's announced leap, as ntpctl shows it.
+TEST(StatusText, LeapSecondLine) {
+  Status s = populated();
+  auto leap_of = [&] {
+    const std::string t = format_status(s);
+    const size_t at = t.find(" leap second: ");
+    return at == std::string::npos ? std::string() : t.substr(at, t.find('\n', at) + 1 - at);
+  };
+  s.system.leap_smear_ns = 0;
+  EXPECT_EQ(leap_of(), " leap second: insert 23:59:60 UTC Dec 31 2016\n");
+  s.system.leap_sign = -1;
+  s.system.leap_at_ns = 1435708800LL * proto::kNsPerS;  // the end of Jun 30 2015
+  EXPECT_EQ(leap_of(), " leap second: delete 23:59:59 UTC Jun 30 2015\n");
+  s.system.leap_smear_ns = 86400LL * proto::kNsPerS;
+  EXPECT_EQ(leap_of(), " leap second: delete 23:59:59 UTC Jun 30 2015, smeared over 24 h from 12:00:00 UTC Jun 30 "
+                       "2015 (leap indicator not passed on)\n");
+  s.system.leap_sign = 0;
+  EXPECT_EQ(leap_of(), "");
 }
 
 TEST(StatusText, FormatSessionsTwoAssociations) {
