@@ -284,7 +284,7 @@ bool expired(const LeapTable& t, int64_t now_ns) { return now_ns >= t.expires_ns
 
 std::string expiry_warning(const LeapTable& t, int64_t now_ns, std::string_view file) {
   if (!expired(t, now_ns)) return {};
-  const int64_t days = (now_ns - t.expires_ns) / kDayNs;
+  const auto days = static_cast<int64_t>((static_cast<__int128>(now_ns) - t.expires_ns) / kDayNs);  // any two times
   return "leap file " + std::string(file) + " expired on " + date_text(t.expires_ns) + " (" + std::to_string(days) +
          (days == 1 ? " day" : " days") + " ago): leap seconds after that are not known; install a newer " +
          "leap-seconds.list (tzdata)";

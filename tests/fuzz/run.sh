@@ -7,7 +7,8 @@
 #
 # Environment: FUZZ_BUILD_DIR (default <repo>/build-fuzz), FUZZ_OUT_DIR
 # (logs and crash files, default $FUZZ_BUILD_DIR/fuzz-out), CXX/CC for the
-# configure step (default clang++/clang), FUZZ_JOBS (ninja -j, default 2).
+# configure step (default clang++/clang), FUZZ_JOBS (ninja -j, default 2),
+# FUZZ_TARGETS (default: all).
 set -u -o pipefail
 
 secs=${1:-30}
@@ -16,7 +17,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 out=${FUZZ_OUT_DIR:-$build/fuzz-out}
-targets=(fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config)
+# FUZZ_TARGETS (space-separated) runs a subset.
+read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config fuzz_leap_file}"
 
 # Instrument the whole project (the libraries under test above all) for
 # coverage and ASan/UBSan; the fuzz targets add the libFuzzer runtime.
@@ -55,6 +57,8 @@ for t in "${targets[@]}"; do
   corpus="$work/$t"
   mkdir -p "$corpus" "$out/$t"
   cp "$here/corpus/$t/"* "$corpus/" 2>/dev/null
+  # The real leap-seconds.list is a golden file of the unit tests: one copy.
+  [ "$t" = fuzz_leap_file ] && cp "$root/tests/support/golden/leap-seconds.list" "$corpus/"
   extra=()
   [ -f "$here/$t.dict" ] && extra+=("-dict=$here/$t.dict")
   log="$out/$t.log"

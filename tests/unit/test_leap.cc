@@ -1,5 +1,5 @@
 // Leap seconds (hwclock/leap.h): the leap-seconds.list parser on the file
-// tzdata ships (a copy in the fuzz corpus, and the host's own if present),
+// tzdata ships (a copy in tests/support/golden, and the host's own if present),
 // its errors on malformed files, what a table announces for a day and when
 // it expires, and the served time across a stepped and a smeared leap.
 #include "hwclock/leap.h"
@@ -22,7 +22,7 @@ namespace {
 
 constexpr int64_t kS = 1000000000LL;
 constexpr int64_t kLeap2016 = 1483228800LL * kS;  // 2017-01-01T00:00:00Z ends 2016-12-31, a leap day
-constexpr const char* kCopy = SOURCE_ROOT "/tests/fuzz/corpus/fuzz_leap_file/leap-seconds.list";
+constexpr const char* kCopy = SOURCE_ROOT "/tests/support/golden/leap-seconds.list";
 constexpr const char* kHostFile = "/usr/share/zoneinfo/leap-seconds.list";
 
 std::string read(const char* path) {
