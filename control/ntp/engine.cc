@@ -371,8 +371,15 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
   const int64_t interval = log2_to_ns(sys_poll_);
   // The servo measures frequency between samples: give it when this one was
   // taken (the filter's choice may be older than the latest packet).
+  // While the servo measures the frequency (kNotSet) it needs offsets and
+  // times that belong together: the system peer's own, not the combined
+  // offset, whose survivors' samples are of other ages, each drifting at
+  // the oscillator's uncorrected rate (FalsetickerIsRejected,
+  // TEST_SEED=13614847: 6 ppm off, 100 us off for 100 s).
+  const bool measuring = servo_.state() == hwclock::ServoState::kNotSet;
+  const int64_t sample_offset_ns = measuring ? peer.filter().offset_ns() : sel.offset_ns;
   const hwclock::ServoOutput s =
-      servo_.sample(sel.offset_ns, peer.filter().update_time_ns(), interval, peer.filter().delay_ns() / 2,
+      servo_.sample(sample_offset_ns, peer.filter().update_time_ns(), interval, peer.filter().delay_ns() / 2,
                     std::llround(discipline_.slew_left_at(now_ns)));
   // The servo computes; we turn its output into an order for the clock
   // (hwclock::Correction): its base frequency, and its phase added to what
@@ -403,6 +410,15 @@ void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_n
     case hwclock::ServoAction::kSlew:
       adj.freq_ppb = s.freq_ppb;
       adj.slew_ns = left + s.phase_ns;
+      if (measuring) {
+        // The frequency was just measured: the sample's offset is as of when
+        // it was taken (the filter's pick may be seconds old), and the clock
+        // has drifted since at the old frequency by what the new estimate
+        // says. Slew that in too, or it is left over as a phase error that
+        // the integral mistakes for frequency (TEST_SEED=3083318890 of
+        // ClientConvergesFrom5msAnd50ppm: 258 us after 5 s at 50 ppm).
+        adj.slew_ns += (s.freq_ppb - old_base) * 1e-9 * static_cast<double>(now_ns - peer.filter().update_time_ns());
+      }
       adj.slew_rate_ppb = hwclock::slew_rate_ppb(adj.slew_ns, adj.freq_ppb, interval, cfg_.servo.max_frequency_ppb);
       break;
   }
