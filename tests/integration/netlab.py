@@ -108,8 +108,8 @@ class Namespace:
     def exec(self, *args, **kw):
         return sh(*args, ns=self.name, **kw)
 
-    def popen(self, args, log_path, env=None):
-        f = open(log_path, "w")
+    def popen(self, args, log_path, env=None, append=False):
+        f = open(log_path, "a" if append else "w")
         p = subprocess.Popen(["ip", "netns", "exec", self.name] + list(args), stdout=f, stderr=subprocess.STDOUT,
                              env=env, start_new_session=True)
         p._log = f
@@ -186,9 +186,10 @@ class Appliance:
             wait_for(lambda: self.log_contains("dataplane", "worker 0 running") or self._died(self.dp, "dataplane"),
                      30, what=f"{self.name} dataplane to start")
 
-    def start_control(self, wait=True):
+    def start_control(self, wait=True, append_log=False):
+        # append_log: a restarted control plane's log follows the first one's.
         self.cp = self.ns.popen([CONTROL, "--config", self.config_path],
-                                os.path.join(self.workdir, f"{self.name}-control.log"))
+                                os.path.join(self.workdir, f"{self.name}-control.log"), append=append_log)
         if wait:
             wait_for(lambda: self._died(self.cp, "control") or self.status(), 30,
                      what=f"{self.name} control plane to publish")
@@ -290,6 +291,39 @@ class Chrony:
 
     def chronyc(self, *args):
         return self.ns.exec("chronyc", "-h", self.sock, "-n", *args).stdout
+
+    def stop(self):
+        if self.p._log.closed:
+            return
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.p._log.close()
+
+
+class Sampler:
+    """ntpclient.py in namespace ns querying server every interval until
+    stopped, one JSON line per request in log_path (t1/t4 from the host
+    clock, the truth in these tests; see ntpclient.bound_check)."""
+
+    def __init__(self, ns, server, log_path, interval=0.2, timeout=0.5):
+        self.path = log_path
+        self.p = ns.popen(["/usr/bin/python3", "-u", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   "ntpclient.py"), server, "--count", "0",
+                           "--interval", str(interval), "--timeout", str(timeout)], log_path)
+        _cleanups.append(self.stop)
+
+    def samples(self):
+        """Every request so far (the line being written, if any, left out)."""
+        if self.p.poll() is not None and not self.p._log.closed:
+            raise RuntimeError(f"sampler exited with {self.p.returncode}: " + open(self.path).read()[-2000:])
+        with open(self.path) as f:
+            lines = f.read().split("\n")
+        return [json.loads(ln) for ln in lines[:-1] if ln.startswith("{")]
 
     def stop(self):
         if self.p._log.closed:
