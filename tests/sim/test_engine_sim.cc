@@ -377,6 +377,10 @@ TEST(EngineSim, LossAndRecoveryOfTheReference) {
   EXPECT_GT(e_lost, 0);
   EXPECT_LT(e_lost, 3 * 4 + 2 + 8);
   EXPECT_EQ(w.engine(e).system().stratum, 16);
+  // No source is synchronized any more: the kiss code is INIT again (not
+  // the address of the source lost, nor STEP).
+  EXPECT_EQ(w.engine(d).system_at(w.local_now_ns(d)).refid, proto::kKissInit);
+  EXPECT_EQ(w.engine(e).system_at(w.local_now_ns(e)).refid, proto::kKissInit);
   // D said why: it lost C, and with it synchronization.
   const auto lost = events_of(w, d, ctl::EventKind::kSystemPeerLost);
   ASSERT_FALSE(lost.empty());
