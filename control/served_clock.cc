@@ -1,5 +1,7 @@
 #include "control/served_clock.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace ntp::ctl {
@@ -46,14 +48,22 @@ std::unique_ptr<ServedClock> ServedClock::open(const config::Config& cfg) {
 }
 
 proto::ClockModelData ServedClock::update(hwclock::CrossTimestamp& host) {
+  // The trackers spread the phase error a cross-timestamp shows over up to
+  // kSteerS seconds, not over the 1 s to the next update: the model's rate
+  // then carries an eighth of a cross-timestamp's noise (tens of ns: tens
+  // of ppb over 1 s), and a restart carries that rate on. Fewer seconds
+  // while the first updates fit the slope, which is still ppm off.
+  constexpr uint64_t kSteerS = 8;
+  updates_++;
+  const uint64_t steer_ticks = static_cast<uint64_t>(tsc_hz_) * std::min<uint64_t>(updates_, kSteerS);
   if (source_phc_) {
     std::vector<std::string> log;
-    source_phc_->read(*timescale_, static_cast<uint64_t>(tsc_hz_), hwclock::monotonic_s(), log);
+    source_phc_->read(*timescale_, steer_ticks, hwclock::monotonic_s(), log);
     log_info(log);
   }
   host = hwclock::cross_timestamp(CLOCK_REALTIME, 8);
   const bool adopting = timescale_->adopting();
-  const proto::ClockModelData m = timescale_->update(host, static_cast<uint64_t>(tsc_hz_));
+  const proto::ClockModelData m = timescale_->update(host, steer_ticks);
   if (adopting && !timescale_->adopting())
     spdlog::info("carried the served clock on: correction {:+.4f} ppm over the source, measured over {} s "
                  "(the discipline started from an estimate {:+.4f} ppm off)",

@@ -68,6 +68,7 @@ class ServedClock {
   std::unique_ptr<ClockApplier> applier_;
   hwclock::DriftFile drift_;
   std::optional<double> drift_ppb_;  // what it said at start
+  uint64_t updates_ = 0;             // update() calls so far
 };
 
 }  // namespace ntp::ctl

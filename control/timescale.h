@@ -45,7 +45,10 @@ class Timescale {
   // it forever. Call after the first update() of this process; correction_ppb()
   // is then the estimate the engine starts from.
   void adopt(const proto::ClockModelData& published, uint64_t raw_now, bool disciplined = true);
-  static constexpr int kAdoptUpdates = 16;  // ~50 ns cross-timestamp noise: the rate to ~3 ppb
+  // Long enough for the slope fit (tens of ns of cross-timestamp noise:
+  // the rate to ~1 ppb) and for the trackers' own start, whose phase
+  // error ServedClock spreads over 8 s, to die down to about 1 %.
+  static constexpr int kAdoptUpdates = 40;
   // Still serving the adopted model verbatim.
   bool adopting() const { return adopting_; }
   // What the correction runs at beyond the engine's orders: the measured

@@ -180,7 +180,8 @@ TEST(Timescale, AdoptCarriesThePublishedRateWhateverThisProcessCalibrated) {
     EXPECT_TRUE(same_model(after.published(), served)) << s;
     EXPECT_TRUE(after.adopting());
   }
-  const proto::ClockModelData handed = run_noisy(after, 160 + Timescale::kAdoptUpdates - 2, 180);
+  const int h = 160 + Timescale::kAdoptUpdates + 2;  // just after the hand-over
+  const proto::ClockModelData handed = run_noisy(after, 160 + Timescale::kAdoptUpdates - 2, h);
   EXPECT_FALSE(after.adopting());
   // The correction measured is the one the published model ran with (the
   // first process's -12 ppm and its host tracker's last phase steering),
@@ -190,13 +191,14 @@ TEST(Timescale, AdoptCarriesThePublishedRateWhateverThisProcessCalibrated) {
   EXPECT_NEAR(after.correction_ppb(), carried_ppb, 10.0);
   EXPECT_NEAR(start_ppb + after.order_bias_ppb(), after.correction_ppb(), 1e-6);
   // Phase: where the published model would have been, to the noise.
-  for (double s : {175.5, 180.5}) EXPECT_NEAR(served_minus_host(handed, at_s(s)), served_minus_host(served, at_s(s)), 120.0) << s;
+  for (double s : {h - 0.5, h + 0.5})
+    EXPECT_NEAR(served_minus_host(handed, at_s(s)), served_minus_host(served, at_s(s)), 120.0) << s;
   // Rate against the host: the first process's, within 10 ppb, over the next 100 s.
-  const proto::ClockModelData later = run_noisy(after, 181, 280);
-  EXPECT_NEAR(rate_vs_host_ppb(handed, at_s(180), later, at_s(280)), served_ppb, 10.0);
-  EXPECT_NEAR(served_minus_host(later, at_s(280)), served_minus_host(served, at_s(280)), 1000.0);
+  const proto::ClockModelData later = run_noisy(after, h + 1, h + 100);
+  EXPECT_NEAR(rate_vs_host_ppb(handed, at_s(h), later, at_s(h + 100)), served_ppb, 10.0);
+  EXPECT_NEAR(served_minus_host(later, at_s(h + 100)), served_minus_host(served, at_s(h + 100)), 1000.0);
   // An order after the hand-over is the engine's frequency plus the bias.
-  after.adjust(0, start_ppb + 1000.0, 0, 0, at_s(280));
+  after.adjust(0, start_ppb + 1000.0, 0, 0, at_s(h + 100));
   EXPECT_NEAR(after.correction_ppb(), carried_ppb + 1000.0, 10.0);
 }
 
@@ -218,7 +220,7 @@ TEST(Timescale, AdoptMidSlewCarriesTheTangentOn) {
   EXPECT_TRUE(same_model(after.published(), slewing));
   EXPECT_EQ(after.slew_end_raw(), 0u);  // nothing to end: the tangent is the model
   const proto::ClockModelData on = run_noisy(after, 32, 80);
-  EXPECT_FALSE(after.adopting());
+  EXPECT_FALSE(after.adopting());  // 31 + kAdoptUpdates
   const double tangent_ppb = rate_vs_host_ppb(slewing, at_s(31), slewing, at_s(80));
   EXPECT_NEAR(tangent_ppb, 100'000.0, 100.0);  // -20 ppm, +20 ppm base, +100 ppm slew
   EXPECT_NEAR(after.correction_ppb(), ((1 + tangent_ppb * 1e-9) / (1 - 20e-6) - 1) * 1e9, 10.0);
@@ -258,12 +260,12 @@ TEST(Timescale, AdoptUndisciplinedRealClockReturnsToTheSource) {
   const double start_ppb = after.correction_ppb();
   EXPECT_GT(std::fabs(start_ppb), 1'000.0);  // the 5 ppm calibration error
   EXPECT_TRUE(same_model(after.published(), served));
-  const proto::ClockModelData on = run_noisy(after, 41, 70);
+  const proto::ClockModelData on = run_noisy(after, 41, 90);
   EXPECT_FALSE(after.adopting());
-  EXPECT_NEAR(served_minus_host(on, at_s(70.5)), 0.0, 60.0);
+  EXPECT_NEAR(served_minus_host(on, at_s(90.5)), 0.0, 60.0);
   EXPECT_NEAR(after.correction_ppb(), 0.0, 1e-9);
   EXPECT_NEAR(after.order_bias_ppb(), -start_ppb, 1e-9);
-  EXPECT_NEAR(static_cast<double>(after.minus_source_ns(at_s(70.5))), 0.0, 1e-9);
+  EXPECT_NEAR(static_cast<double>(after.minus_source_ns(at_s(90.5))), 0.0, 1e-9);
 }
 
 // The `phc` source: the served timescale is the PHC less its UTC offset,
