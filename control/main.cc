@@ -60,6 +60,7 @@ class ControlPlane {
   std::unique_ptr<ctl::ServedClock> clock_;
   std::unique_ptr<ctl::Engine> engine_;
   ctl::SegmentClient seg_;
+  ctl::HeartbeatWatch dataplane_watch_;
   uint64_t publications_ = 0;
   uint64_t tx_ring_full_ = 0;
   bool last_sync_ = false;
@@ -138,6 +139,22 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
 
 void ControlPlane::tick_second() {
   proto::SegmentHeader& h = *seg_.header();
+  // /status says dataplane_alive; the log says when that changes.
+  switch (dataplane_watch_.observe(h.dataplane_heartbeat_raw.load(std::memory_order_acquire), hwclock::read_tsc(),
+                                   clock_->tsc_hz(), status::kDataplaneAliveS)) {
+    case ctl::HeartbeatWatch::Change::kStopped:
+      if (dataplane_watch_.age_s() < 0)
+        spdlog::warn("dataplane pid {} is not serving (no heartbeat yet)", h.dataplane_pid);
+      else
+        spdlog::warn("dataplane pid {} stopped serving (no heartbeat for {:.1f} s)", h.dataplane_pid,
+                     dataplane_watch_.age_s());
+      break;
+    case ctl::HeartbeatWatch::Change::kBack:
+      spdlog::info("dataplane pid {} is serving again (heartbeat {:.1f} s old)", h.dataplane_pid,
+                   dataplane_watch_.age_s());
+      break;
+    case ctl::HeartbeatWatch::Change::kNone: break;
+  }
   hwclock::CrossTimestamp x;
   const proto::ClockModelData m = clock_->update(x);
   h.clock_model.store(m);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -15,6 +16,18 @@
 #include "hwclock/tsc.h"
 
 namespace ntp::ctl {
+
+HeartbeatWatch::Change HeartbeatWatch::observe(uint64_t heartbeat_raw, uint64_t now_raw, double tsc_hz,
+                                               double stale_s) {
+  // A beat stamped after our own reading (the dataplane's worker read the
+  // TSC later than we did) is fresh, not 2^64 ticks old.
+  const int64_t ticks = static_cast<int64_t>(now_raw - heartbeat_raw);
+  age_s_ = heartbeat_raw == 0 ? -1.0 : std::max<double>(static_cast<double>(ticks), 0.0) / tsc_hz;
+  const bool stale = heartbeat_raw == 0 || age_s_ >= stale_s;
+  if (stale == stale_) return Change::kNone;
+  stale_ = stale;
+  return stale ? Change::kStopped : Change::kBack;
+}
 
 SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::string& err) {
   detach();

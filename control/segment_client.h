@@ -14,6 +14,25 @@ struct rte_ring;
 
 namespace ntp::ctl {
 
+// The dataplane's heartbeat as the log tells it: once when it goes stale
+// (the dataplane stopped serving: killed, hung) and once when it is fresh
+// again, not every second in between. Pure: the caller reads the clock.
+class HeartbeatWatch {
+ public:
+  enum class Change { kNone, kStopped, kBack };
+  // heartbeat_raw: the dataplane's last beat (timebase ticks; 0: none yet),
+  // now_raw: the timebase now, stale_s: how old a beat may be (the same
+  // limit /status's dataplane_alive uses).
+  Change observe(uint64_t heartbeat_raw, uint64_t now_raw, double tsc_hz, double stale_s);
+  // Seconds since the last beat at the last observe(); < 0: none yet.
+  double age_s() const { return age_s_; }
+  bool stale() const { return stale_; }
+
+ private:
+  bool stale_ = false;
+  double age_s_ = 0;
+};
+
 class SegmentClient {
  public:
   SegmentClient() = default;

@@ -249,6 +249,35 @@ class RestartTest(unittest.TestCase):
             self.assertLess(abs(jump_ns), 1000.0, f"restart {i + 1}: the served phase jumped")
         self.assertEqual(app.log("control").count("re-attached"), restarts)
 
+    def test_dataplane_loss_and_return_are_logged(self):
+        srv = netlab.Namespace(netlab.unique("ntprds"))
+        cli = netlab.Namespace(netlab.unique("ntprdc"))
+        netlab.veth_pair(srv, "dp0", cli, "cli0")
+        netlab.dataplane_side(srv, "dp0")
+        d = netlab.workdir("rd")
+        sysname = netlab.unique("R")
+        app = netlab.Appliance(srv, sysname, d, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", f"{SERVER_IP}/24", refclock_master=2))
+        app.start()
+        wait_for(lambda: (app.status() or {}).get("system", {}).get("dataplane_alive"), 10, what="a live dataplane")
+        pid = app.status()["system"]["dataplane_pid"]
+        os.killpg(app.dp.pid, signal.SIGSTOP)  # hung: its shared memory stays, its heartbeat stops
+        try:
+            wait_for(lambda: app.log_contains("control", f"dataplane pid {pid} stopped serving (no heartbeat for"),
+                     10, what="the control plane to log the dataplane's loss")
+            self.assertFalse(app.status()["system"]["dataplane_alive"])
+            time.sleep(2)  # once, not every second
+            self.assertEqual(app.log("control").count("stopped serving"), 1, app.log("control"))
+        finally:
+            os.killpg(app.dp.pid, signal.SIGCONT)
+        wait_for(lambda: app.log_contains("control", f"dataplane pid {pid} is serving again"), 10,
+                 what="the control plane to log the dataplane's return")
+        wait_for(lambda: app.status()["system"]["dataplane_alive"], 5, what="dataplane_alive again")
+        lines = [ln for ln in app.log("control").splitlines() if f"dataplane pid {pid}" in ln]
+        print("\n  " + "\n  ".join(lines[-2:]), file=sys.stderr)
+        self.assertIn(" warning ", lines[-2])
+        self.assertIn(" info ", lines[-1])
+
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--load":
