@@ -99,7 +99,10 @@ void set_model_leap(proto::ClockModelData& m, int32_t sign, int64_t leap_ns, boo
 int64_t leap_complete_ns(const proto::ClockModelData& m);
 // The same model with its leap folded into utc0_ns and the leap cleared:
 // model_to_ns of both agrees for every raw whose linear time is at or past
-// leap_complete_ns(m). The control plane publishes it once the leap is done.
+// leap_complete_ns(m). The control plane may publish it from then on; the
+// server state's leap must stay until the served time reaches leap_ns (for
+// an insertion 1 s after leap_complete_ns: the repeated second carries LI 1),
+// which the responder handles by itself through ServerStateData::leap_ns.
 proto::ClockModelData fold_leap(const proto::ClockModelData& m);
 
 }  // namespace ntp::hwclock

@@ -341,5 +341,42 @@ TEST(LeapSim, SmearSweepMonotonicContinuousAndExact) {
   }
 }
 
+TEST(LeapSim, FoldedModelAfterTheLeapServesTheSameBytes) {
+  // Once the leap is done in linear time (hwclock::leap_complete_ns) the
+  // control plane may publish the model with the second folded into its
+  // anchor (hwclock::fold_leap): the answers do not change by a single bit.
+  // The state's leap may go only once the served time reaches leap_ns: for
+  // an insertion that is 1 s later, at the end of the repeated second.
+  struct Case {
+    int32_t sign;
+    bool smear;
+    uint8_t announced;
+  };
+  for (const Case c : {Case{1, false, 1}, Case{-1, false, 2}, Case{1, true, 0}, Case{-1, true, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "sign " << c.sign << " smear " << c.smear);
+    const Appliance leap(c.sign, c.smear, c.announced);
+    Appliance folded = leap;
+    folded.model = hwclock::fold_leap(leap.model);
+    Appliance cleared = folded;
+    cleared.st.leap = 0;
+    cleared.st.leap_ns = 0;
+    const int64_t done = hwclock::leap_complete_ns(leap.model) - kLeapNs;
+    for (int64_t off : {done, done + 1, done + 250 * kMs, done + kS - 1, done + kS, done + 3600 * kS}) {
+      SCOPED_TRACE(off);
+      const uint64_t rx = leap.raw_at(off), tx = leap.raw_at(off + 10 * kUs);  // the same ticks for all
+      const Appliance::Exchange a = leap.exchange(rx, rx, tx);
+      EXPECT_EQ(folded.exchange(rx, rx, tx).bytes, a.bytes);
+      if (a.rx_ns >= kLeapNs) {
+        EXPECT_EQ(li_of(a.bytes), 0);
+        EXPECT_EQ(cleared.exchange(rx, rx, tx).bytes, a.bytes);
+      } else {
+        EXPECT_EQ(li_of(a.bytes), 1);  // the second pass of an insertion, past leap_complete_ns
+        EXPECT_EQ(c.sign, 1);
+        EXPECT_FALSE(c.smear);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ntp
