@@ -5,6 +5,14 @@ deploy/seed/, each device a namespace on one bridge, virtual clocks started
 milliseconds and tens of ppm off. Also: DeviceD does not select DeviceE
 (loop), and when DeviceC goes away DeviceD and DeviceE lose
 synchronization, and recover when it comes back.
+
+On every sample the test takes of DeviceD and DeviceE, the served error
+bound holds (issue 8): |served - true| <= root delay / 2 + root dispersion,
+the truth being the host clock that DeviceC's virtual clock starts on. For
+DeviceD: a client querying it twice a second for the whole run (its answers
+prove an error of at least |theta| - delta/2, ntpclient.bound_check) and
+each /status read; for DeviceE, which serves no clients in the seed, each
+/status read (the served clock minus the host clock, read side by side).
 """
 import os
 import re
@@ -14,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import netlab  # noqa: E402
+import ntpclient  # noqa: E402
 from netlab import wait_for  # noqa: E402
 
 SEED = os.path.join(netlab.ROOT, "deploy", "seed")
@@ -45,14 +54,42 @@ class SeedTest(unittest.TestCase):
         cls.client.exec("ip", "addr", "add", "10.0.1.100/24", "dev", "eth0")
         cls.dev = {}
         cls.t0 = time.monotonic()
+        cls.t0_wall = time.time()
         for name in ("DeviceC", "DeviceD", "DeviceE"):
             ns = netlab.Namespace(netlab.unique("ntps" + name[-1].lower()))
             cls.bridge.attach(ns, IFNAME[name])
             netlab.dataplane_side(ns, IFNAME[name])
             cls.dev[name] = netlab.Appliance(ns, name, cls.dir, seed_config(name, tag)).start()
+        cls.sampler_d = netlab.Sampler(cls.client, ADDR["DeviceD"], os.path.join(cls.dir, "sampler-DeviceD.jsonl"),
+                                       interval=0.5)
+        cls.status_checks = {"DeviceD": [], "DeviceE": []}
 
     def status(self, name):
-        return self.dev[name].status()
+        st = self.dev[name].status()
+        # Every status sample of D and E that claims synchronization is
+        # checked against its own bound (check_bounds asserts).
+        if st and name in self.status_checks and st["system"]["synchronized"]:
+            sysv = st["system"]
+            self.status_checks[name].append((time.monotonic() - self.t0, ntpclient.status_bound(sysv), sysv))
+        return st
+
+    def check_bounds(self, label):
+        """The invariant on every sample taken so far; prints the worst ratios."""
+        for name, rows in self.status_checks.items():
+            self.assertTrue(rows, f"no synchronized /status sample of {name}")
+            t, (err, bound, ratio), sysv = max(rows, key=lambda r: r[1][2])
+            print(f"  {label}: {name} /status, {len(rows)} synchronized samples, worst |error|/bound {ratio:.3f} "
+                  f"at {t:.1f} s (error {err / 1e3:.1f} us, root delay {sysv['root_delay_ns'] / 1e3:.1f} us, "
+                  f"root dispersion {sysv['root_dispersion_ns'] / 1e3:.1f} us)", file=sys.stderr)
+            self.assertLessEqual(ratio, 1.0, f"{name} understated its error at {t:.1f} s: {sysv}")
+        answers = [x for x in self.sampler_d.samples() if x["reply"] and x["leap"] != 3]
+        self.assertTrue(answers, "no synchronized answer from DeviceD")
+        w = max(answers, key=lambda x: x["bound_ratio"])
+        print(f"  {label}: DeviceD on the wire, {len(answers)} synchronized answers, worst |error|/bound "
+              f"{w['bound_ratio']:.3f} at {w['sent_ns'] / 1e9 - self.t0_wall:.1f} s (theta {w['offset_ns'] / 1e3:+.1f} "
+              f"us, delta {w['delay_ns'] / 1e3:.1f} us, root delay {w['root_delay_s'] * 1e6:.0f} us, root dispersion "
+              f"{w['root_dispersion_s'] * 1e6:.0f} us)", file=sys.stderr)
+        self.assertLessEqual(w["bound_ratio"], 1.0, f"DeviceD understated its error: {w}")
 
     def synced(self, name, stratum, refid):
         s = (self.status(name) or {}).get("system", {})
@@ -96,6 +133,7 @@ class SeedTest(unittest.TestCase):
         d_off, e_off = wait_for(converged, 180, interval=1, what="DeviceD/E within 100/200 us of DeviceC")
         print(f"  converged {time.monotonic() - self.t0:.1f} s after start: DeviceD {d_off / 1000:+.1f} us, "
               f"DeviceE {e_off / 1000:+.1f} us from the host clock", file=sys.stderr)
+        self.check_bounds("converged")
 
     def test_2_loss_and_recovery_of_devicec(self):
         wait_for(lambda: self.synced("DeviceE", 4, "10.0.1.32"), 240, interval=0.5, what="the seed synchronized")
@@ -119,6 +157,7 @@ class SeedTest(unittest.TestCase):
         print(f"\n  DeviceC stopped: DeviceD unsynchronized after {d_lost:.1f} s, DeviceE after {e_lost:.1f} s "
               f"(bound {LOSS_BOUND_S} s); both recovered {time.monotonic() - t_stop - d_lost:.1f} s later",
               file=sys.stderr)
+        self.check_bounds("through the loss of DeviceC")
 
 
 if __name__ == "__main__":
