@@ -509,7 +509,8 @@ SystemVariables Engine::system_at(int64_t now_ns) const {
   if (!v.synchronized) return v;
   apply_leap(v, now_ns, /*sources_vote=*/true);
   // RFC 5905 section 10: the dispersion grows at PHI until the next update.
-  if (v.reference_time_ns && now_ns > v.reference_time_ns) v.root_dispersion_ns += phi_growth_ns(now_ns - v.reference_time_ns);
+  if (v.reference_time_ns && now_ns > v.reference_time_ns)
+    v.root_dispersion_ns += phi_growth_ns(now_ns - v.reference_time_ns);
   // The error bound must hold while the discipline still slews (chrony's
   // way: its root dispersion includes the correction still to be made).
   // The offsets behind sys_ are predictions (what the clock shows once every
