@@ -159,6 +159,8 @@ void ControlPlane::tick_second() {
   const proto::ClockModelData m = clock_->update(x);
   h.clock_model.store(m);
   const int64_t now = hwclock::model_to_ns(m, x.raw);
+  if (const std::optional<ctl::LocalClockQuality> q = clock_->local_quality(monotonic_s()))
+    engine_->set_local_clock_quality(*q, cfg_.ntp.local_clock_unsynced == "serve");
   // A PHC source that cannot be read (longer than the holdover) is not
   // served as synchronized time, whatever the associations say.
   const ctl::SystemVariables sys =

@@ -1,5 +1,7 @@
 #include "control/phc_source.h"
 
+#include <algorithm>
+#include <cmath>
 #include <utility>
 
 namespace ntp::ctl {
@@ -26,6 +28,12 @@ void PhcSource::read(Timescale& timescale, uint64_t interval_ticks, double now_s
   if (failing_) log.push_back("clock.phc: " + path_ + " readable again");
   failing_ = false;
   ok_s_ = now_s;
+  width_ticks_ = r.width_ticks;
+}
+
+int64_t PhcSource::max_error_ns(double now_s, double tsc_hz) const {
+  const double half_width_ns = static_cast<double>(width_ticks_) / tsc_hz * 1e9 / 2;
+  return std::llround(half_width_ns + std::max(now_s - ok_s_, 0.0) * 1e9 * 15e-6);
 }
 
 }  // namespace ntp::ctl

@@ -25,6 +25,11 @@ class PhcSource {
   void read(Timescale& timescale, uint64_t interval_ticks, double now_s, std::vector<std::string>& log);
   // Read within holdover_s of now_s.
   bool fresh(double now_s, double holdover_s) const { return now_s - ok_s_ < holdover_s; }
+  // What we know of the PHC's reading error at now_s: half the last
+  // cross-timestamp's bracket, growing at PHI (15 ppm, RFC 5905) since it.
+  // The PHC's own error against UTC is its discipline's (ptp4l's) and not
+  // known here.
+  int64_t max_error_ns(double now_s, double tsc_hz) const;
 
  private:
   PhcSource(std::unique_ptr<hwclock::PhcClock> phc, const config::Clock& clock);
@@ -35,6 +40,7 @@ class PhcSource {
   uint64_t errors_ = 0;
   bool failing_ = false;
   double ok_s_ = -1e9;  // when it was last read
+  uint64_t width_ticks_ = 0;  // the last read's cross-timestamp bracket
 };
 
 }  // namespace ntp::ctl

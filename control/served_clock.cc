@@ -94,6 +94,26 @@ std::optional<double> ServedClock::start(const proto::ClockModelData* served, ui
   return drift_ppb_;
 }
 
+std::optional<LocalClockQuality> ServedClock::local_quality(double now_s) {
+  if (cfg_.clock.source == config::ClockSource::kVirtual) return std::nullopt;
+  if (source_phc_)
+    return LocalClockQuality{.synchronized = source_fresh(now_s),
+                             .max_error_ns = source_phc_->max_error_ns(now_s, tsc_hz_)};
+  hwclock::KernelClockState k;
+  if (std::string err; !hwclock::read_kernel_clock_state(k, err)) {
+    if (!kernel_read_failed_) spdlog::error("{}: the host clock's state is unknown: unsynchronized", err);
+    kernel_read_failed_ = true;
+    return LocalClockQuality{.synchronized = false, .max_error_ns = 0};
+  }
+  kernel_read_failed_ = false;
+  if (kernel_synced_ != k.synchronized)
+    spdlog::info("host clock (adjtimex): {}, maxerror {:.3f} ms, esterror {:.3f} ms",
+                 k.synchronized ? "synchronized" : "unsynchronized", static_cast<double>(k.max_error_ns) / 1e6,
+                 static_cast<double>(k.est_error_ns) / 1e6);
+  kernel_synced_ = k.synchronized;
+  return LocalClockQuality{.synchronized = k.synchronized, .max_error_ns = k.max_error_ns};
+}
+
 std::optional<proto::ClockModelData> ServedClock::take(const ClockApplier::Result& r) {
   for (const std::string& e : r.errors) spdlog::error("{}", e);
   log_info(r.log);

@@ -17,6 +17,7 @@
 #include "control/phc_source.h"
 #include "control/timescale.h"
 #include "hwclock/drift_file.h"
+#include "hwclock/kernel_state.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::ctl {
@@ -44,6 +45,12 @@ class ServedClock {
   // says which it was.
   std::optional<double> start(const proto::ClockModelData* served, uint64_t raw_now, bool& resumed);
   double correction_ppb() const { return timescale_->correction_ppb(); }
+  // The local clock's own state, for refclock_master (once a second):
+  // source = system: the kernel's (adjtimex, read only); phc: the PHC
+  // source's (synchronized while read within the holdover, its reading
+  // error); virtual: nullopt (the virtual clock is the tests' truth).
+  // Changes of the kernel's word are logged.
+  std::optional<LocalClockQuality> local_quality(double now_s);
 
   // The engine's order, and every pass of the loop (a slew's end): the
   // model to publish, if it changed.
@@ -69,6 +76,8 @@ class ServedClock {
   hwclock::DriftFile drift_;
   std::optional<double> drift_ppb_;  // what it said at start
   uint64_t updates_ = 0;             // update() calls so far
+  std::optional<bool> kernel_synced_;  // the kernel's last word, to log its changes
+  bool kernel_read_failed_ = false;
 };
 
 }  // namespace ntp::ctl
