@@ -35,6 +35,34 @@ trap 'exit 130' INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The served error bound (issue 8): |served - true| <= root delay / 2 + root
+# dispersion, the host clock being the truth (DeviceC's virtual clock starts
+# on it). Checked on every sample the demo takes of DeviceD and DeviceE;
+# tests/integration/ntpclient.py says what a sample can prove.
+ntpclient="$here/tests/integration/ntpclient.py"
+bound_failures=0
+bound_status() {  # bound_status DEVICE: the bound of a /status sample (served clock minus host clock)
+  local out rc=0
+  out=$(ip netns exec "$tag-$1" python3 "$ntpclient" --status http://127.0.0.1:9123/status --check 2>/dev/null) || rc=$?
+  if [ -z "$out" ]; then printf '    %s bound: no /status yet\n' "$1"; return 0; fi
+  printf '    %s bound: %s\n' "$1" "$(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(
+    "error %.1f us within %.1f us (ratio %.3f)" % (abs(j["clock_minus_host_ns"]) / 1e3, j["bound_ns"] / 1e3,
+    j["bound_ratio"]) if j["synchronized"] else "unsynchronized: no bound claimed")' "$out")"
+  if [ "$rc" != 0 ]; then echo "demo: $1 served time beyond its error bound: $out"; bound_failures=$((bound_failures + 1)); fi
+}
+bound_wire() {  # bound_wire ADDRESS COUNT: COUNT queries from the client, each answer's bound
+  local out rc=0
+  out=$(ip netns exec "$tag-client" taskset -c 0 python3 "$ntpclient" "$1" --count "$2" --interval 0.2 --check) || rc=$?
+  python3 -c 'import json,sys
+xs = [json.loads(l) for l in sys.argv[1].splitlines()]
+ok = [x for x in xs if x["reply"] and x["leap"] != 3]
+w = max(ok, key=lambda x: x["bound_ratio"]) if ok else None
+print("    %s: %d of %d answered synchronized; " % (sys.argv[2], len(ok), len(xs)) + (
+    "worst: error >= %.1f us within %.1f us (ratio %.3f)" % (w["error_min_ns"] / 1e3, w["bound_ns"] / 1e3,
+    w["bound_ratio"]) if w else "no bound claimed"))' "$out" "$1"
+  if [ "$rc" != 0 ]; then echo "demo: $1 answered with time beyond its error bound"; bound_failures=$((bound_failures + 1)); fi
+}
+
 netns() {  # netns NAME: a namespace with loopback up and no IPv6 chatter
   ip netns add "$1"
   namespaces+=("$1")
@@ -123,6 +151,7 @@ while :; do
   e=$(ctl DeviceE status 2>/dev/null | sed -n 's/^ clock stratum: //p')
   e_sync=$(ctl DeviceE status 2>/dev/null | grep -c "synchronization state: clock synchronized" || true)
   printf '  %3ds: DeviceD stratum %s, DeviceE stratum %s\n' $(( $(date +%s) - start )) "${d:-?}" "${e:-?}"
+  bound_status DeviceD; bound_status DeviceE
   [ "$e" = 4 ] && [ "$e_sync" = 1 ] && break
   if [ $(( $(date +%s) - start )) -ge "${DEMO_TIMEOUT:-240}" ]; then
     echo "demo: DeviceE did not synchronize within ${DEMO_TIMEOUT:-240} s; DeviceD says:"
@@ -138,6 +167,7 @@ offset_us() { ctl "$1" status 2>/dev/null | sed -n 's/^ clock offset: \(-\{0,1\}
 for _ in $(seq 1 18); do
   d=$(offset_us DeviceD); e=$(offset_us DeviceE)
   printf '  DeviceD offset %s us, DeviceE offset %s us\n' "${d:-?}" "${e:-?}"
+  bound_status DeviceD; bound_status DeviceE; bound_wire 10.0.1.32 5
   [ -n "$d" ] && [ -n "$e" ] && [ "$d" -lt 50 ] && [ "$e" -lt 50 ] && break
   sleep 5
 done
@@ -151,3 +181,12 @@ step "DeviceE: ntpctl status (display ntp-service status)"
 ctl DeviceE status
 step "DeviceD: ntpctl sessions (display ntp-service sessions)"
 ctl DeviceD sessions
+
+step "the served error bound on every sample of DeviceD and DeviceE"
+bound_wire 10.0.1.32 20
+bound_status DeviceD; bound_status DeviceE
+if [ "$bound_failures" != 0 ]; then
+  echo "demo: $bound_failures sample(s) of DeviceD/DeviceE served time beyond the error bound they claimed"
+  exit 1
+fi
+echo "  every sample within its bound"
