@@ -8,7 +8,7 @@ packages=(
   # build
   build-essential meson ninja-build pkg-config
   libdpdk-dev libspdlog-dev libtomlplusplus-dev libcpp-httplib-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nettle-dev
   # fuzzing (libFuzzer ships with clang's runtime)
   clang libclang-rt-14-dev
   # tests and demo: real NTP peers, namespaces, packet crafting

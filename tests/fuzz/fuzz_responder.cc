@@ -3,7 +3,9 @@
 // Input: a 64-byte prefix that chooses the ReplyParams, then the payload.
 //   prefix[0] bit 0-1 leap, bit 2 synchronized, bit 3 serving,
 //             bit 4: build the params with reply_params() from a fuzzed
-//             ServerStateData (bit 5: have_state) instead of directly
+//             ServerStateData (bit 5: have_state) instead of directly;
+//             bit 6: that state announces its leap at a fuzzed leap_ns
+//             around now, and the request arrived a fuzzed time before now
 //   prefix[1..]  the fields, read in order (see read_params below)
 // The payload is copied into a heap buffer of exactly the size respond()'s
 // contract promises (max(len, kMaxReplyLen)), so ASan catches any write past
@@ -16,6 +18,8 @@
 //    it to the control plane after the decision)
 //  - reply_params(): unsynchronized <=> leap 3 and stratum 0; synchronized
 //    => stratum 1..15
+//  - around a leap: a request received before leap_ns gets the state's
+//    warning (LI 1/2), one received at or after it LI 0
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 
 #include "dataplane/responder.h"
@@ -59,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool serving = flags & 8;
   dp::ReplyParams p;
   proto::NtpTimestamp rx;
+  std::optional<proto::Leap> expect_leap;  // set when the state announces a leap
   if (flags & 16) {
     proto::ServerStateData s;
     s.leap = rd.get<uint8_t>() & 3;
@@ -72,7 +78,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s.published_ns = rd.get<int64_t>();
     s.holdover_ns = rd.get<int64_t>();
     s.dispersion_rate_ppb = rd.get<uint32_t>();
-    const int64_t now_ns = rd.get<int64_t>();  // 61 of the 64 prefix bytes read
+    const int64_t now_ns = rd.get<int64_t>();
+    const int64_t leap_from_now_ns = int64_t{rd.get<int8_t>()} * 100'000'000;  // +-12.8 s
+    const int64_t rx_before_now_ns = int64_t{rd.get<uint8_t>()} * 10'000'000;  // 0..2.55 s: a NIC stamp older than the burst
+    // 63 of the 64 prefix bytes read
+    if (flags & 64) {
+      const __int128 leap_ns = static_cast<__int128>(now_ns) + leap_from_now_ns;
+      s.leap_ns = leap_ns > INT64_MAX || leap_ns < INT64_MIN ? 0 : static_cast<int64_t>(leap_ns);
+    }
     const bool have_state = flags & 32;
     p = dp::reply_params(s, have_state, now_ns);
     if (p.synchronized) {
@@ -83,7 +96,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fail("reply_params: unsynchronized but not leap 3 / stratum 0", size);
     }
     if (p.precision_log2 != s.precision_log2) fail("reply_params: precision not the state's", size);
-    rx = proto::ntp_from_unix_ns(now_ns);
+    const int64_t rx_ns = now_ns < INT64_MIN + rx_before_now_ns ? now_ns : now_ns - rx_before_now_ns;
+    rx = proto::ntp_from_unix_ns(rx_ns);
+    if (p.synchronized && s.leap_ns != 0 && (s.leap == 1 || s.leap == 2)) {
+      // What the reply must announce: the warning until the leap's midnight.
+      const proto::Leap want = rx_ns < s.leap_ns ? static_cast<proto::Leap>(s.leap) : proto::Leap::kNone;
+      expect_leap = want;
+    }
   } else {
     p.leap = static_cast<proto::Leap>(flags & 3);
     p.synchronized = flags & 4;
@@ -126,7 +145,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const proto::NtpHeader& h = r.packet.header;
   if (h.mode != proto::Mode::kServer) fail("reply mode is not 4", len);
   if (h.version != q.packet.header.version) fail("reply version differs from the request's", len);
-  if (h.leap != p.leap || h.stratum != p.stratum || h.precision_log2 != p.precision_log2 ||
+  if (expect_leap && h.leap != *expect_leap) fail("around a leap: the LI is not the warning before leap_ns, 0 after", len);
+  if (!expect_leap && h.leap != p.leap) fail("reply LI is not the params'", len);
+  if (h.stratum != p.stratum || h.precision_log2 != p.precision_log2 ||
       h.root_delay != p.root_delay || h.root_dispersion != p.root_dispersion || h.refid != p.refid ||
       !(h.reference == p.reference))
     fail("reply header fields are not the params'", len);

@@ -65,6 +65,13 @@ def arp_request() -> bytes:
     return eth(0x0806, a, dst=b"\xff" * 6)
 
 
+def arp_conflict() -> bytes:
+    # A gratuitous ARP from another MAC claiming the port's address (RFC 5227 conflict).
+    spoofer = bytes.fromhex("02aabbccdd02")
+    a = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, spoofer, PORT_IP, b"\0" * 6, PORT_IP)
+    return eth(0x0806, a, src=spoofer, dst=b"\xff" * 6)
+
+
 def icmp_echo() -> bytes:
     body = struct.pack("!BBHHH", 8, 0, 0, 0x4242, 1) + bytes(range(56))
     body = body[:2] + struct.pack("!H", csum(body)) + body[4:]
@@ -101,9 +108,25 @@ def responder_prefix(flags: int, state_path: bool) -> bytes:
     return p + bytes(64 - len(p))
 
 
+# Targets whose corpus this script writes; others (fuzz_leap_file) keep
+# seeds of their own in the corpus folder.
+GENERATED = ("fuzz_ntp_parse", "fuzz_responder", "fuzz_frame", "fuzz_config")
+
+
+def responder_leap_prefix(leap: int, leap_from_now_100ms: int, rx_before_10ms: int) -> bytes:
+    # The state path (flags 0x10 | have_state 0x20 | serving 0x08) with a
+    # leap announced (0x40) at now + leap_from_now and a request received
+    # rx_before earlier than the burst.
+    now = 1483228800 * 10**9  # 2017-01-01T00:00:00Z, the end of 2016-12-31's leap day
+    p = struct.pack("<BBBbBIqqqqqIqbB", 0x78, leap, 2, -24, 1, 0x0A000101, now - 10**9, 1_000_000, 2_000_000,
+                    now - 5 * 10**9, 300 * 10**9, 15000, now, leap_from_now_100ms, rx_before_10ms)
+    return p + bytes(64 - len(p))
+
+
 def main():
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    for target in GENERATED:
+        if (OUT / target).exists():
+            shutil.rmtree(OUT / target)
     g = golden_requests()
     chrony, ntpdig = g["kChronyRequest0"], g["kNtpdigRequest"]
     v3 = bytes([0x1B]) + chrony[1:]  # NTPv3 client
@@ -127,6 +150,8 @@ def main():
         write("fuzz_responder", name + "_direct", responder_prefix(0x0C, False) + payloads[name])
     write("fuzz_responder", "chronyd_request_state", responder_prefix(0x2C, True) + chrony)
     write("fuzz_responder", "chronyd_request_no_state", responder_prefix(0x08, True) + chrony)
+    write("fuzz_responder", "insert_request_before_leap", responder_leap_prefix(1, -5, 100) + chrony)
+    write("fuzz_responder", "delete_after_leap", responder_leap_prefix(2, -5, 0) + chrony)
 
     tx = struct.pack("<Q", 0xEBD4A1B2C3D4E5F7)
     frames = {
@@ -135,6 +160,7 @@ def main():
         "ntp_request_md5": ntp_frame(with_mac(chrony, 20)),
         "ntp_peer_mode1": ntp_frame(peer_packet(), 123),
         "arp_request": arp_request(),
+        "arp_conflict": arp_conflict(),
         "icmp_echo": icmp_echo(),
     }
     for name, f in frames.items():
