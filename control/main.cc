@@ -156,15 +156,16 @@ void ControlPlane::tick_second() {
     case ctl::HeartbeatWatch::Change::kNone: break;
   }
   hwclock::CrossTimestamp x;
-  const proto::ClockModelData m = clock_->update(x);
-  h.clock_model.store(m);
-  const int64_t now = hwclock::model_to_ns(m, x.raw);
+  const int64_t now = hwclock::model_to_ns(clock_->update(x), x.raw);
   if (const std::optional<ctl::LocalClockQuality> q = clock_->local_quality(monotonic_s()))
     engine_->set_local_clock_quality(*q, cfg_.ntp.local_clock_unsynced == "serve");
+  clock_->leap_tick(*engine_, now, monotonic_s());
   // A PHC source that cannot be read (longer than the holdover) is not
   // served as synchronized time, whatever the associations say.
   const ctl::SystemVariables sys =
       clock_->source_fresh(monotonic_s()) ? engine_->system_at(now) : ctl::unsynchronized_variables();
+  clock_->set_leap(sys, now, x.raw);
+  h.clock_model.store(clock_->published());
   h.server_state.store(ctl::make_server_state(sys, clock_->precision_log2(), now, cfg_.ntp.holdover_s));
   publications_++;
   if (sys.synchronized != last_sync_ || publications_ == 1)

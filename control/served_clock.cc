@@ -29,6 +29,21 @@ std::unique_ptr<ServedClock> ServedClock::open(const config::Config& cfg) {
     }
     spdlog::info("clock source: PHC {} (PHC - UTC = {} s)", cfg.clock.phc, cfg.clock.phc_utc_offset_s);
   }
+  if (!cfg.ntp.leap_file.empty()) {
+    hwclock::LeapParse p = hwclock::load_leap_seconds_list(cfg.ntp.leap_file);
+    if (!p.ok()) {
+      // The parser names the leap file, its line and column.
+      spdlog::error("{}: ntp.leap_file: {}; nothing started", cfg.path, p.error);
+      return nullptr;
+    }
+    spdlog::info("leap file {}: {} leap seconds, TAI - UTC {} s since the last{}", cfg.ntp.leap_file,
+                 p.table.leaps.size(), p.table.leaps.empty() ? p.table.base_tai_utc_s : p.table.leaps.back().tai_utc_s,
+                 p.table.hash_verified ? ", hash verified" : ", no hash to verify");
+    c->leap_table_ = std::move(p.table);
+  } else if (cfg.ntp.leap_smear) {
+    spdlog::warn("ntp.leap_smear without ntp.leap_file: the sources announce a leap only on its day, after its "
+                 "smear has begun; it will be smeared from then on");
+  }
   std::vector<std::string> log;
   c->applier_ = ClockApplier::open(cfg.clock, *c->timescale_, c->tsc_hz_, log, err);
   log_info(log);
@@ -40,6 +55,11 @@ std::unique_ptr<ServedClock> ServedClock::open(const config::Config& cfg) {
   c->precision_log2_ = hwclock::measure_precision_log2(c->update(host), c->tsc_hz_);
   spdlog::info("TSC {:.6f} MHz, clock precision 2^{}, clock source {}", c->tsc_hz_ / 1e6, c->precision_log2_,
                config::to_string(cfg.clock.source));
+  if (c->leap_table_) {
+    c->leap_warned_s_ = hwclock::monotonic_s();  // and daily from here (leap_tick)
+    if (const std::string w = hwclock::expiry_warning(*c->leap_table_, c->now_ns(), cfg.ntp.leap_file); !w.empty())
+      spdlog::warn("{}", w);
+  }
   if (std::string line; c->drift_.enabled()) {
     c->drift_ppb_ = c->drift_.load(line);
     spdlog::info("{}", line);
@@ -112,6 +132,31 @@ std::optional<LocalClockQuality> ServedClock::local_quality(double now_s) {
                  static_cast<double>(k.est_error_ns) / 1e6);
   kernel_synced_ = k.synchronized;
   return LocalClockQuality{.synchronized = k.synchronized, .max_error_ns = k.max_error_ns};
+}
+
+void ServedClock::leap_tick(Engine& engine, int64_t now_ns, double now_s) {
+  if (!leap_table_) return;  // the sources' majority decides (the engine's default)
+  if (now_s - leap_warned_s_ >= 86400) {
+    leap_warned_s_ = now_s;
+    if (const std::string w = hwclock::expiry_warning(*leap_table_, now_ns, cfg_.ntp.leap_file); !w.empty())
+      spdlog::warn("{}", w);
+  }
+  engine.set_file_leap(hwclock::leap_sign_on_day(*leap_table_, now_ns));
+}
+
+void ServedClock::set_leap(const SystemVariables& sys, int64_t now_ns, uint64_t raw_now) {
+  const ModelLeap l = model_leap(sys.synchronized ? sys.leap_sign : 0, now_ns, cfg_.ntp.leap_smear,
+                                 sys.synchronized && leap_table_ ? &*leap_table_ : nullptr);
+  const int32_t sign = l.sign;
+  const int64_t leap_ns = l.leap_ns;
+  if (timescale_->set_leap(sign, leap_ns, cfg_.ntp.leap_smear, raw_now) && sign != 0)
+    spdlog::info("leap second: {} at {} (Unix s), {}", sign > 0 ? "inserted" : "deleted", leap_ns / 1'000'000'000,
+                 cfg_.ntp.leap_smear ? "smeared over 24 h, noon to noon (the leap indicator is not passed on)"
+                                     : "stepped");
+  if (timescale_->leaps_folded() != leaps_logged_) {
+    leaps_logged_ = timescale_->leaps_folded();
+    spdlog::info("leap second in: folded into the served clock's anchor ({} so far)", leaps_logged_);
+  }
 }
 
 std::optional<proto::ClockModelData> ServedClock::take(const ClockApplier::Result& r) {

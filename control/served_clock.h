@@ -18,6 +18,7 @@
 #include "control/timescale.h"
 #include "hwclock/drift_file.h"
 #include "hwclock/kernel_state.h"
+#include "hwclock/leap.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::ctl {
@@ -61,6 +62,15 @@ class ServedClock {
   // The discipline's frequency into the drift file (hourly; force: now).
   void save_drift(const Engine& engine, bool force, double now_s);
 
+  // Leap seconds, once a second at served time now_ns: the leap file's
+  // word for today to the engine (and its expiry warned about daily), then
+  // the engine's decided leap (sys, from system_at) into the served model,
+  // which applies it stepped or smeared (ntp.leap_smear) and folds it in
+  // once it is in. A smear needs the leap before its day (it starts at
+  // noon the day before): from the leap file, 36 h ahead.
+  void leap_tick(Engine& engine, int64_t now_ns, double now_s);
+  void set_leap(const SystemVariables& sys, int64_t now_ns, uint64_t raw_now);
+
   const ClockApplier& applier() const { return *applier_; }
 
  private:
@@ -78,6 +88,9 @@ class ServedClock {
   uint64_t updates_ = 0;             // update() calls so far
   std::optional<bool> kernel_synced_;  // the kernel's last word, to log its changes
   bool kernel_read_failed_ = false;
+  std::optional<hwclock::LeapTable> leap_table_;  // ntp.leap_file
+  double leap_warned_s_ = -1e18;                  // the expiry warning, daily
+  uint64_t leaps_logged_ = 0;
 };
 
 }  // namespace ntp::ctl

@@ -1,8 +1,21 @@
 #include "control/timescale.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "hwclock/leap.h"
+
 namespace ntp::ctl {
+
+ModelLeap model_leap(int32_t engine_sign, int64_t now_ns, bool smear, const hwclock::LeapTable* table) {
+  ModelLeap l;
+  if (engine_sign != 0) l = {std::clamp(engine_sign, -1, 1), hwclock::end_of_utc_day_ns(now_ns)};
+  if (smear && table)
+    if (const auto next = hwclock::next_leap(*table, now_ns);
+        next && next->at_ns - now_ns <= hwclock::kSmearWindowNs * 3 / 2)
+      l = {next->sign, next->at_ns};
+  return l;
+}
 
 Timescale::Timescale(const config::Clock& cfg, double nominal_hz)
     : cfg_(cfg),
@@ -36,7 +49,7 @@ proto::ClockModelData Timescale::source() const {
   return hwclock::oscillator_model(host_.model(), epoch_ns_, offset_ns_, cfg_.frequency_ppm);
 }
 
-proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
+proto::ClockModelData Timescale::derive_linear(uint64_t raw_now) const {
   // served(raw) = src(raw) + corr(src(raw)); corr is piecewise linear (a
   // slew ends), so the model is the tangent at raw_now, re-derived when the
   // slew ends and at every update.
@@ -51,6 +64,53 @@ proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
   m.mult = hwclock::mult_from_ns_per_tick(hwclock::ns_per_tick(src) * (1.0 + rate * 1e-9));
   m.freq_ppb = src.freq_ppb + std::llround(rate);
   return m;
+}
+
+proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
+  // The leaps folded so far shift the whole timescale; the coming one is
+  // the model's to apply (hwclock/leap.h). The pinned model has its own
+  // folds in its anchor already.
+  proto::ClockModelData m = derive_linear(raw_now);
+  if (!adopting_) m.utc0_ns += leap_offset_ns_;
+  hwclock::set_model_leap(m, leap_sign_, leap_ns_, leap_smear_);
+  return m;
+}
+
+bool Timescale::set_leap(int32_t sign, int64_t leap_ns, bool smear, uint64_t raw_now) {
+  sign = std::clamp(sign, -1, 1);
+  if (sign == leap_sign_ && (sign == 0 || (leap_ns == leap_ns_ && smear == leap_smear_))) return false;
+  if (leap_sign_ != 0) {
+    // A leap that has begun (its smear, or the second itself) is carried
+    // through to its fold whatever is said now: withdrawing it half-way
+    // would be a jump.
+    const int64_t begin_ns = leap_smear_ ? leap_ns_ - hwclock::kSmearWindowNs / 2
+                                         : (leap_sign_ > 0 ? leap_ns_ : leap_ns_ - hwclock::kLeapSecondNs);
+    if (hwclock::model_linear_ns(published_, raw_now) >= begin_ns) return false;
+  }
+  leap_sign_ = sign;
+  leap_ns_ = sign == 0 ? 0 : leap_ns;
+  leap_smear_ = sign != 0 && smear;
+  set_published(raw_now);
+  return true;
+}
+
+void Timescale::fold_leap_if_done(uint64_t raw_now) {
+  if (published_.leap_sign == 0 ||
+      hwclock::model_linear_ns(published_, raw_now) < hwclock::leap_complete_ns(published_))
+    return;
+  // The leap is in: served = linear - sign * 1 s from here on, which the
+  // anchor now says by itself (hwclock::fold_leap), so the served time does
+  // not change and the correction, its frequency included, is untouched.
+  const int64_t shift_ns = (published_.leap_sign > 0 ? -1 : 1) * hwclock::kLeapSecondNs;
+  if (adopting_)
+    pinned_.utc0_ns += shift_ns;
+  else
+    leap_offset_ns_ += shift_ns;
+  leap_sign_ = 0;
+  leap_ns_ = 0;
+  leap_smear_ = false;
+  leaps_folded_++;
+  published_ = derive(raw_now);
 }
 
 proto::ClockModelData Timescale::adjust(int64_t step_ns, double base_ppb, double slew_ns, double slew_rate_ppb,
@@ -74,6 +134,7 @@ proto::ClockModelData Timescale::refresh(uint64_t raw_now) {
 
 void Timescale::set_published(uint64_t raw_now) {
   published_ = derive(raw_now);
+  fold_leap_if_done(raw_now);
   slew_end_raw_ = 0;
   if (!have_corr_ || adopting_) return;
   const proto::ClockModelData src = source();
@@ -93,6 +154,11 @@ void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now, 
   // serving them all along. Re-deriving the rate from this process's first
   // host model instead adopted -14.6, -1.34 and +7.67 ppm in three runs.
   pinned_ = published;
+  // Its leap, if one is coming or under way, is ours to carry through.
+  leap_sign_ = std::clamp(published.leap_sign, -1, 1);
+  leap_ns_ = leap_sign_ ? published.leap_ns : 0;
+  leap_smear_ = leap_sign_ && published.leap_smear_ns > hwclock::kLeapSecondNs;
+  leap_offset_ns_ = 0;
   adopting_ = true;
   adopt_disciplined_ = disciplined;
   adopt_updates_ = 0;
@@ -110,7 +176,7 @@ double Timescale::source_ns_per_tick() const {
 
 void Timescale::carry(uint64_t raw_now) {
   const int64_t t = hwclock::model_to_ns(source(), raw_now);
-  const int64_t phase_ns = hwclock::model_to_ns(pinned_, raw_now) - t;
+  const int64_t phase_ns = hwclock::model_linear_ns(pinned_, raw_now) - t;  // the leap stays the model's
   const double base_ppb = (hwclock::ns_per_tick(pinned_) / source_ns_per_tick() - 1.0) * 1e9;
   corr_ = {};
   corr_.order(t, phase_ns, base_ppb, 0, 0);

@@ -12,9 +12,21 @@
 #include "config/config.h"
 #include "hwclock/clock_model.h"
 #include "hwclock/correction.h"
+#include "hwclock/leap.h"
 #include "hwclock/tsc.h"
 
 namespace ntp::ctl {
+
+// The leap the served model is to apply at served time now_ns: the
+// engine's decided leap for the end of today (SystemVariables::leap_sign:
+// the leap file, or a majority of the sources on a leap day); when
+// smearing and a leap file is given (table), the file's next leap from 36 h
+// before it, since its smear begins at noon the day before its day.
+struct ModelLeap {
+  int32_t sign = 0;
+  int64_t leap_ns = 0;  // the UTC midnight it falls at; 0 with sign 0
+};
+ModelLeap model_leap(int32_t engine_sign, int64_t now_ns, bool smear, const hwclock::LeapTable* table);
 
 class Timescale {
  public:
@@ -65,6 +77,17 @@ class Timescale {
   // new model to publish.
   proto::ClockModelData adjust(int64_t step_ns, double base_ppb, double slew_ns, double slew_rate_ppb,
                                uint64_t raw_now);
+  // The leap second the served clock applies (hwclock/leap.h): sign at
+  // leap_ns (the UTC midnight that ends the leap day), smeared over 24 h or
+  // stepped; sign 0 withdraws one. A leap that has begun (its smear, or the
+  // second) stays whatever is said until it is in; then it is folded into
+  // the model's anchor (the served time unchanged, the leap fields cleared,
+  // the correction and its frequency untouched). True when the published
+  // model changed.
+  bool set_leap(int32_t sign, int64_t leap_ns, bool smear, uint64_t raw_now);
+  // Leaps folded in so far (each shifts the timescale by a second).
+  uint64_t leaps_folded() const { return leaps_folded_; }
+
   // Re-derives the model at raw_now (a slew ended); returns it.
   proto::ClockModelData refresh(uint64_t raw_now);
   // The timebase reading at which the published model's slew ends and it
@@ -77,7 +100,9 @@ class Timescale {
   uint64_t host_steps() const { return host_.steps(); }
 
  private:
-  proto::ClockModelData derive(uint64_t raw_now) const;
+  proto::ClockModelData derive_linear(uint64_t raw_now) const;  // source + correction
+  proto::ClockModelData derive(uint64_t raw_now) const;         // and the leaps
+  void fold_leap_if_done(uint64_t raw_now);
   void set_published(uint64_t raw_now);
   // The source's rate, ns per tick, from the trackers' slope fit (not
   // their phase-steered model).
@@ -108,6 +133,12 @@ class Timescale {
   proto::ClockModelData pinned_{};
   double engine_start_ppb_ = 0;  // correction_ppb() at adopt: what the engine starts from
   double order_bias_ppb_ = 0;
+  // The coming leap second, and the ones folded in (-1 s per insertion).
+  int32_t leap_sign_ = 0;
+  int64_t leap_ns_ = 0;
+  bool leap_smear_ = false;
+  int64_t leap_offset_ns_ = 0;
+  uint64_t leaps_folded_ = 0;
 };
 
 }  // namespace ntp::ctl

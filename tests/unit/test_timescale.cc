@@ -268,6 +268,122 @@ TEST(Timescale, AdoptUndisciplinedRealClockReturnsToTheSource) {
   EXPECT_NEAR(static_cast<double>(after.minus_source_ns(at_s(90.5))), 0.0, 1e-9);
 }
 
+// An inserted leap second, stepped: the model serves 23:59:59 twice, then
+// the leap is folded into its anchor without changing the served time, the
+// frequency or the correction.
+TEST(Timescale, InsertedLeapIsServedThenFoldedWithoutAChange) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  Timescale ts(c, kHz);
+  run(ts, 0, 80);
+  ts.adjust(0, 2'500, 0, 0, at_s(80));
+  const int64_t leap_ns = host_at(at_s(100));  // the midnight, for this test
+  EXPECT_TRUE(ts.set_leap(+1, leap_ns, /*smear=*/false, at_s(90)));
+  EXPECT_FALSE(ts.set_leap(+1, leap_ns, false, at_s(90)));  // said already
+  run(ts, 91, 99);
+  const proto::ClockModelData m = ts.refresh(at_s(99.9));
+  EXPECT_EQ(m.leap_sign, 1);
+  EXPECT_EQ(m.leap_ns, leap_ns);
+  EXPECT_EQ(m.leap_smear_ns, 0);
+  // 23:59:59.5 and, a second later (at +2.5 ppm), 23:59:59.5 again.
+  const int64_t before = hwclock::model_to_ns(m, at_s(99.5));
+  EXPECT_NEAR(static_cast<double>(hwclock::model_to_ns(m, at_s(100.5)) - before), 2'500.0, 1.0);
+  const double mult_before = static_cast<double>(m.mult), corr_before = ts.correction_ppb();
+  // The first derivation past the leap folds it (no update in between: the same line).
+  const proto::ClockModelData folded = ts.refresh(at_s(100.2));
+  EXPECT_EQ(ts.leaps_folded(), 1u);
+  EXPECT_EQ(folded.leap_sign, 0);
+  EXPECT_EQ(folded.leap_ns, 0);
+  // The served time is the same with the leap folded as with it applied, and so is the rate.
+  for (double s : {100.0, 100.5, 101.0, 105.0})
+    EXPECT_NEAR(static_cast<double>(hwclock::model_to_ns(folded, at_s(s)) - hwclock::model_to_ns(m, at_s(s))), 0.0,
+                1.0)
+        << s;
+  EXPECT_NEAR(static_cast<double>(folded.mult), mult_before, 1.0);
+  EXPECT_DOUBLE_EQ(ts.correction_ppb(), corr_before);
+  // And it stays a second behind the host clock (which had no leap here), at the corrected rate.
+  const proto::ClockModelData later = run(ts, 101, 200);
+  EXPECT_NEAR(served_minus_host(later, at_s(200)), -1e9 + 2.5e-6 * 120e9, 5.0);
+  EXPECT_NEAR(rate_vs_host_ppb(later, at_s(150), later, at_s(200)), 2'500.0, 1.0);
+}
+
+// Said before the leap begins, a leap can be withdrawn; once it has begun
+// it is carried through.
+TEST(Timescale, ALeapUnderWayIsNotWithdrawn) {
+  Timescale ts(clock_cfg(config::ClockSource::kVirtual), kHz);
+  run(ts, 0, 10);
+  const int64_t leap_ns = host_at(at_s(20));
+  EXPECT_TRUE(ts.set_leap(-1, leap_ns, false, at_s(10)));
+  EXPECT_TRUE(ts.set_leap(0, 0, false, at_s(11)));
+  EXPECT_EQ(ts.published().leap_sign, 0);
+  EXPECT_TRUE(ts.set_leap(-1, leap_ns, false, at_s(12)));
+  run(ts, 13, 19);
+  EXPECT_FALSE(ts.set_leap(0, 0, false, at_s(19.2)));  // 23:59:59 is already skipped
+  EXPECT_EQ(ts.published().leap_sign, -1);
+  const proto::ClockModelData m = run(ts, 20, 30);
+  EXPECT_EQ(ts.leaps_folded(), 1u);
+  EXPECT_NEAR(served_minus_host(m, at_s(30)), 1e9, 2.0);
+}
+
+// A deleted leap second smeared over 24 h: monotonic throughout, a second
+// ahead after, folded at the smear's end; a restart half-way carries the
+// smear on exactly.
+TEST(Timescale, SmearedLeapAcrossARestart) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  Timescale before(c, kHz);
+  run(before, 0, 10);
+  const int64_t leap_ns = host_at(at_s(3600 + 12 * 3600));  // the smear: from 1 h to 25 h
+  EXPECT_TRUE(before.set_leap(-1, leap_ns, /*smear=*/true, at_s(10)));
+  proto::ClockModelData m = run(before, 11, 12 * 3600);
+  EXPECT_EQ(m.leap_smear_ns, hwclock::kSmearWindowNs);
+  // 11 h into the smear: 11/24 of a second ahead.
+  EXPECT_NEAR(served_minus_host(m, at_s(12 * 3600)), 1e9 * 11.0 / 24.0, 5.0);
+  // Killed here; the new process adopts the model mid-smear.
+  Timescale after(c, kHz * (1 + 3e-6));
+  run(after, 12 * 3600 + 1, 12 * 3600 + 1);
+  after.adopt(m, at_s(12 * 3600 + 1.5));
+  EXPECT_TRUE(same_model(after.published(), m));
+  EXPECT_EQ(after.published().leap_sign, -1);
+  int64_t prev = hwclock::model_to_ns(after.published(), at_s(12 * 3600 + 1.5));
+  for (int s = 12 * 3600 + 2; s <= 26 * 3600; s++) {
+    const proto::ClockModelData x = run(after, s, s);
+    const int64_t t = hwclock::model_to_ns(x, at_s(s));
+    ASSERT_GT(t - prev, 0) << s;  // monotonic
+    prev = t;
+  }
+  EXPECT_EQ(after.leaps_folded(), 1u);
+  EXPECT_EQ(after.published().leap_sign, 0);
+  EXPECT_NEAR(served_minus_host(after.published(), at_s(26 * 3600)), 1e9, 100.0);
+}
+
+// Which leap the model gets: the engine's for the end of today; when
+// smearing, the leap file's from 36 h ahead (the smear starts at noon the
+// day before the leap day, when the engine does not announce it yet).
+TEST(Timescale, ModelLeapFromTheEngineOrTheFileWhenSmearing) {
+  hwclock::LeapTable t;
+  const int64_t day_ns = 86'400'000'000'000;
+  const int64_t leap_at = kT0 + 181 * day_ns;  // 2026-07-01 00:00 UTC
+  t.leaps.push_back({.at_ns = leap_at, .sign = 1, .tai_utc_s = 38});
+  t.expires_ns = leap_at + 100 * day_ns;
+  // On the leap day the engine says +1: the leap at the end of that day.
+  ModelLeap l = model_leap(+1, leap_at - 3'600'000'000'000, false, &t);
+  EXPECT_EQ(l.sign, 1);
+  EXPECT_EQ(l.leap_ns, leap_at);
+  // The day before, at 13:00 UTC: the engine says nothing; stepped, nothing yet.
+  const int64_t day_before_13h = leap_at - 11 * 3'600'000'000'000;
+  EXPECT_EQ(model_leap(0, day_before_13h, false, &t).sign, 0);
+  // Smeared, the file's leap is in the model already (its smear began at noon).
+  l = model_leap(0, day_before_13h, true, &t);
+  EXPECT_EQ(l.sign, 1);
+  EXPECT_EQ(l.leap_ns, leap_at);
+  // Two days before: not yet; without a file: the engine's word only.
+  EXPECT_EQ(model_leap(0, leap_at - 2 * day_ns, true, &t).sign, 0);
+  EXPECT_EQ(model_leap(0, day_before_13h, true, nullptr).sign, 0);
+  // A deletion the engine decided (sources' majority) lands at the end of today.
+  l = model_leap(-1, kT0 + 10 * day_ns + 5, false, nullptr);
+  EXPECT_EQ(l.sign, -1);
+  EXPECT_EQ(l.leap_ns, kT0 + 11 * day_ns);
+}
+
 // The `phc` source: the served timescale is the PHC less its UTC offset,
 // not the host clock; until the PHC has been read, the host stands in.
 TEST(Timescale, PhcSourceFollowsThePhcNotTheHost) {
