@@ -112,7 +112,8 @@ void log_port(const dp::Port& p) {
 // The main lcore until a signal: heartbeat, noticing the control plane
 // come and go, NIC clock rounds and link state. Never on the packet path.
 void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vector<dp::Port>& ports,
-                  dp::NicClockSampler& sampler, double tsc_hz) {
+                  dp::NicClockSampler& sampler, double tsc_hz,
+                  const std::vector<std::unique_ptr<dp::WorkerContext>>& workers) {
   bool control_seen = false;
   const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
   const uint64_t sample_every = static_cast<uint64_t>(tsc_hz * dp::NicClockSampler::kPeriodS);
@@ -145,6 +146,12 @@ void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vec
           spdlog::warn("port {} {}: link {}", ports[i].port_id, ports[i].name, ports[i].link_up ? "up" : "down");
       }
     }
+    // What the workers saw of others claiming our addresses (RFC 5227):
+    // they cannot log without a syscall, so the main lcore does, rate-limited.
+    char arp_line[160];
+    for (const auto& w : workers)
+      while (dp::arp_conflict_log_line(*w, now_raw, arp_line, sizeof arp_line))
+        spdlog::warn("worker {}: {}", w->worker_id, arp_line);
     timespec ts{0, 10 * 1000 * 1000};
     nanosleep(&ts, nullptr);
   }
@@ -229,7 +236,7 @@ int run(const config::Config& cfg) {
       spdlog::info("worker {} running on lcore {}", w, lcore);
     }
 
-    housekeeping(cfg, seg, ports, *sampler, tsc_hz);
+    housekeeping(cfg, seg, ports, *sampler, tsc_hz, workers);
     spdlog::info("stopping");
     rc = 0;
   }

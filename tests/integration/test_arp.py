@@ -229,6 +229,10 @@ class ArpDefenceTest(unittest.TestCase):
         after = lab.counters()
         self.assertEqual(after["arp_conflicts"], before["arp_conflicts"] + 1)
         self.assertEqual(after["arp_defences"], before["arp_defences"] + 1)
+        # Told to the operator by the main lcore: our address and the claimant.
+        wait_for(lambda: lab.app.log_contains(
+            "dataplane", f"ARP conflict: {SERVER_IP} claimed by {lab.spoofer_mac} (1 conflicting packet, 1 defence"),
+            5, what="the dataplane's log line naming the claimant")
         # Every request answered but one sent between the claim and the
         # defence, which would go to the spoofer.
         t_end = time.time_ns() + 3_000_000_000
@@ -294,6 +298,13 @@ class ArpDefenceTest(unittest.TestCase):
                     if ln.startswith("ntp_worker_arp_defences_total{"))
         self.assertEqual(total, lab.counters()["arp_defences"])
         self.assertGreaterEqual(total, 3)
+        # Rate-limited: 22 conflicts in about 30 s, a line per 10 s at most;
+        # the last claim is told at the latest 10 s after the line before.
+        wait_for(lambda: lab.app.log_contains("dataplane", "(22 conflicting packets, 3 defences so far)"), 12,
+                 what="the log line with all 22 conflicts")
+        lines = [ln for ln in lab.app.log("dataplane").splitlines() if "ARP conflict:" in ln]
+        print(f"  dataplane log: {len(lines)} conflict lines; last: {lines[-1].split(' ', 3)[-1]}", file=sys.stderr)
+        self.assertLessEqual(len(lines), 5)
 
 
 if __name__ == "__main__":
