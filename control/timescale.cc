@@ -78,6 +78,9 @@ proto::ClockModelData Timescale::derive(uint64_t raw_now) const {
 
 bool Timescale::set_leap(int32_t sign, int64_t leap_ns, bool smear, uint64_t raw_now) {
   sign = std::clamp(sign, -1, 1);
+  // After an inserted second is folded the served time is still on the
+  // leap day for a second, and the engine still announces it: it is in.
+  if (sign != 0 && leaps_folded_ != 0 && leap_ns <= last_folded_leap_ns_) sign = 0;
   if (sign == leap_sign_ && (sign == 0 || (leap_ns == leap_ns_ && smear == leap_smear_))) return false;
   if (leap_sign_ != 0) {
     // A leap that has begun (its smear, or the second itself) is carried
@@ -106,6 +109,7 @@ void Timescale::fold_leap_if_done(uint64_t raw_now) {
     pinned_.utc0_ns += shift_ns;
   else
     leap_offset_ns_ += shift_ns;
+  last_folded_leap_ns_ = published_.leap_ns;
   leap_sign_ = 0;
   leap_ns_ = 0;
   leap_smear_ = false;

@@ -139,6 +139,7 @@ class Timescale {
   bool leap_smear_ = false;
   int64_t leap_offset_ns_ = 0;
   uint64_t leaps_folded_ = 0;
+  int64_t last_folded_leap_ns_ = 0;
 };
 
 }  // namespace ntp::ctl

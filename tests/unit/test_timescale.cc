@@ -300,6 +300,10 @@ TEST(Timescale, InsertedLeapIsServedThenFoldedWithoutAChange) {
         << s;
   EXPECT_NEAR(static_cast<double>(folded.mult), mult_before, 1.0);
   EXPECT_DOUBLE_EQ(ts.correction_ppb(), corr_before);
+  // In the repeated second the engine still announces the leap (the served
+  // time is on the leap day): it is in, and not applied twice.
+  EXPECT_FALSE(ts.set_leap(+1, leap_ns, false, at_s(100.5)));
+  EXPECT_EQ(ts.published().leap_sign, 0);
   // And it stays a second behind the host clock (which had no leap here), at the corrected rate.
   const proto::ClockModelData later = run(ts, 101, 200);
   EXPECT_NEAR(served_minus_host(later, at_s(200)), -1e9 + 2.5e-6 * 120e9, 5.0);
