@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import netlab  # noqa: E402
+import ntpclient  # noqa: E402
 from netlab import wait_for  # noqa: E402
 
 APPLIANCE_IP = "10.0.2.10"
@@ -29,6 +30,7 @@ class Lab:
         netlab.dataplane_side(self.app_ns, "dp0")
         self.chr_ns.exec("ip", "addr", "add", f"{CHRONY_IP}/24", "dev", "eth0")
         self.dir = netlab.workdir(tag)
+        self.bounds = []
         self.chrony = netlab.Chrony(self.chr_ns, self.dir, chrony_lines)
         sysname = netlab.unique("A")
         self.app = netlab.Appliance(self.app_ns, sysname, self.dir, netlab.appliance_config(
@@ -36,7 +38,12 @@ class Lab:
             peers=peers)).start()
 
     def system(self):
-        return (self.app.status() or {}).get("system", {})
+        s = (self.app.status() or {}).get("system", {})
+        # Every synchronized reading is checked against the served error
+        # bound (issue 8): |served - host| <= root delay / 2 + root dispersion.
+        if s.get("synchronized"):
+            self.bounds.append((ntpclient.status_bound(s)[2], s))
+        return s
 
     def session(self, address):
         for s in (self.app.status() or {}).get("associations", []):
@@ -80,6 +87,11 @@ class ChronyUpstreamTest(unittest.TestCase):
         # remove it; until then the bound allows for the loaded case.
         self.assertLess(rms, 100_000)
         self.assertLess(worst, 150_000)
+        ratio, s = max(lab.bounds, key=lambda b: b[0])
+        print(f"  served error bound: worst |error|/bound {ratio:.3f} over {len(lab.bounds)} synchronized readings "
+              f"(error {abs(s['clock_minus_host_ns']) / 1e3:.1f} us, root delay {s['root_delay_ns'] / 1e3:.1f} us, "
+              f"root dispersion {s['root_dispersion_ns'] / 1e3:.1f} us)", file=sys.stderr)
+        self.assertLessEqual(ratio, 1.0, s)
         s = lab.session(CHRONY_IP)
         self.assertEqual(s["mode"], "client")
         self.assertEqual(s["selection"], "system peer")
