@@ -156,7 +156,8 @@ void ControlPlane::tick_second() {
     case ctl::HeartbeatWatch::Change::kNone: break;
   }
   hwclock::CrossTimestamp x;
-  const int64_t now = hwclock::model_to_ns(clock_->update(x), x.raw);
+  const proto::ClockModelData m = clock_->update(x);  // fills x: not in the same expression as x.raw
+  const int64_t now = hwclock::model_to_ns(m, x.raw);
   if (const std::optional<ctl::LocalClockQuality> q = clock_->local_quality(monotonic_s()))
     engine_->set_local_clock_quality(*q, cfg_.ntp.local_clock_unsynced == "serve");
   clock_->leap_tick(*engine_, now, monotonic_s());

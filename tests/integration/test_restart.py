@@ -212,7 +212,9 @@ class RestartTest(unittest.TestCase):
         lost = sent - len(replies)
         self.assertGreater(sent, 0.95 * RATE_HZ * duration)
         self.assertEqual(lost, 0, f"{lost} of {sent} requests went unanswered")
-        self.assertTrue(all(r[5] == 0 for r in replies), "a reply was not leap 0 (synchronized)")
+        bad = [(r[5], round((r[1] - t_start) / 1e9, 3)) for r in replies if r[5] != 0]
+        self.assertEqual(bad, [], f"replies not leap 0 (synchronized): (leap, s since the start); "
+                                  f"restarts at {[round((k - t_start) / 1e9, 3) for k in kills]} s")
         # (host time, round trip, served - host) per reply.
         samples = [((t1 + t4) // 2, (t4 - t1) - (t3 - t2), ((t2 - t1) + (t3 - t4)) / 2)
                    for _, t1, t4, t2, t3, _ in replies]
