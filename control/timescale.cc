@@ -51,8 +51,9 @@ proto::ClockModelData Timescale::source() const {
 
 proto::ClockModelData Timescale::derive_linear(uint64_t raw_now) const {
   // served(raw) = src(raw) + corr(src(raw)); corr is piecewise linear (a
-  // slew ends), so the model is the tangent at raw_now, re-derived when the
-  // slew ends and at every update.
+  // slew ends), and so is the model: the tangent at raw_now, and from the
+  // slew's end (slew_end_raw) on at the base rate, so that a dataplane left
+  // alone stops slewing there. Re-derived at every update.
   if (adopting_) return pinned_;
   const proto::ClockModelData src = source();
   if (!have_corr_) return src;
@@ -63,6 +64,18 @@ proto::ClockModelData Timescale::derive_linear(uint64_t raw_now) const {
   m.utc0_ns = t + std::llround(corr_.value_at(t));
   m.mult = hwclock::mult_from_ns_per_tick(hwclock::ns_per_tick(src) * (1.0 + rate * 1e-9));
   m.freq_ppb = src.freq_ppb + std::llround(rate);
+  m.slew_end_raw = 0;
+  m.base_mult = 0;
+  if (corr_.slew_left_at(t) != 0) {
+    // Invert the source model: raw = raw0 + (t - utc0) / ns_per_tick, the
+    // first reading at which the slew is in.
+    const int64_t end_ns = corr_.slew_end_ns();
+    const double ticks = static_cast<double>(end_ns - src.utc0_ns) / hwclock::ns_per_tick(src);
+    uint64_t end_raw = src.raw0 + static_cast<uint64_t>(std::ceil(std::max(ticks, 0.0)));
+    while (hwclock::model_to_ns(src, end_raw) < end_ns) ++end_raw;
+    m.slew_end_raw = std::max(end_raw, raw_now + 1);
+    m.base_mult = hwclock::mult_from_ns_per_tick(hwclock::ns_per_tick(src) * (1.0 + corr_.base_ppb() * 1e-9));
+  }
   return m;
 }
 
@@ -132,24 +145,33 @@ proto::ClockModelData Timescale::adjust(int64_t step_ns, double base_ppb, double
 }
 
 proto::ClockModelData Timescale::refresh(uint64_t raw_now) {
-  set_published(raw_now);
+  if (slew_end_raw_ == 0 || raw_now < slew_end_raw_) {
+    set_published(raw_now);
+    return published_;
+  }
+  // The slew is in: the model already runs at its base from slew_end_raw
+  // on, and so does the one published now, bit for bit (hwclock::end_slew),
+  // whenever this comes; the next update re-derives it from the source.
+  if (adopting_) {
+    pinned_ = hwclock::end_slew(pinned_);
+    published_ = derive(raw_now);
+  } else {
+    const double base_ppb = corr_.base_ppb();
+    published_ = hwclock::end_slew(published_);
+    published_.freq_ppb = source().freq_ppb + std::llround(base_ppb);  // as derive_linear says it
+  }
+  slew_end_raw_ = 0;
+  fold_leap_if_done(raw_now);
+  slew_end_raw_ = published_.slew_end_raw;
   return published_;
 }
 
 void Timescale::set_published(uint64_t raw_now) {
   published_ = derive(raw_now);
   fold_leap_if_done(raw_now);
-  slew_end_raw_ = 0;
-  if (!have_corr_ || adopting_) return;
-  const proto::ClockModelData src = source();
-  const int64_t t = hwclock::model_to_ns(src, raw_now);
-  if (corr_.slew_left_at(t) == 0) return;
-  // Invert the source model: raw = raw0 + (t - utc0) / ns_per_tick, the
-  // first reading at which the slew is in (so that refresh() there ends it).
-  const int64_t end_ns = corr_.slew_end_ns();
-  const double ticks = static_cast<double>(end_ns - src.utc0_ns) / hwclock::ns_per_tick(src);
-  slew_end_raw_ = src.raw0 + static_cast<uint64_t>(std::ceil(std::max(ticks, 0.0)));
-  while (hwclock::model_to_ns(src, slew_end_raw_) < end_ns) ++slew_end_raw_;
+  // The model ends its slew by itself; refresh() there publishes it
+  // without the slew (the same mapping), which also ends an adopted one.
+  slew_end_raw_ = published_.slew_end_raw;
 }
 
 void Timescale::adopt(const proto::ClockModelData& published, uint64_t raw_now, bool disciplined) {
@@ -181,9 +203,22 @@ double Timescale::source_ns_per_tick() const {
 void Timescale::carry(uint64_t raw_now) {
   const int64_t t = hwclock::model_to_ns(source(), raw_now);
   const int64_t phase_ns = hwclock::model_linear_ns(pinned_, raw_now) - t;  // the leap stays the model's
-  const double base_ppb = (hwclock::ns_per_tick(pinned_) / source_ns_per_tick() - 1.0) * 1e9;
+  const double src_ns_per_tick = source_ns_per_tick();
+  // A slew the model runs is not frequency: its base_mult is, and the rest
+  // of the slew goes on to the model's end of it (the discipline's next
+  // order replaces it with what it measures).
+  const bool slewing = pinned_.slew_end_raw != 0 && raw_now < pinned_.slew_end_raw;
+  const proto::ClockModelData settled = slewing ? pinned_ : hwclock::end_slew(pinned_);
+  const double base_ppb = (hwclock::settled_ns_per_tick(settled) / src_ns_per_tick - 1.0) * 1e9;
+  double slew_ns = 0, slew_rate_ppb = 0;
+  if (slewing) {
+    const auto left_ticks = static_cast<double>(pinned_.slew_end_raw - raw_now);
+    const double extra_ns_per_tick = hwclock::ns_per_tick(pinned_) - hwclock::settled_ns_per_tick(pinned_);
+    slew_ns = left_ticks * extra_ns_per_tick;
+    slew_rate_ppb = extra_ns_per_tick / src_ns_per_tick * 1e9;
+  }
   corr_ = {};
-  corr_.order(t, phase_ns, base_ppb, 0, 0);
+  corr_.order(t, phase_ns, base_ppb, slew_ns, slew_rate_ppb);
   have_corr_ = true;
 }
 

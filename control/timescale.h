@@ -44,7 +44,8 @@ class Timescale {
   int64_t minus_source_ns(uint64_t raw) const;
 
   // After a restart of the control plane: carry on the model the dataplane
-  // is still serving, its anchor and its mult, bit for bit. This process's
+  // is still serving, its anchor and its mult, bit for bit, a slew in it
+  // included (to its slew_end_raw: its base_mult is the frequency). This process's
   // trackers know the source's rate only from a TSC calibration and a
   // cross-timestamp (wrong by ppm), so the model stays as it is for
   // kAdoptUpdates updates while they learn it; then (or at the first order,
@@ -88,10 +89,14 @@ class Timescale {
   // Leaps folded in so far (each shifts the timescale by a second).
   uint64_t leaps_folded() const { return leaps_folded_; }
 
-  // Re-derives the model at raw_now (a slew ended); returns it.
+  // At or past the published model's slew end (slew_end_raw()): the same
+  // model without its slew, the same mapping bit for bit (hwclock::end_slew);
+  // before it, re-derives the model at raw_now. Returns it.
   proto::ClockModelData refresh(uint64_t raw_now);
-  // The timebase reading at which the published model's slew ends and it
-  // must be re-derived (refresh()); 0: no slew running.
+  // The timebase reading at which the published model's slew ends
+  // (ClockModelData::slew_end_raw, also of an adopted model); 0: none. The
+  // model runs at its base from there by itself (a dead control plane
+  // leaves no slew running); refresh() then publishes it without the slew.
   uint64_t slew_end_raw() const { return slew_end_raw_; }
   double correction_ppb() const { return corr_.base_ppb(); }
 

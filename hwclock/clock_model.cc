@@ -8,6 +8,33 @@
 
 namespace ntp::hwclock {
 
+int64_t slewed_linear_ns(const ClockModelData& m, uint64_t raw) {
+  // The slew's piece up to slew_end_raw exactly as the fast path computes
+  // it there, then base_mult on from it: continuous at slew_end_raw. All in
+  // 128 bits, so nonsense from the other process wraps, never overflows.
+  const auto d_end = static_cast<__int128>(static_cast<int64_t>(m.slew_end_raw - m.raw0));
+  const auto d_on = static_cast<__int128>(static_cast<int64_t>(raw - m.slew_end_raw));
+  const __int128 at_end = (d_end * static_cast<__int128>(m.mult)) >> proto::kModelShift;
+  const __int128 on = (d_on * static_cast<__int128>(m.base_mult)) >> proto::kModelShift;
+  return static_cast<int64_t>(static_cast<uint64_t>(m.utc0_ns) + static_cast<uint64_t>(static_cast<int64_t>(at_end)) +
+                              static_cast<uint64_t>(static_cast<int64_t>(on)));
+}
+
+ClockModelData end_slew(const ClockModelData& m) {
+  if (m.slew_end_raw == 0) return m;
+  ClockModelData e = m;
+  e.utc0_ns = model_linear_ns(m, m.slew_end_raw);
+  e.raw0 = m.slew_end_raw;
+  e.mult = m.base_mult;
+  // freq_ppb (status) says the rate relative to nominal: less the slew's share.
+  if (m.base_mult != 0)
+    e.freq_ppb = m.freq_ppb -
+                 std::llround((static_cast<double>(m.mult) / static_cast<double>(m.base_mult) - 1.0) * 1e9);
+  e.slew_end_raw = 0;
+  e.base_mult = 0;
+  return e;
+}
+
 ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick_v, uint64_t nominal_hz) {
   ClockModelData m;
   m.raw0 = raw;
@@ -24,6 +51,8 @@ ClockModelData oscillator_model(const ClockModelData& host, int64_t epoch_ns, in
   const double f = freq_ppm * 1e-6;
   v.utc0_ns = host.utc0_ns + offset_ns + std::llround(static_cast<double>(host.utc0_ns - epoch_ns) * f);
   v.mult = mult_from_ns_per_tick(ns_per_tick(host) * (1.0 + f));
+  // A host model that slews (none does today) stays one: both rates scaled.
+  if (host.slew_end_raw != 0) v.base_mult = mult_from_ns_per_tick(settled_ns_per_tick(host) * (1.0 + f));
   v.freq_ppb = host.freq_ppb + std::llround(freq_ppm * 1000.0);
   return v;
 }

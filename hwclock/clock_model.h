@@ -19,7 +19,14 @@ using proto::ClockModelData;
 // anchors here and copies the leap fields, or the leap would count twice).
 // raw may be before raw0 (an RX timestamp taken before the model it is
 // converted with was published).
+// Past a slew's end (slew_end_raw != 0, raw after it) the rate is
+// base_mult from the time at slew_end_raw: slewed_linear_ns, out of line.
+int64_t slewed_linear_ns(const ClockModelData& m, uint64_t raw);
 inline int64_t model_linear_ns(const ClockModelData& m, uint64_t raw) {
+  // One predictable branch when no slew is set, or before its end (the
+  // dataplane's case between two publications); & rather than && keeps it one.
+  if ((m.slew_end_raw != 0) & (static_cast<int64_t>(raw - m.slew_end_raw) > 0)) [[unlikely]]
+    return slewed_linear_ns(m, raw);
   const auto d = static_cast<__int128>(static_cast<int64_t>(raw - m.raw0));
   return m.utc0_ns + static_cast<int64_t>((d * static_cast<__int128>(m.mult)) >> proto::kModelShift);
 }
@@ -44,6 +51,17 @@ inline uint64_t mult_from_ns_per_tick(double ns_per_tick) {
 inline double ns_per_tick(const ClockModelData& m) {
   return static_cast<double>(m.mult) / static_cast<double>(uint64_t{1} << proto::kModelShift);
 }
+// The rate the model settles at: base_mult past a slew's end, else mult.
+inline uint64_t settled_mult(const ClockModelData& m) { return m.slew_end_raw != 0 ? m.base_mult : m.mult; }
+inline double settled_ns_per_tick(const ClockModelData& m) {
+  return static_cast<double>(settled_mult(m)) / static_cast<double>(uint64_t{1} << proto::kModelShift);
+}
+
+// The same mapping anchored at the slew's end, with the slew cleared:
+// model_to_ns of both agree bit for bit for every raw at or past
+// slew_end_raw (before it the result runs at base_mult, not slewing). What
+// the control plane publishes when the slew is over. No slew: m itself.
+ClockModelData end_slew(const ClockModelData& m);
 
 // A model anchored at raw with the given time and rate.
 ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick, uint64_t nominal_hz);

@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 3;
+inline constexpr uint32_t kChannelAbiVersion = 4;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -38,6 +38,13 @@ struct ClockModelData {
   int32_t leap_sign = 0;
   int64_t leap_ns = 0;
   int64_t leap_smear_ns = 0; // 0: stepped at leap_ns; else smeared linearly over this window centred on it
+  // A slew the discipline runs is part of mult until slew_end_raw, the tick
+  // it is in at; from there the model runs at base_mult, continuous at
+  // slew_end_raw (hwclock::model_linear_ns). So a dataplane whose control
+  // plane died mid-slew stops slewing at the slew's end instead of keeping
+  // its rate as a frequency error. 0: no slew (base_mult unused).
+  uint64_t slew_end_raw = 0;
+  uint64_t base_mult = 0;    // ns per tick after slew_end_raw, times 2^kModelShift
 };
 inline constexpr uint32_t kModelValid = 1u << 0;
 inline constexpr uint32_t kModelProvisional = 1u << 1;  // dataplane's own, before the control plane published

@@ -518,10 +518,11 @@ SystemVariables Engine::system_at(int64_t now_ns) const {
   // left of the slew at now_ns; it shrinks as the slew proceeds.
   const double left_ns = discipline_.slew_left_at(now_ns);
   v.root_dispersion_ns += std::llround(std::ceil(std::fabs(left_ns)));
-  // A dataplane left alone (control plane gone) keeps the published rate,
-  // slew included, past the slew's end: its bound must grow that fast too.
-  const double slew_rate_ppb = left_ns != 0 ? discipline_.rate_at(now_ns) - discipline_.base_ppb() : 0.0;
-  v.dispersion_rate_ppb = kPhiPpb + static_cast<uint32_t>(std::ceil(std::fabs(slew_rate_ppb)));
+  // A dataplane left alone (control plane gone) stops slewing where the
+  // slew is in (the model carries its end: ClockModelData::slew_end_raw),
+  // and what it still slews only shrinks what this counted: PHI alone grows
+  // the bound from here (RFC 5905 section 10).
+  v.dispersion_rate_ppb = kPhiPpb;
   return v;
 }
 

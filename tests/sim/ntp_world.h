@@ -121,14 +121,10 @@ class World {
   bool up(int node) const { return nodes_[node].up; }
   // The node's control plane stops (set_up(node, false) stops its engine
   // and its packets) and its dataplane carries on alone with the clock
-  // model as last published: a straight line at the rate it had, a slew in
-  // progress included (the model is linear; only the control plane ends a
-  // slew by publishing again).
-  void kill_control(int node) {
-    Node& n = nodes_[node];
-    n.up = false;
-    n.clock.corr.order(static_cast<int64_t>(t_), 0, n.clock.corr.rate_at(static_cast<int64_t>(t_)), 0, 0);
-  }
+  // model as last published: at the rate it had, and a slew in progress
+  // ends where it is in, as the model says (ClockModelData::slew_end_raw),
+  // at the base rate from there. That is the correction as last ordered.
+  void kill_control(int node) { nodes_[node].up = false; }
   // Every event the node's engine reported, oldest first.
   const std::vector<ctl::Event>& events(int node) const { return nodes_[node].events; }
 

@@ -192,6 +192,133 @@ TEST(ModelToNs, ModelsDerivedHereCarryNoLeap) {
   EXPECT_EQ(oscillator_model(host, kUtc2026, 40000000, 12.5).leap_sign, 0);
 }
 
+// ------------------------------------------------------ a slew that ends
+
+// A model whose mult includes a slew up to slew_end_raw, base_mult after.
+ClockModelData slewing_model(uint64_t raw0, uint64_t end_raw, double base_ns_per_tick, double slew_ppm) {
+  ClockModelData m = make_model(raw0, kUtc2026, base_ns_per_tick * (1 + slew_ppm * 1e-6), 3000000000ULL);
+  m.slew_end_raw = end_raw;
+  m.base_mult = mult_from_ns_per_tick(base_ns_per_tick);
+  return m;
+}
+
+TEST(ModelToNs, SlewEndsAtSlewEndRawAndTheBaseRateFollows) {
+  // 3 GHz, +500 ppm of slew for 10 s from raw0: 5 ms slewed, then the base.
+  const uint64_t raw0 = 5000, end = raw0 + uint64_t{30000000000};
+  const ClockModelData m = slewing_model(raw0, end, 1.0 / 3.0, 500);
+  ClockModelData unended = m;
+  unended.slew_end_raw = 0;  // what ABI 3 served: the slew on for ever
+  ClockModelData base = m;   // the base rate throughout, from the same time at the end
+  base.raw0 = end;
+  base.utc0_ns = model_linear_ns(unended, end);
+  base.mult = m.base_mult;
+  base.slew_end_raw = 0;
+  // Up to and at its end the slewing rate (the fast path, bit for bit).
+  for (uint64_t raw : {uint64_t{0}, raw0, raw0 + 1, end - 1, end})
+    EXPECT_EQ(model_linear_ns(m, raw), model_linear_ns(unended, raw)) << raw;
+  // From the end on the base rate, continuous there.
+  for (const uint64_t raw : {end, end + 1, end + 3, end + uint64_t{3000000000}, end + 300 * uint64_t{3000000000}})
+    EXPECT_EQ(model_linear_ns(m, raw), model_linear_ns(base, raw)) << raw;
+  EXPECT_NEAR(static_cast<double>(model_linear_ns(m, end) - kUtc2026), 10e9 * (1 + 500e-6), 1.0);
+  // 300 s after the end: 300 s at the base rate, not 150 ms more of slew.
+  const uint64_t later = end + 300 * 3000000000ULL;
+  EXPECT_NEAR(static_cast<double>(model_linear_ns(m, later) - model_linear_ns(m, end)), 300e9, 1.0);
+  EXPECT_NEAR(static_cast<double>(model_linear_ns(unended, later) - model_linear_ns(m, later)), 300e9 * 500e-6,
+              1.0);
+  // Monotonic across the end, one tick at a time.
+  for (uint64_t raw = end - 100; raw < end + 100; raw++) ASSERT_LE(model_linear_ns(m, raw), model_linear_ns(m, raw + 1));
+  // The leap goes on top of it as on any linear time.
+  ClockModelData leap = m;
+  set_model_leap(leap, 1, model_linear_ns(m, end + 3000000000ULL), false);
+  EXPECT_EQ(model_to_ns(leap, later), model_linear_ns(m, later) - kNs);
+  EXPECT_EQ(model_to_ns(leap, end), model_linear_ns(m, end));
+}
+
+TEST(ModelToNs, EndSlewIsTheSameMappingFromTheEndOn) {
+  SEED_TRACE();
+  std::mt19937_64 rng(test_seed() + 7);
+  std::uniform_int_distribution<uint64_t> mult(uint64_t{1} << 36, uint64_t{1} << 42);
+  std::uniform_int_distribution<int64_t> slew(-(int64_t{1} << 30), int64_t{1} << 30);  // up to ~1000 ppm of 2^40
+  std::uniform_int_distribution<uint64_t> span(1, uint64_t{1} << 44);                  // up to ~1.7e13 ticks
+  for (int i = 0; i < 100000; i++) {
+    ClockModelData m;
+    m.raw0 = rng();
+    m.utc0_ns = kUtc2026 + static_cast<int64_t>(rng() % 1000000) * kNs;
+    m.base_mult = mult(rng);
+    m.mult = m.base_mult + static_cast<uint64_t>(slew(rng));
+    m.freq_ppb = 123;
+    m.slew_end_raw = m.raw0 + span(rng);
+    if (m.slew_end_raw == 0) continue;
+    const ClockModelData e = end_slew(m);
+    ASSERT_EQ(e.slew_end_raw, 0u);
+    ASSERT_EQ(e.raw0, m.slew_end_raw);
+    ASSERT_EQ(e.mult, m.base_mult);
+    ASSERT_EQ(settled_mult(m), e.mult);
+    for (uint64_t d : {uint64_t{0}, uint64_t{1}, span(rng), span(rng) << 4}) {
+      const uint64_t raw = m.slew_end_raw + d;
+      ASSERT_EQ(model_to_ns(e, raw), model_to_ns(m, raw)) << i << " d=" << d;
+    }
+    // Against the exact value of the two pieces (floor of each: within 2 ns).
+    const uint64_t raw = m.slew_end_raw + span(rng);
+    const long double want = ref_model(m, m.slew_end_raw) +
+                             static_cast<long double>(raw - m.slew_end_raw) * static_cast<long double>(m.base_mult) /
+                                 kTwo40;
+    ASSERT_NEAR(static_cast<long double>(model_to_ns(m, raw) - m.utc0_ns), want - m.utc0_ns, 2.0L) << i;
+  }
+  // The status frequency drops the slew's share; no slew: the model itself.
+  const ClockModelData m = slewing_model(5000, 5000 + 3000000000ULL, 1.0 / 3.0, 100);
+  EXPECT_NEAR(static_cast<double>(end_slew(m).freq_ppb), static_cast<double>(m.freq_ppb) - 100000.0, 2.0);
+  const ClockModelData plain = make_model(5000, kUtc2026, 1.0 / 3.0, 3000000000ULL);
+  const ClockModelData same = end_slew(plain);
+  EXPECT_EQ(same.raw0, plain.raw0);
+  EXPECT_EQ(same.mult, plain.mult);
+  EXPECT_EQ(settled_mult(plain), plain.mult);
+}
+
+TEST(ModelToNs, NoSlewIgnoresBaseMult) {
+  // The one branch: with slew_end_raw 0 a stale base_mult changes nothing,
+  // and before the end neither does any base_mult.
+  ClockModelData m = make_model(3000, kUtc2026, 1.0 / 3.0, 3000000000ULL);
+  const ClockModelData plain = m;
+  m.base_mult = 12345;
+  for (uint64_t raw = 0; raw < 60000000000ULL; raw += 1234567891)
+    ASSERT_EQ(model_to_ns(m, raw), model_to_ns(plain, raw)) << raw;
+  m.slew_end_raw = 60000000000ULL;
+  for (uint64_t raw = 0; raw <= 60000000000ULL; raw += 1234567891)
+    ASSERT_EQ(model_to_ns(m, raw), model_to_ns(plain, raw)) << raw;
+  // Nonsense from the other process wraps, never traps.
+  m.raw0 = 0;
+  m.mult = ~uint64_t{0};
+  m.base_mult = ~uint64_t{0};
+  m.slew_end_raw = uint64_t{1} << 63;
+  (void)model_to_ns(m, ~uint64_t{0});
+  (void)model_to_ns(m, (uint64_t{1} << 63) + 1);
+}
+
+TEST(ModelToNs, FoldAndOscillatorKeepTheSlewsEnd) {
+  // fold_leap shifts the anchor: both pieces move by the second.
+  constexpr int64_t kLeap = 1483228800LL * kNs;
+  ClockModelData m = slewing_model(3000, 3000 + 4 * 3000000000ULL, 1.0 / 3.0, 200);
+  m.utc0_ns = kLeap - 10 * kNs;
+  set_model_leap(m, 1, kLeap, false);
+  const ClockModelData f = fold_leap(m);
+  EXPECT_EQ(f.slew_end_raw, m.slew_end_raw);
+  EXPECT_EQ(f.base_mult, m.base_mult);
+  const uint64_t past = 3000 + 11 * 3000000000ULL;  // past the leap, and the slew's end
+  for (const uint64_t raw : {past, past + 1, past + 777 * uint64_t{3000000000}}) EXPECT_EQ(model_to_ns(f, raw), model_to_ns(m, raw));
+  // An oscillator on a slewing host slews and ends with it, both rates scaled.
+  ClockModelData host = slewing_model(3000, 3000 + 4 * 3000000000ULL, 1.0 / 3.0, 200);
+  const ClockModelData osc = oscillator_model(host, kUtc2026, 0, 25.0);
+  EXPECT_EQ(osc.slew_end_raw, host.slew_end_raw);
+  EXPECT_LE(std::fabs(static_cast<long double>(osc.base_mult) - static_cast<long double>(host.base_mult) * (1 + 25e-6L)),
+            0.5001L);
+  const uint64_t a = host.slew_end_raw + 3000000000ULL, b = a + 100 * 3000000000ULL;
+  EXPECT_NEAR(static_cast<double>((model_to_ns(osc, b) - model_to_ns(osc, a)) - (model_to_ns(host, b) - model_to_ns(host, a))),
+              100e9 * 25e-6, 2.0);
+  // The tracker and plain oscillators have no slew.
+  EXPECT_EQ(oscillator_model(make_model(1000, kUtc2026, 1.0 / 3.0, 3000000000ULL), kUtc2026, 0, 3.0).slew_end_raw, 0u);
+}
+
 // ---------------------------------------------------------------- oscillator
 
 TEST(OscillatorModel, OffsetPlusFrequencyErrorVsHost) {

@@ -42,6 +42,29 @@ double served_minus_host(const proto::ClockModelData& m, uint64_t raw) {
   return static_cast<double>(hwclock::model_to_ns(m, raw) - host_at(raw));
 }
 
+// Host readings as a cross-timestamp gives them: +-50 ns of noise.
+int64_t noisy_host_at(uint64_t raw) { return host_at(raw) + static_cast<int64_t>((raw / 1000 * 7919) % 101) - 50; }
+
+proto::ClockModelData run_noisy(Timescale& ts, int from_s, int to_s) {
+  proto::ClockModelData m{};
+  for (int s = from_s; s <= to_s; s++) {
+    const uint64_t raw = at_s(s);
+    m = ts.update({raw, noisy_host_at(raw), 100}, kSecTicks);
+  }
+  return m;
+}
+
+bool same_model(const proto::ClockModelData& a, const proto::ClockModelData& b) {
+  return a.raw0 == b.raw0 && a.utc0_ns == b.utc0_ns && a.mult == b.mult && a.freq_ppb == b.freq_ppb &&
+         a.flags == b.flags && a.slew_end_raw == b.slew_end_raw && a.base_mult == b.base_mult;
+}
+
+// The served clock's rate against the host clock between two readings, ppb.
+double rate_vs_host_ppb(const proto::ClockModelData& m1, uint64_t r1, const proto::ClockModelData& m2, uint64_t r2) {
+  return (served_minus_host(m2, r2) - served_minus_host(m1, r1)) / (static_cast<double>(host_at(r2) - host_at(r1))) *
+         1e9;
+}
+
 TEST(Timescale, SystemSourceIsTheHostClock) {
   Timescale ts(clock_cfg(config::ClockSource::kSystem), kHz);
   EXPECT_TRUE(ts.have_source());
@@ -95,6 +118,134 @@ TEST(Timescale, AdjustSlewsAndRefreshEndsTheSlew) {
   EXPECT_NEAR(served_minus_host(later, at_s(20)), 2e6 + 200e3 + 20e-6 * 10e9, 5.0);
 }
 
+// The slewing model carries its end: from slew_end_raw on it runs at the
+// base by itself (a dataplane whose control plane died mid-slew stops
+// slewing there), and refresh() at or after the end publishes the same
+// mapping bit for bit, without the slew.
+TEST(Timescale, TheSlewEndsInTheModelAndRefreshKeepsItsMapping) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  c.frequency_ppm = 13;
+  Timescale ts(c, kHz);
+  run(ts, 0, 10);
+  const uint64_t raw = at_s(10.3);
+  // +20 ppm base, -600 us at 300 ppm on top: 2 s.
+  const proto::ClockModelData slewing = ts.adjust(0, 20'000, -600'000, 300'000, raw);
+  ASSERT_NE(slewing.slew_end_raw, 0u);
+  EXPECT_EQ(ts.slew_end_raw(), slewing.slew_end_raw);
+  const uint64_t end = slewing.slew_end_raw;
+  EXPECT_NEAR(static_cast<double>(end - raw), 2.0 * static_cast<double>(kSecTicks) / 1.000013, 1e3);  // 2 s of the source
+  // The rates: base + slew up to the end, the base after it (both on the
+  // 13 ppm source).
+  EXPECT_NEAR(rate_vs_host_ppb(slewing, raw, slewing, end), (1.000013 * (1 + (20'000 - 300'000) * 1e-9) - 1) * 1e9, 1.0);
+  EXPECT_NEAR(rate_vs_host_ppb(slewing, end, slewing, end + 300 * kSecTicks), (1.000013 * 1.00002 - 1) * 1e9, 0.1);
+  EXPECT_NEAR(served_minus_host(slewing, end) - served_minus_host(slewing, raw), -600e3 + 2 * (13e3 + 20e3 * 1.000013),
+              5.0);
+  // refresh() at the end, or late, is the slewing model's mapping from the end on.
+  Timescale late = ts;
+  const proto::ClockModelData at_end = ts.refresh(end);
+  const proto::ClockModelData after_late = late.refresh(end + 5 * kSecTicks);
+  for (const proto::ClockModelData* m : {&at_end, &after_late}) {
+    EXPECT_EQ(m->slew_end_raw, 0u);
+    EXPECT_EQ(m->raw0, end);
+    EXPECT_EQ(m->mult, slewing.base_mult);
+    EXPECT_NEAR(static_cast<double>(m->freq_ppb), 33'000.0, 1.0);
+    for (const uint64_t r : {end, end + 1, end + 7, end + kSecTicks / 3, end + 600 * kSecTicks})
+      EXPECT_EQ(hwclock::model_to_ns(*m, r), hwclock::model_to_ns(slewing, r)) << r - end;
+  }
+  EXPECT_EQ(ts.slew_end_raw(), 0u);
+  EXPECT_EQ(late.slew_end_raw(), 0u);
+  // The correction's own slew is in there too: the source plus the base.
+  EXPECT_NEAR(static_cast<double>(ts.minus_source_ns(at_s(20))) - static_cast<double>(ts.minus_source_ns(end)),
+              20e-6 * (static_cast<double>(at_s(20) - end) / 3.0) * 1.000013, 2.0);
+  // Without a slew nothing is set.
+  const proto::ClockModelData plain = ts.adjust(0, 20'000, 0, 0, at_s(21));
+  EXPECT_EQ(plain.slew_end_raw, 0u);
+  EXPECT_EQ(plain.base_mult, 0u);
+}
+
+// A control plane killed mid-slew and restarted: the model the dataplane
+// serves ends its slew by itself, and the restart carries that on exactly,
+// before and after the slew's end: its base_mult is the frequency, not the
+// slew's rate (which ABI 3, without the end, carried on as a frequency).
+TEST(Timescale, AdoptMidSlewKeepsTheSlewsEndAndTakesTheBase) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  c.frequency_ppm = -20;
+  Timescale before(c, kHz);
+  run_noisy(before, 0, 30);
+  // +20 ppm base, 200 us at 100 ppm on top: in at 32 s.
+  const proto::ClockModelData slewing = before.adjust(0, 20'000, 200'000, 100'000, at_s(30));
+  ASSERT_NE(slewing.slew_end_raw, 0u);
+  const uint64_t end = slewing.slew_end_raw;
+
+  Timescale after(c, kHz * (1 - 7e-6));
+  run_noisy(after, 31, 31);
+  after.adopt(slewing, at_s(31.2));
+  EXPECT_TRUE(same_model(after.published(), slewing));
+  EXPECT_EQ(after.published().slew_end_raw, end);
+  EXPECT_EQ(after.slew_end_raw(), end);
+  // The engine starts from the base (the calibration's 7 ppm off), not base + slew.
+  EXPECT_NEAR(after.correction_ppb(), 20'000.0 - 7'000.0, 100.0);
+  // Exactly what the dataplane serves, before and at the slew's end...
+  for (const double s : {31.2, 31.9, 32.0})
+    EXPECT_EQ(hwclock::model_to_ns(after.published(), at_s(s)), hwclock::model_to_ns(slewing, at_s(s))) << s;
+  // ...and after it: refresh() there keeps the mapping, as the dataplane does alone.
+  const proto::ClockModelData ended = after.refresh(end + 1000);
+  EXPECT_TRUE(after.adopting());
+  EXPECT_EQ(ended.slew_end_raw, 0u);
+  EXPECT_EQ(after.slew_end_raw(), 0u);
+  for (const uint64_t r : {end, end + 1000, at_s(40), at_s(70)})
+    EXPECT_EQ(hwclock::model_to_ns(ended, r), hwclock::model_to_ns(slewing, r)) << r;
+  // Pinned while adopting, then handed over at the base rate.
+  for (int s = 32; s < 31 + Timescale::kAdoptUpdates - 1; s++) {
+    run_noisy(after, s, s);
+    ASSERT_EQ(hwclock::model_to_ns(after.published(), at_s(s + 0.5)), hwclock::model_to_ns(slewing, at_s(s + 0.5)))
+        << s;
+  }
+  const proto::ClockModelData on = run_noisy(after, 31 + Timescale::kAdoptUpdates - 1, 80);
+  EXPECT_FALSE(after.adopting());
+  const double base_ppb = rate_vs_host_ppb(slewing, end, slewing, at_s(80));
+  EXPECT_NEAR(base_ppb, -0.4, 120.0);  // -20 ppm, +20 ppm base, the host tracker's steering
+  EXPECT_NEAR(after.correction_ppb(), ((1 + base_ppb * 1e-9) / (1 - 20e-6) - 1) * 1e9, 10.0);
+  EXPECT_NEAR(rate_vs_host_ppb(slewing, at_s(33), on, at_s(80)), base_ppb, 10.0);
+  EXPECT_NEAR(served_minus_host(on, at_s(80)), served_minus_host(slewing, at_s(80)), 500.0);
+}
+
+// Handed over while the adopted model still slews (a long slew): the
+// correction carries the rest of the slew to the model's end of it, so the
+// served clock goes on as the dataplane would have alone, across that end.
+TEST(Timescale, HandOverMidSlewCarriesTheRestOfTheSlew) {
+  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
+  c.frequency_ppm = 30;
+  Timescale before(c, kHz);
+  run_noisy(before, 0, 30);
+  // -20 ms at 200 ppm: 100 s, in at 130 s.
+  const proto::ClockModelData slewing = before.adjust(0, -30'000, -20'000'000, 200'000, at_s(30));
+  const uint64_t end = slewing.slew_end_raw;
+  ASSERT_NEAR(static_cast<double>(end - at_s(30)), 100.0 * static_cast<double>(kSecTicks) / 1.00003, 1e5);
+
+  Timescale after(c, kHz * (1 + 4e-6));
+  run_noisy(after, 40, 40);
+  after.adopt(slewing, at_s(40.5));
+  const int h = 40 + Timescale::kAdoptUpdates;
+  run_noisy(after, 41, h);
+  ASSERT_FALSE(after.adopting());
+  // The base as the correction, the slew still running, ending where the model's did.
+  const double base_ppb = rate_vs_host_ppb(slewing, end, slewing, end + 100 * kSecTicks);
+  EXPECT_NEAR(after.correction_ppb(), ((1 + base_ppb * 1e-9) / (1 + 30e-6) - 1) * 1e9, 10.0);
+  ASSERT_NE(after.slew_end_raw(), 0u);
+  EXPECT_NEAR(static_cast<double>(after.slew_end_raw()) - static_cast<double>(end), 0.0, 1e-3 * kHz);
+  // The served time: the dataplane's model, to the trackers' noise, before and after the end.
+  for (int s = h + 1; s <= 200; s++) {
+    const proto::ClockModelData m = run_noisy(after, s, s);
+    if (after.slew_end_raw() && at_s(s) >= after.slew_end_raw()) after.refresh(at_s(s));
+    if (s % 10 == 0 || s == 129 || s == 131) {
+      EXPECT_NEAR(served_minus_host(after.published(), at_s(s)), served_minus_host(slewing, at_s(s)), 1000.0) << s;
+    }
+    (void)m;
+  }
+  EXPECT_EQ(after.slew_end_raw(), 0u);
+}
+
 // A restarted control plane adopts the model the dataplane still serves:
 // the served time goes on without a jump, at the same rate, and the
 // discipline's share of that rate is its correction.
@@ -128,29 +279,6 @@ TEST(Timescale, AdoptAfterRestartKeepsTheServedTimeContinuous) {
   p.flags |= proto::kModelProvisional;
   provisional.adopt(p, raw);
   EXPECT_NEAR(served_minus_host(provisional.published(), raw), 3e6, 2.0);
-}
-
-// Host readings as a cross-timestamp gives them: +-50 ns of noise.
-int64_t noisy_host_at(uint64_t raw) { return host_at(raw) + static_cast<int64_t>((raw / 1000 * 7919) % 101) - 50; }
-
-proto::ClockModelData run_noisy(Timescale& ts, int from_s, int to_s) {
-  proto::ClockModelData m{};
-  for (int s = from_s; s <= to_s; s++) {
-    const uint64_t raw = at_s(s);
-    m = ts.update({raw, noisy_host_at(raw), 100}, kSecTicks);
-  }
-  return m;
-}
-
-bool same_model(const proto::ClockModelData& a, const proto::ClockModelData& b) {
-  return a.raw0 == b.raw0 && a.utc0_ns == b.utc0_ns && a.mult == b.mult && a.freq_ppb == b.freq_ppb &&
-         a.flags == b.flags;
-}
-
-// The served clock's rate against the host clock between two readings, ppb.
-double rate_vs_host_ppb(const proto::ClockModelData& m1, uint64_t r1, const proto::ClockModelData& m2, uint64_t r2) {
-  return (served_minus_host(m2, r2) - served_minus_host(m1, r1)) / (static_cast<double>(host_at(r2) - host_at(r1))) *
-         1e9;
 }
 
 // The restarted process calibrated its TSC 12 ppm wrong (as a 200 ms
@@ -200,31 +328,6 @@ TEST(Timescale, AdoptCarriesThePublishedRateWhateverThisProcessCalibrated) {
   // An order after the hand-over is the engine's frequency plus the bias.
   after.adjust(0, start_ppb + 1000.0, 0, 0, at_s(h + 100));
   EXPECT_NEAR(after.correction_ppb(), carried_ppb + 1000.0, 10.0);
-}
-
-// Killed in the middle of a slew: the published model is the slew's
-// tangent, and that is what the dataplane has served since; the restart
-// carries it on exactly (the rest of the slew is the discipline's to
-// order again).
-TEST(Timescale, AdoptMidSlewCarriesTheTangentOn) {
-  config::Clock c = clock_cfg(config::ClockSource::kVirtual);
-  c.frequency_ppm = -20;
-  Timescale before(c, kHz);
-  run_noisy(before, 0, 30);
-  const proto::ClockModelData slewing = before.adjust(0, 20'000, 200'000, 100'000, at_s(30));
-  ASSERT_NE(before.slew_end_raw(), 0u);
-
-  Timescale after(c, kHz * (1 - 7e-6));
-  run_noisy(after, 31, 31);
-  after.adopt(slewing, at_s(31.2));
-  EXPECT_TRUE(same_model(after.published(), slewing));
-  EXPECT_EQ(after.slew_end_raw(), 0u);  // nothing to end: the tangent is the model
-  const proto::ClockModelData on = run_noisy(after, 32, 80);
-  EXPECT_FALSE(after.adopting());  // 31 + kAdoptUpdates
-  const double tangent_ppb = rate_vs_host_ppb(slewing, at_s(31), slewing, at_s(80));
-  EXPECT_NEAR(tangent_ppb, 100'000.0, 100.0);  // -20 ppm, +20 ppm base, +100 ppm slew
-  EXPECT_NEAR(after.correction_ppb(), ((1 + tangent_ppb * 1e-9) / (1 - 20e-6) - 1) * 1e9, 10.0);
-  EXPECT_NEAR(rate_vs_host_ppb(slewing, at_s(31), on, at_s(80)), tangent_ppb, 10.0);
 }
 
 // An order before the hand-over ends the adoption there, continuously.
