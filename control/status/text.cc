@@ -63,21 +63,32 @@ constexpr const char* kNever = "00:00:00.000 UTC Jan 1 1900(00000000.00000000)";
 // The vendor's line for a wire timestamp whose seconds field is the Unix
 // second unix_s: "06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A8)". The
 // milliseconds are truncated, as the vendor does.
-std::string vendor_time(proto::NtpTimestamp ts, int64_t unix_s) {
+// The civil date and second of the day of a Unix second.
+struct CivilTime {
+  int64_t year = 0;
+  unsigned month = 1, day = 1;
+  int64_t second_of_day = 0;
+};
+CivilTime civil_time(int64_t unix_s) {
+  CivilTime c;
   int64_t days = unix_s / 86400;
-  int64_t sod = unix_s % 86400;
-  if (sod < 0) {
-    sod += 86400;
+  c.second_of_day = unix_s % 86400;
+  if (c.second_of_day < 0) {
+    c.second_of_day += 86400;
     days -= 1;
   }
-  int64_t y = 0;
-  unsigned m = 1, d = 1;
-  civil_from_days(days, y, m, d);
+  civil_from_days(days, c.year, c.month, c.day);
+  return c;
+}
+
+std::string vendor_time(proto::NtpTimestamp ts, int64_t unix_s) {
+  const CivilTime c = civil_time(unix_s);
+  const int64_t sod = c.second_of_day;
   const unsigned ms = static_cast<unsigned>((uint64_t{ts.fraction} * 1000) >> 32);
   char buf[128];
   std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03u UTC %s %u %" PRId64 "(%08" PRIX32 ".%08" PRIX32 ")",
                 static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60), ms,
-                kMonths[m - 1], d, y, ts.seconds, ts.fraction);
+                kMonths[c.month - 1], c.day, c.year, ts.seconds, ts.fraction);
   return buf;
 }
 
@@ -93,18 +104,12 @@ constexpr int64_t kDefaultPivotNs = 1735689600LL * proto::kNsPerS;  // 2025-01-0
 // "10:41:02 UTC Dec 1 2026": the vendor's way of writing a time, to the
 // second; `second` overrides the second shown (60 for an inserted leap second).
 std::string utc_text(int64_t unix_s, int second = -1) {
-  int64_t days = unix_s / 86400, sod = unix_s % 86400;
-  if (sod < 0) {
-    sod += 86400;
-    days -= 1;
-  }
-  int64_t y = 0;
-  unsigned m = 1, d = 1;
-  civil_from_days(days, y, m, d);
+  const CivilTime c = civil_time(unix_s);
+  const int64_t sod = c.second_of_day;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%02d:%02d:%02d UTC %s %u %" PRId64, static_cast<int>(sod / 3600),
-                static_cast<int>(sod / 60 % 60), second >= 0 ? second : static_cast<int>(sod % 60), kMonths[m - 1], d,
-                y);
+                static_cast<int>(sod / 60 % 60), second >= 0 ? second : static_cast<int>(sod % 60),
+                kMonths[c.month - 1], c.day, c.year);
   return buf;
 }
 

@@ -109,6 +109,8 @@ class Namespace:
         return sh(*args, ns=self.name, **kw)
 
     def popen(self, args, log_path, env=None, append=False):
+        """args run in the namespace in a session of their own (stop_process
+        ends it), output to log_path."""
         f = open(log_path, "a" if append else "w")
         p = subprocess.Popen(["ip", "netns", "exec", self.name] + list(args), stdout=f, stderr=subprocess.STDOUT,
                              env=env, start_new_session=True)
@@ -258,6 +260,21 @@ class Appliance:
                 p._log.close()
 
 
+def stop_process(p, timeout=5):
+    """Ends a process of Netns.popen (SIGTERM, then SIGKILL after timeout s)
+    and closes its log; again is a no-op."""
+    if p._log.closed:
+        return
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    p._log.close()
+
+
 class Chrony:
     """A real chronyd in namespace ns, never touching the host clock (-x)."""
 
@@ -293,16 +310,7 @@ class Chrony:
         return self.ns.exec("chronyc", "-h", self.sock, "-n", *args).stdout
 
     def stop(self):
-        if self.p._log.closed:
-            return
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait()
-        self.p._log.close()
+        stop_process(self.p)
 
 
 class Sampler:
@@ -326,16 +334,7 @@ class Sampler:
         return [json.loads(ln) for ln in lines[:-1] if ln.startswith("{")]
 
     def stop(self):
-        if self.p._log.closed:
-            return
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait()
-        self.p._log.close()
+        stop_process(self.p)
 
 
 def workdir(name):
