@@ -115,7 +115,13 @@ std::optional<double> ServedClock::start(const proto::ClockModelData* served, ui
 }
 
 std::optional<LocalClockQuality> ServedClock::local_quality(double now_s) {
-  if (cfg_.clock.source == config::ClockSource::kVirtual) return std::nullopt;
+  if (cfg_.clock.source == config::ClockSource::kVirtual) {
+    // The virtual clock is defined against the host clock, which it tracks
+    // by cross-timestamps: off by what the last one measured (being taken
+    // out), and by as much again from the rate error until the next one.
+    const int64_t e = timescale_->host_error_ns();
+    return LocalClockQuality{.synchronized = true, .max_error_ns = 2 * (e < 0 ? -e : e)};
+  }
   if (source_phc_)
     return LocalClockQuality{.synchronized = source_fresh(now_s),
                              .max_error_ns = source_phc_->max_error_ns(now_s, tsc_hz_)};

@@ -103,6 +103,8 @@ class Timescale {
   const proto::ClockModelData& published() const { return published_; }
   const proto::ClockModelData& host() const { return host_.model(); }
   uint64_t host_steps() const { return host_.steps(); }
+  // The host clock minus the host model at the last cross-timestamp.
+  int64_t host_error_ns() const { return host_.last_error_ns(); }
 
  private:
   proto::ClockModelData derive_linear(uint64_t raw_now) const;  // source + correction
