@@ -138,17 +138,22 @@ struct FrontDoor {
   std::string err;  // stderr
 };
 
-FrontDoor front_door(const CliSpec& spec, std::vector<std::string> args) {
+// host: the host facts the checks see; nullptr: this host's.
+FrontDoor run_front_door(const CliSpec& spec, const HostFacts* host, std::vector<std::string> args) {
   std::vector<char*> argv{const_cast<char*>(spec.program)};
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   FrontDoor r;
   testing::internal::CaptureStdout();
   testing::internal::CaptureStderr();
-  r.cfg = load_from_command_line(spec, static_cast<int>(argv.size() - 1), argv.data(), r.code);
+  r.cfg = load_from_command_line(spec, static_cast<int>(argv.size() - 1), argv.data(), r.code, host);
   r.err = testing::internal::GetCapturedStderr();
   r.out = testing::internal::GetCapturedStdout();
   return r;
+}
+
+FrontDoor front_door(const CliSpec& spec, std::vector<std::string> args) {
+  return run_front_door(spec, nullptr, std::move(args));
 }
 
 std::string usage_of(const CliSpec& spec) {
@@ -329,16 +334,7 @@ struct OneCpuHost : HostFacts {
 };
 
 FrontDoor front_door_on(const CliSpec& spec, const HostFacts& host, std::vector<std::string> args) {
-  std::vector<char*> argv{const_cast<char*>(spec.program)};
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  FrontDoor r;
-  testing::internal::CaptureStdout();
-  testing::internal::CaptureStderr();
-  r.cfg = load_from_command_line(spec, static_cast<int>(argv.size() - 1), argv.data(), r.code, &host);
-  r.err = testing::internal::GetCapturedStderr();
-  r.out = testing::internal::GetCapturedStdout();
-  return r;
+  return run_front_door(spec, &host, std::move(args));
 }
 
 // A valid file the host cannot run: refused at --check and at a start
