@@ -41,6 +41,8 @@ enum Sect : unsigned {
   kInterface = 1u << 6,
   kServer = 1u << 7,
   kPeer = 1u << 8,
+  kAccess = 1u << 9,
+  kRateLimit = 1u << 10,
 };
 
 // Where the store functions write: the config, and the element of an array
@@ -71,6 +73,8 @@ constexpr SectionSpec kSections[] = {
     {kDataplane, "dataplane", false},
     {kChannel, "channel", false},
     {kStats, "stats", false},
+    {kAccess, "access", false},
+    {kRateLimit, "ratelimit", false},
     {kInterface, "interface", true, 1, 8,
      [](Config& c, Targets& t) { t.ifc = &c.interfaces.emplace_back(); },
      "`interface <name>` + `ip address`: a port the dataplane owns, with its address"},
@@ -121,6 +125,9 @@ template <> Config& object<Config>(Targets& t) { return *t.cfg; }
 template <> Clock& object<Clock>(Targets& t) { return t.cfg->clock; }
 template <> Ntp& object<Ntp>(Targets& t) { return t.cfg->ntp; }
 template <> Dataplane& object<Dataplane>(Targets& t) { return t.cfg->dataplane; }
+template <> Access& object<Access>(Targets& t) { return t.cfg->access; }
+template <> RateLimit& object<RateLimit>(Targets& t) { return t.cfg->ratelimit; }
+template <> Stats& object<Stats>(Targets& t) { return t.cfg->stats; }
 template <> Interface& object<Interface>(Targets& t) { return *t.ifc; }
 template <> Association& object<Association>(Targets& t) { return *t.assoc; }
 
@@ -239,12 +246,22 @@ constexpr KeySpec kKeys[] = {
     {.sects = kNtp, .name = "max_dynamic_sessions", .type = Type::kInt, .def = "100", .lo = 0, .hi = 10000,
      .store = set<&Ntp::max_dynamic_sessions>,
      .help = "most passive peer associations created by incoming symmetric active peers"},
-    {.sects = kNtp, .name = "peer_allow", .type = Type::kStrings, .def = "[\"0.0.0.0/0\"]",
-     .fmt = Fmt::kPrefix, .min_entries = 0, .max_entries = 1024, .store = set<&Ntp::peer_allow>,
-     .help = "prefixes allowed to become our passive peers (symmetric active, mode 1)"},
-    {.sects = kNtp, .name = "answer_unknown_peers", .type = Type::kBool, .def = "true",
+    {.sects = kNtp, .name = "answer_unknown_peers", .type = Type::kBool, .def = "false",
      .store = set<&Ntp::answer_unknown_peers>,
-     .help = "mode-1 packets from outside peer_allow: answer statelessly in mode 2 (true) or drop (false)"},
+     .help = "a symmetric active (mode 1) packet from an address that may not peer (not in access.peer, "
+             "no [[peer]]): answered statelessly in mode 2 by the dataplane, rate-limited like a client "
+             "request (true), or dropped (false)"},
+    {.sects = kNtp, .name = "passive_minpoll_log2", .type = Type::kInt, .def = "6", .lo = -4, .hi = 17,
+     .store = set<&Ntp::passive_minpoll_log2>,
+     .help = "a dynamic passive association polls at its active peer's rate, but never faster than "
+             "this, log2 s"},
+    {.sects = kNtp, .name = "passive_maxpoll_log2", .type = Type::kInt, .def = "10", .lo = -4, .hi = 17,
+     .store = set<&Ntp::passive_maxpoll_log2>,
+     .help = "... and never slower than this, log2 s (at least passive_minpoll_log2)"},
+    {.sects = kNtp, .name = "passive_timeout_s", .type = Type::kFloat, .def = "900", .lo = 16, .hi = 86400,
+     .store = set<&Ntp::passive_timeout_s>,
+     .help = "a dynamic passive association not heard from for this long is removed, seconds (whatever "
+             "poll its peer announced)"},
     {.sects = kNtp, .name = "leap_file", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
      .store = set<&Ntp::leap_file>,
      .help = "the IERS leap-seconds.list (tzdata ships /usr/share/zoneinfo/leap-seconds.list): announces "
@@ -259,6 +276,61 @@ constexpr KeySpec kKeys[] = {
      .help = "refclock_master on the system or phc source whose clock is itself unsynchronized (kernel "
              "STA_UNSYNC, a PHC not read within the holdover): answer unsynchronized (leap 3), or serve at "
              "the configured stratum with the clock's own error bound as root dispersion"},
+
+    // -- [access] -----------------------------------------------------------
+    {.sects = kAccess, .name = "peer", .type = Type::kStrings, .def = "[]", .fmt = Fmt::kPrefix,
+     .min_entries = 0, .max_entries = 1024, .store = set<&Access::peer>,
+     .help = "`ntp-service access peer`: may become our symmetric (passive) peer and so set our time; also "
+             "gets time and may read status. Nobody else may peer with us, except configured [[peer]]s"},
+    {.sects = kAccess, .name = "server", .type = Type::kStrings, .def = "[]", .fmt = Fmt::kPrefix,
+     .min_entries = 0, .max_entries = 1024, .store = set<&Access::server>,
+     .help = "`ntp-service access server`: gets time (never rate-limited) and may read status"},
+    {.sects = kAccess, .name = "synchronization", .type = Type::kStrings, .def = "[]", .fmt = Fmt::kPrefix,
+     .min_entries = 0, .max_entries = 1024, .store = set<&Access::synchronization>,
+     .help = "`ntp-service access synchronization`: gets time only (never rate-limited)"},
+    {.sects = kAccess, .name = "limited", .type = Type::kStrings, .def = "[]", .fmt = Fmt::kPrefix,
+     .min_entries = 0, .max_entries = 1024, .store = set<&Access::limited>,
+     .help = "`ntp-service access limited`: gets time within [ratelimit], beyond it dropped or a RATE "
+             "kiss-o'-death (access.kod)"},
+    {.sects = kAccess, .name = "query", .type = Type::kStrings, .def = "[]", .fmt = Fmt::kPrefix,
+     .min_entries = 0, .max_entries = 1024, .store = set<&Access::query>,
+     .help = "`ntp-service access query`: may read status (the stats endpoint) only, gets no time"},
+    {.sects = kAccess, .name = "deny", .type = Type::kStrings, .def = "[]", .fmt = Fmt::kPrefix,
+     .min_entries = 0, .max_entries = 1024, .store = set<&Access::deny>,
+     .help = "gets nothing (a DENY kiss-o'-death with access.kod); wins over every other list"},
+    {.sects = kAccess, .name = "default_class", .type = Type::kString, .def = "\"limited\"",
+     .fmt = Fmt::kChoice, .choices = "limited|synchronization|query|deny", .store = set<&Access::default_class>,
+     .help = "the class of an address in no list. Between lists: deny > peer > server > synchronization > "
+             "limited > query"},
+    {.sects = kAccess, .name = "kod", .type = Type::kBool, .def = "false", .store = set<&Access::kod>,
+     .help = "`ntp-service kod-enable`: answer NTPv4 requests over the rate limit with a RATE, denied ones "
+             "with a DENY kiss-o'-death (each within the client's budget of one per ratelimit interval) "
+             "instead of dropping them"},
+
+    // -- [ratelimit] --------------------------------------------------------
+    {.sects = kRateLimit, .name = "interval_log2", .type = Type::kInt, .def = "3", .lo = -4, .hi = 12,
+     .store = set<&RateLimit::interval_log2>,
+     .help = "`ntp-service discard avg-interval`, chrony's ratelimit interval: the least mean interval "
+             "between a limited client's requests, log2 s"},
+    {.sects = kRateLimit, .name = "burst", .type = Type::kInt, .def = "8", .lo = 1, .hi = 255,
+     .store = set<&RateLimit::burst>,
+     .help = "chrony's ratelimit burst: requests a limited client may send at once above the mean"},
+    {.sects = kRateLimit, .name = "leak_log2", .type = Type::kInt, .def = "2", .lo = 1, .hi = 4,
+     .store = set<&RateLimit::leak_log2>,
+     .help = "chrony's ratelimit leak: over the limit, 1 in 2^leak requests is still answered (within the "
+             "client's budget), so a client whose address is spoofed by a flood still gets time now and then"},
+    {.sects = kRateLimit, .name = "min_interval_s", .type = Type::kFloat, .def = "0", .lo = 0, .hi = 3600,
+     .store = set<&RateLimit::min_interval_s>,
+     .help = "`ntp-service discard min-interval`: a request sooner than this after the client's previous "
+             "one is over the limit, seconds; 0: off"},
+    {.sects = kRateLimit, .name = "clients", .type = Type::kInt, .def = "1048576", .lo = 1024, .hi = 16777216,
+     .fmt = Fmt::kPow2, .store = set<&RateLimit::clients>,
+     .help = "clients each worker remembers (its table's entries; the memory is logged at start); the "
+             "least recently seen in a full slot make way"},
+    {.sects = kRateLimit, .name = "max_replies_per_s", .type = Type::kInt, .def = "1000000", .lo = 0,
+     .hi = 100000000, .store = set<&RateLimit::max_replies_per_s>,
+     .help = "per worker, the most answers per second to limited clients altogether (a reflection brake "
+             "against many spoofed sources); 0: no cap"},
 
     // -- [dataplane] --------------------------------------------------------
     {.sects = kDataplane, .name = "main_lcore", .type = Type::kInt, .def = "0", .lo = 0, .hi = 1023,
@@ -292,9 +364,17 @@ constexpr KeySpec kKeys[] = {
      .example = "\"/ntp-DeviceC\""},
 
     // -- [stats] ------------------------------------------------------------
-    {.sects = kStats, .name = "listen", .type = Type::kString, .def = "\"127.0.0.1:9123\"", .lo = 3, .hi = 64,
+    {.sects = kStats, .name = "listen", .type = Type::kString, .def = "\"127.0.0.1:9123\"", .lo = 3, .hi = 113,
      .fmt = Fmt::kHostPort, .store = set<&Config::stats_listen>,
-     .help = "address of the stats endpoint (/metrics, /status) that ntpctl talks to"},
+     .help = "address of the stats endpoint (/metrics, /status) that ntpctl talks to: host:port, or "
+             "unix:/path for a Unix socket (its directory must not be writable by others). TCP clients "
+             "other than loopback need access.query, server or peer"},
+    {.sects = kStats, .name = "max_connections", .type = Type::kInt, .def = "64", .lo = 1, .hi = 4096,
+     .store = set<&Stats::max_connections>,
+     .help = "stats connections open at once; more are closed as they are accepted"},
+    {.sects = kStats, .name = "request_timeout_s", .type = Type::kFloat, .def = "5", .lo = 0.1, .hi = 300,
+     .store = set<&Stats::request_timeout_s>,
+     .help = "a stats request must arrive whole, and its answer leave, within this, seconds (slowloris)"},
 
     // -- [[interface]] ------------------------------------------------------
     {.sects = kInterface, .name = "name", .type = Type::kString, .required = true, .lo = 1, .hi = 63,
@@ -539,7 +619,7 @@ std::string range_text(const KeySpec& k) {
     case Fmt::kName: each = range(k.lo, k.hi) + " of A-Z a-z 0-9 . _ -"; break;
     case Fmt::kShmName: each = "\"/\" then " + range(k.lo - 1, k.hi - 1) + " of A-Z a-z 0-9 . _ -"; break;
     case Fmt::kPath: each = "absolute path, or empty"; break;
-    case Fmt::kHostPort: each = "a.b.c.d:port or localhost:port, port 1..65535"; break;
+    case Fmt::kHostPort: each = "a.b.c.d:port or localhost:port, port 1..65535, or unix:/absolute/path"; break;
     case Fmt::kPrefix: each = "a.b.c.d/len, len 0..32, host bits zero"; break;
     case Fmt::kIfAddress:
       each = "a.b.c.d/len, len 1..32, a unicast host address (not the subnet's network or broadcast "
@@ -656,6 +736,13 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
       if (!s.empty() && s[0] != '/') return fail(quote(s) + " is not an absolute path");
       return true;
     case Fmt::kHostPort: {
+      if (s.starts_with("unix:")) {
+        const std::string_view path = s.substr(5);
+        if (path.empty() || path[0] != '/') return fail(quote(s) + ": the socket path after unix: is not absolute");
+        if (path.size() > 107) return fail(quote(s) + ": a Unix socket path has at most 107 characters");
+        if (path.back() == '/') return fail(quote(s) + ": the socket path names a directory");
+        return true;
+      }
       const size_t colon = s.rfind(':');
       if (colon == std::string_view::npos) {
         return fail(quote(s) + " is not host:port (e.g. \"127.0.0.1:9123\")");
@@ -922,6 +1009,17 @@ void check_poll(TableView& v) {
              "minpoll " + num(minp->i) + " is greater than maxpoll " + num(maxp->i));
 }
 
+void check_passive_poll(TableView& v) {
+  const Value* minp = v.value("passive_minpoll_log2", kNtp);
+  const Value* maxp = v.value("passive_maxpoll_log2", kNtp);
+  if (!minp || !maxp || minp->i <= maxp->i) return;
+  const Seen* at = v.find("passive_minpoll_log2");
+  if (!at) at = v.find("passive_maxpoll_log2");
+  if (!at) return;
+  v.errs.add(*at->node, v.prefix + at->spec->name,
+             "passive_minpoll_log2 " + num(minp->i) + " is greater than passive_maxpoll_log2 " + num(maxp->i));
+}
+
 void check_clock(TableView& v) {
   const Value* source = v.value("source", kClock);
   const Value* phc = v.value("phc", kClock);
@@ -944,6 +1042,7 @@ constexpr CrossCheck kCrossChecks[] = {
     {kDataplane, check_lcores},             // worker_lcores must not contain main_lcore
     {kInterface, check_gateway},            // gateway inside the subnet, not our address
     {kServer | kPeer, check_poll},          // minpoll <= maxpoll
+    {kNtp, check_passive_poll},             // passive_minpoll_log2 <= passive_maxpoll_log2
     {kClock, check_clock},                  // source = phc names its PHC; steer_phc is not the source
 };
 
@@ -1033,7 +1132,10 @@ class Loader {
       for (const auto& s : kSections)
         if (s.sect != kTop) candidates.emplace_back(s.name);
     std::string msg = "unknown key " + quote(k.str());
-    if (auto c = closest(k.str(), candidates)) {
+    if (sect == kNtp && k.str() == "peer_allow") {
+      // Renamed when [access] came: say where it went rather than guess.
+      msg += " (who may peer is now access.peer, and its default is nobody)";
+    } else if (auto c = closest(k.str(), candidates)) {
       msg += " (did you mean \"" + *c + "\"?)";
     } else {
       for (const KeySpec& spec : kKeys) {  // a known key in the wrong section?

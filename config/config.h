@@ -69,9 +69,16 @@ struct Ntp {
   std::optional<int> refclock_master;  // stratum 1..15 of the local clock when it is the reference
   double holdover_s = 300;             // dataplane serves the last state this long without a control plane
   int max_dynamic_sessions = 100;      // passive peer associations
-  // prefixes allowed to peer with us (host order, length); default 0.0.0.0/0
-  std::vector<std::pair<uint32_t, uint8_t>> peer_allow{{0, 0}};
-  bool answer_unknown_peers = true;    // not allowed: stateless mode-2 answer (true) or none (false)
+  // A mode-1 packet from an address that may not peer (not in access.peer,
+  // no [[peer]]): a stateless mode-2 answer from the dataplane, rate-limited
+  // like a client's (true), or nothing (false, the default).
+  bool answer_unknown_peers = false;
+  // Dynamic passive associations: their poll is the active peer's, clamped
+  // to passive_minpoll_log2..passive_maxpoll_log2; one that has not been
+  // heard from for passive_timeout_s goes (seconds, not the peer's poll).
+  int passive_minpoll_log2 = 6;        // -4..17
+  int passive_maxpoll_log2 = 10;       // -4..17, >= passive_minpoll_log2
+  double passive_timeout_s = 900;      // 16..86400
   std::string leap_file;               // IERS leap-seconds.list; empty: none
   bool leap_smear = false;             // smear leap seconds over 24 h noon to noon instead of inserting them
   // refclock_master on a host clock the kernel calls unsynchronized:
@@ -79,6 +86,43 @@ struct Ntp {
   // with the kernel's maxerror as root dispersion)
   std::string local_clock_unsynced = "unsynchronized";
   bool operator==(const Ntp&) const = default;
+};
+
+// [access]: the seed vendor's `ntp-service access peer|server|
+// synchronization|query|limited` plus deny. Each list holds prefixes (host
+// order, length; IPv4 now). Precedence: deny > peer > server >
+// synchronization > limited > query (proto::AccessTable); an address in no
+// list gets default_class.
+using PrefixList = std::vector<std::pair<uint32_t, uint8_t>>;
+struct Access {
+  PrefixList peer;             // may be a symmetric peer (and set our time), get time, query status
+  PrefixList server;           // get time (never rate-limited) and query status
+  PrefixList synchronization;  // get time only (never rate-limited)
+  PrefixList limited;          // get time, rate-limited ([ratelimit])
+  PrefixList query;            // read status only, no time
+  PrefixList deny;             // nothing
+  std::string default_class = "limited";  // synchronization, limited, query, deny
+  bool kod = false;            // `ntp-service kod-enable`: RATE/DENY kiss-o'-death (NTPv4 requests only)
+  bool operator==(const Access&) const = default;
+};
+
+// [ratelimit]: per-client limits for the `limited` class, enforced by each
+// dataplane worker in a fixed table (chrony's ratelimit, the vendor's
+// `ntp-service discard`).
+struct RateLimit {
+  int interval_log2 = 3;       // minimum mean interval between requests, log2 s (-4..12; chrony interval)
+  int burst = 8;               // requests allowed at once above the mean (1..255; chrony burst)
+  int leak_log2 = 2;           // over the limit, 1 in 2^leak is still answered (1..4; chrony leak)
+  double min_interval_s = 0;   // vendor `discard min-interval`: a request sooner than this after the last is over
+  int clients = 1048576;       // per worker table entries, power of two, 1024..16777216
+  int max_replies_per_s = 1000000;  // per worker cap on all rate-limited answers (reflection brake); 0: none
+  bool operator==(const RateLimit&) const = default;
+};
+
+struct Stats {
+  int max_connections = 64;        // open at once; beyond: closed at accept
+  double request_timeout_s = 5;    // a request must arrive whole within this (slowloris)
+  bool operator==(const Stats&) const = default;
 };
 
 struct Dataplane {
@@ -99,9 +143,12 @@ struct Config {
   std::string sysname = "ntp";      // [A-Za-z0-9._-], 1..63
   std::string log_level = "info";   // trace, debug, info, warn, error
   std::string shm_name;             // default "/ntp-<sysname>"
-  std::string stats_listen = "127.0.0.1:9123";  // host:port (IPv4 or "localhost")
+  std::string stats_listen = "127.0.0.1:9123";  // host:port (IPv4 or "localhost"), or "unix:/path"
   Clock clock;
   Ntp ntp;
+  Access access;
+  RateLimit ratelimit;
+  Stats stats;
   Dataplane dataplane;
   std::vector<Interface> interfaces;   // 1..8
   std::vector<Association> servers;    // [[server]]

@@ -119,6 +119,10 @@ void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
   proto::TxReport rep;
   while (seg_.next_tx_report(rep)) engine_->on_tx_report(rep, now, out);
   proto::RxPacket pkt;
+  // The configured associations' lane first: a flood on the other one
+  // (peers that mobilise, within their rate) cannot delay these.
+  for (unsigned w = 0; w < seg_.header()->n_workers; w++)
+    while (seg_.next_assoc_rx(w, pkt)) engine_->on_packet(pkt, now, out);
   for (unsigned w = 0; w < seg_.header()->n_workers; w++)
     while (seg_.next_rx(w, pkt)) engine_->on_packet(pkt, now, out);
   if (now >= engine_->next_timer_ns()) engine_->on_timer(now, out);

@@ -93,6 +93,7 @@ rte_ring* SegmentClient::ring_at(uint64_t offset) const {
   return reinterpret_cast<rte_ring*>(reinterpret_cast<uint8_t*>(hdr_) + offset);
 }
 rte_ring* SegmentClient::rx_ring(unsigned worker) const { return ring_at(hdr_->rx_ring_offset[worker]); }
+rte_ring* SegmentClient::assoc_ring(unsigned worker) const { return ring_at(hdr_->assoc_ring_offset[worker]); }
 rte_ring* SegmentClient::tx_ring() const { return ring_at(hdr_->tx_ring_offset); }
 rte_ring* SegmentClient::tx_report_ring() const { return ring_at(hdr_->tx_report_ring_offset); }
 
@@ -101,7 +102,7 @@ bool SegmentClient::send(const OutPacket& o) {
   t.cookie = o.cookie;
   t.dst_ip = o.dst_ip;
   t.dst_port = o.dst_port;
-  t.src_port = proto::kNtpPort;
+  t.src_port = o.src_port;
   t.port = 0xFFFF;  // the dataplane picks the port by the next hop
   t.len = static_cast<uint16_t>(o.payload.size());
   t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
@@ -115,6 +116,10 @@ bool SegmentClient::next_tx_report(proto::TxReport& rep) {
 
 bool SegmentClient::next_rx(unsigned worker, proto::RxPacket& pkt) {
   return rte_ring_dequeue_elem(rx_ring(worker), &pkt, sizeof pkt) == 0;
+}
+
+bool SegmentClient::next_assoc_rx(unsigned worker, proto::RxPacket& pkt) {
+  return rte_ring_dequeue_elem(assoc_ring(worker), &pkt, sizeof pkt) == 0;
 }
 
 }  // namespace ntp::ctl

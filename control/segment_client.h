@@ -62,8 +62,12 @@ class SegmentClient {
   // The next transmit report or received packet, if any.
   bool next_tx_report(proto::TxReport& rep);
   bool next_rx(unsigned worker, proto::RxPacket& pkt);
+  // The configured associations' lane (read it first: a flood of others
+  // cannot delay these).
+  bool next_assoc_rx(unsigned worker, proto::RxPacket& pkt);
 
   rte_ring* rx_ring(unsigned worker) const;
+  rte_ring* assoc_ring(unsigned worker) const;
   rte_ring* tx_ring() const;
   rte_ring* tx_report_ring() const;
 

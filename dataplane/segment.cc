@@ -78,9 +78,11 @@ bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_
     return false;
   }
   size_t off = align_up(sizeof(proto::SegmentHeader), proto::kCacheLine);
-  uint64_t rx_off[proto::kMaxWorkers] = {};
+  uint64_t rx_off[proto::kMaxWorkers] = {}, assoc_off[proto::kMaxWorkers] = {};
   for (unsigned w = 0; w < n_workers; w++) {
     rx_off[w] = off;
+    off = align_up(off + static_cast<size_t>(rx_bytes), proto::kCacheLine);
+    assoc_off[w] = off;
     off = align_up(off + static_cast<size_t>(rx_bytes), proto::kCacheLine);
   }
   const uint64_t tx_off = off;
@@ -119,7 +121,10 @@ bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_
   hdr_->dataplane_pid = getpid();
   hdr_->n_workers = n_workers;
   hdr_->ring_size = ring_size;
-  for (unsigned w = 0; w < n_workers; w++) hdr_->rx_ring_offset[w] = rx_off[w];
+  for (unsigned w = 0; w < n_workers; w++) {
+    hdr_->rx_ring_offset[w] = rx_off[w];
+    hdr_->assoc_ring_offset[w] = assoc_off[w];
+  }
   hdr_->tx_ring_offset = tx_off;
   hdr_->tx_report_ring_offset = rep_off;
 
@@ -132,7 +137,7 @@ bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_
     return rte_ring_init(ring_at(o), rname, ring_size, flags) == 0;
   };
   bool ok = true;
-  for (unsigned w = 0; w < n_workers; w++) ok = ok && init(rx_off[w], "rx", w);
+  for (unsigned w = 0; w < n_workers; w++) ok = ok && init(rx_off[w], "rx", w) && init(assoc_off[w], "assoc", w);
   ok = ok && init(tx_off, "tx", 0) && init(rep_off, "txrep", 0);
   if (!ok) {
     err = "rte_ring_init failed in shared memory " + name;
@@ -149,6 +154,7 @@ rte_ring* Segment::ring_at(uint64_t offset) const {
   return reinterpret_cast<rte_ring*>(reinterpret_cast<uint8_t*>(hdr_) + offset);
 }
 rte_ring* Segment::rx_ring(unsigned worker) const { return ring_at(hdr_->rx_ring_offset[worker]); }
+rte_ring* Segment::assoc_ring(unsigned worker) const { return ring_at(hdr_->assoc_ring_offset[worker]); }
 rte_ring* Segment::tx_ring() const { return ring_at(hdr_->tx_ring_offset); }
 rte_ring* Segment::tx_report_ring() const { return ring_at(hdr_->tx_report_ring_offset); }
 

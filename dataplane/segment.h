@@ -28,6 +28,7 @@ class Segment {
 
   proto::SegmentHeader* header() { return hdr_; }
   rte_ring* rx_ring(unsigned worker) const;
+  rte_ring* assoc_ring(unsigned worker) const;  // configured associations' lane
   rte_ring* tx_ring() const;
   rte_ring* tx_report_ring() const;
 

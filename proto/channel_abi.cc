@@ -36,6 +36,12 @@ const char* drop_reason_name(DropReason r) {
     case DropReason::kNoNeighbour: return "no_neighbour";
     case DropReason::kRuntFrame: return "runt_frame";
     case DropReason::kBadSourceAddress: return "bad_source_address";
+    case DropReason::kAccessDenied: return "access_denied";
+    case DropReason::kRateLimited: return "rate_limited";
+    case DropReason::kReplyCap: return "reply_cap";
+    case DropReason::kNotAPeer: return "not_a_peer";
+    case DropReason::kUnexpectedServer: return "unexpected_server";
+    case DropReason::kBadControlPacket: return "bad_control_packet";
     case DropReason::kCount: break;
   }
   return "unknown";

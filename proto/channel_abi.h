@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 4;
+inline constexpr uint32_t kChannelAbiVersion = 5;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -94,6 +94,12 @@ enum class DropReason : uint8_t {
   kNoNeighbour,        // control plane packet whose next hop did not resolve
   kRuntFrame,          // shorter than an Ethernet header
   kBadSourceAddress,   // a source we must never answer: 0.0.0.0, broadcast, multicast, loopback, our own
+  kAccessDenied,       // [access]: the source may not have what it asked for (deny, or query-only asking for time)
+  kRateLimited,        // over its [ratelimit] limit, not leaked, no KoD
+  kReplyCap,           // over the worker's ratelimit.max_replies_per_s
+  kNotAPeer,           // mode 1/2 from an address neither in access.peer nor a [[peer]]
+  kUnexpectedServer,   // mode 4 from an address that is not a [[server]] or [[peer]] of ours
+  kBadControlPacket,   // a tx ring entry from the control plane that does not make a packet (length, address)
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -116,6 +122,12 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> ntp_requests;       // mode 3 requests answered
   std::atomic<uint64_t> ntp_unsync_replies; // of which answered with leap 3
   std::atomic<uint64_t> ntp_to_control;     // modes 1, 2, 4 passed to the control plane
+  std::atomic<uint64_t> ntp_stateless_peer_replies;  // mode-1 from a non-peer answered in mode 2 (answer_unknown_peers)
+  std::atomic<uint64_t> kod_rate;           // RATE kiss-o'-death sent (over the limit, access.kod)
+  std::atomic<uint64_t> kod_deny;           // DENY kiss-o'-death sent (denied, access.kod)
+  std::atomic<uint64_t> rate_leaked;        // over the limit but answered (1 in 2^leak)
+  std::atomic<uint64_t> ratelimit_inserts;  // clients entered into the rate-limit table
+  std::atomic<uint64_t> ratelimit_evictions;// of which pushed out another client
   std::atomic<uint64_t> arp_replies;
   std::atomic<uint64_t> arp_learned;
   std::atomic<uint64_t> arp_conflicts;      // ARP from another MAC claiming one of our addresses
@@ -146,6 +158,17 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
      &WorkerCounters::ntp_unsync_replies},
     {"ntp_to_control", "NTP packets of modes 1, 2 and 4 passed to the control plane.",
      &WorkerCounters::ntp_to_control},
+    {"ntp_stateless_peer_replies",
+     "Mode-1 packets from addresses that may not peer, answered statelessly in mode 2 (ntp.answer_unknown_peers).",
+     &WorkerCounters::ntp_stateless_peer_replies},
+    {"kod_rate", "RATE kiss-o'-death replies sent to clients over their rate limit (access.kod).",
+     &WorkerCounters::kod_rate},
+    {"kod_deny", "DENY kiss-o'-death replies sent to denied clients (access.kod).", &WorkerCounters::kod_deny},
+    {"rate_leaked", "Requests over their rate limit answered anyway (1 in 2^ratelimit.leak_log2).",
+     &WorkerCounters::rate_leaked},
+    {"ratelimit_inserts", "Clients entered into the worker's rate-limit table.", &WorkerCounters::ratelimit_inserts},
+    {"ratelimit_evictions", "Clients entered into the rate-limit table in place of another (table full there).",
+     &WorkerCounters::ratelimit_evictions},
     {"arp_replies", "ARP requests answered.", &WorkerCounters::arp_replies},
     {"arp_learned", "Neighbours learned from ARP.", &WorkerCounters::arp_learned},
     {"arp_conflicts", "ARP packets from another MAC claiming one of our addresses (RFC 5227 conflicts).",
@@ -227,6 +250,24 @@ struct TxReport {           // dataplane -> control
   uint32_t reserved;
 };
 
+// What one worker's rate limiter shows: its table and the sources it
+// limited most (a bounded list: no per-client metric series). Published by
+// the worker about once a second.
+inline constexpr size_t kTopLimitedSources = 16;
+struct LimitedSource {
+  uint8_t address[16];   // IPv6, IPv4 as v4-mapped ::ffff:a.b.c.d
+  uint64_t limited;      // requests over the limit (estimate: space-saving count)
+  int64_t last_ns;       // model time of the last one
+};
+struct LimiterStatus {
+  uint64_t capacity = 0;   // table entries (ratelimit.clients)
+  uint64_t fill = 0;       // of which in use
+  uint64_t memory_bytes = 0;
+  uint32_t n_top = 0;      // valid entries of top, most limited first
+  uint32_t reserved = 0;
+  LimitedSource top[kTopLimitedSources];
+};
+
 struct alignas(kCacheLine) SegmentHeader {
   uint64_t magic;
   uint32_t abi_version;
@@ -240,7 +281,10 @@ struct alignas(kCacheLine) SegmentHeader {
   char sysname[64];
 
   // Offsets from the start of the segment to each rte_ring.
-  uint64_t rx_ring_offset[kMaxWorkers];  // per worker: dataplane -> control
+  uint64_t rx_ring_offset[kMaxWorkers];  // per worker: dataplane -> control (peers from access.peer)
+  // per worker: dataplane -> control, only packets from configured
+  // associations ([[server]], [[peer]]): a lane a flood cannot fill
+  uint64_t assoc_ring_offset[kMaxWorkers];
   uint64_t tx_ring_offset;               // control -> dataplane (worker 0 sends)
   uint64_t tx_report_ring_offset;        // dataplane -> control
 
@@ -255,6 +299,7 @@ struct alignas(kCacheLine) SegmentHeader {
   alignas(kCacheLine) Seqlock<ServerStateData> server_state;
 
   WorkerCounters workers[kMaxWorkers];
+  Seqlock<LimiterStatus> limiters[kMaxWorkers];
 };
 
 // Checks what a control plane must before trusting a mapping of

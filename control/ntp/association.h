@@ -45,10 +45,11 @@ struct LocalSystem {
   std::vector<uint32_t> own_addresses;  // loop detection
 };
 
-// A packet for the dataplane to send from port 123.
+// A packet for the dataplane to send.
 struct OutPacket {
   uint32_t dst_ip = 0;
   uint16_t dst_port = proto::kNtpPort;
+  uint16_t src_port = proto::kNtpPort;  // a client association's own random port (RFC 9109)
   uint64_t cookie = 0;          // comes back with the real transmit time
   bool stamp_transmit = false;  // the dataplane writes the transmit timestamp at TX
   std::array<uint8_t, proto::kHeaderLen> payload{};

@@ -22,7 +22,7 @@ EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
   for (const auto& p : cfg.peers) e.associations.push_back({p, AssocMode::kSymmetricActive});
   e.refclock_master = cfg.ntp.refclock_master;
   for (const auto& i : cfg.interfaces) e.own_addresses.push_back(i.ipv4);
-  e.peer_allow = cfg.ntp.peer_allow;
+  e.peer_allow = cfg.access.peer;
   e.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
   e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
   e.precision_log2 = precision_log2;

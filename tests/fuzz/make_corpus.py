@@ -174,7 +174,7 @@ def main():
     write("fuzz_config", "peers.toml",
           b'sysname = "DeviceE"\n[[interface]]\nname = "g0"\ndevice = "0000:01:00.0"\naddress = "10.0.2.2/24"\n'
           b'gateway = "10.0.2.1"\n[[peer]]\naddress = "10.0.1.33"\nminpoll = 4\nmaxpoll = 6\niburst = true\n'
-          b'[[server]]\naddress = "10.0.1.31"\nprefer = true\n[ntp]\npeer_allow = ["10.0.0.0/8"]\n')
+          b'[[server]]\naddress = "10.0.1.31"\nprefer = true\n[access]\npeer = ["10.0.0.0/8"]\n')
 
 
 if __name__ == "__main__":

@@ -344,9 +344,12 @@ def workdir(name):
     return d
 
 
+LAB_ACCESS = 'peer = ["10.0.0.0/8"]'
+
+
 def appliance_config(sysname, device, address, *, refclock_master=None, ntp_server=True, extra="",
                      listen="127.0.0.1:9123", clock='source = "virtual"', holdover_s=None, idle_sleep_us=0,
-                     servers=(), peers=(), interface_extra=""):
+                     servers=(), peers=(), interface_extra="", access=None):
     lines = [f'sysname = "{sysname}"', "log_level = \"info\"", ""]
     lines += ["[clock]", clock, ""]
     lines += ["[ntp]"]
@@ -360,6 +363,9 @@ def appliance_config(sysname, device, address, *, refclock_master=None, ntp_serv
               f"idle_sleep_us = {idle_sleep_us}", "",
               "[channel]", f'shm_name = "/ntp-test-{sysname}"', "",
               "[stats]", f'listen = "{listen}"', "",
+              # The lab's own hosts may peer and are never rate-limited,
+              # unless a test says otherwise (access="" gives the defaults).
+              "[access]", LAB_ACCESS if access is None else access, "",
               "[[interface]]", 'name = "GigabitEthernet0/1/0"', f'device = "{device}"',
               f'address = "{address}"', f"ntp_server = {'true' if ntp_server else 'false'}", interface_extra, ""]
     for kind, items in (("server", servers), ("peer", peers)):

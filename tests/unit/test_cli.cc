@@ -337,6 +337,20 @@ FrontDoor front_door_on(const CliSpec& spec, const HostFacts& host, std::vector<
   return run_front_door(spec, &host, std::move(args));
 }
 
+// The line of the seed where `key = ` starts (the seed is edited; tests
+// must not pin its line numbers).
+std::string seed_line_of(const std::string& key) {
+  FILE* f = std::fopen(kSeed.c_str(), "r");
+  char buf[512];
+  int n = 0, found = 0;
+  while (f && !found && std::fgets(buf, sizeof buf, f)) {
+    n++;
+    if (std::string(buf).rfind(key + " = ", 0) == 0) found = n;
+  }
+  if (f) std::fclose(f);
+  return std::to_string(found);
+}
+
 // A valid file the host cannot run: refused at --check and at a start
 // alike, each error as the loader's are (file:line:col: key: message), then
 // the count and "nothing started"; each daemon names what it checks.
@@ -345,11 +359,12 @@ TEST(Cli, FrontDoorRefusesWhatTheHostCannotRun) {
   const CliSpec dataplane{"ntp-dataplane", false, kDataplaneHostChecks};
   OneCpuHost host;
   host.bind_errno = EADDRNOTAVAIL;
-  const std::string lcore = kSeed + ":35:18: dataplane.worker_lcores[0]: lcore 1 is not a CPU of this host (online CPUs: 0)\n";
-  const std::string stats = kSeed + ":44:10: stats.listen: cannot listen on 127.0.0.1:9123: " +
+  const std::string lcore = kSeed + ":" + seed_line_of("worker_lcores") +
+                            ":18: dataplane.worker_lcores[0]: lcore 1 is not a CPU of this host (online CPUs: 0)\n";
+  const std::string stats = kSeed + ":" + seed_line_of("listen") + ":10: stats.listen: cannot listen on 127.0.0.1:9123: " +
                             std::strerror(EADDRNOTAVAIL) +
                             " (no interface of this host, in this network namespace, has 127.0.0.1)\n";
-  const std::string dev = kSeed + ":29:10: interface[0].device: interface 'dpC' (iface= of net_af_packet0) does not "
+  const std::string dev = kSeed + ":" + seed_line_of("device") + ":10: interface[0].device: interface 'dpC' (iface= of net_af_packet0) does not "
                           "exist in this network namespace\n";
   for (const bool check : {false, true}) {
     std::vector<std::string> args{"--config", kSeed};
@@ -377,7 +392,7 @@ TEST(Cli, FrontDoorStatsPortInUse) {
   FrontDoor r = front_door_on(control, host, {"--config", kSeed, "--check"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, kSeed + ": ok\n");
-  EXPECT_EQ(r.err, "ntp-control: warning: " + kSeed + ":44:10: stats.listen: cannot listen on 127.0.0.1:9123: " +
+  EXPECT_EQ(r.err, "ntp-control: warning: " + kSeed + ":" + seed_line_of("listen") + ":10: stats.listen: cannot listen on 127.0.0.1:9123: " +
                        std::strerror(EADDRINUSE) + " now (a running instance?); a start needs it free\n");
   r = front_door_on(control, host, {"--config", kSeed});
   EXPECT_FALSE(r.cfg);

@@ -133,9 +133,24 @@ TEST(ConfigDefaults, Values) {
   EXPECT_FALSE(c.ntp.refclock_master.has_value());
   EXPECT_EQ(c.ntp.holdover_s, 300.0);
   EXPECT_EQ(c.ntp.max_dynamic_sessions, 100);
-  ASSERT_EQ(c.ntp.peer_allow.size(), 1u);
-  EXPECT_EQ(c.ntp.peer_allow[0], (std::pair<uint32_t, uint8_t>{0, 0}));
-  EXPECT_TRUE(c.ntp.answer_unknown_peers);
+  // Safe defaults: nobody may peer, strangers' mode-1 packets get nothing,
+  // unlisted clients are served within the rate limit, no status for them.
+  EXPECT_TRUE(c.access.peer.empty());
+  EXPECT_TRUE(c.access.server.empty());
+  EXPECT_TRUE(c.access.query.empty());
+  EXPECT_EQ(c.access.default_class, "limited");
+  EXPECT_FALSE(c.access.kod);
+  EXPECT_FALSE(c.ntp.answer_unknown_peers);
+  EXPECT_EQ(c.ntp.passive_minpoll_log2, 6);
+  EXPECT_EQ(c.ntp.passive_maxpoll_log2, 10);
+  EXPECT_EQ(c.ntp.passive_timeout_s, 900.0);
+  EXPECT_EQ(c.ratelimit.interval_log2, 3);
+  EXPECT_EQ(c.ratelimit.burst, 8);
+  EXPECT_EQ(c.ratelimit.leak_log2, 2);
+  EXPECT_EQ(c.ratelimit.clients, 1048576);
+  EXPECT_EQ(c.ratelimit.max_replies_per_s, 1000000);
+  EXPECT_EQ(c.stats.max_connections, 64);
+  EXPECT_EQ(c.stats.request_timeout_s, 5.0);
   EXPECT_EQ(c.dataplane.main_lcore, 0);
   EXPECT_EQ(c.dataplane.worker_lcores, std::vector<int>{1});
   EXPECT_TRUE(c.dataplane.eal_args.empty());
@@ -179,8 +194,23 @@ offset_ms = 5
 frequency_ppm = -12.5
 drift_file = "/var/lib/ntp/drift"
 [ntp]
-peer_allow = ["10.0.0.0/8", "192.168.1.0/24"]
-answer_unknown_peers = false
+answer_unknown_peers = true
+passive_minpoll_log2 = 4
+passive_timeout_s = 60
+[access]
+peer = ["10.0.0.0/8", "192.168.1.0/24"]
+deny = ["10.9.0.0/16"]
+default_class = "deny"
+kod = true
+[ratelimit]
+interval_log2 = -2
+burst = 16
+min_interval_s = 0.5
+clients = 4096
+max_replies_per_s = 0
+[stats]
+listen = "unix:/run/ntp-appliance/a.sock"
+max_connections = 8
 [dataplane]
 main_lcore = 2
 worker_lcores = [3, 4]
@@ -205,9 +235,21 @@ port = 1123
   EXPECT_EQ(c.clock.offset_ms, 5.0);  // an integer for a float key
   EXPECT_EQ(c.clock.frequency_ppm, -12.5);
   EXPECT_EQ(c.clock.drift_file, "/var/lib/ntp/drift");
-  EXPECT_EQ(c.ntp.peer_allow,
+  EXPECT_EQ(c.access.peer,
             (std::vector<std::pair<uint32_t, uint8_t>>{{0x0A000000, 8}, {0xC0A80100, 24}}));
-  EXPECT_FALSE(c.ntp.answer_unknown_peers);
+  EXPECT_EQ(c.access.deny, (std::vector<std::pair<uint32_t, uint8_t>>{{0x0A090000, 16}}));
+  EXPECT_EQ(c.access.default_class, "deny");
+  EXPECT_TRUE(c.access.kod);
+  EXPECT_TRUE(c.ntp.answer_unknown_peers);
+  EXPECT_EQ(c.ntp.passive_minpoll_log2, 4);
+  EXPECT_EQ(c.ntp.passive_timeout_s, 60.0);
+  EXPECT_EQ(c.ratelimit.interval_log2, -2);
+  EXPECT_EQ(c.ratelimit.burst, 16);
+  EXPECT_EQ(c.ratelimit.min_interval_s, 0.5);
+  EXPECT_EQ(c.ratelimit.clients, 4096);
+  EXPECT_EQ(c.ratelimit.max_replies_per_s, 0);
+  EXPECT_EQ(c.stats_listen, "unix:/run/ntp-appliance/a.sock");
+  EXPECT_EQ(c.stats.max_connections, 8);
   EXPECT_EQ(c.dataplane.main_lcore, 2);
   EXPECT_EQ(c.dataplane.worker_lcores, (std::vector<int>{3, 4}));
   EXPECT_EQ(c.interfaces[0].gateway, std::optional<uint32_t>(0x0A000101));
@@ -503,8 +545,18 @@ TEST(ConfigErrors, Strings) {
                        "is neither an IPv4 address a.b.c.d nor \"localhost\""));
   EXPECT_TRUE(OneError(P(std::string("[clock]\ndrift_file = \"drift\"\n") + kIface), 2, 14, "clock.drift_file",
                        "\"drift\" is not an absolute path"));
-  EXPECT_TRUE(OneError(P(std::string("[ntp]\npeer_allow = [\"10.0.1.31/24\"]\n") + kIface), 2, 15,
-                       "ntp.peer_allow[0]", "host bits set in \"10.0.1.31/24\" (did you mean \"10.0.1.0/24\"?)"));
+  EXPECT_TRUE(OneError(P(std::string("[access]\npeer = [\"10.0.1.31/24\"]\n") + kIface), 2, 9,
+                       "access.peer[0]", "host bits set in \"10.0.1.31/24\" (did you mean \"10.0.1.0/24\"?)"));
+  EXPECT_TRUE(OneError(P(std::string("[ntp]\npeer_allow = [\"10.0.0.0/8\"]\n") + kIface), 2, 1,
+                       "ntp.peer_allow", "now access.peer, and its default is nobody"));
+  EXPECT_TRUE(OneError(P(std::string("[access]\ndefault_class = \"peer\"\n") + kIface), 2, 17,
+                       "access.default_class", "\"peer\" is not one of"));
+  EXPECT_TRUE(OneError(P(std::string("[ratelimit]\nclients = 5000\n") + kIface), 2, 11, "ratelimit.clients",
+                       "power of two"));
+  EXPECT_TRUE(OneError(P(std::string("[ntp]\npassive_minpoll_log2 = 8\npassive_maxpoll_log2 = 7\n") + kIface), 2,
+                       24, "ntp.passive_minpoll_log2", "passive_minpoll_log2 8 is greater than passive_maxpoll_log2 7"));
+  EXPECT_TRUE(OneError(P(std::string("[stats]\nlisten = \"unix:run/x.sock\"\n") + kIface), 2, 10, "stats.listen",
+                       "is not absolute"));
   EXPECT_TRUE(OneError(P("[[interface]]\nname = \"a\\u0000b\"\ndevice = \"d\"\naddress = \"10.0.1.31/24\"\n"), 2, 8,
                        "interface[0].name", "contains a control character (0x00)"));
 }
@@ -650,7 +702,12 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
   for (const char* k : {"sysname", "log_level", "clock.source", "clock.offset_ms", "clock.frequency_ppm",
                         "clock.step_threshold_ms", "clock.panic_threshold_s", "clock.max_frequency_ppm",
                         "clock.drift_file", "clock.steer_system_clock", "ntp.refclock_master", "ntp.holdover_s",
-                        "ntp.max_dynamic_sessions", "ntp.peer_allow", "ntp.answer_unknown_peers",
+                        "ntp.max_dynamic_sessions", "ntp.answer_unknown_peers", "ntp.passive_minpoll_log2",
+                        "ntp.passive_maxpoll_log2", "ntp.passive_timeout_s", "access.peer", "access.server",
+                        "access.synchronization", "access.limited", "access.query", "access.deny",
+                        "access.default_class", "access.kod", "ratelimit.interval_log2", "ratelimit.burst",
+                        "ratelimit.leak_log2", "ratelimit.min_interval_s", "ratelimit.clients",
+                        "ratelimit.max_replies_per_s", "stats.max_connections", "stats.request_timeout_s",
                         "dataplane.main_lcore", "dataplane.worker_lcores", "dataplane.eal_args",
                         "dataplane.burst_size", "dataplane.rx_descriptors", "dataplane.tx_descriptors",
                         "dataplane.mbufs", "dataplane.ring_size", "dataplane.idle_sleep_us", "channel.shm_name",
@@ -667,7 +724,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 64u);
+  EXPECT_EQ(keys.size(), 82u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

@@ -1,0 +1,77 @@
+// Per-client rate limiting in a dataplane worker ([ratelimit]; chrony's
+// ratelimit interval/burst/leak, the seed vendor's `ntp-service discard`):
+// a fixed-size table of recent clients, each with a token bucket, filled and
+// evicted without allocation or locks. One table per worker: RSS keeps a
+// client on one queue, so on one worker. Pure: the caller passes the time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "proto/channel_abi.h"
+
+namespace ntp::dp {
+
+struct RateLimitParams {
+  int interval_log2 = 3;      // minimum mean interval between requests, log2 s
+  int burst = 8;              // requests allowed at once above the mean
+  int leak_log2 = 2;          // over the limit: 1 in 2^leak_log2 still answered
+  int64_t min_interval_ns = 0;  // a request sooner than this after the previous one is over the limit; 0: off
+};
+
+enum class RateVerdict : uint8_t {
+  kPass,     // within the limit: answer
+  kLeak,     // over the limit, but leaked: answer
+  kKod,      // over the limit: a RATE kiss-o'-death may go (when access.kod), within the client's excess budget
+  kDrop,     // over the limit: nothing goes (the client's excess budget is spent)
+};
+
+class RateLimiter {
+ public:
+  // capacity: entries, a power of two >= 1024 (config ratelimit.clients).
+  // hash_key: secret per worker (from getrandom), so that nobody can aim
+  // spoofed sources at one bucket. Allocates the table here, never later.
+  RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key);
+  ~RateLimiter();
+  RateLimiter(const RateLimiter&) = delete;
+  RateLimiter& operator=(const RateLimiter&) = delete;
+
+  // One request from ipv4 (host order) at now_ns (monotonic ns).
+  RateVerdict check_v4(uint32_t ipv4, int64_t now_ns);
+
+  // A configuration reload: new limits (the table is kept).
+  void set_params(const RateLimitParams& p);
+
+  size_t capacity() const;
+  size_t fill() const;            // entries in use
+  size_t memory_bytes() const;
+  uint64_t inserts() const;       // clients entered
+  uint64_t evictions() const;     // of which replaced another
+  // The sources limited most (space-saving estimate), most first; fills
+  // status.n_top/top (not capacity/fill: the caller adds those).
+  void top_limited(proto::LimiterStatus& status) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The worker's cap on answers to rate-limited clients per second (a
+// reflection brake whatever the sources): a token bucket of rate_per_s
+// with a burst of rate_per_s / 10 (at least 1). rate_per_s 0: no cap.
+class ReplyCap {
+ public:
+  explicit ReplyCap(uint32_t rate_per_s = 0) { set_rate(rate_per_s); }
+  void set_rate(uint32_t rate_per_s);
+  // True when one more answer may go at now_ns (monotonic ns).
+  bool take(int64_t now_ns);
+
+ private:
+  uint32_t rate_ = 0;
+  int64_t burst_ = 1;
+  int64_t tokens_ = 0;        // in units of 1/rate s... see ratelimit.cc
+  int64_t last_ns_ = 0;
+};
+
+}  // namespace ntp::dp
