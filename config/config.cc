@@ -1236,6 +1236,20 @@ bool check_limits(std::string_view text, Errors& errs) {
 // ===========================================================================
 // API
 
+proto::AccessTable access_table(const Access& a) {
+  std::vector<proto::AccessRule> rules;
+  const std::pair<const PrefixList*, proto::AccessClass> lists[] = {
+      {&a.peer, proto::AccessClass::kPeer},   {&a.server, proto::AccessClass::kServer},
+      {&a.synchronization, proto::AccessClass::kSynchronization},
+      {&a.limited, proto::AccessClass::kLimited}, {&a.query, proto::AccessClass::kQuery},
+      {&a.deny, proto::AccessClass::kDeny}};
+  for (const auto& [list, cls] : lists)
+    for (const auto& [net, len] : *list) rules.push_back({net, len, cls});
+  proto::AccessClass def = proto::AccessClass::kLimited;
+  proto::access_class_from_string(a.default_class, def);  // validated by the table's choices
+  return proto::AccessTable(rules, def);
+}
+
 const char* to_string(ClockSource s) {
   switch (s) {
     case ClockSource::kVirtual: return "virtual";

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "proto/access.h"
+
 namespace ntp::config {
 
 enum class ClockSource { kSystem, kVirtual, kPhc };
@@ -105,6 +107,9 @@ struct Access {
   bool kod = false;            // `ntp-service kod-enable`: RATE/DENY kiss-o'-death (NTPv4 requests only)
   bool operator==(const Access&) const = default;
 };
+
+// The lists as the table every daemon looks addresses up in.
+proto::AccessTable access_table(const Access& a);
 
 // [ratelimit]: per-client limits for the `limited` class, enforced by each
 // dataplane worker in a fixed table (chrony's ratelimit, the vendor's
