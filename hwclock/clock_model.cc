@@ -35,6 +35,38 @@ ClockModelData end_slew(const ClockModelData& m) {
   return e;
 }
 
+const char* model_implausible(const ClockModelData& m, double tsc_hz) {
+  if (!(m.flags & proto::kModelValid)) return "the clock model is not marked valid";
+  if (m.nominal_hz < 1000000 || m.nominal_hz > 100000000000ULL)
+    return "the clock model's nominal timebase frequency is outside 1 MHz..100 GHz";
+  const double nominal_hz = static_cast<double>(m.nominal_hz);
+  // NaN-safe: a comparison that fails refuses.
+  if (tsc_hz > 0 && !(std::fabs(nominal_hz / tsc_hz - 1.0) <= kMaxModelRateError))
+    return "the clock model's nominal timebase frequency is not this host's timebase";
+  const double ref_hz = tsc_hz > 0 ? tsc_hz : nominal_hz;
+  auto rate_ok = [&](uint64_t mult) {
+    // ns per tick times ticks per s: 1e9 at the nominal rate.
+    const double ns_per_s = static_cast<double>(mult) / static_cast<double>(uint64_t{1} << proto::kModelShift) * ref_hz;
+    return std::fabs(ns_per_s / 1e9 - 1.0) <= kMaxModelRateError;
+  };
+  if (!rate_ok(m.mult)) return "the clock model's rate is more than 20% off the timebase's nominal rate";
+  if (m.utc0_ns < kPlausibleEpochFirstNs || m.utc0_ns >= kPlausibleEpochEndNs)
+    return "the clock model's anchor time is before 2020 or after 2200";
+  if (m.slew_end_raw != 0) {
+    if (static_cast<int64_t>(m.slew_end_raw - m.raw0) < 0) return "the clock model's slew ends before its anchor";
+    if (!rate_ok(m.base_mult)) return "the clock model's rate after its slew is more than 20% off the nominal rate";
+  }
+  if (m.leap_sign != 0) {
+    constexpr int64_t kDayNs = 86400LL * 1000000000LL;
+    if (m.leap_sign != 1 && m.leap_sign != -1) return "the clock model's leap sign is not -1, 0 or +1";
+    if (m.leap_ns < kPlausibleEpochFirstNs || m.leap_ns >= kPlausibleEpochEndNs || m.leap_ns % kDayNs != 0)
+      return "the clock model's leap second is not at a UTC midnight between 2020 and 2200";
+    if (m.leap_smear_ns < 0 || m.leap_smear_ns > 2 * kDayNs)
+      return "the clock model's leap smear window is negative or longer than two days";
+  }
+  return nullptr;
+}
+
 ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick_v, uint64_t nominal_hz) {
   ClockModelData m;
   m.raw0 = raw;

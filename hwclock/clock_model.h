@@ -63,6 +63,30 @@ inline double settled_ns_per_tick(const ClockModelData& m) {
 // the control plane publishes when the slew is over. No slew: m itself.
 ClockModelData end_slew(const ClockModelData& m);
 
+// Whether a clock model read from the shared segment may be served from.
+// The segment is written by another process (and, before issue 9, could be
+// planted by another user): a model with mult = 0 would serve a frozen
+// clock as synchronized. Checks: kModelValid set; nominal_hz within
+// 1 MHz..100 GHz; mult (and base_mult while a slew runs) within
+// kMaxModelRateError of the nominal rate; utc0_ns after 2020 and before
+// 2200; a slew that ends at or after its anchor; a leap sign of -1, 0 or
+// +1 on a UTC midnight, smeared over at most two days.
+// tsc_hz: the caller's own calibration of the timebase (the dataplane's),
+// 0 to judge against the model's nominal_hz alone; a model whose nominal_hz
+// is off from it by more than kMaxModelRateError is refused too.
+// Returns nullptr when plausible, else a fixed text saying what is wrong
+// (no allocation: the dataplane's worker calls it at each refresh).
+//
+// Why 20 %: clock.max_frequency_ppm is at most 100000 ppm (10 %), and the
+// slew the discipline runs on top and clock.frequency_ppm of the virtual
+// source (at most 1000 ppm) add well under another 10 %; anything farther
+// from the timebase's rate is not a clock discipline but garbage.
+inline constexpr double kMaxModelRateError = 0.2;
+inline constexpr int64_t kPlausibleEpochFirstNs = 1577836800LL * 1000000000LL;  // 2020-01-01 UTC
+inline constexpr int64_t kPlausibleEpochEndNs = 7258118400LL * 1000000000LL;    // 2200-01-01 UTC
+const char* model_implausible(const ClockModelData& m, double tsc_hz);
+inline bool model_plausible(const ClockModelData& m, double tsc_hz) { return model_implausible(m, tsc_hz) == nullptr; }
+
 // A model anchored at raw with the given time and rate.
 ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick, uint64_t nominal_hz);
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 
 namespace ntp::hwclock {
 namespace {
@@ -317,6 +318,150 @@ TEST(ModelToNs, FoldAndOscillatorKeepTheSlewsEnd) {
               100e9 * 25e-6, 2.0);
   // The tracker and plain oscillators have no slew.
   EXPECT_EQ(oscillator_model(make_model(1000, kUtc2026, 1.0 / 3.0, 3000000000ULL), kUtc2026, 0, 3.0).slew_end_raw, 0u);
+}
+
+// ------------------------------------------------------------ model_plausible
+
+// A model as the control plane publishes it: a 2.5 GHz TSC, 2026, 30 ppm off.
+ClockModelData good_model() {
+  ClockModelData m = make_model(123456789, kUtc2026, 1e9 / 2.5e9 * (1 + 30e-6), 2500000000ULL);
+  return m;
+}
+
+TEST(ModelPlausible, PublishedModelsPass) {
+  constexpr double kTscHz = 2.5e9 * (1 + 2e-6);  // the dataplane's own calibration, 2 ppm apart
+  EXPECT_EQ(model_implausible(good_model(), kTscHz), nullptr);
+  EXPECT_TRUE(model_plausible(good_model(), 0));  // judged against its own nominal_hz
+  // The virtual source at its limits: a day off, 1000 ppm fast, and the
+  // discipline's largest frequency (clock.max_frequency_ppm <= 100000 ppm).
+  const ClockModelData v = oscillator_model(good_model(), kUtc2026, 86400 * kNs, 1000);
+  EXPECT_TRUE(model_plausible(v, kTscHz));
+  EXPECT_TRUE(model_plausible(oscillator_model(good_model(), kUtc2026, 0, 100000), kTscHz));
+  EXPECT_TRUE(model_plausible(oscillator_model(good_model(), kUtc2026, 0, -100000), kTscHz));
+  // A slew under way ending later, at the base rate after it.
+  ClockModelData s = good_model();
+  s.slew_end_raw = s.raw0 + 2500000000ULL * 10;
+  s.base_mult = good_model().mult;
+  s.mult = mult_from_ns_per_tick(ns_per_tick(good_model()) * (1 + 500e-6));
+  EXPECT_EQ(model_implausible(s, kTscHz), nullptr);
+  // A leap announced for a midnight, stepped or smeared over 24 h.
+  ClockModelData l = good_model();
+  set_model_leap(l, 1, kUtc2026 + 181 * 86400 * kNs, true);
+  EXPECT_EQ(model_implausible(l, kTscHz), nullptr);
+  set_model_leap(l, -1, kUtc2026 + 181 * 86400 * kNs, false);
+  EXPECT_EQ(model_implausible(l, kTscHz), nullptr);
+  // The dataplane's own provisional model is valid too.
+  ClockModelData p = good_model();
+  p.flags |= proto::kModelProvisional;
+  EXPECT_TRUE(model_plausible(p, kTscHz));
+}
+
+// Each way a model can be nonsense is refused, with its reason.
+TEST(ModelPlausible, EachNonsenseRefusedWithItsReason) {
+  constexpr double kTscHz = 2.5e9;
+  struct Case {
+    const char* name;
+    void (*spoil)(ClockModelData&);
+    const char* reason_has;
+  };
+  const Case cases[] = {
+      {"not valid", [](ClockModelData& m) { m.flags = 0; }, "not marked valid"},
+      {"provisional only", [](ClockModelData& m) { m.flags = proto::kModelProvisional; }, "not marked valid"},
+      {"mult 0 (a frozen clock)", [](ClockModelData& m) { m.mult = 0; }, "rate"},
+      {"twice the rate", [](ClockModelData& m) { m.mult *= 2; }, "rate"},
+      {"21% slow", [](ClockModelData& m) { m.mult = mult_from_ns_per_tick(0.4 * 0.79); }, "rate"},
+      {"21% fast", [](ClockModelData& m) { m.mult = mult_from_ns_per_tick(0.4 * 1.21); }, "rate"},
+      {"mult all ones", [](ClockModelData& m) { m.mult = ~uint64_t{0}; }, "rate"},
+      {"nominal 0", [](ClockModelData& m) { m.nominal_hz = 0; }, "1 MHz..100 GHz"},
+      {"nominal 999 kHz", [](ClockModelData& m) { m.nominal_hz = 999999; }, "1 MHz..100 GHz"},
+      {"nominal 101 GHz", [](ClockModelData& m) { m.nominal_hz = 101000000000ULL; }, "1 MHz..100 GHz"},
+      {"nominal not our TSC", [](ClockModelData& m) { m.nominal_hz = 1000000000ULL; }, "not this host's timebase"},
+      {"epoch 0", [](ClockModelData& m) { m.utc0_ns = 0; }, "before 2020 or after 2200"},
+      {"epoch 2019", [](ClockModelData& m) { m.utc0_ns = 1546300800LL * kNs; }, "before 2020 or after 2200"},
+      {"epoch 2200", [](ClockModelData& m) { m.utc0_ns = 7258118400LL * kNs; }, "before 2020 or after 2200"},
+      {"epoch negative", [](ClockModelData& m) { m.utc0_ns = INT64_MIN; }, "before 2020 or after 2200"},
+      {"slew ends before its anchor",
+       [](ClockModelData& m) {
+         m.slew_end_raw = m.raw0 - 1;
+         m.base_mult = m.mult;
+       },
+       "slew ends before"},
+      {"slew with base_mult 0",
+       [](ClockModelData& m) {
+         m.slew_end_raw = m.raw0 + 1000;
+         m.base_mult = 0;
+       },
+       "after its slew"},
+      {"slew to twice the rate",
+       [](ClockModelData& m) {
+         m.slew_end_raw = m.raw0 + 1000;
+         m.base_mult = m.mult * 2;
+       },
+       "after its slew"},
+      {"leap sign 2",
+       [](ClockModelData& m) {
+         m.leap_sign = 2;
+         m.leap_ns = kUtc2026;
+       },
+       "leap sign"},
+      {"leap not at midnight",
+       [](ClockModelData& m) {
+         m.leap_sign = 1;
+         m.leap_ns = kUtc2026 + kNs;
+       },
+       "UTC midnight"},
+      {"leap in 1970",
+       [](ClockModelData& m) {
+         m.leap_sign = -1;
+         m.leap_ns = 0;
+       },
+       "UTC midnight"},
+      {"leap smeared over 3 days",
+       [](ClockModelData& m) {
+         m.leap_sign = 1;
+         m.leap_ns = kUtc2026;
+         m.leap_smear_ns = 3 * 86400 * kNs;
+       },
+       "smear"},
+      {"leap smear negative",
+       [](ClockModelData& m) {
+         m.leap_sign = 1;
+         m.leap_ns = kUtc2026;
+         m.leap_smear_ns = -1;
+       },
+       "smear"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ClockModelData m = good_model();
+    ASSERT_EQ(model_implausible(m, kTscHz), nullptr);
+    c.spoil(m);
+    const char* why = model_implausible(m, kTscHz);
+    ASSERT_NE(why, nullptr);
+    EXPECT_NE(std::string(why).find(c.reason_has), std::string::npos) << why;
+    EXPECT_FALSE(model_plausible(m, kTscHz));
+  }
+}
+
+// The bound is 20% either side of the rate, judged against the caller's
+// own timebase: just inside passes, just outside does not, on both sides.
+TEST(ModelPlausible, RateBoundIsTwentyPercentOfTheCallersTimebase) {
+  constexpr double kTscHz = 3e9;
+  ClockModelData m = make_model(1, kUtc2026, 1e9 / kTscHz, 3000000000ULL);
+  for (const double f : {0.8001, 1.1999}) {
+    m.mult = mult_from_ns_per_tick(1e9 / kTscHz * f);
+    EXPECT_TRUE(model_plausible(m, kTscHz)) << f;
+  }
+  for (const double f : {0.7999, 1.2001}) {
+    m.mult = mult_from_ns_per_tick(1e9 / kTscHz * f);
+    EXPECT_FALSE(model_plausible(m, kTscHz)) << f;
+  }
+  // With no calibration of its own the caller judges by nominal_hz: a
+  // model whose nominal and rate agree on a 1.5 GHz timebase passes, and
+  // fails against a 3 GHz caller.
+  ClockModelData other = make_model(1, kUtc2026, 1e9 / 1.5e9, 1500000000ULL);
+  EXPECT_TRUE(model_plausible(other, 0));
+  EXPECT_FALSE(model_plausible(other, kTscHz));
 }
 
 // ---------------------------------------------------------------- oscillator
