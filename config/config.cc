@@ -362,6 +362,11 @@ constexpr KeySpec kKeys[] = {
      .help = "POSIX shared-memory name of the dataplane/control channel; default \"/ntp-\" followed "
              "by sysname",
      .example = "\"/ntp-DeviceC\""},
+    {.sects = kChannel, .name = "control_user", .type = Type::kString, .def = "\"\"", .lo = 0, .hi = 32,
+     .fmt = Fmt::kName, .store = set<&Config::control_user>,
+     .help = "the user ntp-control runs as (the systemd unit's User=): the dataplane gives it the shared "
+             "memory it creates (mode 0600), and the control plane refuses a segment it does not own; "
+             "empty: the dataplane's own user"},
 
     // -- [stats] ------------------------------------------------------------
     {.sects = kStats, .name = "listen", .type = Type::kString, .def = "\"127.0.0.1:9123\"", .lo = 3, .hi = 113,

@@ -707,7 +707,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "access.synchronization", "access.limited", "access.query", "access.deny",
                         "access.default_class", "access.kod", "ratelimit.interval_log2", "ratelimit.burst",
                         "ratelimit.leak_log2", "ratelimit.min_interval_s", "ratelimit.clients",
-                        "ratelimit.max_replies_per_s", "stats.max_connections", "stats.request_timeout_s",
+                        "ratelimit.max_replies_per_s", "stats.max_connections", "stats.request_timeout_s", "channel.control_user",
                         "dataplane.main_lcore", "dataplane.worker_lcores", "dataplane.eal_args",
                         "dataplane.burst_size", "dataplane.rx_descriptors", "dataplane.tx_descriptors",
                         "dataplane.mbufs", "dataplane.ring_size", "dataplane.idle_sleep_us", "channel.shm_name",
@@ -724,7 +724,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 82u);
+  EXPECT_EQ(keys.size(), 83u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 
