@@ -63,15 +63,20 @@ class RateLimiter {
 class ReplyCap {
  public:
   explicit ReplyCap(uint32_t rate_per_s = 0) { set_rate(rate_per_s); }
+  // A new rate starts with a full burst.
   void set_rate(uint32_t rate_per_s);
   // True when one more answer may go at now_ns (monotonic ns).
   bool take(int64_t now_ns);
 
  private:
   uint32_t rate_ = 0;
-  int64_t burst_ = 1;
-  int64_t tokens_ = 0;        // in units of 1/rate s... see ratelimit.cc
+  int64_t burst_ = 1;         // answers
+  // Tokens scaled by 1e9: elapsed_ns * rate_ adds exactly what one
+  // second's rate adds per ns, so take() needs no division.
+  int64_t tokens_ = 0;
+  int64_t cap_ = 0;           // burst_ * 1e9
   int64_t last_ns_ = 0;
+  bool started_ = false;      // last_ns_ is a real time
 };
 
 }  // namespace ntp::dp
