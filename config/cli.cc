@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string_view>
+#include <utility>
 
 namespace ntp::config {
 
@@ -99,6 +100,125 @@ std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char
     return std::nullopt;
   }
   return cfg;
+}
+
+const char* to_string(Daemon d) { return d == Daemon::kControl ? "ntp-control" : "ntp-dataplane"; }
+
+namespace {
+
+// Walks the key groups of one daemon: `live` copies a changed group into the
+// plan's configuration, `restart` only reports it.
+class Planner {
+ public:
+  Planner(const Config& running, const Config& next, Daemon d) : next_(next), daemon_(d) { plan_.applied = running; }
+
+  template <typename T>
+  void live(const char* name, T Config::*group) {
+    if (plan_.applied.*group == next_.*group) return;
+    plan_.applied.*group = next_.*group;
+    plan_.changed.emplace_back(name);
+  }
+  template <typename S, typename T>
+  void live(const char* name, S Config::*section, T S::*key) {
+    if (plan_.applied.*section.*key == next_.*section.*key) return;
+    plan_.applied.*section.*key = next_.*section.*key;
+    plan_.changed.emplace_back(name);
+  }
+  template <typename T>
+  void restart(const char* name, T Config::*group) {
+    if (!(plan_.applied.*group == next_.*group)) say_restart(name);
+  }
+  template <typename S, typename T>
+  void restart(const char* name, S Config::*section, T S::*key) {
+    if (!(plan_.applied.*section.*key == next_.*section.*key)) say_restart(name);
+  }
+  ReloadPlan take() { return std::move(plan_); }
+
+ private:
+  void say_restart(const char* name) {
+    plan_.needs_restart.push_back(std::string(name) + " changed: needs a restart of " + to_string(daemon_));
+  }
+  ReloadPlan plan_;
+  const Config& next_;
+  Daemon daemon_;
+};
+
+}  // namespace
+
+ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon) {
+  Planner p(running, next, daemon);
+  // Both: the instance's identity and channel are fixed at start (EAL
+  // file prefix, segment name, the other side attached to it).
+  p.restart("sysname", &Config::sysname);
+  p.restart("channel.shm_name", &Config::shm_name);
+  p.restart("interface", &Config::interfaces);
+  p.live("log_level", &Config::log_level);
+  p.live("server", &Config::servers);
+  p.live("peer", &Config::peers);
+  p.live("access", &Config::access);
+  p.live("ntp.answer_unknown_peers", &Config::ntp, &Ntp::answer_unknown_peers);
+  if (daemon == Daemon::kControl) {
+    p.live("ratelimit", &Config::ratelimit);
+    p.live("ntp.max_dynamic_sessions", &Config::ntp, &Ntp::max_dynamic_sessions);
+    p.live("ntp.passive_minpoll_log2", &Config::ntp, &Ntp::passive_minpoll_log2);
+    p.live("ntp.passive_maxpoll_log2", &Config::ntp, &Ntp::passive_maxpoll_log2);
+    p.live("ntp.passive_timeout_s", &Config::ntp, &Ntp::passive_timeout_s);
+    p.live("ntp.holdover_s", &Config::ntp, &Ntp::holdover_s);
+    // The served clock, its leap file and its steering are opened once;
+    // the stats socket is bound once.
+    p.restart("ntp.refclock_master", &Config::ntp, &Ntp::refclock_master);
+    p.restart("ntp.leap_file", &Config::ntp, &Ntp::leap_file);
+    p.restart("ntp.leap_smear", &Config::ntp, &Ntp::leap_smear);
+    p.restart("ntp.local_clock_unsynced", &Config::ntp, &Ntp::local_clock_unsynced);
+    p.restart("clock.source", &Config::clock, &Clock::source);
+    p.restart("clock.offset_ms", &Config::clock, &Clock::offset_ms);
+    p.restart("clock.frequency_ppm", &Config::clock, &Clock::frequency_ppm);
+    p.restart("clock.step_threshold_ms", &Config::clock, &Clock::step_threshold_ms);
+    p.restart("clock.panic_threshold_s", &Config::clock, &Clock::panic_threshold_s);
+    p.restart("clock.max_frequency_ppm", &Config::clock, &Clock::max_frequency_ppm);
+    p.restart("clock.drift_file", &Config::clock, &Clock::drift_file);
+    p.restart("clock.steer_system_clock", &Config::clock, &Clock::steer_system_clock);
+    p.restart("clock.phc", &Config::clock, &Clock::phc);
+    p.restart("clock.phc_utc_offset_s", &Config::clock, &Clock::phc_utc_offset_s);
+    p.restart("clock.steer_phc", &Config::clock, &Clock::steer_phc);
+    p.restart("stats.listen", &Config::stats_listen);
+    p.restart("stats.max_connections", &Config::stats, &Stats::max_connections);
+    p.restart("stats.request_timeout_s", &Config::stats, &Stats::request_timeout_s);
+  } else {
+    // The per-client table is allocated once at its configured size; the
+    // limits inside it change live.
+    // The segment is created once, for its owner.
+    p.restart("channel.control_user", &Config::control_user);
+    p.restart("ratelimit.clients", &Config::ratelimit, &RateLimit::clients);
+    p.live("ratelimit.interval_log2", &Config::ratelimit, &RateLimit::interval_log2);
+    p.live("ratelimit.burst", &Config::ratelimit, &RateLimit::burst);
+    p.live("ratelimit.leak_log2", &Config::ratelimit, &RateLimit::leak_log2);
+    p.live("ratelimit.min_interval_s", &Config::ratelimit, &RateLimit::min_interval_s);
+    p.live("ratelimit.max_replies_per_s", &Config::ratelimit, &RateLimit::max_replies_per_s);
+    // EAL, ports, queues, pools and rings are set up once.
+    p.restart("dataplane.main_lcore", &Config::dataplane, &Dataplane::main_lcore);
+    p.restart("dataplane.worker_lcores", &Config::dataplane, &Dataplane::worker_lcores);
+    p.restart("dataplane.eal_args", &Config::dataplane, &Dataplane::eal_args);
+    p.restart("dataplane.burst_size", &Config::dataplane, &Dataplane::burst_size);
+    p.restart("dataplane.rx_descriptors", &Config::dataplane, &Dataplane::rx_descriptors);
+    p.restart("dataplane.tx_descriptors", &Config::dataplane, &Dataplane::tx_descriptors);
+    p.restart("dataplane.mbufs", &Config::dataplane, &Dataplane::mbufs);
+    p.restart("dataplane.ring_size", &Config::dataplane, &Dataplane::ring_size);
+    p.restart("dataplane.idle_sleep_us", &Config::dataplane, &Dataplane::idle_sleep_us);
+  }
+  return p.take();
+}
+
+ReloadResult reload(const Config& running, Daemon daemon) {
+  ReloadResult r;
+  LoadResult loaded = load(running.path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors) r.errors.push_back(e.to_string());
+    if (r.errors.empty()) r.errors.push_back(running.path + ": cannot be loaded");
+    return r;
+  }
+  r.plan = plan_reload(running, *loaded.config, daemon);
+  return r;
 }
 
 }  // namespace ntp::config

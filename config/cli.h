@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "config/host_check.h"
@@ -52,5 +53,38 @@ void print_keys(FILE* out);
 // ("<program>: file:line:col: key: message", then the count).
 std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char** argv, int& exit_code,
                                              const HostFacts* host = nullptr);
+
+// A reload (SIGHUP): the file read again, and what of it each daemon can
+// take without a restart. The running configuration stays whole where the
+// new one cannot apply, so a daemon never runs half of a key group.
+enum class Daemon { kControl, kDataplane };
+const char* to_string(Daemon d);  // "ntp-control", "ntp-dataplane"
+
+struct ReloadPlan {
+  // The running configuration with every group `daemon` takes live copied
+  // from the new file: what the daemon runs with from now on.
+  Config applied;
+  // Groups that changed and were taken, e.g. "access", "server", "log_level".
+  std::vector<std::string> changed;
+  // One line per group that changed but needs a restart, and was not taken:
+  // "clock.source changed: needs a restart of ntp-control".
+  std::vector<std::string> needs_restart;
+};
+// Pure: what `daemon` does with `next` (the file as now read) while running
+// `running`. Keys the daemon does not use are left out of both lists.
+// ntp-control takes live: [[server]], [[peer]], [access], [ratelimit],
+// ntp.max_dynamic_sessions, ntp.answer_unknown_peers, ntp.passive_*,
+// ntp.holdover_s, log_level. ntp-dataplane: [[server]], [[peer]] (its
+// forwarding sets), [access], [ratelimit] but ratelimit.clients (the
+// table's size), ntp.answer_unknown_peers, log_level.
+ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon);
+
+struct ReloadResult {
+  std::optional<ReloadPlan> plan;   // nothing when the file was refused
+  std::vector<std::string> errors;  // refused: each as "file:line:column: key: message"
+};
+// Reads running.path again (config::load) and plans it; a file with errors
+// is refused whole and the running configuration stays.
+ReloadResult reload(const Config& running, Daemon daemon);
 
 }  // namespace ntp::config

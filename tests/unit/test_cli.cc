@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <initializer_list>
 #include <optional>
 #include <set>
@@ -402,6 +403,234 @@ TEST(Cli, FrontDoorStatsPortInUse) {
   r = front_door_on(control, host, {"--config", kSeed});
   ASSERT_TRUE(r.cfg);
   EXPECT_EQ(r.err, "");
+}
+
+// A reload: a small file as running, then key groups changed in its text
+// (appended lines land in [access]) or in the parsed struct.
+Config parsed(const std::string& text) {
+  LoadResult r = config::parse(text, "reload.toml");
+  EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  return r.config.value_or(Config{});
+}
+
+const char* kBase = R"(sysname = "R"
+[clock]
+source = "virtual"
+[[interface]]
+name = "p0"
+device = "net_af_packet0,iface=x"
+address = "10.0.1.31/24"
+ntp_server = true
+[[server]]
+address = "10.0.1.1"
+[dataplane]
+worker_lcores = [1]
+[access]
+server = ["10.0.1.0/24"]
+)";
+
+TEST(Reload, NothingChangedNothingSaid) {
+  const Config c = parsed(kBase);
+  for (Daemon d : {Daemon::kControl, Daemon::kDataplane}) {
+    const ReloadPlan p = plan_reload(c, c, d);
+    EXPECT_TRUE(p.changed.empty());
+    EXPECT_TRUE(p.needs_restart.empty());
+    EXPECT_EQ(p.applied, c);
+  }
+}
+
+// What each daemon takes live is taken whole: the applied configuration is
+// the new file's.
+TEST(Reload, LiveGroupsAreTaken) {
+  const Config running = parsed(kBase);
+  Config next = parsed(std::string(kBase) + R"(deny = ["10.0.9.0/24"]
+kod = true
+[ratelimit]
+interval_log2 = 1
+burst = 4
+[[server]]
+address = "10.0.1.2"
+iburst = true
+[[peer]]
+address = "10.0.1.3"
+)");
+  next.log_level = "debug";
+  next.ntp.answer_unknown_peers = true;
+  const ReloadPlan c = plan_reload(running, next, Daemon::kControl);
+  EXPECT_EQ(c.applied, next);
+  EXPECT_EQ(c.changed, (std::vector<std::string>{"log_level", "server", "peer", "access", "ntp.answer_unknown_peers",
+                                                 "ratelimit"}));
+  EXPECT_TRUE(c.needs_restart.empty());
+  const ReloadPlan d = plan_reload(running, next, Daemon::kDataplane);
+  EXPECT_EQ(d.applied, next);
+  EXPECT_EQ(d.changed, (std::vector<std::string>{"log_level", "server", "peer", "access", "ntp.answer_unknown_peers",
+                                                 "ratelimit.interval_log2", "ratelimit.burst"}));
+  EXPECT_TRUE(d.needs_restart.empty());
+}
+
+TEST(Reload, PassiveLimitsAreLiveInTheControlPlane) {
+  const Config running = parsed(kBase);
+  Config next = running;
+  next.ntp.passive_minpoll_log2 = 4;
+  next.ntp.passive_maxpoll_log2 = 8;
+  next.ntp.passive_timeout_s = 60;
+  next.ntp.max_dynamic_sessions = 5;
+  next.ntp.holdover_s = 100;
+  const ReloadPlan c = plan_reload(running, next, Daemon::kControl);
+  EXPECT_EQ(c.applied, next);
+  EXPECT_EQ(c.changed.size(), 5u);
+  // The dataplane uses none of them to decide (holdover is the control
+  // plane's word in the published server state): nothing said, nothing taken.
+  const ReloadPlan d = plan_reload(running, next, Daemon::kDataplane);
+  EXPECT_EQ(d.applied, running);
+  EXPECT_TRUE(d.changed.empty());
+  EXPECT_TRUE(d.needs_restart.empty());
+}
+
+// One line per group that needs a restart, naming the key and the daemon;
+// the running values of those groups stay, the live ones next to them are
+// still taken.
+TEST(Reload, RestartGroupsAreSaidAndKept) {
+  const Config running = parsed(kBase);
+  Config next = running;
+  next.clock.source = ClockSource::kSystem;
+  next.clock.drift_file = "/var/lib/x.drift";
+  next.stats_listen = "127.0.0.1:9999";
+  next.shm_name = "/ntp-other";
+  next.dataplane.ring_size = 4096;
+  next.dataplane.worker_lcores = {1, 2};
+  next.ratelimit.clients = 2048;
+  next.ratelimit.burst = 2;
+  next.interfaces[0].ipv4 += 1;
+  next.access.deny = {{0x0A000900, 24}};
+
+  const ReloadPlan c = plan_reload(running, next, Daemon::kControl);
+  EXPECT_EQ(c.needs_restart, (std::vector<std::string>{
+                                 "channel.shm_name changed: needs a restart of ntp-control",
+                                 "interface changed: needs a restart of ntp-control",
+                                 "clock.source changed: needs a restart of ntp-control",
+                                 "clock.drift_file changed: needs a restart of ntp-control",
+                                 "stats.listen changed: needs a restart of ntp-control",
+                             }));
+  EXPECT_EQ(c.changed, (std::vector<std::string>{"access", "ratelimit"}));
+  EXPECT_EQ(c.applied.clock, running.clock);
+  EXPECT_EQ(c.applied.stats_listen, running.stats_listen);
+  EXPECT_EQ(c.applied.shm_name, running.shm_name);
+  EXPECT_EQ(c.applied.interfaces, running.interfaces);
+  EXPECT_EQ(c.applied.access, next.access);
+  EXPECT_EQ(c.applied.ratelimit, next.ratelimit);
+
+  const ReloadPlan d = plan_reload(running, next, Daemon::kDataplane);
+  EXPECT_EQ(d.needs_restart, (std::vector<std::string>{
+                                 "channel.shm_name changed: needs a restart of ntp-dataplane",
+                                 "interface changed: needs a restart of ntp-dataplane",
+                                 "ratelimit.clients changed: needs a restart of ntp-dataplane",
+                                 "dataplane.worker_lcores changed: needs a restart of ntp-dataplane",
+                                 "dataplane.ring_size changed: needs a restart of ntp-dataplane",
+                             }));
+  EXPECT_EQ(d.changed, (std::vector<std::string>{"access", "ratelimit.burst"}));
+  // The table keeps its size; its limits are the new file's.
+  EXPECT_EQ(d.applied.ratelimit.clients, running.ratelimit.clients);
+  EXPECT_EQ(d.applied.ratelimit.burst, 2);
+  EXPECT_EQ(d.applied.dataplane, running.dataplane);
+  EXPECT_EQ(d.applied.clock, running.clock);  // not the dataplane's: left as it runs
+}
+
+// Every key of the groups below changed alone gives exactly one line, in
+// the daemon that uses it: a key added to a struct without a line here
+// would go unnoticed at a reload.
+TEST(Reload, EveryRestartKeyIsNamed) {
+  const Config running = parsed(kBase);
+  std::vector<std::pair<std::string, void (*)(Config&)>> control = {
+      {"clock.offset_ms", [](Config& c) { c.clock.offset_ms = 5; }},
+      {"clock.frequency_ppm", [](Config& c) { c.clock.frequency_ppm = 5; }},
+      {"clock.step_threshold_ms", [](Config& c) { c.clock.step_threshold_ms = 5; }},
+      {"clock.panic_threshold_s", [](Config& c) { c.clock.panic_threshold_s = 5; }},
+      {"clock.max_frequency_ppm", [](Config& c) { c.clock.max_frequency_ppm = 5; }},
+      {"clock.steer_system_clock", [](Config& c) { c.clock.steer_system_clock = true; }},
+      {"clock.phc", [](Config& c) { c.clock.phc = "/dev/ptp0"; }},
+      {"clock.phc_utc_offset_s", [](Config& c) { c.clock.phc_utc_offset_s = 0; }},
+      {"clock.steer_phc", [](Config& c) { c.clock.steer_phc = "/dev/ptp1"; }},
+      {"ntp.refclock_master", [](Config& c) { c.ntp.refclock_master = 3; }},
+      {"ntp.leap_file", [](Config& c) { c.ntp.leap_file = "/x"; }},
+      {"ntp.leap_smear", [](Config& c) { c.ntp.leap_smear = true; }},
+      {"ntp.local_clock_unsynced", [](Config& c) { c.ntp.local_clock_unsynced = "serve"; }},
+      {"stats.max_connections", [](Config& c) { c.stats.max_connections = 3; }},
+      {"stats.request_timeout_s", [](Config& c) { c.stats.request_timeout_s = 1; }},
+      {"sysname", [](Config& c) { c.sysname = "Q"; }},
+  };
+  for (const auto& [key, change] : control) {
+    Config next = running;
+    change(next);
+    const ReloadPlan p = plan_reload(running, next, Daemon::kControl);
+    EXPECT_EQ(p.needs_restart, std::vector<std::string>{key + " changed: needs a restart of ntp-control"});
+    EXPECT_EQ(p.applied, running) << key;
+  }
+  std::vector<std::pair<std::string, void (*)(Config&)>> dataplane = {
+      {"channel.control_user", [](Config& c) { c.control_user = "ntp-appliance"; }},
+      {"dataplane.main_lcore", [](Config& c) { c.dataplane.main_lcore = 3; }},
+      {"dataplane.eal_args", [](Config& c) { c.dataplane.eal_args = {"--no-huge"}; }},
+      {"dataplane.burst_size", [](Config& c) { c.dataplane.burst_size = 3; }},
+      {"dataplane.rx_descriptors", [](Config& c) { c.dataplane.rx_descriptors = 64; }},
+      {"dataplane.tx_descriptors", [](Config& c) { c.dataplane.tx_descriptors = 64; }},
+      {"dataplane.mbufs", [](Config& c) { c.dataplane.mbufs = 2047; }},
+      {"dataplane.idle_sleep_us", [](Config& c) { c.dataplane.idle_sleep_us = 3; }},
+      {"sysname", [](Config& c) { c.sysname = "Q"; }},
+  };
+  for (const auto& [key, change] : dataplane) {
+    Config next = running;
+    change(next);
+    const ReloadPlan p = plan_reload(running, next, Daemon::kDataplane);
+    EXPECT_EQ(p.needs_restart, std::vector<std::string>{key + " changed: needs a restart of ntp-dataplane"});
+    EXPECT_EQ(p.applied, running) << key;
+  }
+  Config next = running;
+  next.ratelimit.leak_log2 = 1;
+  next.ratelimit.min_interval_s = 0.5;
+  next.ratelimit.max_replies_per_s = 10;
+  EXPECT_EQ(plan_reload(running, next, Daemon::kDataplane).changed,
+            (std::vector<std::string>{"ratelimit.leak_log2", "ratelimit.min_interval_s", "ratelimit.max_replies_per_s"}));
+}
+
+// The file read again from the running configuration's path: refused whole
+// with each error at file:line:col, or planned.
+TEST(Reload, ReadsTheFileAgain) {
+  char dir[] = "/tmp/ntp-test-reload-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/r.toml";
+  auto write = [&path](const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  write(kBase);
+  LoadResult first = load(path);
+  ASSERT_TRUE(first.ok());
+  const Config running = *first.config;
+
+  write(std::string(kBase) + "deny = [\"10.0.9.0/24\"]\n");
+  ReloadResult r = reload(running, Daemon::kControl);
+  ASSERT_TRUE(r.plan);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.plan->changed, std::vector<std::string>{"access"});
+  EXPECT_EQ(r.plan->applied.access.deny, (PrefixList{{0x0A000900, 24}}));
+  EXPECT_EQ(r.plan->applied.path, path);
+
+  write(std::string(kBase) + "bogus_key = 1\nkod = \"yes\"\n");
+  r = reload(running, Daemon::kDataplane);
+  EXPECT_FALSE(r.plan);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].rfind(path + ":15:1: access.bogus_key: ", 0), 0u) << r.errors[0];
+  EXPECT_EQ(r.errors[1].rfind(path + ":16:", 0), 0u) << r.errors[1];
+  EXPECT_NE(r.errors[1].find("access.kod"), std::string::npos) << r.errors[1];
+
+  std::remove(path.c_str());
+  r = reload(running, Daemon::kControl);
+  EXPECT_FALSE(r.plan);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find(path), std::string::npos) << r.errors[0];
+  rmdir(dir);
 }
 
 }  // namespace
