@@ -33,7 +33,8 @@ LAYERS = {
 # Layers made of a list of files rather than a folder; they win over LAYERS' prefixes.
 FILE_LAYERS = {
     # The pure packet logic (dpcore_lib): unit-tested, fuzzed and benchmarked without DPDK.
-    "dataplane/core": ["dataplane/responder.*", "dataplane/frame.*", "dataplane/inet.h", "dataplane/neighbour.h"],
+    "dataplane/core": ["dataplane/responder.*", "dataplane/frame.*", "dataplane/inet.h", "dataplane/neighbour.h",
+                       "dataplane/ratelimit.*"],
 }
 
 # Layers that may not include DPDK's headers (<rte_*.h>).
