@@ -227,6 +227,24 @@ const Field<PortStatus> kPort[] = {
 
 const Field<WorkerStatus> kWorker[] = {
     {.key = "id", .member = &WorkerStatus::id, .required = true},
+    {.key = "ratelimit_table_capacity",
+     .member = &WorkerStatus::ratelimit_table_capacity,
+     .metric = {.name = "ntp_ratelimit_table_capacity",
+                .help = "Entries of the worker's rate-limit table (ratelimit.clients)."}},
+    {.key = "ratelimit_table_entries",
+     .member = &WorkerStatus::ratelimit_table_entries,
+     .metric = {.name = "ntp_ratelimit_table_entries", .help = "Entries of the worker's rate-limit table in use."}},
+    {.key = "ratelimit_memory_bytes",
+     .member = &WorkerStatus::ratelimit_memory_bytes,
+     .metric = {.name = "ntp_ratelimit_memory_bytes", .help = "Memory of the worker's rate-limit table."}},
+    // Per source: /status and `ntpctl limits` only (no metric series per client).
+    {.key = "top_limited", .member = &WorkerStatus::top_limited},
+};
+
+const Field<LimitedSourceStatus> kLimitedSource[] = {
+    {.key = "address", .member = &LimitedSourceStatus::address, .required = true},
+    {.key = "limited", .member = &LimitedSourceStatus::limited},
+    {.key = "last_ns", .member = &LimitedSourceStatus::last_ns},
 };
 
 const Field<FilterStage> kFilterStage[] = {
@@ -321,9 +339,6 @@ const Field<AssociationStatus> kAssociation[] = {
      .member = &AssociationStatus::leap,
      .metric = {.name = "ntp_association_leap", .help = "Leap indicator of the peer."}},
     {.key = "reference_time_ns", .member = &AssociationStatus::reference_time_ns},
-    {.key = "origin_ts", .member = &AssociationStatus::origin_ts},
-    {.key = "receive_ts", .member = &AssociationStatus::receive_ts},
-    {.key = "transmit_ts", .member = &AssociationStatus::transmit_ts},
     {.key = "filter", .member = &AssociationStatus::filter},
 };
 
@@ -389,6 +404,12 @@ template <>
 const Table<SteeredClockStatus>& table<SteeredClockStatus>() {
   static const Table<SteeredClockStatus> t{kSteered,
                                            [](const SteeredClockStatus& c) { return Labels{{"clock", c.name}}; }};
+  return t;
+}
+
+template <>
+const Table<LimitedSourceStatus>& table<LimitedSourceStatus>() {
+  static const Table<LimitedSourceStatus> t{kLimitedSource};
   return t;
 }
 

@@ -42,7 +42,7 @@ struct Metric {
 template <class S>
 using Member = std::variant<std::monostate, std::string S::*, bool S::*, double S::*, uint8_t S::*, int8_t S::*,
                             uint16_t S::*, int32_t S::*, uint32_t S::*, int64_t S::*, uint64_t S::*,
-                            std::vector<FilterStage> S::*>;
+                            std::vector<FilterStage> S::*, std::vector<LimitedSourceStatus> S::*>;
 
 template <class S>
 struct Field {
@@ -72,5 +72,7 @@ template <>
 const Table<FilterStage>& table<FilterStage>();
 template <>
 const Table<SteeredClockStatus>& table<SteeredClockStatus>();
+template <>
+const Table<LimitedSourceStatus>& table<LimitedSourceStatus>();
 
 }  // namespace ntp::status::fields

@@ -16,6 +16,11 @@
 namespace ntp::status {
 namespace {
 
+// The array members of the field tables (written and read element-wise).
+template <class V>
+inline constexpr bool kIsArray = std::is_same_v<V, std::vector<FilterStage>> ||
+                                 std::is_same_v<V, std::vector<LimitedSourceStatus>>;
+
 using ordered_json = nlohmann::ordered_json;
 using json = nlohmann::json;
 using fields::table;
@@ -45,7 +50,7 @@ void write_fields(const S& s, ordered_json& j) {
             using V = std::remove_cvref_t<decltype(v)>;
             if constexpr (std::is_same_v<V, double>) {
               j[f.key] = jdouble(v);
-            } else if constexpr (std::is_same_v<V, std::vector<FilterStage>>) {
+            } else if constexpr (kIsArray<V>) {
               j[f.key] = write_array(v);
             } else {
               j[f.key] = v;
@@ -214,7 +219,7 @@ void read_fields(Reader& r, const json& j, const std::string& p, S& s) {
               r.boolean(j, f.key, p, v, f.required);
             } else if constexpr (std::is_same_v<V, double>) {
               r.number(j, f.key, p, v, f.required);
-            } else if constexpr (std::is_same_v<V, std::vector<FilterStage>>) {
+            } else if constexpr (kIsArray<V>) {
               read_array(r, j, f.key, p, p + ".", v, f.required);
             } else {
               r.integer(j, f.key, p, v, f.required);

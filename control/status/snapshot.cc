@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <cstring>
 
+#include <arpa/inet.h>
+
 #include "control/status/words.h"
+#include "proto/access.h"
 #include "proto/inet.h"
 #include "proto/ntp_packet.h"
 
@@ -19,6 +22,14 @@ std::string text_of(const char (&a)[N]) {
 }
 
 uint64_t rd(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+
+// IPv4 (v4-mapped) as a dotted quad, else RFC 5952 text.
+std::string ip_text(const proto::IpAddress& a) {
+  if (a.is_v4()) return proto::ipv4_to_string(a.v4_host_order());
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, a.bytes, buf, sizeof buf);
+  return buf;
+}
 
 SystemStatus system_status(const proto::SegmentHeader& h, const ctl::EngineState& engine, const ControlFacts& f) {
   const ctl::SystemVariables& sys = engine.system;
@@ -107,6 +118,20 @@ WorkerStatus worker_status(const proto::SegmentHeader& h, uint32_t w) {
   ws.id = w;
   for (size_t i = 0; i < proto::kWorkerCounterCount; i++) ws.counters[i] = rd(c.*proto::kWorkerCounterFields[i].member);
   for (size_t r = 0; r < proto::kDropReasonCount; r++) ws.drops[r] = rd(c.drops[r]);
+  // The worker publishes its limiter about once a second; a snapshot that
+  // meets it mid-write every time shows the table empty rather than torn.
+  proto::LimiterStatus l;
+  if (h.limiters[w].try_load(l)) {
+    ws.ratelimit_table_capacity = l.capacity;
+    ws.ratelimit_table_entries = l.fill;
+    ws.ratelimit_memory_bytes = l.memory_bytes;
+    // n_top comes from the dataplane: never beyond the array.
+    for (uint32_t i = 0; i < std::min<uint32_t>(l.n_top, proto::kTopLimitedSources); i++) {
+      proto::IpAddress a;
+      std::memcpy(a.bytes, l.top[i].address, sizeof a.bytes);
+      ws.top_limited.push_back({ip_text(a), l.top[i].limited, l.top[i].last_ns});
+    }
+  }
   return ws;
 }
 
@@ -144,9 +169,6 @@ AssociationStatus association_status(const ctl::AssociationState& a) {
   s.version = a.version;
   s.leap = a.leap;
   s.reference_time_ns = a.reference_time_ns;
-  s.origin_ts = a.origin_ts;
-  s.receive_ts = a.receive_ts;
-  s.transmit_ts = a.transmit_ts;
   s.filter = a.filter;
   return s;
 }

@@ -81,8 +81,23 @@ struct PortStatus {
   bool operator==(const PortStatus&) const = default;
 };
 
+// One of the sources a worker's rate limiter limited most
+// (proto::LimiterStatus::top): a bounded list, shown in /status and
+// `ntpctl limits` only, never as metric series.
+struct LimitedSourceStatus {
+  std::string address;    // dotted quad, or IPv6 text
+  uint64_t limited = 0;   // requests over the limit (space-saving estimate)
+  int64_t last_ns = 0;    // served time (Unix ns) of the last one
+  bool operator==(const LimitedSourceStatus&) const = default;
+};
+
 struct WorkerStatus {
   unsigned id = 0;
+  // Its rate limiter's table (proto::LimiterStatus).
+  uint64_t ratelimit_table_capacity = 0;  // entries (ratelimit.clients)
+  uint64_t ratelimit_table_entries = 0;   // of which in use
+  uint64_t ratelimit_memory_bytes = 0;
+  std::vector<LimitedSourceStatus> top_limited;  // most limited first, up to proto::kTopLimitedSources
   // Indexed like proto::kWorkerCounterFields, which names them.
   std::array<uint64_t, proto::kWorkerCounterCount> counters{};
   std::array<uint64_t, proto::kDropReasonCount> drops{};  // indexed by proto::DropReason
@@ -119,7 +134,9 @@ struct AssociationStatus {
   uint8_t version = 4;
   uint8_t leap = 3;
   int64_t reference_time_ns = 0;
-  uint64_t origin_ts = 0, receive_ts = 0, transmit_ts = 0;  // raw NTP 64-bit
+  // Not the origin/receive/transmit timestamps: they would publish the
+  // nonces our requests carry (RFC 9109), which lets an off-path attacker
+  // forge a reply.
   std::vector<FilterStage> filter;  // newest first, up to 8
   bool operator==(const AssociationStatus&) const = default;  // doubles: NaN != NaN
 };
@@ -167,6 +184,10 @@ std::string format_status(const Status& s);
 std::string format_sessions(const Status& s, bool verbose);
 // `ntpctl ports`: each port's addresses, link and timestamping.
 std::string format_ports(const Status& s);
+// `ntpctl limits`: each worker's rate limiter: table fill, inserts and
+// evictions, KoDs sent, drops by access and limit reasons, the top limited
+// sources.
+std::string format_limits(const Status& s);
 // The log line of an event of the NTP core ("system peer 10.0.1.31
 // (client, stratum 2, offset +0.012 ms)").
 std::string format_event(const ctl::Event& e);

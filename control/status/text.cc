@@ -97,10 +97,6 @@ int64_t unix_s_of(proto::NtpTimestamp ts, int64_t pivot_unix_ns) {
   return proto::unix_ns_from_ntp({ts.seconds, 0}, pivot_unix_ns) / proto::kNsPerS;
 }
 
-// Pivot for raw wire timestamps of an association: the era nearest its
-// reference time, else the system's, else 2025.
-constexpr int64_t kDefaultPivotNs = 1735689600LL * proto::kNsPerS;  // 2025-01-01T00:00:00Z
-
 // "10:41:02 UTC Dec 1 2026": the vendor's way of writing a time, to the
 // second; `second` overrides the second shown (60 for an inserted leap second).
 std::string utc_text(int64_t unix_s, int second = -1) {
@@ -246,9 +242,6 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " delay: " + ms_text(a.delay_ns, 2) + " ms\n";
     o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
     if (verbose) {
-      const int64_t pivot = a.reference_time_ns   ? a.reference_time_ns
-                            : s.system.reference_time_ns ? s.system.reference_time_ns
-                                                         : kDefaultPivotNs;
       o += " remote port: " + std::to_string(a.port) + "\n";
       o += " local mode: " + a.mode + "\n";
       o += " peer mode: " + a.peer_mode + "\n";
@@ -263,9 +256,8 @@ std::string format_sessions(const Status& s, bool verbose) {
       o += " jitter: " + ms_text(a.jitter_ns, 4) + " ms\n";
       o += std::string(" association type: ") + (a.configured ? "configured" : "dynamic") + "\n";
       o += " reference time: " + format_reference_time(a.reference_time_ns) + "\n";
-      o += " origin timestamp: " + format_ntp_timestamp(a.origin_ts, pivot) + "\n";
-      o += " receive timestamp: " + format_ntp_timestamp(a.receive_ts, pivot) + "\n";
-      o += " transmit timestamp: " + format_ntp_timestamp(a.transmit_ts, pivot) + "\n";
+      // No origin/receive/transmit timestamps (the vendor shows them): they
+      // carry our requests' nonces.
       o += filter_line(" filter delay: ", a.filter, &FilterStage::delay_ns);
       o += filter_line(" filter offset:", a.filter, &FilterStage::offset_ns);
       o += filter_line(" filter disper:", a.filter, &FilterStage::dispersion_ns);
@@ -308,6 +300,48 @@ std::string format_ports(const Status& s) {
       o += "  packets: " + std::to_string(p.sw_timestamps) + " software\n";
     }
     o += " transmit compensation: " + std::to_string(p.tx_compensation_ns) + " ns\n\n";
+  }
+  return o;
+}
+
+std::string format_limits(const Status& s) {
+  if (s.workers.empty()) return " no workers\n";
+  auto n = [](uint64_t v) { return std::to_string(v); };
+  auto drop = [](const WorkerStatus& w, proto::DropReason r) { return w.drops[static_cast<size_t>(r)]; };
+  std::string o;
+  char buf[256];
+  for (const WorkerStatus& w : s.workers) {
+    o += " worker " + n(w.id) + "\n";
+    const double pct = w.ratelimit_table_capacity
+                           ? 100.0 * static_cast<double>(w.ratelimit_table_entries) /
+                                 static_cast<double>(w.ratelimit_table_capacity)
+                           : 0.0;
+    std::snprintf(buf, sizeof buf, " client table: %llu of %llu entries (%.1f%%), %.1f MiB\n",
+                  static_cast<unsigned long long>(w.ratelimit_table_entries),
+                  static_cast<unsigned long long>(w.ratelimit_table_capacity), pct,
+                  static_cast<double>(w.ratelimit_memory_bytes) / (1024.0 * 1024.0));
+    o += buf;
+    o += " clients entered: " + n(w.counter("ratelimit_inserts")) + ", of which evicted another: " +
+         n(w.counter("ratelimit_evictions")) + "\n";
+    o += " kiss-o'-death sent: " + n(w.counter("kod_rate")) + " RATE, " + n(w.counter("kod_deny")) + " DENY\n";
+    o += " over the limit but answered (leak): " + n(w.counter("rate_leaked")) + "\n";
+    o += " dropped: " + n(drop(w, proto::DropReason::kRateLimited)) + " rate limited, " +
+         n(drop(w, proto::DropReason::kReplyCap)) + " over the reply cap, " +
+         n(drop(w, proto::DropReason::kAccessDenied)) + " access denied, " +
+         n(drop(w, proto::DropReason::kNotAPeer)) + " not a peer, " +
+         n(drop(w, proto::DropReason::kUnexpectedServer)) + " unexpected server\n";
+    if (w.top_limited.empty()) {
+      o += " top limited sources: none\n\n";
+      continue;
+    }
+    o += " top limited sources:\n";
+    for (const LimitedSourceStatus& t : w.top_limited) {
+      std::snprintf(buf, sizeof buf, "  %-39s %12llu limited, last %s\n", t.address.c_str(),
+                    static_cast<unsigned long long>(t.limited),
+                    t.last_ns ? utc_text(floor_s(t.last_ns)).c_str() : "-");
+      o += buf;
+    }
+    o += "\n";
   }
   return o;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "proto/access.h"
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
 
@@ -416,6 +417,55 @@ TEST(Snapshot, TheWordsOfEverySelectionState) {
     a.unfit = why;
     EXPECT_EQ(association_status(a).selection, text);
   }
+}
+
+TEST(Snapshot, RateLimiterOfEachWorker) {
+  auto h = segment();
+  proto::LimiterStatus l{};
+  l.capacity = 1 << 20;
+  l.fill = 4321;
+  l.memory_bytes = 32u << 20;
+  l.n_top = 2;
+  const proto::IpAddress v4 = proto::IpAddress::v4(0xC0000207);  // 192.0.2.7
+  std::memcpy(l.top[0].address, v4.bytes, 16);
+  l.top[0].limited = 900;
+  l.top[0].last_ns = 1'700'000'000'000'000'000;
+  const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  std::memcpy(l.top[1].address, v6, 16);
+  l.top[1].limited = 3;
+  h->limiters[1].store(l);
+  const Status s = make_status(*h, engine_synchronized_to_c(), facts());
+  ASSERT_EQ(s.workers.size(), 2u);
+  EXPECT_EQ(s.workers[0].ratelimit_table_capacity, 0u);  // never published: empty
+  EXPECT_TRUE(s.workers[0].top_limited.empty());
+  const WorkerStatus& w = s.workers[1];
+  EXPECT_EQ(w.ratelimit_table_capacity, 1u << 20);
+  EXPECT_EQ(w.ratelimit_table_entries, 4321u);
+  EXPECT_EQ(w.ratelimit_memory_bytes, 32u << 20);
+  ASSERT_EQ(w.top_limited.size(), 2u);
+  EXPECT_EQ(w.top_limited[0], (LimitedSourceStatus{"192.0.2.7", 900, 1'700'000'000'000'000'000}));
+  EXPECT_EQ(w.top_limited[1], (LimitedSourceStatus{"2001:db8::1", 3, 0}));
+
+  // A count from the dataplane beyond the array is clamped.
+  l.n_top = 1000;
+  h->limiters[1].store(l);
+  EXPECT_EQ(make_status(*h, engine_synchronized_to_c(), facts()).workers[1].top_limited.size(),
+            proto::kTopLimitedSources);
+}
+
+TEST(Snapshot, NoTimestampOfOurRequestsIsShown) {
+  // The core keeps org/rec/xmt (RFC 5905 on-wire test); the status has no
+  // field for them, and its JSON no key: they would publish our nonces.
+  ctl::AssociationState a;
+  a.origin_ts = 0x1111111122222222ULL;
+  a.receive_ts = 0x3333333344444444ULL;
+  a.transmit_ts = 0x5555555566666666ULL;
+  Status s;
+  s.associations.push_back(association_status(a));
+  const std::string j = to_json(s);
+  for (const char* hex : {"1229782938533634594", "3689348815028241476", "6148914691522848358"})
+    EXPECT_EQ(j.find(hex), std::string::npos) << hex;
+  EXPECT_EQ(format_sessions(s, true).find("origin"), std::string::npos);
 }
 
 }  // namespace

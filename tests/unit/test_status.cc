@@ -113,6 +113,16 @@ Status populated() {
   w.counter("polls") = 123456789012ULL;
   w.counter("busy_polls") = 1000000;
   w.counter("state_read_retries") = 3;
+  w.counter("ntp_stateless_peer_replies") = 8;
+  w.counter("kod_rate") = 41;
+  w.counter("kod_deny") = 42;
+  w.counter("rate_leaked") = 43;
+  w.counter("ratelimit_inserts") = 2000000;
+  w.counter("ratelimit_evictions") = 951424;
+  w.ratelimit_table_capacity = 1048576;
+  w.ratelimit_table_entries = 1048576;
+  w.ratelimit_memory_bytes = 33554432;
+  w.top_limited = {{"192.0.2.7", 900000, 1141714353465798000LL}, {"2001:db8::1", 12, 0}};
   for (size_t i = 0; i < w.drops.size(); ++i) w.drops[i] = 100 + i;
   w.drops[static_cast<size_t>(proto::DropReason::kBadUdpChecksum)] = 7;
   w.drops[static_cast<size_t>(proto::DropReason::kTxFull)] = 0;
@@ -149,9 +159,6 @@ Status populated() {
   a.version = 3;
   a.leap = 0;
   a.reference_time_ns = 1141714353465798000LL;
-  a.origin_ts = 0xC7B7AC31773E89A8ULL;
-  a.receive_ts = 0xC7B7AC3180000000ULL;
-  a.transmit_ts = 0xC7B7AC3180001000ULL;
   a.filter = {{-12345, 62500000, 980000, true}, {-20000, 62600000, 1000000, true}, {0, 0, 0, false}};
   s.associations.push_back(a);
 
@@ -264,6 +271,20 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(w.counter("polls"), dw.counter("polls"));
   EXPECT_NE(w.counter("busy_polls"), dw.counter("busy_polls"));
   EXPECT_NE(w.counter("state_read_retries"), dw.counter("state_read_retries"));
+  EXPECT_NE(w.counter("ntp_stateless_peer_replies"), dw.counter("ntp_stateless_peer_replies"));
+  EXPECT_NE(w.counter("kod_rate"), dw.counter("kod_rate"));
+  EXPECT_NE(w.counter("kod_deny"), dw.counter("kod_deny"));
+  EXPECT_NE(w.counter("rate_leaked"), dw.counter("rate_leaked"));
+  EXPECT_NE(w.counter("ratelimit_inserts"), dw.counter("ratelimit_inserts"));
+  EXPECT_NE(w.counter("ratelimit_evictions"), dw.counter("ratelimit_evictions"));
+  EXPECT_NE(w.ratelimit_table_capacity, dw.ratelimit_table_capacity);
+  EXPECT_NE(w.ratelimit_table_entries, dw.ratelimit_table_entries);
+  EXPECT_NE(w.ratelimit_memory_bytes, dw.ratelimit_memory_bytes);
+  EXPECT_NE(w.top_limited, dw.top_limited);
+  const LimitedSourceStatus dl;
+  EXPECT_NE(w.top_limited.at(0).address, dl.address);
+  EXPECT_NE(w.top_limited.at(0).limited, dl.limited);
+  EXPECT_NE(w.top_limited.at(0).last_ns, dl.last_ns);
   EXPECT_NE(w.drops, dw.drops);
   EXPECT_NE(s.workers.at(1).id, dw.id);
   const auto& a = s.associations.at(0);
@@ -292,9 +313,6 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(a.version, da.version);
   EXPECT_NE(a.leap, da.leap);
   EXPECT_NE(a.reference_time_ns, da.reference_time_ns);
-  EXPECT_NE(a.origin_ts, da.origin_ts);
-  EXPECT_NE(a.receive_ts, da.receive_ts);
-  EXPECT_NE(a.transmit_ts, da.transmit_ts);
   EXPECT_NE(a.filter, da.filter);
   const FilterStage df;
   EXPECT_NE(a.filter.at(0).offset_ns, df.offset_ns);
@@ -335,7 +353,8 @@ TEST(StatusJson, RoundTripOfExtremes) {
   s.workers[0].id = std::numeric_limits<unsigned>::max();
   s.associations[0].port = 65535;
   s.associations[0].poll_log2 = 127;
-  s.associations[0].origin_ts = std::numeric_limits<uint64_t>::max();
+  s.workers[0].ratelimit_memory_bytes = std::numeric_limits<uint64_t>::max();
+  s.workers[0].top_limited[0].last_ns = std::numeric_limits<int64_t>::min();
   s.associations[0].filter.assign(8, FilterStage{-1, std::numeric_limits<int64_t>::min(), 1, true});
   std::string err;
   const auto back = from_json(to_json(s), err);
@@ -839,9 +858,6 @@ TEST(StatusText, FormatSessionsVerbose) {
       " jitter: 0.0043 ms\n"
       " association type: configured\n"
       " reference time: 06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A9)\n"
-      " origin timestamp: 06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A8)\n"
-      " receive timestamp: 06:52:33.500 UTC Mar 7 2006(C7B7AC31.80000000)\n"
-      " transmit timestamp: 06:52:33.500 UTC Mar 7 2006(C7B7AC31.80001000)\n"
       " filter delay:    62.5000   62.6000         -         -         -         -         -         -\n"
       " filter offset:   -0.0123   -0.0200         -         -         -         -         -         -\n"
       " filter disper:    0.9800    1.0000         -         -         -         -         -         -\n"
@@ -852,6 +868,72 @@ TEST(StatusText, FormatSessionsVerbose) {
             std::string::npos);
   EXPECT_NE(v.find(" filter delay:          -         -"), std::string::npos);
   EXPECT_TRUE(v.ends_with("\n\n total sessions: 2\n"));
+  // Our requests' nonces stay ours: no origin, receive or transmit timestamp.
+  EXPECT_EQ(v.find("origin"), std::string::npos);
+  EXPECT_EQ(v.find("receive timestamp"), std::string::npos);
+  EXPECT_EQ(v.find("transmit timestamp"), std::string::npos);
+}
+
+TEST(StatusJson, NoTimestampThatRevealsANonce) {
+  const std::string j = to_json(populated());
+  EXPECT_EQ(j.find("origin"), std::string::npos);
+  EXPECT_EQ(j.find("receive_ts"), std::string::npos);
+  EXPECT_EQ(j.find("transmit_ts"), std::string::npos);
+  // An older /status that still has them is read, the keys ignored.
+  std::string err;
+  const auto t = from_json(
+      R"({"system": {"synchronized": true, "leap": 0, "stratum": 2},
+          "associations": [{"address": "10.0.1.31", "origin_ts": 1, "transmit_ts": 2}]})",
+      err);
+  ASSERT_TRUE(t.has_value()) << err;
+  EXPECT_EQ(t->associations.at(0).address, "10.0.1.31");
+}
+
+TEST(StatusJson, TopLimitedSourcesAreChecked) {
+  std::string err;
+  const std::string sys = R"("system": {"synchronized": true, "leap": 0, "stratum": 2})";
+  EXPECT_FALSE(from_json("{" + sys + R"(, "workers": [{"id": 0, "top_limited": [{"limited": 3}]}]})", err));
+  EXPECT_EQ(err, "workers[0].top_limited[0].address: missing");
+  EXPECT_FALSE(from_json("{" + sys + R"(, "workers": [{"id": 0, "top_limited": {"address": "x"}}]})", err));
+  EXPECT_FALSE(
+      from_json("{" + sys + R"(, "workers": [{"id": 0, "top_limited": [{"address": "x", "limited": -1}]}]})", err));
+  const auto ok =
+      from_json("{" + sys + R"(, "workers": [{"id": 0, "top_limited": [{"address": "192.0.2.9", "limited": 7}]}]})",
+                err);
+  ASSERT_TRUE(ok.has_value()) << err;
+  ASSERT_EQ(ok->workers.at(0).top_limited.size(), 1u);
+  EXPECT_EQ(ok->workers[0].top_limited[0].address, "192.0.2.9");
+  EXPECT_EQ(ok->workers[0].top_limited[0].limited, 7u);
+}
+
+TEST(StatusText, FormatLimits) {
+  Status s = populated();
+  s.workers[0].drops[static_cast<size_t>(proto::DropReason::kRateLimited)] = 5000;
+  s.workers[0].drops[static_cast<size_t>(proto::DropReason::kReplyCap)] = 6;
+  s.workers[0].drops[static_cast<size_t>(proto::DropReason::kAccessDenied)] = 77;
+  s.workers[0].drops[static_cast<size_t>(proto::DropReason::kNotAPeer)] = 8;
+  s.workers[0].drops[static_cast<size_t>(proto::DropReason::kUnexpectedServer)] = 9;
+  const std::string expected =
+      " worker 0\n"
+      " client table: 1048576 of 1048576 entries (100.0%), 32.0 MiB\n"
+      " clients entered: 2000000, of which evicted another: 951424\n"
+      " kiss-o'-death sent: 41 RATE, 42 DENY\n"
+      " over the limit but answered (leak): 43\n"
+      " dropped: 5000 rate limited, 6 over the reply cap, 77 access denied, 8 not a peer, 9 unexpected server\n"
+      " top limited sources:\n"
+      "  192.0.2.7                                     900000 limited, last 06:52:33 UTC Mar 7 2006\n"
+      "  2001:db8::1                                       12 limited, last -\n"
+      "\n"
+      " worker 1\n"
+      " client table: 0 of 0 entries (0.0%), 0.0 MiB\n"
+      " clients entered: 0, of which evicted another: 0\n"
+      " kiss-o'-death sent: 0 RATE, 0 DENY\n"
+      " over the limit but answered (leak): 0\n"
+      " dropped: 0 rate limited, 0 over the reply cap, 0 access denied, 0 not a peer, 0 unexpected server\n"
+      " top limited sources: none\n"
+      "\n";
+  EXPECT_EQ(format_limits(s), expected);
+  EXPECT_EQ(format_limits(Status{}), " no workers\n");
 }
 
 TEST(StatusText, FormatSessionsEdges) {
@@ -1166,6 +1248,13 @@ TEST(StatusPrometheus, PopulatedPassesTheStrictChecker) {
       "\nntp_worker_drops_total{worker=\"0\",reason=\"tx_full\"} 0\n",
       "\nntp_worker_drops_total{worker=\"1\",reason=\"not_for_us\"} 1\n",
       "\nntp_worker_drops_total{worker=\"1\",reason=\"bad_source_address\"} 0\n",
+      "\nntp_worker_drops_total{worker=\"1\",reason=\"rate_limited\"} 0\n",
+      "\nntp_worker_kod_rate_total{worker=\"0\"} 41\n",
+      "\nntp_worker_ratelimit_evictions_total{worker=\"0\"} 951424\n",
+      "\nntp_ratelimit_table_entries{worker=\"0\"} 1048576\n",
+      "\nntp_ratelimit_table_capacity{worker=\"0\"} 1048576\n",
+      "\nntp_ratelimit_memory_bytes{worker=\"0\"} 33554432\n",
+      "\nntp_ratelimit_table_entries{worker=\"1\"} 0\n",
       "\nntp_association_reach{address=\"10.0.1.31\",mode=\"client\",dynamic=\"false\"} 255\n",
       "\nntp_association_reach{address=\"10.0.1.33\",mode=\"symmetric passive\",dynamic=\"true\"} 17\n",
       "\nntp_association_stratum{address=\"10.0.1.31\",mode=\"client\",dynamic=\"false\"} 2\n",
@@ -1182,6 +1271,10 @@ TEST(StatusPrometheus, PopulatedPassesTheStrictChecker) {
   };
   for (const char* l : lines) EXPECT_NE(text.find(l), std::string::npos) << "missing: " << l;
   EXPECT_TRUE(text.starts_with("# HELP ntp_build_info "));
+  // The limited sources are no metric series: one per client would explode
+  // the scrape's cardinality.
+  EXPECT_EQ(text.find("192.0.2.7"), std::string::npos);
+  EXPECT_EQ(text.find("2001:db8::1"), std::string::npos);
 
   // Every drop reason of every worker, zero or not.
   const auto m = by_series(samples);
