@@ -137,8 +137,131 @@ FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortI
   return v;
 }
 
+const Policy& default_policy() {
+  static const Policy p;
+  return p;
+}
+
+// The rate limiter's verdict for src (no limiter: within the limit).
+inline RateVerdict rate_check(const PolicyEnv& env, uint32_t src) {
+  return env.limiter ? env.limiter->check_v4(src, env.now_ns) : RateVerdict::kPass;
+}
+// One token of the worker's reply cap (no cap: always).
+inline bool cap_take(const PolicyEnv& env) { return env.cap == nullptr || env.cap->take(env.now_ns); }
+
+// What the policy makes of one NTP packet: an answer of some kind, a
+// forward to the control plane (which lane), or a drop with its reason.
+struct PolicyDecision {
+  NtpDecision d;
+  ReplyKind kind = ReplyKind::kNone;
+  bool leaked = false;
+  bool assoc_lane = false;
+};
+
+PolicyDecision drop_ntp(DropReason r) {
+  PolicyDecision pd;
+  pd.d.reason = r;
+  return pd;
+}
+
+PolicyDecision to_control_lane(bool assoc_lane) {
+  PolicyDecision pd;
+  pd.d.action = NtpAction::kToControl;
+  pd.assoc_lane = assoc_lane;
+  return pd;
+}
+
+// A rate-limited answer of kind `kind` (kNtp or kNtpPassive) to src: the
+// limiter decides, the reply cap brakes whatever it lets through.
+PolicyDecision limited_answer(uint8_t* ntp, const NtpRequest& q, uint32_t src, proto::NtpTimestamp rx,
+                              const ReplyParams& params, const Policy& pol, const PolicyEnv& env, proto::Mode mode,
+                              ReplyKind kind) {
+  PolicyDecision pd;
+  switch (rate_check(env, src)) {
+    case RateVerdict::kLeak:
+      pd.leaked = true;
+      [[fallthrough]];
+    case RateVerdict::kPass:
+      if (!cap_take(env)) return drop_ntp(DropReason::kReplyCap);
+      pd.d = answer(ntp, q, rx, params, mode);
+      pd.kind = kind;
+      return pd;
+    case RateVerdict::kKod:
+      // RFC 5905 section 7.4, RATE: "the server has temporarily denied
+      // access because the client exceeded the rate threshold".
+      if (!pol.kod || q.version != 4) return drop_ntp(DropReason::kRateLimited);
+      if (!cap_take(env)) return drop_ntp(DropReason::kReplyCap);
+      pd.d = kiss_of_death(ntp, q, proto::kKissRate);
+      pd.kind = ReplyKind::kKodRate;
+      return pd;
+    case RateVerdict::kDrop: break;
+  }
+  return drop_ntp(DropReason::kRateLimited);
+}
+
+PolicyDecision decide_ntp(uint8_t* ntp, size_t ntp_len, uint32_t src, bool to_ntp_port, proto::NtpTimestamp rx,
+                          const PortIdentity& port, const ReplyParams& params, const PolicyEnv& env) {
+  const Policy& pol = env.policy ? *env.policy : default_policy();
+  const NtpRequest q = classify_request(ntp, ntp_len);
+  if (!q.ok) return drop_ntp(q.reason);
+  switch (q.mode) {
+    case proto::Mode::kClient: break;
+    case proto::Mode::kServer:
+      // Replies to our client associations, to whatever source port the
+      // control plane sent from (RFC 9109); the control plane checks it.
+      if (pol.assoc_kinds(src) != 0) return to_control_lane(true);
+      return drop_ntp(DropReason::kUnexpectedServer);
+    case proto::Mode::kSymmetricActive:
+    case proto::Mode::kSymmetricPassive: {
+      if (pol.assoc_kinds(src) & kAssocPeer) return to_control_lane(true);
+      const proto::AccessClass cls = pol.access.classify_v4(src);
+      if (proto::may_peer(cls)) {
+        // A peer polls at most every 2^-4 s; the client limits keep a flood
+        // from one peer-class address from filling the shared lane.
+        const RateVerdict r = rate_check(env, src);
+        if (r == RateVerdict::kPass || r == RateVerdict::kLeak) return to_control_lane(false);
+        return drop_ntp(DropReason::kRateLimited);
+      }
+      if (q.mode == proto::Mode::kSymmetricPassive || !pol.answer_unknown_peers)
+        return drop_ntp(DropReason::kNotAPeer);
+      if (!proto::may_get_time(cls)) return drop_ntp(DropReason::kAccessDenied);
+      if (!port.ntp_server) return drop_ntp(DropReason::kNtpServerDisabled);
+      // Served like a rate-limited client whatever its class: nothing on
+      // our side remembers it, so nothing else bounds what it can ask for.
+      return limited_answer(ntp, q, src, rx, params, pol, env, proto::Mode::kSymmetricPassive,
+                            ReplyKind::kNtpPassive);
+    }
+    default: return drop_ntp(DropReason::kNtpBadMode);  // classify_request refused the rest
+  }
+
+  // A client request (mode 3, or NTPv1's mode 0).
+  if (!to_ntp_port) return drop_ntp(DropReason::kUdpPortClosed);
+  if (!port.ntp_server) return drop_ntp(DropReason::kNtpServerDisabled);
+  const proto::AccessClass cls = pol.access.classify_v4(src);
+  if (!proto::may_get_time(cls)) [[unlikely]] {
+    // RFC 5905 section 7.4, DENY: "access denied by remote server". Only
+    // to NTPv4 and only within the source's rate budget (the limiter
+    // enters it like a client), so a spoofed victim is not flooded with
+    // KoDs: what a limited client could get, and the reply cap.
+    if (!pol.kod || q.version != 4) return drop_ntp(DropReason::kAccessDenied);
+    const RateVerdict r = rate_check(env, src);
+    if (r != RateVerdict::kPass && r != RateVerdict::kKod) return drop_ntp(DropReason::kAccessDenied);
+    if (!cap_take(env)) return drop_ntp(DropReason::kReplyCap);
+    PolicyDecision pd;
+    pd.d = kiss_of_death(ntp, q, proto::kKissDeny);
+    pd.kind = ReplyKind::kKodDeny;
+    return pd;
+  }
+  if (proto::is_rate_limited(cls))
+    return limited_answer(ntp, q, src, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
+  PolicyDecision pd;
+  pd.d = answer(ntp, q, rx, params, proto::Mode::kServer);
+  pd.kind = ReplyKind::kNtp;
+  return pd;
+}
+
 FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortIdentity& port,
-                        const ReplyParams& params, proto::NtpTimestamp rx) {
+                        const ReplyParams& params, proto::NtpTimestamp rx, const PolicyEnv& env) {
   uint8_t* udp = ip + kIpv4MinHeaderLen;
   const size_t l4_len = ip_total - kIpv4MinHeaderLen;
   if (l4_len < kUdpHeaderLen) return drop(DropReason::kBadUdpLength);
@@ -150,18 +273,27 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
     const uint64_t sum = csum_add(pseudo_header_sum(src, dst, kIpProtoUdp, udp_len), udp, udp_len);
     if (csum_fold(sum) != 0xFFFF) return drop(DropReason::kBadUdpChecksum);
   }
-  if (proto::load_be16(udp + 2) != proto::kNtpPort) return drop(DropReason::kUdpPortClosed);
-  if (bad_source(port, src) || proto::load_be16(udp) == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
-
   uint8_t* ntp = udp + kUdpHeaderLen;
   const size_t ntp_len = udp_len - kUdpHeaderLen;
+  // Port 123 only, except a server answer (mode 4) from a configured
+  // association: our client associations send from random ports (RFC 9109).
+  const bool to_ntp_port = proto::load_be16(udp + 2) == proto::kNtpPort;
+  if (!to_ntp_port) {
+    const Policy& pol = env.policy ? *env.policy : default_policy();
+    if (ntp_len < 1 || (ntp[0] & 7) != static_cast<uint8_t>(proto::Mode::kServer) || pol.assoc_kinds(src) == 0)
+      return drop(DropReason::kUdpPortClosed);
+  }
+  if (bad_source(port, src) || proto::load_be16(udp) == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
+
   const uint16_t ntp_offset = static_cast<uint16_t>(ntp - eth);
-  const NtpDecision d = respond(ntp, ntp_len, rx, params, port.ntp_server);
+  const PolicyDecision pd = decide_ntp(ntp, ntp_len, src, to_ntp_port, rx, port, params, env);
+  const NtpDecision& d = pd.d;
   FrameVerdict v;
   switch (d.action) {
     case NtpAction::kDrop: return drop(d.reason);
     case NtpAction::kToControl:
       v.action = FrameAction::kToControl;
+      v.assoc_lane = pd.assoc_lane;
       v.ntp_offset = ntp_offset;
       v.ntp_len = static_cast<uint16_t>(ntp_len);
       v.src_ip = src;
@@ -200,15 +332,16 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   eth_reply(eth, port);
 
   v.action = FrameAction::kTransmit;
-  v.kind = ReplyKind::kNtp;
-  v.unsynchronized = !params.synchronized;
+  v.kind = pd.kind;
+  v.rate_leaked = pd.leaked;
+  v.unsynchronized = stamps_transmit(pd.kind) && !params.synchronized;
   v.ntp_offset = ntp_offset;
   v.len = static_cast<uint16_t>(kEthHeaderLen + kIpv4MinHeaderLen + reply_udp_len);
   return v;
 }
 
 FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, const ReplyParams& params,
-                         proto::NtpTimestamp rx) {
+                         proto::NtpTimestamp rx, const PolicyEnv& env) {
   uint8_t* ip = eth + kEthHeaderLen;
   const size_t avail = len - kEthHeaderLen;
   if (avail < kIpv4MinHeaderLen || (ip[0] >> 4) != 4) return drop(DropReason::kBadIpHeader);
@@ -220,7 +353,7 @@ FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, con
   if ((proto::load_be16(ip + 6) & 0x3FFF) != 0) return drop(DropReason::kIpFragment);  // MF or an offset
   if (ihl != kIpv4MinHeaderLen) return drop(DropReason::kIpOptions);
   switch (ip[9]) {
-    case kIpProtoUdp: return handle_udp(eth, ip, total, port, params, rx);
+    case kIpProtoUdp: return handle_udp(eth, ip, total, port, params, rx, env);
     case kIpProtoIcmp: return handle_icmp(eth, ip, total, port);
     default: return drop(DropReason::kUnsupportedIpProto);
   }
@@ -229,7 +362,8 @@ FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, con
 }  // namespace
 
 FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, const ReplyParams& params,
-                          proto::NtpTimestamp rx, NeighbourTable& neighbours, int64_t now_ns) {
+                          proto::NtpTimestamp rx, NeighbourTable& neighbours, int64_t now_ns,
+                          const PolicyEnv& env) {
   if (len < kEthHeaderLen) return drop(DropReason::kRuntFrame);
   if (len > kMaxFrameLen) return drop(DropReason::kOversized);
   if (std::memcmp(buf, port.mac, 6) != 0 && std::memcmp(buf, kBroadcastMac, 6) != 0)
@@ -237,7 +371,7 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
   // A group source MAC is forged: an answer to it would flood the segment.
   if (buf[6] & 1) return drop(DropReason::kBadSourceAddress);
   switch (proto::load_be16(buf + 12)) {
-    case kEtherTypeIpv4: return handle_ipv4(buf, len, port, params, rx);
+    case kEtherTypeIpv4: return handle_ipv4(buf, len, port, params, rx, env);
     case kEtherTypeArp: return handle_arp(buf, len, port, neighbours, now_ns);
     default: return drop(DropReason::kUnsupportedEthertype);
   }

@@ -6,9 +6,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "dataplane/neighbour.h"
+#include "dataplane/ratelimit.h"
 #include "dataplane/responder.h"
+#include "proto/access.h"
 #include "proto/channel_abi.h"
 
 namespace ntp::dp {
@@ -21,6 +24,53 @@ struct PortIdentity {
   bool ntp_server = false;  // answer client requests here
 };
 
+// A configured association's address ([[server]], [[peer]]): what it may
+// send us past the access classes.
+inline constexpr uint8_t kAssocServer = 1;
+inline constexpr uint8_t kAssocPeer = 2;
+struct AssocAddress {
+  uint32_t ipv4 = 0;   // host order
+  uint8_t kinds = 0;   // kAssocServer | kAssocPeer
+};
+
+// Who gets what ([access], [ratelimit], ntp.answer_unknown_peers, the
+// configured associations), as one worker applies it per packet. Built off
+// the hot path (make_policy, allocates), then only read; a reload builds a
+// new one and the worker switches at a burst boundary.
+struct Policy {
+  proto::AccessTable access;          // default: everyone limited
+  bool kod = false;                   // access.kod: RATE/DENY kiss-o'-death (NTPv4)
+  bool answer_unknown_peers = false;  // ntp.answer_unknown_peers
+  std::vector<AssocAddress> assoc;    // sorted by ipv4, one entry per address
+  RateLimitParams limits;             // [ratelimit], for the worker's RateLimiter
+  uint32_t max_replies_per_s = 0;     // ratelimit.max_replies_per_s, the ReplyCap; 0: none
+  size_t clients = 0;                 // ratelimit.clients the policy was made for
+
+  // kAssocServer/kAssocPeer bits of ipv4, 0 when it is no configured
+  // association (binary search: only modes 1, 2 and 4 ask).
+  uint8_t assoc_kinds(uint32_t ipv4) const {
+    size_t lo = 0, hi = assoc.size();
+    while (lo < hi) {
+      const size_t mid = (lo + hi) / 2;
+      if (assoc[mid].ipv4 < ipv4)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    return lo < assoc.size() && assoc[lo].ipv4 == ipv4 ? assoc[lo].kinds : 0;
+  }
+};
+
+// What the policy works with per packet: the policy, the worker's rate
+// limiter and reply cap (null: none), and the burst's monotonic time (the
+// TSC in ns, immune to steps of the served clock).
+struct PolicyEnv {
+  const Policy* policy = nullptr;  // null: a default-constructed Policy
+  RateLimiter* limiter = nullptr;
+  ReplyCap* cap = nullptr;
+  int64_t now_ns = 0;
+};
+
 enum class FrameAction : uint8_t {
   kDrop,
   kTransmit,   // the frame was rewritten in place into a reply of `len` bytes; send it on the same port
@@ -30,7 +80,10 @@ enum class FrameAction : uint8_t {
 
 // kArpDefence: the frame was rewritten into our own RFC 5227 announcement
 // (broadcast), in answer to a conflicting ARP packet.
-enum class ReplyKind : uint8_t { kNone, kNtp, kArp, kIcmpEcho, kArpDefence };
+// kNtp: a server answer (mode 4); kNtpPassive: the stateless mode-2 answer
+// to a symmetric-active packet from a non-peer; both get their transmit
+// timestamp stamped. kKodRate/kKodDeny: kiss-o'-death, complete as built.
+enum class ReplyKind : uint8_t { kNone, kNtp, kArp, kIcmpEcho, kArpDefence, kNtpPassive, kKodRate, kKodDeny };
 
 struct FrameVerdict {
   FrameAction action = FrameAction::kDrop;
@@ -42,6 +95,8 @@ struct FrameVerdict {
   bool unsynchronized = false;  // kNtp: answered with leap 3
   bool learned_neighbour = false;
   bool arp_conflict = false;  // an ARP packet from another MAC claimed our address (see ArpDefence)
+  bool rate_leaked = false;   // answered although over its rate limit (1 in 2^leak)
+  bool assoc_lane = false;    // kToControl: from a configured association (its own ring)
   uint32_t src_ip = 0, dst_ip = 0;  // kToControl, host order
   uint16_t src_port = 0, dst_port = 0;
 };
@@ -52,8 +107,15 @@ struct FrameVerdict {
 // requests in this frame; now_ns: monotonic time (the burst's TSC reading,
 // not the served clock, which the control plane may step) for the neighbour
 // cache and the ARP defence's rate limit in `neighbours`.
+// env: who gets what (access classes, rate limits, KoD, peering,
+// forwarding); a default env is the default Policy without a limiter:
+// clients served, nothing forwarded to the control plane.
 FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, const ReplyParams& params,
-                          proto::NtpTimestamp rx, NeighbourTable& neighbours, int64_t now_ns);
+                          proto::NtpTimestamp rx, NeighbourTable& neighbours, int64_t now_ns,
+                          const PolicyEnv& env = {});
+
+// True when the reply kind's transmit timestamp is to be stamped at TX.
+inline bool stamps_transmit(ReplyKind k) { return k == ReplyKind::kNtp || k == ReplyKind::kNtpPassive; }
 
 // Writes the transmit timestamp of an NTP reply made by handle_frame (at
 // frame offset ntp_offset) and folds it into the UDP checksum, which

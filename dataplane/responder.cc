@@ -49,49 +49,52 @@ ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64
   return p;
 }
 
-NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving) {
-  NtpDecision d;
+NtpRequest classify_request(const uint8_t* buf, size_t len) {
+  NtpRequest q;
   // ntpq (mode 6) and ntpdc (mode 7) packets are shorter than an NTP
   // header; name them for what they are before the length check.
   if (len >= 1 && (buf[0] & 7) >= static_cast<uint8_t>(Mode::kControl)) {
-    d.reason = DropReason::kNtpControlMode;
-    return d;
+    q.reason = DropReason::kNtpControlMode;
+    return q;
   }
   const proto::ParseResult r = proto::parse({buf, len});
   switch (r.status) {
     case proto::ParseStatus::kOk: break;
-    case proto::ParseStatus::kTooShort: d.reason = DropReason::kNtpTooShort; return d;
-    case proto::ParseStatus::kBadVersion: d.reason = DropReason::kNtpBadVersion; return d;
+    case proto::ParseStatus::kTooShort: q.reason = DropReason::kNtpTooShort; return q;
+    case proto::ParseStatus::kBadVersion: q.reason = DropReason::kNtpBadVersion; return q;
     case proto::ParseStatus::kBadExtension:
-    case proto::ParseStatus::kBadTrailer: d.reason = DropReason::kNtpBadLength; return d;
+    case proto::ParseStatus::kBadTrailer: q.reason = DropReason::kNtpBadLength; return q;
   }
   const proto::NtpHeader& req = r.packet.header;
-  Mode mode = req.mode;
+  q.mode = req.mode;
   // NTPv1 (RFC 1059) has no mode field: its requests carry mode 0.
-  if (mode == Mode::kReserved && req.version == 1) mode = Mode::kClient;
-
-  switch (mode) {
-    case Mode::kClient: break;
+  if (q.mode == Mode::kReserved && req.version == 1) q.mode = Mode::kClient;
+  switch (q.mode) {
+    case Mode::kClient:
     case Mode::kSymmetricActive:
     case Mode::kSymmetricPassive:
     case Mode::kServer:
-      d.action = NtpAction::kToControl;
-      return d;
+      break;
     case Mode::kControl:
     case Mode::kPrivate:
-      d.reason = DropReason::kNtpControlMode;
-      return d;
+      q.reason = DropReason::kNtpControlMode;
+      return q;
     default:
-      d.reason = DropReason::kNtpBadMode;
-      return d;
+      q.reason = DropReason::kNtpBadMode;
+      return q;
   }
-  if (!serving) {
-    d.reason = DropReason::kNtpServerDisabled;
-    return d;
-  }
+  q.ok = true;
+  q.version = req.version;
+  q.mac_len = r.packet.mac_len;
+  q.transmit = req.transmit;
+  return q;
+}
 
-  // RFC 5905 section 9.2 / appendix A.5.1.1 fast_xmit(): the reply is mode
-  // 4, same version as the request; the origin timestamp is the request's
+NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp rx, const ReplyParams& p,
+                   proto::Mode reply_mode) {
+  NtpDecision d;
+  // RFC 5905 section 9.2 / appendix A.5.1.1 fast_xmit(): the reply has the
+  // same version as the request; the origin timestamp is the request's
   // transmit timestamp ("Time at the client when the request departed"),
   // the receive timestamp our arrival time, and the poll the client's.
   uint8_t* h = buf;
@@ -100,7 +103,7 @@ NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const Repl
   if (p.leap_before != proto::Leap::kNone) [[unlikely]]
     if (static_cast<int64_t>(rx.raw() - p.leap_at.raw()) < 0) leap = p.leap_before;
   h[offs::kLiVnMode] =
-      static_cast<uint8_t>((static_cast<uint8_t>(leap) << 6) | (req.version << 3) | static_cast<uint8_t>(Mode::kServer));
+      static_cast<uint8_t>((static_cast<uint8_t>(leap) << 6) | (q.version << 3) | static_cast<uint8_t>(reply_mode));
   h[offs::kStratum] = p.stratum;
   // kPoll: left as the client sent it.
   h[offs::kPrecision] = static_cast<uint8_t>(p.precision_log2);
@@ -117,11 +120,11 @@ NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const Repl
   // still in the store buffer (15-25% of the whole loop's cost).
   d.reply_sum = (uint64_t{h[offs::kLiVnMode]} << 24) + (uint64_t{p.stratum} << 16) + (uint64_t{h[offs::kPoll]} << 8) +
                 static_cast<uint8_t>(p.precision_log2) + p.root_delay + p.root_dispersion + p.refid +
-                p.reference.seconds + p.reference.fraction + req.transmit.seconds + req.transmit.fraction +
+                p.reference.seconds + p.reference.fraction + q.transmit.seconds + q.transmit.fraction +
                 rx.seconds + rx.fraction;
   d.action = NtpAction::kReply;
   d.reply_len = static_cast<uint16_t>(proto::kHeaderLen);
-  if (r.packet.mac_len > 4) {
+  if (q.mac_len > 4) {
     // An authenticated request with a key we do not have: answer with a
     // crypto-NAK (RFC 5905: a MAC field of key ID zero and no digest)
     // so the client knows authentication failed rather than being lied to.
@@ -129,6 +132,52 @@ NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const Repl
     d.reply_len = static_cast<uint16_t>(proto::kHeaderLen + 4);
   }
   return d;
+}
+
+NtpDecision kiss_of_death(uint8_t* buf, const NtpRequest& q, uint32_t kiss_code) {
+  NtpDecision d;
+  if (q.version != 4) {
+    // RFC 5905 defines kiss codes for NTPv4; an older client would take
+    // stratum 0 for an ordinary unsynchronized answer.
+    d.reason = DropReason::kRateLimited;
+    return d;
+  }
+  uint8_t* h = buf;
+  // RFC 5905 section 7.4: "the Stratum field is set to zero and the ASCII
+  // kiss code is placed in the Reference ID"; LI 3 (unsynchronized).
+  h[offs::kLiVnMode] = static_cast<uint8_t>((3u << 6) | (4u << 3) | static_cast<uint8_t>(Mode::kServer));
+  h[offs::kStratum] = 0;
+  proto::store_be32(h + offs::kRefid, kiss_code);
+  // Origin, receive and transmit: the request's transmit timestamp (ntpd's
+  // fast_xmit, RES_KOD): the client matches its origin, and learns no time.
+  proto::store_ts(h + offs::kOrigin, q.transmit);
+  proto::store_ts(h + offs::kReceive, q.transmit);
+  proto::store_ts(h + offs::kTransmit, q.transmit);
+  // Every other word is the client's own: sum what is there (cold path).
+  uint64_t sum = 0;
+  for (size_t i = 0; i < proto::kHeaderLen; i += 4) sum += proto::load_be32(h + i);
+  d.reply_sum = sum;
+  d.action = NtpAction::kReply;
+  d.reply_len = static_cast<uint16_t>(proto::kHeaderLen);
+  return d;
+}
+
+NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving) {
+  NtpDecision d;
+  const NtpRequest q = classify_request(buf, len);
+  if (!q.ok) {
+    d.reason = q.reason;
+    return d;
+  }
+  if (q.mode != Mode::kClient) {
+    d.action = NtpAction::kToControl;  // modes 1, 2 and 4 are the control plane's
+    return d;
+  }
+  if (!serving) {
+    d.reason = DropReason::kNtpServerDisabled;
+    return d;
+  }
+  return answer(buf, q, rx, p, Mode::kServer);
 }
 
 }  // namespace ntp::dp

@@ -55,6 +55,40 @@ struct NtpDecision {
 // the header plus a 4-byte crypto-NAK.
 inline constexpr size_t kMaxReplyLen = proto::kHeaderLen + 4;
 
+// A request as the per-packet policy needs it: parsed once, before any
+// access or rate decision. ok false: drop with reason.
+struct NtpRequest {
+  bool ok = false;
+  proto::DropReason reason = proto::DropReason::kNtpTooShort;
+  proto::Mode mode = proto::Mode::kReserved;  // NTPv1's mode 0 is reported as kClient
+  uint8_t version = 0;
+  uint8_t mac_len = 0;        // as proto::ParsedPacket
+  proto::NtpTimestamp transmit;  // the request's transmit timestamp
+};
+NtpRequest classify_request(const uint8_t* buf, size_t len);
+
+// Answers the classified request q in place with the burst's parameters:
+// reply_mode kServer for a client request (RFC 5905 fast_xmit), or
+// kSymmetricPassive for the stateless answer to a symmetric-active packet
+// from an address that may not peer (RFC 5905 section 9.2: "a packet from
+// an unknown peer is answered like a client request, in passive mode", as
+// ntpd's fast_xmit(MODE_PASSIVE) does under nopeer). Transmit timestamp left
+// zero for stamp_transmit. Never longer than the request plus a 4-byte
+// crypto-NAK where the request carried a MAC we cannot check.
+NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp rx, const ReplyParams& p,
+                   proto::Mode reply_mode);
+
+// Rewrites the classified NTPv4 request q in place into a kiss-o'-death
+// (RFC 5905 section 7.4) with kiss_code (proto::kKissRate, kKissDeny): LI 3,
+// stratum 0, the kiss code as reference ID, mode 4, the request's version
+// and poll; as ntpd's fast_xmit with RES_KOD does, the origin, receive and
+// transmit timestamps all carry the request's transmit timestamp and the
+// precision, root delay, root dispersion and reference timestamp stay as the
+// client sent them: the KoD reveals nothing of our clock, so it cannot be used
+// to synchronize. Always 48 bytes (a MAC is not echoed), complete: nothing to
+// stamp. An older version's request gets no KoD (the caller drops it).
+NtpDecision kiss_of_death(uint8_t* buf, const NtpRequest& q, uint32_t kiss_code);
+
 // Handles the NTP payload `buf` of `len` bytes in place (the buffer holds at
 // least max(len, kMaxReplyLen) bytes). A client request (mode 3; or mode 0
 // from an NTPv1 client) becomes a server reply with the transmit timestamp

@@ -107,12 +107,58 @@ struct Out {
   Bytes reply() const { return Bytes(buf.begin(), buf.begin() + v.len); }
 };
 
-Out handle(const Bytes& frame, const PortIdentity& port, NeighbourTable& nt, int64_t now = kNow) {
+Out handle(const Bytes& frame, const PortIdentity& port, NeighbourTable& nt, int64_t now = kNow,
+           const PolicyEnv& env = {}) {
   Out o;
   o.buf = frame;
   o.buf.resize(frame.size() + 4, 0xCC);  // the documented tailroom
-  o.v = handle_frame(o.buf.data(), frame.size(), port, fixed_reply_params(), kRx, nt, now);
+  o.v = handle_frame(o.buf.data(), frame.size(), port, fixed_reply_params(), kRx, nt, now, env);
   return o;
+}
+Out handle_env(const Bytes& frame, const PolicyEnv& env, const PortIdentity& port = our_port()) {
+  NeighbourTable nt;
+  return handle(frame, port, nt, kNow, env);
+}
+
+// ------------------------------------------------------------------ policies
+
+constexpr uint32_t kServerIp = ip4(192, 0, 2, 44);     // a [[server]] beyond the router
+constexpr uint32_t kPeerIp = ip4(10, 99, 0, 7);        // a [[peer]]
+constexpr uint32_t kBothIp = ip4(10, 99, 0, 8);        // a [[server]] and a [[peer]]
+constexpr uint32_t kPeerClassIp = ip4(10, 99, 0, 66);  // in access.peer 10.99.0.64/26
+constexpr uint32_t kDeniedIp = ip4(10, 99, 0, 200);    // in access.deny 10.99.0.192/27
+constexpr uint32_t kQueryIp = ip4(10, 99, 0, 40);      // in access.query 10.99.0.40/32
+constexpr uint32_t kSyncIp = ip4(10, 99, 0, 50);       // in access.synchronization 10.99.0.48/29
+
+Policy lab_policy(bool kod = false, bool answer_unknown_peers = false) {
+  Policy p;
+  p.access = proto::AccessTable({{ip4(10, 99, 0, 64), 26, proto::AccessClass::kPeer},
+                                 {ip4(10, 99, 0, 192), 27, proto::AccessClass::kDeny},
+                                 {ip4(10, 99, 0, 40), 32, proto::AccessClass::kQuery},
+                                 {ip4(10, 99, 0, 48), 29, proto::AccessClass::kSynchronization}},
+                                proto::AccessClass::kLimited);
+  p.kod = kod;
+  p.answer_unknown_peers = answer_unknown_peers;
+  p.assoc = {{kPeerIp, kAssocPeer}, {kBothIp, kAssocPeer | kAssocServer}, {kServerIp, kAssocServer}};
+  std::sort(p.assoc.begin(), p.assoc.end(), [](const AssocAddress& a, const AssocAddress& b) { return a.ipv4 < b.ipv4; });
+  return p;
+}
+
+// A limiter that lets one request through per 2^3 s with a burst of 1.
+RateLimitParams tight_limits() {
+  RateLimitParams l;
+  l.interval_log2 = 3;
+  l.burst = 1;
+  l.leak_log2 = 4;
+  return l;
+}
+
+Bytes ntp_from(uint32_t src, uint8_t li_vn_mode, uint16_t src_port = kClientPort, uint16_t dst_port = 123) {
+  Bytes payload = chrony_payload();
+  payload[0] = li_vn_mode;
+  IpSpec ip = client_ip();
+  ip.src = src;
+  return ntp_frame(payload, {.src_port = src_port, .dst_port = dst_port}, ip);
 }
 Out handle(const Bytes& frame, const PortIdentity& port = our_port()) {
   NeighbourTable nt;
@@ -323,6 +369,10 @@ TEST(FrameNtp, ExtensionFieldsDroppedFromReplyFrame) {
 }
 
 TEST(FrameNtp, PeerAndServerPacketsGoToControlUntouched) {
+  Policy pol = lab_policy();
+  pol.assoc = {{ip4(192, 0, 2, 44), kAssocServer | kAssocPeer}};
+  PolicyEnv env;
+  env.policy = &pol;
   for (uint8_t mode : {1, 2, 4}) {
     SCOPED_TRACE(int{mode});
     Bytes payload = chrony_payload();
@@ -332,8 +382,9 @@ TEST(FrameNtp, PeerAndServerPacketsGoToControlUntouched) {
     const Bytes req = ntp_frame(payload, {.src_port = 123}, ip);
     // Also on a port that does not serve clients.
     for (bool serving : {true, false}) {
-      Out o = handle(req, our_port(serving));
+      Out o = handle_env(req, env, our_port(serving));
       ASSERT_EQ(o.v.action, FrameAction::kToControl);
+      EXPECT_TRUE(o.v.assoc_lane);
       EXPECT_EQ(o.v.ntp_offset, 42);
       EXPECT_EQ(o.v.ntp_len, 48);
       EXPECT_EQ(o.v.src_ip, ip4(192, 0, 2, 44));
@@ -347,7 +398,8 @@ TEST(FrameNtp, PeerAndServerPacketsGoToControlUntouched) {
   Bytes payload = chrony_payload();
   payload[0] = 0x21;
   payload.resize(68, 0x42);
-  Out o = handle(ntp_frame(payload, {.src_port = 123}));
+  pol.assoc = {{kClientIp, kAssocPeer}};
+  Out o = handle_env(ntp_frame(payload, {.src_port = 123}), env);
   ASSERT_EQ(o.v.action, FrameAction::kToControl);
   EXPECT_EQ(o.v.ntp_len, 68);
   EXPECT_EQ(o.v.src_port, 123);
@@ -921,6 +973,13 @@ struct DropCase {
   Bytes frame;
   DropReason reason;
   PortIdentity port = our_port();
+  // The policy cases: the lab policy (kod, answer_unknown_peers), a tight
+  // limiter and a reply cap of cap_rate/s (0: none); the frame is sent up
+  // to `tries` times and the first drop must have the reason.
+  bool with_policy = false;
+  bool kod = false, unknown_peers = false, limiter = false;
+  uint32_t cap_rate = 0;
+  int tries = 1;
 };
 
 std::vector<DropCase> drop_cases() {
@@ -1042,6 +1101,37 @@ std::vector<DropCase> drop_cases() {
     group_src[6] |= 1;  // a multicast source MAC
     t.push_back({"NTP from a group MAC", group_src, DropReason::kBadSourceAddress});
   }
+  auto policy_case = [&](std::string label, Bytes frame, DropReason r) {
+    DropCase c{std::move(label), std::move(frame), r};
+    c.with_policy = true;
+    return c;
+  };
+  t.push_back(policy_case("client request from a denied address", ntp_from(kDeniedIp, 0x23), DropReason::kAccessDenied));
+  t.push_back(policy_case("client request from a query-only address", ntp_from(kQueryIp, 0x23),
+                          DropReason::kAccessDenied));
+  {
+    DropCase c = policy_case("NTPv3 request from a denied address with kod", ntp_from(kDeniedIp, 0x1B),
+                             DropReason::kAccessDenied);
+    c.kod = true;
+    t.push_back(c);
+    DropCase l = policy_case("limited client over its limit, no kod", ntp_from(kClientIp, 0x23),
+                             DropReason::kRateLimited);
+    l.limiter = true;
+    l.tries = 64;
+    t.push_back(l);
+    DropCase cap = policy_case("reply cap spent", ntp_from(kClientIp, 0x23), DropReason::kReplyCap);
+    cap.cap_rate = 1;  // a burst of one answer
+    cap.tries = 2;
+    t.push_back(cap);
+  }
+  t.push_back(policy_case("mode 2 from a stranger", ntp_from(kClientIp, 0x22), DropReason::kNotAPeer));
+  t.push_back(policy_case("mode 1 from a stranger", ntp_from(kClientIp, 0x21), DropReason::kNotAPeer));
+  t.push_back(policy_case("mode 1 from a [[server]] only", ntp_from(kServerIp, 0x21), DropReason::kNotAPeer));
+  t.push_back(policy_case("mode 4 from a stranger", ntp_from(kClientIp, 0x24, 123), DropReason::kUnexpectedServer));
+  t.push_back(policy_case("mode 4 from a stranger to port 40000", ntp_from(kClientIp, 0x24, 123, 40000),
+                          DropReason::kUdpPortClosed));
+  t.push_back(policy_case("mode 3 from a [[server]] to port 40000", ntp_from(kServerIp, 0x23, 123, 40000),
+                          DropReason::kUdpPortClosed));
   return t;
 }
 
@@ -1050,20 +1140,264 @@ TEST(FrameDrops, EveryReasonFromAFrame) {
   for (const DropCase& c : drop_cases()) {
     SCOPED_TRACE(c.name);
     NeighbourTable nt;
-    Out o = handle(c.frame, c.port, nt);
+    const Policy pol = lab_policy(c.kod, c.unknown_peers);
+    RateLimiter limiter(1024, tight_limits(), 0x5EED);
+    ReplyCap cap(c.cap_rate);
+    PolicyEnv env;
+    if (c.with_policy) env.policy = &pol;
+    if (c.limiter) env.limiter = &limiter;
+    if (c.cap_rate) env.cap = &cap;
+    Out o;
+    for (int i = 0; i < c.tries; i++) {
+      o = handle(c.frame, c.port, nt, kNow + i, env);
+      if (o.v.action == FrameAction::kDrop) break;
+    }
     EXPECT_DROP(o, c.reason);
     EXPECT_FALSE(o.v.learned_neighbour);
     covered.insert(c.reason);
   }
-  // Every reason except those only the worker loop can produce.
+  // Every reason except those only the worker loop can produce (the tx
+  // ring's bad entries: test_worker).
   const std::set<DropReason> worker_only = {DropReason::kControlRingFull, DropReason::kTxFull,
-                                            DropReason::kNoNeighbour};
+                                            DropReason::kNoNeighbour, DropReason::kBadControlPacket};
   for (size_t i = 0; i < proto::kDropReasonCount; i++) {
     const auto r = static_cast<DropReason>(i);
     if (!worker_only.count(r)) {
       EXPECT_TRUE(covered.count(r)) << "no frame for " << name(r);
     }
   }
+}
+
+// ------------------------------------------------------------------ the policy per packet
+
+PolicyEnv env_of(const Policy& p, RateLimiter* l = nullptr, ReplyCap* c = nullptr, int64_t now_ns = 1'000'000'000) {
+  PolicyEnv e;
+  e.policy = &p;
+  e.limiter = l;
+  e.cap = c;
+  e.now_ns = now_ns;
+  return e;
+}
+
+// The UDP/IP framing of an NTP answer of kind k to src: back to the sender,
+// from port 123, checksums right (a KoD complete, nothing to stamp).
+void expect_answer_frame(const Out& o, ReplyKind k, uint32_t src) {
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.kind, k);
+  EXPECT_EQ(o.v.len, 90);
+  const uint8_t* ip = o.buf.data() + 14;
+  EXPECT_TRUE(ipv4_header_ok(ip));
+  EXPECT_EQ(get32(ip + 12), kOurIp);
+  EXPECT_EQ(get32(ip + 16), src);
+  EXPECT_EQ(get16(ip + 20), 123);
+  EXPECT_EQ(get16(ip + 22), kClientPort);
+  EXPECT_TRUE(udp_checksum_ok(ip));
+  EXPECT_EQ(stamps_transmit(k), k == ReplyKind::kNtp || k == ReplyKind::kNtpPassive);
+}
+
+TEST(FramePolicy, ServerRepliesFromConfiguredAssociationsToAnyPort) {
+  const Policy pol = lab_policy();
+  for (uint32_t src : {kServerIp, kBothIp, kPeerIp}) {
+    for (uint16_t dport : {uint16_t{123}, uint16_t{40000}, uint16_t{1}}) {
+      SCOPED_TRACE(testing::Message() << std::hex << src << std::dec << " port " << dport);
+      const Out o = handle_env(ntp_from(src, 0x24, 123, dport), env_of(pol));
+      ASSERT_EQ(o.v.action, FrameAction::kToControl);
+      EXPECT_TRUE(o.v.assoc_lane);
+      EXPECT_EQ(o.v.dst_port, dport);
+      EXPECT_EQ(o.v.src_ip, src);
+    }
+  }
+  // From anyone else: refused, to port 123 by what it is, elsewhere as a closed port.
+  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x24, 123, 123), env_of(pol)), DropReason::kUnexpectedServer);
+  EXPECT_DROP(handle_env(ntp_from(kPeerClassIp, 0x24, 123, 123), env_of(pol)), DropReason::kUnexpectedServer);
+  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x24, 123, 40000), env_of(pol)), DropReason::kUdpPortClosed);
+  // Only mode 4 may come to another port, also from a configured server.
+  for (uint8_t mode : {1, 2, 3})
+    EXPECT_DROP(handle_env(ntp_from(kBothIp, static_cast<uint8_t>(0x20 | mode), 123, 40000), env_of(pol)),
+                DropReason::kUdpPortClosed);
+}
+
+TEST(FramePolicy, SymmetricPacketsByWhoSendsThem) {
+  const Policy pol = lab_policy();
+  RateLimiter limiter(1024, RateLimitParams{}, 1);
+  for (uint8_t mode : {1, 2}) {
+    SCOPED_TRACE(int{mode});
+    const uint8_t lvm = static_cast<uint8_t>(0x20 | mode);
+    // A configured [[peer]]: its own lane.
+    for (uint32_t src : {kPeerIp, kBothIp}) {
+      const Out o = handle_env(ntp_from(src, lvm), env_of(pol, &limiter));
+      ASSERT_EQ(o.v.action, FrameAction::kToControl);
+      EXPECT_TRUE(o.v.assoc_lane);
+    }
+    // The peer class: the shared lane (a passive association may follow).
+    const Out o = handle_env(ntp_from(kPeerClassIp, lvm), env_of(pol, &limiter));
+    ASSERT_EQ(o.v.action, FrameAction::kToControl);
+    EXPECT_FALSE(o.v.assoc_lane);
+    // Everyone else, also a [[server]] and a synchronization-class address: not a peer.
+    for (uint32_t src : {kServerIp, kClientIp, kSyncIp, kQueryIp})
+      EXPECT_DROP(handle_env(ntp_from(src, lvm), env_of(pol, &limiter)), DropReason::kNotAPeer);
+  }
+}
+
+TEST(FramePolicy, PeerClassFloodIsRateLimited) {
+  const Policy pol = lab_policy();
+  RateLimiter limiter(1024, tight_limits(), 2);
+  int forwarded = 0, limited = 0;
+  for (int i = 0; i < 200; i++) {
+    const Out o = handle_env(ntp_from(kPeerClassIp, 0x21), env_of(pol, &limiter, nullptr, 1'000'000'000 + i * 1000));
+    if (o.v.action == FrameAction::kToControl) {
+      forwarded++;
+    } else {
+      EXPECT_DROP(o, DropReason::kRateLimited);
+      limited++;
+    }
+  }
+  EXPECT_GE(forwarded, 1);
+  // Burst 1 and leak 1 in 16: far fewer than the 200 sent reach the lane.
+  EXPECT_LT(forwarded, 40);
+  EXPECT_EQ(forwarded + limited, 200);
+  // A configured peer is never limited, whatever the limiter says.
+  for (int i = 0; i < 50; i++)
+    EXPECT_EQ(handle_env(ntp_from(kPeerIp, 0x21), env_of(pol, &limiter)).v.action, FrameAction::kToControl);
+}
+
+TEST(FramePolicy, UnknownPeerGetsStatelessModeTwoWhenAllowed) {
+  const Policy off = lab_policy(false, false);
+  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x21), env_of(off)), DropReason::kNotAPeer);
+  const Policy on = lab_policy(false, true);
+  const Bytes req = ntp_from(kClientIp, 0x21);
+  const Out o = handle_env(req, env_of(on));
+  expect_answer_frame(o, ReplyKind::kNtpPassive, kClientIp);
+  const uint8_t* ntp = o.buf.data() + 42;
+  EXPECT_EQ(ntp[0], 0x22);  // LI 0, VN 4, mode 2
+  EXPECT_EQ(Bytes(ntp + 24, ntp + 32), Bytes(req.begin() + 82, req.begin() + 90));  // origin
+  EXPECT_EQ(get32(ntp + 32), kRx.seconds);
+  // Mode 2 from a stranger is never answered; a denied or query-only one
+  // gets no time; a port that serves no clients serves no strangers.
+  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x22), env_of(on)), DropReason::kNotAPeer);
+  EXPECT_DROP(handle_env(ntp_from(kDeniedIp, 0x21), env_of(on)), DropReason::kAccessDenied);
+  EXPECT_DROP(handle_env(ntp_from(kQueryIp, 0x21), env_of(on)), DropReason::kAccessDenied);
+  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x21), env_of(on), our_port(false)), DropReason::kNtpServerDisabled);
+  // Rate-limited like a client even from a synchronization address (the
+  // stateless answer is nobody's association).
+  RateLimiter limiter(1024, tight_limits(), 3);
+  int answered = 0;
+  for (int i = 0; i < 100; i++) {
+    const Out r = handle_env(ntp_from(kSyncIp, 0x21), env_of(on, &limiter, nullptr, 1'000'000'000 + i));
+    answered += r.v.action == FrameAction::kTransmit;
+    if (r.v.action == FrameAction::kDrop) EXPECT_DROP(r, DropReason::kRateLimited);
+  }
+  EXPECT_GE(answered, 1);
+  EXPECT_LT(answered, 20);
+}
+
+TEST(FramePolicy, DeniedClientsGetNothingOrDenyKod) {
+  const Policy silent = lab_policy(false);
+  for (uint32_t src : {kDeniedIp, kQueryIp})
+    EXPECT_DROP(handle_env(ntp_from(src, 0x23), env_of(silent)), DropReason::kAccessDenied);
+  const Policy kod = lab_policy(true);
+  const Bytes req = ntp_from(kDeniedIp, 0x23);
+  const Out o = handle_env(req, env_of(kod));
+  expect_answer_frame(o, ReplyKind::kKodDeny, kDeniedIp);
+  const uint8_t* ntp = o.buf.data() + 42;
+  EXPECT_EQ(ntp[0], 0xE4);  // LI 3, VN 4, mode 4
+  EXPECT_EQ(ntp[1], 0);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(ntp + 12), 4), "DENY");
+  for (int at : {24, 32, 40}) EXPECT_EQ(Bytes(ntp + at, ntp + at + 8), Bytes(req.begin() + 82, req.begin() + 90));
+  // NTPv3: no KoD, nothing.
+  EXPECT_DROP(handle_env(ntp_from(kDeniedIp, 0x1B), env_of(kod)), DropReason::kAccessDenied);
+  // A spoofed victim gets DENY KoDs within a client's budget only.
+  RateLimiter limiter(1024, tight_limits(), 4);
+  int kods = 0;
+  for (int i = 0; i < 1000; i++) {
+    const Out r = handle_env(req, env_of(kod, &limiter, nullptr, 1'000'000'000 + i * 1000));
+    if (r.v.action == FrameAction::kTransmit) {
+      EXPECT_EQ(r.v.kind, ReplyKind::kKodDeny);
+      kods++;
+    } else {
+      EXPECT_DROP(r, DropReason::kAccessDenied);
+    }
+  }
+  EXPECT_GE(kods, 1);
+  EXPECT_LE(kods, 10);
+}
+
+TEST(FramePolicy, LimitedClientsGetRateKodOrNothingOverTheLimit) {
+  for (bool with_kod : {false, true}) {
+    SCOPED_TRACE(with_kod);
+    const Policy pol = lab_policy(with_kod);
+    RateLimiter limiter(1024, tight_limits(), 5);
+    int answers = 0, kods = 0, leaked = 0, dropped = 0;
+    for (int i = 0; i < 1000; i++) {
+      // One a second against one per 8 s: about 1 in 8 within the limit,
+      // as many over it within the excess budget (leaked or KoD), the rest dropped.
+      const Bytes req = ntp_from(kClientIp, 0x23);
+      const Out r = handle_env(req, env_of(pol, &limiter, nullptr, 1'000'000'000 + int64_t{i} * 1'000'000'000));
+      if (r.v.action == FrameAction::kDrop) {
+        EXPECT_DROP(r, DropReason::kRateLimited);
+        dropped++;
+        continue;
+      }
+      ASSERT_EQ(r.v.action, FrameAction::kTransmit);
+      if (r.v.kind == ReplyKind::kKodRate) {
+        expect_answer_frame(r, ReplyKind::kKodRate, kClientIp);
+        const uint8_t* ntp = r.buf.data() + 42;
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(ntp + 12), 4), "RATE");
+        EXPECT_EQ(ntp[0] >> 6, 3);
+        EXPECT_EQ(Bytes(ntp + 24, ntp + 32), Bytes(req.begin() + 82, req.begin() + 90));
+        kods++;
+      } else {
+        EXPECT_EQ(r.v.kind, ReplyKind::kNtp);
+        answers++;
+        leaked += r.v.rate_leaked;
+      }
+    }
+    EXPECT_GE(answers, 1);
+    EXPECT_GE(leaked, 1) << "1 in 16 over the limit is still answered";
+    EXPECT_LT(answers, 200);
+    EXPECT_EQ(kods > 0, with_kod);
+    EXPECT_GT(dropped, 500);
+    EXPECT_EQ(answers + kods + dropped, 1000);
+  }
+  // RATE KoD for NTPv4 only: an NTPv3 client over its limit gets nothing.
+  const Policy pol = lab_policy(true);
+  RateLimiter limiter(1024, tight_limits(), 6);
+  for (int i = 0; i < 300; i++) {
+    const Out r = handle_env(ntp_from(kClientIp, 0x1B), env_of(pol, &limiter, nullptr, 1'000'000'000 + i));
+    if (r.v.action == FrameAction::kTransmit) EXPECT_EQ(r.v.kind, ReplyKind::kNtp);
+  }
+}
+
+TEST(FramePolicy, UnlimitedClassesAreNeverRateLimited) {
+  const Policy pol = lab_policy(true);
+  RateLimiter limiter(1024, tight_limits(), 7);
+  ReplyCap cap(1);
+  for (uint32_t src : {kSyncIp, kPeerClassIp}) {
+    for (int i = 0; i < 100; i++) {
+      const Out r = handle_env(ntp_from(src, 0x23), env_of(pol, &limiter, &cap, 1'000'000'000 + i));
+      ASSERT_EQ(r.v.action, FrameAction::kTransmit);
+      EXPECT_EQ(r.v.kind, ReplyKind::kNtp);
+    }
+  }
+}
+
+TEST(FramePolicy, ReplyCapBrakesEveryLimitedAnswer) {
+  const Policy pol = lab_policy(true);
+  RateLimiter limiter(1u << 16, RateLimitParams{}, 8);
+  ReplyCap cap(100);  // a burst of 10
+  int sent = 0, capped = 0;
+  // 1000 different sources in the same millisecond: each within its own
+  // limit, together over the cap.
+  for (uint32_t i = 0; i < 1000; i++) {
+    const Out r = handle_env(ntp_from(ip4(10, 99, 1, 0) + i % 250 + (i / 250) * 0x10000, 0x23),
+                             env_of(pol, &limiter, &cap, 1'000'000'000));
+    if (r.v.action == FrameAction::kTransmit)
+      sent++;
+    else if (r.v.reason == DropReason::kReplyCap)
+      capped++;
+  }
+  EXPECT_EQ(sent, 10);
+  EXPECT_EQ(capped, 990);
 }
 
 TEST(FrameDrops, BaseFramesOfTheTableAreAnswered) {
@@ -1229,6 +1563,12 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
   const size_t canary = FRAME_TEST_ASAN ? 0 : 16;
   NeighbourTable nt;
   std::map<std::string, int> seen;
+  // The seeds' client is a configured peer and server: its modes 1, 2
+  // and 4 reach the control plane (the policy's rules: FramePolicy).
+  Policy fuzz_policy;
+  fuzz_policy.assoc = {{kClientIp, kAssocPeer | kAssocServer}};
+  PolicyEnv fuzz_env;
+  fuzz_env.policy = &fuzz_policy;
   // Time runs a few ms per frame, so the run spans many defence intervals.
   int64_t now = kNow;
   int64_t last_defence = 0;
@@ -1292,7 +1632,7 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
     std::copy(f.begin(), f.end(), buf.begin());
     PortIdentity port = our_port(rng() % 8 != 0);
     now += static_cast<int64_t>(rng() % 4000000);
-    const FrameVerdict v = handle_frame(buf.data(), len, port, fixed_reply_params(), kRx, nt, now);
+    const FrameVerdict v = handle_frame(buf.data(), len, port, fixed_reply_params(), kRx, nt, now, fuzz_env);
     if (v.arp_conflict) {  // only a well-formed ARP packet from another MAC with our address as sender
       ASSERT_GE(len, 42u);
       ASSERT_EQ(get16(f.data() + 12), 0x0806);

@@ -639,5 +639,146 @@ TEST(ResponderLeap, EraSafeAcross2036) {
   EXPECT_EQ(b[0], 0x64);
 }
 
+// ------------------------------------------------- kiss-o'-death, stateless mode 2
+
+// A chrony request with its own precision, root delay/dispersion and
+// reference timestamp, to see which fields a KoD keeps.
+Bytes client_request_with_fields() {
+  Bytes b = request(0x23, 48, 7);
+  b[3] = 0xEA;                                            // precision -22
+  for (int i = 0; i < 4; i++) b[4 + i] = static_cast<uint8_t>(0x10 + i);   // root delay
+  for (int i = 0; i < 4; i++) b[8 + i] = static_cast<uint8_t>(0x20 + i);   // root dispersion
+  for (int i = 0; i < 4; i++) b[12 + i] = static_cast<uint8_t>(0x30 + i);  // reference ID
+  for (int i = 0; i < 8; i++) b[16 + i] = static_cast<uint8_t>(0x40 + i);  // reference timestamp
+  for (int i = 0; i < 8; i++) b[24 + i] = static_cast<uint8_t>(0x50 + i);  // origin (the client's garbage)
+  for (int i = 0; i < 8; i++) b[32 + i] = static_cast<uint8_t>(0x60 + i);  // receive
+  return b;
+}
+
+uint64_t sum_words(const Bytes& b, size_t n) {
+  uint64_t s = 0;
+  for (size_t i = 0; i < n; i += 4) s += proto::load_be32(b.data() + i);
+  return s;
+}
+
+TEST(ResponderKod, RateAndDenyFormat) {
+  for (uint32_t code : {proto::kKissRate, proto::kKissDeny}) {
+    SCOPED_TRACE(code);
+    Bytes b = client_request_with_fields();
+    const Bytes before = b;
+    const NtpRequest q = classify_request(b.data(), 48);
+    ASSERT_TRUE(q.ok);
+    const NtpDecision d = kiss_of_death(b.data(), q, code);
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(d.reply_len, 48);
+    // RFC 5905 section 7.4: LI 3, VN 4 (the request's), mode 4, stratum 0,
+    // the kiss code in the reference ID, the client's poll.
+    EXPECT_EQ(b[0], 0xE4);
+    EXPECT_EQ(b[1], 0);
+    EXPECT_EQ(b[2], 7);
+    EXPECT_EQ(proto::load_be32(b.data() + 12), code);
+    // The client's precision, root delay/dispersion and reference as sent
+    // (ntpd's fast_xmit with RES_KOD): nothing of our clock.
+    EXPECT_EQ(Bytes(b.begin() + 3, b.begin() + 12), Bytes(before.begin() + 3, before.begin() + 12));
+    EXPECT_EQ(Bytes(b.begin() + 16, b.begin() + 24), Bytes(before.begin() + 16, before.begin() + 24));
+    // Origin, receive and transmit: the request's transmit timestamp.
+    const Bytes xmt(before.begin() + 40, before.begin() + 48);
+    EXPECT_EQ(Bytes(b.begin() + 24, b.begin() + 32), xmt);
+    EXPECT_EQ(Bytes(b.begin() + 32, b.begin() + 40), xmt);
+    EXPECT_EQ(Bytes(b.begin() + 40, b.begin() + 48), xmt);
+    // The sum the frame's checksum uses is that of the bytes written.
+    EXPECT_EQ(d.reply_sum, sum_words(b, 48));
+    // Nothing written past the 48 bytes.
+    for (size_t i = 48; i < b.size(); i++) EXPECT_EQ(b[i], before[i]);
+  }
+}
+
+TEST(ResponderKod, KissCodesAreAsciiOnTheWire) {
+  Bytes b = client_request_with_fields();
+  const NtpRequest q = classify_request(b.data(), 48);
+  kiss_of_death(b.data(), q, proto::kKissRate);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data() + 12), 4), "RATE");
+  kiss_of_death(b.data(), q, proto::kKissDeny);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data() + 12), 4), "DENY");
+}
+
+TEST(ResponderKod, OnlyForNtpV4) {
+  for (uint8_t v : {1, 2, 3}) {
+    SCOPED_TRACE(int{v});
+    Bytes b = request(static_cast<uint8_t>((v << 3) | 3));
+    const Bytes before = b;
+    const NtpRequest q = classify_request(b.data(), 48);
+    ASSERT_TRUE(q.ok);
+    const NtpDecision d = kiss_of_death(b.data(), q, proto::kKissRate);
+    EXPECT_EQ(d.action, NtpAction::kDrop);
+    EXPECT_EQ(b, before);  // untouched
+  }
+}
+
+TEST(ResponderKod, NeverLargerThanTheRequestNoMacEchoed) {
+  // A request with a 20-byte MAC (68 bytes) and one with a 24-byte MAC: the
+  // KoD is the 48-byte header, the MAC neither echoed nor NAKed.
+  for (size_t len : {68u, 72u}) {
+    SCOPED_TRACE(len);
+    Bytes b = request(0x23, len);
+    for (size_t i = 48; i < len; i++) b[i] = static_cast<uint8_t>(i);
+    b[48] = 0;  // key ID 0x00xxxxxx
+    const Bytes before = b;
+    const NtpRequest q = classify_request(b.data(), len);
+    ASSERT_TRUE(q.ok);
+    ASSERT_GT(q.mac_len, 4);
+    const NtpDecision d = kiss_of_death(b.data(), q, proto::kKissDeny);
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(d.reply_len, 48);
+    EXPECT_LE(d.reply_len, len);
+    for (size_t i = 48; i < b.size(); i++) EXPECT_EQ(b[i], before[i]);
+  }
+}
+
+TEST(ResponderPassive, StatelessModeTwoAnswer) {
+  // RFC 5905: a symmetric-active packet from an address that may not peer,
+  // answered as a client request would be, in mode 2 (symmetric passive).
+  Bytes b = buffer_of(golden::kChronyRequest0, 48);
+  b[0] = 0x21;  // LI 0, VN 4, mode 1
+  const Bytes before = b;
+  const NtpRequest q = classify_request(b.data(), 48);
+  ASSERT_TRUE(q.ok);
+  ASSERT_EQ(q.mode, proto::Mode::kSymmetricActive);
+  const NtpDecision d = answer(b.data(), q, kRx, fixed_reply_params(), proto::Mode::kSymmetricPassive);
+  ASSERT_EQ(d.action, NtpAction::kReply);
+  EXPECT_EQ(d.reply_len, 48);
+  EXPECT_EQ(b[0], 0x22);  // LI 0, VN 4, mode 2
+  EXPECT_EQ(Bytes(b.begin() + 1, b.begin() + 24), Bytes(kReplyHead.begin() + 1, kReplyHead.end()));
+  EXPECT_EQ(Bytes(b.begin() + 24, b.begin() + 32), Bytes(before.begin() + 40, before.begin() + 48));  // origin
+  EXPECT_EQ(proto::load_ts(b.data() + 32), kRx);
+  EXPECT_EQ(proto::load_ts(b.data() + 40), (NtpTimestamp{0, 0}));  // stamped at TX
+  EXPECT_EQ(d.reply_sum, sum_words(b, 48));
+  // The same request as a client's gets the same bytes but mode 4.
+  Bytes c = before;
+  c[0] = 0x23;
+  const NtpRequest qc = classify_request(c.data(), 48);
+  answer(c.data(), qc, kRx, fixed_reply_params(), proto::Mode::kServer);
+  EXPECT_EQ(c[0], 0x24);
+  EXPECT_EQ(Bytes(c.begin() + 1, c.begin() + 48), Bytes(b.begin() + 1, b.begin() + 48));
+}
+
+TEST(ResponderClassify, ModesAndVersions) {
+  Bytes b = request(0x0B);  // NTPv1 mode 3: a client
+  EXPECT_EQ(classify_request(b.data(), 48).mode, proto::Mode::kClient);
+  b = request(0x08);  // NTPv1 mode 0: RFC 1059 has no modes, a client
+  EXPECT_EQ(classify_request(b.data(), 48).mode, proto::Mode::kClient);
+  EXPECT_EQ(classify_request(b.data(), 48).version, 1);
+  b = request(0x20);  // NTPv4 mode 0
+  EXPECT_FALSE(classify_request(b.data(), 48).ok);
+  EXPECT_EQ(classify_request(b.data(), 48).reason, DropReason::kNtpBadMode);
+  for (uint8_t m : {1, 2, 3, 4}) {
+    b = request(static_cast<uint8_t>(0x20 | m));
+    const NtpRequest q = classify_request(b.data(), 48);
+    EXPECT_TRUE(q.ok);
+    EXPECT_EQ(static_cast<int>(q.mode), m);
+    EXPECT_EQ(q.transmit, proto::load_ts(b.data() + 40));
+  }
+}
+
 }  // namespace
 }  // namespace ntp::dp
