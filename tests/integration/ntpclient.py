@@ -8,7 +8,8 @@ test's truth. Each reply also carries what it proves about the served
 error bound (bound_check below); with --check the client exits 1 if any
 synchronized answer broke it.
 
-usage: ntpclient.py SERVER [--count N (0: until killed)] [--interval S] [--timeout S] [--version V] [--check]
+usage: ntpclient.py SERVER [--count N (0: until killed)] [--interval S] [--timeout S] [--version V] [--poll P]
+                          [--source ADDR] [--check]
        ntpclient.py --status URL   (the bound from a /status snapshot: the served clock minus the host clock)
 """
 import argparse
@@ -73,10 +74,10 @@ def status_bound(system):
     return err_ns, bound_ns, ratio
 
 
-def query(s, server, version):
+def query(s, server, version, poll=0):
     t1 = time.time_ns()
     xmt = to_ntp(t1) ^ (os.getpid() & 0xFFF)  # unique per request
-    req = bytes([(0 << 6) | (version << 3) | 3]) + bytes(39) + struct.pack("!Q", xmt)
+    req = bytes([(0 << 6) | (version << 3) | 3, 0, poll & 0xFF]) + bytes(37) + struct.pack("!Q", xmt)
     s.sendto(req, (server, 123))
     out = {"sent_ns": t1, "reply": False}
     deadline = time.monotonic() + s.gettimeout()
@@ -88,12 +89,13 @@ def query(s, server, version):
         t4 = time.time_ns()
         if len(data) < 48 or struct.unpack("!Q", data[24:32])[0] != xmt:
             continue  # a late answer to an earlier request
-        li_vn_mode, stratum, poll, prec = data[0], data[1], data[2], struct.unpack("!b", data[3:4])[0]
+        li_vn_mode, stratum, prec = data[0], data[1], struct.unpack("!b", data[3:4])[0]
+        reply_poll = struct.unpack("!b", data[2:3])[0]
         rootdelay, rootdisp = struct.unpack("!II", data[4:12])
         t2 = from_ntp(struct.unpack("!Q", data[32:40])[0], t1)
         t3 = from_ntp(struct.unpack("!Q", data[40:48])[0], t1)
-        out.update(reply=True, leap=li_vn_mode >> 6, version=(li_vn_mode >> 3) & 7, mode=li_vn_mode & 7,
-                   stratum=stratum, precision=prec, root_delay_raw=rootdelay, root_dispersion_raw=rootdisp,
+        out.update(reply=True, length=len(data), leap=li_vn_mode >> 6, version=(li_vn_mode >> 3) & 7,
+                   mode=li_vn_mode & 7, stratum=stratum, poll=reply_poll, precision=prec, root_delay_raw=rootdelay, root_dispersion_raw=rootdisp,
                    root_delay_s=rootdelay / 65536, root_dispersion_s=rootdisp / 65536,
                    refid=socket.inet_ntoa(data[12:16]), refid_text=refid_text(data[12:16], stratum),
                    t1_ns=t1, t2_ns=t2, t3_ns=t3, t4_ns=t4,
@@ -110,6 +112,8 @@ def main():
     ap.add_argument("--interval", type=float, default=0.2)
     ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--version", type=int, default=4)
+    ap.add_argument("--poll", type=int, default=0, help="the request's poll field, log2 s")
+    ap.add_argument("--source", help="send from this local address")
     ap.add_argument("--check", action="store_true", help="exit 1 if a synchronized answer broke its bound")
     ap.add_argument("--status", metavar="URL", help="check the bound of a /status snapshot instead")
     a = ap.parse_args()
@@ -123,9 +127,11 @@ def main():
         ap.error("a server is needed (or --status URL)")
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(a.timeout)
+    if a.source:
+        s.bind((a.source, 0))
     broken = 0
     for i in itertools.count() if a.count == 0 else range(a.count):
-        out = query(s, a.server, a.version)
+        out = query(s, a.server, a.version, a.poll)
         out = {"seq": i, **out}
         print(json.dumps(out), flush=True)
         # Leap 3: the server says it does not know the time; no bound is claimed.
