@@ -1,0 +1,69 @@
+// One writer per channel, and only files that are ours: the two daemons'
+// shared memory and their lock files live in /dev/shm, which every local
+// user can write. A file there that another user planted (or a symlink to
+// elsewhere) must never be attached, written or trusted, and a second
+// ntp-control or ntp-dataplane on the same segment would break the
+// single-writer seqlocks and rings, so each takes a lock first.
+// Used by both daemons at start (like host_check.h), never on a hot path.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+
+namespace ntp::config {
+
+// Where shm_open puts a POSIX shared-memory name: /dev/shm/<name without
+// its leading slash>.
+std::string shm_path(const std::string& shm_name);
+
+// What is wrong with trusting a file (what: "shared memory /ntp-x", "lock
+// file /dev/shm/ntp-x.control.lock"), from its fstat: not a regular file,
+// not owned by our effective uid, any group or other permission bit, more
+// than one hard link. Empty when it is ours alone. The text is the same for
+// the same cause, so a caller that retries can log it once.
+std::string private_file_problem(const struct stat& st, const std::string& what);
+
+// open(2) of path with O_NOFOLLOW | O_CLOEXEC | flags (what shm_open does,
+// plus O_NOFOLLOW, which shm_open does not take), then the checks above.
+// Returns the fd, or -1: errno ENOENT with err empty when there is no such
+// file (and O_CREAT was not given), else err says why (a symlink, another
+// user's file, an open error).
+int open_private(const std::string& path, int flags, const std::string& what, std::string& err);
+
+// The lock that makes a daemon the only one of its role on a segment:
+// flock(LOCK_EX | LOCK_NB) on /dev/shm/<name>.<role>.lock, created mode
+// 0600 and checked like the segment, held until release() or the process
+// ends (the kernel drops it on any exit, kill -9 too, so there is nothing
+// stale to judge by a pid). The pid written into the file is only for the
+// message. Not thread-safe: taken at start.
+class InstanceLock {
+ public:
+  InstanceLock() = default;
+  InstanceLock(const InstanceLock&) = delete;
+  InstanceLock& operator=(const InstanceLock&) = delete;
+  ~InstanceLock() { release(); }
+
+  // role: "control" or "dataplane" (the program is ntp-<role>). False with
+  // err when another process holds it ("ntp-control for /ntp-x is already
+  // running (pid N holds /dev/shm/ntp-x.control.lock)") or the lock file
+  // cannot be trusted or made.
+  bool acquire(const std::string& shm_name, const char* role, std::string& err);
+  // Removes the lock file (when it is still ours) and drops the lock.
+  void release();
+  bool held() const { return fd_ >= 0; }
+  const std::string& path() const { return path_; }
+
+  // Whether this process holds the lock for shm_name and role, through any
+  // InstanceLock (the dataplane's segment checks its main() took it).
+  static bool held_here(const std::string& shm_name, const char* role);
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// /dev/shm/<name without slash>.<role>.lock
+std::string lock_path(const std::string& shm_name, const char* role);
+
+}  // namespace ntp::config
