@@ -1,6 +1,10 @@
 #include "proto/channel_abi.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
+
+#include "proto/rte_ring_layout.h"
 
 namespace ntp::proto {
 
@@ -47,6 +51,74 @@ const char* drop_reason_name(DropReason r) {
   return "unknown";
 }
 
+namespace {
+
+// One ring the segment says it holds, to be checked.
+struct RingExtent {
+  char what[40];      // "rx ring of worker 3"
+  uint64_t offset;
+  uint64_t bytes;
+};
+
+uint32_t ring_u32(const SegmentHeader* h, uint64_t offset, size_t field) {
+  uint32_t v;
+  std::memcpy(&v, reinterpret_cast<const uint8_t*>(h) + offset + field, sizeof v);
+  return v;
+}
+
+// The ring at r.offset as ntp-dataplane creates it (rte_ring_init with
+// RING_F_SP_ENQ | RING_F_SC_DEQ, count ring_size): within the mapping,
+// aligned, and its own size, mask, capacity, flags and sync types as made.
+// rte_ring indexes its slots with (index & mask) up to size elements of the
+// size the caller passes: a mask or size larger than made would read and
+// write past the ring, and past the mapping.
+std::string check_ring(const SegmentHeader* h, size_t mapped_size, const RingExtent& r) {
+  namespace L = rte_ring_layout;
+  char buf[256];
+  const auto off = static_cast<unsigned long long>(r.offset);
+  if (r.offset < sizeof(SegmentHeader)) {
+    std::snprintf(buf, sizeof buf, "segment's %s at offset %llu overlaps the header (%zu bytes)", r.what, off,
+                  sizeof(SegmentHeader));
+    return buf;
+  }
+  if (r.offset % L::kAlign != 0) {
+    std::snprintf(buf, sizeof buf, "segment's %s at offset %llu is not aligned to %zu bytes", r.what, off, L::kAlign);
+    return buf;
+  }
+  if (r.offset > mapped_size || r.bytes > mapped_size - r.offset) {
+    std::snprintf(buf, sizeof buf, "segment's %s at offset %llu, %llu bytes, ends beyond the %zu bytes mapped", r.what,
+                  off, static_cast<unsigned long long>(r.bytes), mapped_size);
+    return buf;
+  }
+  const uint32_t size = ring_u32(h, r.offset, L::kSize), mask = ring_u32(h, r.offset, L::kMask),
+                 capacity = ring_u32(h, r.offset, L::kCapacity), flags = ring_u32(h, r.offset, L::kFlags),
+                 prod_sync = ring_u32(h, r.offset, L::kProdSyncType),
+                 cons_sync = ring_u32(h, r.offset, L::kConsSyncType);
+  if (size != h->ring_size) {
+    std::snprintf(buf, sizeof buf, "segment's %s has size %u, but the segment's ring size is %u", r.what, size,
+                  h->ring_size);
+    return buf;
+  }
+  if (mask != size - 1) {
+    std::snprintf(buf, sizeof buf, "segment's %s has mask 0x%x, not its size - 1 (0x%x)", r.what, mask, size - 1);
+    return buf;
+  }
+  if (capacity != size - 1) {
+    std::snprintf(buf, sizeof buf, "segment's %s has capacity %u, not its size - 1 (%u)", r.what, capacity, size - 1);
+    return buf;
+  }
+  if (flags != (L::kFlagSpEnq | L::kFlagScDeq) || prod_sync != L::kSyncSt || cons_sync != L::kSyncSt) {
+    std::snprintf(buf, sizeof buf,
+                  "segment's %s has flags 0x%x and sync types %u/%u, not single-producer/single-consumer "
+                  "(0x%x, %u/%u) as ntp-dataplane creates it",
+                  r.what, flags, prod_sync, cons_sync, L::kFlagSpEnq | L::kFlagScDeq, L::kSyncSt, L::kSyncSt);
+    return buf;
+  }
+  return {};
+}
+
+}  // namespace
+
 std::string check_segment(const SegmentHeader* h, size_t mapped_size) {
   char buf[256];
   if (mapped_size < sizeof(SegmentHeader)) {
@@ -72,11 +144,43 @@ std::string check_segment(const SegmentHeader* h, size_t mapped_size) {
                   static_cast<unsigned long long>(h->total_size), mapped_size);
     return buf;
   }
-  if (h->n_workers == 0 || h->n_workers > kMaxWorkers || h->n_ports > kMaxPorts) return "segment has impossible worker or port counts";
-  auto in_range = [&](uint64_t off) { return off >= sizeof(SegmentHeader) && off < mapped_size; };
-  for (uint32_t w = 0; w < h->n_workers; w++)
-    if (!in_range(h->rx_ring_offset[w])) return "segment ring offsets are out of range";
-  if (!in_range(h->tx_ring_offset) || !in_range(h->tx_report_ring_offset)) return "segment ring offsets are out of range";
+  if (h->n_workers == 0 || h->n_workers > kMaxWorkers || h->n_ports > kMaxPorts) {
+    std::snprintf(buf, sizeof buf, "segment has %u workers and %u ports: impossible (1..%zu workers, 0..%zu ports)",
+                  h->n_workers, h->n_ports, kMaxWorkers, kMaxPorts);
+    return buf;
+  }
+  // Two slots at least: rte_ring keeps one free (capacity size - 1).
+  const uint32_t n = h->ring_size;
+  if (n < 2 || (n & (n - 1)) != 0 || n > rte_ring_layout::kMaxCount) {
+    std::snprintf(buf, sizeof buf, "segment's ring size %u is not a power of two from 2 to 2^30", n);
+    return buf;
+  }
+
+  RingExtent rings[2 * kMaxWorkers + 2];
+  size_t n_rings = 0;
+  auto add = [&](uint64_t offset, size_t elem_bytes, const char* fmt, unsigned w) {
+    RingExtent& r = rings[n_rings++];
+    std::snprintf(r.what, sizeof r.what, fmt, w);
+    r.offset = offset;
+    r.bytes = rte_ring_layout::memsize(elem_bytes, n);
+  };
+  for (uint32_t w = 0; w < h->n_workers; w++) {
+    add(h->rx_ring_offset[w], sizeof(RxPacket), "rx ring of worker %u", w);
+    add(h->assoc_ring_offset[w], sizeof(RxPacket), "assoc ring of worker %u", w);
+  }
+  add(h->tx_ring_offset, sizeof(TxPacket), "tx ring", 0);
+  add(h->tx_report_ring_offset, sizeof(TxReport), "tx report ring", 0);
+  for (size_t i = 0; i < n_rings; i++)
+    if (std::string why = check_ring(h, mapped_size, rings[i]); !why.empty()) return why;
+
+  // Each within the mapping, and none on another: a worker's enqueue into
+  // one must not move another's indexes or mask.
+  std::sort(rings, rings + n_rings, [](const RingExtent& a, const RingExtent& b) { return a.offset < b.offset; });
+  for (size_t i = 1; i < n_rings; i++)
+    if (rings[i].offset < rings[i - 1].offset + rings[i - 1].bytes) {
+      std::snprintf(buf, sizeof buf, "segment's %s and %s overlap", rings[i - 1].what, rings[i].what);
+      return buf;
+    }
   return {};
 }
 
