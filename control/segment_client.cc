@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cerrno>
 #include <cstring>
 
@@ -14,8 +15,24 @@
 #include <rte_ring_elem.h>
 
 #include "hwclock/tsc.h"
+#include "proto/rte_ring_layout.h"
 
 namespace ntp::ctl {
+
+// proto::check_segment validates the rings through a mirror of DPDK's
+// struct rte_ring (proto may not include DPDK): the real one must match it.
+namespace layout = proto::rte_ring_layout;
+static_assert(sizeof(rte_ring) == layout::kBytes);
+static_assert(sizeof(rte_ring::name) == layout::kNameBytes);
+static_assert(offsetof(rte_ring, flags) == layout::kFlags);
+static_assert(offsetof(rte_ring, size) == layout::kSize);
+static_assert(offsetof(rte_ring, mask) == layout::kMask);
+static_assert(offsetof(rte_ring, capacity) == layout::kCapacity);
+static_assert(offsetof(rte_ring, prod.sync_type) == layout::kProdSyncType);
+static_assert(offsetof(rte_ring, cons.sync_type) == layout::kConsSyncType);
+static_assert(RING_F_SP_ENQ == layout::kFlagSpEnq && RING_F_SC_DEQ == layout::kFlagScDeq);
+static_assert(RTE_RING_SYNC_ST == layout::kSyncSt && RTE_RING_SZ_MASK == layout::kMaxCount);
+static_assert(RTE_CACHE_LINE_SIZE == layout::kAlign);
 
 HeartbeatWatch::Change HeartbeatWatch::observe(uint64_t heartbeat_raw, uint64_t now_raw, double tsc_hz,
                                                double stale_s) {
@@ -31,21 +48,50 @@ HeartbeatWatch::Change HeartbeatWatch::observe(uint64_t heartbeat_raw, uint64_t 
 
 SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::string& err) {
   detach();
-  const int fd = shm_open(name.c_str(), O_RDWR, 0);
+  if (!config::InstanceLock::held_here(name, "control") && !lock_.acquire(name, "control", err))
+    return AttachResult::kIncompatible;
+  const std::string path = config::shm_path(name);
+  const std::string what = "shared memory " + name;
+  // shm_open(name) is open(/dev/shm/name) without O_NOFOLLOW: a symlink
+  // planted there would be followed.
+  const int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st {};
   if (fd < 0) {
-    if (errno == ENOENT) return AttachResult::kAbsent;
-    err = "cannot open shared memory " + name + ": " + std::strerror(errno);
+    const int e = errno;
+    if (e == ENOENT) return AttachResult::kAbsent;
+    if (e == ELOOP) {
+      err = what + " (" + path + ") is a symbolic link: refusing it (planted by another user?)";
+    } else if (lstat(path.c_str(), &st) == 0) {
+      // Not ours to open (EACCES), a directory (EISDIR)... The dataplane
+      // gives the segment to its control user right after creating it,
+      // before sizing it: an empty regular file is that.
+      if (e == EACCES && S_ISREG(st.st_mode) && st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader)))
+        return AttachResult::kAbsent;
+      err = config::private_file_problem(st, what);
+      if (err.empty()) err = "cannot open " + what + ": " + std::strerror(e);
+    } else {
+      err = "cannot open " + what + ": " + std::strerror(e);
+    }
     return AttachResult::kIncompatible;
   }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader))) {
+  if (fstat(fd, &st) != 0) {
+    err = "cannot stat " + what + ": " + std::strerror(errno);
+    close(fd);
+    return AttachResult::kIncompatible;
+  }
+  if (S_ISREG(st.st_mode) && st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader))) {
     close(fd);
     return AttachResult::kAbsent;  // being created: ftruncate not done yet
+  }
+  if (std::string why = config::private_file_problem(st, what); !why.empty()) {
+    close(fd);
+    err = std::move(why);
+    return AttachResult::kIncompatible;
   }
   void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);
   if (p == MAP_FAILED) {
-    err = "cannot map shared memory " + name + ": " + std::strerror(errno);
+    err = "cannot map " + what + ": " + std::strerror(errno);
     return AttachResult::kIncompatible;
   }
   auto* h = static_cast<proto::SegmentHeader*>(p);
@@ -58,7 +104,7 @@ SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::
   const std::string why = proto::check_segment(h, static_cast<size_t>(st.st_size));
   if (!why.empty()) {
     munmap(p, static_cast<size_t>(st.st_size));
-    err = "shared memory " + name + ": " + why;
+    err = what + ": " + why;
     return AttachResult::kIncompatible;
   }
   name_ = name;
@@ -79,14 +125,20 @@ void SegmentClient::detach() {
   size_ = 0;
 }
 
-bool SegmentClient::replaced() const {
+bool SegmentClient::replaced(std::string& err) const {
+  err.clear();
   if (!hdr_) return false;
+  // lstat, not open: under file-descriptor exhaustion (EMFILE, ENFILE) an
+  // open fails although the segment is there, and detaching would put every
+  // client into holdover for nothing.
   struct stat st {};
-  const int fd = shm_open(name_.c_str(), O_RDONLY, 0);
-  if (fd < 0) return true;  // unlinked: the dataplane stopped
-  const bool same = fstat(fd, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
-  close(fd);
-  return !same;
+  if (lstat(config::shm_path(name_).c_str(), &st) != 0) {
+    if (errno == ENOENT) return true;  // unlinked: the dataplane stopped
+    err = "cannot tell whether shared memory " + name_ + " was replaced: " + std::strerror(errno) +
+          " (keeping it)";
+    return false;
+  }
+  return st.st_dev != dev_ || st.st_ino != ino_;
 }
 
 rte_ring* SegmentClient::ring_at(uint64_t offset) const {

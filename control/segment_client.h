@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "config/instance_lock.h"
 #include "control/ntp/association.h"
 #include "proto/channel_abi.h"
 
@@ -43,16 +44,30 @@ class SegmentClient {
   enum class AttachResult { kAttached, kAbsent, kIncompatible };
   // Maps /dev/shm/<name> and signs us in (pid, heartbeat). kAbsent: not
   // there yet (or not fully created); kIncompatible: there but unusable,
-  // err says why.
+  // err says why: reached through a symlink (opened O_NOFOLLOW), not a
+  // regular file, not owned by our effective uid or with any group/other
+  // permission bit (a segment planted by another user would steer the
+  // served time), or failing proto::check_segment. The same cause gives the
+  // same text, so the caller, retrying, can log each once.
+  // Takes the control role's InstanceLock for name first unless this
+  // process holds it already (main() should, before anything else): a
+  // second writer would break the seqlocks and rings.
   AttachResult attach(const std::string& name, std::string& err);
   void detach();
   bool attached() const { return hdr_ != nullptr; }
   // Tells the dataplane we are alive (attach() does it the first time).
   void heartbeat();
 
-  // True when the name now refers to another segment (the dataplane was
-  // restarted) or to none: time to detach and attach again.
-  bool replaced() const;
+  // True when the name now refers to another file (the dataplane was
+  // restarted) or to none: time to detach and attach again. When it cannot
+  // tell (any other error of lstat: no file descriptor is needed, so fd
+  // exhaustion cannot make a live segment look gone), false with err set;
+  // err is cleared otherwise.
+  bool replaced(std::string& err) const;
+  bool replaced() const {
+    std::string err;
+    return replaced(err);
+  }
 
   proto::SegmentHeader* header() const { return hdr_; }
 
@@ -77,6 +92,7 @@ class SegmentClient {
   proto::SegmentHeader* hdr_ = nullptr;
   size_t size_ = 0;
   uint64_t dev_ = 0, ino_ = 0;
+  config::InstanceLock lock_;  // when main() did not take it
 };
 
 }  // namespace ntp::ctl

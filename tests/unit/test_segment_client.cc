@@ -1,8 +1,36 @@
 // The control plane's side of the channel (control/segment_client.h): the
-// dataplane's heartbeat watch that logs its loss and its return once each.
+// dataplane's heartbeat watch that logs its loss and its return once each;
+// attach() only to a segment that is ours alone (not another user's, no
+// group/other bits, no symlink, no hard link) and whose rings check, with
+// the same message each time; the instance lock attach() takes when main()
+// did not; replaced() only when the name is gone or is another file, not
+// under file-descriptor exhaustion. Segments are made in /dev/shm as
+// ntp-dataplane makes them (rte_ring_init), under unique names, removed at
+// the end.
 #include "control/segment_client.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <new>
+#include <string>
+
+#include "config/instance_lock.h"
+#include "proto/rte_ring_layout.h"
 
 namespace ntp::ctl {
 namespace {
@@ -39,6 +67,325 @@ TEST(HeartbeatWatch, NoBeatYetIsStaleAndABeatAfterOurReadingIsFresh) {
   // The dataplane stamped its beat after we read the timebase.
   EXPECT_EQ(w.observe(5 * kS + 10, 5 * kS, kHz, 3.0), HeartbeatWatch::Change::kBack);
   EXPECT_DOUBLE_EQ(w.age_s(), 0.0);
+}
+
+
+// ------------------------------------------------------------ the segment
+
+size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// A shm name of this test; the segment, its links and its locks removed at
+// the end.
+struct Shm {
+  std::string name;
+  explicit Shm(const char* tag) : name("/ntp-unit-seg-" + std::to_string(getpid()) + "-" + tag) { clean(); }
+  ~Shm() { clean(); }
+  std::string path() const { return config::shm_path(name); }
+  std::string other() const { return path() + ".other"; }
+  void clean() const {
+    unlink(path().c_str());
+    rmdir(path().c_str());
+    unlink(other().c_str());
+    unlink(config::lock_path(name, "control").c_str());
+  }
+};
+
+// Makes the segment at path as dp::Segment::create does: header, rings by
+// rte_ring_init (single producer, single consumer), magic last. spoil runs
+// on the mapped header before it is closed.
+bool make_segment(const std::string& path, unsigned n_workers = 2, unsigned ring_size = 64, mode_t mode = 0600,
+                  const std::function<void(proto::SegmentHeader&)>& spoil = nullptr) {
+  const auto rx_bytes = static_cast<size_t>(rte_ring_get_memsize_elem(sizeof(proto::RxPacket), ring_size));
+  size_t off = align_up(sizeof(proto::SegmentHeader), proto::kCacheLine);
+  uint64_t rx[proto::kMaxWorkers], assoc[proto::kMaxWorkers];
+  for (unsigned w = 0; w < n_workers; w++) {
+    rx[w] = off;
+    off = align_up(off + rx_bytes, proto::kCacheLine);
+    assoc[w] = off;
+    off = align_up(off + rx_bytes, proto::kCacheLine);
+  }
+  const uint64_t tx = off;
+  off = align_up(off + static_cast<size_t>(rte_ring_get_memsize_elem(sizeof(proto::TxPacket), ring_size)),
+                 proto::kCacheLine);
+  const uint64_t rep = off;
+  off = align_up(off + static_cast<size_t>(rte_ring_get_memsize_elem(sizeof(proto::TxReport), ring_size)), 4096);
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0 || ftruncate(fd, static_cast<off_t>(off)) != 0 || fchmod(fd, mode) != 0) return false;
+  void* p = mmap(nullptr, off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return false;
+  auto* h = new (p) proto::SegmentHeader();
+  h->abi_version = proto::kChannelAbiVersion;
+  h->header_size = sizeof(proto::SegmentHeader);
+  h->total_size = off;
+  h->n_workers = n_workers;
+  h->ring_size = ring_size;
+  auto* base = static_cast<uint8_t*>(p);
+  bool ok = true;
+  auto init = [&](uint64_t o) {
+    ok = ok && rte_ring_init(reinterpret_cast<rte_ring*>(base + o), "r", ring_size, RING_F_SP_ENQ | RING_F_SC_DEQ) == 0;
+  };
+  for (unsigned w = 0; w < n_workers; w++) {
+    h->rx_ring_offset[w] = rx[w];
+    h->assoc_ring_offset[w] = assoc[w];
+    init(rx[w]);
+    init(assoc[w]);
+  }
+  h->tx_ring_offset = tx;
+  h->tx_report_ring_offset = rep;
+  init(tx);
+  init(rep);
+  h->magic = proto::kChannelMagic;
+  if (spoil) spoil(*h);
+  munmap(p, off);
+  return ok;
+}
+
+// Runs fn in a child process and returns what it returned (through a
+// pipe); the child leaves by _exit, so no destructor runs twice.
+std::string in_child(const std::function<std::string()>& fn) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    const std::string r = fn();
+    (void)!write(fds[1], r.data(), r.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return out;
+}
+
+// proto's mirror of rte_ring (check_segment reads rings through it) agrees
+// with the DPDK this links: the sizes it computes, and a segment made with
+// rte_ring_init passes its check.
+TEST(RteRingLayout, MirrorAgreesWithDpdk) {
+  for (const size_t elem : {sizeof(proto::RxPacket), sizeof(proto::TxPacket), sizeof(proto::TxReport), size_t{4}})
+    for (uint64_t count = 1; count <= (uint64_t{1} << 31); count *= 2)
+      EXPECT_EQ(proto::rte_ring_layout::memsize(elem, count),
+                static_cast<uint64_t>(std::max<ssize_t>(rte_ring_get_memsize_elem(static_cast<unsigned>(elem),
+                                                                                  static_cast<unsigned>(count)),
+                                                        0)))
+          << elem << " x " << count;
+  alignas(64) static uint8_t ring[384 + 64 * 8];
+  auto* r = reinterpret_cast<rte_ring*>(ring);
+  ASSERT_EQ(rte_ring_init(r, "x", 64, RING_F_SP_ENQ | RING_F_SC_DEQ), 0);
+  uint32_t v;
+  std::memcpy(&v, ring + proto::rte_ring_layout::kMask, 4);
+  EXPECT_EQ(v, 63u);
+  std::memcpy(&v, ring + proto::rte_ring_layout::kCapacity, 4);
+  EXPECT_EQ(v, 63u);
+  std::memcpy(&v, ring + proto::rte_ring_layout::kProdSyncType, 4);
+  EXPECT_EQ(v, static_cast<uint32_t>(RTE_RING_SYNC_ST));
+}
+
+TEST(SegmentClient, AttachesToASegmentAsTheDataplaneMakesIt) {
+  Shm s("good");
+  ASSERT_TRUE(make_segment(s.path()));
+  SegmentClient c;
+  std::string err;
+  ASSERT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  EXPECT_EQ(c.header()->control_pid.load(), getpid());
+  // Our packet goes where the dataplane reads it.
+  OutPacket o;
+  o.cookie = 77;
+  o.dst_ip = 0x0a000001;
+  o.dst_port = 123;
+  o.src_port = 40000;
+  o.payload.fill(0x23);
+  ASSERT_TRUE(c.send(o));
+  proto::TxPacket t{};
+  ASSERT_EQ(rte_ring_dequeue_elem(c.tx_ring(), &t, sizeof t), 0);
+  EXPECT_EQ(t.cookie, 77u);
+  EXPECT_EQ(t.src_port, 40000);
+  EXPECT_EQ(t.len, 48);
+  std::string why;
+  EXPECT_FALSE(c.replaced(why));
+  EXPECT_EQ(why, "");
+}
+
+TEST(SegmentClient, NotThereOrNotSizedYetIsAbsent) {
+  Shm s("absent");
+  SegmentClient c;
+  std::string err;
+  EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);
+  // Created, not sized yet: even while it is still root's (the dataplane
+  // gives it to its control user before it sizes it).
+  const int fd = open(s.path().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  if (geteuid() == 0) ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+  close(fd);
+  EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);
+  EXPECT_FALSE(c.attached());
+}
+
+// The refusals of a segment that is not ours alone: each with its message,
+// the same text on every retry (the caller logs it once), nothing mapped.
+TEST(SegmentClient, RefusesASegmentThatIsNotOursAlone) {
+  struct Case {
+    const char* name;
+    std::function<bool(const Shm&)> plant;
+    std::function<std::string(const Shm&)> message;
+  };
+  const std::string us = std::to_string(geteuid());
+  const Case cases[] = {
+      {"another user's, mode 0666",
+       [](const Shm& s) {
+         return make_segment(s.path(), 2, 64, 0666) && geteuid() == 0 && chown(s.path().c_str(), 65534, 65534) == 0;
+       },
+       [&](const Shm& s) {
+         return "shared memory " + s.name + " is owned by uid 65534 with mode 0666, not by us (uid " + us +
+                ") with mode 0600: refusing it (planted by another user?)";
+       }},
+      {"another user's, mode 0600",
+       [](const Shm& s) {
+         return make_segment(s.path()) && geteuid() == 0 && chown(s.path().c_str(), 65534, 65534) == 0;
+       },
+       [&](const Shm& s) {
+         return "shared memory " + s.name + " is owned by uid 65534 with mode 0600, not by us (uid " + us +
+                ") with mode 0600: refusing it (planted by another user?)";
+       }},
+      {"ours, mode 0666", [](const Shm& s) { return make_segment(s.path(), 2, 64, 0666); },
+       [&](const Shm& s) {
+         return "shared memory " + s.name + " is owned by uid " + us + " with mode 0666, not by us (uid " + us +
+                ") with mode 0600: refusing it (planted by another user?)";
+       }},
+      {"ours, group-readable", [](const Shm& s) { return make_segment(s.path(), 2, 64, 0640); },
+       [&](const Shm& s) {
+         return "shared memory " + s.name + " is owned by uid " + us + " with mode 0640, not by us (uid " + us +
+                ") with mode 0600: refusing it (planted by another user?)";
+       }},
+      {"a symlink to a good segment",
+       [](const Shm& s) { return make_segment(s.other()) && symlink(s.other().c_str(), s.path().c_str()) == 0; },
+       [](const Shm& s) {
+         return "shared memory " + s.name + " (" + s.path() +
+                ") is a symbolic link: refusing it (planted by another user?)";
+       }},
+      {"a hard link of a good segment",
+       [](const Shm& s) { return make_segment(s.other()) && link(s.other().c_str(), s.path().c_str()) == 0; },
+       [](const Shm& s) {
+         return "shared memory " + s.name + " has 2 hard links, not one: refusing it (planted by another user?)";
+       }},
+      {"a directory", [](const Shm& s) { return mkdir(s.path().c_str(), 0700) == 0; },
+       [](const Shm& s) {
+         return "shared memory " + s.name + " is a directory: refusing it (planted by another user?)";
+       }},
+      {"rings that do not check",
+       [](const Shm& s) {
+         return make_segment(s.path(), 2, 64, 0600, [](proto::SegmentHeader& h) {
+           reinterpret_cast<rte_ring*>(reinterpret_cast<uint8_t*>(&h) + h.tx_ring_offset)->mask = 0xffff;
+         });
+       },
+       [](const Shm& s) { return "shared memory " + s.name + ": segment's tx ring has mask 0xffff, not its size - 1 (0x3f)"; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Shm s("refused");
+    if (!c.plant(s)) {
+      if (geteuid() != 0) continue;  // another uid's file needs root
+      FAIL() << "could not plant: " << std::strerror(errno);
+    }
+    SegmentClient client;
+    std::string err, again;
+    EXPECT_EQ(client.attach(s.name, err), SegmentClient::AttachResult::kIncompatible);
+    EXPECT_EQ(err, c.message(s));
+    EXPECT_FALSE(client.attached());
+    EXPECT_EQ(client.attach(s.name, again), SegmentClient::AttachResult::kIncompatible);
+    EXPECT_EQ(again, err);
+  }
+}
+
+// A second control plane on the same segment: attach() takes the control
+// lock when main() did not, and a second process is refused.
+TEST(SegmentClient, ASecondControlPlaneIsRefusedByTheLock) {
+  Shm s("second");
+  ASSERT_TRUE(make_segment(s.path()));
+  // The child is forked before we take the lock: it holds nothing of ours.
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  std::string child_says;
+  int result[2];
+  ASSERT_EQ(pipe(result), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(go[1]);
+    close(result[0]);
+    char c;
+    (void)!read(go[0], &c, 1);
+    SegmentClient second;
+    std::string err;
+    const auto r = second.attach(s.name, err);
+    const std::string out = r == SegmentClient::AttachResult::kIncompatible ? err : "attached";
+    (void)!write(result[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(go[0]);
+  close(result[1]);
+  SegmentClient first;
+  std::string err;
+  EXPECT_FALSE(config::InstanceLock::held_here(s.name, "control"));
+  ASSERT_EQ(first.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  (void)!write(go[1], "x", 1);
+  close(go[1]);
+  char buf[512];
+  for (ssize_t n; (n = read(result[0], buf, sizeof buf)) > 0;) child_says.append(buf, static_cast<size_t>(n));
+  close(result[0]);
+  waitpid(pid, nullptr, 0);
+  EXPECT_EQ(child_says, "ntp-control for " + s.name + " is already running (pid " + std::to_string(getpid()) +
+                            " holds " + config::lock_path(s.name, "control") + ")");
+}
+
+TEST(SegmentClient, ReplacedWhenTheNameIsGoneOrAnotherFile) {
+  Shm s("replaced");
+  ASSERT_TRUE(make_segment(s.path()));
+  SegmentClient c;
+  std::string err;
+  ASSERT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  EXPECT_FALSE(c.replaced());
+  // The dataplane restarted: a new file under the name.
+  ASSERT_EQ(unlink(s.path().c_str()), 0);
+  ASSERT_TRUE(make_segment(s.path()));
+  std::string why;
+  EXPECT_TRUE(c.replaced(why));
+  EXPECT_EQ(why, "");
+  // ...or it stopped: no file.
+  ASSERT_EQ(unlink(s.path().c_str()), 0);
+  EXPECT_TRUE(c.replaced(why));
+  EXPECT_EQ(why, "");
+}
+
+// Out of file descriptors (a lower RLIMIT_NOFILE in a child): opening the
+// name fails with EMFILE, which is no news about the segment; it is kept.
+TEST(SegmentClient, FileDescriptorExhaustionIsNotReplaced) {
+  Shm s("emfile");
+  ASSERT_TRUE(make_segment(s.path()));
+  SegmentClient c;
+  std::string err;
+  ASSERT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  const std::string child = in_child([&] {
+    const int lowest_free = dup(0);
+    if (lowest_free < 0) return std::string("dup failed");
+    close(lowest_free);
+    const rlimit lim{static_cast<rlim_t>(lowest_free), static_cast<rlim_t>(lowest_free)};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) return std::string("setrlimit failed");
+    // The condition holds: the name cannot be opened now.
+    const int fd = open(s.path().c_str(), O_RDONLY);
+    if (fd >= 0 || errno != EMFILE) return std::string("open did not fail with EMFILE");
+    std::string why;
+    if (c.replaced(why)) return "replaced under EMFILE: " + why;
+    if (!why.empty()) return "cannot tell: " + why;
+    // Still able to tell a real replacement.
+    unlink(s.path().c_str());
+    return std::string(c.replaced(why) ? "kept, then gone" : "not gone after unlink");
+  });
+  EXPECT_EQ(child, "kept, then gone");
 }
 
 }  // namespace
