@@ -1,7 +1,7 @@
 #include "dataplane/segment.h"
 
 #include <fcntl.h>
-#include <signal.h>
+#include <pwd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -10,9 +10,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <new>
 #include <random>
+#include <vector>
 
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -21,38 +21,36 @@
 #include "hwclock/clock_model.h"
 #include "hwclock/tsc.h"
 #include "proto/ntp_packet.h"
+#include "proto/rte_ring_layout.h"
 
 namespace ntp::dp {
+
+// proto::check_segment validates these rings through a mirror of DPDK's
+// struct rte_ring; what this file makes must be what it checks.
+namespace layout = proto::rte_ring_layout;
+static_assert(sizeof(rte_ring) == layout::kBytes);
+static_assert(offsetof(rte_ring, flags) == layout::kFlags && offsetof(rte_ring, size) == layout::kSize &&
+              offsetof(rte_ring, mask) == layout::kMask && offsetof(rte_ring, capacity) == layout::kCapacity);
+static_assert(offsetof(rte_ring, prod.sync_type) == layout::kProdSyncType &&
+              offsetof(rte_ring, cons.sync_type) == layout::kConsSyncType);
+static_assert(RING_F_SP_ENQ == layout::kFlagSpEnq && RING_F_SC_DEQ == layout::kFlagScDeq);
 
 namespace {
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-bool process_is_dataplane(pid_t pid) {
-  if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return false;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(comm, name);
-  return name.rfind("ntp-dataplane", 0) == 0;
-}
-
-// A segment of this name that is still owned by a running dataplane.
-pid_t live_owner(const std::string& name) {
-  int fd = shm_open(name.c_str(), O_RDONLY, 0);
-  if (fd < 0) return 0;
-  pid_t owner = 0;
-  struct stat st {};
-  if (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(proto::SegmentHeader)) {
-    void* p = mmap(nullptr, sizeof(proto::SegmentHeader), PROT_READ, MAP_SHARED, fd, 0);
-    if (p != MAP_FAILED) {
-      const auto* h = static_cast<const proto::SegmentHeader*>(p);
-      if (h->magic == proto::kChannelMagic && process_is_dataplane(h->dataplane_pid) && h->dataplane_pid != getpid())
-        owner = h->dataplane_pid;
-      munmap(p, sizeof(proto::SegmentHeader));
-    }
+// The uid of a user name, for the segment's owner.
+bool user_uid(const std::string& user, uid_t& uid, std::string& err) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  const int rc = getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0 || !found) {
+    err = "channel.control_user = \"" + user + "\": " + (rc != 0 ? std::strerror(rc) : "no such user");
+    return false;
   }
-  close(fd);
-  return owner;
+  uid = found->pw_uid;
+  return true;
 }
 
 }  // namespace
@@ -61,13 +59,11 @@ Segment::~Segment() {
   if (hdr_) munmap(hdr_, size_);
 }
 
-bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_size, std::string& err) {
-  if (pid_t owner = live_owner(name)) {
-    err = "shared memory " + name + " belongs to a running ntp-dataplane (pid " + std::to_string(owner) +
-          "); is this instance already running?";
-    return false;
-  }
-  shm_unlink(name.c_str());  // stale, from a dataplane that died
+bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_size, std::string& err,
+                     const std::string& owner_user) {
+  if (!config::InstanceLock::held_here(name, "dataplane") && !lock_.acquire(name, "dataplane", err)) return false;
+  uid_t owner = geteuid();
+  if (!owner_user.empty() && !user_uid(owner_user, owner, err)) return false;
 
   // Layout: header, then the rings, each cache-line aligned.
   const ssize_t rx_bytes = rte_ring_get_memsize_elem(sizeof(proto::RxPacket), ring_size);
@@ -91,9 +87,26 @@ bool Segment::create(const std::string& name, unsigned n_workers, unsigned ring_
   off = align_up(off + static_cast<size_t>(rep_bytes), 4096);
   const size_t total = off;
 
-  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  // We hold the lock: whatever is at the name is no live dataplane's (one
+  // that died, or a file planted there), so it goes. O_EXCL makes ours a
+  // new file, never one someone put back in between.
+  int fd = -1;
+  for (int attempt = 0; attempt < 3 && fd < 0; attempt++) {
+    shm_unlink(name.c_str());
+    fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     err = "cannot create shared memory " + name + ": " + std::strerror(errno);
+    return false;
+  }
+  // The control plane attaches only to a segment its own uid owns. Given
+  // before the segment has a size: until then it reads as not there yet.
+  if (owner != geteuid() && fchown(fd, owner, static_cast<gid_t>(-1)) != 0) {
+    err = "cannot give shared memory " + name + " to channel.control_user " + owner_user + ": " +
+          std::strerror(errno);
+    close(fd);
+    shm_unlink(name.c_str());
     return false;
   }
   if (ftruncate(fd, static_cast<off_t>(total)) != 0) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config/instance_lock.h"
 #include "proto/channel_abi.h"
 
 struct rte_ring;
@@ -21,10 +22,15 @@ class Segment {
   Segment& operator=(const Segment&) = delete;
   ~Segment();
 
-  // Creates /dev/shm/<name> for n_workers workers with rings of ring_size
-  // elements. Refuses (returning false, err set) while another live
-  // ntp-dataplane owns a segment of that name; a stale one is replaced.
-  bool create(const std::string& name, unsigned n_workers, unsigned ring_size, std::string& err);
+  // Creates /dev/shm/<name> (O_EXCL, mode 0600) for n_workers workers with
+  // rings of ring_size elements, owned by owner_user (channel.control_user,
+  // the user ntp-control runs as; empty: our own). One dataplane per name:
+  // it takes the dataplane role's config::InstanceLock unless this process
+  // holds it already (main() should, before EAL), and refuses (false, err
+  // set) while another process holds it; holding it, any segment left at
+  // the name is stale (its dataplane died) and is replaced.
+  bool create(const std::string& name, unsigned n_workers, unsigned ring_size, std::string& err,
+              const std::string& owner_user = "");
 
   proto::SegmentHeader* header() { return hdr_; }
   rte_ring* rx_ring(unsigned worker) const;
@@ -40,6 +46,7 @@ class Segment {
   std::string name_;
   proto::SegmentHeader* hdr_ = nullptr;
   size_t size_ = 0;
+  config::InstanceLock lock_;  // when main() did not take it
 };
 
 // The segment's description of the instance for the control plane and
