@@ -8,8 +8,13 @@
 #include <rte_ring_elem.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
 
+#include "dataplane/worker_setup.h"
 #include "hwclock/clock_model.h"
 #include "dataplane/inet.h"
 #include "hwclock/tsc.h"
@@ -37,7 +42,17 @@ inline void count_drop(proto::WorkerCounters& c, proto::DropReason reason, uint6
 // writer died mid-update) keeps the previous copy.
 inline void refresh_published(WorkerContext& ctx) {
   proto::SegmentHeader& seg = *ctx.segment;
-  if (!seg.clock_model.try_load(ctx.model, 4)) bump(ctx.counters->state_read_retries);
+  proto::ClockModelData m;
+  if (!seg.clock_model.try_load(m, 4)) {
+    bump(ctx.counters->state_read_retries);
+  } else if (hwclock::model_plausible(m, static_cast<double>(ctx.tsc_hz))) [[likely]] {
+    ctx.model = m;
+  } else {
+    // Another process wrote it: a model that is no clock discipline (rate
+    // off nominal, no valid flag, an absurd epoch) is not served from; the
+    // last good one stays, as after a torn read.
+    bump(ctx.counters->state_read_retries);
+  }
   proto::ServerStateData s;
   if (seg.server_state.try_load(s, 4)) {
     ctx.state = s;
@@ -65,6 +80,7 @@ struct BurstClock {
 // What one burst did, added to the shared counters once per burst.
 struct BurstTally {
   uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0, arp_conflicts = 0, arp_defences = 0;
+  uint64_t passive = 0, kod_rate = 0, kod_deny = 0, leaked = 0;
   uint64_t hw = 0, hw_rejected = 0, hw_minus_sw_max_ns = 0;
   int64_t hw_minus_sw_sum_ns = 0;
 };
@@ -122,10 +138,14 @@ inline RxTime packet_rx_time(const WorkerContext& ctx, const WorkerPort& port, c
 inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTally& t) {
   m->data_len = v.len;
   m->pkt_len = v.len;
-  tx.stamp_at[tx.n] = v.kind == ReplyKind::kNtp ? v.ntp_offset : 0;
+  tx.stamp_at[tx.n] = stamps_transmit(v.kind) ? v.ntp_offset : 0;
   tx.m[tx.n++] = m;
   t.ntp_replies += v.kind == ReplyKind::kNtp;
-  t.unsync += v.kind == ReplyKind::kNtp && v.unsynchronized;
+  t.unsync += stamps_transmit(v.kind) && v.unsynchronized;
+  t.passive += v.kind == ReplyKind::kNtpPassive;
+  t.kod_rate += v.kind == ReplyKind::kKodRate;
+  t.kod_deny += v.kind == ReplyKind::kKodDeny;
+  t.leaked += v.rate_leaked;
   t.arp += v.kind == ReplyKind::kArp;
   t.icmp += v.kind == ReplyKind::kIcmpEcho;
   t.arp_defences += v.kind == ReplyKind::kArpDefence;
@@ -144,7 +164,10 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
   const size_t n = v.ntp_len < proto::kMaxRingPayload ? v.ntp_len : proto::kMaxRingPayload;
   pkt.len = static_cast<uint16_t>(n);
   std::memcpy(pkt.payload, frame + v.ntp_offset, n);
-  if (rte_ring_enqueue_elem(ctx.to_control, &pkt, sizeof pkt) == 0)
+  // Configured associations have a lane of their own: a flood from
+  // peer-class addresses fills the other one, never this.
+  rte_ring* ring = v.assoc_lane && ctx.to_control_assoc ? ctx.to_control_assoc : ctx.to_control;
+  if (rte_ring_enqueue_elem(ring, &pkt, sizeof pkt) == 0)
     bump(ctx.counters->ntp_to_control);
   else
     count_drop(*ctx.counters, proto::DropReason::kControlRingFull);
@@ -176,6 +199,10 @@ inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned
   if (t.learned) bump(c.arp_learned, t.learned);
   if (t.arp_conflicts) bump(c.arp_conflicts, t.arp_conflicts);
   if (t.arp_defences) bump(c.arp_defences, t.arp_defences);
+  if (t.passive) bump(c.ntp_stateless_peer_replies, t.passive);
+  if (t.kod_rate) bump(c.kod_rate, t.kod_rate);
+  if (t.kod_deny) bump(c.kod_deny, t.kod_deny);
+  if (t.leaked) bump(c.rate_leaked, t.leaked);
   proto::PortTimestampCounters& ts = c.timestamps[port.index];
   bump(ts.software, received - t.hw);
   if (t.hw) {
@@ -195,13 +222,70 @@ void publish_arp_conflict(WorkerContext& ctx, unsigned p) {
     ctx.arp_conflicts[p].store(*r);
 }
 
+// The policy of this poll: one atomic load; a new one hands its limits to
+// the worker's own limiter and reply cap (which only this thread touches).
+inline void adopt_policy(WorkerContext& ctx) {
+  const Policy* p = ctx.policy.load(std::memory_order_seq_cst);
+  if (p == ctx.active_policy) [[likely]]
+    return;
+  ctx.active_policy = p;
+  if (!p) return;
+  if (ctx.limiter) ctx.limiter->set_params(p->limits);
+  ctx.reply_cap.set_rate(p->max_replies_per_s);
+}
+
+// About once a second (TSC, no syscall): the limiter's table and top
+// limited sources where the control plane reads them, and its insert and
+// eviction totals into the counters (the limiter keeps them: a store).
+inline void publish_limiter(WorkerContext& ctx, uint64_t now_raw) {
+  if (!ctx.limiter || ctx.tsc_hz == 0 || now_raw - ctx.limiter_published_raw < ctx.tsc_hz) return;
+  ctx.limiter_published_raw = now_raw;
+  proto::LimiterStatus st{};
+  st.capacity = ctx.limiter->capacity();
+  st.fill = ctx.limiter->fill();
+  st.memory_bytes = ctx.limiter->memory_bytes();
+  ctx.limiter->top_limited(st);
+  if (ctx.worker_id < proto::kMaxWorkers) ctx.segment->limiters[ctx.worker_id].store(st);
+}
+
+inline void tally_limiter(WorkerContext& ctx) {
+  if (!ctx.limiter) return;
+  ctx.counters->ratelimit_inserts.store(ctx.limiter->inserts(), std::memory_order_relaxed);
+  ctx.counters->ratelimit_evictions.store(ctx.limiter->evictions(), std::memory_order_relaxed);
+}
+
 }  // namespace
+
+void publish_policy(WorkerContext& ctx, std::unique_ptr<Policy> p) {
+  const Policy* next = p.get();
+  std::unique_ptr<Policy> old = std::move(ctx.policy_storage);
+  ctx.policy_storage = std::move(p);
+  ctx.policy.store(next, std::memory_order_seq_cst);
+  if (old) {
+    // The worker may have loaded `old` just before the store and still be
+    // in that poll when it bumps the epoch once more: two bumps from now,
+    // its next load (after the first) has seen `next`.
+    const uint64_t e = ctx.epoch.load(std::memory_order_seq_cst);
+    ctx.retired.push_back({std::move(old), e + 2});
+  }
+}
+
+size_t collect_retired(WorkerContext& ctx) {
+  const uint64_t e = ctx.epoch.load(std::memory_order_seq_cst);
+  std::erase_if(ctx.retired, [e](const WorkerContext::Retired& r) { return e >= r.free_after; });
+  return ctx.retired.size();
+}
 
 // The shape of DPDK's l3fwd main loop: per port, receive a burst, then per
 // frame its receive time and one decision, then transmit the replies.
 unsigned worker_poll_once(WorkerContext& ctx) {
   proto::WorkerCounters& c = *ctx.counters;
   unsigned received = 0;
+  adopt_policy(ctx);
+  PolicyEnv env;
+  env.policy = ctx.active_policy;
+  env.limiter = ctx.limiter.get();
+  env.cap = &ctx.reply_cap;
   for (unsigned p = 0; p < ctx.n_ports; p++) {
     WorkerPort& port = ctx.ports[p];
     rte_mbuf* rx[kMaxBurst];
@@ -209,6 +293,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     if (n == 0) continue;
     received += n;
     const BurstClock burst = begin_burst(ctx, port);
+    env.now_ns = burst.mono_ns;
     BurstTally tally;
     TxBurst tx;
     for (uint16_t i = 0; i < n; i++) {
@@ -223,7 +308,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
       const RxTime t = packet_rx_time(ctx, port, burst, m, tally);
       uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
       const FrameVerdict v = handle_frame(data, m->data_len, port.identity, burst.params, t.ntp, ctx.neighbours,
-                                          burst.mono_ns);
+                                          burst.mono_ns, env);
       tally.learned += v.learned_neighbour;
       tally.arp_conflicts += v.arp_conflict;
       switch (v.action) {
@@ -245,8 +330,12 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     }
     transmit_burst(ctx, port, tx);
     add_tally(c, port, n, tally);
+    tally_limiter(ctx);
     if (tally.arp_conflicts) publish_arp_conflict(ctx, p);
+    publish_limiter(ctx, burst.raw);
   }
+  // Past a burst boundary: nothing of this poll uses the policy any more.
+  ctx.epoch.store(ctx.epoch.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   return received;
 }
 
@@ -303,6 +392,14 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
 
 }  // namespace
 
+bool control_packet_valid(const proto::TxPacket& t) {
+  if (t.len < proto::kHeaderLen || t.len > proto::kMaxRingPayload) return false;
+  const uint32_t d = t.dst_ip;
+  // 0.0.0.0/8, loopback, multicast and above (class E, broadcast).
+  if ((d >> 24) == 0 || (d >> 24) == 127 || (d >> 28) >= 0xE) return false;
+  return t.dst_port != 0 && t.src_port != 0;
+}
+
 unsigned service_control_tx(WorkerContext& ctx) {
   unsigned done = 0;
   const uint64_t now_raw = hwclock::read_tsc();
@@ -335,6 +432,12 @@ unsigned service_control_tx(WorkerContext& ctx) {
   for (unsigned k = 0; k < n; k++) {
     const proto::TxPacket& t = in[k];
     done++;
+    // The tx ring is written by another process: what does not make a
+    // packet (length, a destination nobody unicast, port 0) is refused.
+    if (!control_packet_valid(t)) {
+      refuse(ctx, nullptr, t.cookie, proto::DropReason::kBadControlPacket);
+      continue;
+    }
     // The route: the requested port, else the first port whose subnet (or
     // gateway) reaches the destination.
     unsigned pi = 0;
@@ -344,8 +447,20 @@ unsigned service_control_tx(WorkerContext& ctx) {
       hop = next_hop(ctx.ports[i].identity, ctx.ports[i].gateway, t.dst_ip);
       pi = i;
     }
+    // Nor the chosen port's subnet broadcast, nor a source address that is
+    // not that port's own (the dataplane sends as itself only).
+    if (hop != 0) {
+      const PortIdentity& id = ctx.ports[pi].identity;
+      const uint32_t host_mask = ~proto::netmask(id.prefix_len);
+      const bool subnet_broadcast = id.prefix_len < 31 && proto::in_prefix(t.dst_ip, id.ipv4, id.prefix_len) &&
+                                    (t.dst_ip & host_mask) == host_mask;
+      if (subnet_broadcast || (t.src_ip != 0 && t.src_ip != id.ipv4)) {
+        refuse(ctx, nullptr, t.cookie, proto::DropReason::kBadControlPacket);
+        continue;
+      }
+    }
     rte_mbuf* m = hop ? rte_pktmbuf_alloc(ctx.pool) : nullptr;
-    if (!m || t.len > proto::kMaxRingPayload) {
+    if (!m) {
       refuse(ctx, m, t.cookie, proto::DropReason::kNoNeighbour);
       continue;
     }
@@ -421,6 +536,59 @@ int worker_main(void* arg) {
     }
   }
   return 0;
+}
+
+// Declared in worker_setup.h (the daemon's reload calls it); defined here
+// with the worker's side of the swap, so the unit tests reach both.
+Policy make_policy(const config::Config& cfg) {
+  Policy p;
+  p.access = config::access_table(cfg.access);
+  p.kod = cfg.access.kod;
+  p.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
+  for (const config::Association& a : cfg.servers) p.assoc.push_back({a.address, kAssocServer});
+  for (const config::Association& a : cfg.peers) p.assoc.push_back({a.address, kAssocPeer});
+  std::sort(p.assoc.begin(), p.assoc.end(),
+            [](const AssocAddress& x, const AssocAddress& y) { return x.ipv4 < y.ipv4; });
+  // One entry per address: a server that is also a peer has both kinds.
+  std::vector<AssocAddress> merged;
+  for (const AssocAddress& a : p.assoc) {
+    if (!merged.empty() && merged.back().ipv4 == a.ipv4)
+      merged.back().kinds |= a.kinds;
+    else
+      merged.push_back(a);
+  }
+  p.assoc = std::move(merged);
+  p.limits.interval_log2 = cfg.ratelimit.interval_log2;
+  p.limits.burst = cfg.ratelimit.burst;
+  p.limits.leak_log2 = cfg.ratelimit.leak_log2;
+  p.limits.min_interval_ns = static_cast<int64_t>(cfg.ratelimit.min_interval_s * 1e9);
+  p.max_replies_per_s = static_cast<uint32_t>(cfg.ratelimit.max_replies_per_s);
+  p.clients = static_cast<size_t>(cfg.ratelimit.clients);
+  return p;
+}
+
+bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err) {
+  const Policy next = make_policy(cfg);
+  bool ok = true;
+  err.clear();
+  for (auto& w : workers) {
+    if (ok && w->limiter && w->limiter->capacity() != next.clients) {
+      err = "ratelimit.clients " + std::to_string(next.clients) + " differs from the running table's " +
+            std::to_string(w->limiter->capacity()) + " entries: it needs a restart (the other settings apply now)";
+      ok = false;
+    }
+    publish_policy(*w, std::make_unique<Policy>(next));
+  }
+  // Each worker bumps its epoch once per poll: a busy or idle-polling
+  // worker passes two in microseconds (idle_sleep_us: at most a few ms).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  for (;;) {
+    size_t waiting = 0;
+    for (auto& w : workers) waiting += collect_retired(*w);
+    if (waiting == 0 || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return ok;
 }
 
 }  // namespace ntp::dp

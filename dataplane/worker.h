@@ -5,9 +5,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "dataplane/frame.h"
 #include "dataplane/neighbour.h"
+#include "dataplane/ratelimit.h"
 #include "hwclock/nic_clock.h"
 #include "proto/channel_abi.h"
 
@@ -51,7 +54,28 @@ struct alignas(proto::kCacheLine) WorkerContext {
 
   proto::SegmentHeader* segment = nullptr;
   proto::WorkerCounters* counters = nullptr;  // this worker's, in the segment
-  rte_ring* to_control = nullptr;             // this worker's rx ring
+  rte_ring* to_control = nullptr;             // this worker's rx ring (peer-class senders)
+  rte_ring* to_control_assoc = nullptr;       // its lane for configured associations (null: to_control)
+
+  // Who gets what (Policy). The main lcore publishes a new one in `policy`
+  // (apply_policy); the worker loads it once per poll (one atomic load) and,
+  // when it changed, hands its limits to its own limiter and reply cap. The
+  // worker bumps `epoch` after each poll: once it has moved on by two, no
+  // poll still uses a policy replaced before, and the main lcore frees it.
+  std::atomic<const Policy*> policy{nullptr};
+  alignas(proto::kCacheLine) std::atomic<uint64_t> epoch{0};
+  const Policy* active_policy = nullptr;      // the worker's own view: the policy of this poll
+  std::unique_ptr<RateLimiter> limiter;       // this worker's clients (RSS keeps a client on one worker)
+  ReplyCap reply_cap;                         // its reflection brake
+  uint64_t limiter_published_raw = 0;         // TSC of the last LimiterStatus store
+  // Main lcore only: the published policy, and replaced ones still waiting
+  // for the worker's epoch to pass `free_after`.
+  std::unique_ptr<Policy> policy_storage;
+  struct Retired {
+    std::unique_ptr<Policy> policy;
+    uint64_t free_after = 0;
+  };
+  std::vector<Retired> retired;
 
   // Worker 0 also sends the control plane's packets: it resolves their
   // next hop by ARP, holds a few while it does, stamps the transmit time
@@ -78,6 +102,14 @@ struct alignas(proto::kCacheLine) WorkerContext {
   ArpConflictLog arp_conflict_log[proto::kMaxPorts];  // the main lcore's own (arp_conflict_log_line)
 };
 
+// Main lcore: makes p the policy of ctx's next poll; the one it replaces
+// is retired and freed by collect_retired once the worker has passed it.
+// Before the worker runs, also makes it the active one.
+void publish_policy(WorkerContext& ctx, std::unique_ptr<Policy> p);
+// Main lcore: frees retired policies the worker no longer uses; returns
+// how many are still waiting.
+size_t collect_retired(WorkerContext& ctx);
+
 // Set by the signal handler; workers return when it becomes true.
 extern std::atomic<bool> g_stop;
 
@@ -88,6 +120,12 @@ int worker_main(void* arg);
 // transmit. Returns the number of frames received. Exposed for the
 // benchmark, which drives it on an in-memory port.
 unsigned worker_poll_once(WorkerContext& ctx);
+
+// A tx ring entry that makes a packet: 48..kMaxRingPayload bytes, a
+// unicast destination (not 0/8, loopback, multicast, class E, broadcast),
+// both ports non-zero. service_control_tx refuses the rest
+// (kBadControlPacket).
+bool control_packet_valid(const proto::TxPacket& t);
 
 // Worker 0: send what the control plane queued (and what waited for ARP).
 // Returns the number of packets sent or dropped.

@@ -1,6 +1,46 @@
 #include "dataplane/worker_setup.h"
 
+#include <sys/random.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+
 namespace ntp::dp {
+
+namespace {
+
+// The limiter's hash key: secret per worker, so nobody can aim spoofed
+// sources at one bucket of the table.
+uint64_t random_key() {
+  uint64_t k = 0;
+  size_t got = 0;
+  while (got < sizeof k) {
+    const ssize_t n = getrandom(reinterpret_cast<uint8_t*>(&k) + got, sizeof k - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("getrandom failed: the rate limiter needs a secret key");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return k;
+}
+
+}  // namespace
+
+std::string describe_worker_tables(const WorkerContext& ctx) {
+  char line[256];
+  const Policy* p = ctx.policy_storage.get();
+  std::snprintf(line, sizeof line,
+                "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes), %zu associations",
+                ctx.worker_id, ctx.limiter ? ctx.limiter->capacity() : size_t{0},
+                ctx.limiter ? static_cast<double>(ctx.limiter->memory_bytes()) / (1024.0 * 1024.0) : 0.0,
+                p ? p->access.ranges() : size_t{0}, p ? p->access.memory_bytes() : size_t{0},
+                p ? p->assoc.size() : size_t{0});
+  return line;
+}
 
 std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Config& cfg,
                                                    const std::vector<Port>& ports, Segment& segment,
@@ -14,6 +54,14 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
   ctx->segment = &seg;
   ctx->counters = &seg.workers[w];
   ctx->to_control = segment.rx_ring(w);
+  ctx->to_control_assoc = segment.assoc_ring(w);
+  // The table is allocated here, once, at its configured size (never on
+  // the worker's path); the policy is the worker's first.
+  auto policy = std::make_unique<Policy>(make_policy(cfg));
+  ctx->limiter = std::make_unique<RateLimiter>(policy->clients, policy->limits, random_key());
+  ctx->reply_cap.set_rate(policy->max_replies_per_s);
+  publish_policy(*ctx, std::move(policy));
+  spdlog::info("{}", describe_worker_tables(*ctx));
   ctx->pool = pool;
   ctx->tsc_hz = static_cast<uint64_t>(tsc_hz);
   if (w == 0) {

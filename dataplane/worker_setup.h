@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -22,5 +23,24 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
                                                    const std::vector<Port>& ports, Segment& segment,
                                                    rte_mempool* pool, double tsc_hz,
                                                    const NicClockSampler& sampler);
+
+// Who gets what, from the configuration: the access classes, access.kod,
+// ntp.answer_unknown_peers, the configured associations' addresses (sorted,
+// one entry per address with its kinds), the [ratelimit] limits and the
+// reply cap. Allocates: off the hot path.
+Policy make_policy(const config::Config& cfg);
+
+// A reload (SIGHUP, main lcore): a new policy from cfg into every worker.
+// Each worker picks it up at its next poll and hands the limits to its own
+// limiter; the policy it replaces is freed once the worker's epoch shows
+// it has moved past it (polled here up to about 100 ms; one not yet passed
+// is freed at a later call or with the context, never under a worker).
+// A ratelimit.clients that differs from the running table cannot change
+// without a restart: false with err saying so, and the rest still applies.
+bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err);
+
+// One line per worker for the start log: its rate-limit table's entries and
+// memory, and the policy's access ranges and associations.
+std::string describe_worker_tables(const WorkerContext& ctx);
 
 }  // namespace ntp::dp
