@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -174,6 +175,11 @@ struct Checker {
   }
 
   void stats(bool starting) {
+    if (cfg.stats_listen.starts_with("unix:")) {
+      if (std::string p = unix_socket_problem(cfg.stats_listen.substr(5), host); !p.empty())
+        error("stats.listen", "cannot listen on " + cfg.stats_listen + ": " + p);
+      return;
+    }
     const std::optional<proto::HostPort> hp = proto::split_host_port(cfg.stats_listen);
     if (!hp) return;  // the loader refuses these
     const std::optional<uint32_t> ip =
@@ -288,6 +294,38 @@ class RealHostFacts final : public HostFacts {
 }  // namespace
 
 std::unique_ptr<HostFacts> real_host_facts() { return std::make_unique<RealHostFacts>(); }
+
+HostFacts::PathFacts HostFacts::lstat_path(const std::string& path) const {
+  PathFacts f;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return f;
+  f.exists = true;
+  f.directory = S_ISDIR(st.st_mode);
+  f.symlink = S_ISLNK(st.st_mode);
+  f.socket = S_ISSOCK(st.st_mode);
+  f.mode = st.st_mode & 07777;
+  return f;
+}
+
+std::string unix_socket_problem(const std::string& path, const HostFacts& host) {
+  const size_t slash = path.rfind('/');
+  if (path.empty() || path[0] != '/' || slash == path.size() - 1) return "'" + path + "' is not an absolute file path";
+  const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  const HostFacts::PathFacts d = host.lstat_path(dir);
+  if (!d.exists) return "its directory " + dir + " does not exist (create it, group of the daemons, mode 0750)";
+  if (d.symlink) return "its directory " + dir + " is a symlink (give the real directory)";
+  if (!d.directory) return dir + " is not a directory";
+  if ((d.mode & 0002) && !(d.mode & 01000)) {
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(d.mode));
+    return "its directory " + dir + " is writable by others (mode " + mode +
+           ") and not sticky: anyone could replace the socket";
+  }
+  const HostFacts::PathFacts f = host.lstat_path(path);
+  if (f.exists && f.symlink) return path + " is a symlink";
+  if (f.exists && !f.socket) return path + " exists and is not a socket (not removed)";
+  return {};
+}
 
 HostCheckResult check_host(const Config& cfg, const KeyLocations& where, HostChecks checks, const HostFacts& host,
                            bool starting) {

@@ -54,6 +54,14 @@ class HostFacts {
   virtual bool pci_device_exists(const std::string& address) const = 0;
   // A file this process can read (a pcap vdev's rx_pcap=).
   virtual bool file_readable(const std::string& path) const = 0;
+  // What lstat(2) says of path (not following a final symlink). Not pure:
+  // the kernel's answer unless a test injects its own.
+  struct PathFacts {
+    bool exists = false;
+    bool directory = false, symlink = false, socket = false;
+    uint32_t mode = 0;  // permission bits incl. the sticky bit (st_mode & 07777)
+  };
+  virtual PathFacts lstat_path(const std::string& path) const;
 };
 std::unique_ptr<HostFacts> real_host_facts();
 
@@ -85,6 +93,13 @@ std::string format_cpu_list(const std::vector<int>& cpus);
 
 // A PCI address as DPDK's -a takes it ("0000:3b:00.0" or "3b:00.0").
 bool is_pci_address(std::string_view device);
+
+// Why a Unix socket for the stats endpoint cannot be made at `path` ("" when
+// it can): its directory must exist, be a directory and no symlink, and not
+// be writable by others unless sticky (else anyone could put their own
+// socket there for ntpctl to talk to); the path itself, when present, must
+// be a socket (a stale one is replaced), not a symlink or another file.
+std::string unix_socket_problem(const std::string& path, const HostFacts& host);
 
 struct HostCheckResult {
   std::vector<Error> errors;    // a start would fail: refuse

@@ -1,14 +1,23 @@
 // ntpctl: a thin client of ntp-control's stats endpoint.
 //
-//   ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | ports | metrics)
+//   ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | ports | limits | metrics)
 //
 // `status` and `sessions` read /status (JSON) and print it the way the
-// seed's router prints `display ntp-service status|sessions`; `--json`
-// prints the JSON as received. `metrics` prints /metrics as received.
+// seed's router prints `display ntp-service status|sessions`; `limits` the
+// workers' rate limiters; `--json` prints the JSON as received. `metrics`
+// prints /metrics as received. The endpoint is http://host:port or, for a
+// stats.listen = "unix:/path", unix:/path (the Unix socket).
 // Exit status: 0 ok, 1 the endpoint could not be reached or answered
 // badly (or the config could not be read), 2 bad arguments.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,13 +36,14 @@ constexpr time_t kTimeoutS = 2;
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: ntpctl [--config FILE | --endpoint URL] [--json] (status | sessions [--verbose] | ports | "
-               "metrics)\n"
+               "limits | metrics)\n"
                "  status            the clock, like `display ntp-service status`\n"
                "  sessions          the associations, like `display ntp-service sessions`\n"
                "  ports             the dataplane's ports: link, addresses, how they timestamp\n"
+               "  limits            the workers' rate limiters: table fill, KoDs, drops, top limited sources\n"
                "  metrics           the Prometheus metrics (/metrics) as served\n"
                "  --config FILE     find the stats endpoint in the instance's TOML config (stats listen address)\n"
-               "  --endpoint URL    the stats endpoint (default %s)\n"
+               "  --endpoint URL    the stats endpoint: http://host:port or unix:/path (default %s)\n"
                "  --json            print /status as JSON instead of text (status, sessions)\n"
                "  --verbose, -v     sessions: every field, timestamps and the clock filter\n",
                kDefaultEndpoint);
@@ -47,6 +57,7 @@ int bad_usage(const std::string& what) {
 
 struct Endpoint {
   std::string url;     // as shown to the operator, without a trailing '/'
+  std::string unix_path;  // non-empty: the Unix socket (host and port unused)
   std::string host;    // without brackets
   int port = 80;
   std::string prefix;  // path before /status, "" or "/something"
@@ -55,6 +66,16 @@ struct Endpoint {
 // "http://host[:port][/prefix]"; "host:port" alone is taken as http.
 std::optional<Endpoint> parse_endpoint(std::string_view url, std::string& err) {
   Endpoint e;
+  if (url.starts_with("unix:")) {
+    e.unix_path = std::string(url.substr(5));
+    if (e.unix_path.empty() || e.unix_path[0] != '/' || e.unix_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      err = "endpoint '" + std::string(url) + "': the path after unix: must be absolute (at most 107 characters)";
+      return std::nullopt;
+    }
+    e.host = "localhost";
+    e.url = std::string(url);
+    return e;
+  }
   std::string_view rest = url;
   if (const auto p = rest.find("://"); p != std::string_view::npos) {
     std::string scheme(rest.substr(0, p));
@@ -123,6 +144,7 @@ std::optional<std::string> endpoint_from_config(const std::string& path) {
     return std::nullopt;
   }
   const std::string& listen = r.config->stats_listen;
+  if (listen.starts_with("unix:")) return listen;
   std::optional<ntp::proto::HostPort> hp = ntp::proto::split_host_port(listen);
   if (!hp) {
     std::fprintf(stderr, "ntpctl: %s: stats listen address '%s' has no port\n", path.c_str(), listen.c_str());
@@ -165,17 +187,59 @@ std::string error_text(const std::string& body) {
   return line;
 }
 
-// GET prefix + path; the body on HTTP 200, else prints why and returns nullopt.
-std::optional<std::string> get(const Endpoint& e, const std::string& path) {
-  httplib::Client cli(e.host, e.port);
+// httplib 0.11's client over a Unix socket: ClientImpl opens its socket
+// through the virtual create_and_connect_socket; everything else (request,
+// response parsing, timeouts) is httplib's own.
+class UnixClient final : public httplib::ClientImpl {
+ public:
+  explicit UnixClient(std::string path) : httplib::ClientImpl("localhost", 80), path_(std::move(path)) {}
+  int connect_errno() const { return errno_; }
+
+ protected:
+  bool create_and_connect_socket(Socket& socket, httplib::Error& error) override {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path_.c_str(), std::min(path_.size() + 1, sizeof sa.sun_path - 1));
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) {
+      socket.sock = fd;
+      return true;
+    }
+    errno_ = errno;
+    if (fd >= 0) ::close(fd);
+    error = httplib::Error::Connection;
+    return false;
+  }
+
+ private:
+  std::string path_;
+  int errno_ = 0;
+};
+
+template <class C>
+httplib::Result get_with(C& cli, const std::string& path) {
   cli.set_connection_timeout(kTimeoutS, 0);
   cli.set_read_timeout(kTimeoutS, 0);
   cli.set_write_timeout(kTimeoutS, 0);
+  return cli.Get(path.c_str());
+}
+
+// GET prefix + path; the body on HTTP 200, else prints why and returns nullopt.
+std::optional<std::string> get(const Endpoint& e, const std::string& path) {
   const std::string full = e.prefix + path;
-  auto res = cli.Get(full.c_str());
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  std::string why;
+  if (!e.unix_path.empty()) {
+    UnixClient cli(e.unix_path);
+    res = get_with(cli, full);
+    if (!res && cli.connect_errno()) why = std::string(": ") + std::strerror(cli.connect_errno());
+  } else {
+    httplib::Client cli(e.host, e.port);
+    res = get_with(cli, full);
+  }
   if (!res) {
-    std::fprintf(stderr, "ntpctl: cannot reach the stats endpoint %s: %s (is ntp-control running?)\n", e.url.c_str(),
-                 reason(res.error()).c_str());
+    std::fprintf(stderr, "ntpctl: cannot reach the stats endpoint %s: %s%s (is ntp-control running?)\n", e.url.c_str(),
+                 reason(res.error()).c_str(), why.c_str());
     return std::nullopt;
   }
   if (res->status != 200) {
@@ -227,7 +291,8 @@ int main(int argc, char** argv) {
       verbose = true;
     } else if (!a.empty() && a[0] == '-') {
       return bad_usage("unknown option '" + a + "'");
-    } else if (command.empty() && (a == "status" || a == "sessions" || a == "ports" || a == "metrics")) {
+    } else if (command.empty() && (a == "status" || a == "sessions" || a == "ports" || a == "limits" ||
+                                  a == "metrics")) {
       command = a;
     } else if (command.empty()) {
       return bad_usage("unknown command '" + a + "'");
@@ -238,7 +303,7 @@ int main(int argc, char** argv) {
   if (command.empty()) return bad_usage("no command");
   if (config_path && endpoint_url) return bad_usage("--config and --endpoint exclude each other");
   if (verbose && command != "sessions") return bad_usage("--verbose applies to sessions only");
-  if (json && command == "metrics") return bad_usage("--json applies to status and sessions (metrics are text)");
+  if (json && command == "metrics") return bad_usage("--json applies to status, sessions, ports and limits (metrics are text)");
 
   std::string url = kDefaultEndpoint;
   if (endpoint_url) {
@@ -270,8 +335,9 @@ int main(int argc, char** argv) {
                  endpoint->url.c_str(), err.c_str());
     return 1;
   }
-  print(command == "status"  ? ntp::status::format_status(*s)
-        : command == "ports" ? ntp::status::format_ports(*s)
-                             : ntp::status::format_sessions(*s, verbose));
+  print(command == "status"   ? ntp::status::format_status(*s)
+        : command == "ports"  ? ntp::status::format_ports(*s)
+        : command == "limits" ? ntp::status::format_limits(*s)
+                              : ntp::status::format_sessions(*s, verbose));
   return 0;
 }

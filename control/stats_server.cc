@@ -1,12 +1,324 @@
 #include "control/stats_server.h"
 
-#include <httplib.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
+
+#include "config/config.h"
+#include "config/host_check.h"
+#include "proto/inet.h"
 
 namespace ntp::ctl {
 
-StatsServer::StatsServer() : http_(std::make_unique<httplib::Server>()) {
+namespace stats {
+
+bool DeadlineIo::wait(bool for_read) const {
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+    if (left <= 0) {
+      timed_out_ = true;
+      return false;
+    }
+    pollfd p{fd_, static_cast<short>(for_read ? POLLIN : POLLOUT), 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 60000)));
+    if (r < 0 && errno != EINTR) return false;
+    // Hang-up and errors count as ready: the read or write then says so.
+    if (r > 0 && p.revents) return true;
+  }
+}
+
+ssize_t DeadlineIo::read(char* p, size_t n) {
+  if (n == 0) return 0;
+  if (budget_ == 0) return -1;
+  for (;;) {
+    if (!wait_readable()) return -1;
+    const ssize_t r = ::recv(fd_, p, std::min(n, budget_), MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (r > 0) budget_ -= static_cast<size_t>(r);
+    return r;
+  }
+}
+
+ssize_t DeadlineIo::write(const char* p, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    if (!wait_writable()) return -1;
+    const ssize_t r = ::send(fd_, p + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (r <= 0) return -1;
+    done += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(n);
+}
+
+bool Admission::admit(const std::string& source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = per_source_.find(source);
+  if (open_ >= max_open_ || (it != per_source_.end() && it->second >= max_per_source_)) return false;
+  ++open_;
+  if (it == per_source_.end()) per_source_.emplace(source, 1);
+  else ++it->second;
+  return true;
+}
+
+void Admission::release(const std::string& source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = per_source_.find(source);
+  if (it == per_source_.end()) return;  // never admitted: nothing to give back
+  --open_;
+  if (--it->second == 0) per_source_.erase(it);
+}
+
+size_t Admission::open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_;
+}
+
+size_t Admission::open_from(const std::string& source) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = per_source_.find(source);
+  return it == per_source_.end() ? 0 : it->second;
+}
+
+bool may_query(const proto::AccessTable& access, bool this_host, uint32_t ipv4) {
+  if (this_host || (ipv4 >> 24) == 127) return true;
+  return proto::may_query(access.classify_v4(ipv4));
+}
+
+bool parse_listen(const std::string& listen, ListenAddress& out, std::string& err) {
+  out = ListenAddress{};
+  out.text = listen;
+  if (listen.starts_with("unix:")) {
+    out.unix_socket = true;
+    out.path = listen.substr(5);
+    if (out.path.empty() || out.path[0] != '/' || out.path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      err = "'" + listen + "': the path after unix: must be absolute and at most 107 characters";
+      return false;
+    }
+    return true;
+  }
+  const std::optional<proto::HostPort> hp = proto::split_host_port(listen);
+  const std::optional<uint32_t> ip =
+      !hp ? std::nullopt : hp->host == "localhost" ? std::optional<uint32_t>(0x7F000001) : proto::parse_ipv4(hp->host);
+  if (!ip) {
+    err = "'" + listen + "' is neither a.b.c.d:port, localhost:port nor unix:/path";
+    return false;
+  }
+  out.ipv4 = *ip;
+  out.port = hp->port;
+  return true;
+}
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+int open_tcp(const ListenAddress& a, std::string& err) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    err = a.text + ": socket: " + errno_text(errno);
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(a.port);
+  sa.sin_addr.s_addr = htonl(a.ipv4);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 128) != 0) {
+    err = a.text + ": " + errno_text(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool fill_unix_address(const std::string& path, sockaddr_un& sa) {
+  sa = sockaddr_un{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return false;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// Someone listens on the socket at path (a running instance).
+bool unix_socket_answers(const std::string& path) {
+  sockaddr_un sa;
+  if (!fill_unix_address(path, sa)) return false;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool up = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return up;
+}
+
+int open_unix(const ListenAddress& a, std::string& err) {
+  const std::unique_ptr<config::HostFacts> host = config::real_host_facts();
+  if (std::string problem = config::unix_socket_problem(a.path, *host); !problem.empty()) {
+    err = a.text + ": " + problem;
+    return -1;
+  }
+  struct stat st;
+  if (::lstat(a.path.c_str(), &st) == 0) {
+    // unix_socket_problem let only a socket through.
+    if (unix_socket_answers(a.path)) {
+      err = a.text + ": another process listens on this socket (a running instance?)";
+      return -1;
+    }
+    if (::unlink(a.path.c_str()) != 0 && errno != ENOENT) {
+      err = a.text + ": cannot remove the stale socket: " + errno_text(errno);
+      return -1;
+    }
+  }
+  // Bound under a temporary name, given its mode, then renamed into place:
+  // the path never names a socket with a wider mode than 0660.
+  const size_t slash = a.path.rfind('/');
+  const std::string tmp = a.path.substr(0, slash + 1) + "." + a.path.substr(slash + 1) + "." +
+                          std::to_string(::getpid()) + ".new";
+  sockaddr_un sa;
+  if (!fill_unix_address(tmp, sa)) {
+    err = a.text + ": the path is too long for a Unix socket";
+    return -1;
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    err = a.text + ": socket: " + errno_text(errno);
+    return -1;
+  }
+  if (::lstat(tmp.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(tmp.c_str());  // ours, from a crash
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    err = a.text + ": bind: " + errno_text(errno);
+    ::close(fd);
+    return -1;
+  }
+  if (::chmod(tmp.c_str(), 0660) != 0 || ::rename(tmp.c_str(), a.path.c_str()) != 0 || ::listen(fd, 128) != 0) {
+    err = a.text + ": " + errno_text(errno);
+    ::unlink(tmp.c_str());
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int open_listener(const ListenAddress& a, std::string& err) { return a.unix_socket ? open_unix(a, err) : open_tcp(a, err); }
+
+}  // namespace stats
+
+StatsOptions StatsOptions::from(const config::Config& cfg) {
+  StatsOptions o;
+  o.listen = cfg.stats_listen;
+  o.max_connections = static_cast<size_t>(std::max(1, cfg.stats.max_connections));
+  o.request_timeout_s = cfg.stats.request_timeout_s;
+  return o;
+}
+
+namespace {
+
+// Set by a worker for the request it serves: whether its client may query.
+thread_local bool t_allowed = false;
+
+// httplib's accept loop hands each accepted socket to its task queue; ours
+// runs it at once, on the accept thread, where Http::process_and_close_socket
+// admits it or closes it (it never blocks there).
+class InlineQueue final : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override {}
+};
+
+// One connection as httplib reads and writes it: through a DeadlineIo.
+class DeadlineStream final : public httplib::Stream {
+ public:
+  DeadlineStream(stats::DeadlineIo& io, std::string peer_ip, int peer_port)
+      : io_(io), peer_ip_(std::move(peer_ip)), peer_port_(peer_port) {}
+  bool is_readable() const override { return io_.wait_readable(); }
+  bool is_writable() const override { return io_.wait_writable(); }
+  ssize_t read(char* ptr, size_t size) override { return io_.read(ptr, size); }
+  ssize_t write(const char* ptr, size_t size) override { return io_.write(ptr, size); }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = peer_ip_;
+    port = peer_port_;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_in sa{};
+    socklen_t len = sizeof sa;
+    if (::getsockname(io_.fd(), reinterpret_cast<sockaddr*>(&sa), &len) == 0 && sa.sin_family == AF_INET) {
+      ip = proto::ipv4_to_string(ntohl(sa.sin_addr.s_addr));
+      port = ntohs(sa.sin_port);
+    }
+  }
+  // httplib 0.11.4's server uses the socket only for its select() guard
+  // (a socket >= FD_SETSIZE gets 500); this stream polls, so it needs none.
+  socket_t socket() const override { return io_.fd() < FD_SETSIZE ? io_.fd() : INVALID_SOCKET; }
+
+ private:
+  stats::DeadlineIo& io_;
+  std::string peer_ip_;
+  int peer_port_;
+};
+
+}  // namespace
+
+class StatsServer::Http final : public httplib::Server {
+ public:
+  explicit Http(StatsServer& owner) : owner_(owner) {
+    new_task_queue = [] { return new InlineQueue; };
+  }
+  void set_listener(int fd) { svr_sock_ = fd; }
+  // Server::stop() acts only once listen_internal has started; this works
+  // before too (the loop then sees no socket and ends at once).
+  void close_listener() {
+    const int fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) {
+      ::shutdown(fd, SHUT_RDWR);
+      ::close(fd);
+    }
+  }
+  // One request, then the connection closes.
+  void serve(const Conn& c) {
+    stats::DeadlineIo io(c.fd, c.deadline, kMaxRequestBytes);
+    DeadlineStream strm(io, c.peer_ip, c.peer_port);
+    t_allowed = c.allowed;
+    bool closed = true;
+    process_request(strm, /*close_connection=*/true, closed, nullptr);
+    if (io.timed_out()) owner_.timed_out_++;
+  }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    owner_.admit(sock);
+    return true;
+  }
+  StatsServer& owner_;
+};
+
+StatsServer::StatsServer() : access_(std::make_shared<const proto::AccessTable>()), http_(std::make_unique<Http>(*this)) {
+  // A client that may not query gets 403 whatever it asks for.
+  http_->set_pre_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+    if (t_allowed) return httplib::Server::HandlerResponse::Unhandled;
+    forbidden_++;
+    res.status = 403;
+    res.set_content("this address may not query the stats endpoint (access.query)\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http_->set_payload_max_length(kMaxRequestBytes);
   // Both endpoints render the latest snapshot; 503 until there is one.
   auto serve = [this](const char* path, const char* type, const char* not_yet,
                       std::string (*render)(const status::Status&)) {
@@ -20,26 +332,264 @@ StatsServer::StatsServer() : http_(std::make_unique<httplib::Server>()) {
       res.set_content(render(*s), type);
     });
   };
-  serve("/metrics", "text/plain; version=0.0.4; charset=utf-8", "not attached to the dataplane yet\n",
-        status::to_prometheus);
   serve("/status", "application/json", "{\"error\":\"not attached to the dataplane yet\"}\n", status::to_json);
+  // /metrics: the snapshot's families, then the endpoint's own (also
+  // before the first snapshot: a scrape shows whether it is under attack).
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    const std::shared_ptr<const status::Status> s = latest();
+    std::string text = s ? status::to_prometheus(*s) : std::string();
+    text += endpoint_metrics(counters());
+    if (!s) res.status = 503;
+    res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
+  });
+}
+
+std::string StatsServer::endpoint_metrics(const Counters& c) {
+  auto n = [](uint64_t v) { return std::to_string(v); };
+  return "# HELP ntp_stats_connections_total Connections to the stats endpoint by what became of them: admitted, "
+         "shed (closed at accept: stats.max_connections, in all or from one source), timed_out (idle or slow "
+         "beyond stats.request_timeout_s).\n"
+         "# TYPE ntp_stats_connections_total counter\n"
+         "ntp_stats_connections_total{result=\"admitted\"} " + n(c.admitted) + "\n"
+         "ntp_stats_connections_total{result=\"shed\"} " + n(c.shed) + "\n"
+         "ntp_stats_connections_total{result=\"timed_out\"} " + n(c.timed_out) + "\n"
+         "# HELP ntp_stats_requests_total Requests answered by the stats endpoint; forbidden: 403, the source may "
+         "not query (access.query).\n"
+         "# TYPE ntp_stats_requests_total counter\n"
+         "ntp_stats_requests_total{result=\"served\"} " + n(c.served - std::min(c.served, c.forbidden)) + "\n"
+         "ntp_stats_requests_total{result=\"forbidden\"} " + n(c.forbidden) + "\n"
+         "# HELP ntp_stats_connections_open Connections to the stats endpoint open now.\n"
+         "# TYPE ntp_stats_connections_open gauge\n"
+         "ntp_stats_connections_open " + n(c.open) + "\n";
 }
 
 StatsServer::~StatsServer() { stop(); }
 
 bool StatsServer::start(const std::string& host, int port, std::string& err) {
-  if (!http_->bind_to_port(host, port)) {
-    err = "cannot listen there (address in use or not ours?)";
+  StatsOptions o;
+  o.listen = host + ":" + std::to_string(port);
+  return start(o, err);
+}
+
+bool StatsServer::start(const StatsOptions& o, std::string& err) {
+  if (running()) {
+    err = "already serving";
     return false;
   }
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  stats::ListenAddress where;
+  if (!stats::parse_listen(o.listen, where, err)) return false;
+  const int fd = stats::open_listener(where, err);
+  if (fd < 0) return false;
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    err = o.listen + ": eventfd: " + std::strerror(errno);
+    ::close(fd);
+    if (where.unix_socket) ::unlink(where.path.c_str());
+    return false;
+  }
+  opts_ = o;
+  where_ = where;
+  admission_ = std::make_unique<stats::Admission>(o.max_connections, std::max<size_t>(1, o.max_connections / 4));
+  stopping_ = false;
+  http_->set_listener(fd);
+  poll_thread_ = std::thread([this] { poll_loop(); });
+  for (size_t i = 0; i < kWorkers; i++) workers_.emplace_back([this] { worker_loop(); });
+  listen_thread_ = std::thread([this] {
+    // listen_after_bind() returns false when accept() failed for good
+    // (ENFILE, ENOBUFS, ...) and httplib closed the socket: open it again
+    // rather than leave the endpoint dead until a restart.
+    while (!http_->listen_after_bind() && !stopping_) {
+      spdlog::warn("stats endpoint {}: accept failed ({}); listening again in 1 s", opts_.listen,
+                   std::strerror(errno));
+      for (int i = 0; i < 10 && !stopping_; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (stopping_) break;
+      std::string e;
+      const int again = stats::open_listener(where_, e);
+      if (again < 0) {
+        spdlog::warn("stats endpoint: {}", e);
+        continue;
+      }
+      http_->set_listener(again);
+    }
+  });
   return true;
 }
 
 void StatsServer::stop() {
-  if (!thread_.joinable()) return;
-  http_->stop();
-  thread_.join();
+  if (!listen_thread_.joinable()) return;
+  stopping_ = true;
+  http_->close_listener();
+  listen_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(q_mu_);
+    // Connections being served end at their next read or write.
+    for (const auto& [fd, src] : serving_) ::shutdown(fd, SHUT_RDWR);
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  q_cv_.notify_all();
+  poll_thread_.join();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  std::lock_guard<std::mutex> lock(q_mu_);
+  for (const Conn& c : waiting_) close_conn(c);
+  for (const Conn& c : ready_) close_conn(c);
+  waiting_.clear();
+  ready_.clear();
+  ::close(wake_fd_);
+  wake_fd_ = -1;
+  if (where_.unix_socket) ::unlink(where_.path.c_str());
+}
+
+void StatsServer::close_conn(const Conn& c) {
+  ::shutdown(c.fd, SHUT_RDWR);
+  ::close(c.fd);
+  admission_->release(c.source);
+}
+
+void StatsServer::admit(int fd) {
+  Conn c;
+  c.fd = fd;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  uint32_t ipv4 = 0;
+  bool this_host = false;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ::close(fd);  // gone already
+    return;
+  }
+  if (ss.ss_family == AF_UNIX) {
+    this_host = true;
+    c.source = "unix";
+  } else if (ss.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+    ipv4 = ntohl(in.sin_addr.s_addr);
+    c.peer_ip = proto::ipv4_to_string(ipv4);
+    c.peer_port = ntohs(in.sin_port);
+    c.source = c.peer_ip;
+    // From this host to one of its own addresses (ntpctl --config on a
+    // listener at the namespace's address): as local as loopback.
+    sockaddr_in local{};
+    socklen_t local_len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 && local.sin_family == AF_INET &&
+        local.sin_addr.s_addr == in.sin_addr.s_addr)
+      this_host = true;
+  } else {
+    ::close(fd);  // we listen on IPv4 and Unix sockets only
+    return;
+  }
+  if (!admission_->admit(c.source)) {
+    shed_++;
+    ::close(fd);
+    return;
+  }
+  admitted_++;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c.allowed = stats::may_query(*access_, this_host, ipv4);
+  }
+  c.deadline = stats::Clock::now() + std::chrono::duration_cast<stats::Clock::duration>(
+                                         std::chrono::duration<double>(opts_.request_timeout_s));
+  {
+    std::lock_guard<std::mutex> lock(q_mu_);
+    waiting_.push_back(std::move(c));
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void StatsServer::poll_loop() {
+  std::vector<Conn> set;
+  std::vector<pollfd> pfds;
+  while (!stopping_) {
+    {
+      std::lock_guard<std::mutex> lock(q_mu_);
+      for (Conn& c : waiting_) set.push_back(std::move(c));
+      waiting_.clear();
+    }
+    auto now = stats::Clock::now();
+    int timeout_ms = -1;
+    for (const Conn& c : set) {
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(c.deadline - now).count();
+      const int m = static_cast<int>(std::clamp<int64_t>(ms, 0, 60000));
+      timeout_ms = timeout_ms < 0 ? m : std::min(timeout_ms, m);
+    }
+    pfds.assign(1, pollfd{wake_fd_, POLLIN, 0});
+    for (const Conn& c : set) pfds.push_back(pollfd{c.fd, POLLIN, 0});
+    const int r = ::poll(pfds.data(), pfds.size(), timeout_ms);
+    if (r < 0 && errno != EINTR) {
+      spdlog::warn("stats endpoint: poll: {}", std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (pfds[0].revents) {
+      uint64_t v;
+      [[maybe_unused]] ssize_t n = ::read(wake_fd_, &v, sizeof v);
+    }
+    now = stats::Clock::now();
+    std::vector<Conn> keep;
+    bool any_ready = false;
+    for (size_t i = 0; i < set.size(); i++) {
+      if (pfds[i + 1].revents) {
+        std::lock_guard<std::mutex> lock(q_mu_);
+        ready_.push_back(std::move(set[i]));
+        any_ready = true;
+      } else if (set[i].deadline <= now) {
+        timed_out_++;
+        close_conn(set[i]);
+      } else {
+        keep.push_back(std::move(set[i]));
+      }
+    }
+    set.swap(keep);
+    if (any_ready) q_cv_.notify_all();
+  }
+  for (const Conn& c : set) close_conn(c);
+}
+
+bool StatsServer::take_ready(Conn& out, std::unique_lock<std::mutex>&) {
+  // The oldest connection whose source does not hold its share of the
+  // workers already: one source cannot keep the others waiting.
+  for (auto it = ready_.begin(); it != ready_.end(); ++it) {
+    auto s = in_service_.find(it->source);
+    if (s != in_service_.end() && s->second >= kWorkersPerSource) continue;
+    out = std::move(*it);
+    ready_.erase(it);
+    in_service_[out.source]++;
+    serving_.emplace(out.fd, out.source);
+    return true;
+  }
+  return false;
+}
+
+void StatsServer::worker_loop() {
+  for (;;) {
+    Conn c;
+    {
+      std::unique_lock<std::mutex> lock(q_mu_);
+      q_cv_.wait(lock, [&] { return stopping_ || take_ready(c, lock); });
+      if (c.fd < 0) return;  // stopping, nothing taken
+    }
+    if (stats::Clock::now() >= c.deadline) {
+      timed_out_++;
+    } else {
+      http_->serve(c);
+      served_++;
+    }
+    {
+      std::lock_guard<std::mutex> lock(q_mu_);
+      serving_.erase(c.fd);
+      auto s = in_service_.find(c.source);
+      if (s != in_service_.end() && --s->second == 0) in_service_.erase(s);
+    }
+    q_cv_.notify_all();
+    close_conn(c);
+  }
+}
+
+void StatsServer::set_access(proto::AccessTable access) {
+  auto p = std::make_shared<const proto::AccessTable>(std::move(access));
+  std::lock_guard<std::mutex> lock(mu_);
+  access_ = std::move(p);
 }
 
 void StatsServer::publish(status::Status s) {
@@ -51,6 +601,17 @@ void StatsServer::publish(status::Status s) {
 std::shared_ptr<const status::Status> StatsServer::latest() const {
   std::lock_guard<std::mutex> lock(mu_);
   return latest_;
+}
+
+StatsServer::Counters StatsServer::counters() const {
+  Counters c;
+  c.admitted = admitted_;
+  c.shed = shed_;
+  c.timed_out = timed_out_;
+  c.served = served_;
+  c.forbidden = forbidden_;
+  c.open = admission_ ? admission_->open() : 0;
+  return c;
 }
 
 }  // namespace ntp::ctl

@@ -1,44 +1,211 @@
 // The stats endpoint: /metrics (Prometheus text) and /status (JSON), each
 // rendered from the latest status snapshot, which the control loop replaces
-// once a second. The HTTP server runs on a thread of its own; the control
-// loop only ever swaps a pointer under a short lock.
+// once a second. The control loop only ever swaps a pointer under a short
+// lock; nothing a client does can hold it up.
+//
+// cpp-httplib 0.11.4 parses HTTP; around it, what keeps the endpoint from
+// being exhausted (issue 9: idle connections, slowloris):
+//   - the accept thread admits a connection or closes it at once: at most
+//     stats.max_connections open, at most a quarter of them from one source;
+//   - an admitted connection waits in one poll() set (no thread) until its
+//     request starts to arrive;
+//   - a fixed pool of kWorkers threads serves one request per connection
+//     (Connection: close), reading and writing through a stream with ONE
+//     total deadline (stats.request_timeout_s) and a byte budget; one source
+//     has at most kWorkersPerSource of the threads at a time;
+//   - TCP clients other than loopback need access.query, server or peer
+//     (403); Unix-socket clients are let in by the socket's mode (0660).
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "control/status/status.h"
+#include "proto/access.h"
 
-namespace httplib {
-class Server;
+namespace ntp::config {
+struct Config;
 }
 
 namespace ntp::ctl {
 
+namespace stats {
+
+using Clock = std::chrono::steady_clock;
+
+// The reads and writes of one connection, all within one deadline: each
+// waits in poll() for what is left of it, so a client dribbling a byte a
+// second cannot stretch a request beyond it. Reads stop after max_read
+// bytes (a GET is a few hundred; nothing we serve needs a body).
+class DeadlineIo {
+ public:
+  DeadlineIo(int fd, Clock::time_point deadline, size_t max_read) : fd_(fd), deadline_(deadline), budget_(max_read) {}
+  // Up to n bytes as soon as some are there; 0 at end of stream; -1 at the
+  // deadline, over the budget or on an error.
+  ssize_t read(char* p, size_t n);
+  // All n bytes, or -1 (deadline, error, peer gone).
+  ssize_t write(const char* p, size_t n);
+  // Whether the fd becomes readable (writable) before the deadline.
+  bool wait_readable() const { return wait(true); }
+  bool wait_writable() const { return wait(false); }
+  bool timed_out() const { return timed_out_; }
+  int fd() const { return fd_; }
+
+ private:
+  bool wait(bool for_read) const;
+  int fd_;
+  Clock::time_point deadline_;
+  size_t budget_;
+  mutable bool timed_out_ = false;
+};
+
+// How many connections are open, in all and per source ("unix" for the Unix
+// socket, else the peer's address): admit() says whether one more may be.
+class Admission {
+ public:
+  Admission(size_t max_open, size_t max_per_source) : max_open_(max_open), max_per_source_(max_per_source) {}
+  bool admit(const std::string& source);
+  void release(const std::string& source);
+  size_t open() const;
+  size_t open_from(const std::string& source) const;
+
+ private:
+  mutable std::mutex mu_;
+  size_t max_open_, max_per_source_;
+  size_t open_ = 0;
+  std::map<std::string, size_t> per_source_;
+};
+
+// What a connection may see: clients on this host always (the Unix socket,
+// whose mode decides who reaches it; loopback; a TCP peer address that is
+// the connection's own local address), other TCP clients when their access
+// class has the query right (proto::may_query).
+bool may_query(const proto::AccessTable& access, bool this_host, uint32_t ipv4);
+
+// Where the endpoint listens: stats.listen parsed.
+struct ListenAddress {
+  bool unix_socket = false;
+  std::string path;       // unix_socket
+  uint32_t ipv4 = 0;      // else: host order ("localhost" is 127.0.0.1)
+  uint16_t port = 0;
+  std::string text;       // as configured
+};
+// false with err when `listen` is neither host:port nor unix:/path.
+bool parse_listen(const std::string& listen, ListenAddress& out, std::string& err);
+
+// A listening socket for a: TCP with the options host_check binds with
+// (SO_REUSEADDR, SO_REUSEPORT: only the same uid may share the port), or a
+// Unix socket, created through a temporary name and renamed into place with
+// mode 0660 (never a moment with a wider mode), refused in a directory that
+// others may write (unless sticky) or reached through a symlink; a stale
+// socket is replaced only when nobody answers on it. -1 with err set.
+int open_listener(const ListenAddress& a, std::string& err);
+
+}  // namespace stats
+
+struct StatsOptions {
+  std::string listen = "127.0.0.1:9123";  // stats.listen: host:port or unix:/path
+  size_t max_connections = 64;            // stats.max_connections
+  double request_timeout_s = 5;           // stats.request_timeout_s
+  static StatsOptions from(const config::Config& cfg);
+};
+
 class StatsServer {
  public:
+  static constexpr size_t kWorkers = 4;            // threads that serve requests
+  static constexpr size_t kWorkersPerSource = 2;   // of which one source may hold at once
+  static constexpr size_t kMaxRequestBytes = 16384;
+
   StatsServer();
   ~StatsServer();
   StatsServer(const StatsServer&) = delete;
   StatsServer& operator=(const StatsServer&) = delete;
 
-  // Binds host:port and serves from a thread of its own. False with err set
-  // when it cannot listen there.
+  // Opens the listener and serves from threads of their own. False with
+  // err set (the reason, e.g. "127.0.0.1:9123: Address already in use")
+  // when it cannot listen there; nothing is left running then, and start()
+  // may simply be called again later (ntp-control retries every few
+  // seconds rather than giving up its job for want of a port).
+  bool start(const StatsOptions& o, std::string& err);
+  // As before issue 9: host:port with the default limits.
   bool start(const std::string& host, int port, std::string& err);
+  bool running() const { return listen_thread_.joinable(); }
+  // Closes the listener (a Unix socket's path is removed) and every
+  // connection; waits for the threads (at most one request timeout).
   void stop();
+
+  // Who may query over TCP (from cfg.access); the control loop calls it at
+  // start and at a reload, while requests are being served.
+  void set_access(proto::AccessTable access);
 
   // The snapshot both endpoints render from now on; until the first one
   // they answer 503.
   void publish(status::Status s);
   std::shared_ptr<const status::Status> latest() const;
 
+  struct Counters {
+    uint64_t admitted = 0;   // connections taken in
+    uint64_t shed = 0;       // closed at accept: too many open (in all or from that source)
+    uint64_t timed_out = 0;  // closed at the deadline (idle, or slow)
+    uint64_t served = 0;     // requests answered (any status)
+    uint64_t forbidden = 0;  // of which 403: the source may not query
+    size_t open = 0;         // open now
+  };
+  Counters counters() const;
+  // The counters as Prometheus families (appended to /metrics).
+  static std::string endpoint_metrics(const Counters& c);
+
+  class Http;  // the httplib::Server subclass (stats_server.cc)
+
  private:
+  struct Conn {
+    int fd = -1;
+    stats::Clock::time_point deadline;
+    std::string source;   // Admission's key
+    std::string peer_ip;  // "" for the Unix socket
+    int peer_port = 0;
+    bool allowed = false;
+  };
+  friend class Http;
+  // The accept thread's part: admit or close (never blocks).
+  void admit(int fd);
+  void poll_loop();
+  void worker_loop();
+  void close_conn(const Conn& c);
+  bool take_ready(Conn& out, std::unique_lock<std::mutex>& lock);
+
   mutable std::mutex mu_;
   std::shared_ptr<const status::Status> latest_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::shared_ptr<const proto::AccessTable> access_;
+
+  StatsOptions opts_;
+  stats::ListenAddress where_;
+  std::unique_ptr<Http> http_;
+  std::unique_ptr<stats::Admission> admission_;
+  std::thread listen_thread_, poll_thread_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stopping_{false};
+  int wake_fd_ = -1;  // eventfd: a new connection for the poll set, or stop
+
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::vector<Conn> waiting_;   // admitted, not yet readable (poll set); new ones appended
+  std::deque<Conn> ready_;      // readable, for the workers
+  std::map<std::string, size_t> in_service_;  // per source, held by workers now
+  std::map<int, std::string> serving_;        // fd -> source, held by workers now
+
+  std::atomic<uint64_t> admitted_{0}, shed_{0}, timed_out_{0}, served_{0}, forbidden_{0};
 };
 
 }  // namespace ntp::ctl

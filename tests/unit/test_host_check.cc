@@ -49,6 +49,12 @@ struct FakeHost : HostFacts {
     looked_up.push_back(p);
     return files.count(p) > 0;
   }
+  std::map<std::string, PathFacts> paths{{"/run/ntp", {.exists = true, .directory = true, .mode = 0750}}};
+  PathFacts lstat_path(const std::string& p) const override {
+    looked_up.push_back(p);
+    auto it = paths.find(p);
+    return it == paths.end() ? PathFacts{} : it->second;
+  }
 };
 
 // Line numbers below count from 1 in this text.
@@ -194,6 +200,40 @@ TEST(HostCheck, StatsPortInUseIsAnErrorAtStartAWarningAtCheck) {
   // Other bind errors (EACCES) refuse at --check as well.
   host.bind_errno[{0x7F000001, 9123}] = EACCES;
   EXPECT_EQ(run(text, kControlHostChecks, host, false).errors.size(), 1u);
+}
+
+TEST(HostCheck, StatsUnixSocketDirectory) {
+  const auto text = [](const std::string& path) { return config_text("[1]", "unix:" + path, "net_tap0"); };
+  FakeHost host;
+  EXPECT_TRUE(run(text("/run/ntp/c.sock"), kControlHostChecks, host).errors.empty());
+  EXPECT_TRUE(host.bound.empty());  // no TCP bind for a Unix socket
+  const std::string where = "t.toml:6:10: stats.listen: cannot listen on unix:";
+  EXPECT_EQ(run(text("/nowhere/c.sock"), kControlHostChecks, host).errors,
+            (std::vector<std::string>{where + "/nowhere/c.sock: its directory /nowhere does not exist (create it, "
+                                              "group of the daemons, mode 0750)"}));
+  host.paths["/tmp"] = {.exists = true, .directory = true, .mode = 01777};  // sticky: others cannot replace ours
+  EXPECT_TRUE(run(text("/tmp/c.sock"), kControlHostChecks, host).errors.empty());
+  host.paths["/srv/open"] = {.exists = true, .directory = true, .mode = 0777};
+  EXPECT_EQ(run(text("/srv/open/c.sock"), kControlHostChecks, host).errors,
+            (std::vector<std::string>{where + "/srv/open/c.sock: its directory /srv/open is writable by others (mode "
+                                              "0777) and not sticky: anyone could replace the socket"}));
+  host.paths["/srv/link"] = {.exists = true, .symlink = true, .mode = 0777};
+  EXPECT_EQ(run(text("/srv/link/c.sock"), kControlHostChecks, host).errors,
+            (std::vector<std::string>{where + "/srv/link/c.sock: its directory /srv/link is a symlink (give the real "
+                                              "directory)"}));
+  host.paths["/srv/file"] = {.exists = true, .mode = 0644};
+  EXPECT_EQ(run(text("/srv/file/c.sock"), kControlHostChecks, host).errors,
+            (std::vector<std::string>{where + "/srv/file/c.sock: /srv/file is not a directory"}));
+  host.paths["/run/ntp/old.sock"] = {.exists = true, .socket = true, .mode = 0660};  // stale: replaced at start
+  EXPECT_TRUE(run(text("/run/ntp/old.sock"), kControlHostChecks, host).errors.empty());
+  host.paths["/run/ntp/conf"] = {.exists = true, .mode = 0644};
+  EXPECT_EQ(run(text("/run/ntp/conf"), kControlHostChecks, host).errors,
+            (std::vector<std::string>{where + "/run/ntp/conf: /run/ntp/conf exists and is not a socket (not removed)"}));
+  host.paths["/run/ntp/ln.sock"] = {.exists = true, .symlink = true, .mode = 0777};
+  EXPECT_EQ(run(text("/run/ntp/ln.sock"), kControlHostChecks, host).errors,
+            (std::vector<std::string>{where + "/run/ntp/ln.sock: /run/ntp/ln.sock is a symlink"}));
+  // The dataplane does not listen there: it does not look.
+  EXPECT_TRUE(run(text("/nowhere/c.sock"), kDataplaneHostChecks, host).errors.empty());
 }
 
 TEST(HostCheck, DevicesThatAttachToSomethingPresent) {

@@ -1,0 +1,424 @@
+// The stats endpoint's pure parts and its socket plumbing over socketpair()
+// and a Unix socket in a private directory (no network: the TCP side, idle
+// connections and slowloris are in tests/integration/test_stats.py).
+#include "control/stats_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "config/host_check.h"
+#include "proto/inet.h"
+
+namespace ntp::ctl {
+namespace {
+
+using stats::Clock;
+using namespace std::chrono_literals;
+
+struct Pair {
+  int a = -1, b = -1;
+  Pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0) {
+      a = fds[0];
+      b = fds[1];
+    }
+  }
+  ~Pair() {
+    if (a >= 0) ::close(a);
+    if (b >= 0) ::close(b);
+  }
+};
+
+// A fresh directory of mode 0700 under /tmp, removed with what is in it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/test_stats_server.XXXXXX";
+    if (::mkdtemp(t)) path = t;
+  }
+  ~TempDir() {
+    if (!path.empty()) std::system(("rm -rf '" + path + "'").c_str());
+  }
+};
+
+TEST(DeadlineIo, ReadsWhatArrivesAndStopsAtTheDeadline) {
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  const auto start = Clock::now();
+  stats::DeadlineIo io(p.a, start + 300ms, 1000);
+  ASSERT_EQ(::write(p.b, "GET", 3), 3);
+  char buf[16];
+  EXPECT_EQ(io.read(buf, sizeof buf), 3);
+  EXPECT_EQ(std::string(buf, 3), "GET");
+  EXPECT_FALSE(io.timed_out());
+  // Nothing more: the read waits for what is left of the deadline, no more.
+  EXPECT_EQ(io.read(buf, sizeof buf), -1);
+  EXPECT_TRUE(io.timed_out());
+  EXPECT_GE(Clock::now() - start, 300ms);
+  EXPECT_LT(Clock::now() - start, 2s);
+}
+
+TEST(DeadlineIo, OneDeadlineForAllReadsNotOnePerRead) {
+  // A byte every 100 ms: a per-read timeout of 300 ms would never fire;
+  // the connection's one deadline does.
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  const auto start = Clock::now();
+  stats::DeadlineIo io(p.a, start + 450ms, 1000);
+  std::thread dribble([fd = p.b] {
+    for (int i = 0; i < 20; i++) {
+      if (::send(fd, "x", 1, MSG_NOSIGNAL) != 1) return;
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  size_t got = 0;
+  char c;
+  while (io.read(&c, 1) == 1) got++;
+  EXPECT_TRUE(io.timed_out());
+  EXPECT_GE(got, 2u);
+  EXPECT_LE(got, 8u);
+  EXPECT_LT(Clock::now() - start, 1500ms);
+  ::shutdown(p.a, SHUT_RDWR);
+  dribble.join();
+}
+
+TEST(DeadlineIo, EndOfStreamAndByteBudget) {
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  stats::DeadlineIo io(p.a, Clock::now() + 5s, 5);
+  ASSERT_EQ(::write(p.b, "0123456789", 10), 10);
+  char buf[16];
+  EXPECT_EQ(io.read(buf, sizeof buf), 5);   // the budget caps the read
+  EXPECT_EQ(io.read(buf, sizeof buf), -1);  // and then refuses more
+  EXPECT_FALSE(io.timed_out());
+
+  Pair q;
+  stats::DeadlineIo io2(q.a, Clock::now() + 5s, 100);
+  ::shutdown(q.b, SHUT_WR);
+  EXPECT_EQ(io2.read(buf, sizeof buf), 0);  // end of stream, at once
+  EXPECT_FALSE(io2.timed_out());
+}
+
+TEST(DeadlineIo, WriteGivesUpAtTheDeadlineWhenNobodyReads) {
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  const int small = 4096;
+  ::setsockopt(p.a, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  const auto start = Clock::now();
+  stats::DeadlineIo io(p.a, start + 300ms, 100);
+  const std::string big(4 << 20, 'x');  // far more than the buffers hold
+  EXPECT_EQ(io.write(big.data(), big.size()), -1);
+  EXPECT_TRUE(io.timed_out());
+  EXPECT_LT(Clock::now() - start, 2s);
+
+  Pair q;
+  stats::DeadlineIo ok(q.a, Clock::now() + 5s, 100);
+  EXPECT_EQ(ok.write("hello", 5), 5);
+  char buf[8];
+  EXPECT_EQ(::read(q.b, buf, sizeof buf), 5);
+}
+
+TEST(Admission, BoundsAllAndEachSource) {
+  stats::Admission a(4, 2);
+  EXPECT_TRUE(a.admit("10.0.0.1"));
+  EXPECT_TRUE(a.admit("10.0.0.1"));
+  EXPECT_FALSE(a.admit("10.0.0.1"));  // its share
+  EXPECT_EQ(a.open_from("10.0.0.1"), 2u);
+  EXPECT_TRUE(a.admit("10.0.0.2"));
+  EXPECT_TRUE(a.admit("unix"));
+  EXPECT_FALSE(a.admit("10.0.0.3"));  // all four taken
+  EXPECT_EQ(a.open(), 4u);
+  a.release("10.0.0.1");
+  EXPECT_EQ(a.open(), 3u);
+  EXPECT_TRUE(a.admit("10.0.0.3"));
+  a.release("192.0.2.1");  // never admitted: changes nothing
+  EXPECT_EQ(a.open(), 4u);
+  for (const char* s : {"10.0.0.1", "10.0.0.2", "unix", "10.0.0.3"}) a.release(s);
+  EXPECT_EQ(a.open(), 0u);
+  EXPECT_EQ(a.open_from("10.0.0.1"), 0u);
+}
+
+TEST(StatsServer, EndpointMetrics) {
+  StatsServer::Counters c;
+  c.admitted = 10;
+  c.shed = 1990;
+  c.timed_out = 7;
+  c.served = 3;
+  c.forbidden = 1;
+  c.open = 2;
+  const std::string m = StatsServer::endpoint_metrics(c);
+  for (const char* line :
+       {"ntp_stats_connections_total{result=\"admitted\"} 10\n", "ntp_stats_connections_total{result=\"shed\"} 1990\n",
+        "ntp_stats_connections_total{result=\"timed_out\"} 7\n", "ntp_stats_requests_total{result=\"served\"} 2\n",
+        "ntp_stats_requests_total{result=\"forbidden\"} 1\n", "ntp_stats_connections_open 2\n",
+        "# TYPE ntp_stats_connections_open gauge\n"})
+    EXPECT_NE(m.find(line), std::string::npos) << line;
+}
+
+TEST(QueryAccess, LoopbackAndUnixAlwaysOthersByClass) {
+  const proto::AccessTable table(
+      {{0x0A000000, 8, proto::AccessClass::kQuery}, {0x0A010000, 16, proto::AccessClass::kSynchronization},
+       {0x0A020000, 16, proto::AccessClass::kServer}, {0x0A030000, 16, proto::AccessClass::kPeer},
+       {0x0A040000, 16, proto::AccessClass::kDeny}},
+      proto::AccessClass::kLimited);
+  EXPECT_TRUE(stats::may_query(table, true, 0));
+  EXPECT_TRUE(stats::may_query(table, false, 0x7F000001));
+  EXPECT_TRUE(stats::may_query(table, false, 0x7F0000FE));
+  EXPECT_TRUE(stats::may_query(table, false, 0x0A000001));   // query
+  EXPECT_FALSE(stats::may_query(table, false, 0x0A010001));  // synchronization: time only
+  EXPECT_TRUE(stats::may_query(table, false, 0x0A020001));   // server
+  EXPECT_TRUE(stats::may_query(table, false, 0x0A030001));   // peer
+  EXPECT_FALSE(stats::may_query(table, false, 0x0A040001));  // deny
+  EXPECT_FALSE(stats::may_query(table, false, 0xC0000201));  // default class limited
+  EXPECT_FALSE(stats::may_query(proto::AccessTable(), false, 0xC0000201));
+}
+
+TEST(ParseListen, TcpAndUnix) {
+  stats::ListenAddress a;
+  std::string err;
+  ASSERT_TRUE(stats::parse_listen("10.0.1.31:9123", a, err)) << err;
+  EXPECT_FALSE(a.unix_socket);
+  EXPECT_EQ(a.ipv4, 0x0A00011Fu);
+  EXPECT_EQ(a.port, 9123);
+  ASSERT_TRUE(stats::parse_listen("localhost:80", a, err)) << err;
+  EXPECT_EQ(a.ipv4, 0x7F000001u);
+  ASSERT_TRUE(stats::parse_listen("unix:/run/ntp-appliance/DeviceC.sock", a, err)) << err;
+  EXPECT_TRUE(a.unix_socket);
+  EXPECT_EQ(a.path, "/run/ntp-appliance/DeviceC.sock");
+  EXPECT_FALSE(stats::parse_listen("unix:relative.sock", a, err));
+  EXPECT_FALSE(stats::parse_listen("unix:/" + std::string(200, 'x'), a, err));
+  EXPECT_FALSE(stats::parse_listen("host.example:80", a, err));
+  EXPECT_NE(err.find("host.example:80"), std::string::npos);
+  EXPECT_FALSE(stats::parse_listen("127.0.0.1", a, err));
+}
+
+// GET path over the Unix socket with httplib's own client parsing the answer.
+class UnixGet final : public httplib::ClientImpl {
+ public:
+  explicit UnixGet(std::string path) : httplib::ClientImpl("localhost", 80), path_(std::move(path)) {}
+
+ protected:
+  bool create_and_connect_socket(Socket& socket, httplib::Error& error) override {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path_.c_str(), sizeof sa.sun_path - 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) {
+      socket.sock = fd;
+      return true;
+    }
+    if (fd >= 0) ::close(fd);
+    error = httplib::Error::Connection;
+    return false;
+  }
+
+ private:
+  std::string path_;
+};
+
+int connect_unix(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// Polls until cond() or the timeout; true when cond() held.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds timeout = 5000ms) {
+  const auto end = Clock::now() + timeout;
+  while (Clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return cond();
+}
+
+status::Status small_status() {
+  status::Status s;
+  s.system.sysname = "unit";
+  s.system.synchronized = true;
+  s.system.leap = 0;
+  s.system.stratum = 2;
+  return s;
+}
+
+TEST(StatsServerUnix, ServesWithMode0660AndRemovesTheSocketAtStop) {
+  TempDir d;
+  ASSERT_FALSE(d.path.empty());
+  const std::string sock = d.path + "/stats.sock";
+  StatsServer srv;
+  StatsOptions o;
+  o.listen = "unix:" + sock;
+  o.max_connections = 8;
+  o.request_timeout_s = 2;
+  std::string err;
+  ASSERT_TRUE(srv.start(o, err)) << err;
+  struct stat st;
+  ASSERT_EQ(::lstat(sock.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  {
+    UnixGet cli(sock);
+    auto res = cli.Get("/status");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 503);  // nothing published yet
+  }
+  srv.publish(small_status());
+  {
+    UnixGet cli(sock);
+    auto res = cli.Get("/status");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    std::string e;
+    const auto back = status::from_json(res->body, e);
+    ASSERT_TRUE(back.has_value()) << e;
+    EXPECT_EQ(back->system.sysname, "unit");
+    EXPECT_EQ(res->get_header_value("Connection"), "close");
+  }
+  {
+    UnixGet cli(sock);
+    auto res = cli.Get("/metrics");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_NE(res->body.find("ntp_stratum 2\n"), std::string::npos);
+    EXPECT_NE(res->body.find("\nntp_stats_connections_total{result=\"admitted\"} "), std::string::npos);
+  }
+  EXPECT_GE(srv.counters().served, 3u);
+  srv.stop();
+  EXPECT_NE(::lstat(sock.c_str(), &st), 0);
+  EXPECT_EQ(errno, ENOENT);
+}
+
+TEST(StatsServerUnix, IdleConnectionsAreShedAndTimedOutAndOthersStillServed) {
+  TempDir d;
+  ASSERT_FALSE(d.path.empty());
+  const std::string sock = d.path + "/stats.sock";
+  StatsServer srv;
+  StatsOptions o;
+  o.listen = "unix:" + sock;
+  o.max_connections = 16;  // 4 per source; every Unix client is one source
+  o.request_timeout_s = 1;
+  std::string err;
+  ASSERT_TRUE(srv.start(o, err)) << err;
+  srv.publish(small_status());
+  std::vector<int> idle;
+  for (int i = 0; i < 40; i++) idle.push_back(connect_unix(sock));
+  for (int fd : idle) ASSERT_GE(fd, 0);
+  // All but the source's share are closed at once; those wait without a thread.
+  ASSERT_TRUE(eventually([&] { return srv.counters().admitted + srv.counters().shed == 40; }));
+  EXPECT_EQ(srv.counters().admitted, 4u);
+  EXPECT_EQ(srv.counters().shed, 36u);
+  EXPECT_EQ(srv.counters().open, 4u);
+  // ... and are closed at their deadline, with nothing sent.
+  ASSERT_TRUE(eventually([&] { return srv.counters().timed_out == 4; }, 4000ms));
+  EXPECT_EQ(srv.counters().open, 0u);
+  char c;
+  EXPECT_EQ(::read(idle[0], &c, 1), 0);
+  for (int fd : idle) ::close(fd);
+  // A client now gets its answer.
+  UnixGet cli(sock);
+  auto res = cli.Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST(StatsServerUnix, RefusesAnUnsafeDirectoryAndALiveSocket) {
+  TempDir d;
+  ASSERT_FALSE(d.path.empty());
+  std::string err;
+  {
+    const std::string open_dir = d.path + "/open";
+    ASSERT_EQ(::mkdir(open_dir.c_str(), 0777), 0);
+    ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+    StatsServer srv;
+    StatsOptions o;
+    o.listen = "unix:" + open_dir + "/s.sock";
+    EXPECT_FALSE(srv.start(o, err));
+    EXPECT_NE(err.find("writable by others (mode 0777)"), std::string::npos) << err;
+    EXPECT_FALSE(srv.running());
+  }
+  {
+    const std::string link = d.path + "/link";
+    ASSERT_EQ(::symlink(d.path.c_str(), link.c_str()), 0);
+    StatsServer srv;
+    StatsOptions o;
+    o.listen = "unix:" + link + "/s.sock";
+    EXPECT_FALSE(srv.start(o, err));
+    EXPECT_NE(err.find("is a symlink"), std::string::npos) << err;
+  }
+  {
+    const std::string file = d.path + "/plain";
+    FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+    StatsServer srv;
+    StatsOptions o;
+    o.listen = "unix:" + file;
+    EXPECT_FALSE(srv.start(o, err));
+    EXPECT_NE(err.find("exists and is not a socket"), std::string::npos) << err;
+    struct stat st;
+    EXPECT_EQ(::lstat(file.c_str(), &st), 0);  // left alone
+  }
+  {
+    const std::string sock = d.path + "/live.sock";
+    StatsServer first;
+    StatsOptions o;
+    o.listen = "unix:" + sock;
+    ASSERT_TRUE(first.start(o, err)) << err;
+    StatsServer second;
+    EXPECT_FALSE(second.start(o, err));
+    EXPECT_NE(err.find("another process listens"), std::string::npos) << err;
+    first.stop();
+    // A stale socket (its server gone without removing it) is replaced.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, sock.c_str(), sizeof sa.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+    ::close(fd);
+    ASSERT_TRUE(second.start(o, err)) << err;
+    second.publish(small_status());
+    UnixGet cli(sock);
+    auto res = cli.Get("/status");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+  }
+}
+
+TEST(StatsServer, StartAgainAfterAFailureAndStopTwice) {
+  TempDir d;
+  ASSERT_FALSE(d.path.empty());
+  StatsServer srv;
+  StatsOptions o;
+  o.listen = "unix:" + d.path + "/missing/s.sock";
+  std::string err;
+  EXPECT_FALSE(srv.start(o, err));
+  EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
+  o.listen = "unix:" + d.path + "/s.sock";
+  ASSERT_TRUE(srv.start(o, err)) << err;
+  EXPECT_TRUE(srv.running());
+  EXPECT_FALSE(srv.start(o, err));  // already serving
+  srv.stop();
+  srv.stop();
+  EXPECT_FALSE(srv.running());
+}
+
+}  // namespace
+}  // namespace ntp::ctl
