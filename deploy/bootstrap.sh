@@ -37,6 +37,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The unprivileged user ntp-control runs as under systemd
+# (deploy/systemd/ntp-appliance.sysusers.conf says the same for
+# systemd-sysusers); the root dataplane gives it the shared memory
+# (channel.control_user = "ntp-appliance").
+if ! getent passwd ntp-appliance >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "bootstrap: creating system user ntp-appliance"
+    useradd --system --user-group --home-dir /var/lib/ntp-appliance --no-create-home \
+      --shell /usr/sbin/nologin --comment "NTP appliance control plane" ntp-appliance
+  else
+    echo "bootstrap: note: no user ntp-appliance (the systemd units run ntp-control as it); run as root to create it" >&2
+  fi
+fi
+
 # A chronyd started by the package (on systems without policy-rc.d support)
 # would fight over the host clock; tests must never run next to one.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet chrony 2>/dev/null; then
