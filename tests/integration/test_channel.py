@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Issue 9: a channel only the two daemons can use.
+
+- A segment planted under the instance's name by another user (uid 65534,
+  mode 0666, a header with the right magic and ABI) while the dataplane is
+  down: ntp-control refuses it with a message naming the owner and the
+  mode, says so once, and writes nothing into it; a dataplane started
+  then replaces it and the control plane attaches to the real one.
+- A second ntp-control for the same instance exits non-zero with "already
+  running" and the first one's pid, while the first keeps publishing.
+- A second ntp-dataplane likewise, while the first keeps answering clients
+  and the control plane stays attached to its segment.
+"""
+import os
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import netlab  # noqa: E402
+from netlab import wait_for  # noqa: E402
+
+SERVER_IP = "10.0.9.41"
+CLIENT_IP = "10.0.9.140"
+NOBODY = 65534
+CHANNEL_MAGIC = 0x4E54504150504C31  # "NTPAPPL1", proto/channel_abi.h
+CHANNEL_ABI = 5
+NTPCLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ntpclient.py")
+
+
+def plant_segment(path, size=1 << 20):
+    """Creates path as uid/gid 65534 with mode 0666, as another local user
+    would: the magic and ABI version of a real segment, zeros after."""
+    code = (
+        "import os,struct,sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)\n"
+        "os.fchmod(fd, 0o666)\n"
+        "os.ftruncate(fd, int(sys.argv[2]))\n"
+        f"os.pwrite(fd, struct.pack('<QII', {CHANNEL_MAGIC}, {CHANNEL_ABI}, 0), 0)\n"
+        "os.close(fd)\n")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    subprocess.run([sys.executable, "-c", code, path, str(size)], preexec_fn=drop, check=True, timeout=10)
+
+
+def shm_file(sysname):
+    return f"/dev/shm/ntp-test-{sysname}"
+
+
+class ChannelTest(unittest.TestCase):
+    def lab(self, tag):
+        srv = netlab.Namespace(netlab.unique(f"ntch{tag}s"))
+        cli = netlab.Namespace(netlab.unique(f"ntch{tag}c"))
+        netlab.veth_pair(srv, "dp0", cli, "cli0")
+        netlab.dataplane_side(srv, "dp0")
+        cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
+        d = netlab.workdir(f"ch{tag}")
+        sysname = netlab.unique(f"Ch{tag}")
+        files = [shm_file(sysname) + s for s in ("", ".control.lock", ".dataplane.lock")]
+
+        def remove_files():
+            for p in files:
+                if os.path.lexists(p):
+                    os.unlink(p)
+
+        # Whatever a failed run left under this name (unique, but never trust
+        # /dev/shm), and at the end, after the appliance stopped, what a
+        # refused or killed process left.
+        remove_files()
+        netlab._cleanups.append(remove_files)
+        app = netlab.Appliance(srv, sysname, d, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", f"{SERVER_IP}/24", refclock_master=2))
+        return srv, cli, d, sysname, app
+
+    def answered(self, cli):
+        r = cli.exec("/usr/bin/python3", NTPCLIENT, SERVER_IP, "--count", "1", "--timeout", "1", check=False)
+        return '"reply": true' in r.stdout
+
+    def test_planted_segment_is_refused_and_replaced_by_the_dataplane(self):
+        srv, cli, d, sysname, app = self.lab("p")
+        path = shm_file(sysname)
+        plant_segment(path)
+        planted = open(path, "rb").read()
+        st = os.lstat(path)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (NOBODY, 0o666))
+
+        app.start_control(wait=False)
+        refusal = (f"shared memory /ntp-test-{sysname} is owned by uid {NOBODY} with mode 0666, not by us "
+                   f"(uid 0) with mode 0600: refusing it (planted by another user?)")
+        wait_for(lambda: app._died(app.cp, "control") or app.log_contains("control", refusal), 20,
+                 what="the control plane to refuse the planted segment")
+        # It keeps retrying (every 200 ms) for a real one: observed over 3 s,
+        # the refusal is logged once, nothing attached, nothing written.
+        time.sleep(3)
+        log = app.log("control")
+        self.assertIsNone(app.cp.poll(), "the control plane must wait for a real segment, not exit")
+        self.assertEqual(log.count(refusal), 1, log[-3000:])
+        self.assertNotIn("attached to shared memory", log)
+        self.assertEqual(open(path, "rb").read(), planted, "the control plane wrote into the planted segment")
+
+        # The dataplane (holding its lock) replaces the planted file with its
+        # own, mode 0600, and the control plane attaches to that one.
+        app.start_dataplane()
+        st = os.lstat(path)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        wait_for(lambda: app._died(app.cp, "control") or app.log_contains("control", "attached to shared memory"),
+                 20, what="the control plane to attach to the dataplane's segment")
+        wait_for(lambda: app.status(), 20, what="the control plane to publish")
+        wait_for(lambda: self.answered(cli), 20, what="an answer from the appliance")
+
+    def test_second_control_plane_exits_already_running(self):
+        srv, cli, d, sysname, app = self.lab("c")
+        app.start()
+        first_pid = app.status()["system"]["control_pid"]
+        second = srv.popen([netlab.CONTROL, "--config", app.config_path], os.path.join(d, "second-control.log"))
+        try:
+            rc = second.wait(timeout=30)
+        finally:
+            netlab.stop_process(second)
+        log = open(os.path.join(d, "second-control.log")).read()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn(f"ntp-control for /ntp-test-{sysname} is already running (pid {first_pid} holds "
+                      f"/dev/shm/ntp-test-{sysname}.control.lock)", log)
+        self.assertNotIn("attached to shared memory", log)
+        # The first one goes on: alive, still the segment's control plane,
+        # and its publications keep coming.
+        self.assertIsNone(app.cp.poll())
+        before = app.status()["system"]
+        self.assertEqual(before["control_pid"], first_pid)
+        wait_for(lambda: app.status()["system"]["state_publications"] > before["state_publications"] + 2, 10,
+                 what="the first control plane to keep publishing")
+        self.assertTrue(self.answered(cli))
+
+    def test_second_dataplane_exits_already_running(self):
+        srv, cli, d, sysname, app = self.lab("d")
+        app.start()
+        wait_for(lambda: self.answered(cli), 20, what="an answer from the appliance")
+        first = app.status()["system"]
+        st = os.lstat(shm_file(sysname))
+        second = srv.popen([netlab.DATAPLANE, "--config", app.config_path], os.path.join(d, "second-dataplane.log"))
+        try:
+            rc = second.wait(timeout=30)
+        finally:
+            netlab.stop_process(second)
+        log = open(os.path.join(d, "second-dataplane.log")).read()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn(f"ntp-dataplane for /ntp-test-{sysname} is already running (pid {first['dataplane_pid']} "
+                      f"holds /dev/shm/ntp-test-{sysname}.dataplane.lock)", log)
+        # The first one's segment is the same file, the control plane still on
+        # it, and clients are still answered.
+        st2 = os.lstat(shm_file(sysname))
+        self.assertEqual((st2.st_dev, st2.st_ino), (st.st_dev, st.st_ino), "the segment was replaced")
+        self.assertIsNone(app.dp.poll())
+        self.assertNotIn("went away", app.log("control"))
+        self.assertEqual(app.status()["system"]["dataplane_pid"], first["dataplane_pid"])
+        self.assertTrue(self.answered(cli))
+
+
+if __name__ == "__main__":
+    unittest.main()
