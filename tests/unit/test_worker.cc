@@ -1,0 +1,314 @@
+// The worker's policy and control-plane tx path (dataplane/worker.h,
+// worker_setup.h), without a NIC: make_policy from a configuration, the
+// policy swap at poll boundaries with its epochs (publish_policy,
+// collect_retired, apply_policy, also against a worker thread polling
+// concurrently), a reload's ratelimit.clients that needs a restart, and the
+// validation of the control plane's tx ring entries (service_control_tx on
+// rings in plain memory, as the segment holds them). The per-packet rules
+// themselves are test_frame's; the loop's speed is bench_worker's.
+#include "dataplane/worker.h"
+
+#include <gtest/gtest.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/worker_setup.h"
+#include "proto/channel_abi.h"
+
+namespace ntp::dp {
+namespace {
+
+constexpr uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d) { return a << 24 | b << 16 | c << 8 | d; }
+
+config::Association assoc(uint32_t address) {
+  config::Association a;
+  a.address = address;
+  return a;
+}
+
+config::Config lab_config() {
+  config::Config cfg;
+  cfg.servers = {assoc(ip4(192, 0, 2, 9)), assoc(ip4(10, 0, 0, 5)), assoc(ip4(10, 0, 0, 1))};
+  cfg.peers = {assoc(ip4(10, 0, 0, 5)), assoc(ip4(10, 0, 0, 3))};
+  cfg.access.peer = {{ip4(10, 1, 0, 0), 16}};
+  cfg.access.deny = {{ip4(10, 1, 2, 0), 24}};
+  cfg.access.query = {{ip4(172, 16, 0, 0), 12}};
+  cfg.access.kod = true;
+  cfg.ntp.answer_unknown_peers = true;
+  cfg.ratelimit.interval_log2 = -2;
+  cfg.ratelimit.burst = 16;
+  cfg.ratelimit.leak_log2 = 3;
+  cfg.ratelimit.min_interval_s = 0.25;
+  cfg.ratelimit.clients = 1024;
+  cfg.ratelimit.max_replies_per_s = 5000;
+  return cfg;
+}
+
+// A worker context as make_worker_context leaves it, minus ports and
+// rings: counters in a segment of its own, its limiter, its first policy.
+struct Rig {
+  std::unique_ptr<proto::SegmentHeader> seg = std::make_unique<proto::SegmentHeader>();
+  std::vector<std::unique_ptr<WorkerContext>> workers;
+  explicit Rig(const config::Config& cfg, unsigned n = 1) {
+    for (unsigned w = 0; w < n; w++) {
+      auto ctx = std::make_unique<WorkerContext>();
+      ctx->worker_id = w;
+      ctx->segment = seg.get();
+      ctx->counters = &seg->workers[w];
+      auto p = std::make_unique<Policy>(make_policy(cfg));
+      ctx->limiter = std::make_unique<RateLimiter>(p->clients, p->limits, 42 + w);
+      publish_policy(*ctx, std::move(p));
+      workers.push_back(std::move(ctx));
+    }
+  }
+  WorkerContext& w0() { return *workers[0]; }
+};
+
+TEST(WorkerPolicy, MadeFromTheConfiguration) {
+  const Policy p = make_policy(lab_config());
+  // Associations sorted, one per address, a server that is also a peer both.
+  ASSERT_EQ(p.assoc.size(), 4u);
+  EXPECT_EQ(p.assoc[0].ipv4, ip4(10, 0, 0, 1));
+  EXPECT_EQ(p.assoc[1].ipv4, ip4(10, 0, 0, 3));
+  EXPECT_EQ(p.assoc[2].ipv4, ip4(10, 0, 0, 5));
+  EXPECT_EQ(p.assoc[3].ipv4, ip4(192, 0, 2, 9));
+  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 1)), kAssocServer);
+  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 3)), kAssocPeer);
+  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 5)), kAssocServer | kAssocPeer);
+  EXPECT_EQ(p.assoc_kinds(ip4(192, 0, 2, 9)), kAssocServer);
+  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 2)), 0);
+  EXPECT_EQ(p.assoc_kinds(0), 0);
+  EXPECT_EQ(p.assoc_kinds(0xFFFFFFFF), 0);
+  // The access classes, deny inside an allowed prefix winning.
+  EXPECT_EQ(p.access.classify_v4(ip4(10, 1, 9, 9)), proto::AccessClass::kPeer);
+  EXPECT_EQ(p.access.classify_v4(ip4(10, 1, 2, 7)), proto::AccessClass::kDeny);
+  EXPECT_EQ(p.access.classify_v4(ip4(172, 20, 0, 1)), proto::AccessClass::kQuery);
+  EXPECT_EQ(p.access.classify_v4(ip4(8, 8, 8, 8)), proto::AccessClass::kLimited);  // default_class
+  EXPECT_TRUE(p.kod);
+  EXPECT_TRUE(p.answer_unknown_peers);
+  EXPECT_EQ(p.limits.interval_log2, -2);
+  EXPECT_EQ(p.limits.burst, 16);
+  EXPECT_EQ(p.limits.leak_log2, 3);
+  EXPECT_EQ(p.limits.min_interval_ns, 250'000'000);
+  EXPECT_EQ(p.max_replies_per_s, 5000u);
+  EXPECT_EQ(p.clients, 1024u);
+}
+
+TEST(WorkerPolicy, DefaultClassFromTheConfiguration) {
+  config::Config cfg = lab_config();
+  cfg.access.default_class = "deny";
+  EXPECT_EQ(make_policy(cfg).access.classify_v4(ip4(8, 8, 8, 8)), proto::AccessClass::kDeny);
+  cfg.access.default_class = "synchronization";
+  EXPECT_EQ(make_policy(cfg).access.classify_v4(ip4(8, 8, 8, 8)), proto::AccessClass::kSynchronization);
+}
+
+TEST(WorkerPolicy, PollAdoptsThePublishedPolicy) {
+  Rig rig(lab_config());
+  WorkerContext& w = rig.w0();
+  EXPECT_EQ(w.active_policy, nullptr);  // not yet polled
+  worker_poll_once(w);                  // no ports: only the policy and the epoch
+  EXPECT_EQ(w.active_policy, w.policy_storage.get());
+  EXPECT_EQ(w.epoch.load(), 1u);
+  worker_poll_once(w);
+  EXPECT_EQ(w.epoch.load(), 2u);
+}
+
+TEST(WorkerPolicy, OldPolicyFreedOnlyAfterTwoPolls) {
+  Rig rig(lab_config());
+  WorkerContext& w = rig.w0();
+  worker_poll_once(w);
+  const Policy* first = w.active_policy;
+  config::Config cfg = lab_config();
+  cfg.access.kod = false;
+  publish_policy(w, std::make_unique<Policy>(make_policy(cfg)));
+  // The worker may be inside a poll that loaded `first` just before.
+  ASSERT_EQ(w.retired.size(), 1u);
+  EXPECT_EQ(w.retired[0].policy.get(), first);
+  EXPECT_EQ(collect_retired(w), 1u);
+  worker_poll_once(w);
+  EXPECT_NE(w.active_policy, first);
+  EXPECT_FALSE(w.active_policy->kod);
+  EXPECT_EQ(collect_retired(w), 1u) << "one poll past the swap may still have begun with the old policy";
+  worker_poll_once(w);
+  EXPECT_EQ(collect_retired(w), 0u);
+  EXPECT_TRUE(w.retired.empty());
+}
+
+TEST(WorkerPolicy, NewLimitsReachTheWorkersLimiterAndCap) {
+  config::Config cfg = lab_config();
+  cfg.ratelimit.max_replies_per_s = 1;  // a burst of one answer
+  Rig rig(cfg);
+  WorkerContext& w = rig.w0();
+  worker_poll_once(w);
+  EXPECT_TRUE(w.reply_cap.take(1'000'000'000));
+  EXPECT_FALSE(w.reply_cap.take(1'000'000'000));
+  cfg.ratelimit.max_replies_per_s = 0;  // no cap
+  std::string err;
+  // Nobody polls: apply_policy returns after its wait with the old policy
+  // still retired, never freed under the worker.
+  EXPECT_TRUE(apply_policy(rig.workers, cfg, err)) << err;
+  EXPECT_EQ(w.retired.size(), 1u);
+  worker_poll_once(w);
+  for (int i = 0; i < 100; i++) EXPECT_TRUE(w.reply_cap.take(1'000'000'000));
+  worker_poll_once(w);
+  EXPECT_EQ(collect_retired(w), 0u);
+}
+
+TEST(WorkerPolicy, TableSizeNeedsARestartTheRestApplies) {
+  Rig rig(lab_config(), 2);
+  config::Config cfg = lab_config();
+  cfg.ratelimit.clients = 4096;
+  cfg.access.kod = false;
+  std::string err;
+  EXPECT_FALSE(apply_policy(rig.workers, cfg, err));
+  EXPECT_NE(err.find("ratelimit.clients"), std::string::npos) << err;
+  EXPECT_NE(err.find("restart"), std::string::npos) << err;
+  for (auto& w : rig.workers) {
+    worker_poll_once(*w);
+    EXPECT_FALSE(w->active_policy->kod);
+    EXPECT_EQ(w->limiter->capacity(), 1024u);  // the running table
+  }
+}
+
+TEST(WorkerPolicy, SwapsUnderAPollingWorker) {
+  // A worker thread polls as fast as it can and reads its policy through the
+  // pointer each time (the generation it carries only grows); the main
+  // thread reloads 200 times. Every replaced policy is freed by the end,
+  // none while the worker could still read it (ASan builds would report).
+  config::Config cfg = lab_config();
+  Rig rig(cfg);
+  WorkerContext& w = rig.w0();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> polls{0}, regressions{0};
+  std::thread worker([&] {
+    uint32_t last = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      worker_poll_once(w);
+      const uint32_t gen = w.active_policy->max_replies_per_s;
+      if (gen < last) regressions++;
+      last = gen;
+      polls.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  std::string err;
+  size_t still_retired = 0;
+  for (int i = 1; i <= 200; i++) {
+    cfg.ratelimit.max_replies_per_s = 10000 + i;
+    ASSERT_TRUE(apply_policy(rig.workers, cfg, err)) << err;
+    still_retired += w.retired.size();
+  }
+  stop = true;
+  worker.join();
+  EXPECT_EQ(regressions.load(), 0u);
+  EXPECT_GT(polls.load(), 400u);
+  EXPECT_EQ(w.active_policy->max_replies_per_s, 10200u);
+  // With the worker polling, apply_policy's wait saw each old one go.
+  EXPECT_EQ(still_retired, 0u);
+  EXPECT_EQ(collect_retired(w), 0u);
+}
+
+// ------------------------------------------------------------ the control plane's tx ring
+
+proto::TxPacket good_packet() {
+  proto::TxPacket t{};
+  t.cookie = 77;
+  t.dst_ip = ip4(10, 0, 0, 9);
+  t.dst_port = 123;
+  t.src_port = 40001;
+  t.port = 0xFFFF;
+  t.len = 48;
+  return t;
+}
+
+TEST(WorkerControlTx, WhatMakesAPacket) {
+  EXPECT_TRUE(control_packet_valid(good_packet()));
+  auto with = [](auto change) {
+    proto::TxPacket t = good_packet();
+    change(t);
+    return control_packet_valid(t);
+  };
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.len = 47; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.len = 0; }));
+  EXPECT_TRUE(with([](proto::TxPacket& t) { t.len = proto::kMaxRingPayload; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.len = proto::kMaxRingPayload + 1; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.len = 0xFFFF; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = 0; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = ip4(0, 1, 2, 3); }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = ip4(127, 0, 0, 1); }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = ip4(224, 0, 1, 1); }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = ip4(239, 255, 255, 250); }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = ip4(240, 0, 0, 1); }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_ip = 0xFFFFFFFF; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.dst_port = 0; }));
+  EXPECT_FALSE(with([](proto::TxPacket& t) { t.src_port = 0; }));
+  EXPECT_TRUE(with([](proto::TxPacket& t) { t.dst_ip = ip4(223, 255, 255, 254); }));
+}
+
+// An rte_ring in plain memory, as the segment holds them (no EAL).
+struct PlainRing {
+  void* mem = nullptr;
+  rte_ring* r = nullptr;
+  PlainRing(const char* name, size_t elem, unsigned count) {
+    const ssize_t bytes = rte_ring_get_memsize_elem(static_cast<unsigned>(elem), count);
+    mem = std::aligned_alloc(64, static_cast<size_t>((bytes + 63) / 64 * 64));
+    r = static_cast<rte_ring*>(mem);
+    if (rte_ring_init(r, name, count, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0) r = nullptr;
+  }
+  ~PlainRing() { std::free(mem); }
+};
+
+TEST(WorkerControlTx, BadEntriesRefusedAndReported) {
+  proto::SegmentHeader seg{};
+  auto owned = std::make_unique<WorkerContext>();
+  WorkerContext& ctx = *owned;
+  ctx.segment = &seg;
+  ctx.counters = &seg.workers[0];
+  ctx.tsc_hz = 1'000'000'000;
+  ctx.n_ports = 1;
+  ctx.ports[0].identity.ipv4 = ip4(10, 0, 0, 1);
+  ctx.ports[0].identity.prefix_len = 24;
+  PlainRing tx("tx", sizeof(proto::TxPacket), 16), rep("rep", sizeof(proto::TxReport), 16);
+  ASSERT_NE(tx.r, nullptr);
+  ASSERT_NE(rep.r, nullptr);
+  ctx.from_control = tx.r;
+  ctx.tx_reports = rep.r;
+
+  std::vector<proto::TxPacket> bad;
+  for (auto change : std::vector<void (*)(proto::TxPacket&)>{
+           [](proto::TxPacket& t) { t.len = 12; },
+           [](proto::TxPacket& t) { t.len = 60000; },
+           [](proto::TxPacket& t) { t.dst_ip = 0xFFFFFFFF; },
+           [](proto::TxPacket& t) { t.dst_ip = ip4(10, 0, 0, 255); },  // the port's subnet broadcast
+           [](proto::TxPacket& t) { t.dst_port = 0; },
+           [](proto::TxPacket& t) { t.src_ip = ip4(10, 0, 0, 99); },  // not our address
+       }) {
+    proto::TxPacket t = good_packet();
+    change(t);
+    t.cookie = 100 + bad.size();
+    bad.push_back(t);
+  }
+  for (proto::TxPacket& t : bad) ASSERT_EQ(rte_ring_enqueue_elem(tx.r, &t, sizeof t), 0);
+  unsigned done = 0;
+  while (!rte_ring_empty(tx.r)) done += service_control_tx(ctx);
+  EXPECT_EQ(done, bad.size());
+  EXPECT_EQ(seg.workers[0].drops[static_cast<size_t>(proto::DropReason::kBadControlPacket)].load(), bad.size());
+  EXPECT_EQ(seg.workers[0].control_tx.load(), 0u);
+  for (size_t i = 0; i < bad.size(); i++) {
+    proto::TxReport r{};
+    ASSERT_EQ(rte_ring_dequeue_elem(rep.r, &r, sizeof r), 0);
+    EXPECT_EQ(r.cookie, 100 + i);
+    EXPECT_EQ(r.status, static_cast<uint32_t>(proto::DropReason::kBadControlPacket) + 1);
+  }
+}
+
+}  // namespace
+}  // namespace ntp::dp
