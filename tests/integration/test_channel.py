@@ -10,6 +10,8 @@
   running" and the first one's pid, while the first keeps publishing.
 - A second ntp-dataplane likewise, while the first keeps answering clients
   and the control plane stays attached to its segment.
+- channel.control_user = "nobody": the dataplane gives its segment to that
+  user; a root ntp-control refuses it, one running as nobody serves from it.
 """
 import os
 import struct
@@ -159,6 +161,44 @@ class ChannelTest(unittest.TestCase):
         self.assertIsNone(app.dp.poll())
         self.assertNotIn("went away", app.log("control"))
         self.assertEqual(app.status()["system"]["dataplane_pid"], first["dataplane_pid"])
+        self.assertTrue(self.answered(cli))
+
+    def test_unprivileged_control_plane_on_a_segment_given_to_it(self):
+        # channel.control_user: the dataplane (root) gives the segment to the
+        # user ntp-control runs as; a control plane of any other uid (root
+        # included) refuses it, that user's attaches and serves.
+        srv, cli, d, sysname, app = self.lab("u")
+        with open(app.config_path) as f:
+            text = f.read()
+        text = text.replace(f'shm_name = "/ntp-test-{sysname}"',
+                            f'shm_name = "/ntp-test-{sysname}"\ncontrol_user = "nobody"')
+        with open(app.config_path, "w") as f:
+            f.write(text)
+        os.chmod(d, 0o755)
+        os.chmod(app.config_path, 0o644)
+        app.start_dataplane()
+        st = os.lstat(shm_file(sysname))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (NOBODY, 0o600))
+
+        as_root = srv.popen([netlab.CONTROL, "--config", app.config_path], os.path.join(d, "root-control.log"))
+        refusal = (f"shared memory /ntp-test-{sysname} is owned by uid {NOBODY} with mode 0600, not by us (uid 0) "
+                   f"with mode 0600: refusing it (planted by another user?)")
+        try:
+            wait_for(lambda: as_root.poll() is not None or refusal in open(os.path.join(d, "root-control.log")).read(),
+                     20, what="a root control plane to refuse the segment given to nobody")
+            self.assertIsNone(as_root.poll())
+        finally:
+            netlab.stop_process(as_root)  # SIGTERM: it removes its lock file
+
+        app.cp = srv.popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", netlab.CONTROL,
+                            "--config", app.config_path], os.path.join(d, f"{sysname}-control.log"))
+        wait_for(lambda: app._died(app.cp, "control") or app.status(), 30, what="nobody's control plane to publish")
+        wait_for(lambda: app.log_contains("control", "attached to shared memory"), 10, what="it to attach")
+        pid = app.status()["system"]["control_pid"]
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        self.assertEqual(set(uids), {str(NOBODY)})
+        wait_for(lambda: (app.status() or {}).get("system", {}).get("synchronized"), 20, what="a synchronized state")
         self.assertTrue(self.answered(cli))
 
 
