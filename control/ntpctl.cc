@@ -44,8 +44,9 @@ void usage(FILE* out) {
                "  metrics           the Prometheus metrics (/metrics) as served\n"
                "  --config FILE     find the stats endpoint in the instance's TOML config (stats listen address)\n"
                "  --endpoint URL    the stats endpoint: http://host:port or unix:/path (default %s)\n"
-               "  --json            print /status as JSON instead of text (status, sessions)\n"
-               "  --verbose, -v     sessions: every field, timestamps and the clock filter\n",
+               "  --json            print /status as JSON instead of text (status, sessions, ports, limits)\n"
+               "  --verbose, -v     sessions: every field and the clock filter (not the origin, receive and\n"
+               "                    transmit timestamps: they carry our requests' nonces)\n",
                kDefaultEndpoint);
 }
 
@@ -303,7 +304,8 @@ int main(int argc, char** argv) {
   if (command.empty()) return bad_usage("no command");
   if (config_path && endpoint_url) return bad_usage("--config and --endpoint exclude each other");
   if (verbose && command != "sessions") return bad_usage("--verbose applies to sessions only");
-  if (json && command == "metrics") return bad_usage("--json applies to status, sessions, ports and limits (metrics are text)");
+  if (json && command == "metrics")
+    return bad_usage("--json applies to status, sessions, ports and limits (metrics are text)");
 
   std::string url = kDefaultEndpoint;
   if (endpoint_url) {
