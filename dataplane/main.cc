@@ -1,12 +1,14 @@
 // ntp-dataplane: owns the NICs through DPDK, answers NTP clients, ARP and
 // ICMP echo in place, and talks to ntp-control through shared memory. This
 // file is the lifecycle: EAL, pools, ports, segment, workers, housekeeping
-// on the main lcore, teardown.
+// on the main lcore, teardown. SIGHUP re-reads the file and hands the
+// workers a new policy (access, rate limits, kod, forwarding sets).
 #include <signal.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -23,6 +25,7 @@
 
 #include "config/cli.h"
 #include "config/config.h"
+#include "config/instance_lock.h"
 #include "dataplane/nic_sampler.h"
 #include "dataplane/port.h"
 #include "dataplane/segment.h"
@@ -36,6 +39,50 @@ namespace {
 using namespace ntp;
 
 void on_signal(int) { dp::g_stop.store(true); }
+
+// SIGHUP: set here (a lock-free atomic: async-signal-safe), acted on by the
+// main lcore's housekeeping loop.
+std::atomic<bool> g_reload{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+void on_hup(int) { g_reload.store(true); }
+
+void install_signal(int sig, void (*handler)(int)) {
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sa.sa_handler = handler;
+  sigaction(sig, &sa, nullptr);
+}
+
+// The file again: refused whole on any error, else the workers get the
+// live part of it; what needs a restart is named. `running` is what the
+// workers' policy was made from.
+void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerContext>>& workers) {
+  spdlog::info("SIGHUP: reloading {}", running.path);
+  config::ReloadResult r = config::reload(running, config::Daemon::kDataplane);
+  if (!r.plan) {
+    for (const std::string& e : r.errors) spdlog::error("{}", e);
+    spdlog::error("reload of {} refused ({} error(s)): keeping the running configuration", running.path,
+                  r.errors.size());
+    return;
+  }
+  for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
+  if (r.plan->changed.empty()) {
+    spdlog::info("reload of {}: nothing to change live", running.path);
+    return;
+  }
+  // plan_reload kept the running ratelimit.clients (the tables' size), so
+  // apply_policy has nothing to refuse for it.
+  if (std::string err; !dp::apply_policy(workers, r.plan->applied, err)) {
+    spdlog::error("reload of {}: {}; keeping the running policy", running.path, err);
+    return;
+  }
+  running = std::move(r.plan->applied);
+  spdlog::set_level(spdlog::level::from_str(running.log_level));
+  std::string what;
+  for (const std::string& c : r.plan->changed) what += (what.empty() ? "" : ", ") + c;
+  spdlog::info("reloaded {}: {} ({} worker(s) took the new policy)", running.path, what, workers.size());
+}
 
 std::vector<std::string> eal_arguments(const config::Config& cfg) {
   std::vector<std::string> a{"ntp-dataplane"};
@@ -113,12 +160,14 @@ void log_port(const dp::Port& p) {
 // come and go, NIC clock rounds and link state. Never on the packet path.
 void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vector<dp::Port>& ports,
                   dp::NicClockSampler& sampler, double tsc_hz,
-                  const std::vector<std::unique_ptr<dp::WorkerContext>>& workers) {
+                  std::vector<std::unique_ptr<dp::WorkerContext>>& workers) {
+  config::Config running = cfg;  // the workers' policy came from this
   bool control_seen = false;
   const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
   const uint64_t sample_every = static_cast<uint64_t>(tsc_hz * dp::NicClockSampler::kPeriodS);
   uint64_t last_link_check = 0, last_nic_sample = 0;
   while (!dp::g_stop.load()) {
+    if (g_reload.exchange(false)) reload(running, workers);
     const uint64_t now_raw = hwclock::read_tsc();
     seg.dataplane_heartbeat_raw.store(now_raw, std::memory_order_release);
     const uint64_t cp = seg.control_heartbeat_raw.load(std::memory_order_acquire);
@@ -170,8 +219,8 @@ int run(const config::Config& cfg) {
                   cfg.path);
     return 1;
   }
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  install_signal(SIGINT, on_signal);
+  install_signal(SIGTERM, on_signal);
 
   const unsigned n_workers = static_cast<unsigned>(cfg.dataplane.worker_lcores.size());
   int rc = 1;
@@ -209,7 +258,8 @@ int run(const config::Config& cfg) {
     ports.push_back(std::move(p));
   }
 
-  if (!segment.create(cfg.shm_name, n_workers, static_cast<unsigned>(cfg.dataplane.ring_size), err)) {
+  if (!segment.create(cfg.shm_name, n_workers, static_cast<unsigned>(cfg.dataplane.ring_size), err,
+                      cfg.control_user)) {
     spdlog::error("{}", err);
     goto out;
   }
@@ -268,5 +318,14 @@ int main(int argc, char** argv) {
   if (!cfg) return exit_code;
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-dataplane[%P] %v");
+  // A HUP before the housekeeping loop runs is taken there, not fatal.
+  install_signal(SIGHUP, on_hup);
+  // One dataplane per segment: before EAL, so a second one never touches
+  // the NICs or hugepages; held until exit.
+  config::InstanceLock instance_lock;
+  if (std::string err; !instance_lock.acquire(cfg->shm_name, "dataplane", err)) {
+    spdlog::error("{}", err);
+    return 1;
+  }
   return run(*cfg);
 }
