@@ -6,11 +6,14 @@
 #include "dataplane/ratelimit.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
+
+#include <sys/mman.h>
 
 namespace ntp::dp {
 namespace {
@@ -21,20 +24,18 @@ namespace {
 constexpr int kTickShift = 20;
 constexpr int64_t kTickNs = int64_t{1} << kTickShift;
 constexpr int kWays = 4;  // 4 x 16 B = one cache line per bucket
+constexpr size_t kHugePage = size_t{2} << 20;
 
-// One client. Credits are time in ticks (a GCRA-like token bucket): a
-// request costs cost_ticks, the elapsed time is credited exactly, so no
-// rounding accumulates between requests and no multiply or divide is needed.
-struct Entry {
-  uint32_t key;           // IPv4 host order; IPv6 later: the upper half of a 64-bit keyed hash (the lower half picks the bucket)
-  uint32_t last_tick;     // last request; 0: the way is empty (see tick_of)
-  uint32_t credit_ticks;  // token bucket: burst * cost_ticks at most
-  uint32_t excess_ticks;  // excess budget: cost_ticks at most (one excess answer)
-};
-static_assert(sizeof(Entry) == 16);
-
+// A bucket of 4 clients, one cache line, as four arrays so that the lookup
+// is one compare of 4 keys (vectorised or branch-free) rather than a loop.
+// Credits are time in ticks (a GCRA-like token bucket): a request costs
+// cost_ticks, the elapsed time is credited exactly, so no rounding
+// accumulates between requests and no multiply or divide is needed.
 struct alignas(64) Bucket {
-  Entry way[kWays];
+  uint32_t key[kWays];           // IPv4 host order; IPv6 later: the upper half of a 64-bit keyed hash (the lower half picks the bucket)
+  uint32_t last_tick[kWays];     // last request; 0: the way is empty (see tick_of)
+  uint32_t credit_ticks[kWays];  // token bucket: burst * cost_ticks at most
+  uint32_t excess_ticks[kWays];  // excess budget: cost_ticks at most (one excess answer)
 };
 static_assert(sizeof(Bucket) == 64);
 
@@ -52,11 +53,7 @@ uint32_t tick_of(int64_t now_ns) {
   return t == 0 ? 1 : t;
 }
 
-struct TopSlot {
-  uint32_t ipv4;
-  uint64_t count;  // space-saving estimate (an upper bound of the true count)
-  int64_t last_ns;
-};
+constexpr uint32_t kTop = proto::kTopLimitedSources;
 
 }  // namespace
 
@@ -64,6 +61,7 @@ struct RateLimiter::Impl {
   Bucket* buckets = nullptr;
   uint64_t bucket_mask = 0;
   size_t capacity = 0;
+  size_t table_bytes = 0;
   // Keyed mix: an attacker who does not know these cannot aim sources at
   // one bucket (the seeds are derived from the worker's secret hash_key).
   uint64_t k_add = 0;
@@ -80,9 +78,22 @@ struct RateLimiter::Impl {
   uint64_t inserts = 0;
   uint64_t evictions = 0;
 
-  TopSlot top[proto::kTopLimitedSources] = {};
+  // The top list, as arrays so that looking a source up is a vectorised
+  // compare of 16 addresses. Counts are space-saving estimates (an upper
+  // bound of the true count).
+  uint32_t top_ip[kTop] = {};
+  uint64_t top_count[kTop] = {};
+  int64_t top_last_ns[kTop] = {};
+  // The last request's entry (see check_v4).
+  uint32_t last_ip = 0;
+  int last_way = 0;
+  Bucket* last_bucket = nullptr;
+
   uint32_t n_top = 0;
   uint32_t last_top = 0;  // slot of the last hit: a flood hits the same one
+  uint32_t min_i = 0;     // slot of the smallest count, when !min_dirty
+  bool min_dirty = true;
+  uint64_t admit_mask = 0;  // admission: (random & admit_mask) == 0
 
   uint64_t hash(uint32_t ipv4) const {
     uint64_t x = (static_cast<uint64_t>(ipv4) + k_add) * k_mul;
@@ -92,39 +103,71 @@ struct RateLimiter::Impl {
     return x;
   }
 
-  bool leak() {
-    if (leak_log2 <= 0) return true;
+
+  // The slot of the smallest count: a tournament (8, 4, 2, 1 independent
+  // compares) rather than a chain of 15 dependent ones.
+  uint32_t min_slot() const {
+    static_assert(kTop == 16);
+    uint32_t a[8];
+    for (uint32_t j = 0; j < 8; ++j) a[j] = top_count[2 * j + 1] < top_count[2 * j] ? 2 * j + 1 : 2 * j;
+    for (uint32_t j = 0; j < 4; ++j) a[j] = top_count[a[2 * j + 1]] < top_count[a[2 * j]] ? a[2 * j + 1] : a[2 * j];
+    for (uint32_t j = 0; j < 2; ++j) a[j] = top_count[a[2 * j + 1]] < top_count[a[2 * j]] ? a[2 * j + 1] : a[2 * j];
+    return top_count[a[1]] < top_count[a[0]] ? a[1] : a[0];
+  }
+
+  uint64_t next_random() {
     rng ^= rng << 13;
     rng ^= rng >> 7;
     rng ^= rng << 17;
-    return (rng >> (64 - leak_log2)) == 0;  // the top leak_log2 bits all 0: 1 in 2^leak_log2
+    return rng;
   }
 
-  // Space-saving (Metwally et al. 2005): a source not in the list replaces
-  // the one with the smallest count and inherits it + 1.
+  bool leak() {
+    if (leak_log2 <= 0) return true;
+    return (next_random() >> (64 - leak_log2)) == 0;  // the top leak_log2 bits all 0: 1 in 2^leak_log2
+  }
+
+  // Space-saving (Metwally et al. 2005) with random admission (RAP, Ben
+  // Basat et al. 2017): a limited source not in the full list takes the
+  // slot of the smallest count c, inheriting c + 1, but only with
+  // probability ~1/(c + 1) (here 2^-ceil(log2(c + 1)), a mask on the PRNG).
+  // A churning flood of sources then costs a 16-wide compare and a random
+  // number per request instead of a search for the minimum, and light
+  // sources stop pushing each other in and out; a heavy one still gets in
+  // after about c of its requests and stays.
   void note_limited(uint32_t ipv4, int64_t now_ns) {
-    if (last_top < n_top && top[last_top].ipv4 == ipv4) {
-      ++top[last_top].count;
-      top[last_top].last_ns = now_ns;
-      return;
-    }
-    uint32_t min_i = 0;
-    for (uint32_t i = 0; i < n_top; ++i) {
-      if (top[i].ipv4 == ipv4) {
-        ++top[i].count;
-        top[i].last_ns = now_ns;
-        last_top = i;
-        return;
+    uint32_t i = last_top;
+    if (!(i < n_top && top_ip[i] == ipv4)) {
+      uint32_t match = 0;
+      for (uint32_t j = 0; j < kTop; ++j) match |= static_cast<uint32_t>(top_ip[j] == ipv4) << j;
+      match &= (uint32_t{1} << n_top) - 1;  // n_top <= 16 < 32
+      if (match != 0) {
+        i = static_cast<uint32_t>(__builtin_ctz(match));
+      } else if (n_top < kTop) {
+        i = n_top++;
+        top_ip[i] = ipv4;
+        top_count[i] = 0;
+        min_dirty = true;
+      } else {
+        if (min_dirty) refresh_min();
+        if ((next_random() & admit_mask) != 0) return;  // not admitted this time
+        i = min_i;
+        top_ip[i] = ipv4;  // inherits the count it replaces
       }
-      if (top[i].count < top[min_i].count) min_i = i;
+      last_top = i;
     }
-    if (n_top < proto::kTopLimitedSources) {
-      top[n_top] = TopSlot{ipv4, 1, now_ns};
-      last_top = n_top++;
-      return;
-    }
-    top[min_i] = TopSlot{ipv4, top[min_i].count + 1, now_ns};
-    last_top = min_i;
+    if (i == min_i) min_dirty = true;
+    ++top_count[i];
+    top_last_ns[i] = now_ns;
+  }
+
+  RateVerdict update(Bucket& b, int w, uint32_t ipv4, uint32_t now_t, int64_t now_ns);
+
+  void refresh_min() {
+    min_i = min_slot();
+    const uint64_t c = std::min<uint64_t>(top_count[min_i] + 1, uint64_t{1} << 62);
+    admit_mask = std::bit_ceil(c) - 1;
+    min_dirty = false;
   }
 };
 
@@ -137,9 +180,17 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   m.capacity = capacity;
   const size_t n_buckets = capacity / kWays;
   m.bucket_mask = n_buckets - 1;
-  void* mem = std::aligned_alloc(alignof(Bucket), n_buckets * sizeof(Bucket));
+  // A table of 2 MiB or more is 2 MiB-aligned and asks for transparent huge
+  // pages: a random source then costs one cache miss and rarely a TLB miss
+  // (a 16 MiB table is 4096 small pages, more than the TLB holds). A hint
+  // only; the memset faults every page in here, not on the worker's path.
+  const size_t table_bytes = n_buckets * sizeof(Bucket);
+  const bool huge = table_bytes >= kHugePage;
+  m.table_bytes = huge ? (table_bytes + kHugePage - 1) / kHugePage * kHugePage : table_bytes;
+  void* mem = std::aligned_alloc(huge ? kHugePage : alignof(Bucket), m.table_bytes);
   if (mem == nullptr) throw std::bad_alloc();
-  std::memset(mem, 0, n_buckets * sizeof(Bucket));
+  if (huge) (void)madvise(mem, m.table_bytes, MADV_HUGEPAGE);
+  std::memset(mem, 0, m.table_bytes);
   m.buckets = static_cast<Bucket*>(mem);
   uint64_t s = hash_key;
   m.k_add = splitmix64(s);
@@ -168,95 +219,118 @@ void RateLimiter::set_params(const RateLimitParams& p) {
   m.leak_log2 = std::clamp(p.leak_log2, 0, 16);
 }
 
+void RateLimiter::prefetch_v4(uint32_t ipv4) const {
+  const Impl& m = *impl_;
+  __builtin_prefetch(&m.buckets[m.hash(ipv4) & m.bucket_mask], 1 /* for writing */, 3);
+}
+
 RateVerdict RateLimiter::check_v4(uint32_t ipv4, int64_t now_ns) {
   Impl& m = *impl_;
   const uint32_t now_t = tick_of(now_ns);
-  Bucket& b = m.buckets[m.hash(ipv4) & m.bucket_mask];
-
-  Entry* e = nullptr;
-  for (Entry& w : b.way) {
-    if (w.key == ipv4 && w.last_tick != 0) {
-      e = &w;
-      break;
-    }
+  // The previous request's source again (a flood, or a client's burst):
+  // its entry is known, and the branch predicted, so the entry's loads do
+  // not wait on the hash and the key compare. Always consistent: any
+  // request, an insert included, makes its own entry the last one.
+  if (ipv4 == m.last_ip && m.last_bucket != nullptr) {
+    return m.update(*m.last_bucket, m.last_way, ipv4, now_t, now_ns);
   }
-  if (e == nullptr) {
-    // Miss: an empty way, else the least recently seen one.
-    Entry* victim = &b.way[0];
-    uint32_t oldest_age = 0;
-    bool empty = false;
-    for (Entry& w : b.way) {
-      if (w.last_tick == 0) {
-        victim = &w;
-        empty = true;
-        break;
-      }
-      const uint32_t age = now_t - w.last_tick;  // modulo 2^32
-      if (age >= oldest_age) {
-        oldest_age = age;
-        victim = &w;
-      }
-    }
-    if (empty) {
+  Bucket& b = m.buckets[m.hash(ipv4) & m.bucket_mask];
+  // Keys only: an empty way has key 0 (a way is never emptied, only
+  // replaced), so only 0.0.0.0 needs the emptiness test.
+  uint32_t hit = 0;
+  for (int i = 0; i < kWays; ++i) hit |= static_cast<uint32_t>(b.key[i] == ipv4) << i;
+  if (ipv4 == 0) [[unlikely]] {
+    for (int i = 0; i < kWays; ++i) hit &= ~(static_cast<uint32_t>(b.last_tick[i] == 0) << i);
+  }
+  m.last_ip = ipv4;
+  m.last_bucket = &b;
+  if (hit == 0) {
+    // Miss: an empty way, else the least recently seen one (ages modulo 2^32).
+    uint32_t empty = 0;
+    for (int i = 0; i < kWays; ++i) empty |= static_cast<uint32_t>(b.last_tick[i] == 0) << i;
+    int v = 0;
+    if (empty != 0) {
+      v = __builtin_ctz(empty);
       ++m.fill;
     } else {
+      uint32_t oldest = now_t - b.last_tick[0];
+      for (int i = 1; i < kWays; ++i) {
+        const uint32_t age = now_t - b.last_tick[i];
+        v = age > oldest ? i : v;
+        oldest = age > oldest ? age : oldest;
+      }
       ++m.evictions;
     }
     ++m.inserts;
     // A new client starts with a full bucket and a full excess budget.
-    *victim = Entry{ipv4, now_t, m.burst_ticks - m.cost_ticks, m.cost_ticks};
+    b.key[v] = ipv4;
+    b.last_tick[v] = now_t;
+    b.credit_ticks[v] = m.burst_ticks - m.cost_ticks;
+    b.excess_ticks[v] = m.cost_ticks;
+    m.last_way = v;
     return RateVerdict::kPass;
   }
+  m.last_way = __builtin_ctz(hit);
+  return m.update(b, m.last_way, ipv4, now_t, now_ns);
+}
+
+// A known client's request: refill, then pass or over the limit.
+RateVerdict RateLimiter::Impl::update(Bucket& b, int w, uint32_t ipv4, uint32_t now_t, int64_t now_ns) {
+  Impl& m = *this;
 
   // Elapsed ticks, wrap-safe; a backwards step (negative) credits nothing
   // and keeps last_tick, so the stepped-over time is not credited twice.
-  const auto diff = static_cast<int32_t>(now_t - e->last_tick);
-  uint32_t elapsed = 0;
-  if (diff > 0) {
-    elapsed = static_cast<uint32_t>(diff);
-    e->last_tick = now_t;
-  }
-  const bool too_soon = m.min_ticks != 0 && elapsed < m.min_ticks;
-  e->credit_ticks = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{e->credit_ticks} + elapsed, m.burst_ticks));
-  e->excess_ticks = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{e->excess_ticks} + elapsed, m.cost_ticks));
+  const auto diff = static_cast<int32_t>(now_t - b.last_tick[w]);
+  const uint32_t elapsed = diff > 0 ? static_cast<uint32_t>(diff) : 0;
+  b.last_tick[w] = diff > 0 ? now_t : b.last_tick[w];
+  const bool too_soon = elapsed < m.min_ticks;  // min_ticks 0: never
+  // credit <= burst_ticks < 2^31 and elapsed < 2^31: the sums fit.
+  uint32_t credit = std::min(b.credit_ticks[w] + elapsed, m.burst_ticks);
+  uint32_t excess = std::min(b.excess_ticks[w] + elapsed, m.cost_ticks);
 
-  if (!too_soon && e->credit_ticks >= m.cost_ticks) {
-    e->credit_ticks -= m.cost_ticks;
+  if (!too_soon && credit >= m.cost_ticks) {
+    b.credit_ticks[w] = credit - m.cost_ticks;
+    b.excess_ticks[w] = excess;
     return RateVerdict::kPass;
   }
+  b.credit_ticks[w] = credit;
   m.note_limited(ipv4, now_ns);
-  if (e->excess_ticks < m.cost_ticks) return RateVerdict::kDrop;
-  e->excess_ticks -= m.cost_ticks;
+  if (excess < m.cost_ticks) {
+    b.excess_ticks[w] = excess;
+    return RateVerdict::kDrop;
+  }
+  b.excess_ticks[w] = excess - m.cost_ticks;
   return m.leak() ? RateVerdict::kLeak : RateVerdict::kKod;
 }
 
 size_t RateLimiter::capacity() const { return impl_->capacity; }
 size_t RateLimiter::fill() const { return impl_->fill; }
-size_t RateLimiter::memory_bytes() const { return impl_->capacity * sizeof(Entry) + sizeof(Impl); }
+size_t RateLimiter::memory_bytes() const { return impl_->table_bytes + sizeof(Impl); }
 uint64_t RateLimiter::inserts() const { return impl_->inserts; }
 uint64_t RateLimiter::evictions() const { return impl_->evictions; }
 
 void RateLimiter::top_limited(proto::LimiterStatus& status) const {
   const Impl& m = *impl_;
-  TopSlot sorted[proto::kTopLimitedSources];
-  std::copy(m.top, m.top + m.n_top, sorted);
-  std::sort(sorted, sorted + m.n_top, [](const TopSlot& a, const TopSlot& b) {
-    return a.count != b.count ? a.count > b.count : a.ipv4 < b.ipv4;
+  uint32_t order[kTop];
+  for (uint32_t i = 0; i < m.n_top; ++i) order[i] = i;
+  std::sort(order, order + m.n_top, [&m](uint32_t a, uint32_t b) {
+    return m.top_count[a] != m.top_count[b] ? m.top_count[a] > m.top_count[b] : m.top_ip[a] < m.top_ip[b];
   });
   status.n_top = m.n_top;
-  for (uint32_t i = 0; i < proto::kTopLimitedSources; ++i) {
+  for (uint32_t i = 0; i < kTop; ++i) {
     proto::LimitedSource& out = status.top[i];
     out = proto::LimitedSource{};
     if (i >= m.n_top) continue;
+    const uint32_t ip = m.top_ip[order[i]];
     // ::ffff:a.b.c.d (RFC 4291 section 2.5.5.2)
     out.address[10] = 0xff;
     out.address[11] = 0xff;
-    out.address[12] = static_cast<uint8_t>(sorted[i].ipv4 >> 24);
-    out.address[13] = static_cast<uint8_t>(sorted[i].ipv4 >> 16);
-    out.address[14] = static_cast<uint8_t>(sorted[i].ipv4 >> 8);
-    out.address[15] = static_cast<uint8_t>(sorted[i].ipv4);
-    out.limited = sorted[i].count;
-    out.last_ns = sorted[i].last_ns;
+    out.address[12] = static_cast<uint8_t>(ip >> 24);
+    out.address[13] = static_cast<uint8_t>(ip >> 16);
+    out.address[14] = static_cast<uint8_t>(ip >> 8);
+    out.address[15] = static_cast<uint8_t>(ip);
+    out.limited = m.top_count[order[i]];
+    out.last_ns = m.top_last_ns[order[i]];
   }
 }
 

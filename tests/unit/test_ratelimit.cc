@@ -320,6 +320,33 @@ TEST(RateLimiter, TopLimitedFindsTheHeavyHitterAmongManyLightOnes) {
   for (uint32_t i = 1; i < st.n_top; ++i) EXPECT_GE(st.top[i - 1].limited, st.top[i].limited);
 }
 
+// A heavy hitter that starts after the list is full of light sources still
+// gets in (random admission: after about as many of its requests as the
+// smallest count) and goes to the top; its estimate is within that of the
+// truth.
+TEST(RateLimiter, TopLimitedAdmitsALateHeavyHitter) {
+  SEED_TRACE();
+  RateLimiter rl(size_t{1} << 16, params(3, 1), test_seed());
+  int64_t t = 10 * kNs;
+  for (int round = 0; round < 40; ++round) {
+    for (uint32_t k = 0; k < 3000; ++k) rl.check_v4(0x0B000000u + k, t += 1000);
+  }
+  proto::LimiterStatus before;
+  rl.top_limited(before);
+  ASSERT_EQ(before.n_top, proto::kTopLimitedSources);
+  const uint64_t light_max = before.top[0].limited;
+  const uint32_t heavy = 0xCB00710A;  // 203.0.113.10
+  uint64_t heavy_limited = 0;
+  for (int i = 0; i < 20000; ++i) heavy_limited += rl.check_v4(heavy, t += 1000) != RateVerdict::kPass;
+  proto::LimiterStatus st;
+  rl.top_limited(st);
+  EXPECT_EQ(st.top[0].address[12], 203);
+  EXPECT_EQ(st.top[0].address[15], 10);
+  EXPECT_GE(st.top[0].limited, heavy_limited - 64 * light_max);
+  EXPECT_LE(st.top[0].limited, heavy_limited + light_max);
+  EXPECT_EQ(st.top[0].last_ns, t);
+}
+
 // ---------------------------------------------------------------- ReplyCap
 
 TEST(ReplyCap, RateZeroIsUnlimited) {
