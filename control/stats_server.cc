@@ -291,14 +291,16 @@ class StatsServer::Http final : public httplib::Server {
       ::close(fd);
     }
   }
-  // One request, then the connection closes.
+  // One request, then the connection closes; counted as served (an
+  // answer went out), timed out, or neither (the client hung up).
   void serve(const Conn& c) {
     stats::DeadlineIo io(c.fd, c.deadline, kMaxRequestBytes);
     DeadlineStream strm(io, c.peer_ip, c.peer_port);
     t_allowed = c.allowed;
     bool closed = true;
-    process_request(strm, /*close_connection=*/true, closed, nullptr);
+    const bool answered = process_request(strm, /*close_connection=*/true, closed, nullptr);
     if (io.timed_out()) owner_.timed_out_++;
+    else if (answered) owner_.served_++;
   }
 
  private:
@@ -569,12 +571,8 @@ void StatsServer::worker_loop() {
       q_cv_.wait(lock, [&] { return stopping_ || take_ready(c, lock); });
       if (c.fd < 0) return;  // stopping, nothing taken
     }
-    if (stats::Clock::now() >= c.deadline) {
-      timed_out_++;
-    } else {
-      http_->serve(c);
-      served_++;
-    }
+    if (stats::Clock::now() < c.deadline) http_->serve(c);
+    else timed_out_++;
     {
       std::lock_guard<std::mutex> lock(q_mu_);
       serving_.erase(c.fd);
