@@ -1,8 +1,12 @@
 #include "control/ntp/association.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "control/ntp/system_state.h"
 
@@ -17,11 +21,43 @@ using proto::NtpTimestamp;
 constexpr int kBurstPackets = 8;       // RFC 5905 BCOUNT
 constexpr int64_t kBurstSpacingNs = 2'000'000'000;  // RFC 5905 BTIME: 2 s between burst packets
 constexpr int kUnreachPolls = 8;       // polls without an answer before backing off
-constexpr int kMinPollLog2 = -4, kMaxPollLog2 = 17;
 
 int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
 
+// Unpredictable bytes from the kernel (getrandom(2)): a nonce or a port an
+// off-path attacker could guess from earlier ones would let it forge
+// answers (RFC 9109, RFC 5905 section 8's nonce). One call per poll: this
+// is the control plane, not the packet path.
+template <typename T>
+T kernel_random() {
+  T v{};
+  auto* p = reinterpret_cast<unsigned char*>(&v);
+  size_t left = sizeof v;
+  while (left > 0) {
+    const ssize_t n = getrandom(p, left, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // ENOSYS (a kernel before 3.17) is all that is left: no safe nonce.
+      std::perror("getrandom");
+      std::abort();
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return v;
+}
+
 }  // namespace
+
+uint64_t random_nonce() { return kernel_random<uint64_t>() | 1; }  // never zero: zero means "none"
+
+uint16_t random_client_port() {
+  // 1024..65535: never a privileged port, never 123 (RFC 9109 section 3:
+  // "randomize the source port ... from the whole range of ephemeral
+  // ports"; the dataplane owns the address, so no range is reserved).
+  constexpr uint32_t kFirst = 1024, kCount = 65536 - kFirst;
+  return static_cast<uint16_t>(kFirst + kernel_random<uint32_t>() % kCount);
+}
 
 const char* to_string(RxResult r) {
   switch (r) {
@@ -34,12 +70,20 @@ const char* to_string(RxResult r) {
     case RxResult::kKissOfDeath: return "kiss-o'-death";
     case RxResult::kAwaitingTxTime: return "awaiting transmit time";
     case RxResult::kBadMode: return "bad mode";
+    case RxResult::kBadPort: return "bad port";
+    case RxResult::kStopped: return "stopped by a kiss-o'-death";
   }
   return "?";
 }
 
 Association::Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int64_t now_ns)
-    : cfg_(cfg), id_(id), rng_(seed), hpoll_(static_cast<int8_t>(cfg.minpoll_log2)), created_ns_(now_ns) {
+    : cfg_(cfg),
+      id_(id),
+      rng_(seed),
+      hpoll_(static_cast<int8_t>(cfg.minpoll_log2)),
+      poll_floor_(static_cast<int8_t>(cfg.minpoll_log2)),
+      created_ns_(now_ns) {
+  choose_local_port();
   // Spread the first polls of many associations over a short while; a
   // passive association answers its new peer at once.
   const int64_t spread = std::min<int64_t>(log2_to_ns(cfg.minpoll_log2), 1'000'000'000);
@@ -47,6 +91,24 @@ Association::Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int
 }
 
 int64_t Association::poll_interval_ns(int log2) const { return log2_to_ns(log2); }
+
+void Association::start_passive(int peer_poll_log2) {
+  hpoll_ = static_cast<int8_t>(std::clamp<int>(peer_poll_log2, poll_floor_, cfg_.maxpoll_log2));
+}
+
+void Association::set_passive_limits(int minpoll_log2, int maxpoll_log2, int64_t timeout_ns) {
+  cfg_.minpoll_log2 = minpoll_log2;
+  cfg_.maxpoll_log2 = maxpoll_log2;
+  cfg_.timeout_ns = timeout_ns;
+  poll_floor_ = static_cast<int8_t>(std::clamp<int>(poll_floor_, minpoll_log2, maxpoll_log2));
+  hpoll_ = static_cast<int8_t>(std::clamp<int>(hpoll_, poll_floor_, maxpoll_log2));
+}
+
+void Association::choose_local_port() {
+  // RFC 9109 section 3 asks for a random source port per association; a
+  // symmetric peer's configuration names our port 123, so those keep it.
+  local_port_ = cfg_.mode == AssocMode::kClient ? random_client_port() : proto::kNtpPort;
+}
 
 void Association::schedule_next(int64_t now_ns) {
   const int64_t interval = poll_interval_ns(hpoll_);
@@ -59,7 +121,8 @@ void Association::schedule_next(int64_t now_ns) {
   next_send_ns_ = now_ns + interval - (jitter > 0 ? static_cast<int64_t>(rng_() % static_cast<uint64_t>(jitter)) : 0);
 }
 
-std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSystem& sys) const {
+std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSystem& sys, proto::NtpTimestamp org,
+                                                                int64_t rec_ns) const {
   proto::NtpHeader h;
   h.version = static_cast<uint8_t>(cfg_.version);
   h.poll_log2 = hpoll_;
@@ -82,8 +145,8 @@ std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSyste
     h.root_dispersion = proto::short_from_ns(sys.root_dispersion_ns);
     h.refid = sys.refid;
     h.reference = sys.reference_time_ns ? proto::ntp_from_unix_ns(sys.reference_time_ns) : NtpTimestamp{};
-    h.origin = org_;
-    h.receive = rec_ns_ ? proto::ntp_from_unix_ns(rec_ns_) : NtpTimestamp{};
+    h.origin = org;
+    h.receive = rec_ns ? proto::ntp_from_unix_ns(rec_ns) : NtpTimestamp{};
   }
   std::array<uint8_t, proto::kHeaderLen> out{};
   proto::write_header(h, out.data());
@@ -91,7 +154,7 @@ std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSyste
 }
 
 std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem& sys) {
-  if (now_ns < next_send_ns_) return std::nullopt;
+  if (stopped_ || now_ns < next_send_ns_) return std::nullopt;
 
   if (burst_left_ > 0) {
     burst_left_--;
@@ -99,34 +162,45 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
     // RFC 5905 A.5.7: the poll process shifts the reach register at each
     // poll; three polls in a row unanswered put a dummy stage of maximum
     // dispersion into the filter, which soon makes the source unfit.
+    const bool was_reachable = reach_ != 0;
     reach_ = static_cast<uint8_t>(reach_ << 1);
     if ((reach_ & 0x07) == 0 && filter_.update_time_ns() != 0) filter_.add_unreachable(now_ns);
     if (reach_ == 0) {
+      // The server stopped answering: the next requests leave from a new
+      // port (a port an attacker learnt or a path blocked is left behind;
+      // while it answers, one port keeps NAT and firewall state steady).
+      if (was_reachable) choose_local_port();
       unreach_polls_++;
       if (cfg_.iburst) burst_left_ = kBurstPackets - 1;  // get going quickly
       if (unreach_polls_ > kUnreachPolls && hpoll_ < cfg_.maxpoll_log2) hpoll_++;  // back off
     } else {
       if (cfg_.burst) burst_left_ = kBurstPackets - 1;
       if (cfg_.mode != AssocMode::kSymmetricPassive)
-        hpoll_ = static_cast<int8_t>(std::clamp<int>(sys.poll_log2, cfg_.minpoll_log2, cfg_.maxpoll_log2));
+        hpoll_ = static_cast<int8_t>(std::clamp<int>(sys.poll_log2, poll_floor_, cfg_.maxpoll_log2));
     }
   }
 
   OutPacket out;
   out.dst_ip = cfg_.address;
   out.dst_port = cfg_.port;
+  out.src_port = local_port_;
   out.cookie = (uint64_t{id_} << 32) | static_cast<uint32_t>(++sent_);
   xmt_cookie_ = out.cookie;
   xmt_tx_ns_ = 0;
   if (cfg_.mode == AssocMode::kClient) {
-    xmt_ = NtpTimestamp::from_raw(random64() | 1);  // never zero
+    xmt_ = NtpTimestamp::from_raw(random_nonce());
     xmt_stamped_ = false;
   } else {
     xmt_ = {};  // known when the dataplane reports what it stamped
     xmt_stamped_ = true;
     out.stamp_transmit = true;
   }
-  out.payload = make_packet(sys);
+  // Symmetric: answer the last valid packet, or, when none came since our
+  // last packet, the last one at all (see on_packet).
+  const bool restart = !valid_since_send_ && init_rec_ns_ != 0;
+  out.payload = make_packet(sys, restart ? init_org_ : org_, restart ? init_rec_ns_ : rec_ns_);
+  valid_since_send_ = false;
+  last_send_ns_ = now_ns;
   schedule_next(now_ns);
   return out;
 }
@@ -145,67 +219,106 @@ void Association::on_transmit_failed(uint64_t cookie) {
   xmt_cookie_ = 0;
 }
 
-RxResult Association::on_packet(const proto::NtpHeader& h, int64_t rx_ns, const LocalSystem& sys) {
+RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, const LocalSystem& sys) {
+  const int64_t rx_ns = at.rx_ns;
+  // DENY/RSTR told us to stop: nothing from this peer counts any more.
+  if (stopped_) return last_result_ = RxResult::kStopped;
   const bool client = cfg_.mode == AssocMode::kClient;
   const bool mode_ok = client ? h.mode == Mode::kServer
                               : (cfg_.mode == AssocMode::kSymmetricActive
                                      ? (h.mode == Mode::kSymmetricPassive || h.mode == Mode::kSymmetricActive)
                                      : h.mode == Mode::kSymmetricActive);
   if (!mode_ok) return last_result_ = RxResult::kBadMode;
+  // RFC 5905 A.5.1: a packet without a transmit timestamp is invalid; in
+  // symmetric modes it would otherwise restart the exchange (our org).
+  if (!client && h.transmit.is_zero()) return last_result_ = RxResult::kBogus;
+  // RFC 9109 section 3: the answer comes from the server's port to the
+  // random port our request left from; anything else is not an answer.
+  if (at.src_port != cfg_.port || at.dst_port != local_port_) return last_result_ = RxResult::kBadPort;
 
   // RFC 5905 section 8: "duplicate packet ... the transmit timestamp T3 is
   // the same as the last received".
-  if (rec_ns_ != 0 && h.transmit == org_) return last_result_ = RxResult::kDuplicate;
+  if ((rec_ns_ != 0 && h.transmit == org_) || (init_rec_ns_ != 0 && h.transmit == init_org_))
+    return last_result_ = RxResult::kDuplicate;
 
   // Our own transmit timestamp must be known to check the origin and to
   // have T1: the dataplane reports it right after sending.
-  if (xmt_cookie_ != 0 && xmt_tx_ns_ == 0 && (client ? h.origin == xmt_ : !h.origin.is_zero()))
+  const bool outstanding = xmt_cookie_ != 0;
+  if (outstanding && xmt_tx_ns_ == 0 && (client ? h.origin == xmt_ : !h.origin.is_zero()))
     return RxResult::kAwaitingTxTime;
 
   // "bogus packet: the origin timestamp T1 does not match the transmit
-  // timestamp of our last packet". A symmetric peer's packet still updates
-  // org/rec (so the exchange can start: its first packet has origin 0).
+  // timestamp of our last packet".
   const bool origin_ok = !xmt_.is_zero() && h.origin == xmt_;
   if (client && !origin_ok) return last_result_ = RxResult::kBogus;
+  if (!client && !origin_ok) {
+    // RFC 5905 A.5.1 receive(): "if (r->org == 0) synch = 0; else if
+    // (r->org != p->xmt) synch = 0; p->org = r->xmt; p->rec = r->dst; if
+    // (!synch) return": only the timestamps for the next exchange change,
+    // never the peer's header, reach or poll (a forged packet from the
+    // peer's address must not steer either; ntpd CVE-2016-4954/1548). As
+    // chrony keeps them: apart from the last valid packet's, and our next
+    // packet answers them only if no valid packet came since our last one
+    // (the exchange starts or restarts: a lost or crossed packet, a peer
+    // that restarted). Else a forgery between two valid packets would make
+    // our next packet bogus at the real peer. An origin of zero starts an
+    // exchange when nothing of ours waits for an answer; else it is bogus.
+    init_org_ = h.transmit;
+    init_rec_ns_ = rx_ns;
+    return last_result_ = (h.origin.is_zero() && !outstanding) ? RxResult::kNoSample : RxResult::kBogus;
+  }
 
   const int64_t t1 = xmt_tx_ns_;
   org_ = h.transmit;
   rec_ns_ = rx_ns;
-  if (!client) {
-    ppoll_ = h.poll_log2;
-    if (cfg_.mode == AssocMode::kSymmetricPassive) {
-      // The passive side polls at its active peer's rate.
-      hpoll_ = static_cast<int8_t>(std::clamp<int>(h.poll_log2, kMinPollLog2, kMaxPollLog2));
-      next_send_ns_ = std::min(next_send_ns_, rx_ns + poll_interval_ns(hpoll_));
-    }
-    if (h.origin.is_zero()) {
-      reach_ |= 1;
-      unreach_polls_ = 0;
-      last_rx_ns_ = rx_ns;
-      received_++;
-      peer_ = h;
-      return last_result_ = RxResult::kNoSample;
-    }
-    if (!origin_ok) return last_result_ = RxResult::kBogus;
-  }
+  init_org_ = {};
+  init_rec_ns_ = 0;
+  valid_since_send_ = true;
   xmt_ = {};  // answered: a replay of this answer is bogus
   xmt_cookie_ = 0;
 
   // Kiss-o'-death (RFC 5905 section 7.4): only from a packet that answered
-  // ours, so nobody can silence us with forged ones.
+  // ours, so nobody can silence us with forged ones. The kiss is no time
+  // and no reach; its header is not the peer's.
   if (h.stratum == proto::kStratumUnspecified &&
       (h.refid == proto::kKissRate || h.refid == proto::kKissDeny || h.refid == proto::kKissRstr)) {
-    if (h.refid == proto::kKissRate && hpoll_ < cfg_.maxpoll_log2) hpoll_++;
-    peer_ = h;
+    kiss_code_ = h.refid;
+    if (h.refid == proto::kKissRate) {
+      // "the client MUST reduce its polling rate": as ntpd, raise our
+      // minpoll to the server's poll (at least one step), up to maxpoll,
+      // end a burst, and wait a full new interval from our last packet.
+      const int raised = std::max<int>(poll_floor_ + 1, h.poll_log2);
+      poll_floor_ = static_cast<int8_t>(std::min<int>(raised, cfg_.maxpoll_log2));
+      hpoll_ = std::max(hpoll_, poll_floor_);
+      burst_left_ = 0;
+      next_send_ns_ = std::max(next_send_ns_, last_send_ns_ + poll_interval_ns(hpoll_));
+    } else {
+      // DENY, RSTR: "the client MUST demobilize any associations to that
+      // server and stop sending packets to that server".
+      stopped_ = true;
+      burst_left_ = 0;
+      reach_ = 0;
+      filter_.clear();
+    }
     return last_result_ = RxResult::kKissOfDeath;
   }
 
+  // The peer variables follow only a packet that passed the origin test.
   reach_ |= 1;
   unreach_polls_ = 0;
   last_rx_ns_ = rx_ns;
   received_++;
   peer_ = h;
   peer_reference_ns_ = h.reference.is_zero() ? 0 : proto::unix_ns_from_ntp(h.reference, rx_ns);
+  if (!client) {
+    ppoll_ = h.poll_log2;
+    if (cfg_.mode == AssocMode::kSymmetricPassive) {
+      // The passive side polls at its active peer's rate, within our
+      // passive range (a peer asking for 2^-4 s or 2^17 s gets the bound).
+      hpoll_ = static_cast<int8_t>(std::clamp<int>(h.poll_log2, poll_floor_, cfg_.maxpoll_log2));
+      next_send_ns_ = std::min(next_send_ns_, rx_ns + poll_interval_ns(hpoll_));
+    }
+  }
 
   if (h.leap == Leap::kUnsynchronized || h.stratum == proto::kStratumUnspecified ||
       h.stratum >= proto::kStratumUnsynchronized)
@@ -236,10 +349,12 @@ RxResult Association::on_packet(const proto::NtpHeader& h, int64_t rx_ns, const 
 void Association::on_clock_step(int64_t step_ns) {
   filter_.clear();
   if (rec_ns_) rec_ns_ += step_ns;
+  if (init_rec_ns_) init_rec_ns_ += step_ns;
   if (xmt_tx_ns_) xmt_tx_ns_ += step_ns;
   if (last_rx_ns_) last_rx_ns_ += step_ns;
   if (peer_reference_ns_) peer_reference_ns_ += step_ns;
   next_send_ns_ += step_ns;
+  if (last_send_ns_) last_send_ns_ += step_ns;
   created_ns_ += step_ns;
 }
 
@@ -287,8 +402,8 @@ bool Association::fit(int64_t now_ns, const LocalSystem& sys, Unfit* why) const 
 
 bool Association::expired(int64_t now_ns) const {
   if (!cfg_.dynamic) return false;
-  const int64_t quiet = now_ns - std::max(last_rx_ns_, created_ns_);
-  return reach_ == 0 && quiet > kUnreachPolls * poll_interval_ns(hpoll_);
+  if (stopped_) return true;  // DENY/RSTR: demobilise (RFC 5905 section 7.4)
+  return now_ns - std::max(last_rx_ns_, created_ns_) > cfg_.timeout_ns;
 }
 
 AssociationState Association::state(int64_t now_ns) const {
@@ -317,9 +432,9 @@ AssociationState Association::state(int64_t now_ns) const {
   s.version = static_cast<uint8_t>(peer_.version ? peer_.version : cfg_.version);
   s.leap = static_cast<uint8_t>(peer_.leap);
   s.reference_time_ns = peer_reference_ns_;
-  s.origin_ts = peer_.origin.raw();
-  s.receive_ts = peer_.receive.raw();
-  s.transmit_ts = peer_.transmit.raw();
+  // origin/receive/transmit stay unset: they would reveal our nonces.
+  s.kiss_code = kiss_code_;
+  s.stopped = stopped_;
   for (const FilterStage& f : filter_.stages()) {
     FilterStageState fs;
     fs.offset_ns = f.offset_ns;

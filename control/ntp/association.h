@@ -2,11 +2,13 @@
 // (on-wire checks, sample computation, clock filter) and the poll process
 // (reach register, poll interval, bursts) for a client association
 // (`ntp-service unicast-server`), a symmetric active one (`unicast-peer`)
-// or a dynamic symmetric passive one. Pure: the caller passes the time,
-// carries out the packets it returns and reports when they really left.
+// or a dynamic symmetric passive one. Pure but for its randomness (nonces
+// and ports from getrandom): the caller passes the time, carries out the
+// packets it returns and reports when they really left.
 #pragma once
 
 #include <array>
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -26,6 +28,11 @@ namespace ntp::ctl {
 struct AssocConfig : config::Association {
   AssocMode mode = AssocMode::kClient;
   bool dynamic = false;  // created by an incoming symmetric active packet
+  // A dynamic association goes this long after its last valid packet (or
+  // its creation): seconds of ours (ntp.passive_timeout_s), never the
+  // peer's poll, which an attacker chooses.
+  int64_t timeout_ns = 0;
+  bool operator==(const AssocConfig&) const = default;
 };
 
 // What our packets say about us (symmetric modes carry our system
@@ -65,8 +72,15 @@ enum class RxResult : uint8_t {
   kKissOfDeath,     // stratum 0 with RATE/DENY/RSTR
   kAwaitingTxTime,  // our transmit time has not been reported yet: offer the packet again later
   kBadMode,         // a mode that does not fit this association
+  kBadPort,         // not from the peer's port, or not to ours (RFC 9109): bogus, nothing changes
+  kStopped,         // the peer told us to stop (DENY/RSTR): nothing is taken in any more
 };
 const char* to_string(RxResult r);
+
+// Random values from the kernel (getrandom): a client request's nonce
+// (never zero) and a client association's source port (1024..65535).
+uint64_t random_nonce();
+uint16_t random_client_port();
 
 class Association {
  public:
@@ -77,15 +91,34 @@ class Association {
 
   // Poll process. Returns a packet when one is due at now_ns.
   std::optional<OutPacket> on_timer(int64_t now_ns, const LocalSystem& sys);
-  int64_t next_event_ns() const { return next_send_ns_; }
+  int64_t next_event_ns() const { return stopped_ ? INT64_MAX : next_send_ns_; }
 
   // The dataplane sent our packet `cookie` at tx_ns (served timescale).
   void on_transmitted(uint64_t cookie, int64_t tx_ns);
   // The dataplane could not send it (no ARP answer, ring full, ...).
   void on_transmit_failed(uint64_t cookie);
 
-  // Peer process: a packet from our peer's address, received at rx_ns.
-  RxResult on_packet(const proto::NtpHeader& h, int64_t rx_ns, const LocalSystem& sys);
+  // Peer process: a packet from our peer's address, received at rx_ns,
+  // from its src_port to our dst_port.
+  struct Arrival {
+    int64_t rx_ns = 0;
+    uint16_t src_port = proto::kNtpPort;
+    uint16_t dst_port = proto::kNtpPort;
+  };
+  RxResult on_packet(const proto::NtpHeader& h, const Arrival& at, const LocalSystem& sys);
+
+  // The port our packets leave from: a client association's own random one
+  // (RFC 9109), 123 for symmetric ones (the peer's configuration names it).
+  uint16_t local_port() const { return local_port_; }
+  // A dynamic passive association starts at the poll of the packet that
+  // created it, within its range (minpoll..maxpoll of its config).
+  void start_passive(int peer_poll_log2);
+  // A reload changed the passive range or timeout (dynamic associations).
+  void set_passive_limits(int minpoll_log2, int maxpoll_log2, int64_t timeout_ns);
+  // DENY or RSTR (RFC 5905 section 7.4) stopped this association: no more
+  // packets; kiss_code() says which.
+  bool stopped() const { return stopped_; }
+  uint32_t kiss_code() const { return kiss_code_; }
 
   // The clock was stepped by step_ns: old samples mean nothing now (RFC
   // 5905: after a step all associations are reset), and the times we keep
@@ -112,26 +145,34 @@ class Association {
   const ClockFilter& filter() const { return filter_; }
   int8_t poll_log2() const { return hpoll_; }
 
-  // A dynamic association that has been unreachable long enough to go.
+  // A dynamic association not heard from (no valid packet) for its
+  // timeout_ns, or one that the peer told to stop.
   bool expired(int64_t now_ns) const;
 
   AssociationState state(int64_t now_ns) const;
 
  private:
-  uint64_t random64() { return rng_(); }
   int64_t poll_interval_ns(int log2) const;
+  void choose_local_port();
   void schedule_next(int64_t now_ns);
-  std::array<uint8_t, proto::kHeaderLen> make_packet(const LocalSystem& sys) const;
+  std::array<uint8_t, proto::kHeaderLen> make_packet(const LocalSystem& sys, proto::NtpTimestamp org,
+                                                     int64_t rec_ns) const;
 
   AssocConfig cfg_;
   uint32_t id_;
-  std::mt19937_64 rng_;
+  std::mt19937_64 rng_;  // poll jitter only; nonces and ports come from getrandom
+  uint16_t local_port_ = proto::kNtpPort;
 
   // RFC 5905 peer variables (section 9.1).
   proto::NtpHeader peer_{};          // the last valid packet's header
   int64_t peer_reference_ns_ = 0;
-  proto::NtpTimestamp org_;          // p.org: transmit timestamp of the peer's last packet
+  proto::NtpTimestamp org_;          // p.org: transmit timestamp of the peer's last valid packet
   int64_t rec_ns_ = 0;               // p.rec: when we received it (0: never)
+  // The same of the last packet that failed the origin test (symmetric:
+  // what our next packet answers when no valid one came since our last).
+  proto::NtpTimestamp init_org_;
+  int64_t init_rec_ns_ = 0;
+  bool valid_since_send_ = false;    // a valid packet came since our last packet
   proto::NtpTimestamp xmt_;          // p.xmt: what our last packet carried as transmit timestamp
   uint64_t xmt_cookie_ = 0;          // and its cookie
   int64_t xmt_tx_ns_ = 0;            // when it really left (0: not reported yet)
@@ -141,10 +182,14 @@ class Association {
   uint8_t reach_ = 0;
   int unreach_polls_ = 0;            // consecutive polls without an answer
   int8_t hpoll_;                     // our poll interval, log2 s
+  int8_t poll_floor_;                // minpoll, raised by RATE kisses (as ntpd raises its minpoll)
   int8_t ppoll_ = 0;                 // the peer's poll interval
+  bool stopped_ = false;             // DENY/RSTR
+  uint32_t kiss_code_ = 0;           // the last kiss code that passed the origin test
+  int64_t last_send_ns_ = 0;
   int burst_left_ = 0;               // packets left in the current burst
   int64_t next_send_ns_ = 0;
-  int64_t last_rx_ns_ = 0;
+  int64_t last_rx_ns_ = 0;           // the last valid packet (passed the origin test)
   int64_t created_ns_;
   uint64_t sent_ = 0, received_ = 0;
   RxResult last_result_ = RxResult::kNoSample;

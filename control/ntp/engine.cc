@@ -22,9 +22,11 @@ EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
   for (const auto& p : cfg.peers) e.associations.push_back({p, AssocMode::kSymmetricActive});
   e.refclock_master = cfg.ntp.refclock_master;
   for (const auto& i : cfg.interfaces) e.own_addresses.push_back(i.ipv4);
-  e.peer_allow = cfg.access.peer;
-  e.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
+  e.access = config::access_table(cfg.access);
   e.max_dynamic_sessions = cfg.ntp.max_dynamic_sessions;
+  e.passive_minpoll_log2 = cfg.ntp.passive_minpoll_log2;
+  e.passive_maxpoll_log2 = cfg.ntp.passive_maxpoll_log2;
+  e.passive_timeout_ns = std::llround(cfg.ntp.passive_timeout_s * 1e9);
   e.precision_log2 = precision_log2;
   e.servo = servo_config(cfg.clock);
   e.leap_smear = cfg.ntp.leap_smear;
@@ -49,15 +51,11 @@ int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
 Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
     : cfg_(cfg), seed_(seed), servo_(cfg.servo) {
   discipline_.order(now_ns, 0, cfg.servo.initial_frequency_ppb.value_or(0), 0, 0);
-  min_poll_ = 17;
-  max_poll_ = -4;
   for (const AssocConfig& a : cfg_.associations) {
-    min_poll_ = static_cast<int8_t>(std::min(min_poll_, static_cast<int8_t>(a.minpoll_log2)));
-    max_poll_ = static_cast<int8_t>(std::max(max_poll_, static_cast<int8_t>(a.maxpoll_log2)));
     const uint32_t id = next_id_++;
     assocs_.emplace(id, std::make_unique<Association>(a, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns));
   }
-  if (cfg_.associations.empty()) min_poll_ = max_poll_ = static_cast<int8_t>(config::Association{}.minpoll_log2);
+  update_poll_range();
   sys_poll_ = min_poll_;
   last_now_ns_ = now_ns;
   if (cfg_.refclock_master)
@@ -65,6 +63,18 @@ Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
   else
     sys_ = unsynchronized_variables();
   next_select_ns_ = now_ns + kSelectEveryNs;
+}
+
+void Engine::update_poll_range() {
+  // The system poll's range is the configured associations' (RFC 5905
+  // A.5.5.6 clamps the system poll to minpoll..maxpoll).
+  min_poll_ = 17;
+  max_poll_ = -4;
+  for (const AssocConfig& a : cfg_.associations) {
+    min_poll_ = static_cast<int8_t>(std::min<int>(min_poll_, a.minpoll_log2));
+    max_poll_ = static_cast<int8_t>(std::max<int>(max_poll_, a.maxpoll_log2));
+  }
+  if (cfg_.associations.empty()) min_poll_ = max_poll_ = static_cast<int8_t>(config::Association{}.minpoll_log2);
 }
 
 void Engine::use_local_clock(int64_t now_ns) {
@@ -126,10 +136,17 @@ Association* Engine::find(uint32_t address) {
   return nullptr;
 }
 
-bool Engine::peer_allowed(uint32_t ip) const {
-  for (const auto& [net, len] : cfg_.peer_allow)
-    if (proto::in_prefix(ip, net, len)) return true;
-  return false;
+bool Engine::peer_allowed(uint32_t ip) const { return proto::may_peer(cfg_.access.classify_v4(ip)); }
+
+Engine::AssocMap::iterator Engine::remove(AssocMap::iterator it, EngineOutput& out, EventKind kind, Removal why,
+                                          uint32_t refid) {
+  const AssocConfig& c = it->second->config();
+  out.events.push_back({.kind = kind, .address = c.address, .refid = refid, .mode = c.mode, .removal = why});
+  if (sys_peer_ == it->first) sys_peer_.reset();
+  // Packets waiting for this association's transmit report go with it.
+  const uint32_t address = c.address;
+  std::erase_if(pending_, [address](const Pending& p) { return p.pkt.src_ip == address; });
+  return assocs_.erase(it);
 }
 
 LocalSystem Engine::local_system(int64_t now_ns) const {
@@ -161,7 +178,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
   if (Association* a = find(pkt.src_ip)) {
     LocalSystem ls = local_system(now_ns);
     ls.discipline = &discipline_;
-    const RxResult r = a->on_packet(h, pkt.rx_time_ns, ls);
+    const RxResult r = a->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, ls);
     switch (r) {
       case RxResult::kAwaitingTxTime:
         if (!retry) {
@@ -175,6 +192,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
         break;
       case RxResult::kDuplicate: counters_.duplicates++; break;
       case RxResult::kBogus: counters_.bogus++; break;
+      case RxResult::kBadPort: counters_.bad_port++; break;
       case RxResult::kKissOfDeath:
         out.events.push_back({.kind = EventKind::kKissOfDeath, .address = pkt.src_ip, .refid = h.refid});
         break;
@@ -188,6 +206,19 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
           break;
         }
     }
+    if (r == RxResult::kKissOfDeath && a->stopped()) {
+      // RFC 5905 section 7.4, DENY/RSTR: "demobilize any associations to
+      // that server and stop sending packets". A dynamic one goes; a
+      // configured one stays in status, silent, with its kiss code.
+      const uint32_t id = a->id();
+      if (a->config().dynamic) {
+        remove(assocs_.find(id), out, EventKind::kPassiveRemoved, Removal::kKiss, h.refid);  // a is gone
+      } else {
+        out.events.push_back(
+            {.kind = EventKind::kPollingStopped, .address = pkt.src_ip, .refid = h.refid, .mode = a->config().mode});
+        if (sys_peer_ == id) sys_peer_.reset();
+      }
+    }
     return;
   }
 
@@ -195,61 +226,112 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
     counters_.no_association++;
     return;
   }
+  mobilise_passive(pkt, h, now_ns, out);
+}
+
+void Engine::mobilise_passive(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns,
+                              EngineOutput& out) {
   for (uint32_t own : cfg_.own_addresses)
     if (own == pkt.src_ip) return;
   // RFC 5905 section 9: a symmetric active packet from a peer we have no
-  // association with mobilises a symmetric passive one, if allowed; the
-  // table is capped and its entries go when they stop being reachable.
+  // association with mobilises a symmetric passive one, if its access
+  // class may peer (the dataplane forwards only those: this does not rely
+  // on it), to our port 123; the table is capped, and its entries go when
+  // they have not been heard from for passive_timeout_ns.
   size_t dynamic = 0;
   for (const auto& [id, a] : assocs_) dynamic += a->config().dynamic;
-  if (peer_allowed(pkt.src_ip) && dynamic < static_cast<size_t>(cfg_.max_dynamic_sessions)) {
-    AssocConfig c;
-    c.address = pkt.src_ip;
-    c.port = pkt.src_port;
-    c.mode = AssocMode::kSymmetricPassive;
-    c.minpoll_log2 = c.maxpoll_log2 = std::clamp<int>(h.poll_log2, -4, 17);
-    c.version = h.version;
-    c.dynamic = true;
-    const uint32_t id = next_id_++;
-    auto assoc = std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
-    assoc->on_packet(h, pkt.rx_time_ns, local_system(now_ns));
-    assocs_.emplace(id, std::move(assoc));
-    counters_.passive_created++;
-    out.events.push_back({.kind = EventKind::kPassiveCreated,
-                          .address = pkt.src_ip,
-                          .poll_log2 = static_cast<int8_t>(c.minpoll_log2)});
+  if (!peer_allowed(pkt.src_ip) || pkt.dst_port != proto::kNtpPort ||
+      dynamic >= static_cast<size_t>(std::max(cfg_.max_dynamic_sessions, 0))) {
+    counters_.passive_refused++;
     return;
   }
-  counters_.passive_refused++;
-  if (cfg_.answer_unknown_peers) stateless_reply(pkt, h, now_ns, out);
+  AssocConfig c;
+  c.address = pkt.src_ip;
+  c.port = pkt.src_port;
+  c.mode = AssocMode::kSymmetricPassive;
+  c.minpoll_log2 = cfg_.passive_minpoll_log2;
+  c.maxpoll_log2 = cfg_.passive_maxpoll_log2;
+  c.version = std::clamp<int>(h.version, 1, 4);
+  c.dynamic = true;
+  c.timeout_ns = cfg_.passive_timeout_ns;
+  const uint32_t id = next_id_++;
+  auto assoc = std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
+  // The creating packet is not verified (it cannot be: origin zero), so it
+  // gives only the timestamps for our answer and a poll within our range.
+  assoc->start_passive(h.poll_log2);
+  assoc->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, local_system(now_ns));
+  const int8_t poll = assoc->poll_log2();
+  assocs_.emplace(id, std::move(assoc));
+  counters_.passive_created++;
+  out.events.push_back({.kind = EventKind::kPassiveCreated, .address = pkt.src_ip, .poll_log2 = poll});
 }
 
-void Engine::stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns,
-                             EngineOutput& out) {
-  // Like a server's answer, in mode 2 and without keeping any state: the
-  // peer gets time, we keep nothing. The same bound as the responder's.
-  const SystemVariables v = system_at(now_ns);
-  proto::NtpHeader r;
-  const bool sync = v.synchronized;
-  r.leap = sync ? static_cast<proto::Leap>(v.leap) : proto::Leap::kUnsynchronized;
-  r.version = h.version;
-  r.mode = Mode::kSymmetricPassive;
-  r.stratum = sync ? v.stratum : proto::kStratumUnspecified;
-  r.poll_log2 = h.poll_log2;
-  r.precision_log2 = cfg_.precision_log2;
-  r.root_delay = proto::short_from_ns(v.root_delay_ns);
-  r.root_dispersion = proto::short_from_ns(v.root_dispersion_ns);
-  r.refid = v.refid;
-  r.reference = v.reference_time_ns ? proto::ntp_from_unix_ns(v.reference_time_ns) : proto::NtpTimestamp{};
-  r.origin = h.transmit;
-  r.receive = proto::ntp_from_unix_ns(pkt.rx_time_ns);
-  OutPacket o;
-  o.dst_ip = pkt.src_ip;
-  o.dst_port = pkt.src_port;
-  o.stamp_transmit = true;
-  proto::write_header(r, o.payload.data());
-  out.packets.push_back(o);
-  counters_.stateless_replies++;
+void Engine::reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutput& out) {
+  last_now_ns_ = std::max(last_now_ns_, now_ns);
+  // The running servo and precision stay: they are [clock]'s and need a
+  // restart (the shell says so).
+  EngineConfig next = new_cfg;
+  next.servo = cfg_.servo;
+  next.precision_log2 = cfg_.precision_log2;
+
+  // Configured associations: unchanged ones keep everything; the rest go.
+  std::vector<bool> kept(next.associations.size(), false);
+  for (auto it = assocs_.begin(); it != assocs_.end();) {
+    const AssocConfig& c = it->second->config();
+    if (c.dynamic) {
+      ++it;
+      continue;
+    }
+    bool found = false;
+    for (size_t i = 0; i < next.associations.size() && !found; i++)
+      if (!kept[i] && next.associations[i] == c) found = kept[i] = true;
+    it = found ? std::next(it) : remove(it, out, EventKind::kAssociationRemoved);
+  }
+  // Dynamic ones: gone when their address may no longer peer or is now
+  // configured, over the new cap (the newest first), else the new limits.
+  auto configured = [&](uint32_t address) {
+    for (const AssocConfig& a : next.associations)
+      if (a.address == address) return true;
+    return false;
+  };
+  size_t dynamic = 0;
+  for (auto it = assocs_.begin(); it != assocs_.end();) {
+    Association& a = *it->second;
+    if (!a.config().dynamic) {
+      ++it;
+      continue;
+    }
+    const uint32_t address = a.config().address;
+    if (!proto::may_peer(next.access.classify_v4(address)) || configured(address) ||
+        dynamic >= static_cast<size_t>(std::max(next.max_dynamic_sessions, 0))) {
+      it = remove(it, out, EventKind::kPassiveRemoved, Removal::kNotAllowed);
+      continue;
+    }
+    a.set_passive_limits(next.passive_minpoll_log2, next.passive_maxpoll_log2, next.passive_timeout_ns);
+    dynamic++;
+    ++it;
+  }
+  // New configured associations start as at start-up.
+  for (size_t i = 0; i < next.associations.size(); i++) {
+    if (kept[i]) continue;
+    const AssocConfig& c = next.associations[i];
+    const uint32_t id = next_id_++;
+    assocs_.emplace(id, std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns));
+    out.events.push_back({.kind = EventKind::kAssociationAdded, .address = c.address, .mode = c.mode});
+  }
+  // Without the local clock as the reference any more, nothing is left to
+  // serve until a source is selected.
+  const bool lost_local = local_ref_ && !next.refclock_master;
+  cfg_ = std::move(next);
+  update_poll_range();
+  sys_poll_ = static_cast<int8_t>(std::clamp<int>(sys_poll_, min_poll_, max_poll_));
+  if (lost_local) {
+    local_ref_ = false;
+    become_unsynchronized(now_ns, out, UnsyncReason::kNoSelectableSource);
+  } else if (local_ref_) {
+    use_local_clock(now_ns);  // perhaps another stratum
+  }
+  clock_select(now_ns, false, 0, out);
 }
 
 void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutput& out) {
@@ -277,13 +359,11 @@ void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
     if (auto p = a->on_timer(now_ns, ls)) out.packets.push_back(*p);
 
   for (auto it = assocs_.begin(); it != assocs_.end();) {
-    if (it->second->expired(now_ns)) {
-      out.events.push_back({.kind = EventKind::kPassiveRemoved, .address = it->second->config().address});
-      if (sys_peer_ == it->first) sys_peer_.reset();
-      it = assocs_.erase(it);
-    } else {
+    if (it->second->expired(now_ns))
+      it = remove(it, out, EventKind::kPassiveRemoved, it->second->stopped() ? Removal::kKiss : Removal::kTimeout,
+                  it->second->kiss_code());
+    else
       ++it;
-    }
   }
   while (!pending_.empty() && now_ns - pending_.front().first_seen_ns > kAwaitTxNs) {
     pending_.pop_front();

@@ -22,6 +22,7 @@
 #include "control/ntp/system_state.h"
 #include "hwclock/correction.h"
 #include "hwclock/servo.h"
+#include "proto/access.h"
 #include "proto/channel_abi.h"
 
 namespace ntp::ctl {
@@ -30,9 +31,16 @@ struct EngineConfig {
   std::vector<AssocConfig> associations;           // configured servers (client) and peers (symmetric active)
   std::optional<int> refclock_master;              // local clock stratum: the reference, or the fallback
   std::vector<uint32_t> own_addresses;             // our interface addresses (host order)
-  std::vector<std::pair<uint32_t, uint8_t>> peer_allow;  // who may become a passive peer
-  bool answer_unknown_peers = true;                // otherwise silent
+  // [access]: a symmetric active packet from an address whose class may
+  // peer mobilises a dynamic passive association (the dataplane forwards
+  // only those; the engine checks again). Default: nobody may.
+  proto::AccessTable access;
   int max_dynamic_sessions = 100;
+  // Dynamic passive associations poll at their peer's poll clamped to
+  // this range, and go after passive_timeout_ns without a valid packet.
+  int passive_minpoll_log2 = 6;
+  int passive_maxpoll_log2 = 10;
+  int64_t passive_timeout_ns = 900'000'000'000;
   int8_t precision_log2 = -20;
   hwclock::ServoConfig servo;
   // ntp.leap_smear: the served clock smears a leap second, so the leap
@@ -65,13 +73,23 @@ struct EngineOutput {
 };
 
 struct EngineCounters {
-  uint64_t packets = 0, samples = 0, duplicates = 0, bogus = 0, no_association = 0, passive_created = 0,
-           passive_refused = 0, stateless_replies = 0, awaiting_dropped = 0, steps = 0, spikes = 0, panics = 0;
+  uint64_t packets = 0, samples = 0, duplicates = 0, bogus = 0, bad_port = 0, no_association = 0,
+           passive_created = 0, passive_refused = 0, awaiting_dropped = 0, steps = 0, spikes = 0, panics = 0;
 };
 
 class Engine {
  public:
   Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns);
+
+  // SIGHUP: the new configuration. Associations whose address and options
+  // are unchanged keep their state (filter, reach, poll); the others go or
+  // come (an event each); dynamic passive associations whose address may no
+  // longer peer go, the others take the new passive range and timeout. The
+  // servo's configuration and the precision are the running ones ([clock]
+  // needs a restart).
+  void reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutput& out);
+  size_t associations() const { return assocs_.size(); }
+  const EngineConfig& config() const { return cfg_; }
 
   // An NTP packet of mode 1, 2 or 4 from the dataplane.
   void on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out);
@@ -132,7 +150,13 @@ class Engine {
   // Sets v's leap indicator, leap_sign and leap_ns at now_ns (v synchronized).
   void apply_leap(SystemVariables& v, int64_t now_ns, bool sources_vote) const;
   bool peer_allowed(uint32_t ip) const;
-  void stateless_reply(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out);
+  void mobilise_passive(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out);
+  using AssocMap = std::map<uint32_t, std::unique_ptr<Association>>;
+  // Removes *it with an event of kind (why, refid for a passive one);
+  // returns the next.
+  AssocMap::iterator remove(AssocMap::iterator it, EngineOutput& out, EventKind kind, Removal why = Removal::kTimeout,
+                            uint32_t refid = 0);
+  void update_poll_range();
   Association* find(uint32_t address);
 
   EngineConfig cfg_;

@@ -67,7 +67,11 @@ struct AssociationState {
   uint8_t version = 4;
   uint8_t leap = 3;
   int64_t reference_time_ns = 0;
+  // Never filled any more (they would reveal our nonces, issue 9):
+  // control/status drops them, then they go.
   uint64_t origin_ts = 0, receive_ts = 0, transmit_ts = 0;  // raw NTP 64-bit
+  uint32_t kiss_code = 0;       // the last kiss code that answered ours (RATE, DENY, RSTR), 0 none
+  bool stopped = false;         // DENY/RSTR: we send nothing more ("denied by the server")
   std::vector<FilterStageState> filter;  // newest first, up to 8
   bool operator==(const AssociationState&) const = default;  // doubles: NaN != NaN
 };
@@ -87,7 +91,10 @@ struct EngineState {
 enum class EventKind : uint8_t {
   kKissOfDeath,          // address sent kiss code `refid`
   kPassiveCreated,       // a symmetric passive association with address, at poll_log2
-  kPassiveRemoved,       // ... removed: unreachable
+  kPassiveRemoved,       // ... removed: `removal` says why
+  kAssociationAdded,     // a reload added the association with address (mode)
+  kAssociationRemoved,   // a reload removed it (no longer configured)
+  kPollingStopped,       // address answered with DENY/RSTR (`refid`): no more packets to it
   kUnsynchronized,       // the system lost synchronization; `reason`
   kSystemPeerLost,       // address is no longer selectable
   kLocalClockFallback,   // the local clock at `stratum` is the reference
@@ -100,6 +107,13 @@ enum class EventKind : uint8_t {
 
 enum class UnsyncReason : uint8_t { kNoSelectableSource, kPanic };
 
+// Why a dynamic passive association went.
+enum class Removal : uint8_t {
+  kTimeout,     // no valid packet for ntp.passive_timeout_s
+  kKiss,        // DENY/RSTR from it (`refid`)
+  kNotAllowed,  // after a reload its address may no longer peer
+};
+
 struct Event {
   EventKind kind = EventKind::kSynchronized;
   uint32_t address = 0;   // the peer concerned (host order)
@@ -109,6 +123,7 @@ struct Event {
   uint32_t refid = 0;     // the kiss code
   AssocMode mode = AssocMode::kClient;
   UnsyncReason reason = UnsyncReason::kNoSelectableSource;
+  Removal removal = Removal::kTimeout;
   bool operator==(const Event&) const = default;
 };
 

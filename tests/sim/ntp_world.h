@@ -125,6 +125,22 @@ class World {
   // ends where it is in, as the model says (ClockModelData::slew_end_raw),
   // at the base rate from there. That is the correction as last ordered.
   void kill_control(int node) { nodes_[node].up = false; }
+  // A packet from anyone (a spoofer: any source address and port) that
+  // arrives at node `to` at true time arrive_ns.
+  void inject(int to, uint32_t from_address, uint16_t src_port, uint16_t dst_port, const proto::NtpHeader& h,
+              double arrive_ns) {
+    Packet p;
+    p.arrive_ns = std::max(arrive_ns, t_);
+    p.to = to;
+    p.rx = {};
+    p.rx.src_ip = from_address;
+    p.rx.dst_ip = nodes_[to].address;
+    p.rx.src_port = src_port;
+    p.rx.dst_port = dst_port;
+    p.rx.len = proto::kHeaderLen;
+    proto::write_header(h, p.rx.payload);
+    in_flight_.push(p);
+  }
   // Every event the node's engine reported, oldest first.
   const std::vector<ctl::Event>& events(int node) const { return nodes_[node].events; }
 
@@ -166,7 +182,8 @@ class World {
     return -1;
   }
 
-  void send(uint32_t from_address, uint32_t dst, uint16_t dst_port, const uint8_t* payload, double depart_ns) {
+  void send(uint32_t from_address, uint16_t src_port, uint32_t dst, uint16_t dst_port, const uint8_t* payload,
+            double depart_ns) {
     const int to = node_by_address(dst);
     if (to < 0 || !link_.up || !nodes_[to].up) return;
     Packet p;
@@ -175,7 +192,7 @@ class World {
     p.rx = {};
     p.rx.src_ip = from_address;
     p.rx.dst_ip = dst;
-    p.rx.src_port = proto::kNtpPort;
+    p.rx.src_port = src_port;
     p.rx.dst_port = dst_port;
     p.rx.len = proto::kHeaderLen;
     std::memcpy(p.rx.payload, payload, proto::kHeaderLen);
@@ -191,7 +208,7 @@ class World {
       uint8_t payload[proto::kHeaderLen];
       std::memcpy(payload, o.payload.data(), sizeof payload);
       if (o.stamp_transmit) proto::store_ts(payload + proto::offs::kTransmit, proto::ntp_from_unix_ns(tx));
-      if (n.up) send(n.address, o.dst_ip, o.dst_port, payload, t_);
+      if (n.up) send(n.address, o.src_port, o.dst_ip, o.dst_port, payload, t_);
       proto::TxReport rep{};
       rep.cookie = o.cookie;
       rep.tx_time_ns = tx;
@@ -225,7 +242,7 @@ class World {
       r.transmit = proto::ntp_from_unix_ns(now + 2000);
       uint8_t out[proto::kHeaderLen];
       proto::write_header(r, out);
-      send(n.address, p.rx.src_ip, proto::kNtpPort, out, t_ + 2000);
+      send(n.address, proto::kNtpPort, p.rx.src_ip, p.rx.src_port, out, t_ + 2000);  // to the port it came from
       return;
     }
     p.rx.rx_time_ns = local_ns(n.clock, t_);

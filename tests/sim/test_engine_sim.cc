@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -45,7 +46,9 @@ ctl::EngineConfig node(uint32_t own, std::vector<ctl::AssocConfig> assocs, doubl
   ctl::EngineConfig c;
   c.associations = std::move(assocs);
   c.own_addresses = {own};
-  c.peer_allow = {{0, 0}};
+  c.access = proto::AccessTable({{0, 0, proto::AccessClass::kPeer}}, proto::AccessClass::kLimited);  // all may peer
+  c.passive_minpoll_log2 = 0;  // the sims' peers poll at 2^0..2^2 s
+  c.passive_maxpoll_log2 = 2;
   c.precision_log2 = -25;
   c.servo.step_threshold_ns = std::llround(step_threshold_ms * 1e6);
   return c;
@@ -680,41 +683,129 @@ TEST(EngineSim, TheLeapFileDecidesAndASmearIsNotAnnounced) {
   }
 }
 
-// What D tells its peers (mode-1/2 packets, from LocalSystem) and what it
-// answers statelessly (a peer outside peer_allow) carry the same honest
-// bound as its clients get: E's record of D's root delay / 2 + root
-// dispersion covers D's error while D slews 40 ms out.
+// What D tells its peers (mode-1/2 packets, from LocalSystem) carries the
+// same honest bound as its clients get: E's record of D's root delay / 2 +
+// root dispersion covers D's error while D slews 40 ms out. (The stateless
+// mode-2 answers to peers that may not peer are the dataplane's now.)
 TEST(EngineSim, PeersGetTheSameHonestBound) {
-  for (const bool allowed : {true, false}) {
-    SCOPED_TRACE(allowed ? "passive association" : "stateless replies");
-    World w(seed() + 25);
+  World w(seed() + 25);
+  w.link() = {50'000, 10'000, true};
+  w.add_reference(kC, 1);
+  SimClock cd;
+  cd.offset0_ns = 40e6;
+  cd.freq_ppm = 20;
+  const int d = w.add_node(kD, node(kD, {assoc(kC, ctl::AssocMode::kClient)}), cd);
+  const int e = w.add_node(kE, node(kE, {assoc(kD, ctl::AssocMode::kSymmetricActive)}), SimClock{});
+  int checked = 0;
+  double worst = 0;
+  w.run(200e9, 0.5e9, [&](double) {
+    for (const ctl::AssociationState& s : w.engine(e).sessions(w.local_now_ns(e))) {
+      if (s.address != kD || s.stratum >= 16 || std::fabs(w.error_ns(d)) < 1e6) continue;
+      // D's error only shrinks while it slews: a bound D sent earlier
+      // must cover its error now.
+      const double bound = static_cast<double>(s.root_delay_ns) / 2 + static_cast<double>(s.root_dispersion_ns);
+      worst = std::max(worst, std::fabs(w.error_ns(d)) / bound);
+      checked++;
+    }
+  });
+  std::fprintf(stderr, "  passive association: %d checks, worst |error of D| / bound D sent %.3f\n", checked, worst);
+  EXPECT_GT(checked, 20);
+  EXPECT_LE(worst, 1.0);
+}
+
+// Issue 9's attack on a symmetric association: spoofed mode-2 packets with
+// origin zero from the real peer's address at 2 Hz (stratum 1, leap
+// "insert", refid GPS, root dispersion 4 s, poll 2^-4), between the real
+// peer's packets. RFC 5905 A.5.1: they change only the timestamps for the
+// next exchange, and those (as chrony keeps them) are used only when no
+// valid packet came since our last. So the same world with and without
+// the spoofs gives E the same reach, header, selection and clock,
+// observation by observation, and C about the same reach of E (a spoof
+// that lands when E's last packet went unanswered is what E's next one
+// answers, and that one is bogus at C). Before issue 9 a spoof took over
+// C's header and reach at E; with the RFC's org alone, E's next packet
+// after any spoof was bogus at C (C's mean reach bits of E fell from 7.5
+// to 0.7-5).
+TEST(EngineSim, SpoofedOriginZeroPacketsDoNotTakeOverAPeer) {
+  struct Seen {
+    int reach, c_reach;
+    std::string selection;
+    double error_ns;
+    bool operator==(const Seen&) const = default;
+  };
+  struct Run {
+    std::vector<Seen> seen;
+    int spoofs = 0, wrong_header = 0, system_peer = 0;
+    double reach_bits = 0, c_reach_bits = 0, worst_ns = 0;
+  };
+  auto run = [&](bool spoof) {
+    Run r;
+    World w(seed() + 26);
     w.link() = {50'000, 10'000, true};
-    w.add_reference(kC, 1);
-    SimClock cd;
-    cd.offset0_ns = 40e6;
-    cd.freq_ppm = 20;
-    ctl::EngineConfig c = node(kD, {assoc(kC, ctl::AssocMode::kClient)});
-    if (!allowed) c.peer_allow = {};
-    const int d = w.add_node(kD, c, cd);
-    const int e = w.add_node(kE, node(kE, {assoc(kD, ctl::AssocMode::kSymmetricActive)}), SimClock{});
-    int checked = 0;
-    double worst = 0;
-    w.run(200e9, 0.5e9, [&](double) {
-      for (const ctl::AssociationState& s : w.engine(e).sessions(w.local_now_ns(e))) {
-        if (s.address != kD || s.stratum >= 16 || std::fabs(w.error_ns(d)) < 1e6) continue;
-        // D's error only shrinks while it slews: a bound D sent earlier
-        // must cover its error now.
-        const double bound = static_cast<double>(s.root_delay_ns) / 2 + static_cast<double>(s.root_dispersion_ns);
-        worst = std::max(worst, std::fabs(w.error_ns(d)) / bound);
-        checked++;
+    const ctl::AssocConfig to_e = assoc(kE, ctl::AssocMode::kSymmetricActive, 0, 0);
+    const ctl::AssocConfig to_c = assoc(kC, ctl::AssocMode::kSymmetricActive, 0, 0);
+    ctl::EngineConfig cc = node(kC, {to_e});
+    cc.refclock_master = 1;
+    const int c = w.add_node(kC, cc, SimClock{});
+    SimClock ce;
+    ce.offset0_ns = 1e6;
+    ce.freq_ppm = 10;
+    const int e = w.add_node(kE, node(kE, {to_c}), ce);
+    std::mt19937_64 rng(seed() + 27);
+    w.run(300e9, 0.5e9, [&](double t) {
+      if (spoof) {
+        proto::NtpHeader h;
+        h.leap = proto::Leap::kInsert;
+        h.version = 4;
+        h.mode = proto::Mode::kSymmetricPassive;
+        h.stratum = 1;
+        h.poll_log2 = -4;
+        h.precision_log2 = -30;
+        h.root_dispersion = proto::short_from_ns(4'000'000'000);
+        h.refid = proto::refid_from_ascii("GPS\0");
+        h.reference = proto::ntp_from_unix_ns(w.local_now_ns(e) - 1'000'000'000);
+        h.receive = proto::ntp_from_unix_ns(w.local_now_ns(e));
+        h.transmit = proto::NtpTimestamp::from_raw(rng() | 1);
+        // At a random point of the next half second.
+        w.inject(e, kC, proto::kNtpPort, proto::kNtpPort, h, t + std::uniform_real_distribution<double>(0, 0.5e9)(rng));
+        r.spoofs++;
       }
+      if (t < 90e9) return;
+      const auto s = shown(w.engine(e).sessions(w.local_now_ns(e)));
+      const auto* at_e = session(s, "10.0.1.31");
+      ASSERT_NE(at_e, nullptr);
+      const auto sc = shown(w.engine(c).sessions(w.local_now_ns(c)));
+      const int c_reach = session(sc, "10.0.1.33")->reach;
+      r.seen.push_back({at_e->reach, c_reach, at_e->selection, w.error_ns(e)});
+      r.reach_bits += std::popcount(at_e->reach);
+      r.system_peer += at_e->selection == "system peer";
+      r.wrong_header += at_e->stratum != 1 || at_e->leap != 0 || at_e->root_dispersion_ns > 1'000'000'000 ||
+                        at_e->refid != proto::kRefidLocal;
+      r.worst_ns = std::max(r.worst_ns, std::fabs(w.error_ns(e)));
+      r.c_reach_bits += std::popcount(static_cast<uint8_t>(c_reach));
     });
-    std::fprintf(stderr, "  %s: %d checks, worst |error of D| / bound D sent %.3f\n",
-                 allowed ? "passive association" : "stateless replies", checked, worst);
-    EXPECT_GT(checked, 20);
-    EXPECT_LE(worst, 1.0);
-    EXPECT_EQ(w.engine(d).counters().stateless_replies > 0, !allowed);
+    const double n = static_cast<double>(r.seen.size());
+    std::fprintf(stderr, "  %s: %d spoofs; over 90..300 s C the system peer of E in %d of %zu observations, "
+                 "E's mean reach bits of C %.2f (C's of E %.2f), header not C's %d, worst |error| %.1f us\n",
+                 spoof ? "spoofed origin 0 at 2 Hz" : "no spoofs", r.spoofs, r.system_peer, r.seen.size(),
+                 r.reach_bits / n, r.c_reach_bits / n, r.wrong_header, r.worst_ns / 1e3);
+    EXPECT_TRUE(w.engine(e).system().synchronized);
+    EXPECT_EQ(w.engine(e).system().refid, kC);
+    EXPECT_EQ(events_of(w, e, ctl::EventKind::kPassiveCreated).size(), 0u);
+    return r;
+  };
+  const Run quiet = run(false), spoofed = run(true);
+  EXPECT_GT(spoofed.spoofs, 500);
+  EXPECT_EQ(spoofed.wrong_header, 0);
+  EXPECT_EQ(spoofed.system_peer, static_cast<int>(spoofed.seen.size()));
+  ASSERT_EQ(quiet.seen.size(), spoofed.seen.size());
+  for (size_t i = 0; i < quiet.seen.size(); ++i) {
+    ASSERT_EQ(spoofed.seen[i].reach, quiet.seen[i].reach) << "observation " << i;
+    ASSERT_EQ(spoofed.seen[i].selection, quiet.seen[i].selection) << "observation " << i;
+    ASSERT_EQ(spoofed.seen[i].error_ns, quiet.seen[i].error_ns) << "observation " << i;
   }
+  EXPECT_GE(spoofed.c_reach_bits, quiet.c_reach_bits - 0.5 * static_cast<double>(quiet.seen.size()));
+  EXPECT_LT(spoofed.worst_ns, 100'000);
 }
 
 }  // namespace

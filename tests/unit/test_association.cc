@@ -2,14 +2,16 @@
 // a fake clock: plain Unix-ns times passed in, replies built as
 // proto::NtpHeader and sent through the wire format. Covers the on-wire
 // checks of section 8 (duplicate, bogus origin, zero timestamps, a reply
-// before our transmit time is known, a failed transmit), kiss codes
-// (section 7.4), unsynchronized peers, the sample's offset and delay from
-// T1..T4, the reach register and its dummy filter stage, the poll process
+// before our transmit time is known, a failed transmit, ports per RFC
+// 9109, forged symmetric packets that change nothing but the timestamps of
+// the next exchange), kiss codes (section 7.4: RATE slows down, DENY/RSTR
+// stop), unsynchronized peers, the sample's offset and delay from T1..T4,
+// the reach register and its dummy filter stage, the poll process
 // (backoff while unreachable, following the system poll, iburst and burst,
 // section 13 / A.5.7 as the code implements them), what client and
-// symmetric packets carry, and the expiry of dynamic passive associations.
-// The association's randomness (nonces, poll jitter) comes from
-// tests/support/test_seed.h: TEST_SEED=<n> replays a run.
+// symmetric packets carry, and the passive range and timeout of dynamic
+// associations. The poll jitter comes from tests/support/test_seed.h
+// (TEST_SEED=<n> replays a run); nonces and ports come from getrandom.
 #include "control/ntp/association.h"
 
 #include <gtest/gtest.h>
@@ -20,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,9 +181,12 @@ class Link {
     return r;
   }
 
-  RxResult deliver(const NtpHeader& h, int64_t rx_ns) {
+  // From the peer's configured port to the port our packets leave from,
+  // unless a test says otherwise.
+  RxResult deliver(const NtpHeader& h, int64_t rx_ns) { return deliver(h, rx_ns, proto::kNtpPort, a.local_port()); }
+  RxResult deliver(const NtpHeader& h, int64_t rx_ns, uint16_t src_port, uint16_t dst_port) {
     now = std::max(now, rx_ns);
-    return a.on_packet(on_wire(h), rx_ns, sys);
+    return a.on_packet(on_wire(h), {rx_ns, src_port, dst_port}, sys);
   }
   RxResult deliver(const Reply& r) { return deliver(r.h, r.t4); }
 
@@ -217,15 +223,61 @@ TEST(AssociationPackets, ClientRequestIsMode3WithARandomNonceAndNothingElse) {
   // Not the time: far from both the send time and the reported transmit time.
   EXPECT_GT(std::llabs(proto::ntp_diff_ns(s.h.transmit, proto::ntp_from_unix_ns(s.at))), 1000 * kS);
 
-  // A new nonce for every request, and another sequence for another seed.
+  // A new nonce for every request (from getrandom, not from the seed: an
+  // association with the same seed has others).
   std::vector<uint64_t> nonces{s.h.transmit.raw()};
   for (int i = 0; i < 5; ++i) nonces.push_back(l.poll().h.transmit.raw());
   for (size_t i = 0; i < nonces.size(); ++i)
     for (size_t j = i + 1; j < nonces.size(); ++j) EXPECT_NE(nonces[i], nonces[j]) << i << " " << j;
-  Association other(make_config({}), 2, test::seed() + 1, kStart);
-  const auto p = other.on_timer(other.next_event_ns(), local_system());
+  Association same_seed(make_config({}), 1, test::seed(), kStart);
+  const auto p = same_seed.on_timer(same_seed.next_event_ns(), local_system());
   ASSERT_TRUE(p);
   EXPECT_NE(header_of(*p).transmit.raw(), nonces[0]);
+}
+
+TEST(AssociationPackets, ClientRequestsLeaveFromTheAssociationsOwnRandomPort) {
+  // RFC 9109 section 3: a random source port per association, 1024..65535.
+  Link l({});
+  const uint16_t port = l.a.local_port();
+  EXPECT_GE(port, 1024);
+  EXPECT_NE(port, proto::kNtpPort);
+  for (int i = 0; i < 4; ++i) {
+    const Sent s = l.poll();
+    EXPECT_EQ(s.pkt.src_port, port) << i;  // the same while it is in use
+    EXPECT_EQ(s.pkt.dst_port, proto::kNtpPort);
+  }
+  // Each association its own: 16 of them do not all share one port (the
+  // chance that they do is 64512^-15).
+  std::vector<uint16_t> ports;
+  for (uint32_t id = 1; id <= 16; ++id) ports.push_back(Association(make_config({}), id, test::seed(), kStart).local_port());
+  for (uint16_t p : ports) EXPECT_GE(p, 1024);
+  EXPECT_GT(std::set<uint16_t>(ports.begin(), ports.end()).size(), 1u);
+  // Symmetric associations keep 123: the peer's configuration names it.
+  Link sym({.mode = AssocMode::kSymmetricActive});
+  EXPECT_EQ(sym.a.local_port(), proto::kNtpPort);
+  EXPECT_EQ(sym.poll().pkt.src_port, proto::kNtpPort);
+}
+
+TEST(AssociationPackets, ANewPortOnceTheServerStoppedAnswering) {
+  // While the server answers the port stays (NAT and firewall state stay
+  // put); once the reach register is empty the next requests leave from a
+  // new one, and the old port's answers are no longer taken.
+  Link l({.minpoll = 4, .maxpoll = 4});
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  const uint16_t first = l.a.local_port();
+  for (int i = 0; i < 7; ++i) {
+    l.poll();
+    EXPECT_EQ(l.a.local_port(), first) << i;
+  }
+  const Sent s = l.poll();  // the eighth unanswered: reach 0
+  ASSERT_EQ(l.a.reach(), 0);
+  EXPECT_EQ(s.pkt.src_port, l.a.local_port());
+  // (A new random port may equal the old one, 1 in 64512: then both are right.)
+  const Link::Reply r = l.reply_to(s);
+  if (l.a.local_port() != first) {
+    EXPECT_EQ(l.deliver(r.h, r.t4, proto::kNtpPort, first), RxResult::kBadPort);
+  }
+  EXPECT_EQ(l.deliver(r), RxResult::kSample);
 }
 
 TEST(AssociationPackets, SymmetricActiveCarriesOurSystemVariablesInMode1) {
@@ -318,7 +370,10 @@ TEST(AssociationSample, SymmetricExchange) {
   first.refid = kServerRefid;
   first.transmit = proto::ntp_from_unix_ns(kStart + 1 * kMs);
   EXPECT_EQ(l.deliver(first, kStart - 2 * kMs), RxResult::kNoSample);
-  EXPECT_EQ(l.a.reach(), 1);
+  // Unverified (origin zero answers nothing of ours): only the timestamps
+  // for our answer are taken (RFC 5905 A.5.1), not reach nor the header.
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_EQ(l.a.stratum(), 0);
   EXPECT_FALSE(l.a.filter().has_estimate());
 
   const Sent s = l.poll();
@@ -452,6 +507,128 @@ TEST(AssociationOnWire, ModeThatDoesNotFitIsRefused) {
   EXPECT_EQ(passive.a.reach(), 0);
 }
 
+TEST(AssociationOnWire, AnswerFromAnotherPortOrToAnotherPortIsBogus) {
+  // RFC 9109: the answer comes from the server's port to our random one; a
+  // packet that misses either is no answer and does not use up the nonce.
+  Link l({});
+  const Sent s = l.poll();
+  const Link::Reply r = l.reply_to(s);
+  EXPECT_EQ(l.deliver(r.h, r.t4, proto::kNtpPort, proto::kNtpPort), RxResult::kBadPort);
+  EXPECT_EQ(l.deliver(r.h, r.t4, 1234, l.a.local_port()), RxResult::kBadPort);
+  EXPECT_EQ(l.deliver(r.h, r.t4, proto::kNtpPort, static_cast<uint16_t>(l.a.local_port() ^ 1)), RxResult::kBadPort);
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_EQ(l.a.stratum(), 0);
+  EXPECT_EQ(l.deliver(r), RxResult::kSample);
+
+  // A peer configured on another port is answered from that port only.
+  AssocConfig c = make_config({});
+  c.port = 4123;
+  Association b(c, 2, test::seed(), kStart);
+  const auto p = b.on_timer(b.next_event_ns(), local_system());
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->dst_port, 4123);
+  b.on_transmitted(p->cookie, b.next_event_ns());
+  NtpHeader h = l.reply_to(s).h;
+  h.origin = header_of(*p).transmit;
+  EXPECT_EQ(b.on_packet(on_wire(h), {kStart + 1 * kS, proto::kNtpPort, b.local_port()}, local_system()),
+            RxResult::kBadPort);
+  EXPECT_NE(b.on_packet(on_wire(h), {kStart + 1 * kS, 4123, b.local_port()}, local_system()), RxResult::kBadPort);
+}
+
+// The first mode-1 packet of a peer that mobilised a passive association.
+NtpHeader active_peer_packet(int8_t poll_log2, int64_t sent_ns) {
+  NtpHeader h;
+  h.leap = Leap::kNone;
+  h.mode = Mode::kSymmetricActive;
+  h.stratum = 2;
+  h.poll_log2 = poll_log2;
+  h.precision_log2 = kPrecisionLog2;
+  h.refid = kServerRefid;
+  h.transmit = proto::ntp_from_unix_ns(sent_ns);
+  return h;
+}
+
+TEST(AssociationOnWire, SpoofedOriginZeroSymmetricPacketsChangeOnlyTheNextExchangesTimestamps) {
+  // ntpd CVE-2016-4954/1548 style: packets from the peer's address with
+  // origin zero (or any wrong origin), stratum 1, LI 2, another refid and
+  // poll, between the real peer's packets. RFC 5905 A.5.1: they update the
+  // peer's org/rec only; header, reach and poll stay the real peer's, and
+  // the real peer's answers keep counting.
+  Link l({.mode = AssocMode::kSymmetricActive, .minpoll = 4, .maxpoll = 4}, local_system(4));
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  const uint8_t stratum = l.a.stratum();
+  const uint32_t refid = l.a.peer_refid();
+  const int64_t root_delay = l.a.peer_root_delay_ns();
+  const int64_t root_dispersion = l.a.peer_root_dispersion_ns();
+  int samples = 1;
+  NtpTimestamp last_real;
+  for (int round = 0; round < 20; ++round) {
+    const Sent s = l.poll();
+    NtpHeader spoof;
+    spoof.leap = Leap::kDelete;
+    spoof.mode = round % 2 ? Mode::kSymmetricPassive : Mode::kSymmetricActive;
+    spoof.stratum = 1;
+    spoof.poll_log2 = static_cast<int8_t>(round % 2 ? 17 : -4);
+    spoof.root_delay = 0;
+    spoof.root_dispersion = 0;
+    spoof.refid = proto::refid_from_ascii("GPS\0");
+    spoof.origin = round % 3 == 0 ? NtpTimestamp{} : NtpTimestamp::from_raw(0x1234567800000000ULL + round);
+    spoof.transmit = proto::ntp_from_unix_ns(s.tx + 100 * kUs);
+    // Before the real answer and after it (2 Hz at a 16 s poll: many).
+    EXPECT_EQ(l.deliver(spoof, s.tx + 200 * kUs), RxResult::kBogus) << round;
+    const Link::Reply r = l.reply_to(s);
+    const RxResult got = l.deliver(r);
+    EXPECT_TRUE(got == RxResult::kSample || got == RxResult::kFilteredOut) << round << " " << to_string(got);
+    samples += got == RxResult::kSample;
+    spoof.transmit = proto::ntp_from_unix_ns(r.t4 + 300 * kMs);
+    last_real = r.h.transmit;
+    const RxResult after = l.deliver(spoof, r.t4 + 400 * kMs);
+    EXPECT_TRUE(after == RxResult::kBogus || after == RxResult::kNoSample) << round;  // nothing outstanding
+    EXPECT_EQ(l.a.stratum(), stratum) << round;
+    EXPECT_EQ(l.a.peer_refid(), refid) << round;
+    EXPECT_EQ(l.a.peer_leap(), Leap::kNone) << round;
+    EXPECT_EQ(l.a.peer_root_delay_ns(), root_delay) << round;
+    EXPECT_EQ(l.a.peer_root_dispersion_ns(), root_dispersion) << round;
+    EXPECT_EQ(l.a.state(l.now).peer_poll_log2, 4) << round;
+    EXPECT_EQ(l.a.poll_log2(), 4) << round;
+  }
+  EXPECT_EQ(l.a.reach(), 0xFF);
+  EXPECT_GT(samples, 10);
+  EXPECT_TRUE(l.a.fit(l.now, l.sys));
+  // Our next packet answers the real peer's last, not a forgery (which
+  // would make it bogus at the real peer).
+  EXPECT_EQ(l.poll().h.origin, last_real);
+}
+
+TEST(AssociationOnWire, WithoutAValidPacketSinceOursTheNextAnswersTheLastOneReceived) {
+  // How a symmetric exchange restarts (chrony's init timestamps): a lost
+  // or crossed packet, or a peer that restarted and sends origin zero.
+  Link l({.mode = AssocMode::kSymmetricActive, .minpoll = 4, .maxpoll = 4}, local_system(4));
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  const Sent s = l.poll();
+  // The peer restarted: its packet does not answer ours.
+  NtpHeader restarted = active_peer_packet(4, s.tx + 5 * kS);
+  EXPECT_EQ(l.deliver(restarted, s.tx + 5 * kS), RxResult::kBogus);
+  const Sent next = l.poll();
+  EXPECT_EQ(next.h.origin, restarted.transmit);
+  EXPECT_EQ(next.h.receive, proto::ntp_from_unix_ns(s.tx + 5 * kS));
+  // Its answer to that one counts.
+  EXPECT_EQ(l.deliver(l.reply_to(next)), RxResult::kSample);
+  EXPECT_EQ(l.a.stratum(), 2);
+}
+
+TEST(AssociationOnWire, SymmetricPacketWithoutTransmitTimestampIsIgnored) {
+  Link l({.mode = AssocMode::kSymmetricActive});
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  const Sent s = l.poll();
+  NtpHeader h = l.reply_to(s).h;
+  h.transmit = {};
+  EXPECT_EQ(l.deliver(h, s.tx + 1 * kMs), RxResult::kBogus);
+  // Our org is untouched: the next packet still answers the peer's last.
+  const Link::Reply r = l.reply_to(s);
+  EXPECT_EQ(l.deliver(r), RxResult::kSample);
+}
+
 // ------------------------------------------------------------ unsynchronized peers, kiss codes
 
 TEST(AssociationPeerState, UnsynchronizedPeerGivesNoSample) {
@@ -492,30 +669,73 @@ Link::Reply kiss(const Link& l, const Sent& s, uint32_t code) {
 }
 
 TEST(AssociationKiss, RateRaisesThePollUpToMaxpoll) {
-  // RFC 5905 section 7.4: RATE means poll less often.
-  Link l({.minpoll = 6, .maxpoll = 8});
+  // RFC 5905 section 7.4: RATE means poll less often. As ntpd: our minpoll
+  // goes up (at least a step, or to the kiss's poll), up to maxpoll, and
+  // the system poll cannot pull it back down.
+  Link l({.minpoll = 6, .maxpoll = 9}, local_system(6));
   EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissRate)), RxResult::kKissOfDeath);
   EXPECT_EQ(l.a.poll_log2(), 7);
   EXPECT_EQ(l.a.reach(), 0);  // a kiss is no answer
   EXPECT_FALSE(l.a.filter().has_estimate());
-  EXPECT_EQ(l.a.peer_refid(), proto::kKissRate);
+  EXPECT_EQ(l.a.kiss_code(), proto::kKissRate);
+  EXPECT_EQ(l.a.state(l.now).kiss_code, proto::kKissRate);
+  EXPECT_EQ(l.a.peer_refid(), 0u);  // the kiss's header is not the peer's
+  EXPECT_FALSE(l.a.stopped());
+  Sent s = l.poll();
+  EXPECT_EQ(s.h.poll_log2, 7);
+  Link::Reply k = kiss(l, s, proto::kKissRate);
+  k.h.poll_log2 = 9;  // the server asks for 2^9 s
+  EXPECT_EQ(l.deliver(k), RxResult::kKissOfDeath);
+  EXPECT_EQ(l.a.poll_log2(), 9);
   EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissRate)), RxResult::kKissOfDeath);
-  EXPECT_EQ(l.a.poll_log2(), 8);
-  EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissRate)), RxResult::kKissOfDeath);
-  EXPECT_EQ(l.a.poll_log2(), 8);  // not past maxpoll
+  EXPECT_EQ(l.a.poll_log2(), 9);  // not past maxpoll
+  // Answered again, the system poll (2^6) does not bring it below 2^9.
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  s = l.poll();
+  EXPECT_EQ(s.h.poll_log2, 9);
+  EXPECT_GT(l.a.next_event_ns() - s.at, seconds(9) - seconds(9) / 32);
 }
 
-TEST(AssociationKiss, DenyAndRstrAreKissesOfDeathAndGiveNothing) {
+TEST(AssociationKiss, RateEndsABurst) {
+  Link l({.minpoll = 6, .maxpoll = 10, .iburst = true});
+  const Sent first = l.poll();
+  ASSERT_EQ(l.deliver(l.reply_to(first)), RxResult::kSample);
+  const Sent second = l.poll();
+  EXPECT_EQ(second.at - first.at, 2 * kS);  // in the burst
+  EXPECT_EQ(l.deliver(kiss(l, second, proto::kKissRate)), RxResult::kKissOfDeath);
+  // No more burst packets: the next one is a whole (raised) interval after
+  // the last one we sent.
+  EXPECT_GE(l.a.next_event_ns() - second.at, seconds(7) - seconds(7) / 32);
+}
+
+TEST(AssociationKiss, DenyAndRstrStopTheAssociation) {
+  // "the client MUST demobilize any associations to that server and stop
+  // sending packets to that server" (RFC 5905 section 7.4).
   for (const uint32_t code : {proto::kKissDeny, proto::kKissRstr}) {
     SCOPED_TRACE(proto::refid_to_string(code, 0));
     Link l({});
-    const Link::Reply r = kiss(l, l.poll(), code);
+    ASSERT_EQ(l.exchange(), RxResult::kSample);
+    ASSERT_TRUE(l.a.reachable());
+    const Sent s = l.poll();
+    const Link::Reply r = kiss(l, s, code);
     EXPECT_EQ(l.deliver(r), RxResult::kKissOfDeath);
-    EXPECT_EQ(l.a.poll_log2(), 6);  // only RATE touches the poll
-    EXPECT_EQ(l.a.reach(), 0);
+    EXPECT_TRUE(l.a.stopped());
+    EXPECT_EQ(l.a.kiss_code(), code);
     EXPECT_FALSE(l.a.reachable());
     EXPECT_FALSE(l.a.filter().has_estimate());
-    EXPECT_EQ(l.a.peer_refid(), code);
+    EXPECT_FALSE(l.a.fit(l.now, l.sys));
+    // Nothing more goes out, ever, and nothing more comes in.
+    EXPECT_EQ(l.a.next_event_ns(), INT64_MAX);
+    EXPECT_FALSE(l.a.on_timer(l.now + 100000 * kS, l.sys));
+    Link::Reply late = l.reply_to(s);
+    late.h.transmit = proto::ntp_from_unix_ns(late.t3 + 1 * kMs);
+    EXPECT_EQ(l.deliver(late.h, late.t4 + 1 * kMs), RxResult::kStopped);
+    const AssociationState st = l.a.state(l.now);
+    EXPECT_TRUE(st.stopped);
+    EXPECT_EQ(st.kiss_code, code);
+    EXPECT_EQ(st.reach, 0);
+    // A configured association stays (in status); a dynamic one would go.
+    EXPECT_FALSE(l.a.expired(l.now + 100000 * kS));
   }
 }
 
@@ -528,7 +748,8 @@ TEST(AssociationKiss, KissThatAnswersNothingOfOursIsBogus) {
     r.h.origin = proto::ntp_from_unix_ns(kStart);
     EXPECT_EQ(l.deliver(r), RxResult::kBogus);
     EXPECT_EQ(l.a.poll_log2(), 6);
-    EXPECT_EQ(l.a.peer_refid(), 0u);
+    EXPECT_EQ(l.a.kiss_code(), 0u);
+    EXPECT_FALSE(l.a.stopped());
   }
 }
 
@@ -702,88 +923,88 @@ TEST(AssociationPoll, BurstSendsEightPacketsAtEachPollWhileReachable) {
 
 // ------------------------------------------------------------ dynamic passive associations
 
-// The first mode-1 packet of a peer that mobilised a passive association.
-NtpHeader active_peer_packet(int8_t poll_log2, int64_t sent_ns) {
-  NtpHeader h;
-  h.leap = Leap::kNone;
-  h.mode = Mode::kSymmetricActive;
-  h.stratum = 2;
-  h.poll_log2 = poll_log2;
-  h.precision_log2 = kPrecisionLog2;
-  h.refid = kServerRefid;
-  h.transmit = proto::ntp_from_unix_ns(sent_ns);
-  return h;
-}
-
-TEST(AssociationPassive, AnswersAtOnceInMode2AtThePeersPoll) {
-  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = 5, .maxpoll = 5, .dynamic = true});
+TEST(AssociationPassive, AnswersAtOnceInMode2AtThePeersPollWithinItsRange) {
+  // The passive range (ntp.passive_minpoll_log2..passive_maxpoll_log2) is
+  // the dynamic association's minpoll..maxpoll.
+  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 7, .dynamic = true});
   const int64_t rx = kStart - 1 * kMs;
   const NtpHeader h = active_peer_packet(5, rx - 300 * kUs);
+  l.a.start_passive(h.poll_log2);
+  // The creating packet (origin zero) is not verified: its timestamps only.
   EXPECT_EQ(l.deliver(h, rx), RxResult::kNoSample);
-  EXPECT_EQ(l.a.reach(), 1);
+  EXPECT_EQ(l.a.reach(), 0);
   EXPECT_EQ(l.a.poll_log2(), 5);
   EXPECT_EQ(l.a.next_event_ns(), kStart);
   const Sent s = l.poll();
   EXPECT_EQ(s.at, kStart);
   EXPECT_EQ(s.h.mode, Mode::kSymmetricPassive);
   EXPECT_TRUE(s.pkt.stamp_transmit);
+  EXPECT_EQ(s.pkt.src_port, proto::kNtpPort);
   EXPECT_EQ(s.h.origin, h.transmit);
   EXPECT_EQ(s.h.receive, proto::ntp_from_unix_ns(rx));
   EXPECT_EQ(s.h.poll_log2, 5);
   EXPECT_LE(l.a.next_event_ns() - s.at, seconds(5));
 
-  // It keeps following the peer's poll: slower, and faster at once (the
-  // next poll is pulled in to one new interval after the packet).
-  const Link::Reply r = l.reply_to(s);
-  NtpHeader slower = active_peer_packet(7, r.t3);
-  slower.origin = s.wire_transmit;
-  slower.receive = r.h.receive;
-  EXPECT_EQ(l.deliver(slower, r.t4), RxResult::kSample);
-  EXPECT_EQ(l.a.poll_log2(), 7);
-  EXPECT_EQ(l.poll().h.poll_log2, 7);
+  // Its verified packets move the poll, within the range: a peer asking
+  // for 2^17 s gets 2^7, one asking for 2^-4 s gets 2^3.
+  Sent last = s;
+  for (const auto& [asked, got] : {std::pair{7, 7}, std::pair{17, 7}, std::pair{-4, 3}, std::pair{4, 4}}) {
+    const Link::Reply r = l.reply_to(last);
+    NtpHeader p = active_peer_packet(static_cast<int8_t>(asked), r.t3);
+    p.origin = last.wire_transmit;
+    p.receive = r.h.receive;
+    EXPECT_EQ(l.deliver(p, r.t4), RxResult::kSample) << asked;
+    EXPECT_EQ(l.a.poll_log2(), got) << asked;
+    EXPECT_LE(l.a.next_event_ns() - r.t4, seconds(got)) << asked;
+    last = l.poll();
+    EXPECT_EQ(last.h.poll_log2, got) << asked;
+  }
+  // An unverified one (origin zero again) does not.
   const int64_t rx2 = l.now + 1 * kS;
-  // (An origin-zero packet: the peer started its exchange again.)
-  EXPECT_EQ(l.deliver(active_peer_packet(3, rx2 - 300 * kUs), rx2), RxResult::kNoSample);
-  EXPECT_EQ(l.a.poll_log2(), 3);
-  EXPECT_EQ(l.a.next_event_ns(), rx2 + seconds(3));
+  EXPECT_EQ(l.deliver(active_peer_packet(-4, rx2 - 300 * kUs), rx2), RxResult::kBogus);  // ours is outstanding
+  EXPECT_EQ(l.a.poll_log2(), 4);
 }
 
-TEST(AssociationPassive, ExpiresEightPollIntervalsAfterTheLastPacketOnceUnreachable) {
-  // expired(): dynamic, reach register empty, and quiet for more than
-  // eight poll intervals since the last packet (or the creation).
-  constexpr int kPoll = 4;
-  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = kPoll, .maxpoll = kPoll, .dynamic = true});
-  const int64_t rx = kStart;
-  ASSERT_EQ(l.deliver(active_peer_packet(kPoll, rx - 300 * kUs), rx), RxResult::kNoSample);
-  const int64_t deadline = rx + 8 * seconds(kPoll);
-
-  // Runs the poll process up to t, checking that it has not expired on the way.
-  auto run_until = [&](int64_t t) {
-    while (l.a.next_event_ns() <= t) {
-      l.poll();
-      EXPECT_FALSE(l.a.expired(l.now)) << (l.now - rx) / kMs << " ms after the last packet";
-    }
-  };
-  run_until(deadline);
-  EXPECT_EQ(l.a.reach(), 0);  // eight polls since the packet
-  EXPECT_FALSE(l.a.expired(deadline));
-  EXPECT_TRUE(l.a.expired(deadline + 1));
-
-  // A packet from the peer brings it back, and the clock starts again.
-  const int64_t rx2 = deadline + 1;
-  EXPECT_EQ(l.deliver(active_peer_packet(kPoll, rx2 - 300 * kUs), rx2), RxResult::kNoSample);
-  EXPECT_FALSE(l.a.expired(rx2 + 9 * seconds(kPoll)));  // reachable: timers have not run
-  run_until(rx2 + 8 * seconds(kPoll));
-  EXPECT_FALSE(l.a.expired(rx2 + 8 * seconds(kPoll)));
-  EXPECT_TRUE(l.a.expired(rx2 + 8 * seconds(kPoll) + 1));
+TEST(AssociationPassive, ExpiresItsTimeoutAfterTheLastValidPacket) {
+  // expired(): dynamic and no valid packet (or the creation) for
+  // timeout_ns, in our seconds whatever the peer's poll; packets that do
+  // not pass the origin test do not keep it alive.
+  constexpr int64_t kTimeout = 100 * kS;
+  AssocConfig c = make_config({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 3, .dynamic = true});
+  c.timeout_ns = kTimeout;
+  Link l({});
+  l.a = Association(c, 1, test::seed(), kStart);
+  ASSERT_EQ(l.deliver(active_peer_packet(17, kStart - 300 * kUs), kStart), RxResult::kNoSample);
+  EXPECT_FALSE(l.a.expired(kStart + kTimeout));
+  // Answered (a valid exchange) at kStart + 10 s: the clock starts there.
+  const Sent s = l.poll();
+  const Link::Reply r = l.reply_to(s);
+  NtpHeader p = active_peer_packet(17, r.t3);
+  p.origin = s.wire_transmit;
+  p.receive = r.h.receive;
+  ASSERT_EQ(l.deliver(p, kStart + 10 * kS), RxResult::kSample);
+  // Forged packets from its address after that do not extend it.
+  for (int64_t t = kStart + 20 * kS; t < kStart + 10 * kS + kTimeout; t += 5 * kS)
+    l.deliver(active_peer_packet(17, t - 1 * kMs), t);
+  EXPECT_FALSE(l.a.expired(kStart + 10 * kS + kTimeout));
+  EXPECT_TRUE(l.a.expired(kStart + 10 * kS + kTimeout + 1));
 }
 
-TEST(AssociationPassive, NeverHeardFromExpiresEightIntervalsAfterCreation) {
-  constexpr int kPoll = 3;
-  Association a(make_config({.mode = AssocMode::kSymmetricPassive, .minpoll = kPoll, .maxpoll = kPoll, .dynamic = true}),
-                1, test::seed(), kStart);
-  EXPECT_FALSE(a.expired(kStart + 8 * seconds(kPoll)));
-  EXPECT_TRUE(a.expired(kStart + 8 * seconds(kPoll) + 1));
+TEST(AssociationPassive, NeverHeardFromExpiresItsTimeoutAfterCreation) {
+  AssocConfig c = make_config({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 3, .dynamic = true});
+  c.timeout_ns = 16 * kS;
+  Association a(c, 1, test::seed(), kStart);
+  EXPECT_FALSE(a.expired(kStart + 16 * kS));
+  EXPECT_TRUE(a.expired(kStart + 16 * kS + 1));
+}
+
+TEST(AssociationPassive, ADynamicAssociationToldToStopGoes) {
+  AssocConfig c = make_config({.mode = AssocMode::kSymmetricActive, .dynamic = true});
+  c.timeout_ns = 1000 * kS;
+  Link l({});
+  l.a = Association(c, 1, test::seed(), kStart);
+  EXPECT_EQ(l.deliver(kiss(l, l.poll(), proto::kKissDeny)), RxResult::kKissOfDeath);
+  EXPECT_TRUE(l.a.expired(l.now));
 }
 
 TEST(AssociationPassive, ConfiguredAssociationsNeverExpire) {

@@ -1,11 +1,17 @@
 // Engine (control/ntp/engine.h): what the system process publishes when it
-// has nothing to follow, and the local clock's own state as the reference
-// (refclock_master). The closed loops are in tests/sim/test_engine_sim.cc.
+// has nothing to follow, the local clock's own state as the reference
+// (refclock_master), who may mobilise a passive association and for how
+// long, kiss codes, ports, and a reload (reconfigure). The closed loops are
+// in tests/sim/test_engine_sim.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "control/ntp/engine.h"
+#include "proto/ntp_time.h"
+#include "tests/support/test_seed.h"
 
 namespace ntp::ctl {
 namespace {
@@ -123,6 +129,316 @@ TEST(Engine, LeapSmearIsNotAnnounced) {
   EXPECT_EQ(v.leap, 0);
   EXPECT_EQ(v.leap_ns, 0);
   EXPECT_EQ(v.leap_sign, -1);
+}
+
+// ------------------------------------------------------------ packets in and out
+
+constexpr int64_t kS = 1'000'000'000;
+constexpr int64_t kStart = 1'700'000'000 * kS;
+constexpr uint32_t kOwn = 0x0A000001;     // 10.0.0.1
+constexpr uint32_t kServer = 0x0A000002;  // a [[server]]
+constexpr uint32_t kPeer = 0x0A000003;    // a [[peer]]
+constexpr uint32_t kPeerNet = 0x0A010000; // access.peer = 10.1.0.0/16
+constexpr uint32_t kOutside = 0xC0000200; // 192.0.2.0, nobody's
+
+EngineConfig lab(std::vector<AssocConfig> assocs) {
+  EngineConfig c;
+  c.associations = std::move(assocs);
+  c.own_addresses = {kOwn};
+  c.access = proto::AccessTable({{kPeerNet, 16, proto::AccessClass::kPeer}}, proto::AccessClass::kLimited);
+  c.max_dynamic_sessions = 10;
+  c.passive_minpoll_log2 = 4;
+  c.passive_maxpoll_log2 = 8;
+  c.passive_timeout_ns = 300 * kS;
+  c.precision_log2 = -20;
+  return c;
+}
+
+AssocConfig server(uint32_t address, AssocMode mode = AssocMode::kClient) {
+  AssocConfig a;
+  a.address = address;
+  a.mode = mode;
+  a.minpoll_log2 = 4;
+  a.maxpoll_log2 = 6;
+  return a;
+}
+
+proto::RxPacket rx_packet(const proto::NtpHeader& h, uint32_t src, uint16_t src_port, uint16_t dst_port,
+                          int64_t rx_ns) {
+  proto::RxPacket p{};
+  p.rx_time_ns = rx_ns;
+  p.src_ip = src;
+  p.dst_ip = kOwn;
+  p.src_port = src_port;
+  p.dst_port = dst_port;
+  p.len = proto::kHeaderLen;
+  proto::write_header(h, p.payload);
+  return p;
+}
+
+// A spoofed symmetric active packet (origin zero, the first of an exchange).
+proto::NtpHeader mode1(int8_t poll_log2, int64_t t) {
+  proto::NtpHeader h;
+  h.leap = proto::Leap::kNone;
+  h.mode = proto::Mode::kSymmetricActive;
+  h.stratum = 2;
+  h.poll_log2 = poll_log2;
+  h.precision_log2 = -20;
+  h.refid = 0x0A0000FE;
+  h.transmit = proto::ntp_from_unix_ns(t);
+  return h;
+}
+
+// Runs the engine's timers to t, reporting every packet as sent at once;
+// returns what went out.
+struct Sent {
+  OutPacket o;
+  int64_t tx = 0;  // when it left (reported)
+};
+std::vector<Sent> run_until(Engine& e, int64_t& now, int64_t t, std::vector<Event>* events = nullptr) {
+  std::vector<Sent> sent;
+  while (std::min(e.next_timer_ns(), t) > now || now < t) {
+    now = std::max(now + 1, std::min(e.next_timer_ns(), t));
+    EngineOutput out;
+    e.on_timer(now, out);
+    for (const OutPacket& o : out.packets) {
+      proto::TxReport rep{};
+      rep.cookie = o.cookie;
+      rep.tx_time_ns = now;
+      EngineOutput more;
+      e.on_tx_report(rep, now, more);
+      sent.push_back({o, now});
+    }
+    if (events) events->insert(events->end(), out.events.begin(), out.events.end());
+    if (now >= t) break;
+  }
+  return sent;
+}
+
+// The server's answer to our request s.o (sent at s.tx), from its port to
+// s.o.src_port unless told otherwise.
+proto::RxPacket answer(const Sent& s, int64_t rx_ns, uint16_t to_port = 0) {
+  const OutPacket& o = s.o;
+  const int64_t tx_ns = s.tx;
+  const proto::NtpHeader req = proto::read_header(o.payload.data());
+  proto::NtpHeader h;
+  h.leap = proto::Leap::kNone;
+  h.mode = req.mode == proto::Mode::kClient ? proto::Mode::kServer : proto::Mode::kSymmetricPassive;
+  h.stratum = 1;
+  h.poll_log2 = req.poll_log2;
+  h.precision_log2 = -20;
+  h.refid = proto::refid_from_ascii("GPS\0");
+  h.reference = proto::ntp_from_unix_ns(rx_ns - kS);
+  h.origin = o.stamp_transmit ? proto::ntp_from_unix_ns(tx_ns) : req.transmit;
+  h.receive = proto::ntp_from_unix_ns(tx_ns + 100'000);
+  h.transmit = proto::ntp_from_unix_ns(tx_ns + 150'000);
+  return rx_packet(h, o.dst_ip, o.dst_port, to_port ? to_port : o.src_port, rx_ns);
+}
+
+const AssociationState* session_of(const std::vector<AssociationState>& v, uint32_t address) {
+  for (const AssociationState& s : v)
+    if (s.address == address) return &s;
+  return nullptr;
+}
+
+size_t count(const std::vector<Event>& v, EventKind k) {
+  return static_cast<size_t>(std::count_if(v.begin(), v.end(), [k](const Event& e) { return e.kind == k; }));
+}
+
+TEST(EnginePeering, SpoofedMode1FromOutsideThePeerClassMobilisesNothing) {
+  // Issue 9: 100 spoofed mode-1 packets with poll 17 filled every dynamic
+  // slot. From addresses that may not peer: no association, no packet.
+  Engine e(lab({}), test::seed(), kStart);
+  int64_t now = kStart;
+  for (uint32_t i = 0; i < 100; ++i) {
+    EngineOutput out;
+    e.on_packet(rx_packet(mode1(17, now), kOutside + i, 123, 123, now), now, out);
+    EXPECT_TRUE(out.packets.empty());
+    EXPECT_TRUE(out.events.empty());
+  }
+  EXPECT_EQ(e.associations(), 0u);
+  EXPECT_EQ(e.counters().passive_refused, 100u);
+  EXPECT_TRUE(run_until(e, now, kStart + 3600 * kS).empty());
+}
+
+TEST(EnginePeering, PeerClassMobilisesWithinTheCapAtAClampedPollAndExpiresOnTime) {
+  EngineConfig c = lab({});
+  Engine e(c, test::seed(), kStart);
+  int64_t now = kStart;
+  std::vector<Event> events;
+  for (uint32_t i = 0; i < 100; ++i) {
+    EngineOutput out;
+    e.on_packet(rx_packet(mode1(i % 2 ? 17 : -4, now), kPeerNet + 1 + i, 123, 123, now), now, out);
+    events.insert(events.end(), out.events.begin(), out.events.end());
+  }
+  EXPECT_EQ(e.associations(), 10u);  // max_dynamic_sessions
+  EXPECT_EQ(count(events, EventKind::kPassiveCreated), 10u);
+  for (const Event& ev : events) {
+    EXPECT_GE(ev.poll_log2, 4);
+    EXPECT_LE(ev.poll_log2, 8);
+  }
+  // A spoofed poll of 2^-4 s gets at most one packet per 2^4 s to the
+  // victim: 1 at once + 300 s / 16 s while it lives.
+  const std::vector<Sent> sent = run_until(e, now, kStart + c.passive_timeout_ns, &events);
+  for (uint32_t i = 0; i < 10; ++i) {
+    const auto n = std::count_if(sent.begin(), sent.end(), [&](const Sent& s) { return s.o.dst_ip == kPeerNet + 1 + i; });
+    EXPECT_LE(n, 1 + 300 / 16 + 1) << i;
+    EXPECT_GE(n, 1) << i;
+  }
+  EXPECT_EQ(e.associations(), 10u);  // not yet: the timeout is in seconds, not the peer's polls
+  run_until(e, now, kStart + c.passive_timeout_ns + 2 * kS, &events);
+  EXPECT_EQ(e.associations(), 0u);
+  EXPECT_EQ(count(events, EventKind::kPassiveRemoved), 10u);
+  EXPECT_TRUE(run_until(e, now, kStart + 3600 * kS).empty());
+}
+
+TEST(EnginePeering, ClientRequestsUseTheirOwnPortAndOnlyItsAnswersCount) {
+  Engine e(lab({server(kServer)}), test::seed(), kStart);
+  int64_t now = kStart;
+  const std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  const OutPacket& o = sent[0].o;
+  EXPECT_GE(o.src_port, 1024);
+  EXPECT_EQ(o.dst_port, 123);
+  EngineOutput out;
+  // To port 123 (where a spoofer would aim without knowing ours): no answer.
+  e.on_packet(answer(sent[0], now + 1'000'000, 123), now + 1'000'000, out);
+  EXPECT_EQ(e.counters().bad_port, 1u);
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->reach, 0);
+  e.on_packet(answer(sent[0], now + 1'000'000), now + 1'000'000, out);
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->reach, 1);
+  EXPECT_EQ(e.counters().samples, 1u);
+}
+
+TEST(EnginePeering, DenyStopsAConfiguredAssociationAndRemovesADynamicOne) {
+  Engine e(lab({server(kServer)}), test::seed(), kStart);
+  int64_t now = kStart;
+  std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  proto::RxPacket k = answer(sent[0], now + 1'000'000);
+  proto::NtpHeader h = proto::read_header(k.payload);
+  h.leap = proto::Leap::kUnsynchronized;
+  h.stratum = 0;
+  h.refid = proto::kKissDeny;
+  proto::write_header(h, k.payload);
+  EngineOutput out;
+  e.on_packet(k, now + 1'000'000, out);
+  EXPECT_EQ(count(out.events, EventKind::kKissOfDeath), 1u);
+  ASSERT_EQ(count(out.events, EventKind::kPollingStopped), 1u);
+  const std::vector<AssociationState> sessions = e.sessions(now);
+  const AssociationState* st = session_of(sessions, kServer);
+  ASSERT_NE(st, nullptr);  // stays in status, "denied by the server"
+  EXPECT_TRUE(st->stopped);
+  EXPECT_EQ(st->kiss_code, proto::kKissDeny);
+  EXPECT_TRUE(run_until(e, now, kStart + 3600 * kS).empty());
+
+  // A dynamic passive association that gets DENY goes at once.
+  Engine d(lab({}), test::seed(), kStart);
+  now = kStart;
+  out = {};
+  d.on_packet(rx_packet(mode1(4, now), kPeerNet + 7, 123, 123, now), now, out);
+  ASSERT_EQ(d.associations(), 1u);
+  sent = run_until(d, now, kStart + 1);
+  ASSERT_EQ(sent.size(), 1u);
+  k = answer(sent[0], now + 1'000'000);
+  h = proto::read_header(k.payload);
+  h.mode = proto::Mode::kSymmetricActive;
+  h.stratum = 0;
+  h.refid = proto::kKissRstr;
+  proto::write_header(h, k.payload);
+  out = {};
+  d.on_packet(k, now + 1'000'000, out);
+  EXPECT_EQ(d.associations(), 0u);
+  ASSERT_EQ(count(out.events, EventKind::kPassiveRemoved), 1u);
+  EXPECT_EQ(out.events.back().removal, Removal::kKiss);
+}
+
+TEST(EnginePeering, SpoofedOriginZeroPacketsLeaveTheRealPeerAlone) {
+  // The issue's attack: origin-0 mode-2 packets from the real peer's
+  // address, stratum 1, another refid, between its real answers at 2 Hz.
+  Engine e(lab({server(kPeer, AssocMode::kSymmetricActive)}), test::seed(), kStart);
+  int64_t now = kStart;
+  uint64_t spoofs = 0;
+  // 12 polls of 2^4 s, a spoof every 0.5 s; each of our packets answered
+  // 1 ms later.
+  for (int64_t t = kStart + kS / 2; t < kStart + 12 * 16 * kS; t += kS / 2) {
+    EngineOutput out;
+    for (const Sent& p : run_until(e, now, t))
+      if (p.o.dst_ip == kPeer) e.on_packet(answer(p, p.tx + 1'000'000), p.tx + 1'000'000, out);
+    proto::NtpHeader sp = mode1(-4, t + 7);
+    sp.mode = proto::Mode::kSymmetricPassive;
+    sp.stratum = 2;
+    sp.leap = proto::Leap::kInsert;
+    sp.refid = proto::refid_from_ascii("EVIL");
+    sp.root_dispersion = proto::short_from_ns(0);
+    e.on_packet(rx_packet(sp, kPeer, 123, 123, t + 10), t + 10, out);
+    spoofs++;
+  }
+  const std::vector<AssociationState> sessions = e.sessions(now);
+  const AssociationState* st = session_of(sessions, kPeer);
+  ASSERT_NE(st, nullptr);
+  EXPECT_GT(spoofs, 300u);
+  EXPECT_EQ(st->reach, 0xFF);
+  EXPECT_EQ(st->wire_stratum, 1);  // the real peer's (the spoofs say 2)
+  EXPECT_EQ(st->refid, proto::refid_from_ascii("GPS\0"));
+  EXPECT_EQ(st->leap, 0);
+  EXPECT_EQ(st->peer_poll_log2, 4);
+  EXPECT_EQ(st->unfit, Unfit::kNone);
+  EXPECT_GE(e.counters().samples, 10u);
+}
+
+TEST(EngineReload, KeepsUnchangedAssociationsAddsAndRemovesTheRest) {
+  EngineConfig c = lab({server(kServer), server(kPeer, AssocMode::kSymmetricActive)});
+  Engine e(c, test::seed(), kStart);
+  int64_t now = kStart;
+  // One exchange with the server, and a passive peer from 10.1/16.
+  std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  EngineOutput out;
+  for (const Sent& p : sent)
+    if (p.o.dst_ip == kServer) e.on_packet(answer(p, now + 1'000'000), now + 1'000'000, out);
+  e.on_packet(rx_packet(mode1(4, now), kPeerNet + 9, 123, 123, now + 2'000'000), now + 2'000'000, out);
+  ASSERT_EQ(e.associations(), 3u);
+  ASSERT_EQ(session_of(e.sessions(now), kServer)->reach, 1);
+
+  // The server stays as it was, the peer's options change (so it is
+  // replaced), a new server comes, and 10.1/16 may no longer peer.
+  EngineConfig next = c;
+  next.associations[1].maxpoll_log2 = 8;
+  next.associations.push_back(server(0x0A000004));
+  next.access = proto::AccessTable(proto::AccessClass::kLimited);
+  out = {};
+  e.reconfigure(next, now + 3'000'000, out);
+  EXPECT_EQ(e.associations(), 3u);
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->reach, 1);  // kept, with its state
+  EXPECT_EQ(session_of(e.sessions(now), kPeerNet + 9), nullptr);
+  ASSERT_NE(session_of(e.sessions(now), 0x0A000004), nullptr);
+  EXPECT_EQ(count(out.events, EventKind::kAssociationRemoved), 1u);
+  EXPECT_EQ(count(out.events, EventKind::kAssociationAdded), 2u);
+  EXPECT_EQ(count(out.events, EventKind::kPassiveRemoved), 1u);
+  EXPECT_EQ(e.config().associations.size(), 3u);
+  // The same again changes nothing.
+  out = {};
+  e.reconfigure(next, now + 4'000'000, out);
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_EQ(e.associations(), 3u);
+  // Now nobody may mobilise from there.
+  e.on_packet(rx_packet(mode1(4, now), kPeerNet + 9, 123, 123, now + 5'000'000), now + 5'000'000, out);
+  EXPECT_EQ(e.associations(), 3u);
+}
+
+TEST(EngineReload, DroppingTheLocalClockLeavesNothingToServe) {
+  Engine e(local_clock(2), 1, kNoonDec31Ns);
+  ASSERT_TRUE(e.system_at(kNoonDec31Ns).synchronized);
+  EngineConfig next = local_clock(2);
+  next.refclock_master.reset();
+  EngineOutput out;
+  e.reconfigure(next, kNoonDec31Ns + 1, out);
+  EXPECT_FALSE(e.system_at(kNoonDec31Ns + 2).synchronized);
+  next.refclock_master = 3;
+  e.reconfigure(next, kNoonDec31Ns + 3, out);
+  const SystemVariables v = e.system_at(kNoonDec31Ns + 4);
+  EXPECT_TRUE(v.synchronized);
+  EXPECT_EQ(v.stratum, 3);
 }
 
 }  // namespace
