@@ -77,16 +77,16 @@ std::string check_ring(const SegmentHeader* h, size_t mapped_size, const RingExt
   char buf[256];
   const auto off = static_cast<unsigned long long>(r.offset);
   if (r.offset < sizeof(SegmentHeader)) {
-    std::snprintf(buf, sizeof buf, "segment's %s at offset %llu overlaps the header (%zu bytes)", r.what, off,
+    std::snprintf(buf, sizeof buf, "segment's %.39s at offset %llu overlaps the header (%zu bytes)", r.what, off,
                   sizeof(SegmentHeader));
     return buf;
   }
   if (r.offset % L::kAlign != 0) {
-    std::snprintf(buf, sizeof buf, "segment's %s at offset %llu is not aligned to %zu bytes", r.what, off, L::kAlign);
+    std::snprintf(buf, sizeof buf, "segment's %.39s at offset %llu is not aligned to %zu bytes", r.what, off, L::kAlign);
     return buf;
   }
   if (r.offset > mapped_size || r.bytes > mapped_size - r.offset) {
-    std::snprintf(buf, sizeof buf, "segment's %s at offset %llu, %llu bytes, ends beyond the %zu bytes mapped", r.what,
+    std::snprintf(buf, sizeof buf, "segment's %.39s at offset %llu, %llu bytes, ends beyond the %zu bytes mapped", r.what,
                   off, static_cast<unsigned long long>(r.bytes), mapped_size);
     return buf;
   }
@@ -95,21 +95,21 @@ std::string check_ring(const SegmentHeader* h, size_t mapped_size, const RingExt
                  prod_sync = ring_u32(h, r.offset, L::kProdSyncType),
                  cons_sync = ring_u32(h, r.offset, L::kConsSyncType);
   if (size != h->ring_size) {
-    std::snprintf(buf, sizeof buf, "segment's %s has size %u, but the segment's ring size is %u", r.what, size,
+    std::snprintf(buf, sizeof buf, "segment's %.39s has size %u, but the segment's ring size is %u", r.what, size,
                   h->ring_size);
     return buf;
   }
   if (mask != size - 1) {
-    std::snprintf(buf, sizeof buf, "segment's %s has mask 0x%x, not its size - 1 (0x%x)", r.what, mask, size - 1);
+    std::snprintf(buf, sizeof buf, "segment's %.39s has mask 0x%x, not its size - 1 (0x%x)", r.what, mask, size - 1);
     return buf;
   }
   if (capacity != size - 1) {
-    std::snprintf(buf, sizeof buf, "segment's %s has capacity %u, not its size - 1 (%u)", r.what, capacity, size - 1);
+    std::snprintf(buf, sizeof buf, "segment's %.39s has capacity %u, not its size - 1 (%u)", r.what, capacity, size - 1);
     return buf;
   }
   if (flags != (L::kFlagSpEnq | L::kFlagScDeq) || prod_sync != L::kSyncSt || cons_sync != L::kSyncSt) {
     std::snprintf(buf, sizeof buf,
-                  "segment's %s has flags 0x%x and sync types %u/%u, not single-producer/single-consumer "
+                  "segment's %.39s has flags 0x%x and sync types %u/%u, not single-producer/single-consumer "
                   "(0x%x, %u/%u) as ntp-dataplane creates it",
                   r.what, flags, prod_sync, cons_sync, L::kFlagSpEnq | L::kFlagScDeq, L::kSyncSt, L::kSyncSt);
     return buf;
@@ -158,18 +158,22 @@ std::string check_segment(const SegmentHeader* h, size_t mapped_size) {
 
   RingExtent rings[2 * kMaxWorkers + 2];
   size_t n_rings = 0;
-  auto add = [&](uint64_t offset, size_t elem_bytes, const char* fmt, unsigned w) {
+  // worker < 0: a ring of the whole segment.
+  auto add = [&](uint64_t offset, size_t elem_bytes, const char* kind, int worker) {
     RingExtent& r = rings[n_rings++];
-    std::snprintf(r.what, sizeof r.what, fmt, w);
+    if (worker < 0)
+      std::snprintf(r.what, sizeof r.what, "%s", kind);
+    else
+      std::snprintf(r.what, sizeof r.what, "%s of worker %d", kind, worker);
     r.offset = offset;
     r.bytes = rte_ring_layout::memsize(elem_bytes, n);
   };
   for (uint32_t w = 0; w < h->n_workers; w++) {
-    add(h->rx_ring_offset[w], sizeof(RxPacket), "rx ring of worker %u", w);
-    add(h->assoc_ring_offset[w], sizeof(RxPacket), "assoc ring of worker %u", w);
+    add(h->rx_ring_offset[w], sizeof(RxPacket), "rx ring", static_cast<int>(w));
+    add(h->assoc_ring_offset[w], sizeof(RxPacket), "assoc ring", static_cast<int>(w));
   }
-  add(h->tx_ring_offset, sizeof(TxPacket), "tx ring", 0);
-  add(h->tx_report_ring_offset, sizeof(TxReport), "tx report ring", 0);
+  add(h->tx_ring_offset, sizeof(TxPacket), "tx ring", -1);
+  add(h->tx_report_ring_offset, sizeof(TxReport), "tx report ring", -1);
   for (size_t i = 0; i < n_rings; i++)
     if (std::string why = check_ring(h, mapped_size, rings[i]); !why.empty()) return why;
 
@@ -178,7 +182,7 @@ std::string check_segment(const SegmentHeader* h, size_t mapped_size) {
   std::sort(rings, rings + n_rings, [](const RingExtent& a, const RingExtent& b) { return a.offset < b.offset; });
   for (size_t i = 1; i < n_rings; i++)
     if (rings[i].offset < rings[i - 1].offset + rings[i - 1].bytes) {
-      std::snprintf(buf, sizeof buf, "segment's %s and %s overlap", rings[i - 1].what, rings[i].what);
+      std::snprintf(buf, sizeof buf, "segment's %.39s and %.39s overlap", rings[i - 1].what, rings[i].what);
       return buf;
     }
   return {};
