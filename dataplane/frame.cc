@@ -23,10 +23,12 @@ FrameVerdict drop(DropReason r) {
 bool in_subnet(const PortIdentity& port, uint32_t ip) { return proto::in_prefix(ip, port.ipv4, port.prefix_len); }
 
 // Sources we never answer: a reply to them would go nowhere or everywhere
-// (a spoofed broadcast source turns us into an amplifier).
+// (a spoofed broadcast source turns us into an amplifier). 0.0.0.0/8 is
+// "this network", never a destination (RFC 1122 section 3.2.1.3); 240/4
+// (RFC 1112's class E, and the broadcast address) no host's either.
 bool bad_source(const PortIdentity& port, uint32_t src) {
   const uint32_t m = proto::netmask(port.prefix_len);
-  return src == 0 || src == 0xFFFFFFFF || (src >> 28) == 0xE || (src >> 24) == 127 || src == port.ipv4 ||
+  return (src >> 24) == 0 || (src >> 28) >= 0xE || (src >> 24) == 127 || src == port.ipv4 ||
          (port.prefix_len < 31 && (src & ~m) == ~m && in_subnet(port, src));
 }
 

@@ -7,7 +7,14 @@
 // the code behind the checksum checks:
 //   bit 0: recompute the IPv4 header checksum   bit 1: the UDP checksum
 //   bit 2: the ICMP checksum                    bit 3: params synchronized
-//   bit 4: the port serves NTP
+//   bit 4: the port serves NTP                 bit 5: access.kod
+//   bit 6: ntp.answer_unknown_peers             bit 7: a rate limiter (and a reply cap)
+// The policy (issue 9) is drawn from the transmit-timestamp bytes too:
+// byte 1 bits 0-2 the access class of the frame's source (0-5; 6, 7: none
+// listed, the default class, limited), byte 2 bits 0-1 whether the source
+// is a configured [[server]] / [[peer]], byte 3 how many requests the
+// limiter saw from the source just before (its state), byte 4 the reply
+// cap's burst (0: none).
 // The frame is copied into a heap buffer of exactly len + 4 bytes (the
 // contract: a crypto-NAK grows the reply by 4), so ASan sees any write past.
 // Invariants:
@@ -17,7 +24,17 @@
 //    NTP replies, after stamp_transmit, a valid UDP checksum, port 123 to
 //    the client's port, and a payload that parses as mode 4 carrying the
 //    transmit timestamp; ARP replies are op 2 from our MAC/IP
-//  - kToControl: the NTP payload lies inside the frame and is untouched
+//  - kToControl: the NTP payload lies inside the frame and is untouched;
+//    mode 4 only from a configured association, modes 1 and 2 only from a
+//    configured peer or the peer class, the association lane exactly for
+//    configured associations
+//  - no reply larger than its request; none to a bad source (0/8,
+//    broadcast, multicast, loopback, ours, the subnet broadcast); no answer
+//    at all to a source without time rights (deny, query) but a DENY KoD,
+//    and that only with kod; a KoD (RATE, DENY) never without kod, always
+//    NTPv4, 48 bytes, LI 3, stratum 0, the kiss code, origin = receive =
+//    transmit = the request's transmit; the stateless mode-2 answer only to
+//    mode 1 from a non-peer with answer_unknown_peers
 //  - ARP defence (RFC 5227): only for a well-formed ARP packet from another
 //    MAC whose sender IP is ours; the defence is exactly our 42-byte
 //    announcement (never longer than the frame it overwrote), broadcast;
@@ -30,9 +47,12 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "dataplane/frame.h"
 #include "dataplane/inet.h"
+#include "dataplane/ratelimit.h"
+#include "proto/access.h"
 #include "proto/ntp_packet.h"
 #include "tests/support/reply_fixtures.h"
 
@@ -85,6 +105,19 @@ PortIdentity make_port(bool ntp_server) {
 }
 
 ReplyParams make_params(bool synchronized) { return synchronized ? test::fixed_reply_params() : ReplyParams{}; }
+
+// A source we must never answer (frame.cc's bad_source, written out again).
+bool bad_source(const PortIdentity& port, uint32_t src) {
+  const uint32_t host = ~proto::netmask(port.prefix_len);
+  return src >> 24 == 0 || src >> 28 >= 0xE || src >> 24 == 127 || src == port.ipv4 ||
+         (port.prefix_len < 31 && proto::in_prefix(src, port.ipv4, port.prefix_len) && (src & host) == host);
+}
+
+// The frame's IPv4 source when it has one (else 0).
+uint32_t frame_source(const uint8_t* f, size_t len) {
+  if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return 0;
+  return proto::load_be32(f + kEthHeaderLen + 12);
+}
 
 // Recomputes the checksums the flags ask for, where the headers are there.
 void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {
@@ -149,7 +182,57 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const proto::NtpTimestamp rx{0xEB001234u, 0x80000000u};
   NeighbourTable neighbours;
   const int64_t t0_ns = 1'000'000'000;
-  const FrameVerdict v = handle_frame(buf.get(), len, port, params, rx, neighbours, t0_ns);
+
+  // The policy and the limiter's state for this frame's source.
+  const uint32_t src = frame_source(in.get(), len);
+  Policy policy;
+  const unsigned cls_bits = data[1] & 7;
+  std::vector<proto::AccessRule> rules;
+  if (cls_bits < proto::kAccessClassCount) rules.push_back({src, 32, static_cast<proto::AccessClass>(cls_bits)});
+  policy.access = proto::AccessTable(rules, proto::AccessClass::kLimited);
+  policy.kod = flags & 32;
+  policy.answer_unknown_peers = flags & 64;
+  if (data[2] & 3) policy.assoc.push_back({src, static_cast<uint8_t>(data[2] & 3)});
+  const proto::AccessClass cls = policy.access.classify_v4(src);
+  static RateLimiter limiter(1024, RateLimitParams{}, 0xF00D);  // once: the constructor allocates
+  RateLimitParams lp;
+  lp.interval_log2 = 3;
+  lp.burst = 1 + data[3] % 8;
+  lp.leak_log2 = 1 + data[4] % 4;
+  limiter.set_params(lp);
+  static int64_t limiter_now_ns = 0;  // the limiter's clock only moves forward across inputs
+  limiter_now_ns += int64_t{60} * 1'000'000'000;  // a fresh minute: earlier inputs' state has faded
+  for (unsigned i = 0; i < data[3]; i++) limiter.check_v4(src, limiter_now_ns);
+  ReplyCap cap(data[4] * 10u);
+  PolicyEnv env;
+  env.policy = &policy;
+  env.now_ns = limiter_now_ns;
+  if (flags & 128) {
+    env.limiter = &limiter;
+    if (data[4]) env.cap = &cap;
+  }
+  const FrameVerdict v = handle_frame(buf.get(), len, port, params, rx, neighbours, t0_ns, env);
+  const uint8_t* in_ntp = in.get() + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
+  if (v.action == FrameAction::kTransmit && v.len > len) fail("reply larger than its request", len);
+  if (v.action == FrameAction::kTransmit && proto::load_be16(in.get() + 12) == kEtherTypeIpv4 && bad_source(port, src))
+    fail("a reply to a bad source", len);
+  if (v.action == FrameAction::kTransmit && (v.kind == ReplyKind::kKodRate || v.kind == ReplyKind::kKodDeny) &&
+      !policy.kod)
+    fail("a KoD while kod is off", len);
+  if (v.action == FrameAction::kTransmit && !proto::may_get_time(cls) &&
+      (v.kind == ReplyKind::kNtp || v.kind == ReplyKind::kNtpPassive || v.kind == ReplyKind::kKodRate))
+    fail("an answer to a source without time rights", len);
+  if (v.action == FrameAction::kTransmit && v.kind == ReplyKind::kKodDeny && proto::may_get_time(cls))
+    fail("a DENY KoD to a source with time rights", len);
+  if (v.action == FrameAction::kToControl) {
+    const uint8_t mode = in_ntp[0] & 7;
+    const uint8_t kinds = policy.assoc_kinds(src);
+    if (mode == 4 && kinds == 0) fail("mode 4 forwarded from no configured association", len);
+    if ((mode == 1 || mode == 2) && !(kinds & kAssocPeer) && !proto::may_peer(cls))
+      fail("mode 1/2 forwarded from no peer", len);
+    if (v.assoc_lane != ((mode == 4 && kinds != 0) || ((mode == 1 || mode == 2) && (kinds & kAssocPeer))))
+      fail("association lane for the wrong sender", len);
+  }
   check_conflict(in.get(), buf.get(), len, v, port);
   if (v.arp_conflict) {
     // The same claim again and again: at most one defence per 10 s.
@@ -159,7 +242,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 8; i++) {
       now_ns += int64_t{data[1 + i]} * 100'000'000;
       std::memcpy(again.get(), in.get(), len);
-      const FrameVerdict w = handle_frame(again.get(), len, port, params, rx, neighbours, now_ns);
+      const FrameVerdict w = handle_frame(again.get(), len, port, params, rx, neighbours, now_ns, env);
       if (!w.arp_conflict) fail("the same frame is a conflict once only", len);
       check_conflict(in.get(), again.get(), len, w, port);
       if (w.action == FrameAction::kTransmit) {
@@ -214,6 +297,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) fail("ICMP checksum invalid", len);
       return 0;
     }
+    case ReplyKind::kKodRate:
+    case ReplyKind::kKodDeny: {
+      // Complete as built: checksums right without a stamp.
+      check_ipv4_reply(in.get(), f, v, port, len);
+      const uint8_t* ip = f + kEthHeaderLen;
+      const uint8_t* udp = ip + kIpv4MinHeaderLen;
+      const uint8_t* k = udp + kUdpHeaderLen;
+      if (v.len != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kHeaderLen) fail("KoD is not 48 bytes", len);
+      if (csum_fold(csum_add(pseudo_header_sum(proto::load_be32(ip + 12), proto::load_be32(ip + 16), kIpProtoUdp, 56), udp,
+                             56)) != 0xFFFF)
+        fail("KoD UDP checksum invalid", len);
+      if (k[0] != 0xE4 || k[1] != 0) fail("KoD is not LI 3, NTPv4, mode 4, stratum 0", len);
+      if ((in_ntp[0] & 7) != 3 || ((in_ntp[0] >> 3) & 7) != 4) fail("KoD to something else than an NTPv4 request", len);
+      if (proto::load_be32(k + 12) != (v.kind == ReplyKind::kKodRate ? proto::kKissRate : proto::kKissDeny))
+        fail("KoD kiss code", len);
+      for (int at : {24, 32, 40})
+        if (std::memcmp(k + at, in_ntp + 40, 8) != 0) fail("KoD timestamps are not the request's transmit", len);
+      return 0;
+    }
+    case ReplyKind::kNtpPassive:
+      if (!policy.answer_unknown_peers || (in_ntp[0] & 7) != 1 || (policy.assoc_kinds(src) & kAssocPeer) ||
+          proto::may_peer(cls))
+        fail("stateless mode-2 answer where none is due", len);
+      break;
     case ReplyKind::kNtp: break;
   }
 
@@ -233,7 +340,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (proto::load_be16(udp) != proto::kNtpPort || proto::load_be16(udp + 2) != proto::load_be16(qudp)) fail("NTP reply ports", len);
   const auto r = proto::parse({f + v.ntp_offset, size_t{udp_len} - kUdpHeaderLen});
   if (!r.ok()) fail("NTP reply does not parse", len);
-  if (r.packet.header.mode != proto::Mode::kServer) fail("NTP reply is not mode 4", len);
+  if (r.packet.header.mode != (v.kind == ReplyKind::kNtpPassive ? proto::Mode::kSymmetricPassive : proto::Mode::kServer))
+    fail("NTP reply is not mode 4 (mode 2 for the stateless answer)", len);
   if (!(r.packet.header.transmit == tx)) fail("NTP reply does not carry the transmit timestamp", len);
   if (r.packet.header.receive != rx) fail("NTP reply receive is not rx", len);
   if (v.unsynchronized != !params.synchronized) fail("unsynchronized flag", len);

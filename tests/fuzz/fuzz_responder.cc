@@ -20,6 +20,13 @@
 //    => stratum 1..15
 //  - around a leap: a request received before leap_ns gets the state's
 //    warning (LI 1/2), one received at or after it LI 0
+//  - no reply larger than its request (a crypto-NAK answers a longer MAC)
+//  - on copies of every request classify_request accepts:
+//    kiss_of_death() (RATE and DENY, the code from prefix[63]) only for
+//    NTPv4, otherwise nothing written; a KoD is 48 bytes, LI 3, mode 4,
+//    stratum 0, the kiss code, the client's poll, origin = receive =
+//    transmit = the request's transmit, reply_sum the sum of its words;
+//    answer(kSymmetricPassive) is respond()'s reply but mode 2
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -54,6 +61,59 @@ struct Reader {
     return v;
   }
 };
+
+}  // namespace
+
+namespace {
+
+uint64_t sum_words(const uint8_t* b, size_t n) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i += 4) sum += proto::load_be32(b + i);
+  return sum;
+}
+
+// kiss_of_death and the stateless mode-2 answer on copies of the request.
+void check_kod_and_passive(const uint8_t* req, size_t len, proto::NtpTimestamp rx, const dp::ReplyParams& p,
+                           uint8_t choice) {
+  const size_t cap = std::max(len, dp::kMaxReplyLen);
+  auto k = std::make_unique<uint8_t[]>(cap);
+  std::memcpy(k.get(), req, len);
+  std::memset(k.get() + len, 0xA5, cap - len);
+  const dp::NtpRequest q = dp::classify_request(k.get(), len);
+  if (!q.ok) {
+    if (std::memcmp(k.get(), req, len) != 0) fail("classify_request wrote", len);
+    return;
+  }
+  const uint32_t code = choice & 1 ? proto::kKissDeny : proto::kKissRate;
+  const dp::NtpDecision kd = dp::kiss_of_death(k.get(), q, code);
+  if (q.version != 4) {
+    if (kd.action == dp::NtpAction::kReply) fail("a KoD to an NTPv1-3 request", len);
+    if (std::memcmp(k.get(), req, len) != 0) fail("a refused KoD wrote", len);
+  } else {
+    if (kd.action != dp::NtpAction::kReply || kd.reply_len != proto::kHeaderLen) fail("a KoD is not 48 bytes", len);
+    if (kd.reply_len > len) fail("a KoD larger than its request", len);
+    const uint8_t* h = k.get();
+    if (h[0] != 0xE4 || h[1] != 0 || h[2] != req[2]) fail("KoD LI/VN/mode, stratum or poll", len);
+    if (proto::load_be32(h + 12) != code) fail("KoD kiss code", len);
+    for (int at : {24, 32, 40})
+      if (std::memcmp(h + at, req + 40, 8) != 0) fail("KoD timestamps are not the request's transmit", len);
+    if (std::memcmp(h + 3, req + 3, 9) != 0 || std::memcmp(h + 16, req + 16, 8) != 0)
+      fail("KoD changed the client's own fields", len);
+    if (kd.reply_sum != sum_words(h, proto::kHeaderLen)) fail("KoD reply_sum is not the sum of its words", len);
+    if (std::memcmp(h + proto::kHeaderLen, req + proto::kHeaderLen, len - proto::kHeaderLen) != 0)
+      fail("KoD wrote past its 48 bytes", len);
+  }
+  // The stateless passive answer: the server reply's bytes but mode 2.
+  auto a = std::make_unique<uint8_t[]>(cap), b = std::make_unique<uint8_t[]>(cap);
+  std::memcpy(a.get(), req, len);
+  std::memcpy(b.get(), req, len);
+  const dp::NtpDecision da = dp::answer(a.get(), q, rx, p, proto::Mode::kSymmetricPassive);
+  const dp::NtpDecision db = dp::answer(b.get(), q, rx, p, proto::Mode::kServer);
+  if (da.reply_len != db.reply_len || da.reply_len > len) fail("passive answer length", len);
+  if ((a[0] & 7) != 2 || (b[0] & 7) != 4 || (a[0] & 0xF8) != (b[0] & 0xF8)) fail("passive answer LI/VN/mode", len);
+  if (std::memcmp(a.get() + 1, b.get() + 1, da.reply_len - 1) != 0) fail("passive answer differs beyond the mode", len);
+  if (da.reply_sum != db.reply_sum - 2 * (uint64_t{1} << 24)) fail("passive answer's reply_sum", len);
+}
 
 }  // namespace
 
@@ -122,6 +182,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(buf.get(), req, len);
   std::memset(buf.get() + len, 0xA5, cap - len);
 
+  check_kod_and_passive(req, len, rx, p, data[kPrefixLen - 1]);
   const dp::NtpDecision d = dp::respond(buf.get(), len, rx, p, serving);
   if (d.action != dp::NtpAction::kReply) {
     if (std::memcmp(buf.get(), req, len) != 0) fail("a packet not answered was modified", len);
@@ -138,6 +199,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!serving) fail("answered while not serving", len);
   if (d.reply_len != proto::kHeaderLen && d.reply_len != proto::kHeaderLen + 4) fail("reply_len not 48 or 52", len);
   if (d.reply_len > dp::kMaxReplyLen) fail("reply_len > kMaxReplyLen", len);
+  if (d.reply_len > len) fail("reply larger than its request", len);
   const proto::ParseResult q = proto::parse({req, len});
   if (!q.ok()) fail("answered an unparseable request", len);
   const proto::ParseResult r = proto::parse({buf.get(), d.reply_len});

@@ -1076,6 +1076,8 @@ std::vector<DropCase> drop_cases() {
     t.push_back({"ICMP timestamp", icmp_frame(pattern(12), ts), DropReason::kIcmpNotEcho});
   }
   for (auto [label, src] : {std::pair<const char*, uint32_t>{"0.0.0.0", 0},
+                            {"0.10.1.2 (this network)", ip4(0, 10, 1, 2)},
+                            {"240.0.0.1 (class E)", ip4(240, 0, 0, 1)},
                             {"255.255.255.255", 0xFFFFFFFF},
                             {"224.0.0.251", ip4(224, 0, 0, 251)},
                             {"239.255.255.250", ip4(239, 255, 255, 250)},
