@@ -356,7 +356,20 @@ std::string format_event(const ctl::Event& e) {
     case EventKind::kKissOfDeath: return "kiss-o'-death " + refid_text(e.refid, 0) + " from " + ip;
     case EventKind::kPassiveCreated:
       return "symmetric passive association with " + ip + " (poll 2^" + std::to_string(e.poll_log2) + " s)";
-    case EventKind::kPassiveRemoved: return "symmetric passive association with " + ip + " removed: unreachable";
+    case EventKind::kPassiveRemoved:
+      switch (e.removal) {
+        case ctl::Removal::kTimeout: break;
+        case ctl::Removal::kKiss:
+          return "symmetric passive association with " + ip + " removed: kiss-o'-death " + refid_text(e.refid, 0);
+        case ctl::Removal::kNotAllowed:
+          return "symmetric passive association with " + ip + " removed: no longer allowed to peer (access.peer)";
+      }
+      return "symmetric passive association with " + ip + " removed: unreachable";
+    case EventKind::kAssociationAdded: return mode_text(e.mode) + std::string(" association with ") + ip + " added";
+    case EventKind::kAssociationRemoved:
+      return mode_text(e.mode) + std::string(" association with ") + ip + " removed: no longer configured";
+    case EventKind::kPollingStopped:
+      return "no more packets to " + ip + ": it answered kiss-o'-death " + refid_text(e.refid, 0);
     case EventKind::kUnsynchronized: return std::string("unsynchronized: ") + unsync_reason_text(e.reason);
     case EventKind::kSystemPeerLost: return "lost the system peer " + ip + ": no selectable source";
     case EventKind::kLocalClockFallback: return "falling back to the local clock at stratum " + stratum;
