@@ -166,12 +166,20 @@ bool SegmentClient::next_tx_report(proto::TxReport& rep) {
   return rte_ring_dequeue_elem(tx_report_ring(), &rep, sizeof rep) == 0;
 }
 
-bool SegmentClient::next_rx(unsigned worker, proto::RxPacket& pkt) {
-  return rte_ring_dequeue_elem(rx_ring(worker), &pkt, sizeof pkt) == 0;
+bool SegmentClient::next_from(rte_ring* ring, proto::RxPacket& pkt) {
+  // The engine parses payload[0, len): a length beyond the element (a
+  // dataplane of another build, a bug) would read past it. Skipped, counted.
+  while (rte_ring_dequeue_elem(ring, &pkt, sizeof pkt) == 0) {
+    if (pkt.len <= sizeof pkt.payload) return true;
+    bad_rx_++;
+  }
+  return false;
 }
 
+bool SegmentClient::next_rx(unsigned worker, proto::RxPacket& pkt) { return next_from(rx_ring(worker), pkt); }
+
 bool SegmentClient::next_assoc_rx(unsigned worker, proto::RxPacket& pkt) {
-  return rte_ring_dequeue_elem(assoc_ring(worker), &pkt, sizeof pkt) == 0;
+  return next_from(assoc_ring(worker), pkt);
 }
 
 }  // namespace ntp::ctl

@@ -80,6 +80,8 @@ class SegmentClient {
   // The configured associations' lane (read it first: a flood of others
   // cannot delay these).
   bool next_assoc_rx(unsigned worker, proto::RxPacket& pkt);
+  // Received packets skipped because their length is beyond the element.
+  uint64_t bad_rx() const { return bad_rx_; }
 
   rte_ring* rx_ring(unsigned worker) const;
   rte_ring* assoc_ring(unsigned worker) const;
@@ -88,10 +90,12 @@ class SegmentClient {
 
  private:
   rte_ring* ring_at(uint64_t offset) const;
+  bool next_from(rte_ring* ring, proto::RxPacket& pkt);
   std::string name_;
   proto::SegmentHeader* hdr_ = nullptr;
   size_t size_ = 0;
   uint64_t dev_ = 0, ino_ = 0;
+  uint64_t bad_rx_ = 0;
   config::InstanceLock lock_;  // when main() did not take it
 };
 

@@ -211,6 +211,32 @@ TEST(SegmentClient, AttachesToASegmentAsTheDataplaneMakesIt) {
   EXPECT_EQ(why, "");
 }
 
+// A received packet whose length is beyond its element (the engine would
+// parse past it) is skipped and counted; the next one comes through.
+TEST(SegmentClient, ReceivedLengthsBeyondTheElementAreSkipped) {
+  Shm s("rxlen");
+  ASSERT_TRUE(make_segment(s.path()));
+  SegmentClient c;
+  std::string err;
+  ASSERT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  proto::RxPacket p{};
+  for (const uint16_t len : {uint16_t{48}, uint16_t{sizeof p.payload + 1}, uint16_t{65535}, uint16_t{sizeof p.payload}}) {
+    p.len = len;
+    ASSERT_EQ(rte_ring_enqueue_elem(c.rx_ring(1), &p, sizeof p), 0);
+    ASSERT_EQ(rte_ring_enqueue_elem(c.assoc_ring(0), &p, sizeof p), 0);
+  }
+  for (const bool assoc : {false, true}) {
+    proto::RxPacket got{};
+    auto next = [&] { return assoc ? c.next_assoc_rx(0, got) : c.next_rx(1, got); };
+    ASSERT_TRUE(next());
+    EXPECT_EQ(got.len, 48);
+    ASSERT_TRUE(next());
+    EXPECT_EQ(got.len, sizeof got.payload);
+    EXPECT_FALSE(next());
+  }
+  EXPECT_EQ(c.bad_rx(), 4u);
+}
+
 TEST(SegmentClient, NotThereOrNotSizedYetIsAbsent) {
   Shm s("absent");
   SegmentClient c;
@@ -220,7 +246,9 @@ TEST(SegmentClient, NotThereOrNotSizedYetIsAbsent) {
   // gives it to its control user before it sizes it).
   const int fd = open(s.path().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
   ASSERT_GE(fd, 0);
-  if (geteuid() == 0) ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+  if (geteuid() == 0) {
+    ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+  }
   close(fd);
   EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);
   EXPECT_FALSE(c.attached());
