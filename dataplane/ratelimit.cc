@@ -161,7 +161,8 @@ struct RateLimiter::Impl {
     top_last_ns[i] = now_ns;
   }
 
-  RateVerdict update(Bucket& b, int w, uint32_t ipv4, uint32_t now_t, int64_t now_ns);
+  bool locate(uint32_t ipv4, uint32_t now_t);
+  uint32_t refill(Bucket& b, int w, uint32_t now_t) const;
 
   void refresh_min() {
     min_i = min_slot();
@@ -224,17 +225,17 @@ void RateLimiter::prefetch_v4(uint32_t ipv4) const {
   __builtin_prefetch(&m.buckets[m.hash(ipv4) & m.bucket_mask], 1 /* for writing */, 3);
 }
 
-RateVerdict RateLimiter::check_v4(uint32_t ipv4, int64_t now_ns) {
-  Impl& m = *impl_;
-  const uint32_t now_t = tick_of(now_ns);
+// Finds ipv4's entry, or enters it (with a full bucket and a full excess
+// budget), and makes it the last entry. True when it is new.
+bool RateLimiter::Impl::locate(uint32_t ipv4, uint32_t now_t) {
   // The previous request's source again (a flood, or a client's burst):
   // its entry is known, and the branch predicted, so the entry's loads do
   // not wait on the hash and the key compare. Always consistent: any
   // request, an insert included, makes its own entry the last one.
-  if (ipv4 == m.last_ip && m.last_bucket != nullptr) {
-    return m.update(*m.last_bucket, m.last_way, ipv4, now_t, now_ns);
-  }
-  Bucket& b = m.buckets[m.hash(ipv4) & m.bucket_mask];
+  if (ipv4 == last_ip && last_bucket != nullptr) return false;
+  Bucket& b = buckets[hash(ipv4) & bucket_mask];
+  last_ip = ipv4;
+  last_bucket = &b;
   // Keys only: an empty way has key 0 (a way is never emptied, only
   // replaced), so only 0.0.0.0 needs the emptiness test.
   uint32_t hit = 0;
@@ -242,65 +243,77 @@ RateVerdict RateLimiter::check_v4(uint32_t ipv4, int64_t now_ns) {
   if (ipv4 == 0) [[unlikely]] {
     for (int i = 0; i < kWays; ++i) hit &= ~(static_cast<uint32_t>(b.last_tick[i] == 0) << i);
   }
-  m.last_ip = ipv4;
-  m.last_bucket = &b;
-  if (hit == 0) {
-    // Miss: an empty way, else the least recently seen one (ages modulo 2^32).
-    uint32_t empty = 0;
-    for (int i = 0; i < kWays; ++i) empty |= static_cast<uint32_t>(b.last_tick[i] == 0) << i;
-    int v = 0;
-    if (empty != 0) {
-      v = __builtin_ctz(empty);
-      ++m.fill;
-    } else {
-      uint32_t oldest = now_t - b.last_tick[0];
-      for (int i = 1; i < kWays; ++i) {
-        const uint32_t age = now_t - b.last_tick[i];
-        v = age > oldest ? i : v;
-        oldest = age > oldest ? age : oldest;
-      }
-      ++m.evictions;
-    }
-    ++m.inserts;
-    // A new client starts with a full bucket and a full excess budget.
-    b.key[v] = ipv4;
-    b.last_tick[v] = now_t;
-    b.credit_ticks[v] = m.burst_ticks - m.cost_ticks;
-    b.excess_ticks[v] = m.cost_ticks;
-    m.last_way = v;
-    return RateVerdict::kPass;
+  if (hit != 0) {
+    last_way = __builtin_ctz(hit);
+    return false;
   }
-  m.last_way = __builtin_ctz(hit);
-  return m.update(b, m.last_way, ipv4, now_t, now_ns);
+  // Miss: an empty way, else the least recently seen one (ages modulo 2^32).
+  uint32_t empty = 0;
+  for (int i = 0; i < kWays; ++i) empty |= static_cast<uint32_t>(b.last_tick[i] == 0) << i;
+  int v = 0;
+  if (empty != 0) {
+    v = __builtin_ctz(empty);
+    ++fill;
+  } else {
+    uint32_t oldest = now_t - b.last_tick[0];
+    for (int i = 1; i < kWays; ++i) {
+      const uint32_t age = now_t - b.last_tick[i];
+      v = age > oldest ? i : v;
+      oldest = age > oldest ? age : oldest;
+    }
+    ++evictions;
+  }
+  ++inserts;
+  b.key[v] = ipv4;
+  b.last_tick[v] = now_t;
+  b.credit_ticks[v] = burst_ticks;
+  b.excess_ticks[v] = cost_ticks;
+  last_way = v;
+  return true;
 }
 
-// A known client's request: refill, then pass or over the limit.
-RateVerdict RateLimiter::Impl::update(Bucket& b, int w, uint32_t ipv4, uint32_t now_t, int64_t now_ns) {
-  Impl& m = *this;
-
-  // Elapsed ticks, wrap-safe; a backwards step (negative) credits nothing
-  // and keeps last_tick, so the stepped-over time is not credited twice.
+// Credits the time since the entry's last request to its bucket and its
+// excess budget (each up to its cap); returns the ticks credited. Wrap-safe;
+// a backwards step (negative) credits nothing and keeps last_tick, so the
+// stepped-over time is not credited twice.
+uint32_t RateLimiter::Impl::refill(Bucket& b, int w, uint32_t now_t) const {
   const auto diff = static_cast<int32_t>(now_t - b.last_tick[w]);
   const uint32_t elapsed = diff > 0 ? static_cast<uint32_t>(diff) : 0;
   b.last_tick[w] = diff > 0 ? now_t : b.last_tick[w];
-  const bool too_soon = elapsed < m.min_ticks;  // min_ticks 0: never
   // credit <= burst_ticks < 2^31 and elapsed < 2^31: the sums fit.
-  uint32_t credit = std::min(b.credit_ticks[w] + elapsed, m.burst_ticks);
-  uint32_t excess = std::min(b.excess_ticks[w] + elapsed, m.cost_ticks);
+  b.credit_ticks[w] = std::min(b.credit_ticks[w] + elapsed, burst_ticks);
+  b.excess_ticks[w] = std::min(b.excess_ticks[w] + elapsed, cost_ticks);
+  return elapsed;
+}
 
-  if (!too_soon && credit >= m.cost_ticks) {
-    b.credit_ticks[w] = credit - m.cost_ticks;
-    b.excess_ticks[w] = excess;
+RateVerdict RateLimiter::check_v4(uint32_t ipv4, int64_t now_ns) {
+  Impl& m = *impl_;
+  const uint32_t now_t = tick_of(now_ns);
+  const bool fresh = m.locate(ipv4, now_t);
+  Bucket& b = *m.last_bucket;
+  const int w = m.last_way;
+  const uint32_t elapsed = m.refill(b, w, now_t);
+  const bool too_soon = !fresh && elapsed < m.min_ticks;  // min_ticks 0: never
+  if (!too_soon && b.credit_ticks[w] >= m.cost_ticks) {
+    b.credit_ticks[w] -= m.cost_ticks;
     return RateVerdict::kPass;
   }
-  b.credit_ticks[w] = credit;
   m.note_limited(ipv4, now_ns);
-  if (excess < m.cost_ticks) {
-    b.excess_ticks[w] = excess;
-    return RateVerdict::kDrop;
-  }
-  b.excess_ticks[w] = excess - m.cost_ticks;
+  if (b.excess_ticks[w] < m.cost_ticks) return RateVerdict::kDrop;
+  b.excess_ticks[w] -= m.cost_ticks;
   return m.leak() ? RateVerdict::kLeak : RateVerdict::kKod;
+}
+
+bool RateLimiter::excess_v4(uint32_t ipv4, int64_t now_ns) {
+  Impl& m = *impl_;
+  const uint32_t now_t = tick_of(now_ns);
+  m.locate(ipv4, now_t);
+  Bucket& b = *m.last_bucket;
+  const int w = m.last_way;
+  m.refill(b, w, now_t);
+  if (b.excess_ticks[w] < m.cost_ticks) return false;
+  b.excess_ticks[w] -= m.cost_ticks;
+  return true;
 }
 
 size_t RateLimiter::capacity() const { return impl_->capacity; }

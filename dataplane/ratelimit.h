@@ -2,7 +2,20 @@
 // ratelimit interval/burst/leak, the seed vendor's `ntp-service discard`):
 // a fixed-size table of recent clients, each with a token bucket, filled and
 // evicted without allocation or locks. One table per worker: RSS keeps a
-// client on one queue, so on one worker. Pure: the caller passes the time.
+// client on one queue, so on one worker (with W workers a client's limit is
+// its worker's, not W times it; a source spread over queues by a NIC that
+// hashes ports too would get up to W times its limit). Pure: the caller
+// passes the time.
+//
+// What one source gets over D seconds, whatever its rate: at most burst +
+// D/2^interval answers within the limit, plus one excess answer (a leak or
+// a RATE/DENY KoD) at once and one more per 2^interval s. The table keeps
+// time in ticks of 2^20 ns (~1 ms): the interval is rounded up to ticks
+// (never faster than configured), min_interval down (a client spaced
+// exactly min_interval is never limited; one a tick shorter may pass). An
+// evicted client comes back as new, with a full bucket: a churn of more than
+// about the table's size per interval makes the table forget, which the
+// worker's ReplyCap bounds.
 #pragma once
 
 #include <cstddef>
@@ -29,7 +42,9 @@ enum class RateVerdict : uint8_t {
 
 class RateLimiter {
  public:
-  // capacity: entries, a power of two >= 1024 (config ratelimit.clients).
+  // capacity: entries, a power of two in 1024..2^30 (config
+  // ratelimit.clients), else std::invalid_argument; 16 bytes each, in
+  // buckets of 4 (one cache line), on huge pages from 2 MiB.
   // hash_key: secret per worker (from getrandom), so that nobody can aim
   // spoofed sources at one bucket. Allocates the table here, never later.
   RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key);
@@ -37,14 +52,25 @@ class RateLimiter {
   RateLimiter(const RateLimiter&) = delete;
   RateLimiter& operator=(const RateLimiter&) = delete;
 
-  // One request from ipv4 (host order) at now_ns (monotonic ns).
+  // One request from ipv4 (host order) at now_ns (monotonic ns; a step
+  // backwards credits nothing). A new client starts with a full bucket.
+  // Over the limit (no token, or sooner than min_interval): a leak with
+  // probability 2^-leak_log2, else kKod, while the excess budget lasts;
+  // beyond it kDrop. Each over-limit request counts in top_limited.
   RateVerdict check_v4(uint32_t ipv4, int64_t now_ns);
+  // For a source that gets no service but may get a kiss-o'-death (a DENY
+  // to a denied source): true when one may go now, at most one per
+  // 2^interval_log2 s (the entry's excess budget, shared with check_v4's
+  // leaks and RATE KoDs), so a spoofed victim gets no more than that. The
+  // source is entered into the table like a client; its tokens are not used.
+  bool excess_v4(uint32_t ipv4, int64_t now_ns);
   // Starts loading ipv4's bucket (one cache line) into the cache: for a
   // burst, call it for every source first, then check_v4 for each, so the
   // table's cache misses overlap instead of coming one after another.
   void prefetch_v4(uint32_t ipv4) const;
 
-  // A configuration reload: new limits (the table is kept).
+  // A configuration reload: new limits (the table is kept; a bucket above
+  // the new burst is cut to it at its client's next request).
   void set_params(const RateLimitParams& p);
 
   size_t capacity() const;
@@ -52,8 +78,11 @@ class RateLimiter {
   size_t memory_bytes() const;
   uint64_t inserts() const;       // clients entered
   uint64_t evictions() const;     // of which replaced another
-  // The sources limited most (space-saving estimate), most first; fills
-  // status.n_top/top (not capacity/fill: the caller adds those).
+  // The sources limited most (space-saving estimate with random admission:
+  // a source with over 1/16 of the limited requests is in it but for bad
+  // luck), most
+  // first; fills status.n_top/top (not capacity/fill/memory_bytes: the
+  // caller adds those). Not on the packet path: it sorts 16 entries.
   void top_limited(proto::LimiterStatus& status) const;
 
  private:

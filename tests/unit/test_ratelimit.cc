@@ -148,7 +148,7 @@ TEST(RateLimiter, LeaksOneInTwoToTheLeakOfTheLimitedRequests) {
 // one excess answer (leak or KoD) at once and one more per 2^interval s.
 TEST(RateLimiter, ExcessBudgetBoundsWhatAFloodedSourceGets) {
   SEED_TRACE();
-  for (int interval_log2 : {-2, 0, 3}) {
+  for (int interval_log2 : {-4, -2, 0, 3}) {
     const int burst = 8;
     RateLimiter rl(1024, params(interval_log2, burst, 1), test_seed());
     const int64_t t0 = 77 * kNs;
@@ -171,11 +171,43 @@ TEST(RateLimiter, ExcessBudgetBoundsWhatAFloodedSourceGets) {
     EXPECT_LE(passes, burst + intervals);
     EXPECT_LE(leaks + kods, 1 + intervals);
     EXPECT_LE(passes + leaks + kods, burst + 2 * intervals + 1);
-    // And it is served at that rate, not less (the bucket's interval is
-    // rounded up to the table's ~1 ms ticks: at most one interval lost).
-    EXPECT_GE(passes, burst + intervals - 1);
-    EXPECT_GE(leaks + kods, intervals);
+    // And it is served at that rate, not less but for the interval's
+    // rounding up to the table's ticks (2^20 ns, at most one more).
+    const int slow_intervals = static_cast<int>(duration_ns / (interval_ns + (1 << 20)));
+    EXPECT_GE(passes, burst + slow_intervals);
+    EXPECT_GE(leaks + kods, slow_intervals);
   }
+}
+
+// A denied source's KoDs (DENY): one at once, then one per interval,
+// whatever its rate; and they share the budget of check_v4's excess answers.
+TEST(RateLimiter, ExcessV4AllowsOneKissPerInterval) {
+  for (int interval_log2 : {-4, 0, 3}) {
+    RateLimiter rl(1024, params(interval_log2, 8), 1);
+    const int64_t t0 = 500 * kNs;
+    const int64_t duration_ns = 10 * kNs;
+    int kods = 0;
+    for (int64_t t = t0; t < t0 + duration_ns; t += 10000) kods += rl.excess_v4(kClient, t);
+    const int64_t interval_ns = interval_log2 >= 0 ? (kNs << interval_log2) : (kNs >> -interval_log2);
+    const int intervals = static_cast<int>(duration_ns / interval_ns);
+    EXPECT_LE(kods, 1 + intervals) << interval_log2;
+    // The interval is rounded up to the table's ticks (2^20 ns): at most
+    // one tick longer.
+    EXPECT_GE(kods, duration_ns / (interval_ns + (1 << 20))) << interval_log2;
+    EXPECT_EQ(rl.fill(), 1u);
+  }
+  RateLimiter rl(1024, params(3, 2), 1);
+  const int64_t t = 100 * kNs;
+  EXPECT_TRUE(rl.excess_v4(kClient, t));
+  EXPECT_FALSE(rl.excess_v4(kClient, t));
+  // Its tokens are untouched: a burst of 2 passes, then no excess is left.
+  EXPECT_EQ(rl.check_v4(kClient, t), RateVerdict::kPass);
+  EXPECT_EQ(rl.check_v4(kClient, t), RateVerdict::kPass);
+  EXPECT_EQ(rl.check_v4(kClient, t), RateVerdict::kDrop);
+  // An interval later: one excess again, for either.
+  EXPECT_TRUE(rl.excess_v4(kClient, t + 8100 * kMs));
+  EXPECT_EQ(rl.check_v4(kClient, t + 8100 * kMs), RateVerdict::kPass);  // a token came back too
+  EXPECT_EQ(rl.check_v4(kClient, t + 8100 * kMs), RateVerdict::kDrop);
 }
 
 // ------------------------------------------------------------------- table
