@@ -3,7 +3,8 @@
 // memory (again after a dataplane restart), runs the NTP engine on what the
 // rings bring, publishes the server state and the clock model, and serves
 // the stats endpoint. Each of those is a unit of its own; this file only
-// calls them in order.
+// calls them in order. SIGHUP re-reads the file: what can change live is
+// applied (config::plan_reload says what), the rest is logged.
 #include <signal.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 
 #include "config/cli.h"
 #include "config/config.h"
+#include "config/instance_lock.h"
 #include "control/ntp/engine.h"
 #include "control/ntp/system_state.h"
 #include "control/segment_client.h"
@@ -35,15 +37,36 @@ namespace {
 
 using namespace ntp;
 
+// Set by the signal handlers (lock-free atomics: async-signal-safe), acted
+// on by the control loop.
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 void on_signal(int) { g_stop.store(true); }
+void on_hup(int) { g_reload.store(true); }
+
+void install_signals() {
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sa.sa_handler = on_hup;
+  sigaction(SIGHUP, &sa, nullptr);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, nullptr);
+}
+
+// How often a stats.listen that cannot be bound is tried again.
+constexpr double kStatsRetryS = 5;
 
 using hwclock::monotonic_s;
 
 class ControlPlane {
  public:
-  explicit ControlPlane(const config::Config& cfg) : cfg_(cfg) {}
+  explicit ControlPlane(config::Config cfg) : cfg_(std::move(cfg)) {}
 
   int run();
 
@@ -54,9 +77,14 @@ class ControlPlane {
   void carry_out(ctl::EngineOutput& out);
   void publish_model(const std::optional<proto::ClockModelData>& m);
   void tick_second();
+  void reload(ctl::EngineOutput& out);
+  void try_stats(double now_s);
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
-  const config::Config& cfg_;
+  // What runs: the file as loaded at start, with what reloads took live
+  // (the clock's keys never change here, so ServedClock's reference to
+  // cfg_.clock stays what it opened).
+  config::Config cfg_;
   std::unique_ptr<ctl::ServedClock> clock_;
   std::unique_ptr<ctl::Engine> engine_;
   ctl::SegmentClient seg_;
@@ -66,6 +94,9 @@ class ControlPlane {
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
   ctl::StatsServer stats_;
+  double next_stats_try_s_ = 0;
+  uint64_t stats_failures_ = 0;
+  std::string last_attach_err_, last_replaced_err_;
 };
 
 void ControlPlane::make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb) {
@@ -86,9 +117,14 @@ bool ControlPlane::attach_once(bool log_waiting) {
       if (log_waiting) spdlog::info("waiting for ntp-dataplane to create shared memory {}", cfg_.shm_name);
       return false;
     case ctl::SegmentClient::AttachResult::kIncompatible:
-      if (log_waiting) spdlog::error("{}", err);
+      // The same refusal (a planted segment, another ABI) is said once, and
+      // again every 30 s; a different one at once.
+      if (log_waiting || err != last_attach_err_) spdlog::error("{}", err);
+      last_attach_err_ = err;
       return false;
-    case ctl::SegmentClient::AttachResult::kAttached: break;
+    case ctl::SegmentClient::AttachResult::kAttached:
+      last_attach_err_.clear();
+      break;
   }
   const proto::SegmentHeader& h = *seg_.header();
   hwclock::CrossTimestamp x;
@@ -181,6 +217,58 @@ void ControlPlane::tick_second() {
   stats_.publish(make_status(x));
 }
 
+// The stats endpoint is not worth giving up time service for: a port taken
+// (by a local user, or a predecessor's connections) is tried again every
+// kStatsRetryS while NTP goes on.
+void ControlPlane::try_stats(double now_s) {
+  std::string err;
+  if (stats_.start(ctl::StatsOptions::from(cfg_), err)) {
+    if (stats_failures_ > 0)
+      spdlog::info("stats endpoint on {} after {} failed attempt(s)", cfg_.stats_listen, stats_failures_);
+    else
+      spdlog::info("stats endpoint on {} (/metrics and /status)", cfg_.stats_listen);
+    stats_failures_ = 0;
+    return;
+  }
+  next_stats_try_s_ = now_s + kStatsRetryS;
+  // Every attempt for the first minute, then one line in 12 (a minute).
+  if (stats_failures_++ < 12 || stats_failures_ % 12 == 0)
+    spdlog::warn("{}: stats.listen = \"{}\": {}; serving NTP without it, retrying every {:.0f} s", cfg_.path,
+                 cfg_.stats_listen, err, kStatsRetryS);
+}
+
+// SIGHUP: the file again. Refused whole on any error (each logged as
+// file:line:col: key: message); else the groups that change live are
+// applied, and each that would need a restart is named.
+void ControlPlane::reload(ctl::EngineOutput& out) {
+  spdlog::info("SIGHUP: reloading {}", cfg_.path);
+  config::ReloadResult r = config::reload(cfg_, config::Daemon::kControl);
+  if (!r.plan) {
+    for (const std::string& e : r.errors) spdlog::error("{}", e);
+    spdlog::error("reload of {} refused ({} error(s)): keeping the running configuration", cfg_.path,
+                  r.errors.size());
+    return;
+  }
+  for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
+  if (r.plan->changed.empty()) {
+    spdlog::info("reload of {}: nothing to change live", cfg_.path);
+    return;
+  }
+  const bool access_changed = !(cfg_.access == r.plan->applied.access);
+  cfg_ = std::move(r.plan->applied);
+  spdlog::set_level(spdlog::level::from_str(cfg_.log_level));
+  if (access_changed) stats_.set_access(config::access_table(cfg_.access));
+  // Not attached yet: the engine is made from cfg_ when it is.
+  if (engine_) {
+    ctl::EngineConfig e = ctl::engine_config(cfg_, clock_->precision_log2());
+    engine_->reconfigure(e, clock_->now_ns(), out);
+  }
+  std::string what;
+  for (const std::string& c : r.plan->changed) what += (what.empty() ? "" : ", ") + c;
+  spdlog::info("reloaded {}: {} ({} server(s), {} peer(s))", cfg_.path, what, cfg_.servers.size(),
+               cfg_.peers.size());
+}
+
 status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) const {
   status::ControlFacts f;
   f.sysname = cfg_.sysname;
@@ -203,17 +291,15 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
 int ControlPlane::run() {
   clock_ = ctl::ServedClock::open(cfg_);
   if (!clock_) return 1;
-  const proto::HostPort listen = proto::split_host_port(cfg_.stats_listen).value();  // validated by config
-  if (std::string err; !stats_.start(listen.host, listen.port, err)) {
-    spdlog::error("{}: stats.listen = \"{}\": {}", cfg_.path, cfg_.stats_listen, err);
-    return 1;
-  }
-  spdlog::info("stats endpoint on http://{}/metrics and /status", cfg_.stats_listen);
+  stats_.set_access(config::access_table(cfg_.access));
+  try_stats(monotonic_s());
 
   double last_wait_log = -1e9, next_second = 0;
   ctl::EngineOutput out;
   while (!g_stop.load()) {
     const double now_s = monotonic_s();
+    if (g_reload.exchange(false)) reload(out);
+    if (!stats_.running() && now_s >= next_stats_try_s_) try_stats(now_s);
     if (!seg_.attached()) {
       const bool log = now_s - last_wait_log > 30;
       if (log) last_wait_log = now_s;
@@ -229,12 +315,18 @@ int ControlPlane::run() {
     if (now_s >= next_second) {
       next_second += 1.0;
       if (next_second < now_s) next_second = now_s + 1.0;
-      if (seg_.replaced()) {
+      if (std::string why; seg_.replaced(why)) {
         spdlog::warn("the dataplane's shared memory {} went away (dataplane restarted?); re-attaching",
                      cfg_.shm_name);
         seg_.detach();
         last_wait_log = -1e9;
+        last_replaced_err_.clear();
         continue;
+      } else if (!why.empty() && why != last_replaced_err_) {
+        // Cannot tell now (e.g. out of file descriptors): keep serving
+        // from the segment we have, say so once.
+        spdlog::warn("{}", why);
+        last_replaced_err_ = why;
       }
       tick_second();
     }
@@ -257,9 +349,15 @@ int main(int argc, char** argv) {
   if (!cfg) return exit_code;
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ntp-control[%P] %v");
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  signal(SIGPIPE, SIG_IGN);
+  install_signals();
+  // One control plane per segment (its rings and seqlocks have one writer):
+  // a lock, taken before any clock, socket or segment is touched, held
+  // until exit.
+  config::InstanceLock instance_lock;
+  if (std::string err; !instance_lock.acquire(cfg->shm_name, "control", err)) {
+    spdlog::error("{}", err);
+    return 1;
+  }
   ControlPlane cp(*cfg);
   return cp.run();
 }
