@@ -19,8 +19,11 @@ namespace ntp::dp {
 namespace {
 
 // Time in the table is kept in ticks of 2^20 ns (~1.05 ms): 32 bits last
-// 52 days, differences are taken modulo 2^32 and read as signed (a gap of
-// more than ~26 days reads as a backwards step: no refill, see check_v4).
+// 52 days, differences are taken modulo 2^32 and read as signed. A client
+// back after more than ~26 days reads as a backwards step: it gets no
+// refill, only what it had left at its last request (near full for a
+// client that kept to its limit), and its entry may look younger to the
+// eviction than it is; both harmless, so no sweep of the table is needed.
 constexpr int kTickShift = 20;
 constexpr int64_t kTickNs = int64_t{1} << kTickShift;
 constexpr int kWays = 4;  // 4 x 16 B = one cache line per bucket

@@ -226,6 +226,21 @@ TEST(RateLimiter, ChurnFillsTheTableAndEvictsTheLeastRecentlySeen) {
   EXPECT_EQ(rl.evictions(), static_cast<uint64_t>(n - 1024));
 }
 
+// Sources a naive index (the low address bits) would put in one bucket, a
+// stride of 2^12 apart: the keyed mix spreads them, whatever the key (an
+// attacker does not know it), so 1024 of them in 4096 entries evict almost
+// nothing (about 5 on average: a bucket of 4 gets more than 4 of them with
+// Poisson(1) odds).
+TEST(RateLimiter, TheKeyedHashSpreadsAlignedSources) {
+  SEED_TRACE();
+  for (uint64_t k = 0; k < 4; ++k) {
+    RateLimiter rl(4096, params(3, 8), test_seed() + k);
+    for (uint32_t i = 0; i < 1024; ++i) rl.check_v4(0x0A000000u + (i << 12), kNs + i);
+    EXPECT_LT(rl.evictions(), 40u) << "key " << k;
+    EXPECT_EQ(rl.inserts(), 1024u);
+  }
+}
+
 // A client is evicted only when 4 newer sources land in its bucket (of
 // capacity/4) between two of its requests: with a churn C per poll interval
 // that is rare while C is well under capacity/4 (4 C / capacity sources per
