@@ -367,12 +367,6 @@ std::string StatsServer::endpoint_metrics(const Counters& c) {
 
 StatsServer::~StatsServer() { stop(); }
 
-bool StatsServer::start(const std::string& host, int port, std::string& err) {
-  StatsOptions o;
-  o.listen = host + ":" + std::to_string(port);
-  return start(o, err);
-}
-
 bool StatsServer::start(const StatsOptions& o, std::string& err) {
   if (running()) {
     err = "already serving";

@@ -138,8 +138,6 @@ class StatsServer {
   // may simply be called again later (ntp-control retries every few
   // seconds rather than giving up its job for want of a port).
   bool start(const StatsOptions& o, std::string& err);
-  // As before issue 9: host:port with the default limits.
-  bool start(const std::string& host, int port, std::string& err);
   bool running() const { return listen_thread_.joinable(); }
   // Closes the listener (a Unix socket's path is removed) and every
   // connection; waits for the threads (at most one request timeout).
