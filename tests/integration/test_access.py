@@ -54,7 +54,7 @@ except Exception as e:
 
 
 class AccessTest(unittest.TestCase):
-    def lab(self, tag, kod):
+    def lab(self, tag, kod, access=None, extra=""):
         self.app_ns = netlab.Namespace(netlab.unique(f"ntp{tag}a"))
         self.lab_ns = netlab.Namespace(netlab.unique(f"ntp{tag}c"))
         netlab.veth_pair(self.app_ns, "dp0", self.lab_ns, "eth0")
@@ -68,10 +68,10 @@ class AccessTest(unittest.TestCase):
             self.lab_ns.exec("ip", "addr", "add", f"{a}/24", "dev", "mg0")
         self.dir = netlab.workdir(tag)
         sysname = netlab.unique("X")
-        access = ACCESS + ("\nkod = true" if kod else "")
-        self.app = netlab.Appliance(self.app_ns, sysname, self.dir, netlab.appliance_config(
-            sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24", refclock_master=2,
-            listen=f"{MGMT_APP}:9123", access=access)).start()
+        access = (ACCESS if access is None else access) + ("\nkod = true" if kod else "")
+        cfg = netlab.appliance_config(sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24", refclock_master=2,
+                                      listen=f"{MGMT_APP}:9123", access=access)
+        self.app = netlab.Appliance(self.app_ns, sysname, self.dir, cfg.replace("[ntp]\n", "[ntp]\n" + extra, 1)).start()
 
     def flood(self, name, **opts):
         opts.setdefault("rate", 20)
@@ -193,6 +193,27 @@ class AccessTest(unittest.TestCase):
               file=sys.stderr)
         self.assertEqual(d.get("kod_deny"), 1 + sum(res[n]["rx"]["kod_deny"] for n in ("denied v4", "unlisted",
                                                                                        "query-only")), d)
+
+    def test_unknown_peer_answered_statelessly_within_its_limit(self):
+        # ntp.answer_unknown_peers: a mode-1 packet from an address that may
+        # not peer gets a stateless mode-2 answer, limited like a client's.
+        self.lab("acu", kod=False, access='query = ["10.0.8.0/30"]', extra="answer_unknown_peers = true\n")
+        before = self.totals()
+        r = self.flood("unknown", src="10.0.6.50", mode=1, poll=17, rate=100, count=200).result(timeout=30)
+        d = netlab.counter_delta(before, self.totals())
+        rx = r["rx"]
+        burst, per_interval = 8, 1 + math.ceil(r["seconds"] / 2 ** INTERVAL_LOG2)  # [ratelimit] defaults
+        print(f"\n  {r['sent']} mode-1 packets (poll 17) in {r['seconds']:.1f} s from an address that may not peer: "
+              f"{rx['to_sources']} packets back, by mode {rx['by_mode']} (bound {burst} + 2 x {per_interval}); "
+              f"associations {[a['address'] for a in self.app.status()['associations']]}; dataplane: stateless "
+              f"answers {d.get('ntp_stateless_peer_replies')}, rate_limited {d.get('drop_rate_limited')}",
+              file=sys.stderr)
+        self.assertEqual(self.app.status()["associations"], [])
+        self.assertGreaterEqual(rx["by_mode"].get("2", 0), 1, rx)
+        self.assertEqual(rx["to_sources"], rx["by_mode"].get("2", 0), rx)
+        self.assertLessEqual(rx["to_sources"], burst + 2 * per_interval, rx)
+        self.assertEqual(rx["larger_than_request"], 0, rx)
+        self.assertEqual(d.get("ntp_to_control", 0), 0, d)
 
 
 if __name__ == "__main__":
