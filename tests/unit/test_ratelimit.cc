@@ -10,13 +10,41 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
 
 #include "tests/support/test_seed.h"
+
+// Every operator new of the program is counted (they all end in these two),
+// to show the limiter allocates nothing after its constructor.
+static std::atomic<uint64_t> g_news{0};
+void* operator new(std::size_t n) {
+  g_news.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+  g_news.fetch_add(1, std::memory_order_relaxed);
+  const auto al = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace ntp::dp {
 namespace {
@@ -48,6 +76,38 @@ TEST(RateLimiter, CapacityMustBeAPowerOfTwoOfAtLeast1024) {
   EXPECT_EQ(rl.fill(), 0u);
   EXPECT_EQ(rl.inserts(), 0u);
   EXPECT_EQ(rl.evictions(), 0u);
+}
+
+// The table and everything else come from the constructor: checks,
+// evictions, the top list, a reload and the status allocate nothing (the
+// C allocations of the table are not operator new: the check below shows
+// the counter counts).
+TEST(RateLimiter, AllocatesNothingAfterItsConstructor) {
+  const uint64_t before_probe = g_news.load();
+  int* volatile probe = new int(1);  // volatile: the compiler may not elide the pair
+  delete probe;
+  ASSERT_EQ(g_news.load(), before_probe + 1) << "the counter does not see operator new";
+  RateLimiter rl(1024, params(0, 2), 3);
+  ReplyCap cap(1000);
+  proto::LimiterStatus st;
+  const uint64_t before = g_news.load();
+  for (uint32_t i = 0; i < 200000; ++i) {
+    // One heavy source, 800 light ones (some buckets overflow: evictions).
+    const uint32_t ip = (i % 7 == 0) ? kClient : 0x0A000000u + i % 800;
+    const int64_t t = kNs + i * 1000;
+    rl.check_v4(ip, t);
+    rl.excess_v4(ip ^ 1, t);
+    cap.take(t);
+    if (i % 50000 == 0) {
+      rl.set_params(params(i % 2 ? 3 : 0, 4));
+      cap.set_rate(500);
+      rl.top_limited(st);
+    }
+  }
+  rl.top_limited(st);
+  EXPECT_EQ(g_news.load(), before);
+  EXPECT_GT(rl.evictions(), 0u);
+  EXPECT_EQ(st.n_top, proto::kTopLimitedSources);
 }
 
 TEST(RateLimiter, MemoryIsSixteenBytesAnEntryPlusAFixedPart) {
