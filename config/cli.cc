@@ -84,8 +84,19 @@ std::optional<Config> load_from_command_line(const CliSpec& spec, int argc, char
   if (spec.host_checks != kCheckNone) {
     std::unique_ptr<HostFacts> real;
     if (!host) host = (real = real_host_facts()).get();
-    const HostCheckResult hc = check_host(*cfg, KeyLocations::from_file(cli.config_path), spec.host_checks, *host,
-                                          /*starting=*/cli.action == CliArgs::Action::kRun);
+    const KeyLocations where = KeyLocations::from_file(cli.config_path);
+    const bool starting = cli.action == CliArgs::Action::kRun;
+    HostCheckResult hc;
+    if (starting && spec.stats_listen_retried && (spec.host_checks & kCheckStatsListen)) {
+      // The stats port as --check judges it (in use: a warning), the rest
+      // as a start does.
+      hc = check_host(*cfg, where, spec.host_checks & ~HostChecks{kCheckStatsListen}, *host, true);
+      HostCheckResult stats = check_host(*cfg, where, kCheckStatsListen, *host, false);
+      hc.errors.insert(hc.errors.end(), stats.errors.begin(), stats.errors.end());
+      hc.warnings.insert(hc.warnings.end(), stats.warnings.begin(), stats.warnings.end());
+    } else {
+      hc = check_host(*cfg, where, spec.host_checks, *host, starting);
+    }
     for (const auto& w : hc.warnings) std::fprintf(stderr, "%s: warning: %s\n", spec.program, w.to_string().c_str());
     if (!hc.ok()) {
       for (const auto& e : hc.errors) std::fprintf(stderr, "%s: %s\n", spec.program, e.to_string().c_str());

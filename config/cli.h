@@ -20,6 +20,10 @@ struct CliSpec {
   // What this program checks on the host, at --check and at a start alike
   // (host_check.h says which daemon checks what, and why there).
   HostChecks host_checks = kCheckNone;
+  // The program retries a stats.listen that is merely in use (ntp-control
+  // serves NTP meanwhile): at a start that is a warning, as at --check, not
+  // a refusal. An address the host does not have is refused all the same.
+  bool stats_listen_retried = false;
 };
 
 struct CliArgs {

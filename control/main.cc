@@ -344,7 +344,10 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   const std::optional<config::Config> cfg =
       config::load_from_command_line(
-          {.program = "ntp-control", .print_keys = true, .host_checks = config::kControlHostChecks}, argc, argv,
+          {.program = "ntp-control",
+           .print_keys = true,
+           .host_checks = config::kControlHostChecks,
+           .stats_listen_retried = true}, argc, argv,
           exit_code);
   if (!cfg) return exit_code;
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));

@@ -16,6 +16,9 @@ daemons' pids unchanged and serving throughout:
   polled (reach > 0: the dataplane forwards its replies, the control plane
   sends) without a restart;
 - a key that needs a restart is named in the log, and nothing else happens.
+Also what the systemd unit relies on: ntp-control as an unprivileged user
+with no capability serves and reloads; a stats port another user took
+first does not stop it (it serves NTP and binds the port once free).
 """
 import json
 import os
@@ -215,6 +218,28 @@ class ReloadTest(unittest.TestCase):
         self.hup("control")
         self.assertIn("reloaded", app.log("control").split("SIGHUP: reloading")[-1])
         self.assertIsNone(app.cp.poll())
+
+    def test_stats_port_taken_is_retried(self):
+        """A local user holds the stats port first: ntp-control starts all the
+        same, serves NTP, says it retries, and binds once the port is free."""
+        app = self.app
+        holder = self.srv.popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+                                 "-c", "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',9123))\n"
+                                 "s.listen()\nprint('bound',flush=True)\ntime.sleep(600)"],
+                                os.path.join(self.dir, "holder.log"))
+        wait_for(lambda: "bound" in open(os.path.join(self.dir, "holder.log")).read() or holder.poll() is not None,
+                 10, what="the port holder")
+        self.assertIsNone(holder.poll(), open(os.path.join(self.dir, "holder.log")).read())
+        app.start_dataplane()
+        app.start_control(wait=False)
+        wait_for(lambda: app._died(app.cp, "control") or app.log_contains("control", "retrying every 5 s"), 15,
+                 what="the control plane to say it retries the stats port")
+        wait_for(lambda: app._died(app.cp, "control") or app.log_contains("control", "serving synchronized"), 15,
+                 what="the control plane to serve without its stats endpoint")
+        self.assertEqual(self.query(), 3)
+        netlab.stop_process(holder)
+        wait_for(lambda: app._died(app.cp, "control") or app.status(), 15, what="the stats endpoint after the port is free")
+        self.assertRegex(app.log("control"), r"stats endpoint on 127\.0\.0\.1:9123 after \d+ failed attempt")
 
 
 if __name__ == "__main__":

@@ -405,6 +405,36 @@ TEST(Cli, FrontDoorStatsPortInUse) {
   EXPECT_EQ(r.err, "");
 }
 
+// ntp-control retries a stats port in use (a local user took it first):
+// its start goes on with the warning; an address the host does not have
+// is still refused, and the other checks still refuse at a start.
+TEST(Cli, FrontDoorStatsPortInUseIsRetried) {
+  CliSpec control{"ntp-control", true, kCheckStatsListen};
+  control.stats_listen_retried = true;
+  OneCpuHost host;
+  host.bind_errno = EADDRINUSE;
+  FrontDoor r = front_door_on(control, host, {"--config", kSeed});
+  ASSERT_TRUE(r.cfg) << r.err;
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.err.rfind("ntp-control: warning: " + kSeed + ":" + seed_line_of("listen") +
+                            ":10: stats.listen: cannot listen on 127.0.0.1:9123: " + std::strerror(EADDRINUSE),
+                        0),
+            0u)
+      << r.err;
+  host.bind_errno = EADDRNOTAVAIL;
+  r = front_door_on(control, host, {"--config", kSeed});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("stats.listen: cannot listen on 127.0.0.1:9123"), std::string::npos) << r.err;
+  // DeviceC's worker lcore 1 on a one-CPU host: refused at a start as before.
+  host.bind_errno = EADDRINUSE;
+  control.host_checks |= kCheckLcoresExist;
+  r = front_door_on(control, host, {"--config", kSeed});
+  EXPECT_FALSE(r.cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("1 error(s) in " + kSeed), std::string::npos) << r.err;
+}
+
 // A reload: a small file as running, then key groups changed in its text
 // (appended lines land in [access]) or in the parsed struct.
 Config parsed(const std::string& text) {
