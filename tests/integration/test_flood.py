@@ -41,9 +41,12 @@ class FloodTest(unittest.TestCase):
         def reading():
             s = app.status() or {}
             p = next((a for a in s.get("associations", []) if a["address"] == CHRONY_IP), None)
-            return (p and p["reach"], p and p["selection"], s.get("system", {}).get("synchronized")), s
-        good = (255, "system peer", True)
-        wait_for(lambda: reading()[0] == good, 150, interval=0.5,
+            # The reach register has lost nothing: every bit set but perhaps
+            # the lowest, 0 from our transmit until its answer (RFC 5905 13).
+            full = p is not None and p["reach"] | 1 == 255
+            return (full, p and p["selection"], s.get("system", {}).get("synchronized"), p and p["reach"]), s
+        good = (True, "system peer", True)
+        wait_for(lambda: reading()[0][:3] == good, 150, interval=0.5,
                  what="the appliance synchronized to chronyd with reach 377")
         before = netlab.worker_totals(reading()[1])
 
@@ -64,7 +67,7 @@ class FloodTest(unittest.TestCase):
         delta = netlab.counter_delta(before, after)
         seconds = max(r["seconds"] for r in results)
         rate = sum(r["sent"] for r in results) / seconds
-        bad = [x for x in readings if x != good]
+        bad = [x for x in readings if x[:3] != good]
         print(f"\n  spoofed mode-4 flood for {seconds:.0f} s at {rate:.0f} packets/s ("
               + ", ".join(f"{r['source']}: {r['rate_achieved']:.0f}/s" for r in results)
               + f"): {len(readings) - len(bad)} of {len(readings)} readings with reach 377, chronyd the system peer "
