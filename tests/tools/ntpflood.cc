@@ -234,6 +234,7 @@ struct ReplyCounts {
   uint64_t frames = 0, to_sources = 0, ntp = 0, arp_requests = 0, other = 0;
   uint64_t normal = 0, kod_rate = 0, kod_deny = 0, kod_other = 0;
   uint64_t matched = 0, duplicates = 0, unmatched = 0, larger_than_request = 0;
+  int64_t first_ns = 0, last_ns = 0;  // when the first and the last matched reply came (monotonic)
   std::map<int, uint64_t> by_mode;
   std::map<std::string, uint64_t> kiss_codes;
   std::map<int, uint64_t> by_stratum;
@@ -248,6 +249,7 @@ struct Flood {
   uint32_t key = 0;           // hides the sequence number in the transmit timestamp
   uint32_t t0_ntp_s = 0;      // NTP seconds at start (the transmit timestamp's high word)
   uint64_t sent = 0, send_errors = 0;
+  int64_t start_ns = 0;
   std::vector<uint8_t> answered;  // per sequence number, for matching (bounded)
   std::vector<uint32_t> answered_per_source;
   ReplyCounts rx;
@@ -386,6 +388,9 @@ struct Flood {
       answered[seq] = 1;
     }
     ++rx.matched;
+    const int64_t t = mono_ns();
+    if (rx.first_ns == 0) rx.first_ns = t;
+    rx.last_ns = t;
     if (!answered_per_source.empty() && !o.order_random) ++answered_per_source[seq % o.sources];
     ++rx.by_mode[ntp[0] & 7];
     ++rx.by_stratum[ntp[1]];
@@ -491,6 +496,7 @@ struct Flood {
       poll(&p, 1, 20);
       drain();
     }
+    start_ns = start;
     report(static_cast<double>(send_end - start) / 1e9);
   }
 
@@ -509,6 +515,9 @@ struct Flood {
                   rx.frames, rx.to_sources, rx.ntp, rx.arp_requests, rx.other, rx.normal, rx.kod_rate, rx.kod_deny, rx.kod_other,
                   rx.matched, rx.duplicates, rx.unmatched, rx.larger_than_request);
       const char* sep = "";
+      // The replies' span, from the first packet sent: a rate limit holds over it.
+      std::printf(", \"first_s\": %.6f, \"last_s\": %.6f", rx.first_ns ? (rx.first_ns - start_ns) / 1e9 : 0.0,
+                  rx.last_ns ? (rx.last_ns - start_ns) / 1e9 : 0.0);
       std::printf(", \"by_mode\": {");
       for (auto& [m, c] : rx.by_mode) { std::printf("%s\"%d\": %" PRIu64, sep, m, c); sep = ", "; }
       sep = "";
