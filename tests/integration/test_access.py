@@ -199,10 +199,19 @@ class AccessTest(unittest.TestCase):
         # not peer gets a stateless mode-2 answer, limited like a client's.
         self.lab("acu", kod=False, access='query = ["10.0.8.0/30"]', extra="answer_unknown_peers = true\n")
         before = self.totals()
+        # Meanwhile a limited client over its limit, with kod = false: what
+        # its limit allows (the leaks within its excess budget), no KoD.
+        client = self.flood("limited", src="10.0.6.51", rate=100, count=200)
         r = self.flood("unknown", src="10.0.6.50", mode=1, poll=17, rate=100, count=200).result(timeout=30)
+        c = client.result(timeout=30)
         d = netlab.counter_delta(before, self.totals())
         rx = r["rx"]
         burst, per_interval = 8, 1 + math.ceil(r["seconds"] / 2 ** INTERVAL_LOG2)  # [ratelimit] defaults
+        print(f"\n  a limited client at 100/s for {c['seconds']:.1f} s, kod = false: {c['rx']['to_sources']} packets back, "
+              f"{c['rx']['normal']} answers, kiss codes {c['rx']['kiss_codes']}", file=sys.stderr, end="")
+        self.assertGreaterEqual(c["rx"]["normal"], burst, c)
+        self.assertEqual(c["rx"]["to_sources"], c["rx"]["normal"], c)
+        self.assertLessEqual(c["rx"]["normal"], burst + 2 * per_interval, c)
         print(f"\n  {r['sent']} mode-1 packets (poll 17) in {r['seconds']:.1f} s from an address that may not peer: "
               f"{rx['to_sources']} packets back, by mode {rx['by_mode']} (bound {burst} + 2 x {per_interval}); "
               f"associations {[a['address'] for a in self.app.status()['associations']]}; dataplane: stateless "
@@ -214,6 +223,7 @@ class AccessTest(unittest.TestCase):
         self.assertLessEqual(rx["to_sources"], burst + 2 * per_interval, rx)
         self.assertEqual(rx["larger_than_request"], 0, rx)
         self.assertEqual(d.get("ntp_to_control", 0), 0, d)
+        self.assertEqual(d.get("kod_rate", 0) + d.get("kod_deny", 0), 0, d)
 
 
 if __name__ == "__main__":
