@@ -612,7 +612,10 @@ std::vector<AssociationState> Engine::sessions(int64_t now_ns) const {
   for (const auto& [id, a] : assocs_) {
     AssociationState s = a->state(now_ns);
     const bool fit = a->fit(now_ns, ls, &s.unfit);
-    auto in = [id](const std::vector<uint32_t>& ids) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
+    // (A copy: clang 14 cannot capture a structured binding.)
+    auto in = [self = id](const std::vector<uint32_t>& ids) {
+      return std::find(ids.begin(), ids.end(), self) != ids.end();
+    };
     if (sys_peer_ == id)
       s.selection = SelectionState::kSystemPeer;
     else if (!fit)

@@ -1,0 +1,325 @@
+// libFuzzer target: a stateful run of ctl::Engine (the NTP system process)
+// driven by the input as a sequence of operations.
+//
+// Input: a 16-byte prefix that chooses the configuration, then operations
+// of a 1-byte opcode and its arguments (a short input ends the run):
+//   prefix[0]     bits 0-1: configured servers (0..3), bit 2: a [[peer]],
+//                 bit 3: refclock_master (stratum prefix[1] % 15 + 1),
+//                 bits 4-6: max_dynamic_sessions 0..7
+//   prefix[2..3]  passive_minpoll / maxpoll (each % 22 - 4, ordered)
+//   prefix[4..5]  passive_timeout_s (16 + value % 1000)
+//   prefix[6..13] the engine's seed (poll jitter)
+//   op % 8:
+//   0, 1  a packet: from one of a few addresses (configured ones, two of
+//         the peer class 10.1/16, an outsider, our own), mode, leap,
+//         stratum, poll, refid (kiss codes among them), an origin that
+//         echoes what we last sent there or not, timestamps around now,
+//         ports that match or not; or a sane server's header
+//   2     the dataplane's report of a packet we sent (sent or failed)
+//   3     time passes (up to ~2^40 ns) and the timers run
+//   4     a large jump of the caller's clock (forward, or back by < 1 s)
+//   5     a reload (Engine::reconfigure) with servers/peer/access changed
+//   6     the leap file's word, or the local clock's quality
+//   7     timers at now
+// Clock adjustments that come out are applied to the caller's clock as the
+// control plane would (a step moves now by step_ns).
+//
+// Invariants, after every operation:
+//  - associations <= configured + max_dynamic_sessions (the config in force)
+//  - every OutPacket goes to a configured address or one whose access class
+//    may peer, in mode 1, 2 or 3, version 1..4, 48 bytes of header;
+//    a client request from a port in 1024..65535, symmetric ones from 123
+//  - system variables: stratum 1..16, leap 0..3, root delay and root
+//    dispersion >= 0; synchronized => stratum <= 15
+//  - sessions() lists every association once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "control/ntp/engine.h"
+#include "proto/ntp_packet.h"
+#include "proto/ntp_time.h"
+
+namespace {
+
+using namespace ntp;
+
+constexpr size_t kPrefixLen = 16;
+constexpr int64_t kS = 1'000'000'000;
+constexpr uint32_t kOwn = 0x0A000001;
+// Configured servers, the [[peer]], two addresses of the peer class, an
+// outsider (limited class) and our own address.
+constexpr uint32_t kServers[3] = {0x0A000002, 0x0A000003, 0x0A000004};
+constexpr uint32_t kConfiguredPeer = 0x0A000005;
+constexpr uint32_t kPool[] = {0x0A000002, 0x0A000003, 0x0A000004, 0x0A000005,
+                              0x0A010005, 0x0A010006, 0xC0000201, kOwn};
+constexpr uint32_t kKisses[] = {proto::kKissRate, proto::kKissDeny, proto::kKissRstr, proto::kKissInit,
+                                proto::kKissStep, 0x0A000001};
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "fuzz_engine: invariant violated: %s\n", what);
+  std::abort();
+}
+
+struct Reader {
+  const uint8_t* p;
+  const uint8_t* end;
+  bool more(size_t n) const { return static_cast<size_t>(end - p) >= n; }
+  template <class T>
+  T get() {
+    T v{};
+    if (!more(sizeof v)) {
+      p = end;
+      return v;
+    }
+    std::memcpy(&v, p, sizeof v);
+    p += sizeof v;
+    return v;
+  }
+};
+
+ctl::AssocConfig assoc(uint32_t address, ctl::AssocMode mode, uint8_t polls) {
+  ctl::AssocConfig a;
+  a.address = address;
+  a.mode = mode;
+  a.minpoll_log2 = polls % 8 - 4;
+  a.maxpoll_log2 = a.minpoll_log2 + (polls >> 3) % 6;
+  a.iburst = polls & 0x40;
+  a.burst = polls & 0x80;
+  return a;
+}
+
+ctl::EngineConfig make_config(uint8_t shape, uint8_t stratum, uint8_t minp, uint8_t maxp, uint16_t timeout,
+                              bool peer_class) {
+  ctl::EngineConfig c;
+  for (unsigned i = 0; i < (shape & 3u); i++) c.associations.push_back(assoc(kServers[i], ctl::AssocMode::kClient, shape ^ static_cast<uint8_t>(i * 37)));
+  if (shape & 4) c.associations.push_back(assoc(kConfiguredPeer, ctl::AssocMode::kSymmetricActive, shape));
+  if (shape & 8) c.refclock_master = stratum % 15 + 1;
+  c.own_addresses = {kOwn};
+  std::vector<proto::AccessRule> rules;
+  if (peer_class) rules.push_back({0x0A010000, 16, proto::AccessClass::kPeer});
+  c.access = proto::AccessTable(rules, proto::AccessClass::kLimited);
+  c.max_dynamic_sessions = (shape >> 4) & 7;
+  int lo = minp % 22 - 4, hi = maxp % 22 - 4;
+  if (lo > hi) std::swap(lo, hi);
+  c.passive_minpoll_log2 = lo;
+  c.passive_maxpoll_log2 = hi;
+  c.passive_timeout_ns = (16 + timeout % 1000) * kS;
+  c.precision_log2 = -20;
+  return c;
+}
+
+// What we last sent to an address, to answer it (or not).
+struct LastSent {
+  ctl::OutPacket pkt;
+  int64_t tx_ns = 0;
+};
+
+class Run {
+ public:
+  Run(const ctl::EngineConfig& cfg, uint64_t seed, int64_t now) : cfg_(cfg), now_(now), engine_(cfg, seed, now) {}
+
+  void check(const ctl::EngineOutput& out) {
+    const size_t configured = engine_.config().associations.size();
+    const size_t cap = configured + static_cast<size_t>(std::max(engine_.config().max_dynamic_sessions, 0));
+    if (engine_.associations() > cap) fail("more associations than configured + max_dynamic_sessions");
+    for (const ctl::OutPacket& o : out.packets) {
+      bool known = false;
+      for (const ctl::AssocConfig& a : engine_.config().associations) known |= a.address == o.dst_ip;
+      if (!known && !proto::may_peer(engine_.config().access.classify_v4(o.dst_ip)))
+        fail("a packet to an address neither configured nor of the peer class");
+      if (o.dst_ip == kOwn) fail("a packet to our own address");
+      static_assert(sizeof o.payload == proto::kHeaderLen, "a header, no more");
+      const proto::NtpHeader h = proto::read_header(o.payload.data());
+      if (h.version < 1 || h.version > 4) fail("version out of 1..4");
+      if (h.mode == proto::Mode::kClient) {
+        if (o.src_port < 1024) fail("a client request from a privileged port");
+        if (!h.origin.is_zero() || !h.receive.is_zero()) fail("a client request reveals timestamps");
+      } else if (h.mode == proto::Mode::kSymmetricActive || h.mode == proto::Mode::kSymmetricPassive) {
+        if (o.src_port != proto::kNtpPort) fail("a symmetric packet not from port 123");
+      } else {
+        fail("a packet of mode other than 1, 2, 3");
+      }
+    }
+    const ctl::SystemVariables v = engine_.system_at(now_);
+    if (v.stratum < 1 || v.stratum > 16) fail("system stratum out of 1..16");
+    if (v.leap > 3) fail("leap out of 0..3");
+    if (v.root_delay_ns < 0) fail("negative root delay");
+    if (v.root_dispersion_ns < 0) fail("negative root dispersion");
+    if (v.synchronized && v.stratum > 15) fail("synchronized at stratum 16");
+    if (engine_.sessions(now_).size() != engine_.associations()) fail("sessions() misses associations");
+  }
+
+  // Carries out what came out: remembers the packets, applies a step.
+  void carry_out(ctl::EngineOutput& out) {
+    check(out);
+    for (const ctl::OutPacket& o : out.packets) {
+      sent_[o.dst_ip] = {o, 0};
+      unreported_.push_back(o.cookie);
+      if (unreported_.size() > 16) unreported_.erase(unreported_.begin());
+    }
+    if (out.adjust && out.adjust->step) now_ += std::clamp<int64_t>(out.adjust->step_ns, -1000 * kS, 1000 * kS);
+    out = {};
+  }
+
+  void packet(Reader& r) {
+    const uint8_t who = r.get<uint8_t>();
+    const uint8_t flags = r.get<uint8_t>();
+    const uint8_t modes = r.get<uint8_t>();
+    const int8_t poll = r.get<int8_t>();
+    const uint8_t stratum = r.get<uint8_t>();
+    const int32_t offset_us = r.get<int32_t>();
+    const uint64_t random_ts = r.get<uint64_t>();
+    const uint16_t random_port = r.get<uint16_t>();
+    const uint32_t address = kPool[who % std::size(kPool)];
+    proto::NtpHeader h;
+    h.leap = static_cast<proto::Leap>(flags & 3);
+    h.version = static_cast<uint8_t>(1 + (flags >> 2) % 4);
+    static constexpr proto::Mode kModes[] = {proto::Mode::kServer, proto::Mode::kSymmetricActive,
+                                             proto::Mode::kSymmetricPassive, proto::Mode::kClient};
+    h.mode = kModes[modes % 4];
+    h.stratum = stratum % 20;
+    h.poll_log2 = poll;
+    h.precision_log2 = static_cast<int8_t>(-(modes >> 2) % 32);
+    h.refid = (flags & 0x10) ? kKisses[stratum % std::size(kKisses)] : random_ts >> 32;
+    h.root_delay = static_cast<uint32_t>(random_ts) & 0xFFFFF;
+    h.root_dispersion = static_cast<uint32_t>(random_ts >> 12) & 0xFFFFF;
+    if (modes & 0x10) {
+      // A sane server (leap 0, stratum 1..3, small root distance): so that
+      // the run reaches selection, the servo and clock updates often.
+      h.leap = proto::Leap::kNone;
+      h.stratum = static_cast<uint8_t>(1 + stratum % 3);
+      h.refid = random_ts >> 32;
+      h.root_delay = static_cast<uint32_t>(random_ts) & 0x3FF;
+      h.root_dispersion = static_cast<uint32_t>(random_ts >> 12) & 0x3FF;
+    }
+    const auto it = sent_.find(address);
+    const bool echo = (flags & 0x20) && it != sent_.end();
+    if (echo) {
+      const proto::NtpHeader ours = proto::read_header(it->second.pkt.payload.data());
+      // What the peer saw as our transmit timestamp: the dataplane's stamp
+      // (symmetric) or the nonce (client).
+      h.origin = it->second.pkt.stamp_transmit ? proto::ntp_from_unix_ns(it->second.tx_ns) : ours.transmit;
+    } else if (flags & 0x40) {
+      h.origin = proto::NtpTimestamp::from_raw(random_ts);
+    }  // else zero
+    const int64_t remote = now_ + static_cast<int64_t>(offset_us) * 1000;
+    h.receive = (flags & 0x80) ? proto::NtpTimestamp{} : proto::ntp_from_unix_ns(remote - 100'000);
+    h.transmit = (modes & 0x80) ? proto::NtpTimestamp::from_raw(random_ts ^ 0x5555) : proto::ntp_from_unix_ns(remote);
+    proto::RxPacket p{};
+    p.rx_time_ns = now_ + (modes & 0x40 ? 200'000 : 0);
+    p.src_ip = address;
+    p.dst_ip = kOwn;
+    const bool ports_right = !(modes & 0x20) && it != sent_.end();
+    p.src_port = ports_right ? it->second.pkt.dst_port : (random_port & 1 ? proto::kNtpPort : random_port);
+    p.dst_port = ports_right ? it->second.pkt.src_port : (random_port & 2 ? proto::kNtpPort : random_port);
+    p.len = proto::kHeaderLen;
+    proto::write_header(h, p.payload);
+    ctl::EngineOutput out;
+    engine_.on_packet(p, now_, out);
+    carry_out(out);
+  }
+
+  void tx_report(Reader& r) {
+    const uint8_t which = r.get<uint8_t>();
+    const uint8_t status = r.get<uint8_t>();
+    if (unreported_.empty()) return;
+    const size_t i = which % unreported_.size();
+    proto::TxReport rep{};
+    rep.cookie = unreported_[i];
+    rep.tx_time_ns = now_;
+    rep.status = status & 1 ? 0 : status;
+    for (auto& [address, last] : sent_)
+      if (last.pkt.cookie == rep.cookie) last.tx_ns = now_;
+    unreported_.erase(unreported_.begin() + static_cast<ptrdiff_t>(i));
+    ctl::EngineOutput out;
+    engine_.on_tx_report(rep, now_, out);
+    carry_out(out);
+  }
+
+  void timers() {
+    ctl::EngineOutput out;
+    engine_.on_timer(now_, out);
+    carry_out(out);
+  }
+
+  void pass(Reader& r) {
+    const uint8_t shift = r.get<uint8_t>() % 41;
+    now_ += static_cast<int64_t>(r.get<uint16_t>()) << shift >> 16;
+    now_ += 1;
+    // Every timer due on the way, as the control loop runs them.
+    for (int i = 0; i < 64 && engine_.next_timer_ns() <= now_; i++) timers();
+    timers();
+  }
+
+  void jump(Reader& r) {
+    const int32_t v = r.get<int32_t>();
+    if (v < 0)
+      now_ -= static_cast<int64_t>(-(v / 2)) % kS;  // a little back
+    else
+      now_ += static_cast<int64_t>(v) * 1'000'000;  // up to ~25 days on
+    timers();
+  }
+
+  void reload(Reader& r) {
+    const uint8_t shape = r.get<uint8_t>();
+    const uint8_t minp = r.get<uint8_t>(), maxp = r.get<uint8_t>();
+    const uint16_t timeout = r.get<uint16_t>();
+    ctl::EngineConfig next = make_config(shape, 2, minp, maxp, timeout, shape & 0x80);
+    next.refclock_master = cfg_.refclock_master;
+    if (shape & 0x40) next.refclock_master = (shape & 1) ? std::optional<int>{} : std::optional<int>{shape % 15 + 1};
+    ctl::EngineOutput out;
+    engine_.reconfigure(next, now_, out);
+    carry_out(out);
+  }
+
+  void leap_or_quality(Reader& r) {
+    const uint8_t v = r.get<uint8_t>();
+    const uint32_t err = r.get<uint32_t>();
+    if (v & 1)
+      engine_.set_file_leap(v & 2 ? std::optional<int>{} : std::optional<int>{static_cast<int>(v >> 2) % 3 - 1});
+    else
+      engine_.set_local_clock_quality({.synchronized = (v & 2) != 0, .max_error_ns = err}, v & 4);
+    ctl::EngineOutput out;
+    check(out);
+  }
+
+ private:
+  ctl::EngineConfig cfg_;
+  int64_t now_;
+  ctl::Engine engine_;
+  std::map<uint32_t, LastSent> sent_;
+  std::vector<uint64_t> unreported_;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < kPrefixLen) return 0;
+  Reader r{data, data + size};
+  const uint8_t shape = r.get<uint8_t>(), stratum = r.get<uint8_t>();
+  const uint8_t minp = r.get<uint8_t>(), maxp = r.get<uint8_t>();
+  const uint16_t timeout = r.get<uint16_t>();
+  const uint64_t seed = r.get<uint64_t>();
+  r.get<uint16_t>();  // reserved
+  const ctl::EngineConfig cfg = make_config(shape, stratum, minp, maxp, timeout, true);
+  Run run(cfg, seed, 1'700'000'000 * kS);
+  for (int ops = 0; ops < 4096 && r.more(1); ops++) {
+    switch (r.get<uint8_t>() % 8) {
+      case 0:
+      case 1: run.packet(r); break;
+      case 2: run.tx_report(r); break;
+      case 3: run.pass(r); break;
+      case 4: run.jump(r); break;
+      case 5: run.reload(r); break;
+      case 6: run.leap_or_quality(r); break;
+      default: run.timers(); break;
+    }
+  }
+  return 0;
+}
