@@ -426,6 +426,32 @@ TEST(EngineReload, KeepsUnchangedAssociationsAddsAndRemovesTheRest) {
   EXPECT_EQ(e.associations(), 3u);
 }
 
+TEST(EngineReload, PassiveAssociationsThatMayStillPeerTakeTheNewLimits) {
+  EngineConfig c = lab({});
+  Engine e(c, test::seed(), kStart);
+  int64_t now = kStart;
+  EngineOutput out;
+  for (uint32_t i = 0; i < 3; ++i) e.on_packet(rx_packet(mode1(8, now), kPeerNet + 1 + i, 123, 123, now), now, out);
+  ASSERT_EQ(e.associations(), 3u);
+  EXPECT_EQ(e.sessions(now)[0].poll_log2, 8);
+  // A narrower range and a shorter timeout; room for two only.
+  EngineConfig next = c;
+  next.passive_maxpoll_log2 = 5;
+  next.passive_timeout_ns = 40 * kS;
+  next.max_dynamic_sessions = 2;
+  std::vector<Event> events;
+  out = {};
+  e.reconfigure(next, now, out);
+  events = out.events;
+  EXPECT_EQ(e.associations(), 2u);
+  EXPECT_EQ(count(events, EventKind::kPassiveRemoved), 1u);
+  for (const AssociationState& s : e.sessions(now)) EXPECT_EQ(s.poll_log2, 5);
+  run_until(e, now, kStart + 40 * kS, &events);
+  EXPECT_EQ(e.associations(), 2u);
+  run_until(e, now, kStart + 42 * kS, &events);
+  EXPECT_EQ(e.associations(), 0u);  // 40 s, not the 300 s they were created with
+}
+
 TEST(EngineReload, DroppingTheLocalClockLeavesNothingToServe) {
   Engine e(local_clock(2), 1, kNoonDec31Ns);
   ASSERT_TRUE(e.system_at(kNoonDec31Ns).synchronized);
