@@ -191,7 +191,7 @@ struct Checker {
     if (e == EADDRNOTAVAIL)
       error("stats.listen", what + " (no interface of this host, in this network namespace, has " + hp->host + ")");
     else if (e == EADDRINUSE && !starting)
-      warning("stats.listen", what + " now (a running instance?); a start needs it free");
+      warning("stats.listen", what + " now (a running instance?); ntp-control serves NTP without it and retries every 5 s");
     else
       error("stats.listen", what);
   }

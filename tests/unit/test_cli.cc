@@ -394,7 +394,7 @@ TEST(Cli, FrontDoorStatsPortInUse) {
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, kSeed + ": ok\n");
   EXPECT_EQ(r.err, "ntp-control: warning: " + kSeed + ":" + seed_line_of("listen") + ":10: stats.listen: cannot listen on 127.0.0.1:9123: " +
-                       std::strerror(EADDRINUSE) + " now (a running instance?); a start needs it free\n");
+                       std::strerror(EADDRINUSE) + " now (a running instance?); ntp-control serves NTP without it and retries every 5 s\n");
   r = front_door_on(control, host, {"--config", kSeed});
   EXPECT_FALSE(r.cfg);
   EXPECT_EQ(r.code, 2);
