@@ -24,7 +24,8 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$root" -Dbuildtype=release >/dev/null || { echo "bench: meson setup failed" >&2; exit 2; }
 fi
 mkdir -p "$out"
-if ! ninja -C "$build" tests/bench/bench_responder tests/bench/bench_worker tests/bench/bench_nic_clock >"$out/build.log" 2>&1; then
+if ! ninja -C "$build" tests/bench/bench_responder tests/bench/bench_worker tests/bench/bench_nic_clock \
+    tests/bench/bench_ratelimit >"$out/build.log" 2>&1; then
   tail -n 30 "$out/build.log" >&2
   echo "bench: build failed (is libbenchmark-dev installed? log: $out/build.log)" >&2
   exit 2
@@ -54,6 +55,11 @@ echo "== bench_nic_clock (Google Benchmark, CPU $cpu, median of 5)" >&2
 taskset -c "$cpu" "$build/tests/bench/bench_nic_clock" --benchmark_repetitions=5 --benchmark_min_time=0.3 \
   --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_nic_clock.json" --benchmark_out_format=json \
   >"$out/bench_nic_clock.txt" 2>&1 || { cat "$out/bench_nic_clock.txt" >&2; echo "bench: bench_nic_clock failed" >&2; exit 1; }
+
+echo "== bench_ratelimit (Google Benchmark, CPU $cpu, median of 5)" >&2
+taskset -c "$cpu" "$build/tests/bench/bench_ratelimit" --benchmark_repetitions=5 --benchmark_min_time=0.3 \
+  --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_ratelimit.json" --benchmark_out_format=json \
+  >"$out/bench_ratelimit.txt" 2>&1 || { cat "$out/bench_ratelimit.txt" >&2; echo "bench: bench_ratelimit failed" >&2; exit 1; }
 
 echo "== bench_worker ($packets packets, CPU $cpu, software timestamps)" >&2
 "$build/tests/bench/bench_worker" --packets "$packets" --lcore "$cpu" >"$out/bench_worker.txt" 2>&1
@@ -138,6 +144,16 @@ for b in d["benchmarks"]:
             print(f"{b['run_name']}: {1e9 / b['items_per_second']:.2f} ns per packet{target}")
         else:
             print(f"{b['run_name']}: {b['real_time'] * unit:.0f} ns per call (main lcore, every 100 ms per port)")
+EOF
+python3 - "$out/bench_ratelimit.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+parts = []
+for b in d["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6}[b["time_unit"]]
+        parts.append(f"{b['run_name'].removeprefix('BM_')} {b['cpu_time'] * unit:.1f}")
+print("rate limiter, ns per call (1M-client table): " + ", ".join(parts))
 EOF
 grep -E "^(worker loop|harness|replies checked|counters|allocations|context switches)" "$out/bench_worker.txt"
 grep -E "^(worker loop|timestamps|allocations)" "$out/bench_worker_hw.txt"
