@@ -39,6 +39,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -55,6 +56,7 @@
 
 #include "dataplane/frame.h"
 #include "dataplane/inet.h"
+#include "dataplane/ratelimit.h"
 #include "dataplane/worker.h"
 #include "hwclock/clock_model.h"
 #include "hwclock/nic_clock.h"
@@ -145,6 +147,13 @@ struct Options {
   int lcore = -1;            // -1: the last CPU
   bool quiet_eal = true;
   bool hw = false;           // NIC timestamps on every request
+  // --policy: the per-packet policy of issue 9 on: an access list of
+  // several hundred prefixes, every client in the rate-limited default class,
+  // a 2^20-entry limiter table, KoD on, and --sources distinct client
+  // addresses cycling (limits loose enough that every request is answered:
+  // what is timed is the lookups, not fewer replies).
+  bool policy = false;
+  uint32_t sources = 1u << 20;
 };
 
 [[noreturn]] void die(const char* what, const char* detail = nullptr) {
@@ -172,7 +181,9 @@ std::vector<Template> make_templates() {
 
 // Full check of one reply against the request it answers (found by the
 // client's UDP port). Returns an empty string when it is right.
-std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int64_t now_ns) {
+constexpr uint32_t kSourcesBase = 0x0A800000;  // 10.128.0.0/9: --policy's clients
+
+std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int64_t now_ns, bool many_sources) {
   using namespace ntp::dp;
   if (m->data_len != kFrameLen || m->pkt_len != kFrameLen) return "reply length";
   const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
@@ -185,9 +196,12 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
   if (!t) return "UDP destination is no client's port";
   if (std::memcmp(f, t->frame + 6, 6) != 0 || std::memcmp(f + 6, kPortMac, 6) != 0) return "Ethernet addresses";
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) return "IPv4 header checksum";
-  if (proto::load_be32(ip + 12) != kPortIp || proto::load_be32(ip + 16) != t->client_ip) return "IPv4 addresses";
+  // --policy: the client is whichever of the sources this request came from.
+  const uint32_t client_ip = many_sources ? proto::load_be32(ip + 16) : t->client_ip;
+  if (many_sources && (client_ip >> 23) != (kSourcesBase >> 23)) return "IPv4 destination is none of the sources";
+  if (proto::load_be32(ip + 12) != kPortIp || proto::load_be32(ip + 16) != client_ip) return "IPv4 addresses";
   if (proto::load_be16(udp) != proto::kNtpPort) return "UDP source port";
-  if (csum_fold(csum_add(pseudo_header_sum(kPortIp, t->client_ip, kIpProtoUdp, proto::load_be16(udp + 4)), udp, proto::load_be16(udp + 4))) !=
+  if (csum_fold(csum_add(pseudo_header_sum(kPortIp, client_ip, kIpProtoUdp, proto::load_be16(udp + 4)), udp, proto::load_be16(udp + 4))) !=
       0xFFFF)
     return "UDP checksum";
   const proto::ParseResult r = proto::parse({ntp, 48});
@@ -216,10 +230,33 @@ struct Harness {
   uint64_t ts_flag = 0;
   uint64_t nic_now = 0;
 
-  void restore(rte_mbuf* m, const Template& t) const {
-    std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), t.frame, kFrameLen);
+  // --policy: each request from the next of `sources` addresses.
+  uint32_t sources = 0;
+  uint32_t next_source = 0;
+
+  // RFC 1624 eqn. 3: the checksum after a 32-bit field went from `from` to `to`.
+  static uint16_t csum_replace32(uint16_t ck, uint32_t from, uint32_t to) {
+    uint32_t s = static_cast<uint16_t>(~ck);
+    s += static_cast<uint16_t>(~(from >> 16)) + static_cast<uint16_t>(~from & 0xFFFF) + (to >> 16) + (to & 0xFFFF);
+    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+    return static_cast<uint16_t>(~s);
+  }
+
+  void restore(rte_mbuf* m, const Template& t) {
+    uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+    std::memcpy(f, t.frame, kFrameLen);
     m->data_len = kFrameLen;
     m->pkt_len = kFrameLen;
+    if (sources) {
+      const uint32_t src = kSourcesBase + next_source;
+      next_source = next_source + 1 == sources ? 0 : next_source + 1;
+      uint8_t* ip = f + dp::kEthHeaderLen;
+      uint8_t* udp = ip + dp::kIpv4MinHeaderLen;
+      proto::store_be32(ip + 12, src);
+      proto::store_be16(ip + 10, csum_replace32(proto::load_be16(ip + 10), t.client_ip, src));
+      const uint16_t uck = csum_replace32(proto::load_be16(udp + 6), t.client_ip, src);
+      proto::store_be16(udp + 6, uck == 0 ? 0xFFFF : uck);
+    }
     if (ts_offset >= 0) {
       *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = nic_now;
       m->ol_flags |= ts_flag;
@@ -236,7 +273,8 @@ struct Harness {
       if (ts_offset >= 0) nic_now = hwclock::read_tsc();
       for (unsigned i = 0; i < n; i++) {
         if (((next + i) & (check_every - 1)) == 0) {
-          const std::string e = check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()));
+          const std::string e =
+              check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()), sources != 0);
           if (!e.empty()) die("wrong reply", e.c_str());
           checked++;
         }
@@ -276,9 +314,14 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--lcore") o.lcore = std::atoi(next());
     else if (a == "--eal-log") o.quiet_eal = false;
     else if (a == "--hw") o.hw = true;
+    else if (a == "--policy") o.policy = true;
+    else if (a == "--sources") o.sources = static_cast<uint32_t>(std::strtoul(next(), nullptr, 10));
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--eal-log]\n"
-                  "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n");
+      std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--policy "
+                  "[--sources N]] [--eal-log]\n"
+                  "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n"
+                  "  --policy  access list (several hundred prefixes), rate limiting (2^20-entry table) and KoD on,\n"
+                  "            requests from N distinct sources (default 2^20) in the rate-limited class\n");
       std::exit(0);
     } else {
       die("unknown argument", a.c_str());
@@ -286,6 +329,7 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.burst < 1 || o.burst > 256) die("--burst must be 1..256");
   if (o.inflight < o.burst || o.inflight > 16384) die("--inflight must be burst..16384");
+  if (o.sources < 1 || o.sources > (1u << 23)) die("--sources must be 1..2^23");
   return o;
 }
 
@@ -359,9 +403,41 @@ int main(int argc, char** argv) {
   ctx->segment = seg;
   ctx->counters = &seg->workers[0];
   ctx->to_control = ctl_ring;
+  ctx->tsc_hz = static_cast<uint64_t>(tsc_hz);
   proto::WorkerCounters& c = *ctx->counters;
+  if (opt.policy) {
+    // The policy as a daemon's make_policy would make it from an [access]
+    // of 300 prefixes of every class (none holding the clients: they are
+    // the default class, limited, the costliest path) and a [ratelimit]
+    // whose limits a client polling ~10 times a second stays within.
+    auto pol = std::make_unique<dp::Policy>();
+    std::vector<proto::AccessRule> rules;
+    const proto::AccessClass classes[] = {proto::AccessClass::kDeny, proto::AccessClass::kPeer,
+                                          proto::AccessClass::kServer, proto::AccessClass::kSynchronization,
+                                          proto::AccessClass::kQuery};
+    for (uint32_t i = 0; i < 300; i++) {
+      // Spread over 11.0.0.0 - 223.x: /24s and /16s, never 10/8.
+      const uint32_t net = (11u + i * 7 % 200) << 24 | (i * 37 % 256) << 16 | (i % 3 == 0 ? 0 : (i * 11 % 256) << 8);
+      rules.push_back({net, static_cast<uint8_t>(i % 3 == 0 ? 16 : 24), classes[i % 5]});
+    }
+    pol->access = proto::AccessTable(rules, proto::AccessClass::kLimited);
+    pol->kod = true;
+    pol->assoc = {{0x0A000001, dp::kAssocServer}, {0x0A000002, dp::kAssocPeer}};
+    pol->limits.interval_log2 = -4;
+    pol->limits.burst = 255;
+    pol->limits.leak_log2 = 2;
+    pol->max_replies_per_s = 4'000'000'000u;  // checked per answer, never binding here
+    pol->clients = size_t{1} << 20;
+    ctx->limiter = std::make_unique<dp::RateLimiter>(pol->clients, pol->limits, 0x9E3779B97F4A7C15ULL);
+    ctx->reply_cap.set_rate(pol->max_replies_per_s);
+    std::printf("policy: %zu access ranges (%zu bytes), rate-limit table %zu entries (%.1f MiB), %u sources\n",
+                pol->access.ranges(), pol->access.memory_bytes(), ctx->limiter->capacity(),
+                static_cast<double>(ctx->limiter->memory_bytes()) / (1024.0 * 1024.0), opt.sources);
+    dp::publish_policy(*ctx, std::move(pol));
+  }
 
   Harness h;
+  if (opt.policy) h.sources = opt.sources;
   // Hardware timestamps: the dynfield and flag a timestamping PMD fills,
   // and a published NIC-to-TSC map as the main lcore keeps it (identity:
   // the bench's NIC clock is the TSC; the conversion costs the same).
@@ -524,6 +600,11 @@ int main(int argc, char** argv) {
               allocs, static_cast<uint64_t>(ms1.alloc_count - ms0.alloc_count),
               static_cast<int>(pool_avail0) - static_cast<int>(pool_avail1));
   std::printf("context switches of the worker thread in the hot loop: %" PRIu64 "\n", sw1 - sw0);
+  if (ctx->limiter)
+    std::printf("rate-limit table: %zu of %zu entries in use, %" PRIu64 " inserts, %" PRIu64 " evictions; kod %" PRIu64
+                ", leaked %" PRIu64 "\n",
+                ctx->limiter->fill(), ctx->limiter->capacity(), ctx->limiter->inserts(), ctx->limiter->evictions(),
+                c.kod_rate.load() + c.kod_deny.load(), c.rate_leaked.load());
 
   int rc = 0;
   if (rx != done || tx != done || ntp != done || drops != 0) {

@@ -1366,7 +1366,9 @@ TEST(FramePolicy, LimitedClientsGetRateKodOrNothingOverTheLimit) {
   RateLimiter limiter(1024, tight_limits(), 6);
   for (int i = 0; i < 300; i++) {
     const Out r = handle_env(ntp_from(kClientIp, 0x1B), env_of(pol, &limiter, nullptr, 1'000'000'000 + i));
-    if (r.v.action == FrameAction::kTransmit) EXPECT_EQ(r.v.kind, ReplyKind::kNtp);
+    if (r.v.action == FrameAction::kTransmit) {
+      EXPECT_EQ(r.v.kind, ReplyKind::kNtp);
+    }
   }
 }
 
