@@ -416,11 +416,15 @@ def workdir(name):
 
 
 LAB_ACCESS = 'peer = ["10.0.0.0/8"]'
+# The lab's peers poll every few seconds, so its passive associations may
+# too (the default passive_minpoll_log2 = 6 would answer a chronyd peer at
+# poll 0 once a minute), unless a test says otherwise (ntp="" for the defaults).
+LAB_NTP = "passive_minpoll_log2 = -4"
 
 
 def appliance_config(sysname, device, address, *, refclock_master=None, ntp_server=True, extra="",
                      listen="127.0.0.1:9123", clock='source = "virtual"', holdover_s=None, idle_sleep_us=0,
-                     servers=(), peers=(), interface_extra="", access=None):
+                     servers=(), peers=(), interface_extra="", access=None, ntp=None):
     lines = [f'sysname = "{sysname}"', "log_level = \"info\"", ""]
     lines += ["[clock]", clock, ""]
     lines += ["[ntp]"]
@@ -428,6 +432,7 @@ def appliance_config(sysname, device, address, *, refclock_master=None, ntp_serv
         lines.append(f"refclock_master = {refclock_master}")
     if holdover_s is not None:
         lines.append(f"holdover_s = {holdover_s}")
+    lines.append(LAB_NTP if ntp is None else ntp)
     lines += ["", "[dataplane]", "main_lcore = 0", "worker_lcores = [1]",
               'eal_args = ["--no-huge", "--no-pci", "-m", "128", "--no-telemetry", '
               '"--log-level", "lib.eal:warning"]',

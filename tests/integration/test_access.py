@@ -69,9 +69,9 @@ class AccessTest(unittest.TestCase):
         self.dir = netlab.workdir(tag)
         sysname = netlab.unique("X")
         access = (ACCESS if access is None else access) + ("\nkod = true" if kod else "")
-        cfg = netlab.appliance_config(sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24", refclock_master=2,
-                                      listen=f"{MGMT_APP}:9123", access=access)
-        self.app = netlab.Appliance(self.app_ns, sysname, self.dir, cfg.replace("[ntp]\n", "[ntp]\n" + extra, 1)).start()
+        self.app = netlab.Appliance(self.app_ns, sysname, self.dir, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24", refclock_master=2,
+            listen=f"{MGMT_APP}:9123", access=access, ntp=extra)).start()
 
     def flood(self, name, **opts):
         opts.setdefault("rate", 20)
@@ -197,7 +197,7 @@ class AccessTest(unittest.TestCase):
     def test_unknown_peer_answered_statelessly_within_its_limit(self):
         # ntp.answer_unknown_peers: a mode-1 packet from an address that may
         # not peer gets a stateless mode-2 answer, limited like a client's.
-        self.lab("acu", kod=False, access='query = ["10.0.8.0/30"]', extra="answer_unknown_peers = true\n")
+        self.lab("acu", kod=False, access='query = ["10.0.8.0/30"]', extra="answer_unknown_peers = true")
         before = self.totals()
         # Meanwhile a limited client over its limit, with kod = false: what
         # its limit allows (the leaks within its excess budget), no KoD.

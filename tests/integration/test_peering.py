@@ -63,14 +63,12 @@ class PeeringTest(unittest.TestCase):
         cls.chrony = netlab.Chrony(cls.lab_ns, cls.dir, ["local stratum 1", "allow all",
                                                          f"peer {APPLIANCE_IP} minpoll 0 maxpoll 0"])
         sysname = netlab.unique("P")
-        extra = "\n".join(["[ntp]", f"passive_minpoll_log2 = {PASSIVE_MINPOLL}",
-                           f"passive_maxpoll_log2 = {PASSIVE_MAXPOLL}", f"passive_timeout_s = {PASSIVE_TIMEOUT_S}", ""])
-        cfg = netlab.appliance_config(sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24",
-                                      clock='source = "virtual"\noffset_ms = 2', access='peer = ["10.0.10.0/24"]',
-                                      peers=[{"address": CHRONY_IP, "minpoll": 2, "maxpoll": 2, "iburst": True}])
-        # appliance_config writes [ntp] itself: the passive keys go into it.
-        cfg = cfg.replace("[ntp]\n", extra, 1)
-        cls.app = netlab.Appliance(cls.app_ns, sysname, cls.dir, cfg).start()
+        ntp = "\n".join([f"passive_minpoll_log2 = {PASSIVE_MINPOLL}", f"passive_maxpoll_log2 = {PASSIVE_MAXPOLL}",
+                         f"passive_timeout_s = {PASSIVE_TIMEOUT_S}"])
+        cls.app = netlab.Appliance(cls.app_ns, sysname, cls.dir, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", f"{APPLIANCE_IP}/24", clock='source = "virtual"\noffset_ms = 2',
+            access='peer = ["10.0.10.0/24"]', ntp=ntp,
+            peers=[{"address": CHRONY_IP, "minpoll": 2, "maxpoll": 2, "iburst": True}])).start()
 
     def associations(self):
         return (self.app.status() or {}).get("associations", [])
