@@ -69,7 +69,6 @@ struct AssociationState {
   int64_t reference_time_ns = 0;
   // Never filled any more (they would reveal our nonces, issue 9):
   // control/status drops them, then they go.
-  uint64_t origin_ts = 0, receive_ts = 0, transmit_ts = 0;  // raw NTP 64-bit
   uint32_t kiss_code = 0;       // the last kiss code that answered ours (RATE, DENY, RSTR), 0 none
   bool stopped = false;         // DENY/RSTR: we send nothing more ("denied by the server")
   std::vector<FilterStageState> filter;  // newest first, up to 8

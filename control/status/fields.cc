@@ -276,6 +276,11 @@ const Field<AssociationStatus> kAssociation[] = {
                   return b01(a.selection == "system peer");
                 }}},
     {.key = "status", .member = &AssociationStatus::status},
+    {.key = "kiss_code", .member = &AssociationStatus::kiss_code},
+    {.key = "stopped",
+     .member = &AssociationStatus::stopped,
+     .metric = {.name = "ntp_association_stopped",
+                .help = "1 when the peer answered DENY or RSTR and we poll it no more (RFC 5905 section 7.4)."}},
     {.key = "stratum",
      .member = &AssociationStatus::stratum,
      .metric = {.name = "ntp_association_stratum", .help = "Stratum of the peer."}},

@@ -149,7 +149,10 @@ AssociationStatus association_status(const ctl::AssociationState& a) {
   s.status = std::string(a.configured ? "configured " : "dynamic ") + mode_text(a.mode) +
              (a.selection == ctl::SelectionState::kSystemPeer ? ", master" : "") +
              (a.unfit == ctl::Unfit::kNone ? ", sane" : std::string(", insane (") + unfit_text(a.unfit) + ")") +
-             (a.reach != 0 ? ", valid" : ", invalid");
+             (a.reach != 0 ? ", valid" : ", invalid") +
+             (a.stopped ? ", stopped: denied by the server (" + refid_text(a.kiss_code, 0) + ")" : "");
+  if (a.kiss_code) s.kiss_code = refid_text(a.kiss_code, 0);
+  s.stopped = a.stopped;
   s.stratum = a.stratum;
   s.refid = a.refid;
   s.refid_text = a.heard ? refid_text(a.refid, a.wire_stratum) : "INIT";

@@ -120,6 +120,8 @@ struct AssociationStatus {
   bool configured = true;       // false: dynamic (created by an incoming symmetric active peer)
   std::string selection;        // "system peer", "candidate", "falseticker", or why it is unfit ("unreachable", ...)
   std::string status;           // vendor style: "configured client, master, sane, valid" etc.
+  std::string kiss_code;        // the last kiss-o'-death that answered ours ("RATE", "DENY", "RSTR"), "" none
+  bool stopped = false;         // DENY/RSTR: we poll it no more
   uint8_t stratum = 16;
   uint32_t refid = 0;
   std::string refid_text;

@@ -454,18 +454,33 @@ TEST(Snapshot, RateLimiterOfEachWorker) {
 }
 
 TEST(Snapshot, NoTimestampOfOurRequestsIsShown) {
-  // The core keeps org/rec/xmt (RFC 5905 on-wire test); the status has no
-  // field for them, and its JSON no key: they would publish our nonces.
+  // The core keeps org/rec/xmt (RFC 5905 on-wire test) to itself: neither
+  // the state it shows nor the status has them (they would publish our
+  // requests' nonces), and the JSON has no key for them.
   ctl::AssociationState a;
-  a.origin_ts = 0x1111111122222222ULL;
-  a.receive_ts = 0x3333333344444444ULL;
-  a.transmit_ts = 0x5555555566666666ULL;
+  a.heard = true;
   Status s;
   s.associations.push_back(association_status(a));
   const std::string j = to_json(s);
-  for (const char* hex : {"1229782938533634594", "3689348815028241476", "6148914691522848358"})
-    EXPECT_EQ(j.find(hex), std::string::npos) << hex;
+  for (const char* key : {"origin", "receive_ts", "transmit_ts", "xmt"}) EXPECT_EQ(j.find(key), std::string::npos) << key;
   EXPECT_EQ(format_sessions(s, true).find("origin"), std::string::npos);
+}
+
+TEST(Snapshot, AStoppedAssociationSaysWhy) {
+  ctl::AssociationState a;
+  a.configured = true;
+  a.kiss_code = proto::kKissDeny;
+  a.stopped = true;
+  const AssociationStatus s = association_status(a);
+  EXPECT_EQ(s.kiss_code, "DENY");
+  EXPECT_TRUE(s.stopped);
+  EXPECT_NE(s.status.find("stopped: denied by the server (DENY)"), std::string::npos) << s.status;
+  ctl::AssociationState r;
+  r.kiss_code = proto::kKissRate;
+  const AssociationStatus rs = association_status(r);
+  EXPECT_EQ(rs.kiss_code, "RATE");
+  EXPECT_FALSE(rs.stopped);
+  EXPECT_EQ(rs.status.find("stopped"), std::string::npos);
 }
 
 }  // namespace
