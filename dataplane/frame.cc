@@ -243,12 +243,19 @@ struct PolicyDecision {
   const proto::AccessClass cls = pol.access.classify_v4(src);
   if (!proto::may_get_time(cls)) [[unlikely]] {
     // RFC 5905 section 7.4, DENY: "access denied by remote server". Only
-    // to NTPv4 and only within the source's rate budget (the limiter
-    // enters it like a client), so a spoofed victim is not flooded with
-    // KoDs: what a limited client could get, and the reply cap.
+    // to NTPv4, at first contact (the source enters the limiter's table
+    // like a client) and then only from its excess budget there: a spoofed
+    // victim gets one DENY, then at most one per 2^interval_log2 s (and the
+    // reply cap), a real client one answer that tells it to stop. Without
+    // a limiter (tests): unbudgeted.
     if (!pol.kod || q.version != 4) return drop_ntp(pd, DropReason::kAccessDenied);
-    const RateVerdict r = rate_check(env, src);
-    if (r != RateVerdict::kPass && r != RateVerdict::kKod) return drop_ntp(pd, DropReason::kAccessDenied);
+    if (env.limiter) {
+      const uint64_t inserts = env.limiter->inserts();
+      const RateVerdict r = env.limiter->check_v4(src, env.now_ns);
+      const bool first_contact = env.limiter->inserts() != inserts;
+      if (!first_contact && r != RateVerdict::kKod && r != RateVerdict::kLeak)
+        return drop_ntp(pd, DropReason::kAccessDenied);
+    }
     if (!cap_take(env)) return drop_ntp(pd, DropReason::kReplyCap);
     pd.d = kiss_of_death(ntp, q, proto::kKissDeny);
     pd.kind = ReplyKind::kKodDeny;

@@ -285,7 +285,8 @@ unsigned worker_poll_once(WorkerContext& ctx) {
   PolicyEnv env;
   env.policy = ctx.active_policy;
   env.limiter = ctx.limiter.get();
-  env.cap = &ctx.reply_cap;
+  // No cap configured (0): no call per answer.
+  env.cap = ctx.active_policy && ctx.active_policy->max_replies_per_s ? &ctx.reply_cap : nullptr;
   for (unsigned p = 0; p < ctx.n_ports; p++) {
     WorkerPort& port = ctx.ports[p];
     rte_mbuf* rx[kMaxBurst];

@@ -1308,20 +1308,29 @@ TEST(FramePolicy, DeniedClientsGetNothingOrDenyKod) {
   for (int at : {24, 32, 40}) EXPECT_EQ(Bytes(ntp + at, ntp + at + 8), Bytes(req.begin() + 82, req.begin() + 90));
   // NTPv3: no KoD, nothing.
   EXPECT_DROP(handle_env(ntp_from(kDeniedIp, 0x1B), env_of(kod)), DropReason::kAccessDenied);
-  // A spoofed victim gets DENY KoDs within a client's budget only.
-  RateLimiter limiter(1024, tight_limits(), 4);
-  int kods = 0;
-  for (int i = 0; i < 1000; i++) {
-    const Out r = handle_env(req, env_of(kod, &limiter, nullptr, 1'000'000'000 + i * 1000));
-    if (r.v.action == FrameAction::kTransmit) {
-      EXPECT_EQ(r.v.kind, ReplyKind::kKodDeny);
-      kods++;
-    } else {
-      EXPECT_DROP(r, DropReason::kAccessDenied);
+  // A spoofed victim gets one DENY at first contact, then from the
+  // source's excess budget only: one per 2^interval_log2 s (8 s here).
+  for (int64_t step_ns : {int64_t{1000}, int64_t{100'000'000}}) {
+    SCOPED_TRACE(step_ns);
+    RateLimiter limiter(1024, tight_limits(), 4);
+    int kods = 0;
+    const int n = 1000;
+    for (int i = 0; i < n; i++) {
+      const Out r = handle_env(req, env_of(kod, &limiter, nullptr, 1'000'000'000 + i * step_ns));
+      if (r.v.action == FrameAction::kTransmit) {
+        EXPECT_EQ(r.v.kind, ReplyKind::kKodDeny);
+        if (kods == 0) {
+          EXPECT_EQ(i, 0) << "the first contact gets its DENY";
+        }
+        kods++;
+      } else {
+        EXPECT_DROP(r, DropReason::kAccessDenied);
+      }
     }
+    const double span_s = static_cast<double>(n * step_ns) / 1e9;
+    EXPECT_GE(kods, 2) << "first contact, then the excess budget";
+    EXPECT_LE(kods, 2 + static_cast<int>(span_s / 8)) << "over " << span_s << " s";
   }
-  EXPECT_GE(kods, 1);
-  EXPECT_LE(kods, 10);
 }
 
 TEST(FramePolicy, LimitedClientsGetRateKodOrNothingOverTheLimit) {
