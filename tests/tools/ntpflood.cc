@@ -24,6 +24,9 @@
 //       for them), its NTP replies, of those the ones matched to a request of
 //       ours by kind (normal, kod_rate, kod_deny, kod_other), and any reply
 //       larger than the 48-byte request
+//   --also-src A.B.C.D --also-fraction F   a share F of the packets from this one
+//       source instead (port 123 to port 123 and to random ports, alternately):
+//       one process for a mixed flood, several would share a core less well
 //   --seed N             (printed: a run can be repeated)
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -136,6 +139,8 @@ struct Options {
   uint64_t count = 0;
   bool capture = false;
   uint64_t seed = 0;
+  uint32_t also_src = 0;
+  double also_fraction = 0;
 };
 
 Options parse(int argc, char** argv) {
@@ -174,6 +179,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--linger") o.linger = std::stod(val());
     else if (a == "--capture") o.capture = true;
     else if (a == "--seed") o.seed = std::stoull(val());
+    else if (a == "--also-src") o.also_src = parse_ip(val());
+    else if (a == "--also-fraction") o.also_fraction = std::stod(val());
     else die("unknown option " + a);
   }
   if (o.iface.empty() || o.target == 0) die("--iface and --target are needed");
@@ -184,6 +191,8 @@ Options parse(int argc, char** argv) {
     o.sources = 1;
   }
   if (o.rate <= 0 || o.duration <= 0) die("--rate and --duration must be positive");
+  if (o.also_fraction < 0 || o.also_fraction > 1 || (o.also_fraction > 0 && o.also_src == 0))
+    die("--also-fraction needs 0..1 and --also-src");
   if (o.mode < 0 || o.mode > 7 || o.version < 0 || o.version > 7) die("bad mode or version");
   return o;
 }
@@ -263,15 +272,26 @@ struct Flood {
     return o.prefix + static_cast<uint32_t>(host);
   }
 
+  uint64_t also_sent = 0;
+
   void build(uint8_t* f, uint64_t seq) {
     const uint64_t src_index = o.order_random ? rng.next() % o.sources : seq % o.sources;
-    const uint32_t src = source_of(src_index);
+    uint32_t src = source_of(src_index);
     uint16_t sport;
     if (o.src_port >= 0) sport = static_cast<uint16_t>(o.src_port);
     else if (o.src_port == -1) sport = static_cast<uint16_t>(1024 + rng.next() % 64000);
     else sport = static_cast<uint16_t>(1024 + (uint64_t{src} * 0x9E3779B1ull >> 20) % 64000);
-    const uint16_t dport = o.dst_port >= 0 ? static_cast<uint16_t>(o.dst_port)
-                                           : static_cast<uint16_t>(1024 + rng.next() % 64000);
+    uint16_t dport = o.dst_port >= 0 ? static_cast<uint16_t>(o.dst_port)
+                                     : static_cast<uint16_t>(1024 + rng.next() % 64000);
+    // The share from --also-src: evenly spread (its count follows the
+    // fraction exactly), from port 123, to port 123 and random ports in turn.
+    if (o.also_fraction > 0 &&
+        static_cast<double>(also_sent) < o.also_fraction * static_cast<double>(seq + 1)) {
+      src = o.also_src;
+      sport = 123;
+      dport = also_sent % 2 == 0 ? 123 : static_cast<uint16_t>(1024 + rng.next() % 64000);
+      ++also_sent;
+    }
     std::memcpy(f, dst_mac, 6);
     std::memcpy(f + 6, src_mac, 6);
     put16(f + 12, 0x0800);
@@ -504,9 +524,9 @@ struct Flood {
     std::string src = o.prefix_len >= 0 ? ip_text(o.prefix) + "/" + std::to_string(o.prefix_len) : ip_text(o.src);
     std::printf("{\"seed\": %" PRIu64 ", \"mode\": %d, \"version\": %d, \"source\": \"%s\", \"sources\": %" PRIu64
                 ", \"target\": \"%s\", \"sent\": %" PRIu64 ", \"send_errors\": %" PRIu64
-                ", \"seconds\": %.3f, \"rate_target\": %.0f, \"rate_achieved\": %.0f",
+                ", \"seconds\": %.3f, \"rate_target\": %.0f, \"rate_achieved\": %.0f, \"also_sent\": %" PRIu64,
                 o.seed, o.mode, o.version, src.c_str(), o.sources, ip_text(o.target).c_str(), sent, send_errors,
-                secs, o.rate, secs > 0 ? static_cast<double>(sent) / secs : 0.0);
+                secs, o.rate, secs > 0 ? static_cast<double>(sent) / secs : 0.0, also_sent);
     if (o.capture) {
       std::printf(", \"rx\": {\"frames\": %" PRIu64 ", \"to_sources\": %" PRIu64 ", \"ntp\": %" PRIu64 ", \"arp_requests\": %" PRIu64
                   ", \"other\": %" PRIu64 ", \"normal\": %" PRIu64 ", \"kod_rate\": %" PRIu64 ", \"kod_deny\": %" PRIu64
