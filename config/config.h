@@ -2,6 +2,8 @@
 // daemons. Every key is declared once in the table in config.cc (name, type,
 // default, range, help); unknown keys and out-of-range values are errors that
 // carry file, line, column and the key. Nothing starts on a bad file.
+// A new key also needs its line in config::plan_reload (cli.cc): taken live
+// on SIGHUP by which daemon, or named there as needing a restart.
 #pragma once
 
 #include <cstddef>
@@ -194,7 +196,8 @@ std::optional<Config> load_or_report(const char* program, const std::string& pat
 
 // The table of keys: for the README's configuration reference and
 // `ntp-control --print-keys`. In table order: top-level keys, then [clock],
-// [ntp], [dataplane], [channel], [stats], then each array of tables as one
+// [ntp], [dataplane], [channel], [stats], [access], [ratelimit], then each
+// array of tables as one
 // row of type "array of tables" (e.g. "interface") followed by its keys
 // ("interface[].address"). `def` is a TOML literal (e.g. `"info"`, `6`,
 // `[1]`) or "" when the key is required or has no literal default.
