@@ -327,10 +327,11 @@ constexpr KeySpec kKeys[] = {
      .fmt = Fmt::kPow2, .store = set<&RateLimit::clients>,
      .help = "clients each worker remembers (its table's entries; the memory is logged at start); the "
              "least recently seen in a full slot make way"},
-    {.sects = kRateLimit, .name = "max_replies_per_s", .type = Type::kInt, .def = "1000000", .lo = 0,
+    {.sects = kRateLimit, .name = "max_replies_per_s", .type = Type::kInt, .def = "0", .lo = 0,
      .hi = 100000000, .store = set<&RateLimit::max_replies_per_s>,
      .help = "per worker, the most answers per second to limited clients altogether (a reflection brake "
-             "against many spoofed sources); 0: no cap"},
+             "against many spoofed sources at once; set it to what the uplink should carry); 0: no cap, "
+             "the per-client limits alone bound what each address receives"},
 
     // -- [dataplane] --------------------------------------------------------
     {.sects = kDataplane, .name = "main_lcore", .type = Type::kInt, .def = "0", .lo = 0, .hi = 1023,

@@ -122,7 +122,7 @@ struct RateLimit {
   int leak_log2 = 2;           // over the limit, 1 in 2^leak is still answered (1..4; chrony leak)
   double min_interval_s = 0;   // vendor `discard min-interval`: a request sooner than this after the last is over
   int clients = 1048576;       // per worker table entries, power of two, 1024..16777216
-  int max_replies_per_s = 1000000;  // per worker cap on all rate-limited answers (reflection brake); 0: none
+  int max_replies_per_s = 0;   // per worker cap on all rate-limited answers (reflection brake); 0: none
   bool operator==(const RateLimit&) const = default;
 };
 

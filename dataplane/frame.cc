@@ -218,13 +218,11 @@ struct PolicyDecision {
     case proto::Mode::kSymmetricPassive: {
       if (pol.assoc_kinds(src) & kAssocPeer) return to_control_lane(pd, true);
       const proto::AccessClass cls = pol.access.classify_v4(src);
-      if (proto::may_peer(cls)) {
-        // A peer polls at most every 2^-4 s; the client limits keep a flood
-        // from one peer-class address from filling the shared lane.
-        const RateVerdict r = rate_check(env, src);
-        if (r == RateVerdict::kPass || r == RateVerdict::kLeak) return to_control_lane(pd, false);
-        return drop_ntp(pd, DropReason::kRateLimited);
-      }
+      // The peer class is trusted as the server class is: never limited
+      // by the clients' [ratelimit] (a chronyd peer polls every second or
+      // faster, the default limit is one per 8 s). Its packets share one
+      // lane, which the configured associations' lane does not depend on.
+      if (proto::may_peer(cls)) return to_control_lane(pd, false);
       if (q.mode == proto::Mode::kSymmetricPassive || !pol.answer_unknown_peers)
         return drop_ntp(pd, DropReason::kNotAPeer);
       if (!proto::may_get_time(cls)) return drop_ntp(pd, DropReason::kAccessDenied);
@@ -243,19 +241,13 @@ struct PolicyDecision {
   const proto::AccessClass cls = pol.access.classify_v4(src);
   if (!proto::may_get_time(cls)) [[unlikely]] {
     // RFC 5905 section 7.4, DENY: "access denied by remote server". Only
-    // to NTPv4, at first contact (the source enters the limiter's table
-    // like a client) and then only from its excess budget there: a spoofed
-    // victim gets one DENY, then at most one per 2^interval_log2 s (and the
-    // reply cap), a real client one answer that tells it to stop. Without
-    // a limiter (tests): unbudgeted.
+    // to NTPv4, and only from the source's excess budget in the limiter's
+    // table (RateLimiter::excess_v4, its tokens unused): a spoofed victim
+    // gets one DENY, then at most one per 2^interval_log2 s (and the reply
+    // cap), a real client one answer that tells it to stop. Without a
+    // limiter (tests): unbudgeted.
     if (!pol.kod || q.version != 4) return drop_ntp(pd, DropReason::kAccessDenied);
-    if (env.limiter) {
-      const uint64_t inserts = env.limiter->inserts();
-      const RateVerdict r = env.limiter->check_v4(src, env.now_ns);
-      const bool first_contact = env.limiter->inserts() != inserts;
-      if (!first_contact && r != RateVerdict::kKod && r != RateVerdict::kLeak)
-        return drop_ntp(pd, DropReason::kAccessDenied);
-    }
+    if (env.limiter && !env.limiter->excess_v4(src, env.now_ns)) return drop_ntp(pd, DropReason::kAccessDenied);
     if (!cap_take(env)) return drop_ntp(pd, DropReason::kReplyCap);
     pd.d = kiss_of_death(ntp, q, proto::kKissDeny);
     pd.kind = ReplyKind::kKodDeny;

@@ -51,7 +51,7 @@ inline void refresh_published(WorkerContext& ctx) {
     // Another process wrote it: a model that is no clock discipline (rate
     // off nominal, no valid flag, an absurd epoch) is not served from; the
     // last good one stays, as after a torn read.
-    bump(ctx.counters->state_read_retries);
+    bump(ctx.counters->model_refused);
   }
   proto::ServerStateData s;
   if (seg.server_state.try_load(s, 4)) {

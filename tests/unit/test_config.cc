@@ -148,7 +148,7 @@ TEST(ConfigDefaults, Values) {
   EXPECT_EQ(c.ratelimit.burst, 8);
   EXPECT_EQ(c.ratelimit.leak_log2, 2);
   EXPECT_EQ(c.ratelimit.clients, 1048576);
-  EXPECT_EQ(c.ratelimit.max_replies_per_s, 1000000);
+  EXPECT_EQ(c.ratelimit.max_replies_per_s, 0);
   EXPECT_EQ(c.stats.max_connections, 64);
   EXPECT_EQ(c.stats.request_timeout_s, 5.0);
   EXPECT_EQ(c.dataplane.main_lcore, 0);
@@ -207,7 +207,7 @@ interval_log2 = -2
 burst = 16
 min_interval_s = 0.5
 clients = 4096
-max_replies_per_s = 0
+max_replies_per_s = 20000
 [stats]
 listen = "unix:/run/ntp-appliance/a.sock"
 max_connections = 8
@@ -247,7 +247,7 @@ port = 1123
   EXPECT_EQ(c.ratelimit.burst, 16);
   EXPECT_EQ(c.ratelimit.min_interval_s, 0.5);
   EXPECT_EQ(c.ratelimit.clients, 4096);
-  EXPECT_EQ(c.ratelimit.max_replies_per_s, 0);
+  EXPECT_EQ(c.ratelimit.max_replies_per_s, 20000);
   EXPECT_EQ(c.stats_listen, "unix:/run/ntp-appliance/a.sock");
   EXPECT_EQ(c.stats.max_connections, 8);
   EXPECT_EQ(c.dataplane.main_lcore, 2);

@@ -1241,26 +1241,23 @@ TEST(FramePolicy, SymmetricPacketsByWhoSendsThem) {
   }
 }
 
-TEST(FramePolicy, PeerClassFloodIsRateLimited) {
+TEST(FramePolicy, PeerClassIsNotRateLimited) {
+  // Trusted like the server class: a chronyd peer at poll -2 or 0 must not
+  // meet the clients' one-per-8-s limit (tight_limits here: burst 1).
   const Policy pol = lab_policy();
   RateLimiter limiter(1024, tight_limits(), 2);
-  int forwarded = 0, limited = 0;
   for (int i = 0; i < 200; i++) {
     const Out o = handle_env(ntp_from(kPeerClassIp, 0x21), env_of(pol, &limiter, nullptr, 1'000'000'000 + i * 1000));
-    if (o.v.action == FrameAction::kToControl) {
-      forwarded++;
-    } else {
-      EXPECT_DROP(o, DropReason::kRateLimited);
-      limited++;
-    }
+    ASSERT_EQ(o.v.action, FrameAction::kToControl) << i;
+    EXPECT_FALSE(o.v.assoc_lane);
   }
-  EXPECT_GE(forwarded, 1);
-  // Burst 1 and leak 1 in 16: far fewer than the 200 sent reach the lane.
-  EXPECT_LT(forwarded, 40);
-  EXPECT_EQ(forwarded + limited, 200);
-  // A configured peer is never limited, whatever the limiter says.
-  for (int i = 0; i < 50; i++)
-    EXPECT_EQ(handle_env(ntp_from(kPeerIp, 0x21), env_of(pol, &limiter)).v.action, FrameAction::kToControl);
+  EXPECT_EQ(limiter.fill(), 0u);  // not even entered
+  // A configured peer likewise, on its own lane.
+  for (int i = 0; i < 50; i++) {
+    const Out o = handle_env(ntp_from(kPeerIp, 0x21), env_of(pol, &limiter));
+    ASSERT_EQ(o.v.action, FrameAction::kToControl);
+    EXPECT_TRUE(o.v.assoc_lane);
+  }
 }
 
 TEST(FramePolicy, UnknownPeerGetsStatelessModeTwoWhenAllowed) {
@@ -1309,7 +1306,8 @@ TEST(FramePolicy, DeniedClientsGetNothingOrDenyKod) {
   // NTPv3: no KoD, nothing.
   EXPECT_DROP(handle_env(ntp_from(kDeniedIp, 0x1B), env_of(kod)), DropReason::kAccessDenied);
   // A spoofed victim gets one DENY at first contact, then from the
-  // source's excess budget only: one per 2^interval_log2 s (8 s here).
+  // source's excess budget only (RateLimiter::excess_v4): one per
+  // 2^interval_log2 s (8 s here).
   for (int64_t step_ns : {int64_t{1000}, int64_t{100'000'000}}) {
     SCOPED_TRACE(step_ns);
     RateLimiter limiter(1024, tight_limits(), 4);
@@ -1328,8 +1326,9 @@ TEST(FramePolicy, DeniedClientsGetNothingOrDenyKod) {
       }
     }
     const double span_s = static_cast<double>(n * step_ns) / 1e9;
-    EXPECT_GE(kods, 2) << "first contact, then the excess budget";
-    EXPECT_LE(kods, 2 + static_cast<int>(span_s / 8)) << "over " << span_s << " s";
+    EXPECT_GE(kods, 1 + static_cast<int>(span_s / 8) - 1) << "first contact, then the excess budget";
+    EXPECT_LE(kods, 1 + static_cast<int>(span_s / 8) + 1) << "over " << span_s << " s";
+    if (span_s < 8) EXPECT_EQ(kods, 1) << "a burst of requests gets one DENY";
   }
 }
 
