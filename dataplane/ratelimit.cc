@@ -19,11 +19,11 @@ namespace ntp::dp {
 namespace {
 
 // Time in the table is kept in ticks of 2^20 ns (~1.05 ms): 32 bits last
-// 52 days, differences are taken modulo 2^32 and read as signed. A client
-// back after more than ~26 days reads as a backwards step: it gets no
-// refill, only what it had left at its last request (near full for a
-// client that kept to its limit), and its entry may look younger to the
-// eviction than it is; both harmless, so no sweep of the table is needed.
+// 52 days, differences are taken modulo 2^32 and read as signed. The
+// worker's clock (its TSC) never goes back, so a negative difference is a
+// client back after 26 to 52 days: it gets a full bucket, as a new one
+// would (no sweep of the table is needed). Its entry may look younger to
+// the eviction than it is, which is harmless.
 constexpr int kTickShift = 20;
 constexpr int64_t kTickNs = int64_t{1} << kTickShift;
 constexpr int kWays = 4;  // 4 x 16 B = one cache line per bucket
@@ -277,12 +277,11 @@ bool RateLimiter::Impl::locate(uint32_t ipv4, uint32_t now_t) {
 
 // Credits the time since the entry's last request to its bucket and its
 // excess budget (each up to its cap); returns the ticks credited. Wrap-safe;
-// a backwards step (negative) credits nothing and keeps last_tick, so the
-// stepped-over time is not credited twice.
+// a negative difference is a long absence (see kTickShift), credited in full.
 uint32_t RateLimiter::Impl::refill(Bucket& b, int w, uint32_t now_t) const {
   const auto diff = static_cast<int32_t>(now_t - b.last_tick[w]);
-  const uint32_t elapsed = diff > 0 ? static_cast<uint32_t>(diff) : 0;
-  b.last_tick[w] = diff > 0 ? now_t : b.last_tick[w];
+  const uint32_t elapsed = diff >= 0 ? static_cast<uint32_t>(diff) : burst_ticks;
+  b.last_tick[w] = now_t;
   // credit <= burst_ticks < 2^31 and elapsed < 2^31: the sums fit.
   b.credit_ticks[w] = std::min(b.credit_ticks[w] + elapsed, burst_ticks);
   b.excess_ticks[w] = std::min(b.excess_ticks[w] + elapsed, cost_ticks);

@@ -362,16 +362,21 @@ TEST(RateLimiter, SetParamsChangesTheLimitsInPlace) {
   EXPECT_EQ(passes, 2);
 }
 
-TEST(RateLimiter, ABackwardsStepGrantsNoRefill) {
+// The worker's clock never goes back: a time before the entry's last one
+// (modulo 2^32 ticks) is a client back after 26 to 52 days, which gets a
+// full bucket like a new client, not 26 days of nothing.
+TEST(RateLimiter, AClientBackAfterAMonthGetsAFullBucket) {
   RateLimiter rl(1024, params(0, 4), 1);
   const int64_t t0 = 1000 * kNs;
   for (int i = 0; i < 4; ++i) ASSERT_EQ(rl.check_v4(kClient, t0), RateVerdict::kPass);
-  // 500 s back, then forward to just before one interval after t0: nothing.
-  EXPECT_NE(rl.check_v4(kClient, t0 - 500 * kNs), RateVerdict::kPass);
-  EXPECT_NE(rl.check_v4(kClient, t0 - 1), RateVerdict::kPass);
-  EXPECT_NE(rl.check_v4(kClient, t0 + 900 * kMs), RateVerdict::kPass);
-  EXPECT_EQ(rl.check_v4(kClient, t0 + 1100 * kMs), RateVerdict::kPass);
-  EXPECT_NE(rl.check_v4(kClient, t0 + 1100 * kMs), RateVerdict::kPass);
+  EXPECT_NE(rl.check_v4(kClient, t0), RateVerdict::kPass);
+  const int64_t month = 30LL * 86400 * kNs;  // 2^31..2^32 ticks of 2^20 ns later
+  int passes = 0;
+  while (rl.check_v4(kClient, t0 + month) == RateVerdict::kPass) ++passes;
+  EXPECT_EQ(passes, 4);
+  // And after that, the ordinary rate again: one per second.
+  EXPECT_NE(rl.check_v4(kClient, t0 + month + 900 * kMs), RateVerdict::kPass);
+  EXPECT_EQ(rl.check_v4(kClient, t0 + month + 1100 * kMs), RateVerdict::kPass);
   // Odd times do not crash.
   for (int64_t t : {int64_t{0}, int64_t{-1}, INT64_MIN, INT64_MAX, int64_t{1}}) rl.check_v4(kClient + 7, t);
   EXPECT_EQ(rl.fill(), 2u);
