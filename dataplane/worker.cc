@@ -45,12 +45,16 @@ inline void refresh_published(WorkerContext& ctx) {
   proto::ClockModelData m;
   if (!seg.clock_model.try_load(m, 4)) {
     bump(ctx.counters->state_read_retries);
-  } else if (hwclock::model_plausible(m, static_cast<double>(ctx.tsc_hz))) [[likely]] {
+  } else if (std::memcmp(&m, &ctx.model, sizeof m) == 0) [[likely]] {
+    // The model already served: checked when it came (the control plane
+    // publishes a new one about once a second, bursts come far more often).
+  } else if (hwclock::model_plausible(m, static_cast<double>(ctx.tsc_hz))) {
     ctx.model = m;
-  } else {
+  } else if (std::memcmp(&m, &ctx.refused_model, sizeof m) != 0) {
     // Another process wrote it: a model that is no clock discipline (rate
     // off nominal, no valid flag, an absurd epoch) is not served from; the
-    // last good one stays, as after a torn read.
+    // last good one stays, as after a torn read. Counted once per model.
+    ctx.refused_model = m;
     bump(ctx.counters->model_refused);
   }
   proto::ServerStateData s;

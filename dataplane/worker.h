@@ -91,6 +91,7 @@ struct alignas(proto::kCacheLine) WorkerContext {
   // Cached copies of the published state: a reader that cannot get a
   // consistent copy (writer died mid-update) keeps serving the last one.
   proto::ClockModelData model{};
+  proto::ClockModelData refused_model{};  // the last model refused (counted once, not per burst)
   proto::ServerStateData state{};
   bool have_state = false;
   NeighbourTable neighbours;  // and the defence of our addresses; times from tsc_hz (0: all at time 0)

@@ -137,7 +137,7 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> polls;              // loop iterations
   std::atomic<uint64_t> busy_polls;         // iterations that received something
   std::atomic<uint64_t> state_read_retries; // seqlock reads that fell back to the cached copy
-  std::atomic<uint64_t> model_refused;      // published clock models not served from (hwclock::model_plausible)
+  std::atomic<uint64_t> model_refused;      // published clock models not served from (hwclock::model_plausible), each once
   std::atomic<uint64_t> drops[kDropReasonCount];
   PortTimestampCounters timestamps[kMaxPorts];
 };
@@ -183,7 +183,7 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
     {"state_read_retries", "Server state reads that fell back to the cached copy.",
      &WorkerCounters::state_read_retries},
     {"model_refused",
-     "Published clock models the worker refused to serve from (implausible rate, epoch or flags); it kept the last good one.",
+     "Published clock models the worker refused to serve from (implausible rate, epoch or flags), each counted once; it kept the last good one.",
      &WorkerCounters::model_refused},
 };
 inline constexpr size_t kWorkerCounterCount = sizeof kWorkerCounterFields / sizeof kWorkerCounterFields[0];
