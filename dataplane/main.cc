@@ -274,7 +274,16 @@ int run(const config::Config& cfg) {
     spdlog::info("shared memory {} ready: {} workers, rings of {}", cfg.shm_name, n_workers, cfg.dataplane.ring_size);
 
     for (unsigned w = 0; w < n_workers; w++) {
-      workers.push_back(dp::make_worker_context(w, cfg, ports, segment, pools[w], tsc_hz, *sampler));
+      // Its rate-limit table (ratelimit.clients entries) and getrandom key:
+      // an exception here is a refused start with its reason, not a terminate.
+      try {
+        workers.push_back(dp::make_worker_context(w, cfg, ports, segment, pools[w], tsc_hz, *sampler));
+      } catch (const std::exception& e) {
+        spdlog::error("worker {}: {} (ratelimit.clients = {} in {})", w, e.what(), cfg.ratelimit.clients, cfg.path);
+        dp::g_stop.store(true);
+        rc = 1;
+        goto stop;
+      }
       const unsigned lcore = static_cast<unsigned>(cfg.dataplane.worker_lcores[w]);
       rc = rte_eal_remote_launch(dp::worker_main, workers.back().get(), lcore);
       if (rc != 0) {
