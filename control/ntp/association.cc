@@ -251,6 +251,18 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   // timestamp of our last packet".
   const bool origin_ok = !xmt_.is_zero() && h.origin == xmt_;
   if (client && !origin_ok) return last_result_ = RxResult::kBogus;
+  if (!client && !origin_ok && valid_since_send_ && !answered_xmt_.is_zero() && h.origin == answered_xmt_) {
+    // The peer polls faster than we do: another packet answering the same
+    // one of ours (an off-path forger does not know its timestamp). It is
+    // the peer's latest, so our next packet answers it (RFC 5905 A.5.1:
+    // p->org = r->xmt), else the peer finds ours bogus; no second sample.
+    org_ = h.transmit;
+    rec_ns_ = rx_ns;
+    // Also the latest packet received, should the exchange restart.
+    init_org_ = h.transmit;
+    init_rec_ns_ = rx_ns;
+    return last_result_ = RxResult::kNoSample;
+  }
   if (!client && !origin_ok) {
     // RFC 5905 A.5.1 receive(): "if (r->org == 0) synch = 0; else if
     // (r->org != p->xmt) synch = 0; p->org = r->xmt; p->rec = r->dst; if
@@ -274,6 +286,7 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   init_org_ = {};
   init_rec_ns_ = 0;
   valid_since_send_ = true;
+  answered_xmt_ = xmt_;
   xmt_ = {};  // answered: a replay of this answer is bogus
   xmt_cookie_ = 0;
 

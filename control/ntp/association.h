@@ -170,8 +170,13 @@ class Association {
   int64_t rec_ns_ = 0;               // p.rec: when we received it (0: never)
   // The same of the last packet that failed the origin test (symmetric:
   // what our next packet answers when no valid one came since our last).
+  // The transmit timestamp of ours that the last valid packet answered: a
+  // peer polling faster than us sends more packets echoing it before our
+  // next one; each is the peer's latest, which our next packet must answer.
+  proto::NtpTimestamp answered_xmt_;
   proto::NtpTimestamp init_org_;
   int64_t init_rec_ns_ = 0;
+
   bool valid_since_send_ = false;    // a valid packet came since our last packet
   proto::NtpTimestamp xmt_;          // p.xmt: what our last packet carried as transmit timestamp
   uint64_t xmt_cookie_ = 0;          // and its cookie

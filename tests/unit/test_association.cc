@@ -600,6 +600,37 @@ TEST(AssociationOnWire, SpoofedOriginZeroSymmetricPacketsChangeOnlyTheNextExchan
   EXPECT_EQ(l.poll().h.origin, last_real);
 }
 
+TEST(AssociationOnWire, APeerPollingFasterThanUsIsAnsweredAtItsLatestPacket) {
+  // chronyd or ntpd as a peer at poll 0 while we poll at 4: between two of
+  // our packets it sends several, each echoing our last transmit. Ours must
+  // answer its latest (they check our origin against their last transmit),
+  // and the extra ones give no sample and change nothing else.
+  Link l({.mode = AssocMode::kSymmetricActive, .minpoll = 4, .maxpoll = 4}, local_system(4));
+  ASSERT_EQ(l.exchange(), RxResult::kSample);
+  const Sent s = l.poll();
+  const Link::Reply r = l.reply_to(s);
+  ASSERT_TRUE(l.deliver(r) == RxResult::kSample || l.a.reach() != 0);
+  const uint8_t stratum = l.a.stratum();
+  NtpHeader later = r.h;
+  NtpTimestamp latest;
+  for (int i = 1; i <= 3; ++i) {
+    later.transmit = proto::ntp_from_unix_ns(r.t4 + i * kS);
+    later.leap = Leap::kDelete;  // a header change a repeat must not bring in
+    EXPECT_EQ(l.deliver(later, r.t4 + i * kS + 100 * kUs), RxResult::kNoSample) << i;
+    latest = later.transmit;
+  }
+  EXPECT_EQ(l.a.stratum(), stratum);
+  EXPECT_EQ(l.a.peer_leap(), Leap::kNone);
+  const Sent next = l.poll();
+  EXPECT_EQ(next.h.origin, latest);
+  EXPECT_EQ(next.h.receive, proto::ntp_from_unix_ns(r.t4 + 3 * kS + 100 * kUs));
+  // Its answer to that counts; then a packet echoing our older transmit is
+  // no longer the peer's latest answer to us: bogus.
+  EXPECT_EQ(l.deliver(l.reply_to(next)), RxResult::kSample);
+  later.transmit = proto::ntp_from_unix_ns(r.t4 + 10 * kS);
+  EXPECT_EQ(l.deliver(later, r.t4 + 10 * kS), RxResult::kBogus);
+}
+
 TEST(AssociationOnWire, WithoutAValidPacketSinceOursTheNextAnswersTheLastOneReceived) {
   // How a symmetric exchange restarts (chrony's init timestamps): a lost
   // or crossed packet, or a peer that restarted and sends origin zero.
