@@ -265,16 +265,15 @@ class RealHostFacts final : public HostFacts {
     sched_setaffinity(0, sizeof saved, &saved);
     return e;
   }
-  // The socket options the stats server binds with (cpp-httplib sets
-  // SO_REUSEPORT on Linux), so that the connections a killed instance left
-  // on the port block this bind no more than they block the real one; bind
-  // only, never listen, then close.
+  // The socket options the stats server binds with (SO_REUSEADDR, not
+  // SO_REUSEPORT), so that the connections a killed instance left on the
+  // port block this bind no more than they block the real one, and a
+  // running instance's listener does; bind only, never listen, then close.
   int try_bind_tcp(uint32_t ipv4, uint16_t port) const override {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return errno;
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);

@@ -134,8 +134,10 @@ int open_tcp(const ListenAddress& a, std::string& err) {
     return -1;
   }
   const int one = 1;
+  // SO_REUSEADDR for connections a killed instance left in TIME_WAIT; not
+  // SO_REUSEPORT: two instances of one user on one address would share the
+  // port silently, and ntpctl would read either one's status.
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(a.port);
