@@ -191,7 +191,9 @@ struct PolicyDecision {
     case RateVerdict::kKod:
       // RFC 5905 section 7.4, RATE: "the server has temporarily denied
       // access because the client exceeded the rate threshold".
-      if (!pol.kod || q.version != 4) return drop_ntp(pd, DropReason::kRateLimited);
+      // A KoD is a server's (mode 4) answer to a client: a stranger's mode 1
+      // (the stateless mode-2 path) would not take it, so it gets nothing.
+      if (!pol.kod || q.version != 4 || mode != proto::Mode::kServer) return drop_ntp(pd, DropReason::kRateLimited);
       if (!cap_take(env)) return drop_ntp(pd, DropReason::kReplyCap);
       pd.d = kiss_of_death(ntp, q, proto::kKissRate);
       pd.kind = ReplyKind::kKodRate;

@@ -1288,6 +1288,22 @@ TEST(FramePolicy, UnknownPeerGetsStatelessModeTwoWhenAllowed) {
   }
   EXPECT_GE(answered, 1);
   EXPECT_LT(answered, 20);
+  // With kod on too: over the limit a stranger's mode 1 gets nothing, never
+  // a KoD (a server's mode-4 answer, which a mode-1 sender would not take;
+  // found by fuzz_frame).
+  const Policy kod_on = lab_policy(true, true);
+  RateLimiter limiter2(1024, tight_limits(), 3);
+  int answered2 = 0;
+  for (int i = 0; i < 100; i++) {
+    const Out r = handle_env(ntp_from(kSyncIp, 0x21), env_of(kod_on, &limiter2, nullptr, 1'000'000'000 + i));
+    if (r.v.action == FrameAction::kTransmit) {
+      EXPECT_EQ(r.v.kind, ReplyKind::kNtpPassive) << i;
+      answered2++;
+    } else {
+      EXPECT_DROP(r, DropReason::kRateLimited);
+    }
+  }
+  EXPECT_GE(answered2, 1);
 }
 
 TEST(FramePolicy, DeniedClientsGetNothingOrDenyKod) {
