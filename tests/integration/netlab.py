@@ -190,6 +190,12 @@ class Appliance:
             f.write(config_text)
         self.dp = None
         self.cp = None
+        # The daemons' instance locks (/dev/shm/<name>.<role>.lock) outlive a
+        # killed daemon: removed after the stop (cleanups run last-in first).
+        m = re.search(r'shm_name\s*=\s*"/([^"/]+)"', config_text)
+        if m:
+            shm = m.group(1)
+            _cleanups.append(lambda: [_unlink_quietly(f"/dev/shm/{shm}.{role}.lock") for role in ("control", "dataplane")])
         _cleanups.append(self.stop)
 
     def start_dataplane(self, wait=True):
@@ -406,6 +412,13 @@ def worker_totals(status):
 
 def counter_delta(before, after):
     return {k: after.get(k, 0) - before.get(k, 0) for k in after}
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def workdir(name):
