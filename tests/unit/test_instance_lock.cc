@@ -4,6 +4,7 @@
 // user's, group/other bits, a symlink, a hard link) refused with why.
 // Files are made in /dev/shm under unique names and removed at the end.
 #include "config/instance_lock.h"
+#include "tests/support/in_child.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -34,29 +35,7 @@ struct Name {
   }
 };
 
-// Runs fn in a child process; returns what it returned (through a pipe).
-// The child leaves by _exit: no destructor of the parent's objects runs
-// twice (one would remove the parent's lock file).
-std::string in_child(const std::function<std::string()>& fn) {
-  int fds[2];
-  if (pipe(fds) != 0) return "pipe failed";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    const std::string r = fn();
-    (void)!write(fds[1], r.data(), r.size());
-    close(fds[1]);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[512];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return out;
-}
+using ntp::testing::in_child;
 
 std::string file_text(const std::string& path) {
   std::ifstream f(path);

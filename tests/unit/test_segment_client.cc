@@ -8,6 +8,7 @@
 // ntp-dataplane makes them (rte_ring_init), under unique names, removed at
 // the end.
 #include "control/segment_client.h"
+#include "tests/support/in_child.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -141,27 +142,7 @@ bool make_segment(const std::string& path, unsigned n_workers = 2, unsigned ring
   return ok;
 }
 
-// Runs fn in a child process and returns what it returned (through a
-// pipe); the child leaves by _exit, so no destructor runs twice.
-std::string in_child(const std::function<std::string()>& fn) {
-  int fds[2];
-  if (pipe(fds) != 0) return "pipe failed";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    const std::string r = fn();
-    (void)!write(fds[1], r.data(), r.size());
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[512];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return out;
-}
+using ntp::testing::in_child;
 
 // proto's mirror of rte_ring (check_segment reads rings through it) agrees
 // with the DPDK this links: the sizes it computes, and a segment made with
