@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 5;
+inline constexpr uint32_t kChannelAbiVersion = 6;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -272,6 +272,31 @@ struct LimiterStatus {
   LimitedSource top[kTopLimitedSources];
 };
 
+// The control plane's configured associations as the dataplane must know
+// them to forward their packets, published by the control plane (the single
+// writer) whenever they change (start, reload, a client's new source port).
+// A worker copies them when the seqlock's generation moves. Mode 4 is
+// forwarded only from a client association's server to its current local
+// port (RFC 9109 random ports: a spoofer of the server's address, which our
+// replies reveal as their reference ID, must also guess the port); mode 1/2
+// only from a symmetric association's peer to port 123. Generation 0 (no
+// control plane yet): nothing is forwarded on the associations' lane.
+inline constexpr size_t kMaxAssocEndpoints = 256;
+inline constexpr uint8_t kEndpointClient = 1;     // ours sends mode 3 from local_port, expects mode 4
+inline constexpr uint8_t kEndpointSymmetric = 2;  // [[peer]]: mode 1/2 both ways, local_port 123
+struct AssocEndpoint {
+  uint8_t address[16];   // the remote, IPv6; IPv4 as v4-mapped ::ffff:a.b.c.d
+  uint16_t remote_port;  // the remote's port (123 for every association today)
+  uint16_t local_port;   // our port its packets come to
+  uint8_t kind;          // kEndpoint*
+  uint8_t reserved[3];
+};
+struct AssocEndpoints {
+  uint32_t count = 0;    // valid entries, <= kMaxAssocEndpoints
+  uint32_t reserved = 0;
+  AssocEndpoint entries[kMaxAssocEndpoints];
+};
+
 struct alignas(kCacheLine) SegmentHeader {
   uint64_t magic;
   uint32_t abi_version;
@@ -304,6 +329,8 @@ struct alignas(kCacheLine) SegmentHeader {
 
   WorkerCounters workers[kMaxWorkers];
   Seqlock<LimiterStatus> limiters[kMaxWorkers];
+
+  alignas(kCacheLine) Seqlock<AssocEndpoints> assoc_endpoints;  // control -> dataplane
 };
 
 // Checks what a control plane must before trusting a mapping of

@@ -118,12 +118,14 @@ TEST(CheckSegment, EachCorruptedFieldIsRefusedWithItsMessage) {
     std::function<void(FakeSegment&)> spoil;
     const char* message;  // the whole message
   };
+  const std::string other_abi = "segment ABI version " + std::to_string(kChannelAbiVersion - 1) +
+                                ", this program speaks version " + std::to_string(kChannelAbiVersion) +
+                                ": run ntp-dataplane and ntp-control from the same build";
   const Case cases[] = {
       {"wrong magic", [](FakeSegment& s) { s.h()->magic ^= 1; },
        "segment has the wrong magic number: not an ntp-dataplane segment"},
       {"other ABI", [](FakeSegment& s) { s.h()->abi_version = kChannelAbiVersion - 1; },
-       "segment ABI version 4, this program speaks version 5: run ntp-dataplane and ntp-control from the same "
-       "build"},
+       other_abi.c_str()},
       {"header size", [](FakeSegment& s) { s.h()->header_size += 64; }, nullptr},
       {"total size", [](FakeSegment& s) { s.h()->total_size += 4096; }, nullptr},
       {"no workers", [](FakeSegment& s) { s.h()->n_workers = 0; },
