@@ -368,6 +368,11 @@ constexpr KeySpec kKeys[] = {
      .help = "the user ntp-control runs as (the systemd unit's User=): the dataplane gives it the shared "
              "memory it creates (mode 0600), and the control plane refuses a segment it does not own; "
              "empty: the dataplane's own user"},
+    {.sects = kChannel, .name = "lock_dir", .type = Type::kString, .def = "\"/run/ntp-appliance\"", .lo = 1,
+     .hi = 200, .fmt = Fmt::kPath, .store = set<&Config::lock_dir>,
+     .help = "directory of the daemons' instance locks (<name>.control.lock, <name>.dataplane.lock): the "
+             "units' RuntimeDirectory, where no other user can create files (in /dev/shm anyone could "
+             "squat a lock and keep a daemon from starting)"},
 
     // -- [stats] ------------------------------------------------------------
     {.sects = kStats, .name = "listen", .type = Type::kString, .def = "\"127.0.0.1:9123\"", .lo = 3, .hi = 113,

@@ -150,6 +150,7 @@ struct Config {
   std::string sysname = "ntp";      // [A-Za-z0-9._-], 1..63
   std::string log_level = "info";   // trace, debug, info, warn, error
   std::string shm_name;             // default "/ntp-<sysname>"
+  std::string lock_dir = "/run/ntp-appliance";  // the instance locks (config/instance_lock.h)
   std::string control_user;         // owner of the segment the dataplane creates; empty: the dataplane's own
   std::string stats_listen = "127.0.0.1:9123";  // host:port (IPv4 or "localhost"), or "unix:/path"
   Clock clock;

@@ -51,8 +51,20 @@ std::string shm_path(const std::string& shm_name) {
   return "/dev/shm/" + shm_name.substr(first);
 }
 
+namespace {
+std::string& lock_dir_storage() {
+  static std::string dir = "/dev/shm";
+  return dir;
+}
+}  // namespace
+
+void set_lock_dir(const std::string& dir) { lock_dir_storage() = dir; }
+const std::string& lock_dir() { return lock_dir_storage(); }
+
 std::string lock_path(const std::string& shm_name, const char* role) {
-  return shm_path(shm_name) + "." + role + ".lock";
+  size_t first = 0;
+  while (first < shm_name.size() && shm_name[first] == '/') first++;
+  return lock_dir() + "/" + shm_name.substr(first) + "." + role + ".lock";
 }
 
 std::string private_file_problem(const struct stat& st, const std::string& what) {
@@ -123,6 +135,12 @@ bool InstanceLock::acquire(const std::string& shm_name, const char* role, std::s
   release();
   const std::string path = lock_path(shm_name, role);
   const std::string what = "lock file " + path;
+  // Outside systemd (which makes RuntimeDirectory=) the directory may not
+  // exist yet; the owner and mode checks of the directory are still to come.
+  if (mkdir(lock_dir().c_str(), 0755) != 0 && errno != EEXIST) {
+    err = "cannot create the lock directory " + lock_dir() + " (channel.lock_dir): " + std::strerror(errno);
+    return false;
+  }
   // A holder that removes its file on exit races with a newcomer that
   // opened it just before: the newcomer then holds a lock on a name that is
   // gone while a third takes a new file. So the lock counts only when the

@@ -63,7 +63,12 @@ class InstanceLock {
   std::string path_;
 };
 
-// /dev/shm/<name without slash>.<role>.lock
+// Where the locks are made (channel.lock_dir), set once by main() before
+// any lock is taken; until then /dev/shm (the unit tests' default).
+void set_lock_dir(const std::string& dir);
+const std::string& lock_dir();
+
+// <lock_dir>/<name without slash>.<role>.lock
 std::string lock_path(const std::string& shm_name, const char* role);
 
 }  // namespace ntp::config

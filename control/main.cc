@@ -356,6 +356,7 @@ int main(int argc, char** argv) {
   // One control plane per segment (its rings and seqlocks have one writer):
   // a lock, taken before any clock, socket or segment is touched, held
   // until exit.
+  config::set_lock_dir(cfg->lock_dir);
   config::InstanceLock instance_lock;
   if (std::string err; !instance_lock.acquire(cfg->shm_name, "control", err)) {
     spdlog::error("{}", err);

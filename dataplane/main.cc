@@ -331,6 +331,7 @@ int main(int argc, char** argv) {
   install_signal(SIGHUP, on_hup);
   // One dataplane per segment: before EAL, so a second one never touches
   // the NICs or hugepages; held until exit.
+  config::set_lock_dir(cfg->lock_dir);
   config::InstanceLock instance_lock;
   if (std::string err; !instance_lock.acquire(cfg->shm_name, "dataplane", err)) {
     spdlog::error("{}", err);
