@@ -46,6 +46,7 @@ const char* drop_reason_name(DropReason r) {
     case DropReason::kNotAPeer: return "not_a_peer";
     case DropReason::kUnexpectedServer: return "unexpected_server";
     case DropReason::kBadControlPacket: return "bad_control_packet";
+    case DropReason::kAssocOverBudget: return "assoc_over_budget";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -100,6 +100,7 @@ enum class DropReason : uint8_t {
   kNotAPeer,           // mode 1/2 from an address neither in access.peer nor a [[peer]]
   kUnexpectedServer,   // mode 4 from an address that is not a [[server]] or [[peer]] of ours
   kBadControlPacket,   // a tx ring entry from the control plane that does not make a packet (length, address)
+  kAssocOverBudget,    // from a configured association's address and ports, faster than it can be sending (a flood that guessed the port)
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
