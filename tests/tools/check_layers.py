@@ -20,6 +20,7 @@ import tempfile
 # prefix of a path wins. README "Layout" shows the same table.
 LAYERS = {
     "proto": ["proto"],
+    "crypto": ["proto", "crypto"],
     "hwclock": ["proto", "hwclock"],
     "config": ["proto", "config"],
     "control/ntp": ["proto", "hwclock", "config", "control/ntp"],
@@ -43,6 +44,7 @@ NO_DPDK = {"dataplane/core"}
 # meson dependency variables -> the folder whose library they are.
 DEPS = {
     "proto_dep": "proto",
+    "crypto_dep": "crypto",
     "hwclock_dep": "hwclock",
     "config_dep": "config",
     "ntpcore_dep": "control/ntp",
@@ -55,6 +57,7 @@ DEPS = {
 # meson library variables (link_with, link_whole, objects) -> the folder they are built from.
 LIBS = {
     "proto_lib": "proto",
+    "crypto_lib": "crypto",
     "hwclock_lib": "hwclock",
     "config_lib": "config",
     "ntpcore_lib": "control/ntp",

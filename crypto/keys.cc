@@ -1,0 +1,327 @@
+#include "crypto/keys.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+namespace ntp::crypto {
+namespace {
+
+struct TypeName {
+  const char* name;
+  MacType type;
+};
+constexpr TypeName kTypes[] = {
+    {"AES128", MacType::kAes128Cmac}, {"HMAC-SHA256", MacType::kHmacSha256}, {"SHA256", MacType::kSha256},
+    {"SHA1", MacType::kSha1},         {"MD5", MacType::kMd5},
+};
+constexpr const char* kTypeList = "AES128, HMAC-SHA256, SHA256, SHA1, MD5";
+
+bool iequal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           auto up = [](char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; };
+           return up(x) == up(y);
+         });
+}
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+int hex_value(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }
+
+// A field of the line for messages: never the secret, and bounded.
+std::string shown(std::string_view field) {
+  return field.size() <= 24 ? std::string(field) : std::string(field.substr(0, 24)) + "...";
+}
+
+struct Field {
+  std::string_view text;
+  size_t column;  // 1-based
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string_view path) : path_(path) {}
+
+  KeysFile run(std::string_view text) {
+    if (text.size() > kMaxKeysFileBytes) {
+      error(0, "larger than " + std::to_string(kMaxKeysFileBytes) + " bytes: not a keys file");
+      return finish();
+    }
+    int line_no = 0;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t nl = text.find('\n', pos);
+      if (nl == std::string_view::npos) nl = text.size();
+      line(++line_no, text.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    return finish();
+  }
+
+ private:
+  void error(int line, std::string message) { out_.errors.push_back({std::string(path_), line, std::move(message)}); }
+  void warn(int line, std::string message) { out_.warnings.push_back({std::string(path_), line, std::move(message)}); }
+
+  void line(int n, std::string_view s) {
+    if (s.size() > kMaxKeysLineBytes) {
+      error(n, "line longer than " + std::to_string(kMaxKeysLineBytes) + " bytes");
+      return;
+    }
+    std::vector<Field> fields;
+    for (size_t i = 0; i < s.size();) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (is_blank(s[i])) {
+        ++i;
+        continue;
+      }
+      if (fields.empty() && std::strchr("#!;%", s[i]) != nullptr) return;  // a comment line (chrony's set)
+      if (c < 0x20 || c == 0x7f) {
+        error(n, "control character (byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
+                     std::string(1, "0123456789abcdef"[c & 15]) + ") at column " + std::to_string(i + 1));
+        return;
+      }
+      size_t j = i;
+      while (j < s.size() && !is_blank(s[j]) && static_cast<unsigned char>(s[j]) >= 0x20 && s[j] != 0x7f) ++j;
+      fields.push_back({s.substr(i, j - i), i + 1});
+      i = j;
+    }
+    if (fields.empty()) return;
+    if (fields.size() != 3) {
+      std::string m = "expected `ID TYPE KEY`, found " + std::to_string(fields.size()) + " field" +
+                      (fields.size() == 1 ? "" : "s");
+      if (fields.size() == 2) m += " (chrony's `ID KEY` form, MD5 implied, is not accepted: write the type)";
+      if (fields.size() > 3) m += " (a key has no blanks; comments take a line of their own, starting with #)";
+      error(n, m);
+      return;
+    }
+    KeyEntry e;
+    e.line = n;
+    bool ok = parse_id(n, fields[0], e.id);
+    ok = parse_type(n, fields[1], e.id, e.type) && ok;
+    ok = parse_secret(n, fields[2], e) && ok;
+    if (!ok) return;
+    if (auto [it, fresh] = first_line_.emplace(e.id, n); !fresh) {
+      error(n, "key " + std::to_string(e.id) + " defined again (first at line " + std::to_string(it->second) + ")");
+      return;
+    }
+    e.weak = mac_type_is_weak(e.type);
+    if (e.weak)
+      warn(n, "key " + std::to_string(e.id) + ": " + mac_type_name(e.type) +
+                  " is weak, for interop with legacy peers only (prefer AES128)");
+    if (e.type != MacType::kAes128Cmac && e.secret.size() < 16)
+      warn(n, "key " + std::to_string(e.id) + ": a secret of " + std::to_string(e.secret.size()) +
+                  " bytes is short (use 16 or more random bytes, e.g. from `chronyc keygen`)");
+    out_.keys.push_back(std::move(e));
+  }
+
+  bool parse_id(int n, Field f, uint32_t& id) {
+    uint64_t v = 0;
+    bool digits = !f.text.empty() && f.text.size() <= 10;
+    for (char c : f.text) {
+      if (c < '0' || c > '9') {
+        digits = false;
+        break;
+      }
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    const bool all_digits = std::all_of(f.text.begin(), f.text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!all_digits) {
+      error(n, "key ID '" + shown(f.text) + "' is not a decimal number (1..4294967295)");
+      return false;
+    }
+    if (!digits || v > 0xFFFFFFFFull) {
+      error(n, "key ID " + shown(f.text) + " is out of range 1..4294967295");
+      return false;
+    }
+    if (v == 0) {
+      error(n, "key ID 0 is reserved: it marks a crypto-NAK (RFC 5905 section 7.4); use 1..4294967295");
+      return false;
+    }
+    id = static_cast<uint32_t>(v);
+    return true;
+  }
+
+  bool parse_type(int n, Field f, uint32_t id, MacType& type) {
+    for (const auto& t : kTypes)
+      if (iequal(f.text, t.name)) {
+        type = t.type;
+        return true;
+      }
+    std::string m = "unknown key type '" + shown(f.text) + "'";
+    if (id != 0) m += " for key " + std::to_string(id);
+    m += " (expected one of " + std::string(kTypeList) + ")";
+    if (iequal(f.text, "AES") || iequal(f.text, "AES128CMAC")) m += "; NTPsec's " + shown(f.text) + " is AES128 here";
+    error(n, m);
+    return false;
+  }
+
+  bool parse_secret(int n, Field f, KeyEntry& e) {
+    const std::string who = e.id != 0 ? "key " + std::to_string(e.id) : "the key";
+    std::string_view v = f.text;
+    bool hex = false;
+    if (v.substr(0, 4) == "HEX:") {
+      hex = true;
+      v.remove_prefix(4);
+    } else if (v.substr(0, 6) == "ASCII:") {
+      v.remove_prefix(6);
+    } else if (v.size() >= 32 && v.size() % 2 == 0 && std::all_of(v.begin(), v.end(), is_hex)) {
+      warn(n, who + ": the key looks like hex but has no HEX: prefix; it is used as ASCII text, as chrony does "
+                    "(NTPsec would read it as hex)");
+    }
+    if (v.empty()) {
+      error(n, who + ": empty secret");
+      return false;
+    }
+    if (hex) {
+      if (v.size() % 2 != 0) {
+        error(n, who + ": HEX: needs an even number of hex digits, found " + std::to_string(v.size()));
+        return false;
+      }
+      for (size_t i = 0; i < v.size(); ++i)
+        if (!is_hex(v[i])) {
+          // The column, never the character: the message must not leak the secret.
+          error(n, who + ": not a hex digit at column " + std::to_string(f.column + 4 + i));
+          return false;
+        }
+      e.secret.resize(v.size() / 2);
+      for (size_t i = 0; i < e.secret.size(); ++i)
+        e.secret[i] = static_cast<uint8_t>(hex_value(v[2 * i]) << 4 | hex_value(v[2 * i + 1]));
+    } else {
+      e.secret.assign(v.begin(), v.end());
+    }
+    if (e.secret.size() > kMaxSecretBytes) {
+      error(n, who + ": a secret of " + std::to_string(e.secret.size()) + " bytes is longer than " +
+                   std::to_string(kMaxSecretBytes));
+      return false;
+    }
+    if (e.type == MacType::kAes128Cmac && e.secret.size() != kAes128KeyBytes) {
+      error(n, who + ": an AES128 key is exactly 16 bytes (128 bits, RFC 8573), this one is " +
+                   std::to_string(e.secret.size()) + " (write HEX: and 32 hex digits)");
+      return false;
+    }
+    return true;
+  }
+
+  KeysFile finish() {
+    if (out_.keys.size() > kMaxKeys)
+      error(0, std::to_string(out_.keys.size()) + " keys, more than the " + std::to_string(kMaxKeys) + " supported");
+    if (!out_.errors.empty()) {
+      out_.keys.clear();
+    } else {
+      std::sort(out_.keys.begin(), out_.keys.end(), [](const KeyEntry& a, const KeyEntry& b) { return a.id < b.id; });
+    }
+    return std::move(out_);
+  }
+
+  std::string_view path_;
+  KeysFile out_;
+  std::map<uint32_t, int> first_line_;
+};
+
+std::string user_name(uid_t uid) {
+  struct passwd pw, *found = nullptr;
+  char buf[1024];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
+    return std::string(found->pw_name) + " (uid " + std::to_string(uid) + ")";
+  return "uid " + std::to_string(uid);
+}
+
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+}  // namespace
+
+std::string KeyError::to_string() const {
+  return line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
+}
+
+KeysFile parse_keys(std::string_view text, std::string_view path) { return Parser(path).run(text); }
+
+KeysFile load_keys(const std::string& path) {
+  KeysFile fail;
+  auto refuse = [&](std::string m) { fail.errors.push_back({path, 0, std::move(m)}); };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    refuse(errno == ELOOP ? std::string("is a symbolic link: name the file itself")
+                          : std::string("cannot open: ") + std::strerror(errno));
+    return fail;
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) {
+    refuse(std::string("cannot stat: ") + std::strerror(errno));
+    ::close(fd);
+    return fail;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    refuse("not a regular file");
+    ::close(fd);
+    return fail;
+  }
+  const std::string who = "mode " + octal_mode(st.st_mode) + ", owner " + user_name(st.st_uid);
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    refuse("owned by neither root nor this process's user " + user_name(::geteuid()) + " (" + who +
+           "): chown it");
+  if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0)
+    refuse("readable or writable by group or other (" + who + "): chmod 600 it");
+  if (static_cast<uint64_t>(st.st_size) > kMaxKeysFileBytes) {
+    refuse("larger than " + std::to_string(kMaxKeysFileBytes) + " bytes: not a keys file");
+    ::close(fd);
+    return fail;
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      refuse(std::string("cannot read: ") + std::strerror(errno));
+      ::close(fd);
+      return fail;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxKeysFileBytes) break;  // grew while we read: parse reports it
+  }
+  ::close(fd);
+  KeysFile parsed = parse_keys(text, path);
+  std::fill(text.begin(), text.end(), '\0');
+  if (!fail.errors.empty()) {  // owner/mode first, then whatever else is wrong in it
+    parsed.errors.insert(parsed.errors.begin(), fail.errors.begin(), fail.errors.end());
+    parsed.keys.clear();
+  }
+  return parsed;
+}
+
+bool build_key_table(const std::vector<KeyEntry>& keys, KeyTable& table, std::string* error) {
+  table.count = 0;
+  if (keys.size() > kMaxKeys) {
+    if (error) *error = std::to_string(keys.size()) + " keys, more than the " + std::to_string(kMaxKeys) + " supported";
+    return false;
+  }
+  for (const KeyEntry& e : keys) {
+    MacKey k;
+    if (!mac_key_init(k, e.id, e.type, e.secret.data(), e.secret.size())) {
+      if (error) *error = "key " + std::to_string(e.id) + " (line " + std::to_string(e.line) + "): not a valid " +
+                          mac_type_name(e.type) + " key";
+      table.count = 0;
+      return false;
+    }
+    if (!table.insert(k)) {
+      if (error) *error = "key " + std::to_string(e.id) + " (line " + std::to_string(e.line) + "): defined twice";
+      table.count = 0;
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace ntp::crypto

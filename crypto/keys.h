@@ -1,0 +1,72 @@
+// The keys file: the symmetric keys an operator writes by hand, in chrony's
+// format (chrony.conf(5), `keyfile`), one key per line:
+//
+//     # comment (a line whose first non-blank character is # ! ; or %)
+//     1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C
+//     2 HMAC-SHA256 ASCII:a long shared secret
+//     3 SHA1 plainsecret          (no prefix: ASCII, as chrony does)
+//
+//   ID    decimal, 1..4294967295 (0 is the crypto-NAK's key ID, RFC 5905 7.4)
+//   TYPE  AES128 (CMAC, RFC 8573, recommended), HMAC-SHA256 (the seed vendor's
+//         `authentication-mode hmac-sha256`), SHA256, SHA1, MD5 (weak: legacy
+//         interop); case-insensitive
+//   KEY   HEX:<hex digits> or ASCII:<text> or <text>; 1..kMaxSecretBytes bytes,
+//         exactly 16 for AES128. No blanks inside (they separate fields).
+//
+// Unlike chrony, the two-field form (`ID KEY`, MD5 implied) is an error: the
+// type is written out. Every problem is reported, each with file:line.
+// The file must be a regular file owned by root or by this process's user,
+// neither readable nor writable by group or other (the secrets are shared
+// with peers: anyone who reads them can impersonate us to them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/mac.h"
+
+namespace ntp::crypto {
+
+inline constexpr size_t kMaxSecretBytes = 128;
+inline constexpr size_t kMaxKeysFileBytes = 1 << 20;
+inline constexpr size_t kMaxKeysLineBytes = 2048;  // chrony's line buffer
+
+struct KeyEntry {
+  uint32_t id = 0;
+  MacType type = MacType::kNone;
+  std::vector<uint8_t> secret;
+  int line = 0;       // where it is defined, for messages
+  bool weak = false;  // MD5 or SHA1: log a warning when it is used
+};
+
+struct KeyError {
+  std::string file;
+  int line = 0;  // 1-based, 0 for the file as a whole
+  std::string message;
+  std::string to_string() const;  // "file:line: message" (":line" left out when 0)
+};
+
+struct KeysFile {
+  std::vector<KeyEntry> keys;       // sorted by id, unique, at most kMaxKeys
+  std::vector<KeyError> errors;     // every problem found; keys is empty when there is one
+  std::vector<KeyError> warnings;   // weak types, short secrets, hex-looking ASCII
+  bool ok() const { return errors.empty(); }
+};
+
+// Parse keys file text; `path` names it in messages. Never throws on any input.
+KeysFile parse_keys(std::string_view text, std::string_view path);
+
+// Open path (O_NOFOLLOW: not a symlink), check it is a regular file with the
+// owner and mode above (checked on the opened descriptor), read and parse it.
+// A bad owner or mode is an error naming both, e.g.
+//   "/etc/ntp/keys: readable by group or other (mode 0644, owner root (uid 0)): chmod 600 it"
+KeysFile load_keys(const std::string& path);
+
+// The precomputed table of parsed keys (off the hot path). False, with
+// *error set, if a key does not initialise or there are more than kMaxKeys.
+bool build_key_table(const std::vector<KeyEntry>& keys, KeyTable& table, std::string* error);
+
+}  // namespace ntp::crypto

@@ -1,0 +1,159 @@
+#include "crypto/mac.h"
+
+#include <nettle/memops.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ntp::crypto {
+namespace {
+
+// Nettle's generic CMAC takes the cipher as an untyped function.
+void aes128_encrypt_fn(const void* cipher, size_t len, uint8_t* dst, const uint8_t* src) {
+  aes128_encrypt(static_cast<const struct aes128_ctx*>(cipher), len, dst, src);
+}
+
+}  // namespace
+
+const char* mac_type_name(MacType type) {
+  switch (type) {
+    case MacType::kAes128Cmac: return "AES128";
+    case MacType::kHmacSha256: return "HMAC-SHA256";
+    case MacType::kSha256: return "SHA256";
+    case MacType::kSha1: return "SHA1";
+    case MacType::kMd5: return "MD5";
+    case MacType::kNone: break;
+  }
+  return "none";
+}
+
+bool mac_type_is_weak(MacType type) { return type == MacType::kMd5 || type == MacType::kSha1; }
+
+size_t mac_digest_bytes(MacType type) {
+  switch (type) {
+    case MacType::kAes128Cmac: return 16;  // the AES block (RFC 4493, untruncated as RFC 8573 asks)
+    case MacType::kHmacSha256:
+    case MacType::kSha256: return SHA256_DIGEST_SIZE;
+    case MacType::kSha1: return SHA1_DIGEST_SIZE;
+    case MacType::kMd5: return MD5_DIGEST_SIZE;
+    case MacType::kNone: break;
+  }
+  return 0;
+}
+
+bool mac_key_init(MacKey& out, uint32_t id, MacType type, const uint8_t* secret, size_t secret_len) {
+  out = MacKey{};
+  if (id == 0 || secret == nullptr || secret_len == 0) return false;
+  MacKey k;
+  k.id = id;
+  k.type = type;
+  k.digest_bytes = static_cast<uint8_t>(mac_digest_bytes(type));
+  std::memset(&k.state, 0, sizeof k.state);
+  switch (type) {
+    case MacType::kAes128Cmac:
+      if (secret_len != kAes128KeyBytes) return false;
+      aes128_set_encrypt_key(&k.state.cmac.cipher, secret);
+      cmac128_set_key(&k.state.cmac.subkeys, &k.state.cmac.cipher, aes128_encrypt_fn);
+      break;
+    case MacType::kHmacSha256:
+      hmac_sha256_set_key(&k.state.hmac, secret_len, secret);
+      break;
+    // hash(secret || packet): absorb the secret once; each packet continues a copy.
+    case MacType::kSha256:
+      sha256_init(&k.state.sha256);
+      sha256_update(&k.state.sha256, secret_len, secret);
+      break;
+    case MacType::kSha1:
+      sha1_init(&k.state.sha1);
+      sha1_update(&k.state.sha1, secret_len, secret);
+      break;
+    case MacType::kMd5:
+      md5_init(&k.state.md5);
+      md5_update(&k.state.md5, secret_len, secret);
+      break;
+    case MacType::kNone:
+      return false;
+  }
+  out = k;
+  return true;
+}
+
+size_t mac_wire_digest_bytes(const MacKey& key, int version) {
+  return version >= 4 ? std::min<size_t>(key.digest_bytes, kV4DigestBytes) : key.digest_bytes;
+}
+
+size_t mac_compute(const MacKey& key, const uint8_t* data, size_t len, uint8_t* out, size_t out_bytes) {
+  const size_t n = std::min<size_t>(out_bytes, key.digest_bytes);
+  if (n == 0) return 0;
+  // Each case works on a stack copy of the precomputed state: the key stays
+  // read-only (shareable between workers) and nothing is allocated.
+  switch (key.type) {
+    case MacType::kAes128Cmac: {
+      struct cmac128_ctx ctx;
+      cmac128_init(&ctx);
+      cmac128_update(&ctx, &key.state.cmac.cipher, aes128_encrypt_fn, len, data);
+      cmac128_digest(&ctx, &key.state.cmac.subkeys, &key.state.cmac.cipher, aes128_encrypt_fn,
+                     static_cast<unsigned>(n), out);
+      break;
+    }
+    case MacType::kHmacSha256: {
+      struct hmac_sha256_ctx ctx = key.state.hmac;
+      hmac_sha256_update(&ctx, len, data);
+      hmac_sha256_digest(&ctx, n, out);
+      break;
+    }
+    case MacType::kSha256: {
+      struct sha256_ctx ctx = key.state.sha256;
+      sha256_update(&ctx, len, data);
+      sha256_digest(&ctx, n, out);  // Nettle truncates to n bytes
+      break;
+    }
+    case MacType::kSha1: {
+      struct sha1_ctx ctx = key.state.sha1;
+      sha1_update(&ctx, len, data);
+      sha1_digest(&ctx, n, out);
+      break;
+    }
+    case MacType::kMd5: {
+      struct md5_ctx ctx = key.state.md5;
+      md5_update(&ctx, len, data);
+      md5_digest(&ctx, n, out);
+      break;
+    }
+    case MacType::kNone:
+      return 0;
+  }
+  return n;
+}
+
+bool mac_verify(const MacKey& key, const uint8_t* data, size_t len, const uint8_t* mac, size_t mac_bytes) {
+  const size_t full = key.digest_bytes;
+  const bool length_ok = full != 0 && (mac_bytes == full || (full > kV4DigestBytes && mac_bytes == kV4DigestBytes));
+  if (!length_ok || mac == nullptr) return false;
+  uint8_t expect[kMaxDigestBytes];
+  mac_compute(key, data, len, expect, mac_bytes);
+  return memeql_sec(expect, mac, mac_bytes) != 0;
+}
+
+const MacKey* KeyTable::find(uint32_t id) const {
+  const uint32_t* end = ids + std::min<uint32_t>(count, kMaxKeys);
+  const uint32_t* it = std::lower_bound(ids, end, id);
+  if (id == 0 || it == end || *it != id) return nullptr;
+  return &keys[it - ids];
+}
+
+bool KeyTable::insert(const MacKey& key) {
+  if (key.type == MacType::kNone || key.id == 0 || count >= kMaxKeys) return false;
+  uint32_t* end = ids + count;
+  uint32_t* it = std::lower_bound(ids, end, key.id);
+  if (it != end && *it == key.id) return false;
+  const size_t at = static_cast<size_t>(it - ids);
+  std::memmove(ids + at + 1, ids + at, (count - at) * sizeof ids[0]);
+  std::memmove(static_cast<void*>(keys + at + 1), keys + at, (count - at) * sizeof keys[0]);
+  ids[at] = key.id;
+  keys[at] = key;
+  ++count;
+  return true;
+}
+
+}  // namespace ntp::crypto

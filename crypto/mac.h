@@ -1,0 +1,118 @@
+// Symmetric-key MACs of NTP packets (RFC 5905 section 7.3, RFC 8573): the
+// per-key contexts, precomputed off the hot path, and the per-packet compute
+// and verify. The primitives are Nettle's; nothing here is hand-written crypto.
+//
+// The digest for each type is what chronyd and ntpd/NTPsec put in a packet:
+//   AES128       CMAC-AES-128 over the packet (RFC 8573), 16 bytes
+//   HMAC-SHA256  HMAC-SHA-256 (RFC 2104) over the packet, keyed by the secret
+//                (the seed vendor's `authentication-mode hmac-sha256`)
+//   SHA256, SHA1, MD5  hash(secret || packet) (RFC 5905 7.3 "digest of the key
+//                concatenated with the packet"; chrony keys.c, NTPsec
+//                libntp/macencrypt.c digest_encrypt)
+// Lengths: full digests (16, 32, 32, 20, 16 bytes); in an NTPv4 packet chrony
+// and NTPsec truncate every digest to 20 bytes (RFC 7822: a MAC of at most
+// 24 octets stays distinguishable from an extension field), see
+// mac_wire_digest_bytes. A verifier accepts the full or the 20-byte form.
+//
+// Hot path: mac_compute, mac_verify and KeyTable::find allocate nothing, lock
+// nothing and make no system call; MacKey and KeyTable are trivially copyable
+// (they may live in a dataplane table or in shared memory).
+#pragma once
+
+#include <nettle/aes.h>
+#include <nettle/cmac.h>
+#include <nettle/hmac.h>
+#include <nettle/md5.h>
+#include <nettle/sha1.h>
+#include <nettle/sha2.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace ntp::crypto {
+
+enum class MacType : uint8_t {
+  kNone = 0,
+  kAes128Cmac,  // keys file: AES128
+  kHmacSha256,  // keys file: HMAC-SHA256
+  kSha256,      // keys file: SHA256
+  kSha1,        // keys file: SHA1 (weak)
+  kMd5,         // keys file: MD5 (weak)
+};
+
+// The keys file's name of a type ("AES128", ...), "none" for kNone.
+const char* mac_type_name(MacType type);
+// MD5 and SHA1: legacy interop only, the caller logs a warning.
+bool mac_type_is_weak(MacType type);
+// The full digest length in bytes (0 for kNone).
+size_t mac_digest_bytes(MacType type);
+
+inline constexpr size_t kMaxDigestBytes = 32;   // SHA-256
+// chrony's NTP_MIN_MAC_LENGTH (4 + 16): a shorter digest is never a MAC.
+inline constexpr size_t kMinDigestBytes = 16;
+// chrony's NTP_MAX_V4_MAC_LENGTH (4 + 20) and NTPsec's MAX_BARE_MAC_LENGTH:
+// the digest in an NTPv4 packet (RFC 7822 section 7.5: a MAC after the header
+// is at most 24 octets with its key ID, so it is not taken for an extension field).
+inline constexpr size_t kV4DigestBytes = 20;
+inline constexpr size_t kAes128KeyBytes = 16;
+
+// One key, ready for per-packet use. Holds no pointer: copy it anywhere.
+struct MacKey {
+  uint32_t id = 0;                   // 1..2^32-1; 0 (the crypto-NAK's) is never a key
+  MacType type = MacType::kNone;
+  uint8_t digest_bytes = 0;          // mac_digest_bytes(type)
+  union State {
+    struct Cmac {                    // the AES key schedule and CMAC's subkeys K1, K2
+      struct cmac128_key subkeys;
+      struct aes128_ctx cipher;
+    } cmac;
+    struct hmac_sha256_ctx hmac;     // outer and inner states after the padded key
+    struct sha256_ctx sha256;        // the hash states after absorbing the secret
+    struct sha1_ctx sha1;
+    struct md5_ctx md5;
+  } state;
+};
+static_assert(std::is_trivially_copyable_v<MacKey>);
+
+// Precompute a key (off the hot path). False, with `out` left as kNone, when
+// the type is kNone, id is 0, the secret is empty, or an AES128 secret is not
+// exactly 16 bytes (RFC 8573: AES-128).
+bool mac_key_init(MacKey& out, uint32_t id, MacType type, const uint8_t* secret, size_t secret_len);
+
+// The digest length to put in a packet we originate (a request, a peer
+// packet): in NTPv4 at most kV4DigestBytes (chrony ntp_auth.c and NTPsec
+// truncate to 20), in NTPv3 and older the full digest. A reply uses the
+// request's length instead (see mac_verify).
+size_t mac_wire_digest_bytes(const MacKey& key, int version);
+
+// The MAC of data[0, len), its first min(out_bytes, digest_bytes) bytes
+// written to out; returns that count (0 for a kNone key).
+size_t mac_compute(const MacKey& key, const uint8_t* data, size_t len, uint8_t* out,
+                   size_t out_bytes = kMaxDigestBytes);
+
+// Whether mac[0, mac_bytes) is the MAC of data[0, len) under key. mac_bytes
+// must be the full digest, or kV4DigestBytes for a longer digest (the NTPv4
+// truncation); anything else is false. The compare is constant-time
+// (Nettle's memeql_sec).
+bool mac_verify(const MacKey& key, const uint8_t* data, size_t len, const uint8_t* mac, size_t mac_bytes);
+
+// The keys of one keys file, sorted by id, found by binary search over the
+// ids alone (one small array: the lookup touches a few cache lines, then the
+// one key). Built off the hot path (crypto/keys.h: build_key_table), swapped
+// in whole by its owner.
+inline constexpr size_t kMaxKeys = 256;
+struct KeyTable {
+  uint32_t count = 0;
+  uint32_t ids[kMaxKeys] = {};  // strictly increasing in [0, count)
+  MacKey keys[kMaxKeys];
+
+  // The key with this id, or nullptr (also for id 0).
+  const MacKey* find(uint32_t id) const;
+  // Insert keeping the order; false if full, if id is already there or if
+  // key.type is kNone. Off the hot path.
+  bool insert(const MacKey& key);
+};
+static_assert(std::is_trivially_copyable_v<KeyTable>);
+
+}  // namespace ntp::crypto
