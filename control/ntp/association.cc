@@ -102,6 +102,12 @@ void Association::set_passive_limits(int minpoll_log2, int maxpoll_log2, int64_t
   cfg_.timeout_ns = timeout_ns;
   poll_floor_ = static_cast<int8_t>(std::clamp<int>(poll_floor_, minpoll_log2, maxpoll_log2));
   hpoll_ = static_cast<int8_t>(std::clamp<int>(hpoll_, poll_floor_, maxpoll_log2));
+  // The new poll holds from our last packet on, not from the one after the
+  // packet already armed at the old poll (2^10 s away, perhaps): re-arm
+  // as if the last packet had been scheduled with it (a time now past
+  // fires at the next timer). Before any packet, the first is armed at
+  // once anyway.
+  if (last_send_ns_ != 0 && burst_left_ == 0) next_send_ns_ = last_send_ns_ + poll_interval_ns(hpoll_);
 }
 
 void Association::choose_local_port() {

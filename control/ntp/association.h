@@ -113,7 +113,8 @@ class Association {
   // A dynamic passive association starts at the poll of the packet that
   // created it, within its range (minpoll..maxpoll of its config).
   void start_passive(int peer_poll_log2);
-  // A reload changed the passive range or timeout (dynamic associations).
+  // A reload changed the passive range or timeout (dynamic associations):
+  // the poll is clamped into it and the next packet re-armed at once.
   void set_passive_limits(int minpoll_log2, int maxpoll_log2, int64_t timeout_ns);
   // DENY or RSTR (RFC 5905 section 7.4) stopped this association: no more
   // packets; kiss_code() says which.

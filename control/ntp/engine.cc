@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "hwclock/leap.h"
 
@@ -63,6 +64,35 @@ Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
   else
     sys_ = unsynchronized_variables();
   next_select_ns_ = now_ns + kSelectEveryNs;
+  refresh_endpoints();
+}
+
+void Engine::refresh_endpoints() {
+  proto::AssocEndpoints& t = *endpoints_scratch_;
+  t = proto::AssocEndpoints{};  // zero entries: a whole table compares and publishes clean
+  size_t left_out = 0;
+  // assocs_ is ordered by id: the configured ones that came first keep
+  // their place when more than the table holds are configured.
+  for (const auto& [id, a] : assocs_) {
+    const AssocConfig& c = a->config();
+    if (c.dynamic || a->stopped()) continue;
+    if (t.count == proto::kMaxAssocEndpoints) {
+      left_out++;
+      continue;
+    }
+    proto::AssocEndpoint& e = t.entries[t.count++];
+    std::memcpy(e.address, proto::IpAddress::v4(c.address).bytes, sizeof e.address);
+    e.remote_port = c.port;
+    e.local_port = a->local_port();
+    e.kind = c.mode == AssocMode::kClient ? proto::kEndpointClient : proto::kEndpointSymmetric;
+  }
+  endpoints_left_out_ = left_out;
+  const proto::AssocEndpoints& cur = *endpoints_;
+  if (endpoints_version_ != 0 && t.count == cur.count &&
+      std::memcmp(t.entries, cur.entries, t.count * sizeof(proto::AssocEndpoint)) == 0)
+    return;
+  std::swap(endpoints_, endpoints_scratch_);
+  endpoints_version_++;
 }
 
 void Engine::update_poll_range() {
@@ -217,6 +247,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
         out.events.push_back(
             {.kind = EventKind::kPollingStopped, .address = pkt.src_ip, .refid = h.refid, .mode = a->config().mode});
         if (sys_peer_ == id) sys_peer_.reset();
+        refresh_endpoints();  // nothing of it is forwarded any more
       }
     }
     return;
@@ -285,6 +316,19 @@ void Engine::reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutp
     bool found = false;
     for (size_t i = 0; i < next.associations.size() && !found; i++)
       if (!kept[i] && next.associations[i] == c) found = kept[i] = true;
+    if (found && it->second->stopped()) {
+      // DENY/RSTR stopped it (RFC 5905 section 7.4); a reload is the
+      // operator's deliberate act (access fixed at the server?): it starts
+      // afresh, as at start-up (a new port, an empty filter), and says so.
+      const uint32_t id = it->first;
+      out.events.push_back({.kind = EventKind::kPollingRestarted,
+                            .address = c.address,
+                            .refid = it->second->kiss_code(),
+                            .mode = c.mode});
+      const AssocConfig same = c;  // c belongs to the association replaced here
+      std::erase_if(pending_, [&](const Pending& p) { return p.pkt.src_ip == same.address; });
+      it->second = std::make_unique<Association>(same, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
+    }
     it = found ? std::next(it) : remove(it, out, EventKind::kAssociationRemoved);
   }
   // Dynamic ones: gone when their address may no longer peer or is now
@@ -332,6 +376,7 @@ void Engine::reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutp
     use_local_clock(now_ns);  // perhaps another stratum
   }
   clock_select(now_ns, false, 0, out);
+  refresh_endpoints();
 }
 
 void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutput& out) {
@@ -357,6 +402,9 @@ void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
   const LocalSystem ls = local_system(now_ns);
   for (auto& [id, a] : assocs_)
     if (auto p = a->on_timer(now_ns, ls)) out.packets.push_back(*p);
+  // A client that lost its server chose a new port for this very packet:
+  // the version moves now, so the shell publishes it before sending.
+  refresh_endpoints();
 
   for (auto it = assocs_.begin(); it != assocs_.end();) {
     if (it->second->expired(now_ns))

@@ -91,6 +91,21 @@ class Engine {
   size_t associations() const { return assocs_.size(); }
   const EngineConfig& config() const { return cfg_; }
 
+  // The configured associations' endpoints, as the dataplane forwards
+  // their packets by (proto::AssocEndpoints, the segment's contract): a
+  // [[server]] as kEndpointClient from its address and port to its current
+  // random local port, a [[peer]] as kEndpointSymmetric to port 123. Not a
+  // dynamic passive one (its packets come by the peer-class lane), nor one
+  // a DENY/RSTR stopped (it takes nothing in). At most kMaxAssocEndpoints,
+  // in id order (the oldest configured first); endpoints_left_out() says
+  // how many more there were. endpoints_version() moves whenever the table
+  // changes (start, reload, a client's new port, a stop or restart): the
+  // shell publishes the table when it moved, before it sends the packets
+  // of that same step.
+  const proto::AssocEndpoints& endpoints() const { return *endpoints_; }
+  uint64_t endpoints_version() const { return endpoints_version_; }
+  size_t endpoints_left_out() const { return endpoints_left_out_; }
+
   // An NTP packet of mode 1, 2 or 4 from the dataplane.
   void on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out);
   // The dataplane's report of when one of our packets left.
@@ -158,6 +173,8 @@ class Engine {
                             uint32_t refid = 0);
   void update_poll_range();
   Association* find(uint32_t address);
+  // Rebuilds the endpoint table; bumps the version when it differs.
+  void refresh_endpoints();
 
   EngineConfig cfg_;
   uint64_t seed_;
@@ -185,6 +202,11 @@ class Engine {
   int vote_sign_ = 0;               // the survivors' majority at the last selection
   std::optional<LocalClockQuality> local_quality_;
   bool local_serve_unsynced_ = false;
+  // 6 KiB each: on the heap, built into scratch_ and swapped when changed.
+  std::unique_ptr<proto::AssocEndpoints> endpoints_ = std::make_unique<proto::AssocEndpoints>();
+  std::unique_ptr<proto::AssocEndpoints> endpoints_scratch_ = std::make_unique<proto::AssocEndpoints>();
+  uint64_t endpoints_version_ = 0;  // 0: never built (the constructor builds version 1)
+  size_t endpoints_left_out_ = 0;
 };
 
 }  // namespace ntp::ctl

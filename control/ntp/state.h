@@ -102,6 +102,7 @@ enum class EventKind : uint8_t {
   kSpike,                // offset_ns from address ignored until it persists
   kStep,                 // the clock was stepped by offset_ns
   kSynchronized,         // synchronized to address at stratum (our new stratum)
+  kPollingRestarted,     // a reload restarted the association with address (mode) that DENY/RSTR (`refid`) stopped
 };
 
 enum class UnsyncReason : uint8_t { kNoSelectableSource, kPanic };

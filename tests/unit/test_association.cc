@@ -996,6 +996,29 @@ TEST(AssociationPassive, AnswersAtOnceInMode2AtThePeersPollWithinItsRange) {
   EXPECT_EQ(l.a.poll_log2(), 4);
 }
 
+TEST(AssociationPassive, NewLimitsClampThePollAndReArmTheNextPacket) {
+  // A reload's passive range holds from our last packet on: the packet
+  // armed at the old poll moves (sooner or later), not only the one after.
+  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 8, .dynamic = true});
+  l.a.start_passive(8);
+  ASSERT_EQ(l.deliver(active_peer_packet(8, kStart - 300 * kUs), kStart - 1 * kMs), RxResult::kNoSample);
+  const Sent s = l.poll();
+  ASSERT_EQ(l.a.poll_log2(), 8);
+  ASSERT_GT(l.a.next_event_ns() - s.at, seconds(7));
+  l.a.set_passive_limits(3, 5, 900 * kS);
+  EXPECT_EQ(l.a.poll_log2(), 5);
+  EXPECT_EQ(l.a.next_event_ns(), s.at + seconds(5));
+  l.a.set_passive_limits(9, 10, 900 * kS);
+  EXPECT_EQ(l.a.poll_log2(), 9);
+  EXPECT_EQ(l.a.next_event_ns(), s.at + seconds(9));
+  // Before its first packet it still answers at once.
+  Link fresh({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 8, .dynamic = true});
+  fresh.a.start_passive(8);
+  const int64_t due = fresh.a.next_event_ns();
+  fresh.a.set_passive_limits(3, 5, 900 * kS);
+  EXPECT_EQ(fresh.a.next_event_ns(), due);
+}
+
 TEST(AssociationPassive, ExpiresItsTimeoutAfterTheLastValidPacket) {
   // expired(): dynamic and no valid packet (or the creation) for
   // timeout_ns, in our seconds whatever the peer's poll; packets that do

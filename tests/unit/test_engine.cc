@@ -452,6 +452,232 @@ TEST(EngineReload, PassiveAssociationsThatMayStillPeerTakeTheNewLimits) {
   EXPECT_EQ(e.associations(), 0u);  // 40 s, not the 300 s they were created with
 }
 
+// ------------------------------------------------ endpoints for the dataplane
+
+proto::IpAddress endpoint_address(const proto::AssocEndpoint& e) {
+  proto::IpAddress a;
+  std::memcpy(a.bytes, e.address, sizeof a.bytes);
+  return a;
+}
+
+const proto::AssocEndpoint* endpoint_of(const Engine& e, uint32_t address) {
+  const proto::AssocEndpoints& t = e.endpoints();
+  for (uint32_t i = 0; i < t.count; i++)
+    if (endpoint_address(t.entries[i]) == proto::IpAddress::v4(address)) return &t.entries[i];
+  return nullptr;
+}
+
+// A DENY kiss answering s (ours, to a configured server).
+proto::RxPacket deny(const Sent& s, int64_t rx_ns) {
+  proto::RxPacket k = answer(s, rx_ns);
+  proto::NtpHeader h = proto::read_header(k.payload);
+  h.leap = proto::Leap::kUnsynchronized;
+  h.stratum = 0;
+  h.refid = proto::kKissDeny;
+  proto::write_header(h, k.payload);
+  return k;
+}
+
+TEST(EngineEndpoints, ConfiguredAssociationsAreListedWithTheirPortsPassiveOnesAreNot) {
+  Engine e(lab({server(kServer), server(kPeer, AssocMode::kSymmetricActive)}), test::seed(), kStart);
+  const uint64_t v0 = e.endpoints_version();
+  EXPECT_NE(v0, 0u);  // built at start: generation 0 would forward nothing
+  ASSERT_EQ(e.endpoints().count, 2u);
+  EXPECT_EQ(e.endpoints_left_out(), 0u);
+  int64_t now = kStart;
+  const std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 2u);
+  for (const Sent& p : sent) {
+    const proto::AssocEndpoint* ep = endpoint_of(e, p.o.dst_ip);
+    ASSERT_NE(ep, nullptr) << p.o.dst_ip;
+    EXPECT_EQ(ep->remote_port, p.o.dst_port);
+    EXPECT_EQ(ep->local_port, p.o.src_port);  // where its answer must come to
+    EXPECT_TRUE(endpoint_address(*ep).is_v4());
+    if (p.o.dst_ip == kServer) {
+      EXPECT_EQ(ep->kind, proto::kEndpointClient);
+      EXPECT_GE(ep->local_port, 1024);
+    } else {
+      EXPECT_EQ(ep->kind, proto::kEndpointSymmetric);
+      EXPECT_EQ(ep->local_port, 123);
+    }
+  }
+  // A dynamic passive association is not the associations' lane's.
+  EngineOutput out;
+  e.on_packet(rx_packet(mode1(4, now), kPeerNet + 1, 123, 123, now), now, out);
+  ASSERT_EQ(e.associations(), 3u);
+  run_until(e, now, now + 1 * kS);
+  EXPECT_EQ(e.endpoints().count, 2u);
+  EXPECT_EQ(endpoint_of(e, kPeerNet + 1), nullptr);
+  EXPECT_EQ(e.endpoints_version(), v0);  // nothing of the table changed
+}
+
+TEST(EngineEndpoints, AClientsNewPortIsInTheTableBeforeItsFirstPacketLeaves) {
+  Engine e(lab({server(kServer)}), test::seed(), kStart);
+  int64_t now = kStart;
+  uint16_t port = endpoint_of(e, kServer)->local_port;
+  uint64_t version = e.endpoints_version();
+  int changes = 0, sent = 0;
+  // Three times: one answer (reachable), then silence until the reach
+  // register is empty and the next request leaves from a new port.
+  for (int round = 0; round < 3; round++) {
+    bool answered = false;
+    for (int poll = 0; poll < 12;) {
+      now = std::max(now + 1, e.next_timer_ns());
+      EngineOutput out;
+      e.on_timer(now, out);
+      const proto::AssocEndpoint* ep = endpoint_of(e, kServer);
+      ASSERT_NE(ep, nullptr);
+      // The table as the shell would publish it right after this step, and
+      // before it sends this step's packets.
+      for (const OutPacket& o : out.packets) {
+        EXPECT_EQ(o.src_port, ep->local_port);
+        sent++;
+        poll++;
+      }
+      EXPECT_EQ(e.endpoints_version() != version, ep->local_port != port) << "round " << round << " poll " << poll;
+      if (ep->local_port != port) changes++;
+      port = ep->local_port;
+      version = e.endpoints_version();
+      for (const OutPacket& o : out.packets) {
+        proto::TxReport rep{};
+        rep.cookie = o.cookie;
+        rep.tx_time_ns = now;
+        EngineOutput more;
+        e.on_tx_report(rep, now, more);
+        if (!answered) {
+          e.on_packet(answer({o, now}, now + 1'000'000), now + 1'000'000, more);
+          ASSERT_NE(session_of(e.sessions(now), kServer)->reach, 0);
+          answered = true;
+        }
+      }
+    }
+  }
+  EXPECT_GE(sent, 30);
+  // Each reach reset chose a port from 64512: two equal in a row is 1 in
+  // 64512, three rounds with fewer than two changes 1 in 10^9.
+  EXPECT_GE(changes, 2);
+}
+
+TEST(EngineEndpoints, AReloadAddsAndRemovesEntriesAndMovesTheVersion) {
+  EngineConfig c = lab({server(kServer), server(kPeer, AssocMode::kSymmetricActive)});
+  Engine e(c, test::seed(), kStart);
+  const uint64_t v0 = e.endpoints_version();
+  const uint16_t server_port = endpoint_of(e, kServer)->local_port;
+  EngineConfig next = c;
+  next.associations.erase(next.associations.begin() + 1);  // the peer goes
+  next.associations.push_back(server(0x0A000004));
+  EngineOutput out;
+  e.reconfigure(next, kStart + kS, out);
+  EXPECT_GT(e.endpoints_version(), v0);
+  EXPECT_EQ(e.endpoints().count, 2u);
+  EXPECT_EQ(endpoint_of(e, kPeer), nullptr);
+  ASSERT_NE(endpoint_of(e, 0x0A000004), nullptr);
+  EXPECT_EQ(endpoint_of(e, 0x0A000004)->kind, proto::kEndpointClient);
+  EXPECT_EQ(endpoint_of(e, kServer)->local_port, server_port);  // kept, with its port
+  // The same file again: nothing moves.
+  const uint64_t v1 = e.endpoints_version();
+  e.reconfigure(next, kStart + 2 * kS, out);
+  EXPECT_EQ(e.endpoints_version(), v1);
+  // None left: an empty table, still a new version (the dataplane drops
+  // what it forwarded to them).
+  e.reconfigure(lab({}), kStart + 3 * kS, out);
+  EXPECT_GT(e.endpoints_version(), v1);
+  EXPECT_EQ(e.endpoints().count, 0u);
+}
+
+TEST(EngineEndpoints, MoreThanTheTableHoldsKeepsTheFirstAndSaysHowManyAreLeftOut) {
+  // config allows any number of [[server]] and [[peer]] tables.
+  std::vector<AssocConfig> many;
+  for (uint32_t i = 0; i < proto::kMaxAssocEndpoints + 44; i++) many.push_back(server(0x0B000000 + i));
+  Engine e(lab(many), test::seed(), kStart);
+  ASSERT_EQ(e.endpoints().count, proto::kMaxAssocEndpoints);
+  EXPECT_EQ(e.endpoints_left_out(), 44u);
+  for (uint32_t i = 0; i < proto::kMaxAssocEndpoints; i++)
+    EXPECT_EQ(endpoint_address(e.endpoints().entries[i]), proto::IpAddress::v4(0x0B000000 + i)) << i;
+  // Fewer again: nobody left out.
+  many.resize(10);
+  EngineOutput out;
+  e.reconfigure(lab(many), kStart + kS, out);
+  EXPECT_EQ(e.endpoints().count, 10u);
+  EXPECT_EQ(e.endpoints_left_out(), 0u);
+}
+
+TEST(EngineReload, AnAssociationStoppedByDenyStartsAgainAtAReload) {
+  EngineConfig c = lab({server(kServer)});
+  Engine e(c, test::seed(), kStart);
+  int64_t now = kStart;
+  std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  const uint64_t v0 = e.endpoints_version();
+  EngineOutput out;
+  e.on_packet(deny(sent[0], now + 1'000'000), now + 1'000'000, out);
+  ASSERT_EQ(count(out.events, EventKind::kPollingStopped), 1u);
+  // Stopped: nothing to forward to it any more.
+  EXPECT_GT(e.endpoints_version(), v0);
+  EXPECT_EQ(endpoint_of(e, kServer), nullptr);
+  EXPECT_TRUE(run_until(e, now, now + 600 * kS).empty());
+
+  // The operator reloads the same file: it starts afresh, and says so.
+  const uint64_t v1 = e.endpoints_version();
+  out = {};
+  e.reconfigure(c, now, out);
+  ASSERT_EQ(count(out.events, EventKind::kPollingRestarted), 1u);
+  EXPECT_EQ(out.events[0].address, kServer);
+  EXPECT_EQ(out.events[0].refid, proto::kKissDeny);
+  EXPECT_EQ(count(out.events, EventKind::kAssociationRemoved), 0u);
+  EXPECT_EQ(count(out.events, EventKind::kAssociationAdded), 0u);
+  const AssociationState* st = session_of(e.sessions(now), kServer);
+  ASSERT_NE(st, nullptr);
+  EXPECT_FALSE(st->stopped);
+  EXPECT_EQ(st->kiss_code, 0u);
+  EXPECT_GT(e.endpoints_version(), v1);
+  ASSERT_NE(endpoint_of(e, kServer), nullptr);
+  const uint16_t port = endpoint_of(e, kServer)->local_port;
+  sent = run_until(e, now, now + 2 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].o.src_port, port);
+  out = {};
+  e.on_packet(answer(sent[0], now + 1'000'000), now + 1'000'000, out);
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->reach, 1);
+  // A reload of a running one leaves it alone.
+  out = {};
+  e.reconfigure(c, now + 2'000'000, out);
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->reach, 1);
+}
+
+TEST(EngineReload, NewPassiveLimitsTakeEffectAtTheNextPacket) {
+  // Passive associations at poll 2^8 s, each has answered its peer once.
+  EngineConfig c = lab({});
+  Engine e(c, test::seed(), kStart);
+  int64_t now = kStart;
+  EngineOutput out;
+  for (uint32_t i = 0; i < 2; ++i) e.on_packet(rx_packet(mode1(8, now), kPeerNet + 1 + i, 123, 123, now), now, out);
+  std::vector<Sent> sent = run_until(e, now, kStart + 10 * kS);
+  ASSERT_EQ(sent.size(), 2u);
+  const int64_t first = sent[0].tx;  // the next armed 2^8 s later
+  // maxpoll 2^5 s: the next packets leave 32 s after the last, not 256 s.
+  EngineConfig fast = c;
+  fast.passive_maxpoll_log2 = 5;
+  e.reconfigure(fast, now, out);
+  sent = run_until(e, now, kStart + 100 * kS);
+  ASSERT_FALSE(sent.empty());
+  EXPECT_LE(sent[0].tx, first + 32 * kS + kS);
+  EXPECT_GE(sent[0].tx, first + 31 * kS);
+  // minpoll 2^9 s: not before 512 s after the last.
+  const int64_t last = sent.back().tx;
+  EngineConfig slow = c;
+  slow.passive_minpoll_log2 = 9;
+  slow.passive_maxpoll_log2 = 10;
+  slow.passive_timeout_ns = 3600 * kS;
+  e.reconfigure(slow, now, out);
+  for (const AssociationState& st : e.sessions(now)) EXPECT_EQ(st.poll_log2, 9);
+  sent = run_until(e, now, last + 511 * kS);
+  EXPECT_TRUE(sent.empty());
+  sent = run_until(e, now, last + 513 * kS);
+  EXPECT_EQ(sent.size(), 2u);
+}
+
 TEST(EngineReload, DroppingTheLocalClockLeavesNothingToServe) {
   Engine e(local_clock(2), 1, kNoonDec31Ns);
   ASSERT_TRUE(e.system_at(kNoonDec31Ns).synchronized);
