@@ -76,6 +76,7 @@ class ControlPlane {
   void poll_rings(int64_t now_ns, ctl::EngineOutput& out);
   void carry_out(ctl::EngineOutput& out);
   void publish_model(const std::optional<proto::ClockModelData>& m);
+  void publish_endpoints();
   void tick_second();
   void reload(ctl::EngineOutput& out);
   void try_stats(double now_s);
@@ -91,6 +92,10 @@ class ControlPlane {
   ctl::HeartbeatWatch dataplane_watch_;
   uint64_t publications_ = 0;
   uint64_t tx_ring_full_ = 0;
+  // The engine's endpoints_version() in the attached segment (0: none yet;
+  // a new segment starts at generation 0, which forwards nothing).
+  uint64_t endpoints_published_ = 0;
+  size_t endpoints_left_out_ = 0;
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
   ctl::StatsServer stats_;
@@ -143,7 +148,28 @@ bool ControlPlane::attach_once(bool log_waiting) {
                  h.dataplane_pid, h.n_workers, h.n_ports);
   publish_model(clock_->published());
   if (!engine_) make_engine(hwclock::model_to_ns(clock_->published(), x.raw), initial_freq_ppb);
+  // This segment (perhaps a restarted dataplane's) knows none of our ports.
+  endpoints_published_ = 0;
+  publish_endpoints();
   return true;
+}
+
+void ControlPlane::publish_endpoints() {
+  if (!engine_ || !seg_.attached() || engine_->endpoints_version() == endpoints_published_) return;
+  seg_.publish_endpoints(engine_->endpoints());
+  const bool first = endpoints_published_ == 0;
+  endpoints_published_ = engine_->endpoints_version();
+  const size_t left_out = engine_->endpoints_left_out();
+  if (left_out != endpoints_left_out_ && left_out > 0)
+    spdlog::warn("{} configured association(s) beyond the dataplane's table of {}: their packets are not forwarded "
+                 "(the first {} [[server]]/[[peer]] are)",
+                 left_out, proto::kMaxAssocEndpoints, proto::kMaxAssocEndpoints);
+  endpoints_left_out_ = left_out;
+  if (first)
+    spdlog::info("published {} association endpoint(s) to the dataplane", engine_->endpoints().count);
+  else
+    spdlog::debug("published {} association endpoint(s) to the dataplane (version {})", engine_->endpoints().count,
+                  endpoints_published_);
 }
 
 void ControlPlane::publish_model(const std::optional<proto::ClockModelData>& m) {
@@ -171,6 +197,11 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
     clock_->save_drift(*engine_, /*force=*/false, monotonic_s());
   }
   publish_model(clock_->poll());  // a slew that is in ends now, not at the next order
+  // Before this step's packets: a client that just chose a new port sends
+  // from it now, and the dataplane forwards its answer only once the
+  // endpoint is published (the seqlock's store is done before our enqueue,
+  // and a worker copies a new generation before its next burst).
+  publish_endpoints();
   for (const ctl::OutPacket& o : out.packets)
     if (!seg_.send(o) && tx_ring_full_++ % 100 == 0)
       spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", proto::ipv4_to_string(o.dst_ip));

@@ -46,6 +46,24 @@ HeartbeatWatch::Change HeartbeatWatch::observe(uint64_t heartbeat_raw, uint64_t 
   return stale ? Change::kStopped : Change::kBack;
 }
 
+bool SegmentClient::not_sized_yet(const struct stat& st) {
+  const bool empty = S_ISREG(st.st_mode) && st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader));
+  const bool plain = (st.st_mode & 07777) == 0600 && st.st_nlink == 1;  // as the dataplane makes it
+  if (!empty || !plain || st.st_uid == geteuid()) {
+    foreign_empty_dev_ = foreign_empty_ino_ = 0;
+    // Ours: given to us, ftruncate not done yet. Else refused by what it is.
+    return empty && plain;
+  }
+  // Another uid's: the dataplane between shm_open and fchown (microseconds)
+  // at the first sight; still the same empty file an attempt later (200 ms
+  // on), a plant, which private_file_problem names with its owner (and
+  // again at every attempt after, with the same text).
+  const bool seen = foreign_empty_dev_ == st.st_dev && foreign_empty_ino_ == st.st_ino;
+  foreign_empty_dev_ = st.st_dev;
+  foreign_empty_ino_ = st.st_ino;
+  return !seen;
+}
+
 SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::string& err) {
   detach();
   if (!config::InstanceLock::held_here(name, "control") && !lock_.acquire(name, "control", err))
@@ -58,15 +76,17 @@ SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::
   struct stat st {};
   if (fd < 0) {
     const int e = errno;
-    if (e == ENOENT) return AttachResult::kAbsent;
+    if (e == ENOENT) {
+      foreign_empty_dev_ = foreign_empty_ino_ = 0;
+      return AttachResult::kAbsent;
+    }
     if (e == ELOOP) {
       err = what + " (" + path + ") is a symbolic link: refusing it (planted by another user?)";
     } else if (lstat(path.c_str(), &st) == 0) {
       // Not ours to open (EACCES), a directory (EISDIR)... The dataplane
       // gives the segment to its control user right after creating it,
       // before sizing it: an empty regular file is that.
-      if (e == EACCES && S_ISREG(st.st_mode) && st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader)))
-        return AttachResult::kAbsent;
+      if (e == EACCES && not_sized_yet(st)) return AttachResult::kAbsent;
       err = config::private_file_problem(st, what);
       if (err.empty()) err = "cannot open " + what + ": " + std::strerror(e);
     } else {
@@ -79,7 +99,7 @@ SegmentClient::AttachResult SegmentClient::attach(const std::string& name, std::
     close(fd);
     return AttachResult::kIncompatible;
   }
-  if (S_ISREG(st.st_mode) && st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader))) {
+  if (not_sized_yet(st)) {
     close(fd);
     return AttachResult::kAbsent;  // being created: ftruncate not done yet
   }
@@ -160,6 +180,10 @@ bool SegmentClient::send(const OutPacket& o) {
   t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
   std::memcpy(t.payload, o.payload.data(), o.payload.size());
   return rte_ring_enqueue_elem(tx_ring(), &t, sizeof t) == 0;
+}
+
+void SegmentClient::publish_endpoints(const proto::AssocEndpoints& endpoints) {
+  if (hdr_) hdr_->assoc_endpoints.store(endpoints);
 }
 
 bool SegmentClient::next_tx_report(proto::TxReport& rep) {

@@ -12,6 +12,7 @@
 #include "proto/channel_abi.h"
 
 struct rte_ring;
+struct stat;
 
 namespace ntp::ctl {
 
@@ -48,7 +49,11 @@ class SegmentClient {
   // regular file, not owned by our effective uid or with any group/other
   // permission bit (a segment planted by another user would steer the
   // served time), or failing proto::check_segment. The same cause gives the
-  // same text, so the caller, retrying, can log each once.
+  // same text, so the caller, retrying, can log each once. An empty file
+  // is one not sized yet (kAbsent) when it is ours, or another uid's with
+  // mode 0600 at the first attempt only (the dataplane gives it to us right
+  // after creating it); the same empty file of another uid at the next
+  // attempt was planted, and is refused like a full-size one.
   // Takes the control role's InstanceLock for name first unless this
   // process holds it already (main() should, before anything else): a
   // second writer would break the seqlocks and rings.
@@ -71,6 +76,13 @@ class SegmentClient {
 
   proto::SegmentHeader* header() const { return hdr_; }
 
+  // The configured associations' endpoints for the dataplane's filter of
+  // their lane (SegmentHeader::assoc_endpoints; we are its one writer).
+  // A new segment starts at generation 0, which forwards nothing: publish
+  // at every attach, and before sending a packet from a port not yet
+  // published.
+  void publish_endpoints(const proto::AssocEndpoints& endpoints);
+
   // Our packet onto the tx ring, sent from port 123 on the port the next
   // hop is on; false when the ring is full.
   bool send(const OutPacket& o);
@@ -89,12 +101,18 @@ class SegmentClient {
   rte_ring* tx_report_ring() const;
 
  private:
+  // A regular file too small to be a segment that reads as "not there
+  // yet" rather than as refused (see attach()).
+  bool not_sized_yet(const struct stat& st);
   rte_ring* ring_at(uint64_t offset) const;
   bool next_from(rte_ring* ring, proto::RxPacket& pkt);
   std::string name_;
   proto::SegmentHeader* hdr_ = nullptr;
   size_t size_ = 0;
   uint64_t dev_ = 0, ino_ = 0;
+  // An empty file of another uid seen at the last attach (a dataplane
+  // between creating it and giving it to us), by device and inode.
+  uint64_t foreign_empty_dev_ = 0, foreign_empty_ino_ = 0;
   uint64_t bad_rx_ = 0;
   config::InstanceLock lock_;  // when main() did not take it
 };

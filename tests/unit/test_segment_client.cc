@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <new>
@@ -233,6 +234,107 @@ TEST(SegmentClient, NotThereOrNotSizedYetIsAbsent) {
   close(fd);
   EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);
   EXPECT_FALSE(c.attached());
+}
+
+// An empty file of another uid that stays empty was planted (a dataplane
+// gives the segment to us microseconds after creating it): refused, from
+// the second attempt on, with its owner and mode as a full-size one; one
+// with group/other bits or a second link at once. The dataplane's own new
+// file that is then given to us and sized attaches.
+TEST(SegmentClient, AnEmptyFileOfAnotherUserIsRefusedOnceItStaysSo) {
+  if (geteuid() != 0) GTEST_SKIP() << "another uid's file needs root";
+  const std::string us = std::to_string(geteuid());
+  {
+    Shm s("empty-planted");
+    const int fd = open(s.path().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+    close(fd);
+    SegmentClient c;
+    std::string err, again;
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);  // perhaps being created
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kIncompatible);
+    EXPECT_EQ(err, "shared memory " + s.name + " is owned by uid 65534 with mode 0600, not by us (uid " + us +
+                       ") with mode 0600: refusing it (planted by another user?)");
+    EXPECT_EQ(c.attach(s.name, again), SegmentClient::AttachResult::kIncompatible);
+    EXPECT_EQ(again, err);  // the same text: logged once
+    EXPECT_FALSE(c.attached());
+  }
+  for (const mode_t mode : {mode_t{0666}, mode_t{0640}}) {
+    Shm s("empty-open");
+    const int fd = open(s.path().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(fchmod(fd, mode), 0);
+    ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+    close(fd);
+    SegmentClient c;
+    std::string err;
+    char m[8];
+    std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(mode));
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kIncompatible) << m;
+    EXPECT_EQ(err, "shared memory " + s.name + " is owned by uid 65534 with mode " + m + ", not by us (uid " + us +
+                       ") with mode 0600: refusing it (planted by another user?)");
+  }
+  {
+    // Ours, empty, but with a second link: not what a dataplane makes.
+    Shm s("empty-linked");
+    const int fd = open(s.other().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    ASSERT_EQ(link(s.other().c_str(), s.path().c_str()), 0);
+    SegmentClient c;
+    std::string err;
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kIncompatible);
+    EXPECT_EQ(err, "shared memory " + s.name + " has 2 hard links, not one: refusing it (planted by another user?)");
+  }
+  {
+    // The dataplane's way: another uid's at the first look, then ours, then
+    // sized: absent, absent, attached.
+    Shm s("empty-created");
+    const int fd = open(s.path().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+    SegmentClient c;
+    std::string err;
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);
+    ASSERT_EQ(fchown(fd, 0, 0), 0);
+    close(fd);
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAbsent);  // ours: waits as long as it takes
+    ASSERT_EQ(unlink(s.path().c_str()), 0);
+    ASSERT_TRUE(make_segment(s.path()));
+    EXPECT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  }
+}
+
+// The endpoints go into the segment's seqlock, whole, one generation per
+// publication.
+TEST(SegmentClient, PublishesTheEndpointsIntoTheSegment) {
+  Shm s("endpoints");
+  ASSERT_TRUE(make_segment(s.path()));
+  SegmentClient c;
+  std::string err;
+  ASSERT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  EXPECT_EQ(c.header()->assoc_endpoints.generation(), 0u);  // a new segment: nothing forwarded yet
+  proto::AssocEndpoints t{};
+  t.count = 2;
+  t.entries[0] = {.address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2},
+                  .remote_port = 123, .local_port = 40000, .kind = proto::kEndpointClient};
+  t.entries[1] = {.address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 3},
+                  .remote_port = 123, .local_port = 123, .kind = proto::kEndpointSymmetric};
+  c.publish_endpoints(t);
+  EXPECT_EQ(c.header()->assoc_endpoints.generation(), 1u);
+  proto::AssocEndpoints got{};
+  ASSERT_TRUE(c.header()->assoc_endpoints.try_load(got));
+  EXPECT_EQ(std::memcmp(&got, &t, sizeof t), 0);
+  t.entries[0].local_port = 40001;
+  c.publish_endpoints(t);
+  EXPECT_EQ(c.header()->assoc_endpoints.generation(), 2u);
+  ASSERT_TRUE(c.header()->assoc_endpoints.try_load(got));
+  EXPECT_EQ(got.entries[0].local_port, 40001);
+  // Detached: nothing to write into, and no crash.
+  c.detach();
+  c.publish_endpoints(t);
 }
 
 // The refusals of a segment that is not ours alone: each with its message,
