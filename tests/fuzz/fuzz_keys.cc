@@ -1,0 +1,73 @@
+// libFuzzer target: crypto::parse_keys on arbitrary text, then the keys it
+// accepts through the key table and the MAC primitives.
+//
+// Input: the keys file's text. Invariants:
+//  - never a crash or a leak, whatever the bytes
+//  - errors => no keys; no errors => keys sorted by id, unique, ids nonzero,
+//    secrets 1..kMaxSecretBytes bytes (AES128: 16), weak <=> MD5/SHA1,
+//    every line within the text's line count
+//  - an accepted file builds a KeyTable that finds every key and no id 0
+//  - for each key: the MAC of the input verifies (full and NTPv4 lengths),
+//    one flipped bit does not, and a verify of any length and any bytes taken
+//    from the input is answered (true only at a length the rules allow)
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "crypto/keys.h"
+
+namespace {
+
+using namespace ntp::crypto;
+
+#define CHECK(cond)      \
+  do {                   \
+    if (!(cond)) abort(); \
+  } while (0)
+
+KeyTable table;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const KeysFile f = parse_keys(text, "fuzz");
+  size_t lines = 1;
+  for (char c : text) lines += c == '\n';
+  for (const KeyError& e : f.errors) CHECK(e.line >= 0 && static_cast<size_t>(e.line) <= lines && !e.message.empty());
+  for (const KeyError& e : f.warnings) CHECK(e.line >= 1 && static_cast<size_t>(e.line) <= lines);
+  if (!f.ok()) {
+    CHECK(f.keys.empty());
+    return 0;
+  }
+  CHECK(f.keys.size() <= kMaxKeys);
+  for (size_t i = 0; i < f.keys.size(); ++i) {
+    const KeyEntry& k = f.keys[i];
+    CHECK(k.id != 0);
+    if (i > 0) CHECK(f.keys[i - 1].id < k.id);
+    CHECK(!k.secret.empty() && k.secret.size() <= kMaxSecretBytes);
+    CHECK(k.type != MacType::kAes128Cmac || k.secret.size() == kAes128KeyBytes);
+    CHECK(k.weak == mac_type_is_weak(k.type));
+    CHECK(k.line >= 1 && static_cast<size_t>(k.line) <= lines);
+  }
+  std::string error;
+  CHECK(build_key_table(f.keys, table, &error));
+  CHECK(table.count == f.keys.size());
+  CHECK(table.find(0) == nullptr);
+  for (const KeyEntry& e : f.keys) {
+    const MacKey* k = table.find(e.id);
+    CHECK(k != nullptr && k->id == e.id && k->type == e.type);
+    uint8_t mac[kMaxDigestBytes];
+    for (size_t n : {size_t{k->digest_bytes}, mac_wire_digest_bytes(*k, 4)}) {
+      CHECK(mac_compute(*k, data, size, mac, n) == n);
+      CHECK(mac_verify(*k, data, size, mac, n));
+      mac[n - 1] ^= 0x80;
+      CHECK(!mac_verify(*k, data, size, mac, n));
+    }
+    const size_t n = size % (kMaxDigestBytes + 1);
+    const bool allowed = n == k->digest_bytes || (k->digest_bytes > kV4DigestBytes && n == kV4DigestBytes);
+    if (size >= n && mac_verify(*k, data, size - n, data + (size - n), n)) CHECK(allowed);
+  }
+  return 0;
+}
