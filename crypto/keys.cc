@@ -246,7 +246,7 @@ std::string KeyError::to_string() const {
 
 KeysFile parse_keys(std::string_view text, std::string_view path) { return Parser(path).run(text); }
 
-KeysFile load_keys(const std::string& path) {
+KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner) {
   KeysFile fail;
   auto refuse = [&](std::string m) { fail.errors.push_back({path, 0, std::move(m)}); };
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -267,9 +267,9 @@ KeysFile load_keys(const std::string& path) {
     return fail;
   }
   const std::string who = "mode " + octal_mode(st.st_mode) + ", owner " + user_name(st.st_uid);
-  if (st.st_uid != 0 && st.st_uid != ::geteuid())
-    refuse("owned by neither root nor this process's user " + user_name(::geteuid()) + " (" + who +
-           "): chown it");
+  if (st.st_uid != 0 && st.st_uid != ::geteuid() && (!also_owner || st.st_uid != *also_owner))
+    refuse("owned by neither root nor this process's user " + user_name(::geteuid()) +
+           (also_owner ? " nor " + user_name(*also_owner) : std::string()) + " (" + who + "): chown it");
   if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0)
     refuse("readable or writable by group or other (" + who + "): chmod 600 it");
   if (static_cast<uint64_t>(st.st_size) > kMaxKeysFileBytes) {

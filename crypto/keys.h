@@ -15,13 +15,15 @@
 //
 // Unlike chrony, the two-field form (`ID KEY`, MD5 implied) is an error: the
 // type is written out. Every problem is reported, each with file:line.
-// The file must be a regular file owned by root or by this process's user,
-// neither readable nor writable by group or other (the secrets are shared
-// with peers: anyone who reads them can impersonate us to them).
+// The file must be a regular file owned by root, by this process's user or by
+// the one other user load_keys is given, neither readable nor writable by
+// group or other (the secrets are shared with peers: anyone who reads them
+// can impersonate us to them).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,9 +63,12 @@ KeysFile parse_keys(std::string_view text, std::string_view path);
 
 // Open path (O_NOFOLLOW: not a symlink), check it is a regular file with the
 // owner and mode above (checked on the opened descriptor), read and parse it.
-// A bad owner or mode is an error naming both, e.g.
-//   "/etc/ntp/keys: readable by group or other (mode 0644, owner root (uid 0)): chmod 600 it"
-KeysFile load_keys(const std::string& path);
+// also_owner: one more user who may own it (the two daemons run as different
+// users and a 0600 file has one reader: the dataplane, as root, passes the
+// control plane's user, whose file it then is). A bad owner or mode is an
+// error naming both, e.g.
+//   "/etc/ntp/keys: readable or writable by group or other (mode 0644, owner root (uid 0)): chmod 600 it"
+KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner = std::nullopt);
 
 // The precomputed table of parsed keys (off the hot path). False, with
 // *error set, if a key does not initialise or there are more than kMaxKeys.

@@ -282,6 +282,11 @@ TEST_F(KeysFileTest, RefusesAnotherUsersFile) {
   ASSERT_EQ(f.errors.size(), 1u);
   EXPECT_TRUE(contains(f.errors[0].to_string(), "owned by neither root nor this process's user")) << f.errors[0].to_string();
   EXPECT_TRUE(contains(f.errors[0].to_string(), "(uid 65534)"));
+  // The dataplane (root) reading the control plane's file: that user is named.
+  EXPECT_TRUE(load_keys(p, 65534).ok());
+  const KeysFile g = load_keys(p, 12345);
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_TRUE(contains(g.errors[0].to_string(), "nor uid 12345 (mode 0600, owner ")) << g.errors[0].to_string();
 }
 
 TEST_F(KeysFileTest, ReportsModeAndContentTogether) {
