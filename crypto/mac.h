@@ -6,12 +6,12 @@
 //   AES128       CMAC-AES-128 over the packet (RFC 8573), 16 bytes
 //   HMAC-SHA256  HMAC-SHA-256 (RFC 2104) over the packet, keyed by the secret
 //                (the seed vendor's `authentication-mode hmac-sha256`)
-//   SHA256, SHA1, MD5  hash(secret || packet) (RFC 5905 7.3 "digest of the key
-//                concatenated with the packet"; chrony keys.c, NTPsec
-//                libntp/macencrypt.c digest_encrypt)
+//   SHA256, SHA1, MD5  hash(secret || packet): the reference implementation's
+//                digest (RFC 5905 7.3's MAC field: key ID, then the digest;
+//                chrony keys.c generate_auth, NTPsec macencrypt.c digest_encrypt)
 // Lengths: full digests (16, 32, 32, 20, 16 bytes); in an NTPv4 packet chrony
-// and NTPsec truncate every digest to 20 bytes (RFC 7822: a MAC of at most
-// 24 octets stays distinguishable from an extension field), see
+// and NTPsec's ntpd truncate every digest to 20 bytes (RFC 7822: the last
+// extension field is at least 28 octets, so a tail of 24 or fewer is a MAC), see
 // mac_wire_digest_bytes. A verifier accepts the full or the 20-byte form.
 //
 // Hot path: mac_compute, mac_verify and KeyTable::find allocate nothing, lock
@@ -52,8 +52,8 @@ inline constexpr size_t kMaxDigestBytes = 32;   // SHA-256
 // chrony's NTP_MIN_MAC_LENGTH (4 + 16): a shorter digest is never a MAC.
 inline constexpr size_t kMinDigestBytes = 16;
 // chrony's NTP_MAX_V4_MAC_LENGTH (4 + 20) and NTPsec's MAX_BARE_MAC_LENGTH:
-// the digest in an NTPv4 packet (RFC 7822 section 7.5: a MAC after the header
-// is at most 24 octets with its key ID, so it is not taken for an extension field).
+// the digest in an NTPv4 packet (RFC 7822: the last extension field with no
+// MAC after it is at least 28 octets, so a tail of 24 or fewer is a MAC).
 inline constexpr size_t kV4DigestBytes = 20;
 inline constexpr size_t kAes128KeyBytes = 16;
 
@@ -81,8 +81,9 @@ static_assert(std::is_trivially_copyable_v<MacKey>);
 bool mac_key_init(MacKey& out, uint32_t id, MacType type, const uint8_t* secret, size_t secret_len);
 
 // The digest length to put in a packet we originate (a request, a peer
-// packet): in NTPv4 at most kV4DigestBytes (chrony ntp_auth.c and NTPsec
-// truncate to 20), in NTPv3 and older the full digest. A reply uses the
+// packet): in NTPv4 at most kV4DigestBytes (chrony ntp_auth.c and NTPsec's
+// ntpd truncate to 20; ntpdig 1.2.2 sends SHA256's 32, which mac_verify
+// takes too), in NTPv3 and older the full digest. A reply uses the
 // request's length instead (see mac_verify).
 size_t mac_wire_digest_bytes(const MacKey& key, int version);
 
