@@ -32,6 +32,10 @@
 //  - system variables: stratum 1..16, leap 0..3, root delay and root
 //    dispersion >= 0; synchronized => stratum <= 15
 //  - sessions() lists every association once
+//  - the endpoint table (what ntp-control publishes before it sends a
+//    step's packets) holds the port and address of every packet a
+//    configured association sends, and lists only configured addresses;
+//    its version moves whenever its content changes, and only then
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -122,7 +126,11 @@ struct LastSent {
 
 class Run {
  public:
-  Run(const ctl::EngineConfig& cfg, uint64_t seed, int64_t now) : cfg_(cfg), now_(now), engine_(cfg, seed, now) {}
+  Run(const ctl::EngineConfig& cfg, uint64_t seed, int64_t now) : cfg_(cfg), now_(now), engine_(cfg, seed, now) {
+    last_endpoints_ = engine_.endpoints();
+    last_endpoints_version_ = engine_.endpoints_version();
+    if (last_endpoints_version_ == 0) fail("no endpoint table at start (generation 0 forwards nothing)");
+  }
 
   void check(const ctl::EngineOutput& out) {
     const size_t configured = engine_.config().associations.size();
@@ -153,6 +161,40 @@ class Run {
     if (v.root_dispersion_ns < 0) fail("negative root dispersion");
     if (v.synchronized && v.stratum > 15) fail("synchronized at stratum 16");
     if (engine_.sessions(now_).size() != engine_.associations()) fail("sessions() misses associations");
+    check_endpoints(out);
+  }
+
+  void check_endpoints(const ctl::EngineOutput& out) {
+    const proto::AssocEndpoints& t = engine_.endpoints();
+    if (t.count > proto::kMaxAssocEndpoints) fail("endpoint count beyond the table");
+    auto configured = [&](uint32_t address) {
+      for (const ctl::AssocConfig& a : engine_.config().associations)
+        if (a.address == address) return true;
+      return false;
+    };
+    for (uint32_t i = 0; i < t.count; i++) {
+      proto::IpAddress a;
+      std::memcpy(a.bytes, t.entries[i].address, sizeof a.bytes);
+      if (!a.is_v4() || !configured(a.v4_host_order())) fail("an endpoint of no configured association");
+      const uint8_t kind = t.entries[i].kind;
+      if (kind != proto::kEndpointClient && kind != proto::kEndpointSymmetric) fail("an endpoint of no kind");
+      if (kind == proto::kEndpointSymmetric && t.entries[i].local_port != proto::kNtpPort)
+        fail("a symmetric endpoint not at port 123");
+    }
+    for (const ctl::OutPacket& o : out.packets) {
+      if (!configured(o.dst_ip)) continue;  // a passive association's
+      bool listed = false;
+      for (uint32_t i = 0; i < t.count && !listed; i++)
+        listed = std::memcmp(t.entries[i].address, proto::IpAddress::v4(o.dst_ip).bytes, 16) == 0 &&
+                 t.entries[i].local_port == o.src_port && t.entries[i].remote_port == o.dst_port;
+      if (!listed) fail("a configured association's packet from a port not in the endpoint table");
+    }
+    const bool same = t.count == last_endpoints_.count &&
+                      std::memcmp(t.entries, last_endpoints_.entries, t.count * sizeof(proto::AssocEndpoint)) == 0;
+    if (same != (engine_.endpoints_version() == last_endpoints_version_))
+      fail(same ? "the endpoint version moved without a change" : "the endpoints changed, the version did not");
+    last_endpoints_ = t;
+    last_endpoints_version_ = engine_.endpoints_version();
   }
 
   // Carries out what came out: remembers the packets, applies a step.
@@ -293,6 +335,8 @@ class Run {
   ctl::EngineConfig cfg_;
   int64_t now_;
   ctl::Engine engine_;
+  proto::AssocEndpoints last_endpoints_{};
+  uint64_t last_endpoints_version_ = 0;
   std::map<uint32_t, LastSent> sent_;
   std::vector<uint64_t> unreported_;
 };
