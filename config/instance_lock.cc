@@ -1,6 +1,7 @@
 #include "config/instance_lock.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -52,14 +53,175 @@ std::string shm_path(const std::string& shm_name) {
 }
 
 namespace {
-std::string& lock_dir_storage() {
-  static std::string dir = "/dev/shm";
-  return dir;
+
+struct LockDirSetting {
+  std::string dir;
+  std::string shared_with_user;
+};
+
+LockDirSetting& lock_dir_setting() {
+  // Per user, so that unit tests run by anyone get a directory that is
+  // theirs (never /dev/shm itself, where anyone may create a name).
+  static LockDirSetting s{"/dev/shm/ntp-locks-" + std::to_string(geteuid()), ""};
+  return s;
 }
+
+// "/", "/run", "/run/ntp-appliance" for "/run/ntp-appliance/" (empty and
+// "." components skipped: they name the same directory).
+std::vector<std::string> prefixes_of(const std::string& path) {
+  std::vector<std::string> out{"/"};
+  std::string cur;
+  size_t i = 0;
+  while (i < path.size()) {
+    const size_t j = std::min(path.find('/', i), path.size());
+    const std::string part = path.substr(i, j - i);
+    if (!part.empty() && part != ".") {
+      cur += "/" + part;
+      out.push_back(cur);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+// Every directory from / down to path (the lock directory, last) trusted.
+bool check_dir_chain(const std::string& path, const std::string& what, std::string& err) {
+  const std::vector<std::string> chain = prefixes_of(path);
+  for (size_t i = 0; i < chain.size(); i++) {
+    const bool last = i + 1 == chain.size();
+    const std::string name = last ? what : chain[i] + ", on the way to " + what + ",";
+    struct stat st {};
+    if (lstat(chain[i].c_str(), &st) != 0) {
+      err = "cannot stat " + (last ? what : chain[i] + " (on the way to " + what + ")") + ": " + std::strerror(errno);
+      return false;
+    }
+    if (std::string why = lock_dir_problem(st, name, last); !why.empty()) {
+      err = std::move(why);
+      return false;
+    }
+  }
+  return true;
+}
+
+// A directory we just made: the group of shared_with_user (when given) may
+// make its own lock in it, sticky so that none of it can touch another's.
+bool settle_new_dir(const std::string& dir, const std::string& shared_with_user, const std::string& what,
+                    std::string& err) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    err = "cannot open " + what + " we made: " + std::strerror(errno);
+    return false;
+  }
+  mode_t mode = 0755;
+  if (!shared_with_user.empty()) {
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    const int rc = getpwnam_r(shared_with_user.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (rc != 0 || !found) {
+      err = "cannot make " + what + " for channel.control_user = \"" + shared_with_user +
+            "\": " + (rc != 0 ? std::strerror(rc) : "no such user");
+      close(fd);
+      return false;
+    }
+    if (fchown(fd, static_cast<uid_t>(-1), found->pw_gid) != 0) {
+      err = "cannot give " + what + " to the group " + std::to_string(found->pw_gid) + " of channel.control_user = \"" +
+            shared_with_user + "\": " + std::strerror(errno);
+      close(fd);
+      return false;
+    }
+    mode = 01770;
+  }
+  if (fchmod(fd, mode) != 0) {
+    err = "cannot set the mode of " + what + ": " + std::strerror(errno);
+    close(fd);
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+std::string owner_and_mode(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return "cannot be read: " + std::string(std::strerror(errno));
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "is owned by uid %u gid %u with mode %04o", static_cast<unsigned>(st.st_uid),
+                static_cast<unsigned>(st.st_gid), static_cast<unsigned>(st.st_mode & 07777));
+  return buf;
+}
+
 }  // namespace
 
-void set_lock_dir(const std::string& dir) { lock_dir_storage() = dir; }
-const std::string& lock_dir() { return lock_dir_storage(); }
+void set_lock_dir(const std::string& dir, const std::string& shared_with_user) {
+  lock_dir_setting() = {dir, shared_with_user};
+}
+const std::string& lock_dir() { return lock_dir_setting().dir; }
+
+std::string lock_dir_problem(const struct stat& st, const std::string& path, bool holds_locks) {
+  const uid_t us = geteuid();
+  const bool owner_ok = st.st_uid == 0 || st.st_uid == us;
+  const unsigned mode = static_cast<unsigned>(st.st_mode & 07777);
+  char buf[768];
+  if (S_ISLNK(st.st_mode)) {
+    if (holds_locks) return path + " is a symbolic link: refusing it (give the real directory)";
+    if (owner_ok) return {};
+    std::snprintf(buf, sizeof buf, "%s is a symbolic link owned by uid %u, not by root or us (uid %u): refusing it",
+                  path.c_str(), static_cast<unsigned>(st.st_uid), static_cast<unsigned>(us));
+    return buf;
+  }
+  if (!S_ISDIR(st.st_mode)) return path + " is " + file_kind(st.st_mode) + ", not a directory: refusing it";
+  const bool sticky = (mode & S_ISVTX) != 0;
+  const bool others_write = (mode & S_IWOTH) != 0;
+  const bool group_writes = (mode & S_IWGRP) != 0;
+  // In the lock directory itself anyone who may write can make a name
+  // first, sticky or not; on the way to it, sticky is enough: nobody can
+  // rename or remove what is ours there.
+  const bool writable_badly =
+      holds_locks ? others_write || (group_writes && !sticky) : (others_write || group_writes) && !sticky;
+  if (owner_ok && !writable_badly) return {};
+  std::snprintf(buf, sizeof buf,
+                "%s is owned by uid %u gid %u with mode %04o: refusing it; it must be owned by root or by us (uid "
+                "%u) and %s",
+                path.c_str(), static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_gid), mode,
+                static_cast<unsigned>(us),
+                holds_locks ? "writable by no other user (by its group only when sticky, e.g. 1770 "
+                              "root:<channel.control_user's group>)"
+                            : "writable by others only when sticky (like /tmp)");
+  return buf;
+}
+
+bool prepare_lock_dir(std::string& err) {
+  err.clear();
+  const LockDirSetting& s = lock_dir_setting();
+  const std::string& dir = s.dir;
+  const std::string what = "the lock directory " + dir + " (channel.lock_dir)";
+  if (dir.empty() || dir[0] != '/') {
+    err = what + " is not an absolute path";
+    return false;
+  }
+  // Outside systemd (whose tmpfiles.d makes it at boot) it may be missing.
+  if (mkdir(dir.c_str(), 0700) == 0) {
+    if (!settle_new_dir(dir, s.shared_with_user, what, err)) {
+      rmdir(dir.c_str());
+      return false;
+    }
+  } else if (errno != EEXIST) {
+    err = "cannot create " + what + ": " + std::strerror(errno);
+    return false;
+  }
+  // As given (a symbolic link on the way lies in a directory checked
+  // before it, so nobody else can swap it) and as resolved (where it points
+  // is checked the same way).
+  if (!check_dir_chain(dir, what, err)) return false;
+  char* real = realpath(dir.c_str(), nullptr);
+  if (!real) {
+    err = "cannot resolve " + what + ": " + std::strerror(errno);
+    return false;
+  }
+  const std::string resolved = real;
+  std::free(real);
+  return resolved == dir || check_dir_chain(resolved, what, err);
+}
 
 std::string lock_path(const std::string& shm_name, const char* role) {
   size_t first = 0;
@@ -135,19 +297,22 @@ bool InstanceLock::acquire(const std::string& shm_name, const char* role, std::s
   release();
   const std::string path = lock_path(shm_name, role);
   const std::string what = "lock file " + path;
-  // Outside systemd (which makes RuntimeDirectory=) the directory may not
-  // exist yet; the owner and mode checks of the directory are still to come.
-  if (mkdir(lock_dir().c_str(), 0755) != 0 && errno != EEXIST) {
-    err = "cannot create the lock directory " + lock_dir() + " (channel.lock_dir): " + std::strerror(errno);
-    return false;
-  }
+  if (!prepare_lock_dir(err)) return false;
   // A holder that removes its file on exit races with a newcomer that
   // opened it just before: the newcomer then holds a lock on a name that is
   // gone while a third takes a new file. So the lock counts only when the
   // path still names the file we locked; else try again with the new one.
   for (int attempt = 0; attempt < 8; attempt++) {
     const int fd = open_private(path, O_RDWR | O_CREAT, what, err);
-    if (fd < 0) return false;
+    if (fd < 0) {
+      // Not allowed to make a name there: say whose directory it is.
+      struct stat st {};
+      if (errno == EACCES && lstat(path.c_str(), &st) != 0)
+        err += "; the lock directory " + lock_dir() + " (channel.lock_dir) " + owner_and_mode(lock_dir()) +
+               ": ntp-" + role + "'s user (uid " + std::to_string(geteuid()) +
+               ") must own it or be in its group (1770 root:<channel.control_user's group>)";
+      return false;
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int e = errno;
       if (e == EWOULDBLOCK) {

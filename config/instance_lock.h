@@ -1,9 +1,11 @@
 // One writer per channel, and only files that are ours: the two daemons'
-// shared memory and their lock files live in /dev/shm, which every local
-// user can write. A file there that another user planted (or a symlink to
-// elsewhere) must never be attached, written or trusted, and a second
-// ntp-control or ntp-dataplane on the same segment would break the
-// single-writer seqlocks and rings, so each takes a lock first.
+// shared memory lives in /dev/shm, which every local user can write. A file
+// there that another user planted (or a symlink to elsewhere) must never be
+// attached, written or trusted, and a second ntp-control or ntp-dataplane on
+// the same segment would break the single-writer seqlocks and rings, so each
+// takes a lock first. The locks live in channel.lock_dir, a directory no
+// other user can write: in /dev/shm anyone could create <name>.control.lock
+// first and keep that daemon from starting.
 // Used by both daemons at start (like host_check.h), never on a hot path.
 #pragma once
 
@@ -18,7 +20,7 @@ namespace ntp::config {
 std::string shm_path(const std::string& shm_name);
 
 // What is wrong with trusting a file (what: "shared memory /ntp-x", "lock
-// file /dev/shm/ntp-x.control.lock"), from its fstat: not a regular file,
+// file /run/ntp-appliance/ntp-x.control.lock"), from its fstat: not a regular file,
 // not owned by our effective uid, any group or other permission bit, more
 // than one hard link. Empty when it is ours alone. The text is the same for
 // the same cause, so a caller that retries can log it once.
@@ -32,8 +34,8 @@ std::string private_file_problem(const struct stat& st, const std::string& what)
 int open_private(const std::string& path, int flags, const std::string& what, std::string& err);
 
 // The lock that makes a daemon the only one of its role on a segment:
-// flock(LOCK_EX | LOCK_NB) on /dev/shm/<name>.<role>.lock, created mode
-// 0600 and checked like the segment, held until release() or the process
+// flock(LOCK_EX | LOCK_NB) on <lock_dir>/<name>.<role>.lock (in a directory
+// prepare_lock_dir trusts), created mode 0600 and checked like the segment, held until release() or the process
 // ends (the kernel drops it on any exit, kill -9 too, so there is nothing
 // stale to judge by a pid). The pid written into the file is only for the
 // message. Not thread-safe: taken at start.
@@ -46,8 +48,8 @@ class InstanceLock {
 
   // role: "control" or "dataplane" (the program is ntp-<role>). False with
   // err when another process holds it ("ntp-control for /ntp-x is already
-  // running (pid N holds /dev/shm/ntp-x.control.lock)") or the lock file
-  // cannot be trusted or made.
+  // running (pid N holds /run/ntp-appliance/ntp-x.control.lock)") or the
+  // lock directory or file cannot be trusted or made.
   bool acquire(const std::string& shm_name, const char* role, std::string& err);
   // Removes the lock file (when it is still ours) and drops the lock.
   void release();
@@ -64,9 +66,31 @@ class InstanceLock {
 };
 
 // Where the locks are made (channel.lock_dir), set once by main() before
-// any lock is taken; until then /dev/shm (the unit tests' default).
-void set_lock_dir(const std::string& dir);
+// any lock is taken; until then /dev/shm/ntp-locks-<euid> (the unit tests').
+// shared_with_user: the user whose primary group gets a directory this
+// process makes (the dataplane passes channel.control_user, so that
+// ntp-control can make its own lock there); empty: nobody's.
+void set_lock_dir(const std::string& dir, const std::string& shared_with_user = "");
 const std::string& lock_dir();
+
+// What is wrong with trusting a directory on the way to the locks, from its
+// lstat (what: "the lock directory /run/x", "/run", path: as said).
+// holds_locks: the lock directory itself, where nobody but root and us may
+// make a name: owned by root or by our euid, not writable by others, and if
+// its group may write, sticky (a group member then cannot remove or rename
+// another's file, and fs.protected_regular keeps us from opening one it
+// planted). Its ancestors: owned by root or us, and writable by group or
+// others only if sticky (/tmp, /dev/shm: nobody can rename our directory
+// away there). Symbolic links: only as ancestors (/var/run), owned by root
+// or us. Empty when it can be trusted.
+std::string lock_dir_problem(const struct stat& st, const std::string& path, bool holds_locks);
+
+// Makes lock_dir() if it is missing (mode 0755, or 1770 and the group of
+// set_lock_dir's shared_with_user), then checks it and every directory on
+// the way (lock_dir_problem, through the path as given and as resolved).
+// False with err naming the directory, its owner and mode and the key
+// channel.lock_dir. acquire() calls it.
+bool prepare_lock_dir(std::string& err);
 
 // <lock_dir>/<name without slash>.<role>.lock
 std::string lock_path(const std::string& shm_name, const char* role);

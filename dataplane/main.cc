@@ -330,8 +330,10 @@ int main(int argc, char** argv) {
   // A HUP before the housekeeping loop runs is taken there, not fatal.
   install_signal(SIGHUP, on_hup);
   // One dataplane per segment: before EAL, so a second one never touches
-  // the NICs or hugepages; held until exit.
-  config::set_lock_dir(cfg->lock_dir);
+  // the NICs or hugepages; held until exit. A lock directory made here is
+  // shared (1770) with channel.control_user's group, so that ntp-control
+  // can make its own lock beside ours.
+  config::set_lock_dir(cfg->lock_dir, cfg->control_user);
   config::InstanceLock instance_lock;
   if (std::string err; !instance_lock.acquire(cfg->shm_name, "dataplane", err)) {
     spdlog::error("{}", err);

@@ -186,17 +186,22 @@ class Appliance:
     def __init__(self, ns, name, workdir, config_text):
         self.ns, self.name, self.workdir = ns, name, workdir
         self.config_path = os.path.join(workdir, f"{name}.toml")
-        with open(self.config_path, "w") as f:
-            f.write(config_text)
         self.dp = None
         self.cp = None
-        # The daemons' instance locks (/dev/shm/<name>.<role>.lock) outlive a
-        # killed daemon: removed after the stop (cleanups run last-in first).
-        m = re.search(r'shm_name\s*=\s*"/([^"/]+)"', config_text)
-        if m:
-            shm = m.group(1)
-            _cleanups.append(lambda: [_unlink_quietly(f"/dev/shm/{shm}.{role}.lock") for role in ("control", "dataplane")])
+        # The daemons' instance locks go to this run's lock directory
+        # (lab_lock_dir, removed at exit, with what a killed daemon left).
+        config_text = with_lab_lock_dir(config_text, name)
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
         _cleanups.append(self.stop)
+
+    def lock_file(self, role):
+        """Where this instance's daemon of role takes its lock."""
+        with open(self.config_path) as f:
+            text = f.read()
+        shm = re.search(r'shm_name\s*=\s*"/([^"/]+)"', text).group(1)
+        lock_dir = re.search(r'lock_dir\s*=\s*"([^"]+)"', text).group(1)
+        return os.path.join(lock_dir, f"{shm}.{role}.lock")
 
     def start_dataplane(self, wait=True):
         self.dp = self.ns.popen([DATAPLANE, "--config", self.config_path],
@@ -414,11 +419,34 @@ def counter_delta(before, after):
     return {k: after.get(k, 0) - before.get(k, 0) for k in after}
 
 
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+_lab_locks_parent = None
+
+
+def lab_lock_dir(instance):
+    """channel.lock_dir of an appliance instance in this run: <tmp>/<instance>,
+    which its first daemon makes (0755, or 1770 for channel.control_user's
+    group: one directory per instance, as each may share it with another
+    user), under a directory of ours that nobody else can write but
+    everybody may enter (a control plane dropped to another user reaches
+    its lock). Removed at exit, also after a failure."""
+    global _lab_locks_parent
+    if _lab_locks_parent is None:
+        _lab_locks_parent = tempfile.mkdtemp(prefix="ntplab-locks-")
+        os.chmod(_lab_locks_parent, 0o755)
+        parent = _lab_locks_parent
+        _cleanups.insert(0, lambda: shutil.rmtree(parent, ignore_errors=True))
+    return os.path.join(_lab_locks_parent, instance)
+
+
+def with_lab_lock_dir(text, instance):
+    """A configuration with channel.lock_dir = lab_lock_dir(instance), unless
+    it says one: never the host's /run/ntp-appliance."""
+    if re.search(r"^\s*lock_dir\s*=", text, re.M):
+        return text
+    line = f'lock_dir = "{lab_lock_dir(instance)}"'
+    if re.search(r"^\[channel\]\s*$", text, re.M):
+        return re.sub(r"^\[channel\]\s*$", lambda m: "[channel]\n" + line, text, count=1, flags=re.M)
+    return text + f"\n[channel]\n{line}\n"
 
 
 def workdir(name):
@@ -450,7 +478,7 @@ def appliance_config(sysname, device, address, *, refclock_master=None, ntp_serv
               'eal_args = ["--no-huge", "--no-pci", "-m", "128", "--no-telemetry", '
               '"--log-level", "lib.eal:warning"]',
               f"idle_sleep_us = {idle_sleep_us}", "",
-              "[channel]", f'shm_name = "/ntp-test-{sysname}"', "",
+              "[channel]", f'shm_name = "/ntp-test-{sysname}"', f'lock_dir = "{lab_lock_dir(sysname)}"', "",
               "[stats]", f'listen = "{listen}"', "",
               # The lab's own hosts may peer and are never rate-limited,
               # unless a test says otherwise (access="" gives the defaults).

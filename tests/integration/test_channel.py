@@ -11,9 +11,18 @@
 - A second ntp-dataplane likewise, while the first keeps answering clients
   and the control plane stays attached to its segment.
 - channel.control_user = "nobody": the dataplane gives its segment to that
-  user; a root ntp-control refuses it, one running as nobody serves from it.
+  user and makes the lock directory 1770 for its group; a root ntp-control
+  refuses the segment, one running as nobody takes its lock there and
+  serves from it.
+- The instance locks live in channel.lock_dir, not /dev/shm: lock files
+  squatted in /dev/shm by uid 65534 (the old attack) stop nothing, and
+  uid 65534 cannot make a file in the lock directory (EACCES); a lock
+  directory others may write refuses the start, naming it, its owner and
+  mode and the key.
 """
+import errno
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -28,7 +37,9 @@ SERVER_IP = "10.0.9.41"
 CLIENT_IP = "10.0.9.140"
 NOBODY = 65534
 CHANNEL_MAGIC = 0x4E54504150504C31  # "NTPAPPL1", proto/channel_abi.h
-CHANNEL_ABI = 5
+# The ABI version the daemons check (a planted segment looks real).
+with open(os.path.join(netlab.ROOT, "proto", "channel_abi.h")) as _f:
+    CHANNEL_ABI = int(re.search(r"kChannelAbiVersion = (\d+);", _f.read()).group(1))
 NTPCLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ntpclient.py")
 
 
@@ -43,12 +54,22 @@ def plant_segment(path, size=1 << 20):
         f"os.pwrite(fd, struct.pack('<QII', {CHANNEL_MAGIC}, {CHANNEL_ABI}, 0), 0)\n"
         "os.close(fd)\n")
 
-    def drop():
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+    subprocess.run([sys.executable, "-c", code, path, str(size)], preexec_fn=drop_to_nobody, check=True, timeout=10)
 
-    subprocess.run([sys.executable, "-c", code, path, str(size)], preexec_fn=drop, check=True, timeout=10)
+
+def drop_to_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def as_nobody(code, *args):
+    """Runs python code as uid/gid 65534; its stdout."""
+    r = subprocess.run([sys.executable, "-c", code, *args], preexec_fn=drop_to_nobody, capture_output=True,
+                       text=True, timeout=10)
+    if r.returncode != 0:
+        raise RuntimeError(f"as nobody: {r.stderr}")
+    return r.stdout.strip()
 
 
 def shm_file(sysname):
@@ -64,6 +85,7 @@ class ChannelTest(unittest.TestCase):
         cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
         d = netlab.workdir(f"ch{tag}")
         sysname = netlab.unique(f"Ch{tag}")
+        # The segment, and lock files squatted where they used to be.
         files = [shm_file(sysname) + s for s in ("", ".control.lock", ".dataplane.lock")]
 
         def remove_files():
@@ -128,7 +150,7 @@ class ChannelTest(unittest.TestCase):
         log = open(os.path.join(d, "second-control.log")).read()
         self.assertNotEqual(rc, 0, log)
         self.assertIn(f"ntp-control for /ntp-test-{sysname} is already running (pid {first_pid} holds "
-                      f"/dev/shm/ntp-test-{sysname}.control.lock)", log)
+                      f"{app.lock_file('control')})", log)
         self.assertNotIn("attached to shared memory", log)
         # The first one goes on: alive, still the segment's control plane,
         # and its publications keep coming.
@@ -153,7 +175,7 @@ class ChannelTest(unittest.TestCase):
         log = open(os.path.join(d, "second-dataplane.log")).read()
         self.assertNotEqual(rc, 0, log)
         self.assertIn(f"ntp-dataplane for /ntp-test-{sysname} is already running (pid {first['dataplane_pid']} "
-                      f"holds /dev/shm/ntp-test-{sysname}.dataplane.lock)", log)
+                      f"holds {app.lock_file('dataplane')})", log)
         # The first one's segment is the same file, the control plane still on
         # it, and clients are still answered.
         st2 = os.lstat(shm_file(sysname))
@@ -179,6 +201,14 @@ class ChannelTest(unittest.TestCase):
         app.start_dataplane()
         st = os.lstat(shm_file(sysname))
         self.assertEqual((st.st_uid, st.st_mode & 0o777), (NOBODY, 0o600))
+        # The lock directory it made: root's, shared with nobody's group,
+        # sticky (nobody can make its lock, not remove the dataplane's).
+        lock_dir = os.path.dirname(app.lock_file("dataplane"))
+        st = os.lstat(lock_dir)
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777), (0, NOBODY, 0o1770))
+        self.assertEqual(as_nobody("import os,sys\ntry:\n os.unlink(sys.argv[1]); print('removed')\n"
+                                   "except OSError as e:\n print(e.errno)", app.lock_file("dataplane")),
+                         str(errno.EPERM))
 
         as_root = srv.popen([netlab.CONTROL, "--config", app.config_path], os.path.join(d, "root-control.log"))
         refusal = (f"shared memory /ntp-test-{sysname} is owned by uid {NOBODY} with mode 0600, not by us (uid 0) "
@@ -198,8 +228,59 @@ class ChannelTest(unittest.TestCase):
         with open(f"/proc/{pid}/status") as f:
             uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
         self.assertEqual(set(uids), {str(NOBODY)})
+        st = os.lstat(app.lock_file("control"))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (NOBODY, 0o600))
         wait_for(lambda: (app.status() or {}).get("system", {}).get("synchronized"), 20, what="a synchronized state")
         self.assertTrue(self.answered(cli))
+
+    def test_locks_squatted_in_dev_shm_stop_nothing_and_nobody_writes_the_lock_dir(self):
+        srv, cli, d, sysname, app = self.lab("q")
+        # The old attack: another user makes both lock files first where
+        # they used to be.
+        squatted = [f"{shm_file(sysname)}.{role}.lock" for role in ("control", "dataplane")]
+        for path in squatted:
+            as_nobody("import os,sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)\n"
+                      "os.write(fd, b'1\\n')\nos.close(fd)", path)
+        app.start()
+        wait_for(lambda: self.answered(cli), 20, what="an answer from the appliance")
+        for path in squatted:
+            st = os.lstat(path)
+            self.assertEqual(st.st_uid, NOBODY)
+            with open(path) as f:
+                self.assertEqual(f.read(), "1\n", f"{path} was written")
+        # The locks are in the lock directory, root's, which the daemons
+        # made 0755 (no channel.control_user here).
+        for role in ("control", "dataplane"):
+            st = os.lstat(app.lock_file(role))
+            self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        lock_dir = os.path.dirname(app.lock_file("control"))
+        st = os.lstat(lock_dir)
+        self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o755))
+        # Nobody can make a name there: neither a lock of an instance not
+        # yet started, nor anything else.
+        for name in (f"ntp-test-{sysname}x.control.lock", "squat"):
+            self.assertEqual(as_nobody("import os,sys\ntry:\n os.close(os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | "
+                                       "os.O_EXCL, 0o644)); print('created')\nexcept OSError as e:\n print(e.errno)",
+                                       os.path.join(lock_dir, name)), str(errno.EACCES))
+
+    def test_a_lock_dir_others_may_write_refuses_the_start(self):
+        srv, cli, d, sysname, app = self.lab("w")
+        open_dir = os.path.join(d, "open-locks")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o1777)  # like /dev/shm
+        with open(app.config_path) as f:
+            text = f.read()
+        with open(app.config_path, "w") as f:
+            f.write(text.replace(f'lock_dir = "{netlab.lab_lock_dir(sysname)}"', f'lock_dir = "{open_dir}"'))
+        refusal = (f"the lock directory {open_dir} (channel.lock_dir) is owned by uid 0 gid 0 with mode 1777: "
+                   "refusing it; it must be owned by root or by us (uid 0) and writable by no other user (by its group "
+                   "only when sticky, e.g. 1770 root:<channel.control_user's group>)")
+        for binary, which in ((netlab.DATAPLANE, "dataplane"), (netlab.CONTROL, "control")):
+            r = srv.exec(binary, "--config", app.config_path, check=False, timeout=20)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn(refusal, r.stdout + r.stderr)
+            self.assertEqual(os.listdir(open_dir), [], f"{which} made a file in the refused directory")
+        self.assertFalse(os.path.lexists(shm_file(sysname)), "the dataplane made its segment")
 
 
 if __name__ == "__main__":
