@@ -162,6 +162,8 @@ ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon)
   // file prefix, segment name, the other side attached to it).
   p.restart("sysname", &Config::sysname);
   p.restart("channel.shm_name", &Config::shm_name);
+  // The instance lock is taken once, at start, in the directory of then.
+  p.restart("channel.lock_dir", &Config::lock_dir);
   p.restart("interface", &Config::interfaces);
   p.live("log_level", &Config::log_level);
   p.live("server", &Config::servers);

@@ -588,6 +588,7 @@ TEST(Reload, EveryRestartKeyIsNamed) {
       {"stats.max_connections", [](Config& c) { c.stats.max_connections = 3; }},
       {"stats.request_timeout_s", [](Config& c) { c.stats.request_timeout_s = 1; }},
       {"sysname", [](Config& c) { c.sysname = "Q"; }},
+      {"channel.lock_dir", [](Config& c) { c.lock_dir = "/run/other"; }},
   };
   for (const auto& [key, change] : control) {
     Config next = running;
@@ -606,6 +607,7 @@ TEST(Reload, EveryRestartKeyIsNamed) {
       {"dataplane.mbufs", [](Config& c) { c.dataplane.mbufs = 2047; }},
       {"dataplane.idle_sleep_us", [](Config& c) { c.dataplane.idle_sleep_us = 3; }},
       {"sysname", [](Config& c) { c.sysname = "Q"; }},
+      {"channel.lock_dir", [](Config& c) { c.lock_dir = "/run/other"; }},
   };
   for (const auto& [key, change] : dataplane) {
     Config next = running;
