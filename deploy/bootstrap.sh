@@ -51,6 +51,16 @@ if ! getent passwd ntp-appliance >/dev/null; then
   fi
 fi
 
+# The daemons' lock directory (channel.lock_dir) and the Unix stats
+# sockets': root's, group ntp-appliance, 1770, as
+# deploy/systemd/ntp-appliance.tmpfiles.conf makes it at boot under systemd
+# (/run is a tmpfs: after a reboot without systemd, the dataplane makes it
+# when missing, 1770 for channel.control_user's group, else 0755). Tests
+# never use it: each lab has its own.
+if [ "$(id -u)" -eq 0 ] && getent group ntp-appliance >/dev/null; then
+  install -d -m 1770 -o root -g ntp-appliance /run/ntp-appliance
+fi
+
 # A chronyd started by the package (on systems without policy-rc.d support)
 # would fight over the host clock; tests must never run next to one.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet chrony 2>/dev/null; then
