@@ -2,6 +2,8 @@
 
 #include <nettle/memops.h>
 
+#include "proto/inet.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -133,6 +135,53 @@ bool mac_verify(const MacKey& key, const uint8_t* data, size_t len, const uint8_
   uint8_t expect[kMaxDigestBytes];
   mac_compute(key, data, len, expect, mac_bytes);
   return memeql_sec(expect, mac, mac_bytes) != 0;
+}
+
+const char* mac_check_name(MacCheck check) {
+  switch (check) {
+    case MacCheck::kNoMac: return "none";
+    case MacCheck::kCryptoNak: return "crypto-NAK";
+    case MacCheck::kOk: return "ok";
+    case MacCheck::kUnknownKey: return "unknown key";
+    case MacCheck::kBadLength: return "bad MAC length";
+    case MacCheck::kBadDigest: return "bad digest";
+  }
+  return "?";
+}
+
+MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac, size_t mac_len) {
+  MacResult r;
+  if (mac_len == 0 || mac == nullptr) return r;
+  if (mac_len < 4) {
+    r.check = MacCheck::kBadLength;
+    return r;
+  }
+  r.key_id = proto::load_be32(mac);
+  r.digest_bytes = static_cast<uint8_t>(std::min<size_t>(mac_len - 4, 255));
+  if (mac_len == 4) {
+    r.check = r.key_id == 0 ? MacCheck::kCryptoNak : MacCheck::kBadLength;
+    return r;
+  }
+  r.key = table.find(r.key_id);
+  if (r.key == nullptr) {
+    r.check = MacCheck::kUnknownKey;
+    return r;
+  }
+  const size_t n = mac_len - 4;
+  const size_t full = r.key->digest_bytes;
+  if (!(n == full || (full > kV4DigestBytes && n == kV4DigestBytes))) {
+    r.check = MacCheck::kBadLength;
+    return r;
+  }
+  r.check = mac_verify(*r.key, packet, covered, mac + 4, n) ? MacCheck::kOk : MacCheck::kBadDigest;
+  return r;
+}
+
+size_t append_mac(const MacKey& key, uint8_t* packet, size_t covered, size_t digest_bytes) {
+  if (key.type == MacType::kNone) return 0;
+  // The key ID is not covered by the digest (RFC 5905 7.3: the MAC is over the header and extension fields).
+  proto::store_be32(packet + covered, key.id);
+  return 4 + mac_compute(key, packet, covered, packet + covered + 4, digest_bytes);
 }
 
 const MacKey* KeyTable::find(uint32_t id) const {

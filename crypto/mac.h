@@ -116,4 +116,35 @@ struct KeyTable {
 };
 static_assert(std::is_trivially_copyable_v<KeyTable>);
 
+// The MAC field of a packet (RFC 5905 section 7.3: a 32-bit key identifier,
+// then the digest), checked against a table: what a responder or an
+// association decides from. Where the field starts (after the header and
+// any extension fields) is the packet parser's business (proto::parse).
+enum class MacCheck : uint8_t {
+  kNoMac,       // no MAC field (mac_len 0)
+  kCryptoNak,   // 4 bytes, key ID 0 (RFC 5905 section 7.4): the peer could not authenticate us
+  kOk,          // a known key and the right digest
+  kUnknownKey,  // a key ID not in the table (0 with a digest included)
+  kBadLength,   // a digest length the key's type does not allow (mac_verify's rule)
+  kBadDigest,   // the digest is wrong: a forgery, or a different secret
+};
+const char* mac_check_name(MacCheck check);
+
+struct MacResult {
+  MacCheck check = MacCheck::kNoMac;
+  uint32_t key_id = 0;
+  uint8_t digest_bytes = 0;       // of the field (a reply uses the same)
+  const MacKey* key = nullptr;    // kOk, kBadLength, kBadDigest: the table's key
+};
+
+// The MAC field mac[0, mac_len) of a packet whose first `covered` bytes it
+// authenticates.
+MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac, size_t mac_len);
+
+// Writes the MAC field (key ID, then digest_bytes of digest) of
+// packet[0, covered) at packet + covered; returns its length, 4 +
+// min(digest_bytes, key's digest), or 0 for a kNone key. The buffer must
+// hold covered + 4 + kMaxDigestBytes.
+size_t append_mac(const MacKey& key, uint8_t* packet, size_t covered, size_t digest_bytes);
+
 }  // namespace ntp::crypto

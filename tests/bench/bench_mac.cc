@@ -6,6 +6,8 @@
 //                       NTPv4 wire length (20 bytes at most)
 //   verify/TYPE         mac_verify of a good MAC over 48 bytes (the request)
 //   verify_compute/TYPE both: what one authenticated request costs in crypto
+//   check_append/TYPE   check_mac (find among 16 keys + verify) and append_mac:
+//                       the responder's calls for one authenticated request
 //   verify_bad/TYPE     mac_verify of a wrong MAC (a forged request: same cost,
 //                       the compare is constant-time)
 //   find/N              KeyTable::find among N keys (ids spread, lookups random)
@@ -102,6 +104,35 @@ void BM_verify_compute(benchmark::State& state) {
   state.SetLabel(mac_type_name(k.type));
 }
 
+// The responder's whole MAC work for one request: check_mac (lookup among
+// 16 keys, verify) and append_mac on the reply.
+void BM_check_append(benchmark::State& state) {
+  static KeyTable table;
+  table = KeyTable{};
+  MacKey k = key_of(static_cast<MacType>(state.range(0)));
+  for (uint32_t id = 1; id <= 16; ++id) {
+    k.id = id * 1000;
+    table.insert(k);
+  }
+  const MacKey& used = *table.find(7000);
+  const size_t n = mac_wire_digest_bytes(used, 4);
+  uint8_t req[48 + 4 + kMaxDigestBytes], reply[48 + 4 + kMaxDigestBytes];
+  Packet p;
+  std::memcpy(req, p.bytes, 48);
+  const size_t mac_len = append_mac(used, req, 48, n);
+  std::memcpy(reply, p.bytes, 48);
+  bool ok = true;
+  for (auto _ : state) {
+    const MacResult r = check_mac(table, req, 48, req + 48, mac_len);
+    ok &= r.check == MacCheck::kOk;
+    ++reply[47];
+    benchmark::DoNotOptimize(append_mac(*r.key, reply, 48, r.digest_bytes));
+    benchmark::ClobberMemory();
+  }
+  if (!ok) state.SkipWithError("a good MAC did not verify");
+  state.SetLabel(mac_type_name(used.type));
+}
+
 void BM_find(benchmark::State& state) {
   static KeyTable table;
   table = KeyTable{};
@@ -132,6 +163,7 @@ BENCHMARK(BM_compute)->Apply(types);
 BENCHMARK(BM_verify)->Apply(types);
 BENCHMARK(BM_verify_bad)->Apply(types);
 BENCHMARK(BM_verify_compute)->Apply(types);
+BENCHMARK(BM_check_append)->Apply(types);
 BENCHMARK(BM_find)->Arg(1)->Arg(16)->Arg(256);
 
 }  // namespace

@@ -10,6 +10,8 @@
 //  - for each key: the MAC of the input verifies (full and NTPv4 lengths),
 //    one flipped bit does not, and a verify of any length and any bytes taken
 //    from the input is answered (true only at a length the rules allow)
+//  - check_mac of the bytes after the first 48 as a MAC field: kNoMac only
+//    when there are none, kOk names the table's key, kUnknownKey one it lacks
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -68,6 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t n = size % (kMaxDigestBytes + 1);
     const bool allowed = n == k->digest_bytes || (k->digest_bytes > kV4DigestBytes && n == kV4DigestBytes);
     if (size >= n && mac_verify(*k, data, size - n, data + (size - n), n)) CHECK(allowed);
+  }
+  // The input's tail after 48 bytes as a MAC field against the table.
+  if (size >= 48) {
+    const MacResult r = check_mac(table, data, 48, data + 48, size - 48);
+    CHECK((r.check == MacCheck::kNoMac) == (size == 48));
+    if (r.check == MacCheck::kOk) CHECK(r.key != nullptr && r.key->id == r.key_id && r.digest_bytes == size - 52);
+    if (r.check == MacCheck::kUnknownKey) CHECK(r.key == nullptr && table.find(r.key_id) == nullptr);
   }
   return 0;
 }

@@ -2,7 +2,8 @@
 // (RFC 4493 CMAC-AES128, RFC 4231 HMAC-SHA256), hash(key || packet) vectors
 // computed by an independent implementation, real packets with MACs made by
 // chronyd 4.3 and NTPsec 1.2.2's ntpdig, the truncation and length rules,
-// the constant-time verify's answers, and the key table's lookup.
+// the constant-time verify's answers, the MAC field's check and writing
+// (check_mac, append_mac), and the key table's lookup.
 #include "crypto/mac.h"
 
 #include <gtest/gtest.h>
@@ -212,6 +213,66 @@ TEST(Mac, VerifiesPacketsOfChronydAndNtpdig) {
                              : make(c.key_id, k.type, bytes("not the secret"));
     EXPECT_FALSE(mac_verify(other, p.data(), 48, p.data() + 52, mac_bytes));
   }
+}
+
+KeyTable captured_table() {
+  KeyTable t;
+  for (uint32_t id : {1u, 2u, 3u, 4u}) EXPECT_TRUE(t.insert(captured_key(id)));
+  return t;
+}
+
+TEST(Mac, CheckMacOfCapturedPackets) {
+  static KeyTable table;
+  table = captured_table();
+  for (const Captured& c : kCaptured) {
+    SCOPED_TRACE(std::string(c.what) + ", key " + std::to_string(c.key_id));
+    auto p = hex(c.packet);
+    const size_t mac_len = p.size() - 48;
+    MacResult r = check_mac(table, p.data(), 48, p.data() + 48, mac_len);
+    EXPECT_EQ(r.check, MacCheck::kOk) << mac_check_name(r.check);
+    EXPECT_EQ(r.key_id, c.key_id);
+    EXPECT_EQ(r.digest_bytes, c.digest_bytes);
+    ASSERT_NE(r.key, nullptr);
+    EXPECT_EQ(r.key->id, c.key_id);
+
+    // append_mac writes the same field, at the same length: a reply to this
+    // packet with its digest length is exactly as long (never longer).
+    std::vector<uint8_t> copy(p.begin(), p.begin() + 48);
+    copy.resize(48 + 4 + kMaxDigestBytes);
+    EXPECT_EQ(append_mac(*r.key, copy.data(), 48, r.digest_bytes), mac_len);
+    EXPECT_EQ(hex(copy.data() + 48, mac_len), hex(p.data() + 48, mac_len));
+
+    auto bad = p;
+    bad.back() ^= 0x10;
+    EXPECT_EQ(check_mac(table, bad.data(), 48, bad.data() + 48, mac_len).check, MacCheck::kBadDigest);
+    bad = p;
+    bad[51] = 9;  // key ID 9: not ours
+    r = check_mac(table, bad.data(), 48, bad.data() + 48, mac_len);
+    EXPECT_EQ(r.check, MacCheck::kUnknownKey);
+    EXPECT_EQ(r.key_id, 9u);
+    EXPECT_EQ(r.key, nullptr);
+    // The digest cut by 4 bytes: a length the type does not allow.
+    EXPECT_EQ(check_mac(table, p.data(), 48, p.data() + 48, mac_len - 4).check, MacCheck::kBadLength);
+  }
+}
+
+TEST(Mac, CheckMacEdgeCases) {
+  static KeyTable table;
+  table = captured_table();
+  const auto pkt = hex(kRequest);
+  uint8_t field[4 + kMaxDigestBytes] = {};
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 0).check, MacCheck::kNoMac);
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, nullptr, 20).check, MacCheck::kNoMac);
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 4).check, MacCheck::kCryptoNak);  // all zero
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 2).check, MacCheck::kBadLength);
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 20).check, MacCheck::kUnknownKey);  // key ID 0 with a digest
+  field[3] = 1;
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 4).check, MacCheck::kBadLength);  // key ID 1, no digest
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 4 + 16).check, MacCheck::kBadDigest);
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 4 + 17).check, MacCheck::kBadLength);
+  EXPECT_EQ(check_mac(table, pkt.data(), 48, field, 4 + 32).check, MacCheck::kBadLength);  // CMAC is 16
+  EXPECT_STREQ(mac_check_name(MacCheck::kCryptoNak), "crypto-NAK");
+  EXPECT_EQ(append_mac(MacKey{}, field, 0, 16), 0u);
 }
 
 TEST(Mac, LengthsPerType) {
