@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -65,21 +68,24 @@ ssize_t DeadlineIo::write(const char* p, size_t n) {
   return static_cast<ssize_t>(n);
 }
 
-bool Admission::admit(const std::string& source) {
+bool Admission::admit(const std::string& source, bool local) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = per_source_.find(source);
   if (open_ >= max_open_ || (it != per_source_.end() && it->second >= max_per_source_)) return false;
+  if (!local && open_remote_ >= max_open_ - local_reserve_) return false;
   ++open_;
+  if (!local) ++open_remote_;
   if (it == per_source_.end()) per_source_.emplace(source, 1);
   else ++it->second;
   return true;
 }
 
-void Admission::release(const std::string& source) {
+void Admission::release(const std::string& source, bool local) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = per_source_.find(source);
   if (it == per_source_.end()) return;  // never admitted: nothing to give back
   --open_;
+  if (!local && open_remote_ > 0) --open_remote_;
   if (--it->second == 0) per_source_.erase(it);
 }
 
@@ -94,8 +100,68 @@ size_t Admission::open_from(const std::string& source) const {
   return it == per_source_.end() ? 0 : it->second;
 }
 
+size_t Admission::open_remote() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_remote_;
+}
+
+size_t local_reserve(size_t max_open, size_t max_per_source) {
+  if (max_open < 2) return 0;
+  return std::min(max_open - 1, max_per_source + 1);
+}
+
+bool is_local(bool this_host, uint32_t ipv4) { return this_host || (ipv4 >> 24) == 127; }
+
+std::string source_key(bool local, std::optional<uint32_t> uid, uint32_t ipv4) {
+  if (!local) return proto::ipv4_to_string(ipv4);
+  return uid ? "uid:" + std::to_string(*uid) : "local";
+}
+
+std::optional<uint32_t> tcp_peer_uid(uint32_t peer_addr_be, uint16_t peer_port_be, uint32_t local_addr_be,
+                                     uint16_t local_port_be) {
+  const int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return std::nullopt;
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } q{};
+  q.nlh.nlmsg_len = sizeof q;
+  q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  q.nlh.nlmsg_flags = NLM_F_REQUEST;  // no NLM_F_DUMP: one socket, found by its 4-tuple
+  q.req.sdiag_family = AF_INET;
+  q.req.sdiag_protocol = IPPROTO_TCP;
+  q.req.idiag_states = ~0u;
+  // The client's socket: its source is the peer, its destination us.
+  q.req.id.idiag_sport = peer_port_be;
+  q.req.id.idiag_dport = local_port_be;
+  q.req.id.idiag_src[0] = peer_addr_be;
+  q.req.id.idiag_dst[0] = local_addr_be;
+  q.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  q.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  std::optional<uint32_t> uid;
+  if (::sendto(nl, &q, sizeof q, 0, reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel) ==
+      static_cast<ssize_t>(sizeof q)) {
+    // The kernel answers within sendto(): the reply is queued already, so
+    // the accept thread never waits here.
+    alignas(nlmsghdr) char buf[1024];
+    const ssize_t n = ::recv(nl, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
+      if (NLMSG_OK(h, static_cast<unsigned>(n)) && h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+          h->nlmsg_len >= NLMSG_LENGTH(sizeof(inet_diag_msg))) {
+        const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+        if (m->id.idiag_sport == peer_port_be && m->id.idiag_src[0] == peer_addr_be) uid = m->idiag_uid;
+      }
+    }
+  }
+  ::close(nl);
+  return uid;
+}
+
 bool may_query(const proto::AccessTable& access, bool this_host, uint32_t ipv4) {
-  if (this_host || (ipv4 >> 24) == 127) return true;
+  if (is_local(this_host, ipv4)) return true;
   return proto::may_query(access.classify_v4(ipv4));
 }
 
@@ -233,16 +299,40 @@ StatsOptions StatsOptions::from(const config::Config& cfg) {
 
 namespace {
 
-// Set by a worker for the request it serves: whether its client may query.
-thread_local bool t_allowed = false;
+// While the 403 is rendered at start: the pre-routing handler answers it.
+thread_local bool t_render_forbidden = false;
 
-// httplib's accept loop hands each accepted socket to its task queue; ours
-// runs it at once, on the accept thread, where Http::process_and_close_socket
-// admits it or closes it (it never blocks there).
-class InlineQueue final : public httplib::TaskQueue {
+// A canned request in, the response out: how httplib writes the 403 that
+// refused connections get (rendered once, sent from the accept thread).
+class StringStream final : public httplib::Stream {
  public:
-  void enqueue(std::function<void()> fn) override { fn(); }
-  void shutdown() override {}
+  explicit StringStream(std::string in) : in_(std::move(in)) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size() - pos_);
+    std::memcpy(ptr, in_.data() + pos_, n);
+    pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip.clear();
+    port = 0;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip.clear();
+    port = 0;
+  }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  std::string out;
+
+ private:
+  std::string in_;
+  size_t pos_ = 0;
 };
 
 // One connection as httplib reads and writes it: through a DeadlineIo.
@@ -280,44 +370,36 @@ class DeadlineStream final : public httplib::Stream {
 
 class StatsServer::Http final : public httplib::Server {
  public:
-  explicit Http(StatsServer& owner) : owner_(owner) {
-    new_task_queue = [] { return new InlineQueue; };
-  }
-  void set_listener(int fd) { svr_sock_ = fd; }
-  // Server::stop() acts only once listen_internal has started; this works
-  // before too (the loop then sees no socket and ends at once).
-  void close_listener() {
-    const int fd = svr_sock_.exchange(INVALID_SOCKET);
-    if (fd != INVALID_SOCKET) {
-      ::shutdown(fd, SHUT_RDWR);
-      ::close(fd);
-    }
-  }
+  explicit Http(StatsServer& owner) : owner_(owner) {}
   // One request, then the connection closes; counted as served (an
   // answer went out), timed out, or neither (the client hung up).
   void serve(const Conn& c) {
     stats::DeadlineIo io(c.fd, c.deadline, kMaxRequestBytes);
     DeadlineStream strm(io, c.peer_ip, c.peer_port);
-    t_allowed = c.allowed;
     bool closed = true;
     const bool answered = process_request(strm, /*close_connection=*/true, closed, nullptr);
     if (io.timed_out()) owner_.timed_out_++;
     else if (answered) owner_.served_++;
   }
+  // The bytes of the 403 a refused connection gets, as httplib writes them.
+  std::string render_forbidden() {
+    StringStream strm("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    t_render_forbidden = true;
+    bool closed = true;
+    process_request(strm, /*close_connection=*/true, closed, nullptr);
+    t_render_forbidden = false;
+    return strm.out;
+  }
 
  private:
-  bool process_and_close_socket(socket_t sock) override {
-    owner_.admit(sock);
-    return true;
-  }
   StatsServer& owner_;
 };
 
 StatsServer::StatsServer() : access_(std::make_shared<const proto::AccessTable>()), http_(std::make_unique<Http>(*this)) {
-  // A client that may not query gets 403 whatever it asks for.
-  http_->set_pre_routing_handler([this](const httplib::Request&, httplib::Response& res) {
-    if (t_allowed) return httplib::Server::HandlerResponse::Unhandled;
-    forbidden_++;
+  // A client that may not query gets 403 whatever it asks for: this one
+  // response, rendered at start and sent at accept (refuse()).
+  http_->set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!t_render_forbidden) return httplib::Server::HandlerResponse::Unhandled;
     res.status = 403;
     res.set_content("this address may not query the stats endpoint (access.query)\n", "text/plain");
     return httplib::Server::HandlerResponse::Handled;
@@ -379,52 +461,120 @@ bool StatsServer::start(const StatsOptions& o, std::string& err) {
   const int fd = stats::open_listener(where, err);
   if (fd < 0) return false;
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0 || stop_fd_ < 0) {
     err = o.listen + ": eventfd: " + std::strerror(errno);
+    for (int* e : {&wake_fd_, &stop_fd_})
+      if (*e >= 0) ::close(std::exchange(*e, -1));
     ::close(fd);
     if (where.unix_socket) ::unlink(where.path.c_str());
     return false;
   }
   opts_ = o;
   where_ = where;
-  admission_ = std::make_unique<stats::Admission>(o.max_connections, std::max<size_t>(1, o.max_connections / 4));
+  const size_t per_source = std::max<size_t>(1, o.max_connections / 4);
+  admission_ = std::make_unique<stats::Admission>(o.max_connections, per_source,
+                                                  stats::local_reserve(o.max_connections, per_source));
+  if (forbidden_response_.empty()) forbidden_response_ = http_->render_forbidden();
   stopping_ = false;
-  http_->set_listener(fd);
+  {
+    std::lock_guard<std::mutex> lock(listen_mu_);
+    listen_fd_ = fd;
+  }
   poll_thread_ = std::thread([this] { poll_loop(); });
   for (size_t i = 0; i < kWorkers; i++) workers_.emplace_back([this] { worker_loop(); });
-  listen_thread_ = std::thread([this] {
-    // listen_after_bind() returns false when accept() failed for good
-    // (ENFILE, ENOBUFS, ...) and httplib closed the socket: open it again
-    // rather than leave the endpoint dead until a restart.
-    while (!http_->listen_after_bind() && !stopping_) {
-      spdlog::warn("stats endpoint {}: accept failed ({}); listening again in 1 s", opts_.listen,
-                   std::strerror(errno));
-      for (int i = 0; i < 10 && !stopping_; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (stopping_) break;
+  listen_thread_ = std::thread([this] { accept_loop(); });
+  return true;
+}
+
+bool StatsServer::wait_stop(int ms) const {
+  pollfd p{stop_fd_, POLLIN, 0};
+  return ::poll(&p, 1, ms) > 0 || stopping_;
+}
+
+void StatsServer::accept_loop() {
+  bool short_of_resources = false;
+  while (!stopping_) {
+    int lfd;
+    {
+      std::lock_guard<std::mutex> lock(listen_mu_);
+      lfd = listen_fd_;
+    }
+    if (lfd < 0) {
+      // The listener broke: open it again once a second rather than leave
+      // the endpoint dead until a restart.
+      if (wait_stop(1000)) break;
       std::string e;
       const int again = stats::open_listener(where_, e);
       if (again < 0) {
-        spdlog::warn("stats endpoint: {}", e);
+        spdlog::warn("stats endpoint: {}; trying again in 1 s", e);
         continue;
       }
-      http_->set_listener(again);
+      reopens_++;
+      spdlog::info("stats endpoint {}: listening again", opts_.listen);
+      std::lock_guard<std::mutex> lock(listen_mu_);
+      listen_fd_ = again;
+      continue;
     }
-  });
-  return true;
+    pollfd p[2] = {{lfd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) {
+      if (wait_stop(100)) break;
+      continue;
+    }
+    if (p[1].revents || stopping_) break;
+    if (!p[0].revents) continue;
+    const int fd = accept_ ? accept_(lfd) : ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      short_of_resources = false;
+      admit(fd);
+      continue;
+    }
+    const int e = errno;
+    switch (e) {
+      // accept(2): the connection went away, or a network error it passes
+      // on; the listener is fine.
+      case EINTR: case EAGAIN: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+      case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+        continue;
+      // No descriptor or memory for it now: the listener is fine too, and
+      // the connection waits in the backlog; try again shortly.
+      case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        accept_resource_failures_++;
+        if (!short_of_resources)
+          spdlog::warn("stats endpoint {}: accept: {}; retrying every 100 ms", opts_.listen, std::strerror(e));
+        short_of_resources = true;
+        if (wait_stop(100)) break;
+        continue;
+      default: {
+        // The listener itself is broken (EBADF, EINVAL, ...). Its number is
+        // given up under the lock before it is closed: nobody can close or
+        // accept on it once it names another file.
+        spdlog::warn("stats endpoint {}: accept: {}; listening again in 1 s", opts_.listen, std::strerror(e));
+        {
+          std::lock_guard<std::mutex> lock(listen_mu_);
+          listen_fd_ = -1;
+        }
+        ::close(lfd);
+        continue;
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(listen_mu_);
+  if (listen_fd_ >= 0) ::close(std::exchange(listen_fd_, -1));
 }
 
 void StatsServer::stop() {
   if (!listen_thread_.joinable()) return;
   stopping_ = true;
-  http_->close_listener();
-  listen_thread_.join();
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof one);
+  listen_thread_.join();  // it closes the listener
   {
     std::lock_guard<std::mutex> lock(q_mu_);
     // Connections being served end at their next read or write.
     for (const auto& [fd, src] : serving_) ::shutdown(fd, SHUT_RDWR);
   }
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  n = ::write(wake_fd_, &one, sizeof one);
   q_cv_.notify_all();
   poll_thread_.join();
   for (auto& t : workers_) t.join();
@@ -434,15 +584,16 @@ void StatsServer::stop() {
   for (const Conn& c : ready_) close_conn(c);
   waiting_.clear();
   ready_.clear();
-  ::close(wake_fd_);
-  wake_fd_ = -1;
+  ::close(std::exchange(wake_fd_, -1));
+  ::close(std::exchange(stop_fd_, -1));
   if (where_.unix_socket) ::unlink(where_.path.c_str());
 }
 
 void StatsServer::close_conn(const Conn& c) {
   ::shutdown(c.fd, SHUT_RDWR);
   ::close(c.fd);
-  admission_->release(c.source);
+  if (c.refused) refused_open_--;
+  else admission_->release(c.source, c.local);
 }
 
 void StatsServer::admit(int fd) {
@@ -452,42 +603,82 @@ void StatsServer::admit(int fd) {
   socklen_t len = sizeof ss;
   uint32_t ipv4 = 0;
   bool this_host = false;
+  std::optional<uint32_t> uid;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     ::close(fd);  // gone already
     return;
   }
   if (ss.ss_family == AF_UNIX) {
     this_host = true;
-    c.source = "unix";
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) uid = cred.uid;
   } else if (ss.ss_family == AF_INET) {
     const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
     ipv4 = ntohl(in.sin_addr.s_addr);
     c.peer_ip = proto::ipv4_to_string(ipv4);
     c.peer_port = ntohs(in.sin_port);
-    c.source = c.peer_ip;
     // From this host to one of its own addresses (ntpctl --config on a
     // listener at the namespace's address): as local as loopback.
     sockaddr_in local{};
     socklen_t local_len = sizeof local;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 && local.sin_family == AF_INET &&
-        local.sin_addr.s_addr == in.sin_addr.s_addr)
-      this_host = true;
+    const bool have_local =
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 && local.sin_family == AF_INET;
+    if (have_local && local.sin_addr.s_addr == in.sin_addr.s_addr) this_host = true;
+    // A local client is its user, not its address: any local user can bind
+    // all of 127.0.0.0/8, and ntpctl shares 127.0.0.1 with all of them.
+    if (have_local && stats::is_local(this_host, ipv4))
+      uid = stats::tcp_peer_uid(in.sin_addr.s_addr, in.sin_port, local.sin_addr.s_addr, local.sin_port);
   } else {
     ::close(fd);  // we listen on IPv4 and Unix sockets only
     return;
   }
-  if (!admission_->admit(c.source)) {
+  c.local = stats::is_local(this_host, ipv4);
+  c.source = stats::source_key(c.local, uid, ipv4);
+  bool allowed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    allowed = stats::may_query(*access_, this_host, ipv4);
+  }
+  if (!allowed) {
+    refuse(std::move(c));
+    return;
+  }
+  if (!admission_->admit(c.source, c.local)) {
     shed_++;
     ::close(fd);
     return;
   }
   admitted_++;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    c.allowed = stats::may_query(*access_, this_host, ipv4);
-  }
   c.deadline = stats::Clock::now() + std::chrono::duration_cast<stats::Clock::duration>(
                                          std::chrono::duration<double>(opts_.request_timeout_s));
+  {
+    std::lock_guard<std::mutex> lock(q_mu_);
+    waiting_.push_back(std::move(c));
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void StatsServer::refuse(Conn c) {
+  // The 403 fits the socket's send buffer: one non-blocking send, no wait.
+  const ssize_t sent = ::send(c.fd, forbidden_response_.data(), forbidden_response_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  forbidden_++;
+  if (sent == static_cast<ssize_t>(forbidden_response_.size())) served_++;
+  ::shutdown(c.fd, SHUT_WR);
+  // Closed with its request unread, the socket would answer with a reset
+  // that can discard the 403 at the client: the poll set reads what comes
+  // for a moment, bounded in number by stats.max_connections, without a
+  // slot or a worker. Beyond that number, closed at once.
+  if (sent <= 0 || refused_open_ >= opts_.max_connections) {
+    ::close(c.fd);
+    return;
+  }
+  refused_open_++;
+  c.refused = true;
+  c.deadline = stats::Clock::now() + std::min<stats::Clock::duration>(
+                                         kRefusedLinger, std::chrono::duration_cast<stats::Clock::duration>(
+                                                             std::chrono::duration<double>(opts_.request_timeout_s)));
   {
     std::lock_guard<std::mutex> lock(q_mu_);
     waiting_.push_back(std::move(c));
@@ -527,7 +718,17 @@ void StatsServer::poll_loop() {
     std::vector<Conn> keep;
     bool any_ready = false;
     for (size_t i = 0; i < set.size(); i++) {
-      if (pfds[i + 1].revents) {
+      if (set[i].refused) {
+        // Read and dropped until the client closes, for a moment at most.
+        bool done = set[i].deadline <= now;
+        if (!done && pfds[i + 1].revents) {
+          char sink[4096];
+          const ssize_t n = ::recv(set[i].fd, sink, sizeof sink, MSG_DONTWAIT);
+          done = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        }
+        if (done) close_conn(set[i]);
+        else keep.push_back(std::move(set[i]));
+      } else if (pfds[i + 1].revents) {
         std::lock_guard<std::mutex> lock(q_mu_);
         ready_.push_back(std::move(set[i]));
         any_ready = true;
@@ -546,13 +747,16 @@ void StatsServer::poll_loop() {
 
 bool StatsServer::take_ready(Conn& out, std::unique_lock<std::mutex>&) {
   // The oldest connection whose source does not hold its share of the
-  // workers already: one source cannot keep the others waiting.
+  // workers already (one source cannot keep the others waiting), and, for
+  // a remote one, while remote sources leave kLocalWorkers free.
   for (auto it = ready_.begin(); it != ready_.end(); ++it) {
     auto s = in_service_.find(it->source);
     if (s != in_service_.end() && s->second >= kWorkersPerSource) continue;
+    if (!it->local && remote_in_service_ >= kWorkers - kLocalWorkers) continue;
     out = std::move(*it);
     ready_.erase(it);
     in_service_[out.source]++;
+    if (!out.local) remote_in_service_++;
     serving_.emplace(out.fd, out.source);
     return true;
   }
@@ -574,6 +778,7 @@ void StatsServer::worker_loop() {
       serving_.erase(c.fd);
       auto s = in_service_.find(c.source);
       if (s != in_service_.end() && --s->second == 0) in_service_.erase(s);
+      if (!c.local) remote_in_service_--;
     }
     q_cv_.notify_all();
     close_conn(c);

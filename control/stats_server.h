@@ -4,29 +4,44 @@
 // lock; nothing a client does can hold it up.
 //
 // cpp-httplib 0.11.4 parses HTTP; around it, what keeps the endpoint from
-// being exhausted (issue 9: idle connections, slowloris):
-//   - the accept thread admits a connection or closes it at once: at most
-//     stats.max_connections open, at most a quarter of them from one source;
+// being exhausted (issue 9: idle connections, slowloris) and the operator
+// from being locked out:
+//   - our own accept thread (not httplib's loop, which closes the listener
+//     on any accept error but EMFILE and keeps its stale number) admits a
+//     connection or refuses it at once: at most stats.max_connections open,
+//     at most a quarter of them from one source;
+//   - a source is a remote IPv4 address, or, for a client on this host (the
+//     Unix socket, 127.0.0.0/8, a TCP peer at the connection's own local
+//     address), the uid that owns the client's socket (SO_PEERCRED, or the
+//     kernel's socket table for TCP); a local client whose uid cannot be
+//     found counts as the one source "local";
+//   - a source without the query right (access.query, server or peer) gets
+//     403 at accept and never takes a slot or a worker;
+//   - remote sources together hold at most stats.max_connections minus a
+//     reserve (a quarter plus one) and kWorkers minus kLocalWorkers of the
+//     threads: one local user filling its share and every remote source
+//     filling theirs still leave a slot and a thread for the operator;
 //   - an admitted connection waits in one poll() set (no thread) until its
 //     request starts to arrive;
 //   - a fixed pool of kWorkers threads serves one request per connection
 //     (Connection: close), reading and writing through a stream with ONE
 //     total deadline (stats.request_timeout_s) and a byte budget; one source
-//     has at most kWorkersPerSource of the threads at a time;
-//   - TCP clients other than loopback need access.query, server or peer
-//     (403); Unix-socket clients are let in by the socket's mode (0660).
+//     has at most kWorkersPerSource of the threads at a time.
 #pragma once
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,22 +85,44 @@ class DeadlineIo {
   mutable bool timed_out_ = false;
 };
 
-// How many connections are open, in all and per source ("unix" for the Unix
-// socket, else the peer's address): admit() says whether one more may be.
+// How many connections are open, in all and per source (source_key()):
+// admit() says whether one more may be. Remote sources together stay within
+// max_open - local_reserve; the reserve is for clients on this host.
 class Admission {
  public:
-  Admission(size_t max_open, size_t max_per_source) : max_open_(max_open), max_per_source_(max_per_source) {}
-  bool admit(const std::string& source);
-  void release(const std::string& source);
+  Admission(size_t max_open, size_t max_per_source, size_t local_reserve = 0)
+      : max_open_(max_open), max_per_source_(max_per_source), local_reserve_(std::min(local_reserve, max_open)) {}
+  bool admit(const std::string& source, bool local = false);
+  void release(const std::string& source, bool local = false);
   size_t open() const;
   size_t open_from(const std::string& source) const;
+  size_t open_remote() const;
 
  private:
   mutable std::mutex mu_;
-  size_t max_open_, max_per_source_;
-  size_t open_ = 0;
+  size_t max_open_, max_per_source_, local_reserve_;
+  size_t open_ = 0, open_remote_ = 0;
   std::map<std::string, size_t> per_source_;
 };
+
+// The slots only local clients may take: more than one source's share, so
+// that one local user at its share and remote sources at theirs still leave
+// one (none when max_open is 1).
+size_t local_reserve(size_t max_open, size_t max_per_source);
+
+// A client on this host: the Unix socket, 127.0.0.0/8, or a TCP peer whose
+// address is the connection's own local address.
+bool is_local(bool this_host, uint32_t ipv4);
+// Admission's key: "uid:N" for a local client whose socket's owner is
+// known, "local" for one whose owner is not (all of 127.0.0.0/8 then counts
+// as one source), else the remote address.
+std::string source_key(bool local, std::optional<uint32_t> uid, uint32_t ipv4);
+// The uid owning the other end of a TCP connection within this host (the
+// kernel's socket table, sock_diag, looked up by the exact 4-tuple: never a
+// dump): addresses and ports in network order as getpeername/getsockname
+// give them. nullopt when the kernel does not say (no tcp_diag).
+std::optional<uint32_t> tcp_peer_uid(uint32_t peer_addr_be, uint16_t peer_port_be, uint32_t local_addr_be,
+                                     uint16_t local_port_be);
 
 // What a connection may see: clients on this host always (the Unix socket,
 // whose mode decides who reaches it; loopback; a TCP peer address that is
@@ -123,8 +160,14 @@ struct StatsOptions {
 
 class StatsServer {
  public:
-  static constexpr size_t kWorkers = 4;            // threads that serve requests
+  static constexpr size_t kWorkers = 6;            // threads that serve requests
   static constexpr size_t kWorkersPerSource = 2;   // of which one source may hold at once
+  // Of which remote sources together never hold: a local user at its share
+  // still leaves one for the operator.
+  static constexpr size_t kLocalWorkers = kWorkersPerSource + 1;
+  // How long a refused (403) connection is given to take its answer before
+  // it is closed: it holds no slot and no worker meanwhile.
+  static constexpr std::chrono::milliseconds kRefusedLinger{1000};
   static constexpr size_t kMaxRequestBytes = 16384;
 
   StatsServer();
@@ -143,6 +186,14 @@ class StatsServer {
   // connection; waits for the threads (at most one request timeout).
   void stop();
 
+  // Replaces accept(2) on the listener (tests inject failures: ENFILE,
+  // EINVAL); call before start().
+  void set_accept(std::function<int(int listen_fd)> accept_fn) { accept_ = std::move(accept_fn); }
+  // How often the listener was reopened after it broke (accept EBADF,
+  // EINVAL, ...), and how many accept calls failed for want of resources.
+  uint64_t listener_reopens() const { return reopens_; }
+  uint64_t accept_resource_failures() const { return accept_resource_failures_; }
+
   // Who may query over TCP (from cfg.access); the control loop calls it at
   // start and at a reload, while requests are being served.
   void set_access(proto::AccessTable access);
@@ -157,7 +208,7 @@ class StatsServer {
     uint64_t shed = 0;       // closed at accept: too many open (in all or from that source)
     uint64_t timed_out = 0;  // closed at the deadline (idle, or slow)
     uint64_t served = 0;     // requests answered (any status), within the deadline
-    uint64_t forbidden = 0;  // of which 403: the source may not query
+    uint64_t forbidden = 0;  // of which 403 at accept: the source may not query (no slot taken)
     size_t open = 0;         // open now
   };
   Counters counters() const;
@@ -173,11 +224,16 @@ class StatsServer {
     std::string source;   // Admission's key
     std::string peer_ip;  // "" for the Unix socket
     int peer_port = 0;
-    bool allowed = false;
+    bool local = false;    // may use the local reserve
+    bool refused = false;  // 403 sent: only drained until closed, holds no slot
   };
   friend class Http;
-  // The accept thread's part: admit or close (never blocks).
+  void accept_loop();
+  // The accept thread's part: admit, refuse with 403 or close (never blocks).
   void admit(int fd);
+  void refuse(Conn c);
+  // Waits up to ms for stop(); true when stopping.
+  bool wait_stop(int ms) const;
   void poll_loop();
   void worker_loop();
   void close_conn(const Conn& c);
@@ -195,12 +251,23 @@ class StatsServer {
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;  // eventfd: a new connection for the poll set, or stop
+  int stop_fd_ = -1;  // eventfd: readable once stop() began (never read)
+  // The listener: only the accept thread closes or replaces it, and it sets
+  // listen_fd_ to -1 under listen_mu_ first, so nobody holds a number that
+  // may already name another file.
+  mutable std::mutex listen_mu_;
+  int listen_fd_ = -1;
+  std::function<int(int)> accept_;
+  std::string forbidden_response_;  // the 403, rendered by httplib at start
+  std::atomic<size_t> refused_open_{0};  // refused connections still draining
+  std::atomic<uint64_t> reopens_{0}, accept_resource_failures_{0};
 
   std::mutex q_mu_;
   std::condition_variable q_cv_;
   std::vector<Conn> waiting_;   // admitted, not yet readable (poll set); new ones appended
   std::deque<Conn> ready_;      // readable, for the workers
   std::map<std::string, size_t> in_service_;  // per source, held by workers now
+  size_t remote_in_service_ = 0;              // of which by remote sources
   std::map<int, std::string> serving_;        // fd -> source, held by workers now
 
   std::atomic<uint64_t> admitted_{0}, shed_{0}, timed_out_{0}, served_{0}, forbidden_{0};

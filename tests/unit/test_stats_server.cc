@@ -1,19 +1,28 @@
-// The stats endpoint's pure parts and its socket plumbing over socketpair()
-// and a Unix socket in a private directory (no network: the TCP side, idle
+// The stats endpoint's pure parts and its socket plumbing over socketpair(),
+// a Unix socket in a private directory and the loopback (local users told
+// apart by uid; no other network: remote sources, 403 at accept, idle
 // connections and slowloris are in tests/integration/test_stats.py).
 #include "control/stats_server.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -149,6 +158,50 @@ TEST(Admission, BoundsAllAndEachSource) {
   for (const char* s : {"10.0.0.1", "10.0.0.2", "unix", "10.0.0.3"}) a.release(s);
   EXPECT_EQ(a.open(), 0u);
   EXPECT_EQ(a.open_from("10.0.0.1"), 0u);
+}
+
+TEST(Admission, RemoteSourcesLeaveTheLocalReserve) {
+  // 64 slots, 16 a source: remote sources together get 64 - 17.
+  const size_t reserve = stats::local_reserve(64, 16);
+  EXPECT_EQ(reserve, 17u);
+  stats::Admission a(64, 16, reserve);
+  size_t remote = 0;
+  for (uint32_t host = 1; host <= 10; host++)
+    for (int i = 0; i < 16; i++) remote += a.admit(proto::ipv4_to_string(0x0A000000 + host), false);
+  EXPECT_EQ(remote, 47u);
+  EXPECT_EQ(a.open_remote(), 47u);
+  EXPECT_FALSE(a.admit("10.0.0.99", false));
+  // One local user at its share ...
+  for (int i = 0; i < 16; i++) EXPECT_TRUE(a.admit("uid:65534", true));
+  EXPECT_FALSE(a.admit("uid:65534", true));
+  // ... and the operator still gets in; then all 64 are taken.
+  EXPECT_TRUE(a.admit("uid:0", true));
+  EXPECT_EQ(a.open(), 64u);
+  EXPECT_FALSE(a.admit("uid:1000", true));
+  // A remote slot given back is for remote sources again.
+  a.release("10.0.0.1", false);
+  EXPECT_EQ(a.open_remote(), 46u);
+  EXPECT_TRUE(a.admit("10.0.0.99", false));
+  EXPECT_FALSE(a.admit("10.0.0.98", false));
+
+  EXPECT_EQ(stats::local_reserve(1, 1), 0u);  // nothing to reserve: the one slot is anyone's
+  EXPECT_EQ(stats::local_reserve(2, 1), 1u);
+  EXPECT_EQ(stats::local_reserve(8, 2), 3u);
+  stats::Admission one(1, 1, stats::local_reserve(1, 1));
+  EXPECT_TRUE(one.admit("10.0.0.1", false));
+}
+
+TEST(SourceKey, LocalClientsByUidAllOfTheLoopbackAsOne) {
+  EXPECT_TRUE(stats::is_local(false, 0x7F000001));
+  EXPECT_TRUE(stats::is_local(false, 0x7F000041));  // 127.0.0.65
+  EXPECT_TRUE(stats::is_local(true, 0xC0A84D01));   // our own address
+  EXPECT_FALSE(stats::is_local(false, 0xC0A84D02));
+  // Without the owner's uid, every loopback address is the one source.
+  EXPECT_EQ(stats::source_key(true, std::nullopt, 0x7F000002), "local");
+  EXPECT_EQ(stats::source_key(true, std::nullopt, 0x7F000041), "local");
+  EXPECT_EQ(stats::source_key(true, 0u, 0x7F000001), "uid:0");
+  EXPECT_EQ(stats::source_key(true, 65534u, 0x7F000009), "uid:65534");
+  EXPECT_EQ(stats::source_key(false, 0u, 0xC0A84D02), "192.168.77.2");
 }
 
 TEST(StatsServer, EndpointMetrics) {
@@ -300,7 +353,9 @@ TEST(StatsServerUnix, ServesWithMode0660AndRemovesTheSocketAtStop) {
     EXPECT_NE(res->body.find("ntp_stratum 2\n"), std::string::npos);
     EXPECT_NE(res->body.find("\nntp_stats_connections_total{result=\"admitted\"} "), std::string::npos);
   }
-  EXPECT_GE(srv.counters().served, 3u);
+  // Counted once the worker is done with it, which may be just after the
+  // client has its answer.
+  EXPECT_TRUE(eventually([&] { return srv.counters().served >= 3; }));
   srv.stop();
   EXPECT_NE(::lstat(sock.c_str(), &st), 0);
   EXPECT_EQ(errno, ENOENT);
@@ -418,6 +473,225 @@ TEST(StatsServer, StartAgainAfterAFailureAndStopTwice) {
   srv.stop();
   srv.stop();
   EXPECT_FALSE(srv.running());
+}
+
+// A port on 127.0.0.1 free a moment ago (the kernel's choice).
+uint16_t free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+    port = ntohs(sa.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// A TCP connection from src (host order) to 127.0.0.1:port; -1 on failure.
+int connect_loopback(uint32_t src, uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in from{}, to{};
+  from.sin_family = to.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(src);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(port);
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<const sockaddr*>(&from), sizeof from) == 0 &&
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0)
+    return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// A child process as uid/gid 65534 that opens n connections to
+// 127.0.0.1:port, from 127.0.0.2, .3, ... (one address each), reports how
+// many it opened and holds them until release().
+class NobodyClients {
+ public:
+  NobodyClients(uint16_t port, int n) {
+    if (::pipe(ready_) != 0 || ::pipe(done_) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready_[0]);
+      ::close(done_[1]);
+      unsigned char opened = 0;
+      if (::setgid(65534) == 0 && ::setuid(65534) == 0)
+        for (int i = 0; i < n; i++) opened += connect_loopback(0x7F000002 + static_cast<uint32_t>(i), port) >= 0;
+      (void)!::write(ready_[1], &opened, 1);
+      char c;
+      (void)!::read(done_[0], &c, 1);  // until the parent lets go
+      _exit(0);
+    }
+    ::close(ready_[1]);
+    ::close(done_[0]);
+  }
+  // How many the child opened; -1 if it failed to say.
+  int opened() {
+    unsigned char n;
+    return ::read(ready_[0], &n, 1) == 1 ? n : -1;
+  }
+  void release() {
+    if (pid_ <= 0) return;
+    ::close(done_[1]);
+    ::close(ready_[0]);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  ~NobodyClients() { release(); }
+  pid_t pid() const { return pid_; }
+
+ private:
+  int ready_[2] = {-1, -1}, done_[2] = {-1, -1};
+  pid_t pid_ = -1;
+};
+
+TEST(PeerUid, TheOwnerOfALoopbackClientsSocket) {
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  ASSERT_EQ(::listen(lfd, 8), 0);
+  auto uid_of_next = [&]() -> std::optional<uint32_t> {
+    const int fd = ::accept(lfd, nullptr, nullptr);
+    sockaddr_in peer{}, local{};
+    socklen_t pl = sizeof peer, ll = sizeof local;
+    ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
+    auto uid = stats::tcp_peer_uid(peer.sin_addr.s_addr, peer.sin_port, local.sin_addr.s_addr, local.sin_port);
+    ::close(fd);
+    return uid;
+  };
+  const int mine = connect_loopback(0x7F000001, ntohs(sa.sin_port));
+  ASSERT_GE(mine, 0);
+  EXPECT_EQ(uid_of_next(), std::optional<uint32_t>(::getuid()));
+  ::close(mine);
+  NobodyClients nobody(ntohs(sa.sin_port), 1);
+  ASSERT_GT(nobody.pid(), 0);
+  ASSERT_EQ(nobody.opened(), 1);
+  EXPECT_EQ(uid_of_next(), std::optional<uint32_t>(65534));
+  nobody.release();
+  // A 4-tuple nobody has: no answer rather than someone else's uid.
+  EXPECT_EQ(stats::tcp_peer_uid(htonl(0x7F000003), htons(1), htonl(INADDR_LOOPBACK), sa.sin_port), std::nullopt);
+  ::close(lfd);
+}
+
+TEST(StatsServerLoopback, OneLocalUserOnAllOfTheLoopbackCannotShedTheOperator) {
+  const uint16_t port = free_loopback_port();
+  ASSERT_NE(port, 0);
+  StatsServer srv;
+  StatsOptions o;
+  o.listen = "127.0.0.1:" + std::to_string(port);
+  o.max_connections = 16;  // 4 a source, 5 kept for local ones: here all are local
+  o.request_timeout_s = 3;
+  std::string err;
+  ASSERT_TRUE(srv.start(o, err)) << err;
+  srv.publish(small_status());
+  // 40 idle connections, each from its own loopback address, all nobody's:
+  // one source, its share of four.
+  NobodyClients nobody(port, 40);
+  ASSERT_EQ(nobody.opened(), 40);
+  ASSERT_TRUE(eventually([&] { return srv.counters().admitted + srv.counters().shed == 40; }));
+  EXPECT_EQ(srv.counters().admitted, 4u);
+  EXPECT_EQ(srv.counters().shed, 36u);
+  // root (the operator, ntpctl) is a source of its own: answered at once.
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(2, 0);
+  auto res = cli.Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  nobody.release();
+  srv.stop();
+}
+
+// A Unix-socket server whose accept() the test replaces.
+struct SeamServer {
+  TempDir d;
+  std::string sock;
+  StatsServer srv;
+  void start(std::function<int(int)> accept_fn) {
+    sock = d.path + "/stats.sock";
+    StatsOptions o;
+    o.listen = "unix:" + sock;
+    o.max_connections = 8;
+    o.request_timeout_s = 2;
+    srv.set_accept(std::move(accept_fn));
+    std::string err;
+    ASSERT_TRUE(srv.start(o, err)) << err;
+    srv.publish(small_status());
+  }
+};
+
+bool fd_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+bool pipe_works(const int p[2]) {
+  char c = 'x';
+  return ::write(p[1], &c, 1) == 1 && ::read(p[0], &c, 1) == 1 && c == 'x';
+}
+
+TEST(StatsServerAccept, OutOfDescriptorsKeepsTheListenerAndEveryOtherFile) {
+  // ENFILE is what httplib closed its listener for (and then, with the
+  // number kept, whatever file got it next, once a second).
+  SeamServer s;
+  std::atomic<int> failures{5};
+  s.start([&](int lfd) {
+    if (failures > 0) {
+      failures--;
+      errno = ENFILE;
+      return -1;
+    }
+    return ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  });
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  // The request waits in the backlog while accept fails, then is answered.
+  UnixGet cli(s.sock);
+  auto res = cli.Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(s.srv.accept_resource_failures(), 5u);
+  EXPECT_EQ(s.srv.listener_reopens(), 0u);
+  EXPECT_TRUE(pipe_works(p));
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST(StatsServerAccept, ABrokenListenerIsReopenedAndItsOldNumberLeftToItsNewOwner) {
+  SeamServer s;
+  std::atomic<int> failures{1};
+  std::atomic<int> broken_fd{-1};
+  s.start([&](int lfd) {
+    if (failures.exchange(0) > 0) {
+      broken_fd = lfd;
+      errno = EINVAL;
+      return -1;
+    }
+    return ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  });
+  const int first = connect_unix(s.sock);  // makes the listener readable: accept fails
+  ASSERT_GE(first, 0);
+  ASSERT_TRUE(eventually([&] { return broken_fd >= 0 && !fd_open(broken_fd); }));
+  // The lowest free number: the broken listener's. The server must never
+  // touch it again (httplib closed it once a second).
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  EXPECT_EQ(p[0], broken_fd.load());
+  ASSERT_TRUE(eventually([&] { return s.srv.listener_reopens() == 1; }, 4000ms));
+  UnixGet cli(s.sock);
+  auto res = cli.Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(pipe_works(p));
+  s.srv.stop();  // closes its own listener, not the pipe
+  EXPECT_TRUE(pipe_works(p));
+  ::close(p[0]);
+  ::close(p[1]);
+  ::close(first);
 }
 
 }  // namespace
