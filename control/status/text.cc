@@ -380,6 +380,9 @@ std::string format_event(const ctl::Event& e) {
     case EventKind::kSpike: return std::string("spike: offset ") + ms + " from " + ip + " ignored until it persists";
     case EventKind::kStep: return std::string("clock stepped by ") + ms;
     case EventKind::kSynchronized: return "synchronized to " + ip + " at stratum " + stratum;
+    case EventKind::kPollingRestarted:
+      return mode_text(e.mode) + std::string(" association with ") + ip + " restarted by the reload (it had answered " +
+             "kiss-o'-death " + refid_text(e.refid, 0) + ")";
   }
   return "event " + std::to_string(static_cast<int>(e.kind));
 }

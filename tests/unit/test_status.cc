@@ -984,6 +984,8 @@ TEST(StatusText, EventLogLines) {
        "spike: offset +150.000 ms from 10.0.1.31 ignored until it persists"},
       {{.kind = EventKind::kStep, .address = kC, .offset_ns = -6'500'000}, "clock stepped by -6.500 ms"},
       {{.kind = EventKind::kSynchronized, .address = kC, .stratum = 3}, "synchronized to 10.0.1.31 at stratum 3"},
+      {{.kind = EventKind::kPollingRestarted, .address = kC, .refid = proto::kKissDeny, .mode = ctl::AssocMode::kClient},
+       "client association with 10.0.1.31 restarted by the reload (it had answered kiss-o'-death DENY)"},
   };
   for (const auto& [e, text] : cases) EXPECT_EQ(format_event(e), text);
 }
