@@ -370,9 +370,11 @@ constexpr KeySpec kKeys[] = {
              "empty: the dataplane's own user"},
     {.sects = kChannel, .name = "lock_dir", .type = Type::kString, .def = "\"/run/ntp-appliance\"", .lo = 1,
      .hi = 200, .fmt = Fmt::kPath, .store = set<&Config::lock_dir>,
-     .help = "directory of the daemons' instance locks (<name>.control.lock, <name>.dataplane.lock): the "
-             "units' RuntimeDirectory, where no other user can create files (in /dev/shm anyone could "
-             "squat a lock and keep a daemon from starting)"},
+     .help = "directory of the daemons' instance locks (<name>.control.lock, <name>.dataplane.lock), where "
+             "no other user can create files (in /dev/shm anyone could squat a lock and keep a daemon from "
+             "starting): owned by root or the daemon's user, not writable by others, by its group only when "
+             "sticky (deploy/systemd/ntp-appliance.tmpfiles.conf: 1770 root:ntp-appliance); made when missing "
+             "(1770 for channel.control_user's group, else 0755)"},
 
     // -- [stats] ------------------------------------------------------------
     {.sects = kStats, .name = "listen", .type = Type::kString, .def = "\"127.0.0.1:9123\"", .lo = 3, .hi = 113,
@@ -629,7 +631,7 @@ std::string range_text(const KeySpec& k) {
     case Fmt::kChoice: each = choices_text(k.choices); break;
     case Fmt::kName: each = range(k.lo, k.hi) + " of A-Z a-z 0-9 . _ -"; break;
     case Fmt::kShmName: each = "\"/\" then " + range(k.lo - 1, k.hi - 1) + " of A-Z a-z 0-9 . _ -"; break;
-    case Fmt::kPath: each = "absolute path, or empty"; break;
+    case Fmt::kPath: each = k.lo > 0 ? "absolute path" : "absolute path, or empty"; break;
     case Fmt::kHostPort: each = "a.b.c.d:port or localhost:port, port 1..65535, or unix:/absolute/path"; break;
     case Fmt::kPrefix: each = "a.b.c.d/len, len 0..32, host bits zero"; break;
     case Fmt::kIfAddress:
