@@ -311,7 +311,9 @@ std::string unix_socket_problem(const std::string& path, const HostFacts& host) 
   if (path.empty() || path[0] != '/' || slash == path.size() - 1) return "'" + path + "' is not an absolute file path";
   const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
   const HostFacts::PathFacts d = host.lstat_path(dir);
-  if (!d.exists) return "its directory " + dir + " does not exist (create it, group of the daemons, mode 0750)";
+  if (!d.exists) return "its directory " + dir +
+                        " does not exist (create it: /run/ntp-appliance is made at boot by "
+                        "deploy/systemd/ntp-appliance.tmpfiles.conf, 1770 root:ntp-appliance)";
   if (d.symlink) return "its directory " + dir + " is a symlink (give the real directory)";
   if (!d.directory) return dir + " is not a directory";
   if ((d.mode & 0002) && !(d.mode & 01000)) {

@@ -209,8 +209,9 @@ TEST(HostCheck, StatsUnixSocketDirectory) {
   EXPECT_TRUE(host.bound.empty());  // no TCP bind for a Unix socket
   const std::string where = "t.toml:6:10: stats.listen: cannot listen on unix:";
   EXPECT_EQ(run(text("/nowhere/c.sock"), kControlHostChecks, host).errors,
-            (std::vector<std::string>{where + "/nowhere/c.sock: its directory /nowhere does not exist (create it, "
-                                              "group of the daemons, mode 0750)"}));
+            (std::vector<std::string>{where + "/nowhere/c.sock: its directory /nowhere does not exist (create it: "
+                                              "/run/ntp-appliance is made at boot by "
+                                              "deploy/systemd/ntp-appliance.tmpfiles.conf, 1770 root:ntp-appliance)"}));
   host.paths["/tmp"] = {.exists = true, .directory = true, .mode = 01777};  // sticky: others cannot replace ours
   EXPECT_TRUE(run(text("/tmp/c.sock"), kControlHostChecks, host).errors.empty());
   host.paths["/srv/open"] = {.exists = true, .directory = true, .mode = 0777};
