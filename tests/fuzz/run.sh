@@ -18,7 +18,7 @@ root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 out=${FUZZ_OUT_DIR:-$build/fuzz-out}
 # FUZZ_TARGETS (space-separated) runs a subset.
-read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config fuzz_leap_file fuzz_engine fuzz_channel_abi}"
+read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config fuzz_leap_file fuzz_engine fuzz_channel_abi fuzz_keys}"
 
 # Instrument the whole project (the libraries under test above all) for
 # coverage and ASan/UBSan; the fuzz targets add the libFuzzer runtime.
