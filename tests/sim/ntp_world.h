@@ -75,6 +75,16 @@ class World {
   // A reference that is off by offset_ns (a falseticker).
   void set_reference_offset(int node, double offset_ns) { nodes_[node].reference_offset_ns = offset_ns; }
   void set_up(int node, bool up) { nodes_[node].up = up; }
+  // The dataplane's forwarding of modes 1, 2 and 4 to an engine node, by
+  // the endpoints its engine publishes (as ntp-control does before it
+  // sends a step's packets, proto::AssocEndpoints): mode 4 only from a
+  // client association's server and port to its current local port, mode
+  // 1/2 from a configured peer to 123, else mode 1/2 to 123 from the
+  // peer class (the peer-class lane). On by default; off, every packet
+  // reaches the engine (its own checks alone).
+  void set_dataplane_filter(bool on) { dataplane_filter_ = on; }
+  // Packets the filter kept from an engine node.
+  uint64_t filtered(int node) const { return nodes_[node].filtered; }
   // What a reference announces as its leap indicator.
   void set_reference_leap(int node, proto::Leap leap) { nodes_[node].reference_leap = leap; }
   // The node's engine, for what the shell tells it (leap file, local clock).
@@ -154,6 +164,7 @@ class World {
     double reference_offset_ns = 0;
     proto::Leap reference_leap = proto::Leap::kNone;
     bool up = true;
+    uint64_t filtered = 0;
   };
   struct Packet {
     double arrive_ns;
@@ -245,13 +256,33 @@ class World {
       send(n.address, proto::kNtpPort, p.rx.src_ip, p.rx.src_port, out, t_ + 2000);  // to the port it came from
       return;
     }
+    if (dataplane_filter_ && !forwarded(*n.engine, p.rx)) {
+      n.filtered++;
+      return;
+    }
     p.rx.rx_time_ns = local_ns(n.clock, t_);
     ctl::EngineOutput out;
     n.engine->on_packet(p.rx, p.rx.rx_time_ns, out);
     carry_out(n, out);
   }
 
+  static bool forwarded(const ctl::Engine& e, const proto::RxPacket& rx) {
+    const proto::NtpHeader h = proto::read_header(rx.payload);
+    const bool client = h.mode == proto::Mode::kServer;
+    if (!client && h.mode != proto::Mode::kSymmetricActive && h.mode != proto::Mode::kSymmetricPassive) return false;
+    const proto::AssocEndpoints& t = e.endpoints();
+    const proto::IpAddress from = proto::IpAddress::v4(rx.src_ip);
+    for (uint32_t i = 0; i < t.count; i++) {
+      const proto::AssocEndpoint& ep = t.entries[i];
+      if (std::memcmp(ep.address, from.bytes, sizeof ep.address) == 0 && ep.remote_port == rx.src_port &&
+          ep.local_port == rx.dst_port && ep.kind == (client ? proto::kEndpointClient : proto::kEndpointSymmetric))
+        return true;
+    }
+    return !client && rx.dst_port == proto::kNtpPort && proto::may_peer(e.config().access.classify_v4(rx.src_ip));
+  }
+
   std::mt19937_64 rng_;
+  bool dataplane_filter_ = true;
   std::vector<Node> nodes_;
   std::priority_queue<Packet> in_flight_;
   Link link_;
