@@ -105,6 +105,28 @@ size_t Admission::open_remote() const {
   return open_remote_;
 }
 
+bool WorkerShare::may_take(const std::string& source, bool local) const {
+  if (!local && remote_ >= remote_cap_) return false;
+  return held_by(source) < per_source_;
+}
+
+void WorkerShare::take(const std::string& source, bool local) {
+  held_[source]++;
+  if (!local) remote_++;
+}
+
+void WorkerShare::give_back(const std::string& source, bool local) {
+  auto it = held_.find(source);
+  if (it == held_.end()) return;  // never taken
+  if (--it->second == 0) held_.erase(it);
+  if (!local && remote_ > 0) remote_--;
+}
+
+size_t WorkerShare::held_by(const std::string& source) const {
+  auto it = held_.find(source);
+  return it == held_.end() ? 0 : it->second;
+}
+
 size_t local_reserve(size_t max_open, size_t max_per_source) {
   if (max_open < 2) return 0;
   return std::min(max_open - 1, max_per_source + 1);
@@ -750,13 +772,10 @@ bool StatsServer::take_ready(Conn& out, std::unique_lock<std::mutex>&) {
   // workers already (one source cannot keep the others waiting), and, for
   // a remote one, while remote sources leave kLocalWorkers free.
   for (auto it = ready_.begin(); it != ready_.end(); ++it) {
-    auto s = in_service_.find(it->source);
-    if (s != in_service_.end() && s->second >= kWorkersPerSource) continue;
-    if (!it->local && remote_in_service_ >= kWorkers - kLocalWorkers) continue;
+    if (!share_.may_take(it->source, it->local)) continue;
     out = std::move(*it);
     ready_.erase(it);
-    in_service_[out.source]++;
-    if (!out.local) remote_in_service_++;
+    share_.take(out.source, out.local);
     serving_.emplace(out.fd, out.source);
     return true;
   }
@@ -776,9 +795,7 @@ void StatsServer::worker_loop() {
     {
       std::lock_guard<std::mutex> lock(q_mu_);
       serving_.erase(c.fd);
-      auto s = in_service_.find(c.source);
-      if (s != in_service_.end() && --s->second == 0) in_service_.erase(s);
-      if (!c.local) remote_in_service_--;
+      share_.give_back(c.source, c.local);
     }
     q_cv_.notify_all();
     close_conn(c);

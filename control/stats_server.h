@@ -105,6 +105,26 @@ class Admission {
   std::map<std::string, size_t> per_source_;
 };
 
+// Which ready connections the workers may take: one source at most
+// per_source at a time, remote sources together at most workers -
+// local_reserved (the rest is for clients on this host). Not locked: the
+// server's queue mutex guards it.
+class WorkerShare {
+ public:
+  WorkerShare(size_t workers, size_t per_source, size_t local_reserved)
+      : remote_cap_(workers - std::min(workers, local_reserved)), per_source_(per_source) {}
+  bool may_take(const std::string& source, bool local) const;
+  void take(const std::string& source, bool local);
+  void give_back(const std::string& source, bool local);
+  size_t held_by(const std::string& source) const;
+  size_t held_remote() const { return remote_; }
+
+ private:
+  size_t remote_cap_, per_source_;
+  size_t remote_ = 0;
+  std::map<std::string, size_t> held_;
+};
+
 // The slots only local clients may take: more than one source's share, so
 // that one local user at its share and remote sources at theirs still leave
 // one (none when max_open is 1).
@@ -266,8 +286,7 @@ class StatsServer {
   std::condition_variable q_cv_;
   std::vector<Conn> waiting_;   // admitted, not yet readable (poll set); new ones appended
   std::deque<Conn> ready_;      // readable, for the workers
-  std::map<std::string, size_t> in_service_;  // per source, held by workers now
-  size_t remote_in_service_ = 0;              // of which by remote sources
+  stats::WorkerShare share_{kWorkers, kWorkersPerSource, kLocalWorkers};  // held by workers now
   std::map<int, std::string> serving_;        // fd -> source, held by workers now
 
   std::atomic<uint64_t> admitted_{0}, shed_{0}, timed_out_{0}, served_{0}, forbidden_{0};

@@ -191,6 +191,31 @@ TEST(Admission, RemoteSourcesLeaveTheLocalReserve) {
   EXPECT_TRUE(one.admit("10.0.0.1", false));
 }
 
+TEST(WorkerShare, RemoteSourcesLeaveThreadsForLocalClients) {
+  stats::WorkerShare w(StatsServer::kWorkers, StatsServer::kWorkersPerSource, StatsServer::kLocalWorkers);
+  // Two slowloris sources: two threads each wanted, three for all remote.
+  EXPECT_TRUE(w.may_take("192.0.2.5", false));
+  w.take("192.0.2.5", false);
+  w.take("192.0.2.5", false);
+  EXPECT_FALSE(w.may_take("192.0.2.5", false));  // its share
+  w.take("192.0.2.6", false);
+  EXPECT_EQ(w.held_remote(), 3u);
+  EXPECT_FALSE(w.may_take("192.0.2.6", false));  // remote sources' part
+  EXPECT_FALSE(w.may_take("192.0.2.7", false));
+  // A local user at its share, and the operator still has a thread.
+  w.take("uid:65534", true);
+  w.take("uid:65534", true);
+  EXPECT_FALSE(w.may_take("uid:65534", true));
+  EXPECT_TRUE(w.may_take("uid:0", true));
+  w.take("uid:0", true);
+  EXPECT_EQ(3u + 2u + 1u, StatsServer::kWorkers);  // all six busy now
+  w.give_back("192.0.2.5", false);
+  EXPECT_EQ(w.held_by("192.0.2.5"), 1u);
+  EXPECT_TRUE(w.may_take("192.0.2.7", false));
+  w.give_back("203.0.113.1", false);  // never taken: changes nothing
+  EXPECT_EQ(w.held_remote(), 2u);
+}
+
 TEST(SourceKey, LocalClientsByUidAllOfTheLoopbackAsOne) {
   EXPECT_TRUE(stats::is_local(false, 0x7F000001));
   EXPECT_TRUE(stats::is_local(false, 0x7F000041));  // 127.0.0.65
