@@ -47,6 +47,7 @@ const char* drop_reason_name(DropReason r) {
     case DropReason::kUnexpectedServer: return "unexpected_server";
     case DropReason::kBadControlPacket: return "bad_control_packet";
     case DropReason::kAssocOverBudget: return "assoc_over_budget";
+    case DropReason::kNotAuthenticated: return "not_authenticated";
     case DropReason::kCount: break;
   }
   return "unknown";

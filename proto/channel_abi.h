@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 6;
+inline constexpr uint32_t kChannelAbiVersion = 7;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -101,6 +101,7 @@ enum class DropReason : uint8_t {
   kUnexpectedServer,   // mode 4 from an address that is not a [[server]] or [[peer]] of ours
   kBadControlPacket,   // a tx ring entry from the control plane that does not make a packet (length, address)
   kAssocOverBudget,    // from a configured association's address and ports, faster than it can be sending (a flood that guessed the port)
+  kNotAuthenticated,   // auth.authenticate: a mode 1/2 packet from a peer-class address without a valid MAC (only a verified one may mobilise)
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -127,6 +128,9 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> kod_rate;           // RATE kiss-o'-death sent (over the limit, access.kod)
   std::atomic<uint64_t> kod_deny;           // DENY kiss-o'-death sent (denied, access.kod)
   std::atomic<uint64_t> rate_leaked;        // over the limit but answered (1 in 2^leak)
+  std::atomic<uint64_t> auth_replies;       // requests with a valid MAC, answered with a MAC of the same key
+  std::atomic<uint64_t> auth_unknown_key;   // requests with a MAC of a key we do not have (or not trusted): crypto-NAK
+  std::atomic<uint64_t> auth_bad_mac;       // requests with a known key and a wrong digest or length: crypto-NAK
   std::atomic<uint64_t> ratelimit_inserts;  // clients entered into the rate-limit table
   std::atomic<uint64_t> ratelimit_evictions;// of which pushed out another client
   std::atomic<uint64_t> arp_replies;
@@ -168,6 +172,12 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
     {"kod_deny", "DENY kiss-o'-death replies sent to denied clients (access.kod).", &WorkerCounters::kod_deny},
     {"rate_leaked", "Requests over their rate limit answered anyway (1 in 2^ratelimit.leak_log2).",
      &WorkerCounters::rate_leaked},
+    {"auth_replies", "Requests with a valid MAC (auth.keys_file) answered with a MAC of the same key.",
+     &WorkerCounters::auth_replies},
+    {"auth_unknown_key", "Requests with a MAC of a key ID we do not have, answered with a crypto-NAK.",
+     &WorkerCounters::auth_unknown_key},
+    {"auth_bad_mac", "Requests with a known key ID and a wrong digest or digest length, answered with a crypto-NAK.",
+     &WorkerCounters::auth_bad_mac},
     {"ratelimit_inserts", "Clients entered into the worker's rate-limit table.", &WorkerCounters::ratelimit_inserts},
     {"ratelimit_evictions", "Clients entered into the rate-limit table in place of another (table full there).",
      &WorkerCounters::ratelimit_evictions},
@@ -235,6 +245,13 @@ struct RxPacket {           // dataplane -> control: an NTP packet of mode 1, 2 
 
 inline constexpr uint32_t kTxStampTransmit = 1u << 0;  // write the transmit timestamp just before sending
 
+// kTxMac: the dataplane appends a MAC of key_id (auth.keys_file) over the
+// payload after stamping the transmit timestamp (RFC 5905 section 7.3: the
+// MAC covers it), mac_digest_bytes of digest after the 4-byte key ID; len
+// does not count them. The control plane keeps the same keys to verify what
+// comes back.
+inline constexpr uint32_t kTxMac = 1u << 1;
+
 struct TxPacket {           // control -> dataplane
   uint64_t cookie;          // returned on the report
   uint32_t dst_ip;          // host order
@@ -242,8 +259,10 @@ struct TxPacket {           // control -> dataplane
   uint16_t dst_port, src_port;
   uint16_t port;            // index into ports[], 0xFFFF: by route
   uint16_t len;
-  uint32_t flags;
-  uint32_t reserved;
+  uint32_t flags;           // kTx*
+  uint32_t key_id;          // kTxMac: the key
+  uint16_t mac_digest_bytes;// kTxMac: digest bytes after the key ID (16, 20 or 32)
+  uint16_t reserved[3];
   uint8_t payload[kMaxRingPayload];
 };
 
