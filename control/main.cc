@@ -283,6 +283,10 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   if (r.plan->changed.empty()) {
     spdlog::info("reload of {}: nothing to change live", cfg_.path);
+    // Still the engine's reload: an association a DENY/RSTR stopped starts
+    // again at any reload, the operator's deliberate act (the file need
+    // not change when the server's access was fixed); nothing else moves.
+    if (engine_) engine_->reconfigure(ctl::engine_config(cfg_, clock_->precision_log2()), clock_->now_ns(), out);
     return;
   }
   const bool access_changed = !(cfg_.access == r.plan->applied.access);

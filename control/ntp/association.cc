@@ -97,6 +97,8 @@ void Association::start_passive(int peer_poll_log2) {
 }
 
 void Association::set_passive_limits(int minpoll_log2, int maxpoll_log2, int64_t timeout_ns) {
+  // A reload that kept them keeps the schedule (jitter, a peer's faster poll).
+  if (minpoll_log2 == cfg_.minpoll_log2 && maxpoll_log2 == cfg_.maxpoll_log2 && timeout_ns == cfg_.timeout_ns) return;
   cfg_.minpoll_log2 = minpoll_log2;
   cfg_.maxpoll_log2 = maxpoll_log2;
   cfg_.timeout_ns = timeout_ns;

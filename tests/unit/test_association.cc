@@ -1011,6 +1011,12 @@ TEST(AssociationPassive, NewLimitsClampThePollAndReArmTheNextPacket) {
   l.a.set_passive_limits(9, 10, 900 * kS);
   EXPECT_EQ(l.a.poll_log2(), 9);
   EXPECT_EQ(l.a.next_event_ns(), s.at + seconds(9));
+  // The same limits again (a reload that kept them): the schedule stays.
+  const Sent s2 = l.poll();  // armed from it with the poll's jitter
+  const int64_t armed = l.a.next_event_ns();
+  ASSERT_LT(armed, s2.at + seconds(9));
+  l.a.set_passive_limits(9, 10, 900 * kS);
+  EXPECT_EQ(l.a.next_event_ns(), armed);
   // Before its first packet it still answers at once.
   Link fresh({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 8, .dynamic = true});
   fresh.a.start_passive(8);
