@@ -1,5 +1,6 @@
 #include "dataplane/frame.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -204,21 +205,33 @@ struct PolicyDecision {
 }
 
 [[gnu::always_inline]] inline void decide_ntp(PolicyDecision& pd, uint8_t* ntp, size_t ntp_len, uint32_t src,
-                                              bool to_ntp_port, proto::NtpTimestamp rx, const PortIdentity& port,
-                                              const ReplyParams& params, const PolicyEnv& env) {
+                                              uint16_t src_port, uint16_t dst_port, proto::NtpTimestamp rx,
+                                              const PortIdentity& port, const ReplyParams& params,
+                                              const PolicyEnv& env) {
+  const bool to_ntp_port = dst_port == proto::kNtpPort;
   const Policy& pol = env.policy ? *env.policy : default_policy();
   const NtpRequest q = classify_request(ntp, ntp_len);
   if (!q.ok) return drop_ntp(pd, q.reason);
   switch (q.mode) {
     case proto::Mode::kClient: break;
-    case proto::Mode::kServer:
-      // Replies to our client associations, to whatever source port the
-      // control plane sent from (RFC 9109); the control plane checks it.
-      if (pol.assoc_kinds(src) != 0) return to_control_lane(pd, true);
-      return drop_ntp(pd, DropReason::kUnexpectedServer);
+    case proto::Mode::kServer: {
+      // Replies to our client associations: from the server's address and
+      // port to the random port the association sends from now (RFC 9109
+      // section 3: a spoofer of the server, whose address our replies give
+      // away as their reference ID, must also guess the port).
+      AssocEntry* e = env.assoc ? env.assoc->find(src, src_port, dst_port, proto::kEndpointClient) : nullptr;
+      if (e == nullptr) return drop_ntp(pd, DropReason::kUnexpectedServer);
+      if (!AssocTable::take(*e, env.now_ns)) return drop_ntp(pd, DropReason::kAssocOverBudget);
+      return to_control_lane(pd, true);
+    }
     case proto::Mode::kSymmetricActive:
     case proto::Mode::kSymmetricPassive: {
-      if (pol.assoc_kinds(src) & kAssocPeer) return to_control_lane(pd, true);
+      // A configured [[peer]]: from its address and port to ours (123 both
+      // ways, RFC 5905 section 9.1), within its budget.
+      if (AssocEntry* e = env.assoc ? env.assoc->find(src, src_port, dst_port, proto::kEndpointSymmetric) : nullptr) {
+        if (!AssocTable::take(*e, env.now_ns)) return drop_ntp(pd, DropReason::kAssocOverBudget);
+        return to_control_lane(pd, true);
+      }
       const proto::AccessClass cls = pol.access.classify_v4(src);
       // The peer class is trusted as the server class is: never limited
       // by the clients' [ratelimit] (a chronyd peer polls every second or
@@ -276,19 +289,22 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   }
   uint8_t* ntp = udp + kUdpHeaderLen;
   const size_t ntp_len = udp_len - kUdpHeaderLen;
-  // Port 123 only, except a server answer (mode 4) from a configured
-  // association: our client associations send from random ports (RFC 9109).
-  const bool to_ntp_port = proto::load_be16(udp + 2) == proto::kNtpPort;
-  if (!to_ntp_port) {
-    const Policy& pol = env.policy ? *env.policy : default_policy();
-    if (ntp_len < 1 || (ntp[0] & 7) != static_cast<uint8_t>(proto::Mode::kServer) || pol.assoc_kinds(src) == 0)
+  // Port 123 only, except a server answer (mode 4) from a client
+  // association's server: those send from random ports (RFC 9109), and
+  // decide_ntp forwards only to the association's current one (another
+  // port from the server's address is a spoof: unexpected_server).
+  const uint16_t src_port = proto::load_be16(udp);
+  const uint16_t dst_port = proto::load_be16(udp + 2);
+  if (dst_port != proto::kNtpPort) {
+    if (ntp_len < 1 || (ntp[0] & 7) != static_cast<uint8_t>(proto::Mode::kServer) || env.assoc == nullptr ||
+        !env.assoc->has_client(src))
       return drop(DropReason::kUdpPortClosed);
   }
-  if (bad_source(port, src) || proto::load_be16(udp) == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
+  if (bad_source(port, src) || src_port == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
 
   const uint16_t ntp_offset = static_cast<uint16_t>(ntp - eth);
   PolicyDecision pd;
-  decide_ntp(pd, ntp, ntp_len, src, to_ntp_port, rx, port, params, env);
+  decide_ntp(pd, ntp, ntp_len, src, src_port, dst_port, rx, port, params, env);
   const NtpDecision& d = pd.d;
   FrameVerdict v;
   switch (d.action) {
@@ -300,15 +316,15 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
       v.ntp_len = static_cast<uint16_t>(ntp_len);
       v.src_ip = src;
       v.dst_ip = dst;
-      v.src_port = proto::load_be16(udp);
-      v.dst_port = proto::load_be16(udp + 2);
+      v.src_port = src_port;
+      v.dst_port = dst_port;
       return v;
     case NtpAction::kReply: break;
   }
 
   // UDP: from port 123 to the client's port; checksum over the reply with
   // the transmit timestamp still zero (stamp_transmit adds it).
-  const uint16_t client_port = proto::load_be16(udp);
+  const uint16_t client_port = src_port;
   const uint16_t reply_udp_len = static_cast<uint16_t>(kUdpHeaderLen + d.reply_len);
   proto::store_be16(udp, proto::kNtpPort);
   proto::store_be16(udp + 2, client_port);
@@ -362,6 +378,45 @@ FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, con
 }
 
 }  // namespace
+
+bool AssocTable::assign(const proto::AssocEndpoints& published, const AssocTable* previous) {
+  const uint32_t count = published.count;
+  if (count > proto::kMaxAssocEndpoints) return false;
+  static constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  size_t n = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const proto::AssocEndpoint& p = published.entries[i];
+    // The frame layer is IPv4 only; an unknown kind is a newer writer's.
+    if (std::memcmp(p.address, kV4MappedPrefix, sizeof kV4MappedPrefix) != 0) continue;
+    if (p.kind != proto::kEndpointClient && p.kind != proto::kEndpointSymmetric) continue;
+    AssocEntry& e = entries_[n++];
+    e.ipv4 = proto::load_be32(p.address + 12);
+    e.remote_port = p.remote_port;
+    e.local_port = p.local_port;
+    e.kind = p.kind;
+    e.tat_ns = 0;  // a full burst
+  }
+  std::sort(entries_, entries_ + n, [](const AssocEntry& a, const AssocEntry& b) {
+    return key_of(a) < key_of(b) || (key_of(a) == key_of(b) && a.kind < b.kind);
+  });
+  // One entry per endpoint, each keeping the budget it had: a republished
+  // set (a client's new port) gives a spoofer no fresh burst.
+  size_t out = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (out > 0 && key_of(entries_[out - 1]) == key_of(entries_[i]) && entries_[out - 1].kind == entries_[i].kind)
+      continue;
+    entries_[out] = entries_[i];
+    if (previous) {
+      const size_t j = previous->lower_bound(key_of(entries_[out]), entries_[out].kind);
+      if (j < previous->n_ && key_of(previous->entries_[j]) == key_of(entries_[out]) &&
+          previous->entries_[j].kind == entries_[out].kind)
+        entries_[out].tat_ns = previous->entries_[j].tat_ns;
+    }
+    out++;
+  }
+  n_ = out;
+  return true;
+}
 
 FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, const ReplyParams& params,
                           proto::NtpTimestamp rx, NeighbourTable& neighbours, int64_t now_ns,

@@ -24,50 +24,113 @@ struct PortIdentity {
   bool ntp_server = false;  // answer client requests here
 };
 
-// A configured association's address ([[server]], [[peer]]): what it may
-// send us past the access classes.
-inline constexpr uint8_t kAssocServer = 1;
-inline constexpr uint8_t kAssocPeer = 2;
-struct AssocAddress {
-  uint32_t ipv4 = 0;   // host order
-  uint8_t kinds = 0;   // kAssocServer | kAssocPeer
+// A configured association's endpoint as a worker holds it: one entry of
+// the control plane's published AssocEndpoints (proto/channel_abi.h), IPv4
+// only (the frame layer is), with the budget of what it may send us.
+struct AssocEntry {
+  uint32_t ipv4 = 0;         // the remote, host order
+  uint16_t remote_port = 0;  // its port
+  uint16_t local_port = 0;   // ours its packets come to
+  uint8_t kind = 0;          // proto::kEndpointClient / kEndpointSymmetric
+  int64_t tat_ns = 0;        // the budget's theoretical arrival time (GCRA, ITU-T I.371)
 };
 
-// Who gets what ([access], [ratelimit], ntp.answer_unknown_peers, the
-// configured associations), as one worker applies it per packet. Built off
-// the hot path (make_policy, allocates), then only read; a reload builds a
-// new one and the worker switches at a burst boundary.
-struct Policy {
-  proto::AccessTable access;          // default: everyone limited
-  bool kod = false;                   // access.kod: RATE/DENY kiss-o'-death (NTPv4)
-  bool answer_unknown_peers = false;  // ntp.answer_unknown_peers
-  std::vector<AssocAddress> assoc;    // sorted by ipv4, one entry per address
-  RateLimitParams limits;             // [ratelimit], for the worker's RateLimiter
-  uint32_t max_replies_per_s = 0;     // ratelimit.max_replies_per_s, the ReplyCap; 0: none
-  size_t clients = 0;                 // ratelimit.clients the policy was made for
+// The worker's copy of the published endpoints: a fixed array sorted by
+// (address, local port, remote port, kind), searched per mode 1, 2 or 4
+// packet (8 steps at 256 entries), never allocating.
+//
+// The budget per endpoint: a burst of 16, then 16 per second. The fastest
+// a configured association polls is minpoll -4 (config: -4..17), one packet
+// per 2^-4 s = 16/s, for a client its answers, for a symmetric peer its own
+// packets at its poll; the burst of 16 holds an iburst (ntpd and chronyd
+// send 4 to 8 at 2 s spacing) and a restart's first exchanges. What comes
+// faster is a spoof that found the port: it must not fill the lane.
+class AssocTable {
+ public:
+  static constexpr int64_t kBudgetPerS = 16;
+  static constexpr int64_t kBudgetBurst = 16;
+  static constexpr int64_t kBudgetIntervalNs = 1'000'000'000 / kBudgetPerS;
 
-  // kAssocServer/kAssocPeer bits of ipv4, 0 when it is no configured
-  // association (binary search: only modes 1, 2 and 4 ask).
-  uint8_t assoc_kinds(uint32_t ipv4) const {
-    size_t lo = 0, hi = assoc.size();
+  // Replaces the entries with the published set (count checked: the
+  // segment is another process's memory): IPv4 (v4-mapped) entries of a
+  // known kind, one per (address, ports, kind); an endpoint that was in
+  // `previous` keeps its budget, a new one starts with a full burst.
+  // False, and nothing changed, when count > kMaxAssocEndpoints.
+  bool assign(const proto::AssocEndpoints& published, const AssocTable* previous = nullptr);
+  void clear() { n_ = 0; }
+
+  // The entry that may send a packet from ipv4:remote_port to our
+  // local_port as `kind`, or null.
+  AssocEntry* find(uint32_t ipv4, uint16_t remote_port, uint16_t local_port, uint8_t kind) {
+    const size_t i = lower_bound(key(ipv4, local_port, remote_port), kind);
+    return i < n_ && key_of(entries_[i]) == key(ipv4, local_port, remote_port) && entries_[i].kind == kind
+               ? &entries_[i]
+               : nullptr;
+  }
+  // True when some client association has ipv4 as its server.
+  bool has_client(uint32_t ipv4) const {
+    for (size_t i = lower_bound(key(ipv4, 0, 0), 0); i < n_ && entries_[i].ipv4 == ipv4; i++)
+      if (entries_[i].kind == proto::kEndpointClient) return true;
+    return false;
+  }
+  // One packet's worth of e's budget at now_ns (monotonic): false when it
+  // has none left.
+  static bool take(AssocEntry& e, int64_t now_ns) {
+    const int64_t tat = e.tat_ns > now_ns ? e.tat_ns : now_ns;
+    if (tat - now_ns > (kBudgetBurst - 1) * kBudgetIntervalNs) return false;
+    e.tat_ns = tat + kBudgetIntervalNs;
+    return true;
+  }
+
+  size_t size() const { return n_; }
+  const AssocEntry& operator[](size_t i) const { return entries_[i]; }
+
+ private:
+  static uint64_t key(uint32_t ipv4, uint16_t local_port, uint16_t remote_port) {
+    return uint64_t{ipv4} << 32 | uint64_t{local_port} << 16 | remote_port;
+  }
+  static uint64_t key_of(const AssocEntry& e) { return key(e.ipv4, e.local_port, e.remote_port); }
+  size_t lower_bound(uint64_t k, uint8_t kind) const {
+    size_t lo = 0, hi = n_;
     while (lo < hi) {
       const size_t mid = (lo + hi) / 2;
-      if (assoc[mid].ipv4 < ipv4)
+      const uint64_t km = key_of(entries_[mid]);
+      if (km < k || (km == k && entries_[mid].kind < kind))
         lo = mid + 1;
       else
         hi = mid;
     }
-    return lo < assoc.size() && assoc[lo].ipv4 == ipv4 ? assoc[lo].kinds : 0;
+    return lo;
   }
+
+  AssocEntry entries_[proto::kMaxAssocEndpoints];
+  size_t n_ = 0;
+};
+
+// Who gets what ([access], [ratelimit], ntp.answer_unknown_peers), as one
+// worker applies it per packet. Built off the hot path (make_policy,
+// allocates), then only read; a reload builds a new one and the worker
+// switches at a burst boundary. The configured associations are not in it:
+// they come from the control plane (AssocTable), so a reload of
+// ntp-control alone reaches the dataplane.
+struct Policy {
+  proto::AccessTable access;          // default: everyone limited
+  bool kod = false;                   // access.kod: RATE/DENY kiss-o'-death (NTPv4)
+  bool answer_unknown_peers = false;  // ntp.answer_unknown_peers
+  RateLimitParams limits;             // [ratelimit], for the worker's RateLimiter
+  uint32_t max_replies_per_s = 0;     // ratelimit.max_replies_per_s, the ReplyCap; 0: none
+  size_t clients = 0;                 // ratelimit.clients the policy was made for
 };
 
 // What the policy works with per packet: the policy, the worker's rate
-// limiter and reply cap (null: none), and the burst's monotonic time (the
-// TSC in ns, immune to steps of the served clock).
+// limiter, reply cap and association endpoints (null: none; no endpoints:
+// nothing forwarded on the associations' lane), and the burst's monotonic
+// time (the TSC in ns, immune to steps of the served clock).
 struct PolicyEnv {
   const Policy* policy = nullptr;  // null: a default-constructed Policy
   RateLimiter* limiter = nullptr;
   ReplyCap* cap = nullptr;
+  AssocTable* assoc = nullptr;
   int64_t now_ns = 0;
 };
 

@@ -66,6 +66,25 @@ inline void refresh_published(WorkerContext& ctx) {
   }
 }
 
+// Follows the control plane's association endpoints: one load of the
+// generation per poll; a new set is copied and sorted (256 entries at
+// most) into the table not in use, which then becomes the one in use.
+inline void refresh_assoc(WorkerContext& ctx) {
+  const proto::Seqlock<proto::AssocEndpoints>& pub = ctx.segment->assoc_endpoints;
+  const uint64_t gen = pub.generation();
+  if (gen == ctx.assoc_generation) [[likely]] return;
+  if (!pub.try_load(ctx.assoc_published, 4)) {
+    bump(ctx.counters->state_read_retries);  // a write in progress: the next poll tries again
+    return;
+  }
+  ctx.assoc_generation = gen;
+  AssocTable& next = ctx.assoc_tables[ctx.assoc_active ^ 1];
+  if (next.assign(ctx.assoc_published, &ctx.assoc_tables[ctx.assoc_active]))
+    ctx.assoc_active ^= 1;
+  else
+    ctx.assoc_refused++;
+}
+
 struct RxTime {
   int64_t ns = 0;  // on the clock model
   proto::NtpTimestamp ntp;
@@ -286,9 +305,11 @@ unsigned worker_poll_once(WorkerContext& ctx) {
   proto::WorkerCounters& c = *ctx.counters;
   unsigned received = 0;
   adopt_policy(ctx);
+  if (ctx.segment) refresh_assoc(ctx);
   PolicyEnv env;
   env.policy = ctx.active_policy;
   env.limiter = ctx.limiter.get();
+  env.assoc = &ctx.assoc();
   // No cap configured (0): no call per answer.
   env.cap = ctx.active_policy && ctx.active_policy->max_replies_per_s ? &ctx.reply_cap : nullptr;
   for (unsigned p = 0; p < ctx.n_ports; p++) {
@@ -560,19 +581,6 @@ Policy make_policy(const config::Config& cfg) {
   p.access = config::access_table(cfg.access);
   p.kod = cfg.access.kod;
   p.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
-  for (const config::Association& a : cfg.servers) p.assoc.push_back({a.address, kAssocServer});
-  for (const config::Association& a : cfg.peers) p.assoc.push_back({a.address, kAssocPeer});
-  std::sort(p.assoc.begin(), p.assoc.end(),
-            [](const AssocAddress& x, const AssocAddress& y) { return x.ipv4 < y.ipv4; });
-  // One entry per address: a server that is also a peer has both kinds.
-  std::vector<AssocAddress> merged;
-  for (const AssocAddress& a : p.assoc) {
-    if (!merged.empty() && merged.back().ipv4 == a.ipv4)
-      merged.back().kinds |= a.kinds;
-    else
-      merged.push_back(a);
-  }
-  p.assoc = std::move(merged);
   p.limits.interval_log2 = cfg.ratelimit.interval_log2;
   p.limits.burst = cfg.ratelimit.burst;
   p.limits.leak_log2 = cfg.ratelimit.leak_log2;

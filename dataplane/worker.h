@@ -88,6 +88,21 @@ struct alignas(proto::kCacheLine) WorkerContext {
   PendingTx pending[kMaxPendingTx];
   unsigned n_pending = 0;
 
+  // The configured associations' endpoints, from the control plane
+  // (SegmentHeader::assoc_endpoints): the worker checks the seqlock's
+  // generation once per poll and, when it moved, copies the set into
+  // `assoc_published` and builds the other table from it (its budgets
+  // carried over), then switches. A torn read is retried at the next poll;
+  // a set that is no set (a count beyond kMaxAssocEndpoints) is refused
+  // once per generation, and the table in use stays. Generation 0 (no
+  // control plane yet): an empty table, nothing on the associations' lane.
+  proto::AssocEndpoints assoc_published{};
+  AssocTable assoc_tables[2];
+  unsigned assoc_active = 0;
+  uint64_t assoc_generation = 0;    // of the set assoc_tables[assoc_active] was built from
+  uint64_t assoc_refused = 0;       // sets refused (the main lcore may log it)
+  AssocTable& assoc() { return assoc_tables[assoc_active]; }
+
   // Cached copies of the published state: a reader that cannot get a
   // consistent copy (writer died mid-update) keeps serving the last one.
   proto::ClockModelData model{};

@@ -34,11 +34,12 @@ std::string describe_worker_tables(const WorkerContext& ctx) {
   char line[256];
   const Policy* p = ctx.policy_storage.get();
   std::snprintf(line, sizeof line,
-                "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes), %zu associations",
+                "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes); associations "
+                "as the control plane publishes them (up to %zu endpoints)",
                 ctx.worker_id, ctx.limiter ? ctx.limiter->capacity() : size_t{0},
                 ctx.limiter ? static_cast<double>(ctx.limiter->memory_bytes()) / (1024.0 * 1024.0) : 0.0,
                 p ? p->access.ranges() : size_t{0}, p ? p->access.memory_bytes() : size_t{0},
-                p ? p->assoc.size() : size_t{0});
+                proto::kMaxAssocEndpoints);
   return line;
 }
 

@@ -25,9 +25,9 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
                                                    const NicClockSampler& sampler);
 
 // Who gets what, from the configuration: the access classes, access.kod,
-// ntp.answer_unknown_peers, the configured associations' addresses (sorted,
-// one entry per address with its kinds), the [ratelimit] limits and the
-// reply cap. Allocates: off the hot path.
+// ntp.answer_unknown_peers, the [ratelimit] limits and the reply cap (not
+// the associations: their endpoints come from the control plane, see
+// WorkerContext::assoc_tables). Allocates: off the hot path.
 Policy make_policy(const config::Config& cfg);
 
 // A reload (SIGHUP, main lcore): a new policy from cfg into every worker.

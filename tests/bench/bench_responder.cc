@@ -181,7 +181,6 @@ dp::Policy bench_policy() {
   }
   pol.access = proto::AccessTable(rules, proto::AccessClass::kLimited);
   pol.kod = true;
-  pol.assoc = {{0x0A000001, dp::kAssocServer}, {0x0A000002, dp::kAssocPeer}};
   pol.limits.interval_log2 = -4;
   pol.limits.burst = 255;
   pol.clients = size_t{1} << 20;

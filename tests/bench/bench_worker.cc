@@ -422,7 +422,20 @@ int main(int argc, char** argv) {
     }
     pol->access = proto::AccessTable(rules, proto::AccessClass::kLimited);
     pol->kod = true;
-    pol->assoc = {{0x0A000001, dp::kAssocServer}, {0x0A000002, dp::kAssocPeer}};
+    // Two associations as the control plane publishes them (a server and a
+    // peer): the worker builds its table from them at its first poll.
+    proto::AssocEndpoints eps{};
+    for (uint32_t ip : {0x0A000001u, 0x0A000002u}) {
+      proto::AssocEndpoint& e = eps.entries[eps.count];
+      e.address[10] = e.address[11] = 0xFF;
+      e.address[12] = 10;
+      e.address[15] = static_cast<uint8_t>(ip & 0xFF);
+      e.remote_port = 123;
+      e.local_port = eps.count == 0 ? 40123 : 123;
+      e.kind = eps.count == 0 ? proto::kEndpointClient : proto::kEndpointSymmetric;
+      eps.count++;
+    }
+    seg->assoc_endpoints.store(eps);
     pol->limits.interval_log2 = -4;
     pol->limits.burst = 255;
     pol->limits.leak_log2 = 2;

@@ -119,6 +119,16 @@ uint32_t frame_source(const uint8_t* f, size_t len) {
   return proto::load_be32(f + kEthHeaderLen + 12);
 }
 
+// The UDP ports of an IPv4 frame (0 where there are none).
+void frame_ports(const uint8_t* f, size_t len, uint16_t& src_port, uint16_t& dst_port) {
+  src_port = dst_port = 0;
+  if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return;
+  const size_t ihl = size_t{f[kEthHeaderLen] & 0x0Fu} * 4;
+  if (ihl < kIpv4MinHeaderLen || kEthHeaderLen + ihl + 4 > len) return;
+  src_port = proto::load_be16(f + kEthHeaderLen + ihl);
+  dst_port = proto::load_be16(f + kEthHeaderLen + ihl + 2);
+}
+
 // Recomputes the checksums the flags ask for, where the headers are there.
 void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {
   if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return;
@@ -192,7 +202,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   policy.access = proto::AccessTable(rules, proto::AccessClass::kLimited);
   policy.kod = flags & 32;
   policy.answer_unknown_peers = flags & 64;
-  if (data[2] & 3) policy.assoc.push_back({src, static_cast<uint8_t>(data[2] & 3)});
+  // The control plane's endpoints: this frame's source and ports as a
+  // client association's server (bit 0) and as a symmetric peer (bit 1).
+  uint16_t sport = 0, dport = 0;
+  frame_ports(in.get(), len, sport, dport);
+  proto::AssocEndpoints published{};
+  for (uint8_t kind : {proto::kEndpointClient, proto::kEndpointSymmetric}) {
+    if (!(data[2] & kind)) continue;
+    proto::AssocEndpoint& e = published.entries[published.count++];
+    e.address[10] = e.address[11] = 0xFF;
+    proto::store_be32(e.address + 12, src);
+    e.remote_port = (data[2] & 4) ? uint16_t{123} : sport;  // sometimes another port than the frame's
+    e.local_port = dport;
+    e.kind = kind;
+  }
+  static AssocTable assoc;
+  assoc.assign(published);
+  const bool client_match = (data[2] & 1) && !(data[2] & 4 && sport != 123);
+  const bool peer_match = (data[2] & 2) && !(data[2] & 4 && sport != 123);
   const proto::AccessClass cls = policy.access.classify_v4(src);
   static RateLimiter limiter(1024, RateLimitParams{}, 0xF00D);  // once: the constructor allocates
   RateLimitParams lp;
@@ -206,6 +233,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ReplyCap cap(data[4] * 10u);
   PolicyEnv env;
   env.policy = &policy;
+  env.assoc = &assoc;
   env.now_ns = limiter_now_ns;
   if (flags & 128) {
     env.limiter = &limiter;
@@ -226,11 +254,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("a DENY KoD to a source with time rights", len);
   if (v.action == FrameAction::kToControl) {
     const uint8_t mode = in_ntp[0] & 7;
-    const uint8_t kinds = policy.assoc_kinds(src);
-    if (mode == 4 && kinds == 0) fail("mode 4 forwarded from no configured association", len);
-    if ((mode == 1 || mode == 2) && !(kinds & kAssocPeer) && !proto::may_peer(cls))
-      fail("mode 1/2 forwarded from no peer", len);
-    if (v.assoc_lane != ((mode == 4 && kinds != 0) || ((mode == 1 || mode == 2) && (kinds & kAssocPeer))))
+    if (mode == 4 && !client_match) fail("mode 4 forwarded from no client association's endpoint", len);
+    if ((mode == 1 || mode == 2) && !peer_match && !proto::may_peer(cls)) fail("mode 1/2 forwarded from no peer", len);
+    if (v.assoc_lane != ((mode == 4 && client_match) || ((mode == 1 || mode == 2) && peer_match)))
       fail("association lane for the wrong sender", len);
   }
   check_conflict(in.get(), buf.get(), len, v, port);
@@ -317,7 +343,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     case ReplyKind::kNtpPassive:
-      if (!policy.answer_unknown_peers || (in_ntp[0] & 7) != 1 || (policy.assoc_kinds(src) & kAssocPeer) ||
+      if (!policy.answer_unknown_peers || (in_ntp[0] & 7) != 1 || peer_match ||
           proto::may_peer(cls))
         fail("stateless mode-2 answer where none is due", len);
       break;

@@ -139,9 +139,46 @@ Policy lab_policy(bool kod = false, bool answer_unknown_peers = false) {
                                 proto::AccessClass::kLimited);
   p.kod = kod;
   p.answer_unknown_peers = answer_unknown_peers;
-  p.assoc = {{kPeerIp, kAssocPeer}, {kBothIp, kAssocPeer | kAssocServer}, {kServerIp, kAssocServer}};
-  std::sort(p.assoc.begin(), p.assoc.end(), [](const AssocAddress& a, const AssocAddress& b) { return a.ipv4 < b.ipv4; });
   return p;
+}
+
+// The control plane's published endpoints (proto::AssocEndpoints) as the
+// worker copies them: v4-mapped addresses.
+constexpr uint16_t kAssocPort = 51234;  // the client associations' current random port
+proto::AssocEndpoint endpoint(uint32_t ip, uint8_t kind, uint16_t local_port = 123, uint16_t remote_port = 123) {
+  proto::AssocEndpoint e{};
+  e.address[10] = e.address[11] = 0xFF;
+  e.address[12] = static_cast<uint8_t>(ip >> 24);
+  e.address[13] = static_cast<uint8_t>(ip >> 16);
+  e.address[14] = static_cast<uint8_t>(ip >> 8);
+  e.address[15] = static_cast<uint8_t>(ip);
+  e.local_port = local_port;
+  e.remote_port = remote_port;
+  e.kind = kind;
+  return e;
+}
+proto::AssocEndpoints endpoints(std::initializer_list<proto::AssocEndpoint> l) {
+  proto::AssocEndpoints e{};
+  for (const proto::AssocEndpoint& x : l) e.entries[e.count++] = x;
+  return e;
+}
+// The lab's associations: [[server]] kServerIp and kBothIp (client
+// associations sending from kAssocPort), [[peer]] kPeerIp and kBothIp.
+proto::AssocEndpoints lab_endpoints() {
+  return endpoints({endpoint(kServerIp, proto::kEndpointClient, kAssocPort),
+                    endpoint(kPeerIp, proto::kEndpointSymmetric), endpoint(kBothIp, proto::kEndpointSymmetric),
+                    endpoint(kBothIp, proto::kEndpointClient, kAssocPort)});
+}
+AssocTable table_of(const proto::AssocEndpoints& e) {
+  AssocTable t;
+  EXPECT_TRUE(t.assign(e));
+  return t;
+}
+// A fresh lab table (full budgets) at each call.
+AssocTable& lab_assoc() {
+  static AssocTable t;
+  t.assign(lab_endpoints());
+  return t;
 }
 
 // A limiter that lets one request through per 2^3 s with a burst of 1.
@@ -370,9 +407,12 @@ TEST(FrameNtp, ExtensionFieldsDroppedFromReplyFrame) {
 
 TEST(FrameNtp, PeerAndServerPacketsGoToControlUntouched) {
   Policy pol = lab_policy();
-  pol.assoc = {{ip4(192, 0, 2, 44), kAssocServer | kAssocPeer}};
+  // A server and peer beyond the router; its client association sends from 123.
+  AssocTable assoc = table_of(endpoints({endpoint(ip4(192, 0, 2, 44), proto::kEndpointClient),
+                                         endpoint(ip4(192, 0, 2, 44), proto::kEndpointSymmetric)}));
   PolicyEnv env;
   env.policy = &pol;
+  env.assoc = &assoc;
   for (uint8_t mode : {1, 2, 4}) {
     SCOPED_TRACE(int{mode});
     Bytes payload = chrony_payload();
@@ -398,7 +438,7 @@ TEST(FrameNtp, PeerAndServerPacketsGoToControlUntouched) {
   Bytes payload = chrony_payload();
   payload[0] = 0x21;
   payload.resize(68, 0x42);
-  pol.assoc = {{kClientIp, kAssocPeer}};
+  assoc = table_of(endpoints({endpoint(kClientIp, proto::kEndpointSymmetric)}));
   Out o = handle_env(ntp_frame(payload, {.src_port = 123}), env);
   ASSERT_EQ(o.v.action, FrameAction::kToControl);
   EXPECT_EQ(o.v.ntp_len, 68);
@@ -1134,6 +1174,14 @@ std::vector<DropCase> drop_cases() {
                           DropReason::kUdpPortClosed));
   t.push_back(policy_case("mode 3 from a [[server]] to port 40000", ntp_from(kServerIp, 0x23, 123, 40000),
                           DropReason::kUdpPortClosed));
+  t.push_back(policy_case("mode 4 from a [[server]] to a port its association does not use",
+                          ntp_from(kServerIp, 0x24, 123, 40000), DropReason::kUnexpectedServer));
+  {
+    DropCase c = policy_case("mode 4 from a [[server]] over its budget", ntp_from(kServerIp, 0x24, 123, kAssocPort),
+                             DropReason::kAssocOverBudget);
+    c.tries = AssocTable::kBudgetBurst + 1;  // all at one time
+    t.push_back(c);
+  }
   return t;
 }
 
@@ -1145,8 +1193,10 @@ TEST(FrameDrops, EveryReasonFromAFrame) {
     const Policy pol = lab_policy(c.kod, c.unknown_peers);
     RateLimiter limiter(1024, tight_limits(), 0x5EED);
     ReplyCap cap(c.cap_rate);
+    AssocTable assoc = table_of(lab_endpoints());
     PolicyEnv env;
     if (c.with_policy) env.policy = &pol;
+    if (c.with_policy) env.assoc = &assoc;
     if (c.limiter) env.limiter = &limiter;
     if (c.cap_rate) env.cap = &cap;
     Out o;
@@ -1177,6 +1227,7 @@ PolicyEnv env_of(const Policy& p, RateLimiter* l = nullptr, ReplyCap* c = nullpt
   e.policy = &p;
   e.limiter = l;
   e.cap = c;
+  e.assoc = &lab_assoc();
   e.now_ns = now_ns;
   return e;
 }
@@ -1197,26 +1248,157 @@ void expect_answer_frame(const Out& o, ReplyKind k, uint32_t src) {
   EXPECT_EQ(stamps_transmit(k), k == ReplyKind::kNtp || k == ReplyKind::kNtpPassive);
 }
 
-TEST(FramePolicy, ServerRepliesFromConfiguredAssociationsToAnyPort) {
+TEST(FramePolicy, ServerRepliesOnlyFromTheServerToItsAssociationsPort) {
   const Policy pol = lab_policy();
-  for (uint32_t src : {kServerIp, kBothIp, kPeerIp}) {
-    for (uint16_t dport : {uint16_t{123}, uint16_t{40000}, uint16_t{1}}) {
-      SCOPED_TRACE(testing::Message() << std::hex << src << std::dec << " port " << dport);
-      const Out o = handle_env(ntp_from(src, 0x24, 123, dport), env_of(pol));
-      ASSERT_EQ(o.v.action, FrameAction::kToControl);
-      EXPECT_TRUE(o.v.assoc_lane);
-      EXPECT_EQ(o.v.dst_port, dport);
-      EXPECT_EQ(o.v.src_ip, src);
-    }
+  for (uint32_t src : {kServerIp, kBothIp}) {
+    SCOPED_TRACE(testing::Message() << std::hex << src);
+    const Out o = handle_env(ntp_from(src, 0x24, 123, kAssocPort), env_of(pol));
+    ASSERT_EQ(o.v.action, FrameAction::kToControl);
+    EXPECT_TRUE(o.v.assoc_lane);
+    EXPECT_EQ(o.v.dst_port, kAssocPort);
+    EXPECT_EQ(o.v.src_port, 123);
+    EXPECT_EQ(o.v.src_ip, src);
+    // The server's address to another port (port 123, a port the
+    // association no longer uses), or from another port: a spoof.
+    for (uint16_t dport : {uint16_t{123}, uint16_t{40000}, uint16_t{1}, uint16_t(kAssocPort + 1)})
+      EXPECT_DROP(handle_env(ntp_from(src, 0x24, 123, dport), env_of(pol)), DropReason::kUnexpectedServer);
+    for (uint16_t sport : {uint16_t{124}, uint16_t{40000}, kAssocPort})
+      EXPECT_DROP(handle_env(ntp_from(src, 0x24, sport, kAssocPort), env_of(pol)), DropReason::kUnexpectedServer);
   }
+  // A [[peer]] only has no client association: mode 4 from it is unexpected
+  // to port 123, a closed port elsewhere.
+  EXPECT_DROP(handle_env(ntp_from(kPeerIp, 0x24, 123, 123), env_of(pol)), DropReason::kUnexpectedServer);
+  EXPECT_DROP(handle_env(ntp_from(kPeerIp, 0x24, 123, kAssocPort), env_of(pol)), DropReason::kUdpPortClosed);
   // From anyone else: refused, to port 123 by what it is, elsewhere as a closed port.
   EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x24, 123, 123), env_of(pol)), DropReason::kUnexpectedServer);
   EXPECT_DROP(handle_env(ntp_from(kPeerClassIp, 0x24, 123, 123), env_of(pol)), DropReason::kUnexpectedServer);
-  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x24, 123, 40000), env_of(pol)), DropReason::kUdpPortClosed);
+  EXPECT_DROP(handle_env(ntp_from(kClientIp, 0x24, 123, kAssocPort), env_of(pol)), DropReason::kUdpPortClosed);
   // Only mode 4 may come to another port, also from a configured server.
   for (uint8_t mode : {1, 2, 3})
-    EXPECT_DROP(handle_env(ntp_from(kBothIp, static_cast<uint8_t>(0x20 | mode), 123, 40000), env_of(pol)),
+    EXPECT_DROP(handle_env(ntp_from(kBothIp, static_cast<uint8_t>(0x20 | mode), 123, kAssocPort), env_of(pol)),
                 DropReason::kUdpPortClosed);
+  // Without endpoints (generation 0, no control plane yet): nothing forwarded.
+  PolicyEnv none = env_of(pol);
+  none.assoc = nullptr;
+  EXPECT_DROP(handle_env(ntp_from(kServerIp, 0x24, 123, kAssocPort), none), DropReason::kUdpPortClosed);
+  EXPECT_DROP(handle_env(ntp_from(kServerIp, 0x24, 123, 123), none), DropReason::kUnexpectedServer);
+  AssocTable empty;
+  none.assoc = &empty;
+  EXPECT_DROP(handle_env(ntp_from(kServerIp, 0x24, 123, kAssocPort), none), DropReason::kUdpPortClosed);
+  EXPECT_DROP(handle_env(ntp_from(kPeerIp, 0x21, 123, 123), none), DropReason::kNotAPeer);
+}
+
+TEST(AssocTable, BuiltFromThePublishedSetSortedAndChecked) {
+  proto::AssocEndpoints e = endpoints({endpoint(kServerIp, proto::kEndpointClient, kAssocPort),
+                                       endpoint(kPeerIp, proto::kEndpointSymmetric),
+                                       endpoint(kPeerIp, proto::kEndpointSymmetric),  // twice: one entry
+                                       endpoint(kBothIp, proto::kEndpointClient, 40001),
+                                       endpoint(kBothIp, proto::kEndpointSymmetric),
+                                       endpoint(kClientIp, 7, 40002),                  // an unknown kind
+                                       endpoint(kClientIp, 0, 40003)});
+  proto::AssocEndpoint v6 = endpoint(kQueryIp, proto::kEndpointClient, 40004);
+  v6.address[10] = 0x20;  // not v4-mapped: the frame layer has no IPv6
+  e.entries[e.count++] = v6;
+  AssocTable t;
+  ASSERT_TRUE(t.assign(e));
+  ASSERT_EQ(t.size(), 4u);
+  for (size_t i = 1; i < t.size(); i++) EXPECT_LE(t[i - 1].ipv4, t[i].ipv4);
+  EXPECT_NE(t.find(kServerIp, 123, kAssocPort, proto::kEndpointClient), nullptr);
+  EXPECT_EQ(t.find(kServerIp, 123, kAssocPort, proto::kEndpointSymmetric), nullptr);
+  EXPECT_EQ(t.find(kServerIp, 123, 123, proto::kEndpointClient), nullptr);
+  EXPECT_EQ(t.find(kServerIp, 124, kAssocPort, proto::kEndpointClient), nullptr);
+  EXPECT_NE(t.find(kBothIp, 123, 40001, proto::kEndpointClient), nullptr);
+  EXPECT_NE(t.find(kBothIp, 123, 123, proto::kEndpointSymmetric), nullptr);
+  EXPECT_NE(t.find(kPeerIp, 123, 123, proto::kEndpointSymmetric), nullptr);
+  EXPECT_EQ(t.find(kClientIp, 123, 40002, 7), nullptr);
+  EXPECT_EQ(t.find(kQueryIp, 123, 40004, proto::kEndpointClient), nullptr);
+  EXPECT_TRUE(t.has_client(kServerIp));
+  EXPECT_TRUE(t.has_client(kBothIp));
+  EXPECT_FALSE(t.has_client(kPeerIp));
+  EXPECT_FALSE(t.has_client(kClientIp));
+  EXPECT_FALSE(t.has_client(0));
+
+  // The segment is another process's memory: a count past the array is
+  // refused and the table stays as it was.
+  for (uint32_t bad : {uint32_t(proto::kMaxAssocEndpoints + 1), 0xFFFFFFFFu}) {
+    proto::AssocEndpoints corrupt = lab_endpoints();
+    corrupt.count = bad;
+    EXPECT_FALSE(t.assign(corrupt));
+    EXPECT_EQ(t.size(), 4u);
+    EXPECT_NE(t.find(kBothIp, 123, 40001, proto::kEndpointClient), nullptr);
+  }
+  // A full set is fine.
+  proto::AssocEndpoints full{};
+  for (uint32_t i = 0; i < proto::kMaxAssocEndpoints; i++)
+    full.entries[full.count++] = endpoint(ip4(192, 0, 2, 0) + i, proto::kEndpointClient, static_cast<uint16_t>(40000 + i));
+  ASSERT_TRUE(t.assign(full));
+  EXPECT_EQ(t.size(), proto::kMaxAssocEndpoints);
+  EXPECT_NE(t.find(ip4(192, 0, 2, 0) + 255, 123, 40255, proto::kEndpointClient), nullptr);
+  EXPECT_EQ(t.find(ip4(192, 0, 2, 0) + 255, 123, 40254, proto::kEndpointClient), nullptr);
+  EXPECT_TRUE(t.assign(proto::AssocEndpoints{}));
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_FALSE(t.has_client(kServerIp));
+}
+
+TEST(AssocTable, ARepublishedEndpointKeepsItsBudget) {
+  // The control plane republishes at each new client port: an endpoint that
+  // stays keeps what it spent (a spoofer gets no fresh burst), a new one
+  // starts full.
+  AssocTable a = table_of(lab_endpoints());
+  AssocEntry* e = a.find(kServerIp, 123, kAssocPort, proto::kEndpointClient);
+  ASSERT_NE(e, nullptr);
+  for (int i = 0; i < AssocTable::kBudgetBurst; i++) ASSERT_TRUE(AssocTable::take(*e, 0));
+  EXPECT_FALSE(AssocTable::take(*e, 0));
+  proto::AssocEndpoints moved = lab_endpoints();
+  moved.entries[3].local_port = kAssocPort + 7;  // kBothIp's client association moved
+  AssocTable b;
+  ASSERT_TRUE(b.assign(moved, &a));
+  EXPECT_FALSE(AssocTable::take(*b.find(kServerIp, 123, kAssocPort, proto::kEndpointClient), 0));
+  EXPECT_TRUE(AssocTable::take(*b.find(kBothIp, 123, kAssocPort + 7, proto::kEndpointClient), 0));
+  EXPECT_EQ(b.find(kBothIp, 123, kAssocPort, proto::kEndpointClient), nullptr);
+  // Its rate comes back with time.
+  EXPECT_TRUE(AssocTable::take(*b.find(kServerIp, 123, kAssocPort, proto::kEndpointClient),
+                               AssocTable::kBudgetIntervalNs));
+}
+
+TEST(FramePolicy, AssociationBudgetBurstThenItsRate) {
+  // A spoof that found the port (or a peer gone mad) gets a burst of 16,
+  // then 16 per second: the lane's capacity stays the control plane's.
+  const Policy pol = lab_policy();
+  AssocTable assoc = table_of(lab_endpoints());
+  PolicyEnv env = env_of(pol);
+  env.assoc = &assoc;
+  const int64_t t0 = 5'000'000'000;
+  auto send = [&](uint32_t src, uint8_t lvm, uint16_t dport, int64_t now) {
+    env.now_ns = now;
+    return handle_env(ntp_from(src, lvm, 123, dport), env);
+  };
+  int forwarded = 0;
+  for (int64_t i = 0; i < 1000; i++) {
+    const Out o = send(kServerIp, 0x24, kAssocPort, t0 + i * 1000);  // 1 us apart
+    if (o.v.action == FrameAction::kToControl)
+      forwarded++;
+    else
+      EXPECT_DROP(o, DropReason::kAssocOverBudget);
+  }
+  EXPECT_EQ(forwarded, AssocTable::kBudgetBurst);
+  // Each endpoint has its own: the same server's peer entry, another server.
+  EXPECT_EQ(send(kBothIp, 0x24, kAssocPort, t0 + 2000).v.action, FrameAction::kToControl);
+  EXPECT_EQ(send(kPeerIp, 0x21, 123, t0 + 2000).v.action, FrameAction::kToControl);
+  // Over 10 s at 1000/s: 16 a second come through, no more.
+  int later = 0;
+  for (int64_t i = 0; i < 10000; i++)
+    later += send(kServerIp, 0x24, kAssocPort, t0 + 1'000'000 + i * 1'000'000).v.action == FrameAction::kToControl;
+  EXPECT_GE(later, 10 * AssocTable::kBudgetPerS - 1);
+  EXPECT_LE(later, 10 * AssocTable::kBudgetPerS + 1);
+  // A server polling at the fastest minpoll (2^-4 s) is never over it.
+  AssocTable fresh = table_of(lab_endpoints());
+  env.assoc = &fresh;
+  for (int64_t i = 0; i < 2000; i++)
+    ASSERT_EQ(send(kServerIp, 0x24, kAssocPort, t0 + i * AssocTable::kBudgetIntervalNs).v.action, FrameAction::kToControl) << i;
+  // Nor one that sends an iburst (8 at once) after a quiet minute.
+  for (int i = 0; i < 8; i++)
+    ASSERT_EQ(send(kServerIp, 0x24, kAssocPort, t0 + 200'000'000'000).v.action, FrameAction::kToControl) << i;
 }
 
 TEST(FramePolicy, SymmetricPacketsByWhoSendsThem) {
@@ -1227,9 +1409,11 @@ TEST(FramePolicy, SymmetricPacketsByWhoSendsThem) {
     const uint8_t lvm = static_cast<uint8_t>(0x20 | mode);
     // A configured [[peer]]: its own lane.
     for (uint32_t src : {kPeerIp, kBothIp}) {
-      const Out o = handle_env(ntp_from(src, lvm), env_of(pol, &limiter));
+      const Out o = handle_env(ntp_from(src, lvm, 123), env_of(pol, &limiter));
       ASSERT_EQ(o.v.action, FrameAction::kToControl);
       EXPECT_TRUE(o.v.assoc_lane);
+      // From another port it is not the peer's endpoint: a stranger's packet.
+      EXPECT_DROP(handle_env(ntp_from(src, lvm, 40000), env_of(pol, &limiter)), DropReason::kNotAPeer);
     }
     // The peer class: the shared lane (a passive association may follow).
     const Out o = handle_env(ntp_from(kPeerClassIp, lvm), env_of(pol, &limiter));
@@ -1237,7 +1421,7 @@ TEST(FramePolicy, SymmetricPacketsByWhoSendsThem) {
     EXPECT_FALSE(o.v.assoc_lane);
     // Everyone else, also a [[server]] and a synchronization-class address: not a peer.
     for (uint32_t src : {kServerIp, kClientIp, kSyncIp, kQueryIp})
-      EXPECT_DROP(handle_env(ntp_from(src, lvm), env_of(pol, &limiter)), DropReason::kNotAPeer);
+      EXPECT_DROP(handle_env(ntp_from(src, lvm, 123), env_of(pol, &limiter)), DropReason::kNotAPeer);
   }
 }
 
@@ -1252,9 +1436,10 @@ TEST(FramePolicy, PeerClassIsNotRateLimited) {
     EXPECT_FALSE(o.v.assoc_lane);
   }
   EXPECT_EQ(limiter.fill(), 0u);  // not even entered
-  // A configured peer likewise, on its own lane.
+  // A configured peer likewise, on its own lane (within its own budget:
+  // AssocTable, a fresh one per env_of).
   for (int i = 0; i < 50; i++) {
-    const Out o = handle_env(ntp_from(kPeerIp, 0x21), env_of(pol, &limiter));
+    const Out o = handle_env(ntp_from(kPeerIp, 0x21, 123), env_of(pol, &limiter));
     ASSERT_EQ(o.v.action, FrameAction::kToControl);
     EXPECT_TRUE(o.v.assoc_lane);
   }
@@ -1594,9 +1779,14 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
   // The seeds' client is a configured peer and server: its modes 1, 2
   // and 4 reach the control plane (the policy's rules: FramePolicy).
   Policy fuzz_policy;
-  fuzz_policy.assoc = {{kClientIp, kAssocPeer | kAssocServer}};
+  AssocTable fuzz_assoc = table_of(endpoints({endpoint(kClientIp, proto::kEndpointClient),
+                                              endpoint(kClientIp, proto::kEndpointSymmetric),
+                                              endpoint(kClientIp, proto::kEndpointClient, kClientPort, 123),
+                                              endpoint(kClientIp, proto::kEndpointClient, 123, kClientPort),
+                                              endpoint(kClientIp, proto::kEndpointSymmetric, 123, kClientPort)}));
   PolicyEnv fuzz_env;
   fuzz_env.policy = &fuzz_policy;
+  fuzz_env.assoc = &fuzz_assoc;
   // Time runs a few ms per frame, so the run spans many defence intervals.
   int64_t now = kNow;
   int64_t last_defence = 0;
@@ -1660,6 +1850,7 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
     std::copy(f.begin(), f.end(), buf.begin());
     PortIdentity port = our_port(rng() % 8 != 0);
     now += static_cast<int64_t>(rng() % 4000000);
+    fuzz_env.now_ns = now;
     const FrameVerdict v = handle_frame(buf.data(), len, port, fixed_reply_params(), kRx, nt, now, fuzz_env);
     if (v.arp_conflict) {  // only a well-formed ARP packet from another MAC with our address as sender
       ASSERT_GE(len, 42u);

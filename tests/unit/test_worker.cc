@@ -75,19 +75,6 @@ struct Rig {
 
 TEST(WorkerPolicy, MadeFromTheConfiguration) {
   const Policy p = make_policy(lab_config());
-  // Associations sorted, one per address, a server that is also a peer both.
-  ASSERT_EQ(p.assoc.size(), 4u);
-  EXPECT_EQ(p.assoc[0].ipv4, ip4(10, 0, 0, 1));
-  EXPECT_EQ(p.assoc[1].ipv4, ip4(10, 0, 0, 3));
-  EXPECT_EQ(p.assoc[2].ipv4, ip4(10, 0, 0, 5));
-  EXPECT_EQ(p.assoc[3].ipv4, ip4(192, 0, 2, 9));
-  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 1)), kAssocServer);
-  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 3)), kAssocPeer);
-  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 5)), kAssocServer | kAssocPeer);
-  EXPECT_EQ(p.assoc_kinds(ip4(192, 0, 2, 9)), kAssocServer);
-  EXPECT_EQ(p.assoc_kinds(ip4(10, 0, 0, 2)), 0);
-  EXPECT_EQ(p.assoc_kinds(0), 0);
-  EXPECT_EQ(p.assoc_kinds(0xFFFFFFFF), 0);
   // The access classes, deny inside an allowed prefix winning.
   EXPECT_EQ(p.access.classify_v4(ip4(10, 1, 9, 9)), proto::AccessClass::kPeer);
   EXPECT_EQ(p.access.classify_v4(ip4(10, 1, 2, 7)), proto::AccessClass::kDeny);
@@ -214,6 +201,144 @@ TEST(WorkerPolicy, SwapsUnderAPollingWorker) {
   // With the worker polling, apply_policy's wait saw each old one go.
   EXPECT_EQ(still_retired, 0u);
   EXPECT_EQ(collect_retired(w), 0u);
+}
+
+// ------------------------------------------------------------ the associations' endpoints
+
+proto::AssocEndpoint endpoint(uint32_t ip, uint8_t kind, uint16_t local_port, uint16_t remote_port = 123) {
+  proto::AssocEndpoint e{};
+  e.address[10] = e.address[11] = 0xFF;
+  e.address[12] = static_cast<uint8_t>(ip >> 24);
+  e.address[13] = static_cast<uint8_t>(ip >> 16);
+  e.address[14] = static_cast<uint8_t>(ip >> 8);
+  e.address[15] = static_cast<uint8_t>(ip);
+  e.local_port = local_port;
+  e.remote_port = remote_port;
+  e.kind = kind;
+  return e;
+}
+
+proto::AssocEndpoints endpoints(std::initializer_list<proto::AssocEndpoint> l) {
+  proto::AssocEndpoints e{};
+  for (const proto::AssocEndpoint& x : l) e.entries[e.count++] = x;
+  return e;
+}
+
+bool forwards(WorkerContext& w, uint32_t ip, uint16_t local_port, uint8_t kind = proto::kEndpointClient) {
+  return w.assoc().find(ip, 123, local_port, kind) != nullptr;
+}
+
+TEST(WorkerEndpoints, OnlyWhatTheControlPlanePublishes) {
+  // The dataplane's own configuration names no server: what it forwards
+  // comes from the running control plane alone (a reload of ntp-control
+  // alone reaches the dataplane).
+  config::Config cfg = lab_config();
+  cfg.servers.clear();
+  cfg.peers.clear();
+  Rig rig(cfg);
+  WorkerContext& w = rig.w0();
+  worker_poll_once(w);
+  EXPECT_EQ(w.assoc().size(), 0u) << "generation 0: no control plane yet, nothing forwarded";
+  EXPECT_EQ(w.assoc_generation, 0u);
+  rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(192, 0, 2, 9), proto::kEndpointClient, 40001),
+                                            endpoint(ip4(10, 0, 0, 3), proto::kEndpointSymmetric, 123)}));
+  EXPECT_FALSE(forwards(w, ip4(192, 0, 2, 9), 40001)) << "not before the next poll";
+  worker_poll_once(w);
+  EXPECT_EQ(w.assoc_generation, 1u);
+  EXPECT_TRUE(forwards(w, ip4(192, 0, 2, 9), 40001));
+  EXPECT_TRUE(forwards(w, ip4(10, 0, 0, 3), 123, proto::kEndpointSymmetric));
+
+  // And the other way: a dataplane configured with servers forwards
+  // nothing of them until the control plane publishes them.
+  Rig configured(lab_config());
+  worker_poll_once(configured.w0());
+  EXPECT_EQ(configured.w0().assoc().size(), 0u);
+  EXPECT_FALSE(forwards(configured.w0(), ip4(192, 0, 2, 9), 123));
+}
+
+TEST(WorkerEndpoints, NewGenerationSwapsTheTableAtAPoll) {
+  Rig rig(lab_config());
+  WorkerContext& w = rig.w0();
+  rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(192, 0, 2, 9), proto::kEndpointClient, 40001),
+                                            endpoint(ip4(10, 0, 0, 1), proto::kEndpointClient, 40002)}));
+  worker_poll_once(w);
+  const unsigned first = w.assoc_active;
+  AssocEntry* e = w.assoc().find(ip4(192, 0, 2, 9), 123, 40001, proto::kEndpointClient);
+  ASSERT_NE(e, nullptr);
+  for (int i = 0; i < AssocTable::kBudgetBurst; i++) ASSERT_TRUE(AssocTable::take(*e, 0));
+  // A poll without a new generation keeps the table as it is (its budgets too).
+  worker_poll_once(w);
+  EXPECT_EQ(w.assoc_active, first);
+  EXPECT_FALSE(AssocTable::take(*w.assoc().find(ip4(192, 0, 2, 9), 123, 40001, proto::kEndpointClient), 0));
+  // The second client association chose a new port (RFC 9109): republished.
+  rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(192, 0, 2, 9), proto::kEndpointClient, 40001),
+                                            endpoint(ip4(10, 0, 0, 1), proto::kEndpointClient, 40777)}));
+  worker_poll_once(w);
+  EXPECT_NE(w.assoc_active, first);
+  EXPECT_EQ(w.assoc_generation, 2u);
+  EXPECT_TRUE(forwards(w, ip4(10, 0, 0, 1), 40777));
+  EXPECT_FALSE(forwards(w, ip4(10, 0, 0, 1), 40002));
+  EXPECT_FALSE(AssocTable::take(*w.assoc().find(ip4(192, 0, 2, 9), 123, 40001, proto::kEndpointClient), 0))
+      << "an endpoint that stays keeps its spent budget";
+  // Several generations between two polls: the worker takes the latest.
+  for (uint16_t port = 41000; port < 41010; port++)
+    rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(10, 0, 0, 1), proto::kEndpointClient, port)}));
+  worker_poll_once(w);
+  EXPECT_EQ(w.assoc_generation, 12u);
+  EXPECT_EQ(w.assoc().size(), 1u);
+  EXPECT_TRUE(forwards(w, ip4(10, 0, 0, 1), 41009));
+}
+
+TEST(WorkerEndpoints, CorruptCountRefusedOnceTheTableStays) {
+  Rig rig(lab_config());
+  WorkerContext& w = rig.w0();
+  rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(192, 0, 2, 9), proto::kEndpointClient, 40001)}));
+  worker_poll_once(w);
+  ASSERT_TRUE(forwards(w, ip4(192, 0, 2, 9), 40001));
+  // Another process's memory: a count past the array.
+  proto::AssocEndpoints bad = endpoints({endpoint(ip4(10, 0, 0, 1), proto::kEndpointClient, 40002)});
+  bad.count = proto::kMaxAssocEndpoints + 1;
+  rig.seg->assoc_endpoints.store(bad);
+  worker_poll_once(w);
+  worker_poll_once(w);
+  EXPECT_EQ(w.assoc_refused, 1u) << "refused once per generation, not at every poll";
+  EXPECT_TRUE(forwards(w, ip4(192, 0, 2, 9), 40001)) << "the table in use stays";
+  EXPECT_FALSE(forwards(w, ip4(10, 0, 0, 1), 40002));
+  // The next good set is taken.
+  rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(10, 0, 0, 1), proto::kEndpointClient, 40002)}));
+  worker_poll_once(w);
+  EXPECT_TRUE(forwards(w, ip4(10, 0, 0, 1), 40002));
+  EXPECT_FALSE(forwards(w, ip4(192, 0, 2, 9), 40001));
+  EXPECT_EQ(w.assoc_refused, 1u);
+}
+
+TEST(WorkerEndpoints, FollowsAWriterUnderAPollingWorker) {
+  // The control plane republishes while the worker polls: the worker never
+  // builds a table from a torn set (each set's two entries share a port),
+  // and ends on the last one.
+  Rig rig(lab_config());
+  WorkerContext& w = rig.w0();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> torn{0}, polls{0};
+  std::thread worker([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      worker_poll_once(w);
+      const AssocTable& t = w.assoc();
+      if (t.size() == 2 && t[0].local_port != t[1].local_port) torn++;
+      if (t.size() != 0 && t.size() != 2) torn++;
+      polls++;
+    }
+  });
+  uint16_t port = 40000;
+  for (int i = 0; i < 20000; i++, port++)
+    rig.seg->assoc_endpoints.store(endpoints({endpoint(ip4(10, 0, 0, 1), proto::kEndpointClient, port),
+                                              endpoint(ip4(10, 0, 0, 2), proto::kEndpointClient, port)}));
+  while (w.assoc_generation != 20000 && polls.load() < 100'000'000) std::this_thread::yield();
+  stop = true;
+  worker.join();
+  EXPECT_EQ(torn.load(), 0u);
+  EXPECT_EQ(w.assoc_generation, 20000u);
+  EXPECT_TRUE(forwards(w, ip4(10, 0, 0, 2), static_cast<uint16_t>(port - 1)));
 }
 
 // ------------------------------------------------------------ the control plane's tx ring
