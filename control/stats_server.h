@@ -162,7 +162,7 @@ struct ListenAddress {
 bool parse_listen(const std::string& listen, ListenAddress& out, std::string& err);
 
 // A listening socket for a: TCP with the options host_check binds with
-// (SO_REUSEADDR, SO_REUSEPORT: only the same uid may share the port), or a
+// (SO_REUSEADDR only: no second instance shares the port), or a
 // Unix socket, created through a temporary name and renamed into place with
 // mode 0660 (never a moment with a wider mode), refused in a directory that
 // others may write (unless sticky) or reached through a symlink; a stale
