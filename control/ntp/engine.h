@@ -185,7 +185,6 @@ class Engine {
   SystemVariables sys_;
   std::optional<uint32_t> sys_peer_;
   Selection last_selection_;        // for status: falsetickers, outliers, survivors
-  int64_t last_update_ns_ = 0;      // time of the last clock update (s.t)
   int64_t last_sample_time_ns_ = 0; // filter time of the sample last used
   int8_t sys_poll_;
   int8_t min_poll_, max_poll_;
