@@ -43,6 +43,7 @@ enum Sect : unsigned {
   kPeer = 1u << 8,
   kAccess = 1u << 9,
   kRateLimit = 1u << 10,
+  kAuth = 1u << 11,
 };
 
 // Where the store functions write: the config, and the element of an array
@@ -75,6 +76,7 @@ constexpr SectionSpec kSections[] = {
     {kStats, "stats", false},
     {kAccess, "access", false},
     {kRateLimit, "ratelimit", false},
+    {kAuth, "auth", false},
     {kInterface, "interface", true, 1, 8,
      [](Config& c, Targets& t) { t.ifc = &c.interfaces.emplace_back(); },
      "`interface <name>` + `ip address`: a port the dataplane owns, with its address"},
@@ -111,6 +113,7 @@ void assign(std::string& f, const Value& v) { f = v.s; }
 void assign(uint32_t& f, const Value& v) { f = v.addr; }
 void assign(std::optional<uint32_t>& f, const Value& v) { f = v.addr; }
 void assign(std::vector<int>& f, const Value& v) { f.assign(v.ints.begin(), v.ints.end()); }
+void assign(std::vector<uint32_t>& f, const Value& v) { f.assign(v.ints.begin(), v.ints.end()); }
 void assign(std::vector<std::string>& f, const Value& v) { f = v.strs; }
 void assign(std::vector<std::pair<uint32_t, uint8_t>>& f, const Value& v) { f = v.prefixes; }
 void assign(ClockSource& f, const Value& v) {
@@ -128,6 +131,7 @@ template <> Dataplane& object<Dataplane>(Targets& t) { return t.cfg->dataplane; 
 template <> Access& object<Access>(Targets& t) { return t.cfg->access; }
 template <> RateLimit& object<RateLimit>(Targets& t) { return t.cfg->ratelimit; }
 template <> Stats& object<Stats>(Targets& t) { return t.cfg->stats; }
+template <> Auth& object<Auth>(Targets& t) { return t.cfg->auth; }
 template <> Interface& object<Interface>(Targets& t) { return *t.ifc; }
 template <> Association& object<Association>(Targets& t) { return *t.assoc; }
 
@@ -307,6 +311,23 @@ constexpr KeySpec kKeys[] = {
              "with a DENY kiss-o'-death (each within the client's budget of one per ratelimit interval) "
              "instead of dropping them"},
 
+    // -- [auth] -------------------------------------------------------------
+    {.sects = kAuth, .name = "keys_file", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Auth::keys_file>,
+     .help = "`ntp-service authentication-keyid <id> authentication-mode <type> <key>`: the symmetric keys, "
+             "chrony's `ID TYPE KEY` lines (AES128, HMAC-SHA256, SHA256, SHA1, MD5; HEX:/ASCII: keys); a "
+             "regular file of the daemons' user, mode 0600 (refused otherwise); empty: no keys, a request "
+             "with a MAC gets a crypto-NAK"},
+    {.sects = kAuth, .name = "trusted_keys", .type = Type::kInts, .def = "[]", .lo = 1, .hi = 4294967295.0,
+     .max_entries = 256, .unique_entries = true, .store = set<&Auth::trusted_keys>,
+     .help = "`ntp-service reliable authentication-keyid <id>`: keys of auth.keys_file whose packets may set "
+             "our time; a [[server]] or [[peer]] key must be one of them"},
+    {.sects = kAuth, .name = "authenticate", .type = Type::kBool, .def = "false",
+     .store = set<&Auth::authenticate>,
+     .help = "`ntp-service authentication enable`: only sources whose packets carry a valid MAC of a "
+             "trusted key may be selected, and only authenticated symmetric packets may mobilise a passive "
+             "association"},
+
     // -- [ratelimit] --------------------------------------------------------
     {.sects = kRateLimit, .name = "interval_log2", .type = Type::kInt, .def = "3", .lo = -4, .hi = 12,
      .store = set<&RateLimit::interval_log2>,
@@ -462,6 +483,10 @@ constexpr KeySpec kKeys[] = {
      .store = set<&Association::version>, .help = "NTP version of the packets we send"},
     {.sects = kServer | kPeer, .name = "port", .type = Type::kInt, .def = "123", .lo = 1, .hi = 65535,
      .store = set<&Association::port>, .help = "the remote's UDP port"},
+    {.sects = kServer | kPeer, .name = "key", .type = Type::kInt, .def = "0", .lo = 0, .hi = 4294967295.0,
+     .store = [](Targets& t, const Value& v) { t.assoc->key_id = static_cast<uint32_t>(v.i); },
+     .help = "`unicast-server <ip> authentication-keyid <id>`: the auth.keys_file key that signs our packets "
+             "and must sign the remote's (one of auth.trusted_keys); 0: none"},
 };
 
 // ===========================================================================
@@ -1115,6 +1140,7 @@ class Loader {
       }
     }
     if (cfg.shm_name.empty()) cfg.shm_name = "/ntp-" + cfg.sysname;  // derived default
+    check_auth(root, cfg);
   }
 
  private:
@@ -1122,6 +1148,41 @@ class Loader {
     for (const KeySpec& k : kKeys) {
       if (!(k.sects & sect)) continue;
       if (const auto& d = default_values()[index_of(k)]) k.store(t, *d);
+    }
+  }
+
+  // Across tables: an association's key is a trusted key of a keys file,
+  // and the [auth] switches have keys to work with. Whether the file holds
+  // them is the host check's (it reads the file).
+  void check_auth(const toml::table& root, const Config& cfg) {
+    const toml::table* auth = root.get("auth") ? root.get("auth")->as_table() : nullptr;
+    const bool keys = !cfg.auth.keys_file.empty();
+    for (const char* what : {"trusted_keys", "authenticate"}) {
+      const toml::node* n = auth ? auth->get(what) : nullptr;
+      const bool used = std::string_view(what) == "authenticate" ? cfg.auth.authenticate : !cfg.auth.trusted_keys.empty();
+      if (n && used && !keys)
+        errs_.add(*n, std::string("auth.") + what, std::string("auth.") + what + " needs auth.keys_file, the keys it names");
+    }
+    for (const char* name : {"server", "peer"}) {
+      const std::vector<Association>& list = std::string_view(name) == "server" ? cfg.servers : cfg.peers;
+      const toml::array* arr = root.get(name) ? root.get(name)->as_array() : nullptr;
+      size_t i = 0;  // index into list: only tables were added to it
+      for (size_t j = 0; arr && j < arr->size() && i < list.size(); j++) {
+        const toml::table* et = arr->get(j)->as_table();
+        if (!et) continue;
+        const Association& a = list[i++];
+        const toml::node* n = et->get("key");
+        if (!n || a.key_id == 0) continue;
+        const std::string key = std::string(name) + "[" + std::to_string(j) + "].key";
+        const std::string id = num(int64_t{a.key_id});
+        if (!keys)
+          errs_.add(*n, key, "key " + id + " needs auth.keys_file, the file that holds it");
+        else if (std::find(cfg.auth.trusted_keys.begin(), cfg.auth.trusted_keys.end(), a.key_id) ==
+                 cfg.auth.trusted_keys.end())
+          errs_.add(*n, key,
+                    "key " + id + " is not in auth.trusted_keys (add it there: the vendor's `ntp-service reliable "
+                    "authentication-keyid " + id + "`)");
+      }
     }
   }
 

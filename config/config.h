@@ -51,6 +51,7 @@ struct Association {
   bool prefer = false;
   int version = 4;       // 1..4
   uint16_t port = 123;
+  uint32_t key_id = 0;   // auth.keys_file key that signs our packets and must sign theirs; 0: none
   bool operator==(const Association&) const = default;
 };
 
@@ -116,6 +117,15 @@ proto::AccessTable access_table(const Access& a);
 // [ratelimit]: per-client limits for the `limited` class, enforced by each
 // dataplane worker in a fixed table (chrony's ratelimit, the vendor's
 // `ntp-service discard`).
+// Symmetric-key authentication (RFC 5905 section 7.3, RFC 8573): the
+// vendor's `ntp-service authentication ...` commands.
+struct Auth {
+  std::string keys_file;               // chrony's `ID TYPE KEY` lines (crypto/keys.h); empty: no keys
+  std::vector<uint32_t> trusted_keys;  // keys whose packets may set our time (vendor: reliable authentication-keyid)
+  bool authenticate = false;           // only authenticated sources may be selected (vendor: authentication enable)
+  bool operator==(const Auth&) const = default;
+};
+
 struct RateLimit {
   int interval_log2 = 3;       // minimum mean interval between requests, log2 s (-4..12; chrony interval)
   int burst = 8;               // requests allowed at once above the mean (1..255; chrony burst)
@@ -157,6 +167,7 @@ struct Config {
   Ntp ntp;
   Access access;
   RateLimit ratelimit;
+  Auth auth;
   Stats stats;
   Dataplane dataplane;
   std::vector<Interface> interfaces;   // 1..8

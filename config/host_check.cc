@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -222,6 +223,29 @@ struct Checker {
     }
   }
 
+  // Every key an association or trusted_keys names must be in the file; the
+  // file's own problems are said with its file:line.
+  void keys() {
+    if (cfg.auth.keys_file.empty()) return;
+    const crypto::KeysFile kf = host.keys_file(cfg.auth.keys_file, cfg.control_user);
+    for (const crypto::KeyError& e : kf.errors) error("auth.keys_file", e.to_string());
+    for (const crypto::KeyError& w : kf.warnings) warning("auth.keys_file", w.to_string());
+    if (!kf.ok()) return;
+    const auto has = [&](uint32_t id) {
+      return std::any_of(kf.keys.begin(), kf.keys.end(), [id](const crypto::KeyEntry& k) { return k.id == id; });
+    };
+    const auto missing = [&](uint32_t id) {
+      return "key " + std::to_string(id) + " is not in " + cfg.auth.keys_file + " (auth.keys_file)";
+    };
+    for (size_t i = 0; i < cfg.auth.trusted_keys.size(); i++)
+      if (!has(cfg.auth.trusted_keys[i]))
+        error("auth.trusted_keys[" + std::to_string(i) + "]", missing(cfg.auth.trusted_keys[i]));
+    for (const auto& [name, list] : {std::pair{"server", &cfg.servers}, std::pair{"peer", &cfg.peers}})
+      for (size_t i = 0; i < list->size(); i++)
+        if ((*list)[i].key_id != 0 && !has((*list)[i].key_id))
+          error(std::string(name) + "[" + std::to_string(i) + "].key", missing((*list)[i].key_id));
+  }
+
   void devices() {
     for (size_t i = 0; i < cfg.interfaces.size(); i++) {
       const std::string key = "interface[" + std::to_string(i) + "].device";
@@ -294,6 +318,16 @@ class RealHostFacts final : public HostFacts {
 
 std::unique_ptr<HostFacts> real_host_facts() { return std::make_unique<RealHostFacts>(); }
 
+crypto::KeysFile HostFacts::keys_file(const std::string& path, const std::string& also_owner_user) const {
+  std::optional<uint32_t> also;
+  if (!also_owner_user.empty()) {
+    struct passwd pw, *found = nullptr;
+    char buf[4096];
+    if (getpwnam_r(also_owner_user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found) also = found->pw_uid;
+  }
+  return crypto::load_keys(path, also);
+}
+
 HostFacts::PathFacts HostFacts::lstat_path(const std::string& path) const {
   PathFacts f;
   struct stat st;
@@ -335,6 +369,7 @@ HostCheckResult check_host(const Config& cfg, const KeyLocations& where, HostChe
   if (checks & (kCheckLcoresExist | kCheckLcoresUsable)) c.lcores((checks & kCheckLcoresUsable) != 0);
   if (checks & kCheckStatsListen) c.stats(starting);
   if (checks & kCheckDevices) c.devices();
+  if (checks & kCheckKeys) c.keys();
   auto by_position = [](const Error& a, const Error& b) {
     return std::pair(a.line, a.column) < std::pair(b.line, b.column);
   };

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "crypto/keys.h"
 
 namespace ntp::config {
 
@@ -32,10 +33,11 @@ enum HostCheck : unsigned {
   kCheckLcoresUsable = 1u << 1,  // ... and this process may be pinned to it
   kCheckStatsListen = 1u << 2,   // stats.listen can be bound
   kCheckDevices = 1u << 3,       // interface[].device names something present
+  kCheckKeys = 1u << 4,          // auth.keys_file loads (owner, mode, every line) and holds every key named
 };
 using HostChecks = unsigned;
-inline constexpr HostChecks kDataplaneHostChecks = kCheckLcoresExist | kCheckLcoresUsable | kCheckDevices;
-inline constexpr HostChecks kControlHostChecks = kCheckLcoresExist | kCheckStatsListen;
+inline constexpr HostChecks kDataplaneHostChecks = kCheckLcoresExist | kCheckLcoresUsable | kCheckDevices | kCheckKeys;
+inline constexpr HostChecks kControlHostChecks = kCheckLcoresExist | kCheckStatsListen | kCheckKeys;
 
 // The host as the checks see it; real_host_facts() is the kernel's answer,
 // tests inject their own.
@@ -62,6 +64,10 @@ class HostFacts {
     uint32_t mode = 0;  // permission bits incl. the sticky bit (st_mode & 07777)
   };
   virtual PathFacts lstat_path(const std::string& path) const;
+  // The keys file as crypto::load_keys reads it; also_owner_user (may be
+  // empty) may own it besides us (the root dataplane reads ntp-control's
+  // file). Not pure unless a test injects its own.
+  virtual crypto::KeysFile keys_file(const std::string& path, const std::string& also_owner_user) const;
 };
 std::unique_ptr<HostFacts> real_host_facts();
 

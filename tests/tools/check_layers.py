@@ -22,7 +22,7 @@ LAYERS = {
     "proto": ["proto"],
     "crypto": ["proto", "crypto"],
     "hwclock": ["proto", "hwclock"],
-    "config": ["proto", "config"],
+    "config": ["proto", "crypto", "config"],
     "control/ntp": ["proto", "hwclock", "config", "control/ntp"],
     "control/status": ["proto", "control/ntp", "control/status"],
     "control/ntpctl.cc": ["proto", "config", "control/status"],

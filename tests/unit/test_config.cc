@@ -383,6 +383,41 @@ TEST(ConfigErrors, MinpollGreaterThanMaxpoll) {
                        "server[0].minpoll", "18 out of range -4..17"));
 }
 
+TEST(ConfigErrors, AssociationKeysNeedAKeysFileAndTrust) {
+  const std::string server = "[[server]]\naddress = \"10.0.1.32\"\nkey = 1\n";  // key on the third line
+  EXPECT_TRUE(OneError(P(std::string(kIface) + server), 7, 7, "server[0].key",
+                       "key 1 needs auth.keys_file, the file that holds it"));
+  const std::string keys = "[auth]\nkeys_file = \"/etc/ntp-appliance/keys\"\n";
+  EXPECT_TRUE(OneError(P(keys + kIface + server), 9, 7, "server[0].key",
+                       "key 1 is not in auth.trusted_keys (add it there: the vendor's `ntp-service reliable "
+                       "authentication-keyid 1`)"));
+  // The second [[peer]] is the one without trust; the first has none to need.
+  const std::string trusted = "[auth]\nkeys_file = \"/etc/ntp-appliance/keys\"\ntrusted_keys = [1, 4294967295]\n";
+  const LoadResult ok = P(trusted + kIface + server + "[[peer]]\naddress = \"10.0.1.33\"\nkey = 4294967295\n");
+  ASSERT_TRUE(ok.ok()) << dump(ok);
+  EXPECT_EQ(ok.config->servers[0].key_id, 1u);
+  EXPECT_EQ(ok.config->peers[0].key_id, 4294967295u);
+  EXPECT_EQ(ok.config->auth.trusted_keys, (std::vector<uint32_t>{1, 4294967295u}));
+  EXPECT_TRUE(OneError(P(trusted + kIface + "[[peer]]\naddress = \"10.0.1.33\"\n[[peer]]\naddress = "
+                                             "\"10.0.1.34\"\nkey = 2\n"),
+                       12, 7, "peer[1].key",
+                       "key 2 is not in auth.trusted_keys (add it there: the vendor's `ntp-service reliable "
+                       "authentication-keyid 2`)"));
+  EXPECT_TRUE(OneError(P(std::string(kIface) + "[[server]]\naddress = \"10.0.1.32\"\nkey = 4294967296\n"), 7, 7,
+                       "server[0].key", "4294967296 out of range 0..4294967295"));
+}
+
+TEST(ConfigErrors, AuthSwitchesNeedAKeysFile) {
+  EXPECT_TRUE(OneError(P(std::string("[auth]\nauthenticate = true\n") + kIface), 2, 16, "auth.authenticate",
+                       "auth.authenticate needs auth.keys_file, the keys it names"));
+  EXPECT_TRUE(OneError(P(std::string("[auth]\ntrusted_keys = [3]\n") + kIface), 2, 16, "auth.trusted_keys",
+                       "auth.trusted_keys needs auth.keys_file, the keys it names"));
+  EXPECT_TRUE(OneError(P(std::string("[auth]\ntrusted_keys = [0]\nkeys_file = \"/k\"\n") + kIface), 2, 17,
+                       "auth.trusted_keys[0]", "0 out of range 1..4294967295"));
+  const LoadResult off = P(std::string("[auth]\nauthenticate = false\n") + kIface);
+  EXPECT_TRUE(off.ok()) << dump(off);
+}
+
 TEST(ConfigErrors, AddressesAreUniqueAcrossInterfacesServersAndPeers) {
   EXPECT_TRUE(OneError(P(std::string(kIface) + "[[server]]\naddress = \"10.0.1.31\"\n"), 6, 11, "server[0].address",
                        "10.0.1.31 is already used by interface[0].address"));
@@ -724,7 +759,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 84u);
+  EXPECT_EQ(keys.size(), 89u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

@@ -49,6 +49,16 @@ struct FakeHost : HostFacts {
     looked_up.push_back(p);
     return files.count(p) > 0;
   }
+  std::map<std::string, std::string> key_texts;  // keys files by path; absent: cannot be opened
+  mutable std::vector<std::string> keys_owners;  // also_owner_user of each keys_file call
+  crypto::KeysFile keys_file(const std::string& p, const std::string& also_owner_user) const override {
+    keys_owners.push_back(also_owner_user);
+    auto it = key_texts.find(p);
+    if (it != key_texts.end()) return crypto::parse_keys(it->second, p);
+    crypto::KeysFile f;
+    f.errors.push_back({p, 0, "cannot open: No such file or directory"});
+    return f;
+  }
   std::map<std::string, PathFacts> paths{{"/run/ntp", {.exists = true, .directory = true, .mode = 0750}}};
   PathFacts lstat_path(const std::string& p) const override {
     looked_up.push_back(p);
@@ -299,6 +309,50 @@ TEST(HostCheck, RealHostFacts) {
   // 192.0.2.0/24 (TEST-NET-1) is on no host; port 0 lets the kernel pick.
   EXPECT_EQ(real->try_bind_tcp(0xC0000201, 0), EADDRNOTAVAIL);
   EXPECT_EQ(real->try_bind_tcp(0x7F000001, 0), 0);
+}
+
+TEST(HostCheck, KeysFileHoldsEveryKeyTheConfigNames) {
+  const std::string text = config_text("[1]", "127.0.0.1:9123", "veth0") +
+                           "[channel]\n"                                   // 15
+                           "control_user = \"ntp-appliance\"\n"          // 16
+                           "[auth]\n"                                      // 17
+                           "keys_file = \"/etc/k\"\n"                      // 18
+                           "trusted_keys = [1, 2]\n"                       // 19
+                           "[[server]]\n"                                  // 20
+                           "address = \"10.0.1.32\"\n"                     // 21
+                           "key = 2\n";                                    // 22
+  FakeHost host;
+  host.key_texts["/etc/k"] = "1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n";
+  Checked c = run(text, kControlHostChecks, host);
+  EXPECT_EQ(c.errors, (std::vector<std::string>{
+                          "t.toml:19:20: auth.trusted_keys[1]: key 2 is not in /etc/k (auth.keys_file)",
+                          "t.toml:22:7: server[0].key: key 2 is not in /etc/k (auth.keys_file)"}));
+  // The root dataplane may read the control plane's user's file.
+  EXPECT_EQ(host.keys_owners, (std::vector<std::string>{"ntp-appliance"}));
+
+  host.key_texts["/etc/k"] += "2 SHA256 HEX:000102030405060708090A0B0C0D0E0F\n";
+  c = run(text, kDataplaneHostChecks, host);
+  EXPECT_TRUE(c.errors.empty()) << c.errors[0];
+
+  // The file's own errors, each with its line, at the key that names it.
+  host.key_texts["/etc/k"] = "1 AES128 HEX:00\n2 MD5 HEX:000102030405060708090A0B0C0D0E0F\n";
+  c = run(text, kControlHostChecks, host);
+  ASSERT_FALSE(c.errors.empty());
+  EXPECT_EQ(c.errors[0].rfind("t.toml:18:13: auth.keys_file: /etc/k:1: ", 0), 0u) << c.errors[0];
+  host.key_texts["/etc/k"] = "1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n2 MD5 HEX:000102030405060708090A0B0C0D0E0F\n";
+  c = run(text, kControlHostChecks, host);
+  EXPECT_TRUE(c.errors.empty()) << c.errors[0];
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_EQ(c.warnings[0].rfind("t.toml:18:13: auth.keys_file: /etc/k:2: ", 0), 0u) << c.warnings[0];
+
+  host.key_texts.clear();
+  c = run(text, kControlHostChecks, host);
+  EXPECT_EQ(c.errors, (std::vector<std::string>{"t.toml:18:13: auth.keys_file: /etc/k: cannot open: No such file or directory"}));
+
+  // No keys file: nothing read.
+  host.keys_owners.clear();
+  c = run(config_text("[1]", "127.0.0.1:9123", "veth0"), kControlHostChecks | kDataplaneHostChecks, host);
+  EXPECT_TRUE(host.keys_owners.empty());
 }
 
 }  // namespace
