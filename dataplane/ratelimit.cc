@@ -62,6 +62,8 @@ constexpr uint32_t kTop = proto::kTopLimitedSources;
 
 struct RateLimiter::Impl {
   Bucket* buckets = nullptr;
+  void* map_base = nullptr;  // the mapping (buckets within it, aligned)
+  size_t map_bytes = 0;
   uint64_t bucket_mask = 0;
   size_t capacity = 0;
   size_t table_bytes = 0;
@@ -187,15 +189,20 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   // A table of 2 MiB or more is 2 MiB-aligned and asks for transparent huge
   // pages: a random source then costs one cache miss and rarely a TLB miss
   // (a 16 MiB table is 4096 small pages, more than the TLB holds). A hint
-  // only; the memset faults every page in here, not on the worker's path.
+  // only. An anonymous mapping is zero and untouched: no page is placed
+  // here (the main lcore, maybe on another NUMA node), but where the
+  // worker first touches it (touch_pages, before its loop).
   const size_t table_bytes = n_buckets * sizeof(Bucket);
   const bool huge = table_bytes >= kHugePage;
   m.table_bytes = huge ? (table_bytes + kHugePage - 1) / kHugePage * kHugePage : table_bytes;
-  void* mem = std::aligned_alloc(huge ? kHugePage : alignof(Bucket), m.table_bytes);
-  if (mem == nullptr) throw std::bad_alloc();
-  if (huge) (void)madvise(mem, m.table_bytes, MADV_HUGEPAGE);
-  std::memset(mem, 0, m.table_bytes);
-  m.buckets = static_cast<Bucket*>(mem);
+  m.map_bytes = m.table_bytes + (huge ? kHugePage : 0);  // room to align to 2 MiB
+  void* mem = mmap(nullptr, m.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::bad_alloc();
+  m.map_base = mem;
+  const uintptr_t align = huge ? kHugePage : 4096;
+  auto* table = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem) + align - 1) / align * align);
+  if (huge) (void)madvise(table, m.table_bytes, MADV_HUGEPAGE);
+  m.buckets = static_cast<Bucket*>(table);
   uint64_t s = hash_key;
   m.k_add = splitmix64(s);
   m.k_mul = splitmix64(s) | 1;  // odd: the multiply is a bijection
@@ -205,7 +212,14 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
 }
 
 RateLimiter::~RateLimiter() {
-  if (impl_) std::free(impl_->buckets);
+  if (impl_ && impl_->map_base) munmap(impl_->map_base, impl_->map_bytes);
+}
+
+void RateLimiter::touch_pages() {
+  // A write per 4 KiB page (each line is still zero: an entry's key 0 with
+  // last_tick 0 is an empty way), so each is faulted in by this thread.
+  auto* p = reinterpret_cast<volatile uint8_t*>(impl_->buckets);
+  for (size_t off = 0; off < impl_->table_bytes; off += 4096) p[off] = 0;
 }
 
 void RateLimiter::set_params(const RateLimitParams& p) {

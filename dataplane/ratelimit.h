@@ -69,6 +69,13 @@ class RateLimiter {
   // table's cache misses overlap instead of coming one after another.
   void prefetch_v4(uint32_t ipv4) const;
 
+  // Faults in every page of the table from the calling thread, which Linux's
+  // default (local) NUMA policy then places on that thread's node: the
+  // worker calls it once on its own lcore before its loop (the constructor,
+  // on the main lcore, touches none). Untouched, a page faults in at its
+  // first use. Allocates nothing; not for the packet path.
+  void touch_pages();
+
   // A configuration reload: new limits (the table is kept; a bucket above
   // the new burst is cut to it at its client's next request).
   void set_params(const RateLimitParams& p);

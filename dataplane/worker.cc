@@ -38,9 +38,9 @@ inline void count_drop(proto::WorkerCounters& c, proto::DropReason reason, uint6
   bump(c.drops[static_cast<size_t>(reason)], n);
 }
 
-// Refreshes the cached model and state once per burst. A failed read (a
-// writer died mid-update) keeps the previous copy.
-inline void refresh_published(WorkerContext& ctx) {
+}  // namespace
+
+void refresh_published(WorkerContext& ctx) {
   proto::SegmentHeader& seg = *ctx.segment;
   proto::ClockModelData m;
   if (!seg.clock_model.try_load(m, 4)) {
@@ -65,6 +65,8 @@ inline void refresh_published(WorkerContext& ctx) {
     bump(ctx.counters->state_read_retries);
   }
 }
+
+namespace {
 
 // Follows the control plane's association endpoints: one load of the
 // generation per poll; a new set is copied and sorted (256 entries at
@@ -156,6 +158,15 @@ inline RxTime packet_rx_time(const WorkerContext& ctx, const WorkerPort& port, c
   t.hw_minus_sw_max_ns = std::max<uint64_t>(t.hw_minus_sw_max_ns, static_cast<uint64_t>(d < 0 ? -d : d));
   t.hw++;
   return r;
+}
+
+// An IPv4 (no options) UDP datagram to port 123: a frame whose source the
+// rate limiter may look up.
+inline bool wants_limiter(const uint8_t* d, uint32_t len) {
+  if (len < kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) return false;
+  const uint8_t* ip = d + kEthHeaderLen;
+  return proto::load_be16(d + 12) == kEtherTypeIpv4 && ip[0] == 0x45 && ip[9] == kIpProtoUdp &&
+         proto::load_be16(ip + kIpv4MinHeaderLen + 2) == proto::kNtpPort;
 }
 
 inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTally& t) {
@@ -323,11 +334,13 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     // The limiter's table is far larger than the caches (16 MiB per 2^20
     // clients): ask for every source's bucket now, so the burst's misses
     // overlap instead of one stalling each packet in turn.
+    // Only for what may meet the limiter: UDP to port 123 in a plain IPv4
+    // header (the frame layer refuses options); an ARP or a flood to other
+    // ports costs no line of the table.
     if (ctx.limiter) {
       for (uint16_t i = 0; i < n; i++) {
         const uint8_t* d = rte_pktmbuf_mtod(rx[i], const uint8_t*);
-        if (rx[i]->data_len >= kEthHeaderLen + kIpv4MinHeaderLen && proto::load_be16(d + 12) == kEtherTypeIpv4)
-          ctx.limiter->prefetch_v4(proto::load_be32(d + kEthHeaderLen + 12));
+        if (wants_limiter(d, rx[i]->data_len)) ctx.limiter->prefetch_v4(proto::load_be32(d + kEthHeaderLen + 12));
       }
     }
     BurstTally tally;
@@ -546,6 +559,8 @@ bool arp_conflict_log_line(WorkerContext& ctx, uint64_t now_raw, char* out, size
 int worker_main(void* arg) {
   WorkerContext& ctx = *static_cast<WorkerContext*>(arg);
   proto::WorkerCounters& c = *ctx.counters;
+  // The rate-limit table on this lcore's NUMA node (first touch).
+  if (ctx.limiter) ctx.limiter->touch_pages();
   refresh_published(ctx);
   if (ctx.from_control) announce_addresses(ctx);
   unsigned idle = 0;
@@ -595,12 +610,17 @@ bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const co
   bool ok = true;
   err.clear();
   for (auto& w : workers) {
-    if (ok && w->limiter && w->limiter->capacity() != next.clients) {
-      err = "ratelimit.clients " + std::to_string(next.clients) + " differs from the running table's " +
-            std::to_string(w->limiter->capacity()) + " entries: it needs a restart (the other settings apply now)";
+    auto p = std::make_unique<Policy>(next);
+    if (w->limiter && w->limiter->capacity() != next.clients) {
+      if (ok)
+        err = "ratelimit.clients " + std::to_string(next.clients) + " differs from the running table's " +
+              std::to_string(w->limiter->capacity()) + " entries: it needs a restart (the other settings apply now)";
       ok = false;
+      // What the worker runs with is the table it has: its policy says so
+      // (describe_worker_tables, the next reload's comparison).
+      p->clients = w->limiter->capacity();
     }
-    publish_policy(*w, std::make_unique<Policy>(next));
+    publish_policy(*w, std::move(p));
   }
   // Each worker bumps its epoch once per poll: a busy or idle-polling
   // worker passes two in microseconds (idle_sleep_us: at most a few ms).

@@ -118,10 +118,18 @@ struct alignas(proto::kCacheLine) WorkerContext {
   ArpConflictLog arp_conflict_log[proto::kMaxPorts];  // the main lcore's own (arp_conflict_log_line)
 };
 
-// Main lcore: makes p the policy of ctx's next poll; the one it replaces
-// is retired and freed by collect_retired once the worker has passed it.
-// Before the worker runs, also makes it the active one.
+// Main lcore: makes p the policy of ctx's next poll (the worker adopts it
+// there, handing its limits to its limiter and reply cap); the one it
+// replaces is retired and freed by collect_retired once the worker's epoch
+// shows it has passed it. The first policy replaces none.
 void publish_policy(WorkerContext& ctx, std::unique_ptr<Policy> p);
+
+// The worker's copies of the published clock model and server state
+// (once per burst, and before worker 0 sends the control plane's packets).
+// A failed read (a writer died mid-update) keeps the previous copy; a
+// model that changed is checked once (hwclock::model_plausible) and served
+// only when plausible, else counted once in model_refused.
+void refresh_published(WorkerContext& ctx);
 // Main lcore: frees retired policies the worker no longer uses; returns
 // how many are still waiting.
 size_t collect_retired(WorkerContext& ctx);

@@ -493,6 +493,8 @@ int main(int argc, char** argv) {
   h.next = opt.inflight;
   h.model = &model;
 
+  // As worker_main does before its loop: the table's pages on this lcore.
+  if (ctx->limiter) ctx->limiter->touch_pages();
   // Warm-up: every reply checked.
   uint64_t done = 0;
   const uint64_t warm = std::min<uint64_t>(opt.packets / 10 + opt.inflight, 2'000'000);

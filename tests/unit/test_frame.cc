@@ -1212,9 +1212,12 @@ TEST(FrameDrops, EveryReasonFromAFrame) {
   // ring's bad entries: test_worker).
   const std::set<DropReason> worker_only = {DropReason::kControlRingFull, DropReason::kTxFull,
                                             DropReason::kNoNeighbour, DropReason::kBadControlPacket};
+  // Issue 10's reason (ABI 7), which the frame layer does not produce yet:
+  // auth.authenticate's MAC check of peer-class mode 1/2 packets.
+  const std::set<DropReason> not_yet = {DropReason::kNotAuthenticated};
   for (size_t i = 0; i < proto::kDropReasonCount; i++) {
     const auto r = static_cast<DropReason>(i);
-    if (!worker_only.count(r)) {
+    if (!worker_only.count(r) && !not_yet.count(r)) {
       EXPECT_TRUE(covered.count(r)) << "no frame for " << name(r);
     }
   }

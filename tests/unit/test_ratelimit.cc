@@ -8,6 +8,7 @@
 #include "dataplane/ratelimit.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,6 +67,32 @@ RateLimitParams params(int interval_log2, int burst, int leak_log2 = 2, int64_t 
 }
 
 // ------------------------------------------------------------- construction
+
+long thread_minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_minflt;
+}
+
+TEST(RateLimiterMemory, PagesPlacedByTheWorkersFirstTouchNotTheConstructor) {
+  // NUMA: the main lcore builds the table, the worker uses it. The
+  // constructor faults in none of its 16 MiB (with THP 8 pages, without
+  // 4096); touch_pages, on the worker's lcore, faults in all of them.
+  const long f0 = thread_minor_faults();
+  RateLimiter l(size_t{1} << 20, RateLimitParams{}, 7);
+  const long f1 = thread_minor_faults();
+  l.touch_pages();
+  const long f2 = thread_minor_faults();
+  EXPECT_LT(f1 - f0, 8) << "the constructor touched the table";
+  EXPECT_GE(f2 - f1, 8) << "touch_pages faulted in fewer pages than 16 MiB of huge pages";
+  // Still an empty table that works.
+  EXPECT_EQ(l.fill(), 0u);
+  EXPECT_EQ(l.check_v4(0x0A000001, 1'000'000'000), RateVerdict::kPass);
+  EXPECT_EQ(l.fill(), 1u);
+  // And an untouched one faults in at first use, just as well.
+  RateLimiter u(1024, RateLimitParams{}, 8);
+  EXPECT_EQ(u.check_v4(0x0A000001, 1'000'000'000), RateVerdict::kPass);
+}
 
 TEST(RateLimiter, CapacityMustBeAPowerOfTwoOfAtLeast1024) {
   for (size_t bad : {size_t{0}, size_t{1}, size_t{512}, size_t{1000}, size_t{1023}, size_t{3000}, size_t{1025}}) {

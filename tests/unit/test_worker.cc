@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "dataplane/worker_setup.h"
+#include "hwclock/clock_model.h"
 #include "proto/channel_abi.h"
 
 namespace ntp::dp {
@@ -163,6 +164,7 @@ TEST(WorkerPolicy, TableSizeNeedsARestartTheRestApplies) {
     worker_poll_once(*w);
     EXPECT_FALSE(w->active_policy->kod);
     EXPECT_EQ(w->limiter->capacity(), 1024u);  // the running table
+    EXPECT_EQ(w->active_policy->clients, 1024u) << "the policy says what the worker runs with";
   }
 }
 
@@ -201,6 +203,49 @@ TEST(WorkerPolicy, SwapsUnderAPollingWorker) {
   // With the worker polling, apply_policy's wait saw each old one go.
   EXPECT_EQ(still_retired, 0u);
   EXPECT_EQ(collect_retired(w), 0u);
+}
+
+// ------------------------------------------------------------ the published clock model
+
+TEST(WorkerPublished, ModelCheckedOnceWhenItChangesRefusedCountedOnce) {
+  Rig rig(lab_config());
+  WorkerContext& w = rig.w0();
+  constexpr uint64_t kHz = 2'500'000'000;
+  w.tsc_hz = kHz;
+  constexpr int64_t kUtc2026 = 1767225600LL * 1'000'000'000;
+  const proto::ClockModelData good = hwclock::make_model(1000, kUtc2026, 0.4, kHz);
+  rig.seg->clock_model.store(good);
+  refresh_published(w);
+  EXPECT_EQ(std::memcmp(&w.model, &good, sizeof good), 0);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 0u);
+
+  // A model that is no clock discipline: the last good one stays, counted
+  // once however many bursts see it.
+  proto::ClockModelData frozen = good;
+  frozen.mult = 0;
+  rig.seg->clock_model.store(frozen);
+  for (int i = 0; i < 5; i++) refresh_published(w);
+  EXPECT_EQ(std::memcmp(&w.model, &good, sizeof good), 0);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 1u);
+  proto::ClockModelData invalid = good;
+  invalid.flags = 0;
+  rig.seg->clock_model.store(invalid);
+  refresh_published(w);
+  refresh_published(w);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 2u);
+  // 30 % fast, and another host's timebase: refused too.
+  rig.seg->clock_model.store(hwclock::make_model(1000, kUtc2026, 0.4 * 1.3, kHz));
+  refresh_published(w);
+  rig.seg->clock_model.store(hwclock::make_model(1000, kUtc2026, 1.0, 1'000'000'000));
+  refresh_published(w);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 4u);
+  EXPECT_EQ(std::memcmp(&w.model, &good, sizeof good), 0);
+  // A good one again (the control plane's next second): served.
+  const proto::ClockModelData next = hwclock::make_model(5000, kUtc2026 + 1'000'000'000, 0.4 * (1 + 20e-6), kHz);
+  rig.seg->clock_model.store(next);
+  refresh_published(w);
+  EXPECT_EQ(std::memcmp(&w.model, &next, sizeof next), 0);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 4u);
 }
 
 // ------------------------------------------------------------ the associations' endpoints
