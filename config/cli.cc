@@ -169,9 +169,10 @@ ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon)
   p.live("server", &Config::servers);
   p.live("peer", &Config::peers);
   p.live("access", &Config::access);
-  p.live("ntp.answer_unknown_peers", &Config::ntp, &Ntp::answer_unknown_peers);
+  // The keys and what they may do: both daemons read the keys file (the
+  // dataplane answers and signs with it, the control plane verifies).
+  p.live("auth", &Config::auth);
   if (daemon == Daemon::kControl) {
-    p.live("ratelimit", &Config::ratelimit);
     p.live("ntp.max_dynamic_sessions", &Config::ntp, &Ntp::max_dynamic_sessions);
     p.live("ntp.passive_minpoll_log2", &Config::ntp, &Ntp::passive_minpoll_log2);
     p.live("ntp.passive_maxpoll_log2", &Config::ntp, &Ntp::passive_maxpoll_log2);
@@ -202,6 +203,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon)
     // limits inside it change live.
     // The segment is created once, for its owner.
     p.restart("channel.control_user", &Config::control_user);
+    p.live("ntp.answer_unknown_peers", &Config::ntp, &Ntp::answer_unknown_peers);
     p.restart("ratelimit.clients", &Config::ratelimit, &RateLimit::clients);
     p.live("ratelimit.interval_log2", &Config::ratelimit, &RateLimit::interval_log2);
     p.live("ratelimit.burst", &Config::ratelimit, &RateLimit::burst);
@@ -228,6 +230,15 @@ ReloadResult reload(const Config& running, Daemon daemon) {
   if (!loaded.ok()) {
     for (const auto& e : loaded.errors) r.errors.push_back(e.to_string());
     if (r.errors.empty()) r.errors.push_back(running.path + ": cannot be loaded");
+    return r;
+  }
+  // The keys file is read again too: a key the file lost, or a file that
+  // became unreadable, refuses the reload like an error in the TOML.
+  const std::unique_ptr<HostFacts> host = real_host_facts();
+  const HostCheckResult keys =
+      check_host(*loaded.config, KeyLocations::from_file(running.path), kCheckKeys, *host, false);
+  if (!keys.ok()) {
+    for (const auto& e : keys.errors) r.errors.push_back(e.to_string());
     return r;
   }
   r.plan = plan_reload(running, *loaded.config, daemon);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <unistd.h>
 #include <initializer_list>
 #include <optional>
@@ -486,15 +487,22 @@ address = "10.0.1.3"
 )");
   next.log_level = "debug";
   next.ntp.answer_unknown_peers = true;
+  next.auth.keys_file = "/etc/ntp-appliance/keys";
+  next.auth.trusted_keys = {3};
   const ReloadPlan c = plan_reload(running, next, Daemon::kControl);
-  EXPECT_EQ(c.applied, next);
-  EXPECT_EQ(c.changed, (std::vector<std::string>{"log_level", "server", "peer", "access", "ntp.answer_unknown_peers",
-                                                 "ratelimit"}));
+  // The control plane neither rate-limits nor answers strangers' mode 1:
+  // those stay as they were, unsaid.
+  Config control_next = next;
+  control_next.ratelimit = running.ratelimit;
+  control_next.ntp.answer_unknown_peers = running.ntp.answer_unknown_peers;
+  EXPECT_EQ(c.applied, control_next);
+  EXPECT_EQ(c.changed, (std::vector<std::string>{"log_level", "server", "peer", "access", "auth"}));
   EXPECT_TRUE(c.needs_restart.empty());
   const ReloadPlan d = plan_reload(running, next, Daemon::kDataplane);
   EXPECT_EQ(d.applied, next);
-  EXPECT_EQ(d.changed, (std::vector<std::string>{"log_level", "server", "peer", "access", "ntp.answer_unknown_peers",
-                                                 "ratelimit.interval_log2", "ratelimit.burst"}));
+  EXPECT_EQ(d.changed, (std::vector<std::string>{"log_level", "server", "peer", "access", "auth",
+                                                 "ntp.answer_unknown_peers", "ratelimit.interval_log2",
+                                                 "ratelimit.burst"}));
   EXPECT_TRUE(d.needs_restart.empty());
 }
 
@@ -542,13 +550,13 @@ TEST(Reload, RestartGroupsAreSaidAndKept) {
                                  "clock.drift_file changed: needs a restart of ntp-control",
                                  "stats.listen changed: needs a restart of ntp-control",
                              }));
-  EXPECT_EQ(c.changed, (std::vector<std::string>{"access", "ratelimit"}));
+  EXPECT_EQ(c.changed, (std::vector<std::string>{"access"}));
   EXPECT_EQ(c.applied.clock, running.clock);
   EXPECT_EQ(c.applied.stats_listen, running.stats_listen);
   EXPECT_EQ(c.applied.shm_name, running.shm_name);
   EXPECT_EQ(c.applied.interfaces, running.interfaces);
   EXPECT_EQ(c.applied.access, next.access);
-  EXPECT_EQ(c.applied.ratelimit, next.ratelimit);
+  EXPECT_EQ(c.applied.ratelimit, running.ratelimit);  // the dataplane's, not the control plane's
 
   const ReloadPlan d = plan_reload(running, next, Daemon::kDataplane);
   EXPECT_EQ(d.needs_restart, (std::vector<std::string>{
@@ -656,6 +664,30 @@ TEST(Reload, ReadsTheFileAgain) {
   EXPECT_EQ(r.errors[0].rfind(path + ":15:1: access.bogus_key: ", 0), 0u) << r.errors[0];
   EXPECT_EQ(r.errors[1].rfind(path + ":16:", 0), 0u) << r.errors[1];
   EXPECT_NE(r.errors[1].find("access.kod"), std::string::npos) << r.errors[1];
+
+  // The keys file is read again with the TOML: a key it no longer holds
+  // refuses the reload, at the key that names it.
+  const std::string keys = std::string(dir) + "/keys";
+  auto write_keys = [&keys](const char* text) {
+    const int fd = open(keys.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, text, std::strlen(text)), static_cast<ssize_t>(std::strlen(text)));
+    close(fd);
+  };
+  write_keys("1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n");
+  const std::string keyed = std::string(kBase) + "[auth]\nkeys_file = \"" + keys +
+                            "\"\ntrusted_keys = [1]\n[[server]]\naddress = \"10.0.1.9\"\nkey = 1\n";
+  write(keyed);
+  r = reload(running, Daemon::kControl);
+  ASSERT_TRUE(r.plan) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.plan->changed, (std::vector<std::string>{"server", "auth"}));
+  write_keys("2 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n");
+  r = reload(running, Daemon::kDataplane);
+  EXPECT_FALSE(r.plan);
+  EXPECT_EQ(r.errors, (std::vector<std::string>{
+                          path + ":17:17: auth.trusted_keys[0]: key 1 is not in " + keys + " (auth.keys_file)",
+                          path + ":20:7: server[1].key: key 1 is not in " + keys + " (auth.keys_file)"}));
+  std::remove(keys.c_str());
 
   std::remove(path.c_str());
   r = reload(running, Daemon::kControl);
