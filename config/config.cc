@@ -316,8 +316,9 @@ constexpr KeySpec kKeys[] = {
      .store = set<&Auth::keys_file>,
      .help = "`ntp-service authentication-keyid <id> authentication-mode <type> <key>`: the symmetric keys, "
              "chrony's `ID TYPE KEY` lines (AES128, HMAC-SHA256, SHA256, SHA1, MD5; HEX:/ASCII: keys); a "
-             "regular file of the daemons' user, mode 0600 (refused otherwise); empty: no keys, a request "
-             "with a MAC gets a crypto-NAK"},
+             "regular file, mode 0600, owned by channel.control_user (ntp-control's user; the root dataplane "
+             "reads it too) or without one by the daemons' user (refused otherwise); empty: no keys, a "
+             "request with a MAC gets a crypto-NAK"},
     {.sects = kAuth, .name = "trusted_keys", .type = Type::kInts, .def = "[]", .lo = 1, .hi = 4294967295.0,
      .max_entries = 256, .unique_entries = true, .store = set<&Auth::trusted_keys>,
      .help = "`ntp-service reliable authentication-keyid <id>`: keys of auth.keys_file whose packets may set "

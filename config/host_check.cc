@@ -325,7 +325,18 @@ crypto::KeysFile HostFacts::keys_file(const std::string& path, const std::string
     char buf[4096];
     if (getpwnam_r(also_owner_user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found) also = found->pw_uid;
   }
-  return crypto::load_keys(path, also);
+  crypto::KeysFile f = crypto::load_keys(path, also);
+  // A 0600 file has one reader: with a control user, that must be it (root
+  // reads it anyway), or root's --check passes a file ntp-control cannot open.
+  struct stat st;
+  if (f.ok() && also && lstat(path.c_str(), &st) == 0 && st.st_uid != *also) {
+    f.keys.clear();
+    f.errors.push_back({path, 0,
+                        "owned by uid " + std::to_string(st.st_uid) + ", but ntp-control runs as " + also_owner_user +
+                            " (channel.control_user, uid " + std::to_string(*also) +
+                            ") and could not read it: chown " + also_owner_user + " it"});
+  }
+  return f;
 }
 
 HostFacts::PathFacts HostFacts::lstat_path(const std::string& path) const {

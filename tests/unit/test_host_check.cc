@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -309,6 +312,34 @@ TEST(HostCheck, RealHostFacts) {
   // 192.0.2.0/24 (TEST-NET-1) is on no host; port 0 lets the kernel pick.
   EXPECT_EQ(real->try_bind_tcp(0xC0000201, 0), EADDRNOTAVAIL);
   EXPECT_EQ(real->try_bind_tcp(0x7F000001, 0), 0);
+}
+
+// The real file: with a control user, the file must be that user's, the
+// one reader a 0600 file has besides root.
+TEST(HostCheck, KeysFileMustBeTheControlUsersWhenThereIsOne) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to own a file for another user";
+  char dir[] = "/tmp/ntp-test-keys-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/keys";
+  const char* text = "1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, text, std::strlen(text)), static_cast<ssize_t>(std::strlen(text)));
+  close(fd);
+  const std::unique_ptr<HostFacts> host = real_host_facts();
+  EXPECT_TRUE(host->keys_file(path, "").ok());
+  const crypto::KeysFile root_owned = host->keys_file(path, "nobody");
+  ASSERT_EQ(root_owned.errors.size(), 1u);
+  EXPECT_EQ(root_owned.errors[0].to_string(),
+            path + ": owned by uid 0, but ntp-control runs as nobody (channel.control_user, uid 65534) and could "
+                   "not read it: chown nobody it");
+  EXPECT_TRUE(root_owned.keys.empty());
+  ASSERT_EQ(chown(path.c_str(), 65534, static_cast<gid_t>(-1)), 0);
+  const crypto::KeysFile theirs = host->keys_file(path, "nobody");
+  EXPECT_TRUE(theirs.ok()) << theirs.errors[0].to_string();
+  EXPECT_EQ(theirs.keys.size(), 1u);
+  std::remove(path.c_str());
+  rmdir(dir);
 }
 
 TEST(HostCheck, KeysFileHoldsEveryKeyTheConfigNames) {
