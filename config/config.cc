@@ -8,6 +8,7 @@
 
 #include <toml++/toml.h>
 
+#include "proto/channel_abi.h"
 #include "proto/inet.h"
 
 #include <algorithm>
@@ -1143,6 +1144,7 @@ class Loader {
     }
     if (cfg.shm_name.empty()) cfg.shm_name = "/ntp-" + cfg.sysname;  // derived default
     check_auth(root, cfg);
+    check_association_count(root, cfg);
   }
 
  private:
@@ -1186,6 +1188,22 @@ class Loader {
                     "authentication-keyid " + id + "`)");
       }
     }
+  }
+
+  // The dataplane forwards the configured associations' packets by a table
+  // of proto::kMaxAssocEndpoints endpoints: one beyond it would never hear back.
+  void check_association_count(const toml::table& root, const Config& cfg) {
+    const size_t total = cfg.servers.size() + cfg.peers.size();
+    if (total <= proto::kMaxAssocEndpoints) return;
+    // Said at the table that goes over: the peers come after the servers.
+    const bool in_peers = cfg.servers.size() < proto::kMaxAssocEndpoints;
+    const char* name = in_peers ? "peer" : "server";
+    const size_t index = in_peers ? proto::kMaxAssocEndpoints - cfg.servers.size() : proto::kMaxAssocEndpoints;
+    const toml::array* arr = root.get(name) ? root.get(name)->as_array() : nullptr;
+    const toml::node* at = arr && index < arr->size() ? arr->get(index) : static_cast<const toml::node*>(&root);
+    errs_.add(*at, std::string(name) + "[" + std::to_string(index) + "]",
+              std::to_string(total) + " [[server]] and [[peer]] tables together: at most " +
+                  std::to_string(proto::kMaxAssocEndpoints) + " (the dataplane's table of configured associations)");
   }
 
   static const KeySpec* find_key(unsigned sect, std::string_view name) {

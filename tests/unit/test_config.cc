@@ -407,6 +407,18 @@ TEST(ConfigErrors, AssociationKeysNeedAKeysFileAndTrust) {
                        "server[0].key", "4294967296 out of range 0..4294967295"));
 }
 
+TEST(ConfigErrors, AtMostAsManyAssociationsAsTheDataplaneForwards) {
+  std::string text = kIface;
+  for (int i = 0; i < 200; i++) text += "[[server]]\naddress = \"10.1.0." + std::to_string(i + 1) + "\"\n";
+  for (int i = 0; i < 56; i++) text += "[[peer]]\naddress = \"10.2.0." + std::to_string(i + 1) + "\"\n";
+  const LoadResult ok = P(text);
+  EXPECT_TRUE(ok.ok()) << dump(ok);
+  text += "[[peer]]\naddress = \"10.2.1.1\"\n";  // the 257th, on line 4 + 2 * 256 + 1
+  EXPECT_TRUE(OneError(P(text), 4 + 2 * 256 + 1, 1, "peer[56]",
+                       "257 [[server]] and [[peer]] tables together: at most 256 (the dataplane's table of configured "
+                       "associations)"));
+}
+
 TEST(ConfigErrors, AuthSwitchesNeedAKeysFile) {
   EXPECT_TRUE(OneError(P(std::string("[auth]\nauthenticate = true\n") + kIface), 2, 16, "auth.authenticate",
                        "auth.authenticate needs auth.keys_file, the keys it names"));
