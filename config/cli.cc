@@ -166,8 +166,12 @@ ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon)
   p.restart("channel.lock_dir", &Config::lock_dir);
   p.restart("interface", &Config::interfaces);
   p.live("log_level", &Config::log_level);
-  p.live("server", &Config::servers);
-  p.live("peer", &Config::peers);
+  // The associations are the control plane's; the dataplane learns their
+  // endpoints from the segment (proto::AssocEndpoints).
+  if (daemon == Daemon::kControl) {
+    p.live("server", &Config::servers);
+    p.live("peer", &Config::peers);
+  }
   p.live("access", &Config::access);
   // The keys and what they may do: both daemons read the keys file (the
   // dataplane answers and signs with it, the control plane verifies).
