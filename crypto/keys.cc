@@ -34,9 +34,15 @@ bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 int hex_value(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }
 
-// A field of the line for messages: never the secret, and bounded.
-std::string shown(std::string_view field) {
-  return field.size() <= 24 ? std::string(field) : std::string(field.substr(0, 24)) + "...";
+// Whether a field may be quoted in a message: only what looks like a type
+// name or a number (at most 12 characters of [A-Za-z0-9-], so no "ASCII:"
+// or "HEX:"). A field in the wrong column may be the secret ("1
+// ASCII:topsecret pw", "hunter2hunter2 MD5 HEX:00"): such a one is named by
+// its column only.
+bool echoable(std::string_view field) {
+  return !field.empty() && field.size() <= 12 && std::all_of(field.begin(), field.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+  });
 }
 
 struct Field {
@@ -132,11 +138,15 @@ class Parser {
     }
     const bool all_digits = std::all_of(f.text.begin(), f.text.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!all_digits) {
-      error(n, "key ID '" + shown(f.text) + "' is not a decimal number (1..4294967295)");
+      error(n, (echoable(f.text) ? "key ID '" + std::string(f.text) + "'"
+                                 : "the key ID (column " + std::to_string(f.column) + ")") +
+                   " is not a decimal number (1..4294967295)");
       return false;
     }
     if (!digits || v > 0xFFFFFFFFull) {
-      error(n, "key ID " + shown(f.text) + " is out of range 1..4294967295");
+      error(n, (echoable(f.text) ? "key ID " + std::string(f.text)
+                                 : "the key ID of " + std::to_string(f.text.size()) + " digits") +
+                   " is out of range 1..4294967295");
       return false;
     }
     if (v == 0) {
@@ -153,10 +163,11 @@ class Parser {
         type = t.type;
         return true;
       }
-    std::string m = "unknown key type '" + shown(f.text) + "'";
+    std::string m = echoable(f.text) ? "unknown key type '" + std::string(f.text) + "'"
+                                     : "unknown key type (column " + std::to_string(f.column) + ")";
     if (id != 0) m += " for key " + std::to_string(id);
     m += " (expected one of " + std::string(kTypeList) + ")";
-    if (iequal(f.text, "AES") || iequal(f.text, "AES128CMAC")) m += "; NTPsec's " + shown(f.text) + " is AES128 here";
+    if (iequal(f.text, "AES") || iequal(f.text, "AES128CMAC")) m += "; NTPsec's " + std::string(f.text) + " is AES128 here";
     error(n, m);
     return false;
   }

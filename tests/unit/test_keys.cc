@@ -99,9 +99,12 @@ TEST(Keys, KeyIds) {
   EXPECT_EQ(only_error("0" + k),
             "keys:1: key ID 0 is reserved: it marks a crypto-NAK (RFC 5905 section 7.4); use 1..4294967295");
   EXPECT_EQ(only_error("4294967296" + k), "keys:1: key ID 4294967296 is out of range 1..4294967295");
-  EXPECT_EQ(only_error("99999999999999999999999" + k), "keys:1: key ID 99999999999999999999999 is out of range 1..4294967295");
+  EXPECT_EQ(only_error("999999999999" + k), "keys:1: key ID 999999999999 is out of range 1..4294967295");
+  // Longer than a number in this column looks: its size, not its digits.
+  EXPECT_EQ(only_error("99999999999999999999999" + k),
+            "keys:1: the key ID of 23 digits is out of range 1..4294967295");
   EXPECT_EQ(only_error("abc" + k), "keys:1: key ID 'abc' is not a decimal number (1..4294967295)");
-  EXPECT_EQ(only_error("+1" + k), "keys:1: key ID '+1' is not a decimal number (1..4294967295)");
+  EXPECT_EQ(only_error("+1" + k), "keys:1: the key ID (column 1) is not a decimal number (1..4294967295)");
   EXPECT_EQ(only_error("-1" + k), "keys:1: key ID '-1' is not a decimal number (1..4294967295)");
   EXPECT_EQ(only_error("0x10" + k), "keys:1: key ID '0x10' is not a decimal number (1..4294967295)");
   EXPECT_EQ(parse("0007" + k).keys.at(0).id, 7u);
@@ -114,6 +117,25 @@ TEST(Keys, Types) {
   EXPECT_TRUE(contains(only_error("1 AES 2B7E151628AED2A6ABF7158809CF4F3C\n"), "NTPsec's AES is AES128 here"));
   EXPECT_EQ(parse("1 hmac-sha256 secretsecretsecret\n").keys.at(0).type, MacType::kHmacSha256);
   EXPECT_EQ(parse("1 Aes128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n").keys.at(0).type, MacType::kAes128Cmac);
+}
+
+// A field in the wrong column may be the secret: quoted only when it looks
+// like a type name or a number, else named by its column.
+TEST(Keys, AMisplacedSecretIsNeverEchoed) {
+  EXPECT_EQ(only_error("1 ASCII:topsecret pw\n"),
+            "keys:1: unknown key type (column 3) for key 1 (expected one of AES128, HMAC-SHA256, SHA256, SHA1, MD5)");
+  EXPECT_EQ(only_error("hunter2hunter2 MD5 HEX:00112233445566778899\n"),
+            "keys:1: the key ID (column 1) is not a decimal number (1..4294967295)");
+  EXPECT_EQ(only_error("1 HEX:2B7E151628AED2A6 pw\n"),
+            "keys:1: unknown key type (column 3) for key 1 (expected one of AES128, HMAC-SHA256, SHA256, SHA1, MD5)");
+  EXPECT_EQ(only_error("s3cr3t:pass SHA1 HEX:00112233445566778899\n"),
+            "keys:1: the key ID (column 1) is not a decimal number (1..4294967295)");
+  // A whole file of such lines: no message carries any of the secrets.
+  const KeysFile f = parse("1 ASCII:topsecret pw\nhunter2hunter2 MD5 HEX:00\n  pa55word:x SHA1 y\n");
+  ASSERT_EQ(f.errors.size(), 3u);
+  for (const KeyError& e : f.errors)
+    for (const char* secret : {"topsecret", "hunter2", "pa55word"})
+      EXPECT_FALSE(contains(e.to_string(), secret)) << e.to_string();
 }
 
 TEST(Keys, Secrets) {
