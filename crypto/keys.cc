@@ -251,6 +251,10 @@ std::string octal_mode(mode_t mode) {
 
 }  // namespace
 
+void wipe_secret(void* p, size_t n) noexcept {
+  if (p != nullptr && n != 0) explicit_bzero(p, n);
+}
+
 std::string KeyError::to_string() const {
   return line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
 }
@@ -288,23 +292,26 @@ KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner) 
     ::close(fd);
     return fail;
   }
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+  // Read straight into one buffer that never grows (a string that grew
+  // would free unwiped copies of the secrets): one byte more than a keys
+  // file may have, so a file that grew while we read is still reported.
+  std::string text(kMaxKeysFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       refuse(std::string("cannot read: ") + std::strerror(errno));
       ::close(fd);
+      wipe_secret(text.data(), got);
       return fail;
     }
     if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxKeysFileBytes) break;  // grew while we read: parse reports it
+    got += static_cast<size_t>(n);
   }
   ::close(fd);
-  KeysFile parsed = parse_keys(text, path);
-  std::fill(text.begin(), text.end(), '\0');
+  KeysFile parsed = parse_keys(std::string_view(text).substr(0, got), path);
+  wipe_secret(text.data(), got);
   if (!fail.errors.empty()) {  // owner/mode first, then whatever else is wrong in it
     parsed.errors.insert(parsed.errors.begin(), fail.errors.begin(), fail.errors.end());
     parsed.keys.clear();
@@ -320,15 +327,20 @@ bool build_key_table(const std::vector<KeyEntry>& keys, KeyTable& table, std::st
   }
   for (const KeyEntry& e : keys) {
     MacKey k;
+    // The stack copy of the precomputed state is as good as the secret.
+    struct Wipe {
+      MacKey& k;
+      ~Wipe() { wipe_secret(&k, sizeof k); }
+    } wipe{k};
     if (!mac_key_init(k, e.id, e.type, e.secret.data(), e.secret.size())) {
       if (error) *error = "key " + std::to_string(e.id) + " (line " + std::to_string(e.line) + "): not a valid " +
                           mac_type_name(e.type) + " key";
-      table.count = 0;
+      wipe_secret(&table, sizeof table);
       return false;
     }
     if (!table.insert(k)) {
       if (error) *error = "key " + std::to_string(e.id) + " (line " + std::to_string(e.line) + "): defined twice";
-      table.count = 0;
+      wipe_secret(&table, sizeof table);
       return false;
     }
   }

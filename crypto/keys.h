@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,10 +37,33 @@ inline constexpr size_t kMaxSecretBytes = 128;
 inline constexpr size_t kMaxKeysFileBytes = 1 << 20;
 inline constexpr size_t kMaxKeysLineBytes = 2048;  // chrony's line buffer
 
+// explicit_bzero: a store the compiler may not drop as dead.
+void wipe_secret(void* p, size_t n) noexcept;
+
+// Memory that held a secret is zeroed (explicit_bzero) before it is given
+// back: when a KeyEntry is destroyed, cleared or copied into a larger buffer.
+template <class T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() = default;
+  template <class U>
+  WipingAllocator(const WipingAllocator<U>&) noexcept {}
+  T* allocate(size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, size_t n) noexcept {
+    wipe_secret(p, n * sizeof(T));
+    std::allocator<T>().deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const WipingAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+using SecretBytes = std::vector<uint8_t, WipingAllocator<uint8_t>>;
+
 struct KeyEntry {
   uint32_t id = 0;
   MacType type = MacType::kNone;
-  std::vector<uint8_t> secret;
+  SecretBytes secret;
   int line = 0;       // where it is defined, for messages
   bool weak = false;  // MD5 or SHA1: log a warning when it is used
 };

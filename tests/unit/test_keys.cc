@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -236,6 +237,9 @@ TEST(Keys, BuildsTheTable) {
   EXPECT_FALSE(build_key_table(bad, table, &error));
   EXPECT_EQ(error, "key 9 (line 12): not a valid AES128 key");
   EXPECT_EQ(table.count, 0u);
+  // The keys built before the bad one are wiped, not only forgotten.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&table);
+  EXPECT_TRUE(std::all_of(bytes, bytes + sizeof table, [](unsigned char b) { return b == 0; }));
   std::vector<KeyEntry> dup = f.keys;
   dup.push_back(f.keys[0]);
   EXPECT_FALSE(build_key_table(dup, table, &error));
