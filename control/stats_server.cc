@@ -174,7 +174,12 @@ std::optional<uint32_t> tcp_peer_uid(uint32_t peer_addr_be, uint16_t peer_port_b
       if (NLMSG_OK(h, static_cast<unsigned>(n)) && h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
           h->nlmsg_len >= NLMSG_LENGTH(sizeof(inet_diag_msg))) {
         const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-        if (m->id.idiag_sport == peer_port_be && m->id.idiag_src[0] == peer_addr_be) uid = m->idiag_uid;
+        // Only a full socket that a process still holds (an inode) says
+        // whose it is: a TIME_WAIT or FIN_WAIT2 mini-socket (the client
+        // closed before our accept) and a request socket report uid 0.
+        constexpr uint8_t kTimeWait = 6, kNewSynRecv = 12;  // the kernel's TCP_TIME_WAIT, TCP_NEW_SYN_RECV
+        const bool full = m->idiag_inode != 0 && m->idiag_state != kTimeWait && m->idiag_state != kNewSynRecv;
+        if (full && m->id.idiag_sport == peer_port_be && m->id.idiag_src[0] == peer_addr_be) uid = m->idiag_uid;
       }
     }
   }

@@ -140,7 +140,10 @@ std::string source_key(bool local, std::optional<uint32_t> uid, uint32_t ipv4);
 // The uid owning the other end of a TCP connection within this host (the
 // kernel's socket table, sock_diag, looked up by the exact 4-tuple: never a
 // dump): addresses and ports in network order as getpeername/getsockname
-// give them. nullopt when the kernel does not say (no tcp_diag).
+// give them. nullopt when the kernel does not say (no tcp_diag), or when the
+// client's end is no longer a full socket a process holds (closed before
+// our accept: a TIME_WAIT/FIN_WAIT2 mini-socket reports uid 0, never the
+// client's).
 std::optional<uint32_t> tcp_peer_uid(uint32_t peer_addr_be, uint16_t peer_port_be, uint32_t local_addr_be,
                                      uint16_t local_port_be);
 

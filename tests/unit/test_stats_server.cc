@@ -605,6 +605,40 @@ TEST(PeerUid, TheOwnerOfALoopbackClientsSocket) {
   ::close(lfd);
 }
 
+// nobody connects and closes before we accept: its end is a FIN_WAIT2 /
+// TIME_WAIT mini-socket whose uid the kernel reports as 0. It must not be
+// taken for root's (the operator's slots and worker share).
+TEST(PeerUid, AClientThatClosedBeforeAcceptIsNobodysNotRoots) {
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  ASSERT_EQ(::listen(lfd, 8), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = -1;
+    if (::setgid(65534) == 0 && ::setuid(65534) == 0) fd = connect_loopback(0x7F000002, ntohs(sa.sin_port));
+    _exit(fd >= 0 && ::close(fd) == 0 ? 0 : 1);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child could not connect as nobody";
+  const int fd = ::accept(lfd, nullptr, nullptr);
+  ASSERT_GE(fd, 0);
+  sockaddr_in peer{}, local{};
+  socklen_t pl = sizeof peer, ll = sizeof local;
+  ASSERT_EQ(::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll), 0);
+  EXPECT_EQ(stats::tcp_peer_uid(peer.sin_addr.s_addr, peer.sin_port, local.sin_addr.s_addr, local.sin_port),
+            std::nullopt);
+  ::close(fd);
+  ::close(lfd);
+}
+
 TEST(StatsServerLoopback, OneLocalUserOnAllOfTheLoopbackCannotShedTheOperator) {
   const uint16_t port = free_loopback_port();
   ASSERT_NE(port, 0);
