@@ -469,7 +469,7 @@ std::string StatsServer::endpoint_metrics(const Counters& c) {
          "# HELP ntp_stats_requests_total Requests answered by the stats endpoint; forbidden: 403, the source may "
          "not query (access.query).\n"
          "# TYPE ntp_stats_requests_total counter\n"
-         "ntp_stats_requests_total{result=\"served\"} " + n(c.served - std::min(c.served, c.forbidden)) + "\n"
+         "ntp_stats_requests_total{result=\"served\"} " + n(c.served) + "\n"
          "ntp_stats_requests_total{result=\"forbidden\"} " + n(c.forbidden) + "\n"
          "# HELP ntp_stats_connections_open Connections to the stats endpoint open now.\n"
          "# TYPE ntp_stats_connections_open gauge\n"
@@ -690,8 +690,9 @@ void StatsServer::admit(int fd) {
 void StatsServer::refuse(Conn c) {
   // The 403 fits the socket's send buffer: one non-blocking send, no wait.
   const ssize_t sent = ::send(c.fd, forbidden_response_.data(), forbidden_response_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  forbidden_++;
-  if (sent == static_cast<ssize_t>(forbidden_response_.size())) served_++;
+  // Counted once it went out whole, and only as forbidden (served_ is the
+  // workers' answers): a send that failed answered nobody.
+  if (sent == static_cast<ssize_t>(forbidden_response_.size())) forbidden_++;
   ::shutdown(c.fd, SHUT_WR);
   // Closed with its request unread, the socket would answer with a reset
   // that can discard the 403 at the client: the poll set reads what comes

@@ -230,8 +230,8 @@ class StatsServer {
     uint64_t admitted = 0;   // connections taken in
     uint64_t shed = 0;       // closed at accept: too many open (in all or from that source)
     uint64_t timed_out = 0;  // closed at the deadline (idle, or slow)
-    uint64_t served = 0;     // requests answered (any status), within the deadline
-    uint64_t forbidden = 0;  // of which 403 at accept: the source may not query (no slot taken)
+    uint64_t served = 0;     // requests a worker answered (any status), within the deadline
+    uint64_t forbidden = 0;  // 403s sent whole at accept (the source may not query; no slot, no worker, not in served)
     size_t open = 0;         // open now
   };
   Counters counters() const;
