@@ -128,7 +128,9 @@ size_t WorkerShare::held_by(const std::string& source) const {
 }
 
 size_t local_reserve(size_t max_open, size_t max_per_source) {
-  if (max_open < 2) return 0;
+  // One slot: this host's, so the operator is never locked out (remote
+  // clients are then all shed; start() says so).
+  if (max_open < 2) return max_open;
   return std::min(max_open - 1, max_per_source + 1);
 }
 
@@ -503,6 +505,10 @@ bool StatsServer::start(const StatsOptions& o, std::string& err) {
   admission_ = std::make_unique<stats::Admission>(o.max_connections, per_source,
                                                   stats::local_reserve(o.max_connections, per_source));
   if (forbidden_response_.empty()) forbidden_response_ = http_->render_forbidden();
+  if (o.max_connections < 2 && !where.unix_socket && (where.ipv4 >> 24) != 127)
+    spdlog::warn("stats endpoint {}: stats.max_connections = {} is kept for clients on this host; remote clients "
+                 "(access.query) are all shed: set 2 or more to serve them",
+                 o.listen, o.max_connections);
   stopping_ = false;
   {
     std::lock_guard<std::mutex> lock(listen_mu_);

@@ -127,7 +127,8 @@ class WorkerShare {
 
 // The slots only local clients may take: more than one source's share, so
 // that one local user at its share and remote sources at theirs still leave
-// one (none when max_open is 1).
+// one; at least one, and all of them when max_open is 1 (remote clients are
+// then shed: the operator is never locked out).
 size_t local_reserve(size_t max_open, size_t max_per_source);
 
 // A client on this host: the Unix socket, 127.0.0.0/8, or a TCP peer whose

@@ -184,11 +184,24 @@ TEST(Admission, RemoteSourcesLeaveTheLocalReserve) {
   EXPECT_TRUE(a.admit("10.0.0.99", false));
   EXPECT_FALSE(a.admit("10.0.0.98", false));
 
-  EXPECT_EQ(stats::local_reserve(1, 1), 0u);  // nothing to reserve: the one slot is anyone's
+  // Every size keeps at least one slot for this host; the one slot of
+  // max_connections = 1 is this host's, so a remote client never takes it.
+  for (size_t max = 2; max <= 4096; max++) {
+    const size_t per_source = std::max<size_t>(1, max / 4);
+    const size_t r = stats::local_reserve(max, per_source);
+    ASSERT_GE(r, 1u) << max;
+    ASSERT_LT(r, max) << max;  // and remote clients still get one
+  }
   EXPECT_EQ(stats::local_reserve(2, 1), 1u);
   EXPECT_EQ(stats::local_reserve(8, 2), 3u);
+  EXPECT_EQ(stats::local_reserve(1, 1), 1u);
   stats::Admission one(1, 1, stats::local_reserve(1, 1));
-  EXPECT_TRUE(one.admit("10.0.0.1", false));
+  EXPECT_FALSE(one.admit("10.0.0.1", false));
+  EXPECT_TRUE(one.admit("uid:0", true));
+  stats::Admission two(2, 1, stats::local_reserve(2, 1));
+  EXPECT_TRUE(two.admit("10.0.0.1", false));
+  EXPECT_FALSE(two.admit("10.0.0.2", false));
+  EXPECT_TRUE(two.admit("uid:0", true));
 }
 
 TEST(WorkerShare, RemoteSourcesLeaveThreadsForLocalClients) {
