@@ -14,7 +14,7 @@ daemons' pids unchanged and serving throughout:
   association still there with its reach);
 - a [[server]] added to the file appears in `ntpctl sessions` and is
   polled (reach > 0: the dataplane forwards its replies, the control plane
-  sends) without a restart;
+  sends) without a restart, reloading ntp-control alone;
 - a key that needs a restart is named in the log, and nothing else happens.
 Also what the systemd unit relies on: ntp-control as an unprivileged user
 with no capability serves and reloads; a stats port another user took
@@ -147,15 +147,23 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(self.query(), 3, "the client got no answers after the deny was lifted")
         self.assert_alive(pids)
 
-        # A server added: a session without a restart, polled through the
-        # dataplane (which now forwards its replies on the associations' lane).
+        # A server added, reloading ntp-control alone: a session without a
+        # restart, polled through the dataplane, which learns the new
+        # endpoint from the segment and forwards its replies on the
+        # associations' lane (before, it waited for its own reload).
         server = {"address": CHRONY_IP, "iburst": True, "minpoll": 4, "maxpoll": 4}
         self.write(self.config(servers=[server]))
         self.assertIsNone(self.association(CHRONY_IP))
-        self.hup("dataplane", "control")
+        dp_reloads = app.log("dataplane").count("SIGHUP: reloading")
+        self.hup("control")
         wait_for(lambda: CHRONY_IP in self.sessions(), 10, what=f"{CHRONY_IP} in ntpctl sessions")
         wait_for(lambda: (self.association(CHRONY_IP) or {}).get("reach", 0) > 0, 20,
                  what=f"{CHRONY_IP} to be reached")
+        self.assertEqual(app.log("dataplane").count("SIGHUP: reloading"), dp_reloads)
+        # The dataplane's own reload of the same file has nothing to take:
+        # the associations are the control plane's.
+        self.hup("dataplane")
+        self.assertIn("nothing to change live", app.log("dataplane").split("SIGHUP: reloading")[-1])
         self.assert_alive(pids)
 
         # A broken file: refused with where and what, the running
