@@ -120,6 +120,10 @@ struct Policy {
   RateLimitParams limits;             // [ratelimit], for the worker's RateLimiter
   uint32_t max_replies_per_s = 0;     // ratelimit.max_replies_per_s, the ReplyCap; 0: none
   size_t clients = 0;                 // ratelimit.clients the policy was made for
+  // How far a published clock model's rate may be from the TSC's
+  // (hwclock::model_rate_bound of clock.max_frequency_ppm and the virtual
+  // source's frequency_ppm): a model beyond it is no discipline of ours.
+  double max_model_rate_error = 0.2;  // hwclock::kMaxModelRateError
 };
 
 // What the policy works with per packet: the policy, the worker's rate

@@ -48,7 +48,9 @@ void refresh_published(WorkerContext& ctx) {
   } else if (std::memcmp(&m, &ctx.model, sizeof m) == 0) [[likely]] {
     // The model already served: checked when it came (the control plane
     // publishes a new one about once a second, bursts come far more often).
-  } else if (hwclock::model_plausible(m, static_cast<double>(ctx.tsc_hz))) {
+  } else if (hwclock::model_plausible(m, static_cast<double>(ctx.tsc_hz),
+                                      ctx.active_policy ? ctx.active_policy->max_model_rate_error
+                                                        : hwclock::kMaxModelRateError)) {
     ctx.model = m;
   } else if (std::memcmp(&m, &ctx.refused_model, sizeof m) != 0) {
     // Another process wrote it: a model that is no clock discipline (rate
@@ -596,6 +598,8 @@ Policy make_policy(const config::Config& cfg) {
   p.access = config::access_table(cfg.access);
   p.kod = cfg.access.kod;
   p.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
+  p.max_model_rate_error = hwclock::model_rate_bound(
+      cfg.clock.max_frequency_ppm, cfg.clock.source == config::ClockSource::kVirtual ? cfg.clock.frequency_ppm : 0.0);
   p.limits.interval_log2 = cfg.ratelimit.interval_log2;
   p.limits.burst = cfg.ratelimit.burst;
   p.limits.leak_log2 = cfg.ratelimit.leak_log2;

@@ -35,7 +35,13 @@ ClockModelData end_slew(const ClockModelData& m) {
   return e;
 }
 
-const char* model_implausible(const ClockModelData& m, double tsc_hz) {
+double model_rate_bound(double max_frequency_ppm, double source_frequency_ppm) {
+  const double ppm = std::fabs(max_frequency_ppm) + 1.0 + std::fabs(source_frequency_ppm) + kModelRateMarginPpm;
+  // NaN-safe: a bound that is no number is the widest.
+  return ppm * 1e-6 < kMaxModelRateError ? ppm * 1e-6 : kMaxModelRateError;
+}
+
+const char* model_implausible(const ClockModelData& m, double tsc_hz, double max_rate_error) {
   if (!(m.flags & proto::kModelValid)) return "the clock model is not marked valid";
   if (m.nominal_hz < 1000000 || m.nominal_hz > 100000000000ULL)
     return "the clock model's nominal timebase frequency is outside 1 MHz..100 GHz";
@@ -47,14 +53,16 @@ const char* model_implausible(const ClockModelData& m, double tsc_hz) {
   auto rate_ok = [&](uint64_t mult) {
     // ns per tick times ticks per s: 1e9 at the nominal rate.
     const double ns_per_s = static_cast<double>(mult) / static_cast<double>(uint64_t{1} << proto::kModelShift) * ref_hz;
-    return std::fabs(ns_per_s / 1e9 - 1.0) <= kMaxModelRateError;
+    return std::fabs(ns_per_s / 1e9 - 1.0) <= max_rate_error;
   };
-  if (!rate_ok(m.mult)) return "the clock model's rate is more than 20% off the timebase's nominal rate";
+  if (!rate_ok(m.mult))
+    return "the clock model's rate is farther off the timebase's nominal rate than clock.max_frequency_ppm allows";
   if (m.utc0_ns < kPlausibleEpochFirstNs || m.utc0_ns >= kPlausibleEpochEndNs)
     return "the clock model's anchor time is before 2020 or after 2200";
   if (m.slew_end_raw != 0) {
     if (static_cast<int64_t>(m.slew_end_raw - m.raw0) < 0) return "the clock model's slew ends before its anchor";
-    if (!rate_ok(m.base_mult)) return "the clock model's rate after its slew is more than 20% off the nominal rate";
+    if (!rate_ok(m.base_mult))
+      return "the clock model's rate after its slew is farther off the nominal rate than clock.max_frequency_ppm allows";
   }
   if (m.leap_sign != 0) {
     constexpr int64_t kDayNs = 86400LL * 1000000000LL;

@@ -84,8 +84,22 @@ ClockModelData end_slew(const ClockModelData& m);
 inline constexpr double kMaxModelRateError = 0.2;
 inline constexpr int64_t kPlausibleEpochFirstNs = 1577836800LL * 1000000000LL;  // 2020-01-01 UTC
 inline constexpr int64_t kPlausibleEpochEndNs = 7258118400LL * 1000000000LL;    // 2200-01-01 UTC
-const char* model_implausible(const ClockModelData& m, double tsc_hz);
-inline bool model_plausible(const ClockModelData& m, double tsc_hz) { return model_implausible(m, tsc_hz) == nullptr; }
+// max_rate_error: the bound on the rate (mult, base_mult) as a fraction,
+// kMaxModelRateError when the caller knows nothing tighter; the dataplane
+// passes model_rate_bound of its configuration.
+const char* model_implausible(const ClockModelData& m, double tsc_hz, double max_rate_error = kMaxModelRateError);
+inline bool model_plausible(const ClockModelData& m, double tsc_hz, double max_rate_error = kMaxModelRateError) {
+  return model_implausible(m, tsc_hz, max_rate_error) == nullptr;
+}
+
+// The farthest a disciplined model's rate gets from its timebase's, as a
+// fraction: the servo's frequency and the slew on top stay within
+// clock.max_frequency_ppm (hwclock::slew_rate_ppb allows 1 ppm of room
+// beyond it), the virtual source's oscillator adds its frequency_ppm, and
+// kModelRateMarginPpm covers the two processes' calibrations of the TSC
+// and rounding. Never beyond kMaxModelRateError.
+inline constexpr double kModelRateMarginPpm = 500;
+double model_rate_bound(double max_frequency_ppm, double source_frequency_ppm);
 
 // A model anchored at raw with the given time and rate.
 ClockModelData make_model(uint64_t raw, int64_t utc_ns, double ns_per_tick, uint64_t nominal_hz);

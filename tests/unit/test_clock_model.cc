@@ -464,6 +464,34 @@ TEST(ModelPlausible, RateBoundIsTwentyPercentOfTheCallersTimebase) {
   EXPECT_FALSE(model_plausible(other, kTscHz));
 }
 
+// The dataplane's bound: clock.max_frequency_ppm, the virtual source's
+// frequency_ppm, 1 ppm of slew room and the margin, never beyond 20 %.
+TEST(ModelPlausible, RateBoundFromTheConfiguredMaxFrequency) {
+  EXPECT_DOUBLE_EQ(model_rate_bound(500, 0), 1001e-6);
+  EXPECT_DOUBLE_EQ(model_rate_bound(500, -1000), 2001e-6);
+  EXPECT_DOUBLE_EQ(model_rate_bound(100000, 1000), 101501e-6);
+  EXPECT_DOUBLE_EQ(model_rate_bound(1e12, 0), kMaxModelRateError);
+  constexpr double kTscHz = 3e9;
+  ClockModelData m = make_model(1, kUtc2026, 1e9 / kTscHz, 3000000000ULL);
+  const double bound = model_rate_bound(500, 0);
+  for (const double ppm : {-1000.0, -500.0, 0.0, 500.0, 1000.0}) {
+    m.mult = mult_from_ns_per_tick(1e9 / kTscHz * (1 + ppm * 1e-6));
+    EXPECT_TRUE(model_plausible(m, kTscHz, bound)) << ppm;
+  }
+  // 2 % fast passed the old 20 % bound; a discipline at 500 ppm never runs it.
+  for (const double ppm : {-1002.0, 1002.0, 20000.0, -150000.0}) {
+    m.mult = mult_from_ns_per_tick(1e9 / kTscHz * (1 + ppm * 1e-6));
+    EXPECT_FALSE(model_plausible(m, kTscHz, bound)) << ppm;
+    EXPECT_EQ(model_plausible(m, kTscHz), std::fabs(ppm) < 200000) << ppm;
+  }
+  // After a slew, its base rate too.
+  m.mult = mult_from_ns_per_tick(1e9 / kTscHz);
+  m.slew_end_raw = 1000;
+  m.base_mult = mult_from_ns_per_tick(1e9 / kTscHz * (1 + 5000e-6));
+  EXPECT_FALSE(model_plausible(m, kTscHz, bound));
+  EXPECT_TRUE(model_plausible(m, kTscHz, model_rate_bound(5000, 0)));
+}
+
 // ---------------------------------------------------------------- oscillator
 
 TEST(OscillatorModel, OffsetPlusFrequencyErrorVsHost) {

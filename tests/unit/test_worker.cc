@@ -246,6 +246,20 @@ TEST(WorkerPublished, ModelCheckedOnceWhenItChangesRefusedCountedOnce) {
   refresh_published(w);
   EXPECT_EQ(std::memcmp(&w.model, &next, sizeof next), 0);
   EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 4u);
+  // Once the worker runs its policy, the bound is clock.max_frequency_ppm's
+  // (500 ppm here, hwclock::model_rate_bound): 2 % fast is refused, 300 ppm
+  // (a discipline at work) served.
+  EXPECT_DOUBLE_EQ(make_policy(lab_config()).max_model_rate_error, hwclock::model_rate_bound(500, 0));
+  worker_poll_once(w);
+  rig.seg->clock_model.store(hwclock::make_model(9000, kUtc2026 + 2'000'000'000, 0.4 * 1.02, kHz));
+  refresh_published(w);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 5u);
+  EXPECT_EQ(std::memcmp(&w.model, &next, sizeof next), 0);
+  const proto::ClockModelData slow = hwclock::make_model(9000, kUtc2026 + 2'000'000'000, 0.4 * (1 - 300e-6), kHz);
+  rig.seg->clock_model.store(slow);
+  refresh_published(w);
+  EXPECT_EQ(std::memcmp(&w.model, &slow, sizeof slow), 0);
+  EXPECT_EQ(rig.seg->workers[0].model_refused.load(), 5u);
 }
 
 // ------------------------------------------------------------ the associations' endpoints
