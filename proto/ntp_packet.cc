@@ -49,15 +49,33 @@ void write_header(const NtpHeader& h, uint8_t* p) {
 
 namespace {
 // RFC 7822 section 7.5: an extension field is at least 16 octets, a
-// multiple of 4; a MAC is a 4-octet key ID plus a 16 (MD5) or 20 (SHA-1)
-// octet digest, and a crypto-NAK is the 4-octet key ID alone. Anything of
-// at most 24 octets that follows the header or the last field is a MAC.
+// multiple of 4; a MAC is a 4-octet key ID plus a 16 (MD5, AES-CMAC) or 20
+// (SHA-1, or any digest truncated for NTPv4) octet digest, and a crypto-NAK
+// is the 4-octet key ID alone. Anything of at most 24 octets that follows
+// the header or the last field is a MAC.
 constexpr size_t kMaxMacLen = 24;
+// A full SHA-256 digest (4 + 32): chronyd sends it in NTPv3, ntpdig 1.2.2
+// (NTPsec) also in NTPv4, where it is a MAC only when it does not read as
+// an extension-field chain (chrony's parse_packet takes the same order).
+constexpr size_t kLongMacLen = 4 + 32;
 constexpr size_t kMinExtensionLen = 16;
 
 bool is_mac_len(size_t n, uint8_t version) {
   if (n == 4 || n == 20 || n == 24) return true;
-  return version < 4 && n == 12;  // NTPv3 DES-CBC: key ID + 8-octet checksum
+  // NTPv3 and older have no extension fields: key ID + 8-octet DES-CBC
+  // checksum, or a full SHA-256 digest.
+  return version < 4 && (n == 12 || n == kLongMacLen);
+}
+
+// Whether buf[pos, end) is a whole NTPv4 extension-field chain, optionally
+// followed by a MAC of at most 24 octets (what parse's loop accepts).
+bool is_extension_chain(std::span<const uint8_t> buf, size_t pos) {
+  while (buf.size() - pos > kMaxMacLen) {
+    const size_t len = load_be16(buf.data() + pos + 2);
+    if (len < kMinExtensionLen || len % 4 != 0 || len > buf.size() - pos) return false;
+    pos += len;
+  }
+  return buf.size() == pos || is_mac_len(buf.size() - pos, 4);
 }
 }  // namespace
 
@@ -77,6 +95,8 @@ ParseResult parse(std::span<const uint8_t> buf) {
   // Extension fields exist from NTPv4 on (RFC 5905 section 7.5).
   if (version == 4) {
     while (buf.size() - pos > kMaxMacLen) {
+      // A 36-octet tail that is no extension-field chain: a SHA-256 MAC.
+      if (buf.size() - pos == kLongMacLen && !is_extension_chain(buf, pos)) break;
       const size_t len = load_be16(buf.data() + pos + 2);
       if (len < kMinExtensionLen || len % 4 != 0 || len > buf.size() - pos) {
         r.status = ParseStatus::kBadExtension;
@@ -89,7 +109,7 @@ ParseResult parse(std::span<const uint8_t> buf) {
   }
   const size_t rest = buf.size() - pos;
   if (rest != 0) {
-    if (!is_mac_len(rest, version)) {
+    if (!is_mac_len(rest, version) && !(version == 4 && rest == kLongMacLen)) {
       r.status = ParseStatus::kBadTrailer;
       return r;
     }

@@ -90,7 +90,11 @@ struct ParsedPacket {
   NtpHeader header;
   uint16_t extension_fields = 0;  // how many RFC 7822 extension fields
   uint16_t extension_bytes = 0;   // their total length
-  uint8_t mac_len = 0;            // 0, 4 (crypto-NAK), 20 (MD5) or 24 (SHA-1)
+  // 0, 4 (crypto-NAK), 20 (MD5, AES-CMAC), 24 (SHA-1, NTPv4-truncated), 36
+  // (SHA-256 in full: NTPv3, or NTPv4 when no extension-field chain), 12
+  // (NTPv3 DES); key ID and digest, where the digest's length does not
+  // name its type (crypto::check_mac decides by the key).
+  uint8_t mac_len = 0;
   uint32_t key_id = 0;            // when mac_len > 0
 };
 

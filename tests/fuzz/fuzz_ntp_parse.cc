@@ -1,7 +1,7 @@
 // libFuzzer target: proto::parse on arbitrary bytes (an NTP UDP payload).
 // Invariants checked beyond "no crash, no sanitizer report":
 //  - ok => 48 + extension_bytes + mac_len == size
-//  - ok => version 1..4, mac_len one of 0/4/20/24 (12 only below v4),
+//  - ok => version 1..4, mac_len one of 0/4/20/24/36 (12 only below v4),
 //    no extension fields below v4, each extension field >= 16 bytes
 //  - the fixed header round-trips: write_header(read_header(b)) == b[0..48)
 #include <cstddef>
@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (p.header.version < 1 || p.header.version > 4) fail("accepted version outside 1..4", size);
   if (!(p.header == read_header(data))) fail("parsed header differs from read_header", size);
   switch (p.mac_len) {
-    case 0: case 4: case 20: case 24: break;
+    case 0: case 4: case 20: case 24: case 36: break;
     case 12: if (p.header.version < 4) break; [[fallthrough]];
     default: fail("mac_len not a MAC length", size);
   }

@@ -367,7 +367,7 @@ TEST(NtpParse, RejectsBadExtensionLengths) {
   {
     auto p = header(4);
     add_ef(p, 0x0001, 16);
-    add_ef(p, 0x0002, 40, 36);
+    add_ef(p, 0x0002, 44, 40);
     EXPECT_EQ(parse(p).status, ParseStatus::kBadExtension);
   }
 }
@@ -378,11 +378,24 @@ TEST(NtpParse, RejectsBadTrailers) {
     p.resize(p.size() + len, 0);
     EXPECT_EQ(parse(p).status, ParseStatus::kBadTrailer) << len;
   }
-  // An 8-byte trailer after a valid extension field, too.
+  // An 8- or 12-byte trailer after a valid extension field, too.
   auto p = header(4);
-  add_ef(p, 0x0001, 28);
+  add_ef(p, 0x0001, 32);
   p.resize(p.size() + 8, 0);
   EXPECT_EQ(parse(p).status, ParseStatus::kBadTrailer);
+  p = header(4);
+  add_ef(p, 0x0001, 28);
+  p.resize(p.size() + 12, 0);
+  EXPECT_EQ(parse(p).status, ParseStatus::kBadTrailer);
+  // But 36 bytes that are no extension-field chain are a SHA-256 MAC (its
+  // key ID the field's type and length): a 28-byte field and 8 bytes.
+  p = header(4);
+  add_ef(p, 0x0001, 28);
+  p.resize(p.size() + 8, 0);
+  const ParseResult r = parse(p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.packet.mac_len, 36);
+  EXPECT_EQ(r.packet.key_id, 0x0001001Cu);
 }
 
 TEST(NtpParse, NtpV3Macs) {
@@ -413,6 +426,63 @@ TEST(NtpParse, NtpV3Macs) {
     p = header(v);
     p.resize(56, 0);
     EXPECT_EQ(parse(p).status, ParseStatus::kBadTrailer) << int{v};
+  }
+}
+
+std::vector<uint8_t> from_hex(const char* h) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; h[i] && h[i + 1]; i += 2) out.push_back(static_cast<uint8_t>(std::stoi(std::string(h + i, 2), nullptr, 16)));
+  return out;
+}
+
+TEST(NtpParse, FullSha256Macs) {
+  // Captured (tests/unit/test_mac.cc has their digests checked): chronyd 4.3
+  // sends a SHA256 key's full digest in NTPv3, ntpdig 1.2.2 in NTPv4.
+  const auto v3 = from_hex(
+      "1b0006200000000000000000000000000000000000000000000000000000000000000000000000005c816fa9a17401b000000004"
+      "ceb8a6362825a40ca9ee380e8e091375fde5cd03cd41683c146e5eeb9f8af38b");
+  const auto v4 = from_hex(
+      "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb974277442f00000000004"
+      "4cf155f4d98319d49c903e72670bd39ead8dc8e7b07d0a32c5fc1e669dcb504c");
+  for (const auto* p : {&v3, &v4}) {
+    ASSERT_EQ(p->size(), 84u);
+    const ParseResult r = parse(*p);
+    ASSERT_TRUE(r.ok()) << to_string(r.status);
+    EXPECT_EQ(r.packet.mac_len, 36);
+    EXPECT_EQ(r.packet.key_id, 4u);
+    EXPECT_EQ(r.packet.extension_fields, 0);
+  }
+  // After an extension field, too.
+  auto p = header(4);
+  add_ef(p, 0x0104, 28);
+  add_mac(p, 4, 36);
+  ParseResult r = parse(p);
+  ASSERT_TRUE(r.ok()) << to_string(r.status);
+  EXPECT_EQ(r.packet.extension_fields, 1);
+  EXPECT_EQ(r.packet.mac_len, 36);
+  // A 36-byte tail that is a valid extension field stays one (RFC 7822
+  // first): a key ID whose low 16 bits read as the field's length 36.
+  p = header(4);
+  add_ef(p, 0x0104, 36);
+  r = parse(p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.packet.extension_fields, 1);
+  EXPECT_EQ(r.packet.mac_len, 0);
+  // And a 16-byte field then a 20-byte MAC (36 bytes after the header).
+  p = header(4);
+  add_ef(p, 0x0002, 16);
+  add_mac(p, 9, 20);
+  r = parse(p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.packet.extension_fields, 1);
+  EXPECT_EQ(r.packet.mac_len, 20);
+  // No other long tail is a MAC: 28, 32, 40 and 68 bytes (a SHA-512's).
+  for (size_t len : {28u, 32u, 40u, 68u}) {
+    for (uint8_t v : {3, 4}) {
+      p = header(v);
+      add_mac(p, 1, len);
+      EXPECT_FALSE(parse(p).ok()) << len << " v" << int{v};
+    }
   }
 }
 
@@ -460,7 +530,7 @@ TEST(NtpParse, RandomBytesNeverMisaccount) {
     const ParseResult r = parse(p);
     if (r.ok()) {
       ASSERT_EQ(48u + r.packet.extension_bytes + r.packet.mac_len, p.size());
-      ASSERT_LE(r.packet.mac_len, 24);
+      ASSERT_TRUE(r.packet.mac_len <= 24 || r.packet.mac_len == 36) << int{r.packet.mac_len};
     }
   }
 }
