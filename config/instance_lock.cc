@@ -84,11 +84,14 @@ std::vector<std::string> prefixes_of(const std::string& path) {
   return out;
 }
 
-// Every directory from / down to path (the lock directory, last) trusted.
-bool check_dir_chain(const std::string& path, const std::string& what, std::string& err) {
+// Every directory from / down to path (the lock directory, last) trusted;
+// with to_lock_dir false, path is a directory on the way to it (its parent,
+// checked before the lock directory is made) and nothing is held to the
+// lock directory's rule.
+bool check_dir_chain(const std::string& path, const std::string& what, std::string& err, bool to_lock_dir = true) {
   const std::vector<std::string> chain = prefixes_of(path);
   for (size_t i = 0; i < chain.size(); i++) {
-    const bool last = i + 1 == chain.size();
+    const bool last = to_lock_dir && i + 1 == chain.size();
     const std::string name = last ? what : chain[i] + ", on the way to " + what + ",";
     struct stat st {};
     if (lstat(chain[i].c_str(), &st) != 0) {
@@ -103,6 +106,21 @@ bool check_dir_chain(const std::string& path, const std::string& what, std::stri
   return true;
 }
 
+// The primary group of user, or an error naming channel.control_user.
+bool group_of(const std::string& user, gid_t& gid, const std::string& doing, std::string& err) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  const int rc = getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0 || !found) {
+    err = "cannot " + doing + " for channel.control_user = \"" + user + "\": " +
+          (rc != 0 ? std::strerror(rc) : "no such user");
+    return false;
+  }
+  gid = found->pw_gid;
+  return true;
+}
+
 // A directory we just made: the group of shared_with_user (when given) may
 // make its own lock in it, sticky so that none of it can touch another's.
 bool settle_new_dir(const std::string& dir, const std::string& shared_with_user, const std::string& what,
@@ -114,18 +132,13 @@ bool settle_new_dir(const std::string& dir, const std::string& shared_with_user,
   }
   mode_t mode = 0755;
   if (!shared_with_user.empty()) {
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    std::vector<char> buf(16384);
-    const int rc = getpwnam_r(shared_with_user.c_str(), &pw, buf.data(), buf.size(), &found);
-    if (rc != 0 || !found) {
-      err = "cannot make " + what + " for channel.control_user = \"" + shared_with_user +
-            "\": " + (rc != 0 ? std::strerror(rc) : "no such user");
+    gid_t gid = 0;
+    if (!group_of(shared_with_user, gid, "make " + what, err)) {
       close(fd);
       return false;
     }
-    if (fchown(fd, static_cast<uid_t>(-1), found->pw_gid) != 0) {
-      err = "cannot give " + what + " to the group " + std::to_string(found->pw_gid) + " of channel.control_user = \"" +
+    if (fchown(fd, static_cast<uid_t>(-1), gid) != 0) {
+      err = "cannot give " + what + " to the group " + std::to_string(gid) + " of channel.control_user = \"" +
             shared_with_user + "\": " + std::strerror(errno);
       close(fd);
       return false;
@@ -199,15 +212,31 @@ bool prepare_lock_dir(std::string& err) {
     err = what + " is not an absolute path";
     return false;
   }
-  // Outside systemd (whose tmpfiles.d makes it at boot) it may be missing.
-  if (mkdir(dir.c_str(), 0700) == 0) {
-    if (!settle_new_dir(dir, s.shared_with_user, what, err)) {
-      rmdir(dir.c_str());
+  // Outside systemd (whose tmpfiles.d makes it at boot) it may be missing:
+  // made only under a parent chain we trust, so that a refused place is
+  // left as it was (no directory of ours in it).
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+    const std::vector<std::string> chain = prefixes_of(dir);
+    if (chain.size() >= 2) {
+      const std::string& parent = chain[chain.size() - 2];
+      if (!check_dir_chain(parent, what, err, /*to_lock_dir=*/false)) return false;
+      if (char* real_parent = realpath(parent.c_str(), nullptr)) {
+        const std::string resolved_parent = real_parent;
+        std::free(real_parent);
+        if (resolved_parent != parent && !check_dir_chain(resolved_parent, what, err, /*to_lock_dir=*/false))
+          return false;
+      }
+    }
+    if (mkdir(dir.c_str(), 0700) == 0) {
+      if (!settle_new_dir(dir, s.shared_with_user, what, err)) {
+        rmdir(dir.c_str());
+        return false;
+      }
+    } else if (errno != EEXIST) {
+      err = "cannot create " + what + ": " + std::strerror(errno);
       return false;
     }
-  } else if (errno != EEXIST) {
-    err = "cannot create " + what + ": " + std::strerror(errno);
-    return false;
   }
   // As given (a symbolic link on the way lies in a directory checked
   // before it, so nobody else can swap it) and as resolved (where it points

@@ -344,7 +344,7 @@ TEST(LockDir, AParentOthersMayWriteMustBeSticky) {
   ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
   LockDirAt at(dir);
   Name n("parent");
-  char buf[300];
+  char buf[600];
   std::snprintf(buf, sizeof buf,
                 "%s, on the way to the lock directory %s (channel.lock_dir), is owned by uid %u gid %u with mode 0777: "
                 "refusing it; it must be owned by root or by us (uid %u) and writable by others only when sticky "
@@ -354,6 +354,21 @@ TEST(LockDir, AParentOthersMayWriteMustBeSticky) {
   EXPECT_EQ(lock_result(n.shm, "control"), buf);
   ASSERT_EQ(chmod(parent.c_str(), 01777), 0);
   EXPECT_EQ(lock_result(n.shm, "control"), "acquired");
+
+  // Missing under a refused parent: refused before anything is made there.
+  ASSERT_EQ(chmod(parent.c_str(), 0777), 0);
+  const std::string missing = parent + "/new";
+  LockDirAt at2(missing);
+  std::snprintf(buf, sizeof buf,
+                "%s, on the way to the lock directory %s (channel.lock_dir), is owned by uid %u gid %u with mode 0777: "
+                "refusing it; it must be owned by root or by us (uid %u) and writable by others only when sticky "
+                "(like /tmp)",
+                parent.c_str(), missing.c_str(), static_cast<unsigned>(geteuid()), static_cast<unsigned>(getegid()),
+                static_cast<unsigned>(geteuid()));
+  EXPECT_EQ(lock_result(n.shm, "dataplane"), buf);
+  struct stat st {};
+  EXPECT_NE(lstat(missing.c_str(), &st), 0) << "made and left behind under a refused parent";
+  EXPECT_EQ(errno, ENOENT);
 }
 
 // The lock directory itself a symbolic link: refused (where it points could
