@@ -163,6 +163,60 @@ std::string owner_and_mode(const std::string& path) {
   return buf;
 }
 
+// Someone else's file at our lock's name (a member of the lock directory's
+// group made it first: the name is ours, nobody else's lock is there), when
+// we may remove it: root (CAP_FOWNER in the sticky directory) or the
+// directory's owner. Our lock file, made and locked under a fresh name, is
+// exchanged with it in one step (renameat2 RENAME_EXCHANGE): the name is
+// never empty for the squatter to take again, and a root-owned file that
+// got there meanwhile (another instance's lock) is swapped back, untouched.
+// Returns our locked fd at path, -1 with err (or with err empty: try again).
+int replace_planted(const std::string& path, const struct stat& seen, const std::string& what, std::string& notice,
+                    std::string& err) {
+  err.clear();
+  const uid_t us = geteuid();
+  struct stat dir_st {};
+  if (seen.st_uid == us || lstat(lock_dir().c_str(), &dir_st) != 0 || (us != 0 && dir_st.st_uid != us)) {
+    errno = EPERM;
+    return -2;  // not ours to remove: the caller says what is there
+  }
+  // mkostemp: a random name made with O_EXCL and mode 0600, so a name
+  // guessed and planted in advance is skipped, not opened.
+  std::string tmp = path + ".new-XXXXXX";
+  const int fd = mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) {
+    err = "cannot make a new " + what + " beside the one planted there: " + std::strerror(errno);
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 || renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) != 0) {
+    err = "cannot replace the " + what + " planted there: " + std::strerror(errno);
+    unlink(tmp.c_str());
+    close(fd);
+    return -1;
+  }
+  // tmp now names what was at path.
+  struct stat was {};
+  if (lstat(tmp.c_str(), &was) == 0 && was.st_uid == us && S_ISREG(was.st_mode)) {
+    // Ours after all (an instance of ours took the name meanwhile): give it
+    // its name back and let the next attempt meet it.
+    renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE);
+    unlink(tmp.c_str());
+    close(fd);
+    return -1;  // err empty: try again
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s was %s owned by uid %u gid %u with mode %04o (planted by another user?): ",
+                what.c_str(), S_ISREG(was.st_mode) ? "a file" : file_kind(was.st_mode),
+                static_cast<unsigned>(was.st_uid), static_cast<unsigned>(was.st_gid),
+                static_cast<unsigned>(was.st_mode & 07777));
+  notice = buf;
+  if ((S_ISDIR(was.st_mode) ? rmdir(tmp.c_str()) : unlink(tmp.c_str())) == 0)
+    notice += "removed it and made our own";
+  else
+    notice += "made our own and left it as " + tmp + " (" + std::strerror(errno) + ")";
+  return fd;
+}
+
 }  // namespace
 
 void set_lock_dir(const std::string& dir, const std::string& shared_with_user) {
@@ -249,7 +303,22 @@ bool prepare_lock_dir(std::string& err) {
   }
   const std::string resolved = real;
   std::free(real);
-  return resolved == dir || check_dir_chain(resolved, what, err);
+  if (resolved != dir && !check_dir_chain(resolved, what, err)) return false;
+  // Group-writable (1770): its group's members may make names in it, so it
+  // must be the group we share it with, channel.control_user's (1770
+  // root:users would let every user plant there).
+  if (!s.shared_with_user.empty() && lstat(resolved.c_str(), &st) == 0 && (st.st_mode & S_IWGRP) != 0) {
+    gid_t gid = 0;
+    if (!group_of(s.shared_with_user, gid, "check the group of " + what, err)) return false;
+    if (st.st_gid != gid) {
+      err = what + " is writable by the group " + std::to_string(st.st_gid) + ", not by channel.control_user = \"" +
+            s.shared_with_user + "\"'s group " + std::to_string(gid) +
+            ": refusing it; that group's members could put files where the locks go (chgrp " + std::to_string(gid) +
+            " it, or make it 1770 root:<channel.control_user's group>)";
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string lock_path(const std::string& shm_name, const char* role) {
@@ -331,8 +400,16 @@ bool InstanceLock::acquire(const std::string& shm_name, const char* role, std::s
   // opened it just before: the newcomer then holds a lock on a name that is
   // gone while a third takes a new file. So the lock counts only when the
   // path still names the file we locked; else try again with the new one.
+  notice_.clear();
   for (int attempt = 0; attempt < 8; attempt++) {
-    const int fd = open_private(path, O_RDWR | O_CREAT, what, err);
+    int fd = -1;
+    struct stat seen {};
+    if (lstat(path.c_str(), &seen) == 0 && seen.st_uid != geteuid()) {
+      fd = replace_planted(path, seen, what, notice_, err);
+      if (fd == -1 && err.empty()) continue;  // raced with our own kind: look again
+      if (fd == -1) return false;
+    }
+    if (fd < 0) fd = open_private(path, O_RDWR | O_CREAT, what, err);
     if (fd < 0) {
       // Not allowed to make a name there: say whose directory it is.
       struct stat st {};

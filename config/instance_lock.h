@@ -49,12 +49,21 @@ class InstanceLock {
   // role: "control" or "dataplane" (the program is ntp-<role>). False with
   // err when another process holds it ("ntp-control for /ntp-x is already
   // running (pid N holds /run/ntp-appliance/ntp-x.control.lock)") or the
-  // lock directory or file cannot be trusted or made.
+  // lock directory or file cannot be trusted or made. A file of another
+  // user's at the lock's name is replaced when we may remove it (root, or
+  // the directory's owner: see notice()), else refused.
   bool acquire(const std::string& shm_name, const char* role, std::string& err);
   // Removes the lock file (when it is still ours) and drops the lock.
   void release();
   bool held() const { return fd_ >= 0; }
   const std::string& path() const { return path_; }
+  // What acquire() did besides taking the lock, for the daemon's log; empty
+  // when nothing: another user's file at our lock's name that we could
+  // remove (root, or the lock directory's owner) was replaced, e.g. "lock
+  // file /run/ntp-appliance/x.dataplane.lock was a file owned by uid 65534
+  // gid 65534 with mode 0600 (planted by another user?): removed it and made
+  // our own".
+  const std::string& notice() const { return notice_; }
 
   // Whether this process holds the lock for shm_name and role, through any
   // InstanceLock (the dataplane's segment checks its main() took it).
@@ -63,6 +72,7 @@ class InstanceLock {
  private:
   int fd_ = -1;
   std::string path_;
+  std::string notice_;
 };
 
 // Where the locks are made (channel.lock_dir), set once by main() before

@@ -19,6 +19,11 @@
   uid 65534 cannot make a file in the lock directory (EACCES); a lock
   directory others may write refuses the start, naming it, its owner and
   mode and the key.
+- A member of the shared lock directory's group (uid 65534 in a 1770
+  root:65534 directory, channel.control_user = "nobody") that makes
+  <name>.dataplane.lock first no longer keeps the root dataplane from
+  starting: its file is replaced by the dataplane's own lock, and the
+  dataplane serves.
 """
 import errno
 import os
@@ -262,6 +267,31 @@ class ChannelTest(unittest.TestCase):
             self.assertEqual(as_nobody("import os,sys\ntry:\n os.close(os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | "
                                        "os.O_EXCL, 0o644)); print('created')\nexcept OSError as e:\n print(e.errno)",
                                        os.path.join(lock_dir, name)), str(errno.EACCES))
+
+    def test_a_squat_in_the_shared_lock_dir_does_not_stop_the_dataplane(self):
+        srv, cli, d, sysname, app = self.lab("g")
+        with open(app.config_path) as f:
+            text = f.read()
+        with open(app.config_path, "w") as f:
+            f.write(text.replace(f'shm_name = "/ntp-test-{sysname}"',
+                                 f'shm_name = "/ntp-test-{sysname}"\ncontrol_user = "nobody"'))
+        # The directory as tmpfiles.d makes it, shared with nobody's group.
+        lock_dir = os.path.dirname(app.lock_file("dataplane"))
+        os.mkdir(lock_dir)
+        os.chown(lock_dir, 0, NOBODY)
+        os.chmod(lock_dir, 0o1770)
+        self.assertEqual(as_nobody("import os,sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)"
+                                   "\nos.write(fd, b'1\\n')\nos.close(fd)\nprint('planted')", app.lock_file("dataplane")),
+                         "planted")
+        app.start_dataplane()  # until its worker runs; raises if it exited
+        st = os.lstat(app.lock_file("dataplane"))
+        self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o600))
+        with open(app.lock_file("dataplane")) as f:
+            holder = int(f.read())
+        with open(f"/proc/{holder}/comm") as f:
+            self.assertEqual(f.read().strip(), "ntp-dataplane")
+        self.assertEqual(sorted(n for n in os.listdir(lock_dir) if n.startswith(f"ntp-test-{sysname}")),
+                         [f"ntp-test-{sysname}.dataplane.lock"], "a temporary name was left behind")
 
     def test_a_lock_dir_others_may_write_refuses_the_start(self):
         srv, cli, d, sysname, app = self.lab("w")

@@ -197,8 +197,9 @@ TEST(InstanceLock, ReleasedWhenItsHolderDiesEvenByKill9) {
 }
 
 // A file another user put where our lock goes (as root: made here and
-// given to nobody) is refused and left alone.
-TEST(InstanceLock, ALockFileOfAnotherUserIsRefused) {
+// given to nobody): root may remove it, so it is replaced by our own lock
+// (and said so in notice()); its content is never written.
+TEST(InstanceLock, ALockFileOfAnotherUserIsReplacedByRoot) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another uid";
   Name n("planted");
   const std::string path = n.lock("control");
@@ -207,15 +208,32 @@ TEST(InstanceLock, ALockFileOfAnotherUserIsRefused) {
   ASSERT_EQ(fchmod(fd, 0666), 0);
   ASSERT_EQ(fchown(fd, 65534, 65534), 0);
   ASSERT_EQ(write(fd, "1\n", 2), 2);
-  close(fd);
+  const int planted = fd;  // kept open: the planter's view of its file
   InstanceLock l;
   std::string err;
-  EXPECT_FALSE(l.acquire(n.shm, "control", err));
-  EXPECT_EQ(err, "lock file " + path +
-                     " is owned by uid 65534 with mode 0666, not by us (uid 0) with mode 0600: refusing it (planted by "
-                     "another user?)");
-  EXPECT_EQ(file_text(path), "1\n");  // not written
-  // Ours, but readable by others: refused too.
+  ASSERT_TRUE(l.acquire(n.shm, "control", err)) << err;
+  EXPECT_EQ(l.notice(), "lock file " + path +
+                            " was a file owned by uid 65534 gid 65534 with mode 0666 (planted by another user?): "
+                            "removed it and made our own");
+  struct stat st {};
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(file_text(path), std::to_string(getpid()) + "\n");
+  char buf[8] = {};
+  EXPECT_EQ(pread(planted, buf, sizeof buf, 0), 2);  // the planted file itself: untouched, and gone from the directory
+  EXPECT_EQ(std::string(buf), "1\n");
+  close(planted);
+  // Nothing else is left in the directory (no temporary name).
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(lock_dir()))
+    entries += e.path().filename().string().find(n.shm.substr(1)) == 0;
+  EXPECT_EQ(entries, 1u);
+  l.release();
+  EXPECT_EQ(l.notice(), "lock file " + path +
+                            " was a file owned by uid 65534 gid 65534 with mode 0666 (planted by another user?): "
+                            "removed it and made our own");
+  // Ours, but readable by others: refused (we made it: nobody planted it).
   unlink(path.c_str());
   const int fd2 = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
   ASSERT_GE(fd2, 0);
@@ -223,6 +241,71 @@ TEST(InstanceLock, ALockFileOfAnotherUserIsRefused) {
   close(fd2);
   EXPECT_FALSE(l.acquire(n.shm, "control", err));
   EXPECT_NE(err.find("is owned by uid 0 with mode 0644, not by us (uid 0) with mode 0600"), std::string::npos) << err;
+  EXPECT_EQ(l.notice(), "");
+}
+
+// The finding: a member of the shared directory's group (ntp-control's
+// user, or an operator added for ntpctl) makes <name>.dataplane.lock first.
+// The root dataplane replaces it; the control plane, not the directory's
+// owner, cannot do the same to another user's file and is refused as before.
+TEST(LockDir, ASquatInTheSharedDirectoryNoLongerStopsTheDataplane) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as nobody";
+  TempDir t;
+  const std::string dir = t.path + "/shared";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chown(dir.c_str(), 0, kNogroup), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 01770), 0);
+  LockDirAt at(dir, "nobody");
+  Name n("squat");
+  for (const char* role : {"dataplane", "control"}) {
+    EXPECT_EQ(as_nobody([&] {
+                const int fd = open(n.lock(role).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+                if (fd < 0) return std::string(std::strerror(errno));
+                close(fd);
+                return std::string("planted");
+              }),
+              "planted");
+  }
+  // A symbolic link of nobody's at the name: replaced the same way.
+  const std::string other = t.path + "/elsewhere";
+  std::ofstream(other) << "keep";
+  ASSERT_EQ(unlink(n.lock("dataplane").c_str()), 0);
+  EXPECT_EQ(as_nobody([&] { return symlink(other.c_str(), n.lock("dataplane").c_str()) == 0 ? "linked" : "no"; }),
+            "linked");
+  InstanceLock dp;
+  std::string err;
+  ASSERT_TRUE(dp.acquire(n.shm, "dataplane", err)) << err;
+  EXPECT_NE(dp.notice().find("was a symbolic link owned by uid 65534 gid 65534"), std::string::npos) << dp.notice();
+  EXPECT_EQ(file_text(other), "keep");
+  // ntp-control (here nobody) meets a file of a third user at its name: it
+  // cannot remove it in root's sticky directory, so it is refused.
+  ASSERT_EQ(lchown(n.lock("control").c_str(), 65533, 65533), 0);
+  EXPECT_EQ(as_nobody([&] { return lock_result(n.shm, "control"); }),
+            "lock file " + n.lock("control") +
+                " is owned by uid 65533 with mode 0600, not by us (uid 65534) with mode 0600: refusing it (planted by "
+                "another user?)");
+}
+
+// 1770 is trusted only for the group it is shared with: channel.control_user's.
+TEST(LockDir, AGroupWritableOneMustBeTheControlUsersGroup) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to give a directory to another group";
+  TempDir t;
+  const std::string dir = t.path + "/locks";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 01770), 0);  // root:root, not nobody's group
+  LockDirAt at(dir, "nobody");
+  Name n("wronggroup");
+  EXPECT_EQ(lock_result(n.shm, "dataplane"),
+            "the lock directory " + dir +
+                " (channel.lock_dir) is writable by the group 0, not by channel.control_user = \"nobody\"'s group 65534: "
+                "refusing it; that group's members could put files where the locks go (chgrp 65534 it, or make it 1770 "
+                "root:<channel.control_user's group>)");
+  ASSERT_EQ(chown(dir.c_str(), 0, kNogroup), 0);
+  EXPECT_EQ(lock_result(n.shm, "dataplane"), "acquired");
+  // Not group-writable: any group will do.
+  ASSERT_EQ(chown(dir.c_str(), 0, 0), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  EXPECT_EQ(lock_result(n.shm, "dataplane"), "acquired");
 }
 
 TEST(InstanceLock, ASymlinkOrAHardLinkIsRefused) {
