@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -135,6 +136,28 @@ size_t local_reserve(size_t max_open, size_t max_per_source) {
 }
 
 bool is_local(bool this_host, uint32_t ipv4) { return this_host || (ipv4 >> 24) == 127; }
+
+std::vector<uint32_t> list_host_ipv4() {
+  std::vector<uint32_t> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (const ifaddrs* a = list; a; a = a->ifa_next)
+    if (a->ifa_addr && a->ifa_addr->sa_family == AF_INET)
+      out.push_back(ntohl(reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr));
+  ::freeifaddrs(list);
+  return out;
+}
+
+bool HostAddresses::contains(uint32_t ipv4, Clock::time_point now) {
+  if (!have_ || now - fetched_ >= max_age_) {
+    addrs_ = list_();
+    std::sort(addrs_.begin(), addrs_.end());
+    fetched_ = now;
+    have_ = true;
+    refreshes_++;
+  }
+  return std::binary_search(addrs_.begin(), addrs_.end(), ipv4);
+}
 
 std::string source_key(bool local, std::optional<uint32_t> uid, uint32_t ipv4) {
   if (!local) return proto::ipv4_to_string(ipv4);
@@ -651,13 +674,15 @@ void StatsServer::admit(int fd) {
     ipv4 = ntohl(in.sin_addr.s_addr);
     c.peer_ip = proto::ipv4_to_string(ipv4);
     c.peer_port = ntohs(in.sin_port);
-    // From this host to one of its own addresses (ntpctl --config on a
-    // listener at the namespace's address): as local as loopback.
+    // From this host, from any of its own addresses (ntpctl --config on a
+    // listener at the namespace's address, or bound to another of them):
+    // as local as loopback. The list only when the cheap answers are no.
     sockaddr_in local{};
     socklen_t local_len = sizeof local;
     const bool have_local =
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 && local.sin_family == AF_INET;
     if (have_local && local.sin_addr.s_addr == in.sin_addr.s_addr) this_host = true;
+    else if (!stats::is_local(false, ipv4) && host_addrs_.contains(ipv4, stats::Clock::now())) this_host = true;
     // A local client is its user, not its address: any local user can bind
     // all of 127.0.0.0/8, and ntpctl shares 127.0.0.1 with all of them.
     if (have_local && stats::is_local(this_host, ipv4))

@@ -11,8 +11,8 @@
 //     connection or refuses it at once: at most stats.max_connections open,
 //     at most a quarter of them from one source;
 //   - a source is a remote IPv4 address, or, for a client on this host (the
-//     Unix socket, 127.0.0.0/8, a TCP peer at the connection's own local
-//     address), the uid that owns the client's socket (SO_PEERCRED, or the
+//     Unix socket, 127.0.0.0/8, a TCP peer at any of this host's addresses),
+//     the uid that owns the client's socket (SO_PEERCRED, or the
 //     kernel's socket table for TCP); a local client whose uid cannot be
 //     found counts as the one source "local";
 //   - a source without the query right (access.query, server or peer) gets
@@ -132,8 +132,33 @@ class WorkerShare {
 size_t local_reserve(size_t max_open, size_t max_per_source);
 
 // A client on this host: the Unix socket, 127.0.0.0/8, or a TCP peer whose
-// address is the connection's own local address.
+// address is one of this host's (HostAddresses).
 bool is_local(bool this_host, uint32_t ipv4);
+
+// The IPv4 addresses of this host (of its network namespace), host order,
+// from getifaddrs(3); empty when it fails.
+std::vector<uint32_t> list_host_ipv4();
+
+// Whether an address is one of this host's: the list, fetched again when it
+// is older than max_age (an address added or removed counts within a
+// second), never more often; so a flood costs at most one getifaddrs a
+// second. Not locked: the accept thread alone asks.
+class HostAddresses {
+ public:
+  using Lister = std::function<std::vector<uint32_t>()>;
+  explicit HostAddresses(Lister list = list_host_ipv4, Clock::duration max_age = std::chrono::seconds(1))
+      : list_(std::move(list)), max_age_(max_age) {}
+  bool contains(uint32_t ipv4, Clock::time_point now);
+  uint64_t refreshes() const { return refreshes_; }
+
+ private:
+  Lister list_;
+  Clock::duration max_age_;
+  std::vector<uint32_t> addrs_;  // sorted
+  Clock::time_point fetched_{};
+  bool have_ = false;
+  uint64_t refreshes_ = 0;
+};
 // Admission's key: "uid:N" for a local client whose socket's owner is
 // known, "local" for one whose owner is not (all of 127.0.0.0/8 then counts
 // as one source), else the remote address.
@@ -150,7 +175,7 @@ std::optional<uint32_t> tcp_peer_uid(uint32_t peer_addr_be, uint16_t peer_port_b
 
 // What a connection may see: clients on this host always (the Unix socket,
 // whose mode decides who reaches it; loopback; a TCP peer address that is
-// the connection's own local address), other TCP clients when their access
+// one of this host's), other TCP clients when their access
 // class has the query right (proto::may_query).
 bool may_query(const proto::AccessTable& access, bool this_host, uint32_t ipv4);
 
@@ -285,6 +310,7 @@ class StatsServer {
   std::string forbidden_response_;  // the 403, rendered by httplib at start
   std::atomic<size_t> refused_open_{0};  // refused connections still draining
   std::atomic<uint64_t> reopens_{0}, accept_resource_failures_{0};
+  stats::HostAddresses host_addrs_;  // the accept thread's
 
   std::mutex q_mu_;
   std::condition_variable q_cv_;

@@ -19,7 +19,9 @@ test asserts:
   - each slowloris connection is closed at stats.request_timeout_s (5 s),
     not held for as long as it dribbles;
   - .4 gets 403 at once and never holds a slot (ntp_stats_connections_open
-    stays below what the others hold), .2 gets 200; /metrics counts the
+    stays below what the others hold), .2 gets 200, and so does the
+    appliance's host from its second address .200 (in no list, but this
+    host's own: as local as loopback); /metrics counts the
     shed, timed-out and forbidden connections and stays valid Prometheus
     text (promcheck.py).
 Then, with idle floods from .3, .10 and .11 and slowloris clients from .5
@@ -55,6 +57,7 @@ from netlab import wait_for  # noqa: E402
 STATS_IP, QUERY_IP, ATTACK_IP, OTHER_IP, SLOW_IP = ("192.168.77.1", "192.168.77.2", "192.168.77.3", "192.168.77.4",
                                                     "192.168.77.5")
 SLOW2_IP, FILL_IPS = "192.168.77.6", ("192.168.77.10", "192.168.77.11")
+OWN2_IP = "192.168.77.200"  # a second address of the appliance's host, in no access list
 MAX_CONNECTIONS = 64  # stats.max_connections, the default
 LOCAL_RESERVE = 17    # of which remote sources never hold (a source's share of 16, plus one)
 PORT = 9123
@@ -194,6 +197,7 @@ class StatsEndpointTest(unittest.TestCase):
         netlab.dataplane_side(srv, "dp0")
         netlab.veth_pair(srv, "st0", cli, "st1")
         srv.exec("ip", "addr", "add", f"{STATS_IP}/24", "dev", "st0")
+        srv.exec("ip", "addr", "add", f"{OWN2_IP}/24", "dev", "st0")
         for ip in (QUERY_IP, ATTACK_IP, OTHER_IP, SLOW_IP, SLOW2_IP) + FILL_IPS:
             cli.exec("ip", "addr", "add", f"{ip}/24", "dev", "st1")
         d = netlab.workdir("sts")
@@ -231,6 +235,10 @@ class StatsEndpointTest(unittest.TestCase):
         code, body = status_from(OTHER_IP)
         self.assertEqual(code, 403, body)
         self.assertIn("access.query", body)
+        # From another of the host's own addresses: this host, as local as
+        # loopback (it was taken for a remote client without the query right).
+        code, body = status_or_metrics(srv, "/status", OWN2_IP)
+        self.assertEqual(code, 200, body)
 
         me = os.path.abspath(__file__)
         attack = lambda ns, args, log: ns.popen(["/usr/bin/python3", me] + [str(a) for a in args],  # noqa: E731

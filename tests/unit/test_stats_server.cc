@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -245,6 +246,34 @@ TEST(SourceKey, LocalClientsByUidAllOfTheLoopbackAsOne) {
 // served and forbidden are disjoint counts, each printed as it is: no
 // difference that a 403 whose send failed (counted forbidden, never served)
 // would take out of the workers' answers.
+TEST(HostAddresses, AnyOfTheHostsAddressesFetchedAtMostOnceASecond) {
+  std::vector<uint32_t> now_listed{0xC0A84D01, 0x0A00013D};
+  int calls = 0;
+  stats::HostAddresses h([&] {
+    calls++;
+    return now_listed;
+  });
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(h.contains(0x0A00013D, t0));
+  EXPECT_TRUE(h.contains(0xC0A84D01, t0));
+  EXPECT_FALSE(h.contains(0xC0A84D02, t0));
+  // A flood within the second: no new list.
+  for (int i = 0; i < 1000; i++) EXPECT_FALSE(h.contains(0xC0A84D02, t0 + std::chrono::milliseconds(i)));
+  EXPECT_EQ(calls, 1);
+  // An address added counts after the second, one removed no longer does.
+  now_listed = {0xC0A84D02};
+  EXPECT_TRUE(h.contains(0xC0A84D01, t0 + 999ms));
+  EXPECT_TRUE(h.contains(0xC0A84D02, t0 + 1s));
+  EXPECT_FALSE(h.contains(0xC0A84D01, t0 + 1s));
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(h.refreshes(), 2u);
+  // The real list has this host's loopback address when lo is up.
+  const std::vector<uint32_t> real = stats::list_host_ipv4();
+  if (!real.empty()) {
+    EXPECT_NE(std::find(real.begin(), real.end(), 0x7F000001u), real.end());
+  }
+}
+
 TEST(StatsServer, EndpointMetrics) {
   StatsServer::Counters c;
   c.admitted = 10;
