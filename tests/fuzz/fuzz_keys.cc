@@ -3,6 +3,10 @@
 //
 // Input: the keys file's text. Invariants:
 //  - never a crash or a leak, whatever the bytes
+//  - no message quotes a field that could be a secret: a field with a ':'
+//    before its last byte or one of !$^&*~|{}[]<>?@=" (none in any fixed
+//    text of a message), or of more than 12 of [A-Za-z0-9-] (no word of a
+//    message is that long), never appears in an error or a warning
 //  - errors => no keys; no errors => keys sorted by id, unique, ids nonzero,
 //    secrets 1..kMaxSecretBytes bytes (AES128: 16), weak <=> MD5/SHA1,
 //    every line within the text's line count
@@ -12,6 +16,7 @@
 //    from the input is answered (true only at a length the rules allow)
 //  - check_mac of the bytes after the first 48 as a MAC field: kNoMac only
 //    when there are none, kOk names the table's key, kUnknownKey one it lacks
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -39,6 +44,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (char c : text) lines += c == '\n';
   for (const KeyError& e : f.errors) CHECK(e.line >= 0 && static_cast<size_t>(e.line) <= lines && !e.message.empty());
   for (const KeyError& e : f.warnings) CHECK(e.line >= 1 && static_cast<size_t>(e.line) <= lines);
+  // Fields as the parser splits them (blanks: space, tab, CR; lines: LF).
+  for (size_t i = 0; i < text.size();) {
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (i < text.size() && blank(text[i])) ++i;
+    size_t j = i;
+    while (j < text.size() && !blank(text[j])) ++j;
+    const std::string_view field = text.substr(i, j - i);
+    const size_t colon = field.find(':');
+    const bool word = std::all_of(field.begin(), field.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+    });
+    const bool secret_like = (word && field.size() > 12) ||
+                             (colon != std::string_view::npos && colon + 1 < field.size()) ||
+                             field.find_first_of("!$^&*~|{}[]<>?@=\"") != std::string_view::npos;
+    if (secret_like) {
+      for (const auto* list : {&f.errors, &f.warnings})
+        for (const KeyError& e : *list) CHECK(e.message.find(field) == std::string::npos);
+    }
+    i = j;
+  }
   if (!f.ok()) {
     CHECK(f.keys.empty());
     return 0;
