@@ -405,6 +405,22 @@ bool InstanceLock::acquire(const std::string& shm_name, const char* role, std::s
     int fd = -1;
     struct stat seen {};
     if (lstat(path.c_str(), &seen) == 0 && seen.st_uid != geteuid()) {
+      // A control plane's lock of another user may be a live one: ntp-control
+      // runs as channel.control_user, and root starting a second one must
+      // not take its name. Only the dataplane (always root) knows that a
+      // file of another user at its name is never a dataplane's.
+      if (std::strcmp(role, "dataplane") != 0 && S_ISREG(seen.st_mode)) {
+        const int probe = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+          const long pid = holder_pid(probe);
+          err = "ntp-" + std::string(role) + " for " + shm_name + " is already running (" +
+                (pid > 0 ? "pid " + std::to_string(pid) : std::string("a process")) + " of uid " +
+                std::to_string(seen.st_uid) + " holds " + path + ")";
+          close(probe);
+          return false;
+        }
+        if (probe >= 0) close(probe);
+      }
       fd = replace_planted(path, seen, what, notice_, err);
       if (fd == -1 && err.empty()) continue;  // raced with our own kind: look again
       if (fd == -1) return false;

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -233,6 +234,32 @@ TEST(InstanceLock, ALockFileOfAnotherUserIsReplacedByRoot) {
   EXPECT_EQ(l.notice(), "lock file " + path +
                             " was a file owned by uid 65534 gid 65534 with mode 0666 (planted by another user?): "
                             "removed it and made our own");
+  // A control plane of another user that holds its lock (ntp-control runs
+  // as channel.control_user): root starting another is refused, never
+  // takes the name.
+  {
+    Name m("liveother");
+    const std::string live = m.lock("control");
+    const int lfd = open(live.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(lfd, 0);
+    ASSERT_EQ(fchown(lfd, 65534, 65534), 0);
+    ASSERT_EQ(write(lfd, "4242\n", 5), 5);
+    // Another open file description: flock conflicts with ours.
+    const int holder = open(live.c_str(), O_RDONLY);
+    ASSERT_GE(holder, 0);
+    ASSERT_EQ(flock(holder, LOCK_EX | LOCK_NB), 0);
+    InstanceLock other;
+    EXPECT_FALSE(other.acquire(m.shm, "control", err));
+    EXPECT_EQ(err, "ntp-control for " + m.shm + " is already running (pid 4242 of uid 65534 holds " + live + ")");
+    struct stat st {};
+    ASSERT_EQ(lstat(live.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 65534u);
+    // Once it is gone (a stale file of a killed one): replaced.
+    close(holder);
+    close(lfd);
+    EXPECT_TRUE(other.acquire(m.shm, "control", err)) << err;
+    EXPECT_NE(other.notice().find("owned by uid 65534"), std::string::npos) << other.notice();
+  }
   // Ours, but readable by others: refused (we made it: nobody planted it).
   unlink(path.c_str());
   const int fd2 = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -277,6 +304,19 @@ TEST(LockDir, ASquatInTheSharedDirectoryNoLongerStopsTheDataplane) {
   ASSERT_TRUE(dp.acquire(n.shm, "dataplane", err)) << err;
   EXPECT_NE(dp.notice().find("was a symbolic link owned by uid 65534 gid 65534"), std::string::npos) << dp.notice();
   EXPECT_EQ(file_text(other), "keep");
+  // A squatter that holds an flock on its file does not stop the dataplane
+  // either: no dataplane runs as another user.
+  {
+    Name m("squatlocked");
+    const int sq = open(m.lock("dataplane").c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(sq, 0);
+    ASSERT_EQ(fchown(sq, 65534, kNogroup), 0);
+    ASSERT_EQ(flock(sq, LOCK_EX | LOCK_NB), 0);
+    InstanceLock dp2;
+    ASSERT_TRUE(dp2.acquire(m.shm, "dataplane", err)) << err;
+    EXPECT_NE(dp2.notice().find("owned by uid 65534"), std::string::npos) << dp2.notice();
+    close(sq);
+  }
   // ntp-control (here nobody) meets a file of a third user at its name: it
   // cannot remove it in root's sticky directory, so it is refused.
   ASSERT_EQ(lchown(n.lock("control").c_str(), 65533, 65533), 0);
