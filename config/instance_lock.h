@@ -51,7 +51,9 @@ class InstanceLock {
   // running (pid N holds /run/ntp-appliance/ntp-x.control.lock)") or the
   // lock directory or file cannot be trusted or made. A file of another
   // user's at the lock's name is replaced when we may remove it (root, or
-  // the directory's owner: see notice()), else refused.
+  // the directory's owner: see notice()) and, for a role other than the
+  // dataplane, nobody holds it locked (a live ntp-control of
+  // channel.control_user: "already running"); else refused.
   bool acquire(const std::string& shm_name, const char* role, std::string& err);
   // Removes the lock file (when it is still ours) and drops the lock.
   void release();
