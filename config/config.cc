@@ -408,7 +408,7 @@ constexpr KeySpec kKeys[] = {
     {.sects = kStats, .name = "max_connections", .type = Type::kInt, .def = "64", .lo = 1, .hi = 4096,
      .store = set<&Stats::max_connections>,
      .help = "stats connections open at once; more are closed as they are accepted; a quarter plus one of "
-             "them is kept for clients on this host"},
+             "them is kept for clients on this host (at 1 the one slot is this host's: remote clients are shed)"},
     {.sects = kStats, .name = "request_timeout_s", .type = Type::kFloat, .def = "5", .lo = 0.1, .hi = 300,
      .store = set<&Stats::request_timeout_s>,
      .help = "a stats request must arrive whole, and its answer leave, within this, seconds (slowloris)"},
