@@ -4,11 +4,14 @@
 // chronyd 4.3 and NTPsec 1.2.2's ntpdig, the truncation and length rules,
 // the constant-time verify's answers, the MAC field's check and writing
 // (check_mac, append_mac), and the key table's lookup.
+#include "crypto/keys.h"
 #include "crypto/mac.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -107,81 +110,64 @@ TEST(Mac, PrecomputedStateIsNotConsumed) {
   }
 }
 
-// Captured in a network namespace (lo only) on 2026-12-01 from chronyd 4.3
-// (`server 127.0.0.1 key N` with `keyfile`) and ntpdig (NTPsec 1.2.2,
-// `ntpdig -k KEYS -a N 127.0.0.1`), a python socket on 127.0.0.1:123 taking
-// their first request; and the replies of a chronyd 4.3 server (`local
-// stratum 8`, `allow 127.0.0.1`, the same keyfile) to requests carrying a
-// MAC. The keys (chrony's file; NTPsec's with `AES`, bare hex/ASCII):
-//   1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C
-//   2 SHA1   HEX:5C46D0B3F59AEBD3E4A6C7F2B8D9E0A1B2C3D4E5
-//   3 MD5    ASCII:md5secret-interop
-//   4 SHA256 HEX:00112233445566778899AABBCCDDEEFF0123456789ABCDEF0123456789ABCDEF
+// Packets captured from chronyd 4.3 and ntpdig (NTPsec 1.2.2) with known
+// keys, kept as golden files: tests/support/golden/auth/captured.txt (how
+// they were taken is said there) and interop.keys, their keys in chrony's
+// format (read by the keys file parser, so it is tested on them too).
 struct Captured {
-  const char* what;
-  uint32_t key_id;
-  size_t digest_bytes;  // as sent
-  const char* packet;   // header, key ID, digest
-};
-const Captured kCaptured[] = {
-    {"chronyd request", 1, 16,
-     "230006200000000000000000000000000000000000000000000000000000000000000000000000000444d0c474a1ad4200000001"
-     "0a8af9f1a5eb6b93eb17880c10a7f02f"},
-    {"ntpdig request", 1, 16,
-     "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb97426848cd00000000001"
-     "d5d1274641e75e6e784fe1d933ee1519"},
-    {"chronyd request", 2, 20,
-     "230006200000000000000000000000000000000000000000000000000000000000000000000000003c68cb3ac10e824b00000002"
-     "0e61297985b1487e24b51f0557d0142d9a1218d2"},
-    {"ntpdig request", 2, 20,
-     "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb97426cc43400000000002"
-     "186f4ebe5ab22a79656f0356c97ef77b87e22b4c"},
-    {"chronyd request", 3, 16,
-     "230006200000000000000000000000000000000000000000000000000000000000000000000000006297df6d00c543dd00000003"
-     "066925c31820ae3f16f2274884361a14"},
-    {"ntpdig request", 3, 16,
-     "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb974271d06000000000003"
-     "e8e8a744d71beb30f7522a72e328f2de"},
-    // chronyd sends NTPv3 for a key whose MAC would be truncated in NTPv4
-    // (ntp_auth.c NAU_GetSuggestedNtpVersion): the full 32-byte SHA256.
-    {"chronyd request (NTPv3)", 4, 32,
-     "1b0006200000000000000000000000000000000000000000000000000000000000000000000000005c816fa9a17401b000000004"
-     "ceb8a6362825a40ca9ee380e8e091375fde5cd03cd41683c146e5eeb9f8af38b"},
-    // ntpdig 1.2.2 puts the full 32 bytes in NTPv4 (its pylib truncates to
-    // 20 only in later releases; ntpd's C code does, MAX_BARE_MAC_LENGTH).
-    {"ntpdig request", 4, 32,
-     "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb974277442f00000000004"
-     "4cf155f4d98319d49c903e72670bd39ead8dc8e7b07d0a32c5fc1e669dcb504c"},
-    {"chronyd reply", 1, 16,
-     "240806e600000000000000007f7f0101eeb97425853468df0444d0c474a1ad42eeb974277d4c2807eeb974277d5185be00000001"
-     "c4d559f29e94b9eba677a0f48c8f414d"},
-    {"chronyd reply", 2, 20,
-     "240806e600000000000000007f7f0101eeb97425853468df3c68cb3ac10e824beeb974277d5df7ffeeb974277d5ff1c600000002"
-     "35d1d8e204f4ef12948af39a3869b95061f5c842"},
-    {"chronyd reply", 3, 16,
-     "240806e600000000000000007f7f0101eeb97425853468df6297df6d00c543ddeeb974277d65480beeb974277d66587c00000003"
-     "303ae3e4cda04ba620c92380c870d8c3"},
-    // A reply to an NTPv4 request with a 20-byte SHA256: 20 bytes back.
-    {"chronyd reply (NTPv4)", 4, 20,
-     "240806e600000000000000007f7f0101eeb97425853468df5c816fa9a17401b0eeb974277d6b6a31eeb974277db0fc0c00000004"
-     "2496369fd4d4e887bc3307ebe367b6772392245d"},
-    // A reply to an NTPv3 request: the full 32 bytes.
-    {"chronyd reply (NTPv3)", 4, 32,
-     "1c0806e600000000000000007f7f0101eeb97425853468df5c816fa9a17401b0eeb974277db8eea5eeb974277dba135200000004"
-     "a69b2965e303a4f0d5696c5f17f20ba6fd92189515440a24d10d13def5de2df5"},
+  std::string what;
+  uint32_t key_id = 0;
+  size_t digest_bytes = 0;  // as sent
+  std::string packet;       // hex: header, key ID, digest
 };
 
+std::string golden(const std::string& name) {
+  std::ifstream f(std::string(SOURCE_ROOT) + "/tests/support/golden/auth/" + name);
+  EXPECT_TRUE(f.good()) << name;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+const std::vector<Captured>& captured_packets() {
+  static const std::vector<Captured> all = [] {
+    std::vector<Captured> v;
+    std::istringstream in(golden("captured.txt"));
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream fields(line);
+      Captured c;
+      std::string id, digest;
+      std::getline(fields, c.what, '\t');
+      std::getline(fields, id, '\t');
+      std::getline(fields, digest, '\t');
+      std::getline(fields, c.packet, '\t');
+      c.key_id = static_cast<uint32_t>(std::stoul(id));
+      c.digest_bytes = std::stoul(digest);
+      v.push_back(c);
+    }
+    return v;
+  }();
+  return all;
+}
+
 MacKey captured_key(uint32_t id) {
-  switch (id) {
-    case 1: return make(1, MacType::kAes128Cmac, hex("2B7E151628AED2A6ABF7158809CF4F3C"));
-    case 2: return make(2, MacType::kSha1, hex("5C46D0B3F59AEBD3E4A6C7F2B8D9E0A1B2C3D4E5"));
-    case 3: return make(3, MacType::kMd5, bytes("md5secret-interop"));
-    default: return make(4, MacType::kSha256, hex("00112233445566778899AABBCCDDEEFF0123456789ABCDEF0123456789ABCDEF"));
-  }
+  static const KeysFile keys = parse_keys(golden("interop.keys"), "interop.keys");
+  EXPECT_TRUE(keys.ok());
+  for (const KeyEntry& k : keys.keys)
+    if (k.id == id) return make(k.id, k.type, std::vector<uint8_t>(k.secret.begin(), k.secret.end()));
+  ADD_FAILURE() << "no key " << id << " in interop.keys";
+  return {};
+}
+
+TEST(Mac, GoldenPacketsAreAllThere) {
+  // 13 packets: requests of both clients for the four types, chronyd's
+  // replies for each (two for SHA256: NTPv4 and NTPv3).
+  EXPECT_EQ(captured_packets().size(), 13u);
 }
 
 TEST(Mac, VerifiesPacketsOfChronydAndNtpdig) {
-  for (const Captured& c : kCaptured) {
+  for (const Captured& c : captured_packets()) {
     SCOPED_TRACE(std::string(c.what) + ", key " + std::to_string(c.key_id));
     auto p = hex(c.packet);
     ASSERT_GT(p.size(), 52u);
@@ -224,7 +210,7 @@ KeyTable captured_table() {
 TEST(Mac, CheckMacOfCapturedPackets) {
   static KeyTable table;
   table = captured_table();
-  for (const Captured& c : kCaptured) {
+  for (const Captured& c : captured_packets()) {
     SCOPED_TRACE(std::string(c.what) + ", key " + std::to_string(c.key_id));
     auto p = hex(c.packet);
     const size_t mac_len = p.size() - 48;
