@@ -178,6 +178,12 @@ bool SegmentClient::send(const OutPacket& o) {
   t.port = 0xFFFF;  // the dataplane picks the port by the next hop
   t.len = static_cast<uint16_t>(o.payload.size());
   t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
+  if (o.key_id != 0) {
+    // The dataplane appends the MAC after its late transmit stamp (ABI 7).
+    t.flags |= proto::kTxMac;
+    t.key_id = o.key_id;
+    t.mac_digest_bytes = o.mac_digest_bytes;
+  }
   std::memcpy(t.payload, o.payload.data(), o.payload.size());
   return rte_ring_enqueue_elem(tx_ring(), &t, sizeof t) == 0;
 }

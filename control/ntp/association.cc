@@ -82,7 +82,8 @@ Association::Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int
       rng_(seed),
       hpoll_(static_cast<int8_t>(cfg.minpoll_log2)),
       poll_floor_(static_cast<int8_t>(cfg.minpoll_log2)),
-      created_ns_(now_ns) {
+      created_ns_(now_ns),
+      auth_(cfg.key_id != 0 ? AuthState::kFailed : AuthState::kNone) {
   choose_local_port();
   // Spread the first polls of many associations over a short while; a
   // passive association answers its new peer at once.
@@ -367,6 +368,33 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   return last_result_ = RxResult::kFilteredOut;
 }
 
+void Association::on_unauthenticated(AuthVerdict v, bool answers_ours) {
+  switch (v) {
+    case AuthVerdict::kOk: return;
+    case AuthVerdict::kMissing: auth_missing_++; break;
+    case AuthVerdict::kBad: auth_bad_++; break;
+    case AuthVerdict::kCryptoNak: crypto_nak_++; break;
+  }
+  // RFC 5905 section 9.2: not authentic, not used. Only what answered our
+  // packet tells about the peer (a wrong key on either side); anybody can
+  // send the rest, which must not flip a verified association to failed.
+  if (answers_ours) auth_ = AuthState::kFailed;
+}
+
+void Association::on_verified(RxResult r, bool count) {
+  if (count) auth_ok_++;
+  // A replayed verified packet is bogus or a duplicate: it proves nothing now.
+  switch (r) {
+    case RxResult::kBogus:
+    case RxResult::kDuplicate:
+    case RxResult::kBadMode:
+    case RxResult::kBadPort:
+    case RxResult::kStopped:
+    case RxResult::kAwaitingTxTime: return;
+    default: auth_ = AuthState::kOk;
+  }
+}
+
 void Association::on_clock_step(int64_t step_ns) {
   filter_.clear();
   if (rec_ns_) rec_ns_ += step_ns;
@@ -456,6 +484,12 @@ AssociationState Association::state(int64_t now_ns) const {
   // origin/receive/transmit stay unset: they would reveal our nonces.
   s.kiss_code = kiss_code_;
   s.stopped = stopped_;
+  s.key_id = cfg_.key_id;
+  s.auth = auth_;
+  s.auth_ok = auth_ok_;
+  s.auth_missing = auth_missing_;
+  s.auth_bad = auth_bad_;
+  s.crypto_nak = crypto_nak_;
   for (const FilterStage& f : filter_.stages()) {
     FilterStageState fs;
     fs.offset_ns = f.offset_ns;

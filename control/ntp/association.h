@@ -59,6 +59,11 @@ struct OutPacket {
   uint16_t src_port = proto::kNtpPort;  // a client association's own random port (RFC 9109)
   uint64_t cookie = 0;          // comes back with the real transmit time
   bool stamp_transmit = false;  // the dataplane writes the transmit timestamp at TX
+  // Symmetric-key authentication: the dataplane appends the MAC field (key
+  // ID, then mac_digest_bytes of digest) after stamping the transmit
+  // timestamp (RFC 5905 section 7.3: the MAC covers the whole header).
+  uint32_t key_id = 0;          // 0: no MAC
+  uint16_t mac_digest_bytes = 0;
   std::array<uint8_t, proto::kHeaderLen> payload{};
 };
 
@@ -76,6 +81,15 @@ enum class RxResult : uint8_t {
   kStopped,         // the peer told us to stop (DENY/RSTR): nothing is taken in any more
 };
 const char* to_string(RxResult r);
+
+// What the MAC of a packet from a keyed association's peer says (the
+// engine checks it against the keys, crypto::check_mac).
+enum class AuthVerdict : uint8_t {
+  kOk,         // a valid MAC of the association's key
+  kMissing,    // no MAC
+  kBad,        // another key ID, an unknown key, a wrong digest or digest length
+  kCryptoNak,  // key ID 0 alone: the peer could not verify ours
+};
 
 // Random values from the kernel (getrandom): a client request's nonce
 // (never zero) and a client association's source port (1024..65535).
@@ -152,6 +166,18 @@ class Association {
 
   AssociationState state(int64_t now_ns) const;
 
+  // Authentication (RFC 5905 section 9.2). A keyed association takes in
+  // only packets that verified: the others go to on_unauthenticated, which
+  // changes nothing but the counters and, when the packet answers our last
+  // one (its origin is our transmit timestamp: an off-path forger does not
+  // know it), the state, to failed. on_verified: a verified packet that
+  // on_packet took as the peer's (not bogus, duplicate, ...) makes it ok.
+  uint32_t key_id() const { return cfg_.key_id; }
+  AuthState auth_state() const { return auth_; }
+  bool answers_last_sent(const proto::NtpHeader& h) const { return !xmt_.is_zero() && h.origin == xmt_; }
+  void on_unauthenticated(AuthVerdict v, bool answers_ours);
+  void on_verified(RxResult r, bool count);
+
  private:
   int64_t poll_interval_ns(int log2) const;
   void choose_local_port();
@@ -199,6 +225,8 @@ class Association {
   int64_t created_ns_;
   uint64_t sent_ = 0, received_ = 0;
   RxResult last_result_ = RxResult::kNoSample;
+  AuthState auth_ = AuthState::kNone;  // kFailed from the start when keyed
+  uint64_t auth_ok_ = 0, auth_missing_ = 0, auth_bad_ = 0, crypto_nak_ = 0;
 };
 
 }  // namespace ntp::ctl

@@ -24,6 +24,18 @@ enum class Unfit : uint8_t {
   kLoopToUs,         // its reference is one of our addresses
   kLoopToSystemPeer, // it follows our own system peer
   kTooDistant,       // root distance beyond MAXDIST + PHI * poll
+  // Symmetric-key authentication (RFC 5905 section 9.2): its key is not in
+  // auth.trusted_keys, or auth.authenticate and its last answer was not
+  // verified (or it has no key).
+  kNotAuthenticated,
+};
+
+// An association's symmetric-key authentication (the vendor's
+// `authentication: ok|failed` per session).
+enum class AuthState : uint8_t {
+  kNone,    // no key: its packets are used unauthenticated (a MAC on them is not checked, as chrony)
+  kOk,      // the last answer to our packet carried a valid MAC of its key
+  kFailed,  // keyed, and no verified answer yet, or the last answer to ours was not verified
 };
 
 // Where an association stands in the last selection.
@@ -71,6 +83,14 @@ struct AssociationState {
   // control/status drops them, then they go.
   uint32_t kiss_code = 0;       // the last kiss code that answered ours (RATE, DENY, RSTR), 0 none
   bool stopped = false;         // DENY/RSTR: we send nothing more ("denied by the server")
+  // Symmetric-key authentication: the key (0: none), the state, and what
+  // came from the peer's address (forgeries too: a spoofer shows here).
+  uint32_t key_id = 0;
+  AuthState auth = AuthState::kNone;
+  uint64_t auth_ok = 0;       // packets with a valid MAC of its key
+  uint64_t auth_missing = 0;  // without a MAC: not used
+  uint64_t auth_bad = 0;      // a MAC of another key, an unknown one, a wrong digest or length: not used
+  uint64_t crypto_nak = 0;    // crypto-NAKs (RFC 5905 section 7.4: the peer could not verify ours): not used
   std::vector<FilterStageState> filter;  // newest first, up to 8
   bool operator==(const AssociationState&) const = default;  // doubles: NaN != NaN
 };

@@ -344,6 +344,36 @@ const Field<AssociationStatus> kAssociation[] = {
      .member = &AssociationStatus::leap,
      .metric = {.name = "ntp_association_leap", .help = "Leap indicator of the peer."}},
     {.key = "reference_time_ns", .member = &AssociationStatus::reference_time_ns},
+    {.key = "key_id",
+     .member = &AssociationStatus::key_id,
+     .metric = {.name = "ntp_association_key_id", .help = "The auth.keys_file key its packets carry and must carry; 0 none."}},
+    {.key = "authentication",
+     .member = &AssociationStatus::authentication,
+     .metric = {.name = "ntp_association_authenticated",
+                .help = "1 when the last answer to our packet carried a valid MAC of its key; the authentication label "
+                        "says ok, failed or none (no key).",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  l.emplace_back("authentication", a.authentication);
+                  return b01(a.authentication == "ok");
+                }}},
+    {.key = "auth_ok",
+     .member = &AssociationStatus::auth_ok,
+     .metric = {.name = "ntp_association_auth_packets_total",
+                .type = "counter",
+                .help = "Packets from the peer's address by their MAC (RFC 5905 section 9.2): ok (a valid MAC of its "
+                        "key), missing, bad (another or unknown key, wrong digest or length), crypto_nak; a keyed "
+                        "association uses only ok ones.",
+                .label = "result",
+                .label_value = "ok"}},
+    {.key = "auth_missing",
+     .member = &AssociationStatus::auth_missing,
+     .metric = {.name = "ntp_association_auth_packets_total", .type = "counter", .label = "result", .label_value = "missing"}},
+    {.key = "auth_bad",
+     .member = &AssociationStatus::auth_bad,
+     .metric = {.name = "ntp_association_auth_packets_total", .type = "counter", .label = "result", .label_value = "bad"}},
+    {.key = "crypto_nak",
+     .member = &AssociationStatus::crypto_nak,
+     .metric = {.name = "ntp_association_auth_packets_total", .type = "counter", .label = "result", .label_value = "crypto_nak"}},
     {.key = "filter", .member = &AssociationStatus::filter},
 };
 

@@ -172,6 +172,12 @@ AssociationStatus association_status(const ctl::AssociationState& a) {
   s.version = a.version;
   s.leap = a.leap;
   s.reference_time_ns = a.reference_time_ns;
+  s.key_id = a.key_id;
+  s.authentication = auth_text(a.auth);
+  s.auth_ok = a.auth_ok;
+  s.auth_missing = a.auth_missing;
+  s.auth_bad = a.auth_bad;
+  s.crypto_nak = a.crypto_nak;
   s.filter = a.filter;
   return s;
 }

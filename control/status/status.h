@@ -136,6 +136,12 @@ struct AssociationStatus {
   uint8_t version = 4;
   uint8_t leap = 3;
   int64_t reference_time_ns = 0;
+  // Symmetric-key authentication (ctl::AssociationState's): the key, "ok",
+  // "failed" or "none" (no key), and the packets from the peer's address by
+  // what their MAC said (only auth_ok ones are used by a keyed association).
+  uint32_t key_id = 0;
+  std::string authentication = "none";
+  uint64_t auth_ok = 0, auth_missing = 0, auth_bad = 0, crypto_nak = 0;
   // Not the origin/receive/transmit timestamps: they would publish the
   // nonces our requests carry (RFC 9109), which lets an off-path attacker
   // forge a reply.

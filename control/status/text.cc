@@ -241,6 +241,7 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " offset: " + ms_text(a.offset_ns, 4) + " ms\n";
     o += " delay: " + ms_text(a.delay_ns, 2) + " ms\n";
     o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
+    o += " authentication: " + a.authentication + "\n";
     if (verbose) {
       o += " remote port: " + std::to_string(a.port) + "\n";
       o += " local mode: " + a.mode + "\n";
@@ -256,6 +257,9 @@ std::string format_sessions(const Status& s, bool verbose) {
       o += " jitter: " + ms_text(a.jitter_ns, 4) + " ms\n";
       o += std::string(" association type: ") + (a.configured ? "configured" : "dynamic") + "\n";
       o += " reference time: " + format_reference_time(a.reference_time_ns) + "\n";
+      o += " authentication keyid: " + std::to_string(a.key_id) + "\n";
+      o += " authentication packets: " + std::to_string(a.auth_ok) + " ok, " + std::to_string(a.auth_missing) +
+           " missing, " + std::to_string(a.auth_bad) + " bad, " + std::to_string(a.crypto_nak) + " crypto-NAK\n";
       // No origin/receive/transmit timestamps (the vendor shows them): they
       // carry our requests' nonces.
       o += filter_line(" filter delay: ", a.filter, &FilterStage::delay_ns);

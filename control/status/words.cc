@@ -33,6 +33,16 @@ const char* unfit_text(ctl::Unfit u) {
     case ctl::Unfit::kLoopToUs: return "loop: its reference is us";
     case ctl::Unfit::kLoopToSystemPeer: return "loop: it follows our system peer";
     case ctl::Unfit::kTooDistant: return "too distant";
+    case ctl::Unfit::kNotAuthenticated: return "not authenticated";
+  }
+  return "?";
+}
+
+const char* auth_text(ctl::AuthState a) {
+  switch (a) {
+    case ctl::AuthState::kNone: return "none";
+    case ctl::AuthState::kOk: return "ok";
+    case ctl::AuthState::kFailed: return "failed";
   }
   return "?";
 }

@@ -62,6 +62,7 @@ struct Setup {
   bool iburst = false;
   bool burst = false;
   bool dynamic = false;
+  uint32_t key_id = 0;
 };
 
 AssocConfig make_config(const Setup& s) {
@@ -74,6 +75,7 @@ AssocConfig make_config(const Setup& s) {
   c.iburst = s.iburst;
   c.burst = s.burst;
   c.dynamic = s.dynamic;
+  c.key_id = s.key_id;
   c.version = 4;
   return c;
 }
@@ -431,6 +433,48 @@ TEST(AssociationOnWire, BogusOriginIsDroppedAndTheRealAnswerStillCounts) {
   const Sent newer = l.poll();
   const Link::Reply late = l.reply_to(s, {.offset = 3 * kMs, .out = 400 * kUs, .hold = 2 * kMs, .back = 600 * kUs});
   EXPECT_EQ(l.deliver(late.h, newer.tx + 1 * kMs), RxResult::kBogus);
+}
+
+// Symmetric-key authentication (RFC 5905 section 9.2): the engine checks
+// the MAC; what the association keeps of it.
+TEST(AssociationAuth, StateAndCountersFollowWhatAnsweredOurPacket) {
+  Link none({});
+  EXPECT_EQ(none.a.auth_state(), AuthState::kNone);
+  EXPECT_EQ(none.a.state(kStart).key_id, 0u);
+
+  Link l({.key_id = 5});
+  EXPECT_EQ(l.a.key_id(), 5u);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);  // nothing verified yet
+  const Sent s = l.poll();
+  const Link::Reply r = l.reply_to(s);
+  EXPECT_TRUE(l.a.answers_last_sent(on_wire(r.h)));
+  NtpHeader blind = r.h;
+  blind.origin = NtpTimestamp::from_raw(s.wire_transmit.raw() ^ 0x100);
+  EXPECT_FALSE(l.a.answers_last_sent(on_wire(blind)));
+  // Verified: ok.
+  const RxResult first = l.deliver(r);
+  EXPECT_EQ(first, RxResult::kSample);
+  l.a.on_verified(first, true);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
+  // Unverified packets that do not answer our packet are counted only: a
+  // blind forger cannot make it failed.
+  l.a.on_unauthenticated(AuthVerdict::kMissing, l.a.answers_last_sent(on_wire(blind)));
+  l.a.on_unauthenticated(AuthVerdict::kBad, false);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
+  // A verified replay is bogus: counted, but it does not make it ok.
+  const Sent s2 = l.poll();
+  const Link::Reply r2 = l.reply_to(s2);
+  l.a.on_unauthenticated(AuthVerdict::kCryptoNak, l.a.answers_last_sent(on_wire(r2.h)));
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);  // the peer could not verify ours
+  l.a.on_verified(l.deliver(r.h, r2.t4), true);     // the old answer again
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
+  const AssociationState st = l.a.state(l.now);
+  EXPECT_EQ(st.key_id, 5u);
+  EXPECT_EQ(st.auth, AuthState::kFailed);
+  EXPECT_EQ(st.auth_ok, 2u);
+  EXPECT_EQ(st.auth_missing, 1u);
+  EXPECT_EQ(st.auth_bad, 1u);
+  EXPECT_EQ(st.crypto_nak, 1u);
 }
 
 TEST(AssociationOnWire, ZeroOriginIsBogus) {

@@ -188,6 +188,21 @@ TEST(SegmentClient, AttachesToASegmentAsTheDataplaneMakesIt) {
   EXPECT_EQ(t.cookie, 77u);
   EXPECT_EQ(t.src_port, 40000);
   EXPECT_EQ(t.len, 48);
+  EXPECT_EQ(t.flags, 0u);  // no MAC, no late stamp: a client request's nonce stays
+  EXPECT_EQ(t.key_id, 0u);
+  // A keyed symmetric packet: the dataplane stamps it late, then appends the
+  // MAC of key 9 with 20 bytes of digest (len does not count them, ABI 7).
+  o.cookie = 78;
+  o.stamp_transmit = true;
+  o.key_id = 9;
+  o.mac_digest_bytes = 20;
+  ASSERT_TRUE(c.send(o));
+  ASSERT_EQ(rte_ring_dequeue_elem(c.tx_ring(), &t, sizeof t), 0);
+  EXPECT_EQ(t.cookie, 78u);
+  EXPECT_EQ(t.flags, proto::kTxStampTransmit | proto::kTxMac);
+  EXPECT_EQ(t.key_id, 9u);
+  EXPECT_EQ(t.mac_digest_bytes, 20);
+  EXPECT_EQ(t.len, 48);
   std::string why;
   EXPECT_FALSE(c.replaced(why));
   EXPECT_EQ(why, "");

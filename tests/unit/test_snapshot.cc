@@ -412,11 +412,34 @@ TEST(Snapshot, TheWordsOfEverySelectionState) {
       {ctl::Unfit::kNoSamples, "no samples yet"},
       {ctl::Unfit::kLoopToSystemPeer, "loop: it follows our system peer"},
       {ctl::Unfit::kTooDistant, "too distant"},
+      {ctl::Unfit::kNotAuthenticated, "not authenticated"},
   };
   for (const auto& [why, text] : unfit) {
     a.unfit = why;
     EXPECT_EQ(association_status(a).selection, text);
   }
+}
+
+// Symmetric-key authentication: the vendor's "authentication: ok|failed",
+// "none" without a key, and the packets counted by what their MAC said.
+TEST(Snapshot, AssociationAuthentication) {
+  ctl::AssociationState a;
+  EXPECT_EQ(association_status(a).authentication, "none");
+  a.key_id = 7;
+  a.auth = ctl::AuthState::kFailed;
+  a.auth_ok = 1;
+  a.auth_missing = 2;
+  a.auth_bad = 3;
+  a.crypto_nak = 4;
+  AssociationStatus s = association_status(a);
+  EXPECT_EQ(s.authentication, "failed");
+  EXPECT_EQ(s.key_id, 7u);
+  EXPECT_EQ(s.auth_ok, 1u);
+  EXPECT_EQ(s.auth_missing, 2u);
+  EXPECT_EQ(s.auth_bad, 3u);
+  EXPECT_EQ(s.crypto_nak, 4u);
+  a.auth = ctl::AuthState::kOk;
+  EXPECT_EQ(association_status(a).authentication, "ok");
 }
 
 TEST(Snapshot, RateLimiterOfEachWorker) {

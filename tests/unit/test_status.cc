@@ -160,6 +160,12 @@ Status populated() {
   a.leap = 0;
   a.reference_time_ns = 1141714353465798000LL;
   a.filter = {{-12345, 62500000, 980000, true}, {-20000, 62600000, 1000000, true}, {0, 0, 0, false}};
+  a.key_id = 1;
+  a.authentication = "ok";
+  a.auth_ok = 41;
+  a.auth_missing = 3;
+  a.auth_bad = 2;
+  a.crypto_nak = 1;
   s.associations.push_back(a);
 
   AssociationStatus b;
@@ -313,6 +319,12 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(a.version, da.version);
   EXPECT_NE(a.leap, da.leap);
   EXPECT_NE(a.reference_time_ns, da.reference_time_ns);
+  EXPECT_NE(a.key_id, da.key_id);
+  EXPECT_NE(a.authentication, da.authentication);
+  EXPECT_NE(a.auth_ok, da.auth_ok);
+  EXPECT_NE(a.auth_missing, da.auth_missing);
+  EXPECT_NE(a.auth_bad, da.auth_bad);
+  EXPECT_NE(a.crypto_nak, da.crypto_nak);
   EXPECT_NE(a.filter, da.filter);
   const FilterStage df;
   EXPECT_NE(a.filter.at(0).offset_ns, df.offset_ns);
@@ -816,6 +828,7 @@ TEST(StatusText, FormatSessionsTwoAssociations) {
             " offset: -0.0123 ms\n"
             " delay: 62.50 ms\n"
             " disper: 0.98 ms\n"
+            " authentication: ok\n"
             "\n"
             " clock source: 10.0.1.33\n"
             " clock stratum: 4\n"
@@ -827,6 +840,7 @@ TEST(StatusText, FormatSessionsTwoAssociations) {
             " offset: 0.1500 ms\n"
             " delay: 0.13 ms\n"
             " disper: 7.81 ms\n"
+            " authentication: none\n"
             "\n"
             " total sessions: 2\n");
 }
@@ -844,6 +858,7 @@ TEST(StatusText, FormatSessionsVerbose) {
       " offset: -0.0123 ms\n"
       " delay: 62.50 ms\n"
       " disper: 0.98 ms\n"
+      " authentication: ok\n"
       " remote port: 1123\n"
       " local mode: client\n"
       " peer mode: server\n"
@@ -858,6 +873,8 @@ TEST(StatusText, FormatSessionsVerbose) {
       " jitter: 0.0043 ms\n"
       " association type: configured\n"
       " reference time: 06:52:33.465 UTC Mar 7 2006(C7B7AC31.773E89A9)\n"
+      " authentication keyid: 1\n"
+      " authentication packets: 41 ok, 3 missing, 2 bad, 1 crypto-NAK\n"
       " filter delay:    62.5000   62.6000         -         -         -         -         -         -\n"
       " filter offset:   -0.0123   -0.0200         -         -         -         -         -         -\n"
       " filter disper:    0.9800    1.0000         -         -         -         -         -         -\n"
