@@ -179,6 +179,9 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
       // port (a port an attacker learnt or a path blocked is left behind;
       // while it answers, one port keeps NAT and firewall state steady).
       if (was_reachable) choose_local_port();
+      // No verified answer in eight polls: not authenticated any more (a
+      // peer whose secret changed drops ours, as chronyd does, and says nothing).
+      if (cfg_.key_id != 0) auth_ = AuthState::kFailed;
       unreach_polls_++;
       if (cfg_.iburst) burst_left_ = kBurstPackets - 1;  // get going quickly
       if (unreach_polls_ > kUnreachPolls && hpoll_ < cfg_.maxpoll_log2) hpoll_++;  // back off

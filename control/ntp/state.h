@@ -35,7 +35,7 @@ enum class Unfit : uint8_t {
 enum class AuthState : uint8_t {
   kNone,    // no key: its packets are used unauthenticated (a MAC on them is not checked, as chrony)
   kOk,      // the last answer to our packet carried a valid MAC of its key
-  kFailed,  // keyed, and no verified answer yet, or the last answer to ours was not verified
+  kFailed,  // keyed: no verified answer yet or in the last eight polls, or the last answer to ours was not verified
 };
 
 // Where an association stands in the last selection.

@@ -475,6 +475,19 @@ TEST(AssociationAuth, StateAndCountersFollowWhatAnsweredOurPacket) {
   EXPECT_EQ(st.auth_missing, 1u);
   EXPECT_EQ(st.auth_bad, 1u);
   EXPECT_EQ(st.crypto_nak, 1u);
+
+  // Verified again, then eight polls without a verified answer (a peer
+  // whose secret changed drops our requests): failed.
+  const Sent s3 = l.poll();
+  const RxResult third = l.deliver(l.reply_to(s3));
+  l.a.on_verified(third, true);
+  ASSERT_EQ(l.a.auth_state(), AuthState::kOk);
+  for (int i = 0; i < 7; ++i) l.poll();
+  EXPECT_NE(l.a.reach(), 0);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
+  l.poll();
+  EXPECT_EQ(l.a.reach(), 0);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
 }
 
 TEST(AssociationOnWire, ZeroOriginIsBogus) {
