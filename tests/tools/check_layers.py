@@ -23,12 +23,12 @@ LAYERS = {
     "crypto": ["proto", "crypto"],
     "hwclock": ["proto", "hwclock"],
     "config": ["proto", "crypto", "config"],
-    "control/ntp": ["proto", "hwclock", "config", "control/ntp"],
+    "control/ntp": ["proto", "hwclock", "config", "crypto", "control/ntp"],
     "control/status": ["proto", "control/ntp", "control/status"],
     "control/ntpctl.cc": ["proto", "config", "control/status"],
-    "control": ["proto", "hwclock", "config", "control"],
-    "dataplane/core": ["proto", "dataplane/core"],
-    "dataplane": ["proto", "hwclock", "config", "dataplane"],
+    "control": ["proto", "hwclock", "config", "crypto", "control"],
+    "dataplane/core": ["proto", "crypto", "dataplane/core"],
+    "dataplane": ["proto", "hwclock", "config", "crypto", "dataplane"],
 }
 
 # Layers made of a list of files rather than a folder; they win over LAYERS' prefixes.
