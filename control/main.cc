@@ -27,6 +27,8 @@
 #include "control/served_clock.h"
 #include "control/stats_server.h"
 #include "control/status/snapshot.h"
+#include "crypto/keys.h"
+#include "crypto/mac.h"
 #include "proto/inet.h"
 
 #ifndef NTP_APPLIANCE_VERSION
@@ -59,6 +61,25 @@ void install_signals() {
   sigaction(SIGPIPE, &sa, nullptr);
 }
 
+// auth.keys_file as a key table (null when none is configured); false,
+// with each error as file:line: message, when the file has any (load_keys
+// checks its owner and mode too). We run as its owner.
+bool load_key_table(const config::Config& cfg, std::shared_ptr<const crypto::KeyTable>& table,
+                    std::vector<std::string>& errors) {
+  table.reset();
+  if (cfg.auth.keys_file.empty()) return true;
+  const crypto::KeysFile f = crypto::load_keys(cfg.auth.keys_file);
+  for (const crypto::KeyError& e : f.errors) errors.push_back(e.to_string());
+  if (!f.ok()) return false;
+  auto t = std::make_shared<crypto::KeyTable>();
+  if (std::string err; !crypto::build_key_table(f.keys, *t, &err)) {
+    errors.push_back(cfg.auth.keys_file + ": " + err);
+    return false;
+  }
+  table = std::move(t);
+  return true;
+}
+
 // How often a stats.listen that cannot be bound is tried again.
 constexpr double kStatsRetryS = 5;
 
@@ -66,13 +87,15 @@ using hwclock::monotonic_s;
 
 class ControlPlane {
  public:
-  explicit ControlPlane(config::Config cfg) : cfg_(std::move(cfg)) {}
+  ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys)
+      : cfg_(std::move(cfg)), keys_(std::move(keys)) {}
 
   int run();
 
  private:
   bool attach_once(bool log_waiting);
   void make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb);
+  ctl::EngineConfig engine_config() const;
   void poll_rings(int64_t now_ns, ctl::EngineOutput& out);
   void carry_out(ctl::EngineOutput& out);
   void publish_model(const std::optional<proto::ClockModelData>& m);
@@ -86,6 +109,9 @@ class ControlPlane {
   // (the clock's keys never change here, so ServedClock's reference to
   // cfg_.clock stays what it opened).
   config::Config cfg_;
+  // auth.keys_file's keys as cfg_ names them, re-read at each reload; the
+  // engine holds the same table (its associations sign and verify with it).
+  std::shared_ptr<const crypto::KeyTable> keys_;
   std::unique_ptr<ctl::ServedClock> clock_;
   std::unique_ptr<ctl::Engine> engine_;
   ctl::SegmentClient seg_;
@@ -104,8 +130,14 @@ class ControlPlane {
   std::string last_attach_err_, last_replaced_err_;
 };
 
-void ControlPlane::make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb) {
+ctl::EngineConfig ControlPlane::engine_config() const {
   ctl::EngineConfig e = ctl::engine_config(cfg_, clock_->precision_log2());
+  e.keys = keys_;
+  return e;
+}
+
+void ControlPlane::make_engine(int64_t now_ns, std::optional<double> initial_freq_ppb) {
+  ctl::EngineConfig e = engine_config();
   e.servo.initial_frequency_ppb = initial_freq_ppb;
   std::random_device rd;
   engine_ = std::make_unique<ctl::Engine>(e, (uint64_t{rd()} << 32) | rd(), now_ns);
@@ -280,13 +312,26 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
                   r.errors.size());
     return;
   }
+  // The keys file again too (its keys may change with the TOML as it was):
+  // one with errors refuses the reload, the running keys stay.
+  std::shared_ptr<const crypto::KeyTable> keys;
+  if (std::vector<std::string> errors; !load_key_table(r.plan->applied, keys, errors)) {
+    for (const std::string& e : errors) spdlog::error("{}", e);
+    spdlog::error("reload of {} refused ({} error(s) in auth.keys_file {}): keeping the running configuration and keys",
+                  cfg_.path, errors.size(), r.plan->applied.auth.keys_file);
+    return;
+  }
+  if (r.plan->applied.auth.keys_file != cfg_.auth.keys_file || keys_ || keys)
+    spdlog::info("auth.keys_file {}: {} key(s)", r.plan->applied.auth.keys_file.empty() ? "(none)" : r.plan->applied.auth.keys_file,
+                 keys ? keys->count : 0);
+  keys_ = std::move(keys);
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   if (r.plan->changed.empty()) {
     spdlog::info("reload of {}: nothing to change live", cfg_.path);
     // Still the engine's reload: an association a DENY/RSTR stopped starts
     // again at any reload, the operator's deliberate act (the file need
     // not change when the server's access was fixed); nothing else moves.
-    if (engine_) engine_->reconfigure(ctl::engine_config(cfg_, clock_->precision_log2()), clock_->now_ns(), out);
+    if (engine_) engine_->reconfigure(engine_config(), clock_->now_ns(), out);
     return;
   }
   const bool access_changed = !(cfg_.access == r.plan->applied.access);
@@ -294,10 +339,7 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
   spdlog::set_level(spdlog::level::from_str(cfg_.log_level));
   if (access_changed) stats_.set_access(config::access_table(cfg_.access));
   // Not attached yet: the engine is made from cfg_ when it is.
-  if (engine_) {
-    ctl::EngineConfig e = ctl::engine_config(cfg_, clock_->precision_log2());
-    engine_->reconfigure(e, clock_->now_ns(), out);
-  }
+  if (engine_) engine_->reconfigure(engine_config(), clock_->now_ns(), out);
   std::string what;
   for (const std::string& c : r.plan->changed) what += (what.empty() ? "" : ", ") + c;
   spdlog::info("reloaded {}: {} ({} server(s), {} peer(s))", cfg_.path, what, cfg_.servers.size(),
@@ -397,6 +439,15 @@ int main(int argc, char** argv) {
     spdlog::error("{}", err);
     return 1;
   }
-  ControlPlane cp(*cfg);
+  // The keys before anything serves: a keys file with errors stops the
+  // start as the TOML's do (exit 2, each error with file:line).
+  std::shared_ptr<const crypto::KeyTable> keys;
+  if (std::vector<std::string> errors; !load_key_table(*cfg, keys, errors)) {
+    for (const std::string& e : errors) spdlog::error("{}", e);
+    spdlog::error("auth.keys_file {}: {} error(s); not starting", cfg->auth.keys_file, errors.size());
+    return 2;
+  }
+  if (keys) spdlog::info("auth.keys_file {}: {} key(s)", cfg->auth.keys_file, keys->count);
+  ControlPlane cp(*cfg, std::move(keys));
   return cp.run();
 }

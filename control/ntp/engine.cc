@@ -31,6 +31,8 @@ EngineConfig engine_config(const config::Config& cfg, int8_t precision_log2) {
   e.precision_log2 = precision_log2;
   e.servo = servo_config(cfg.clock);
   e.leap_smear = cfg.ntp.leap_smear;
+  e.trusted_keys = cfg.auth.trusted_keys;
+  e.authenticate = cfg.auth.authenticate;
   return e;
 }
 
@@ -200,15 +202,95 @@ void Engine::on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput&
   last_now_ns_ = std::max(last_now_ns_, now_ns);
   const proto::ParseResult r = proto::parse({pkt.payload, pkt.len});
   if (!r.ok()) return;  // the dataplane checked; a truncated copy is all that can fail here
-  dispatch(pkt, r.packet.header, now_ns, out, false);
+  dispatch(pkt, r.packet, now_ns, out, false);
 }
 
-void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out,
+bool Engine::trusted(uint32_t key_id) const {
+  return std::find(cfg_.trusted_keys.begin(), cfg_.trusted_keys.end(), key_id) != cfg_.trusted_keys.end();
+}
+
+AuthVerdict Engine::verify(const proto::RxPacket& pkt, const proto::ParsedPacket& p, uint32_t key_id,
+                           uint32_t* verified_key) const {
+  if (p.mac_len == 0) return AuthVerdict::kMissing;
+  if (p.mac_len > pkt.len) return AuthVerdict::kBad;  // parse() never says so; never read before the payload
+  // RFC 5905 section 7.3: the MAC field (key ID, digest) is last and covers
+  // everything before it (header and any extension fields).
+  const size_t covered = pkt.len - p.mac_len;
+  if (!cfg_.keys) return p.mac_len == 4 && p.key_id == 0 ? AuthVerdict::kCryptoNak : AuthVerdict::kBad;
+  const crypto::MacResult m = crypto::check_mac(*cfg_.keys, pkt.payload, covered, pkt.payload + covered, p.mac_len);
+  switch (m.check) {
+    case crypto::MacCheck::kNoMac: return AuthVerdict::kMissing;
+    case crypto::MacCheck::kCryptoNak: return AuthVerdict::kCryptoNak;
+    case crypto::MacCheck::kOk:
+      // A valid MAC of another of our keys is not this peer's.
+      if (key_id != 0 && m.key_id != key_id) return AuthVerdict::kBad;
+      if (verified_key) *verified_key = m.key_id;
+      return AuthVerdict::kOk;
+    case crypto::MacCheck::kUnknownKey:
+    case crypto::MacCheck::kBadLength:
+    case crypto::MacCheck::kBadDigest: break;
+  }
+  return AuthVerdict::kBad;
+}
+
+bool Engine::selectable(const Association& a, int64_t now_ns, const LocalSystem& ls, Unfit* why) const {
+  if (!a.fit(now_ns, ls, why)) return false;
+  // A key outside auth.trusted_keys authenticates the peer but may not set
+  // our time; with auth.authenticate only a verified peer may (the
+  // vendor's `authentication enable`, ntpd's `authenticate yes`).
+  const uint32_t key = a.key_id();
+  const bool untrusted = key != 0 && !trusted(key);
+  const bool unverified = cfg_.authenticate && (key == 0 || a.auth_state() != AuthState::kOk);
+  if (untrusted || unverified) {
+    if (why) *why = Unfit::kNotAuthenticated;
+    return false;
+  }
+  return true;
+}
+
+bool Engine::sign(const Association& a, OutPacket& p) const {
+  const uint32_t key = a.key_id();
+  if (key == 0) return true;
+  const crypto::MacKey* k = cfg_.keys ? cfg_.keys->find(key) : nullptr;
+  if (!k) return false;  // the loader and the host check keep this from happening; unsigned it must not go
+  p.key_id = key;
+  // chrony's and ntpd's length: 20 bytes of digest at most in NTPv4 (RFC
+  // 7822's parsing rule), the whole digest in NTPv3 and older.
+  p.mac_digest_bytes = static_cast<uint16_t>(crypto::mac_wire_digest_bytes(*k, a.config().version));
+  return true;
+}
+
+void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, int64_t now_ns, EngineOutput& out,
                       bool retry) {
+  const proto::NtpHeader& h = p.header;
+  auto forget_pending = [&] {
+    for (auto it = pending_.begin(); it != pending_.end(); ++it)
+      if (it->pkt.src_ip == pkt.src_ip && it->pkt.rx_time_ns == pkt.rx_time_ns) {
+        pending_.erase(it);
+        break;
+      }
+  };
   if (Association* a = find(pkt.src_ip)) {
+    // RFC 5905 section 9.2: a keyed association uses only packets whose
+    // MAC verifies with its key; the rest change nothing but its counters
+    // (and its state when they answer our packet), before any other test.
+    const uint32_t key = a->key_id();
+    if (key != 0) {
+      const AuthVerdict v = verify(pkt, p, key);
+      if (v != AuthVerdict::kOk) {
+        if (retry) {
+          forget_pending();  // the keys changed while it waited
+        } else {
+          counters_.unauthenticated++;
+          a->on_unauthenticated(v, a->answers_last_sent(h));
+        }
+        return;
+      }
+    }
     LocalSystem ls = local_system(now_ns);
     ls.discipline = &discipline_;
     const RxResult r = a->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, ls);
+    if (key != 0) a->on_verified(r, /*count=*/!retry);
     switch (r) {
       case RxResult::kAwaitingTxTime:
         if (!retry) {
@@ -228,14 +310,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
         break;
       default: break;
     }
-    if (retry) {
-      // Delivered now: forget the waiting copy.
-      for (auto it = pending_.begin(); it != pending_.end(); ++it)
-        if (it->pkt.src_ip == pkt.src_ip && it->pkt.rx_time_ns == pkt.rx_time_ns) {
-          pending_.erase(it);
-          break;
-        }
-    }
+    if (retry) forget_pending();  // delivered now: forget the waiting copy
     if (r == RxResult::kKissOfDeath && a->stopped()) {
       // RFC 5905 section 7.4, DENY/RSTR: "demobilize any associations to
       // that server and stop sending packets". A dynamic one goes; a
@@ -257,13 +332,27 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int
     counters_.no_association++;
     return;
   }
-  mobilise_passive(pkt, h, now_ns, out);
+  mobilise_passive(pkt, p, now_ns, out);
 }
 
-void Engine::mobilise_passive(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns,
+void Engine::mobilise_passive(const proto::RxPacket& pkt, const proto::ParsedPacket& p, int64_t now_ns,
                               EngineOutput& out) {
+  const proto::NtpHeader& h = p.header;
   for (uint32_t own : cfg_.own_addresses)
     if (own == pkt.src_ip) return;
+  // A MAC must verify (a key we hold); with auth.authenticate one of a
+  // trusted key must be there (the issue: a symmetric peer may set our
+  // time, so it must prove who it is). The association then signs its
+  // answers with that key and takes only packets of it (chrony answers a
+  // symmetric active peer with the key of its packet).
+  uint32_t key = 0;
+  if (p.mac_len != 0 || cfg_.authenticate) {
+    const AuthVerdict v = verify(pkt, p, 0, &key);
+    if (v != AuthVerdict::kOk || (cfg_.authenticate && !trusted(key))) {
+      counters_.passive_unauthenticated++;
+      return;
+    }
+  }
   // RFC 5905 section 9: a symmetric active packet from a peer we have no
   // association with mobilises a symmetric passive one, if its access
   // class may peer (the dataplane forwards only those: this does not rely
@@ -285,12 +374,14 @@ void Engine::mobilise_passive(const proto::RxPacket& pkt, const proto::NtpHeader
   c.version = std::clamp<int>(h.version, 1, 4);
   c.dynamic = true;
   c.timeout_ns = cfg_.passive_timeout_ns;
+  c.key_id = key;
   const uint32_t id = next_id_++;
   auto assoc = std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
   // The creating packet is not verified (it cannot be: origin zero), so it
   // gives only the timestamps for our answer and a poll within our range.
   assoc->start_passive(h.poll_log2);
-  assoc->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, local_system(now_ns));
+  const RxResult first = assoc->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, local_system(now_ns));
+  if (key != 0) assoc->on_verified(first, /*count=*/true);
   const int8_t poll = assoc->poll_log2();
   assocs_.emplace(id, std::move(assoc));
   counters_.passive_created++;
@@ -346,7 +437,14 @@ void Engine::reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutp
       continue;
     }
     const uint32_t address = a.config().address;
-    if (!proto::may_peer(next.access.classify_v4(address)) || configured(address) ||
+    // Its key must still be there, and trusted when auth.authenticate now
+    // asks for a verified peer (an unkeyed one goes then).
+    const uint32_t key = a.key_id();
+    const bool key_gone = key != 0 && (!next.keys || !next.keys->find(key));
+    const bool key_untrusted =
+        next.authenticate && (key == 0 || std::find(next.trusted_keys.begin(), next.trusted_keys.end(), key) ==
+                                              next.trusted_keys.end());
+    if (!proto::may_peer(next.access.classify_v4(address)) || configured(address) || key_gone || key_untrusted ||
         dynamic >= static_cast<size_t>(std::max(next.max_dynamic_sessions, 0))) {
       it = remove(it, out, EventKind::kPassiveRemoved, Removal::kNotAllowed);
       continue;
@@ -393,7 +491,7 @@ void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutp
   for (const Pending& p : waiting) {
     const proto::ParseResult r = proto::parse({p.pkt.payload, p.pkt.len});
     pending_.push_back(p);  // dispatch(retry) removes it when delivered
-    dispatch(p.pkt, r.packet.header, now_ns, out, true);
+    dispatch(p.pkt, r.packet, now_ns, out, true);
   }
 }
 
@@ -401,7 +499,14 @@ void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
   last_now_ns_ = std::max(last_now_ns_, now_ns);
   const LocalSystem ls = local_system(now_ns);
   for (auto& [id, a] : assocs_)
-    if (auto p = a->on_timer(now_ns, ls)) out.packets.push_back(*p);
+    if (auto p = a->on_timer(now_ns, ls)) {
+      if (sign(*a, *p)) {
+        out.packets.push_back(*p);
+      } else {
+        counters_.no_key++;
+        a->on_transmit_failed(p->cookie);
+      }
+    }
   // A client that lost its server chose a new port for this very packet:
   // the version moves now, so the shell publishes it before sending.
   refresh_endpoints();
@@ -442,7 +547,7 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
   const LocalSystem ls = local_system(now_ns);
   std::vector<Candidate> candidates;
   for (const auto& [id, a] : assocs_)
-    if (a->fit(now_ns, ls, nullptr)) candidates.push_back(a->candidate(now_ns));
+    if (selectable(*a, now_ns, ls, nullptr)) candidates.push_back(a->candidate(now_ns));
   const Selection sel = select_clock(candidates, sys_peer_, kMinDispersionNs);
   last_selection_ = sel;
 
@@ -659,7 +764,7 @@ std::vector<AssociationState> Engine::sessions(int64_t now_ns) const {
   const LocalSystem ls = local_system(now_ns);
   for (const auto& [id, a] : assocs_) {
     AssociationState s = a->state(now_ns);
-    const bool fit = a->fit(now_ns, ls, &s.unfit);
+    const bool fit = selectable(*a, now_ns, ls, &s.unfit);
     // (A copy: clang 14 cannot capture a structured binding.)
     auto in = [self = id](const std::vector<uint32_t>& ids) {
       return std::find(ids.begin(), ids.end(), self) != ids.end();

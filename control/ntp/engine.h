@@ -20,6 +20,7 @@
 #include "control/ntp/filter_select.h"
 #include "control/ntp/state.h"
 #include "control/ntp/system_state.h"
+#include "crypto/mac.h"
 #include "hwclock/correction.h"
 #include "hwclock/servo.h"
 #include "proto/access.h"
@@ -46,6 +47,16 @@ struct EngineConfig {
   // ntp.leap_smear: the served clock smears a leap second, so the leap
   // indicator is not passed on (SystemVariables::leap_sign still says it).
   bool leap_smear = false;
+  // Symmetric-key authentication ([auth]; RFC 5905 section 9.2). keys: the
+  // keys file's table (the shell loads it: the core does no I/O; null: no
+  // keys). A keyed association signs its packets and uses only verified
+  // ones; trusted_keys: the keys whose packets may set our time;
+  // authenticate: only an association whose last answer verified with a
+  // trusted key may be selected, and only a verified symmetric active
+  // packet of a trusted key mobilises a passive association.
+  std::shared_ptr<const crypto::KeyTable> keys;
+  std::vector<uint32_t> trusted_keys;
+  bool authenticate = false;
 };
 
 // The servo's configuration from [clock]: for the discipline and for every
@@ -75,6 +86,11 @@ struct EngineOutput {
 struct EngineCounters {
   uint64_t packets = 0, samples = 0, duplicates = 0, bogus = 0, bad_port = 0, no_association = 0,
            passive_created = 0, passive_refused = 0, awaiting_dropped = 0, steps = 0, spikes = 0, panics = 0;
+  // Authentication: packets a keyed association did not use (also counted
+  // per association), symmetric active packets refused a passive
+  // association for want of a verified trusted MAC, and packets of ours not
+  // sent because their key is not in the keys file any more.
+  uint64_t unauthenticated = 0, passive_unauthenticated = 0, no_key = 0;
 };
 
 class Engine {
@@ -84,7 +100,10 @@ class Engine {
   // SIGHUP: the new configuration. Associations whose address and options
   // are unchanged keep their state (filter, reach, poll); the others go or
   // come (an event each); dynamic passive associations whose address may no
-  // longer peer go, the others take the new passive range and timeout. The
+  // longer peer go, and so do those whose key the new keys lack or, with
+  // authenticate, is not trusted (an unkeyed one then too); the others take
+  // the new passive range and timeout. New keys (the same IDs, new secrets)
+  // are what every association signs and verifies with from now on. The
   // servo's configuration and the precision are the running ones ([clock]
   // needs a restart).
   void reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutput& out);
@@ -154,8 +173,18 @@ class Engine {
     proto::RxPacket pkt;
     int64_t first_seen_ns;
   };
-  void dispatch(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out,
+  void dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, int64_t now_ns, EngineOutput& out,
                 bool retry);
+  // The MAC field of pkt (parsed as p) against the keys; key_id: the one it
+  // must be (0: any key of the table); *verified_key: the key ID that verified.
+  AuthVerdict verify(const proto::RxPacket& pkt, const proto::ParsedPacket& p, uint32_t key_id,
+                     uint32_t* verified_key = nullptr) const;
+  bool trusted(uint32_t key_id) const;
+  // fit() and, for authentication, the engine's own conditions.
+  bool selectable(const Association& a, int64_t now_ns, const LocalSystem& ls, Unfit* why) const;
+  // A packet of a keyed association: its MAC's key and length, or false
+  // when the key is not in the table (then it is not sent).
+  bool sign(const Association& a, OutPacket& p) const;
   void clock_select(int64_t now_ns, bool new_sample_from, uint32_t from_id, EngineOutput& out);
   void clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out);
   void become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReason why);
@@ -165,7 +194,7 @@ class Engine {
   // Sets v's leap indicator, leap_sign and leap_ns at now_ns (v synchronized).
   void apply_leap(SystemVariables& v, int64_t now_ns, bool sources_vote) const;
   bool peer_allowed(uint32_t ip) const;
-  void mobilise_passive(const proto::RxPacket& pkt, const proto::NtpHeader& h, int64_t now_ns, EngineOutput& out);
+  void mobilise_passive(const proto::RxPacket& pkt, const proto::ParsedPacket& p, int64_t now_ns, EngineOutput& out);
   using AssocMap = std::map<uint32_t, std::unique_ptr<Association>>;
   // Removes *it with an event of kind (why, refid for a passive one);
   // returns the next.

@@ -9,12 +9,17 @@
 //   prefix[2..3]  passive_minpoll / maxpoll (each % 22 - 4, ordered)
 //   prefix[4..5]  passive_timeout_s (16 + value % 1000)
 //   prefix[6..13] the engine's seed (poll jitter)
+//   prefix[14]    authentication: bit 0 auth.authenticate, bits 1-2 the
+//                 servers' key, bits 3-4 the peer's (0 none; keys 1 AES128
+//                 and 2 SHA256 are trusted, 3 AES128 is not)
 //   op % 8:
 //   0, 1  a packet: from one of a few addresses (configured ones, two of
 //         the peer class 10.1/16, an outsider, our own), mode, leap,
 //         stratum, poll, refid (kiss codes among them), an origin that
 //         echoes what we last sent there or not, timestamps around now,
-//         ports that match or not; or a sane server's header
+//         ports that match or not; or a sane server's header; and a MAC
+//         field: none, valid of key 1, 2 or 3, a wrong secret, an unknown
+//         key, a crypto-NAK, a length the key does not have
 //   2     the dataplane's report of a packet we sent (sent or failed)
 //   3     time passes (up to ~2^40 ns) and the timers run
 //   4     a large jump of the caller's clock (forward, or back by < 1 s)
@@ -32,6 +37,11 @@
 //  - system variables: stratum 1..16, leap 0..3, root delay and root
 //    dispersion >= 0; synchronized => stratum <= 15
 //  - sessions() lists every association once
+//  - a keyed association's packets ask for its key's MAC at the wire
+//    length (16 for AES128, 20 for SHA256 in NTPv4, 32 in NTPv3), an
+//    unkeyed one's for none; its auth state is none exactly when unkeyed;
+//    the system peer's key, if any, is trusted, and with authenticate it
+//    is keyed and ok
 //  - the endpoint table (what ntp-control publishes before it sends a
 //    step's packets) holds the port and address of every packet a
 //    configured association sends, and lists only configured addresses;
@@ -43,9 +53,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "control/ntp/engine.h"
+#include "crypto/mac.h"
 #include "proto/ntp_packet.h"
 #include "proto/ntp_time.h"
 
@@ -87,6 +99,38 @@ struct Reader {
   }
 };
 
+crypto::MacKey make_key(uint32_t id, crypto::MacType type, const char* secret) {
+  crypto::MacKey k;
+  if (!crypto::mac_key_init(k, id, type, reinterpret_cast<const uint8_t*>(secret), std::strlen(secret)))
+    fail("test key does not initialise");
+  return k;
+}
+const crypto::MacKey kKeys[] = {
+    make_key(1, crypto::MacType::kAes128Cmac, "0123456789abcdef"),
+    make_key(2, crypto::MacType::kSha256, "a longer shared secret"),
+    make_key(3, crypto::MacType::kAes128Cmac, "fedcba9876543210"),
+};
+const crypto::MacKey kWrongKey1 = make_key(1, crypto::MacType::kAes128Cmac, "0123456789abcdeX");
+const crypto::MacKey kUnknownKey = make_key(9, crypto::MacType::kAes128Cmac, "0123456789abcdef");
+
+const std::shared_ptr<const crypto::KeyTable>& key_table() {
+  static const std::shared_ptr<const crypto::KeyTable> t = [] {
+    auto k = std::make_shared<crypto::KeyTable>();
+    for (const crypto::MacKey& key : kKeys)
+      if (!k->insert(key)) fail("test key table");
+    return k;
+  }();
+  return t;
+}
+
+void apply_auth(ctl::EngineConfig& c, uint8_t auth) {
+  c.keys = key_table();
+  c.trusted_keys = {1, 2};
+  c.authenticate = auth & 1;
+  const uint32_t server_key = (auth >> 1) & 3, peer_key = (auth >> 3) & 3;
+  for (ctl::AssocConfig& a : c.associations) a.key_id = a.mode == ctl::AssocMode::kClient ? server_key : peer_key;
+}
+
 ctl::AssocConfig assoc(uint32_t address, ctl::AssocMode mode, uint8_t polls) {
   ctl::AssocConfig a;
   a.address = address;
@@ -126,7 +170,8 @@ struct LastSent {
 
 class Run {
  public:
-  Run(const ctl::EngineConfig& cfg, uint64_t seed, int64_t now) : cfg_(cfg), now_(now), engine_(cfg, seed, now) {
+  Run(const ctl::EngineConfig& cfg, uint64_t seed, int64_t now, uint8_t auth)
+      : cfg_(cfg), now_(now), engine_(cfg, seed, now), auth_(auth) {
     last_endpoints_ = engine_.endpoints();
     last_endpoints_version_ = engine_.endpoints_version();
     if (last_endpoints_version_ == 0) fail("no endpoint table at start (generation 0 forwards nothing)");
@@ -137,6 +182,7 @@ class Run {
     const size_t cap = configured + static_cast<size_t>(std::max(engine_.config().max_dynamic_sessions, 0));
     if (engine_.associations() > cap) fail("more associations than configured + max_dynamic_sessions");
     for (const ctl::OutPacket& o : out.packets) {
+      check_mac_request(o);
       bool known = false;
       for (const ctl::AssocConfig& a : engine_.config().associations) known |= a.address == o.dst_ip;
       if (!known && !proto::may_peer(engine_.config().access.classify_v4(o.dst_ip)))
@@ -160,8 +206,30 @@ class Run {
     if (v.root_delay_ns < 0) fail("negative root delay");
     if (v.root_dispersion_ns < 0) fail("negative root dispersion");
     if (v.synchronized && v.stratum > 15) fail("synchronized at stratum 16");
-    if (engine_.sessions(now_).size() != engine_.associations()) fail("sessions() misses associations");
+    const std::vector<ctl::AssociationState> sessions = engine_.sessions(now_);
+    if (sessions.size() != engine_.associations()) fail("sessions() misses associations");
+    for (const ctl::AssociationState& a : sessions) {
+      if ((a.auth == ctl::AuthState::kNone) != (a.key_id == 0)) fail("auth state none but keyed, or unkeyed but not none");
+      if (a.selection != ctl::SelectionState::kSystemPeer) continue;
+      if (a.key_id == 3) fail("the system peer's key is not trusted");
+      if (engine_.config().authenticate && (a.key_id == 0 || a.auth != ctl::AuthState::kOk))
+        fail("authenticate: an unverified system peer");
+    }
     check_endpoints(out);
+  }
+
+  void check_mac_request(const ctl::OutPacket& o) {
+    // (An association that sent and then expired in the same timer run is
+    // gone: nothing to compare with.)
+    const std::vector<ctl::AssociationState> sessions = engine_.sessions(now_);
+    const auto it = std::find_if(sessions.begin(), sessions.end(),
+                                 [&](const ctl::AssociationState& a) { return a.address == o.dst_ip; });
+    if (it == sessions.end()) return;
+    const uint32_t key = it->key_id;
+    if (o.key_id != key) fail("a packet not signed with its association's key");
+    const uint8_t version = proto::read_header(o.payload.data()).version;
+    const size_t want = key == 0 ? 0 : crypto::mac_wire_digest_bytes(kKeys[key - 1], version);
+    if (o.mac_digest_bytes != want) fail("a MAC length other than the key's at this version");
   }
 
   void check_endpoints(const ctl::EngineOutput& out) {
@@ -262,6 +330,21 @@ class Run {
     p.dst_port = ports_right ? it->second.pkt.src_port : (random_port & 2 ? proto::kNtpPort : random_port);
     p.len = proto::kHeaderLen;
     proto::write_header(h, p.payload);
+    switch (r.get<uint8_t>() % 10) {
+      case 1: p.len += static_cast<uint16_t>(crypto::append_mac(kKeys[0], p.payload, p.len, 16)); break;
+      case 2: p.len += static_cast<uint16_t>(crypto::append_mac(kKeys[1], p.payload, p.len, 20)); break;
+      case 3: p.len += static_cast<uint16_t>(crypto::append_mac(kKeys[2], p.payload, p.len, 16)); break;
+      case 4: p.len += static_cast<uint16_t>(crypto::append_mac(kWrongKey1, p.payload, p.len, 16)); break;
+      case 5: p.len += static_cast<uint16_t>(crypto::append_mac(kUnknownKey, p.payload, p.len, 16)); break;
+      case 6: p.len += 4; break;  // crypto-NAK: key ID 0 (the payload is zeroed)
+      case 7:                     // key 2's full 32 in NTPv3; in NTPv4 parse() finds no MAC there
+        p.len += static_cast<uint16_t>(crypto::append_mac(kKeys[1], p.payload, p.len, 32));
+        break;
+      case 8:  // key 1 with 4 bytes too many
+        p.len += static_cast<uint16_t>(crypto::append_mac(kKeys[0], p.payload, p.len, 16)) + 4;
+        break;
+      default: break;  // none
+    }
     ctl::EngineOutput out;
     engine_.on_packet(p, now_, out);
     carry_out(out);
@@ -313,6 +396,7 @@ class Run {
     const uint8_t minp = r.get<uint8_t>(), maxp = r.get<uint8_t>();
     const uint16_t timeout = r.get<uint16_t>();
     ctl::EngineConfig next = make_config(shape, 2, minp, maxp, timeout, shape & 0x80);
+    apply_auth(next, static_cast<uint8_t>(auth_ ^ ((shape & 0x20) ? 1 : 0)));
     next.refclock_master = cfg_.refclock_master;
     if (shape & 0x40) next.refclock_master = (shape & 1) ? std::optional<int>{} : std::optional<int>{shape % 15 + 1};
     ctl::EngineOutput out;
@@ -335,6 +419,7 @@ class Run {
   ctl::EngineConfig cfg_;
   int64_t now_;
   ctl::Engine engine_;
+  uint8_t auth_;
   proto::AssocEndpoints last_endpoints_{};
   uint64_t last_endpoints_version_ = 0;
   std::map<uint32_t, LastSent> sent_;
@@ -350,9 +435,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t minp = r.get<uint8_t>(), maxp = r.get<uint8_t>();
   const uint16_t timeout = r.get<uint16_t>();
   const uint64_t seed = r.get<uint64_t>();
-  r.get<uint16_t>();  // reserved
-  const ctl::EngineConfig cfg = make_config(shape, stratum, minp, maxp, timeout, true);
-  Run run(cfg, seed, 1'700'000'000 * kS);
+  const uint8_t auth = r.get<uint8_t>();
+  r.get<uint8_t>();  // reserved
+  ctl::EngineConfig cfg = make_config(shape, stratum, minp, maxp, timeout, true);
+  apply_auth(cfg, auth);
+  Run run(cfg, seed, 1'700'000'000 * kS, auth);
   for (int ops = 0; ops < 4096 && r.more(1); ops++) {
     switch (r.get<uint8_t>() % 8) {
       case 0:

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "control/ntp/engine.h"
+#include "crypto/mac.h"
 #include "proto/ntp_time.h"
 #include "tests/support/test_seed.h"
 
@@ -698,6 +699,305 @@ TEST(EngineReload, DroppingTheLocalClockLeavesNothingToServe) {
   const SystemVariables v = e.system_at(kNoonDec31Ns + 4);
   EXPECT_TRUE(v.synchronized);
   EXPECT_EQ(v.stratum, 3);
+}
+
+// Symmetric-key authentication (issue 10; RFC 5905 section 9.2).
+constexpr uint32_t kServer2 = 0x0A000004;
+
+crypto::MacKey mac_key(uint32_t id, crypto::MacType type, const char* secret) {
+  crypto::MacKey k;
+  EXPECT_TRUE(crypto::mac_key_init(k, id, type, reinterpret_cast<const uint8_t*>(secret), std::strlen(secret)));
+  return k;
+}
+// Key 1: AES128 (trusted), 2: SHA256 (trusted), 3: AES128, in the file but not trusted.
+const crypto::MacKey kKey1 = mac_key(1, crypto::MacType::kAes128Cmac, "0123456789abcdef");
+const crypto::MacKey kKey2 = mac_key(2, crypto::MacType::kSha256, "a longer shared secret");
+const crypto::MacKey kKey3 = mac_key(3, crypto::MacType::kAes128Cmac, "fedcba9876543210");
+// Key 1's ID with another secret: what a peer with the wrong secret signs with.
+const crypto::MacKey kKey1Wrong = mac_key(1, crypto::MacType::kAes128Cmac, "0123456789abcdeX");
+
+std::shared_ptr<const crypto::KeyTable> key_table(std::vector<crypto::MacKey> keys) {
+  auto t = std::make_shared<crypto::KeyTable>();
+  for (const crypto::MacKey& k : keys) EXPECT_TRUE(t->insert(k));
+  return t;
+}
+
+EngineConfig auth_lab(std::vector<AssocConfig> assocs, bool authenticate) {
+  EngineConfig c = lab(std::move(assocs));
+  c.keys = key_table({kKey1, kKey2, kKey3});
+  c.trusted_keys = {1, 2};
+  c.authenticate = authenticate;
+  return c;
+}
+
+AssocConfig keyed(uint32_t address, uint32_t key_id, AssocMode mode = AssocMode::kClient) {
+  AssocConfig a = server(address, mode);
+  a.key_id = key_id;
+  return a;
+}
+
+// p with a MAC field of k (digest_bytes of digest) after its 48 bytes.
+proto::RxPacket signed_with(proto::RxPacket p, const crypto::MacKey& k, size_t digest_bytes = 16) {
+  p.len = static_cast<uint16_t>(proto::kHeaderLen + crypto::append_mac(k, p.payload, proto::kHeaderLen, digest_bytes));
+  return p;
+}
+proto::RxPacket crypto_nak(proto::RxPacket p) {
+  std::memset(p.payload + proto::kHeaderLen, 0, 4);
+  p.len = proto::kHeaderLen + 4;
+  return p;
+}
+
+// The keyed association's packets as the dataplane must sign them.
+TEST(EngineAuth, KeyedAssociationsAskForTheirKeysMacAtTheWireLength) {
+  AssocConfig v3 = keyed(kServer2, 2);
+  v3.version = 3;
+  Engine e(auth_lab({keyed(kServer, 1), keyed(kPeer, 2, AssocMode::kSymmetricActive), v3, server(kOutside)}, false),
+           test::seed(), kStart);
+  int64_t now = kStart;
+  const std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 4u);
+  for (const Sent& s : sent) {
+    SCOPED_TRACE(s.o.dst_ip);
+    if (s.o.dst_ip == kServer) {
+      EXPECT_EQ(s.o.key_id, 1u);
+      EXPECT_EQ(s.o.mac_digest_bytes, 16);  // AES128-CMAC, RFC 8573
+    } else if (s.o.dst_ip == kPeer) {
+      EXPECT_EQ(s.o.key_id, 2u);
+      EXPECT_EQ(s.o.mac_digest_bytes, 20);  // SHA256 truncated in NTPv4, as chrony and ntpd
+      EXPECT_TRUE(s.o.stamp_transmit);      // the MAC goes on after the late stamp
+    } else if (s.o.dst_ip == kServer2) {
+      EXPECT_EQ(s.o.key_id, 2u);
+      EXPECT_EQ(s.o.mac_digest_bytes, 32);  // NTPv3: the whole digest
+      EXPECT_EQ(proto::read_header(s.o.payload.data()).version, 3);
+    } else {
+      EXPECT_EQ(s.o.key_id, 0u);
+      EXPECT_EQ(s.o.mac_digest_bytes, 0);
+    }
+  }
+  // A key the table no longer has: nothing is sent unsigned.
+  EngineConfig next = auth_lab({keyed(kServer, 1)}, false);
+  next.keys = key_table({kKey2});
+  EngineOutput out;
+  e.reconfigure(next, now, out);
+  EXPECT_TRUE(run_until(e, now, kStart + 100 * kS).empty());
+  EXPECT_GT(e.counters().no_key, 0u);
+}
+
+TEST(EngineAuth, KeyedClientIgnoresUnauthenticatedForgedAndNakAnswers) {
+  Engine e(auth_lab({keyed(kServer, 1)}, false), test::seed(), kStart);
+  int64_t now = kStart;
+  std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->auth, AuthState::kFailed);  // nothing verified yet
+  const int64_t rx = now + 1'000'000;
+  const proto::RxPacket plain = answer(sent[0], rx);
+  EngineOutput out;
+  e.on_packet(plain, rx, out);                               // no MAC
+  e.on_packet(signed_with(plain, kKey1Wrong), rx, out);      // the wrong secret
+  e.on_packet(signed_with(plain, kKey3), rx, out);           // a valid MAC of another key
+  proto::RxPacket long_mac = signed_with(plain, kKey1);      // key 1, a length AES128 does not have
+  std::memset(long_mac.payload + long_mac.len, 0, 4);
+  long_mac.len += 4;
+  e.on_packet(long_mac, rx, out);
+  e.on_packet(crypto_nak(plain), rx, out);                   // the server could not verify ours
+  AssociationState st = *session_of(e.sessions(now), kServer);
+  EXPECT_EQ(st.reach, 0);
+  EXPECT_EQ(e.counters().samples, 0u);
+  EXPECT_EQ(e.counters().unauthenticated, 5u);
+  EXPECT_EQ(st.auth_missing, 1u);
+  EXPECT_EQ(st.auth_bad, 3u);
+  EXPECT_EQ(st.crypto_nak, 1u);
+  EXPECT_EQ(st.auth_ok, 0u);
+  EXPECT_EQ(st.auth, AuthState::kFailed);
+  EXPECT_EQ(st.key_id, 1u);
+  // The real answer still counts: nothing above touched the exchange.
+  e.on_packet(signed_with(plain, kKey1), rx, out);
+  st = *session_of(e.sessions(now), kServer);
+  EXPECT_EQ(st.reach, 1);
+  EXPECT_EQ(e.counters().samples, 1u);
+  EXPECT_EQ(st.auth_ok, 1u);
+  EXPECT_EQ(st.auth, AuthState::kOk);
+  // Its replay is bogus: counted as verified, but it proves nothing now.
+  e.on_packet(signed_with(plain, kKey1), rx + 1, out);
+  EXPECT_EQ(e.counters().samples, 1u);
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->auth_ok, 2u);
+}
+
+TEST(EngineAuth, ForgeriesBetweenVerifiedAnswersMoveNeitherReachNorOffset) {
+  Engine e(auth_lab({keyed(kServer, 1)}, true), test::seed(), kStart);
+  int64_t now = kStart;
+  int64_t forged_answering_ours = 0, forged_blind = 0;
+  for (int poll = 0; poll < 12; ++poll) {
+    EngineOutput out;
+    for (const Sent& s : run_until(e, now, now + 16 * kS)) {
+      const int64_t rx = s.tx + 1'000'000;
+      // A blind spoofer (origin not ours), no MAC, 0.5 s off: before the answer.
+      proto::RxPacket blind = answer(s, rx - 10);
+      proto::NtpHeader h = proto::read_header(blind.payload);
+      h.origin = proto::ntp_from_unix_ns(s.tx - 7);
+      h.receive = proto::ntp_from_unix_ns(s.tx + 500'000'000);
+      h.transmit = proto::ntp_from_unix_ns(s.tx + 500'000'100);
+      proto::write_header(h, blind.payload);
+      e.on_packet(blind, rx - 10, out);
+      forged_blind++;
+      e.on_packet(signed_with(answer(s, rx), kKey1), rx, out);
+      // After it, one that does answer ours (an on-path forger), with a bad MAC.
+      proto::RxPacket late = answer(s, rx + 10);
+      h = proto::read_header(late.payload);
+      h.receive = proto::ntp_from_unix_ns(s.tx + 500'000'000);
+      proto::write_header(h, late.payload);
+      e.on_packet(signed_with(late, kKey1Wrong), rx + 10, out);
+      forged_answering_ours++;
+    }
+  }
+  const AssociationState st = *session_of(e.sessions(now), kServer);
+  EXPECT_GT(forged_blind, 10);
+  EXPECT_EQ(st.reach, 0xFF);
+  EXPECT_LT(std::llabs(st.offset_ns), 1'000'000);  // the real 125 us, not 250 ms
+  EXPECT_EQ(st.auth_missing, static_cast<uint64_t>(forged_blind));
+  EXPECT_EQ(st.auth_bad, static_cast<uint64_t>(forged_answering_ours));
+  // The verified answer came first: the later forgery no longer answers
+  // our packet (answered already), so the state stays ok and it is selected.
+  EXPECT_EQ(st.auth, AuthState::kOk);
+  EXPECT_EQ(st.selection, SelectionState::kSystemPeer);
+}
+
+TEST(EngineAuth, AuthenticateSelectsOnlyVerifiedAssociationsOfTrustedKeys) {
+  // kServer keyed and verified, kServer2 without a key, kPeer keyed with
+  // the untrusted key 3 (a configuration the loader refuses; a passive
+  // one can be so), all three answering alike.
+  for (const bool authenticate : {false, true}) {
+    SCOPED_TRACE(authenticate);
+    Engine e(auth_lab({keyed(kServer, 1), server(kServer2), keyed(kPeer, 3)}, authenticate), test::seed(), kStart);
+    int64_t now = kStart;
+    for (int poll = 0; poll < 6; ++poll) {
+      EngineOutput out;
+      for (const Sent& s : run_until(e, now, now + 16 * kS)) {
+        const int64_t rx = s.tx + 1'000'000;
+        const proto::RxPacket a = answer(s, rx);
+        e.on_packet(s.o.key_id == 0 ? a : signed_with(a, s.o.key_id == 1 ? kKey1 : kKey3), rx, out);
+      }
+    }
+    const std::vector<AssociationState> v = e.sessions(now);
+    const AssociationState& one = *session_of(v, kServer);
+    const AssociationState& plain = *session_of(v, kServer2);
+    const AssociationState& untrusted = *session_of(v, kPeer);
+    EXPECT_EQ(one.auth, AuthState::kOk);
+    EXPECT_EQ(plain.auth, AuthState::kNone);
+    EXPECT_EQ(untrusted.auth, AuthState::kOk);  // it verifies: but its key may not set our time
+    EXPECT_NE(untrusted.reach, 0);  // answered, verified
+    EXPECT_EQ(untrusted.selection, SelectionState::kUnfit);
+    EXPECT_EQ(untrusted.unfit, Unfit::kNotAuthenticated);
+    EXPECT_NE(one.selection, SelectionState::kUnfit);
+    if (authenticate) {
+      EXPECT_EQ(plain.selection, SelectionState::kUnfit);
+      EXPECT_EQ(plain.unfit, Unfit::kNotAuthenticated);
+      EXPECT_EQ(one.selection, SelectionState::kSystemPeer);
+    } else {
+      EXPECT_NE(plain.selection, SelectionState::kUnfit);
+    }
+  }
+}
+
+TEST(EngineAuth, WithoutAKeyAMacdAnswerIsUsedUnauthenticated) {
+  // As chrony: an association without a key does not check a MAC.
+  Engine e(auth_lab({server(kServer)}, false), test::seed(), kStart);
+  int64_t now = kStart;
+  const std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  EngineOutput out;
+  e.on_packet(signed_with(answer(sent[0], now + 1'000'000), kKey1Wrong), now + 1'000'000, out);
+  const AssociationState st = *session_of(e.sessions(now), kServer);
+  EXPECT_EQ(st.reach, 1);
+  EXPECT_EQ(e.counters().samples, 1u);
+  EXPECT_EQ(st.auth, AuthState::kNone);
+  EXPECT_EQ(st.auth_bad + st.auth_ok, 0u);
+}
+
+TEST(EngineAuth, OnlyAVerifiedTrustedMode1MobilisesAndItAnswersWithItsKey) {
+  Engine e(auth_lab({}, true), test::seed(), kStart);
+  int64_t now = kStart;
+  const proto::RxPacket m1 = rx_packet(mode1(4, now), kPeerNet + 1, 123, 123, now);
+  EngineOutput out;
+  e.on_packet(m1, now, out);                           // unauthenticated
+  e.on_packet(signed_with(m1, kKey1Wrong), now, out);  // forged
+  e.on_packet(signed_with(m1, kKey3), now, out);       // verified, not trusted
+  e.on_packet(crypto_nak(m1), now, out);
+  EXPECT_EQ(e.associations(), 0u);
+  EXPECT_EQ(e.counters().passive_unauthenticated, 4u);
+  EXPECT_TRUE(out.events.empty());
+  e.on_packet(signed_with(m1, kKey2, 20), now, out);
+  ASSERT_EQ(e.associations(), 1u);
+  EXPECT_EQ(count(out.events, EventKind::kPassiveCreated), 1u);
+  const std::vector<Sent> sent = run_until(e, now, now + 1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].o.key_id, 2u);
+  EXPECT_EQ(sent[0].o.mac_digest_bytes, 20);
+  AssociationState st = *session_of(e.sessions(now), kPeerNet + 1);
+  EXPECT_EQ(st.key_id, 2u);
+  EXPECT_EQ(st.auth_ok, 1u);
+  // From now on it takes only key 2's packets: an unsigned answer is not used.
+  proto::RxPacket reply = answer(sent[0], now + 1'000'000);
+  proto::NtpHeader h = proto::read_header(reply.payload);
+  h.mode = proto::Mode::kSymmetricActive;
+  proto::write_header(h, reply.payload);
+  e.on_packet(reply, now + 1'000'000, out);
+  st = *session_of(e.sessions(now), kPeerNet + 1);
+  EXPECT_EQ(st.reach, 0);
+  EXPECT_EQ(st.auth_missing, 1u);
+  e.on_packet(signed_with(reply, kKey2, 20), now + 1'000'000, out);
+  st = *session_of(e.sessions(now), kPeerNet + 1);
+  EXPECT_EQ(st.reach, 1);
+  EXPECT_EQ(st.auth, AuthState::kOk);
+
+  // Without auth.authenticate an unsigned one mobilises as before, unkeyed;
+  // turning it on removes that one and keeps the keyed one.
+  EngineConfig off = auth_lab({}, false);
+  Engine d(off, test::seed(), kStart);
+  now = kStart;
+  out = {};
+  d.on_packet(rx_packet(mode1(4, now), kPeerNet + 2, 123, 123, now), now, out);
+  d.on_packet(signed_with(rx_packet(mode1(4, now), kPeerNet + 3, 123, 123, now), kKey1), now, out);
+  d.on_packet(signed_with(rx_packet(mode1(4, now), kPeerNet + 4, 123, 123, now), kKey1Wrong), now, out);
+  EXPECT_EQ(d.associations(), 2u);  // a MAC that does not verify mobilises nothing
+  EXPECT_EQ(session_of(d.sessions(now), kPeerNet + 2)->key_id, 0u);
+  EXPECT_EQ(session_of(d.sessions(now), kPeerNet + 3)->key_id, 1u);
+  out = {};
+  d.reconfigure(auth_lab({}, true), now, out);
+  EXPECT_EQ(d.associations(), 1u);
+  EXPECT_NE(session_of(d.sessions(now), kPeerNet + 3), nullptr);
+  // A reload whose keys file lost key 1: it goes too.
+  EngineConfig lost = auth_lab({}, true);
+  lost.keys = key_table({kKey2});
+  d.reconfigure(lost, now, out);
+  EXPECT_EQ(d.associations(), 0u);
+}
+
+TEST(EngineAuth, AReloadWithNewSecretsVerifiesWithThem) {
+  Engine e(auth_lab({keyed(kServer, 1)}, false), test::seed(), kStart);
+  int64_t now = kStart;
+  std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  EngineOutput out;
+  e.on_packet(signed_with(answer(sent[0], now + 1'000'000), kKey1), now + 1'000'000, out);
+  ASSERT_EQ(session_of(e.sessions(now), kServer)->reach, 1);
+  // Key 1's secret changed in the file: the association stays (its config
+  // is the same) and verifies with the new secret only.
+  EngineConfig next = auth_lab({keyed(kServer, 1)}, false);
+  next.keys = key_table({kKey1Wrong, kKey2});
+  e.reconfigure(next, now, out);
+  sent = run_until(e, now, now + 16 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  const proto::RxPacket a = answer(sent[0], now + 1'000'000);
+  e.on_packet(signed_with(a, kKey1), now + 1'000'000, out);
+  AssociationState st = *session_of(e.sessions(now), kServer);
+  EXPECT_EQ(st.auth_bad, 1u);
+  EXPECT_EQ(st.auth, AuthState::kFailed);  // it answered ours: the peer has the old secret
+  EXPECT_EQ(st.reach, 2);
+  e.on_packet(signed_with(a, kKey1Wrong), now + 1'000'000, out);
+  st = *session_of(e.sessions(now), kServer);
+  EXPECT_EQ(st.reach, 3);
+  EXPECT_EQ(st.auth, AuthState::kOk);
 }
 
 }  // namespace
