@@ -439,6 +439,8 @@ int main(int argc, char** argv) {
     spdlog::error("{}", err);
     return 1;
   }
+  // A file another user planted at the lock's name was replaced: say whose.
+  if (!instance_lock.notice().empty()) spdlog::warn("{}", instance_lock.notice());
   // The keys before anything serves: a keys file with errors stops the
   // start as the TOML's do (exit 2, each error with file:line).
   std::shared_ptr<const crypto::KeyTable> keys;

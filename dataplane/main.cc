@@ -339,5 +339,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", err);
     return 1;
   }
+  // A file another user planted at the lock's name was replaced: say whose.
+  if (!instance_lock.notice().empty()) spdlog::warn("{}", instance_lock.notice());
   return run(*cfg);
 }
