@@ -77,7 +77,8 @@ NtpDecision kiss_of_death(uint8_t* buf, const NtpRequest& q, uint32_t kiss_code)
   return d;
 }
 
-NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving) {
+NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving,
+                    const crypto::KeyTable* keys) {
   NtpDecision d;
   const NtpRequest q = classify_request(buf, len);
   if (!q.ok) {
@@ -92,7 +93,7 @@ NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const Repl
     d.reason = DropReason::kNtpServerDisabled;
     return d;
   }
-  return answer(buf, q, rx, p, Mode::kServer);
+  return answer(buf, q, rx, p, Mode::kServer, keys);
 }
 
 }  // namespace ntp::dp

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "crypto/mac.h"
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
 
@@ -43,6 +44,12 @@ ReplyParams reply_params(const proto::ServerStateData& s, bool have_state, int64
 
 enum class NtpAction : uint8_t { kReply, kToControl, kDrop };
 
+// What the MAC of a request (RFC 5905 section 7.3) came to, for the worker's
+// counters: kOk answered with a MAC (auth_replies), the others with a
+// crypto-NAK (auth_unknown_key; auth_bad_mac for a wrong digest or a digest
+// length the key's type does not allow). kNone: no MAC, or a crypto-NAK.
+enum class AuthOutcome : uint8_t { kNone, kOk, kUnknownKey, kBadMac };
+
 struct NtpDecision {
   NtpAction action = NtpAction::kDrop;
   proto::DropReason reason = proto::DropReason::kNtpBadMode;  // when kDrop
@@ -50,10 +57,18 @@ struct NtpDecision {
   // when kReply: one's-complement sum (unfolded, 32-bit big-endian words) of
   // the reply bytes, so the caller's checksum need not read them back.
   uint64_t reply_sum = 0;
+  // kReply to an authenticated request: the key to MAC the reply with and
+  // the digest length (the request's), its key ID already at byte 48 and in
+  // reply_sum, the digest to be written by seal_reply after the transmit
+  // stamp, which it covers. Null: nothing to seal.
+  const crypto::MacKey* mac_key = nullptr;
+  uint8_t mac_digest_bytes = 0;
+  AuthOutcome auth = AuthOutcome::kNone;
 };
 
 // The size of buffer the responder may write: the reply never grows beyond
-// the header plus a 4-byte crypto-NAK.
+// the header plus a 4-byte crypto-NAK (an authenticated reply is no longer
+// than its request: the same key ID and digest length, no extension field).
 inline constexpr size_t kMaxReplyLen = proto::kHeaderLen + 4;
 
 // A request as the per-packet policy needs it: parsed once, before any
@@ -64,6 +79,7 @@ struct NtpRequest {
   proto::Mode mode = proto::Mode::kReserved;  // NTPv1's mode 0 is reported as kClient
   uint8_t version = 0;
   uint8_t mac_len = 0;        // as proto::ParsedPacket
+  uint16_t len = 0;           // the request's bytes: its MAC field is [len - mac_len, len)
   proto::NtpTimestamp transmit;  // the request's transmit timestamp
 };
 inline NtpRequest classify_request(const uint8_t* buf, size_t len);
@@ -76,8 +92,44 @@ inline NtpRequest classify_request(const uint8_t* buf, size_t len);
 // ntpd's fast_xmit(MODE_PASSIVE) does under nopeer). Transmit timestamp left
 // zero for stamp_transmit. Never longer than the request plus a 4-byte
 // crypto-NAK where the request carried a MAC we cannot check.
+// keys: the keys we hold (null: none). A request MACed with one of them and
+// a valid digest gets the MAC of the same key and digest length (RFC 5905
+// section 9.2 fast_xmit; chrony answers with any key of its keyfile: the key
+// proves the server to the client, trusted_keys is about whom we follow),
+// to be sealed after the transmit stamp (seal_reply); an unknown key, a
+// wrong digest or a digest length its type does not allow gets a crypto-NAK.
+// The MAC is checked before the request's bytes are overwritten.
 inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp rx, const ReplyParams& p,
-                          proto::Mode reply_mode);
+                          proto::Mode reply_mode, const crypto::KeyTable* keys = nullptr);
+
+// Writes the digest of an authenticated reply made by answer (d.mac_key,
+// d.mac_digest_bytes) over its 48-byte header, transmit timestamp included:
+// call it after the stamp. Returns the one's-complement sum (unfolded, 32-bit
+// big-endian words) of the digest for the UDP checksum. Hot path: one MAC,
+// no allocation.
+inline uint64_t seal_reply(uint8_t* ntp, const crypto::MacKey& key, uint8_t digest_bytes) {
+  uint8_t* digest = ntp + proto::kHeaderLen + 4;
+  const size_t n = crypto::mac_compute(key, ntp, proto::kHeaderLen, digest, digest_bytes);
+  uint64_t sum = 0;
+  for (size_t i = 0; i + 4 <= n; i += 4) sum += proto::load_be32(digest + i);  // 16, 20, 32: whole words
+  return sum;
+}
+
+// What one reply's MAC costs, in ns (bench_mac's compute over 48 bytes on a
+// 2-vCPU box with AES-NI and SHA-NI, rounded up): the worker adds the
+// burst's total to the transmit stamp it takes before sealing, so the stamp
+// predicts when the burst leaves rather than when its MACs began.
+constexpr int64_t mac_cost_ns(crypto::MacType type) {
+  switch (type) {
+    case crypto::MacType::kAes128Cmac: return 70;
+    case crypto::MacType::kSha1: return 100;
+    case crypto::MacType::kSha256: return 110;
+    case crypto::MacType::kHmacSha256: return 120;
+    case crypto::MacType::kMd5: return 200;
+    case crypto::MacType::kNone: return 0;
+  }
+  return 0;
+}
 
 // Rewrites the classified NTPv4 request q in place into a kiss-o'-death
 // (RFC 5905 section 7.4) with kiss_code (proto::kKissRate, kKissDeny): LI 3,
@@ -95,7 +147,9 @@ NtpDecision kiss_of_death(uint8_t* buf, const NtpRequest& q, uint32_t kiss_code)
 // from an NTPv1 client) becomes a server reply with the transmit timestamp
 // left zero, to be stamped just before the TX burst (stamp_transmit). Modes
 // 1, 2 and 4 are the control plane's. serving: the interface answers clients.
-NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving);
+// keys: as answer().
+NtpDecision respond(uint8_t* buf, size_t len, proto::NtpTimestamp rx, const ReplyParams& p, bool serving,
+                    const crypto::KeyTable* keys = nullptr);
 
 // Inline: the worker's per-packet path calls both from frame.cc (as two
 // out-of-line calls they cost ~10 ns per packet more than one respond()).
@@ -138,14 +192,33 @@ inline NtpRequest classify_request(const uint8_t* buf, size_t len) {
   q.ok = true;
   q.version = req.version;
   q.mac_len = r.packet.mac_len;
+  q.len = static_cast<uint16_t>(len);  // parse() took it: at most a UDP payload
   q.transmit = req.transmit;
   return q;
 }
 
 inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp rx, const ReplyParams& p,
-                          proto::Mode reply_mode) {
+                          proto::Mode reply_mode, const crypto::KeyTable* keys) {
   namespace offs = proto::offs;
   NtpDecision d;
+  // The request's MAC, read before its bytes become the reply's. A 4-byte
+  // field (a crypto-NAK from the client) is no MAC to answer.
+  if (q.mac_len > 4) [[unlikely]] {
+    d.auth = AuthOutcome::kUnknownKey;
+    if (keys != nullptr) {
+      const size_t at = q.len - q.mac_len;
+      const crypto::MacResult m = crypto::check_mac(*keys, buf, at, buf + at, q.mac_len);
+      switch (m.check) {
+        case crypto::MacCheck::kOk:
+          d.auth = AuthOutcome::kOk;
+          d.mac_key = m.key;
+          d.mac_digest_bytes = m.digest_bytes;
+          break;
+        case crypto::MacCheck::kUnknownKey: break;
+        default: d.auth = AuthOutcome::kBadMac; break;  // kBadLength, kBadDigest
+      }
+    }
+  }
   // RFC 5905 section 9.2 / appendix A.5.1.1 fast_xmit(): the reply has the
   // same version as the request; the origin timestamp is the request's
   // transmit timestamp ("Time at the client when the request departed"),
@@ -177,10 +250,17 @@ inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp
                 rx.seconds + rx.fraction;
   d.action = NtpAction::kReply;
   d.reply_len = static_cast<uint16_t>(proto::kHeaderLen);
-  if (q.mac_len > 4) {
-    // An authenticated request with a key we do not have: answer with a
-    // crypto-NAK (RFC 5905: a MAC field of key ID zero and no digest)
-    // so the client knows authentication failed rather than being lied to.
+  if (d.mac_key != nullptr) {
+    // RFC 5905 section 7.3: key ID, then the digest (seal_reply, after the
+    // transmit stamp); the key ID's word is summed here.
+    proto::store_be32(h + proto::kHeaderLen, d.mac_key->id);
+    d.reply_sum += d.mac_key->id;
+    d.reply_len = static_cast<uint16_t>(proto::kHeaderLen + 4 + d.mac_digest_bytes);
+  } else if (q.mac_len > 4) {
+    // A MAC we cannot check (unknown key) or that is wrong: answer with a
+    // crypto-NAK (RFC 5905 section 7.4: a MAC field of key ID zero and no
+    // digest) so the client knows authentication failed rather than being
+    // lied to.
     std::memset(h + proto::kHeaderLen, 0, 4);
     d.reply_len = static_cast<uint16_t>(proto::kHeaderLen + 4);
   }

@@ -10,7 +10,7 @@
 // The payload is copied into a heap buffer of exactly the size respond()'s
 // contract promises (max(len, kMaxReplyLen)), so ASan catches any write past
 // it. Invariants:
-//  - kReply: reply_len is 48 or 52 (<= kMaxReplyLen); the reply parses,
+//  - kReply without a MAC: reply_len is 48 or 52 (<= kMaxReplyLen); the reply parses,
 //    mode 4, same version, the fields are the params', origin = the
 //    request's transmit, receive = rx, transmit zero (stamped later);
 //    a 52-byte reply ends in a zero crypto-NAK
@@ -27,6 +27,17 @@
 //    stratum 0, the kiss code, the client's poll, origin = receive =
 //    transmit = the request's transmit, reply_sum the sum of its words;
 //    answer(kSymmetricPassive) is respond()'s reply but mode 2
+//  - authenticated requests, against a fixed table of five keys (one per
+//    type, ids 1..5): prefix[0] bit 7 replaces the payload's tail after its
+//    first 48 bytes by a MAC of key 1 + (prefix[63] >> 1) % 6 (6: id 77,
+//    unknown) in the form (prefix[63] >> 4) % 5: the full digest, 20 bytes,
+//    the full digest with a flipped bit, 4 bytes short, or 36 bytes of a
+//    16-byte type; on any input: a reply with a MAC (d.mac_key) is the
+//    request's length or shorter, its key ID the request's, and after
+//    stamping and seal_reply it verifies with the key (check_mac kOk) and
+//    its reply_sum plus the stamp's and the seal's words is the sum of its
+//    words; a request whose MAC verifies is always answered with one, a
+//    valid MAC made here always verifies, a mutilated one never does
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +48,7 @@
 #include <optional>
 #include <span>
 
+#include "crypto/mac.h"
 #include "dataplane/responder.h"
 #include "proto/ntp_packet.h"
 
@@ -65,6 +77,23 @@ struct Reader {
 }  // namespace
 
 namespace {
+
+// One key of each type (fixed secrets: the fuzzer makes valid MACs itself).
+const crypto::KeyTable& fuzz_keys() {
+  static const crypto::KeyTable table = [] {
+    crypto::KeyTable t;
+    const uint8_t secret[32] = {0x2B, 0x7E, 0x15, 0x16, 0x28, 0xAE, 0xD2, 0xA6, 0xAB, 0xF7, 0x15,
+                                0x88, 0x09, 0xCF, 0x4F, 0x3C, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    const crypto::MacType types[] = {crypto::MacType::kAes128Cmac, crypto::MacType::kHmacSha256,
+                                     crypto::MacType::kSha256, crypto::MacType::kSha1, crypto::MacType::kMd5};
+    for (uint32_t i = 0; i < 5; i++) {
+      crypto::MacKey k;
+      if (!crypto::mac_key_init(k, i + 1, types[i], secret, i == 0 ? 16 : 20 + i) || !t.insert(k)) std::abort();
+    }
+    return t;
+  }();
+  return table;
+}
 
 uint64_t sum_words(const uint8_t* b, size_t n) {
   uint64_t sum = 0;
@@ -107,8 +136,9 @@ void check_kod_and_passive(const uint8_t* req, size_t len, proto::NtpTimestamp r
   auto a = std::make_unique<uint8_t[]>(cap), b = std::make_unique<uint8_t[]>(cap);
   std::memcpy(a.get(), req, len);
   std::memcpy(b.get(), req, len);
-  const dp::NtpDecision da = dp::answer(a.get(), q, rx, p, proto::Mode::kSymmetricPassive);
-  const dp::NtpDecision db = dp::answer(b.get(), q, rx, p, proto::Mode::kServer);
+  const dp::NtpDecision da = dp::answer(a.get(), q, rx, p, proto::Mode::kSymmetricPassive, &fuzz_keys());
+  const dp::NtpDecision db = dp::answer(b.get(), q, rx, p, proto::Mode::kServer, &fuzz_keys());
+  if (da.auth != db.auth || da.mac_key != db.mac_key) fail("passive answer's MAC differs", len);
   if (da.reply_len != db.reply_len || da.reply_len > len) fail("passive answer length", len);
   if ((a[0] & 7) != 2 || (b[0] & 7) != 4 || (a[0] & 0xF8) != (b[0] & 0xF8)) fail("passive answer LI/VN/mode", len);
   if (std::memcmp(a.get() + 1, b.get() + 1, da.reply_len - 1) != 0) fail("passive answer differs beyond the mode", len);
@@ -176,14 +206,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   const uint8_t* req = data + kPrefixLen;
-  const size_t len = size - kPrefixLen;
+  size_t len = size - kPrefixLen;
+  // An authenticated request made here: the payload's first 48 bytes and a
+  // MAC (see the top).
+  enum class Made { kNone, kValid, kMutilated } made = Made::kNone;
+  uint8_t keyed[proto::kHeaderLen + 4 + crypto::kMaxDigestBytes + 4];
+  if ((flags & 128) && len >= proto::kHeaderLen) {
+    const uint8_t sel = data[kPrefixLen - 1];
+    const uint32_t id = 1 + (sel >> 1) % 6;
+    const unsigned form = (sel >> 4) % 5;
+    std::memcpy(keyed, req, proto::kHeaderLen);
+    const crypto::MacKey* k = fuzz_keys().find(id == 6 ? 1 : id);
+    size_t digest = form == 1 ? crypto::kV4DigestBytes : k->digest_bytes;
+    size_t n = crypto::append_mac(*k, keyed, proto::kHeaderLen, digest);
+    made = Made::kValid;
+    if (id == 6) proto::store_be32(keyed + proto::kHeaderLen, 77), made = Made::kMutilated;
+    // form 1 of a 16-byte type (CMAC, MD5): append_mac writes its full 16, a valid MAC
+    if (form == 2) keyed[n - 1] ^= 0x10, made = Made::kMutilated;
+    if (form == 3) n -= 4, made = Made::kMutilated;
+    if (form == 4 && k->digest_bytes == 16) std::memset(keyed + n, 0x5A, 16), n += 16, made = Made::kMutilated;
+    req = keyed;
+    len = proto::kHeaderLen + n;
+  }
   const size_t cap = std::max(len, dp::kMaxReplyLen);
   auto buf = std::make_unique<uint8_t[]>(cap);
   std::memcpy(buf.get(), req, len);
   std::memset(buf.get() + len, 0xA5, cap - len);
 
   check_kod_and_passive(req, len, rx, p, data[kPrefixLen - 1]);
-  const dp::NtpDecision d = dp::respond(buf.get(), len, rx, p, serving);
+  const dp::NtpDecision d = dp::respond(buf.get(), len, rx, p, serving, &fuzz_keys());
   if (d.action != dp::NtpAction::kReply) {
     if (std::memcmp(buf.get(), req, len) != 0) fail("a packet not answered was modified", len);
     if (d.action == dp::NtpAction::kToControl) {
@@ -197,12 +248,43 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   if (!serving) fail("answered while not serving", len);
-  if (d.reply_len != proto::kHeaderLen && d.reply_len != proto::kHeaderLen + 4) fail("reply_len not 48 or 52", len);
-  if (d.reply_len > dp::kMaxReplyLen) fail("reply_len > kMaxReplyLen", len);
   if (d.reply_len > len) fail("reply larger than its request", len);
   const proto::ParseResult q = proto::parse({req, len});
   if (!q.ok()) fail("answered an unparseable request", len);
-  const proto::ParseResult r = proto::parse({buf.get(), d.reply_len});
+  // The request's own verdict on its MAC, from the request's bytes.
+  const crypto::MacResult want =
+      crypto::check_mac(fuzz_keys(), req, len - q.packet.mac_len, req + len - q.packet.mac_len, q.packet.mac_len);
+  const bool verified = q.packet.mac_len > 4 && want.check == crypto::MacCheck::kOk;
+  if (made == Made::kValid && !verified) fail("a MAC made with a table key does not verify", len);
+  if (made == Made::kMutilated && verified) fail("a mutilated MAC verifies", len);
+  if (verified != (d.mac_key != nullptr)) fail("a verified MAC not answered with one, or one answered without", len);
+  if (d.mac_key != nullptr) {
+    if (d.auth != dp::AuthOutcome::kOk || d.mac_key != want.key || d.mac_digest_bytes != want.digest_bytes)
+      fail("the reply's key or digest length is not the request's", len);
+    if (d.reply_len != proto::kHeaderLen + 4 + d.mac_digest_bytes) fail("MACed reply_len", len);
+    if (proto::load_be32(buf.get() + proto::kHeaderLen) != q.packet.key_id) fail("the reply's key ID", len);
+    // Stamp and seal as the worker does, then the client's check.
+    auto sealed = std::make_unique<uint8_t[]>(cap);
+    std::memcpy(sealed.get(), buf.get(), cap);
+    const proto::NtpTimestamp tx = proto::NtpTimestamp::from_raw(rx.raw() + 1234567);
+    proto::store_ts(sealed.get() + proto::offs::kTransmit, tx);
+    const uint64_t seal = dp::seal_reply(sealed.get(), *d.mac_key, d.mac_digest_bytes);
+    if (d.reply_sum + tx.seconds + tx.fraction + seal != sum_words(sealed.get(), d.reply_len))
+      fail("MACed reply's sum", len);
+    const crypto::MacResult got = crypto::check_mac(fuzz_keys(), sealed.get(), proto::kHeaderLen,
+                                                    sealed.get() + proto::kHeaderLen, d.reply_len - proto::kHeaderLen);
+    if (got.check != crypto::MacCheck::kOk) fail("a MACed reply does not verify with its key", len);
+    std::memset(buf.get() + proto::kHeaderLen, 0, 4);  // the checks below see a 48-byte reply
+    if (proto::parse({buf.get(), proto::kHeaderLen}).status != proto::ParseStatus::kOk) fail("MACed reply header", len);
+  } else {
+    if (d.reply_len != proto::kHeaderLen && d.reply_len != proto::kHeaderLen + 4) fail("reply_len not 48 or 52", len);
+    if (d.reply_len > dp::kMaxReplyLen) fail("reply_len > kMaxReplyLen", len);
+    if (q.packet.mac_len > 4 && d.auth != (want.check == crypto::MacCheck::kUnknownKey ? dp::AuthOutcome::kUnknownKey
+                                                                                      : dp::AuthOutcome::kBadMac))
+      fail("the failure's outcome", len);
+  }
+  const size_t head_len = d.mac_key ? proto::kHeaderLen : d.reply_len;
+  const proto::ParseResult r = proto::parse({buf.get(), head_len});
   if (!r.ok()) fail("the reply does not parse", len);
   const proto::NtpHeader& h = r.packet.header;
   if (h.mode != proto::Mode::kServer) fail("reply mode is not 4", len);
@@ -217,7 +299,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!(h.origin == q.packet.header.transmit)) fail("reply origin is not the request's transmit", len);
   if (!(h.receive == rx)) fail("reply receive is not rx", len);
   if (!h.transmit.is_zero()) fail("reply transmit not left zero", len);
-  if (d.reply_len == proto::kHeaderLen + 4) {
+  if (d.mac_key != nullptr) {
+    // checked above
+  } else if (d.reply_len == proto::kHeaderLen + 4) {
     if (q.packet.mac_len <= 4) fail("crypto-NAK for a request without a MAC", len);
     if (r.packet.mac_len != 4 || r.packet.key_id != 0) fail("crypto-NAK is not a zero key ID", len);
   } else if (q.packet.mac_len > 4) {

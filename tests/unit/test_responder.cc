@@ -7,11 +7,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "crypto/mac.h"
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
 #include "tests/support/golden/requests.h"
@@ -778,6 +781,264 @@ TEST(ResponderClassify, ModesAndVersions) {
     EXPECT_EQ(static_cast<int>(q.mode), m);
     EXPECT_EQ(q.transmit, proto::load_ts(b.data() + 40));
   }
+}
+
+// ------------------------------------------------- authenticated requests
+
+// The keys of the captures (tests/unit/test_mac.cc, chronyd 4.3 and ntpdig
+// 1.2.2 with these keys):
+//   1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C
+//   2 SHA1   HEX:5C46D0B3F59AEBD3E4A6C7F2B8D9E0A1B2C3D4E5
+//   3 MD5    ASCII:md5secret-interop
+//   4 SHA256 HEX:00112233445566778899AABBCCDDEEFF0123456789ABCDEF0123456789ABCDEF
+Bytes unhex(const char* h) {
+  Bytes out;
+  for (size_t i = 0; h[i] && h[i + 1]; i += 2) out.push_back(static_cast<uint8_t>(std::stoi(std::string(h + i, 2), nullptr, 16)));
+  return out;
+}
+
+const crypto::KeyTable& captured_keys() {
+  static const crypto::KeyTable table = [] {
+    crypto::KeyTable t;
+    const auto add = [&t](uint32_t id, crypto::MacType type, const Bytes& secret) {
+      crypto::MacKey k;
+      EXPECT_TRUE(crypto::mac_key_init(k, id, type, secret.data(), secret.size()));
+      EXPECT_TRUE(t.insert(k));
+    };
+    add(1, crypto::MacType::kAes128Cmac, unhex("2B7E151628AED2A6ABF7158809CF4F3C"));
+    add(2, crypto::MacType::kSha1, unhex("5C46D0B3F59AEBD3E4A6C7F2B8D9E0A1B2C3D4E5"));
+    const std::string md5 = "md5secret-interop";
+    add(3, crypto::MacType::kMd5, Bytes(md5.begin(), md5.end()));
+    add(4, crypto::MacType::kSha256, unhex("00112233445566778899AABBCCDDEEFF0123456789ABCDEF0123456789ABCDEF"));
+    add(5, crypto::MacType::kHmacSha256, unhex("00112233445566778899AABBCCDDEEFF"));
+    return t;
+  }();
+  return table;
+}
+
+struct CapturedRequest {
+  const char* what;
+  uint32_t key_id;
+  const char* hex;
+};
+const CapturedRequest kCapturedRequests[] = {
+    {"chronyd AES128", 1,
+     "230006200000000000000000000000000000000000000000000000000000000000000000000000000444d0c474a1ad4200000001"
+     "0a8af9f1a5eb6b93eb17880c10a7f02f"},
+    {"ntpdig AES128", 1,
+     "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb97426848cd00000000001"
+     "d5d1274641e75e6e784fe1d933ee1519"},
+    {"chronyd SHA1", 2,
+     "230006200000000000000000000000000000000000000000000000000000000000000000000000003c68cb3ac10e824b00000002"
+     "0e61297985b1487e24b51f0557d0142d9a1218d2"},
+    {"chronyd MD5", 3,
+     "230006200000000000000000000000000000000000000000000000000000000000000000000000006297df6d00c543dd00000003"
+     "066925c31820ae3f16f2274884361a14"},
+    {"chronyd SHA256 (NTPv3, 32 bytes)", 4,
+     "1b0006200000000000000000000000000000000000000000000000000000000000000000000000005c816fa9a17401b000000004"
+     "ceb8a6362825a40ca9ee380e8e091375fde5cd03cd41683c146e5eeb9f8af38b"},
+    {"ntpdig SHA256 (NTPv4, 32 bytes)", 4,
+     "e3000000000000000000000000000000000000000000000000000000000000000000000000000000eeb974277442f00000000004"
+     "4cf155f4d98319d49c903e72670bd39ead8dc8e7b07d0a32c5fc1e669dcb504c"},
+};
+
+constexpr NtpTimestamp kTx = {0xEEB23E81, 0x0D000000};
+
+// Stamps and seals a reply as the worker does; the checksum sum of the
+// result must be the decision's sum plus the stamp's and the seal's.
+void stamp_and_seal(Bytes& b, const NtpDecision& d) {
+  proto::store_ts(b.data() + proto::offs::kTransmit, kTx);
+  uint64_t seal_sum = 0;
+  if (d.mac_key) seal_sum = seal_reply(b.data(), *d.mac_key, d.mac_digest_bytes);
+  EXPECT_EQ(d.reply_sum + kTx.seconds + kTx.fraction + seal_sum, sum_words(b, d.reply_len));
+}
+
+TEST(ResponderAuth, CapturedRequestsAnsweredWithTheirKey) {
+  for (const CapturedRequest& c : kCapturedRequests) {
+    SCOPED_TRACE(c.what);
+    const Bytes req = unhex(c.hex);
+    Bytes b = buffer_of(req.data(), req.size());
+    const NtpDecision d = respond(b.data(), req.size(), kRx, fixed_reply_params(), true, &captured_keys());
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(d.auth, AuthOutcome::kOk);
+    ASSERT_NE(d.mac_key, nullptr);
+    EXPECT_EQ(d.mac_key->id, c.key_id);
+    // The request's length: its key ID and digest length, never longer.
+    EXPECT_EQ(d.reply_len, req.size());
+    EXPECT_EQ(d.mac_digest_bytes, req.size() - 52);
+    EXPECT_EQ(b[0], (req[0] & 0x38) | 0x04);  // the request's version, mode 4
+    EXPECT_EQ(proto::load_be32(b.data() + 48), c.key_id);
+    stamp_and_seal(b, d);
+    // The client's view: the reply verifies with the key, transmit stamp
+    // included; another stamp after sealing would not.
+    const crypto::MacResult m = crypto::check_mac(captured_keys(), b.data(), 48, b.data() + 48, d.reply_len - 48);
+    EXPECT_EQ(m.check, crypto::MacCheck::kOk) << crypto::mac_check_name(m.check);
+    b[47] ^= 1;
+    EXPECT_EQ(crypto::check_mac(captured_keys(), b.data(), 48, b.data() + 48, d.reply_len - 48).check,
+              crypto::MacCheck::kBadDigest);
+  }
+}
+
+// A request MACed here with key `id` and `digest_bytes`, after `tail`
+// (extension fields) if any.
+Bytes keyed_request(uint32_t id, size_t digest_bytes, const Bytes& tail = {}, uint8_t li_vn_mode = 0x23) {
+  Bytes b = request(li_vn_mode, 48);
+  b.resize(48);
+  b.insert(b.end(), tail.begin(), tail.end());
+  const size_t covered = b.size();
+  b.resize(covered + 4 + crypto::kMaxDigestBytes, 0);
+  const crypto::MacKey* k = captured_keys().find(id);
+  EXPECT_NE(k, nullptr);
+  const size_t n = crypto::append_mac(*k, b.data(), covered, digest_bytes);
+  b.resize(covered + n);
+  return b;
+}
+
+TEST(ResponderAuth, TruncatedV4DigestsAnsweredTruncated) {
+  // chrony and ntpd truncate a longer digest to 20 bytes in NTPv4: the
+  // reply carries the same 20.
+  for (uint32_t id : {4u, 5u}) {
+    SCOPED_TRACE(id);
+    Bytes b = keyed_request(id, 20);
+    const size_t len = b.size();
+    ASSERT_EQ(len, 72u);
+    b.resize(std::max(len, kMaxReplyLen));
+    const NtpDecision d = respond(b.data(), len, kRx, fixed_reply_params(), true, &captured_keys());
+    ASSERT_EQ(d.auth, AuthOutcome::kOk);
+    EXPECT_EQ(d.reply_len, 72);
+    stamp_and_seal(b, d);
+    EXPECT_EQ(crypto::check_mac(captured_keys(), b.data(), 48, b.data() + 48, 24).check, crypto::MacCheck::kOk);
+  }
+}
+
+TEST(ResponderAuth, MacAfterExtensionFieldCoversIt) {
+  // The request's MAC covers its extension field; the reply has none.
+  Bytes b = keyed_request(1, 16, ext(0x0104, 28));
+  const size_t len = b.size();
+  ASSERT_EQ(len, 48u + 28 + 20);
+  const NtpDecision d = respond(b.data(), len, kRx, fixed_reply_params(), true, &captured_keys());
+  ASSERT_EQ(d.auth, AuthOutcome::kOk);
+  EXPECT_EQ(d.reply_len, 68);
+  stamp_and_seal(b, d);
+  EXPECT_EQ(crypto::check_mac(captured_keys(), b.data(), 48, b.data() + 48, 20).check, crypto::MacCheck::kOk);
+  // The same bytes with the field changed after MACing: a bad digest.
+  Bytes c = keyed_request(1, 16, ext(0x0104, 28));
+  c[60] ^= 0x40;
+  const NtpDecision e = respond(c.data(), len, kRx, fixed_reply_params(), true, &captured_keys());
+  EXPECT_EQ(e.auth, AuthOutcome::kBadMac);
+  EXPECT_EQ(e.reply_len, 52);
+}
+
+TEST(ResponderAuth, FailuresGetCryptoNak) {
+  struct Case {
+    const char* what;
+    Bytes req;
+    AuthOutcome auth;
+  };
+  std::vector<Case> cases;
+  {
+    Bytes b = keyed_request(1, 16);
+    b[60] ^= 1;  // the header changed after MACing
+    cases.push_back({"bad digest", b, AuthOutcome::kBadMac});
+  }
+  {
+    Bytes b = keyed_request(3, 16);
+    b.back() ^= 0x80;  // the digest's last bit
+    cases.push_back({"bad digest's last byte", b, AuthOutcome::kBadMac});
+  }
+  {
+    Bytes b = keyed_request(1, 16);
+    proto::store_be32(b.data() + 48, 77);  // a key we do not hold
+    cases.push_back({"unknown key", b, AuthOutcome::kUnknownKey});
+  }
+  {
+    Bytes b = keyed_request(3, 16);
+    b.resize(48 + 24, 0x5A);  // 20 bytes of digest: MD5 has 16
+    cases.push_back({"MD5 with 20 bytes", b, AuthOutcome::kBadMac});
+  }
+  {
+    Bytes b = keyed_request(1, 16);
+    b.resize(48 + 36, 0x5A);  // 32 bytes: CMAC has 16
+    cases.push_back({"AES128 with 32 bytes", b, AuthOutcome::kBadMac});
+  }
+  {
+    Bytes b = keyed_request(2, 20);
+    b.resize(48 + 36, 0x5A);  // SHA1 has 20, no 32
+    cases.push_back({"SHA1 with 32 bytes", b, AuthOutcome::kBadMac});
+  }
+  {
+    Bytes b = keyed_request(4, 32);
+    b[0] = 0x1B;  // NTPv3 after MACing
+    cases.push_back({"version changed", b, AuthOutcome::kBadMac});
+  }
+  {
+    Bytes b = request(0x1B, 48);  // NTPv3 DES: key ID 1 with 8 bytes
+    b.resize(48);
+    const Bytes des = {0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8};
+    b.insert(b.end(), des.begin(), des.end());
+    cases.push_back({"DES-CBC length", b, AuthOutcome::kBadMac});
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Bytes b = c.req;
+    const size_t len = b.size();
+    b.resize(std::max(len, kMaxReplyLen), 0);
+    const NtpDecision d = respond(b.data(), len, kRx, fixed_reply_params(), true, &captured_keys());
+    ASSERT_EQ(d.action, NtpAction::kReply);
+    EXPECT_EQ(d.auth, c.auth);
+    EXPECT_EQ(d.mac_key, nullptr);
+    EXPECT_EQ(d.reply_len, 52);
+    EXPECT_LE(d.reply_len, len);
+    EXPECT_EQ(Bytes(b.begin() + 48, b.begin() + 52), Bytes(4, 0));  // key ID 0, no digest
+    EXPECT_EQ(d.reply_sum, sum_words(b, 52));
+  }
+}
+
+TEST(ResponderAuth, NoKeysIsUnknownKey) {
+  Bytes b = keyed_request(1, 16);
+  const size_t len = b.size();
+  const NtpDecision d = respond(b.data(), len, kRx, fixed_reply_params(), true, nullptr);
+  EXPECT_EQ(d.auth, AuthOutcome::kUnknownKey);
+  EXPECT_EQ(d.reply_len, 52);
+  // Without a MAC, or with a client's crypto-NAK: no outcome, no MAC.
+  Bytes p = request(0x23, 48);
+  EXPECT_EQ(respond(p.data(), 48, kRx, fixed_reply_params(), true, &captured_keys()).auth, AuthOutcome::kNone);
+  Bytes n = with_tail(Bytes(4, 0));
+  const NtpDecision dn = respond(n.data(), 52, kRx, fixed_reply_params(), true, &captured_keys());
+  EXPECT_EQ(dn.auth, AuthOutcome::kNone);
+  EXPECT_EQ(dn.reply_len, 48);
+}
+
+TEST(ResponderAuth, StatelessModeTwoAnswerIsMacedToo) {
+  Bytes b = keyed_request(1, 16, {}, 0x21);  // mode 1 from a stranger
+  const size_t len = b.size();
+  const NtpRequest q = classify_request(b.data(), len);
+  ASSERT_TRUE(q.ok);
+  const NtpDecision d = answer(b.data(), q, kRx, fixed_reply_params(), proto::Mode::kSymmetricPassive, &captured_keys());
+  ASSERT_EQ(d.auth, AuthOutcome::kOk);
+  EXPECT_EQ(b[0], 0x22);
+  EXPECT_EQ(d.reply_len, len);
+  stamp_and_seal(b, d);
+  EXPECT_EQ(crypto::check_mac(captured_keys(), b.data(), 48, b.data() + 48, 20).check, crypto::MacCheck::kOk);
+}
+
+TEST(ResponderAuth, KissOfDeathCarriesNoMac) {
+  Bytes b = keyed_request(1, 16);
+  const size_t len = b.size();
+  const NtpRequest q = classify_request(b.data(), len);
+  const NtpDecision d = kiss_of_death(b.data(), q, proto::kKissRate);
+  EXPECT_EQ(d.reply_len, 48);
+  EXPECT_EQ(d.mac_key, nullptr);
+}
+
+TEST(ResponderAuth, MacCostsBudgeted) {
+  // Every key type has a cost for the stamp's budget; CMAC is the cheapest.
+  for (auto t : {crypto::MacType::kAes128Cmac, crypto::MacType::kHmacSha256, crypto::MacType::kSha256,
+                 crypto::MacType::kSha1, crypto::MacType::kMd5}) {
+    EXPECT_GE(mac_cost_ns(t), mac_cost_ns(crypto::MacType::kAes128Cmac)) << crypto::mac_type_name(t);
+    EXPECT_GT(mac_cost_ns(t), 0);
+  }
+  EXPECT_EQ(mac_cost_ns(crypto::MacType::kNone), 0);
 }
 
 }  // namespace
