@@ -175,6 +175,13 @@ struct PolicyDecision {
   pd.assoc_lane = assoc_lane;
 }
 
+// Whether the request's MAC field is a valid MAC of a key in `keys`.
+inline bool mac_verified(const crypto::KeyTable* keys, const uint8_t* ntp, const NtpRequest& q) {
+  if (keys == nullptr || q.mac_len <= 4) return false;
+  const size_t at = q.len - q.mac_len;
+  return crypto::check_mac(*keys, ntp, at, ntp + at, q.mac_len).check == crypto::MacCheck::kOk;
+}
+
 // A rate-limited answer of kind `kind` (kNtp or kNtpPassive) to src: the
 // limiter decides, the reply cap brakes whatever it lets through.
 [[gnu::always_inline]] inline void limited_answer(PolicyDecision& pd, uint8_t* ntp, const NtpRequest& q, uint32_t src,
@@ -186,7 +193,7 @@ struct PolicyDecision {
       [[fallthrough]];
     case RateVerdict::kPass:
       if (!cap_take(env)) return drop_ntp(pd, DropReason::kReplyCap);
-      pd.d = answer(ntp, q, rx, params, mode);
+      pd.d = answer(ntp, q, rx, params, mode, pol.keys.get());
       pd.kind = kind;
       return;
     case RateVerdict::kKod:
@@ -237,7 +244,14 @@ struct PolicyDecision {
       // by the clients' [ratelimit] (a chronyd peer polls every second or
       // faster, the default limit is one per 8 s). Its packets share one
       // lane, which the configured associations' lane does not depend on.
-      if (proto::may_peer(cls)) return to_control_lane(pd, false);
+      if (proto::may_peer(cls)) {
+        // auth.authenticate: only a valid MAC of a trusted key reaches the
+        // control plane's passive associations (a spoofer of a peer-class
+        // address costs one key lookup and one MAC here, nothing there).
+        if (pol.authenticate && !mac_verified(pol.trusted_keys.get(), ntp, q))
+          return drop_ntp(pd, DropReason::kNotAuthenticated);
+        return to_control_lane(pd, false);
+      }
       if (q.mode == proto::Mode::kSymmetricPassive || !pol.answer_unknown_peers)
         return drop_ntp(pd, DropReason::kNotAPeer);
       if (!proto::may_get_time(cls)) return drop_ntp(pd, DropReason::kAccessDenied);
@@ -270,7 +284,7 @@ struct PolicyDecision {
   }
   if (proto::is_rate_limited(cls))
     return limited_answer(pd, ntp, q, src, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
-  pd.d = answer(ntp, q, rx, params, proto::Mode::kServer);
+  pd.d = answer(ntp, q, rx, params, proto::Mode::kServer, pol.keys.get());
   pd.kind = ReplyKind::kNtp;
 }
 
@@ -355,6 +369,9 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   v.unsynchronized = stamps_transmit(pd.kind) && !params.synchronized;
   v.ntp_offset = ntp_offset;
   v.len = static_cast<uint16_t>(kEthHeaderLen + kIpv4MinHeaderLen + reply_udp_len);
+  v.mac_key = d.mac_key;
+  v.mac_digest_bytes = d.mac_digest_bytes;
+  v.auth = d.auth;
   return v;
 }
 
@@ -439,6 +456,19 @@ void stamp_transmit(uint8_t* frame, uint16_t ntp_offset, proto::NtpTimestamp tx)
   proto::store_ts(ntp + proto::offs::kTransmit, tx);
   uint8_t* udp_check = ntp - kUdpHeaderLen + 6;
   const uint16_t ck = csum_add_words(proto::load_be16(udp_check), tx.seconds, tx.fraction);
+  proto::store_be16(udp_check, ck == 0 ? 0xFFFF : ck);
+}
+
+void seal_transmit(uint8_t* frame, uint16_t ntp_offset, size_t covered, const crypto::MacKey& key,
+                   uint8_t digest_bytes) {
+  uint8_t* ntp = frame + ntp_offset;
+  uint8_t* digest = ntp + covered + 4;
+  const size_t n = crypto::mac_compute(key, ntp, covered, digest, digest_bytes);
+  uint8_t* udp_check = ntp - kUdpHeaderLen + 6;
+  // The digest replaced bytes the checksum counted as zero: add its words.
+  uint64_t sum = static_cast<uint16_t>(~proto::load_be16(udp_check));
+  sum = csum_add(sum, digest, n);
+  const uint16_t ck = static_cast<uint16_t>(~csum_fold(sum));
   proto::store_be16(udp_check, ck == 0 ? 0xFFFF : ck);
 }
 

@@ -6,8 +6,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "crypto/mac.h"
 #include "dataplane/neighbour.h"
 #include "dataplane/ratelimit.h"
 #include "dataplane/responder.h"
@@ -124,6 +126,18 @@ struct Policy {
   // (hwclock::model_rate_bound of clock.max_frequency_ppm and the virtual
   // source's frequency_ppm): a model beyond it is no discipline of ours.
   double max_model_rate_error = 0.2;  // hwclock::kMaxModelRateError
+  // auth.keys_file's keys, precomputed (null: none). Any of them answers a
+  // request MACed with it, as chronyd answers with any key of its keyfile:
+  // the MAC proves the server to the client; auth.trusted_keys says whom
+  // we follow, not whom we answer. Shared by the workers' policies and
+  // freed with the last one (never under a worker: see publish_policy).
+  std::shared_ptr<const crypto::KeyTable> keys;
+  // auth.authenticate: a mode 1/2 packet from a peer-class address (not a
+  // configured association's: the control plane checks those) reaches the
+  // control plane only with a valid MAC of a trusted key, the keys of
+  // auth.trusted_keys alone in trusted_keys (null: none).
+  bool authenticate = false;
+  std::shared_ptr<const crypto::KeyTable> trusted_keys;
 };
 
 // What the policy works with per packet: the policy, the worker's rate
@@ -164,6 +178,12 @@ struct FrameVerdict {
   bool arp_conflict = false;  // an ARP packet from another MAC claimed our address (see ArpDefence)
   bool rate_leaked = false;   // answered although over its rate limit (1 in 2^leak)
   bool assoc_lane = false;    // kToControl: from a configured association (its own ring)
+  // kTransmit of an NTP reply to an authenticated request: seal_transmit
+  // writes its digest after stamp_transmit (null: nothing to seal). auth:
+  // what the request's MAC came to, for the counters.
+  const crypto::MacKey* mac_key = nullptr;
+  uint8_t mac_digest_bytes = 0;
+  AuthOutcome auth = AuthOutcome::kNone;
   uint32_t src_ip = 0, dst_ip = 0;  // kToControl, host order
   uint16_t src_port = 0, dst_port = 0;
 };
@@ -188,6 +208,15 @@ inline bool stamps_transmit(ReplyKind k) { return k == ReplyKind::kNtp || k == R
 // frame offset ntp_offset) and folds it into the UDP checksum, which
 // handle_frame computed with the transmit timestamp zero.
 void stamp_transmit(uint8_t* frame, uint16_t ntp_offset, proto::NtpTimestamp tx);
+
+// Writes the digest of the MAC field at ntp + covered (its key ID already
+// there, the digest's bytes counted as zero in the UDP checksum) over the
+// NTP payload's first `covered` bytes, and folds it into the UDP checksum:
+// after stamp_transmit, as the MAC covers the transmit timestamp (RFC 5905
+// section 7.3). covered: 48 for our replies (verdict.mac_key), the payload
+// for a control-plane packet; a multiple of 4. One MAC, no allocation.
+void seal_transmit(uint8_t* frame, uint16_t ntp_offset, size_t covered, const crypto::MacKey& key,
+                   uint8_t digest_bytes);
 
 // Builds an IPv4/UDP frame around payload (already at buf + kEthHeaderLen +
 // 20 + 8) for the control plane's packets; returns the frame length.

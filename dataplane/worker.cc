@@ -9,11 +9,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <pwd.h>
+
+#include "crypto/keys.h"
 #include "dataplane/worker_setup.h"
 #include "hwclock/clock_model.h"
 #include "dataplane/inet.h"
@@ -108,14 +113,21 @@ struct BurstClock {
 struct BurstTally {
   uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0, arp_conflicts = 0, arp_defences = 0;
   uint64_t passive = 0, kod_rate = 0, kod_deny = 0, leaked = 0;
+  uint64_t auth_ok = 0, auth_unknown_key = 0, auth_bad_mac = 0;
   uint64_t hw = 0, hw_rejected = 0, hw_minus_sw_max_ns = 0;
   int64_t hw_minus_sw_sum_ns = 0;
 };
 
-// The replies of one burst, with where each one's transmit timestamp goes.
+// The replies of one burst, with where each one's transmit timestamp goes
+// and, for an authenticated one, the key its MAC is sealed with after the
+// stamp; mac_budget_ns: what those MACs cost (mac_cost_ns), added to the
+// stamp so it says when the burst leaves, not when its MACs began.
 struct TxBurst {
   rte_mbuf* m[kMaxBurst];
   uint16_t stamp_at[kMaxBurst];  // NTP payload offset, 0: nothing to stamp
+  const crypto::MacKey* mac_key[kMaxBurst];  // valid where stamp_at is; null: no MAC
+  uint8_t mac_bytes[kMaxBurst];
+  int64_t mac_budget_ns = 0;
   unsigned n = 0;
 };
 
@@ -175,7 +187,14 @@ inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTa
   m->data_len = v.len;
   m->pkt_len = v.len;
   tx.stamp_at[tx.n] = stamps_transmit(v.kind) ? v.ntp_offset : 0;
+  tx.mac_key[tx.n] = v.mac_key;
+  tx.mac_bytes[tx.n] = v.mac_digest_bytes;
+  if (v.mac_key) [[unlikely]]
+    tx.mac_budget_ns += mac_cost_ns(v.mac_key->type);
   tx.m[tx.n++] = m;
+  t.auth_ok += v.auth == AuthOutcome::kOk;
+  t.auth_unknown_key += v.auth == AuthOutcome::kUnknownKey;
+  t.auth_bad_mac += v.auth == AuthOutcome::kBadMac;
   t.ntp_replies += v.kind == ReplyKind::kNtp;
   t.unsync += stamps_transmit(v.kind) && v.unsynchronized;
   t.passive += v.kind == ReplyKind::kNtpPassive;
@@ -210,14 +229,22 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
 }
 
 // Stamps the transmit time as late as software can take it, just before
-// the burst goes to the NIC, and sends; what the queue refuses is dropped.
+// the burst goes to the NIC, then seals the authenticated replies (their
+// MAC covers the stamp, RFC 5905 section 7.3; the stamp is ahead by what
+// the MACs cost, so it still predicts the send), and sends; what the queue
+// refuses is dropped.
 inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& tx) {
   if (tx.n == 0) return;
   proto::WorkerCounters& c = *ctx.counters;
-  const proto::NtpTimestamp tx_ts =
-      proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) + port.tx_compensation_ns);
-  for (unsigned i = 0; i < tx.n; i++)
-    if (tx.stamp_at[i]) stamp_transmit(rte_pktmbuf_mtod(tx.m[i], uint8_t*), tx.stamp_at[i], tx_ts);
+  const proto::NtpTimestamp tx_ts = proto::ntp_from_unix_ns(
+      hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) + port.tx_compensation_ns + tx.mac_budget_ns);
+  for (unsigned i = 0; i < tx.n; i++) {
+    if (!tx.stamp_at[i]) continue;
+    uint8_t* frame = rte_pktmbuf_mtod(tx.m[i], uint8_t*);
+    stamp_transmit(frame, tx.stamp_at[i], tx_ts);
+    if (tx.mac_key[i]) [[unlikely]]
+      seal_transmit(frame, tx.stamp_at[i], proto::kHeaderLen, *tx.mac_key[i], tx.mac_bytes[i]);
+  }
   const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx.m, static_cast<uint16_t>(tx.n));
   if (sent < tx.n) {
     count_drop(c, proto::DropReason::kTxFull, tx.n - sent);
@@ -239,6 +266,9 @@ inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned
   if (t.kod_rate) bump(c.kod_rate, t.kod_rate);
   if (t.kod_deny) bump(c.kod_deny, t.kod_deny);
   if (t.leaked) bump(c.rate_leaked, t.leaked);
+  if (t.auth_ok) bump(c.auth_replies, t.auth_ok);
+  if (t.auth_unknown_key) bump(c.auth_unknown_key, t.auth_unknown_key);
+  if (t.auth_bad_mac) bump(c.auth_bad_mac, t.auth_bad_mac);
   proto::PortTimestampCounters& ts = c.timestamps[port.index];
   bump(ts.software, received - t.hw);
   if (t.hw) {
@@ -430,8 +460,19 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
   uint8_t* frame = rte_pktmbuf_mtod(p.m, uint8_t*);
   std::memcpy(frame, mac, 6);
   const uint64_t tx_raw = hwclock::read_tsc();
-  const int64_t tx_ns = hwclock::model_to_ns(ctx.model, tx_raw) + port.tx_compensation_ns;
-  if (p.stamp) stamp_transmit(frame, kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen, proto::ntp_from_unix_ns(tx_ns));
+  constexpr uint16_t kNtpAt = kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
+  // kTxMac: the key as the policy of this poll has it (a reload while the
+  // packet waited for ARP may have removed it); its MAC covers the stamp.
+  const crypto::MacKey* key = nullptr;
+  if (p.mac_key_id != 0) {
+    const crypto::KeyTable* keys = ctx.active_policy ? ctx.active_policy->keys.get() : nullptr;
+    key = keys ? keys->find(p.mac_key_id) : nullptr;
+    if (key == nullptr) return refuse(ctx, p.m, p.cookie, proto::DropReason::kBadControlPacket);
+  }
+  const int64_t tx_ns =
+      hwclock::model_to_ns(ctx.model, tx_raw) + port.tx_compensation_ns + (key ? mac_cost_ns(key->type) : 0);
+  if (p.stamp) stamp_transmit(frame, kNtpAt, proto::ntp_from_unix_ns(tx_ns));
+  if (key) seal_transmit(frame, kNtpAt, p.mac_covered, *key, p.mac_digest_bytes);
   rte_mbuf* m = p.m;
   if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) == 1) {
     bump(ctx.counters->control_tx);
@@ -442,6 +483,21 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
 }
 
 }  // namespace
+
+bool control_mac_valid(const proto::TxPacket& t, const crypto::KeyTable* keys) {
+  const crypto::MacKey* key = keys ? keys->find(t.key_id) : nullptr;
+  if (key == nullptr) return false;
+  // The full digest, or the NTPv4 truncation of a longer one (mac.h).
+  const size_t n = t.mac_digest_bytes;
+  if (!(n == key->digest_bytes || (key->digest_bytes > crypto::kV4DigestBytes && n == crypto::kV4DigestBytes)))
+    return false;
+  // After the header and any extension fields, in whole words (the
+  // checksum folds the digest as words).
+  static_assert(kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kMaxRingPayload + 4 +
+                    crypto::kMaxDigestBytes <= RTE_MBUF_DEFAULT_DATAROOM,
+                "a control packet and its MAC fit one mbuf");
+  return t.len % 4 == 0;
+}
 
 bool control_packet_valid(const proto::TxPacket& t) {
   if (t.len < proto::kHeaderLen || t.len > proto::kMaxRingPayload) return false;
@@ -510,6 +566,17 @@ unsigned service_control_tx(WorkerContext& ctx) {
         continue;
       }
     }
+    // kTxMac: a key we hold and a digest length its type allows (the ring
+    // is another process's memory), after a payload of whole words.
+    size_t mac_field = 0;
+    if (t.flags & proto::kTxMac) {
+      const crypto::KeyTable* keys = ctx.active_policy ? ctx.active_policy->keys.get() : nullptr;
+      if (!control_mac_valid(t, keys)) {
+        refuse(ctx, nullptr, t.cookie, proto::DropReason::kBadControlPacket);
+        continue;
+      }
+      mac_field = 4 + size_t{t.mac_digest_bytes};
+    }
     rte_mbuf* m = hop ? rte_pktmbuf_alloc(ctx.pool) : nullptr;
     if (!m) {
       refuse(ctx, m, t.cookie, proto::DropReason::kNoNeighbour);
@@ -517,10 +584,16 @@ unsigned service_control_tx(WorkerContext& ctx) {
     }
     const WorkerPort& port = ctx.ports[pi];
     uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
-    std::memcpy(frame + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen, t.payload, t.len);
+    uint8_t* payload = frame + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
+    std::memcpy(payload, t.payload, t.len);
+    if (mac_field) {
+      // The key ID, and the digest as zeros in the checksum until sealed.
+      proto::store_be32(payload + t.len, t.key_id);
+      std::memset(payload + t.len + 4, 0, t.mac_digest_bytes);
+    }
     const uint8_t unresolved[6] = {};
     const size_t len = build_udp_frame(frame, port.identity.mac, unresolved, t.src_ip ? t.src_ip : port.identity.ipv4,
-                                       t.dst_ip, t.src_port, t.dst_port, t.len);
+                                       t.dst_ip, t.src_port, t.dst_port, t.len + mac_field);
     m->data_len = m->pkt_len = static_cast<uint32_t>(len);
     PendingTx p;
     p.m = m;
@@ -529,6 +602,11 @@ unsigned service_control_tx(WorkerContext& ctx) {
     p.next_hop = hop;
     p.port = static_cast<uint16_t>(pi);
     p.stamp = (t.flags & proto::kTxStampTransmit) != 0;
+    if (mac_field) {
+      p.mac_key_id = t.key_id;
+      p.mac_covered = t.len;
+      p.mac_digest_bytes = static_cast<uint8_t>(t.mac_digest_bytes);
+    }
     if (const Neighbour* nb = ctx.neighbours.lookup(hop, now_ns, kNeighbourMaxAgeNs)) {
       send_now(ctx, p, nb->mac);
     } else if (ctx.n_pending < WorkerContext::kMaxPendingTx) {
@@ -591,10 +669,51 @@ int worker_main(void* arg) {
   return 0;
 }
 
+namespace {
+
+// auth.keys_file into the policy's tables: every key, and the trusted ones
+// alone. The file is channel.control_user's (0600: ntp-control reads it as
+// that user) or root's; the dataplane reads it as root (crypto/keys.h).
+void load_policy_keys(const config::Config& cfg, Policy& p, std::vector<std::string>* errors) {
+  if (cfg.auth.keys_file.empty()) return;
+  std::optional<uint32_t> also_owner;
+  if (!cfg.control_user.empty()) {
+    passwd pw{};
+    passwd* found = nullptr;
+    char buf[4096];
+    if (getpwnam_r(cfg.control_user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found)
+      also_owner = found->pw_uid;
+  }
+  const crypto::KeysFile f = crypto::load_keys(cfg.auth.keys_file, also_owner);
+  std::string error;
+  auto all = std::make_shared<crypto::KeyTable>();
+  auto trusted = std::make_shared<crypto::KeyTable>();
+  std::vector<crypto::KeyEntry> trusted_entries;
+  for (const crypto::KeyEntry& k : f.keys)
+    if (std::find(cfg.auth.trusted_keys.begin(), cfg.auth.trusted_keys.end(), k.id) != cfg.auth.trusted_keys.end())
+      trusted_entries.push_back(k);
+  if (!f.ok() || !crypto::build_key_table(f.keys, *all, &error) ||
+      !crypto::build_key_table(trusted_entries, *trusted, &error)) {
+    if (errors) {
+      for (const crypto::KeyError& e : f.errors) errors->push_back(e.to_string());
+      if (f.ok()) errors->push_back(cfg.auth.keys_file + ": " + error);
+    }
+    crypto::wipe_secret(all.get(), sizeof *all);
+    crypto::wipe_secret(trusted.get(), sizeof *trusted);
+    return;
+  }
+  p.keys = std::move(all);
+  p.trusted_keys = std::move(trusted);
+}
+
+}  // namespace
+
 // Declared in worker_setup.h (the daemon's reload calls it); defined here
 // with the worker's side of the swap, so the unit tests reach both.
-Policy make_policy(const config::Config& cfg) {
+Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors) {
   Policy p;
+  p.authenticate = cfg.auth.authenticate;
+  load_policy_keys(cfg, p, errors);
   p.access = config::access_table(cfg.access);
   p.kod = cfg.access.kod;
   p.answer_unknown_peers = cfg.ntp.answer_unknown_peers;
@@ -610,9 +729,16 @@ Policy make_policy(const config::Config& cfg) {
 }
 
 bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err) {
-  const Policy next = make_policy(cfg);
-  bool ok = true;
+  std::vector<std::string> key_errors;
+  const Policy next = make_policy(cfg, &key_errors);
   err.clear();
+  if (!key_errors.empty()) {
+    // A keys file that does not load keeps the running policy whole (its
+    // keys and everything else): each error with its file:line.
+    for (const std::string& e : key_errors) err += (err.empty() ? "" : "; ") + e;
+    return false;
+  }
+  bool ok = true;
   for (auto& w : workers) {
     auto p = std::make_unique<Policy>(next);
     if (w->limiter && w->limiter->capacity() != next.clients) {

@@ -43,6 +43,11 @@ struct PendingTx {
   uint32_t next_hop = 0;
   uint16_t port = 0;           // index into WorkerContext::ports
   bool stamp = false;
+  // kTxMac: the key (found again when sent: a reload may remove it), the
+  // payload bytes the MAC covers and the digest's length.
+  uint32_t mac_key_id = 0;
+  uint16_t mac_covered = 0;
+  uint8_t mac_digest_bytes = 0;
 };
 
 struct alignas(proto::kCacheLine) WorkerContext {
@@ -150,6 +155,10 @@ unsigned worker_poll_once(WorkerContext& ctx);
 // both ports non-zero. service_control_tx refuses the rest
 // (kBadControlPacket).
 bool control_packet_valid(const proto::TxPacket& t);
+// A kTxMac packet's MAC as the ring asks for it: key_id one of `keys` (null:
+// none), mac_digest_bytes the key's digest or its 20-byte NTPv4 form, and a
+// payload of whole words. Else the worker refuses it (kBadControlPacket).
+bool control_mac_valid(const proto::TxPacket& t, const crypto::KeyTable* keys);
 
 // Worker 0: send what the control plane queued (and what waited for ARP).
 // Returns the number of packets sent or dropped.

@@ -35,11 +35,13 @@ std::string describe_worker_tables(const WorkerContext& ctx) {
   const Policy* p = ctx.policy_storage.get();
   std::snprintf(line, sizeof line,
                 "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes); associations "
-                "as the control plane publishes them (up to %zu endpoints)",
+                "as the control plane publishes them (up to %zu endpoints); %u keys (%u trusted)%s",
                 ctx.worker_id, ctx.limiter ? ctx.limiter->capacity() : size_t{0},
                 ctx.limiter ? static_cast<double>(ctx.limiter->memory_bytes()) / (1024.0 * 1024.0) : 0.0,
                 p ? p->access.ranges() : size_t{0}, p ? p->access.memory_bytes() : size_t{0},
-                proto::kMaxAssocEndpoints);
+                proto::kMaxAssocEndpoints, p && p->keys ? p->keys->count : 0u,
+                p && p->trusted_keys ? p->trusted_keys->count : 0u,
+                p && p->authenticate ? ", peers must authenticate" : "");
   return line;
 }
 
@@ -58,7 +60,14 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
   ctx->to_control_assoc = segment.assoc_ring(w);
   // The table is allocated here, once, at its configured size (never on
   // the worker's path); the policy is the worker's first.
-  auto policy = std::make_unique<Policy>(make_policy(cfg));
+  std::vector<std::string> key_errors;
+  auto policy = std::make_unique<Policy>(make_policy(cfg, &key_errors));
+  if (!key_errors.empty()) {
+    // The host check refused such a file before; it changed since.
+    std::string all;
+    for (const std::string& e : key_errors) all += "\n  " + e;
+    throw std::runtime_error("auth.keys_file does not load:" + all);
+  }
   ctx->limiter = std::make_unique<RateLimiter>(policy->clients, policy->limits, random_key());
   ctx->reply_cap.set_rate(policy->max_replies_per_s);
   publish_policy(*ctx, std::move(policy));

@@ -27,8 +27,12 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
 // Who gets what, from the configuration: the access classes, access.kod,
 // ntp.answer_unknown_peers, the [ratelimit] limits and the reply cap (not
 // the associations: their endpoints come from the control plane, see
-// WorkerContext::assoc_tables). Allocates: off the hot path.
-Policy make_policy(const config::Config& cfg);
+// WorkerContext::assoc_tables), and auth.keys_file's keys (every key for
+// the responder, the trusted ones for auth.authenticate). Allocates and reads
+// the keys file: off the hot path. A keys file that does not load leaves the
+// policy without keys and, with errors given, adds each error as
+// "file:line: message".
+Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors = nullptr);
 
 // A reload (SIGHUP, main lcore): a new policy from cfg into every worker.
 // Each worker picks it up at its next poll and hands the limits to its own
@@ -37,6 +41,8 @@ Policy make_policy(const config::Config& cfg);
 // is freed at a later call or with the context, never under a worker).
 // A ratelimit.clients that differs from the running table cannot change
 // without a restart: false with err saying so, and the rest still applies.
+// A keys file that does not load: false with err listing its errors
+// (file:line each), and nothing published: the running policy stays.
 bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err);
 
 // One line per worker for the start log: its rate-limit table's entries and

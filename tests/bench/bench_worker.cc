@@ -16,6 +16,12 @@
 // harness's own work is timed separately (TSC around it, each burst), and
 // the replies can be checked because they are not thrown away.
 //
+// --auth TYPE: every request carries a MAC of key 1 of that type (aes128,
+// hmac-sha256, sha256, sha1, md5; the digest in full, 20 bytes in NTPv4 for
+// the SHA-256 ones as chrony sends it) and every reply must verify with it:
+// the responder's check of the request's MAC and the worker's seal of the
+// reply after its transmit stamp, per packet.
+//
 // What this does not measure: a real NIC's descriptor writeback and mbuf
 // refill/free, and cache misses on packet data (the harness has just written
 // the request, so the worker finds it in L1/L2; a NIC's DMA lands in LLC at
@@ -54,6 +60,7 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 
+#include "crypto/mac.h"
 #include "dataplane/frame.h"
 #include "dataplane/inet.h"
 #include "dataplane/ratelimit.h"
@@ -131,10 +138,12 @@ using namespace ntp;
 
 constexpr uint8_t kPortMac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 constexpr uint32_t kPortIp = 0x0A00011F;  // 10.0.1.31
-constexpr uint16_t kFrameLen = 14 + 20 + 8 + 48;
+constexpr uint16_t kFrameLen = 14 + 20 + 8 + 48;  // a request without a MAC
+constexpr uint16_t kMaxFrameLen = kFrameLen + 4 + crypto::kMaxDigestBytes;
 
 struct Template {
-  uint8_t frame[kFrameLen];
+  uint8_t frame[kMaxFrameLen];
+  uint16_t len = kFrameLen;
   uint16_t client_port;
   uint32_t client_ip;
   proto::NtpTimestamp request_transmit;
@@ -154,14 +163,26 @@ struct Options {
   // what is timed is the lookups, not fewer replies).
   bool policy = false;
   uint32_t sources = 1u << 20;
+  crypto::MacType auth = crypto::MacType::kNone;  // --auth: every request MACed with key 1 of this type
 };
+
+// --auth's key 1: a fixed secret (16 bytes: AES-128's length; the others take it too).
+crypto::KeyTable bench_keys(crypto::MacType type) {
+  crypto::KeyTable t;
+  const uint8_t secret[16] = {0x2B, 0x7E, 0x15, 0x16, 0x28, 0xAE, 0xD2, 0xA6,
+                              0xAB, 0xF7, 0x15, 0x88, 0x09, 0xCF, 0x4F, 0x3C};
+  crypto::MacKey k;
+  if (type != crypto::MacType::kNone && (!crypto::mac_key_init(k, 1, type, secret, sizeof secret) || !t.insert(k)))
+    std::abort();
+  return t;
+}
 
 [[noreturn]] void die(const char* what, const char* detail = nullptr) {
   std::fprintf(stderr, "bench_worker: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
   std::exit(1);
 }
 
-std::vector<Template> make_templates() {
+std::vector<Template> make_templates(const crypto::KeyTable& keys) {
   const uint8_t* requests[] = {golden::kChronyRequest0, golden::kChronyRequest1, golden::kChronyRequest2,
                                golden::kChronyRequest3, golden::kNtpdigRequest};
   const uint16_t ports[] = {48325, 43775, 41808, 52494, 44676};
@@ -170,10 +191,17 @@ std::vector<Template> make_templates() {
     const uint8_t client_mac[6] = {0x02, 0xAA, 0xBB, 0xCC, 0xDD, static_cast<uint8_t>(i + 1)};
     t[i].client_port = ports[i];
     t[i].client_ip = 0x0A000102 + static_cast<uint32_t>(i);  // 10.0.1.2..6
-    std::memcpy(t[i].frame + dp::kEthHeaderLen + 20 + 8, requests[i], 48);
+    uint8_t* payload = t[i].frame + dp::kEthHeaderLen + 20 + 8;
+    std::memcpy(payload, requests[i], 48);
+    size_t payload_len = 48;
+    if (const crypto::MacKey* k = keys.find(1)) {
+      payload[0] = static_cast<uint8_t>((payload[0] & 0xC7) | (4 << 3));  // NTPv4: ntpdig's request is too
+      payload_len += crypto::append_mac(*k, payload, 48, crypto::mac_wire_digest_bytes(*k, 4));
+    }
     const size_t n = dp::build_udp_frame(t[i].frame, client_mac, kPortMac, t[i].client_ip, kPortIp, ports[i],
-                                         proto::kNtpPort, 48);
-    if (n != kFrameLen) die("build_udp_frame gave an unexpected length");
+                                         proto::kNtpPort, payload_len);
+    if (n != kFrameLen + payload_len - 48) die("build_udp_frame gave an unexpected length");
+    t[i].len = static_cast<uint16_t>(n);
     t[i].request_transmit = proto::load_ts(requests[i] + proto::offs::kTransmit);
   }
   return t;
@@ -183,9 +211,9 @@ std::vector<Template> make_templates() {
 // client's UDP port). Returns an empty string when it is right.
 constexpr uint32_t kSourcesBase = 0x0A800000;  // 10.128.0.0/9: --policy's clients
 
-std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int64_t now_ns, bool many_sources) {
+std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int64_t now_ns, bool many_sources,
+                        const crypto::KeyTable& keys) {
   using namespace ntp::dp;
-  if (m->data_len != kFrameLen || m->pkt_len != kFrameLen) return "reply length";
   const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
   const uint8_t* ip = f + kEthHeaderLen;
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
@@ -194,6 +222,12 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
   for (const auto& x : tpl)
     if (proto::load_be16(udp + 2) == x.client_port) t = &x;
   if (!t) return "UDP destination is no client's port";
+  if (m->data_len != t->len || m->pkt_len != t->len) return "reply length";
+  if (keys.count != 0) {
+    // The client's check: the reply's MAC, over the stamped header.
+    const size_t mac_len = t->len - kFrameLen;
+    if (crypto::check_mac(keys, ntp, 48, ntp + 48, mac_len).check != crypto::MacCheck::kOk) return "reply MAC";
+  }
   if (std::memcmp(f, t->frame + 6, 6) != 0 || std::memcmp(f + 6, kPortMac, 6) != 0) return "Ethernet addresses";
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) return "IPv4 header checksum";
   // --policy: the client is whichever of the sources this request came from.
@@ -223,6 +257,7 @@ struct Harness {
   uint64_t next = 0;        // template rotation
   uint64_t checked = 0, check_every = 1;  // check every n-th reply (power of two)
   const proto::ClockModelData* model = nullptr;
+  const crypto::KeyTable* keys = nullptr;
   // --hw: what a timestamping NIC's PMD does per packet, the raw NIC clock
   // in the mbuf's timestamp dynfield and the dynflag in ol_flags. The bench's
   // NIC clock counts TSC ticks (identity map), read once per recycle batch.
@@ -244,9 +279,9 @@ struct Harness {
 
   void restore(rte_mbuf* m, const Template& t) {
     uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
-    std::memcpy(f, t.frame, kFrameLen);
-    m->data_len = kFrameLen;
-    m->pkt_len = kFrameLen;
+    std::memcpy(f, t.frame, t.len);
+    m->data_len = t.len;
+    m->pkt_len = t.len;
     if (sources) {
       const uint32_t src = kSourcesBase + next_source;
       next_source = next_source + 1 == sources ? 0 : next_source + 1;
@@ -274,7 +309,7 @@ struct Harness {
       for (unsigned i = 0; i < n; i++) {
         if (((next + i) & (check_every - 1)) == 0) {
           const std::string e =
-              check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()), sources != 0);
+              check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()), sources != 0, *keys);
           if (!e.empty()) die("wrong reply", e.c_str());
           checked++;
         }
@@ -316,12 +351,24 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--hw") o.hw = true;
     else if (a == "--policy") o.policy = true;
     else if (a == "--sources") o.sources = static_cast<uint32_t>(std::strtoul(next(), nullptr, 10));
+    else if (a == "--auth") {
+      const std::string t = next();
+      o.auth = t == "aes128"        ? crypto::MacType::kAes128Cmac
+               : t == "hmac-sha256" ? crypto::MacType::kHmacSha256
+               : t == "sha256"      ? crypto::MacType::kSha256
+               : t == "sha1"        ? crypto::MacType::kSha1
+               : t == "md5"         ? crypto::MacType::kMd5
+                                    : crypto::MacType::kNone;
+      if (o.auth == crypto::MacType::kNone) die("--auth takes aes128, hmac-sha256, sha256, sha1 or md5");
+    }
     else if (a == "--help" || a == "-h") {
       std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--policy "
-                  "[--sources N]] [--eal-log]\n"
+                  "[--sources N]] [--auth TYPE] [--eal-log]\n"
                   "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n"
                   "  --policy  access list (several hundred prefixes), rate limiting (2^20-entry table) and KoD on,\n"
-                  "            requests from N distinct sources (default 2^20) in the rate-limited class\n");
+                  "            requests from N distinct sources (default 2^20) in the rate-limited class\n"
+                  "  --auth TYPE  every request MACed with a key of TYPE (aes128, hmac-sha256, sha256, sha1, md5),\n"
+                  "            every reply MACed back and checked\n");
       std::exit(0);
     } else {
       die("unknown argument", a.c_str());
@@ -405,7 +452,8 @@ int main(int argc, char** argv) {
   ctx->to_control = ctl_ring;
   ctx->tsc_hz = static_cast<uint64_t>(tsc_hz);
   proto::WorkerCounters& c = *ctx->counters;
-  if (opt.policy) {
+  const crypto::KeyTable keys = bench_keys(opt.auth);
+  if (opt.policy || opt.auth != crypto::MacType::kNone) {
     // The policy as a daemon's make_policy would make it from an [access]
     // of 300 prefixes of every class (none holding the clients: they are
     // the default class, limited, the costliest path) and a [ratelimit]
@@ -420,7 +468,11 @@ int main(int argc, char** argv) {
       const uint32_t net = (11u + i * 7 % 200) << 24 | (i * 37 % 256) << 16 | (i % 3 == 0 ? 0 : (i * 11 % 256) << 8);
       rules.push_back({net, static_cast<uint8_t>(i % 3 == 0 ? 16 : 24), classes[i % 5]});
     }
-    pol->access = proto::AccessTable(rules, proto::AccessClass::kLimited);
+    pol->access = opt.policy ? proto::AccessTable(rules, proto::AccessClass::kLimited) : proto::AccessTable();
+    if (opt.auth != crypto::MacType::kNone) {
+      pol->keys = std::make_shared<crypto::KeyTable>(keys);
+      std::printf("auth: every request and reply MACed with a %s key\n", crypto::mac_type_name(opt.auth));
+    }
     pol->kod = true;
     // Two associations as the control plane publishes them (a server and a
     // peer): the worker builds its table from them at its first poll.
@@ -441,10 +493,11 @@ int main(int argc, char** argv) {
     pol->limits.leak_log2 = 2;
     pol->max_replies_per_s = 4'000'000'000u;  // checked per answer, never binding here
     pol->clients = size_t{1} << 20;
-    ctx->limiter = std::make_unique<dp::RateLimiter>(pol->clients, pol->limits, 0x9E3779B97F4A7C15ULL);
+    if (opt.policy) ctx->limiter = std::make_unique<dp::RateLimiter>(pol->clients, pol->limits, 0x9E3779B97F4A7C15ULL);
     ctx->reply_cap.set_rate(pol->max_replies_per_s);
-    std::printf("policy: %zu access ranges (%zu bytes), rate-limit table %zu entries (%.1f MiB), %u sources\n",
-                pol->access.ranges(), pol->access.memory_bytes(), ctx->limiter->capacity(),
+    if (opt.policy)
+      std::printf("policy: %zu access ranges (%zu bytes), rate-limit table %zu entries (%.1f MiB), %u sources\n",
+                  pol->access.ranges(), pol->access.memory_bytes(), ctx->limiter->capacity(),
                 static_cast<double>(ctx->limiter->memory_bytes()) / (1024.0 * 1024.0), opt.sources);
     dp::publish_policy(*ctx, std::move(pol));
   }
@@ -476,11 +529,11 @@ int main(int argc, char** argv) {
   }
 
   // Requests in flight.
-  const std::vector<Template> tpl = make_templates();
+  const std::vector<Template> tpl = make_templates(keys);
   std::vector<rte_mbuf*> mbufs(opt.inflight);
   if (rte_pktmbuf_alloc_bulk(pool, mbufs.data(), opt.inflight) != 0) die("rte_pktmbuf_alloc_bulk");
   for (unsigned i = 0; i < opt.inflight; i++) {
-    rte_pktmbuf_append(mbufs[i], kFrameLen);
+    rte_pktmbuf_append(mbufs[i], kMaxFrameLen);
     h.restore(mbufs[i], tpl[i % tpl.size()]);
   }
   if (rte_ring_sp_enqueue_bulk(rx_ring, reinterpret_cast<void**>(mbufs.data()), opt.inflight, nullptr) !=
@@ -492,6 +545,7 @@ int main(int argc, char** argv) {
   h.tpl = &tpl;
   h.next = opt.inflight;
   h.model = &model;
+  h.keys = &keys;
 
   // As worker_main does before its loop: the table's pages on this lcore.
   if (ctx->limiter) ctx->limiter->touch_pages();
@@ -622,6 +676,14 @@ int main(int argc, char** argv) {
                 c.kod_rate.load() + c.kod_deny.load(), c.rate_leaked.load());
 
   int rc = 0;
+  if (opt.auth != crypto::MacType::kNone) {
+    std::printf("auth: %" PRIu64 " replies MACed, %" PRIu64 " unknown key, %" PRIu64 " bad MAC\n",
+                c.auth_replies.load(), c.auth_unknown_key.load(), c.auth_bad_mac.load());
+    if (c.auth_unknown_key.load() != 0 || c.auth_bad_mac.load() != 0 || c.auth_replies.load() < done) {
+      std::fprintf(stderr, "bench_worker: every request must be answered with a MAC\n");
+      rc = 1;
+    }
+  }
   if (rx != done || tx != done || ntp != done || drops != 0) {
     std::fprintf(stderr, "bench_worker: counters do not add up: every request must be answered\n");
     rc = 1;

@@ -40,6 +40,16 @@
 //    announcement (never longer than the frame it overwrote), broadcast;
 //    the frame is then replayed at times stepped by the transmit-timestamp
 //    bytes (0.1 s each) and no two defences are less than 10 s apart
+//  - authentication (issue 10): the policy holds five keys (ids 1..5, one
+//    per type), 1 and 2 trusted; byte 2 bit 3 sets auth.authenticate; bit 4
+//    rewrites an IPv4/UDP frame's NTP payload to its first 48 bytes and a
+//    MAC of key 1 + (byte 2 >> 5) % 6 (6: an unknown id; lengths fixed, the
+//    checksums by bits 0-1). A reply with a MAC (verdict.mac_key) is sealed
+//    after stamp_transmit: its UDP checksum holds and it verifies with the
+//    key; a reply without one to a request with a MAC ends in a crypto-NAK;
+//    with authenticate, a mode 1/2 packet from the peer class (not a
+//    configured peer) reaches the control plane only with a valid MAC of a
+//    trusted key, and kNotAuthenticated only comes with authenticate
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -49,6 +59,7 @@
 #include <span>
 #include <vector>
 
+#include "crypto/mac.h"
 #include "dataplane/frame.h"
 #include "dataplane/inet.h"
 #include "dataplane/ratelimit.h"
@@ -172,16 +183,56 @@ void check_ipv4_reply(const uint8_t* in, const uint8_t* out, const FrameVerdict&
 
 }  // namespace
 
+// Five keys, one per type (ids 1..5); the first two trusted.
+const crypto::KeyTable& fuzz_keys(bool trusted_only) {
+  static const auto make = [](uint32_t n) {
+    crypto::KeyTable t;
+    const uint8_t secret[16] = {0x2B, 0x7E, 0x15, 0x16, 0x28, 0xAE, 0xD2, 0xA6,
+                                0xAB, 0xF7, 0x15, 0x88, 0x09, 0xCF, 0x4F, 0x3C};
+    const crypto::MacType types[] = {crypto::MacType::kAes128Cmac, crypto::MacType::kSha256,
+                                     crypto::MacType::kHmacSha256, crypto::MacType::kSha1, crypto::MacType::kMd5};
+    for (uint32_t i = 0; i < n; i++) {
+      crypto::MacKey k;
+      if (!crypto::mac_key_init(k, i + 1, types[i], secret, sizeof secret) || !t.insert(k)) std::abort();
+    }
+    return t;
+  };
+  static const crypto::KeyTable all = make(5), trusted = make(2);
+  return trusted_only ? trusted : all;
+}
+
+// Byte 2 bit 4: the frame's NTP payload cut to 48 bytes and MACed (see the top).
+std::vector<uint8_t> with_mac(const uint8_t* f, size_t len, uint8_t sel) {
+  std::vector<uint8_t> out(f, f + len);
+  constexpr size_t kNtpAt = kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
+  if (len < kNtpAt + proto::kHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4 || f[kEthHeaderLen] != 0x45 ||
+      f[kEthHeaderLen + 9] != kIpProtoUdp)
+    return out;
+  const uint32_t id = 1 + (sel >> 5) % 6;
+  const crypto::MacKey* k = fuzz_keys(false).find(id == 6 ? 1 : id);
+  out.resize(kNtpAt + proto::kHeaderLen + 4 + crypto::kMaxDigestBytes);
+  uint8_t* ntp = out.data() + kNtpAt;
+  const size_t n = crypto::append_mac(*k, ntp, proto::kHeaderLen, crypto::mac_wire_digest_bytes(*k, (ntp[0] >> 3) & 7));
+  if (id == 6) proto::store_be32(ntp + proto::kHeaderLen, 77);
+  out.resize(kNtpAt + proto::kHeaderLen + n);
+  const size_t udp_len = kUdpHeaderLen + proto::kHeaderLen + n;
+  proto::store_be16(out.data() + kEthHeaderLen + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + udp_len));
+  proto::store_be16(out.data() + kEthHeaderLen + kIpv4MinHeaderLen + 4, static_cast<uint16_t>(udp_len));
+  return out;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < kPrefixLen) return -1;
   const uint8_t flags = data[0];
   uint64_t tx_raw;
   std::memcpy(&tx_raw, data + 1, 8);
   const proto::NtpTimestamp tx = proto::NtpTimestamp::from_raw(tx_raw);
-  const size_t len = size - kPrefixLen;
+  const std::vector<uint8_t> frame = (data[2] & 16) ? with_mac(data + kPrefixLen, size - kPrefixLen, data[2])
+                                                    : std::vector<uint8_t>(data + kPrefixLen, data + size);
+  const size_t len = frame.size();
 
   auto in = std::make_unique<uint8_t[]>(len + 1);
-  std::memcpy(in.get(), data + kPrefixLen, len);
+  if (len) std::memcpy(in.get(), frame.data(), len);  // an empty vector's data() may be null
   fix_checksums(in.get(), len, flags);
   auto buf = std::make_unique<uint8_t[]>(len + 4);
   std::memcpy(buf.get(), in.get(), len);
@@ -202,6 +253,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   policy.access = proto::AccessTable(rules, proto::AccessClass::kLimited);
   policy.kod = flags & 32;
   policy.answer_unknown_peers = flags & 64;
+  // Shared pointers that own nothing: the tables are static.
+  policy.keys = std::shared_ptr<const crypto::KeyTable>(&fuzz_keys(false), [](const crypto::KeyTable*) {});
+  policy.trusted_keys = std::shared_ptr<const crypto::KeyTable>(&fuzz_keys(true), [](const crypto::KeyTable*) {});
+  policy.authenticate = data[2] & 8;
   // The control plane's endpoints: this frame's source and ports as a
   // client association's server (bit 0) and as a symmetric peer (bit 1).
   uint16_t sport = 0, dport = 0;
@@ -252,8 +307,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("an answer to a source without time rights", len);
   if (v.action == FrameAction::kTransmit && v.kind == ReplyKind::kKodDeny && proto::may_get_time(cls))
     fail("a DENY KoD to a source with time rights", len);
+  if (v.action == FrameAction::kDrop && v.reason == proto::DropReason::kNotAuthenticated && !policy.authenticate)
+    fail("not_authenticated without auth.authenticate", len);
   if (v.action == FrameAction::kToControl) {
     const uint8_t mode = in_ntp[0] & 7;
+    if ((mode == 1 || mode == 2) && !peer_match && policy.authenticate) {
+      const auto q = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
+      const size_t at = v.ntp_len - q.packet.mac_len;
+      if (!q.ok() || q.packet.mac_len <= 4 ||
+          crypto::check_mac(fuzz_keys(true), in.get() + v.ntp_offset, at, in.get() + v.ntp_offset + at,
+                            q.packet.mac_len)
+                  .check != crypto::MacCheck::kOk)
+        fail("with authenticate, a peer-class mode 1/2 packet forwarded without a trusted valid MAC", len);
+    }
     if (mode == 4 && !client_match) fail("mode 4 forwarded from no client association's endpoint", len);
     if ((mode == 1 || mode == 2) && !peer_match && !proto::may_peer(cls)) fail("mode 1/2 forwarded from no peer", len);
     if (v.assoc_lane != ((mode == 4 && client_match) || ((mode == 1 || mode == 2) && peer_match)))
@@ -355,6 +421,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ip[9] != kIpProtoUdp) fail("NTP reply is not UDP", len);
   if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
   stamp_transmit(buf.get(), v.ntp_offset, tx);
+  if (v.mac_key) seal_transmit(buf.get(), v.ntp_offset, proto::kHeaderLen, *v.mac_key, v.mac_digest_bytes);
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
   const uint16_t udp_len = proto::load_be16(udp + 4);
   if (size_t{udp_len} + kIpv4MinHeaderLen + kEthHeaderLen != v.len) fail("UDP length does not match the frame", len);
@@ -371,5 +438,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!(r.packet.header.transmit == tx)) fail("NTP reply does not carry the transmit timestamp", len);
   if (r.packet.header.receive != rx) fail("NTP reply receive is not rx", len);
   if (v.unsynchronized != !params.synchronized) fail("unsynchronized flag", len);
+  // The MAC: the request's key and length, verifying over the final bytes;
+  // a request's MAC we could not check: a crypto-NAK.
+  const auto req = proto::parse({in_ntp, size_t{proto::load_be16(qudp + 4)} - kUdpHeaderLen});
+  if (v.mac_key) {
+    if (!req.ok() || req.packet.key_id != v.mac_key->id || r.packet.mac_len != req.packet.mac_len)
+      fail("the reply's MAC is not the request's key and length", len);
+    const uint8_t* ntp = f + v.ntp_offset;
+    if (crypto::check_mac(fuzz_keys(false), ntp, proto::kHeaderLen, ntp + proto::kHeaderLen, r.packet.mac_len).check !=
+        crypto::MacCheck::kOk)
+      fail("a MACed reply does not verify with its key", len);
+  } else if (req.ok() && req.packet.mac_len > 4 && (r.packet.mac_len != 4 || r.packet.key_id != 0)) {
+    fail("a request's MAC not answered with a MAC or a crypto-NAK", len);
+  }
   return 0;
 }

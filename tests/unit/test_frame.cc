@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/mac.h"
 #include "dataplane/neighbour.h"
 #include "dataplane/responder.h"
 #include "proto/channel_abi.h"
@@ -139,6 +140,40 @@ Policy lab_policy(bool kod = false, bool answer_unknown_peers = false) {
                                 proto::AccessClass::kLimited);
   p.kod = kod;
   p.answer_unknown_peers = answer_unknown_peers;
+  return p;
+}
+
+// auth.keys_file's keys for the auth cases: 1 AES128 and 2 SHA256, trusted;
+// 3 MD5, held but not trusted.
+std::shared_ptr<const crypto::KeyTable> lab_keys(bool trusted_only = false) {
+  auto t = std::make_shared<crypto::KeyTable>();
+  const uint8_t secret[16] = {0x2B, 0x7E, 0x15, 0x16, 0x28, 0xAE, 0xD2, 0xA6,
+                              0xAB, 0xF7, 0x15, 0x88, 0x09, 0xCF, 0x4F, 0x3C};
+  const crypto::MacType types[] = {crypto::MacType::kAes128Cmac, crypto::MacType::kSha256, crypto::MacType::kMd5};
+  for (uint32_t id = 1; id <= (trusted_only ? 2u : 3u); id++) {
+    crypto::MacKey k;
+    EXPECT_TRUE(crypto::mac_key_init(k, id, types[id - 1], secret, sizeof secret));
+    EXPECT_TRUE(t->insert(k));
+  }
+  return t;
+}
+Policy auth_policy(bool authenticate) {
+  Policy p = lab_policy();
+  p.keys = lab_keys();
+  p.trusted_keys = lab_keys(true);
+  p.authenticate = authenticate;
+  return p;
+}
+// chrony's request 0 with li_vn_mode and a MAC of key `id` (digest_bytes),
+// or a bad one (the digest's last byte flipped).
+Bytes keyed_payload(uint8_t li_vn_mode, uint32_t id, size_t digest_bytes, bool bad = false) {
+  Bytes p = chrony_payload();
+  p[0] = li_vn_mode;
+  p.resize(48 + 4 + crypto::kMaxDigestBytes);
+  const crypto::MacKey* k = lab_keys()->find(id);
+  EXPECT_NE(k, nullptr);
+  p.resize(48 + crypto::append_mac(*k, p.data(), 48, digest_bytes));
+  if (bad) p.back() ^= 1;
   return p;
 }
 
@@ -1018,6 +1053,7 @@ struct DropCase {
   // to `tries` times and the first drop must have the reason.
   bool with_policy = false;
   bool kod = false, unknown_peers = false, limiter = false;
+  bool authenticate = false;  // auth.authenticate with auth_policy's keys
   uint32_t cap_rate = 0;
   int tries = 1;
 };
@@ -1169,6 +1205,12 @@ std::vector<DropCase> drop_cases() {
   t.push_back(policy_case("mode 2 from a stranger", ntp_from(kClientIp, 0x22), DropReason::kNotAPeer));
   t.push_back(policy_case("mode 1 from a stranger", ntp_from(kClientIp, 0x21), DropReason::kNotAPeer));
   t.push_back(policy_case("mode 1 from a [[server]] only", ntp_from(kServerIp, 0x21), DropReason::kNotAPeer));
+  {
+    DropCase c = policy_case("mode 1 from a peer-class address without a MAC, authenticate",
+                             ntp_from(kPeerClassIp, 0x21), DropReason::kNotAuthenticated);
+    c.authenticate = true;
+    t.push_back(c);
+  }
   t.push_back(policy_case("mode 4 from a stranger", ntp_from(kClientIp, 0x24, 123), DropReason::kUnexpectedServer));
   t.push_back(policy_case("mode 4 from a stranger to port 40000", ntp_from(kClientIp, 0x24, 123, 40000),
                           DropReason::kUdpPortClosed));
@@ -1190,7 +1232,8 @@ TEST(FrameDrops, EveryReasonFromAFrame) {
   for (const DropCase& c : drop_cases()) {
     SCOPED_TRACE(c.name);
     NeighbourTable nt;
-    const Policy pol = lab_policy(c.kod, c.unknown_peers);
+    Policy pol = lab_policy(c.kod, c.unknown_peers);
+    if (c.authenticate) pol = auth_policy(true);
     RateLimiter limiter(1024, tight_limits(), 0x5EED);
     ReplyCap cap(c.cap_rate);
     AssocTable assoc = table_of(lab_endpoints());
@@ -1212,12 +1255,9 @@ TEST(FrameDrops, EveryReasonFromAFrame) {
   // ring's bad entries: test_worker).
   const std::set<DropReason> worker_only = {DropReason::kControlRingFull, DropReason::kTxFull,
                                             DropReason::kNoNeighbour, DropReason::kBadControlPacket};
-  // Issue 10's reason (ABI 7), which the frame layer does not produce yet:
-  // auth.authenticate's MAC check of peer-class mode 1/2 packets.
-  const std::set<DropReason> not_yet = {DropReason::kNotAuthenticated};
   for (size_t i = 0; i < proto::kDropReasonCount; i++) {
     const auto r = static_cast<DropReason>(i);
-    if (!worker_only.count(r) && !not_yet.count(r)) {
+    if (!worker_only.count(r)) {
       EXPECT_TRUE(covered.count(r)) << "no frame for " << name(r);
     }
   }
@@ -2066,6 +2106,126 @@ TEST(Neighbour, FullTableReplacesOldest) {
       EXPECT_NE(t.lookup(ip4(10, 99, 1, static_cast<unsigned>(i)), 7000, 1 << 20), nullptr) << i;
     }
   EXPECT_EQ(t.lookup(ip4(10, 99, 1, 1), 7000, 0)->mac[5], 77);
+}
+
+// ------------------------------------------------------------------ authentication (issue 10)
+
+// An authenticated request's reply as the worker finishes it: stamped, then
+// sealed; the checksum and the MAC must both hold over the final bytes.
+TEST(FrameAuth, AnsweredWithTheRequestsKeySealedAfterTheStamp) {
+  const Policy pol = auth_policy(false);
+  for (auto [id, digest] : {std::pair<uint32_t, size_t>{1, 16}, {2, 32}, {2, 20}, {3, 16}}) {
+    SCOPED_TRACE(id * 100 + digest);
+    const Bytes payload = keyed_payload(0x23, id, digest);
+    const Out o = handle_env(ntp_frame(payload), env_of(pol));
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    EXPECT_EQ(o.v.kind, ReplyKind::kNtp);
+    EXPECT_EQ(o.v.auth, AuthOutcome::kOk);
+    ASSERT_NE(o.v.mac_key, nullptr);
+    EXPECT_EQ(o.v.mac_key->id, id);
+    EXPECT_EQ(o.v.mac_digest_bytes, digest);
+    EXPECT_EQ(o.v.len, 14 + 20 + 8 + payload.size());  // the request's length
+    Bytes r = o.reply();
+    stamp_transmit(r.data(), o.v.ntp_offset, kTx);
+    seal_transmit(r.data(), o.v.ntp_offset, 48, *o.v.mac_key, o.v.mac_digest_bytes);
+    const uint8_t* ip = r.data() + 14;
+    EXPECT_TRUE(ipv4_header_ok(ip));
+    EXPECT_TRUE(udp_checksum_ok(ip));
+    const uint8_t* ntp = r.data() + o.v.ntp_offset;
+    EXPECT_EQ(proto::load_ts(ntp + 40), kTx);
+    EXPECT_EQ(crypto::check_mac(*pol.keys, ntp, 48, ntp + 48, 4 + digest).check, crypto::MacCheck::kOk);
+  }
+}
+
+TEST(FrameAuth, FailuresGetACryptoNakWithARightChecksum) {
+  const Policy pol = auth_policy(false);
+  struct Case {
+    const char* what;
+    Bytes payload;
+    AuthOutcome auth;
+  };
+  Bytes unknown = keyed_payload(0x23, 1, 16);
+  proto::store_be32(unknown.data() + 48, 99);
+  const Case cases[] = {{"bad digest", keyed_payload(0x23, 1, 16, true), AuthOutcome::kBadMac},
+                        {"unknown key", unknown, AuthOutcome::kUnknownKey},
+                        {"MD5 truncated to 20", [] {
+                           Bytes p = keyed_payload(0x23, 3, 16);
+                           p.resize(p.size() + 4, 0);
+                           return p;
+                         }(), AuthOutcome::kBadMac}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const Out o = handle_env(ntp_frame(c.payload), env_of(pol));
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    EXPECT_EQ(o.v.auth, c.auth);
+    EXPECT_EQ(o.v.mac_key, nullptr);
+    EXPECT_EQ(o.v.len, 14 + 20 + 8 + 52);
+    Bytes r = o.reply();
+    stamp_transmit(r.data(), o.v.ntp_offset, kTx);
+    EXPECT_TRUE(udp_checksum_ok(r.data() + 14));
+    EXPECT_EQ(proto::load_be32(r.data() + o.v.ntp_offset + 48), 0u);  // crypto-NAK
+  }
+}
+
+TEST(FrameAuth, AuthenticateForwardsOnlyTrustedValidMacsFromPeerClass) {
+  const Policy on = auth_policy(true), off = auth_policy(false);
+  IpSpec ip = client_ip();
+  ip.src = kPeerClassIp;
+  auto frame = [&](const Bytes& payload) { return ntp_frame(payload, {.src_port = 123, .dst_port = 123}, ip); };
+  for (uint8_t mode : {0x21, 0x22}) {
+    SCOPED_TRACE(int{mode});
+    // Valid MACs of trusted keys reach the control plane (the peers' lane).
+    for (auto [id, digest] : {std::pair<uint32_t, size_t>{1, 16}, {2, 20}}) {
+      const Out o = handle_env(frame(keyed_payload(mode, id, digest)), env_of(on));
+      EXPECT_EQ(o.v.action, FrameAction::kToControl);
+      EXPECT_FALSE(o.v.assoc_lane);
+    }
+    // No MAC, a bad one, a key we hold but do not trust, an unknown one.
+    Bytes unknown = keyed_payload(mode, 1, 16);
+    proto::store_be32(unknown.data() + 48, 99);
+    for (const Bytes& p : {[&] {
+                             Bytes b = chrony_payload();
+                             b[0] = mode;
+                             return b;
+                           }(),
+                           keyed_payload(mode, 1, 16, true), keyed_payload(mode, 3, 16), unknown}) {
+      EXPECT_DROP(handle_env(frame(p), env_of(on)), DropReason::kNotAuthenticated);
+      // Without auth.authenticate the control plane decides.
+      EXPECT_EQ(handle_env(frame(p), env_of(off)).v.action, FrameAction::kToControl);
+    }
+    // A configured [[peer]]'s packets: the control plane checks its key.
+    Bytes plain = chrony_payload();
+    plain[0] = mode;
+    IpSpec peer = client_ip();
+    peer.src = kPeerIp;
+    const Out o = handle_env(ntp_frame(plain, {.src_port = 123, .dst_port = 123}, peer), env_of(on));
+    EXPECT_EQ(o.v.action, FrameAction::kToControl);
+    EXPECT_TRUE(o.v.assoc_lane);
+  }
+}
+
+TEST(FrameAuth, StatelessModeTwoAnswerIsMacedAndKodIsNot) {
+  Policy pol = auth_policy(false);
+  pol.answer_unknown_peers = true;
+  pol.kod = true;
+  const Out o = handle_env(ntp_frame(keyed_payload(0x21, 1, 16)), env_of(pol));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.kind, ReplyKind::kNtpPassive);
+  ASSERT_NE(o.v.mac_key, nullptr);
+  Bytes r = o.reply();
+  stamp_transmit(r.data(), o.v.ntp_offset, kTx);
+  seal_transmit(r.data(), o.v.ntp_offset, 48, *o.v.mac_key, o.v.mac_digest_bytes);
+  EXPECT_TRUE(udp_checksum_ok(r.data() + 14));
+  const uint8_t* ntp = r.data() + o.v.ntp_offset;
+  EXPECT_EQ(crypto::check_mac(*pol.keys, ntp, 48, ntp + 48, 20).check, crypto::MacCheck::kOk);
+  // Over the limit with kod: a 48-byte RATE, no MAC, no key to seal with.
+  RateLimiter limiter(1024, tight_limits(), 0x5EED);
+  Out k;
+  for (int i = 0; i < 64 && k.v.kind != ReplyKind::kKodRate; i++)
+    k = handle_env(ntp_frame(keyed_payload(0x23, 1, 16)), env_of(pol, &limiter));
+  ASSERT_EQ(k.v.kind, ReplyKind::kKodRate);
+  EXPECT_EQ(k.v.mac_key, nullptr);
+  EXPECT_EQ(k.v.len, 14 + 20 + 8 + 48);
 }
 
 }  // namespace

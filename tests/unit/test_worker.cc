@@ -12,7 +12,11 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +25,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "crypto/mac.h"
 #include "dataplane/worker_setup.h"
 #include "hwclock/clock_model.h"
 #include "proto/channel_abi.h"
@@ -492,6 +497,156 @@ TEST(WorkerControlTx, BadEntriesRefusedAndReported) {
     EXPECT_EQ(r.cookie, 100 + i);
     EXPECT_EQ(r.status, static_cast<uint32_t>(proto::DropReason::kBadControlPacket) + 1);
   }
+}
+
+// ------------------------------------------------------------ auth.keys_file
+
+// A keys file of this test's own, 0600 in a directory it removes.
+struct KeysDir {
+  std::string dir, file;
+  KeysDir() {
+    char tmpl[] = "/tmp/test_worker_keys.XXXXXX";
+    dir = mkdtemp(tmpl);
+    file = dir + "/keys";
+  }
+  void write(const std::string& text, mode_t mode = 0600) const {
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    chmod(file.c_str(), mode);
+  }
+  ~KeysDir() {
+    unlink(file.c_str());
+    rmdir(dir.c_str());
+  }
+};
+
+constexpr const char* kThreeKeys =
+    "1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n"
+    "2 SHA256 ASCII:a-long-shared-secret\n"
+    "7 HMAC-SHA256 ASCII:the-vendors-secret\n";
+
+TEST(WorkerPolicy, KeysFromTheKeysFile) {
+  KeysDir d;
+  d.write(kThreeKeys);
+  config::Config cfg = lab_config();
+  EXPECT_EQ(make_policy(cfg).keys, nullptr);  // no keys_file: no keys
+  cfg.auth.keys_file = d.file;
+  cfg.auth.trusted_keys = {2, 9};
+  cfg.auth.authenticate = true;
+  std::vector<std::string> errors;
+  const Policy p = make_policy(cfg, &errors);
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  ASSERT_NE(p.keys, nullptr);
+  EXPECT_EQ(p.keys->count, 3u);
+  ASSERT_NE(p.keys->find(7), nullptr);
+  EXPECT_EQ(p.keys->find(7)->type, crypto::MacType::kHmacSha256);
+  EXPECT_EQ(p.keys->find(3), nullptr);
+  // Trusted: the file's keys that trusted_keys names (9 is not in it).
+  ASSERT_NE(p.trusted_keys, nullptr);
+  EXPECT_EQ(p.trusted_keys->count, 1u);
+  EXPECT_NE(p.trusted_keys->find(2), nullptr);
+  EXPECT_EQ(p.trusted_keys->find(1), nullptr);
+  EXPECT_TRUE(p.authenticate);
+}
+
+TEST(WorkerPolicy, KeysFileWithErrorsOnReloadKeepsTheRunningPolicy) {
+  KeysDir d;
+  d.write(kThreeKeys);
+  config::Config cfg = lab_config();
+  cfg.auth.keys_file = d.file;
+  Rig rig(cfg);
+  WorkerContext& w = rig.w0();
+  worker_poll_once(w);
+  const Policy* running = w.policy_storage.get();
+  ASSERT_NE(running->keys, nullptr);
+  // A bad line: refused with its file:line, nothing published.
+  d.write(std::string(kThreeKeys) + "8 AES128 HEX:00\n");
+  config::Config next = cfg;
+  next.access.kod = false;
+  std::string err;
+  EXPECT_FALSE(apply_policy(rig.workers, next, err));
+  EXPECT_NE(err.find(d.file + ":4"), std::string::npos) << err;
+  EXPECT_EQ(w.policy_storage.get(), running);
+  EXPECT_TRUE(w.policy_storage->kod);
+  // Readable by others: refused too.
+  d.write(kThreeKeys, 0644);
+  EXPECT_FALSE(apply_policy(rig.workers, next, err));
+  EXPECT_NE(err.find("chmod 600"), std::string::npos) << err;
+  EXPECT_EQ(w.policy_storage.get(), running);
+  // Fixed: the new keys and the rest apply.
+  d.write("5 MD5 ASCII:legacy-secret\n");
+  EXPECT_TRUE(apply_policy(rig.workers, next, err)) << err;
+  ASSERT_NE(w.policy_storage->keys, nullptr);
+  EXPECT_EQ(w.policy_storage->keys->count, 1u);
+  EXPECT_NE(w.policy_storage->keys->find(5), nullptr);
+  EXPECT_FALSE(w.policy_storage->kod);
+}
+
+TEST(WorkerControlTx, MacOnlyWithAKeyWeHoldAndALengthItsTypeAllows) {
+  KeysDir d;
+  d.write(kThreeKeys);
+  config::Config cfg = lab_config();
+  cfg.auth.keys_file = d.file;
+  const Policy p = make_policy(cfg);
+  ASSERT_NE(p.keys, nullptr);
+  auto mac = [&](uint32_t id, uint16_t digest, uint16_t len = 48, const crypto::KeyTable* keys = nullptr) {
+    proto::TxPacket t = good_packet();
+    t.flags = proto::kTxMac;
+    t.key_id = id;
+    t.mac_digest_bytes = digest;
+    t.len = len;
+    return control_mac_valid(t, keys ? keys : p.keys.get());
+  };
+  EXPECT_TRUE(mac(1, 16));         // AES128: 16
+  EXPECT_FALSE(mac(1, 20));
+  EXPECT_FALSE(mac(1, 32));
+  EXPECT_TRUE(mac(2, 32));         // SHA256: 32, or 20 in NTPv4
+  EXPECT_TRUE(mac(2, 20));
+  EXPECT_FALSE(mac(2, 16));
+  EXPECT_FALSE(mac(2, 0));
+  EXPECT_FALSE(mac(2, 0xFFFF));    // shared memory: never trusted
+  EXPECT_TRUE(mac(7, 20));
+  EXPECT_FALSE(mac(3, 16));        // not a key we hold
+  EXPECT_FALSE(mac(0, 16));
+  EXPECT_FALSE(mac(2, 32, 50));    // not whole words
+  EXPECT_TRUE(mac(2, 32, proto::kMaxRingPayload));
+  proto::TxPacket t = good_packet();
+  t.flags = proto::kTxMac;
+  t.key_id = 1;
+  t.mac_digest_bytes = 16;
+  EXPECT_FALSE(control_mac_valid(t, nullptr));  // no keys at all
+}
+
+TEST(WorkerControlTx, MacWithAnUnknownKeyRefusedAndReported) {
+  KeysDir d;
+  d.write(kThreeKeys);
+  config::Config cfg = lab_config();
+  cfg.auth.keys_file = d.file;
+  Rig rig(cfg);
+  WorkerContext& ctx = rig.w0();
+  ctx.tsc_hz = 1'000'000'000;
+  ctx.n_ports = 1;
+  ctx.ports[0].identity.ipv4 = ip4(10, 0, 0, 1);
+  ctx.ports[0].identity.prefix_len = 24;
+  PlainRing tx("txm", sizeof(proto::TxPacket), 16), rep("repm", sizeof(proto::TxReport), 16);
+  ASSERT_NE(tx.r, nullptr);
+  ASSERT_NE(rep.r, nullptr);
+  ctx.from_control = tx.r;
+  ctx.tx_reports = rep.r;
+  worker_poll_once(ctx);  // adopts the policy with the keys
+  proto::TxPacket t = good_packet();
+  t.flags = proto::kTxMac | proto::kTxStampTransmit;
+  t.key_id = 3;  // not in the file
+  t.mac_digest_bytes = 16;
+  t.cookie = 555;
+  ASSERT_EQ(rte_ring_enqueue_elem(tx.r, &t, sizeof t), 0);
+  EXPECT_EQ(service_control_tx(ctx), 1u);
+  EXPECT_EQ(rig.seg->workers[0].drops[static_cast<size_t>(proto::DropReason::kBadControlPacket)].load(), 1u);
+  proto::TxReport r{};
+  ASSERT_EQ(rte_ring_dequeue_elem(rep.r, &r, sizeof r), 0);
+  EXPECT_EQ(r.cookie, 555u);
+  EXPECT_EQ(r.status, static_cast<uint32_t>(proto::DropReason::kBadControlPacket) + 1);
 }
 
 }  // namespace
