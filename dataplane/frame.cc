@@ -234,11 +234,13 @@ inline bool mac_verified(const crypto::KeyTable* keys, const uint8_t* ntp, const
     case proto::Mode::kSymmetricActive:
     case proto::Mode::kSymmetricPassive: {
       // A configured [[peer]]: from its address and port to ours (123 both
-      // ways, RFC 5905 section 9.1), within its budget.
-      if (AssocEntry* e = env.assoc ? env.assoc->find(src, src_port, dst_port, proto::kEndpointSymmetric) : nullptr) {
-        if (!AssocTable::take(*e, env.now_ns)) return drop_ntp(pd, DropReason::kAssocOverBudget);
-        return to_control_lane(pd, true);
-      }
+      // ways, RFC 5905 section 9.1), within its budget. Over it, the shared
+      // lane, not a drop: unlike a client's random port, 123 is no secret,
+      // so dropping would hand a blind spoofer of the peer's address the
+      // association at 17 packets/s; the shared lane keeps this one free
+      // for the others and still carries the real peer's packets.
+      if (AssocEntry* e = env.assoc ? env.assoc->find(src, src_port, dst_port, proto::kEndpointSymmetric) : nullptr)
+        return to_control_lane(pd, AssocTable::take(*e, env.now_ns));
       const proto::AccessClass cls = pol.access.classify_v4(src);
       // The peer class is trusted as the server class is: never limited
       // by the clients' [ratelimit] (a chronyd peer polls every second or

@@ -322,8 +322,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (mode == 4 && !client_match) fail("mode 4 forwarded from no client association's endpoint", len);
     if ((mode == 1 || mode == 2) && !peer_match && !proto::may_peer(cls)) fail("mode 1/2 forwarded from no peer", len);
-    if (v.assoc_lane != ((mode == 4 && client_match) || ((mode == 1 || mode == 2) && peer_match)))
+    // A configured peer over its budget goes to the shared lane; nobody
+    // else ever reaches the associations' lane, and a client's server only
+    // reaches that one.
+    if (v.assoc_lane && !((mode == 4 && client_match) || ((mode == 1 || mode == 2) && peer_match)))
       fail("association lane for the wrong sender", len);
+    if (mode == 4 && client_match && !v.assoc_lane) fail("a server's answer off the association lane", len);
   }
   check_conflict(in.get(), buf.get(), len, v, port);
   if (v.arp_conflict) {

@@ -1444,6 +1444,24 @@ TEST(FramePolicy, AssociationBudgetBurstThenItsRate) {
     ASSERT_EQ(send(kServerIp, 0x24, kAssocPort, t0 + 200'000'000'000).v.action, FrameAction::kToControl) << i;
 }
 
+TEST(FramePolicy, AConfiguredPeerOverItsBudgetGoesToTheSharedLane) {
+  // Port 123 is no secret: a flood from the peer's address must not make
+  // the real peer's packets drop; past the budget they share the other lane.
+  const Policy pol = lab_policy();
+  AssocTable assoc = table_of(lab_endpoints());
+  PolicyEnv env = env_of(pol);
+  env.assoc = &assoc;
+  int own_lane = 0, shared_lane = 0;
+  for (int64_t i = 0; i < 1000; i++) {
+    env.now_ns = 5'000'000'000 + i * 1000;
+    const Out o = handle_env(ntp_from(kPeerIp, 0x21, 123), env);
+    ASSERT_EQ(o.v.action, FrameAction::kToControl) << i;
+    (o.v.assoc_lane ? own_lane : shared_lane)++;
+  }
+  EXPECT_EQ(own_lane, AssocTable::kBudgetBurst);
+  EXPECT_EQ(shared_lane, 1000 - AssocTable::kBudgetBurst);
+}
+
 TEST(FramePolicy, SymmetricPacketsByWhoSendsThem) {
   const Policy pol = lab_policy();
   RateLimiter limiter(1024, RateLimitParams{}, 1);
