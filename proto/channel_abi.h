@@ -129,7 +129,7 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> kod_deny;           // DENY kiss-o'-death sent (denied, access.kod)
   std::atomic<uint64_t> rate_leaked;        // over the limit but answered (1 in 2^leak)
   std::atomic<uint64_t> auth_replies;       // requests with a valid MAC, answered with a MAC of the same key
-  std::atomic<uint64_t> auth_unknown_key;   // requests with a MAC of a key we do not have (or not trusted): crypto-NAK
+  std::atomic<uint64_t> auth_unknown_key;   // requests with a MAC of a key ID we do not have: crypto-NAK
   std::atomic<uint64_t> auth_bad_mac;       // requests with a known key and a wrong digest or length: crypto-NAK
   std::atomic<uint64_t> ratelimit_inserts;  // clients entered into the rate-limit table
   std::atomic<uint64_t> ratelimit_evictions;// of which pushed out another client
