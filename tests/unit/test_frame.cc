@@ -170,7 +170,8 @@ Bytes keyed_payload(uint8_t li_vn_mode, uint32_t id, size_t digest_bytes, bool b
   Bytes p = chrony_payload();
   p[0] = li_vn_mode;
   p.resize(48 + 4 + crypto::kMaxDigestBytes);
-  const crypto::MacKey* k = lab_keys()->find(id);
+  const auto keys = lab_keys();  // held: find() points into it
+  const crypto::MacKey* k = keys->find(id);
   EXPECT_NE(k, nullptr);
   p.resize(48 + crypto::append_mac(*k, p.data(), 48, digest_bytes));
   if (bad) p.back() ^= 1;
