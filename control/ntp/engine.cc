@@ -597,10 +597,15 @@ void Engine::clock_select(int64_t now_ns, bool new_sample, uint32_t from_id, Eng
 void Engine::clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out) {
   last_sample_time_ns_ = peer.filter().update_time_ns();
   // The system poll stays within the system peer's range: samples come no
-  // slower than its maxpoll (a dynamic passive association polls at the
-  // active peer's rate, which may be far below our configured minpolls), and
-  // the servo's time constant and the popcorn gate must match that rate.
-  sys_poll_ = static_cast<int8_t>(std::clamp<int>(sys_poll_, peer.config().minpoll_log2, peer.config().maxpoll_log2));
+  // slower than its maxpoll, and the servo's time constant and the popcorn
+  // gate must match that rate. A dynamic passive association samples at the
+  // active peer's rate (its poll, within the passive range): its maxpoll
+  // (passive_maxpoll_log2, 2^10 s) would leave a node whose only source is
+  // a chronyd peer at poll 0 at the default 2^6 s, measuring the frequency
+  // over 64 s and gating its samples as spikes for 128 s.
+  const int top = peer.config().mode == AssocMode::kSymmetricPassive ? peer.poll_log2() : peer.config().maxpoll_log2;
+  sys_poll_ = static_cast<int8_t>(std::clamp<int>(sys_poll_, peer.config().minpoll_log2,
+                                                  std::max<int>(top, peer.config().minpoll_log2)));
   const int64_t interval = log2_to_ns(sys_poll_);
   // The servo measures frequency between samples: give it when this one was
   // taken (the filter's choice may be older than the latest packet).

@@ -309,7 +309,12 @@ TEST(EngineSim, PassiveOnlyNodeFollowsItsActivePeer) {
   w.add_node(kC, a, SimClock{});
   SimClock cd;
   cd.offset0_ns = 2e6;
-  const int d = w.add_node(kD, node(kD, {}), cd);
+  // The lab's passive range (test_chrony): the association polls at its
+  // peer's 2^0 s, far below passive_maxpoll_log2.
+  ctl::EngineConfig dc = node(kD, {});
+  dc.passive_minpoll_log2 = -4;
+  dc.passive_maxpoll_log2 = 10;
+  const int d = w.add_node(kD, dc, cd);
   double synchronized_s = -1;
   w.run(120e9, 0.5e9, [&](double t) {
     if (synchronized_s < 0 && w.engine(d).system().synchronized) synchronized_s = t / 1e9;
