@@ -91,7 +91,7 @@ inline void refresh_assoc(WorkerContext& ctx) {
   if (next.assign(ctx.assoc_published, &ctx.assoc_tables[ctx.assoc_active]))
     ctx.assoc_active ^= 1;
   else
-    ctx.assoc_refused++;
+    bump(ctx.counters->assoc_endpoints_refused);
 }
 
 struct RxTime {

@@ -99,13 +99,13 @@ struct alignas(proto::kCacheLine) WorkerContext {
   // `assoc_published` and builds the other table from it (its budgets
   // carried over), then switches. A torn read is retried at the next poll;
   // a set that is no set (a count beyond kMaxAssocEndpoints) is refused
-  // once per generation, and the table in use stays. Generation 0 (no
-  // control plane yet): an empty table, nothing on the associations' lane.
+  // once per generation (counters->assoc_endpoints_refused), and the table
+  // in use stays. Generation 0 (no control plane yet): an empty table,
+  // nothing on the associations' lane.
   proto::AssocEndpoints assoc_published{};
   AssocTable assoc_tables[2];
   unsigned assoc_active = 0;
   uint64_t assoc_generation = 0;    // of the set assoc_tables[assoc_active] was built from
-  uint64_t assoc_refused = 0;       // sets refused (the main lcore may log it)
   AssocTable& assoc() { return assoc_tables[assoc_active]; }
 
   // Cached copies of the published state: a reader that cannot get a

@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 7;
+inline constexpr uint32_t kChannelAbiVersion = 8;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -143,6 +143,8 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> busy_polls;         // iterations that received something
   std::atomic<uint64_t> state_read_retries; // seqlock reads that fell back to the cached copy
   std::atomic<uint64_t> model_refused;      // published clock models not served from (hwclock::model_plausible), each once
+  std::atomic<uint64_t> assoc_endpoints_refused;  // published endpoint sets refused (count > kMaxAssocEndpoints), each once
+  std::atomic<uint64_t> assoc_demoted;      // configured peers' packets over their budget, sent on the shared lane
   std::atomic<uint64_t> drops[kDropReasonCount];
   PortTimestampCounters timestamps[kMaxPorts];
 };
@@ -196,6 +198,12 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
     {"model_refused",
      "Published clock models the worker refused to serve from (implausible rate, epoch or flags), each counted once; it kept the last good one.",
      &WorkerCounters::model_refused},
+    {"assoc_endpoints_refused",
+     "Association endpoint sets published by the control plane that the worker refused (more than it holds), each counted once; it kept the last good one.",
+     &WorkerCounters::assoc_endpoints_refused},
+    {"assoc_demoted",
+     "Packets from a configured symmetric peer over its endpoint budget, passed on the shared lane instead of the associations' own (with a key: only ones whose MAC verified).",
+     &WorkerCounters::assoc_demoted},
 };
 inline constexpr size_t kWorkerCounterCount = sizeof kWorkerCounterFields / sizeof kWorkerCounterFields[0];
 // A counter without a row (or a row too many) does not build.
@@ -310,12 +318,34 @@ struct AssocEndpoint {
   uint16_t local_port;   // our port its packets come to
   uint8_t kind;          // kEndpoint*
   uint8_t reserved[3];
+  // The association's key (auth.keys_file, its `key = N`), 0: unkeyed. The
+  // dataplane checks a keyed peer's MAC before it spends its budget, so a
+  // spoofer without the secret cannot use it up.
+  uint32_t key_id;
+  uint32_t reserved2;
 };
+static_assert(sizeof(AssocEndpoint) == 32 && offsetof(AssocEndpoint, kind) == 20 &&
+                  offsetof(AssocEndpoint, key_id) == 24,
+              "AssocEndpoint's layout is ABI");
 struct AssocEndpoints {
   uint32_t count = 0;    // valid entries, <= kMaxAssocEndpoints
   uint32_t reserved = 0;
   AssocEndpoint entries[kMaxAssocEndpoints];
 };
+
+// What keys the dataplane serves with: crypto::fingerprint of its table of
+// auth.keys_file (all keys), written at start and after each reload that
+// loaded the file, so the control plane can tell whether both hold the same
+// keys (never the keys themselves). The seqlock's generation counts the
+// writes.
+inline constexpr uint32_t kKeysFingerprintValid = 1u << 0;  // written by the dataplane
+inline constexpr uint32_t kKeysNoFile = 1u << 1;            // no auth.keys_file: no keys (fingerprint of none)
+struct KeysFingerprintData {
+  uint8_t fingerprint[16] = {};
+  uint32_t flags = 0;      // kKeysFingerprintValid, kKeysNoFile
+  uint32_t key_count = 0;  // keys in the table
+};
+static_assert(sizeof(KeysFingerprintData) == 24, "KeysFingerprintData's layout is ABI");
 
 struct alignas(kCacheLine) SegmentHeader {
   uint64_t magic;
@@ -351,7 +381,11 @@ struct alignas(kCacheLine) SegmentHeader {
   Seqlock<LimiterStatus> limiters[kMaxWorkers];
 
   alignas(kCacheLine) Seqlock<AssocEndpoints> assoc_endpoints;  // control -> dataplane
+  alignas(kCacheLine) Seqlock<KeysFingerprintData> keys_fingerprint;  // dataplane -> control
 };
+static_assert(offsetof(SegmentHeader, keys_fingerprint) % kCacheLine == 0 &&
+                  offsetof(SegmentHeader, keys_fingerprint) > offsetof(SegmentHeader, assoc_endpoints),
+              "the keys fingerprint has a cache line of its own, after the endpoints");
 
 // Checks what a control plane must before trusting a mapping of
 // mapped_size bytes. Returns an empty string when the segment is usable,

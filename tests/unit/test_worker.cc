@@ -365,7 +365,7 @@ TEST(WorkerEndpoints, CorruptCountRefusedOnceTheTableStays) {
   rig.seg->assoc_endpoints.store(bad);
   worker_poll_once(w);
   worker_poll_once(w);
-  EXPECT_EQ(w.assoc_refused, 1u) << "refused once per generation, not at every poll";
+  EXPECT_EQ(w.counters->assoc_endpoints_refused.load(), 1u) << "refused once per generation, not at every poll";
   EXPECT_TRUE(forwards(w, ip4(192, 0, 2, 9), 40001)) << "the table in use stays";
   EXPECT_FALSE(forwards(w, ip4(10, 0, 0, 1), 40002));
   // The next good set is taken.
@@ -373,7 +373,7 @@ TEST(WorkerEndpoints, CorruptCountRefusedOnceTheTableStays) {
   worker_poll_once(w);
   EXPECT_TRUE(forwards(w, ip4(10, 0, 0, 1), 40002));
   EXPECT_FALSE(forwards(w, ip4(192, 0, 2, 9), 40001));
-  EXPECT_EQ(w.assoc_refused, 1u);
+  EXPECT_EQ(w.counters->assoc_endpoints_refused.load(), 1u);
 }
 
 TEST(WorkerEndpoints, FollowsAWriterUnderAPollingWorker) {
