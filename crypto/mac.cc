@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <string.h>  // explicit_bzero
+
 namespace ntp::crypto {
 namespace {
 
@@ -51,6 +53,23 @@ bool mac_key_init(MacKey& out, uint32_t id, MacType type, const uint8_t* secret,
   k.type = type;
   k.digest_bytes = static_cast<uint8_t>(mac_digest_bytes(type));
   std::memset(&k.state, 0, sizeof k.state);
+  {
+    // Each part is fixed-length or terminated, so no two keys hash the same bytes.
+    static constexpr char kLabel[] = "ntp-appliance key v1";  // hashed with its NUL
+    const char* name = mac_type_name(type);
+    uint8_t be[4];
+    struct sha256_ctx h;
+    sha256_init(&h);
+    sha256_update(&h, sizeof kLabel, reinterpret_cast<const uint8_t*>(kLabel));
+    proto::store_be32(be, id);
+    sha256_update(&h, 4, be);
+    sha256_update(&h, std::strlen(name) + 1, reinterpret_cast<const uint8_t*>(name));
+    proto::store_be32(be, static_cast<uint32_t>(secret_len));
+    sha256_update(&h, 4, be);
+    sha256_update(&h, secret_len, secret);
+    sha256_digest(&h, sizeof k.fingerprint, k.fingerprint);
+    explicit_bzero(&h, sizeof h);  // its block buffer may hold the secret's tail
+  }
   switch (type) {
     case MacType::kAes128Cmac:
       if (secret_len != kAes128KeyBytes) return false;
@@ -182,6 +201,32 @@ size_t append_mac(const MacKey& key, uint8_t* packet, size_t covered, size_t dig
   // The key ID is not covered by the digest (RFC 5905 7.3: the MAC is over the header and extension fields).
   proto::store_be32(packet + covered, key.id);
   return 4 + mac_compute(key, packet, covered, packet + covered + 4, digest_bytes);
+}
+
+KeyTableFingerprint fingerprint(const KeyTable& table) {
+  static constexpr char kLabel[] = "ntp-appliance key table v1";  // hashed with its NUL
+  const uint32_t n = std::min<uint32_t>(table.count, kMaxKeys);
+  uint8_t be[4];
+  struct sha256_ctx h;
+  sha256_init(&h);
+  sha256_update(&h, sizeof kLabel, reinterpret_cast<const uint8_t*>(kLabel));
+  proto::store_be32(be, n);
+  sha256_update(&h, 4, be);
+  for (uint32_t i = 0; i < n; ++i) sha256_update(&h, sizeof table.keys[i].fingerprint, table.keys[i].fingerprint);
+  KeyTableFingerprint out;
+  sha256_digest(&h, out.size(), out.data());
+  return out;
+}
+
+std::string fingerprint_hex(const KeyTableFingerprint& fp) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * fp.size());
+  for (uint8_t b : fp) {
+    s += kDigits[b >> 4];
+    s += kDigits[b & 15];
+  }
+  return s;
 }
 
 const MacKey* KeyTable::find(uint32_t id) const {

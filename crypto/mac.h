@@ -26,8 +26,10 @@
 #include <nettle/sha1.h>
 #include <nettle/sha2.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 namespace ntp::crypto {
@@ -62,6 +64,10 @@ struct MacKey {
   uint32_t id = 0;                   // 1..2^32-1; 0 (the crypto-NAK's) is never a key
   MacType type = MacType::kNone;
   uint8_t digest_bytes = 0;          // mac_digest_bytes(type)
+  // SHA-256("ntp-appliance key v1" || 0 || id (be32) || type name || 0 ||
+  // secret length (be32) || secret): what fingerprint(KeyTable) hashes, so a
+  // table can be fingerprinted without holding the secrets (as secret as they).
+  uint8_t fingerprint[32] = {};
   union State {
     struct Cmac {                    // the AES key schedule and CMAC's subkeys K1, K2
       struct cmac128_key subkeys;
@@ -115,6 +121,22 @@ struct KeyTable {
   bool insert(const MacKey& key);
 };
 static_assert(std::is_trivially_copyable_v<KeyTable>);
+
+// A table's fingerprint, for two daemons that loaded the same keys file to
+// compare their tables without showing a secret: the first 16 bytes of
+// SHA-256("ntp-appliance key table v1" || 0 || count (be32) || each key's
+// MacKey::fingerprint in ID order). Equal tables (same IDs, types and
+// secrets) give equal fingerprints; a different ID, type or secret a
+// different one. The empty table's is fixed: b50919441b5cf9f46d5ac38903801dd7
+// (kEmptyKeyTableFingerprint). A short or guessable secret can be found
+// from a fingerprint by trying candidates, as from any MAC made with it:
+// show it to operators, do not publish it. Off the hot path.
+using KeyTableFingerprint = std::array<uint8_t, 16>;
+inline constexpr KeyTableFingerprint kEmptyKeyTableFingerprint = {
+    0xb5, 0x09, 0x19, 0x44, 0x1b, 0x5c, 0xf9, 0xf4, 0x6d, 0x5a, 0xc3, 0x89, 0x03, 0x80, 0x1d, 0xd7};
+KeyTableFingerprint fingerprint(const KeyTable& table);
+// Lower-case hex, 32 characters.
+std::string fingerprint_hex(const KeyTableFingerprint& fp);
 
 // The MAC field of a packet (RFC 5905 section 7.3: a 32-bit key identifier,
 // then the digest), checked against a table: what a responder or an

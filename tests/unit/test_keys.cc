@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace ntp::crypto {
 namespace {
@@ -244,6 +245,57 @@ TEST(Keys, BuildsTheTable) {
   dup.push_back(f.keys[0]);
   EXPECT_FALSE(build_key_table(dup, table, &error));
   EXPECT_TRUE(contains(error, "defined twice"));
+}
+
+KeyTableFingerprint fingerprint_of(const std::string& text) {
+  const KeysFile f = parse(text);
+  EXPECT_TRUE(f.ok()) << text;
+  static KeyTable table;  // large: not on the stack
+  std::string error;
+  EXPECT_TRUE(build_key_table(f.keys, table, &error)) << error;
+  return fingerprint(table);
+}
+
+TEST(Keys, TableFingerprint) {
+  // The format, computed independently (Python hashlib):
+  //   k(id, type, s) = SHA-256("ntp-appliance key v1\0" || be32 id || type "\0" || be32 len(s) || s)
+  //   table = SHA-256("ntp-appliance key table v1\0" || be32 count || k... in ID order)[:16]
+  const std::string two =
+      "2 HMAC-SHA256 ASCII:secret\n"
+      "1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n";
+  EXPECT_EQ(fingerprint_hex(fingerprint_of(two)), "1881d0ec50501f16d1b00d714ea60d59");
+  // The same keys written in another order, case or encoding: the same table.
+  EXPECT_EQ(fingerprint_of(two), fingerprint_of("1 aes128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n"
+                                                 "# a comment\n"
+                                                 "2 hmac-sha256 HEX:736563726574\n"));
+  // Empty: the documented constant, also for a default table.
+  EXPECT_EQ(fingerprint_of(""), kEmptyKeyTableFingerprint);
+  EXPECT_EQ(fingerprint(KeyTable{}), kEmptyKeyTableFingerprint);
+  EXPECT_EQ(fingerprint_hex(kEmptyKeyTableFingerprint), "b50919441b5cf9f46d5ac38903801dd7");
+  // Any difference in a secret, a type or an ID changes it, and no two of these collide.
+  const std::vector<std::string> variants = {
+      two,
+      "2 HMAC-SHA256 ASCII:secreT\n1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n",    // secret
+      "2 HMAC-SHA256 ASCII:secret\n1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3D\n",    // AES secret
+      "2 HMAC-SHA256 ASCII:secret0\n1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n",   // longer secret
+      "2 SHA256 ASCII:secret\n1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n",         // type
+      "3 HMAC-SHA256 ASCII:secret\n1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n",    // ID
+      "2 HMAC-SHA256 ASCII:secret\n",                                                  // one key fewer
+      "1 HMAC-SHA256 ASCII:secret\n2 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n",    // IDs swapped
+      "1 MD5 ASCII:a\n",
+      "1 MD5 ASCII:b\n",
+      "1 SHA1 ASCII:a\n",
+      "2 MD5 ASCII:a\n",
+  };
+  std::vector<KeyTableFingerprint> seen;
+  for (const auto& v : variants) seen.push_back(fingerprint_of(v));
+  seen.push_back(kEmptyKeyTableFingerprint);
+  for (size_t i = 0; i < seen.size(); ++i)
+    for (size_t j = i + 1; j < seen.size(); ++j) EXPECT_NE(seen[i], seen[j]) << i << " vs " << j;
+  // The fingerprint does not show the secret.
+  const std::string fp = fingerprint_hex(fingerprint_of("1 SHA1 HEX:00112233445566778899aabbccddeeff\n"));
+  EXPECT_EQ(fp.size(), 32u);
+  EXPECT_FALSE(contains(fp, "00112233")) << fp;
 }
 
 // load_keys on real files: a private directory of the test's own.
