@@ -34,21 +34,40 @@ bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 int hex_value(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }
 
-// Whether a field may be quoted in a message: only what looks like a type
-// name or a number (at most 12 characters of [A-Za-z0-9-], so no "ASCII:"
-// or "HEX:"). A field in the wrong column may be the secret ("1
-// ASCII:topsecret pw", "hunter2hunter2 MD5 HEX:00"): such a one is named by
-// its column only.
-bool echoable(std::string_view field) {
-  return !field.empty() && field.size() <= 12 && std::all_of(field.begin(), field.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
-  });
+// A field in the wrong column may be the secret ("1 ASCII:topsecret pw",
+// "hunter2 MD5 HEX:00"), however short: a message quotes a key ID only once
+// it parsed as a number in range, and a type only when it is one of the
+// known names; anything else is named by its column and length alone.
+const char* known_type_name(std::string_view field) {
+  for (const auto& t : kTypes)
+    if (iequal(field, t.name)) return t.name;
+  return nullptr;
 }
+
+bool looks_like_key(std::string_view field) { return field.substr(0, 4) == "HEX:" || field.substr(0, 6) == "ASCII:"; }
 
 struct Field {
   std::string_view text;
   size_t column;  // 1-based
 };
+
+// "column 9, 7 characters": where a field is, never what it holds.
+std::string where(const Field& f, const char* unit = "character") {
+  return "column " + std::to_string(f.column) + ", " + std::to_string(f.text.size()) + " " + unit +
+         (f.text.size() == 1 ? "" : "s");
+}
+
+// Why a field may be in the wrong column, said without its text: a type
+// name where the ID or (the TYPE field not being one) the KEY belongs, or a
+// key's prefix in this field.
+std::string column_hint(const std::vector<Field>& fields, size_t index) {
+  const char* in_id = known_type_name(fields[0].text);
+  const char* in_key = known_type_name(fields[1].text) == nullptr ? known_type_name(fields[2].text) : nullptr;
+  if (in_id != nullptr) return std::string("; the ID field is the type name ") + in_id + ": the order is `ID TYPE KEY`";
+  if (in_key != nullptr) return std::string("; the KEY field is the type name ") + in_key + ": the order is `ID TYPE KEY`";
+  if (looks_like_key(fields[index].text)) return "; it starts like a key (HEX: or ASCII:): the order is `ID TYPE KEY`";
+  return "";
+}
 
 class Parser {
  public:
@@ -88,8 +107,9 @@ class Parser {
       }
       if (fields.empty() && std::strchr("#!;%", s[i]) != nullptr) return;  // a comment line (chrony's set)
       if (c < 0x20 || c == 0x7f) {
-        error(n, "control character (byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
-                     std::string(1, "0123456789abcdef"[c & 15]) + ") at column " + std::to_string(i + 1));
+        // Its column, not its byte: it may sit inside a secret.
+        error(n, "control character at column " + std::to_string(i + 1) +
+                     " (a secret with bytes other than printable text is written HEX:)");
         return;
       }
       size_t j = i;
@@ -108,8 +128,8 @@ class Parser {
     }
     KeyEntry e;
     e.line = n;
-    bool ok = parse_id(n, fields[0], e.id);
-    ok = parse_type(n, fields[1], e.id, e.type) && ok;
+    bool ok = parse_id(n, fields, e.id);
+    ok = parse_type(n, fields, e.id, e.type) && ok;
     ok = parse_secret(n, fields[2], e) && ok;
     if (!ok) return;
     if (auto [it, fresh] = first_line_.emplace(e.id, n); !fresh) {
@@ -126,27 +146,22 @@ class Parser {
     out_.keys.push_back(std::move(e));
   }
 
-  bool parse_id(int n, Field f, uint32_t& id) {
-    uint64_t v = 0;
-    bool digits = !f.text.empty() && f.text.size() <= 10;
-    for (char c : f.text) {
-      if (c < '0' || c > '9') {
-        digits = false;
-        break;
-      }
-      v = v * 10 + static_cast<uint64_t>(c - '0');
-    }
+  bool parse_id(int n, const std::vector<Field>& fields, uint32_t& id) {
+    const Field& f = fields[0];
     const bool all_digits = std::all_of(f.text.begin(), f.text.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!all_digits) {
-      error(n, (echoable(f.text) ? "key ID '" + std::string(f.text) + "'"
-                                 : "the key ID (column " + std::to_string(f.column) + ")") +
-                   " is not a decimal number (1..4294967295)");
+      error(n, "the key ID (" + where(f) + ") is not a decimal number (1..4294967295)" + column_hint(fields, 0));
       return false;
     }
-    if (!digits || v > 0xFFFFFFFFull) {
-      error(n, (echoable(f.text) ? "key ID " + std::string(f.text)
-                                 : "the key ID of " + std::to_string(f.text.size()) + " digits") +
-                   " is out of range 1..4294967295");
+    uint64_t v = 0;
+    size_t significant = 0;  // leading zeros do not count ("0007" is 7)
+    for (char c : f.text) {
+      if (significant == 0 && c == '0') continue;
+      if (++significant > 10) break;
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (significant > 10 || v > 0xFFFFFFFFull) {
+      error(n, "the key ID (" + where(f, "digit") + ") is out of range 1..4294967295");
       return false;
     }
     if (v == 0) {
@@ -157,17 +172,20 @@ class Parser {
     return true;
   }
 
-  bool parse_type(int n, Field f, uint32_t id, MacType& type) {
+  bool parse_type(int n, const std::vector<Field>& fields, uint32_t id, MacType& type) {
+    const Field& f = fields[1];
     for (const auto& t : kTypes)
       if (iequal(f.text, t.name)) {
         type = t.type;
         return true;
       }
-    std::string m = echoable(f.text) ? "unknown key type '" + std::string(f.text) + "'"
-                                     : "unknown key type (column " + std::to_string(f.column) + ")";
+    std::string m = "unknown key type (" + where(f) + ")";
     if (id != 0) m += " for key " + std::to_string(id);
     m += " (expected one of " + std::string(kTypeList) + ")";
-    if (iequal(f.text, "AES") || iequal(f.text, "AES128CMAC")) m += "; NTPsec's " + std::string(f.text) + " is AES128 here";
+    // NTPsec's names for CMAC, said in our spelling, not the field's.
+    if (iequal(f.text, "AES")) m += "; NTPsec's AES is AES128 here";
+    else if (iequal(f.text, "AES128CMAC")) m += "; NTPsec's AES128CMAC is AES128 here";
+    else m += column_hint(fields, 1);
     error(n, m);
     return false;
   }

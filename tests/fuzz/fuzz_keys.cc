@@ -6,7 +6,10 @@
 //  - no message quotes a field that could be a secret: a field with a ':'
 //    before its last byte or one of !$^&*~|{}[]<>?@=" (none in any fixed
 //    text of a message), or of more than 12 of [A-Za-z0-9-] (no word of a
-//    message is that long), never appears in an error or a warning
+//    message is that long), or a short one of 3 or more [A-Za-z0-9-] with
+//    both a letter and a digit ("Qx9", "hunter2") that is not part of a type
+//    name, never appears in an error or a warning (only an ID in range and a
+//    known type name are ever quoted)
 //  - errors => no keys; no errors => keys sorted by id, unique, ids nonzero,
 //    secrets 1..kMaxSecretBytes bytes (AES128: 16), weak <=> MD5/SHA1,
 //    every line within the text's line count
@@ -55,7 +58,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool word = std::all_of(field.begin(), field.end(), [](char c) {
       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
     });
-    const bool secret_like = (word && field.size() > 12) ||
+    const bool letter = std::any_of(field.begin(), field.end(), [](char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; });
+    const bool digit = std::any_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool short_mixed = word && field.size() >= 3 && letter && digit &&
+                             std::string_view("AES128CMAC HMAC-SHA256 SHA1 MD5").find(field) == std::string_view::npos;
+    const bool secret_like = (word && field.size() > 12) || short_mixed ||
                              (colon != std::string_view::npos && colon + 1 < field.size()) ||
                              field.find_first_of("!$^&*~|{}[]<>?@=\"") != std::string_view::npos;
     if (secret_like) {

@@ -100,23 +100,28 @@ TEST(Keys, KeyIds) {
   const std::string k = " SHA256 HEX:000102030405060708090a0b0c0d0e0f\n";
   EXPECT_EQ(only_error("0" + k),
             "keys:1: key ID 0 is reserved: it marks a crypto-NAK (RFC 5905 section 7.4); use 1..4294967295");
-  EXPECT_EQ(only_error("4294967296" + k), "keys:1: key ID 4294967296 is out of range 1..4294967295");
-  EXPECT_EQ(only_error("999999999999" + k), "keys:1: key ID 999999999999 is out of range 1..4294967295");
-  // Longer than a number in this column looks: its size, not its digits.
+  // Not in range, so maybe a secret of digits: its size, not its digits.
+  EXPECT_EQ(only_error("4294967296" + k), "keys:1: the key ID (column 1, 10 digits) is out of range 1..4294967295");
+  EXPECT_EQ(only_error("999999999999" + k), "keys:1: the key ID (column 1, 12 digits) is out of range 1..4294967295");
   EXPECT_EQ(only_error("99999999999999999999999" + k),
-            "keys:1: the key ID of 23 digits is out of range 1..4294967295");
-  EXPECT_EQ(only_error("abc" + k), "keys:1: key ID 'abc' is not a decimal number (1..4294967295)");
-  EXPECT_EQ(only_error("+1" + k), "keys:1: the key ID (column 1) is not a decimal number (1..4294967295)");
-  EXPECT_EQ(only_error("-1" + k), "keys:1: key ID '-1' is not a decimal number (1..4294967295)");
-  EXPECT_EQ(only_error("0x10" + k), "keys:1: key ID '0x10' is not a decimal number (1..4294967295)");
+            "keys:1: the key ID (column 1, 23 digits) is out of range 1..4294967295");
+  EXPECT_EQ(only_error("abc" + k), "keys:1: the key ID (column 1, 3 characters) is not a decimal number (1..4294967295)");
+  EXPECT_EQ(only_error("+1" + k), "keys:1: the key ID (column 1, 2 characters) is not a decimal number (1..4294967295)");
+  EXPECT_EQ(only_error("  0x10" + k),
+            "keys:1: the key ID (column 3, 4 characters) is not a decimal number (1..4294967295)");
   EXPECT_EQ(parse("0007" + k).keys.at(0).id, 7u);
+  EXPECT_EQ(parse("00000000004294967295" + k).keys.at(0).id, 4294967295u);  // leading zeros are not digits of range
   EXPECT_EQ(only_error("1" + k + "2" + k + "1" + k), "keys:3: key 1 defined again (first at line 1)");
 }
 
 TEST(Keys, Types) {
+  // Not a known name, so maybe a secret: its place, not its text.
   EXPECT_EQ(only_error("1 SHA512 secretsecretsecret\n"),
-            "keys:1: unknown key type 'SHA512' for key 1 (expected one of AES128, HMAC-SHA256, SHA256, SHA1, MD5)");
+            "keys:1: unknown key type (column 3, 6 characters) for key 1 (expected one of AES128, HMAC-SHA256, "
+            "SHA256, SHA1, MD5)");
   EXPECT_TRUE(contains(only_error("1 AES 2B7E151628AED2A6ABF7158809CF4F3C\n"), "NTPsec's AES is AES128 here"));
+  EXPECT_TRUE(contains(only_error("1 aes128cmac 2B7E151628AED2A6ABF7158809CF4F3C\n"),
+                       "NTPsec's AES128CMAC is AES128 here"));
   EXPECT_EQ(parse("1 hmac-sha256 secretsecretsecret\n").keys.at(0).type, MacType::kHmacSha256);
   EXPECT_EQ(parse("1 Aes128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n").keys.at(0).type, MacType::kAes128Cmac);
 }
@@ -125,19 +130,77 @@ TEST(Keys, Types) {
 // like a type name or a number, else named by its column.
 TEST(Keys, AMisplacedSecretIsNeverEchoed) {
   EXPECT_EQ(only_error("1 ASCII:topsecret pw\n"),
-            "keys:1: unknown key type (column 3) for key 1 (expected one of AES128, HMAC-SHA256, SHA256, SHA1, MD5)");
+            "keys:1: unknown key type (column 3, 15 characters) for key 1 (expected one of AES128, HMAC-SHA256, "
+            "SHA256, SHA1, MD5); it starts like a key (HEX: or ASCII:): the order is `ID TYPE KEY`");
   EXPECT_EQ(only_error("hunter2hunter2 MD5 HEX:00112233445566778899\n"),
-            "keys:1: the key ID (column 1) is not a decimal number (1..4294967295)");
+            "keys:1: the key ID (column 1, 14 characters) is not a decimal number (1..4294967295)");
   EXPECT_EQ(only_error("1 HEX:2B7E151628AED2A6 pw\n"),
-            "keys:1: unknown key type (column 3) for key 1 (expected one of AES128, HMAC-SHA256, SHA256, SHA1, MD5)");
+            "keys:1: unknown key type (column 3, 20 characters) for key 1 (expected one of AES128, HMAC-SHA256, "
+            "SHA256, SHA1, MD5); it starts like a key (HEX: or ASCII:): the order is `ID TYPE KEY`");
   EXPECT_EQ(only_error("s3cr3t:pass SHA1 HEX:00112233445566778899\n"),
-            "keys:1: the key ID (column 1) is not a decimal number (1..4294967295)");
+            "keys:1: the key ID (column 1, 11 characters) is not a decimal number (1..4294967295)");
+  // Known type names are quoted, to say what is where.
+  EXPECT_EQ(parse("MD5 pw 1\n").errors.at(0).to_string(),
+            "keys:1: the key ID (column 1, 3 characters) is not a decimal number (1..4294967295); the ID field is "
+            "the type name MD5: the order is `ID TYPE KEY`");
+  EXPECT_EQ(only_error("1 pw SHA1\n"),
+            "keys:1: unknown key type (column 3, 2 characters) for key 1 (expected one of AES128, HMAC-SHA256, "
+            "SHA256, SHA1, MD5); the KEY field is the type name SHA1: the order is `ID TYPE KEY`");
   // A whole file of such lines: no message carries any of the secrets.
   const KeysFile f = parse("1 ASCII:topsecret pw\nhunter2hunter2 MD5 HEX:00\n  pa55word:x SHA1 y\n");
   ASSERT_EQ(f.errors.size(), 3u);
   for (const KeyError& e : f.errors)
     for (const char* secret : {"topsecret", "hunter2", "pa55word"})
       EXPECT_FALSE(contains(e.to_string(), secret)) << e.to_string();
+}
+
+// Every column of malformed lines holding a short, recognisable secret:
+// no error or warning carries it, each still names file:line and the fault.
+TEST(Keys, NoMessageCarriesAPlantedSecret) {
+  const std::vector<std::string> secrets = {"Qx9",  "pW0rd", "hunter2", "s3-cr3t", "x:y:z", "99999999999",
+                                            "4294967296", "0x1F", "-7q", "+55", "7e3", "AES256", "hmac-md5"};
+  const std::vector<std::pair<std::string, std::string>> shapes = {
+      // the line (@: the secret), what its first error says
+      {"@ MD5 HEX:00112233445566778899aabbccddeeff", "key ID"},
+      {"@ 1 MD5", "key ID"},
+      {"1 @ MD5", "unknown key type"},
+      {"MD5 @ 1", "key ID"},
+      {"MD5 1 @", "key ID"},
+      {"1 @", "found 2 fields"},
+      {"@", "found 1 field"},
+      {"1 MD5 @ @", "found 4 fields"},
+      {"@ @ @", "key ID"},
+      {"1 @ HEX:00", "unknown key type"},
+      {"1 AES128 @", "exactly 16 bytes"},
+      {"1 AES128 ASCII:@", "exactly 16 bytes"},
+      {"1 SHA1 HEX:@g", "hex"},
+      {"1 SHA1 HEX:00@g0", "hex"},
+      {"1 SHA1 @\x01", "control character"},
+      {"1 SHA1 \x7f@", "control character"},
+      {"1 SHA1 ASCII:@" + std::string(130, 'z'), "longer than 128"},
+      {"0 @ @", "key ID 0 is reserved"},
+      {"1 SHA1 @\n1 MD5 @", "defined again"},
+  };
+  for (const std::string& secret : secrets)
+    for (const auto& [shape, fault] : shapes) {
+      std::string line = shape;
+      for (size_t at; (at = line.find('@')) != std::string::npos;) line.replace(at, 1, secret);
+      const std::string text = "# planted\n" + line + "\n";
+      const KeysFile f = parse(text);
+      ASSERT_FALSE(f.errors.empty()) << text;
+      const int last_line = 2 + static_cast<int>(std::count(line.begin(), line.end(), '\n'));
+      EXPECT_EQ(f.errors.front().to_string().rfind("keys:" + std::to_string(last_line) + ": ", 0), 0u)
+          << f.errors.front().to_string();
+      auto lower = [](std::string t) {
+        for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return t;
+      };
+      EXPECT_TRUE(contains(lower(f.errors.front().message), lower(fault))) << text << " -> " << f.errors.front().message;
+      std::vector<KeyError> all = f.errors;
+      all.insert(all.end(), f.warnings.begin(), f.warnings.end());
+      for (const KeyError& e : all)
+        EXPECT_FALSE(contains(lower(e.to_string()), lower(secret))) << "secret " << secret << " in: " << e.to_string();
+    }
 }
 
 TEST(Keys, Secrets) {
@@ -176,8 +239,10 @@ TEST(Keys, Warnings) {
 }
 
 TEST(Keys, ControlCharactersAndLongLines) {
-  EXPECT_EQ(only_error(std::string("1 SHA1 abc\0def\n", 15)), "keys:1: control character (byte 0x00) at column 11");
-  EXPECT_EQ(only_error("1 SHA1 abc\x1b" "def\n"), "keys:1: control character (byte 0x1b) at column 11");
+  // Its column, not its byte (it may be inside a secret).
+  EXPECT_EQ(only_error(std::string("1 SHA1 abc\0def\n", 15)),
+            "keys:1: control character at column 11 (a secret with bytes other than printable text is written HEX:)");
+  EXPECT_TRUE(contains(only_error("1 SHA1 abc\x1b" "def\n"), "keys:1: control character at column 11 "));
   EXPECT_EQ(only_error("# fine\n" + std::string(2049, 'x') + "\n"), "keys:2: line longer than 2048 bytes");
   EXPECT_TRUE(parse("# " + std::string(2000, 'x') + "\n").ok());
 }
@@ -198,8 +263,8 @@ TEST(Keys, ReportsEveryErrorAtOnce) {
   EXPECT_EQ(f.errors[2].line, 4);
   EXPECT_EQ(f.errors[3].to_string(), "keys:5: key 1 defined again (first at line 1)");
   // One line with three problems: each is said.
-  EXPECT_EQ(f.errors[4].to_string(), "keys:6: key ID 'x' is not a decimal number (1..4294967295)");
-  EXPECT_TRUE(contains(f.errors[5].to_string(), "keys:6: unknown key type 'FOO' (expected"));
+  EXPECT_EQ(f.errors[4].to_string(), "keys:6: the key ID (column 1, 1 character) is not a decimal number (1..4294967295)");
+  EXPECT_TRUE(contains(f.errors[5].to_string(), "keys:6: unknown key type (column 3, 3 characters) (expected"));
   EXPECT_EQ(f.errors[6].to_string(), "keys:6: the key: empty secret");
 }
 
