@@ -83,7 +83,7 @@ Association::Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int
       hpoll_(static_cast<int8_t>(cfg.minpoll_log2)),
       poll_floor_(static_cast<int8_t>(cfg.minpoll_log2)),
       created_ns_(now_ns),
-      auth_(cfg.key_id != 0 ? AuthState::kFailed : AuthState::kNone) {
+      auth_(cfg.key_id != 0 ? AuthState::kPending : AuthState::kNone) {
   choose_local_port();
   // Spread the first polls of many associations over a short while; a
   // passive association answers its new peer at once.
@@ -179,10 +179,12 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
       // port (a port an attacker learnt or a path blocked is left behind;
       // while it answers, one port keeps NAT and firewall state steady).
       if (was_reachable) choose_local_port();
-      // No verified answer in eight polls: not authenticated any more (a
-      // peer whose secret changed drops ours, as chronyd does, and says nothing).
-      if (cfg_.key_id != 0) auth_ = AuthState::kFailed;
       unreach_polls_++;
+      // No verified answer in eight polls: not authenticated (any more: a
+      // peer whose secret changed drops ours, as chronyd does, and says
+      // nothing). A new one is pending until eight polls went unanswered.
+      if (cfg_.key_id != 0 && (auth_ != AuthState::kPending || unreach_polls_ > kUnreachPolls))
+        auth_ = AuthState::kFailed;
       if (cfg_.iburst) burst_left_ = kBurstPackets - 1;  // get going quickly
       if (unreach_polls_ > kUnreachPolls && hpoll_ < cfg_.maxpoll_log2) hpoll_++;  // back off
     } else {
@@ -233,6 +235,7 @@ void Association::on_transmit_failed(uint64_t cookie) {
 
 RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, const LocalSystem& sys) {
   const int64_t rx_ns = at.rx_ns;
+  answered_ours_ = false;
   // DENY/RSTR told us to stop: nothing from this peer counts any more.
   if (stopped_) return last_result_ = RxResult::kStopped;
   const bool client = cfg_.mode == AssocMode::kClient;
@@ -292,6 +295,8 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
     return last_result_ = (h.origin.is_zero() && !outstanding) ? RxResult::kNoSample : RxResult::kBogus;
   }
 
+  // Past the origin test: this packet answers our last one.
+  answered_ours_ = true;
   const int64_t t1 = xmt_tx_ns_;
   org_ = h.transmit;
   rec_ns_ = rx_ns;
@@ -384,18 +389,18 @@ void Association::on_unauthenticated(AuthVerdict v, bool answers_ours) {
   if (answers_ours) auth_ = AuthState::kFailed;
 }
 
-void Association::on_verified(RxResult r, bool count) {
+void Association::on_verified(bool count) {
   if (count) auth_ok_++;
-  // A replayed verified packet is bogus or a duplicate: it proves nothing now.
-  switch (r) {
-    case RxResult::kBogus:
-    case RxResult::kDuplicate:
-    case RxResult::kBadMode:
-    case RxResult::kBadPort:
-    case RxResult::kStopped:
-    case RxResult::kAwaitingTxTime: return;
-    default: auth_ = AuthState::kOk;
-  }
+  // A valid MAC proves who made the packet, not when: a captured verified
+  // packet replayed verifies too. RFC 5905 section 8: "A packet is bogus
+  // if the origin timestamp t1 in the packet does not match the xmt state
+  // variable T1", and xmt is zeroed once answered, so only a packet past
+  // that test was made for our last packet. Those are kSample,
+  // kFilteredOut, kUnsynchronized, kKissOfDeath and a kNoSample without
+  // T2/T3; a kNoSample may also be an origin-zero start of a symmetric
+  // exchange or another echo of a packet of ours already answered, which
+  // anybody could have recorded: answered_ours_ tells them apart.
+  if (answered_ours_) auth_ = AuthState::kOk;
 }
 
 void Association::on_clock_step(int64_t step_ns) {

@@ -166,17 +166,21 @@ class Association {
 
   AssociationState state(int64_t now_ns) const;
 
-  // Authentication (RFC 5905 section 9.2). A keyed association takes in
-  // only packets that verified: the others go to on_unauthenticated, which
-  // changes nothing but the counters and, when the packet answers our last
-  // one (its origin is our transmit timestamp: an off-path forger does not
-  // know it), the state, to failed. on_verified: a verified packet that
-  // on_packet took as the peer's (not bogus, duplicate, ...) makes it ok.
+  // Authentication (RFC 5905 section 9.2). A keyed association starts
+  // pending and takes in only packets that verified: the others go to
+  // on_unauthenticated, which changes nothing but the counters and, when
+  // the packet answers our last one (its origin is our transmit timestamp:
+  // an off-path forger does not know it), the state, to failed.
+  // on_verified: the packet on_packet just took had a valid MAC; it makes
+  // the state ok only if it answered our last packet (answered_ours()),
+  // since a verified packet that did not can be a replay.
   uint32_t key_id() const { return cfg_.key_id; }
   AuthState auth_state() const { return auth_; }
   bool answers_last_sent(const proto::NtpHeader& h) const { return !xmt_.is_zero() && h.origin == xmt_; }
+  // The last packet on_packet saw passed the origin test.
+  bool answered_ours() const { return answered_ours_; }
   void on_unauthenticated(AuthVerdict v, bool answers_ours);
-  void on_verified(RxResult r, bool count);
+  void on_verified(bool count);
 
  private:
   int64_t poll_interval_ns(int log2) const;
@@ -225,7 +229,8 @@ class Association {
   int64_t created_ns_;
   uint64_t sent_ = 0, received_ = 0;
   RxResult last_result_ = RxResult::kNoSample;
-  AuthState auth_ = AuthState::kNone;  // kFailed from the start when keyed
+  bool answered_ours_ = false;         // the last packet on_packet saw passed the origin test
+  AuthState auth_ = AuthState::kNone;  // kPending from the start when keyed
   uint64_t auth_ok_ = 0, auth_missing_ = 0, auth_bad_ = 0, crypto_nak_ = 0;
 };
 

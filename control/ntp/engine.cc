@@ -290,7 +290,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, 
     LocalSystem ls = local_system(now_ns);
     ls.discipline = &discipline_;
     const RxResult r = a->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, ls);
-    if (key != 0) a->on_verified(r, /*count=*/!retry);
+    if (key != 0) a->on_verified(/*count=*/!retry);
     switch (r) {
       case RxResult::kAwaitingTxTime:
         if (!retry) {
@@ -377,11 +377,13 @@ void Engine::mobilise_passive(const proto::RxPacket& pkt, const proto::ParsedPac
   c.key_id = key;
   const uint32_t id = next_id_++;
   auto assoc = std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
-  // The creating packet is not verified (it cannot be: origin zero), so it
-  // gives only the timestamps for our answer and a poll within our range.
+  // The creating packet answers nothing of ours (origin zero): it may be a
+  // replay of the peer's, so it gives only the timestamps for our answer
+  // and a poll within our range, and the association stays pending until
+  // a verified answer to its own packet comes.
   assoc->start_passive(h.poll_log2);
-  const RxResult first = assoc->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, local_system(now_ns));
-  if (key != 0) assoc->on_verified(first, /*count=*/true);
+  assoc->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, local_system(now_ns));
+  if (key != 0) assoc->on_verified(/*count=*/true);
   const int8_t poll = assoc->poll_log2();
   assocs_.emplace(id, std::move(assoc));
   counters_.passive_created++;

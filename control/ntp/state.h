@@ -33,9 +33,10 @@ enum class Unfit : uint8_t {
 // An association's symmetric-key authentication (the vendor's
 // `authentication: ok|failed` per session).
 enum class AuthState : uint8_t {
-  kNone,    // no key: its packets are used unauthenticated (a MAC on them is not checked, as chrony)
-  kOk,      // the last answer to our packet carried a valid MAC of its key
-  kFailed,  // keyed: no verified answer yet or in the last eight polls, or the last answer to ours was not verified
+  kNone,     // no key: its packets are used unauthenticated (a MAC on them is not checked, as chrony)
+  kOk,       // the last answer to our packet carried a valid MAC of its key
+  kFailed,   // keyed: no verified answer in eight polls, or the last answer to ours was not verified
+  kPending,  // keyed, new (configured or mobilised): fewer than eight polls so far, none answered verified yet
 };
 
 // Where an association stands in the last selection.

@@ -241,7 +241,7 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " offset: " + ms_text(a.offset_ns, 4) + " ms\n";
     o += " delay: " + ms_text(a.delay_ns, 2) + " ms\n";
     o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
-    o += " authentication: " + a.authentication + "\n";
+    o += " authentication: " + a.authentication + (a.authentication == "pending" ? " (not yet verified)" : "") + "\n";
     if (verbose) {
       o += " remote port: " + std::to_string(a.port) + "\n";
       o += " local mode: " + a.mode + "\n";

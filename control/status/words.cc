@@ -43,6 +43,7 @@ const char* auth_text(ctl::AuthState a) {
     case ctl::AuthState::kNone: return "none";
     case ctl::AuthState::kOk: return "ok";
     case ctl::AuthState::kFailed: return "failed";
+    case ctl::AuthState::kPending: return "pending";
   }
   return "?";
 }

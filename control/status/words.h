@@ -13,7 +13,7 @@ namespace ntp::status {
 const char* mode_text(ctl::AssocMode m);          // "client", "symmetric active", "symmetric passive"
 const char* peer_mode_text(proto::Mode m);        // "server", "symmetric active", "symmetric passive"
 const char* unfit_text(ctl::Unfit u);             // "unreachable", "loop: its reference is us", ...
-const char* auth_text(ctl::AuthState a);          // the vendor's "authentication: ok|failed"; "none" without a key
+const char* auth_text(ctl::AuthState a);          // the vendor's "authentication: ok|failed"; "pending" (keyed, not yet verified), "none" without a key
 const char* sync_state_text(ctl::SyncState s);    // "clock not set", ..., "clock synchronized"
 const char* unsync_reason_text(ctl::UnsyncReason r);  // "no selectable source", "panic"
 // "system peer", "falseticker", ...; for an unfit one, why.

@@ -210,6 +210,8 @@ class Run {
     if (sessions.size() != engine_.associations()) fail("sessions() misses associations");
     for (const ctl::AssociationState& a : sessions) {
       if ((a.auth == ctl::AuthState::kNone) != (a.key_id == 0)) fail("auth state none but keyed, or unkeyed but not none");
+      // Pending ends with the first verified answer to ours, which sets reach.
+      if (a.auth == ctl::AuthState::kPending && a.reach != 0) fail("auth state pending after a verified answer");
       if (a.selection != ctl::SelectionState::kSystemPeer) continue;
       if (a.key_id == 3) fail("the system peer's key is not trusted");
       if (engine_.config().authenticate && (a.key_id == 0 || a.auth != ctl::AuthState::kOk))

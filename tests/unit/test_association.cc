@@ -444,7 +444,7 @@ TEST(AssociationAuth, StateAndCountersFollowWhatAnsweredOurPacket) {
 
   Link l({.key_id = 5});
   EXPECT_EQ(l.a.key_id(), 5u);
-  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);  // nothing verified yet
+  EXPECT_EQ(l.a.auth_state(), AuthState::kPending);  // nothing verified yet
   const Sent s = l.poll();
   const Link::Reply r = l.reply_to(s);
   EXPECT_TRUE(l.a.answers_last_sent(on_wire(r.h)));
@@ -452,9 +452,9 @@ TEST(AssociationAuth, StateAndCountersFollowWhatAnsweredOurPacket) {
   blind.origin = NtpTimestamp::from_raw(s.wire_transmit.raw() ^ 0x100);
   EXPECT_FALSE(l.a.answers_last_sent(on_wire(blind)));
   // Verified: ok.
-  const RxResult first = l.deliver(r);
-  EXPECT_EQ(first, RxResult::kSample);
-  l.a.on_verified(first, true);
+  EXPECT_EQ(l.deliver(r), RxResult::kSample);
+  EXPECT_TRUE(l.a.answered_ours());
+  l.a.on_verified(true);
   EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
   // Unverified packets that do not answer our packet are counted only: a
   // blind forger cannot make it failed.
@@ -466,7 +466,8 @@ TEST(AssociationAuth, StateAndCountersFollowWhatAnsweredOurPacket) {
   const Link::Reply r2 = l.reply_to(s2);
   l.a.on_unauthenticated(AuthVerdict::kCryptoNak, l.a.answers_last_sent(on_wire(r2.h)));
   EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);  // the peer could not verify ours
-  l.a.on_verified(l.deliver(r.h, r2.t4), true);     // the old answer again
+  EXPECT_EQ(l.deliver(r.h, r2.t4), RxResult::kDuplicate);  // the old answer again
+  l.a.on_verified(true);
   EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
   const AssociationState st = l.a.state(l.now);
   EXPECT_EQ(st.key_id, 5u);
@@ -479,8 +480,8 @@ TEST(AssociationAuth, StateAndCountersFollowWhatAnsweredOurPacket) {
   // Verified again, then eight polls without a verified answer (a peer
   // whose secret changed drops our requests): failed.
   const Sent s3 = l.poll();
-  const RxResult third = l.deliver(l.reply_to(s3));
-  l.a.on_verified(third, true);
+  ASSERT_EQ(l.deliver(l.reply_to(s3)), RxResult::kSample);
+  l.a.on_verified(true);
   ASSERT_EQ(l.a.auth_state(), AuthState::kOk);
   for (int i = 0; i < 7; ++i) l.poll();
   EXPECT_NE(l.a.reach(), 0);
@@ -1131,6 +1132,135 @@ TEST(AssociationPassive, ConfiguredAssociationsNeverExpire) {
     EXPECT_EQ(l.a.reach(), 0);
     EXPECT_FALSE(l.a.expired(l.now + 1000 * seconds(4)));
   }
+}
+
+// ------------------------------------------------------------ authentication and replays
+
+// A valid MAC says who made a packet, not when: only a verified packet past
+// the origin test (RFC 5905 section 8) shows the peer has the key now.
+TEST(AssociationAuth, AVerifiedReplayThatAnswersNothingOfOursLeavesItFailed) {
+  Link l({.mode = AssocMode::kSymmetricActive, .minpoll = 4, .maxpoll = 4, .key_id = 1}, local_system(4));
+  // The peer's packets as an on-path recorder captured them (all verify):
+  // its origin-zero mode-1 packet that starts an exchange, and an answer.
+  const int64_t t0 = kStart - 5 * kS;
+  const NtpHeader opening = active_peer_packet(4, t0);
+  ASSERT_EQ(l.deliver(opening, t0 + 300 * kUs), RxResult::kNoSample);
+  l.a.on_verified(true);
+  EXPECT_FALSE(l.a.answered_ours());
+  EXPECT_EQ(l.a.auth_state(), AuthState::kPending);  // it answers nothing of ours
+  const Link::Reply answer = l.reply_to(l.poll());
+  ASSERT_EQ(l.deliver(answer), RxResult::kSample);
+  l.a.on_verified(true);
+  ASSERT_EQ(l.a.auth_state(), AuthState::kOk);
+  // The peer's secret changed: it crypto-NAKs our next packet.
+  const Sent s = l.poll();
+  l.a.on_unauthenticated(AuthVerdict::kCryptoNak, l.a.answers_last_sent(on_wire(l.reply_to(s).h)));
+  ASSERT_EQ(l.a.auth_state(), AuthState::kFailed);
+  // Replayed: the captured answer (a duplicate of the last valid packet)...
+  EXPECT_EQ(l.deliver(answer.h, s.tx + 1 * kMs), RxResult::kDuplicate);
+  l.a.on_verified(true);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
+  // ... the opening packet while ours waits for an answer (bogus), and
+  // again once nothing of ours is outstanding (a packet that never left):
+  // a valid start of an exchange, but not a proof.
+  EXPECT_EQ(l.deliver(opening, s.tx + 2 * kMs), RxResult::kBogus);
+  l.a.on_verified(true);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
+  const Sent lost = l.poll(/*report=*/false);
+  l.a.on_transmit_failed(lost.pkt.cookie);
+  NtpHeader reopening = opening;
+  reopening.transmit = proto::ntp_from_unix_ns(t0 - 1 * kS);  // an older capture: no duplicate either
+  EXPECT_EQ(l.deliver(reopening, lost.at + 1 * kMs), RxResult::kNoSample);
+  l.a.on_verified(true);
+  EXPECT_FALSE(l.a.answered_ours());
+  EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
+  EXPECT_EQ(l.a.state(l.now).auth_ok, 5u);  // each counted as verified
+  // The peer's verified answer to our packet makes it ok again.
+  ASSERT_EQ(l.deliver(l.reply_to(l.poll())), RxResult::kSample);
+  l.a.on_verified(true);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
+}
+
+TEST(AssociationAuth, EveryVerifiedAnswerToOursMakesItOkEvenWithoutASample) {
+  // The peer has the key and answered our packet: ok, whether or not the
+  // answer carries time (the peer's synchronization is fit()'s business).
+  struct Case {
+    const char* name;
+    Leap leap;
+    uint8_t stratum;
+    uint32_t refid;
+    bool zero_receive;
+    RxResult result;
+  };
+  const Case cases[] = {
+      {"unsynchronized", Leap::kUnsynchronized, 16, kServerRefid, false, RxResult::kUnsynchronized},
+      {"RATE", Leap::kUnsynchronized, 0, proto::kKissRate, false, RxResult::kKissOfDeath},
+      {"no receive timestamp", Leap::kNone, 2, kServerRefid, true, RxResult::kNoSample},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Link l({.key_id = 1});
+    Link::Reply r = l.reply_to(l.poll());
+    r.h.leap = c.leap;
+    r.h.stratum = c.stratum;
+    r.h.refid = c.refid;
+    if (c.zero_receive) r.h.receive = {};
+    EXPECT_EQ(l.deliver(r), c.result);
+    EXPECT_TRUE(l.a.answered_ours());
+    l.a.on_verified(true);
+    EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
+  }
+}
+
+TEST(AssociationAuth, PendingUntilEightPollsWentUnansweredThenFailed) {
+  for (const AssocMode mode : {AssocMode::kClient, AssocMode::kSymmetricActive}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    Link l({.mode = mode, .minpoll = 4, .maxpoll = 4, .key_id = 1}, local_system(4));
+    EXPECT_EQ(l.a.state(l.now).auth, AuthState::kPending);
+    for (int i = 0; i < 8; ++i) {
+      l.poll();
+      EXPECT_EQ(l.a.auth_state(), AuthState::kPending) << i;
+    }
+    l.poll();  // eight sent, none answered
+    EXPECT_EQ(l.a.auth_state(), AuthState::kFailed);
+    EXPECT_EQ(l.a.state(l.now).auth, AuthState::kFailed);
+    // Without a key there is nothing to be pending for.
+    Link plain({.mode = mode});
+    EXPECT_EQ(plain.a.auth_state(), AuthState::kNone);
+    for (int i = 0; i < 10; ++i) plain.poll();
+    EXPECT_EQ(plain.a.auth_state(), AuthState::kNone);
+  }
+  // Answered while pending: ok; its first answer not verified: failed at once.
+  Link ok({.key_id = 1});
+  for (int i = 0; i < 3; ++i) ok.poll();
+  ASSERT_EQ(ok.a.auth_state(), AuthState::kPending);
+  ASSERT_EQ(ok.exchange(), RxResult::kSample);
+  ok.a.on_verified(true);
+  EXPECT_EQ(ok.a.auth_state(), AuthState::kOk);
+  Link bad({.key_id = 1});
+  const Sent s = bad.poll();
+  bad.a.on_unauthenticated(AuthVerdict::kBad, bad.a.answers_last_sent(on_wire(bad.reply_to(s).h)));
+  EXPECT_EQ(bad.a.auth_state(), AuthState::kFailed);
+}
+
+TEST(AssociationAuth, APassiveOneFromAVerifiedMode1IsPendingUntilItsOwnPacketIsAnswered) {
+  // The creating packet may be a recorded one replayed: it proves nothing.
+  Link l({.mode = AssocMode::kSymmetricPassive, .minpoll = 3, .maxpoll = 7, .dynamic = true, .key_id = 2});
+  const int64_t rx = kStart - 1 * kMs;
+  const NtpHeader h = active_peer_packet(5, rx - 300 * kUs);
+  l.a.start_passive(h.poll_log2);
+  ASSERT_EQ(l.deliver(h, rx), RxResult::kNoSample);
+  l.a.on_verified(true);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kPending);
+  const Sent s = l.poll();
+  EXPECT_EQ(l.a.auth_state(), AuthState::kPending);
+  const Link::Reply r = l.reply_to(s);
+  NtpHeader p = active_peer_packet(5, r.t3);
+  p.origin = s.wire_transmit;
+  p.receive = r.h.receive;
+  ASSERT_EQ(l.deliver(p, r.t4), RxResult::kSample);
+  l.a.on_verified(true);
+  EXPECT_EQ(l.a.auth_state(), AuthState::kOk);
 }
 
 }  // namespace

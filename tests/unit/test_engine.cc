@@ -788,7 +788,7 @@ TEST(EngineAuth, KeyedClientIgnoresUnauthenticatedForgedAndNakAnswers) {
   int64_t now = kStart;
   std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
   ASSERT_EQ(sent.size(), 1u);
-  EXPECT_EQ(session_of(e.sessions(now), kServer)->auth, AuthState::kFailed);  // nothing verified yet
+  EXPECT_EQ(session_of(e.sessions(now), kServer)->auth, AuthState::kPending);  // nothing verified yet
   const int64_t rx = now + 1'000'000;
   const proto::RxPacket plain = answer(sent[0], rx);
   EngineOutput out;
@@ -936,6 +936,7 @@ TEST(EngineAuth, OnlyAVerifiedTrustedMode1MobilisesAndItAnswersWithItsKey) {
   AssociationState st = *session_of(e.sessions(now), kPeerNet + 1);
   EXPECT_EQ(st.key_id, 2u);
   EXPECT_EQ(st.auth_ok, 1u);
+  EXPECT_EQ(st.auth, AuthState::kPending);  // its creating packet answered nothing of ours
   // From now on it takes only key 2's packets: an unsigned answer is not used.
   proto::RxPacket reply = answer(sent[0], now + 1'000'000);
   proto::NtpHeader h = proto::read_header(reply.payload);
@@ -998,6 +999,102 @@ TEST(EngineAuth, AReloadWithNewSecretsVerifiesWithThem) {
   st = *session_of(e.sessions(now), kServer);
   EXPECT_EQ(st.reach, 3);
   EXPECT_EQ(st.auth, AuthState::kOk);
+}
+
+// The symmetric peer's answer to our packet s, in mode `mode`, sent
+// hold_ns after it arrived at rx_ns - back.
+proto::RxPacket peer_answer(const Sent& s, int64_t rx_ns, proto::Mode mode) {
+  proto::RxPacket p = answer(s, rx_ns);
+  proto::NtpHeader h = proto::read_header(p.payload);
+  h.mode = mode;
+  h.poll_log2 = 4;
+  proto::write_header(h, p.payload);
+  return p;
+}
+
+TEST(EngineAuth, ReplayedVerifiedPacketsLeaveAFailedPeerFailed) {
+  // An on-path recorder replays the peer's verified packets after the
+  // peer's secret changed (it crypto-NAKs ours): they verify, but answer
+  // nothing of ours (RFC 5905 section 8), so they prove nothing now.
+  Engine e(auth_lab({keyed(kPeer, 2, AssocMode::kSymmetricActive)}, true), test::seed(), kStart);
+  int64_t now = kStart;
+  const proto::RxPacket opening = signed_with(rx_packet(mode1(4, now - 9 * kS), kPeer, 123, 123, now - 9 * kS), kKey2, 20);
+  const proto::RxPacket older = signed_with(rx_packet(mode1(4, now - 25 * kS), kPeer, 123, 123, now - 25 * kS), kKey2, 20);
+  std::vector<Sent> sent = run_until(e, now, kStart + 1 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  const int64_t rx = sent[0].tx + 1'000'000;
+  const proto::RxPacket captured = signed_with(peer_answer(sent[0], rx, proto::Mode::kSymmetricPassive), kKey2, 20);
+  EngineOutput out;
+  e.on_packet(captured, rx, out);
+  ASSERT_EQ(session_of(e.sessions(now), kPeer)->auth, AuthState::kOk);
+  sent = run_until(e, now, now + 16 * kS);
+  ASSERT_EQ(sent.size(), 1u);
+  e.on_packet(crypto_nak(peer_answer(sent[0], sent[0].tx + 1'000'000, proto::Mode::kSymmetricPassive)),
+              sent[0].tx + 1'000'000, out);
+  ASSERT_EQ(session_of(e.sessions(now), kPeer)->auth, AuthState::kFailed);
+  e.on_packet(captured, now + 2'000'000, out);  // a duplicate
+  e.on_packet(opening, now + 3'000'000, out);   // bogus: ours waits for an answer
+  EXPECT_EQ(session_of(e.sessions(now), kPeer)->auth, AuthState::kFailed);
+  // Our next packet never leaves (no ARP answer): nothing of ours is
+  // outstanding, and an origin-zero packet is a valid start of an exchange.
+  while (true) {
+    now = e.next_timer_ns();
+    EngineOutput t;
+    e.on_timer(now, t);
+    if (t.packets.empty()) continue;
+    proto::TxReport rep{};
+    rep.cookie = t.packets[0].cookie;
+    rep.status = 1;
+    e.on_tx_report(rep, now, t);
+    break;
+  }
+  e.on_packet(older, now + 1'000'000, out);
+  const AssociationState st = *session_of(e.sessions(now), kPeer);
+  EXPECT_EQ(st.auth, AuthState::kFailed);
+  EXPECT_EQ(st.auth_ok, 4u);  // each verified
+  EXPECT_EQ(st.crypto_nak, 1u);
+  EXPECT_NE(st.selection, SelectionState::kSystemPeer);
+}
+
+TEST(EngineAuth, APassiveOneFromAReplayIsNotSelectableTheGenuinePeerIsAnsweredAndSelected) {
+  // A recorded verified mode-1 packet of a genuine peer, replayed: it
+  // mobilises a passive association (it verifies, and nothing tells a
+  // replay from a restarted peer), pending; that answers the genuine
+  // peer, whose next packets answer ours and make it ok and selected.
+  Engine e(auth_lab({}, true), test::seed(), kStart);
+  int64_t now = kStart;
+  constexpr uint32_t kGenuine = kPeerNet + 7;
+  const proto::RxPacket recorded =
+      signed_with(rx_packet(mode1(4, now - 600 * kS), kGenuine, 123, 123, now), kKey2, 20);
+  EngineOutput out;
+  e.on_packet(recorded, now, out);
+  e.on_packet(recorded, now + 1'000, out);  // again: a duplicate, no second association
+  ASSERT_EQ(e.associations(), 1u);
+  EXPECT_EQ(e.counters().passive_created, 1u);
+  std::vector<Sent> sent = run_until(e, now, now + 1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].o.dst_ip, kGenuine);
+  EXPECT_EQ(sent[0].o.key_id, 2u);  // signed: the genuine peer can use it
+  AssociationState st = *session_of(e.sessions(now), kGenuine);
+  EXPECT_EQ(st.auth, AuthState::kPending);
+  EXPECT_EQ(st.reach, 0);
+  EXPECT_NE(st.selection, SelectionState::kSystemPeer);
+  EXPECT_FALSE(e.state(now).system.synchronized);
+  // The genuine peer answers each packet of ours in mode 1, signed.
+  bool pending_until_answered = true;
+  for (int poll = 0; poll < 8; ++poll) {
+    for (const Sent& s : sent) {
+      pending_until_answered &= session_of(e.sessions(now), kGenuine)->auth == (poll == 0 ? AuthState::kPending : AuthState::kOk);
+      const int64_t rx = s.tx + 1'000'000;
+      e.on_packet(signed_with(peer_answer(s, rx, proto::Mode::kSymmetricActive), kKey2, 20), rx, out);
+    }
+    sent = run_until(e, now, now + 16 * kS);
+  }
+  EXPECT_TRUE(pending_until_answered);
+  st = *session_of(e.sessions(now), kGenuine);
+  EXPECT_EQ(st.auth, AuthState::kOk);
+  EXPECT_NE(st.reach, 0);
+  EXPECT_EQ(st.selection, SelectionState::kSystemPeer);
 }
 
 }  // namespace

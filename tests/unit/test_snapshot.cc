@@ -421,7 +421,7 @@ TEST(Snapshot, TheWordsOfEverySelectionState) {
 }
 
 // Symmetric-key authentication: the vendor's "authentication: ok|failed",
-// "none" without a key, and the packets counted by what their MAC said.
+// "pending" before the first verified answer, "none" without a key, and the packets counted by what their MAC said.
 TEST(Snapshot, AssociationAuthentication) {
   ctl::AssociationState a;
   EXPECT_EQ(association_status(a).authentication, "none");
@@ -440,6 +440,8 @@ TEST(Snapshot, AssociationAuthentication) {
   EXPECT_EQ(s.crypto_nak, 4u);
   a.auth = ctl::AuthState::kOk;
   EXPECT_EQ(association_status(a).authentication, "ok");
+  a.auth = ctl::AuthState::kPending;
+  EXPECT_EQ(association_status(a).authentication, "pending");
 }
 
 TEST(Snapshot, RateLimiterOfEachWorker) {

@@ -184,6 +184,9 @@ Status populated() {
   b.offset_ns = 150000;
   b.delay_ns = 125000;
   b.dispersion_ns = 7810000;
+  b.key_id = 2;
+  b.authentication = "pending";  // from a verified mode-1 packet, ours not answered yet
+  b.auth_ok = 1;
   s.associations.push_back(b);
 
   SteeredClockStatus c;
@@ -840,7 +843,7 @@ TEST(StatusText, FormatSessionsTwoAssociations) {
             " offset: 0.1500 ms\n"
             " delay: 0.13 ms\n"
             " disper: 7.81 ms\n"
-            " authentication: none\n"
+            " authentication: pending (not yet verified)\n"
             "\n"
             " total sessions: 2\n");
 }
