@@ -163,6 +163,7 @@ struct PolicyDecision {
   ReplyKind kind = ReplyKind::kNone;
   bool leaked = false;
   bool assoc_lane = false;
+  bool assoc_demoted = false;
 };
 
 [[gnu::always_inline]] inline void drop_ntp(PolicyDecision& pd, DropReason r) {
@@ -179,6 +180,15 @@ struct PolicyDecision {
 inline bool mac_verified(const crypto::KeyTable* keys, const uint8_t* ntp, const NtpRequest& q) {
   if (keys == nullptr || q.mac_len <= 4) return false;
   const size_t at = q.len - q.mac_len;
+  return crypto::check_mac(*keys, ntp, at, ntp + at, q.mac_len).check == crypto::MacCheck::kOk;
+}
+
+// Whether the packet's MAC field is a valid MAC of key key_id of `keys`:
+// the key ID is compared first, so a forgery under another ID costs no MAC.
+inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint8_t* ntp, const NtpRequest& q) {
+  if (keys == nullptr || q.mac_len <= 4) return false;
+  const size_t at = q.len - q.mac_len;
+  if (proto::load_be32(ntp + at) != key_id) return false;
   return crypto::check_mac(*keys, ntp, at, ntp + at, q.mac_len).check == crypto::MacCheck::kOk;
 }
 
@@ -238,9 +248,17 @@ inline bool mac_verified(const crypto::KeyTable* keys, const uint8_t* ntp, const
       // lane, not a drop: unlike a client's random port, 123 is no secret,
       // so dropping would hand a blind spoofer of the peer's address the
       // association at 17 packets/s; the shared lane keeps this one free
-      // for the others and still carries the real peer's packets.
-      if (AssocEntry* e = env.assoc ? env.assoc->find(src, src_port, dst_port, proto::kEndpointSymmetric) : nullptr)
-        return to_control_lane(pd, AssocTable::take(*e, env.now_ns));
+      // for the others and still carries the real peer's packets. A keyed
+      // peer's packet must first carry a valid MAC of its key (RFC 5905
+      // section 9.2): a forgery is dropped before it spends the budget, so
+      // only the real peer's packets take the associations' lane.
+      if (AssocEntry* e = env.assoc ? env.assoc->find(src, src_port, dst_port, proto::kEndpointSymmetric) : nullptr) {
+        if (e->key_id != 0 && !mac_of_key(pol.keys.get(), e->key_id, ntp, q)) [[unlikely]]
+          return drop_ntp(pd, DropReason::kNotAuthenticated);
+        const bool within = AssocTable::take(*e, env.now_ns);
+        pd.assoc_demoted = !within;
+        return to_control_lane(pd, within);
+      }
       const proto::AccessClass cls = pol.access.classify_v4(src);
       // The peer class is trusted as the server class is: never limited
       // by the clients' [ratelimit] (a chronyd peer polls every second or
@@ -328,6 +346,7 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
     case NtpAction::kToControl:
       v.action = FrameAction::kToControl;
       v.assoc_lane = pd.assoc_lane;
+      v.assoc_demoted = pd.assoc_demoted;
       v.ntp_offset = ntp_offset;
       v.ntp_len = static_cast<uint16_t>(ntp_len);
       v.src_ip = src;
@@ -413,6 +432,7 @@ bool AssocTable::assign(const proto::AssocEndpoints& published, const AssocTable
     e.remote_port = p.remote_port;
     e.local_port = p.local_port;
     e.kind = p.kind;
+    e.key_id = p.key_id;
     e.tat_ns = 0;  // a full burst
   }
   std::sort(entries_, entries_ + n, [](const AssocEntry& a, const AssocEntry& b) {

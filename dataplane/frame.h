@@ -34,6 +34,7 @@ struct AssocEntry {
   uint16_t remote_port = 0;  // its port
   uint16_t local_port = 0;   // ours its packets come to
   uint8_t kind = 0;          // proto::kEndpointClient / kEndpointSymmetric
+  uint32_t key_id = 0;       // the association's key (auth.keys_file), 0: unkeyed
   int64_t tat_ns = 0;        // the budget's theoretical arrival time (GCRA, ITU-T I.371)
 };
 
@@ -47,6 +48,8 @@ struct AssocEntry {
 // packets at its poll; the burst of 16 holds an iburst (ntpd and chronyd
 // send 4 to 8 at 2 s spacing) and a restart's first exchanges. What comes
 // faster is a spoof that found the port: it must not fill the lane.
+// A keyed symmetric peer's packet spends its budget only once its MAC
+// verified (decide_ntp): a spoofer without the secret spends nothing.
 class AssocTable {
  public:
   static constexpr int64_t kBudgetPerS = 16;
@@ -178,6 +181,7 @@ struct FrameVerdict {
   bool arp_conflict = false;  // an ARP packet from another MAC claimed our address (see ArpDefence)
   bool rate_leaked = false;   // answered although over its rate limit (1 in 2^leak)
   bool assoc_lane = false;    // kToControl: from a configured association (its own ring)
+  bool assoc_demoted = false; // kToControl: a configured peer's packet over its budget, on the shared lane
   // kTransmit of an NTP reply to an authenticated request: seal_transmit
   // writes its digest after stamp_transmit (null: nothing to seal). auth:
   // what the request's MAC came to, for the counters.

@@ -67,7 +67,11 @@ void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerConte
     return;
   }
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
-  if (r.plan->changed.empty()) {
+  // The keys file is read again at every reload, as ntp-control does: its
+  // keys may change while the TOML stays (the MACs we seal for the control
+  // plane must be of the keys it verifies with).
+  const bool keys_file = !r.plan->applied.auth.keys_file.empty();
+  if (r.plan->changed.empty() && !keys_file) {
     spdlog::info("reload of {}: nothing to change live", running.path);
     return;
   }
@@ -81,6 +85,7 @@ void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerConte
   spdlog::set_level(spdlog::level::from_str(running.log_level));
   std::string what;
   for (const std::string& c : r.plan->changed) what += (what.empty() ? "" : ", ") + c;
+  if (what.empty()) what = "auth.keys_file read again";
   spdlog::info("reloaded {}: {} ({} worker(s) took the new policy)", running.path, what, workers.size());
 }
 

@@ -222,6 +222,8 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
   // Configured associations have a lane of their own: a flood from
   // peer-class addresses fills the other one, never this.
   rte_ring* ring = v.assoc_lane && ctx.to_control_assoc ? ctx.to_control_assoc : ctx.to_control;
+  if (v.assoc_demoted) [[unlikely]]
+    bump(ctx.counters->assoc_demoted);
   if (rte_ring_enqueue_elem(ring, &pkt, sizeof pkt) == 0)
     bump(ctx.counters->ntp_to_control);
   else
@@ -461,12 +463,13 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
   std::memcpy(frame, mac, 6);
   const uint64_t tx_raw = hwclock::read_tsc();
   constexpr uint16_t kNtpAt = kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
-  // kTxMac: the key as the policy of this poll has it (a reload while the
-  // packet waited for ARP may have removed it); its MAC covers the stamp.
+  // kTxMac: the key as the policy of this poll has it, checked again (a
+  // reload while the packet waited for ARP may have removed it or changed
+  // its type); its MAC covers the stamp.
   const crypto::MacKey* key = nullptr;
   if (p.mac_key_id != 0) {
     const crypto::KeyTable* keys = ctx.active_policy ? ctx.active_policy->keys.get() : nullptr;
-    key = keys ? keys->find(p.mac_key_id) : nullptr;
+    key = mac_key_at_send(p, keys, p.m->data_len, size_t{p.m->data_len} + rte_pktmbuf_tailroom(p.m));
     if (key == nullptr) return refuse(ctx, p.m, p.cookie, proto::DropReason::kBadControlPacket);
   }
   const int64_t tx_ns =
@@ -484,13 +487,25 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
 
 }  // namespace
 
+bool mac_digest_allowed(const crypto::MacKey& key, size_t n) {
+  return n == key.digest_bytes || (key.digest_bytes > crypto::kV4DigestBytes && n == crypto::kV4DigestBytes);
+}
+
+const crypto::MacKey* mac_key_at_send(const PendingTx& p, const crypto::KeyTable* keys, size_t frame_len,
+                                      size_t room) {
+  const crypto::MacKey* key = keys ? keys->find(p.mac_key_id) : nullptr;
+  if (key == nullptr || !mac_digest_allowed(*key, p.mac_digest_bytes)) return nullptr;
+  if (p.mac_covered < proto::kHeaderLen || p.mac_covered > proto::kMaxRingPayload || p.mac_covered % 4 != 0)
+    return nullptr;
+  const size_t sealed =
+      kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + size_t{p.mac_covered} + 4 + p.mac_digest_bytes;
+  return sealed == frame_len && sealed <= room ? key : nullptr;
+}
+
 bool control_mac_valid(const proto::TxPacket& t, const crypto::KeyTable* keys) {
   const crypto::MacKey* key = keys ? keys->find(t.key_id) : nullptr;
-  if (key == nullptr) return false;
   // The full digest, or the NTPv4 truncation of a longer one (mac.h).
-  const size_t n = t.mac_digest_bytes;
-  if (!(n == key->digest_bytes || (key->digest_bytes > crypto::kV4DigestBytes && n == crypto::kV4DigestBytes)))
-    return false;
+  if (key == nullptr || !mac_digest_allowed(*key, t.mac_digest_bytes)) return false;
   // After the header and any extension fields, in whole words (the
   // checksum folds the digest as words).
   static_assert(kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kMaxRingPayload + 4 +
@@ -728,6 +743,16 @@ Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors) 
   return p;
 }
 
+void publish_keys_fingerprint(proto::SegmentHeader& seg, const Policy& p) {
+  proto::KeysFingerprintData d;
+  const crypto::KeyTableFingerprint fp = p.keys ? crypto::fingerprint(*p.keys) : crypto::kEmptyKeyTableFingerprint;
+  static_assert(sizeof d.fingerprint == sizeof fp);
+  std::memcpy(d.fingerprint, fp.data(), sizeof d.fingerprint);
+  d.flags = proto::kKeysFingerprintValid | (p.keys ? 0u : proto::kKeysNoFile);
+  d.key_count = p.keys ? p.keys->count : 0;
+  seg.keys_fingerprint.store(d);
+}
+
 bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err) {
   std::vector<std::string> key_errors;
   const Policy next = make_policy(cfg, &key_errors);
@@ -752,6 +777,9 @@ bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const co
     }
     publish_policy(*w, std::move(p));
   }
+  // The keys went to every worker (a table size that needs a restart does
+  // not stop them): the control plane may compare them now.
+  if (!workers.empty() && workers.front()->segment) publish_keys_fingerprint(*workers.front()->segment, next);
   // Each worker bumps its epoch once per poll: a busy or idle-polling
   // worker passes two in microseconds (idle_sleep_us: at most a few ms).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);

@@ -159,6 +159,18 @@ bool control_packet_valid(const proto::TxPacket& t);
 // none), mac_digest_bytes the key's digest or its 20-byte NTPv4 form, and a
 // payload of whole words. Else the worker refuses it (kBadControlPacket).
 bool control_mac_valid(const proto::TxPacket& t, const crypto::KeyTable* keys);
+// A digest length key's type allows in a MAC we send: its full digest, or
+// the 20-byte NTPv4 form of a longer one (crypto/mac.h).
+bool mac_digest_allowed(const crypto::MacKey& key, size_t digest_bytes);
+// A kTxMac packet's key at the moment it goes (it may have waited for ARP
+// while a reload removed its key or gave its ID another type): the key as
+// `keys` has it now, or null (the worker refuses the packet,
+// kBadControlPacket) when it is gone, the digest length is not one its
+// type allows, the covered payload is not whole words of a ring payload,
+// or the sealed frame would not be the frame_len bytes built within the
+// room bytes of its buffer.
+const crypto::MacKey* mac_key_at_send(const PendingTx& p, const crypto::KeyTable* keys, size_t frame_len,
+                                      size_t room);
 
 // Worker 0: send what the control plane queued (and what waited for ARP).
 // Returns the number of packets sent or dropped.

@@ -70,6 +70,7 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
   }
   ctx->limiter = std::make_unique<RateLimiter>(policy->clients, policy->limits, random_key());
   ctx->reply_cap.set_rate(policy->max_replies_per_s);
+  if (w == 0) publish_keys_fingerprint(seg, *policy);
   publish_policy(*ctx, std::move(policy));
   spdlog::info("{}", describe_worker_tables(*ctx));
   ctx->pool = pool;

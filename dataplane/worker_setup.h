@@ -45,6 +45,13 @@ Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors =
 // (file:line each), and nothing published: the running policy stays.
 bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err);
 
+// What keys the dataplane serves with, for the control plane to compare
+// with its own (SegmentHeader::keys_fingerprint): crypto::fingerprint of
+// p's table of all keys, or the empty table's with kKeysNoFile. Main lcore:
+// at start (make_worker_context, worker 0) and after each apply_policy that
+// took the keys file.
+void publish_keys_fingerprint(proto::SegmentHeader& seg, const Policy& p);
+
 // One line per worker for the start log: its rate-limit table's entries and
 // memory, and the policy's access ranges and associations.
 std::string describe_worker_tables(const WorkerContext& ctx);

@@ -101,7 +101,7 @@ enum class DropReason : uint8_t {
   kUnexpectedServer,   // mode 4 from an address that is not a [[server]] or [[peer]] of ours
   kBadControlPacket,   // a tx ring entry from the control plane that does not make a packet (length, address)
   kAssocOverBudget,    // from a configured association's address and ports, faster than it can be sending (a flood that guessed the port)
-  kNotAuthenticated,   // auth.authenticate: a mode 1/2 packet from a peer-class address without a valid MAC (only a verified one may mobilise)
+  kNotAuthenticated,   // a mode 1/2 packet without a valid MAC: from a peer-class address with auth.authenticate (only a verified one may mobilise), or from a keyed [[peer]]'s address without one of its key
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);

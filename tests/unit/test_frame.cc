@@ -1458,6 +1458,7 @@ TEST(FramePolicy, AConfiguredPeerOverItsBudgetGoesToTheSharedLane) {
     const Out o = handle_env(ntp_from(kPeerIp, 0x21, 123), env);
     ASSERT_EQ(o.v.action, FrameAction::kToControl) << i;
     (o.v.assoc_lane ? own_lane : shared_lane)++;
+    EXPECT_EQ(o.v.assoc_demoted, !o.v.assoc_lane) << i;  // counted (assoc_demoted) when demoted
   }
   EXPECT_EQ(own_lane, AssocTable::kBudgetBurst);
   EXPECT_EQ(shared_lane, 1000 - AssocTable::kBudgetBurst);
@@ -2220,6 +2221,83 @@ TEST(FrameAuth, AuthenticateForwardsOnlyTrustedValidMacsFromPeerClass) {
     const Out o = handle_env(ntp_frame(plain, {.src_port = 123, .dst_port = 123}, peer), env_of(on));
     EXPECT_EQ(o.v.action, FrameAction::kToControl);
     EXPECT_TRUE(o.v.assoc_lane);
+  }
+}
+
+// A [[peer]] with key 1 (AES128): its endpoint carries the key.
+proto::AssocEndpoints keyed_peer_endpoints(uint32_t key_id) {
+  proto::AssocEndpoint e = endpoint(kPeerIp, proto::kEndpointSymmetric);
+  e.key_id = key_id;
+  return endpoints({e, endpoint(kBothIp, proto::kEndpointSymmetric)});
+}
+
+TEST(FrameAuth, AKeyedPeersForgeriesSpendNoBudget) {
+  // A blind spoofer of the peer's address (port 123 both ways, no secret)
+  // floods without the key: every forgery is dropped before the budget, so
+  // the real peer's packets still take the associations' lane.
+  const Policy pol = auth_policy(false);
+  AssocTable assoc = table_of(keyed_peer_endpoints(1));
+  PolicyEnv env = env_of(pol);
+  env.assoc = &assoc;
+  IpSpec ip = client_ip();
+  ip.src = kPeerIp;
+  auto frame = [&](const Bytes& payload) { return ntp_frame(payload, {.src_port = 123, .dst_port = 123}, ip); };
+  for (uint8_t mode : {0x21, 0x22}) {
+    SCOPED_TRACE(int{mode});
+    Bytes plain = chrony_payload();
+    plain[0] = mode;
+    Bytes unknown = keyed_payload(mode, 1, 16);
+    proto::store_be32(unknown.data() + 48, 99);
+    Bytes nak = plain;
+    nak.resize(52, 0);  // a crypto-NAK: key ID 0 alone
+    // No MAC, a wrong digest, a valid MAC of another key we hold, an
+    // unknown key ID, a crypto-NAK.
+    const Bytes forgeries[] = {plain, keyed_payload(mode, 1, 16, true), keyed_payload(mode, 2, 20), unknown, nak};
+    for (int64_t i = 0; i < 1000; i++) {
+      env.now_ns = 5'000'000'000 + i * 1000;  // 1 us apart: far over the budget
+      EXPECT_DROP(handle_env(frame(forgeries[i % 5]), env), DropReason::kNotAuthenticated);
+    }
+    // The real peer, in the same microseconds: a whole burst on its lane.
+    const AssocEntry* e = assoc.find(kPeerIp, 123, 123, proto::kEndpointSymmetric);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->key_id, 1u);
+    int own_lane = 0;
+    for (int i = 0; i < AssocTable::kBudgetBurst; i++) {
+      const Out o = handle_env(frame(keyed_payload(mode, 1, 16)), env);
+      ASSERT_EQ(o.v.action, FrameAction::kToControl) << i;
+      own_lane += o.v.assoc_lane;
+      EXPECT_FALSE(o.v.assoc_demoted);
+    }
+    EXPECT_EQ(own_lane, AssocTable::kBudgetBurst) << "the forgeries spent none of the budget";
+    // Its own packets over the budget: the shared lane, counted as demoted.
+    const Out over = handle_env(frame(keyed_payload(mode, 1, 16)), env);
+    ASSERT_EQ(over.v.action, FrameAction::kToControl);
+    EXPECT_FALSE(over.v.assoc_lane);
+    EXPECT_TRUE(over.v.assoc_demoted);
+    // The next mode starts with a full burst again.
+    assoc = table_of(keyed_peer_endpoints(1));
+  }
+  // The unkeyed peer beside it is not asked for a MAC.
+  IpSpec both = client_ip();
+  both.src = kBothIp;
+  Bytes plain = chrony_payload();
+  plain[0] = 0x21;
+  const Out o = handle_env(ntp_frame(plain, {.src_port = 123, .dst_port = 123}, both), env);
+  EXPECT_EQ(o.v.action, FrameAction::kToControl);
+  EXPECT_TRUE(o.v.assoc_lane);
+}
+
+TEST(FrameAuth, AKeyedPeerWhoseKeyTheDataplaneLacksIsNotForwarded) {
+  // The endpoint names key 9, which the dataplane's keys file does not
+  // hold (or there is no keys file): nothing verifies, nothing passes.
+  AssocTable assoc = table_of(keyed_peer_endpoints(9));
+  IpSpec ip = client_ip();
+  ip.src = kPeerIp;
+  for (const Policy& pol : {auth_policy(false), lab_policy()}) {
+    PolicyEnv env = env_of(pol);
+    env.assoc = &assoc;
+    const Out o = handle_env(ntp_frame(keyed_payload(0x21, 1, 16), {.src_port = 123, .dst_port = 123}, ip), env);
+    EXPECT_DROP(o, DropReason::kNotAuthenticated);
   }
 }
 

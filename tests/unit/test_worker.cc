@@ -649,5 +649,92 @@ TEST(WorkerControlTx, MacWithAnUnknownKeyRefusedAndReported) {
   EXPECT_EQ(r.status, static_cast<uint32_t>(proto::DropReason::kBadControlPacket) + 1);
 }
 
+// A kTxMac packet that waited for ARP while a reload changed the keys: at
+// send it is checked again against the keys of then.
+TEST(WorkerControlTx, MacCheckedAgainWhenItGoes) {
+  KeysDir d;
+  d.write(kThreeKeys);
+  config::Config cfg = lab_config();
+  cfg.auth.keys_file = d.file;
+  const Policy before = make_policy(cfg);
+  ASSERT_NE(before.keys, nullptr);
+  constexpr size_t kUdpAt = 14 + 20 + 8;
+  // Key 2 (SHA256) with its full 32-byte digest after a 48-byte header, as
+  // service_control_tx built it: 42 + 48 + 4 + 32 bytes of frame.
+  PendingTx p;
+  p.mac_key_id = 2;
+  p.mac_covered = 48;
+  p.mac_digest_bytes = 32;
+  const size_t frame = kUdpAt + 48 + 4 + 32, room = 2048;
+  EXPECT_EQ(mac_key_at_send(p, before.keys.get(), frame, room), before.keys->find(2));
+  // The reload: key 2 is AES128 now (16-byte digests), key 7 is gone.
+  d.write("1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n"
+          "2 AES128 HEX:000102030405060708090A0B0C0D0E0F\n");
+  const Policy after = make_policy(cfg);
+  ASSERT_NE(after.keys, nullptr);
+  EXPECT_EQ(mac_key_at_send(p, after.keys.get(), frame, room), nullptr) << "32 bytes of an AES128 digest";
+  PendingTx p7 = p;
+  p7.mac_key_id = 7;
+  p7.mac_digest_bytes = 20;
+  EXPECT_NE(mac_key_at_send(p7, before.keys.get(), kUdpAt + 48 + 24, room), nullptr);
+  EXPECT_EQ(mac_key_at_send(p7, after.keys.get(), kUdpAt + 48 + 24, room), nullptr) << "the key is gone";
+  EXPECT_EQ(mac_key_at_send(p, nullptr, frame, room), nullptr) << "no keys at all";
+  // The digest length the new type allows, in a frame built for it.
+  PendingTx p16 = p;
+  p16.mac_digest_bytes = 16;
+  EXPECT_EQ(mac_key_at_send(p16, after.keys.get(), kUdpAt + 48 + 20, room), after.keys->find(2));
+  // The sealed packet must be the frame that was built, within its buffer.
+  EXPECT_EQ(mac_key_at_send(p16, after.keys.get(), kUdpAt + 48 + 20 + 4, room), nullptr);
+  EXPECT_EQ(mac_key_at_send(p16, after.keys.get(), kUdpAt + 48 + 20, kUdpAt + 48 + 19), nullptr);
+  PendingTx odd = p16;
+  odd.mac_covered = 50;  // not whole words
+  EXPECT_EQ(mac_key_at_send(odd, after.keys.get(), kUdpAt + 50 + 20, room), nullptr);
+  PendingTx big = p16;
+  big.mac_covered = proto::kMaxRingPayload + 4;
+  EXPECT_EQ(mac_key_at_send(big, after.keys.get(), kUdpAt + big.mac_covered + 20, room + 1024), nullptr);
+}
+
+TEST(WorkerPolicy, KeysFingerprintPublishedAtStartAndAfterEachReload) {
+  KeysDir d;
+  d.write(kThreeKeys);
+  config::Config cfg = lab_config();
+  Rig rig(cfg);
+  proto::KeysFingerprintData fp;
+  ASSERT_TRUE(rig.seg->keys_fingerprint.try_load(fp));
+  EXPECT_EQ(fp.flags, 0u) << "not written before the dataplane does";
+  // Without a keys file: the empty table's, said so.
+  publish_keys_fingerprint(*rig.seg, *rig.w0().policy_storage);
+  ASSERT_TRUE(rig.seg->keys_fingerprint.try_load(fp));
+  EXPECT_EQ(fp.flags, proto::kKeysFingerprintValid | proto::kKeysNoFile);
+  EXPECT_EQ(fp.key_count, 0u);
+  EXPECT_EQ(0, std::memcmp(fp.fingerprint, crypto::kEmptyKeyTableFingerprint.data(), 16));
+  // A reload that loads the file: its table's fingerprint.
+  cfg.auth.keys_file = d.file;
+  std::string err;
+  ASSERT_TRUE(apply_policy(rig.workers, cfg, err)) << err;
+  const uint64_t gen = rig.seg->keys_fingerprint.generation();
+  ASSERT_TRUE(rig.seg->keys_fingerprint.try_load(fp));
+  EXPECT_EQ(fp.flags, proto::kKeysFingerprintValid);
+  EXPECT_EQ(fp.key_count, 3u);
+  const crypto::KeyTableFingerprint three = crypto::fingerprint(*rig.w0().policy_storage->keys);
+  EXPECT_EQ(0, std::memcmp(fp.fingerprint, three.data(), 16));
+  EXPECT_NE(0, std::memcmp(fp.fingerprint, crypto::kEmptyKeyTableFingerprint.data(), 16));
+  // A file with an error: refused, the running keys and their fingerprint stay.
+  d.write(std::string(kThreeKeys) + "8 AES128 HEX:00\n");
+  EXPECT_FALSE(apply_policy(rig.workers, cfg, err));
+  EXPECT_EQ(rig.seg->keys_fingerprint.generation(), gen);
+  // A new secret for key 2: another fingerprint, same count.
+  d.write("1 AES128 HEX:2B7E151628AED2A6ABF7158809CF4F3C\n"
+          "2 SHA256 ASCII:another-shared-secret\n"
+          "7 HMAC-SHA256 ASCII:the-vendors-secret\n");
+  ASSERT_TRUE(apply_policy(rig.workers, cfg, err)) << err;
+  EXPECT_GT(rig.seg->keys_fingerprint.generation(), gen);
+  ASSERT_TRUE(rig.seg->keys_fingerprint.try_load(fp));
+  EXPECT_EQ(fp.key_count, 3u);
+  EXPECT_NE(0, std::memcmp(fp.fingerprint, three.data(), 16));
+  const crypto::KeyTableFingerprint now = crypto::fingerprint(*rig.w0().policy_storage->keys);
+  EXPECT_EQ(0, std::memcmp(fp.fingerprint, now.data(), 16));
+}
+
 }  // namespace
 }  // namespace ntp::dp
