@@ -87,6 +87,9 @@ void Engine::refresh_endpoints() {
     e.remote_port = c.port;
     e.local_port = a->local_port();
     e.kind = c.mode == AssocMode::kClient ? proto::kEndpointClient : proto::kEndpointSymmetric;
+    // Its key: the dataplane checks a keyed peer's MAC before it spends
+    // the endpoint's budget (a spoofer without the secret cannot use it up).
+    e.key_id = c.key_id;
   }
   endpoints_left_out_ = left_out;
   const proto::AssocEndpoints& cur = *endpoints_;

@@ -113,7 +113,8 @@ class Engine {
   // The configured associations' endpoints, as the dataplane forwards
   // their packets by (proto::AssocEndpoints, the segment's contract): a
   // [[server]] as kEndpointClient from its address and port to its current
-  // random local port, a [[peer]] as kEndpointSymmetric to port 123. Not a
+  // random local port, a [[peer]] as kEndpointSymmetric to port 123, each
+  // with its key (key_id, 0 unkeyed). Not a
   // dynamic passive one (its packets come by the peer-class lane), nor one
   // a DENY/RSTR stopped (it takes nothing in). At most kMaxAssocEndpoints,
   // in id order (the oldest configured first); endpoints_left_out() says

@@ -1097,5 +1097,28 @@ TEST(EngineAuth, APassiveOneFromAReplayIsNotSelectableTheGenuinePeerIsAnsweredAn
   EXPECT_EQ(st.selection, SelectionState::kSystemPeer);
 }
 
+TEST(EngineEndpoints, EachCarriesItsAssociationsKey) {
+  // ABI 8: the dataplane checks a keyed peer's MAC before its budget.
+  Engine e(auth_lab({keyed(kServer, 1), keyed(kPeer, 2, AssocMode::kSymmetricActive), server(kServer2)}, false),
+           test::seed(), kStart);
+  ASSERT_EQ(e.endpoints().count, 3u);
+  EXPECT_EQ(endpoint_of(e, kServer)->key_id, 1u);
+  EXPECT_EQ(endpoint_of(e, kPeer)->key_id, 2u);
+  EXPECT_EQ(endpoint_of(e, kServer2)->key_id, 0u);
+  // A passive one from a verified mode-1 packet is not listed, keyed or not.
+  EngineOutput out;
+  int64_t now = kStart;
+  e.on_packet(signed_with(rx_packet(mode1(4, now), kPeerNet + 1, 123, 123, now), kKey1), now, out);
+  ASSERT_EQ(e.associations(), 4u);
+  EXPECT_EQ(endpoint_of(e, kPeerNet + 1), nullptr);
+  // A reload that gives the peer another key publishes it.
+  const uint64_t v = e.endpoints_version();
+  e.reconfigure(auth_lab({keyed(kServer, 1), keyed(kPeer, 1, AssocMode::kSymmetricActive), server(kServer2)}, false),
+                now, out);
+  EXPECT_GT(e.endpoints_version(), v);
+  EXPECT_EQ(endpoint_of(e, kPeer)->key_id, 1u);
+  EXPECT_EQ(endpoint_of(e, kServer)->key_id, 1u);
+}
+
 }  // namespace
 }  // namespace ntp::ctl

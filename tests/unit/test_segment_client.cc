@@ -336,12 +336,14 @@ TEST(SegmentClient, PublishesTheEndpointsIntoTheSegment) {
   t.entries[0] = {.address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2},
                   .remote_port = 123, .local_port = 40000, .kind = proto::kEndpointClient};
   t.entries[1] = {.address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 3},
-                  .remote_port = 123, .local_port = 123, .kind = proto::kEndpointSymmetric};
+                  .remote_port = 123, .local_port = 123, .kind = proto::kEndpointSymmetric, .key_id = 7};
   c.publish_endpoints(t);
   EXPECT_EQ(c.header()->assoc_endpoints.generation(), 1u);
   proto::AssocEndpoints got{};
   ASSERT_TRUE(c.header()->assoc_endpoints.try_load(got));
   EXPECT_EQ(std::memcmp(&got, &t, sizeof t), 0);
+  EXPECT_EQ(got.entries[1].key_id, 7u);  // ABI 8: a keyed peer's key
+  EXPECT_EQ(got.entries[0].key_id, 0u);
   t.entries[0].local_port = 40001;
   c.publish_endpoints(t);
   EXPECT_EQ(c.header()->assoc_endpoints.generation(), 2u);
