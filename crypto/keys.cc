@@ -65,7 +65,7 @@ std::string column_hint(const std::vector<Field>& fields, size_t index) {
   const char* in_key = known_type_name(fields[1].text) == nullptr ? known_type_name(fields[2].text) : nullptr;
   if (in_id != nullptr) return std::string("; the ID field is the type name ") + in_id + ": the order is `ID TYPE KEY`";
   if (in_key != nullptr) return std::string("; the KEY field is the type name ") + in_key + ": the order is `ID TYPE KEY`";
-  if (looks_like_key(fields[index].text)) return "; it starts like a key (HEX: or ASCII:): the order is `ID TYPE KEY`";
+  if (looks_like_key(fields[index].text)) return "; it starts like a key (a HEX: or ASCII: prefix): the order is `ID TYPE KEY`";
   return "";
 }
 
@@ -109,7 +109,7 @@ class Parser {
       if (c < 0x20 || c == 0x7f) {
         // Its column, not its byte: it may sit inside a secret.
         error(n, "control character at column " + std::to_string(i + 1) +
-                     " (a secret with bytes other than printable text is written HEX:)");
+                     " (write a secret with such bytes in hex, with the HEX: prefix)");
         return;
       }
       size_t j = i;

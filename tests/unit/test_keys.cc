@@ -131,12 +131,12 @@ TEST(Keys, Types) {
 TEST(Keys, AMisplacedSecretIsNeverEchoed) {
   EXPECT_EQ(only_error("1 ASCII:topsecret pw\n"),
             "keys:1: unknown key type (column 3, 15 characters) for key 1 (expected one of AES128, HMAC-SHA256, "
-            "SHA256, SHA1, MD5); it starts like a key (HEX: or ASCII:): the order is `ID TYPE KEY`");
+            "SHA256, SHA1, MD5); it starts like a key (a HEX: or ASCII: prefix): the order is `ID TYPE KEY`");
   EXPECT_EQ(only_error("hunter2hunter2 MD5 HEX:00112233445566778899\n"),
             "keys:1: the key ID (column 1, 14 characters) is not a decimal number (1..4294967295)");
   EXPECT_EQ(only_error("1 HEX:2B7E151628AED2A6 pw\n"),
             "keys:1: unknown key type (column 3, 20 characters) for key 1 (expected one of AES128, HMAC-SHA256, "
-            "SHA256, SHA1, MD5); it starts like a key (HEX: or ASCII:): the order is `ID TYPE KEY`");
+            "SHA256, SHA1, MD5); it starts like a key (a HEX: or ASCII: prefix): the order is `ID TYPE KEY`");
   EXPECT_EQ(only_error("s3cr3t:pass SHA1 HEX:00112233445566778899\n"),
             "keys:1: the key ID (column 1, 11 characters) is not a decimal number (1..4294967295)");
   // Known type names are quoted, to say what is where.
@@ -241,7 +241,7 @@ TEST(Keys, Warnings) {
 TEST(Keys, ControlCharactersAndLongLines) {
   // Its column, not its byte (it may be inside a secret).
   EXPECT_EQ(only_error(std::string("1 SHA1 abc\0def\n", 15)),
-            "keys:1: control character at column 11 (a secret with bytes other than printable text is written HEX:)");
+            "keys:1: control character at column 11 (write a secret with such bytes in hex, with the HEX: prefix)");
   EXPECT_TRUE(contains(only_error("1 SHA1 abc\x1b" "def\n"), "keys:1: control character at column 11 "));
   EXPECT_EQ(only_error("# fine\n" + std::string(2049, 'x') + "\n"), "keys:2: line longer than 2048 bytes");
   EXPECT_TRUE(parse("# " + std::string(2000, 'x') + "\n").ok());
