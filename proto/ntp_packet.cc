@@ -48,34 +48,62 @@ void write_header(const NtpHeader& h, uint8_t* p) {
 }
 
 namespace {
-// RFC 7822 section 7.5: an extension field is at least 16 octets, a
-// multiple of 4; a MAC is a 4-octet key ID plus a 16 (MD5, AES-CMAC) or 20
-// (SHA-1, or any digest truncated for NTPv4) octet digest, and a crypto-NAK
-// is the 4-octet key ID alone. Anything of at most 24 octets that follows
-// the header or the last field is a MAC.
-constexpr size_t kMaxMacLen = 24;
-// A full SHA-256 digest (4 + 32): chronyd sends it in NTPv3, ntpdig 1.2.2
-// (NTPsec) also in NTPv4, where it is a MAC only when it does not read as
-// an extension-field chain (chrony's parse_packet takes the same order).
-constexpr size_t kLongMacLen = 4 + 32;
+// What follows the header of an NTPv4 packet, as RFC 7822 (which updates
+// RFC 5905 section 7.5) makes it parse deterministically and as
+// chrony reads it (ntp_core.c parse_packet, ntp_ext.c NEF_ParseField):
+//  - an extension field is at least 16 octets and a multiple of 4;
+//  - what remains after the header or a field is a MAC when it is 20 or 24
+//    octets (key ID + 16-octet MD5/CMAC or 20-octet SHA-1/truncated digest,
+//    chrony's NTP_MIN_MAC_LENGTH..NTP_MAX_V4_MAC_LENGTH), so a last field
+//    with no MAC after it is at least 28 octets;
+//  - 4 octets are a crypto-NAK (key ID 0 alone, RFC 5905 section 7.4),
+//    also after a field (chrony takes one only right after the header).
+// Beyond chrony: a full SHA-256 MAC, 4 + 32 octets, which ntpdig 1.2.2 sends
+// in NTPv4 (chrony sends it in NTPv3 only; RFC 7822 caps an NTPv4 MAC at 24
+// octets). Its key ID reads as a field's type (high 16 bits) and length (low
+// 16): key IDs whose low bits are 16 or 36 make a chain that parses exactly
+// (a 16-octet field and a "MAC", or one 36-octet field), 32 one that does
+// not (a 32-octet field and 4 octets: the exact-chain test, as RFC 7822's
+// rule, ends only at 0, 20 or 24 octets). So 36 remaining octets are a MAC
+// unless they parse exactly as fields whose first type is not 0x0000: no
+// extension field has type 0 (RFC 5906 types end in version 2, RFC 8915's
+// are 0x0104-0x0404, chrony's 0x010A and 0xF323), while a key ID below
+// 65536 (every ntpd/NTPsec key; ntpdig's) has it. A key ID of 65536 or more
+// whose low bits are 16 or 36 stays ambiguous and is read as fields, as
+// RFC 7822 says; no sender we know puts such a key in a 36-octet NTPv4 MAC.
+constexpr size_t kMinV4MacLen = 4 + 16;
+constexpr size_t kMaxV4MacLen = 4 + 20;
+constexpr size_t kCryptoNakLen = 4;
+constexpr size_t kLongMacLen = 4 + 32;  // a full SHA-256 digest
 constexpr size_t kMinExtensionLen = 16;
 
-bool is_mac_len(size_t n, uint8_t version) {
-  if (n == 4 || n == 20 || n == 24) return true;
-  // NTPv3 and older have no extension fields: key ID + 8-octet DES-CBC
-  // checksum, or a full SHA-256 digest.
-  return version < 4 && (n == 12 || n == kLongMacLen);
+bool is_v4_mac_len(size_t n) { return n == kMinV4MacLen || n == kMaxV4MacLen; }
+
+// NTPv3 and older have no extension fields (chrony: anything after the
+// header is a MAC): a crypto-NAK, key ID + 8-octet DES-CBC checksum, + MD5
+// or CMAC, + SHA-1, or + a full SHA-256 digest.
+bool is_v3_mac_len(size_t n) {
+  return n == kCryptoNakLen || n == 12 || n == kMinV4MacLen || n == kMaxV4MacLen || n == kLongMacLen;
 }
 
-// Whether buf[pos, end) is a whole NTPv4 extension-field chain, optionally
-// followed by a MAC of at most 24 octets (what parse's loop accepts).
-bool is_extension_chain(std::span<const uint8_t> buf, size_t pos) {
-  while (buf.size() - pos > kMaxMacLen) {
+bool valid_extension_len(std::span<const uint8_t> buf, size_t pos, size_t len) {
+  return len >= kMinExtensionLen && len % 4 == 0 && len <= buf.size() - pos;
+}
+
+// Whether buf[pos, end) parses exactly as extension fields, ending at the
+// end or at a 20- or 24-octet MAC (RFC 7822's rule, no crypto-NAK).
+bool is_exact_chain(std::span<const uint8_t> buf, size_t pos) {
+  while (buf.size() - pos > kMaxV4MacLen) {
     const size_t len = load_be16(buf.data() + pos + 2);
-    if (len < kMinExtensionLen || len % 4 != 0 || len > buf.size() - pos) return false;
+    if (!valid_extension_len(buf, pos, len)) return false;
     pos += len;
   }
-  return buf.size() == pos || is_mac_len(buf.size() - pos, 4);
+  return buf.size() == pos || is_v4_mac_len(buf.size() - pos);
+}
+
+// The 36 octets at buf[pos, end): a full SHA-256 MAC rather than fields?
+bool is_long_mac(std::span<const uint8_t> buf, size_t pos) {
+  return load_be16(buf.data() + pos) == 0 || !is_exact_chain(buf, pos);
 }
 }  // namespace
 
@@ -92,13 +120,13 @@ ParseResult parse(std::span<const uint8_t> buf) {
     return r;
   }
   size_t pos = kHeaderLen;
-  // Extension fields exist from NTPv4 on (RFC 5905 section 7.5).
+  bool mac_ok;
   if (version == 4) {
-    while (buf.size() - pos > kMaxMacLen) {
-      // A 36-octet tail that is no extension-field chain: a SHA-256 MAC.
-      if (buf.size() - pos == kLongMacLen && !is_extension_chain(buf, pos)) break;
+    // Extension fields exist from NTPv4 on (RFC 5905 section 7.5).
+    while (buf.size() - pos > kMaxV4MacLen) {
+      if (buf.size() - pos == kLongMacLen && is_long_mac(buf, pos)) break;
       const size_t len = load_be16(buf.data() + pos + 2);
-      if (len < kMinExtensionLen || len % 4 != 0 || len > buf.size() - pos) {
+      if (!valid_extension_len(buf, pos, len)) {
         r.status = ParseStatus::kBadExtension;
         return r;
       }
@@ -106,10 +134,14 @@ ParseResult parse(std::span<const uint8_t> buf) {
       r.packet.extension_fields++;
       r.packet.extension_bytes = static_cast<uint16_t>(r.packet.extension_bytes + len);
     }
+    const size_t rest = buf.size() - pos;
+    mac_ok = is_v4_mac_len(rest) || rest == kLongMacLen || rest == kCryptoNakLen;
+  } else {
+    mac_ok = is_v3_mac_len(buf.size() - pos);
   }
   const size_t rest = buf.size() - pos;
   if (rest != 0) {
-    if (!is_mac_len(rest, version) && !(version == 4 && rest == kLongMacLen)) {
+    if (!mac_ok) {
       r.status = ParseStatus::kBadTrailer;
       return r;
     }

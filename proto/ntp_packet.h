@@ -90,10 +90,12 @@ struct ParsedPacket {
   NtpHeader header;
   uint16_t extension_fields = 0;  // how many RFC 7822 extension fields
   uint16_t extension_bytes = 0;   // their total length
-  // 0, 4 (crypto-NAK), 20 (MD5, AES-CMAC), 24 (SHA-1, NTPv4-truncated), 36
-  // (SHA-256 in full: NTPv3, or NTPv4 when no extension-field chain), 12
-  // (NTPv3 DES); key ID and digest, where the digest's length does not
-  // name its type (crypto::check_mac decides by the key).
+  // 0, 4 (crypto-NAK), 20 (MD5,
+  // AES-CMAC), 24 (SHA-1, NTPv4-truncated), 36 (SHA-256 in full: NTPv3, or
+  // NTPv4 when it is no extension-field chain, see parse), 12 (NTPv3 DES);
+  // key ID and digest, where the digest's length does not name its type
+  // (crypto::check_mac decides by the key). The MAC field is the packet's
+  // last mac_len bytes; it covers everything before it.
   uint8_t mac_len = 0;
   uint32_t key_id = 0;            // when mac_len > 0
 };
@@ -106,7 +108,9 @@ struct ParseResult {
 
 // Reads the 48-byte header and walks what follows by declared lengths,
 // never past buf. Versions 1-4 are accepted (RFC 5905 section 7.3 "VN ...
-// currently 4"; older clients still send 1-3).
+// currently 4"; older clients still send 1-3). Extension fields are taken
+// only in NTPv4 and only when they parse exactly (RFC 7822, as chrony: the
+// rules and the 36-byte SHA-256 MAC's tie-break are in ntp_packet.cc).
 ParseResult parse(std::span<const uint8_t> buf);
 
 // Reads only the fixed header (buf must hold at least 48 bytes).

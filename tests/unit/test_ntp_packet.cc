@@ -387,6 +387,23 @@ TEST(NtpParse, RejectsBadTrailers) {
   add_ef(p, 0x0001, 28);
   p.resize(p.size() + 12, 0);
   EXPECT_EQ(parse(p).status, ParseStatus::kBadTrailer);
+  // A crypto-NAK after a field is one, except where the two are 36 bytes: a
+  // 32-byte field and 4 bytes are no exact chain (RFC 7822), so a SHA-256 MAC.
+  p = header(4);
+  add_ef(p, 0x0104, 28);
+  add_mac(p, 0, 4);
+  ParseResult nak = parse(p);
+  ASSERT_TRUE(nak.ok());
+  EXPECT_EQ(nak.packet.extension_fields, 1);
+  EXPECT_EQ(nak.packet.mac_len, 4);
+  p = header(4);
+  add_ef(p, 0xF323, 32);
+  add_mac(p, 0, 4);
+  nak = parse(p);
+  ASSERT_TRUE(nak.ok());
+  EXPECT_EQ(nak.packet.extension_fields, 0);
+  EXPECT_EQ(nak.packet.mac_len, 36);
+  EXPECT_EQ(nak.packet.key_id, 0xF3230020u);
   // But 36 bytes that are no extension-field chain are a SHA-256 MAC (its
   // key ID the field's type and length): a 28-byte field and 8 bytes.
   p = header(4);
@@ -486,6 +503,91 @@ TEST(NtpParse, FullSha256Macs) {
   }
 }
 
+// A MAC whose key ID reads as an extension field's type (high 16 bits) and
+// length (low 16): 16 (a 16-byte field, then 20 bytes that look like a MAC),
+// 32 (a 32-byte field, then 4 bytes), 36 (one 36-byte field). With a 20-byte
+// digest (24 bytes: a MAC by RFC 7822's length rule) and a 32-byte one (36:
+// ntpdig 1.2.2's SHA-256 in NTPv4, chronyd's in NTPv3), in NTPv3 and v4,
+// alone or after a real field: always the MAC.
+TEST(NtpParse, MacWhoseKeyIdLooksLikeAnExtensionField) {
+  for (uint32_t key : {16u, 32u, 36u, 20u, 24u, 28u, 65535u})
+    for (size_t digest : {20u, 32u})
+      for (uint8_t v : {3, 4})
+        for (bool after_field : {false, true}) {
+          if (after_field && v != 4) continue;
+          auto p = header(v);
+          if (after_field) add_ef(p, 0x0104, 28);
+          add_mac(p, key, 4 + digest);
+          const ParseResult r = parse(p);
+          SCOPED_TRACE(::testing::Message() << "key " << key << " digest " << digest << " v" << int{v}
+                                            << (after_field ? " after a field" : ""));
+          ASSERT_TRUE(r.ok()) << to_string(r.status);
+          EXPECT_EQ(r.packet.mac_len, 4 + digest);
+          EXPECT_EQ(r.packet.key_id, key);
+          EXPECT_EQ(r.packet.extension_fields, after_field ? 1 : 0);
+          EXPECT_EQ(r.packet.extension_bytes, after_field ? 28 : 0);
+        }
+  // The same with the digest bytes shaped like a field chain too (a length of
+  // 20 where a second field's would be).
+  auto p = header(4);
+  add_mac(p, 16, 36);
+  store_be16(p.data() + 48 + 16 + 2, 20);
+  ParseResult r = parse(p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.packet.mac_len, 36);
+  EXPECT_EQ(r.packet.extension_fields, 0);
+  // Key IDs of 65536 and more whose low bits are 16 or 36 read as fields that
+  // parse exactly (type nonzero): RFC 7822 says fields, and we follow it
+  // (no sender puts such a key in a 36-byte NTPv4 MAC). 32 does not parse
+  // (4 bytes after the field), so it is the MAC.
+  for (uint32_t key : {0x00010010u, 0x00010024u}) {
+    p = header(4);
+    add_mac(p, key, 36);
+    r = parse(p);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.packet.extension_fields, 1) << key;
+  }
+  p = header(4);
+  add_mac(p, 0x00010020u, 36);
+  r = parse(p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.packet.mac_len, 36);
+  EXPECT_EQ(r.packet.key_id, 0x00010020u);
+}
+
+// Real extension-field layouts are still fields.
+TEST(NtpParse, RealExtensionFieldsStayFields) {
+  struct Case {
+    std::vector<std::pair<uint16_t, uint16_t>> fields;  // type, length
+    size_t mac;
+  };
+  const Case cases[] = {
+      {{{0x0104, 36}}, 0},                              // an NTS unique identifier of 32 bytes, alone
+      {{{0x0002, 16}}, 20},                             // a 16-byte field before a MAC (36 after the header)
+      {{{0x0104, 36}, {0x0204, 104}, {0x0404, 40}}, 0},  // an NTS request (RFC 8915)
+      {{{0x0104, 36}, {0x0204, 104}, {0x0304, 104}, {0x0404, 40}}, 0},
+      {{{0xF323, 32}}, 0},                              // chrony's experimental mono-root field
+      {{{0x010A, 28}}, 0},                              // chrony's network correction (RFC 7822 minimum)
+      {{{0xF323, 32}, {0x010A, 28}}, 24},
+      {{{0x0001, 28}}, 20},
+  };
+  for (const Case& c : cases) {
+    auto p = header(4);
+    size_t bytes = 0;
+    for (auto [type, len] : c.fields) {
+      add_ef(p, type, len);
+      bytes += len;
+    }
+    if (c.mac) add_mac(p, 5, c.mac);
+    const ParseResult r = parse(p);
+    SCOPED_TRACE(::testing::Message() << c.fields.size() << " fields, " << bytes << " bytes, MAC " << c.mac);
+    ASSERT_TRUE(r.ok()) << to_string(r.status);
+    EXPECT_EQ(r.packet.extension_fields, c.fields.size());
+    EXPECT_EQ(r.packet.extension_bytes, bytes);
+    EXPECT_EQ(r.packet.mac_len, c.mac);
+  }
+}
+
 TEST(NtpParse, RandomWellFormedPacketsAreAccountedFor) {
   SEED_TRACE();
   std::mt19937_64 rng(test_seed());
@@ -497,11 +599,14 @@ TEST(NtpParse, RandomWellFormedPacketsAreAccountedFor) {
     for (int k = 0; k < n_ef; k++) {
       // Whatever follows a field that is not the last must exceed 24 bytes
       // (else it reads as a MAC): without a MAC the last field is at least
-      // 28 bytes (RFC 7822), before a 4-byte crypto-NAK at least 24.
+      // 28 bytes (RFC 7822), before a 4-byte crypto-NAK at least 24 but not
+      // 32 (36 bytes that are no exact chain are a SHA-256 MAC). Types are
+      // never 0 (no field has it: see parse).
       const bool last = k == n_ef - 1;
       const size_t min_words = !last ? 4 : mac == 0 ? 7 : mac == 4 ? 6 : 4;
-      const uint16_t len = static_cast<uint16_t>(4 * (min_words + rng() % 40));
-      add_ef(p, static_cast<uint16_t>(rng()), len);
+      uint16_t len = static_cast<uint16_t>(4 * (min_words + rng() % 40));
+      if (last && mac == 4 && len == 32) len = 36;
+      add_ef(p, static_cast<uint16_t>(1 + rng() % 0xFFFF), len);
       ef_bytes += len;
     }
     const uint32_t key = static_cast<uint32_t>(rng());
