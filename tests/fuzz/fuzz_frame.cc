@@ -49,7 +49,12 @@
 //    key; a reply without one to a request with a MAC ends in a crypto-NAK;
 //    with authenticate, a mode 1/2 packet from the peer class (not a
 //    configured peer) reaches the control plane only with a valid MAC of a
-//    trusted key, and kNotAuthenticated only comes with authenticate
+//    trusted key, and kNotAuthenticated only comes with authenticate or
+//    from a keyed configured peer; byte 1 bits 3-5 give the configured
+//    peer's endpoint a key (0: none, 1..5 ours, 6 and 7 an id we do not
+//    hold): its mode 1/2 packets reach the control plane only with a valid
+//    MAC of that key, and only its packets are ever demoted (assoc_demoted:
+//    a configured peer's, off the associations' lane)
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -262,6 +267,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint16_t sport = 0, dport = 0;
   frame_ports(in.get(), len, sport, dport);
   proto::AssocEndpoints published{};
+  const uint32_t peer_key_sel = (data[1] >> 3) & 7;
+  const uint32_t peer_key_id = peer_key_sel <= 5 ? peer_key_sel : 70 + peer_key_sel;
   for (uint8_t kind : {proto::kEndpointClient, proto::kEndpointSymmetric}) {
     if (!(data[2] & kind)) continue;
     proto::AssocEndpoint& e = published.entries[published.count++];
@@ -270,6 +277,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     e.remote_port = (data[2] & 4) ? uint16_t{123} : sport;  // sometimes another port than the frame's
     e.local_port = dport;
     e.kind = kind;
+    if (kind == proto::kEndpointSymmetric) e.key_id = peer_key_id;
   }
   static AssocTable assoc;
   assoc.assign(published);
@@ -307,10 +315,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("an answer to a source without time rights", len);
   if (v.action == FrameAction::kTransmit && v.kind == ReplyKind::kKodDeny && proto::may_get_time(cls))
     fail("a DENY KoD to a source with time rights", len);
-  if (v.action == FrameAction::kDrop && v.reason == proto::DropReason::kNotAuthenticated && !policy.authenticate)
-    fail("not_authenticated without auth.authenticate", len);
+  if (v.action == FrameAction::kDrop && v.reason == proto::DropReason::kNotAuthenticated && !policy.authenticate &&
+      !(peer_match && peer_key_id != 0))
+    fail("not_authenticated without auth.authenticate or a keyed peer", len);
   if (v.action == FrameAction::kToControl) {
     const uint8_t mode = in_ntp[0] & 7;
+    if ((mode == 1 || mode == 2) && peer_match && peer_key_id != 0) {
+      const auto q = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
+      const size_t at = v.ntp_len - q.packet.mac_len;
+      const crypto::MacKey* k = fuzz_keys(false).find(peer_key_id);
+      if (k == nullptr || !q.ok() || q.packet.mac_len <= 4 || q.packet.key_id != peer_key_id ||
+          !crypto::mac_verify(*k, in.get() + v.ntp_offset, at, in.get() + v.ntp_offset + at + 4,
+                              q.packet.mac_len - 4u))
+        fail("a keyed peer's mode 1/2 packet forwarded without a valid MAC of its key", len);
+    }
+    if (v.assoc_demoted && !((mode == 1 || mode == 2) && peer_match && !v.assoc_lane))
+      fail("demoted but not a configured peer's packet on the shared lane", len);
     if ((mode == 1 || mode == 2) && !peer_match && policy.authenticate) {
       const auto q = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
       const size_t at = v.ntp_len - q.packet.mac_len;
