@@ -147,6 +147,12 @@ size_t mac_compute(const MacKey& key, const uint8_t* data, size_t len, uint8_t* 
   return n;
 }
 
+bool mac_length_allowed(const MacKey& key, size_t digest_bytes, int version) {
+  const size_t full = key.digest_bytes;
+  if (full == 0) return false;
+  return digest_bytes == full || (version == 4 && full > kV4DigestBytes && digest_bytes == kV4DigestBytes);
+}
+
 bool mac_verify(const MacKey& key, const uint8_t* data, size_t len, const uint8_t* mac, size_t mac_bytes) {
   const size_t full = key.digest_bytes;
   const bool length_ok = full != 0 && (mac_bytes == full || (full > kV4DigestBytes && mac_bytes == kV4DigestBytes));
@@ -168,7 +174,14 @@ const char* mac_check_name(MacCheck check) {
   return "?";
 }
 
-MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac, size_t mac_len) {
+MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac,
+                    size_t mac_len) {
+  const int version = packet != nullptr && covered > 0 ? (packet[0] >> 3) & 7 : 0;
+  return check_mac(table, packet, covered, mac, mac_len, version);
+}
+
+MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac, size_t mac_len,
+                    int version) {
   MacResult r;
   if (mac_len == 0 || mac == nullptr) return r;
   if (mac_len < 4) {
@@ -187,8 +200,7 @@ MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered
     return r;
   }
   const size_t n = mac_len - 4;
-  const size_t full = r.key->digest_bytes;
-  if (!(n == full || (full > kV4DigestBytes && n == kV4DigestBytes))) {
+  if (!mac_length_allowed(*r.key, n, version)) {
     r.check = MacCheck::kBadLength;
     return r;
   }

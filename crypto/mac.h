@@ -98,10 +98,17 @@ size_t mac_wire_digest_bytes(const MacKey& key, int version);
 size_t mac_compute(const MacKey& key, const uint8_t* data, size_t len, uint8_t* out,
                    size_t out_bytes = kMaxDigestBytes);
 
+// Whether a digest of digest_bytes may stand for key's in a packet of this
+// NTP version: the full digest always; the first kV4DigestBytes of a longer
+// one only in NTPv4 (RFC 7822's 24-octet MAC; chrony's check_symmetric_auth
+// takes the truncated form in NTPv4 only, and so do we: NTPv3 and older
+// carry the full digest, chronyd sends SHA256 keys' in NTPv3 for that).
+bool mac_length_allowed(const MacKey& key, size_t digest_bytes, int version);
+
 // Whether mac[0, mac_bytes) is the MAC of data[0, len) under key. mac_bytes
 // must be the full digest, or kV4DigestBytes for a longer digest (the NTPv4
-// truncation); anything else is false. The compare is constant-time
-// (Nettle's memeql_sec).
+// truncation: the version is check_mac's to apply); anything else is false.
+// The compare is constant-time (Nettle's memeql_sec).
 bool mac_verify(const MacKey& key, const uint8_t* data, size_t len, const uint8_t* mac, size_t mac_bytes);
 
 // The keys of one keys file, sorted by id, found by binary search over the
@@ -160,7 +167,12 @@ struct MacResult {
 };
 
 // The MAC field mac[0, mac_len) of a packet whose first `covered` bytes it
-// authenticates.
+// authenticates, in a packet of NTP `version`: a digest shortened to 20
+// bytes is kBadLength below NTPv4 (mac_length_allowed).
+MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac, size_t mac_len,
+                    int version);
+// The same with the version read from the packet's own header (VN, RFC 5905
+// figure 8: bits 3-5 of byte 0, which the MAC covers); 0 when covered is 0.
 MacResult check_mac(const KeyTable& table, const uint8_t* packet, size_t covered, const uint8_t* mac, size_t mac_len);
 
 // Writes the MAC field (key ID, then digest_bytes of digest) of

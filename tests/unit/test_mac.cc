@@ -300,6 +300,39 @@ TEST(Mac, VerifyAcceptsOnlyTheFullOrTheV4Length) {
   }
 }
 
+// RFC 7822's 20-byte cap is NTPv4's: in NTPv3 and older only the full
+// digest is a MAC (chrony's check_symmetric_auth), so a SHA-256 digest cut
+// to 20 bytes there is kBadLength, not a MAC to verify (or to answer with).
+TEST(Mac, CheckMacRefusesShortenedDigestsBelowV4) {
+  static KeyTable table;
+  table = KeyTable{};
+  for (MacType t : {MacType::kSha256, MacType::kHmacSha256, MacType::kSha1, MacType::kMd5, MacType::kAes128Cmac})
+    ASSERT_TRUE(table.insert(make(static_cast<uint32_t>(t), t, t == MacType::kAes128Cmac ? hex(kRfc4493Key) : bytes(kSecret))));
+  for (uint32_t id = 1; id <= table.count; ++id) {
+    const MacKey& k = *table.find(id);
+    for (int version = 1; version <= 4; ++version)
+      for (size_t n : {size_t{k.digest_bytes}, size_t{20}, size_t{16}, size_t{12}}) {
+        if (n > k.digest_bytes) continue;
+        SCOPED_TRACE(std::string(mac_type_name(k.type)) + " v" + std::to_string(version) + " " + std::to_string(n) +
+                     " bytes");
+        auto pkt = hex(kRequest);
+        pkt[0] = static_cast<uint8_t>((pkt[0] & 0xC7) | (version << 3));
+        pkt.resize(48 + 4 + kMaxDigestBytes);
+        ASSERT_EQ(append_mac(k, pkt.data(), 48, n), 4 + n);
+        const bool want = n == k.digest_bytes || (version == 4 && n == 20);
+        EXPECT_EQ(mac_length_allowed(k, n, version), want);
+        // The version from the packet's header, and given.
+        const MacResult r = check_mac(table, pkt.data(), 48, pkt.data() + 48, 4 + n);
+        EXPECT_EQ(r.check, want ? MacCheck::kOk : MacCheck::kBadLength) << mac_check_name(r.check);
+        EXPECT_EQ(check_mac(table, pkt.data(), 48, pkt.data() + 48, 4 + n, version).check, r.check);
+        // A caller's version wins over the header's.
+        const int other = version == 4 ? 3 : 4;
+        EXPECT_EQ(check_mac(table, pkt.data(), 48, pkt.data() + 48, 4 + n, other).check,
+                  n == k.digest_bytes || (other == 4 && n == 20) ? MacCheck::kOk : MacCheck::kBadLength);
+      }
+  }
+}
+
 TEST(Mac, ComputeTruncatesToTheBufferGiven) {
   const MacKey k = make(1, MacType::kSha256, bytes(kSecret));
   const auto pkt = hex(kRequest);
