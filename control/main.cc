@@ -82,13 +82,18 @@ bool load_key_table(const config::Config& cfg, std::shared_ptr<const crypto::Key
 
 // How often a stats.listen that cannot be bound is tried again.
 constexpr double kStatsRetryS = 5;
+// How long the dataplane's keys may differ from ours before the log says
+// so: an operator's SIGHUPs to both daemons land a moment apart.
+constexpr double kKeysSettleS = 5;
 
 using hwclock::monotonic_s;
 
 class ControlPlane {
  public:
   ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys)
-      : cfg_(std::move(cfg)), keys_(std::move(keys)) {}
+      : cfg_(std::move(cfg)), keys_(std::move(keys)) {
+    note_keys();
+  }
 
   int run();
 
@@ -102,6 +107,8 @@ class ControlPlane {
   void publish_endpoints();
   void tick_second();
   void reload(ctl::EngineOutput& out);
+  void note_keys();
+  void watch_keys();
   void try_stats(double now_s);
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
@@ -112,6 +119,11 @@ class ControlPlane {
   // auth.keys_file's keys as cfg_ names them, re-read at each reload; the
   // engine holds the same table (its associations sign and verify with it).
   std::shared_ptr<const crypto::KeyTable> keys_;
+  // keys_'s fingerprint (the empty table's without a file), to compare
+  // with the one the dataplane publishes for its own table of the file.
+  crypto::KeyTableFingerprint keys_fingerprint_ = crypto::kEmptyKeyTableFingerprint;
+  uint32_t keys_count_ = 0;
+  ctl::KeysWatch keys_watch_;
   std::unique_ptr<ctl::ServedClock> clock_;
   std::unique_ptr<ctl::Engine> engine_;
   ctl::SegmentClient seg_;
@@ -183,7 +195,33 @@ bool ControlPlane::attach_once(bool log_waiting) {
   // This segment (perhaps a restarted dataplane's) knows none of our ports.
   endpoints_published_ = 0;
   publish_endpoints();
+  keys_watch_ = {};  // its keys are compared afresh: a mismatch is said for this dataplane too
   return true;
+}
+
+void ControlPlane::note_keys() {
+  keys_fingerprint_ = keys_ ? crypto::fingerprint(*keys_) : crypto::kEmptyKeyTableFingerprint;
+  keys_count_ = keys_ ? keys_->count : 0;
+}
+
+// Both daemons read auth.keys_file, each at its own start and SIGHUP: if
+// they hold different tables, requests are answered with one secret while
+// our associations sign with another. Checked every second (a reload on
+// either side shows at once); said after kKeysSettleS, once per mismatch.
+void ControlPlane::watch_keys() {
+  switch (keys_watch_.observe(seg_.keys_fingerprint(), keys_fingerprint_, keys_count_, monotonic_s(), kKeysSettleS)) {
+    case ctl::KeysWatch::Change::kMismatch: {
+      const std::optional<proto::KeysFingerprintData> d = seg_.keys_fingerprint();
+      spdlog::warn("the dataplane and ntp-control loaded different keys files: reload both (SIGHUP to ntp-dataplane "
+                   "and ntp-control; the dataplane holds {} key(s), ntp-control {} from {})",
+                   d ? d->key_count : 0, keys_count_, cfg_.auth.keys_file.empty() ? "no keys file" : cfg_.auth.keys_file);
+      break;
+    }
+    case ctl::KeysWatch::Change::kMatch:
+      spdlog::info("the dataplane and ntp-control hold the same keys again ({} key(s))", keys_count_);
+      break;
+    case ctl::KeysWatch::Change::kNone: break;
+  }
 }
 
 void ControlPlane::publish_endpoints() {
@@ -271,6 +309,7 @@ void ControlPlane::tick_second() {
   clock_->set_leap(sys, now, x.raw);
   h.clock_model.store(clock_->published());
   h.server_state.store(ctl::make_server_state(sys, clock_->precision_log2(), now, cfg_.ntp.holdover_s));
+  watch_keys();
   publications_++;
   if (sys.synchronized != last_sync_ || publications_ == 1)
     spdlog::info("serving {}: stratum {}, reference {}", sys.synchronized ? "synchronized" : "unsynchronized",
@@ -325,6 +364,7 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
     spdlog::info("auth.keys_file {}: {} key(s)", r.plan->applied.auth.keys_file.empty() ? "(none)" : r.plan->applied.auth.keys_file,
                  keys ? keys->count : 0);
   keys_ = std::move(keys);
+  note_keys();
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   if (r.plan->changed.empty()) {
     spdlog::info("reload of {}: nothing to change live", cfg_.path);
@@ -361,6 +401,7 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   f.control_uptime_s = monotonic_s() - start_s_;
   f.control_pid = getpid();
   f.state_publications = publications_;
+  f.keys_match = keys_watch_.match();
   for (const auto& c : clock_->applier().steered()) f.steered_clocks.push_back(c->status());
   return status::make_status(*seg_.header(), engine_->state(f.served_ns), f);
 }

@@ -46,6 +46,40 @@ HeartbeatWatch::Change HeartbeatWatch::observe(uint64_t heartbeat_raw, uint64_t 
   return stale ? Change::kStopped : Change::kBack;
 }
 
+std::optional<bool> keys_match(const proto::KeysFingerprintData& dataplane, const crypto::KeyTableFingerprint& ours,
+                               uint32_t our_count) {
+  if (!(dataplane.flags & proto::kKeysFingerprintValid)) return std::nullopt;
+  const bool dataplane_none = (dataplane.flags & proto::kKeysNoFile) || dataplane.key_count == 0;
+  if (dataplane_none && our_count == 0) return std::nullopt;  // no keys on either side: nothing to agree on
+  return std::memcmp(dataplane.fingerprint, ours.data(), ours.size()) == 0 && dataplane.key_count == our_count;
+}
+
+KeysWatch::Change KeysWatch::observe(const std::optional<proto::KeysFingerprintData>& dataplane,
+                                     const crypto::KeyTableFingerprint& ours, uint32_t our_count, double now_s,
+                                     double settle_s) {
+  match_ = dataplane ? keys_match(*dataplane, ours, our_count) : std::nullopt;
+  if (match_ != false) {
+    differing_.reset();
+    // Unknown (the dataplane went) says nothing; agreeing again after a
+    // mismatch that was said is said too.
+    if (match_ == true && logged_) {
+      logged_.reset();
+      return Change::kMatch;
+    }
+    return Change::kNone;
+  }
+  Pair p{};
+  std::memcpy(p.data(), dataplane->fingerprint, 16);
+  std::memcpy(p.data() + 16, ours.data(), 16);
+  if (differing_ != p) {
+    differing_ = p;
+    differing_since_s_ = now_s;
+  }
+  if (logged_ == p || now_s - differing_since_s_ < settle_s) return Change::kNone;
+  logged_ = p;
+  return Change::kMismatch;
+}
+
 bool SegmentClient::not_sized_yet(const struct stat& st) {
   const bool empty = S_ISREG(st.st_mode) && st.st_size < static_cast<off_t>(sizeof(proto::SegmentHeader));
   const bool plain = (st.st_mode & 07777) == 0600 && st.st_nlink == 1;  // as the dataplane makes it
@@ -143,6 +177,7 @@ void SegmentClient::detach() {
   if (hdr_) munmap(hdr_, size_);
   hdr_ = nullptr;
   size_ = 0;
+  keys_fingerprint_.reset();
 }
 
 bool SegmentClient::replaced(std::string& err) const {
@@ -190,6 +225,14 @@ bool SegmentClient::send(const OutPacket& o) {
 
 void SegmentClient::publish_endpoints(const proto::AssocEndpoints& endpoints) {
   if (hdr_) hdr_->assoc_endpoints.store(endpoints);
+}
+
+std::optional<proto::KeysFingerprintData> SegmentClient::keys_fingerprint() {
+  if (!hdr_ || hdr_->keys_fingerprint.generation() == 0) return std::nullopt;
+  proto::KeysFingerprintData d;
+  if (hdr_->keys_fingerprint.try_load(d)) keys_fingerprint_ = d;  // else (a write in progress) the last copy
+  if (!keys_fingerprint_ || !(keys_fingerprint_->flags & proto::kKeysFingerprintValid)) return std::nullopt;
+  return keys_fingerprint_;
 }
 
 bool SegmentClient::next_tx_report(proto::TxReport& rep) {

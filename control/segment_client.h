@@ -3,12 +3,15 @@
 // restarts with a new one, and move packets through its rings.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "config/instance_lock.h"
 #include "control/ntp/association.h"
+#include "crypto/mac.h"
 #include "proto/channel_abi.h"
 
 struct rte_ring;
@@ -33,6 +36,35 @@ class HeartbeatWatch {
  private:
   bool stale_ = false;
   double age_s_ = 0;
+};
+
+// Whether the dataplane answers with the keys we sign and verify with: its
+// published fingerprint (SegmentHeader::keys_fingerprint) against
+// crypto::fingerprint of our table (our_count keys; none: the empty
+// table's). nullopt when there is nothing to compare: the dataplane has not
+// written one (kKeysFingerprintValid unset), or neither side holds a key.
+std::optional<bool> keys_match(const proto::KeysFingerprintData& dataplane,
+                               const crypto::KeyTableFingerprint& ours, uint32_t our_count);
+
+// keys_match as the log tells it: a mismatch once it has lasted settle_s
+// (the two daemons reloading at one operator's SIGHUPs do not agree at the
+// same instant), once per pair of fingerprints (another reload that still
+// disagrees is said again), and once when they agree again. Pure: the
+// caller passes the time.
+class KeysWatch {
+ public:
+  enum class Change { kNone, kMismatch, kMatch };
+  // dataplane: its fingerprint, nullopt when it has not said (not attached).
+  Change observe(const std::optional<proto::KeysFingerprintData>& dataplane, const crypto::KeyTableFingerprint& ours,
+                 uint32_t our_count, double now_s, double settle_s);
+  std::optional<bool> match() const { return match_; }
+
+ private:
+  using Pair = std::array<uint8_t, 32>;  // the dataplane's fingerprint, then ours
+  std::optional<bool> match_;
+  std::optional<Pair> differing_;  // the mismatch seen since differing_since_s_
+  double differing_since_s_ = 0;
+  std::optional<Pair> logged_;     // the mismatch said last (until they agree)
 };
 
 class SegmentClient {
@@ -82,6 +114,9 @@ class SegmentClient {
   // at every attach, and before sending a packet from a port not yet
   // published.
   void publish_endpoints(const proto::AssocEndpoints& endpoints);
+  // The dataplane's keys fingerprint: nullopt when not attached or not
+  // written yet; the last copy read when a write is in progress.
+  std::optional<proto::KeysFingerprintData> keys_fingerprint();
 
   // Our packet onto the tx ring, sent from port 123 on the port the next
   // hop is on; false when the ring is full.
@@ -114,6 +149,7 @@ class SegmentClient {
   // between creating it and giving it to us), by device and inode.
   uint64_t foreign_empty_dev_ = 0, foreign_empty_ino_ = 0;
   uint64_t bad_rx_ = 0;
+  std::optional<proto::KeysFingerprintData> keys_fingerprint_;  // the last read of this segment's
   config::InstanceLock lock_;  // when main() did not take it
 };
 

@@ -120,6 +120,12 @@ const Field<SystemStatus> kSystem[] = {
                 .help = "Time since the dataplane's last heartbeat (above 3 s: the dataplane is down, nothing is "
                         "served)."}},
     {.key = "dataplane_last_heartbeat_ns", .member = &SystemStatus::dataplane_last_heartbeat_ns},
+    {.key = "keys_match",
+     .member = &SystemStatus::keys_match,
+     .metric = {.name = "ntp_keys_match",
+                .help = "1 when the dataplane answers with the keys ntp-control signs and verifies with (their key "
+                        "tables' fingerprints agree), 0 when they loaded different keys files (reload both); no "
+                        "sample without keys on either side or before the dataplane says."}},
     {.key = "leap_sign",
      .member = &SystemStatus::leap_sign,
      .metric = {.name = "ntp_leap_second_announced",

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -42,7 +43,8 @@ struct Metric {
 template <class S>
 using Member = std::variant<std::monostate, std::string S::*, bool S::*, double S::*, uint8_t S::*, int8_t S::*,
                             uint16_t S::*, int32_t S::*, uint32_t S::*, int64_t S::*, uint64_t S::*,
-                            std::vector<FilterStage> S::*, std::vector<LimitedSourceStatus> S::*>;
+                            std::vector<FilterStage> S::*, std::vector<LimitedSourceStatus> S::*,
+                            std::optional<bool> S::*>;  // JSON null when empty; no /metrics sample then
 
 template <class S>
 struct Field {

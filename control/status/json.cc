@@ -50,6 +50,8 @@ void write_fields(const S& s, ordered_json& j) {
             using V = std::remove_cvref_t<decltype(v)>;
             if constexpr (std::is_same_v<V, double>) {
               j[f.key] = jdouble(v);
+            } else if constexpr (std::is_same_v<V, std::optional<bool>>) {
+              j[f.key] = v ? ordered_json(*v) : ordered_json(nullptr);
             } else if constexpr (kIsArray<V>) {
               j[f.key] = write_array(v);
             } else {
@@ -166,6 +168,20 @@ class Reader {
     out = v->get<bool>();
   }
 
+  // A boolean or null (nullopt).
+  void optional_boolean(const json& o, const char* key, const std::string& path, std::optional<bool>& out,
+                        bool required = false) {
+    const json* v = member(o, key, path, required);
+    if (!v || !ok()) return;
+    if (v->is_null()) {
+      out.reset();
+    } else if (v->is_boolean()) {
+      out = v->get<bool>();
+    } else {
+      fail(path + "." + key, std::string("expected a boolean or null, got ") + v->type_name());
+    }
+  }
+
   void string(const json& o, const char* key, const std::string& path, std::string& out, bool required = false) {
     const json* v = member(o, key, path, required);
     if (!v || !ok()) return;
@@ -217,6 +233,8 @@ void read_fields(Reader& r, const json& j, const std::string& p, S& s) {
               r.string(j, f.key, p, v, f.required);
             } else if constexpr (std::is_same_v<V, bool>) {
               r.boolean(j, f.key, p, v, f.required);
+            } else if constexpr (std::is_same_v<V, std::optional<bool>>) {
+              r.optional_boolean(j, f.key, p, v, f.required);
             } else if constexpr (std::is_same_v<V, double>) {
               r.number(j, f.key, p, v, f.required);
             } else if constexpr (kIsArray<V>) {

@@ -139,6 +139,8 @@ std::string value_text(const S& s, const fields::Member<S>& member, Unit unit) {
           using V = std::remove_cvref_t<decltype(v)>;
           if constexpr (std::is_same_v<V, bool>) {
             return v ? "1" : "0";
+          } else if constexpr (std::is_same_v<V, std::optional<bool>>) {
+            return v ? (*v ? "1" : "0") : "";  // empty: no sample
           } else if constexpr (std::is_same_v<V, double>) {
             return double_text(unit == Unit::kNsAsSecondsDouble ? v * 1e-9 : v);
           } else if constexpr (std::is_integral_v<V>) {
@@ -175,7 +177,7 @@ void write_families(PromWriter& w, std::span<const S> items) {
         Labels l = t.identity ? t.identity(s) : Labels{};
         if (m.label) l.emplace_back(m.label, m.label_value);
         const std::string v = m.value ? m.value(s, l) : value_text(s, fs[k].member, m.unit);
-        w.sample(l, v);
+        if (!v.empty()) w.sample(l, v);  // an unknown value has no sample
       }
     i = end;
   }

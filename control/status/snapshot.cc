@@ -71,6 +71,7 @@ SystemStatus system_status(const proto::SegmentHeader& h, const ctl::EngineState
   y.dataplane_pid = h.dataplane_pid;
   y.control_pid = f.control_pid;
   y.state_publications = f.state_publications;
+  y.keys_match = f.keys_match;
   return y;
 }
 

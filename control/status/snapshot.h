@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct ControlFacts {
   double control_uptime_s = 0;
   int32_t control_pid = 0;
   uint64_t state_publications = 0;
+  std::optional<bool> keys_match;  // ctl::KeysWatch::match(): the dataplane's keys against ours
   std::vector<SteeredClockStatus> steered_clocks;
 };
 

@@ -47,6 +47,10 @@ struct SystemStatus {
   bool dataplane_alive = false;        // its heartbeat is fresh
   double dataplane_heartbeat_age_s = 0;    // since its last heartbeat (> kDataplaneAliveS: down)
   int64_t dataplane_last_heartbeat_ns = 0; // Unix ns (host clock) of its last heartbeat; 0 = none seen
+  // The dataplane answers with the keys we sign and verify with (the two
+  // key tables' fingerprints, ctl::keys_match); null (nullopt): no keys on
+  // either side, or the dataplane has not said.
+  std::optional<bool> keys_match;
   // A leap second announced in the published clock model (hwclock/leap.h).
   int32_t leap_sign = 0;               // +1 inserted, -1 deleted, 0 none
   int64_t leap_at_ns = 0;              // Unix ns of the midnight UTC that ends the leap day

@@ -193,6 +193,11 @@ std::string format_status(const Status& s) {
   o += " reference time: " + format_reference_time(y.reference_time_ns) + "\n";
   o += " synchronization state: " + y.sync_state + "\n";
   o += leap_line(y);
+  // Not in the vendor's output: whether both daemons hold the same keys.
+  if (y.keys_match)
+    o += *y.keys_match ? " authentication keys: the same in the dataplane and ntp-control\n"
+                       : " authentication keys: DIFFERENT: the dataplane and ntp-control loaded different keys files: "
+                         "reload both\n";
   // Not in the vendor's output: the clocks kept on the served time.
   for (const auto& c : s.steered_clocks) {
     char line[256];

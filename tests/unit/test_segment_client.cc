@@ -71,6 +71,81 @@ TEST(HeartbeatWatch, NoBeatYetIsStaleAndABeatAfterOurReadingIsFresh) {
   EXPECT_DOUBLE_EQ(w.age_s(), 0.0);
 }
 
+// The dataplane's keys against ours (crypto::fingerprint of both tables).
+crypto::MacKey key_of(uint32_t id, const char* secret) {
+  crypto::MacKey k;
+  EXPECT_TRUE(crypto::mac_key_init(k, id, crypto::MacType::kAes128Cmac, reinterpret_cast<const uint8_t*>(secret),
+                                   std::strlen(secret)));
+  return k;
+}
+crypto::KeyTable table_of(std::initializer_list<crypto::MacKey> keys) {
+  crypto::KeyTable t{};
+  for (const crypto::MacKey& k : keys) EXPECT_TRUE(t.insert(k));
+  return t;
+}
+// What the dataplane publishes for table t (none: no auth.keys_file).
+proto::KeysFingerprintData published(const crypto::KeyTable* t) {
+  proto::KeysFingerprintData d{};
+  const crypto::KeyTableFingerprint fp = t ? crypto::fingerprint(*t) : crypto::kEmptyKeyTableFingerprint;
+  std::memcpy(d.fingerprint, fp.data(), fp.size());
+  d.flags = proto::kKeysFingerprintValid | (t ? 0 : proto::kKeysNoFile);
+  d.key_count = t ? t->count : 0;
+  return d;
+}
+
+TEST(KeysMatch, SameTablesMatchAnotherSecretOrKeyDoesNotNoKeysIsUnknown) {
+  const crypto::KeyTable ours = table_of({key_of(1, "0123456789abcdef"), key_of(2, "another secret..")});
+  const crypto::KeyTable same = table_of({key_of(1, "0123456789abcdef"), key_of(2, "another secret..")});
+  const crypto::KeyTable secret = table_of({key_of(1, "0123456789abcdeX"), key_of(2, "another secret..")});
+  const crypto::KeyTable fewer = table_of({key_of(1, "0123456789abcdef")});
+  const crypto::KeyTableFingerprint fp = crypto::fingerprint(ours);
+  EXPECT_EQ(keys_match(published(&same), fp, ours.count), true);
+  EXPECT_EQ(keys_match(published(&secret), fp, ours.count), false);
+  EXPECT_EQ(keys_match(published(&fewer), fp, ours.count), false);
+  EXPECT_EQ(keys_match(published(nullptr), fp, ours.count), false);  // the dataplane has no keys file
+  // We have none: the dataplane's keys differ; neither has any: unknown.
+  EXPECT_EQ(keys_match(published(&same), crypto::kEmptyKeyTableFingerprint, 0), false);
+  EXPECT_EQ(keys_match(published(nullptr), crypto::kEmptyKeyTableFingerprint, 0), std::nullopt);
+  // Not written (an older dataplane, or not yet): unknown.
+  proto::KeysFingerprintData unwritten = published(&same);
+  unwritten.flags = 0;
+  EXPECT_EQ(keys_match(unwritten, fp, ours.count), std::nullopt);
+}
+
+TEST(KeysWatch, AMismatchIsSaidOnceAfterItSettledAgainAfterEachReloadAndTheMatchOnce) {
+  using C = KeysWatch::Change;
+  const crypto::KeyTable ours = table_of({key_of(1, "0123456789abcdef")});
+  const crypto::KeyTable other = table_of({key_of(1, "0123456789abcdeX")});
+  const crypto::KeyTable third = table_of({key_of(1, "0123456789abcdeY")});
+  const crypto::KeyTableFingerprint fp = crypto::fingerprint(ours);
+  KeysWatch w;
+  EXPECT_EQ(w.observe(std::nullopt, fp, 1, 0, 5), C::kNone);  // not attached
+  EXPECT_EQ(w.match(), std::nullopt);
+  EXPECT_EQ(w.observe(published(&ours), fp, 1, 1, 5), C::kNone);
+  EXPECT_EQ(w.match(), true);
+  // One side reloaded, the other follows within the settling time: nothing said.
+  EXPECT_EQ(w.observe(published(&other), fp, 1, 10, 5), C::kNone);
+  EXPECT_EQ(w.match(), false);
+  EXPECT_EQ(w.observe(published(&other), fp, 1, 14, 5), C::kNone);
+  EXPECT_EQ(w.observe(published(&ours), fp, 1, 14.5, 5), C::kNone);
+  // A mismatch that stays: once, when it has lasted 5 s.
+  EXPECT_EQ(w.observe(published(&other), fp, 1, 20, 5), C::kNone);
+  EXPECT_EQ(w.observe(published(&other), fp, 1, 24.9, 5), C::kNone);
+  EXPECT_EQ(w.observe(published(&other), fp, 1, 25, 5), C::kMismatch);
+  for (int s = 26; s < 40; ++s) EXPECT_EQ(w.observe(published(&other), fp, 1, s, 5), C::kNone);
+  EXPECT_EQ(w.match(), false);
+  // The dataplane reloaded another file that still differs: said again.
+  EXPECT_EQ(w.observe(published(&third), fp, 1, 40, 5), C::kNone);
+  EXPECT_EQ(w.observe(published(&third), fp, 1, 45, 5), C::kMismatch);
+  // The dataplane gone a while (unknown) and back with the same: not again.
+  EXPECT_EQ(w.observe(std::nullopt, fp, 1, 46, 5), C::kNone);
+  EXPECT_EQ(w.observe(published(&third), fp, 1, 47, 5), C::kNone);
+  EXPECT_EQ(w.observe(published(&third), fp, 1, 60, 5), C::kNone);
+  // Both reloaded the same file: they agree, said once.
+  EXPECT_EQ(w.observe(published(&ours), fp, 1, 61, 5), C::kMatch);
+  EXPECT_EQ(w.observe(published(&ours), fp, 1, 62, 5), C::kNone);
+  EXPECT_EQ(w.match(), true);
+}
 
 // ------------------------------------------------------------ the segment
 
@@ -352,6 +427,26 @@ TEST(SegmentClient, PublishesTheEndpointsIntoTheSegment) {
   // Detached: nothing to write into, and no crash.
   c.detach();
   c.publish_endpoints(t);
+}
+
+TEST(SegmentClient, ReadsTheDataplanesKeysFingerprint) {
+  Shm s("keys");
+  ASSERT_TRUE(make_segment(s.path()));
+  SegmentClient c;
+  std::string err;
+  EXPECT_EQ(c.keys_fingerprint(), std::nullopt);  // not attached
+  ASSERT_EQ(c.attach(s.name, err), SegmentClient::AttachResult::kAttached) << err;
+  EXPECT_EQ(c.keys_fingerprint(), std::nullopt);  // not written yet
+  const crypto::KeyTable t = table_of({key_of(5, "0123456789abcdef")});
+  const proto::KeysFingerprintData d = published(&t);
+  c.header()->keys_fingerprint.store(d);  // as the dataplane does at start and after a reload
+  const std::optional<proto::KeysFingerprintData> got = c.keys_fingerprint();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(std::memcmp(got->fingerprint, d.fingerprint, sizeof d.fingerprint), 0);
+  EXPECT_EQ(got->key_count, 1u);
+  EXPECT_EQ(keys_match(*got, crypto::fingerprint(t), t.count), true);
+  c.detach();
+  EXPECT_EQ(c.keys_fingerprint(), std::nullopt);
 }
 
 // The refusals of a segment that is not ours alone: each with its message,

@@ -85,6 +85,7 @@ ControlFacts facts() {
   f.control_uptime_s = 12.5;
   f.control_pid = 4243;
   f.state_publications = 987;
+  f.keys_match = false;
   f.steered_clocks.push_back({"/dev/ptp0", true, -37, 12.5, "clock synchronized", 10, 1, 0});
   return f;
 }
@@ -136,6 +137,7 @@ TEST(Snapshot, SystemFromTheEngineAndTheFacts) {
   EXPECT_EQ(y.dataplane_pid, 4242);
   EXPECT_EQ(y.control_pid, 4243);
   EXPECT_EQ(y.state_publications, 987u);
+  EXPECT_EQ(y.keys_match, std::optional<bool>(false));
   ASSERT_EQ(s.steered_clocks.size(), 1u);
   EXPECT_EQ(s.steered_clocks[0].name, "/dev/ptp0");
 }

@@ -76,6 +76,7 @@ Status populated() {
   y.dataplane_pid = 4242;
   y.control_pid = 4243;
   y.state_publications = 987;
+  y.keys_match = false;
 
   PortStatus p;
   p.name = "GigabitEthernet0/1/0";
@@ -257,6 +258,7 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(y.dataplane_pid, dy.dataplane_pid);
   EXPECT_NE(y.control_pid, dy.control_pid);
   EXPECT_NE(y.state_publications, dy.state_publications);
+  EXPECT_NE(y.keys_match, dy.keys_match);
   const auto& p = s.ports.at(0);
   EXPECT_NE(p.name, dp.name);
   EXPECT_NE(p.device, dp.device);
@@ -657,8 +659,46 @@ TEST(StatusText, FormatStatusGolden) {
             " synchronization state: clock synchronized\n"
             " leap second: insert 23:59:60 UTC Dec 31 2016, smeared over 24 h from 12:00:00 UTC Dec 31 2016 (leap "
             "indicator not passed on)\n"
+            " authentication keys: DIFFERENT: the dataplane and ntp-control loaded different keys files: reload both\n"
             " steered clock /dev/ptp0: following, offset -0.000037 ms, frequency +12.500 ppm, clock synchronized, "
             "1 steps, 2 errors\n");
+}
+
+// keys_match: true, false or null (no keys on either side, or the
+// dataplane has not said) in /status; 1, 0 or no sample in /metrics; a
+// line of `ntpctl status` when known.
+TEST(StatusKeysMatch, TrueFalseOrNullEverywhere) {
+  for (const std::optional<bool> match : {std::optional<bool>{true}, std::optional<bool>{false}, std::optional<bool>{}}) {
+    SCOPED_TRACE(match ? (*match ? "true" : "false") : "null");
+    Status s;
+    s.system.keys_match = match;
+    const std::string j = to_json(s);
+    const std::string want = match ? (*match ? "\"keys_match\":true" : "\"keys_match\":false") : "\"keys_match\":null";
+    std::string compact = j;
+    std::erase(compact, ' ');
+    std::erase(compact, '\n');
+    EXPECT_NE(compact.find(want), std::string::npos) << j;
+    std::string err;
+    const auto back = from_json(j, err);
+    ASSERT_TRUE(back.has_value()) << err;
+    EXPECT_EQ(back->system.keys_match, match);
+    const std::string m = to_prometheus(s);
+    EXPECT_NE(m.find("# TYPE ntp_keys_match gauge\n"), std::string::npos);
+    EXPECT_EQ(m.find("\nntp_keys_match 1\n") != std::string::npos, match == true);
+    EXPECT_EQ(m.find("\nntp_keys_match 0\n") != std::string::npos, match == false);
+    if (!match) EXPECT_EQ(m.find("\nntp_keys_match "), std::string::npos);
+    const std::string t = format_status(s);
+    EXPECT_EQ(t.find("authentication keys: the same") != std::string::npos, match == true);
+    EXPECT_EQ(t.find("reload both") != std::string::npos, match == false);
+  }
+  // Neither a boolean nor null: refused.
+  Status s;
+  std::string j = to_json(s), err;
+  const size_t at = j.find("\"keys_match\"");
+  ASSERT_NE(at, std::string::npos);
+  j.replace(j.find("null", at), 4, "\"yes\"");
+  EXPECT_FALSE(from_json(j, err).has_value());
+  EXPECT_NE(err.find("keys_match"), std::string::npos) << err;
 }
 
 TEST(StatusText, FormatStatusSeedDeviceD) {
