@@ -269,10 +269,6 @@ std::string octal_mode(mode_t mode) {
 
 }  // namespace
 
-void wipe_secret(void* p, size_t n) noexcept {
-  if (p != nullptr && n != 0) explicit_bzero(p, n);
-}
-
 std::string KeyError::to_string() const {
   return line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
 }
@@ -338,27 +334,22 @@ KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner) 
 }
 
 bool build_key_table(const std::vector<KeyEntry>& keys, KeyTable& table, std::string* error) {
-  table.count = 0;
+  table.clear();
   if (keys.size() > kMaxKeys) {
     if (error) *error = std::to_string(keys.size()) + " keys, more than the " + std::to_string(kMaxKeys) + " supported";
     return false;
   }
   for (const KeyEntry& e : keys) {
-    MacKey k;
-    // The stack copy of the precomputed state is as good as the secret.
-    struct Wipe {
-      MacKey& k;
-      ~Wipe() { wipe_secret(&k, sizeof k); }
-    } wipe{k};
+    MacKey k;  // wiped when it goes (~MacKey)
     if (!mac_key_init(k, e.id, e.type, e.secret.data(), e.secret.size())) {
       if (error) *error = "key " + std::to_string(e.id) + " (line " + std::to_string(e.line) + "): not a valid " +
                           mac_type_name(e.type) + " key";
-      wipe_secret(&table, sizeof table);
+      table.clear();
       return false;
     }
     if (!table.insert(k)) {
       if (error) *error = "key " + std::to_string(e.id) + " (line " + std::to_string(e.line) + "): defined twice";
-      wipe_secret(&table, sizeof table);
+      table.clear();
       return false;
     }
   }

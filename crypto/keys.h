@@ -37,9 +37,6 @@ inline constexpr size_t kMaxSecretBytes = 128;
 inline constexpr size_t kMaxKeysFileBytes = 1 << 20;
 inline constexpr size_t kMaxKeysLineBytes = 2048;  // chrony's line buffer
 
-// explicit_bzero: a store the compiler may not drop as dead.
-void wipe_secret(void* p, size_t n) noexcept;
-
 // Memory that held a secret is zeroed (explicit_bzero) before it is given
 // back: when a KeyEntry is destroyed, cleared or copied into a larger buffer.
 template <class T>

@@ -19,6 +19,10 @@ void aes128_encrypt_fn(const void* cipher, size_t len, uint8_t* dst, const uint8
 
 }  // namespace
 
+void wipe_secret(void* p, size_t n) noexcept {
+  if (p != nullptr && n != 0) explicit_bzero(p, n);
+}
+
 const char* mac_type_name(MacType type) {
   switch (type) {
     case MacType::kAes128Cmac: return "AES128";
@@ -68,7 +72,7 @@ bool mac_key_init(MacKey& out, uint32_t id, MacType type, const uint8_t* secret,
     sha256_update(&h, 4, be);
     sha256_update(&h, secret_len, secret);
     sha256_digest(&h, sizeof k.fingerprint, k.fingerprint);
-    explicit_bzero(&h, sizeof h);  // its block buffer may hold the secret's tail
+    wipe_secret(&h, sizeof h);  // its block buffer may hold the secret's tail
   }
   switch (type) {
     case MacType::kAes128Cmac:
@@ -115,30 +119,35 @@ size_t mac_compute(const MacKey& key, const uint8_t* data, size_t len, uint8_t* 
       cmac128_update(&ctx, &key.state.cmac.cipher, aes128_encrypt_fn, len, data);
       cmac128_digest(&ctx, &key.state.cmac.subkeys, &key.state.cmac.cipher, aes128_encrypt_fn,
                      static_cast<unsigned>(n), out);
+      // Not wiped: the chaining value and block are the packet's, not the key's.
       break;
     }
     case MacType::kHmacSha256: {
       struct hmac_sha256_ctx ctx = key.state.hmac;
       hmac_sha256_update(&ctx, len, data);
       hmac_sha256_digest(&ctx, n, out);
+      wipe_secret(&ctx, sizeof ctx);  // the outer and inner states: as good as the secret
       break;
     }
     case MacType::kSha256: {
       struct sha256_ctx ctx = key.state.sha256;
       sha256_update(&ctx, len, data);
       sha256_digest(&ctx, n, out);  // Nettle truncates to n bytes
+      wipe_secret(&ctx, sizeof ctx);  // reset by the digest, but its buffer held the secret's tail
       break;
     }
     case MacType::kSha1: {
       struct sha1_ctx ctx = key.state.sha1;
       sha1_update(&ctx, len, data);
       sha1_digest(&ctx, n, out);
+      wipe_secret(&ctx, sizeof ctx);
       break;
     }
     case MacType::kMd5: {
       struct md5_ctx ctx = key.state.md5;
       md5_update(&ctx, len, data);
       md5_digest(&ctx, n, out);
+      wipe_secret(&ctx, sizeof ctx);
       break;
     }
     case MacType::kNone:
@@ -255,7 +264,7 @@ bool KeyTable::insert(const MacKey& key) {
   if (it != end && *it == key.id) return false;
   const size_t at = static_cast<size_t>(it - ids);
   std::memmove(ids + at + 1, ids + at, (count - at) * sizeof ids[0]);
-  std::memmove(static_cast<void*>(keys + at + 1), keys + at, (count - at) * sizeof keys[0]);
+  std::move_backward(keys + at, keys + count, keys + count + 1);  // each source wiped as it moves
   ids[at] = key.id;
   keys[at] = key;
   ++count;

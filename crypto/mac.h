@@ -15,8 +15,9 @@
 // mac_wire_digest_bytes. A verifier accepts the full or the 20-byte form.
 //
 // Hot path: mac_compute, mac_verify and KeyTable::find allocate nothing, lock
-// nothing and make no system call; MacKey and KeyTable are trivially copyable
-// (they may live in a dataplane table or in shared memory).
+// nothing and make no system call. MacKey and KeyTable hold no pointer (copy
+// them anywhere) and wipe what they held, the secret's precomputed state,
+// when destroyed, moved from or assigned over: they are as good as the secret.
 #pragma once
 
 #include <nettle/aes.h>
@@ -29,6 +30,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -59,6 +61,9 @@ inline constexpr size_t kMinDigestBytes = 16;
 inline constexpr size_t kV4DigestBytes = 20;
 inline constexpr size_t kAes128KeyBytes = 16;
 
+// explicit_bzero: a store the compiler may not drop as dead.
+void wipe_secret(void* p, size_t n) noexcept;
+
 // One key, ready for per-packet use. Holds no pointer: copy it anywhere.
 struct MacKey {
   uint32_t id = 0;                   // 1..2^32-1; 0 (the crypto-NAK's) is never a key
@@ -78,8 +83,34 @@ struct MacKey {
     struct sha1_ctx sha1;
     struct md5_ctx md5;
   } state;
+
+  MacKey() = default;
+  MacKey(const MacKey& o) noexcept { copy_from(o); }
+  MacKey(MacKey&& o) noexcept {
+    copy_from(o);
+    o.wipe();
+  }
+  MacKey& operator=(const MacKey& o) noexcept {
+    if (this != &o) copy_from(o);  // every byte: nothing of the old key stays
+    return *this;
+  }
+  MacKey& operator=(MacKey&& o) noexcept {
+    if (this != &o) {
+      copy_from(o);
+      o.wipe();
+    }
+    return *this;
+  }
+  ~MacKey() { wipe(); }
+  // Every byte zeroed: id 0, kNone, no state.
+  void wipe() noexcept { wipe_secret(this, sizeof *this); }
+
+ private:
+  // Byte for byte (padding and the union's unused tail too): the members
+  // are all trivially copyable.
+  void copy_from(const MacKey& o) noexcept { std::memcpy(static_cast<void*>(this), &o, sizeof *this); }
 };
-static_assert(std::is_trivially_copyable_v<MacKey>);
+static_assert(std::is_standard_layout_v<MacKey> && std::is_nothrow_move_constructible_v<MacKey>);
 
 // Precompute a key (off the hot path). False, with `out` left as kNone, when
 // the type is kNone, id is 0, the secret is empty, or an AES128 secret is not
@@ -121,13 +152,28 @@ struct KeyTable {
   uint32_t ids[kMaxKeys] = {};  // strictly increasing in [0, count)
   MacKey keys[kMaxKeys];
 
+  KeyTable() = default;
+  KeyTable(const KeyTable&) = default;             // each key copied
+  KeyTable& operator=(const KeyTable&) = default;  // each key assigned over (MacKey's: nothing stays)
+  // A moved-from table is empty and wiped.
+  KeyTable(KeyTable&& o) noexcept : KeyTable(o) { o.clear(); }
+  KeyTable& operator=(KeyTable&& o) noexcept {
+    if (this != &o) {
+      *this = o;
+      o.clear();
+    }
+    return *this;
+  }
+  ~KeyTable() { clear(); }
+  // Empty, every byte zeroed (ids too).
+  void clear() noexcept { wipe_secret(this, sizeof *this); }
+
   // The key with this id, or nullptr (also for id 0).
   const MacKey* find(uint32_t id) const;
   // Insert keeping the order; false if full, if id is already there or if
   // key.type is kNone. Off the hot path.
   bool insert(const MacKey& key);
 };
-static_assert(std::is_trivially_copyable_v<KeyTable>);
 
 // A table's fingerprint, for two daemons that loaded the same keys file to
 // compare their tables without showing a secret: the first 16 bytes of

@@ -9,8 +9,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
+#include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -407,6 +411,127 @@ TEST(KeyTable, HoldsUpToItsCapacity) {
   copy = t;
   const auto pkt = hex(kRequest);
   EXPECT_EQ(mac_hex(*copy.find(300), pkt), mac_hex(*t.find(300), pkt));
+}
+
+// ---------------------------------------------------------------- wiping
+// A MacKey's state is as good as its secret (the SHA/MD5 block buffer even
+// holds a short secret verbatim): destroyed, moved from or assigned over, no
+// byte of it may stay. Storage is inspected after the destructor ran
+// (placement new), which is what a freed block would show.
+
+bool all_zero(const void* p, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  return std::all_of(b, b + n, [](unsigned char c) { return c == 0; });
+}
+bool holds(const void* p, size_t n, const std::string& needle) {
+  return memmem(p, n, needle.data(), needle.size()) != nullptr;
+}
+const std::string kPlanted = "planted-secret-7Qx9";  // short: absorbed into the hash's block buffer as is
+
+TEST(MacWipe, DestroyedKeyLeavesNoByte) {
+  for (MacType t : {MacType::kSha256, MacType::kHmacSha256, MacType::kSha1, MacType::kMd5, MacType::kAes128Cmac}) {
+    SCOPED_TRACE(mac_type_name(t));
+    alignas(MacKey) unsigned char storage[sizeof(MacKey)];
+    auto* k = new (storage) MacKey;
+    const auto secret = t == MacType::kAes128Cmac ? hex(kRfc4493Key) : bytes(kPlanted);
+    ASSERT_TRUE(mac_key_init(*k, 3, t, secret.data(), secret.size()));
+    ASSERT_FALSE(all_zero(&k->state, sizeof k->state));
+    if (t == MacType::kSha256 || t == MacType::kSha1 || t == MacType::kMd5) {
+      ASSERT_TRUE(holds(storage, sizeof storage, kPlanted));
+    }
+    k->~MacKey();
+    EXPECT_TRUE(all_zero(storage, sizeof storage));
+  }
+}
+
+TEST(MacWipe, MovedFromAndAssignedOverKeysKeepNothing) {
+  const auto pkt = hex(kRequest);
+  const MacKey ref = make(5, MacType::kSha1, bytes(kPlanted));
+  MacKey a = ref;
+  EXPECT_EQ(mac_hex(a, pkt), mac_hex(ref, pkt));  // a copy is the key
+  MacKey b(std::move(a));
+  EXPECT_TRUE(all_zero(&a, sizeof a));
+  EXPECT_EQ(a.type, MacType::kNone);
+  EXPECT_EQ(mac_compute(a, pkt.data(), pkt.size(), nullptr, 0), 0u);
+  EXPECT_EQ(mac_hex(b, pkt), mac_hex(ref, pkt));
+  MacKey c;
+  c = std::move(b);
+  EXPECT_TRUE(all_zero(&b, sizeof b));
+  EXPECT_EQ(mac_hex(c, pkt), mac_hex(ref, pkt));
+  // Assigned over by a key of a smaller state: nothing of the old one stays,
+  // not in the union's tail either.
+  alignas(MacKey) unsigned char storage[sizeof(MacKey)];
+  auto* k = new (storage) MacKey(make(6, MacType::kHmacSha256, bytes(kPlanted)));
+  std::vector<unsigned char> inner(sizeof k->state.hmac.inner.state);
+  std::memcpy(inner.data(), &k->state.hmac.inner.state, inner.size());
+  const std::string inner_words(inner.begin(), inner.end());
+  ASSERT_TRUE(holds(storage, sizeof storage, inner_words));
+  *k = make(7, MacType::kMd5, bytes("other"));
+  EXPECT_FALSE(holds(storage, sizeof storage, inner_words));
+  *k = ref;
+  ASSERT_TRUE(holds(storage, sizeof storage, kPlanted));
+  *k = MacKey{};
+  EXPECT_TRUE(all_zero(storage, sizeof storage));
+  k->~MacKey();
+}
+
+// A table built from a keys file, as the daemons do.
+KeyTable* build_in(void* storage) {
+  const KeysFile f = parse_keys("1 SHA1 ASCII:" + kPlanted + "\n2 MD5 ASCII:" + kPlanted +
+                                    "\n3 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n4 HMAC-SHA256 ASCII:x\n",
+                                "keys");
+  EXPECT_TRUE(f.ok());
+  auto* t = new (storage) KeyTable;
+  std::string error;
+  EXPECT_TRUE(build_key_table(f.keys, *t, &error)) << error;
+  return t;
+}
+
+TEST(MacWipe, TablesDestroyedMovedFromClearedOrCopiedLeaveNoSecret) {
+  static_assert(alignof(KeyTable) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  const size_t n = sizeof(KeyTable);
+  std::unique_ptr<unsigned char[]> s1(new unsigned char[n]), s2(new unsigned char[n]);
+  const auto pkt = hex(kRequest);
+
+  KeyTable* t = build_in(s1.get());
+  ASSERT_TRUE(holds(s1.get(), n, kPlanted));  // the search can see it
+  const std::string mac1 = mac_hex(*t->find(1), pkt);
+  t->~KeyTable();
+  EXPECT_TRUE(all_zero(s1.get(), n));
+
+  // Moved from: empty, and not a byte left; the new table is the old one.
+  t = build_in(s1.get());
+  KeyTable* moved = new (s2.get()) KeyTable(std::move(*t));
+  EXPECT_EQ(t->count, 0u);
+  EXPECT_EQ(t->find(1), nullptr);
+  EXPECT_TRUE(all_zero(s1.get(), n));
+  EXPECT_EQ(mac_hex(*moved->find(1), pkt), mac1);
+  // Move-assigned over: the old content of the target goes too.
+  *t = std::move(*moved);
+  EXPECT_TRUE(all_zero(s2.get(), n));
+  EXPECT_EQ(mac_hex(*t->find(1), pkt), mac1);
+  moved->~KeyTable();
+
+  // A copy is wiped when it goes; the original stays whole.
+  auto* copy = new (s2.get()) KeyTable(*t);
+  ASSERT_TRUE(holds(s2.get(), n, kPlanted));
+  copy->~KeyTable();
+  EXPECT_TRUE(all_zero(s2.get(), n));
+  EXPECT_EQ(mac_hex(*t->find(1), pkt), mac1);
+
+  // Assigned a smaller table: none of the old keys' state stays.
+  copy = new (s2.get()) KeyTable;
+  *t = *copy;
+  EXPECT_EQ(t->count, 0u);
+  EXPECT_FALSE(holds(s1.get(), n, kPlanted));
+  copy->~KeyTable();
+
+  // clear() as the wipe function.
+  t->~KeyTable();
+  t = build_in(s1.get());
+  t->clear();
+  EXPECT_TRUE(all_zero(s1.get(), n));
+  t->~KeyTable();
 }
 
 }  // namespace
