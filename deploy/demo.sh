@@ -19,6 +19,13 @@ lan="$tag-lan"
 work=$(mktemp -d /tmp/ntp-demo.XXXXXX)
 namespaces=()
 pids=()
+# The seed's shared key 1 (deploy/seed/*.toml [auth]): HMAC-SHA256, the
+# vendor's `authentication-mode hmac-sha256`. An operator's file is used as
+# it is; when there is none, one with a random secret is made for the demo
+# (mode 0600, root's: the daemons' user here) and removed at exit.
+keys=/etc/ntp-appliance/seed.keys
+made_keys=
+made_keys_dir=
 
 cleanup() {
   set +e
@@ -29,6 +36,8 @@ cleanup() {
     ip netns del "$ns" 2>/dev/null
   done
   if [ -n "${KEEP_LOGS:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
+  if [ -n "$made_keys" ]; then rm -f "$keys"; fi
+  if [ -n "$made_keys_dir" ]; then rmdir "$(dirname "$keys")" 2>/dev/null; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -113,6 +122,17 @@ wait_log() {  # wait_log FILE TEXT WHAT: poll until FILE contains TEXT
   echo "demo: timed out waiting for $3:"; tail -20 "$1"; exit 1
 }
 
+step "keys: $keys (key 1, HMAC-SHA256) signs DeviceD's polls of DeviceC and the DeviceD-DeviceE peering"
+if [ ! -e "$keys" ]; then
+  if [ ! -d "$(dirname "$keys")" ]; then install -d -m 0755 "$(dirname "$keys")"; made_keys_dir=1; fi
+  secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+  made_keys=1
+  (umask 077; printf '# deploy/demo.sh: the seed demo key, removed at exit\n1 SHA256 HEX:%s\n' "$secret" >"$keys")
+  echo "  made $keys with a random secret (removed at exit)"
+else
+  echo "  using the existing $keys"
+fi
+
 step "network: namespaces on a bridge (10.0.1.0/24 exists only inside them)"
 netns "$lan"
 ip -n "$lan" link add br0 type bridge
@@ -128,9 +148,9 @@ ctl() {  # ctl DEVICE ARGS...: ntpctl inside the device's namespace
 
 step "DeviceC: ntp-service refclock-master 2 (deploy/seed/DeviceC.toml)"
 device DeviceC dpC
-step "DeviceD: ntp-service unicast-server 10.0.1.31 (deploy/seed/DeviceD.toml)"
+step "DeviceD: ntp-service unicast-server 10.0.1.31 authentication-keyid 1 (deploy/seed/DeviceD.toml)"
 device DeviceD dpD
-step "DeviceE: ntp-service unicast-peer 10.0.1.32 (deploy/seed/DeviceE.toml)"
+step "DeviceE: ntp-service unicast-peer 10.0.1.32 authentication-keyid 1 (deploy/seed/DeviceE.toml)"
 device DeviceE dpE
 
 step "each device answers ping on the LAN (its dataplane answers ARP and ICMP echo itself)"
@@ -181,6 +201,16 @@ step "DeviceE: ntpctl status (display ntp-service status)"
 ctl DeviceE status
 step "DeviceD: ntpctl sessions (display ntp-service sessions)"
 ctl DeviceD sessions
+step "DeviceE: ntpctl sessions (display ntp-service sessions)"
+ctl DeviceE sessions
+
+step "authentication: every session of DeviceD and DeviceE verified with key 1"
+for dev in DeviceD DeviceE; do
+  ok=$(ctl "$dev" sessions | grep -c "authentication: ok" || true)
+  all=$(ctl "$dev" sessions | grep -c "clock source: " || true)
+  echo "  $dev: $ok of $all sessions authentication: ok"
+  if [ "$ok" != "$all" ] || [ "$all" = 0 ]; then echo "demo: $dev has a session that is not authenticated"; exit 1; fi
+done
 
 step "the served error bound on every sample of DeviceD and DeviceE"
 bound_wire 10.0.1.32 20

@@ -6,6 +6,13 @@ milliseconds and tens of ppm off. Also: DeviceD does not select DeviceE
 (loop), and when DeviceC goes away DeviceD and DeviceE lose
 synchronization, and recover when it comes back.
 
+Authentication (issue 10) as the seed files set it up: key 1 (HMAC-SHA256,
+in a keys file of this test's making) signs DeviceD's polls of DeviceC and
+the DeviceD-DeviceE peering, DeviceD and DeviceE with authenticate = true:
+every session says `authentication: ok`, and a spoofer sending unsigned
+mode-1 packets from DeviceE's address and from other LAN addresses neither
+moves DeviceD nor gets a session.
+
 On every sample the test takes of DeviceD and DeviceE, the served error
 bound holds (issue 8): |served - true| <= root delay / 2 + root dispersion,
 the truth being the host clock that DeviceC's virtual clock starts on. For
@@ -33,10 +40,16 @@ IFNAME = {"DeviceC": "dpC", "DeviceD": "dpD", "DeviceE": "dpE"}
 LOSS_BOUND_S = 3 * 4 + 2 + 5
 
 
-def seed_config(name, tag):
-    """The seed's file with names unique to this test run."""
+SEED_KEYS = "/etc/ntp-appliance/seed.keys"
+SECRET = "HEX:" + "3C" * 16 + "A5" * 16  # HMAC-SHA256, 32 bytes
+
+
+def seed_config(name, tag, keys):
+    """The seed's file with names unique to this test run and its own keys file."""
     with open(os.path.join(SEED, f"{name}.toml")) as f:
         text = f.read()
+    assert SEED_KEYS in text, f"{name}.toml names no {SEED_KEYS}"
+    text = text.replace(SEED_KEYS, keys)
     text = text.replace(f'sysname = "{name}"', f'sysname = "{name}{tag}"')
     text = text.replace(f'shm_name = "/ntp-{name}"', f'shm_name = "/ntp-test-{name}{tag}"')
     return text
@@ -55,11 +68,17 @@ class SeedTest(unittest.TestCase):
         cls.dev = {}
         cls.t0 = time.monotonic()
         cls.t0_wall = time.time()
+        keys_dir = os.path.join(cls.dir, "keys")
+        os.mkdir(keys_dir, 0o700)
+        keys = os.path.join(keys_dir, "seed.keys")
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"1 SHA256 {SECRET}\n")
         for name in ("DeviceC", "DeviceD", "DeviceE"):
             ns = netlab.Namespace(netlab.unique("ntps" + name[-1].lower()))
             cls.bridge.attach(ns, IFNAME[name])
             netlab.dataplane_side(ns, IFNAME[name])
-            cls.dev[name] = netlab.Appliance(ns, name, cls.dir, seed_config(name, tag)).start()
+            cls.dev[name] = netlab.Appliance(ns, name, cls.dir, seed_config(name, tag, keys)).start()
         cls.sampler_d = netlab.Sampler(cls.client, ADDR["DeviceD"], os.path.join(cls.dir, "sampler-DeviceD.jsonl"),
                                        interval=0.5)
         cls.status_checks = {"DeviceD": [], "DeviceE": []}
@@ -123,6 +142,14 @@ class SeedTest(unittest.TestCase):
         self.assertNotEqual(assoc["10.0.1.33"]["selection"], "system peer")  # loop: E follows D
         self.assertEqual(assoc["10.0.1.31"]["selection"], "system peer")
         print(f"\n  seed synchronized {took:.1f} s after the devices started", file=sys.stderr)
+        # Every session signed with key 1 and verified, both ways of the peering.
+        for name, peers in (("DeviceD", {"10.0.1.31", "10.0.1.33"}), ("DeviceE", {"10.0.1.32"})):
+            sessions = {a["address"]: a for a in self.status(name)["associations"]}
+            self.assertEqual(set(sessions), peers, name)
+            for address, a in sessions.items():
+                self.assertEqual((a["key_id"], a["authentication"]), (1, "ok"), f"{name}'s session with {address}: {a}")
+            text = self.dev[name].ctl("sessions")
+            self.assertEqual(text.count(" authentication: ok\n"), len(peers), text)
 
         # The virtual clocks started ms off (D +6.5 ms/+35 ppm, E -4 ms/-28 ppm):
         # they converge to DeviceC, whose clock is the host's.
@@ -158,6 +185,45 @@ class SeedTest(unittest.TestCase):
               f"(bound {LOSS_BOUND_S} s); both recovered {time.monotonic() - t_stop - d_lost:.1f} s later",
               file=sys.stderr)
         self.check_bounds("through the loss of DeviceC")
+
+    def test_3_unsigned_spoof_of_devicee_moves_nothing(self):
+        wait_for(lambda: self.synced("DeviceE", 4, "10.0.1.32"), 240, interval=0.5, what="the seed synchronized")
+        d = self.dev["DeviceD"]
+        st0 = self.status("DeviceD")
+        before = {a["address"]: a for a in st0["associations"]}
+        self.assertEqual(before["10.0.1.33"]["authentication"], "ok", before)
+        flood = os.path.join(self.dir, "spoof.json")
+        # From DeviceE's own address and port, claiming stratum 1: within the
+        # dataplane's budget per endpoint (16/s) so E's real packets still pass.
+        r = netlab.Flood(self.client, "eth0", ADDR["DeviceD"], flood, src=ADDR["DeviceE"], src_port=123, mode=1,
+                         stratum=1, poll=0, rate=8, duration=10, linger=0, seed=31).result()
+        # And from addresses of the LAN (access.peer) that nobody has.
+        others = netlab.Flood(self.client, "eth0", ADDR["DeviceD"], flood + ".2", src_prefix="10.0.1.200/29",
+                              sources=8, count=64, rate=50, duration=3, mode=1, stratum=1, poll=0, linger=2,
+                              seed=32).result()
+        st = self.status("DeviceD")
+        after = {a["address"]: a for a in st["associations"]}
+        e0, e1 = before["10.0.1.33"], after["10.0.1.33"]
+
+        # With authenticate = true the dataplane refuses unsigned peer-class
+        # packets itself (not_authenticated): none reaches the association.
+        def refused(s):
+            return sum(w["drops"]["not_authenticated"] for w in s["workers"])
+        dropped = refused(st) - refused(st0)
+        print(f"\n  {r['sent']} unsigned mode-1 packets from DeviceE's address, {others['sent']} from 10.0.1.200/29: "
+              f"DeviceD's dataplane refused {dropped} (not_authenticated); its session with DeviceE auth_missing "
+              f"{e0['auth_missing']} -> {e1['auth_missing']}, "
+              f"authentication {e1['authentication']}; DeviceD stratum {st['system']['stratum']}, reference "
+              f"{st['system']['refid_text']}; sessions {sorted(after)}", file=sys.stderr)
+        self.assertGreaterEqual(r["sent"], 75)
+        self.assertGreaterEqual(dropped, 0.9 * (r["sent"] + others["sent"]))
+        self.assertEqual(e1["auth_missing"], e0["auth_missing"])
+        self.assertEqual(e1["auth_bad"], e0["auth_bad"])
+        self.assertEqual(e1["authentication"], "ok")
+        self.assertEqual(e1["stratum"], 4)  # DeviceE's, not the spoofer's 1
+        self.assertEqual(set(after), {"10.0.1.31", "10.0.1.33"})
+        self.assertTrue(self.synced("DeviceD", 3, "10.0.1.31"), st["system"])
+        self.assertNotRegex(d.log("control"), r"system peer 10\.0\.1\.(33|20[0-7])")
 
 
 if __name__ == "__main__":
