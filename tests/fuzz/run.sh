@@ -16,6 +16,8 @@ case $secs in ''|*[!0-9]*) echo "usage: $0 [seconds_per_target]" >&2; exit 2 ;; 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+# Relative to where it was called from: the script cds before it runs a target.
+case $build in /*) ;; *) build=$PWD/$build ;; esac
 out=${FUZZ_OUT_DIR:-$build/fuzz-out}
 # FUZZ_TARGETS (space-separated) runs a subset.
 read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config fuzz_leap_file fuzz_engine fuzz_channel_abi fuzz_keys}"

@@ -232,6 +232,26 @@ class Appliance:
         with open(os.path.join(self.workdir, f"{self.name}-{which}.log")) as f:
             return f.read()
 
+    def reload(self, *which):
+        """SIGHUP to each daemon named ("dataplane", "control"), in order;
+        waits until each has logged the outcome of this reload (its n-th
+        'SIGHUP: reloading' has an answer). Returns the last one's log
+        from that line on."""
+        procs = {"dataplane": self.dp, "control": self.cp}
+        tail = None
+        for w in which:
+            before = self.log(w).count("SIGHUP: reloading")
+            os.kill(procs[w].pid, signal.SIGHUP)
+
+            def answered(w=w, before=before):
+                log = self.log(w)
+                t = log.split("SIGHUP: reloading")[-1] if log.count("SIGHUP: reloading") > before else None
+                done = t is not None and any(
+                    x in t for x in ("reloaded ", "refused", "nothing to change live", "keeping the running"))
+                return done and t
+            tail = wait_for(lambda: answered() or self._died(procs[w], w), 10, what=f"{self.name}'s {w} to reload")
+        return tail
+
     def log_contains(self, which, text):
         try:
             return text in self.log(which)

@@ -22,7 +22,6 @@ first does not stop it (it serves NTP and binds the port once free).
 """
 import json
 import os
-import signal
 import sys
 import unittest
 
@@ -70,21 +69,6 @@ class ReloadTest(unittest.TestCase):
             f.write(text)
         os.rename(tmp, self.app.config_path)
 
-    def hup(self, *which):
-        """SIGHUP to each daemon named; waits until each has logged the
-        outcome of this reload (the n-th 'SIGHUP: reloading' has an answer)."""
-        procs = {"dataplane": self.app.dp, "control": self.app.cp}
-        for w in which:
-            before = self.app.log(w).count("SIGHUP: reloading")
-            os.kill(procs[w].pid, signal.SIGHUP)
-
-            def answered(w=w, before=before):
-                log = self.app.log(w)
-                tail = log.split("SIGHUP: reloading")[-1] if log.count("SIGHUP: reloading") > before else None
-                return tail is not None and any(
-                    s in tail for s in ("reloaded ", "refused", "nothing to change live", "keeping the running"))
-            wait_for(lambda: answered() or self.app._died(procs[w], w), 10, what=f"{w} to reload")
-
     def query(self, count=3):
         """ntpclient.py from the client address: how many of count got a reply."""
         r = self.cli.exec("/usr/bin/python3", NTPCLIENT, SERVER_IP, "--source", CLIENT_IP, "--count", str(count),
@@ -127,7 +111,7 @@ class ReloadTest(unittest.TestCase):
         self.assert_alive(pids)
 
         # An unchanged file: both say so, nothing else.
-        self.hup("dataplane", "control")
+        self.app.reload("dataplane", "control")
         self.assertIn("nothing to change live", app.log("dataplane"))
         self.assertIn("nothing to change live", app.log("control"))
         self.assert_alive(pids)
@@ -135,7 +119,7 @@ class ReloadTest(unittest.TestCase):
         # Deny the client: no answer, and the dataplane counts why.
         self.write(self.config(access_extra=f'deny = ["{CLIENT_IP}/32"]'))
         d0 = self.denied()
-        self.hup("dataplane", "control")
+        self.app.reload("dataplane", "control")
         self.assertIn("reloaded", app.log("dataplane").split("SIGHUP: reloading")[-1])
         self.assertEqual(self.query(), 0, "a denied client was answered after the reload")
         wait_for(lambda: self.denied() >= d0 + 3, 5, what="access_denied to count the client's requests")
@@ -143,7 +127,7 @@ class ReloadTest(unittest.TestCase):
 
         # Allowed again.
         self.write(self.config())
-        self.hup("dataplane", "control")
+        self.app.reload("dataplane", "control")
         self.assertEqual(self.query(), 3, "the client got no answers after the deny was lifted")
         self.assert_alive(pids)
 
@@ -155,14 +139,14 @@ class ReloadTest(unittest.TestCase):
         self.write(self.config(servers=[server]))
         self.assertIsNone(self.association(CHRONY_IP))
         dp_reloads = app.log("dataplane").count("SIGHUP: reloading")
-        self.hup("control")
+        self.app.reload("control")
         wait_for(lambda: CHRONY_IP in self.sessions(), 10, what=f"{CHRONY_IP} in ntpctl sessions")
         wait_for(lambda: (self.association(CHRONY_IP) or {}).get("reach", 0) > 0, 20,
                  what=f"{CHRONY_IP} to be reached")
         self.assertEqual(app.log("dataplane").count("SIGHUP: reloading"), dp_reloads)
         # The dataplane's own reload of the same file has nothing to take:
         # the associations are the control plane's.
-        self.hup("dataplane")
+        self.app.reload("dataplane")
         self.assertIn("nothing to change live", app.log("dataplane").split("SIGHUP: reloading")[-1])
         self.assert_alive(pids)
 
@@ -173,7 +157,7 @@ class ReloadTest(unittest.TestCase):
         line = broken.splitlines().index("bogus_key = 1") + 1
         self.write(broken)
         reach_before = self.association(CHRONY_IP)["reach"]
-        self.hup("dataplane", "control")
+        self.app.reload("dataplane", "control")
         for w in ("dataplane", "control"):
             log = app.log(w).split("SIGHUP: reloading")[-1]
             self.assertIn(f"{app.config_path}:{line}:1: access.bogus_key", log, w)
@@ -190,7 +174,7 @@ class ReloadTest(unittest.TestCase):
         # Keys that need a restart are named; the rest of the file is taken.
         self.write(self.config(servers=[server], idle_sleep_us=7,
                                extra="").replace('source = "virtual"', 'source = "virtual"\noffset_ms = 3', 1))
-        self.hup("dataplane", "control")
+        self.app.reload("dataplane", "control")
         self.assertIn("dataplane.idle_sleep_us changed: needs a restart of ntp-dataplane",
                       app.log("dataplane").split("SIGHUP: reloading")[-1])
         self.assertIn("clock.offset_ms changed: needs a restart of ntp-control",
@@ -223,7 +207,7 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(self.query(), 3)
         self.write(text.replace("[access]\n", f'[access]\ndeny = ["{CLIENT_IP}/32"]\n', 1))
         os.chmod(app.config_path, 0o644)
-        self.hup("control")
+        self.app.reload("control")
         self.assertIn("reloaded", app.log("control").split("SIGHUP: reloading")[-1])
         self.assertIsNone(app.cp.poll())
 
