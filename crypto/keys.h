@@ -14,7 +14,10 @@
 //         exactly 16 for AES128. No blanks inside (they separate fields).
 //
 // Unlike chrony, the two-field form (`ID KEY`, MD5 implied) is an error: the
-// type is written out. Every problem is reported, each with file:line.
+// type is written out. Every problem is reported, each with file:line, and
+// no message quotes a field that may be the secret, however short: a key ID
+// only once it parsed in range, a type only when it is a known name, any
+// other field by its column and length.
 // The file must be a regular file owned by root, by this process's user or by
 // the one other user load_keys is given, neither readable nor writable by
 // group or other (the secrets are shared with peers: anyone who reads them
