@@ -180,11 +180,10 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
       // while it answers, one port keeps NAT and firewall state steady).
       if (was_reachable) choose_local_port();
       unreach_polls_++;
-      // No verified answer in eight polls: not authenticated (any more: a
+      // No verified answer in eight polls: not authenticated any more (a
       // peer whose secret changed drops ours, as chronyd does, and says
-      // nothing). A new one is pending until eight polls went unanswered.
-      if (cfg_.key_id != 0 && (auth_ != AuthState::kPending || unreach_polls_ > kUnreachPolls))
-        auth_ = AuthState::kFailed;
+      // nothing).
+      if (cfg_.key_id != 0 && auth_ != AuthState::kPending) auth_ = AuthState::kFailed;
       if (cfg_.iburst) burst_left_ = kBurstPackets - 1;  // get going quickly
       if (unreach_polls_ > kUnreachPolls && hpoll_ < cfg_.maxpoll_log2) hpoll_++;  // back off
     } else {
@@ -193,6 +192,10 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
         hpoll_ = static_cast<int8_t>(std::clamp<int>(sys.poll_log2, poll_floor_, cfg_.maxpoll_log2));
     }
   }
+
+  // A new keyed association is pending while its first eight packets (an
+  // iburst, or eight polls) may still be answered; then, none verified: failed.
+  if (auth_ == AuthState::kPending && sent_ >= static_cast<uint64_t>(kBurstPackets)) auth_ = AuthState::kFailed;
 
   OutPacket out;
   out.dst_ip = cfg_.address;

@@ -36,7 +36,7 @@ enum class AuthState : uint8_t {
   kNone,     // no key: its packets are used unauthenticated (a MAC on them is not checked, as chrony)
   kOk,       // the last answer to our packet carried a valid MAC of its key
   kFailed,   // keyed: no verified answer in eight polls, or the last answer to ours was not verified
-  kPending,  // keyed, new (configured or mobilised): fewer than eight polls so far, none answered verified yet
+  kPending,  // keyed, new (configured or mobilised): none of its first eight packets answered verified yet
 };
 
 // Where an association stands in the last selection.

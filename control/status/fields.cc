@@ -357,7 +357,7 @@ const Field<AssociationStatus> kAssociation[] = {
      .member = &AssociationStatus::authentication,
      .metric = {.name = "ntp_association_authenticated",
                 .help = "1 when the last answer to our packet carried a valid MAC of its key; the authentication label "
-                        "says ok, failed, pending (not yet verified: fewer than eight polls) or none (no key).",
+                        "says ok, failed, pending (not yet verified: its first eight packets not all sent) or none (no key).",
                 .value = [](const AssociationStatus& a, Labels& l) -> std::string {
                   l.emplace_back("authentication", a.authentication);
                   return b01(a.authentication == "ok");

@@ -141,8 +141,8 @@ struct AssociationStatus {
   uint8_t leap = 3;
   int64_t reference_time_ns = 0;
   // Symmetric-key authentication (ctl::AssociationState's): the key, "ok",
-  // "failed", "pending" (keyed, no verified answer yet in its first eight
-  // polls) or "none" (no key), and the packets from the peer's address by
+  // "failed", "pending" (keyed, no verified answer yet to its first eight
+  // packets) or "none" (no key), and the packets from the peer's address by
   // what their MAC said (only auth_ok ones are used by a keyed association).
   uint32_t key_id = 0;
   std::string authentication = "none";

@@ -1212,7 +1212,7 @@ TEST(AssociationAuth, EveryVerifiedAnswerToOursMakesItOkEvenWithoutASample) {
   }
 }
 
-TEST(AssociationAuth, PendingUntilEightPollsWentUnansweredThenFailed) {
+TEST(AssociationAuth, PendingUntilEightPacketsWentUnansweredThenFailed) {
   for (const AssocMode mode : {AssocMode::kClient, AssocMode::kSymmetricActive}) {
     SCOPED_TRACE(static_cast<int>(mode));
     Link l({.mode = mode, .minpoll = 4, .maxpoll = 4, .key_id = 1}, local_system(4));
@@ -1230,6 +1230,13 @@ TEST(AssociationAuth, PendingUntilEightPollsWentUnansweredThenFailed) {
     for (int i = 0; i < 10; ++i) plain.poll();
     EXPECT_EQ(plain.a.auth_state(), AuthState::kNone);
   }
+  // With iburst: the eight packets of the first burst (2 s apart) decide.
+  Link burst({.minpoll = 6, .maxpoll = 6, .iburst = true, .key_id = 1});
+  for (int i = 0; i < 8; ++i) burst.poll();
+  EXPECT_EQ(burst.a.auth_state(), AuthState::kPending);
+  EXPECT_LT(burst.now - kStart, 16 * kS);
+  burst.poll();
+  EXPECT_EQ(burst.a.auth_state(), AuthState::kFailed);
   // Answered while pending: ok; its first answer not verified: failed at once.
   Link ok({.key_id = 1});
   for (int i = 0; i < 3; ++i) ok.poll();
