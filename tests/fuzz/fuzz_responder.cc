@@ -220,6 +220,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t digest = form == 1 ? crypto::kV4DigestBytes : k->digest_bytes;
     size_t n = crypto::append_mac(*k, keyed, proto::kHeaderLen, digest);
     made = Made::kValid;
+    // A digest cut to 20 bytes is NTPv4's alone (RFC 7822); NTPv3 and older carry it whole.
+    if (form == 1 && k->digest_bytes > crypto::kV4DigestBytes && ((keyed[0] >> 3) & 7) != 4) made = Made::kMutilated;
     if (id == 6) proto::store_be32(keyed + proto::kHeaderLen, 77), made = Made::kMutilated;
     // form 1 of a 16-byte type (CMAC, MD5): append_mac writes its full 16, a valid MAC
     if (form == 2) keyed[n - 1] ^= 0x10, made = Made::kMutilated;
