@@ -78,6 +78,23 @@ class Lab:
     def counters(self):
         return netlab.worker_totals(self.app.status())
 
+    def settled_counters(self):
+        """The counters once nothing is in flight: two snapshots (a poll
+        count apart, so the second is newer) with the same rx_packets. A
+        test's `before` taken earlier would miss the last answers of the
+        test before it, which the snapshot shows a moment later."""
+        prev = self.counters()
+
+        def same():
+            nonlocal prev
+            cur = self.counters()
+            if cur.get("polls") == prev.get("polls"):
+                return None  # not a new snapshot yet
+            done = cur.get("rx_packets") == prev.get("rx_packets")
+            prev = cur
+            return done and cur
+        return wait_for(same, 15, interval=0.3, what="the appliance's counters to settle")
+
     def wait_counters(self, before, cond, what):
         """The appliance's counters since `before` once cond(delta) holds
         (the status snapshot follows the workers' counters within a poll)."""
@@ -123,7 +140,7 @@ class AuthTest(unittest.TestCase):
         cls.lab = Lab("au")
 
     def test_chronyd_every_key_type_authenticated_and_selected(self):
-        before = self.lab.counters()
+        before = self.lab.settled_counters()
         clients = {}
         for key_id, (ctype, _, secret) in KEYS.items():
             clients[key_id] = self.lab.chronyd(key_id, {key_id: (ctype, secret)}, f"chrony-{ctype}")
@@ -148,7 +165,7 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(delta.get("auth_bad_mac", 0), 0, delta)
 
     def test_chronyd_wrong_secret_not_authenticated_not_selected(self):
-        before = self.lab.counters()
+        before = self.lab.settled_counters()
         ctype, _, secret = KEYS[1]
         c = self.lab.chronyd(1, {1: (ctype, wrong(secret))}, "chrony-wrong")
         try:
@@ -166,7 +183,7 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(delta.get("auth_replies", 0), 0, delta)
 
     def test_chronyd_unknown_key_gets_crypto_nak(self):
-        before = self.lab.counters()
+        before = self.lab.settled_counters()
         c = self.lab.chronyd(UNKNOWN_KEY, {UNKNOWN_KEY: KEYS[1][::2]}, "chrony-unknown")
         try:
             wait_for(lambda: int(ntpdata(c).get("Total RX", "0")) >= 2, 40, interval=0.25,
@@ -233,7 +250,7 @@ class AuthenticateTest(unittest.TestCase):
                  ("valid, trusted", 3, sha1, "good", True)]
         for what, key_id, secret, mac, forwarded in cases:
             with self.subTest(what):
-                before = self.lab.counters()
+                before = self.lab.settled_counters()
                 self.send(key_id, secret, mac)
                 key = "ntp_to_control" if forwarded else "drop_not_authenticated"
                 delta = self.lab.wait_counters(before, lambda d: d.get(key, 0) >= 3, key)

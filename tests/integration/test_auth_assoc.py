@@ -123,8 +123,11 @@ class AuthAssocTest(unittest.TestCase):
         wait_for(lambda: stats().get("NTP packets received", 0) >= 10, 60, interval=0.5,
                  what="ten of our requests at the wrong-secret server")
         first = stats()
-        time.sleep(5)
-        a = self.assoc(BAD_IP)
+        # Pending while its first eight requests may still be answered, then failed.
+        a = wait_for(lambda: (a := self.assoc(BAD_IP)) and a["authentication"] != "pending" and a, 30, interval=0.5,
+                     what="the wrong-secret server's association past pending")
+        wait_for(lambda: stats().get("NTP packets received", 0) > first.get("NTP packets received", 0), 30,
+                 interval=0.5, what="more of our requests at the wrong-secret server")
         later = stats()
         blocks = session_blocks(self.app.ctl("sessions", "--verbose"))
         print(f"\n  {BAD_IP} (key 1, another secret): ours authentication {a['authentication']}, verified "
@@ -241,9 +244,12 @@ class AuthAssocTest(unittest.TestCase):
         self.good.stop()
         self.peer.stop()
         # Once the stopped ones are unreachable (8 polls of 1..2 s), only the
-        # wrong-secret server answers: nothing may be selected.
-        s = wait_for(lambda: (s := self.app.status()) and not s["system"]["synchronized"] and s, 60, interval=0.5,
-                     what="the appliance to lose synchronization with only the wrong-secret server left")
+        # wrong-secret server answers: nothing may be selected. (test_5 gave
+        # us its secret for a while: it is failed again eight unanswered
+        # polls after the right one came back.)
+        s = wait_for(lambda: (s := self.app.status()) and not s["system"]["synchronized"]
+                     and self.assoc(BAD_IP, s)["authentication"] == "failed" and s, 60, interval=0.5,
+                     what="the appliance unsynchronized, the wrong-secret server failed")
         b = self.assoc(BAD_IP, s)
         print(f"\n  good server and peer stopped: synchronized {s['system']['synchronized']}, {BAD_IP} "
               f"authentication {b['authentication']}, selection {b['selection']}, crypto-NAKs {b['crypto_nak']}, "
