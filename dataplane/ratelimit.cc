@@ -40,7 +40,7 @@ struct alignas(64) Bucket {
   uint32_t credit_ticks[kWays];  // token bucket: burst * cost_ticks at most
   uint32_t excess_ticks[kWays];  // excess budget: cost_ticks at most (one excess answer)
 };
-static_assert(sizeof(Bucket) == 64);
+static_assert(sizeof(Bucket) == 64 && alignof(Bucket) == 64);
 
 uint64_t splitmix64(uint64_t& s) {
   uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -67,10 +67,6 @@ struct RateLimiter::Impl {
   uint64_t bucket_mask = 0;
   size_t capacity = 0;
   size_t table_bytes = 0;
-  // Keyed mix: an attacker who does not know these cannot aim sources at
-  // one bucket (the seeds are derived from the worker's secret hash_key).
-  uint64_t k_add = 0;
-  uint64_t k_mul = 0;
   uint64_t rng = 0;  // xorshift64 state, never 0
 
   // Parameters in ticks (set_params).
@@ -99,15 +95,6 @@ struct RateLimiter::Impl {
   uint32_t min_i = 0;     // slot of the smallest count, when !min_dirty
   bool min_dirty = true;
   uint64_t admit_mask = 0;  // admission: (random & admit_mask) == 0
-
-  uint64_t hash(uint32_t ipv4) const {
-    uint64_t x = (static_cast<uint64_t>(ipv4) + k_add) * k_mul;
-    x ^= x >> 32;
-    x *= 0xD6E8FEB86659FD93ull;
-    x ^= x >> 29;
-    return x;
-  }
-
 
   // The slot of the smallest count: a tournament (8, 4, 2, 1 independent
   // compares) rather than a chain of 15 dependent ones.
@@ -166,7 +153,8 @@ struct RateLimiter::Impl {
     top_last_ns[i] = now_ns;
   }
 
-  bool locate(uint32_t ipv4, uint32_t now_t);
+  // h: the source's hash (RateLimiter::hash).
+  bool locate(uint32_t ipv4, uint64_t h, uint32_t now_t);
   uint32_t refill(Bucket& b, int w, uint32_t now_t) const;
 
   void refresh_min() {
@@ -182,6 +170,7 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
     throw std::invalid_argument("ratelimit: capacity " + std::to_string(capacity) +
                                 " is not a power of two in 1024..2^30");
   }
+  static_assert(sizeof(Bucket) == kBucketBytes);  // prefetch_v4 indexes by kBucketBytes
   Impl& m = *impl_;
   m.capacity = capacity;
   const size_t n_buckets = capacity / kWays;
@@ -203,9 +192,11 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   auto* table = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem) + align - 1) / align * align);
   if (huge) (void)madvise(table, m.table_bytes, MADV_HUGEPAGE);
   m.buckets = static_cast<Bucket*>(table);
+  table_ = static_cast<const uint8_t*>(table);
+  bucket_mask_ = m.bucket_mask;
   uint64_t s = hash_key;
-  m.k_add = splitmix64(s);
-  m.k_mul = splitmix64(s) | 1;  // odd: the multiply is a bijection
+  k_add_ = splitmix64(s);
+  k_mul_ = splitmix64(s) | 1;  // odd: the multiply is a bijection
   m.rng = splitmix64(s);
   if (m.rng == 0) m.rng = 0x2545F4914F6CDD1Dull;
   set_params(p);
@@ -237,20 +228,15 @@ void RateLimiter::set_params(const RateLimitParams& p) {
   m.leak_log2 = std::clamp(p.leak_log2, 0, 16);
 }
 
-void RateLimiter::prefetch_v4(uint32_t ipv4) const {
-  const Impl& m = *impl_;
-  __builtin_prefetch(&m.buckets[m.hash(ipv4) & m.bucket_mask], 1 /* for writing */, 3);
-}
-
 // Finds ipv4's entry, or enters it (with a full bucket and a full excess
 // budget), and makes it the last entry. True when it is new.
-bool RateLimiter::Impl::locate(uint32_t ipv4, uint32_t now_t) {
+bool RateLimiter::Impl::locate(uint32_t ipv4, uint64_t h, uint32_t now_t) {
   // The previous request's source again (a flood, or a client's burst):
   // its entry is known, and the branch predicted, so the entry's loads do
   // not wait on the hash and the key compare. Always consistent: any
   // request, an insert included, makes its own entry the last one.
   if (ipv4 == last_ip && last_bucket != nullptr) return false;
-  Bucket& b = buckets[hash(ipv4) & bucket_mask];
+  Bucket& b = buckets[h & bucket_mask];
   last_ip = ipv4;
   last_bucket = &b;
   // Keys only: an empty way has key 0 (a way is never emptied, only
@@ -305,7 +291,7 @@ uint32_t RateLimiter::Impl::refill(Bucket& b, int w, uint32_t now_t) const {
 RateVerdict RateLimiter::check_v4(uint32_t ipv4, int64_t now_ns) {
   Impl& m = *impl_;
   const uint32_t now_t = tick_of(now_ns);
-  const bool fresh = m.locate(ipv4, now_t);
+  const bool fresh = m.locate(ipv4, hash(ipv4), now_t);
   Bucket& b = *m.last_bucket;
   const int w = m.last_way;
   const uint32_t elapsed = m.refill(b, w, now_t);
@@ -323,7 +309,7 @@ RateVerdict RateLimiter::check_v4(uint32_t ipv4, int64_t now_ns) {
 bool RateLimiter::excess_v4(uint32_t ipv4, int64_t now_ns) {
   Impl& m = *impl_;
   const uint32_t now_t = tick_of(now_ns);
-  m.locate(ipv4, now_t);
+  m.locate(ipv4, hash(ipv4), now_t);
   Bucket& b = *m.last_bucket;
   const int w = m.last_way;
   m.refill(b, w, now_t);

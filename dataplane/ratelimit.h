@@ -64,10 +64,19 @@ class RateLimiter {
   // leaks and RATE KoDs), so a spoofed victim gets no more than that. The
   // source is entered into the table like a client; its tokens are not used.
   bool excess_v4(uint32_t ipv4, int64_t now_ns);
-  // Starts loading ipv4's bucket (one cache line) into the cache: for a
-  // burst, call it for every source first, then check_v4 for each, so the
-  // table's cache misses overlap instead of coming one after another.
-  void prefetch_v4(uint32_t ipv4) const;
+  // Starts loading ipv4's bucket (one cache line) into the cache a few
+  // requests before its check_v4, so the table's cache misses overlap
+  // instead of coming one after another. Inline: it costs a call otherwise.
+  void prefetch_v4(uint32_t ipv4) const {
+    const uint8_t* line = table_ + (hash(ipv4) & bucket_mask_) * kBucketBytes;
+#if defined(__x86_64__)
+    // As DPDK's rte_prefetch0: GCC 12 drops a __builtin_prefetch inlined
+    // into the worker loop (measured: none left in worker_poll_once).
+    asm volatile("prefetcht0 %[p]" : : [p] "m"(*reinterpret_cast<const volatile uint8_t*>(line)));
+#else
+    __builtin_prefetch(line, 1 /* for writing */, 3);
+#endif
+  }
 
   // Faults in every page of the table from the calling thread, which Linux's
   // default (local) NUMA policy then places on that thread's node: the
@@ -93,6 +102,24 @@ class RateLimiter {
   void top_limited(proto::LimiterStatus& status) const;
 
  private:
+  static constexpr size_t kBucketBytes = 64;  // one cache line: 4 ways of 16 bytes
+
+  // Keyed mix: an attacker who does not know k_add_ and k_mul_ (derived
+  // from the worker's secret hash_key) cannot aim sources at one bucket.
+  uint64_t hash(uint32_t ipv4) const {
+    uint64_t x = (static_cast<uint64_t>(ipv4) + k_add_) * k_mul_;
+    x ^= x >> 32;
+    x *= 0xD6E8FEB86659FD93ull;
+    x ^= x >> 29;
+    return x;
+  }
+
+  // Here, not in Impl, for the inline prefetch_v4.
+  const uint8_t* table_ = nullptr;
+  uint64_t bucket_mask_ = 0;
+  uint64_t k_add_ = 0;
+  uint64_t k_mul_ = 0;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
