@@ -158,11 +158,12 @@ struct Options {
   bool hw = false;           // NIC timestamps on every request
   // --policy: the per-packet policy of issue 9 on: an access list of
   // several hundred prefixes, every client in the rate-limited default class,
-  // a 2^20-entry limiter table, KoD on, and --sources distinct client
+  // a limiter table of --clients entries, KoD on, and --sources distinct client
   // addresses cycling (limits loose enough that every request is answered:
   // what is timed is the lookups, not fewer replies).
   bool policy = false;
   uint32_t sources = 1u << 20;
+  size_t clients = size_t{1} << 20;  // --clients: the limiter table's entries (ratelimit.clients)
   crypto::MacType auth = crypto::MacType::kNone;  // --auth: every request MACed with key 1 of this type
 };
 
@@ -351,6 +352,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--hw") o.hw = true;
     else if (a == "--policy") o.policy = true;
     else if (a == "--sources") o.sources = static_cast<uint32_t>(std::strtoul(next(), nullptr, 10));
+    else if (a == "--clients") o.clients = std::strtoull(next(), nullptr, 10);
     else if (a == "--auth") {
       const std::string t = next();
       o.auth = t == "aes128"        ? crypto::MacType::kAes128Cmac
@@ -363,10 +365,11 @@ Options parse_args(int argc, char** argv) {
     }
     else if (a == "--help" || a == "-h") {
       std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--policy "
-                  "[--sources N]] [--auth TYPE] [--eal-log]\n"
+                  "[--sources N] [--clients N]] [--auth TYPE] [--eal-log]\n"
                   "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n"
                   "  --policy  access list (several hundred prefixes), rate limiting (2^20-entry table) and KoD on,\n"
-                  "            requests from N distinct sources (default 2^20) in the rate-limited class\n"
+                  "            requests from N distinct sources (default 2^20) in the rate-limited class,\n"
+                  "            a limiter table of --clients entries (default 2^20)\n"
                   "  --auth TYPE  every request MACed with a key of TYPE (aes128, hmac-sha256, sha256, sha1, md5),\n"
                   "            every reply MACed back and checked\n");
       std::exit(0);
@@ -377,6 +380,8 @@ Options parse_args(int argc, char** argv) {
   if (o.burst < 1 || o.burst > 256) die("--burst must be 1..256");
   if (o.inflight < o.burst || o.inflight > 16384) die("--inflight must be burst..16384");
   if (o.sources < 1 || o.sources > (1u << 23)) die("--sources must be 1..2^23");
+  if (o.clients < 1024 || o.clients > (size_t{1} << 26) || (o.clients & (o.clients - 1)) != 0)
+    die("--clients must be a power of two in 1024..2^26");
   return o;
 }
 
@@ -492,7 +497,7 @@ int main(int argc, char** argv) {
     pol->limits.burst = 255;
     pol->limits.leak_log2 = 2;
     pol->max_replies_per_s = 4'000'000'000u;  // checked per answer, never binding here
-    pol->clients = size_t{1} << 20;
+    pol->clients = opt.clients;
     if (opt.policy) ctx->limiter = std::make_unique<dp::RateLimiter>(pol->clients, pol->limits, 0x9E3779B97F4A7C15ULL);
     ctx->reply_cap.set_rate(pol->max_replies_per_s);
     if (opt.policy)
