@@ -1,6 +1,7 @@
 // NTS cookies (see nts_cookie.h).
 #include "crypto/nts_cookie.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "proto/inet.h"
@@ -66,6 +67,35 @@ CookieOpen cookie_open(const CookieKeyRing& ring, const uint8_t* cookie, size_t 
   std::memcpy(out.s2c, plain + kNtsKeyBytes, kNtsKeyBytes);
   wipe_secret(plain, sizeof plain);
   return CookieOpen::kOk;
+}
+
+NonceSource::NonceSource(const uint8_t seed[32]) {
+  chacha_set_key(&ctx_, seed);
+  const uint8_t iv[CHACHA_NONCE_SIZE] = {};  // one key per source: the counter alone moves
+  chacha_set_nonce(&ctx_, iv);
+}
+
+NonceSource::~NonceSource() {
+  wipe_secret(&ctx_, sizeof ctx_);
+  wipe_secret(buf_, sizeof buf_);
+}
+
+void NonceSource::refill() {
+  std::memset(buf_, 0, sizeof buf_);
+  chacha_crypt(&ctx_, sizeof buf_, buf_, buf_);
+  pos_ = 0;
+}
+
+void NonceSource::fill(uint8_t* out, size_t n) {
+  while (n > 0) {
+    if (pos_ == sizeof buf_) refill();
+    const size_t take = std::min(n, sizeof buf_ - pos_);
+    std::memcpy(out, buf_ + pos_, take);
+    wipe_secret(buf_ + pos_, take);  // a nonce is handed out once
+    pos_ += take;
+    out += take;
+    n -= take;
+  }
 }
 
 }  // namespace ntp::crypto

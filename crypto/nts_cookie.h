@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <nettle/chacha.h>
+
 #include "crypto/siv.h"
 
 namespace ntp::crypto {
@@ -78,5 +80,25 @@ const char* to_string(CookieOpen c);
 // Opens cookie[0, len) with the ring's key of its ID: kOk and the keys in
 // out, else out wiped.
 CookieOpen cookie_open(const CookieKeyRing& ring, const uint8_t* cookie, size_t len, NtsKeys& out);
+
+// Nonces for cookies and replies, per worker: ChaCha20's keystream (Nettle)
+// under a key from getrandom at start, 256 bytes at a time, so no nonce
+// costs a system call. Not for sharing between threads.
+class NonceSource {
+ public:
+  // seed: kSivKeyBytes of getrandom output (the caller's, off the hot path).
+  explicit NonceSource(const uint8_t seed[32]);
+  ~NonceSource();
+  NonceSource(const NonceSource&) = delete;
+  NonceSource& operator=(const NonceSource&) = delete;
+  // The next n (at most 256) bytes of keystream into out.
+  void fill(uint8_t* out, size_t n);
+
+ private:
+  void refill();
+  struct chacha_ctx ctx_;
+  uint8_t buf_[256];
+  size_t pos_ = sizeof buf_;
+};
 
 }  // namespace ntp::crypto

@@ -62,9 +62,11 @@ static_assert(std::is_standard_layout_v<SivKey>);
 bool siv_key_init(SivKey& out, const uint8_t* key, size_t len);
 
 // Seals plain[0, plain_len) under key with nonce and ad: writes the tag then
-// the ciphertext, kSivTagBytes + plain_len bytes, to out (which must not
-// overlap plain or ad). False, writing nothing, when the key is not ready or
-// the nonce is shorter than kSivMinNonceBytes.
+// the ciphertext, kSivTagBytes + plain_len bytes, to out. out may not
+// overlap ad, nor plain except as plain == out + kSivTagBytes (sealing in
+// place: Nettle reads the plaintext for S2V before it writes the tag, and
+// its CTR runs in place). False, writing nothing, when the key is not ready
+// or the nonce is shorter than kSivMinNonceBytes.
 bool siv_seal(const SivKey& key, const uint8_t* nonce, size_t nonce_len, const uint8_t* ad, size_t ad_len,
               const uint8_t* plain, size_t plain_len, uint8_t* out);
 
