@@ -35,7 +35,7 @@ LAYERS = {
 FILE_LAYERS = {
     # The pure packet logic (dpcore_lib): unit-tested, fuzzed and benchmarked without DPDK.
     "dataplane/core": ["dataplane/responder.*", "dataplane/frame.*", "dataplane/inet.h", "dataplane/neighbour.h",
-                       "dataplane/ratelimit.*"],
+                       "dataplane/ratelimit.*", "dataplane/nts_responder.*"],
 }
 
 # Layers that may not include DPDK's headers (<rte_*.h>).
