@@ -275,25 +275,28 @@ std::string KeyError::to_string() const {
 
 KeysFile parse_keys(std::string_view text, std::string_view path) { return Parser(path).run(text); }
 
-KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner) {
-  KeysFile fail;
-  auto refuse = [&](std::string m) { fail.errors.push_back({path, 0, std::move(m)}); };
+bool read_secret_file(const std::string& path, std::optional<uint32_t> also_owner, size_t max_bytes, SecretText& out,
+                      std::vector<KeyError>& errors) {
+  out.text.clear();
+  out.text.resize(max_bytes + 1, '\0');
+  out.len = 0;
+  auto refuse = [&](std::string m) { errors.push_back({path, 0, std::move(m)}); };
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     refuse(errno == ELOOP ? std::string("is a symbolic link: name the file itself")
                           : std::string("cannot open: ") + std::strerror(errno));
-    return fail;
+    return false;
   }
   struct stat st{};
   if (::fstat(fd, &st) != 0) {
     refuse(std::string("cannot stat: ") + std::strerror(errno));
     ::close(fd);
-    return fail;
+    return false;
   }
   if (!S_ISREG(st.st_mode)) {
     refuse("not a regular file");
     ::close(fd);
-    return fail;
+    return false;
   }
   const std::string who = "mode " + octal_mode(st.st_mode) + ", owner " + user_name(st.st_uid);
   if (st.st_uid != 0 && st.st_uid != ::geteuid() && (!also_owner || st.st_uid != *also_owner))
@@ -301,33 +304,41 @@ KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner) 
            (also_owner ? " nor " + user_name(*also_owner) : std::string()) + " (" + who + "): chown it");
   if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0)
     refuse("readable or writable by group or other (" + who + "): chmod 600 it");
-  if (static_cast<uint64_t>(st.st_size) > kMaxKeysFileBytes) {
-    refuse("larger than " + std::to_string(kMaxKeysFileBytes) + " bytes: not a keys file");
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    refuse("larger than " + std::to_string(max_bytes) + " bytes: not a keys file");
     ::close(fd);
-    return fail;
+    return false;
   }
   // Read straight into one buffer that never grows (a string that grew
-  // would free unwiped copies of the secrets): one byte more than a keys
-  // file may have, so a file that grew while we read is still reported.
-  std::string text(kMaxKeysFileBytes + 1, '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+  // would free unwiped copies of the secrets): one byte more than the file
+  // may have, so a file that grew while we read is still reported.
+  while (out.len < out.text.size()) {
+    const ssize_t n = ::read(fd, out.text.data() + out.len, out.text.size() - out.len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       refuse(std::string("cannot read: ") + std::strerror(errno));
       ::close(fd);
-      wipe_secret(text.data(), got);
-      return fail;
+      out.wipe();
+      return false;
     }
     if (n == 0) break;
-    got += static_cast<size_t>(n);
+    out.len += static_cast<size_t>(n);
   }
   ::close(fd);
-  KeysFile parsed = parse_keys(std::string_view(text).substr(0, got), path);
-  wipe_secret(text.data(), got);
-  if (!fail.errors.empty()) {  // owner/mode first, then whatever else is wrong in it
-    parsed.errors.insert(parsed.errors.begin(), fail.errors.begin(), fail.errors.end());
+  return true;
+}
+
+KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner) {
+  std::vector<KeyError> refused;
+  SecretText text;
+  if (!read_secret_file(path, also_owner, kMaxKeysFileBytes, text, refused)) {
+    KeysFile fail;
+    fail.errors = std::move(refused);
+    return fail;
+  }
+  KeysFile parsed = parse_keys(text.view(), path);
+  if (!refused.empty()) {  // owner/mode first, then whatever else is wrong in it
+    parsed.errors.insert(parsed.errors.begin(), refused.begin(), refused.end());
     parsed.keys.clear();
   }
   return parsed;

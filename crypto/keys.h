@@ -94,6 +94,28 @@ KeysFile parse_keys(std::string_view text, std::string_view path);
 //   "/etc/ntp/keys: readable or writable by group or other (mode 0644, owner root (uid 0)): chmod 600 it"
 KeysFile load_keys(const std::string& path, std::optional<uint32_t> also_owner = std::nullopt);
 
+// A secret file's text, in one buffer that never grows and is wiped when
+// it goes (read_secret_file).
+struct SecretText {
+  std::string text;  // capacity fixed by read_secret_file
+  size_t len = 0;
+  std::string_view view() const { return std::string_view(text).substr(0, len); }
+  void wipe() noexcept {
+    wipe_secret(text.data(), text.size());
+    len = 0;
+  }
+  ~SecretText() { wipe(); }
+};
+
+// What load_keys does before it parses, for any file of secrets: open
+// without following a symlink, a regular file, owned by root, this
+// process's user or also_owner, no group or other access (errors, each
+// naming the owner and mode; the text is still read, so that the caller
+// reports the file's own errors after them), at most max_bytes. False when
+// it could not be read at all.
+bool read_secret_file(const std::string& path, std::optional<uint32_t> also_owner, size_t max_bytes, SecretText& out,
+                      std::vector<KeyError>& errors);
+
 // The precomputed table of parsed keys (off the hot path). False, with
 // *error set, if a key does not initialise or there are more than kMaxKeys.
 bool build_key_table(const std::vector<KeyEntry>& keys, KeyTable& table, std::string* error);
