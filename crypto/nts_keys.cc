@@ -1,0 +1,187 @@
+// The NTS cookie keys file (see nts_keys.h).
+#include "crypto/nts_keys.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+namespace ntp::crypto {
+namespace {
+
+constexpr std::string_view kAlgorithm = "AES-SIV-CMAC-256";
+constexpr std::string_view kHexPrefix = "HEX:";
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+         });
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+template <class T>
+bool parse_decimal(std::string_view s, T& out) {
+  if (s.empty() || s.size() > 20) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+CookieKeysFile parse_cookie_keys(std::string_view text, std::string_view path) {
+  CookieKeysFile out;
+  auto error = [&](int line, std::string m) { out.errors.push_back({std::string(path), line, std::move(m)}); };
+  std::set<uint32_t> ids;
+  int line_no = 0;
+  for (size_t pos = 0; pos <= text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (end == text.size() && line.empty()) break;
+    std::vector<std::string_view> f;
+    for (size_t i = 0; i < line.size();) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+      size_t j = i;
+      while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
+      if (j > i) f.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    if (f.empty() || f[0][0] == '#') continue;
+    if (f.size() != 4) {
+      error(line_no, std::to_string(f.size()) + " fields, not 4 (ID ALGORITHM HEX:KEY CREATED)");
+      continue;
+    }
+    CookieKeyEntry e;
+    e.line = line_no;
+    bool ok = true;
+    if (!parse_decimal(f[0], e.id) || e.id == 0) {
+      error(line_no, "field 1 (ID): not a decimal number in 1..4294967295");
+      ok = false;
+    } else if (!ids.insert(e.id).second) {
+      error(line_no, "key " + std::to_string(e.id) + " defined twice");
+      ok = false;
+    }
+    if (!iequals(f[1], kAlgorithm)) {
+      error(line_no, "field 2 (ALGORITHM): not AES-SIV-CMAC-256");
+      ok = false;
+    }
+    const std::string_view key = f[2];
+    bool key_ok = key.size() == kHexPrefix.size() + 2 * kSivKeyBytes && iequals(key.substr(0, 4), kHexPrefix);
+    for (size_t i = 0; key_ok && i < kSivKeyBytes; ++i) {
+      const int hi = hex_digit(key[4 + 2 * i]), lo = hex_digit(key[5 + 2 * i]);
+      if (hi < 0 || lo < 0) key_ok = false;
+      else e.secret[i] = static_cast<uint8_t>(hi << 4 | lo);
+    }
+    if (!key_ok) {
+      error(line_no, "field 3 (KEY, " + std::to_string(key.size()) + " characters): not HEX: and 64 hex digits");
+      ok = false;
+    }
+    if (!parse_decimal(f[3], e.created_s) || e.created_s > (int64_t{1} << 40)) {
+      error(line_no, "field 4 (CREATED): not Unix seconds");
+      ok = false;
+    } else if (!out.keys.empty() && e.created_s < out.keys.back().created_s) {
+      error(line_no, "created before the key above it: keys go oldest first (the last one seals)");
+      ok = false;
+    }
+    if (ok) out.keys.push_back(e);
+  }
+  if (out.keys.size() > kMaxCookieKeys)
+    error(0, std::to_string(out.keys.size()) + " keys, more than the " + std::to_string(kMaxCookieKeys) + " kept");
+  if (out.keys.empty() && out.errors.empty()) error(0, "no key");
+  if (!out.errors.empty()) out.keys.clear();
+  return out;
+}
+
+CookieKeysFile load_cookie_keys(const std::string& path, std::optional<uint32_t> also_owner) {
+  CookieKeysFile out;
+  std::vector<KeyError> refused;
+  SecretText text;
+  if (!read_secret_file(path, also_owner, kMaxCookieKeysFileBytes, text, refused)) {
+    out.errors = std::move(refused);
+    return out;
+  }
+  out = parse_cookie_keys(text.view(), path);
+  if (!refused.empty()) {
+    out.errors.insert(out.errors.begin(), refused.begin(), refused.end());
+    out.keys.clear();
+  }
+  return out;
+}
+
+void format_cookie_keys(const std::vector<CookieKeyEntry>& keys, SecretText& out) {
+  static constexpr char kHeader[] = "# NTS cookie keys, oldest first: the last one seals new cookies\n";
+  // ID (10) + algorithm (16) + HEX: + 64 + created (20) + blanks and newline.
+  constexpr size_t kLineMax = 10 + 1 + 16 + 1 + 4 + 64 + 1 + 20 + 1;
+  out.wipe();
+  out.text.assign(sizeof kHeader - 1 + keys.size() * kLineMax, '\0');  // sized once: never grows
+  std::memcpy(out.text.data(), kHeader, sizeof kHeader - 1);
+  out.len = sizeof kHeader - 1;
+  for (const CookieKeyEntry& e : keys) {
+    char* p = out.text.data() + out.len;
+    int n = std::snprintf(p, kLineMax + 1, "%u AES-SIV-CMAC-256 HEX:", e.id);
+    for (size_t i = 0; i < kSivKeyBytes; ++i) n += std::snprintf(p + n, 3, "%02x", e.secret[i]);
+    n += std::snprintf(p + n, kLineMax + 1 - static_cast<size_t>(n), " %lld\n", static_cast<long long>(e.created_s));
+    out.len += static_cast<size_t>(n);
+  }
+}
+
+bool rotate_cookie_keys(std::vector<CookieKeyEntry>& keys, int64_t now_s, int64_t rotate_s, size_t keep_old,
+                        const std::function<void(uint8_t*, size_t)>& random) {
+  keep_old = std::min(keep_old, kMaxCookieKeys - 1);
+  bool changed = false;
+  const bool due = keys.empty() || (rotate_s > 0 && now_s - keys.back().created_s >= rotate_s);
+  if (due) {
+    CookieKeyEntry e;
+    uint32_t id = keys.empty() ? 0 : keys.back().id;
+    auto in_use = [&keys](uint32_t x) {
+      return std::any_of(keys.begin(), keys.end(), [x](const CookieKeyEntry& k) { return k.id == x; });
+    };
+    do {
+      ++id;
+      if (id == 0) id = 1;
+    } while (in_use(id));
+    e.id = id;
+    random(e.secret, sizeof e.secret);
+    e.created_s = now_s;
+    keys.push_back(e);
+    changed = true;
+  }
+  if (keys.size() > keep_old + 1) {
+    keys.erase(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(keys.size() - (keep_old + 1)));
+    changed = true;
+  }
+  return changed;
+}
+
+bool build_cookie_ring(const std::vector<CookieKeyEntry>& keys, CookieKeyRing& ring, std::string* error) {
+  ring.wipe();
+  if (keys.empty() || keys.size() > kMaxCookieKeys) {
+    if (error) *error = keys.empty() ? "no cookie key" : "more than " + std::to_string(kMaxCookieKeys) + " cookie keys";
+    return false;
+  }
+  uint32_t ids[kMaxCookieKeys];
+  uint8_t secrets[kMaxCookieKeys][kSivKeyBytes];
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ids[i] = keys[i].id;
+    std::memcpy(secrets[i], keys[i].secret, kSivKeyBytes);
+  }
+  const bool ok = cookie_ring_init(ring, ids, secrets, static_cast<uint32_t>(keys.size()),
+                                   static_cast<uint32_t>(keys.size() - 1));
+  wipe_secret(secrets, sizeof secrets);
+  if (!ok && error) *error = "cookie keys with ID 0 or an ID twice";
+  return ok;
+}
+
+}  // namespace ntp::crypto
