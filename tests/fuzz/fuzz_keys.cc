@@ -1,5 +1,6 @@
 // libFuzzer target: crypto::parse_keys on arbitrary text, then the keys it
-// accepts through the key table and the MAC primitives.
+// accepts through the key table and the MAC primitives; and the same text
+// as an NTS cookie keys file (crypto::parse_cookie_keys, check_cookie_keys).
 //
 // Input: the keys file's text. Invariants:
 //  - never a crash or a leak, whatever the bytes
@@ -23,9 +24,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "crypto/keys.h"
+#include "crypto/nts_keys.h"
 
 namespace {
 
@@ -37,6 +40,47 @@ using namespace ntp::crypto;
   } while (0)
 
 KeyTable table;
+
+// The same text as an NTS cookie keys file: errors => no keys; keys => 1..8,
+// IDs nonzero and unique, oldest first, lines in range, a ring builds, and
+// what is written reads back the same; no message quotes a field longer
+// than a key ID (10 digits) other than the fixed words.
+void check_cookie_keys(std::string_view text, size_t lines) {
+  const CookieKeysFile c = parse_cookie_keys(text, "fuzz");
+  for (const KeyError& e : c.errors) {
+    CHECK(e.line >= 0 && static_cast<size_t>(e.line) <= lines);
+    for (size_t i = 0; i < text.size();) {
+      auto blank = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; };
+      while (i < text.size() && blank(text[i])) ++i;
+      size_t j = i;
+      while (j < text.size() && !blank(text[j])) ++j;
+      const std::string_view field = text.substr(i, j - i);
+      if (field.size() > 10 && std::string_view("1..4294967295 (ALGORITHM): AES-SIV-CMAC-256 characters):").find(field) ==
+                                   std::string_view::npos)
+        CHECK(e.message.find(field) == std::string::npos);
+      i = j;
+    }
+  }
+  if (!c.ok()) {
+    CHECK(c.keys.empty());
+    return;
+  }
+  CHECK(!c.keys.empty() && c.keys.size() <= kMaxCookieKeys);
+  for (size_t i = 0; i < c.keys.size(); ++i) {
+    CHECK(c.keys[i].id != 0 && c.keys[i].line >= 1 && static_cast<size_t>(c.keys[i].line) <= lines);
+    for (size_t j = 0; j < i; ++j) CHECK(c.keys[j].id != c.keys[i].id);
+    if (i > 0) CHECK(c.keys[i - 1].created_s <= c.keys[i].created_s);
+  }
+  CookieKeyRing ring;
+  CHECK(build_cookie_ring(c.keys, ring, nullptr) && ring.sealing()->id == c.keys.back().id);
+  SecretText written;
+  format_cookie_keys(c.keys, written);
+  const CookieKeysFile back = parse_cookie_keys(written.view(), "written");
+  CHECK(back.ok() && back.keys.size() == c.keys.size());
+  for (size_t i = 0; i < c.keys.size(); ++i)
+    CHECK(back.keys[i].id == c.keys[i].id && back.keys[i].created_s == c.keys[i].created_s &&
+          std::memcmp(back.keys[i].secret, c.keys[i].secret, kSivKeyBytes) == 0);
+}
 
 }  // namespace
 
@@ -71,6 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     i = j;
   }
+  check_cookie_keys(text, lines);
   if (!f.ok()) {
     CHECK(f.keys.empty());
     return 0;
