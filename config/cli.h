@@ -78,7 +78,7 @@ struct ReloadPlan {
 // `running`. Keys the daemon does not use are left out of both lists.
 // ntp-control takes live: [[server]], [[peer]], [access], [auth],
 // ntp.max_dynamic_sessions, ntp.passive_*, ntp.holdover_s, log_level.
-// ntp-dataplane: [access], [auth], [ratelimit] but
+// ntp-dataplane: [access], [auth], [nts], [ratelimit] but
 // ratelimit.clients (the table's size), ntp.answer_unknown_peers, log_level.
 ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon);
 

@@ -45,6 +45,7 @@ enum Sect : unsigned {
   kAccess = 1u << 9,
   kRateLimit = 1u << 10,
   kAuth = 1u << 11,
+  kNts = 1u << 12,
 };
 
 // Where the store functions write: the config, and the element of an array
@@ -78,6 +79,7 @@ constexpr SectionSpec kSections[] = {
     {kAccess, "access", false},
     {kRateLimit, "ratelimit", false},
     {kAuth, "auth", false},
+    {kNts, "nts", false},
     {kInterface, "interface", true, 1, 8,
      [](Config& c, Targets& t) { t.ifc = &c.interfaces.emplace_back(); },
      "`interface <name>` + `ip address`: a port the dataplane owns, with its address"},
@@ -133,6 +135,7 @@ template <> Access& object<Access>(Targets& t) { return t.cfg->access; }
 template <> RateLimit& object<RateLimit>(Targets& t) { return t.cfg->ratelimit; }
 template <> Stats& object<Stats>(Targets& t) { return t.cfg->stats; }
 template <> Auth& object<Auth>(Targets& t) { return t.cfg->auth; }
+template <> Nts& object<Nts>(Targets& t) { return t.cfg->nts; }
 template <> Interface& object<Interface>(Targets& t) { return *t.ifc; }
 template <> Association& object<Association>(Targets& t) { return *t.assoc; }
 
@@ -329,6 +332,15 @@ constexpr KeySpec kKeys[] = {
      .help = "`ntp-service authentication enable`: only sources whose packets carry a valid MAC of a "
              "trusted key may be selected, and only authenticated symmetric packets may mobilise a passive "
              "association"},
+
+    // -- [nts] --------------------------------------------------------------
+    {.sects = kNts, .name = "cookie_keys_file", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Nts::cookie_keys_file>,
+     .help = "NTS cookie keys (RFC 8915), one `ID AES-SIV-CMAC-256 HEX:<64 hex digits> CREATED` line each, "
+             "oldest first, the last one sealing new cookies; the same owner and mode rules as auth.keys_file; "
+             "the dataplane answers an NTS request whose cookie one of them opens with NTS, and an NTS NAK to a "
+             "cookie none opens (NTS-KE is not built yet: cookies come from whoever shares this file); empty: "
+             "no NTS"},
 
     // -- [ratelimit] --------------------------------------------------------
     {.sects = kRateLimit, .name = "interval_log2", .type = Type::kInt, .def = "3", .lo = -4, .hi = 12,

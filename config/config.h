@@ -126,6 +126,13 @@ struct Auth {
   bool operator==(const Auth&) const = default;
 };
 
+// Network Time Security (RFC 8915), as far as it is built: the cookie keys
+// the dataplane opens and seals NTS cookies with.
+struct Nts {
+  std::string cookie_keys_file;  // crypto/nts_keys.h lines; empty: NTS requests are answered without NTS
+  bool operator==(const Nts&) const = default;
+};
+
 struct RateLimit {
   int interval_log2 = 3;       // minimum mean interval between requests, log2 s (-4..12; chrony interval)
   int burst = 8;               // requests allowed at once above the mean (1..255; chrony burst)
@@ -168,6 +175,7 @@ struct Config {
   Access access;
   RateLimit ratelimit;
   Auth auth;
+  Nts nts;
   Stats stats;
   Dataplane dataplane;
   std::vector<Interface> interfaces;   // 1..8

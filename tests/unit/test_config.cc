@@ -771,7 +771,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 89u);
+  EXPECT_EQ(keys.size(), 90u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 
