@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 8;
+inline constexpr uint32_t kChannelAbiVersion = 9;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -131,6 +131,11 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> auth_replies;       // requests with a valid MAC, answered with a MAC of the same key
   std::atomic<uint64_t> auth_unknown_key;   // requests with a MAC of a key ID we do not have: crypto-NAK
   std::atomic<uint64_t> auth_bad_mac;       // requests with a known key and a wrong digest or length: crypto-NAK
+  std::atomic<uint64_t> nts_replies;        // NTS requests answered with NTS (RFC 8915; also in ntp_requests)
+  std::atomic<uint64_t> nts_naks;           // NTS NAKs sent (the three below)
+  std::atomic<uint64_t> nts_bad_cookie;     // a cookie none of our keys opens (forged or damaged)
+  std::atomic<uint64_t> nts_stale_key;      // a cookie of a key we no longer hold (or never held)
+  std::atomic<uint64_t> nts_bad_auth;       // a request whose authenticator its cookie's C2S key refuses
   std::atomic<uint64_t> ratelimit_inserts;  // clients entered into the rate-limit table
   std::atomic<uint64_t> ratelimit_evictions;// of which pushed out another client
   std::atomic<uint64_t> arp_replies;
@@ -180,6 +185,16 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
      &WorkerCounters::auth_unknown_key},
     {"auth_bad_mac", "Requests with a known key ID and a wrong digest or digest length, answered with a crypto-NAK.",
      &WorkerCounters::auth_bad_mac},
+    {"nts_replies", "NTS requests (RFC 8915) answered with NTS; they count in ntp_requests too.",
+     &WorkerCounters::nts_replies},
+    {"nts_naks", "NTS NAKs sent: the sum of nts_bad_cookie, nts_stale_key and nts_bad_auth.",
+     &WorkerCounters::nts_naks},
+    {"nts_bad_cookie", "NTS requests whose cookie none of nts.cookie_keys_file's keys opens (forged or damaged).",
+     &WorkerCounters::nts_bad_cookie},
+    {"nts_stale_key", "NTS requests with a cookie of a key no longer (or never) in nts.cookie_keys_file.",
+     &WorkerCounters::nts_stale_key},
+    {"nts_bad_auth", "NTS requests whose authenticator the cookie's client-to-server key refuses.",
+     &WorkerCounters::nts_bad_auth},
     {"ratelimit_inserts", "Clients entered into the worker's rate-limit table.", &WorkerCounters::ratelimit_inserts},
     {"ratelimit_evictions", "Clients entered into the rate-limit table in place of another (table full there).",
      &WorkerCounters::ratelimit_evictions},
