@@ -161,6 +161,7 @@ const Policy& default_policy() {
 struct PolicyDecision {
   NtpDecision d;
   ReplyKind kind = ReplyKind::kNone;
+  NtsReason nts_reason = NtsReason::kOk;
   bool leaked = false;
   bool assoc_lane = false;
   bool assoc_demoted = false;
@@ -192,6 +193,30 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
   return crypto::check_mac(*keys, ntp, at, ntp + at, q.mac_len).check == crypto::MacCheck::kOk;
 }
 
+// The time a client asked for (mode 3, reply_mode kServer), or the
+// stateless passive answer: with NTS when the request is an NTS request
+// (RFC 8915 section 5.7: its fields parse) and we hold cookie keys and a
+// seal slot, else plain (a malformed NTS request too: its client refuses an
+// unauthenticated answer, which says no more than a plain one).
+[[gnu::always_inline]] inline void answer_time(PolicyDecision& pd, uint8_t* ntp, const NtpRequest& q,
+                                               proto::NtpTimestamp rx, const ReplyParams& params, const Policy& pol,
+                                               const PolicyEnv& env, proto::Mode mode, ReplyKind kind) {
+  if (pol.nts_ring != nullptr && q.len > proto::kHeaderLen && q.mac_len == 0 && mode == proto::Mode::kServer &&
+      env.nts_seal != nullptr && env.nts_rng != nullptr) [[unlikely]] {
+    const proto::NtsRequestView v = proto::parse_nts_request(ntp, q.len, crypto::kSivTagBytes);
+    if (v.ok()) {
+      const NtsAnswer a = nts_answer(ntp, q.len, q, v, rx, params, pol.nts_ring.get(), *env.nts_rng, *env.nts_seal);
+      pd.nts_reason = a.reason;
+      if (a.outcome == NtsOutcome::kDrop) return drop_ntp(pd, DropReason::kNtpBadLength);
+      pd.d = a.d;
+      pd.kind = a.outcome == NtsOutcome::kReply ? ReplyKind::kNtsReply : ReplyKind::kNtsNak;
+      return;
+    }
+  }
+  pd.d = answer(ntp, q, rx, params, mode, pol.keys.get());
+  pd.kind = kind;
+}
+
 // A rate-limited answer of kind `kind` (kNtp or kNtpPassive) to src: the
 // limiter decides, the reply cap brakes whatever it lets through.
 [[gnu::always_inline]] inline void limited_answer(PolicyDecision& pd, uint8_t* ntp, const NtpRequest& q, uint32_t src,
@@ -203,9 +228,7 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
       [[fallthrough]];
     case RateVerdict::kPass:
       if (!cap_take(env)) return drop_ntp(pd, DropReason::kReplyCap);
-      pd.d = answer(ntp, q, rx, params, mode, pol.keys.get());
-      pd.kind = kind;
-      return;
+      return answer_time(pd, ntp, q, rx, params, pol, env, mode, kind);
     case RateVerdict::kKod:
       // RFC 5905 section 7.4, RATE: "the server has temporarily denied
       // access because the client exceeded the rate threshold".
@@ -304,8 +327,7 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
   }
   if (proto::is_rate_limited(cls))
     return limited_answer(pd, ntp, q, src, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
-  pd.d = answer(ntp, q, rx, params, proto::Mode::kServer, pol.keys.get());
-  pd.kind = ReplyKind::kNtp;
+  answer_time(pd, ntp, q, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
 }
 
 FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortIdentity& port,
@@ -393,6 +415,7 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   v.mac_key = d.mac_key;
   v.mac_digest_bytes = d.mac_digest_bytes;
   v.auth = d.auth;
+  v.nts_reason = pd.nts_reason;
   return v;
 }
 
@@ -490,6 +513,16 @@ void seal_transmit(uint8_t* frame, uint16_t ntp_offset, size_t covered, const cr
   // The digest replaced bytes the checksum counted as zero: add its words.
   uint64_t sum = static_cast<uint16_t>(~proto::load_be16(udp_check));
   sum = csum_add(sum, digest, n);
+  const uint16_t ck = static_cast<uint16_t>(~csum_fold(sum));
+  proto::store_be16(udp_check, ck == 0 ? 0xFFFF : ck);
+}
+
+void seal_nts_transmit(uint8_t* frame, uint16_t ntp_offset, NtsSeal& seal) {
+  uint8_t* ntp = frame + ntp_offset;
+  uint8_t* udp_check = ntp - kUdpHeaderLen + 6;
+  // The ciphertext replaced bytes the checksum counted as zero: add its words.
+  uint64_t sum = static_cast<uint16_t>(~proto::load_be16(udp_check));
+  sum += nts_seal(ntp, seal);
   const uint16_t ck = static_cast<uint16_t>(~csum_fold(sum));
   proto::store_be16(udp_check, ck == 0 ? 0xFFFF : ck);
 }

@@ -11,6 +11,7 @@
 
 #include "crypto/mac.h"
 #include "dataplane/neighbour.h"
+#include "dataplane/nts_responder.h"
 #include "dataplane/ratelimit.h"
 #include "dataplane/responder.h"
 #include "proto/access.h"
@@ -141,6 +142,9 @@ struct Policy {
   // auth.trusted_keys alone in trusted_keys (null: none).
   bool authenticate = false;
   std::shared_ptr<const crypto::KeyTable> trusted_keys;
+  // nts.cookie_keys_file's keys (null: no NTS; NTS requests are answered as
+  // plain NTPv4, which an NTS client does not take).
+  std::shared_ptr<const crypto::CookieKeyRing> nts_ring;
 };
 
 // What the policy works with per packet: the policy, the worker's rate
@@ -153,6 +157,10 @@ struct PolicyEnv {
   ReplyCap* cap = nullptr;
   AssocTable* assoc = nullptr;
   int64_t now_ns = 0;
+  // NTS: the worker's nonce source, and where this frame's seal goes if it
+  // is answered with NTS (the worker's slot for its reply). Null: no NTS.
+  crypto::NonceSource* nts_rng = nullptr;
+  NtsSeal* nts_seal = nullptr;
 };
 
 enum class FrameAction : uint8_t {
@@ -167,7 +175,11 @@ enum class FrameAction : uint8_t {
 // kNtp: a server answer (mode 4); kNtpPassive: the stateless mode-2 answer
 // to a symmetric-active packet from a non-peer; both get their transmit
 // timestamp stamped. kKodRate/kKodDeny: kiss-o'-death, complete as built.
-enum class ReplyKind : uint8_t { kNone, kNtp, kArp, kIcmpEcho, kArpDefence, kNtpPassive, kKodRate, kKodDeny };
+// kNtsReply: a server answer protected by NTS (stamped, then sealed:
+// seal_nts_transmit); kNtsNak: an NTS NAK, complete as built.
+enum class ReplyKind : uint8_t {
+  kNone, kNtp, kArp, kIcmpEcho, kArpDefence, kNtpPassive, kKodRate, kKodDeny, kNtsReply, kNtsNak
+};
 
 struct FrameVerdict {
   FrameAction action = FrameAction::kDrop;
@@ -188,6 +200,9 @@ struct FrameVerdict {
   const crypto::MacKey* mac_key = nullptr;
   uint8_t mac_digest_bytes = 0;
   AuthOutcome auth = AuthOutcome::kNone;
+  // kNtsReply, kNtsNak: why (for the counters); kNtsReply is sealed from
+  // env.nts_seal by seal_nts_transmit after stamp_transmit.
+  NtsReason nts_reason = NtsReason::kOk;
   uint32_t src_ip = 0, dst_ip = 0;  // kToControl, host order
   uint16_t src_port = 0, dst_port = 0;
 };
@@ -206,7 +221,9 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
                           const PolicyEnv& env = {});
 
 // True when the reply kind's transmit timestamp is to be stamped at TX.
-inline bool stamps_transmit(ReplyKind k) { return k == ReplyKind::kNtp || k == ReplyKind::kNtpPassive; }
+inline bool stamps_transmit(ReplyKind k) {
+  return k == ReplyKind::kNtp || k == ReplyKind::kNtpPassive || k == ReplyKind::kNtsReply;
+}
 
 // Writes the transmit timestamp of an NTP reply made by handle_frame (at
 // frame offset ntp_offset) and folds it into the UDP checksum, which
@@ -221,6 +238,12 @@ void stamp_transmit(uint8_t* frame, uint16_t ntp_offset, proto::NtpTimestamp tx)
 // for a control-plane packet; a multiple of 4. One MAC, no allocation.
 void seal_transmit(uint8_t* frame, uint16_t ntp_offset, size_t covered, const crypto::MacKey& key,
                    uint8_t digest_bytes);
+
+// Seals an NTS reply made by handle_frame (kNtsReply; the ciphertext's
+// bytes counted as zero in the UDP checksum) after stamp_transmit, as the
+// seal covers the transmit timestamp, and folds the ciphertext into the UDP
+// checksum. Wipes seal.
+void seal_nts_transmit(uint8_t* frame, uint16_t ntp_offset, NtsSeal& seal);
 
 // Builds an IPv4/UDP frame around payload (already at buf + kEthHeaderLen +
 // 20 + 8) for the control plane's packets; returns the frame length.

@@ -69,9 +69,11 @@ void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerConte
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   // The keys file is read again at every reload, as ntp-control does: its
   // keys may change while the TOML stays (the MACs we seal for the control
-  // plane must be of the keys it verifies with).
+  // plane must be of the keys it verifies with). So is the NTS cookie keys
+  // file: a reload is how a rotation reaches the workers.
   const bool keys_file = !r.plan->applied.auth.keys_file.empty();
-  if (r.plan->changed.empty() && !keys_file) {
+  const bool cookie_keys_file = !r.plan->applied.nts.cookie_keys_file.empty();
+  if (r.plan->changed.empty() && !keys_file && !cookie_keys_file) {
     spdlog::info("reload of {}: nothing to change live", running.path);
     return;
   }
@@ -85,7 +87,10 @@ void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerConte
   spdlog::set_level(spdlog::level::from_str(running.log_level));
   std::string what;
   for (const std::string& c : r.plan->changed) what += (what.empty() ? "" : ", ") + c;
-  if (what.empty()) what = "auth.keys_file read again";
+  if (what.empty())
+    what = keys_file && cookie_keys_file ? "auth.keys_file and nts.cookie_keys_file read again"
+           : keys_file                   ? "auth.keys_file read again"
+                                         : "nts.cookie_keys_file read again";
   spdlog::info("reloaded {}: {} ({} worker(s) took the new policy)", running.path, what, workers.size());
 }
 

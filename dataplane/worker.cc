@@ -19,6 +19,7 @@
 #include <pwd.h>
 
 #include "crypto/keys.h"
+#include "crypto/nts_keys.h"
 #include "dataplane/worker_setup.h"
 #include "hwclock/clock_model.h"
 #include "dataplane/inet.h"
@@ -30,7 +31,7 @@ std::atomic<bool> g_stop{false};
 
 namespace {
 
-constexpr unsigned kMaxBurst = 256;
+constexpr unsigned kMaxBurst = kMaxWorkerBurst;
 // How many frames ahead of its turn a source's limiter bucket is asked for
 // (about 8 x 60 ns, more than a DRAM miss; see worker_poll_once).
 constexpr uint16_t kLimiterLead = 8;
@@ -117,6 +118,7 @@ struct BurstTally {
   uint64_t ntp_replies = 0, unsync = 0, arp = 0, icmp = 0, learned = 0, arp_conflicts = 0, arp_defences = 0;
   uint64_t passive = 0, kod_rate = 0, kod_deny = 0, leaked = 0;
   uint64_t auth_ok = 0, auth_unknown_key = 0, auth_bad_mac = 0;
+  uint64_t nts_replies = 0, nts_naks = 0, nts_bad_cookie = 0, nts_stale_key = 0, nts_bad_auth = 0;
   uint64_t hw = 0, hw_rejected = 0, hw_minus_sw_max_ns = 0;
   int64_t hw_minus_sw_sum_ns = 0;
 };
@@ -130,6 +132,7 @@ struct TxBurst {
   uint16_t stamp_at[kMaxBurst];  // NTP payload offset, 0: nothing to stamp
   const crypto::MacKey* mac_key[kMaxBurst];  // valid where stamp_at is; null: no MAC
   uint8_t mac_bytes[kMaxBurst];
+  bool nts[kMaxBurst];  // valid where stamp_at is: sealed from WorkerContext::nts_seals[i]
   int64_t mac_budget_ns = 0;
   unsigned n = 0;
 };
@@ -202,11 +205,19 @@ inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTa
   tx.mac_bytes[tx.n] = v.mac_digest_bytes;
   if (v.mac_key) [[unlikely]]
     tx.mac_budget_ns += mac_cost_ns(v.mac_key->type);
+  tx.nts[tx.n] = v.kind == ReplyKind::kNtsReply;
+  if (tx.nts[tx.n]) [[unlikely]]
+    tx.mac_budget_ns += kNtsSealCostNs;
   tx.m[tx.n++] = m;
+  t.nts_replies += v.kind == ReplyKind::kNtsReply;
+  t.nts_naks += v.kind == ReplyKind::kNtsNak;
+  t.nts_bad_cookie += v.nts_reason == NtsReason::kBadCookie;
+  t.nts_stale_key += v.nts_reason == NtsReason::kStaleKey;
+  t.nts_bad_auth += v.nts_reason == NtsReason::kBadAuth;
   t.auth_ok += v.auth == AuthOutcome::kOk;
   t.auth_unknown_key += v.auth == AuthOutcome::kUnknownKey;
   t.auth_bad_mac += v.auth == AuthOutcome::kBadMac;
-  t.ntp_replies += v.kind == ReplyKind::kNtp;
+  t.ntp_replies += v.kind == ReplyKind::kNtp || v.kind == ReplyKind::kNtsReply;
   t.unsync += stamps_transmit(v.kind) && v.unsynchronized;
   t.passive += v.kind == ReplyKind::kNtpPassive;
   t.kod_rate += v.kind == ReplyKind::kKodRate;
@@ -257,6 +268,8 @@ inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& 
     stamp_transmit(frame, tx.stamp_at[i], tx_ts);
     if (tx.mac_key[i]) [[unlikely]]
       seal_transmit(frame, tx.stamp_at[i], proto::kHeaderLen, *tx.mac_key[i], tx.mac_bytes[i]);
+    if (tx.nts[i]) [[unlikely]]
+      seal_nts_transmit(frame, tx.stamp_at[i], ctx.nts_seals[i]);
   }
   const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx.m, static_cast<uint16_t>(tx.n));
   if (sent < tx.n) {
@@ -282,6 +295,11 @@ inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned
   if (t.auth_ok) bump(c.auth_replies, t.auth_ok);
   if (t.auth_unknown_key) bump(c.auth_unknown_key, t.auth_unknown_key);
   if (t.auth_bad_mac) bump(c.auth_bad_mac, t.auth_bad_mac);
+  if (t.nts_replies) bump(c.nts_replies, t.nts_replies);
+  if (t.nts_naks) bump(c.nts_naks, t.nts_naks);
+  if (t.nts_bad_cookie) bump(c.nts_bad_cookie, t.nts_bad_cookie);
+  if (t.nts_stale_key) bump(c.nts_stale_key, t.nts_stale_key);
+  if (t.nts_bad_auth) bump(c.nts_bad_auth, t.nts_bad_auth);
   proto::PortTimestampCounters& ts = c.timestamps[port.index];
   bump(ts.software, received - t.hw);
   if (t.hw) {
@@ -368,6 +386,9 @@ unsigned worker_poll_once(WorkerContext& ctx) {
   env.assoc = &ctx.assoc();
   // No cap configured (0): no call per answer.
   env.cap = ctx.active_policy && ctx.active_policy->max_replies_per_s ? &ctx.reply_cap : nullptr;
+  // NTS only with cookie keys and the worker's seal slots.
+  const bool nts = ctx.active_policy && ctx.active_policy->nts_ring && ctx.nts_rng && ctx.nts_seals;
+  env.nts_rng = nts ? ctx.nts_rng.get() : nullptr;
   for (unsigned p = 0; p < ctx.n_ports; p++) {
     WorkerPort& port = ctx.ports[p];
     rte_mbuf* rx[kMaxBurst];
@@ -396,6 +417,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
       }
       const RxTime t = packet_rx_time(ctx, port, burst, m, tally);
       uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
+      env.nts_seal = nts ? &ctx.nts_seals[tx.n] : nullptr;  // the slot of the reply it may become
       const FrameVerdict v = handle_frame(data, m->data_len, port.identity, burst.params, t.ntp, ctx.neighbours,
                                           burst.mono_ns, env);
       tally.learned += v.learned_neighbour;
@@ -695,17 +717,36 @@ namespace {
 // auth.keys_file into the policy's tables: every key, and the trusted ones
 // alone. The file is channel.control_user's (0600: ntp-control reads it as
 // that user) or root's; the dataplane reads it as root (crypto/keys.h).
+// channel.control_user's uid, who may own the secret files as root may.
+std::optional<uint32_t> control_user_uid(const config::Config& cfg) {
+  if (cfg.control_user.empty()) return std::nullopt;
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (getpwnam_r(cfg.control_user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_uid;
+  return std::nullopt;
+}
+
+// nts.cookie_keys_file into the policy's ring (nothing on an error: no
+// NTS, each error reported).
+void load_policy_nts(const config::Config& cfg, Policy& p, std::vector<std::string>* errors) {
+  if (cfg.nts.cookie_keys_file.empty()) return;
+  const crypto::CookieKeysFile f = crypto::load_cookie_keys(cfg.nts.cookie_keys_file, control_user_uid(cfg));
+  auto ring = std::make_shared<crypto::CookieKeyRing>();
+  std::string error;
+  if (!f.ok() || !crypto::build_cookie_ring(f.keys, *ring, &error)) {
+    if (errors) {
+      for (const crypto::KeyError& e : f.errors) errors->push_back(e.to_string());
+      if (f.ok()) errors->push_back(cfg.nts.cookie_keys_file + ": " + error);
+    }
+    return;  // ~CookieKeyRing wipes it
+  }
+  p.nts_ring = std::move(ring);
+}
+
 void load_policy_keys(const config::Config& cfg, Policy& p, std::vector<std::string>* errors) {
   if (cfg.auth.keys_file.empty()) return;
-  std::optional<uint32_t> also_owner;
-  if (!cfg.control_user.empty()) {
-    passwd pw{};
-    passwd* found = nullptr;
-    char buf[4096];
-    if (getpwnam_r(cfg.control_user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found)
-      also_owner = found->pw_uid;
-  }
-  const crypto::KeysFile f = crypto::load_keys(cfg.auth.keys_file, also_owner);
+  const crypto::KeysFile f = crypto::load_keys(cfg.auth.keys_file, control_user_uid(cfg));
   std::string error;
   auto all = std::make_shared<crypto::KeyTable>();
   auto trusted = std::make_shared<crypto::KeyTable>();
@@ -735,6 +776,7 @@ Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors) 
   Policy p;
   p.authenticate = cfg.auth.authenticate;
   load_policy_keys(cfg, p, errors);
+  load_policy_nts(cfg, p, errors);
   p.access = config::access_table(cfg.access);
   p.kod = cfg.access.kod;
   p.answer_unknown_peers = cfg.ntp.answer_unknown_peers;

@@ -50,6 +50,9 @@ struct PendingTx {
   uint8_t mac_digest_bytes = 0;
 };
 
+// The largest burst a worker receives (dataplane.burst_size).
+inline constexpr unsigned kMaxWorkerBurst = 256;
+
 struct alignas(proto::kCacheLine) WorkerContext {
   unsigned worker_id = 0;
   unsigned n_ports = 0;
@@ -72,6 +75,11 @@ struct alignas(proto::kCacheLine) WorkerContext {
   const Policy* active_policy = nullptr;      // the worker's own view: the policy of this poll
   std::unique_ptr<RateLimiter> limiter;       // this worker's clients (RSS keeps a client on one worker)
   ReplyCap reply_cap;                         // its reflection brake
+  // NTS: this worker's nonces (keyed from getrandom at start), and the seal
+  // of each NTS reply of a burst, at the reply's index in the TX burst
+  // (kMaxWorkerBurst; null: no NTS answered).
+  std::unique_ptr<crypto::NonceSource> nts_rng;
+  std::unique_ptr<NtsSeal[]> nts_seals;
   uint64_t limiter_published_raw = 0;         // TSC of the last LimiterStatus store
   // Main lcore only: the published policy, and replaced ones still waiting
   // for the worker's epoch to pass `free_after`.

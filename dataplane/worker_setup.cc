@@ -28,6 +28,19 @@ uint64_t random_key() {
   return k;
 }
 
+// The seed of a worker's NTS nonce source.
+void random_seed(uint8_t* out, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    const ssize_t n = getrandom(out + got, len - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("getrandom failed: NTS nonces need a secret seed");
+    }
+    got += static_cast<size_t>(n);
+  }
+}
+
 }  // namespace
 
 std::string describe_worker_tables(const WorkerContext& ctx) {
@@ -35,13 +48,13 @@ std::string describe_worker_tables(const WorkerContext& ctx) {
   const Policy* p = ctx.policy_storage.get();
   std::snprintf(line, sizeof line,
                 "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes); associations "
-                "as the control plane publishes them (up to %zu endpoints); %u keys (%u trusted)%s",
+                "as the control plane publishes them (up to %zu endpoints); %u keys (%u trusted)%s; %u NTS cookie keys",
                 ctx.worker_id, ctx.limiter ? ctx.limiter->capacity() : size_t{0},
                 ctx.limiter ? static_cast<double>(ctx.limiter->memory_bytes()) / (1024.0 * 1024.0) : 0.0,
                 p ? p->access.ranges() : size_t{0}, p ? p->access.memory_bytes() : size_t{0},
                 proto::kMaxAssocEndpoints, p && p->keys ? p->keys->count : 0u,
                 p && p->trusted_keys ? p->trusted_keys->count : 0u,
-                p && p->authenticate ? ", peers must authenticate" : "");
+                p && p->authenticate ? ", peers must authenticate" : "", p && p->nts_ring ? p->nts_ring->count : 0u);
   return line;
 }
 
@@ -50,6 +63,13 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
                                                    rte_mempool* pool, double tsc_hz,
                                                    const NicClockSampler& sampler) {
   auto ctx = std::make_unique<WorkerContext>();
+  {
+    uint8_t seed[32];
+    random_seed(seed, sizeof seed);
+    ctx->nts_rng = std::make_unique<crypto::NonceSource>(seed);
+    crypto::wipe_secret(seed, sizeof seed);
+    ctx->nts_seals = std::make_unique<NtsSeal[]>(kMaxWorkerBurst);
+  }
   proto::SegmentHeader& seg = *segment.header();
   ctx->worker_id = w;
   ctx->burst_size = static_cast<unsigned>(cfg.dataplane.burst_size);

@@ -71,8 +71,8 @@ crypto::NtsKeys fixed_keys() {
 std::vector<uint8_t> valid_request(unsigned placeholders, size_t* auth_at) {
   uint8_t uid[32];
   for (int i = 0; i < 32; ++i) uid[i] = static_cast<uint8_t>(i);
-  const std::vector<uint8_t> cookie = ntp::testing::nts_cookie_for(ring(), fixed_keys(), 7);
-  ntp::testing::NtsClientRequest r = ntp::testing::nts_client_request(
+  const std::vector<uint8_t> cookie = ntp::test::nts_cookie_for(ring(), fixed_keys(), 7);
+  ntp::test::NtsClientRequest r = ntp::test::nts_client_request(
       fixed_keys(), cookie.data(), cookie.size(), placeholders, uid, {0xE9000000u, 0}, 16, 3);
   *auth_at = r.auth_at;
   return std::move(r.bytes);

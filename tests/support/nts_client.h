@@ -14,7 +14,7 @@
 #include "proto/nts.h"
 #include "proto/ntp_packet.h"
 
-namespace ntp::testing {
+namespace ntp::test {
 
 struct NtsClientRequest {
   std::vector<uint8_t> bytes;
@@ -59,4 +59,4 @@ inline std::vector<uint8_t> nts_cookie_for(const crypto::CookieKeyRing& ring, co
   return c;
 }
 
-}  // namespace ntp::testing
+}  // namespace ntp::test

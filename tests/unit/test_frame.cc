@@ -25,6 +25,7 @@
 #include "proto/channel_abi.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/golden/requests.h"
+#include "tests/support/nts_client.h"
 #include "tests/support/reply_fixtures.h"
 #include "tests/support/test_seed.h"
 
@@ -2323,6 +2324,123 @@ TEST(FrameAuth, StatelessModeTwoAnswerIsMacedAndKodIsNot) {
   ASSERT_EQ(k.v.kind, ReplyKind::kKodRate);
   EXPECT_EQ(k.v.mac_key, nullptr);
   EXPECT_EQ(k.v.len, 14 + 20 + 8 + 48);
+}
+
+// ------------------------------------------------------------------ NTS (issue 11)
+
+struct NtsLab {
+  std::shared_ptr<crypto::CookieKeyRing> ring = std::make_shared<crypto::CookieKeyRing>();
+  crypto::NtsKeys keys;
+  uint8_t uid[32];
+  NtsLab() {
+    const uint32_t ids[] = {21, 22};
+    uint8_t secrets[2][crypto::kSivKeyBytes];
+    for (size_t j = 0; j < crypto::kSivKeyBytes; ++j) {
+      secrets[0][j] = static_cast<uint8_t>(j + 1);
+      secrets[1][j] = static_cast<uint8_t>(j + 101);
+    }
+    EXPECT_TRUE(crypto::cookie_ring_init(*ring, ids, secrets, 2, 1));
+    for (size_t i = 0; i < crypto::kNtsKeyBytes; ++i) {
+      keys.c2s[i] = static_cast<uint8_t>(0x10 + i);
+      keys.s2c[i] = static_cast<uint8_t>(0x90 + i);
+    }
+    for (int i = 0; i < 32; ++i) uid[i] = static_cast<uint8_t>(0x40 + i);
+  }
+  Bytes request(unsigned placeholders, bool forged = false) const {
+    std::vector<uint8_t> cookie = test::nts_cookie_for(*ring, keys);
+    if (forged) cookie[60] ^= 1;
+    return test::nts_client_request(keys, cookie.data(), cookie.size(), placeholders, uid, kTx).bytes;
+  }
+};
+
+uint8_t g_nts_seed[32] = {3};
+
+// The worker's steps on an NTS request: handle_frame (the seal's slot in
+// env), stamp_transmit, seal_nts_transmit; the frame's checksums and the
+// client's check of the authenticator must hold over the final bytes.
+TEST(FrameNts, AnNtsRequestIsAnsweredWithNtsStampedThenSealed) {
+  const NtsLab lab;
+  Policy pol = lab_policy();
+  pol.nts_ring = lab.ring;
+  crypto::NonceSource rng(g_nts_seed);
+  for (unsigned placeholders : {0u, 2u}) {
+    SCOPED_TRACE(placeholders);
+    NtsSeal seal;
+    PolicyEnv env = env_of(pol);
+    env.nts_rng = &rng;
+    env.nts_seal = &seal;
+    const Bytes payload = lab.request(placeholders);
+    const Out o = handle_env(ntp_frame(payload), env);
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    ASSERT_EQ(o.v.kind, ReplyKind::kNtsReply);
+    EXPECT_TRUE(stamps_transmit(o.v.kind));
+    EXPECT_EQ(o.v.len, 14 + 20 + 8 + payload.size()) << "as long as the request";
+    Bytes r = o.reply();
+    stamp_transmit(r.data(), o.v.ntp_offset, kTx);
+    seal_nts_transmit(r.data(), o.v.ntp_offset, seal);
+    const uint8_t* ip = r.data() + 14;
+    EXPECT_TRUE(ipv4_header_ok(ip));
+    EXPECT_TRUE(udp_checksum_ok(ip));
+    const uint8_t* ntp = r.data() + o.v.ntp_offset;
+    EXPECT_EQ(proto::load_ts(ntp + 40), kTx);
+    EXPECT_EQ(proto::load_ts(ntp + 24), kTx) << "origin: the client's transmit";
+    // The client's check: UID echoed, authenticator open under S2C.
+    ASSERT_EQ(get16(ntp + 48), proto::kEfUniqueIdentifier);
+    EXPECT_EQ(0, std::memcmp(ntp + 52, lab.uid, 32));
+    const size_t auth = 48 + 36;
+    ASSERT_EQ(get16(ntp + auth), proto::kEfNtsAuthenticator);
+    const size_t ct_len = get16(ntp + auth + 6);
+    EXPECT_EQ(ct_len, crypto::kSivTagBytes + (1 + placeholders) * 104);
+    crypto::SivKey s2c;
+    ASSERT_TRUE(crypto::siv_key_init(s2c, lab.keys.s2c, sizeof lab.keys.s2c));
+    std::vector<uint8_t> plain(ct_len - crypto::kSivTagBytes);
+    EXPECT_TRUE(crypto::siv_open(s2c, ntp + auth + 8, 16, ntp, auth, ntp + auth + 24, ct_len, plain.data()));
+  }
+}
+
+TEST(FrameNts, ForgedCookieGetsANakWithRightChecksums) {
+  const NtsLab lab;
+  Policy pol = lab_policy();
+  pol.nts_ring = lab.ring;
+  crypto::NonceSource rng(g_nts_seed);
+  NtsSeal seal;
+  PolicyEnv env = env_of(pol);
+  env.nts_rng = &rng;
+  env.nts_seal = &seal;
+  const Out o = handle_env(ntp_frame(lab.request(1, true)), env);
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  EXPECT_EQ(o.v.kind, ReplyKind::kNtsNak);
+  EXPECT_EQ(o.v.nts_reason, NtsReason::kBadCookie);
+  EXPECT_FALSE(stamps_transmit(o.v.kind)) << "a NAK is complete as built";
+  EXPECT_EQ(o.v.len, 14 + 20 + 8 + 48 + 36);
+  const uint8_t* ip = o.buf.data() + 14;
+  EXPECT_TRUE(ipv4_header_ok(ip));
+  EXPECT_TRUE(udp_checksum_ok(ip));
+  EXPECT_EQ(get32(o.buf.data() + o.v.ntp_offset + 12), kKissNtsNak);
+}
+
+// No cookie keys, or no seal slot (a caller that does not seal): an NTS
+// request is an NTPv4 request with extension fields, answered plain.
+TEST(FrameNts, WithoutKeysOrASealSlotAnNtsRequestGetsAPlainAnswer) {
+  const NtsLab lab;
+  crypto::NonceSource rng(g_nts_seed);
+  NtsSeal seal;
+  {
+    const Policy pol = lab_policy();
+    PolicyEnv env = env_of(pol);
+    env.nts_rng = &rng;
+    env.nts_seal = &seal;
+    const Out o = handle_env(ntp_frame(lab.request(0)), env);
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+    EXPECT_EQ(o.v.kind, ReplyKind::kNtp);
+    EXPECT_EQ(o.v.len, 90);
+  }
+  {
+    Policy pol = lab_policy();
+    pol.nts_ring = lab.ring;
+    const Out o = handle_env(ntp_frame(lab.request(0)), env_of(pol));
+    EXPECT_EQ(o.v.kind, ReplyKind::kNtp);
+  }
 }
 
 }  // namespace

@@ -50,14 +50,14 @@ struct Client {
   // A request as chronyd sends it; a cookie from the server's ring.
   std::vector<uint8_t> request(const uint8_t* cookie, size_t cookie_len, int placeholders,
                                size_t nonce_len = 16) const {
-    return testing::nts_client_request(keys, cookie, cookie_len, static_cast<unsigned>(placeholders), uid, transmit,
+    return test::nts_client_request(keys, cookie, cookie_len, static_cast<unsigned>(placeholders), uid, transmit,
                                        nonce_len)
         .bytes;
   }
 };
 
 std::vector<uint8_t> cookie_for(const crypto::CookieKeyRing& ring, const crypto::NtsKeys& k, uint8_t n = 1) {
-  return testing::nts_cookie_for(ring, k, n);
+  return test::nts_cookie_for(ring, k, n);
 }
 
 ReplyParams synced() {
