@@ -71,6 +71,7 @@
 #include "proto/channel_abi.h"
 #include "proto/ntp_packet.h"
 #include "tests/support/golden/requests.h"
+#include "tests/support/nts_client.h"
 
 // ---- heap allocation counting ------------------------------------------
 // glibc lets a program replace malloc; these forward to glibc's own
@@ -139,7 +140,8 @@ using namespace ntp;
 constexpr uint8_t kPortMac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 constexpr uint32_t kPortIp = 0x0A00011F;  // 10.0.1.31
 constexpr uint16_t kFrameLen = 14 + 20 + 8 + 48;  // a request without a MAC
-constexpr uint16_t kMaxFrameLen = kFrameLen + 4 + crypto::kMaxDigestBytes;
+// Room for a MAC (4 + 32) or an NTS request with one cookie (48 + 36 + 104 + 40).
+constexpr uint16_t kMaxFrameLen = kFrameLen - 48 + 256;
 
 struct Template {
   uint8_t frame[kMaxFrameLen];
@@ -165,7 +167,32 @@ struct Options {
   uint32_t sources = 1u << 20;
   size_t clients = size_t{1} << 20;  // --clients: the limiter table's entries (ratelimit.clients)
   crypto::MacType auth = crypto::MacType::kNone;  // --auth: every request MACed with key 1 of this type
+  bool nts = false;  // --nts: every request an NTS request (one cookie, no placeholder), answered with NTS
 };
+
+// --nts: the cookie keys the policy holds and the keys the clients' cookies
+// carry (what NTS-KE would have handed them).
+struct BenchNts {
+  std::shared_ptr<crypto::CookieKeyRing> ring = std::make_shared<crypto::CookieKeyRing>();
+  crypto::NtsKeys keys;
+  BenchNts() {
+    const uint32_t ids[] = {1, 2};
+    uint8_t secrets[2][crypto::kSivKeyBytes];
+    for (size_t j = 0; j < crypto::kSivKeyBytes; ++j) {
+      secrets[0][j] = static_cast<uint8_t>(j * 3);
+      secrets[1][j] = static_cast<uint8_t>(j * 5 + 1);
+    }
+    if (!crypto::cookie_ring_init(*ring, ids, secrets, 2, 1)) std::abort();
+    for (size_t i = 0; i < crypto::kNtsKeyBytes; ++i) {
+      keys.c2s[i] = static_cast<uint8_t>(i + 7);
+      keys.s2c[i] = static_cast<uint8_t>(i + 77);
+    }
+  }
+};
+const BenchNts& bench_nts() {
+  static const BenchNts n;
+  return n;
+}
 
 // --auth's key 1: a fixed secret (16 bytes: AES-128's length; the others take it too).
 crypto::KeyTable bench_keys(crypto::MacType type) {
@@ -183,7 +210,7 @@ crypto::KeyTable bench_keys(crypto::MacType type) {
   std::exit(1);
 }
 
-std::vector<Template> make_templates(const crypto::KeyTable& keys) {
+std::vector<Template> make_templates(const crypto::KeyTable& keys, bool nts) {
   const uint8_t* requests[] = {golden::kChronyRequest0, golden::kChronyRequest1, golden::kChronyRequest2,
                                golden::kChronyRequest3, golden::kNtpdigRequest};
   const uint16_t ports[] = {48325, 43775, 41808, 52494, 44676};
@@ -199,6 +226,19 @@ std::vector<Template> make_templates(const crypto::KeyTable& keys) {
       payload[0] = static_cast<uint8_t>((payload[0] & 0xC7) | (4 << 3));  // NTPv4: ntpdig's request is too
       payload_len += crypto::append_mac(*k, payload, 48, crypto::mac_wire_digest_bytes(*k, 4));
     }
+    if (nts) {
+      // As chronyd sends one, with this request's transmit timestamp.
+      uint8_t uid[32];
+      for (int j = 0; j < 32; ++j) uid[j] = static_cast<uint8_t>(i * 32 + j);
+      const std::vector<uint8_t> cookie =
+          test::nts_cookie_for(*bench_nts().ring, bench_nts().keys, static_cast<uint8_t>(i + 1));
+      const std::vector<uint8_t> req = test::nts_client_request(
+          bench_nts().keys, cookie.data(), cookie.size(), 0, uid, proto::load_ts(requests[i] + proto::offs::kTransmit))
+                                           .bytes;
+      if (kFrameLen - 48 + req.size() > kMaxFrameLen) die("an NTS request longer than the template");
+      std::memcpy(payload, req.data(), req.size());
+      payload_len = req.size();
+    }
     const size_t n = dp::build_udp_frame(t[i].frame, client_mac, kPortMac, t[i].client_ip, kPortIp, ports[i],
                                          proto::kNtpPort, payload_len);
     if (n != kFrameLen + payload_len - 48) die("build_udp_frame gave an unexpected length");
@@ -213,7 +253,7 @@ std::vector<Template> make_templates(const crypto::KeyTable& keys) {
 constexpr uint32_t kSourcesBase = 0x0A800000;  // 10.128.0.0/9: --policy's clients
 
 std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int64_t now_ns, bool many_sources,
-                        const crypto::KeyTable& keys) {
+                        const crypto::KeyTable& keys, bool nts) {
   using namespace ntp::dp;
   const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
   const uint8_t* ip = f + kEthHeaderLen;
@@ -228,6 +268,21 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
     // The client's check: the reply's MAC, over the stamped header.
     const size_t mac_len = t->len - kFrameLen;
     if (crypto::check_mac(keys, ntp, 48, ntp + 48, mac_len).check != crypto::MacCheck::kOk) return "reply MAC";
+  }
+  if (nts) {
+    // The client's check: its UID, then the authenticator under S2C over
+    // the reply up to it (with one cookie inside).
+    const uint8_t* req_ntp = t->frame + kFrameLen - 48;
+    if (std::memcmp(ntp + 48, req_ntp + 48, 36) != 0) return "NTS unique identifier not echoed";
+    const size_t auth = 48 + 36;
+    if (proto::load_be16(ntp + auth) != proto::kEfNtsAuthenticator) return "no NTS authenticator";
+    const size_t ct_len = proto::load_be16(ntp + auth + 6);
+    if (ct_len != crypto::kSivTagBytes + 104) return "NTS reply with other than one cookie";
+    crypto::SivKey s2c;
+    crypto::siv_key_init(s2c, bench_nts().keys.s2c, crypto::kNtsKeyBytes);
+    uint8_t plain[104];
+    if (!crypto::siv_open(s2c, ntp + auth + 8, 16, ntp, auth, ntp + auth + 24, ct_len, plain))
+      return "NTS authenticator does not open under S2C";
   }
   if (std::memcmp(f, t->frame + 6, 6) != 0 || std::memcmp(f + 6, kPortMac, 6) != 0) return "Ethernet addresses";
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) return "IPv4 header checksum";
@@ -259,6 +314,7 @@ struct Harness {
   uint64_t checked = 0, check_every = 1;  // check every n-th reply (power of two)
   const proto::ClockModelData* model = nullptr;
   const crypto::KeyTable* keys = nullptr;
+  bool nts = false;
   // --hw: what a timestamping NIC's PMD does per packet, the raw NIC clock
   // in the mbuf's timestamp dynfield and the dynflag in ol_flags. The bench's
   // NIC clock counts TSC ticks (identity map), read once per recycle batch.
@@ -310,7 +366,7 @@ struct Harness {
       for (unsigned i = 0; i < n; i++) {
         if (((next + i) & (check_every - 1)) == 0) {
           const std::string e =
-              check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()), sources != 0, *keys);
+              check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()), sources != 0, *keys, nts);
           if (!e.empty()) die("wrong reply", e.c_str());
           checked++;
         }
@@ -353,6 +409,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--policy") o.policy = true;
     else if (a == "--sources") o.sources = static_cast<uint32_t>(std::strtoul(next(), nullptr, 10));
     else if (a == "--clients") o.clients = std::strtoull(next(), nullptr, 10);
+    else if (a == "--nts") o.nts = true;
     else if (a == "--auth") {
       const std::string t = next();
       o.auth = t == "aes128"        ? crypto::MacType::kAes128Cmac
@@ -365,19 +422,22 @@ Options parse_args(int argc, char** argv) {
     }
     else if (a == "--help" || a == "-h") {
       std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--policy "
-                  "[--sources N] [--clients N]] [--auth TYPE] [--eal-log]\n"
+                  "[--sources N] [--clients N]] [--auth TYPE | --nts] [--eal-log]\n"
                   "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n"
                   "  --policy  access list (several hundred prefixes), rate limiting (2^20-entry table) and KoD on,\n"
                   "            requests from N distinct sources (default 2^20) in the rate-limited class,\n"
                   "            a limiter table of --clients entries (default 2^20)\n"
                   "  --auth TYPE  every request MACed with a key of TYPE (aes128, hmac-sha256, sha256, sha1, md5),\n"
-                  "            every reply MACed back and checked\n");
+                  "            every reply MACed back and checked\n"
+                  "  --nts  every request an NTS request as chronyd sends one (a cookie, no placeholder), every\n"
+                  "            reply NTS (a fresh cookie, sealed after the stamp) and checked as a client does\n");
       std::exit(0);
     } else {
       die("unknown argument", a.c_str());
     }
   }
   if (o.burst < 1 || o.burst > 256) die("--burst must be 1..256");
+  if (o.nts && o.auth != crypto::MacType::kNone) die("--nts and --auth: one or the other");
   if (o.inflight < o.burst || o.inflight > 16384) die("--inflight must be burst..16384");
   if (o.sources < 1 || o.sources > (1u << 23)) die("--sources must be 1..2^23");
   if (o.clients < 1024 || o.clients > (size_t{1} << 26) || (o.clients & (o.clients - 1)) != 0)
@@ -458,7 +518,7 @@ int main(int argc, char** argv) {
   ctx->tsc_hz = static_cast<uint64_t>(tsc_hz);
   proto::WorkerCounters& c = *ctx->counters;
   const crypto::KeyTable keys = bench_keys(opt.auth);
-  if (opt.policy || opt.auth != crypto::MacType::kNone) {
+  if (opt.policy || opt.auth != crypto::MacType::kNone || opt.nts) {
     // The policy as a daemon's make_policy would make it from an [access]
     // of 300 prefixes of every class (none holding the clients: they are
     // the default class, limited, the costliest path) and a [ratelimit]
@@ -477,6 +537,14 @@ int main(int argc, char** argv) {
     if (opt.auth != crypto::MacType::kNone) {
       pol->keys = std::make_shared<crypto::KeyTable>(keys);
       std::printf("auth: every request and reply MACed with a %s key\n", crypto::mac_type_name(opt.auth));
+    }
+    if (opt.nts) {
+      pol->nts_ring = bench_nts().ring;
+      const uint8_t seed[32] = {1, 2, 3};
+      ctx->nts_rng = std::make_unique<crypto::NonceSource>(seed);
+      ctx->nts_seals = std::make_unique<dp::NtsSeal[]>(dp::kMaxWorkerBurst);
+      std::printf("nts: every request an NTS request (%u bytes), answered with NTS\n",
+                  static_cast<unsigned>(kFrameLen - 48 + 228));
     }
     pol->kod = true;
     // Two associations as the control plane publishes them (a server and a
@@ -534,7 +602,7 @@ int main(int argc, char** argv) {
   }
 
   // Requests in flight.
-  const std::vector<Template> tpl = make_templates(keys);
+  const std::vector<Template> tpl = make_templates(keys, opt.nts);
   std::vector<rte_mbuf*> mbufs(opt.inflight);
   if (rte_pktmbuf_alloc_bulk(pool, mbufs.data(), opt.inflight) != 0) die("rte_pktmbuf_alloc_bulk");
   for (unsigned i = 0; i < opt.inflight; i++) {
@@ -551,6 +619,7 @@ int main(int argc, char** argv) {
   h.next = opt.inflight;
   h.model = &model;
   h.keys = &keys;
+  h.nts = opt.nts;
 
   // As worker_main does before its loop: the table's pages on this lcore.
   if (ctx->limiter) ctx->limiter->touch_pages();
