@@ -9,6 +9,11 @@
 //   bit 2: the ICMP checksum                    bit 3: params synchronized
 //   bit 4: the port serves NTP                 bit 5: access.kod
 //   bit 6: ntp.answer_unknown_peers             bit 7: a rate limiter (and a reply cap)
+// byte 5 bit 0: NTS cookie keys held (fuzz_cookie_ring). An NTS reply is
+// stamped then sealed (seal_nts_transmit): its UDP checksum holds; an NTS
+// NAK is the header (stratum 0, NTSN, the request's transmit as every
+// timestamp) and the UID field, complete as built; neither without the
+// keys, nor to a source without time rights.
 // The policy (issue 9) is drawn from the transmit-timestamp bytes too:
 // byte 1 bits 0-2 the access class of the frame's source (0-5; 6, 7: none
 // listed, the default class, limited), byte 2 bits 0-1 whether the source
@@ -206,6 +211,23 @@ const crypto::KeyTable& fuzz_keys(bool trusted_only) {
   return trusted_only ? trusted : all;
 }
 
+// The cookie keys of byte 2 bit 4: IDs 31 and 32 (32 seals), secrets
+// j + 1 and j + 33 (make_corpus.py mints the seeds' cookies under them).
+const crypto::CookieKeyRing& fuzz_cookie_ring() {
+  static const crypto::CookieKeyRing r = [] {
+    crypto::CookieKeyRing out;
+    const uint32_t ids[] = {31, 32};
+    uint8_t secrets[2][crypto::kSivKeyBytes];
+    for (size_t j = 0; j < crypto::kSivKeyBytes; ++j) {
+      secrets[0][j] = static_cast<uint8_t>(j + 1);
+      secrets[1][j] = static_cast<uint8_t>(j + 33);
+    }
+    if (!crypto::cookie_ring_init(out, ids, secrets, 2, 1)) abort();
+    return out;
+  }();
+  return r;
+}
+
 // Byte 2 bit 4: the frame's NTP payload cut to 48 bytes and MACed (see the top).
 std::vector<uint8_t> with_mac(const uint8_t* f, size_t len, uint8_t sel) {
   std::vector<uint8_t> out(f, f + len);
@@ -262,6 +284,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   policy.keys = std::shared_ptr<const crypto::KeyTable>(&fuzz_keys(false), [](const crypto::KeyTable*) {});
   policy.trusted_keys = std::shared_ptr<const crypto::KeyTable>(&fuzz_keys(true), [](const crypto::KeyTable*) {});
   policy.authenticate = data[2] & 8;
+  // NTS (issue 11): cookie keys held (byte 5 bit 0); the worker's nonce
+  // source and seal slot always there.
+  if (data[5] & 1)
+    policy.nts_ring = std::shared_ptr<const crypto::CookieKeyRing>(&fuzz_cookie_ring(), [](const crypto::CookieKeyRing*) {});
+  static uint8_t nts_seed[32] = {11};
+  static crypto::NonceSource nts_rng(nts_seed);
+  static NtsSeal nts_seal;
   // The control plane's endpoints: this frame's source and ports as a
   // client association's server (bit 0) and as a symmetric peer (bit 1).
   uint16_t sport = 0, dport = 0;
@@ -298,6 +327,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   env.policy = &policy;
   env.assoc = &assoc;
   env.now_ns = limiter_now_ns;
+  env.nts_rng = &nts_rng;
+  env.nts_seal = &nts_seal;
   if (flags & 128) {
     env.limiter = &limiter;
     if (data[4]) env.cap = &cap;
@@ -311,7 +342,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       !policy.kod)
     fail("a KoD while kod is off", len);
   if (v.action == FrameAction::kTransmit && !proto::may_get_time(cls) &&
-      (v.kind == ReplyKind::kNtp || v.kind == ReplyKind::kNtpPassive || v.kind == ReplyKind::kKodRate))
+      (v.kind == ReplyKind::kNtp || v.kind == ReplyKind::kNtpPassive || v.kind == ReplyKind::kKodRate ||
+       v.kind == ReplyKind::kNtsReply || v.kind == ReplyKind::kNtsNak))
     fail("an answer to a source without time rights", len);
   if (v.action == FrameAction::kTransmit && v.kind == ReplyKind::kKodDeny && proto::may_get_time(cls))
     fail("a DENY KoD to a source with time rights", len);
@@ -432,6 +464,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (std::memcmp(k + at, in_ntp + 40, 8) != 0) fail("KoD timestamps are not the request's transmit", len);
       return 0;
     }
+    case ReplyKind::kNtsNak: {
+      // Complete as built: the header as a KoD with NTSN, the UID field.
+      if (!policy.nts_ring) fail("an NTS NAK without cookie keys", len);
+      check_ipv4_reply(in.get(), f, v, port, len);
+      const uint8_t* ip = f + kEthHeaderLen;
+      const uint8_t* udp = ip + kIpv4MinHeaderLen;
+      const uint8_t* k = udp + kUdpHeaderLen;
+      const uint16_t udp_len = proto::load_be16(udp + 4);
+      if (csum_fold(csum_add(pseudo_header_sum(proto::load_be32(ip + 12), proto::load_be32(ip + 16), kIpProtoUdp,
+                                               udp_len), udp, udp_len)) != 0xFFFF)
+        fail("NTS NAK UDP checksum invalid", len);
+      if (k[1] != 0 || proto::load_be32(k + 12) != kKissNtsNak) fail("NTS NAK is not stratum 0 NTSN", len);
+      if (udp_len < kUdpHeaderLen + 48 + 36 || proto::load_be16(k + 48) != proto::kEfUniqueIdentifier ||
+          kUdpHeaderLen + 48 + proto::load_be16(k + 50) != udp_len)
+        fail("NTS NAK is not the header and the UID field", len);
+      for (int at : {24, 32, 40})
+        if (std::memcmp(k + at, in_ntp + 40, 8) != 0) fail("NTS NAK timestamps are not the request's transmit", len);
+      return 0;
+    }
+    case ReplyKind::kNtsReply:
+      if (!policy.nts_ring) fail("an NTS reply without cookie keys", len);
+      break;
     case ReplyKind::kNtpPassive:
       if (!policy.answer_unknown_peers || (in_ntp[0] & 7) != 1 || peer_match ||
           proto::may_peer(cls))
@@ -446,6 +500,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
   stamp_transmit(buf.get(), v.ntp_offset, tx);
   if (v.mac_key) seal_transmit(buf.get(), v.ntp_offset, proto::kHeaderLen, *v.mac_key, v.mac_digest_bytes);
+  if (v.kind == ReplyKind::kNtsReply) seal_nts_transmit(buf.get(), v.ntp_offset, nts_seal);
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
   const uint16_t udp_len = proto::load_be16(udp + 4);
   if (size_t{udp_len} + kIpv4MinHeaderLen + kEthHeaderLen != v.len) fail("UDP length does not match the frame", len);

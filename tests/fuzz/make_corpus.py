@@ -56,6 +56,24 @@ def eth(ethertype: int, payload: bytes, dst=PORT_MAC, src=CLIENT_MAC) -> bytes:
     return dst + src + struct.pack("!H", ethertype) + payload
 
 
+def nts_request(forged: bool) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+    def ef(t, body):
+        body += bytes(-len(body) % 4)
+        n = max(16, 4 + len(body))
+        return struct.pack("!HH", t, n) + body + bytes(n - 4 - len(body))
+    c2s, s2c = bytes(range(32)), bytes(range(100, 132))
+    kid, cnonce = struct.pack("!I", 32), bytes([5]) * 16
+    cookie = bytearray(kid + cnonce + AESSIV(bytes(j + 33 for j in range(32))).encrypt(c2s + s2c, [kid, cnonce]))
+    if forged:
+        cookie[60] ^= 1
+    head = bytes([0x23]) + bytes(39) + struct.pack("!Q", 0xE9000000_12345678)
+    body = head + ef(0x0104, bytes(range(32))) + ef(0x0204, bytes(cookie)) + ef(0x0304, bytes(100))
+    nonce = bytes([7]) * 16
+    sealed = AESSIV(c2s).encrypt(ef(0x7777, b"encrypted-ef"), [body, nonce])
+    return body + ef(0x0404, struct.pack("!HH", 16, len(sealed)) + nonce + sealed)
+
+
 def ntp_frame(payload: bytes, sport=48325) -> bytes:
     return eth(0x0800, ipv4(17, udp(sport, 123, payload)))
 
@@ -164,6 +182,12 @@ def main():
     }
     for name, f in frames.items():
         write("fuzz_frame", name, bytes([0x1F]) + tx + f)  # fix all checksums, synchronized, serving
+    # NTS requests (issue 11) with a cookie of fuzz_frame.cc's ring (key 32,
+    # secret j + 33), sealed with OpenSSL's AES-SIV; byte 5 bit 0 holds the
+    # keys. A good one reaches the answer and the seal, a forged cookie the NAK.
+    for name, forged in (("nts_request", False), ("nts_request_forged_cookie", True)):
+        write("fuzz_frame", name, bytes([0x1F, 0x06, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00]) +
+              ntp_frame(nts_request(forged)))
     # The conflict's prefix makes the replays' times uneven, so that they reach
     # both a defence and one suppressed by the 10 s limit.
     write("fuzz_frame", "arp_conflict", bytes([0x1F, 0x0A, 0x32, 0x28, 0x01, 0x64, 0x00, 0x14, 0x50]) + arp_conflict())
