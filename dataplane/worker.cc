@@ -714,9 +714,6 @@ int worker_main(void* arg) {
 
 namespace {
 
-// auth.keys_file into the policy's tables: every key, and the trusted ones
-// alone. The file is channel.control_user's (0600: ntp-control reads it as
-// that user) or root's; the dataplane reads it as root (crypto/keys.h).
 // channel.control_user's uid, who may own the secret files as root may.
 std::optional<uint32_t> control_user_uid(const config::Config& cfg) {
   if (cfg.control_user.empty()) return std::nullopt;
@@ -744,6 +741,9 @@ void load_policy_nts(const config::Config& cfg, Policy& p, std::vector<std::stri
   p.nts_ring = std::move(ring);
 }
 
+// auth.keys_file into the policy's tables: every key, and the trusted ones
+// alone. The file is channel.control_user's (0600: ntp-control reads it as
+// that user) or root's; the dataplane reads it as root (crypto/keys.h).
 void load_policy_keys(const config::Config& cfg, Policy& p, std::vector<std::string>* errors) {
   if (cfg.auth.keys_file.empty()) return;
   const crypto::KeysFile f = crypto::load_keys(cfg.auth.keys_file, control_user_uid(cfg));

@@ -7,44 +7,37 @@
 #include <cerrno>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 
 namespace ntp::dp {
 
 namespace {
 
-// The limiter's hash key: secret per worker, so nobody can aim spoofed
-// sources at one bucket of the table.
-uint64_t random_key() {
-  uint64_t k = 0;
-  size_t got = 0;
-  while (got < sizeof k) {
-    const ssize_t n = getrandom(reinterpret_cast<uint8_t*>(&k) + got, sizeof k - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("getrandom failed: the rate limiter needs a secret key");
-    }
-    got += static_cast<size_t>(n);
-  }
-  return k;
-}
-
-// The seed of a worker's NTS nonce source.
-void random_seed(uint8_t* out, size_t len) {
+// len bytes from getrandom; what: what needs them, for the error.
+void random_fill(uint8_t* out, size_t len, const char* what) {
   size_t got = 0;
   while (got < len) {
     const ssize_t n = getrandom(out + got, len - got, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::runtime_error("getrandom failed: NTS nonces need a secret seed");
+      throw std::runtime_error(std::string("getrandom failed: ") + what);
     }
     got += static_cast<size_t>(n);
   }
 }
 
+// The limiter's hash key: secret per worker, so nobody can aim spoofed
+// sources at one bucket of the table.
+uint64_t random_key() {
+  uint64_t k = 0;
+  random_fill(reinterpret_cast<uint8_t*>(&k), sizeof k, "the rate limiter needs a secret key");
+  return k;
+}
+
 }  // namespace
 
 std::string describe_worker_tables(const WorkerContext& ctx) {
-  char line[256];
+  char line[384];
   const Policy* p = ctx.policy_storage.get();
   std::snprintf(line, sizeof line,
                 "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes); associations "
@@ -65,7 +58,7 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
   auto ctx = std::make_unique<WorkerContext>();
   {
     uint8_t seed[32];
-    random_seed(seed, sizeof seed);
+    random_fill(seed, sizeof seed, "NTS nonces need a secret seed");
     ctx->nts_rng = std::make_unique<crypto::NonceSource>(seed);
     crypto::wipe_secret(seed, sizeof seed);
     ctx->nts_seals = std::make_unique<NtsSeal[]>(kMaxWorkerBurst);
