@@ -246,6 +246,13 @@ struct Checker {
           error(std::string(name) + "[" + std::to_string(i) + "].key", missing((*list)[i].key_id));
   }
 
+  // The dataplane's NTS cookie keys: the file's own problems with its file:line.
+  void cookie_keys() {
+    if (cfg.nts.cookie_keys_file.empty()) return;
+    const crypto::CookieKeysFile f = host.cookie_keys_file(cfg.nts.cookie_keys_file, cfg.control_user);
+    for (const crypto::KeyError& e : f.errors) error("nts.cookie_keys_file", e.to_string());
+  }
+
   void devices() {
     for (size_t i = 0; i < cfg.interfaces.size(); i++) {
       const std::string key = "interface[" + std::to_string(i) + "].device";
@@ -318,13 +325,22 @@ class RealHostFacts final : public HostFacts {
 
 std::unique_ptr<HostFacts> real_host_facts() { return std::make_unique<RealHostFacts>(); }
 
+namespace {
+std::optional<uint32_t> uid_of(const std::string& user) {
+  if (user.empty()) return std::nullopt;
+  struct passwd pw, *found = nullptr;
+  char buf[4096];
+  if (getpwnam_r(user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_uid;
+  return std::nullopt;
+}
+}  // namespace
+
+crypto::CookieKeysFile HostFacts::cookie_keys_file(const std::string& path, const std::string& also_owner_user) const {
+  return crypto::load_cookie_keys(path, uid_of(also_owner_user));
+}
+
 crypto::KeysFile HostFacts::keys_file(const std::string& path, const std::string& also_owner_user) const {
-  std::optional<uint32_t> also;
-  if (!also_owner_user.empty()) {
-    struct passwd pw, *found = nullptr;
-    char buf[4096];
-    if (getpwnam_r(also_owner_user.c_str(), &pw, buf, sizeof buf, &found) == 0 && found) also = found->pw_uid;
-  }
+  const std::optional<uint32_t> also = uid_of(also_owner_user);
   crypto::KeysFile f = crypto::load_keys(path, also);
   // A 0600 file has one reader: with a control user, that must be it (root
   // reads it anyway), or root's --check passes a file ntp-control cannot open.
@@ -381,6 +397,7 @@ HostCheckResult check_host(const Config& cfg, const KeyLocations& where, HostChe
   if (checks & kCheckStatsListen) c.stats(starting);
   if (checks & kCheckDevices) c.devices();
   if (checks & kCheckKeys) c.keys();
+  if (checks & kCheckCookieKeys) c.cookie_keys();
   auto by_position = [](const Error& a, const Error& b) {
     return std::pair(a.line, a.column) < std::pair(b.line, b.column);
   };

@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "crypto/keys.h"
+#include "crypto/nts_keys.h"
 
 namespace ntp::config {
 
@@ -34,9 +35,11 @@ enum HostCheck : unsigned {
   kCheckStatsListen = 1u << 2,   // stats.listen can be bound
   kCheckDevices = 1u << 3,       // interface[].device names something present
   kCheckKeys = 1u << 4,          // auth.keys_file loads (owner, mode, every line) and holds every key named
+  kCheckCookieKeys = 1u << 5,    // nts.cookie_keys_file loads (owner, mode, every line)
 };
 using HostChecks = unsigned;
-inline constexpr HostChecks kDataplaneHostChecks = kCheckLcoresExist | kCheckLcoresUsable | kCheckDevices | kCheckKeys;
+inline constexpr HostChecks kDataplaneHostChecks =
+    kCheckLcoresExist | kCheckLcoresUsable | kCheckDevices | kCheckKeys | kCheckCookieKeys;
 inline constexpr HostChecks kControlHostChecks = kCheckLcoresExist | kCheckStatsListen | kCheckKeys;
 
 // The host as the checks see it; real_host_facts() is the kernel's answer,
@@ -68,6 +71,9 @@ class HostFacts {
   // empty) may own it besides us (the root dataplane reads ntp-control's
   // file). Not pure unless a test injects its own.
   virtual crypto::KeysFile keys_file(const std::string& path, const std::string& also_owner_user) const;
+  // The NTS cookie keys file as crypto::load_cookie_keys reads it (the same
+  // owners). Not pure unless a test injects its own.
+  virtual crypto::CookieKeysFile cookie_keys_file(const std::string& path, const std::string& also_owner_user) const;
 };
 std::unique_ptr<HostFacts> real_host_facts();
 
