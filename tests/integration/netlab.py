@@ -439,6 +439,23 @@ def counter_delta(before, after):
     return {k: after.get(k, 0) - before.get(k, 0) for k in after}
 
 
+def wait_counter_delta(app, before, cond, what, timeout=10):
+    """The appliance's summed worker counters since `before` once cond(delta)
+    holds, or as they are after `timeout` s (the caller asserts on them: the
+    status snapshot follows the workers' counters within a poll)."""
+    delta = {}
+
+    def ok():
+        nonlocal delta
+        delta = counter_delta(before, worker_totals(app.status()))
+        return cond(delta)
+    try:
+        wait_for(ok, timeout, interval=0.2, what=what)
+    except Exception:
+        pass
+    return delta
+
+
 _lab_locks_parent = None
 
 

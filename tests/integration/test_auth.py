@@ -96,19 +96,8 @@ class Lab:
         return wait_for(same, 15, interval=0.3, what="the appliance's counters to settle")
 
     def wait_counters(self, before, cond, what):
-        """The appliance's counters since `before` once cond(delta) holds
-        (the status snapshot follows the workers' counters within a poll)."""
-        delta = {}
-
-        def ok():
-            nonlocal delta
-            delta = netlab.counter_delta(before, self.counters())
-            return cond(delta)
-        try:
-            wait_for(ok, 10, interval=0.2, what=what)
-        except Exception:
-            pass
-        return delta
+        """The appliance's counters since `before` once cond(delta) holds."""
+        return netlab.wait_counter_delta(self.app, before, cond, what)
 
     def chronyd(self, key_id, keys, name):
         keyfile = write_0600(os.path.join(self.dir, f"{name}.keys"), chrony_keys(keys))

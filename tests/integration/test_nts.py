@@ -67,17 +67,7 @@ class NtsTest(unittest.TestCase):
         return netlab.worker_totals(self.app.status())
 
     def wait_delta(self, before, cond, what):
-        delta = {}
-
-        def ok():
-            nonlocal delta
-            delta = netlab.counter_delta(before, self.counters())
-            return cond(delta)
-        try:
-            wait_for(ok, 10, interval=0.2, what=what)
-        except Exception:
-            pass
-        return delta
+        return netlab.wait_counter_delta(self.app, before, cond, what)
 
     def assert_replies(self, results, cookies, key_id):
         self.assertTrue(results, "no result")
