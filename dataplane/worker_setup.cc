@@ -1,6 +1,6 @@
 #include "dataplane/worker_setup.h"
 
-#include <sys/random.h>
+#include "crypto/random.h"
 
 #include <spdlog/spdlog.h>
 
@@ -15,15 +15,7 @@ namespace {
 
 // len bytes from getrandom; what: what needs them, for the error.
 void random_fill(uint8_t* out, size_t len, const char* what) {
-  size_t got = 0;
-  while (got < len) {
-    const ssize_t n = getrandom(out + got, len - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("getrandom failed: ") + what);
-    }
-    got += static_cast<size_t>(n);
-  }
+  if (!crypto::random_bytes(out, len)) throw std::runtime_error(std::string("getrandom failed: ") + what);
 }
 
 // The limiter's hash key: secret per worker, so nobody can aim spoofed

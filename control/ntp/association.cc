@@ -1,7 +1,5 @@
 #include "control/ntp/association.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -9,6 +7,7 @@
 #include <cstdlib>
 
 #include "control/ntp/system_state.h"
+#include "crypto/random.h"
 
 namespace ntp::ctl {
 
@@ -31,18 +30,10 @@ int64_t log2_to_ns(int log2) { return std::llround(std::ldexp(1e9, log2)); }
 template <typename T>
 T kernel_random() {
   T v{};
-  auto* p = reinterpret_cast<unsigned char*>(&v);
-  size_t left = sizeof v;
-  while (left > 0) {
-    const ssize_t n = getrandom(p, left, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      // ENOSYS (a kernel before 3.17) is all that is left: no safe nonce.
-      std::perror("getrandom");
-      std::abort();
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (!crypto::random_bytes(&v, sizeof v)) {
+    // ENOSYS (a kernel before 3.17) is all that is left: no safe nonce.
+    std::perror("getrandom");
+    std::abort();
   }
   return v;
 }
