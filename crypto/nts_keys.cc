@@ -184,4 +184,17 @@ bool build_cookie_ring(const std::vector<CookieKeyEntry>& keys, CookieKeyRing& r
   return ok;
 }
 
+std::shared_ptr<CookieKeyRing> load_cookie_ring(const std::string& path, std::optional<uint32_t> also_owner,
+                                                std::vector<std::string>& errors) {
+  const CookieKeysFile f = load_cookie_keys(path, also_owner);
+  for (const KeyError& e : f.errors) errors.push_back(e.to_string());
+  if (!f.ok()) return nullptr;
+  auto ring = std::make_shared<CookieKeyRing>();
+  if (std::string error; !build_cookie_ring(f.keys, *ring, &error)) {
+    errors.push_back(path + ": " + error);
+    return nullptr;  // ~CookieKeyRing wipes it
+  }
+  return ring;
+}
+
 }  // namespace ntp::crypto

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,5 +74,11 @@ bool rotate_cookie_keys(std::vector<CookieKeyEntry>& keys, int64_t now_s, int64_
 // The ring of keys (the last one seals). False with *error when there is no
 // key or more than kMaxCookieKeys.
 bool build_cookie_ring(const std::vector<CookieKeyEntry>& keys, CookieKeyRing& ring, std::string* error);
+
+// The file's ring, as both daemons read it (load_cookie_keys, then
+// build_cookie_ring): null, with each error as file:line: message, when the
+// file or its keys have any.
+std::shared_ptr<CookieKeyRing> load_cookie_ring(const std::string& path, std::optional<uint32_t> also_owner,
+                                                std::vector<std::string>& errors);
 
 }  // namespace ntp::crypto

@@ -728,17 +728,9 @@ std::optional<uint32_t> control_user_uid(const config::Config& cfg) {
 // NTS, each error reported).
 void load_policy_nts(const config::Config& cfg, Policy& p, std::vector<std::string>* errors) {
   if (cfg.nts.cookie_keys_file.empty()) return;
-  const crypto::CookieKeysFile f = crypto::load_cookie_keys(cfg.nts.cookie_keys_file, control_user_uid(cfg));
-  auto ring = std::make_shared<crypto::CookieKeyRing>();
-  std::string error;
-  if (!f.ok() || !crypto::build_cookie_ring(f.keys, *ring, &error)) {
-    if (errors) {
-      for (const crypto::KeyError& e : f.errors) errors->push_back(e.to_string());
-      if (f.ok()) errors->push_back(cfg.nts.cookie_keys_file + ": " + error);
-    }
-    return;  // ~CookieKeyRing wipes it
-  }
-  p.nts_ring = std::move(ring);
+  std::vector<std::string> errs;
+  p.nts_ring = crypto::load_cookie_ring(cfg.nts.cookie_keys_file, control_user_uid(cfg), errs);
+  if (errors) errors->insert(errors->end(), errs.begin(), errs.end());
 }
 
 // auth.keys_file into the policy's tables: every key, and the trusted ones
