@@ -176,9 +176,10 @@ ReloadPlan plan_reload(const Config& running, const Config& next, Daemon daemon)
   // The keys and what they may do: both daemons read the keys file (the
   // dataplane answers and signs with it, the control plane verifies).
   p.live("auth", &Config::auth);
-  // The NTS cookie keys: the dataplane's (read again at every reload, like
-  // the keys file).
-  if (daemon == Daemon::kDataplane) p.live("nts", &Config::nts);
+  // The NTS cookie keys (both read them again at every reload, like the
+  // keys file); ntp-control's NTS-KE server takes a new listener,
+  // certificate and limits live too.
+  p.live("nts", &Config::nts);
   if (daemon == Daemon::kControl) {
     p.live("ntp.max_dynamic_sessions", &Config::ntp, &Ntp::max_dynamic_sessions);
     p.live("ntp.passive_minpoll_log2", &Config::ntp, &Ntp::passive_minpoll_log2);

@@ -163,6 +163,7 @@ enum class Fmt : uint8_t {
   kPrefix,     // a.b.c.d/len, len 0..32, no host bits
   kIfAddress,  // a.b.c.d/len, len 1..32, a unicast host address of the subnet
   kUnicast,    // a.b.c.d, unicast
+  kIpPort,     // empty, or a.b.c.d:port, port 1..65535 (a TCP listener)
   kPow2,       // integers: a power of two
 };
 
@@ -339,8 +340,36 @@ constexpr KeySpec kKeys[] = {
      .help = "NTS cookie keys (RFC 8915), one `ID AES-SIV-CMAC-256 HEX:<64 hex digits> CREATED` line each, "
              "oldest first, the last one sealing new cookies; the same owner and mode rules as auth.keys_file; "
              "the dataplane answers an NTS request whose cookie one of them opens with NTS, and an NTS NAK to a "
-             "cookie none opens (NTS-KE is not built yet: cookies come from whoever shares this file); empty: "
-             "no NTS"},
+             "cookie none opens; nts.ke_listen hands out cookies of the last one; empty: no NTS"},
+    {.sects = kNts, .name = "ke_listen", .type = Type::kString, .def = "\"\"", .hi = 21, .fmt = Fmt::kIpPort,
+     .store = set<&Nts::ke_listen>,
+     .help = "ntp-control's NTS-KE server (TLS 1.3, ALPN ntske/1; 4460 is NTS-KE's port): an address of the "
+             "kernel's, not the dataplane's (nts.ntp_server tells clients where NTP is); needs "
+             "nts.certificate, nts.private_key and nts.cookie_keys_file; empty: no NTS-KE server"},
+    {.sects = kNts, .name = "certificate", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Nts::certificate>,
+     .help = "the NTS-KE server's certificate chain, PEM, server certificate first (its name or IP address "
+             "is what clients check); read again on SIGHUP"},
+    {.sects = kNts, .name = "private_key", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Nts::private_key>,
+     .help = "the certificate's private key, PEM; a regular file, mode 0600, owned by ntp-control's user "
+             "(refused otherwise); read again on SIGHUP"},
+    {.sects = kNts, .name = "ke_max_sessions", .type = Type::kInt, .def = "64", .lo = 1, .hi = 4096,
+     .store = set<&Nts::ke_max_sessions>,
+     .help = "NTS-KE sessions open at once, a quarter of them (at least one) per client address; "
+             "connections beyond are closed at once"},
+    {.sects = kNts, .name = "ke_timeout_s", .type = Type::kFloat, .def = "2", .lo = 0.1, .hi = 60,
+     .store = set<&Nts::ke_timeout_s>,
+     .help = "an NTS-KE session's whole life, seconds from accept: one that has not been answered by then is "
+             "closed (a slow or silent client holds a slot no longer)"},
+    {.sects = kNts, .name = "ntp_server", .type = Type::kString, .fmt = Fmt::kUnicast,
+     .store = set<&Nts::ntp_server>,
+     .help = "NTPv4 Server Negotiation (RFC 8915 section 4.1.7): the address NTS-KE clients send NTP to, "
+             "the dataplane's [[interface]] address; absent: the address they reached NTS-KE at",
+     .example = "\"10.0.1.31\""},
+    {.sects = kNts, .name = "ntp_port", .type = Type::kInt, .def = "123", .lo = 1, .hi = 65535,
+     .store = set<&Nts::ntp_port>,
+     .help = "NTPv4 Port Negotiation (RFC 8915 section 4.1.8): sent when not 123"},
 
     // -- [ratelimit] --------------------------------------------------------
     {.sects = kRateLimit, .name = "interval_log2", .type = Type::kInt, .def = "3", .lo = -4, .hi = 12,
@@ -682,6 +711,7 @@ std::string range_text(const KeySpec& k) {
       each = "a.b.c.d, unicast (not 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4, 255.255.255.255)";
       break;
     case Fmt::kPow2: each = "power of two, " + range(k.lo, k.hi); break;
+    case Fmt::kIpPort: each = "a.b.c.d:port, port 1..65535, or empty"; break;
   }
   if (k.type == Type::kInt || k.type == Type::kFloat || k.type == Type::kInts) {
     if (k.fmt != Fmt::kPow2) each = range(k.lo, k.hi);
@@ -810,6 +840,16 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
       if (!proto::parse_port(s.substr(colon + 1)) || s[colon + 1] == '0') {
         return fail("port " + quote(s.substr(colon + 1)) + " in " + quote(s) + " is not a number 1..65535");
       }
+      return true;
+    }
+    case Fmt::kIpPort: {
+      if (s.empty()) return true;
+      const size_t colon = s.rfind(':');
+      if (colon == std::string_view::npos) return fail(quote(s) + " is not a.b.c.d:port (e.g. \"10.0.3.1:4460\")");
+      if (!proto::parse_ipv4(s.substr(0, colon)))
+        return fail("host " + quote(s.substr(0, colon)) + " in " + quote(s) + " is not an IPv4 address a.b.c.d");
+      if (!proto::parse_port(s.substr(colon + 1)) || s[colon + 1] == '0')
+        return fail("port " + quote(s.substr(colon + 1)) + " in " + quote(s) + " is not a number 1..65535");
       return true;
     }
     case Fmt::kUnicast: {
@@ -1086,6 +1126,21 @@ void check_clock(TableView& v) {
                "steer_phc " + quote(phc->s) + " is the clock source itself (clock.phc): a clock cannot follow itself");
 }
 
+// An NTS-KE server needs its certificate, its key and the cookie keys it
+// hands out cookies of.
+void check_nts(TableView& v) {
+  const Seen* listen = v.find("ke_listen");
+  if (!listen || !listen->ok || listen->value.s.empty()) return;
+  for (const char* need : {"certificate", "private_key", "cookie_keys_file"}) {
+    const Value* val = v.value(need, kNts);
+    if (val && val->s.empty())
+      v.errs.add(*listen->node, v.prefix + "ke_listen",
+                 std::string("an NTS-KE server needs nts.") + need +
+                     (std::string_view(need) == "cookie_keys_file" ? " (the keys its cookies are sealed with)"
+                                                                   : " (TLS)"));
+  }
+}
+
 struct CrossCheck {
   unsigned sects;
   void (*check)(TableView& v);
@@ -1097,6 +1152,7 @@ constexpr CrossCheck kCrossChecks[] = {
     {kServer | kPeer, check_poll},          // minpoll <= maxpoll
     {kNtp, check_passive_poll},             // passive_minpoll_log2 <= passive_maxpoll_log2
     {kClock, check_clock},                  // source = phc names its PHC; steer_phc is not the source
+    {kNts, check_nts},                      // ke_listen has a certificate, a key and cookie keys
 };
 
 // ===========================================================================

@@ -126,10 +126,17 @@ struct Auth {
   bool operator==(const Auth&) const = default;
 };
 
-// Network Time Security (RFC 8915), as far as it is built: the cookie keys
-// the dataplane opens and seals NTS cookies with.
+// Network Time Security (RFC 8915): the cookie keys the dataplane opens and
+// seals NTS cookies with, and ntp-control's NTS-KE server that hands them out.
 struct Nts {
   std::string cookie_keys_file;  // crypto/nts_keys.h lines; empty: NTS requests are answered without NTS
+  std::string ke_listen;         // "a.b.c.d:port" of the NTS-KE server (TLS); empty: none
+  std::string certificate;       // PEM chain the NTS-KE server presents
+  std::string private_key;       // its PEM key, a secret file
+  int ke_max_sessions = 64;      // TLS sessions open at once (a quarter per client address)
+  double ke_timeout_s = 2;       // a session's whole life, from accept to close
+  std::optional<uint32_t> ntp_server;  // NTPv4 Server Negotiation (host order); absent: none
+  int ntp_port = 123;            // NTPv4 Port Negotiation when not 123
   bool operator==(const Nts&) const = default;
 };
 

@@ -23,12 +23,14 @@
 #include "config/instance_lock.h"
 #include "control/ntp/engine.h"
 #include "control/ntp/system_state.h"
+#include "control/nts_ke_server.h"
 #include "control/segment_client.h"
 #include "control/served_clock.h"
 #include "control/stats_server.h"
 #include "control/status/snapshot.h"
 #include "crypto/keys.h"
 #include "crypto/mac.h"
+#include "crypto/nts_keys.h"
 #include "proto/inet.h"
 
 #ifndef NTP_APPLIANCE_VERSION
@@ -80,6 +82,17 @@ bool load_key_table(const config::Config& cfg, std::shared_ptr<const crypto::Key
   return true;
 }
 
+// nts.cookie_keys_file's ring when an NTS-KE server hands out its cookies
+// (null without nts.ke_listen); false, with each error, when the file has
+// any. We run as its owner.
+bool load_ke_ring(const config::Config& cfg, std::shared_ptr<const crypto::CookieKeyRing>& ring,
+                  std::vector<std::string>& errors) {
+  ring.reset();
+  if (cfg.nts.ke_listen.empty()) return true;
+  ring = crypto::load_cookie_ring(cfg.nts.cookie_keys_file, std::nullopt, errors);
+  return ring != nullptr;
+}
+
 // How often a stats.listen that cannot be bound is tried again.
 constexpr double kStatsRetryS = 5;
 // How long the dataplane's keys may differ from ours before the log says
@@ -90,8 +103,9 @@ using hwclock::monotonic_s;
 
 class ControlPlane {
  public:
-  ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys)
-      : cfg_(std::move(cfg)), keys_(std::move(keys)) {
+  ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys,
+               std::shared_ptr<const crypto::CookieKeyRing> ke_ring)
+      : cfg_(std::move(cfg)), keys_(std::move(keys)), ke_ring_(std::move(ke_ring)) {
     note_keys();
   }
 
@@ -110,6 +124,8 @@ class ControlPlane {
   void note_keys();
   void watch_keys();
   void try_stats(double now_s);
+  bool try_nts_ke(double now_s);
+  void reload_nts_ke(const config::Nts& before);
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
   // What runs: the file as loaded at start, with what reloads took live
@@ -137,6 +153,11 @@ class ControlPlane {
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
   ctl::StatsServer stats_;
+  // The NTS-KE server (nts.ke_listen) and the cookie keys it seals with.
+  std::shared_ptr<const crypto::CookieKeyRing> ke_ring_;
+  ctl::NtsKeServer nts_ke_;
+  double next_nts_ke_try_s_ = 0;
+  uint64_t nts_ke_failures_ = 0;
   double next_stats_try_s_ = 0;
   uint64_t stats_failures_ = 0;
   std::string last_attach_err_, last_replaced_err_;
@@ -339,6 +360,55 @@ void ControlPlane::try_stats(double now_s) {
                  cfg_.stats_listen, err, kStatsRetryS);
 }
 
+// Like the stats endpoint, an NTS-KE address not (yet) ours is tried again
+// every kStatsRetryS while NTP goes on. False when the certificate or its
+// key cannot be loaded (not worth retrying: the file is wrong).
+bool ControlPlane::try_nts_ke(double now_s) {
+  std::string err;
+  const ctl::NtsKeOptions o = ctl::nts_ke_options(cfg_);
+  switch (nts_ke_.start(o, cfg_.nts.certificate, cfg_.nts.private_key, ke_ring_, err)) {
+    case ctl::NtsKeServer::Start::kOk:
+      spdlog::info("NTS-KE server on {} ({} cookie key(s), sealing with key {}; NTP at {}:{}; at most {} sessions of "
+                   "{:g} s)",
+                   cfg_.nts.ke_listen, ke_ring_->count, ke_ring_->sealing() ? ke_ring_->sealing()->id : 0,
+                   o.ntp_server.empty() ? "the same address" : o.ntp_server, o.ntp_port, o.max_sessions, o.timeout_s);
+      nts_ke_failures_ = 0;
+      return true;
+    case ctl::NtsKeServer::Start::kBadCredentials:
+      spdlog::error("{}: nts.certificate/nts.private_key: {}; no NTS-KE server", cfg_.path, err);
+      next_nts_ke_try_s_ = 1e300;  // until a reload names a good pair
+      return false;
+    case ctl::NtsKeServer::Start::kCannotListen: break;
+  }
+  next_nts_ke_try_s_ = now_s + kStatsRetryS;
+  if (nts_ke_failures_++ < 12 || nts_ke_failures_ % 12 == 0)
+    spdlog::warn("{}: nts.ke_listen = \"{}\": {}; serving NTP without NTS-KE, retrying every {:.0f} s", cfg_.path,
+                 cfg_.nts.ke_listen, err, kStatsRetryS);
+  return true;
+}
+
+// After a reload: the listener again if it moved, the new ring, certificate
+// and limits for sessions from now on.
+void ControlPlane::reload_nts_ke(const config::Nts& before) {
+  if (cfg_.nts.ke_listen.empty()) {
+    if (nts_ke_.running()) spdlog::info("NTS-KE server on {} stopped (nts.ke_listen removed)", before.ke_listen);
+    nts_ke_.stop();
+    return;
+  }
+  if (!nts_ke_.running() || before.ke_listen != cfg_.nts.ke_listen) {
+    nts_ke_.stop();
+    nts_ke_failures_ = 0;
+    try_nts_ke(monotonic_s());
+    return;
+  }
+  nts_ke_.set_ring(ke_ring_);
+  nts_ke_.set_options(ctl::nts_ke_options(cfg_));
+  if (std::string err; !nts_ke_.set_credentials(cfg_.nts.certificate, cfg_.nts.private_key, err))
+    spdlog::error("{}: nts.certificate/nts.private_key: {}; the NTS-KE server keeps its certificate", cfg_.path, err);
+  spdlog::info("NTS-KE server on {}: {} cookie key(s), sealing with key {}", cfg_.nts.ke_listen, ke_ring_->count,
+               ke_ring_->sealing() ? ke_ring_->sealing()->id : 0);
+}
+
 // SIGHUP: the file again. Refused whole on any error (each logged as
 // file:line:col: key: message); else the groups that change live are
 // applied, and each that would need a restart is named.
@@ -363,8 +433,17 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
   if (r.plan->applied.auth.keys_file != cfg_.auth.keys_file || keys_ || keys)
     spdlog::info("auth.keys_file {}: {} key(s)", r.plan->applied.auth.keys_file.empty() ? "(none)" : r.plan->applied.auth.keys_file,
                  keys ? keys->count : 0);
+  std::shared_ptr<const crypto::CookieKeyRing> ke_ring;
+  if (std::vector<std::string> errors; !load_ke_ring(r.plan->applied, ke_ring, errors)) {
+    for (const std::string& e : errors) spdlog::error("{}", e);
+    spdlog::error("reload of {} refused ({} error(s) in nts.cookie_keys_file {}): keeping the running configuration "
+                  "and keys",
+                  cfg_.path, errors.size(), r.plan->applied.nts.cookie_keys_file);
+    return;
+  }
   keys_ = std::move(keys);
   note_keys();
+  ke_ring_ = std::move(ke_ring);
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   if (r.plan->changed.empty()) {
     spdlog::info("reload of {}: nothing to change live", cfg_.path);
@@ -372,14 +451,17 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
     // again at any reload, the operator's deliberate act (the file need
     // not change when the server's access was fixed); nothing else moves.
     if (engine_) engine_->reconfigure(engine_config(), clock_->now_ns(), out);
+    reload_nts_ke(cfg_.nts);
     return;
   }
+  const config::Nts nts_before = cfg_.nts;
   const bool access_changed = !(cfg_.access == r.plan->applied.access);
   cfg_ = std::move(r.plan->applied);
   spdlog::set_level(spdlog::level::from_str(cfg_.log_level));
   if (access_changed) stats_.set_access(config::access_table(cfg_.access));
   // Not attached yet: the engine is made from cfg_ when it is.
   if (engine_) engine_->reconfigure(engine_config(), clock_->now_ns(), out);
+  reload_nts_ke(nts_before);
   std::string what;
   for (const std::string& c : r.plan->changed) what += (what.empty() ? "" : ", ") + c;
   spdlog::info("reloaded {}: {} ({} server(s), {} peer(s))", cfg_.path, what, cfg_.servers.size(),
@@ -403,6 +485,13 @@ status::Status ControlPlane::make_status(const hwclock::CrossTimestamp& host) co
   f.state_publications = publications_;
   f.keys_match = keys_watch_.match();
   for (const auto& c : clock_->applier().steered()) f.steered_clocks.push_back(c->status());
+  if (!cfg_.nts.ke_listen.empty()) {
+    const ctl::NtsKeCounters c = nts_ke_.counters();
+    f.nts_ke.push_back({.listen = cfg_.nts.ke_listen, .sessions = c.sessions, .accepted = c.accepted,
+                        .refused = c.refused, .handshake_failures = c.handshake_failures,
+                        .bad_requests = c.bad_requests, .served = c.served, .cookies = c.cookies,
+                        .timeouts = c.timeouts});
+  }
   return status::make_status(*seg_.header(), engine_->state(f.served_ns), f);
 }
 
@@ -411,6 +500,7 @@ int ControlPlane::run() {
   if (!clock_) return 1;
   stats_.set_access(config::access_table(cfg_.access));
   try_stats(monotonic_s());
+  if (!cfg_.nts.ke_listen.empty() && !try_nts_ke(monotonic_s())) return 2;
 
   double last_wait_log = -1e9, next_second = 0;
   ctl::EngineOutput out;
@@ -418,6 +508,7 @@ int ControlPlane::run() {
     const double now_s = monotonic_s();
     if (g_reload.exchange(false)) reload(out);
     if (!stats_.running() && now_s >= next_stats_try_s_) try_stats(now_s);
+    if (!cfg_.nts.ke_listen.empty() && !nts_ke_.running() && now_s >= next_nts_ke_try_s_) try_nts_ke(now_s);
     if (!seg_.attached()) {
       const bool log = now_s - last_wait_log > 30;
       if (log) last_wait_log = now_s;
@@ -453,6 +544,7 @@ int ControlPlane::run() {
   if (engine_) clock_->save_drift(*engine_, /*force=*/true, monotonic_s());
   spdlog::info("stopping; the dataplane keeps serving the last state for up to {} s", cfg_.ntp.holdover_s);
   stats_.stop();
+  nts_ke_.stop();
   return 0;
 }
 
@@ -491,6 +583,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (keys) spdlog::info("auth.keys_file {}: {} key(s)", cfg->auth.keys_file, keys->count);
-  ControlPlane cp(*cfg, std::move(keys));
+  std::shared_ptr<const crypto::CookieKeyRing> ke_ring;
+  if (std::vector<std::string> errors; !load_ke_ring(*cfg, ke_ring, errors)) {
+    for (const std::string& e : errors) spdlog::error("{}", e);
+    spdlog::error("nts.cookie_keys_file {}: {} error(s); not starting", cfg->nts.cookie_keys_file, errors.size());
+    return 2;
+  }
+  ControlPlane cp(*cfg, std::move(keys), std::move(ke_ring));
   return cp.run();
 }

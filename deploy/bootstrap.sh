@@ -8,11 +8,11 @@ packages=(
   # build
   build-essential meson ninja-build pkg-config
   libdpdk-dev libspdlog-dev libtomlplusplus-dev libcpp-httplib-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev nettle-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nettle-dev libgnutls28-dev
   # fuzzing (libFuzzer ships with clang's runtime)
   clang libclang-rt-14-dev
   # tests and demo: real NTP peers, namespaces, packet crafting
-  chrony ntpsec-ntpdig iproute2 iputils-ping ethtool tcpdump python3 python3-scapy procps
+  chrony ntpsec-ntpdig openssl iproute2 iputils-ping ethtool tcpdump python3 python3-scapy procps
 )
 
 missing=()

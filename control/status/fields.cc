@@ -409,6 +409,34 @@ const Field<SteeredClockStatus> kSteered[] = {
                 .help = "Failed reads or adjustments of the steered clock."}},
 };
 
+const Field<NtsKeStatus> kNtsKe[] = {
+    {.key = "listen", .member = &NtsKeStatus::listen, .required = true},
+    {.key = "sessions",
+     .member = &NtsKeStatus::sessions,
+     .metric = {.name = "ntp_nts_ke_sessions", .help = "NTS-KE sessions open now."}},
+    {.key = "accepted",
+     .member = &NtsKeStatus::accepted,
+     .metric = {.name = "ntp_nts_ke_accepted_total", .type = "counter", .help = "TLS connections taken into a session."}},
+    {.key = "refused",
+     .member = &NtsKeStatus::refused,
+     .metric = {.name = "ntp_nts_ke_refused_total", .type = "counter", .help = "Connections closed at accept: nts.ke_max_sessions, or an address's quarter of them, in use."}},
+    {.key = "handshake_failures",
+     .member = &NtsKeStatus::handshake_failures,
+     .metric = {.name = "ntp_nts_ke_handshake_failures_total", .type = "counter", .help = "TLS handshakes that failed (no TLS 1.3, no ALPN ntske/1, the client gone)."}},
+    {.key = "bad_requests",
+     .member = &NtsKeStatus::bad_requests,
+     .metric = {.name = "ntp_nts_ke_bad_requests_total", .type = "counter", .help = "Requests answered with an NTS-KE Error record, or that ended before their End of Message."}},
+    {.key = "served",
+     .member = &NtsKeStatus::served,
+     .metric = {.name = "ntp_nts_ke_served_total", .type = "counter", .help = "Requests answered with cookies."}},
+    {.key = "cookies",
+     .member = &NtsKeStatus::cookies,
+     .metric = {.name = "ntp_nts_ke_cookies_total", .type = "counter", .help = "Cookies handed out."}},
+    {.key = "timeouts",
+     .member = &NtsKeStatus::timeouts,
+     .metric = {.name = "ntp_nts_ke_timeouts_total", .type = "counter", .help = "Sessions closed at nts.ke_timeout_s."}},
+};
+
 }  // namespace
 
 template <>
@@ -451,6 +479,12 @@ const Table<SteeredClockStatus>& table<SteeredClockStatus>() {
 template <>
 const Table<LimitedSourceStatus>& table<LimitedSourceStatus>() {
   static const Table<LimitedSourceStatus> t{kLimitedSource};
+  return t;
+}
+
+template <>
+const Table<NtsKeStatus>& table<NtsKeStatus>() {
+  static const Table<NtsKeStatus> t{kNtsKe, [](const NtsKeStatus& k) { return Labels{{"listen", k.listen}}; }};
   return t;
 }
 

@@ -76,5 +76,7 @@ template <>
 const Table<SteeredClockStatus>& table<SteeredClockStatus>();
 template <>
 const Table<LimitedSourceStatus>& table<LimitedSourceStatus>();
+template <>
+const Table<NtsKeStatus>& table<NtsKeStatus>();
 
 }  // namespace ntp::status::fields

@@ -290,6 +290,7 @@ std::string to_json(const Status& s) {
   j["workers"] = write_array(s.workers);
   j["associations"] = write_array(s.associations);
   j["steered_clocks"] = write_array(s.steered_clocks);
+  j["nts_ke"] = write_array(s.nts_ke);
   // Invalid UTF-8 in a string (never expected: names come from a validated
   // config) is replaced rather than thrown.
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
@@ -315,6 +316,7 @@ std::optional<Status> from_json(const std::string& text, std::string& err) {
       read_array(r, j, "workers", "status", "", s.workers);
       read_array(r, j, "associations", "status", "", s.associations);
       read_array(r, j, "steered_clocks", "status", "", s.steered_clocks);
+      read_array(r, j, "nts_ke", "status", "", s.nts_ke);
     }
     if (!r.ok()) {
       err = r.error();

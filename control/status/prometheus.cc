@@ -207,6 +207,7 @@ std::string to_prometheus(const Status& s) {
   write_families(w, std::span(&s.system, 1));
   write_families<PortStatus>(w, s.ports);
   write_families<SteeredClockStatus>(w, s.steered_clocks);
+  write_families<NtsKeStatus>(w, s.nts_ke);
   write_workers(w, s.workers);
   write_families<AssociationStatus>(w, s.associations);
   return w.take();

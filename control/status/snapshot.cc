@@ -192,6 +192,7 @@ Status make_status(const proto::SegmentHeader& h, const ctl::EngineState& engine
     s.workers.push_back(worker_status(h, w));
   for (const ctl::AssociationState& a : engine.associations) s.associations.push_back(association_status(a));
   s.steered_clocks = facts.steered_clocks;
+  s.nts_ke = facts.nts_ke;
   return s;
 }
 

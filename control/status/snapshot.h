@@ -32,6 +32,7 @@ struct ControlFacts {
   uint64_t state_publications = 0;
   std::optional<bool> keys_match;  // ctl::KeysWatch::match(): the dataplane's keys against ours
   std::vector<SteeredClockStatus> steered_clocks;
+  std::vector<NtsKeStatus> nts_ke;
 };
 
 // A dataplane heartbeat older than this many seconds means it is gone.

@@ -165,12 +165,22 @@ struct SteeredClockStatus {
   bool operator==(const SteeredClockStatus&) const = default;
 };
 
+// ntp-control's NTS-KE server (nts.ke_listen), its counters since start.
+struct NtsKeStatus {
+  std::string listen;              // "a.b.c.d:port"
+  uint64_t sessions = 0;           // open now
+  uint64_t accepted = 0, refused = 0, handshake_failures = 0, bad_requests = 0, served = 0, cookies = 0,
+           timeouts = 0;
+  bool operator==(const NtsKeStatus&) const = default;
+};
+
 struct Status {
   SystemStatus system;
   std::vector<PortStatus> ports;
   std::vector<WorkerStatus> workers;
   std::vector<AssociationStatus> associations;
   std::vector<SteeredClockStatus> steered_clocks;
+  std::vector<NtsKeStatus> nts_ke;  // one with nts.ke_listen, else none
   bool operator==(const Status&) const = default;  // doubles: NaN != NaN
 };
 

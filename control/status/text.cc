@@ -207,6 +207,17 @@ std::string format_status(const Status& s) {
                   static_cast<unsigned long long>(c.errors));
     o += line;
   }
+  // Not in the vendor's output: the NTS-KE server.
+  for (const auto& k : s.nts_ke) {
+    char line[256];
+    std::snprintf(line, sizeof line, " NTS-KE server %s: %llu served (%llu cookies), %llu open, %llu refused, "
+                  "%llu TLS failures, %llu bad requests, %llu timed out\n",
+                  k.listen.c_str(), static_cast<unsigned long long>(k.served),
+                  static_cast<unsigned long long>(k.cookies), static_cast<unsigned long long>(k.sessions),
+                  static_cast<unsigned long long>(k.refused), static_cast<unsigned long long>(k.handshake_failures),
+                  static_cast<unsigned long long>(k.bad_requests), static_cast<unsigned long long>(k.timeouts));
+    o += line;
+  }
   return o;
 }
 

@@ -556,6 +556,31 @@ TEST(ConfigErrors, Gateway) {
                        "gateway 10.0.1.255 is the broadcast address of 10.0.1.0/24"));
 }
 
+TEST(ConfigErrors, NtsKeServer) {
+  // An NTS-KE server without what it needs: one error each, at ke_listen.
+  const LoadResult none = P(std::string("[nts]\nke_listen = \"10.0.3.1:4460\"\n") + kIface);
+  ASSERT_EQ(none.errors.size(), 3u);
+  for (const char* need : {"nts.certificate", "nts.private_key", "nts.cookie_keys_file"}) {
+    bool found = false;
+    for (const auto& e : none.errors) found |= e.key == "nts.ke_listen" && e.message.find(need) != std::string::npos;
+    EXPECT_TRUE(found) << need;
+  }
+  EXPECT_TRUE(OneError(P(std::string("[nts]\nke_listen = \"10.0.3.1\"\n") + kIface), 2, 13, "nts.ke_listen",
+                       "is not a.b.c.d:port"));
+  EXPECT_TRUE(OneError(P(std::string("[nts]\nke_listen = \"localhost:4460\"\n") + kIface), 2, 13,
+                       "nts.ke_listen", "is not an IPv4 address"));
+  EXPECT_TRUE(OneError(P(std::string("[nts]\nke_listen = \"10.0.3.1:0\"\n") + kIface), 2, 13, "nts.ke_listen",
+                       "is not a number 1..65535"));
+  const Config c = P(std::string("[nts]\ncookie_keys_file = \"/k\"\nke_listen = \"10.0.3.1:4460\"\n"
+                                 "certificate = \"/c.pem\"\nprivate_key = \"/k.pem\"\nntp_server = \"10.0.1.31\"\n"
+                                 "ntp_port = 1123\n") + kIface).config.value();
+  EXPECT_EQ(c.nts.ke_listen, "10.0.3.1:4460");
+  EXPECT_EQ(c.nts.ntp_server, std::optional<uint32_t>(0x0a00011f));
+  EXPECT_EQ(c.nts.ntp_port, 1123);
+  EXPECT_EQ(c.nts.ke_max_sessions, 64);
+  EXPECT_EQ(c.nts.ke_timeout_s, 2);
+}
+
 TEST(ConfigErrors, PhcSource) {
   EXPECT_TRUE(OneError(P(std::string("[clock]\nsource = \"phc\"\n") + kIface), 2, 10, "clock.source",
                        "source = \"phc\" needs clock.phc"));
@@ -771,7 +796,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 90u);
+  EXPECT_EQ(keys.size(), 97u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

@@ -200,6 +200,9 @@ Status populated() {
   c.steps = 1;
   c.errors = 2;
   s.steered_clocks.push_back(c);
+
+  s.nts_ke.push_back({.listen = "10.0.3.1:4460", .sessions = 3, .accepted = 1200, .refused = 7,
+                      .handshake_failures = 11, .bad_requests = 2, .served = 1180, .cookies = 9440, .timeouts = 4});
   return s;
 }
 
@@ -215,6 +218,14 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   const WorkerStatus dw;
   const AssociationStatus da;
   const SteeredClockStatus dc;
+  ASSERT_EQ(s.nts_ke.size(), 1u);
+  const NtsKeStatus dk;
+  const NtsKeStatus& k = s.nts_ke[0];
+  EXPECT_NE(k.listen, dk.listen);
+  for (uint64_t NtsKeStatus::*m : {&NtsKeStatus::sessions, &NtsKeStatus::accepted, &NtsKeStatus::refused,
+                                   &NtsKeStatus::handshake_failures, &NtsKeStatus::bad_requests, &NtsKeStatus::served,
+                                   &NtsKeStatus::cookies, &NtsKeStatus::timeouts})
+    EXPECT_NE(k.*m, dk.*m);
   ASSERT_EQ(s.steered_clocks.size(), 1u);
   const auto& c = s.steered_clocks[0];
   EXPECT_NE(c.name, dc.name);
@@ -661,7 +672,9 @@ TEST(StatusText, FormatStatusGolden) {
             "indicator not passed on)\n"
             " authentication keys: DIFFERENT: the dataplane and ntp-control loaded different keys files: reload both\n"
             " steered clock /dev/ptp0: following, offset -0.000037 ms, frequency +12.500 ppm, clock synchronized, "
-            "1 steps, 2 errors\n");
+            "1 steps, 2 errors\n"
+            " NTS-KE server 10.0.3.1:4460: 1180 served (9440 cookies), 3 open, 7 refused, 11 TLS failures, "
+            "2 bad requests, 4 timed out\n");
 }
 
 // keys_match: true, false or null (no keys on either side, or the

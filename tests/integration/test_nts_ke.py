@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""Issue 11: NTS end to end with a real NTS client. ntp-control's NTS-KE
+server (TLS 1.3 by GnuTLS) on a kernel address of the appliance's namespace
+(10.0.3.1:4460, a certificate from a CA this test makes with openssl) hands
+chronyd -x eight cookies and the NTPv4 Server Negotiation record naming the
+dataplane's address (10.0.1.31), where chronyd's NTS-protected requests are
+answered by the dataplane's workers.
+
+Checked: chronyd's authdata shows NTS with KE done and cookies, ntpdata
+says Authenticated: Yes, the source is selected; the dataplane counts NTS
+replies and no NAK; the KE server counts sessions served and cookies; TLS
+1.2, a client without ALPN ntske/1, a bad request (answered with an Error
+record), an idle client (closed at nts.ke_timeout_s) and a client over its
+address's share of nts.ke_max_sessions are refused; after a key rotation
+(a new key appended, both daemons reloaded) chronyd keeps synchronizing
+with its old cookies, and the new cookies it gets carry the new key.
+"""
+import os
+import re
+import socket
+import ssl
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import netlab  # noqa: E402
+from netlab import wait_for  # noqa: E402
+
+NTP_IP = "10.0.1.31"      # the dataplane's
+CLIENT_IP = "10.0.1.100"
+KE_IP = "10.0.3.1"        # the kernel's, in the appliance's namespace
+KE_CLIENT_IP = "10.0.3.2"
+KE_PORT = 4460
+MAX_SESSIONS = 8          # a quarter (2) per address
+TIMEOUT_S = 1.5
+
+
+def key_line(key_id, created):
+    return f"{key_id} AES-SIV-CMAC-256 HEX:{os.urandom(32).hex()} {created}\n"
+
+
+def write_0600(path, text):
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+    return path
+
+
+def make_certificates(d):
+    """A test CA and a server certificate for KE_IP (an IP address SAN, what
+    chronyd checks when its server directive names an address)."""
+    def openssl(*args):
+        netlab.sh("openssl", *args)
+    ca_key, ca, key, csr, cert = (os.path.join(d, n) for n in ("ca.key", "ca.pem", "ke.key", "ke.csr", "ke.pem"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=ntp-appliance test CA")
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={KE_IP}")
+    ext = os.path.join(d, "ke.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=IP:{KE_IP}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+            "-extfile", ext)
+    os.chmod(key, 0o600)
+    return ca, cert, key
+
+
+# A TLS client in the client's namespace (python's ssl, OpenSSL), for what
+# chronyd never does: its result as one line on stdout.
+PROBE = r'''
+import socket, ssl, struct, sys, time
+mode, host, port, ca = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+if mode == "tls12":
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+else:
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+if mode != "no-alpn":
+    ctx.set_alpn_protocols(["ntske/1"])
+def records(b):
+    out, pos = [], 0
+    while pos + 4 <= len(b):
+        t, n = struct.unpack(">HH", b[pos:pos + 4])
+        out.append((t & 0x7fff, b[pos + 4:pos + 4 + n]))
+        pos += 4 + n
+    return out
+def request():
+    # Next Protocol NTPv4, AEAD 15, End of Message (all critical but AEAD)
+    return struct.pack(">HHH", 0x8001, 2, 0) + struct.pack(">HHH", 0x0004, 2, 15) + struct.pack(">HH", 0x8000, 0)
+try:
+    s = socket.create_connection((host, port), timeout=10)
+    if mode == "idle":
+        t0 = time.monotonic()
+        s.settimeout(30)
+        got = s.recv(1)
+        print("closed-after", round(time.monotonic() - t0, 2), "bytes", len(got)); sys.exit(0)
+    if mode == "hold":
+        t = ctx.wrap_socket(s, server_hostname=host)
+        print("held", flush=True)
+        time.sleep(float(sys.argv[5])); sys.exit(0)
+    t = ctx.wrap_socket(s, server_hostname=host)
+    body = request() if mode in ("ok", "tls12", "no-alpn") else struct.pack(">HHH", 0x8001, 2, 0) + struct.pack(">HH", 0x8000, 0)
+    t.sendall(body)
+    data = b""
+    while True:
+        c = t.recv(4096)
+        if not c:
+            break
+        data += c
+    # a New Cookie as 5:length@key ID (our cookies start with their key's ID)
+    print("records", " ".join(f"{tp}:{len(b)}" + (f"@{struct.unpack('>I', b[:4])[0]}" if tp == 5 else "")
+                              for tp, b in records(data)))
+except (ssl.SSLError, OSError) as e:
+    print("refused", type(e).__name__)
+'''
+
+
+class NtsKeTest(unittest.TestCase):
+    sealing_key = 7
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = netlab.Namespace(netlab.unique("ntpkes"))
+        cls.cli = netlab.Namespace(netlab.unique("ntpkec"))
+        netlab.veth_pair(cls.srv, "dp0", cls.cli, "cli0")
+        netlab.dataplane_side(cls.srv, "dp0")
+        cls.cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
+        netlab.veth_pair(cls.srv, "ke0", cls.cli, "cke0")
+        cls.srv.exec("ip", "addr", "add", f"{KE_IP}/24", "dev", "ke0")
+        cls.cli.exec("ip", "addr", "add", f"{KE_CLIENT_IP}/24", "dev", "cke0")
+        cls.dir = netlab.workdir("ntske")
+        cls.ca, cert, key = make_certificates(cls.dir)
+        cls.lines = [key_line(7, 1764547200)]
+        cls.keys_file = write_0600(os.path.join(cls.dir, "ntskeys"), "".join(cls.lines))
+        cls.probe = os.path.join(cls.dir, "probe.py")
+        with open(cls.probe, "w") as f:
+            f.write(PROBE)
+        sysname = netlab.unique("K")
+        cls.app = netlab.Appliance(cls.srv, sysname, cls.dir, netlab.appliance_config(
+            sysname, "net_af_packet0,iface=dp0", f"{NTP_IP}/24", refclock_master=2,
+            extra=(f'[nts]\ncookie_keys_file = "{cls.keys_file}"\nke_listen = "{KE_IP}:{KE_PORT}"\n'
+                   f'certificate = "{cert}"\nprivate_key = "{key}"\nntp_server = "{NTP_IP}"\n'
+                   f"ke_max_sessions = {MAX_SESSIONS}\nke_timeout_s = {TIMEOUT_S}\n")))
+        cls.app.start()
+        wait_for(lambda: cls.app.log_contains("control", "NTS-KE server on"), 10, what="the NTS-KE server")
+        wait_for(lambda: (cls.app.status() or {}).get("system", {}).get("synchronized"), 15,
+                 what="the control plane to publish a synchronized state")
+        cls.chrony = netlab.Chrony(cls.cli, cls.dir, [
+            f"server {KE_IP} iburst nts minpoll -2 maxpoll -2",
+            f"ntstrustedcerts {cls.ca}",
+        ])
+
+    def probe_run(self, mode, *extra):
+        return self.cli.exec("/usr/bin/python3", self.probe, mode, KE_IP, str(KE_PORT), self.ca, *extra,
+                             timeout=60).stdout.strip()
+
+    def authdata(self):
+        """chronyd's authdata line of its source, as a dict of its columns."""
+        out = self.chrony.chronyc("-c", "authdata")
+        for line in out.splitlines():
+            f = line.split(",")
+            if len(f) >= 10:
+                return dict(zip(["name", "mode", "keyid", "type", "klen", "last", "atmp", "nak", "cook", "clen"], f))
+        return {}
+
+    def selected(self):
+        return any(line.startswith("^*") for line in self.chrony.chronyc("sources").splitlines())
+
+    def ke_counters(self):
+        return (self.app.status() or {}).get("nts_ke", [{}])[0] if (self.app.status() or {}).get("nts_ke") else {}
+
+    def test_1_chronyd_synchronizes_over_nts(self):
+        try:
+            wait_for(self.selected, 60, interval=0.5, what="chronyd to select the appliance over NTS")
+        except Exception:
+            self.fail(f"chronyd: {self.chrony.chronyc('sources')}{self.chrony.chronyc('authdata')}"
+                      f"{self.chrony.chronyc('ntpdata')}\n{self.app.log('control')[-3000:]}")
+        a = self.authdata()
+        print(f"\n  chronyc authdata: {a}", file=sys.stderr)
+        self.assertEqual(a.get("mode"), "NTS", a)
+        self.assertEqual(a.get("nak"), "0", a)
+        self.assertGreater(int(a.get("cook", 0)), 0, a)
+        self.assertEqual(a.get("clen"), "100", a)
+        ntpdata = self.chrony.chronyc("ntpdata")
+        self.assertRegex(ntpdata, r"Authenticated\s*:\s*Yes")
+        self.assertRegex(ntpdata, rf"Remote address\s*:\s*{re.escape(NTP_IP)}")
+        totals = netlab.worker_totals(self.app.status())
+        self.assertGreater(totals.get("nts_replies", 0), 0, totals)
+        self.assertEqual(totals.get("nts_naks", 0), 0, totals)
+        ke = self.ke_counters()
+        self.assertGreaterEqual(ke.get("served", 0), 1, ke)
+        self.assertEqual(ke.get("cookies", 0), 8 * ke.get("served", 0), ke)
+
+    def test_2_tls12_and_no_alpn_are_refused(self):
+        before = self.ke_counters().get("handshake_failures", 0)
+        self.assertTrue(self.probe_run("tls12").startswith("refused"))
+        self.assertTrue(self.probe_run("no-alpn").startswith("refused"))
+        wait_for(lambda: self.ke_counters().get("handshake_failures", 0) >= before + 2, 5,
+                 what="two handshake failures counted")
+
+    def test_3_a_good_and_a_bad_request(self):
+        # Next Protocol (1), AEAD (4), Server (6), 8 New Cookies (5), End (0).
+        out = self.probe_run("ok")
+        self.assertEqual(out, "records 1:2 4:2 6:9 " + f"5:100@{self.sealing_key} " * 8 + "0:0", out)
+        before = self.ke_counters().get("bad_requests", 0)
+        out = self.probe_run("bad")  # NTPv4 without an AEAD record
+        self.assertEqual(out, "records 2:2 0:0", out)  # Error (Bad Request), End
+        wait_for(lambda: self.ke_counters().get("bad_requests", 0) >= before + 1, 5, what="a bad request counted")
+
+    def test_4_idle_client_closed_at_the_timeout(self):
+        before = self.ke_counters().get("timeouts", 0)
+        out = self.probe_run("idle")
+        m = re.match(r"closed-after ([\d.]+) bytes 0", out)
+        self.assertTrue(m, out)
+        self.assertGreaterEqual(float(m.group(1)), TIMEOUT_S - 0.2, out)
+        self.assertLess(float(m.group(1)), TIMEOUT_S + 2, out)
+        wait_for(lambda: self.ke_counters().get("timeouts", 0) >= before + 1, 5, what="a timeout counted")
+
+    def test_5_one_address_holds_a_quarter_of_the_sessions(self):
+        before = self.ke_counters().get("refused", 0)
+        # Two sessions from this address fill its share; a third is closed at once.
+        holders = [self.cli.popen(["/usr/bin/python3", self.probe, "hold", KE_IP, str(KE_PORT), self.ca, "1.0"],
+                                  os.path.join(self.dir, f"hold{i}.log")) for i in range(2)]
+        try:
+            wait_for(lambda: self.ke_counters().get("sessions", 0) >= 2, 5, what="two sessions held")
+            self.assertTrue(self.probe_run("ok").startswith("refused"))
+            wait_for(lambda: self.ke_counters().get("refused", 0) >= before + 1, 5, what="a refusal counted")
+        finally:
+            for p in holders:
+                netlab.stop_process(p)
+
+    def test_6_rotation_keeps_chronyd_synchronized(self):
+        wait_for(self.selected, 60, interval=0.5, what="chronyd to select the appliance")
+        before = netlab.worker_totals(self.app.status())
+        self.lines.append(key_line(8, 1764633600))
+        write_0600(self.keys_file, "".join(self.lines))
+        self.app.reload("dataplane", "control")
+        # chronyd's cookies of key 7 still open (answered, no NAK) ...
+        d = netlab.wait_counter_delta(self.app, before, lambda d: d.get("nts_replies", 0) >= 4, "NTS replies after")
+        self.assertEqual(d.get("nts_naks", 0), 0, d)
+        self.assertEqual(d.get("nts_stale_key", 0), 0, d)
+        # ... and a new KE hands out cookies of key 8 (key ID: the cookie's first 4 bytes).
+        NtsKeTest.sealing_key = 8
+        self.test_3_a_good_and_a_bad_request()
+        self.assertTrue(self.selected(), self.chrony.chronyc("sources"))
+
+
+if __name__ == "__main__":
+    unittest.main()
