@@ -340,7 +340,18 @@ constexpr KeySpec kKeys[] = {
      .help = "NTS cookie keys (RFC 8915), one `ID AES-SIV-CMAC-256 HEX:<64 hex digits> CREATED` line each, "
              "oldest first, the last one sealing new cookies; the same owner and mode rules as auth.keys_file; "
              "the dataplane answers an NTS request whose cookie one of them opens with NTS, and an NTS NAK to a "
-             "cookie none opens; nts.ke_listen hands out cookies of the last one; empty: no NTS"},
+             "cookie none opens; nts.ke_listen hands out cookies of the last one; ntp-control makes it when "
+             "absent and rotates it (nts.cookie_rotate_s); empty: no NTS"},
+    {.sects = kNts, .name = "cookie_rotate_s", .type = Type::kInt, .def = "86400", .lo = 0, .hi = 31536000,
+     .store = set<&Nts::cookie_rotate_s>,
+     .help = "ntp-control adds a fresh key (getrandom) when the newest is this old, drops the oldest beyond "
+             "nts.cookie_old_keys, rewrites nts.cookie_keys_file and hands the keys to the dataplane through the "
+             "shared memory; 0: never (the file is managed elsewhere, e.g. shared by the appliances of one "
+             "anycast address: rotate it there and reload both daemons)"},
+    {.sects = kNts, .name = "cookie_old_keys", .type = Type::kInt, .def = "3", .lo = 0, .hi = 7,
+     .store = set<&Nts::cookie_old_keys>,
+     .help = "keys kept after the current one: a client's cookies open for this many rotations after the key "
+             "that sealed them was replaced"},
     {.sects = kNts, .name = "ke_listen", .type = Type::kString, .def = "\"\"", .hi = 21, .fmt = Fmt::kIpPort,
      .store = set<&Nts::ke_listen>,
      .help = "ntp-control's NTS-KE server (TLS 1.3, ALPN ntske/1; 4460 is NTS-KE's port): an address of the "

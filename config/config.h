@@ -130,6 +130,8 @@ struct Auth {
 // seals NTS cookies with, and ntp-control's NTS-KE server that hands them out.
 struct Nts {
   std::string cookie_keys_file;  // crypto/nts_keys.h lines; empty: NTS requests are answered without NTS
+  int cookie_rotate_s = 86400;   // ntp-control adds a key this often (and makes the file); 0: never (keys from outside)
+  int cookie_old_keys = 3;       // keys kept after the current one, so their cookies still open
   std::string ke_listen;         // "a.b.c.d:port" of the NTS-KE server (TLS); empty: none
   std::string certificate;       // PEM chain the NTS-KE server presents
   std::string private_key;       // its PEM key, a secret file

@@ -247,9 +247,11 @@ struct Checker {
   }
 
   // The dataplane's NTS cookie keys: the file's own problems with its file:line.
+  // Absent is fine when ntp-control makes it (nts.cookie_rotate_s).
   void cookie_keys() {
     if (cfg.nts.cookie_keys_file.empty()) return;
     const crypto::CookieKeysFile f = host.cookie_keys_file(cfg.nts.cookie_keys_file, cfg.control_user);
+    if (f.absent && cfg.nts.cookie_rotate_s > 0) return;
     for (const crypto::KeyError& e : f.errors) error("nts.cookie_keys_file", e.to_string());
   }
 

@@ -40,7 +40,8 @@ enum HostCheck : unsigned {
 using HostChecks = unsigned;
 inline constexpr HostChecks kDataplaneHostChecks =
     kCheckLcoresExist | kCheckLcoresUsable | kCheckDevices | kCheckKeys | kCheckCookieKeys;
-inline constexpr HostChecks kControlHostChecks = kCheckLcoresExist | kCheckStatsListen | kCheckKeys;
+inline constexpr HostChecks kControlHostChecks =
+    kCheckLcoresExist | kCheckStatsListen | kCheckKeys | kCheckCookieKeys;
 
 // The host as the checks see it; real_host_facts() is the kernel's answer,
 // tests inject their own.

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <random>
@@ -23,6 +24,7 @@
 #include "config/instance_lock.h"
 #include "control/ntp/engine.h"
 #include "control/ntp/system_state.h"
+#include "control/cookie_keys.h"
 #include "control/nts_ke_server.h"
 #include "control/segment_client.h"
 #include "control/served_clock.h"
@@ -82,17 +84,6 @@ bool load_key_table(const config::Config& cfg, std::shared_ptr<const crypto::Key
   return true;
 }
 
-// nts.cookie_keys_file's ring when an NTS-KE server hands out its cookies
-// (null without nts.ke_listen); false, with each error, when the file has
-// any. We run as its owner.
-bool load_ke_ring(const config::Config& cfg, std::shared_ptr<const crypto::CookieKeyRing>& ring,
-                  std::vector<std::string>& errors) {
-  ring.reset();
-  if (cfg.nts.ke_listen.empty()) return true;
-  ring = crypto::load_cookie_ring(cfg.nts.cookie_keys_file, std::nullopt, errors);
-  return ring != nullptr;
-}
-
 // How often a stats.listen that cannot be bound is tried again.
 constexpr double kStatsRetryS = 5;
 // How long the dataplane's keys may differ from ours before the log says
@@ -103,9 +94,8 @@ using hwclock::monotonic_s;
 
 class ControlPlane {
  public:
-  ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys,
-               std::shared_ptr<const crypto::CookieKeyRing> ke_ring)
-      : cfg_(std::move(cfg)), keys_(std::move(keys)), ke_ring_(std::move(ke_ring)) {
+  ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys, ctl::CookieKeyKeeper cookie_keys)
+      : cfg_(std::move(cfg)), keys_(std::move(keys)), cookie_keys_(std::move(cookie_keys)) {
     note_keys();
   }
 
@@ -125,6 +115,9 @@ class ControlPlane {
   void watch_keys();
   void try_stats(double now_s);
   bool try_nts_ke(double now_s);
+  void rotate_cookie_keys();
+  bool publish_cookie_keys();
+  void watch_cookie_keys();
   void reload_nts_ke(const config::Nts& before);
   status::Status make_status(const hwclock::CrossTimestamp& host) const;
 
@@ -153,9 +146,15 @@ class ControlPlane {
   bool last_sync_ = false;
   double start_s_ = monotonic_s();
   ctl::StatsServer stats_;
-  // The NTS-KE server (nts.ke_listen) and the cookie keys it seals with.
-  std::shared_ptr<const crypto::CookieKeyRing> ke_ring_;
+  // The NTS cookie keys (made, rotated, published to the dataplane) and the
+  // NTS-KE server (nts.ke_listen) that seals with them.
+  ctl::CookieKeyKeeper cookie_keys_;
   ctl::NtsKeServer nts_ke_;
+  // A rotation's keys wait for the dataplane to take them
+  // (SegmentHeader::cookie_keys_taken_raw) before NTS-KE seals with them.
+  uint64_t cookie_keys_published_raw_ = 0;
+  double cookie_keys_published_s_ = 0;
+  bool ke_ring_pending_ = false;
   double next_nts_ke_try_s_ = 0;
   uint64_t nts_ke_failures_ = 0;
   double next_stats_try_s_ = 0;
@@ -217,6 +216,7 @@ bool ControlPlane::attach_once(bool log_waiting) {
   endpoints_published_ = 0;
   publish_endpoints();
   keys_watch_ = {};  // its keys are compared afresh: a mismatch is said for this dataplane too
+  publish_cookie_keys();
   return true;
 }
 
@@ -331,6 +331,8 @@ void ControlPlane::tick_second() {
   h.clock_model.store(clock_->published());
   h.server_state.store(ctl::make_server_state(sys, clock_->precision_log2(), now, cfg_.ntp.holdover_s));
   watch_keys();
+  rotate_cookie_keys();
+  watch_cookie_keys();
   publications_++;
   if (sys.synchronized != last_sync_ || publications_ == 1)
     spdlog::info("serving {}: stratum {}, reference {}", sys.synchronized ? "synchronized" : "unsynchronized",
@@ -366,11 +368,11 @@ void ControlPlane::try_stats(double now_s) {
 bool ControlPlane::try_nts_ke(double now_s) {
   std::string err;
   const ctl::NtsKeOptions o = ctl::nts_ke_options(cfg_);
-  switch (nts_ke_.start(o, cfg_.nts.certificate, cfg_.nts.private_key, ke_ring_, err)) {
+  switch (nts_ke_.start(o, cfg_.nts.certificate, cfg_.nts.private_key, cookie_keys_.ring(), err)) {
     case ctl::NtsKeServer::Start::kOk:
       spdlog::info("NTS-KE server on {} ({} cookie key(s), sealing with key {}; NTP at {}:{}; at most {} sessions of "
                    "{:g} s)",
-                   cfg_.nts.ke_listen, ke_ring_->count, ke_ring_->sealing() ? ke_ring_->sealing()->id : 0,
+                   cfg_.nts.ke_listen, cookie_keys_.keys().size(), cookie_keys_.sealing_id(),
                    o.ntp_server.empty() ? "the same address" : o.ntp_server, o.ntp_port, o.max_sessions, o.timeout_s);
       nts_ke_failures_ = 0;
       return true;
@@ -401,12 +403,67 @@ void ControlPlane::reload_nts_ke(const config::Nts& before) {
     try_nts_ke(monotonic_s());
     return;
   }
-  nts_ke_.set_ring(ke_ring_);
+  nts_ke_.set_ring(cookie_keys_.ring());
   nts_ke_.set_options(ctl::nts_ke_options(cfg_));
   if (std::string err; !nts_ke_.set_credentials(cfg_.nts.certificate, cfg_.nts.private_key, err))
     spdlog::error("{}: nts.certificate/nts.private_key: {}; the NTS-KE server keeps its certificate", cfg_.path, err);
-  spdlog::info("NTS-KE server on {}: {} cookie key(s), sealing with key {}", cfg_.nts.ke_listen, ke_ring_->count,
-               ke_ring_->sealing() ? ke_ring_->sealing()->id : 0);
+  spdlog::info("NTS-KE server on {}: {} cookie key(s), sealing with key {}", cfg_.nts.ke_listen,
+               cookie_keys_.keys().size(), cookie_keys_.sealing_id());
+}
+
+// A rotation step (each second: nothing until the newest key is
+// nts.cookie_rotate_s old); new keys go to the NTS-KE server and the
+// dataplane at once.
+void ControlPlane::rotate_cookie_keys() {
+  const ctl::CookieKeyKeeper::Tick t = cookie_keys_.tick(static_cast<int64_t>(std::time(nullptr)));
+  if (!t.changed) return;
+  std::string retired;
+  for (uint32_t id : t.retired) retired += (retired.empty() ? ", retired key " : ", ") + std::to_string(id);
+  spdlog::info("NTS cookie keys: key {} added{} ({} key(s), sealing with {})", t.added, retired,
+               cookie_keys_.keys().size(), cookie_keys_.sealing_id());
+  if (!t.write_error.empty())
+    spdlog::error("NTS cookie keys: {}: serving with the new keys, but a restart loses them (and every cookie "
+                  "sealed with them)",
+                  t.write_error);
+  // Sealed with by NTS-KE once the dataplane opens them (watch_cookie_keys).
+  ke_ring_pending_ = publish_cookie_keys();
+  if (!ke_ring_pending_) nts_ke_.set_ring(cookie_keys_.ring());
+}
+
+// The dataplane took the keys (or is not there to: a restarted one reads
+// the file, written first): NTS-KE seals with the newest key now. After
+// kKeysSettleS without an answer, it does anyway, and says so.
+void ControlPlane::watch_cookie_keys() {
+  if (!ke_ring_pending_) return;
+  const bool taken = seg_.attached() &&
+                     seg_.header()->cookie_keys_taken_raw.load(std::memory_order_acquire) == cookie_keys_published_raw_;
+  const bool late = monotonic_s() - cookie_keys_published_s_ > kKeysSettleS;
+  if (!taken && !late) return;
+  if (!taken)
+    spdlog::warn("the dataplane has not taken NTS cookie key {} after {:.0f} s: NTS-KE seals with it anyway (its "
+                 "cookies get an NTS NAK until the dataplane opens them)",
+                 cookie_keys_.sealing_id(), kKeysSettleS);
+  else if (!cfg_.nts.ke_listen.empty())
+    spdlog::info("NTS-KE seals with cookie key {} now (the dataplane opens it)", cookie_keys_.sealing_id());
+  nts_ke_.set_ring(cookie_keys_.ring());
+  ke_ring_pending_ = false;
+}
+
+// The keys to the dataplane's workers (SegmentHeader::cookie_keys): they
+// take them within one housekeeping round (10 ms). Only with rotation on:
+// with keys managed outside, each daemon reads the file at its reload.
+// False when nothing was published (not attached, no keys, rotation off).
+bool ControlPlane::publish_cookie_keys() {
+  if (!seg_.attached() || !cookie_keys_.enabled() || cookie_keys_.keys().empty() || cfg_.nts.cookie_rotate_s <= 0)
+    return false;
+  proto::CookieKeysData d;
+  crypto::cookie_keys_to_abi(cookie_keys_.keys(), d);
+  d.published_raw = std::max<uint64_t>(cookie_keys_published_raw_ + 1, hwclock::read_tsc());
+  seg_.header()->cookie_keys.store(d);
+  cookie_keys_published_raw_ = d.published_raw;
+  crypto::wipe_secret(&d, sizeof d);
+  cookie_keys_published_s_ = monotonic_s();
+  return true;
 }
 
 // SIGHUP: the file again. Refused whole on any error (each logged as
@@ -433,8 +490,8 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
   if (r.plan->applied.auth.keys_file != cfg_.auth.keys_file || keys_ || keys)
     spdlog::info("auth.keys_file {}: {} key(s)", r.plan->applied.auth.keys_file.empty() ? "(none)" : r.plan->applied.auth.keys_file,
                  keys ? keys->count : 0);
-  std::shared_ptr<const crypto::CookieKeyRing> ke_ring;
-  if (std::vector<std::string> errors; !load_ke_ring(r.plan->applied, ke_ring, errors)) {
+  ctl::CookieKeyKeeper cookie_keys;
+  if (std::vector<std::string> errors; !cookie_keys.load(r.plan->applied.nts, errors)) {
     for (const std::string& e : errors) spdlog::error("{}", e);
     spdlog::error("reload of {} refused ({} error(s) in nts.cookie_keys_file {}): keeping the running configuration "
                   "and keys",
@@ -443,7 +500,9 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
   }
   keys_ = std::move(keys);
   note_keys();
-  ke_ring_ = std::move(ke_ring);
+  cookie_keys_ = std::move(cookie_keys);
+  rotate_cookie_keys();  // a file made or out of date now
+  publish_cookie_keys();
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   if (r.plan->changed.empty()) {
     spdlog::info("reload of {}: nothing to change live", cfg_.path);
@@ -500,6 +559,7 @@ int ControlPlane::run() {
   if (!clock_) return 1;
   stats_.set_access(config::access_table(cfg_.access));
   try_stats(monotonic_s());
+  rotate_cookie_keys();  // a file to make, or a key due, before NTS-KE hands out cookies
   if (!cfg_.nts.ke_listen.empty() && !try_nts_ke(monotonic_s())) return 2;
 
   double last_wait_log = -1e9, next_second = 0;
@@ -583,12 +643,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (keys) spdlog::info("auth.keys_file {}: {} key(s)", cfg->auth.keys_file, keys->count);
-  std::shared_ptr<const crypto::CookieKeyRing> ke_ring;
-  if (std::vector<std::string> errors; !load_ke_ring(*cfg, ke_ring, errors)) {
+  ctl::CookieKeyKeeper cookie_keys;
+  if (std::vector<std::string> errors; !cookie_keys.load(cfg->nts, errors)) {
     for (const std::string& e : errors) spdlog::error("{}", e);
     spdlog::error("nts.cookie_keys_file {}: {} error(s); not starting", cfg->nts.cookie_keys_file, errors.size());
     return 2;
   }
-  ControlPlane cp(*cfg, std::move(keys), std::move(ke_ring));
+  if (cookie_keys.enabled())
+    spdlog::info("nts.cookie_keys_file {}: {} key(s){}", cfg->nts.cookie_keys_file, cookie_keys.keys().size(),
+                 cfg->nts.cookie_rotate_s > 0 ? fmt::format(", a new one every {} s", cfg->nts.cookie_rotate_s)
+                                              : std::string(", not rotated here (nts.cookie_rotate_s = 0)"));
+  ControlPlane cp(*cfg, std::move(keys), std::move(cookie_keys));
   return cp.run();
 }

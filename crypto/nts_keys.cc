@@ -1,8 +1,13 @@
 // The NTS cookie keys file (see nts_keys.h).
 #include "crypto/nts_keys.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -109,6 +114,8 @@ CookieKeysFile load_cookie_keys(const std::string& path, std::optional<uint32_t>
   std::vector<KeyError> refused;
   SecretText text;
   if (!read_secret_file(path, also_owner, kMaxCookieKeysFileBytes, text, refused)) {
+    struct stat st{};
+    out.absent = ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
     out.errors = std::move(refused);
     return out;
   }
@@ -166,19 +173,79 @@ bool rotate_cookie_keys(std::vector<CookieKeyEntry>& keys, int64_t now_s, int64_
 }
 
 bool build_cookie_ring(const std::vector<CookieKeyEntry>& keys, CookieKeyRing& ring, std::string* error) {
+  if (keys.size() > kMaxCookieKeys) {
+    ring.wipe();
+    if (error) *error = "more than " + std::to_string(kMaxCookieKeys) + " cookie keys";
+    return false;
+  }
+  proto::CookieKeysData d;
+  cookie_keys_to_abi(keys, d);
+  const bool ok = cookie_ring_from_abi(d, ring, error);
+  wipe_secret(&d, sizeof d);
+  return ok;
+}
+
+bool write_cookie_keys(const std::string& path, const std::vector<CookieKeyEntry>& keys, std::string& err) {
+  SecretText text;
+  format_cookie_keys(keys, text);
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos || slash == 0 ? (slash == 0 ? "/" : ".") : path.substr(0, slash);
+  const std::string tmp = path + ".new";
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    err = tmp + ": cannot create: " + std::strerror(errno);
+    return false;
+  }
+  size_t done = 0;
+  const std::string_view v = text.view();
+  while (done < v.size()) {
+    const ssize_t n = ::write(fd, v.data() + done, v.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    done += static_cast<size_t>(n);
+  }
+  const bool written = done == v.size() && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = path + ": cannot write: " + std::strerror(written ? errno : saved);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);  // the rename itself survives a crash
+    ::close(d);
+  }
+  return true;
+}
+
+static_assert(kMaxCookieKeys == proto::kMaxCookieKeysAbi && kSivKeyBytes == sizeof(proto::CookieKeyAbi::secret));
+
+void cookie_keys_to_abi(const std::vector<CookieKeyEntry>& keys, proto::CookieKeysData& out) {
+  wipe_secret(out.keys, sizeof out.keys);
+  out.count = static_cast<uint32_t>(std::min<size_t>(keys.size(), kMaxCookieKeys));
+  // The newest kMaxCookieKeys, oldest first (rotate_cookie_keys keeps no more).
+  const size_t first = keys.size() - out.count;
+  for (uint32_t i = 0; i < out.count; ++i) {
+    out.keys[i].id = keys[first + i].id;
+    std::memcpy(out.keys[i].secret, keys[first + i].secret, kSivKeyBytes);
+  }
+}
+
+bool cookie_ring_from_abi(const proto::CookieKeysData& in, CookieKeyRing& ring, std::string* error) {
   ring.wipe();
-  if (keys.empty() || keys.size() > kMaxCookieKeys) {
-    if (error) *error = keys.empty() ? "no cookie key" : "more than " + std::to_string(kMaxCookieKeys) + " cookie keys";
+  if (in.count == 0 || in.count > kMaxCookieKeys) {
+    if (error) *error = in.count == 0 ? "no cookie key" : "more than " + std::to_string(kMaxCookieKeys) + " cookie keys";
     return false;
   }
   uint32_t ids[kMaxCookieKeys];
   uint8_t secrets[kMaxCookieKeys][kSivKeyBytes];
-  for (size_t i = 0; i < keys.size(); ++i) {
-    ids[i] = keys[i].id;
-    std::memcpy(secrets[i], keys[i].secret, kSivKeyBytes);
+  for (uint32_t i = 0; i < in.count; ++i) {
+    ids[i] = in.keys[i].id;
+    std::memcpy(secrets[i], in.keys[i].secret, kSivKeyBytes);
   }
-  const bool ok = cookie_ring_init(ring, ids, secrets, static_cast<uint32_t>(keys.size()),
-                                   static_cast<uint32_t>(keys.size() - 1));
+  const bool ok = cookie_ring_init(ring, ids, secrets, in.count, in.count - 1);
   wipe_secret(secrets, sizeof secrets);
   if (!ok && error) *error = "cookie keys with ID 0 or an ID twice";
   return ok;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "crypto/keys.h"
+#include "proto/channel_abi.h"
 #include "crypto/nts_cookie.h"
 
 namespace ntp::crypto {
@@ -51,6 +52,7 @@ struct CookieKeyEntry {
 struct CookieKeysFile {
   std::vector<CookieKeyEntry> keys;  // oldest first; empty when there is an error
   std::vector<KeyError> errors;
+  bool absent = false;  // the file does not exist (and errors says so): ntp-control may make it
   bool ok() const { return errors.empty(); }
 };
 
@@ -74,6 +76,17 @@ bool rotate_cookie_keys(std::vector<CookieKeyEntry>& keys, int64_t now_s, int64_
 // The ring of keys (the last one seals). False with *error when there is no
 // key or more than kMaxCookieKeys.
 bool build_cookie_ring(const std::vector<CookieKeyEntry>& keys, CookieKeyRing& ring, std::string* error);
+
+// keys as the file at path, replaced whole (a temporary file of mode 0600
+// in its directory, synced, renamed over it, the directory synced): a
+// reader sees the old file or the new one, never a part. False with err.
+bool write_cookie_keys(const std::string& path, const std::vector<CookieKeyEntry>& keys, std::string& err);
+
+// The keys as ntp-control publishes them in the segment, and the ring the
+// dataplane builds of what it read there (false with *error: none, too
+// many, an ID 0 or twice). Both wipe what they copy through.
+void cookie_keys_to_abi(const std::vector<CookieKeyEntry>& keys, proto::CookieKeysData& out);
+bool cookie_ring_from_abi(const proto::CookieKeysData& in, CookieKeyRing& ring, std::string* error);
 
 // The file's ring, as both daemons read it (load_cookie_keys, then
 // build_cookie_ring): null, with each error as file:line: message, when the

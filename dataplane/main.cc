@@ -26,6 +26,7 @@
 #include "config/cli.h"
 #include "config/config.h"
 #include "config/instance_lock.h"
+#include "crypto/nts_keys.h"
 #include "dataplane/nic_sampler.h"
 #include "dataplane/port.h"
 #include "dataplane/segment.h"
@@ -57,7 +58,8 @@ void install_signal(int sig, void (*handler)(int)) {
 // The file again: refused whole on any error, else the workers get the
 // live part of it; what needs a restart is named. `running` is what the
 // workers' policy was made from.
-void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerContext>>& workers) {
+void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerContext>>& workers,
+            const std::shared_ptr<const crypto::CookieKeyRing>& control_ring) {
   spdlog::info("SIGHUP: reloading {}", running.path);
   config::ReloadResult r = config::reload(running, config::Daemon::kDataplane);
   if (!r.plan) {
@@ -79,7 +81,7 @@ void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerConte
   }
   // plan_reload kept the running ratelimit.clients (the tables' size), so
   // apply_policy has nothing to refuse for it.
-  if (std::string err; !dp::apply_policy(workers, r.plan->applied, err)) {
+  if (std::string err; !dp::apply_policy(workers, r.plan->applied, err, control_ring)) {
     spdlog::error("reload of {}: {}; keeping the running policy", running.path, err);
     return;
   }
@@ -166,6 +168,34 @@ void log_port(const dp::Port& p) {
                p.timestamp_reason, p.tx_compensation_ns);
 }
 
+// ntp-control's cookie keys (it publishes them when it rotates them,
+// nts.cookie_rotate_s > 0), when new: to every worker, then acknowledged.
+// A torn read is retried at the next round; keys that do not make a ring
+// (never from our control plane) are refused once, loudly.
+void take_cookie_keys(proto::SegmentHeader& seg, std::vector<std::unique_ptr<dp::WorkerContext>>& workers,
+                      uint64_t& seen_raw, std::shared_ptr<const crypto::CookieKeyRing>& control_ring) {
+  proto::CookieKeysData d;
+  if (!seg.cookie_keys.try_load(d) || d.published_raw == 0 || d.published_raw == seen_raw) {
+    crypto::wipe_secret(&d, sizeof d);
+    return;
+  }
+  seen_raw = d.published_raw;
+  auto ring = std::make_shared<crypto::CookieKeyRing>();
+  std::string err;
+  const bool ok = crypto::cookie_ring_from_abi(d, *ring, &err);
+  crypto::wipe_secret(&d, sizeof d);
+  if (!ok) {
+    spdlog::error("NTS cookie keys from ntp-control refused: {}; keeping the workers' keys", err);
+    return;
+  }
+  const uint32_t sealing = ring->sealing()->id;
+  const uint32_t count = ring->count;
+  control_ring = ring;
+  dp::apply_nts_ring(workers, std::move(ring));  // returns once the workers use it
+  seg.cookie_keys_taken_raw.store(seen_raw, std::memory_order_release);
+  spdlog::info("NTS cookie keys from ntp-control: {} key(s), sealing with key {}", count, sealing);
+}
+
 // The main lcore until a signal: heartbeat, noticing the control plane
 // come and go, NIC clock rounds and link state. Never on the packet path.
 void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vector<dp::Port>& ports,
@@ -173,11 +203,20 @@ void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vec
                   std::vector<std::unique_ptr<dp::WorkerContext>>& workers) {
   config::Config running = cfg;  // the workers' policy came from this
   bool control_seen = false;
+  // ntp-control's NTS cookie keys (SegmentHeader::cookie_keys): once it has
+  // published, they are the workers' (a reload keeps them over the file's,
+  // which it writes first anyway). With rotation off (keys managed outside)
+  // each daemon reads the file at its own reload, and this stays unused.
+  uint64_t cookie_keys_seen_raw = 0;
+  std::shared_ptr<const crypto::CookieKeyRing> control_ring;
   const uint64_t lost_after = static_cast<uint64_t>(tsc_hz * 3);
   const uint64_t sample_every = static_cast<uint64_t>(tsc_hz * dp::NicClockSampler::kPeriodS);
   uint64_t last_link_check = 0, last_nic_sample = 0;
   while (!dp::g_stop.load()) {
-    if (g_reload.exchange(false)) reload(running, workers);
+    if (g_reload.exchange(false))
+      reload(running, workers, running.nts.cookie_rotate_s > 0 ? control_ring : nullptr);
+    // Every round (10 ms): the NTS-KE server waits for us to take new keys.
+    if (running.nts.cookie_rotate_s > 0) take_cookie_keys(seg, workers, cookie_keys_seen_raw, control_ring);
     const uint64_t now_raw = hwclock::read_tsc();
     seg.dataplane_heartbeat_raw.store(now_raw, std::memory_order_release);
     const uint64_t cp = seg.control_heartbeat_raw.load(std::memory_order_acquire);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <cstring>
@@ -730,6 +731,8 @@ void load_policy_nts(const config::Config& cfg, Policy& p, std::vector<std::stri
   if (cfg.nts.cookie_keys_file.empty()) return;
   std::vector<std::string> errs;
   p.nts_ring = crypto::load_cookie_ring(cfg.nts.cookie_keys_file, control_user_uid(cfg), errs);
+  // Not made yet: ntp-control makes it and hands its keys over in the segment.
+  if (!p.nts_ring && cfg.nts.cookie_rotate_s > 0 && !std::filesystem::exists(cfg.nts.cookie_keys_file)) return;
   if (errors) errors->insert(errors->end(), errs.begin(), errs.end());
 }
 
@@ -793,9 +796,37 @@ void publish_keys_fingerprint(proto::SegmentHeader& seg, const Policy& p) {
   seg.keys_fingerprint.store(d);
 }
 
-bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err) {
+namespace {
+
+// Each worker bumps its epoch once per poll: a busy or idle-polling worker
+// passes two in microseconds (idle_sleep_us: at most a few ms).
+void wait_retired(std::vector<std::unique_ptr<WorkerContext>>& workers) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  for (;;) {
+    size_t waiting = 0;
+    for (auto& w : workers) waiting += collect_retired(*w);
+    if (waiting == 0 || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+}  // namespace
+
+void apply_nts_ring(std::vector<std::unique_ptr<WorkerContext>>& workers,
+                    std::shared_ptr<const crypto::CookieKeyRing> ring) {
+  for (auto& w : workers) {
+    auto p = std::make_unique<Policy>(w->policy_storage ? *w->policy_storage : Policy{});
+    p->nts_ring = ring;
+    publish_policy(*w, std::move(p));
+  }
+  wait_retired(workers);
+}
+
+bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err,
+                  std::shared_ptr<const crypto::CookieKeyRing> nts_ring) {
   std::vector<std::string> key_errors;
-  const Policy next = make_policy(cfg, &key_errors);
+  Policy next = make_policy(cfg, &key_errors);
+  if (nts_ring) next.nts_ring = std::move(nts_ring);
   err.clear();
   if (!key_errors.empty()) {
     // A keys file that does not load keeps the running policy whole (its
@@ -820,15 +851,7 @@ bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const co
   // The keys went to every worker (a table size that needs a restart does
   // not stop them): the control plane may compare them now.
   if (!workers.empty() && workers.front()->segment) publish_keys_fingerprint(*workers.front()->segment, next);
-  // Each worker bumps its epoch once per poll: a busy or idle-polling
-  // worker passes two in microseconds (idle_sleep_us: at most a few ms).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
-  for (;;) {
-    size_t waiting = 0;
-    for (auto& w : workers) waiting += collect_retired(*w);
-    if (waiting == 0 || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  wait_retired(workers);
   return ok;
 }
 

@@ -43,7 +43,14 @@ Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors =
 // without a restart: false with err saying so, and the rest still applies.
 // A keys file that does not load: false with err listing its errors
 // (file:line each), and nothing published: the running policy stays.
-bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err);
+// nts_ring (ntp-control's cookie keys from the segment), when given, wins
+// over nts.cookie_keys_file's.
+bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const config::Config& cfg, std::string& err,
+                  std::shared_ptr<const crypto::CookieKeyRing> nts_ring = nullptr);
+// The same policy for every worker but its NTS cookie keys (ntp-control's,
+// from the segment), swapped as apply_policy swaps a whole one.
+void apply_nts_ring(std::vector<std::unique_ptr<WorkerContext>>& workers,
+                    std::shared_ptr<const crypto::CookieKeyRing> ring);
 
 // What keys the dataplane serves with, for the control plane to compare
 // with its own (SegmentHeader::keys_fingerprint): crypto::fingerprint of

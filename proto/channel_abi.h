@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 9;
+inline constexpr uint32_t kChannelAbiVersion = 10;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -362,6 +362,26 @@ struct KeysFingerprintData {
 };
 static_assert(sizeof(KeysFingerprintData) == 24, "KeysFingerprintData's layout is ABI");
 
+// The NTS cookie keys ntp-control holds (control -> dataplane): made and
+// rotated by it (nts.cookie_rotate_s) or read from nts.cookie_keys_file,
+// oldest first, the last one sealing. The segment is the two daemons'
+// alone (0600, channel.control_user's). `published_raw` (the timebase at
+// the store, never 0 once written) tells a worker's main lcore that the
+// keys changed; a seqlock read never sees half a rotation.
+inline constexpr uint32_t kMaxCookieKeysAbi = 8;  // crypto::kMaxCookieKeys
+struct CookieKeyAbi {
+  uint32_t id = 0;
+  uint32_t reserved = 0;
+  uint8_t secret[32] = {};
+};
+struct CookieKeysData {
+  uint64_t published_raw = 0;  // 0: none published
+  uint32_t count = 0;          // keys, <= kMaxCookieKeysAbi
+  uint32_t reserved = 0;
+  CookieKeyAbi keys[kMaxCookieKeysAbi];
+};
+static_assert(sizeof(CookieKeyAbi) == 40 && sizeof(CookieKeysData) == 16 + 8 * 40, "CookieKeysData's layout is ABI");
+
 struct alignas(kCacheLine) SegmentHeader {
   uint64_t magic;
   uint32_t abi_version;
@@ -397,6 +417,11 @@ struct alignas(kCacheLine) SegmentHeader {
 
   alignas(kCacheLine) Seqlock<AssocEndpoints> assoc_endpoints;  // control -> dataplane
   alignas(kCacheLine) Seqlock<KeysFingerprintData> keys_fingerprint;  // dataplane -> control
+  alignas(kCacheLine) Seqlock<CookieKeysData> cookie_keys;            // control -> dataplane
+  // dataplane -> control: the published_raw of the cookie keys its workers
+  // now open and seal with; the NTS-KE server seals with a new key only
+  // then, so no client holds a cookie the dataplane cannot open yet.
+  alignas(kCacheLine) std::atomic<uint64_t> cookie_keys_taken_raw;
 };
 static_assert(offsetof(SegmentHeader, keys_fingerprint) % kCacheLine == 0 &&
                   offsetof(SegmentHeader, keys_fingerprint) > offsetof(SegmentHeader, assoc_endpoints),

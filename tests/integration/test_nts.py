@@ -4,7 +4,8 @@
 One appliance (refclock_master 2, virtual clock) with an NTS cookie keys
 file of two keys; an NTS client in a second namespace (ntsclient.py: its
 AES-SIV is OpenSSL's, not the appliance's Nettle) that mints cookies from
-the same file, as a server sharing it would, since NTS-KE is not built yet.
+the same file, as a server sharing it would (cookie_rotate_s = 0: the keys
+are managed outside, as by the appliances of one anycast address).
 Checked: answers authenticated under S2C with one fresh cookie per cookie
 and placeholder, under the current key, none longer than its request; a
 cookie of the older key still answered; a forged cookie and a retired key's
@@ -53,7 +54,7 @@ class NtsTest(unittest.TestCase):
         sysname = netlab.unique("N")
         cls.app = netlab.Appliance(cls.srv, sysname, cls.dir, netlab.appliance_config(
             sysname, "net_af_packet0,iface=dp0", f"{SERVER_IP}/24", refclock_master=2,
-            extra=f'[nts]\ncookie_keys_file = "{cls.keys_file}"\n'))
+            extra=f'[nts]\ncookie_keys_file = "{cls.keys_file}"\ncookie_rotate_s = 0\n'))
         cls.app.start()
         wait_for(lambda: (cls.app.status() or {}).get("system", {}).get("synchronized"), 15,
                  what="the control plane to publish a synchronized state")

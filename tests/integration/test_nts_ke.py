@@ -11,9 +11,11 @@ says Authenticated: Yes, the source is selected; the dataplane counts NTS
 replies and no NAK; the KE server counts sessions served and cookies; TLS
 1.2, a client without ALPN ntske/1, a bad request (answered with an Error
 record), an idle client (closed at nts.ke_timeout_s) and a client over its
-address's share of nts.ke_max_sessions are refused; after a key rotation
-(a new key appended, both daemons reloaded) chronyd keeps synchronizing
-with its old cookies, and the new cookies it gets carry the new key.
+address's share of nts.ke_max_sessions are refused. The cookie keys file
+does not exist at start: ntp-control makes it (0600) and rotates it every
+ROTATE_S seconds, handing each new key to the dataplane through the shared
+memory; across rotations chronyd keeps synchronizing, no request is NAKed,
+and a new NTS-KE's cookies carry the newest key.
 """
 import os
 import re
@@ -35,18 +37,7 @@ KE_CLIENT_IP = "10.0.3.2"
 KE_PORT = 4460
 MAX_SESSIONS = 8          # a quarter (2) per address
 TIMEOUT_S = 1.5
-
-
-def key_line(key_id, created):
-    return f"{key_id} AES-SIV-CMAC-256 HEX:{os.urandom(32).hex()} {created}\n"
-
-
-def write_0600(path, text):
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.rename(path + ".tmp", path)
-    return path
+ROTATE_S = 4
 
 
 def make_certificates(d):
@@ -119,8 +110,6 @@ except (ssl.SSLError, OSError) as e:
 
 
 class NtsKeTest(unittest.TestCase):
-    sealing_key = 7
-
     @classmethod
     def setUpClass(cls):
         cls.srv = netlab.Namespace(netlab.unique("ntpkes"))
@@ -133,15 +122,15 @@ class NtsKeTest(unittest.TestCase):
         cls.cli.exec("ip", "addr", "add", f"{KE_CLIENT_IP}/24", "dev", "cke0")
         cls.dir = netlab.workdir("ntske")
         cls.ca, cert, key = make_certificates(cls.dir)
-        cls.lines = [key_line(7, 1764547200)]
-        cls.keys_file = write_0600(os.path.join(cls.dir, "ntskeys"), "".join(cls.lines))
+        cls.keys_file = os.path.join(cls.dir, "ntskeys")  # ntp-control makes it
         cls.probe = os.path.join(cls.dir, "probe.py")
         with open(cls.probe, "w") as f:
             f.write(PROBE)
         sysname = netlab.unique("K")
         cls.app = netlab.Appliance(cls.srv, sysname, cls.dir, netlab.appliance_config(
             sysname, "net_af_packet0,iface=dp0", f"{NTP_IP}/24", refclock_master=2,
-            extra=(f'[nts]\ncookie_keys_file = "{cls.keys_file}"\nke_listen = "{KE_IP}:{KE_PORT}"\n'
+            extra=(f'[nts]\ncookie_keys_file = "{cls.keys_file}"\ncookie_rotate_s = {ROTATE_S}\n'
+                   f'cookie_old_keys = 3\nke_listen = "{KE_IP}:{KE_PORT}"\n'
                    f'certificate = "{cert}"\nprivate_key = "{key}"\nntp_server = "{NTP_IP}"\n'
                    f"ke_max_sessions = {MAX_SESSIONS}\nke_timeout_s = {TIMEOUT_S}\n")))
         cls.app.start()
@@ -201,10 +190,22 @@ class NtsKeTest(unittest.TestCase):
         wait_for(lambda: self.ke_counters().get("handshake_failures", 0) >= before + 2, 5,
                  what="two handshake failures counted")
 
+    def file_key_ids(self):
+        with open(self.keys_file) as f:
+            return [int(line.split()[0]) for line in f if line.strip() and not line.startswith("#")]
+
+    def ke_cookie_key(self):
+        """One NTS-KE's records checked; the key ID all eight cookies carry."""
+        out = self.probe_run("ok")
+        m = re.fullmatch(r"records 1:2 4:2 6:9 ((?:5:100@\d+ ){8})0:0", out)
+        self.assertTrue(m, out)
+        ids = {int(c.split("@")[1]) for c in m.group(1).split()}
+        self.assertEqual(len(ids), 1, out)
+        return ids.pop()
+
     def test_3_a_good_and_a_bad_request(self):
         # Next Protocol (1), AEAD (4), Server (6), 8 New Cookies (5), End (0).
-        out = self.probe_run("ok")
-        self.assertEqual(out, "records 1:2 4:2 6:9 " + f"5:100@{self.sealing_key} " * 8 + "0:0", out)
+        self.assertIn(self.ke_cookie_key(), self.file_key_ids())
         before = self.ke_counters().get("bad_requests", 0)
         out = self.probe_run("bad")  # NTPv4 without an AEAD record
         self.assertEqual(out, "records 2:2 0:0", out)  # Error (Bad Request), End
@@ -232,20 +233,31 @@ class NtsKeTest(unittest.TestCase):
             for p in holders:
                 netlab.stop_process(p)
 
-    def test_6_rotation_keeps_chronyd_synchronized(self):
+    def test_0_the_keys_file_is_made_0600(self):
+        wait_for(lambda: os.path.exists(self.keys_file), 5, what="ntp-control to make the cookie keys file")
+        self.assertEqual(os.stat(self.keys_file).st_mode & 0o777, 0o600)
+        self.assertGreaterEqual(len(self.file_key_ids()), 1)
+
+    def test_6_rotations_keep_chronyd_synchronized(self):
         wait_for(self.selected, 60, interval=0.5, what="chronyd to select the appliance")
+        first = self.ke_cookie_key()
         before = netlab.worker_totals(self.app.status())
-        self.lines.append(key_line(8, 1764633600))
-        write_0600(self.keys_file, "".join(self.lines))
-        self.app.reload("dataplane", "control")
-        # chronyd's cookies of key 7 still open (answered, no NAK) ...
-        d = netlab.wait_counter_delta(self.app, before, lambda d: d.get("nts_replies", 0) >= 4, "NTS replies after")
+        # Two rotations (ROTATE_S each): NTS-KE seals with a new key once the
+        # dataplane has taken it.
+        taken = self.app.log("dataplane").count("NTS cookie keys from ntp-control")
+        wait_for(lambda: self.ke_cookie_key() >= first + 2, 4 * ROTATE_S, interval=0.5,
+                 what="NTS-KE to seal with a key two rotations newer")
+        self.assertGreaterEqual(self.app.log("dataplane").count("NTS cookie keys from ntp-control"), taken + 2)
+        d = netlab.wait_counter_delta(self.app, before, lambda d: d.get("nts_replies", 0) >= 8, "NTS replies after")
         self.assertEqual(d.get("nts_naks", 0), 0, d)
         self.assertEqual(d.get("nts_stale_key", 0), 0, d)
-        # ... and a new KE hands out cookies of key 8 (key ID: the cookie's first 4 bytes).
-        NtsKeTest.sealing_key = 8
-        self.test_3_a_good_and_a_bad_request()
         self.assertTrue(self.selected(), self.chrony.chronyc("sources"))
+        a = self.authdata()
+        self.assertEqual(a.get("nak"), "0", a)
+        newest = self.ke_cookie_key()
+        self.assertLessEqual(len(self.file_key_ids()), 4)  # the current key and cookie_old_keys = 3
+        print(f"\n  cookie keys {first} -> {newest}, chronyd still selected, {d.get('nts_replies')} NTS replies, "
+              "0 NAK", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ struct FakeHost : HostFacts {
     if (it != cookie_key_texts.end()) return crypto::parse_cookie_keys(it->second, p);
     crypto::CookieKeysFile f;
     f.errors.push_back({p, 0, "cannot open: No such file or directory"});
+    f.absent = true;
     return f;
   }
   std::map<std::string, PathFacts> paths{{"/run/ntp", {.exists = true, .directory = true, .mode = 0750}}};
@@ -394,25 +395,28 @@ TEST(HostCheck, KeysFileHoldsEveryKeyTheConfigNames) {
   EXPECT_TRUE(host.keys_owners.empty());
 }
 
-// The dataplane's --check reads the NTS cookie keys file as a start would
-// (ntp-control does not use it yet); its errors with their file:line.
-TEST(HostCheck, CookieKeysFileLoadsForTheDataplane) {
-  const std::string text = config_text("[1]", "127.0.0.1:9123", "veth0") +
+// Both daemons' --check read the NTS cookie keys file as a start would; its
+// errors with their file:line. Absent, it is ntp-control's to make unless
+// nts.cookie_rotate_s = 0 says it comes from elsewhere.
+TEST(HostCheck, CookieKeysFileLoadsForBothDaemons) {
+  const std::string base = config_text("[1]", "127.0.0.1:9123", "veth0") +
                            "[nts]\n"                                   // 15
                            "cookie_keys_file = \"/etc/ntskeys\"\n";  // 16
   FakeHost host;
   host.cookie_key_texts["/etc/ntskeys"] =
       "1 AES-SIV-CMAC-256 HEX:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 1\n";
-  Checked c = run(text, kDataplaneHostChecks, host);
+  Checked c = run(base, kDataplaneHostChecks, host);
   EXPECT_TRUE(c.errors.empty()) << c.errors[0];
   host.cookie_key_texts["/etc/ntskeys"] = "1 AES-SIV-CMAC-256 HEX:00 1\n";
-  c = run(text, kDataplaneHostChecks, host);
-  ASSERT_EQ(c.errors.size(), 1u);
-  EXPECT_EQ(c.errors[0].rfind("t.toml:16:20: nts.cookie_keys_file: /etc/ntskeys:1: ", 0), 0u) << c.errors[0];
-  c = run(text, kControlHostChecks, host);
-  EXPECT_TRUE(c.errors.empty()) << "ntp-control does not read it";
+  for (HostChecks daemon : {kDataplaneHostChecks, kControlHostChecks}) {
+    c = run(base, daemon, host);
+    ASSERT_EQ(c.errors.size(), 1u);
+    EXPECT_EQ(c.errors[0].rfind("t.toml:16:20: nts.cookie_keys_file: /etc/ntskeys:1: ", 0), 0u) << c.errors[0];
+  }
   host.cookie_key_texts.clear();
-  c = run(text, kDataplaneHostChecks, host);
+  c = run(base, kDataplaneHostChecks, host);
+  EXPECT_TRUE(c.errors.empty()) << "absent: ntp-control makes it";
+  c = run(base + "cookie_rotate_s = 0\n", kDataplaneHostChecks, host);
   EXPECT_EQ(c.errors, (std::vector<std::string>{
                           "t.toml:16:20: nts.cookie_keys_file: /etc/ntskeys: cannot open: No such file or directory"}));
 }

@@ -88,6 +88,40 @@ TEST(NtsKeys, WhatIsWrittenReadsBack) {
   }
 }
 
+// What ntp-control publishes in the segment makes the ring the file makes.
+TEST(NtsKeys, TheSegmentsCopyMakesTheSameRing) {
+  std::vector<CookieKeyEntry> keys(3);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys[i].id = 70 + static_cast<uint32_t>(i);
+    for (size_t j = 0; j < kSivKeyBytes; ++j) keys[i].secret[j] = static_cast<uint8_t>(i * 3 + j);
+  }
+  proto::CookieKeysData d;
+  cookie_keys_to_abi(keys, d);
+  ASSERT_EQ(d.count, 3u);
+  CookieKeyRing from_abi, from_file;
+  ASSERT_TRUE(cookie_ring_from_abi(d, from_abi, nullptr));
+  ASSERT_TRUE(build_cookie_ring(keys, from_file, nullptr));
+  EXPECT_EQ(from_abi.sealing()->id, 72u);
+  NtsKeys k;
+  k.c2s[0] = 9;
+  uint8_t nonce[kNtsCookieNonceBytes] = {1};
+  uint8_t cookie[kNtsCookieBytes];
+  ASSERT_TRUE(cookie_seal(*from_file.find(71), nonce, k, cookie));
+  NtsKeys out;
+  EXPECT_EQ(cookie_open(from_abi, cookie, sizeof cookie, out), CookieOpen::kOk);
+  EXPECT_EQ(out.c2s[0], 9);
+  // Nothing, too many, or an ID twice: no ring.
+  std::string err;
+  d.count = 0;
+  EXPECT_FALSE(cookie_ring_from_abi(d, from_abi, &err));
+  d.count = 9;
+  EXPECT_FALSE(cookie_ring_from_abi(d, from_abi, &err));
+  d.count = 3;
+  d.keys[2].id = d.keys[0].id;
+  EXPECT_FALSE(cookie_ring_from_abi(d, from_abi, &err));
+  EXPECT_EQ(from_abi.count, 0u);
+}
+
 TEST(NtsKeys, RotatesOnTimeKeepsTheNewestAndTheRingOpensOnlyWhatIsKept) {
   int calls = 0;
   auto random = [&calls](uint8_t* p, size_t n) {
