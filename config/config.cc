@@ -517,6 +517,21 @@ constexpr KeySpec kKeys[] = {
     {.sects = kInterface, .name = "emulated_nic_read_jitter_ns", .type = Type::kFloat, .def = "0", .lo = 0,
      .hi = 1000000, .store = set<&Interface::emulated_nic_read_jitter_ns>,
      .help = "emulated NIC clock: gaussian noise of a clock read (rte_eth_read_clock), ns"},
+    {.sects = kInterface, .name = "exception_path", .type = Type::kBool, .def = "false",
+     .store = set<&Interface::exception_path>,
+     .help = "the kernel exception path: a TAP interface (DPDK net_tap) with this interface's MAC and address, "
+             "made by the dataplane in its network namespace; frames for our address the dataplane does not "
+             "answer (TCP such as SSH, BGP or NTS-KE, UDP to other ports, ICMP but echo, fragments, ARP replies) "
+             "go to it, and what the kernel sends there goes out through the port. The dataplane answers ARP "
+             "requests for the address itself"},
+    {.sects = kInterface, .name = "exception_interface", .type = Type::kString, .def = "\"\"", .hi = 15,
+     .fmt = Fmt::kName,
+     .store = set<&Interface::exception_interface>,
+     .help = "the exception path's kernel interface name; empty: ntpx and the interface's index (ntpx0)"},
+    {.sects = kInterface, .name = "exception_max_pps", .type = Type::kInt, .def = "10000", .lo = 1, .hi = 10000000,
+     .store = set<&Interface::exception_max_pps>,
+     .help = "per worker, the most frames a second handed to the kernel (each is a system call): beyond, "
+             "dropped as exception_rate, so a flood of TCP to our address cannot take the worker from NTP"},
 
     // -- [[server]] and [[peer]] --------------------------------------------
     {.sects = kServer | kPeer, .name = "address", .type = Type::kString, .required = true,

@@ -37,6 +37,9 @@ struct Interface {
   double emulated_nic_offset_ns = 0;  // its reading at TSC 0
   double emulated_nic_frequency_ppm = 0;  // its frequency error against the TSC
   double emulated_nic_read_jitter_ns = 0; // gaussian noise of a clock read
+  bool exception_path = false;        // what we do not answer for our address goes to a kernel interface
+  std::string exception_interface;    // its name ("" : "ntpx" and the interface's index)
+  int exception_max_pps = 10000;      // per worker, frames to the kernel a second
   bool operator==(const Interface&) const = default;
 };
 

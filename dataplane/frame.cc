@@ -39,6 +39,14 @@ void eth_reply(uint8_t* eth, const PortIdentity& port) {
   std::memcpy(eth + 6, port.mac, 6);
 }
 
+// What the fast path does not handle for our address: the kernel's when the
+// port has an exception path, else dropped for `r`.
+FrameVerdict not_ours(const PortIdentity& port, DropReason r) {
+  FrameVerdict v = drop(r);
+  if (port.exception_path) v.action = FrameAction::kToKernel;
+  return v;
+}
+
 void ipv4_finish(uint8_t* ip) {
   proto::store_be16(ip + 10, 0);
   proto::store_be16(ip + 10, csum_finish(csum_add(0, ip, kIpv4MinHeaderLen)));
@@ -95,7 +103,9 @@ FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, Neig
     v.learned_neighbour = true;
   }
   if (op == 2) {
-    v.action = FrameAction::kConsumed;
+    // The kernel's own ARP requests (exception path) are answered to us: it
+    // learns from the reply as we do.
+    v.action = port.exception_path ? FrameAction::kToKernel : FrameAction::kConsumed;
     return v;
   }
   // Reply in place: the requester becomes the target.
@@ -117,7 +127,7 @@ FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortI
   uint8_t* icmp = ip + kIpv4MinHeaderLen;
   const size_t icmp_len = ip_total - kIpv4MinHeaderLen;
   if (icmp_len < kIcmpHeaderLen || csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) return drop(DropReason::kBadIcmp);
-  if (icmp[0] != 8 || icmp[1] != 0) return drop(DropReason::kIcmpNotEcho);  // only echo request
+  if (icmp[0] != 8 || icmp[1] != 0) return not_ours(port, DropReason::kIcmpNotEcho);  // only echo request
   const uint32_t src = proto::load_be32(ip + 12);
   if (bad_source(port, src)) return drop(DropReason::kBadSourceAddress);
 
@@ -354,7 +364,7 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   if (dst_port != proto::kNtpPort) {
     if (ntp_len < 1 || (ntp[0] & 7) != static_cast<uint8_t>(proto::Mode::kServer) || env.assoc == nullptr ||
         !env.assoc->has_client(src))
-      return drop(DropReason::kUdpPortClosed);
+      return not_ours(port, DropReason::kUdpPortClosed);
   }
   if (bad_source(port, src) || src_port == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
 
@@ -429,12 +439,13 @@ FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, con
   if (ihl < kIpv4MinHeaderLen || total < ihl || total > avail) return drop(DropReason::kBadIpHeader);
   if (proto::load_be32(ip + 16) != port.ipv4) return drop(DropReason::kNotForUs);
   if (csum_fold(csum_add(0, ip, ihl)) != 0xFFFF) return drop(DropReason::kBadIpChecksum);
-  if ((proto::load_be16(ip + 6) & 0x3FFF) != 0) return drop(DropReason::kIpFragment);  // MF or an offset
-  if (ihl != kIpv4MinHeaderLen) return drop(DropReason::kIpOptions);
+  // The kernel reassembles fragments and reads options; we do neither.
+  if ((proto::load_be16(ip + 6) & 0x3FFF) != 0) return not_ours(port, DropReason::kIpFragment);  // MF or an offset
+  if (ihl != kIpv4MinHeaderLen) return not_ours(port, DropReason::kIpOptions);
   switch (ip[9]) {
     case kIpProtoUdp: return handle_udp(eth, ip, total, port, params, rx, env);
     case kIpProtoIcmp: return handle_icmp(eth, ip, total, port);
-    default: return drop(DropReason::kUnsupportedIpProto);
+    default: return not_ours(port, DropReason::kUnsupportedIpProto);  // TCP (SSH, BGP, NTS-KE) and the rest
   }
 }
 

@@ -25,6 +25,9 @@ struct PortIdentity {
   uint32_t ipv4 = 0;        // host order
   uint8_t prefix_len = 24;
   bool ntp_server = false;  // answer client requests here
+  // interface.exception_path: frames for our address that we do not answer
+  // go to the kernel (FrameAction::kToKernel) instead of being dropped.
+  bool exception_path = false;
 };
 
 // A configured association's endpoint as a worker holds it: one entry of
@@ -168,6 +171,10 @@ enum class FrameAction : uint8_t {
   kTransmit,   // the frame was rewritten in place into a reply of `len` bytes; send it on the same port
   kToControl,  // an NTP packet for the control plane: see the l4 fields
   kConsumed,   // handled, nothing to send (an ARP reply we learned from, a conflict not defended again)
+  // For our address but not ours to answer (port.exception_path only): the
+  // frame, unchanged, to the port's kernel interface. `reason` says what it
+  // would have been dropped as. An ARP reply to us is learned first.
+  kToKernel,
 };
 
 // kArpDefence: the frame was rewritten into our own RFC 5227 announcement

@@ -192,8 +192,8 @@ void take_cookie_keys(proto::SegmentHeader& seg, std::vector<std::unique_ptr<dp:
   const uint32_t count = ring->count;
   control_ring = ring;
   dp::apply_nts_ring(workers, std::move(ring));  // returns once the workers use it
-  seg.cookie_keys_taken_raw.store(seen_raw, std::memory_order_release);
   spdlog::info("NTS cookie keys from ntp-control: {} key(s), sealing with key {}", count, sealing);
+  seg.cookie_keys_taken_raw.store(seen_raw, std::memory_order_release);
 }
 
 // The main lcore until a signal: heartbeat, noticing the control plane
@@ -302,6 +302,19 @@ int run(const config::Config& cfg) {
     if (!dp::init_port(iface, cfg.dataplane, n_workers, pools, tsc_hz, p, err)) {
       spdlog::error("{}: interface {} ({}): {}", cfg.path, iface.name, iface.device, err);
       goto out;
+    }
+    if (iface.exception_path) {
+      p.identity.exception_path = true;
+      const bool opened = dp::open_exception_path(iface, ports.size(), p, n_workers, pools[0], p.exception, err);
+      if (!opened) {
+        spdlog::error("{}: interface {} ({}): {}", cfg.path, iface.name, iface.device, err);
+        dp::stop_port(p);
+        goto out;
+      }
+      spdlog::info("interface {}: exception path {} (kernel interface {}, {}/{}): frames for the address that the "
+                   "dataplane does not answer go to the kernel, at most {} a second per worker",
+                   iface.name, p.exception.vdev, p.exception.kernel_name, proto::ipv4_to_string(iface.ipv4),
+                   iface.prefix_len, iface.exception_max_pps);
     }
     log_port(p);
     ports.push_back(std::move(p));

@@ -215,7 +215,8 @@ void refresh_link(Port& port) {
   }
 }
 
-void stop_port(const Port& port) {
+void stop_port(Port& port) {
+  close_exception_path(port.exception);
   rte_eth_dev_stop(port.port_id);
   rte_eth_dev_close(port.port_id);
 }

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "dataplane/emulated_nic.h"
+#include "dataplane/exception_path.h"
 #include "dataplane/frame.h"
 
 struct rte_mempool;
@@ -39,6 +40,7 @@ struct Port {
   std::unique_ptr<EmulatedNicClock> emulated;              // emulated_nic_clock = true
   std::unique_ptr<EmulatedNicClock::Stamper> stamper;      // the RX callback's parameter
   int64_t tx_compensation_ns = 0;
+  ExceptionPath exception;  // interface.exception_path (port_id UINT16_MAX: none)
 };
 
 // Reads the port's NIC clock (rte_eth_read_clock, or the emulation) between
@@ -58,6 +60,6 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
                const std::vector<rte_mempool*>& pools, double tsc_hz, Port& out, std::string& err);
 
 void refresh_link(Port& port);
-void stop_port(const Port& port);
+void stop_port(Port& port);  // and its exception path
 
 }  // namespace ntp::dp

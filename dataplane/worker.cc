@@ -33,6 +33,9 @@ std::atomic<bool> g_stop{false};
 namespace {
 
 constexpr unsigned kMaxBurst = kMaxWorkerBurst;
+// How often a worker reads its exception paths' TAPs (a system call each):
+// 50 us adds at most that to the kernel's packets, and costs no NTP packet.
+constexpr uint64_t kExceptionPollNs = 50'000;
 // How many frames ahead of its turn a source's limiter bucket is asked for
 // (about 8 x 60 ns, more than a DRAM miss; see worker_poll_once).
 constexpr uint16_t kLimiterLead = 8;
@@ -42,6 +45,16 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
   // Only this worker writes its counters: a relaxed load and store, no
   // locked instruction.
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+// One frame's worth of the exception path's budget at now_ns: a burst of
+// kExceptionBurst, then exception_max_pps (GCRA, as AssocTable::take).
+constexpr int64_t kExceptionBurst = 32;
+inline bool exception_take(WorkerPort& p, int64_t now_ns) {
+  const int64_t tat = p.exc_tat_ns > now_ns ? p.exc_tat_ns : now_ns;
+  if (tat - now_ns > (kExceptionBurst - 1) * p.exc_interval_ns) return false;
+  p.exc_tat_ns = tat + p.exc_interval_ns;
+  return true;
 }
 
 inline void count_drop(proto::WorkerCounters& c, proto::DropReason reason, uint64_t n = 1) {
@@ -374,6 +387,39 @@ size_t collect_retired(WorkerContext& ctx) {
   return ctx.retired.size();
 }
 
+// Frames for the kernel (kToKernel, within budget) to the port's TAP.
+void to_exception_path(proto::WorkerCounters& c, WorkerPort& port, rte_mbuf** m, uint16_t n) {
+  const uint16_t sent = rte_eth_tx_burst(port.exc_port_id, port.exc_queue, m, n);
+  bump(c.exception_to_kernel, sent);
+  if (sent < n) {
+    count_drop(c, proto::DropReason::kExceptionFull, n - sent);
+    for (uint16_t i = sent; i < n; i++) rte_pktmbuf_free(m[i]);
+  }
+}
+
+// What the kernel sent on the exception paths this worker reads: out
+// through their ports as it is (the TAP has the port's MAC and address).
+unsigned service_exception_rx(WorkerContext& ctx) {
+  proto::WorkerCounters& c = *ctx.counters;
+  unsigned moved = 0;
+  for (unsigned p = 0; p < ctx.n_ports; p++) {
+    WorkerPort& port = ctx.ports[p];
+    if (!port.exc_reads) continue;
+    rte_mbuf* m[kMaxBurst];
+    const uint16_t n = rte_eth_rx_burst(port.exc_port_id, 0, m, kMaxBurst);
+    if (n == 0) continue;
+    const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, m, n);
+    bump(c.exception_from_kernel, sent);
+    bump(c.tx_packets, sent);
+    if (sent < n) {
+      count_drop(c, proto::DropReason::kExceptionFull, n - sent);
+      for (uint16_t i = sent; i < n; i++) rte_pktmbuf_free(m[i]);
+    }
+    moved += n;
+  }
+  return moved;
+}
+
 // The shape of DPDK's l3fwd main loop: per port, receive a burst, then per
 // frame its receive time and one decision, then transmit the replies.
 unsigned worker_poll_once(WorkerContext& ctx) {
@@ -406,6 +452,8 @@ unsigned worker_poll_once(WorkerContext& ctx) {
       for (uint16_t i = 0; i < n && i < kLimiterLead; i++) prefetch_limiter(*ctx.limiter, rx[i]);
     BurstTally tally;
     TxBurst tx;
+    rte_mbuf* to_kernel[kMaxBurst];
+    uint16_t n_kernel = 0;
     for (uint16_t i = 0; i < n; i++) {
       rte_mbuf* m = rx[i];
       if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
@@ -434,6 +482,14 @@ unsigned worker_poll_once(WorkerContext& ctx) {
         case FrameAction::kConsumed:
           rte_pktmbuf_free(m);
           break;
+        case FrameAction::kToKernel:
+          if (port.exc_port_id != UINT16_MAX && exception_take(port, burst.mono_ns)) {
+            to_kernel[n_kernel++] = m;
+          } else {
+            count_drop(c, proto::DropReason::kExceptionRate);
+            rte_pktmbuf_free(m);
+          }
+          break;
         case FrameAction::kDrop:
           count_drop(c, v.reason);
           rte_pktmbuf_free(m);
@@ -441,6 +497,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
       }
     }
     transmit_burst(ctx, port, tx);
+    if (n_kernel) to_exception_path(c, port, to_kernel, n_kernel);
     add_tally(c, port, n, tally);
     tally_limiter(ctx);
     if (tally.arp_conflicts) publish_arp_conflict(ctx, p);
@@ -696,6 +753,13 @@ int worker_main(void* arg) {
       refresh_published(ctx);
       n += service_control_tx(ctx);
     }
+    if (ctx.exception_rx) {
+      const uint64_t now_raw = hwclock::read_tsc();
+      if (now_raw >= ctx.next_exception_poll_raw) {
+        ctx.next_exception_poll_raw = now_raw + ctx.tsc_hz / (1'000'000'000 / kExceptionPollNs);
+        n += service_exception_rx(ctx);
+      }
+    }
     polls++;
     if (n) {
       busy++;
@@ -815,7 +879,7 @@ void wait_retired(std::vector<std::unique_ptr<WorkerContext>>& workers) {
 void apply_nts_ring(std::vector<std::unique_ptr<WorkerContext>>& workers,
                     std::shared_ptr<const crypto::CookieKeyRing> ring) {
   for (auto& w : workers) {
-    auto p = std::make_unique<Policy>(w->policy_storage ? *w->policy_storage : Policy{});
+    auto p = w->policy_storage ? std::make_unique<Policy>(*w->policy_storage) : std::make_unique<Policy>();
     p->nts_ring = ring;
     publish_policy(*w, std::move(p));
   }

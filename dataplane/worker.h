@@ -32,6 +32,15 @@ struct WorkerPort {
   hwclock::NicToTscMap cached_map{};                              // this worker's copy, per burst
   int ts_dynfield_offset = -1;
   uint64_t ts_dynflag = 0;
+  // interface.exception_path: the kernel interface's port (UINT16_MAX:
+  // none), this worker's TX queue on it, whether this worker reads what the
+  // kernel sends (worker 0: the TAP has one RX queue), and the budget of
+  // exception_max_pps (GCRA: an interval and its theoretical arrival time).
+  uint16_t exc_port_id = UINT16_MAX;
+  uint16_t exc_queue = 0;
+  bool exc_reads = false;
+  int64_t exc_interval_ns = 0;
+  int64_t exc_tat_ns = 0;
 };
 
 // A control-plane packet waiting for its next hop's MAC address.
@@ -57,6 +66,11 @@ struct alignas(proto::kCacheLine) WorkerContext {
   unsigned worker_id = 0;
   unsigned n_ports = 0;
   WorkerPort ports[proto::kMaxPorts];
+  // Some port's exception path is read by this worker: every
+  // kExceptionPollNs it polls the TAP (each poll is a read() system call,
+  // so not on every loop iteration).
+  bool exception_rx = false;
+  uint64_t next_exception_poll_raw = 0;
   unsigned burst_size = 32;
   unsigned idle_sleep_us = 0;  // 0: busy poll
 

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <stdexcept>
@@ -96,6 +97,13 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
     wp.nic_map = sampler.map(i);
     wp.ts_dynfield_offset = ports[i].ts_dynfield_offset;
     wp.ts_dynflag = ports[i].ts_dynflag;
+    if (ports[i].exception.port_id != UINT16_MAX) {
+      wp.exc_port_id = ports[i].exception.port_id;
+      wp.exc_queue = static_cast<uint16_t>(w);
+      wp.exc_reads = w == 0;
+      wp.exc_interval_ns = 1'000'000'000LL / std::max(1, cfg.interfaces[i].exception_max_pps);
+      ctx->exception_rx |= wp.exc_reads;
+    }
   }
   return ctx;
 }

@@ -48,6 +48,8 @@ const char* drop_reason_name(DropReason r) {
     case DropReason::kBadControlPacket: return "bad_control_packet";
     case DropReason::kAssocOverBudget: return "assoc_over_budget";
     case DropReason::kNotAuthenticated: return "not_authenticated";
+    case DropReason::kExceptionRate: return "exception_rate";
+    case DropReason::kExceptionFull: return "exception_full";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -102,6 +102,8 @@ enum class DropReason : uint8_t {
   kBadControlPacket,   // a tx ring entry from the control plane that does not make a packet (length, address)
   kAssocOverBudget,    // from a configured association's address and ports, faster than it can be sending (a flood that guessed the port)
   kNotAuthenticated,   // a mode 1/2 packet without a valid MAC: from a peer-class address with auth.authenticate (only a verified one may mobilise), or from a keyed [[peer]]'s address without one of its key
+  kExceptionRate,      // for the kernel (exception path), over interface.exception_max_pps
+  kExceptionFull,      // for the kernel, its interface did not take it (or, from it, the port's TX queue did not)
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -150,6 +152,8 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> model_refused;      // published clock models not served from (hwclock::model_plausible), each once
   std::atomic<uint64_t> assoc_endpoints_refused;  // published endpoint sets refused (count > kMaxAssocEndpoints), each once
   std::atomic<uint64_t> assoc_demoted;      // configured peers' packets over their budget, sent on the shared lane
+  std::atomic<uint64_t> exception_to_kernel;   // frames for our address handed to the kernel (exception path)
+  std::atomic<uint64_t> exception_from_kernel; // frames the kernel sent, out through the port
   std::atomic<uint64_t> drops[kDropReasonCount];
   PortTimestampCounters timestamps[kMaxPorts];
 };
@@ -219,6 +223,11 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
     {"assoc_demoted",
      "Packets from a configured symmetric peer over its endpoint budget, passed on the shared lane instead of the associations' own (with a key: only ones whose MAC verified).",
      &WorkerCounters::assoc_demoted},
+    {"exception_to_kernel",
+     "Frames for our address the dataplane does not answer (TCP, other UDP ports, other ICMP, fragments, ARP replies) handed to the kernel interface of the exception path.",
+     &WorkerCounters::exception_to_kernel},
+    {"exception_from_kernel", "Frames the exception path's kernel interface sent, transmitted on the port.",
+     &WorkerCounters::exception_from_kernel},
 };
 inline constexpr size_t kWorkerCounterCount = sizeof kWorkerCounterFields / sizeof kWorkerCounterFields[0];
 // A counter without a row (or a row too many) does not build.

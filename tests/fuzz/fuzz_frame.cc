@@ -265,7 +265,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(buf.get(), in.get(), len);
   std::memset(buf.get() + len, 0x5A, 4);
 
-  const PortIdentity port = make_port(flags & 16);
+  PortIdentity port = make_port(flags & 16);
+  port.exception_path = data[5] & 2;  // the kernel takes what we do not answer
   const ReplyParams params = make_params(flags & 8);
   const proto::NtpTimestamp rx{0xEB001234u, 0x80000000u};
   NeighbourTable neighbours;
@@ -408,6 +409,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case FrameAction::kDrop:
     case FrameAction::kConsumed:
       return 0;
+    case FrameAction::kToKernel: {
+      // Only with an exception path, unchanged, and only what is addressed
+      // to us: an IPv4 packet to our address or an ARP reply to it.
+      if (!port.exception_path) fail("kToKernel without an exception path", len);
+      if (std::memcmp(buf.get(), in.get(), len) != 0) fail("kToKernel frame modified", len);
+      if (len < kEthHeaderLen + 20) fail("kToKernel runt", len);
+      const uint16_t type = proto::load_be16(in.get() + 12);
+      const uint8_t* l3 = in.get() + kEthHeaderLen;
+      if (type == kEtherTypeIpv4) {
+        if (proto::load_be32(l3 + 16) != port.ipv4) fail("kToKernel for another address", len);
+        const DropReason r = v.reason;
+        if (r != DropReason::kIpFragment && r != DropReason::kIpOptions && r != DropReason::kUnsupportedIpProto &&
+            r != DropReason::kUdpPortClosed && r != DropReason::kIcmpNotEcho)
+          fail("kToKernel for a reason that is ours to drop", len);
+      } else if (type == kEtherTypeArp) {
+        if (len < kEthHeaderLen + kArpLen || proto::load_be16(l3 + 6) != 2 || proto::load_be32(l3 + 24) != port.ipv4)
+          fail("kToKernel ARP that is not a reply to us", len);
+      } else {
+        fail("kToKernel of another ethertype", len);
+      }
+      return 0;
+    }
     case FrameAction::kToControl: {
       if (size_t{v.ntp_offset} + v.ntp_len > len) fail("kToControl payload outside the frame", len);
       if (std::memcmp(buf.get() + v.ntp_offset, in.get() + v.ntp_offset, v.ntp_len) != 0)

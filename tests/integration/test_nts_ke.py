@@ -40,18 +40,18 @@ TIMEOUT_S = 1.5
 ROTATE_S = 4
 
 
-def make_certificates(d):
-    """A test CA and a server certificate for KE_IP (an IP address SAN, what
+def make_certificates(d, ip=KE_IP):
+    """A test CA and a server certificate for ip (an IP address SAN, what
     chronyd checks when its server directive names an address)."""
     def openssl(*args):
         netlab.sh("openssl", *args)
     ca_key, ca, key, csr, cert = (os.path.join(d, n) for n in ("ca.key", "ca.pem", "ke.key", "ke.csr", "ke.pem"))
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=ntp-appliance test CA")
-    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={KE_IP}")
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={ip}")
     ext = os.path.join(d, "ke.ext")
     with open(ext, "w") as f:
-        f.write(f"subjectAltName=IP:{KE_IP}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+        f.write(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
                 "extendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
             "-extfile", ext)
@@ -222,11 +222,15 @@ class NtsKeTest(unittest.TestCase):
 
     def test_5_one_address_holds_a_quarter_of_the_sessions(self):
         before = self.ke_counters().get("refused", 0)
-        # Two sessions from this address fill its share; a third is closed at once.
-        holders = [self.cli.popen(["/usr/bin/python3", self.probe, "hold", KE_IP, str(KE_PORT), self.ca, "1.0"],
-                                  os.path.join(self.dir, f"hold{i}.log")) for i in range(2)]
+        # Two silent connections from this address fill its share (for
+        # TIMEOUT_S, the server's limit on them); a third is closed at once.
+        # Their connect is the condition, not /status (a second behind).
+        logs = [os.path.join(self.dir, f"hold{i}.log") for i in range(2)]
+        holders = [self.cli.popen(["/usr/bin/python3", self.probe, "hold", KE_IP, str(KE_PORT), self.ca, "5"], log)
+                   for log in logs]
         try:
-            wait_for(lambda: self.ke_counters().get("sessions", 0) >= 2, 5, what="two sessions held")
+            wait_for(lambda: all("held" in open(log).read() for log in logs), 5, interval=0.01,
+                     what="two connections held")
             self.assertTrue(self.probe_run("ok").startswith("refused"))
             wait_for(lambda: self.ke_counters().get("refused", 0) >= before + 1, 5, what="a refusal counted")
         finally:
@@ -244,17 +248,18 @@ class NtsKeTest(unittest.TestCase):
         before = netlab.worker_totals(self.app.status())
         # Two rotations (ROTATE_S each): NTS-KE seals with a new key once the
         # dataplane has taken it.
-        taken = self.app.log("dataplane").count("NTS cookie keys from ntp-control")
         wait_for(lambda: self.ke_cookie_key() >= first + 2, 4 * ROTATE_S, interval=0.5,
                  what="NTS-KE to seal with a key two rotations newer")
-        self.assertGreaterEqual(self.app.log("dataplane").count("NTS cookie keys from ntp-control"), taken + 2)
+        # Every key NTS-KE sealed with, the dataplane took before.
+        sealed = self.ke_cookie_key()
+        self.assertIn(f"sealing with key {sealed}\n", self.app.log("dataplane"))
         d = netlab.wait_counter_delta(self.app, before, lambda d: d.get("nts_replies", 0) >= 8, "NTS replies after")
         self.assertEqual(d.get("nts_naks", 0), 0, d)
         self.assertEqual(d.get("nts_stale_key", 0), 0, d)
         self.assertTrue(self.selected(), self.chrony.chronyc("sources"))
         a = self.authdata()
         self.assertEqual(a.get("nak"), "0", a)
-        newest = self.ke_cookie_key()
+        newest = sealed
         self.assertLessEqual(len(self.file_key_ids()), 4)  # the current key and cookie_old_keys = 3
         print(f"\n  cookie keys {first} -> {newest}, chronyd still selected, {d.get('nts_replies')} NTS replies, "
               "0 NAK", file=sys.stderr)

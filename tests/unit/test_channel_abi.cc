@@ -152,6 +152,7 @@ TEST(CheckSegment, EachCorruptedFieldIsRefusedWithItsMessage) {
          // The report ring's slots end exactly at the mapping's end, one
          // cache line over: aligned, starts inside, ends outside.
          s.h()->tx_report_ring_offset = s.size - L::memsize(sizeof(TxReport), s.h()->ring_size) + 64;
+         s.init_ring(s.h()->tx_report_ring_offset);  // a well-formed ring there: only its extent is wrong
        },
        nullptr},
       {"ring size larger than laid out",
@@ -218,9 +219,10 @@ TEST(CheckSegment, RingPlacementMessagesNameTheRingAndTheBytes) {
                            " bytes mapped");
   // Exactly at the end is fine (the ring is copied there with its fields).
   s.h()->tx_report_ring_offset = s.size - rep_bytes;
-  std::memcpy(s.mem.get() + s.size - rep_bytes, s.mem.get() + rep, L::kBytes);
+  s.init_ring(s.size - rep_bytes);  // (not a copy of the ring at rep: the two may overlap)
   EXPECT_EQ(s.check(), "");
   s.h()->tx_report_ring_offset = rep;
+  s.init_ring(rep);  // the copy may have landed on its fields (the padding before the end is what the header leaves)
   s.h()->assoc_ring_offset[1] = rx1 + 4096;
   std::memcpy(s.mem.get() + rx1 + 4096, s.mem.get() + rx1, L::kBytes);
   EXPECT_EQ(s.check(), "segment's rx ring of worker 1 and assoc ring of worker 1 overlap");

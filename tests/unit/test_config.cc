@@ -796,7 +796,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 99u);
+  EXPECT_EQ(keys.size(), 102u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

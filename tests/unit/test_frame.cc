@@ -609,6 +609,86 @@ TEST(FrameArp, ReplyLearnedWithinSubnet) {
   ASSERT_NE(nt.lookup(kClientIp, kNow, 0), nullptr);
 }
 
+// ------------------------------------------------------------ exception path
+
+PortIdentity exception_port() {
+  PortIdentity p = our_port();
+  p.exception_path = true;
+  return p;
+}
+
+// A TCP SYN from the client to port (its header only: the kernel's to read).
+Bytes tcp_frame(uint32_t dst = kOurIp, uint16_t port = 22) {
+  Bytes tcp(20, 0);
+  put16(tcp, 0, 40000);
+  put16(tcp, 2, port);
+  tcp[12] = 5 << 4;
+  tcp[13] = 0x02;  // SYN
+  IpSpec ip = client_ip(6);
+  ip.dst = dst;
+  return ethernet(kOurMac, kClientMac, 0x0800, ipv4(tcp, ip));
+}
+
+TEST(FrameException, WhatWeDoNotAnswerForOurAddressGoesToTheKernelUnchanged) {
+  IpSpec frag = client_ip();
+  frag.flags_frag = 0x2000;  // MF
+  IpSpec opts = client_ip();
+  opts.options = {0x94, 0x04, 0, 0};  // router alert
+  const struct {
+    const char* what;
+    Bytes frame;
+    DropReason without;
+  } cases[] = {
+      {"TCP (SSH)", tcp_frame(), DropReason::kUnsupportedIpProto},
+      {"TCP (NTS-KE)", tcp_frame(kOurIp, 4460), DropReason::kUnsupportedIpProto},
+      {"UDP to another port", ntp_frame(chrony_payload(), {.src_port = kClientPort, .dst_port = 53}),
+       DropReason::kUdpPortClosed},
+      {"ICMP port unreachable", icmp_frame(Bytes(28, 0), {.type = 3, .code = 3}), DropReason::kIcmpNotEcho},
+      {"a fragment", ntp_frame(chrony_payload(), {.src_port = kClientPort}, frag), DropReason::kIpFragment},
+      {"IP options", ntp_frame(chrony_payload(), {.src_port = kClientPort}, opts), DropReason::kIpOptions},
+  };
+  for (const auto& c : cases) {
+    const Out with = handle(c.frame, exception_port());
+    EXPECT_EQ(with.v.action, FrameAction::kToKernel) << c.what;
+    EXPECT_EQ(with.v.reason, c.without) << c.what;
+    EXPECT_EQ(Bytes(with.buf.begin(), with.buf.begin() + c.frame.size()), c.frame) << c.what;
+    EXPECT_DROP(handle(c.frame, our_port()), c.without);
+  }
+}
+
+TEST(FrameException, NtpPingArpAndOtherAddressesStayTheDataplanes) {
+  EXPECT_EQ(handle(ntp_frame(), exception_port()).v.kind, ReplyKind::kNtp);
+  EXPECT_EQ(handle(icmp_frame(Bytes(8, 0x61)), exception_port()).v.kind, ReplyKind::kIcmpEcho);
+  NeighbourTable nt;
+  EXPECT_EQ(handle(arp_frame(arp_request_for(kOurIp)), exception_port(), nt).v.kind, ReplyKind::kArp);
+  // Not ours, broken, or ours to drop: never the kernel's.
+  EXPECT_DROP(handle(tcp_frame(ip4(10, 99, 0, 3)), exception_port()), DropReason::kNotForUs);
+  Bytes bad = tcp_frame();
+  bad[14 + 10] ^= 0xFF;  // IP header checksum
+  EXPECT_DROP(handle(bad, exception_port()), DropReason::kBadIpChecksum);
+  Bytes bad_udp = ntp_frame(chrony_payload(), {.src_port = kClientPort, .dst_port = 53});
+  bad_udp[14 + 20 + 6] ^= 0xFF;  // UDP checksum
+  EXPECT_DROP(handle(bad_udp, exception_port()), DropReason::kBadUdpChecksum);
+  EXPECT_DROP(handle(arp_frame(arp_request_for(ip4(10, 99, 0, 3))), exception_port(), nt), DropReason::kNotForUs);
+}
+
+TEST(FrameException, AnArpReplyToUsIsLearnedAndPassedOn) {
+  NeighbourTable nt;
+  ArpSpec a = arp_request_for(kOurIp);
+  a.op = 2;
+  a.tha = kOurMac;
+  const Bytes f = arp_frame(a, kOurMac);
+  Out o = handle(f, exception_port(), nt);
+  EXPECT_EQ(o.v.action, FrameAction::kToKernel);
+  EXPECT_TRUE(o.v.learned_neighbour);
+  EXPECT_NE(nt.lookup(kClientIp, kNow, 0), nullptr);
+  EXPECT_EQ(Bytes(o.buf.begin(), o.buf.begin() + f.size()), f);
+  // A conflicting one (our address from another MAC) is defended, not passed.
+  ArpSpec c = a;
+  c.spa = kOurIp;
+  EXPECT_NE(handle(arp_frame(c, kOurMac), exception_port(), nt).v.action, FrameAction::kToKernel);
+}
+
 TEST(FrameArp, NoLearningOutsideSubnetFromMulticastOrBadSenders) {
   struct Case {
     const char* name;
@@ -1254,9 +1334,10 @@ TEST(FrameDrops, EveryReasonFromAFrame) {
     covered.insert(c.reason);
   }
   // Every reason except those only the worker loop can produce (the tx
-  // ring's bad entries: test_worker).
+  // ring's bad entries: test_worker; the exception path's budget and TAP).
   const std::set<DropReason> worker_only = {DropReason::kControlRingFull, DropReason::kTxFull,
-                                            DropReason::kNoNeighbour, DropReason::kBadControlPacket};
+                                            DropReason::kNoNeighbour, DropReason::kBadControlPacket,
+                                            DropReason::kExceptionRate, DropReason::kExceptionFull};
   for (size_t i = 0; i < proto::kDropReasonCount; i++) {
     const auto r = static_cast<DropReason>(i);
     if (!worker_only.count(r)) {
@@ -1940,6 +2021,8 @@ TEST(FrameFuzz, RandomMutationsNeverMisbehave) {
         ASSERT_EQ(get16(f.data() + 12), 0x0806);
         key = "consumed";
         break;
+      case FrameAction::kToKernel:
+        FAIL() << "to the kernel from a port without an exception path, iteration " << it;
       case FrameAction::kToControl:
         ASSERT_GE(v.ntp_len, 48);
         ASSERT_LE(size_t{v.ntp_offset} + v.ntp_len, len);
