@@ -419,9 +419,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const uint8_t* l3 = in.get() + kEthHeaderLen;
       if (type == kEtherTypeIpv4) {
         if (proto::load_be32(l3 + 16) != port.ipv4) fail("kToKernel for another address", len);
-        const DropReason r = v.reason;
-        if (r != DropReason::kIpFragment && r != DropReason::kIpOptions && r != DropReason::kUnsupportedIpProto &&
-            r != DropReason::kUdpPortClosed && r != DropReason::kIcmpNotEcho)
+        const proto::DropReason r = v.reason;
+        if (r != proto::DropReason::kIpFragment && r != proto::DropReason::kIpOptions && r != proto::DropReason::kUnsupportedIpProto &&
+            r != proto::DropReason::kUdpPortClosed && r != proto::DropReason::kIcmpNotEcho)
           fail("kToKernel for a reason that is ours to drop", len);
       } else if (type == kEtherTypeArp) {
         if (len < kEthHeaderLen + kArpLen || proto::load_be16(l3 + 6) != 2 || proto::load_be32(l3 + 24) != port.ipv4)

@@ -170,6 +170,18 @@ def dataplane_side(ns, ifname):
     ns.exec("ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off", check=False)
 
 
+def appliance_link(tag, client_ip, client_if="cli0"):
+    """The usual lab: the appliance's namespace and a client's, one veth
+    between them (dp0, the dataplane's, and client_if with client_ip/24).
+    Returns (appliance namespace, client namespace)."""
+    app = Namespace(unique(f"ntp{tag}s"))
+    cli = Namespace(unique(f"ntp{tag}c"))
+    veth_pair(app, "dp0", cli, client_if)
+    dataplane_side(app, "dp0")
+    cli.exec("ip", "addr", "add", f"{client_ip}/24", "dev", client_if)
+    return app, cli
+
+
 def flood_device(ifname, frames=8192):
     """The dataplane's net_af_packet device for tests that flood it: a ring
     of `frames` (DPDK's default is 512, 4 ms at 137k packets/s), so that the

@@ -59,11 +59,7 @@ def ntpsec_keys(keys):
 
 class Lab:
     def __init__(self, tag, auth_extra=""):
-        self.srv = netlab.Namespace(netlab.unique(f"ntp{tag}s"))
-        self.cli = netlab.Namespace(netlab.unique(f"ntp{tag}c"))
-        netlab.veth_pair(self.srv, "dp0", self.cli, "cli0")
-        netlab.dataplane_side(self.srv, "dp0")
-        self.cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
+        self.srv, self.cli = netlab.appliance_link(tag, CLIENT_IP)
         self.dir = netlab.workdir(tag)
         self.keys_file = write_0600(os.path.join(self.dir, "appliance.keys"),
                                     chrony_keys({i: (k[0], k[2]) for i, k in KEYS.items()}))

@@ -67,11 +67,7 @@ sendp(frames, iface=sys.argv[1])
 class ExceptionPathTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = netlab.Namespace(netlab.unique("ntpexs"))
-        cls.cli = netlab.Namespace(netlab.unique("ntpexc"))
-        netlab.veth_pair(cls.srv, "dp0", cls.cli, "cli0")
-        netlab.dataplane_side(cls.srv, "dp0")
-        cls.cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
+        cls.srv, cls.cli = netlab.appliance_link("ex", CLIENT_IP)
         cls.dir = netlab.workdir("exc")
         for name, text in (("echo_server.py", ECHO_SERVER), ("echo_client.py", ECHO_CLIENT),
                            ("syn_flood.py", SYN_FLOOD)):

@@ -43,11 +43,7 @@ def write_0600(path, text):
 class NtsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = netlab.Namespace(netlab.unique("ntpnts"))
-        cls.cli = netlab.Namespace(netlab.unique("ntpntc"))
-        netlab.veth_pair(cls.srv, "dp0", cls.cli, "cli0")
-        netlab.dataplane_side(cls.srv, "dp0")
-        cls.cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
+        cls.srv, cls.cli = netlab.appliance_link("nt", CLIENT_IP)
         cls.dir = netlab.workdir("nts")
         cls.lines = [key_line(1, 1764547200), key_line(2, 1764633600)]
         cls.keys_file = write_0600(os.path.join(cls.dir, "ntskeys"), "".join(cls.lines))

@@ -112,11 +112,7 @@ except (ssl.SSLError, OSError) as e:
 class NtsKeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = netlab.Namespace(netlab.unique("ntpkes"))
-        cls.cli = netlab.Namespace(netlab.unique("ntpkec"))
-        netlab.veth_pair(cls.srv, "dp0", cls.cli, "cli0")
-        netlab.dataplane_side(cls.srv, "dp0")
-        cls.cli.exec("ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "cli0")
+        cls.srv, cls.cli = netlab.appliance_link("ke", CLIENT_IP)
         netlab.veth_pair(cls.srv, "ke0", cls.cli, "cke0")
         cls.srv.exec("ip", "addr", "add", f"{KE_IP}/24", "dev", "ke0")
         cls.cli.exec("ip", "addr", "add", f"{KE_CLIENT_IP}/24", "dev", "cke0")

@@ -46,11 +46,7 @@ def within(addr, prefix):
 class PeeringTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.app_ns = netlab.Namespace(netlab.unique("ntppra"))
-        cls.lab_ns = netlab.Namespace(netlab.unique("ntpprc"))
-        netlab.veth_pair(cls.app_ns, "dp0", cls.lab_ns, "eth0")
-        netlab.dataplane_side(cls.app_ns, "dp0")
-        cls.lab_ns.exec("ip", "addr", "add", f"{CHRONY_IP}/24", "dev", "eth0")
+        cls.app_ns, cls.lab_ns = netlab.appliance_link("pr", CHRONY_IP, "eth0")
         # The inside sources are addresses of the lab, so that the passive
         # associations' polls reach them and can be counted.
         for a in ipaddress.ip_network(INSIDE):

@@ -55,11 +55,7 @@ def limiter_bound(seconds):
 class RateLimitTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.app_ns = netlab.Namespace(netlab.unique("ntprla"))
-        cls.lab_ns = netlab.Namespace(netlab.unique("ntprlc"))
-        netlab.veth_pair(cls.app_ns, "dp0", cls.lab_ns, "eth0")
-        netlab.dataplane_side(cls.app_ns, "dp0")
-        cls.lab_ns.exec("ip", "addr", "add", f"{CHRONY_IP}/24", "dev", "eth0")
+        cls.app_ns, cls.lab_ns = netlab.appliance_link("rl", CHRONY_IP, "eth0")
         cls.dir = netlab.workdir("rl")
         sysname = netlab.unique("R")
         extra = "\n".join(["[ratelimit]", f"interval_log2 = {INTERVAL_LOG2}", f"burst = {BURST}",
@@ -141,7 +137,8 @@ class RateLimitTest(unittest.TestCase):
               f"its poll asks for {polls:.0f}, got {rx} packets back", file=sys.stderr)
         self.assertGreaterEqual(kods, 1, text[-2000:])
         self.assertLess(tx, 0.8 * polls, data)
-        self.assertLess(rx, tx, data)
+        # Not rx < tx: once chronyd has backed off below the limit, each of
+        # its requests is answered (seen: 24 of 24), which is the point.
 
     def test_2_churning_spoofed_sources_stay_under_the_cap(self):
         before = self.totals()
