@@ -95,7 +95,8 @@ using hwclock::monotonic_s;
 class ControlPlane {
  public:
   ControlPlane(config::Config cfg, std::shared_ptr<const crypto::KeyTable> keys, ctl::CookieKeyKeeper cookie_keys)
-      : cfg_(std::move(cfg)), keys_(std::move(keys)), cookie_keys_(std::move(cookie_keys)) {
+      : cfg_(std::move(cfg)), keys_(std::move(keys)), cookie_keys_(std::move(cookie_keys)),
+        ke_ring_(cookie_keys_.ring()) {
     note_keys();
   }
 
@@ -116,6 +117,7 @@ class ControlPlane {
   void try_stats(double now_s);
   bool try_nts_ke(double now_s);
   void rotate_cookie_keys();
+  void cookie_keys_changed();
   bool publish_cookie_keys();
   void watch_cookie_keys();
   void reload_nts_ke(const config::Nts& before);
@@ -155,6 +157,9 @@ class ControlPlane {
   uint64_t cookie_keys_published_raw_ = 0;
   double cookie_keys_published_s_ = 0;
   bool ke_ring_pending_ = false;
+  // What NTS-KE seals with: the keys the dataplane holds (it read the same
+  // file at its start, or took ours from the segment and said so).
+  std::shared_ptr<const crypto::CookieKeyRing> ke_ring_;
   double next_nts_ke_try_s_ = 0;
   uint64_t nts_ke_failures_ = 0;
   double next_stats_try_s_ = 0;
@@ -368,11 +373,12 @@ void ControlPlane::try_stats(double now_s) {
 bool ControlPlane::try_nts_ke(double now_s) {
   std::string err;
   const ctl::NtsKeOptions o = ctl::nts_ke_options(cfg_);
-  switch (nts_ke_.start(o, cfg_.nts.certificate, cfg_.nts.private_key, cookie_keys_.ring(), err)) {
+  switch (nts_ke_.start(o, cfg_.nts.certificate, cfg_.nts.private_key, ke_ring_, err)) {
     case ctl::NtsKeServer::Start::kOk:
       spdlog::info("NTS-KE server on {} ({} cookie key(s), sealing with key {}; NTP at {}:{}; at most {} sessions of "
                    "{:g} s)",
-                   cfg_.nts.ke_listen, cookie_keys_.keys().size(), cookie_keys_.sealing_id(),
+                   cfg_.nts.ke_listen, ke_ring_ ? ke_ring_->count : 0,
+                   ke_ring_ && ke_ring_->sealing() ? ke_ring_->sealing()->id : 0,
                    o.ntp_server.empty() ? "the same address" : o.ntp_server, o.ntp_port, o.max_sessions, o.timeout_s);
       nts_ke_failures_ = 0;
       return true;
@@ -400,15 +406,14 @@ void ControlPlane::reload_nts_ke(const config::Nts& before) {
   if (!nts_ke_.running() || before.ke_listen != cfg_.nts.ke_listen) {
     nts_ke_.stop();
     nts_ke_failures_ = 0;
-    try_nts_ke(monotonic_s());
+    next_nts_ke_try_s_ = 0;  // the loop starts it (once there are keys the dataplane holds)
     return;
   }
-  nts_ke_.set_ring(cookie_keys_.ring());
+  nts_ke_.set_ring(ke_ring_);
   nts_ke_.set_options(ctl::nts_ke_options(cfg_));
   if (std::string err; !nts_ke_.set_credentials(cfg_.nts.certificate, cfg_.nts.private_key, err))
     spdlog::error("{}: nts.certificate/nts.private_key: {}; the NTS-KE server keeps its certificate", cfg_.path, err);
-  spdlog::info("NTS-KE server on {}: {} cookie key(s), sealing with key {}", cfg_.nts.ke_listen,
-               cookie_keys_.keys().size(), cookie_keys_.sealing_id());
+  spdlog::info("NTS-KE server on {}: {} cookie key(s)", cfg_.nts.ke_listen, ke_ring_ ? ke_ring_->count : 0);
 }
 
 // A rotation step (each second: nothing until the newest key is
@@ -425,16 +430,31 @@ void ControlPlane::rotate_cookie_keys() {
     spdlog::error("NTS cookie keys: {}: serving with the new keys, but a restart loses them (and every cookie "
                   "sealed with them)",
                   t.write_error);
-  // Sealed with by NTS-KE once the dataplane opens them (watch_cookie_keys).
-  ke_ring_pending_ = publish_cookie_keys();
-  if (!ke_ring_pending_) nts_ke_.set_ring(cookie_keys_.ring());
+  cookie_keys_changed();
+}
+
+// New keys (a rotation, or the file read again). With rotation on they go
+// to the dataplane, and NTS-KE seals with them once it has taken them
+// (watch_cookie_keys), also when it is not attached yet (a start that
+// rotated: until the dataplane says so, NTS-KE keeps the keys of the file
+// as it was, which the dataplane read at its own start). With rotation off
+// both daemons read the file at their reloads: NTS-KE takes them at once.
+void ControlPlane::cookie_keys_changed() {
+  if (cfg_.nts.cookie_rotate_s > 0 && cookie_keys_.enabled()) {
+    ke_ring_pending_ = true;
+    publish_cookie_keys();  // not attached: at the attach
+    return;
+  }
+  ke_ring_pending_ = false;
+  ke_ring_ = cookie_keys_.ring();
+  nts_ke_.set_ring(ke_ring_);
 }
 
 // The dataplane took the keys (or is not there to: a restarted one reads
 // the file, written first): NTS-KE seals with the newest key now. After
 // kKeysSettleS without an answer, it does anyway, and says so.
 void ControlPlane::watch_cookie_keys() {
-  if (!ke_ring_pending_) return;
+  if (!ke_ring_pending_ || !seg_.attached() || cookie_keys_published_raw_ == 0) return;
   const bool taken = seg_.attached() &&
                      seg_.header()->cookie_keys_taken_raw.load(std::memory_order_acquire) == cookie_keys_published_raw_;
   const bool late = monotonic_s() - cookie_keys_published_s_ > kKeysSettleS;
@@ -445,7 +465,8 @@ void ControlPlane::watch_cookie_keys() {
                  cookie_keys_.sealing_id(), kKeysSettleS);
   else if (!cfg_.nts.ke_listen.empty())
     spdlog::info("NTS-KE seals with cookie key {} now (the dataplane opens it)", cookie_keys_.sealing_id());
-  nts_ke_.set_ring(cookie_keys_.ring());
+  ke_ring_ = cookie_keys_.ring();
+  nts_ke_.set_ring(ke_ring_);
   ke_ring_pending_ = false;
 }
 
@@ -501,8 +522,8 @@ void ControlPlane::reload(ctl::EngineOutput& out) {
   keys_ = std::move(keys);
   note_keys();
   cookie_keys_ = std::move(cookie_keys);
+  cookie_keys_changed();
   rotate_cookie_keys();  // a file made or out of date now
-  publish_cookie_keys();
   for (const std::string& line : r.plan->needs_restart) spdlog::warn("{}", line);
   if (r.plan->changed.empty()) {
     spdlog::info("reload of {}: nothing to change live", cfg_.path);
@@ -560,7 +581,18 @@ int ControlPlane::run() {
   stats_.set_access(config::access_table(cfg_.access));
   try_stats(monotonic_s());
   rotate_cookie_keys();  // a file to make, or a key due, before NTS-KE hands out cookies
-  if (!cfg_.nts.ke_listen.empty() && !try_nts_ke(monotonic_s())) return 2;
+  if (!cfg_.nts.ke_listen.empty()) {
+    if (std::string err; !ctl::NtsKeServer::check_credentials(cfg_.nts.certificate, cfg_.nts.private_key, err)) {
+      spdlog::error("{}: nts.certificate/nts.private_key: {}; not starting", cfg_.path, err);
+      return 2;
+    }
+    // Without keys the dataplane holds (a file made just now: until it
+    // takes them), NTS-KE does not listen yet: a client that cannot connect
+    // tries again soon, one answered with an error backs off for long.
+    if (ke_ring_ && !try_nts_ke(monotonic_s())) return 2;
+    if (!ke_ring_) spdlog::info("NTS-KE server on {}: waiting for the dataplane to take the new cookie keys",
+                                cfg_.nts.ke_listen);
+  }
 
   double last_wait_log = -1e9, next_second = 0;
   ctl::EngineOutput out;
@@ -568,7 +600,8 @@ int ControlPlane::run() {
     const double now_s = monotonic_s();
     if (g_reload.exchange(false)) reload(out);
     if (!stats_.running() && now_s >= next_stats_try_s_) try_stats(now_s);
-    if (!cfg_.nts.ke_listen.empty() && !nts_ke_.running() && now_s >= next_nts_ke_try_s_) try_nts_ke(now_s);
+    if (!cfg_.nts.ke_listen.empty() && ke_ring_ && !nts_ke_.running() && now_s >= next_nts_ke_try_s_)
+      try_nts_ke(now_s);
     if (!seg_.attached()) {
       const bool log = now_s - last_wait_log > 30;
       if (log) last_wait_log = now_s;

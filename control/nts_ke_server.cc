@@ -242,6 +242,11 @@ NtsKeServer::Start NtsKeServer::start(const NtsKeOptions& opt, const std::string
   return Start::kOk;
 }
 
+bool NtsKeServer::check_credentials(const std::string& certificate, const std::string& private_key,
+                                    std::string& err) {
+  return load_credentials(certificate, private_key, err) != nullptr;
+}
+
 bool NtsKeServer::set_credentials(const std::string& certificate, const std::string& private_key, std::string& err) {
   std::shared_ptr<Credentials> c = load_credentials(certificate, private_key, err);
   if (!c) return false;

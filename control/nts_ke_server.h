@@ -83,6 +83,8 @@ class NtsKeServer {
   // the thread. Otherwise err says why, and nothing is left running.
   Start start(const NtsKeOptions& opt, const std::string& certificate, const std::string& private_key,
              std::shared_ptr<const crypto::CookieKeyRing> ring, std::string& err);
+  // Whether start would load this pair (err: why not), without starting.
+  static bool check_credentials(const std::string& certificate, const std::string& private_key, std::string& err);
   // A new certificate and key for sessions from now on; false (the old
   // ones kept) with err.
   bool set_credentials(const std::string& certificate, const std::string& private_key, std::string& err);
