@@ -417,8 +417,7 @@ void ControlPlane::reload_nts_ke(const config::Nts& before) {
 }
 
 // A rotation step (each second: nothing until the newest key is
-// nts.cookie_rotate_s old); new keys go to the NTS-KE server and the
-// dataplane at once.
+// nts.cookie_rotate_s old); new keys go to the dataplane, then to NTS-KE.
 void ControlPlane::rotate_cookie_keys() {
   const ctl::CookieKeyKeeper::Tick t = cookie_keys_.tick(static_cast<int64_t>(std::time(nullptr)));
   if (!t.changed) return;
@@ -455,8 +454,8 @@ void ControlPlane::cookie_keys_changed() {
 // kKeysSettleS without an answer, it does anyway, and says so.
 void ControlPlane::watch_cookie_keys() {
   if (!ke_ring_pending_ || !seg_.attached() || cookie_keys_published_raw_ == 0) return;
-  const bool taken = seg_.attached() &&
-                     seg_.header()->cookie_keys_taken_raw.load(std::memory_order_acquire) == cookie_keys_published_raw_;
+  const bool taken =
+      seg_.header()->cookie_keys_taken_raw.load(std::memory_order_acquire) == cookie_keys_published_raw_;
   const bool late = monotonic_s() - cookie_keys_published_s_ > kKeysSettleS;
   if (!taken && !late) return;
   if (!taken)
