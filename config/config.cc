@@ -8,6 +8,8 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
+
 #include "proto/channel_abi.h"
 #include "proto/inet.h"
 
@@ -165,6 +167,7 @@ enum class Fmt : uint8_t {
   kUnicast,    // a.b.c.d, unicast
   kIpPort,     // empty, or a.b.c.d:port, port 1..65535 (a TCP listener)
   kPow2,       // integers: a power of two
+  kHex,        // empty, or exactly hi hexadecimal digits
 };
 
 struct KeySpec {
@@ -557,6 +560,24 @@ constexpr KeySpec kKeys[] = {
      .store = [](Targets& t, const Value& v) { t.assoc->key_id = static_cast<uint32_t>(v.i); },
      .help = "`unicast-server <ip> authentication-keyid <id>`: the auth.keys_file key that signs our packets "
              "and must sign the remote's (one of auth.trusted_keys); 0: none"},
+    {.sects = kServer, .name = "nts", .type = Type::kBool, .def = "false", .store = set<&Association::nts>,
+     .help = "Network Time Security (RFC 8915): NTS-KE (TLS 1.3) with the server for keys and cookies, then "
+             "only answers authenticated with them are used; needs version 4 and no key"},
+    {.sects = kServer, .name = "nts_ke_port", .type = Type::kInt, .def = "4460", .lo = 1, .hi = 65535,
+     .store = set<&Association::nts_ke_port>, .help = "the server's NTS-KE TCP port"},
+    {.sects = kServer, .name = "nts_ca_file", .type = Type::kString, .def = "\"\"", .hi = 255, .fmt = Fmt::kPath,
+     .store = set<&Association::nts_ca_file>,
+     .help = "PEM file of the certificate authorities the server's certificate must chain to; empty: the "
+             "system's trust store"},
+    {.sects = kServer, .name = "nts_pin_sha256", .type = Type::kString, .def = "\"\"", .hi = 64, .fmt = Fmt::kHex,
+     .store = set<&Association::nts_pin_sha256>,
+     .help = "SHA-256 (hex) of the server certificate's SubjectPublicKeyInfo in DER (openssl x509 -pubkey "
+             "-noout, then openssl pkey -pubin -outform der, then sha256sum): the certificate must carry that key, whoever signed it (nts_ca_file is then "
+             "not needed); empty: none"},
+    {.sects = kServer, .name = "nts_name", .type = Type::kString, .def = "\"\"", .hi = 253, .fmt = Fmt::kName,
+     .store = set<&Association::nts_name>,
+     .help = "the name the server's certificate must carry, sent as the TLS server name; empty: the address "
+             "(the certificate then needs it as an IP address)"},
 };
 
 // ===========================================================================
@@ -738,6 +759,7 @@ std::string range_text(const KeySpec& k) {
       break;
     case Fmt::kPow2: each = "power of two, " + range(k.lo, k.hi); break;
     case Fmt::kIpPort: each = "a.b.c.d:port, port 1..65535, or empty"; break;
+    case Fmt::kHex: each = "empty, or " + num(k.hi) + " hexadecimal digits"; break;
   }
   if (k.type == Type::kInt || k.type == Type::kFloat || k.type == Type::kInts) {
     if (k.fmt != Fmt::kPow2) each = range(k.lo, k.hi);
@@ -866,6 +888,16 @@ bool check_string(const KeySpec& k, std::string_view s, const toml::node& n, con
       if (!proto::parse_port(s.substr(colon + 1)) || s[colon + 1] == '0') {
         return fail("port " + quote(s.substr(colon + 1)) + " in " + quote(s) + " is not a number 1..65535");
       }
+      return true;
+    }
+    case Fmt::kHex: {
+      if (s.empty()) return true;
+      if (s.size() != static_cast<size_t>(k.hi))
+        return fail(quote(s) + " has " + std::to_string(s.size()) + " characters, not " + num(k.hi) +
+                    " hexadecimal digits");
+      for (size_t i = 0; i < s.size(); ++i)
+        if (!std::isxdigit(static_cast<unsigned char>(s[i])))
+          return fail(quote(s) + " contains " + quote(s.substr(i, 1)) + ", not a hexadecimal digit");
       return true;
     }
     case Fmt::kIpPort: {
@@ -1167,6 +1199,27 @@ void check_nts(TableView& v) {
   }
 }
 
+// NTS replaces a key, is NTPv4's, and its options mean nothing without it.
+void check_server_nts(TableView& v) {
+  const Value* nts = v.value("nts", kServer);
+  const Seen* at = v.find("nts");
+  if (nts && nts->b && at) {
+    const Value* key = v.value("key", kServer);
+    if (key && key->i != 0)
+      v.errs.add(*at->node, v.prefix + "nts", "nts and key " + num(key->i) + " both authenticate: choose one");
+    const Value* version = v.value("version", kServer);
+    if (version && version->i != 4)
+      v.errs.add(*at->node, v.prefix + "nts", "NTS is NTPv4's (RFC 8915): version is " + num(version->i));
+    return;
+  }
+  // Written at its default it says nothing; otherwise it was meant to do something.
+  for (const char* opt : {"nts_ke_port", "nts_ca_file", "nts_pin_sha256", "nts_name"}) {
+    const Seen* s = v.find(opt);
+    const bool set = s && s->ok && (std::string_view(opt) == "nts_ke_port" ? s->value.i != 4460 : !s->value.s.empty());
+    if (set) v.errs.add(*s->node, v.prefix + opt, std::string(opt) + " has no effect without nts = true");
+  }
+}
+
 struct CrossCheck {
   unsigned sects;
   void (*check)(TableView& v);
@@ -1176,6 +1229,7 @@ constexpr CrossCheck kCrossChecks[] = {
     {kDataplane, check_lcores},             // worker_lcores must not contain main_lcore
     {kInterface, check_gateway},            // gateway inside the subnet, not our address
     {kServer | kPeer, check_poll},          // minpoll <= maxpoll
+    {kServer, check_server_nts},            // nts: no key, version 4; nts_* only with nts
     {kNtp, check_passive_poll},             // passive_minpoll_log2 <= passive_maxpoll_log2
     {kClock, check_clock},                  // source = phc names its PHC; steer_phc is not the source
     {kNts, check_nts},                      // ke_listen has a certificate, a key and cookie keys

@@ -55,6 +55,12 @@ struct Association {
   int version = 4;       // 1..4
   uint16_t port = 123;
   uint32_t key_id = 0;   // auth.keys_file key that signs our packets and must sign theirs; 0: none
+  // [[server]] only: Network Time Security (RFC 8915) instead of a key.
+  bool nts = false;
+  uint16_t nts_ke_port = 4460;  // the server's NTS-KE (TLS) port
+  std::string nts_ca_file;      // PEM trust anchors; empty: the system's
+  std::string nts_pin_sha256;   // hex SHA-256 of the server's SubjectPublicKeyInfo; empty: none
+  std::string nts_name;         // the name its certificate must carry (and SNI); empty: the address
   bool operator==(const Association&) const = default;
 };
 

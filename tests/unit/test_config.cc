@@ -581,6 +581,39 @@ TEST(ConfigErrors, NtsKeServer) {
   EXPECT_EQ(c.nts.ke_timeout_s, 2);
 }
 
+TEST(ConfigErrors, NtsClient) {
+  const std::string pin(64, 'a');
+  const Config c = P(std::string("[[server]]\naddress = \"10.0.1.32\"\nnts = true\nnts_ke_port = 4461\n"
+                                 "nts_ca_file = \"/ca.pem\"\nnts_name = \"time.example\"\nnts_pin_sha256 = \"") +
+                     pin + "\"\n" + kIface)
+                       .config.value();
+  ASSERT_EQ(c.servers.size(), 1u);
+  EXPECT_TRUE(c.servers[0].nts);
+  EXPECT_EQ(c.servers[0].nts_ke_port, 4461);
+  EXPECT_EQ(c.servers[0].nts_ca_file, "/ca.pem");
+  EXPECT_EQ(c.servers[0].nts_name, "time.example");
+  EXPECT_EQ(c.servers[0].nts_pin_sha256, pin);
+  const std::string srv = "[[server]]\naddress = \"10.0.1.32\"\n";
+  EXPECT_TRUE(OneError(P(srv + "nts_pin_sha256 = \"abc\"\nnts = true\n" + kIface), 3, 18,
+                       "server[0].nts_pin_sha256", "has 3 characters, not 64 hexadecimal digits"));
+  EXPECT_TRUE(OneError(P(srv + "nts_pin_sha256 = \"" + std::string(63, 'a') + "g\"\nnts = true\n" + kIface), 3,
+                       18, "server[0].nts_pin_sha256", "not a hexadecimal digit"));
+  EXPECT_TRUE(OneError(P(srv + "nts_ca_file = \"ca.pem\"\nnts = true\n" + kIface), 3, 15,
+                       "server[0].nts_ca_file", "is not an absolute path"));
+  // NTS with a key, or with an older version: refused at nts.
+  const std::string keyed = "[auth]\nkeys_file = \"/k\"\ntrusted_keys = [1]\n" + srv;
+  EXPECT_TRUE(OneError(P(keyed + "key = 1\nnts = true\n" + kIface), 7, 7, "server[0].nts", "choose one"));
+  EXPECT_TRUE(OneError(P(srv + "version = 3\nnts = true\n" + kIface), 4, 7, "server[0].nts", "NTPv4's"));
+  // Its options without it do nothing: refused, unless written at their default.
+  EXPECT_TRUE(OneError(P(srv + "nts_ke_port = 4461\n" + kIface), 3, 15, "server[0].nts_ke_port",
+                       "has no effect without nts = true"));
+  EXPECT_TRUE(OneError(P(srv + "nts_name = \"a.example\"\n" + kIface), 3, 12, "server[0].nts_name",
+                       "has no effect without nts = true"));
+  EXPECT_TRUE(P(srv + "nts_ke_port = 4460\nnts_ca_file = \"\"\n" + kIface).ok());
+  // A peer has no NTS (RFC 8915 covers client-server mode only).
+  EXPECT_FALSE(P("[[peer]]\naddress = \"10.0.1.32\"\nnts = true\n" + std::string(kIface)).ok());
+}
+
 TEST(ConfigErrors, PhcSource) {
   EXPECT_TRUE(OneError(P(std::string("[clock]\nsource = \"phc\"\n") + kIface), 2, 10, "clock.source",
                        "source = \"phc\" needs clock.phc"));
@@ -791,12 +824,14 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "interface[].emulated_nic_read_jitter_ns", "clock.phc", "clock.phc_utc_offset_s",
                         "clock.steer_phc", "server",
                         "server[].address", "server[].minpoll", "server[].maxpoll", "server[].iburst",
-                        "server[].burst", "server[].prefer", "server[].version", "server[].port", "peer",
+                        "server[].burst", "server[].prefer", "server[].version", "server[].port", "server[].nts",
+                        "server[].nts_ke_port", "server[].nts_ca_file", "server[].nts_pin_sha256",
+                        "server[].nts_name", "peer",
                         "peer[].address", "peer[].minpoll", "peer[].maxpoll", "peer[].iburst", "peer[].burst",
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 102u);
+  EXPECT_EQ(keys.size(), 107u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 
