@@ -211,7 +211,8 @@ bool SegmentClient::send(const OutPacket& o) {
   t.dst_port = o.dst_port;
   t.src_port = o.src_port;
   t.port = 0xFFFF;  // the dataplane picks the port by the next hop
-  t.len = static_cast<uint16_t>(o.payload.size());
+  if (o.payload.size() + o.extensions.size() > sizeof t.payload) return false;
+  t.len = static_cast<uint16_t>(o.payload.size() + o.extensions.size());
   t.flags = o.stamp_transmit ? proto::kTxStampTransmit : 0;
   if (o.key_id != 0) {
     // The dataplane appends the MAC after its late transmit stamp (ABI 7).
@@ -220,6 +221,7 @@ bool SegmentClient::send(const OutPacket& o) {
     t.mac_digest_bytes = o.mac_digest_bytes;
   }
   std::memcpy(t.payload, o.payload.data(), o.payload.size());
+  if (!o.extensions.empty()) std::memcpy(t.payload + o.payload.size(), o.extensions.data(), o.extensions.size());
   return rte_ring_enqueue_elem(tx_ring(), &t, sizeof t) == 0;
 }
 

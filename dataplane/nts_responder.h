@@ -19,7 +19,7 @@ namespace ntp::dp {
 
 // RFC 8915 section 5.7: "NTS NAK", a kiss-o'-death for a cookie the server
 // cannot open or a request it cannot authenticate.
-inline constexpr uint32_t kKissNtsNak = proto::refid_from_ascii("NTSN");
+inline constexpr uint32_t kKissNtsNak = proto::kKissNtsn;
 
 enum class NtsOutcome : uint8_t {
   kReply,          // an authenticated answer, to be stamped and then sealed (nts_seal)

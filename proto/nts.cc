@@ -110,6 +110,59 @@ NtsRequestView parse_nts_request(const uint8_t* pkt, size_t len, size_t tag_byte
   return v;
 }
 
+EfNext next_ef(const uint8_t* buf, size_t len, size_t& pos, EfView& f) {
+  if (pos >= len) return EfNext::kEnd;
+  if (len - pos < kEfHeaderBytes) return EfNext::kBad;
+  const size_t field_len = load_be16(buf + pos + 2);
+  if (field_len < kEfMinBytes || field_len % 4 != 0 || field_len > len - pos) return EfNext::kBad;
+  f.type = load_be16(buf + pos);
+  f.body = buf + pos + kEfHeaderBytes;
+  f.body_len = static_cast<uint16_t>(field_len - kEfHeaderBytes);
+  f.at = static_cast<uint16_t>(pos);
+  pos += field_len;
+  return EfNext::kField;
+}
+
+NtsReplyView parse_nts_reply(const uint8_t* pkt, size_t len, size_t tag_bytes) {
+  NtsReplyView r;
+  if (pkt == nullptr || len < kHeaderLen) return r;
+  size_t pos = kHeaderLen;
+  EfView f;
+  bool have_auth = false;
+  for (EfNext n; (n = next_ef(pkt, len, pos, f)) != EfNext::kEnd;) {
+    if (n == EfNext::kBad) {
+      r.status = NtsParse::kBadField;
+      return r;
+    }
+    if (have_auth) {
+      r.status = NtsParse::kNotLast;
+      return r;
+    }
+    if (f.type == kEfUniqueIdentifier) {
+      if (r.unique_id != nullptr) {
+        r.status = NtsParse::kDuplicateUniqueId;
+        return r;
+      }
+      r.unique_id = f.body;
+      r.unique_id_len = f.body_len;
+    } else if (f.type == kEfNtsAuthenticator) {
+      NtsRequestView a;
+      if (!read_authenticator(f.body, f.body_len, tag_bytes, a)) {
+        r.status = NtsParse::kBadAuthenticator;
+        return r;
+      }
+      r.auth_at = f.at;
+      r.nonce = a.nonce;
+      r.nonce_len = a.nonce_len;
+      r.ciphertext = a.ciphertext;
+      r.ciphertext_len = a.ciphertext_len;
+      have_auth = true;
+    }
+  }
+  r.status = r.unique_id == nullptr ? NtsParse::kNoUniqueId : !have_auth ? NtsParse::kNoAuthenticator : NtsParse::kOk;
+  return r;
+}
+
 size_t write_ef(uint8_t* out, uint16_t type, const uint8_t* body, size_t body_len) {
   const size_t n = ef_field_bytes(body_len);
   if (body != nullptr && body != out + kEfHeaderBytes) std::memmove(out + kEfHeaderBytes, body, body_len);

@@ -76,6 +76,41 @@ struct NtsRequestView {
 // hold at least.
 NtsRequestView parse_nts_request(const uint8_t* pkt, size_t len, size_t tag_bytes);
 
+// RFC 8915 section 5.7: the NTS NAK's kiss code (stratum 0, reference ID).
+inline constexpr uint32_t kKissNtsn = 0x4E54534E;  // "NTSN" (refid_from_ascii, which proto/ntp_packet.h has)
+
+// One extension field as next_ef reads it.
+struct EfView {
+  uint16_t type = 0;
+  const uint8_t* body = nullptr;  // after the 4-byte header, its padding included
+  uint16_t body_len = 0;
+  uint16_t at = 0;                // the field's offset in the buffer walked
+};
+enum class EfNext : uint8_t { kField, kEnd, kBad };
+// The field at buf[pos, len): kField (f filled, pos moved past it), kEnd
+// (pos == len), or kBad (shorter than 16 octets, not a multiple of 4, or
+// past len). Walks extension fields anywhere: after a header, or inside
+// an authenticator's plaintext (RFC 8915 section 5.6).
+EfNext next_ef(const uint8_t* buf, size_t len, size_t& pos, EfView& f);
+
+// Where a server's reply's NTS fields are (RFC 8915 section 5.7): its
+// Unique Identifier and its authenticator, which must be the last field
+// (the plaintext holds the new cookies). Fields of other types before the
+// authenticator are skipped; an NTS NAK has a Unique Identifier and no
+// authenticator (status kNoAuthenticator with unique_id set).
+struct NtsReplyView {
+  NtsParse status = NtsParse::kNoHeader;
+  const uint8_t* unique_id = nullptr;
+  uint16_t unique_id_len = 0;
+  uint16_t auth_at = 0;
+  const uint8_t* nonce = nullptr;
+  uint16_t nonce_len = 0;
+  const uint8_t* ciphertext = nullptr;
+  uint16_t ciphertext_len = 0;
+  bool ok() const { return status == NtsParse::kOk; }
+};
+NtsReplyView parse_nts_reply(const uint8_t* pkt, size_t len, size_t tag_bytes);
+
 // The padded length of a body (a multiple of 4).
 constexpr size_t ef_pad4(size_t n) { return (n + 3) & ~size_t{3}; }
 // The length of a field with a body of body_len bytes: header and padding,

@@ -74,7 +74,8 @@ Association::Association(const AssocConfig& cfg, uint32_t id, uint64_t seed, int
       hpoll_(static_cast<int8_t>(cfg.minpoll_log2)),
       poll_floor_(static_cast<int8_t>(cfg.minpoll_log2)),
       created_ns_(now_ns),
-      auth_(cfg.key_id != 0 ? AuthState::kPending : AuthState::kNone) {
+      auth_(cfg.key_id != 0 || cfg.nts ? AuthState::kPending : AuthState::kNone) {
+  ntp_port_ = cfg.port;
   choose_local_port();
   // Spread the first polls of many associations over a short while; a
   // passive association answers its new peer at once.
@@ -174,7 +175,7 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
       // No verified answer in eight polls: not authenticated any more (a
       // peer whose secret changed drops ours, as chronyd does, and says
       // nothing).
-      if (cfg_.key_id != 0 && auth_ != AuthState::kPending) auth_ = AuthState::kFailed;
+      if ((cfg_.key_id != 0 || cfg_.nts) && auth_ != AuthState::kPending) auth_ = AuthState::kFailed;
       if (cfg_.iburst) burst_left_ = kBurstPackets - 1;  // get going quickly
       if (unreach_polls_ > kUnreachPolls && hpoll_ < cfg_.maxpoll_log2) hpoll_++;  // back off
     } else {
@@ -190,7 +191,7 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
 
   OutPacket out;
   out.dst_ip = cfg_.address;
-  out.dst_port = cfg_.port;
+  out.dst_port = ntp_port_;
   out.src_port = local_port_;
   out.cookie = (uint64_t{id_} << 32) | static_cast<uint32_t>(++sent_);
   xmt_cookie_ = out.cookie;
@@ -243,7 +244,7 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   if (!client && h.transmit.is_zero()) return last_result_ = RxResult::kBogus;
   // RFC 9109 section 3: the answer comes from the server's port to the
   // random port our request left from; anything else is not an answer.
-  if (at.src_port != cfg_.port || at.dst_port != local_port_) return last_result_ = RxResult::kBadPort;
+  if (at.src_port != ntp_port_ || at.dst_port != local_port_) return last_result_ = RxResult::kBadPort;
 
   // RFC 5905 section 8: "duplicate packet ... the transmit timestamp T3 is
   // the same as the last received".
@@ -460,7 +461,7 @@ bool Association::expired(int64_t now_ns) const {
 AssociationState Association::state(int64_t now_ns) const {
   AssociationState s;
   s.address = cfg_.address;
-  s.port = cfg_.port;
+  s.port = ntp_port_;
   s.mode = cfg_.mode;
   s.configured = !cfg_.dynamic;
   s.heard = received_ != 0;

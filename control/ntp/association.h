@@ -65,6 +65,9 @@ struct OutPacket {
   uint32_t key_id = 0;          // 0: no MAC
   uint16_t mac_digest_bytes = 0;
   std::array<uint8_t, proto::kHeaderLen> payload{};
+  // After the header (NTS fields, sealed over it): the dataplane sends
+  // them as they are, so the header is not stamped.
+  std::vector<uint8_t> extensions;
 };
 
 enum class RxResult : uint8_t {
@@ -121,6 +124,10 @@ class Association {
   };
   RxResult on_packet(const proto::NtpHeader& h, const Arrival& at, const LocalSystem& sys);
 
+  // The server's NTP port: the configured one, or what NTS-KE's Port
+  // Negotiation named (RFC 8915 section 4.1.8).
+  uint16_t ntp_port() const { return ntp_port_; }
+  void set_ntp_port(uint16_t port) { ntp_port_ = port; }
   // The port our packets leave from: a client association's own random one
   // (RFC 9109), 123 for symmetric ones (the peer's configuration names it).
   uint16_t local_port() const { return local_port_; }
@@ -166,7 +173,8 @@ class Association {
 
   AssociationState state(int64_t now_ns) const;
 
-  // Authentication (RFC 5905 section 9.2). A keyed association starts
+  // Authentication (RFC 5905 section 9.2; for NTS, RFC 8915 section 5.7:
+  // the engine's NtsSession verifies). A keyed association starts
   // pending and takes in only packets that verified: the others go to
   // on_unauthenticated, which changes nothing but the counters and, when
   // the packet answers our last one (its origin is our transmit timestamp:
@@ -193,6 +201,7 @@ class Association {
   uint32_t id_;
   std::mt19937_64 rng_;  // poll jitter only; nonces and ports come from getrandom
   uint16_t local_port_ = proto::kNtpPort;
+  uint16_t ntp_port_ = proto::kNtpPort;
 
   // RFC 5905 peer variables (section 9.1).
   proto::NtpHeader peer_{};          // the last valid packet's header

@@ -57,6 +57,7 @@ Engine::Engine(const EngineConfig& cfg, uint64_t seed, int64_t now_ns)
   for (const AssocConfig& a : cfg_.associations) {
     const uint32_t id = next_id_++;
     assocs_.emplace(id, std::make_unique<Association>(a, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns));
+    add_nts(id, a);
   }
   update_poll_range();
   sys_poll_ = min_poll_;
@@ -84,7 +85,7 @@ void Engine::refresh_endpoints() {
     }
     proto::AssocEndpoint& e = t.entries[t.count++];
     std::memcpy(e.address, proto::IpAddress::v4(c.address).bytes, sizeof e.address);
-    e.remote_port = c.port;
+    e.remote_port = a->ntp_port();
     e.local_port = a->local_port();
     e.kind = c.mode == AssocMode::kClient ? proto::kEndpointClient : proto::kEndpointSymmetric;
     // Its key: the dataplane checks a keyed peer's MAC before it spends
@@ -181,6 +182,7 @@ Engine::AssocMap::iterator Engine::remove(AssocMap::iterator it, EngineOutput& o
   // Packets waiting for this association's transmit report go with it.
   const uint32_t address = c.address;
   std::erase_if(pending_, [address](const Pending& p) { return p.pkt.src_ip == address; });
+  nts_.erase(it->first);
   return assocs_.erase(it);
 }
 
@@ -243,7 +245,11 @@ bool Engine::selectable(const Association& a, int64_t now_ns, const LocalSystem&
   // vendor's `authentication enable`, ntpd's `authenticate yes`).
   const uint32_t key = a.key_id();
   const bool untrusted = key != 0 && !trusted(key);
-  const bool unverified = cfg_.authenticate && (key == 0 || a.auth_state() != AuthState::kOk);
+  // NTS: only while its last answer to ours authenticated (RFC 8915
+  // section 5.7), whether or not auth.authenticate asks it of everyone.
+  const bool nts = a.config().nts;
+  const bool unverified =
+      (nts || cfg_.authenticate) && ((key == 0 && !nts) || a.auth_state() != AuthState::kOk);
   if (untrusted || unverified) {
     if (why) *why = Unfit::kNotAuthenticated;
     return false;
@@ -263,6 +269,38 @@ bool Engine::sign(const Association& a, OutPacket& p) const {
   return true;
 }
 
+void Engine::add_nts(uint32_t id, const AssocConfig& c) {
+  if (c.nts && !c.dynamic) nts_.emplace(id, NtsSession(c, id));
+}
+
+bool Engine::seal_nts(const Association& a, OutPacket& p) {
+  auto it = nts_.find(a.id());
+  if (it == nts_.end()) return true;
+  uint8_t buf[proto::kMaxRingPayload];
+  std::memcpy(buf, p.payload.data(), proto::kHeaderLen);
+  const size_t len = it->second.seal_request(buf, sizeof buf);
+  if (len == 0) return false;
+  p.extensions.assign(buf + proto::kHeaderLen, buf + len);
+  p.stamp_transmit = false;  // the authenticator covers the header as it is
+  return true;
+}
+
+void Engine::on_nts_ke_result(uint32_t assoc_id, NtsKeResult& r, int64_t now_ns, EngineOutput& out) {
+  (void)out;
+  last_now_ns_ = std::max(last_now_ns_, now_ns);
+  auto it = nts_.find(assoc_id);
+  if (it == nts_.end()) {
+    r.keys.wipe();
+    return;
+  }
+  it->second.on_ke_result(r, now_ns);
+  // RFC 8915 section 4.1.8: NTP goes to the port NTS-KE named.
+  if (auto a = assocs_.find(assoc_id); a != assocs_.end() && it->second.state() == NtsState::kOk) {
+    a->second->set_ntp_port(it->second.ntp_port());
+    refresh_endpoints();
+  }
+}
+
 void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, int64_t now_ns, EngineOutput& out,
                       bool retry) {
   const proto::NtpHeader& h = p.header;
@@ -278,7 +316,26 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, 
     // MAC verifies with its key; the rest change nothing but its counters
     // (and its state when they answer our packet), before any other test.
     const uint32_t key = a->key_id();
-    if (key != 0) {
+    if (auto nts = nts_.find(a->id()); nts != nts_.end()) {
+      // RFC 8915 section 5.7: only an answer that carries our Unique
+      // Identifier and whose authenticator opens with S2C is used; a NAK
+      // (which nobody signs) costs its cookies and an NTS-KE, nothing else.
+      if (retry) {
+        // Checked (and its cookies taken) the first time: go on below.
+      } else {
+        switch (nts->second.check_reply(pkt.payload, pkt.len)) {
+          case NtsReply::kOk: break;
+          case NtsReply::kNak:
+            counters_.nts_naks++;
+            a->on_unauthenticated(AuthVerdict::kBad, a->answers_last_sent(h));
+            return;
+          case NtsReply::kBad:
+            counters_.unauthenticated++;
+            a->on_unauthenticated(AuthVerdict::kBad, a->answers_last_sent(h));
+            return;
+        }
+      }
+    } else if (key != 0) {
       const AuthVerdict v = verify(pkt, p, key);
       if (v != AuthVerdict::kOk) {
         if (retry) {
@@ -293,7 +350,7 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, 
     LocalSystem ls = local_system(now_ns);
     ls.discipline = &discipline_;
     const RxResult r = a->on_packet(h, {pkt.rx_time_ns, pkt.src_port, pkt.dst_port}, ls);
-    if (key != 0) a->on_verified(/*count=*/!retry);
+    if (key != 0 || a->config().nts) a->on_verified(/*count=*/!retry);
     switch (r) {
       case RxResult::kAwaitingTxTime:
         if (!retry) {
@@ -424,6 +481,8 @@ void Engine::reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutp
       const AssocConfig same = c;  // c belongs to the association replaced here
       std::erase_if(pending_, [&](const Pending& p) { return p.pkt.src_ip == same.address; });
       it->second = std::make_unique<Association>(same, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns);
+      if (auto nts = nts_.find(id); nts != nts_.end() && nts->second.state() == NtsState::kOk)
+        it->second->set_ntp_port(nts->second.ntp_port());
     }
     it = found ? std::next(it) : remove(it, out, EventKind::kAssociationRemoved);
   }
@@ -464,6 +523,7 @@ void Engine::reconfigure(const EngineConfig& new_cfg, int64_t now_ns, EngineOutp
     const AssocConfig& c = next.associations[i];
     const uint32_t id = next_id_++;
     assocs_.emplace(id, std::make_unique<Association>(c, id, seed_ ^ (uint64_t{id} * 0x9E3779B97F4A7C15ULL), now_ns));
+    add_nts(id, c);
     out.events.push_back({.kind = EventKind::kAssociationAdded, .address = c.address, .mode = c.mode});
   }
   // Without the local clock as the reference any more, nothing is left to
@@ -503,10 +563,15 @@ void Engine::on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutp
 void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
   last_now_ns_ = std::max(last_now_ns_, now_ns);
   const LocalSystem ls = local_system(now_ns);
+  for (auto& [id, s] : nts_)
+    if (auto q = s.ke_due(now_ns)) out.nts_ke.push_back(std::move(*q));
   for (auto& [id, a] : assocs_)
     if (auto p = a->on_timer(now_ns, ls)) {
-      if (sign(*a, *p)) {
-        out.packets.push_back(*p);
+      if (!seal_nts(*a, *p)) {
+        counters_.nts_not_sent++;
+        a->on_transmit_failed(p->cookie);
+      } else if (sign(*a, *p)) {
+        out.packets.push_back(std::move(*p));
       } else {
         counters_.no_key++;
         a->on_transmit_failed(p->cookie);
@@ -536,6 +601,7 @@ void Engine::on_timer(int64_t now_ns, EngineOutput& out) {
 int64_t Engine::next_timer_ns() const {
   int64_t t = next_select_ns_;
   for (const auto& [id, a] : assocs_) t = std::min(t, a->next_event_ns());
+  for (const auto& [id, s] : nts_) t = std::min(t, s.next_ke_ns());
   return t;
 }
 
@@ -774,6 +840,14 @@ std::vector<AssociationState> Engine::sessions(int64_t now_ns) const {
   const LocalSystem ls = local_system(now_ns);
   for (const auto& [id, a] : assocs_) {
     AssociationState s = a->state(now_ns);
+    if (auto n = nts_.find(id); n != nts_.end()) {
+      s.nts = to_string(n->second.state());
+      s.nts_error = n->second.error();
+      s.nts_cookies = static_cast<uint32_t>(n->second.cookies());
+      s.nts_ke_ok = n->second.counters().ke_ok;
+      s.nts_ke_failed = n->second.counters().ke_failed;
+      s.nts_naks = n->second.counters().naks;
+    }
     const bool fit = selectable(*a, now_ns, ls, &s.unfit);
     // (A copy: clang 14 cannot capture a structured binding.)
     auto in = [self = id](const std::vector<uint32_t>& ids) {

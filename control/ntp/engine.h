@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "control/ntp/association.h"
 #include "control/ntp/filter_select.h"
+#include "control/ntp/nts_client.h"
 #include "control/ntp/state.h"
 #include "control/ntp/system_state.h"
 #include "crypto/mac.h"
@@ -81,6 +82,7 @@ struct EngineOutput {
   std::vector<OutPacket> packets;
   std::optional<ClockAdjustment> adjust;
   std::vector<Event> events;  // what happened (status::format_event renders them for the log)
+  std::vector<NtsKeRequest> nts_ke;  // NTS-KE exchanges to run (the shell answers with on_nts_ke_result)
 };
 
 struct EngineCounters {
@@ -91,6 +93,9 @@ struct EngineCounters {
   // association for want of a verified trusted MAC, and packets of ours not
   // sent because their key is not in the keys file any more.
   uint64_t unauthenticated = 0, passive_unauthenticated = 0, no_key = 0;
+  // NTS: NAKs received, and polls not sent for want of a cookie (NTS-KE
+  // is then due) or keys.
+  uint64_t nts_naks = 0, nts_not_sent = 0;
 };
 
 class Engine {
@@ -128,6 +133,9 @@ class Engine {
 
   // An NTP packet of mode 1, 2 or 4 from the dataplane.
   void on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out);
+  // What the NTS-KE of an EngineOutput::nts_ke gave (for an association
+  // since removed: nothing).
+  void on_nts_ke_result(uint32_t assoc_id, NtsKeResult& r, int64_t now_ns, EngineOutput& out);
   // The dataplane's report of when one of our packets left.
   void on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutput& out);
   // Polls, expiry, selection refresh. Call at least at next_timer_ns().
@@ -186,6 +194,10 @@ class Engine {
   // A packet of a keyed association: its MAC's key and length, or false
   // when the key is not in the table (then it is not sent).
   bool sign(const Association& a, OutPacket& p) const;
+  // An NTS association's packet: its NTS fields, or false (not sent).
+  bool seal_nts(const Association& a, OutPacket& p);
+  // The NTS sessions of the configured associations with nts.
+  void add_nts(uint32_t id, const AssocConfig& c);
   void clock_select(int64_t now_ns, bool new_sample_from, uint32_t from_id, EngineOutput& out);
   void clock_update(Association& peer, const Selection& sel, int64_t now_ns, EngineOutput& out);
   void become_unsynchronized(int64_t now_ns, EngineOutput& out, UnsyncReason why);
@@ -209,6 +221,7 @@ class Engine {
   EngineConfig cfg_;
   uint64_t seed_;
   std::map<uint32_t, std::unique_ptr<Association>> assocs_;  // by id
+  std::map<uint32_t, NtsSession> nts_;                       // by association id: those with nts
   uint32_t next_id_ = 1;
   hwclock::Servo servo_;
   hwclock::Correction discipline_;  // what we ordered the clock to do, in our time

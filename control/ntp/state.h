@@ -92,6 +92,14 @@ struct AssociationState {
   uint64_t auth_missing = 0;  // without a MAC: not used
   uint64_t auth_bad = 0;      // a MAC of another key, an unknown one, a wrong digest or length: not used
   uint64_t crypto_nak = 0;    // crypto-NAKs (RFC 5905 section 7.4: the peer could not verify ours): not used
+  // NTS (RFC 8915; auth above is its authentication state too): the
+  // session's state (NtsState's words; empty: no NTS), why it failed,
+  // the cookies held, NTS-KE exchanges that gave keys and that failed, and
+  // NTS NAKs received.
+  std::string nts;
+  std::string nts_error;
+  uint32_t nts_cookies = 0;
+  uint64_t nts_ke_ok = 0, nts_ke_failed = 0, nts_naks = 0;
   std::vector<FilterStageState> filter;  // newest first, up to 8
   bool operator==(const AssociationState&) const = default;  // doubles: NaN != NaN
 };

@@ -149,6 +149,57 @@ TEST(NtsParse, TheAuthenticatorsLengthsMustFitItsBody) {
   EXPECT_EQ(Builder().uid().cookie().auth(12).parse().status, NtsParse::kOk);
 }
 
+TEST(NtsReplyParse, FindsTheUniqueIdentifierAndTheAuthenticatorLast) {
+  Builder b;
+  b.uid().field(0x7777, 12).auth(16, kTag + 104);
+  const NtsReplyView v = parse_nts_reply(b.p.data(), b.p.size(), kTag);
+  ASSERT_TRUE(v.ok()) << to_string(v.status);
+  EXPECT_EQ(v.unique_id, b.p.data() + 48 + 4);
+  EXPECT_EQ(v.unique_id_len, 32u);
+  EXPECT_EQ(v.auth_at, 48u + 36u + 16u);
+  EXPECT_EQ(v.nonce_len, 16u);
+  EXPECT_EQ(v.ciphertext_len, kTag + 104);
+  // A NAK: the Unique Identifier, no authenticator.
+  Builder nak;
+  nak.uid();
+  const NtsReplyView n = parse_nts_reply(nak.p.data(), nak.p.size(), kTag);
+  EXPECT_EQ(n.status, NtsParse::kNoAuthenticator);
+  EXPECT_NE(n.unique_id, nullptr);
+}
+
+TEST(NtsReplyParse, RefusesWhatAReplyMayNotBe) {
+  auto status = [](const Builder& b) { return parse_nts_reply(b.p.data(), b.p.size(), kTag).status; };
+  EXPECT_EQ(status(Builder{}.auth()), NtsParse::kNoUniqueId);
+  EXPECT_EQ(status(Builder{}.uid().uid().auth()), NtsParse::kDuplicateUniqueId);
+  EXPECT_EQ(status(Builder{}.uid().auth().field(0x7777, 12)), NtsParse::kNotLast);
+  EXPECT_EQ(status(Builder{}.uid().auth(16, 8)), NtsParse::kBadAuthenticator);
+  EXPECT_EQ(status(Builder{}.uid().raw(0x0404, 8, {0, 0, 0, 0})), NtsParse::kBadField);
+  EXPECT_EQ(status(Builder{}.uid().raw(0x0404, 200, std::vector<uint8_t>(40, 0))), NtsParse::kBadField);
+  const std::vector<uint8_t> short_pkt(47, 0);
+  EXPECT_EQ(parse_nts_reply(short_pkt.data(), short_pkt.size(), kTag).status, NtsParse::kNoHeader);
+  // Truncated anywhere: never ok, never past the end (ASan would say).
+  Builder full;
+  full.uid().auth(16, kTag + 104);
+  for (size_t n = 48; n < full.p.size(); ++n)
+    EXPECT_FALSE(parse_nts_reply(full.p.data(), n, kTag).ok()) << n;
+}
+
+TEST(NtsFieldWalk, WalksByDeclaredLengthsAndStopsAtTheFirstBadOne) {
+  Builder b;
+  b.field(kEfNtsCookie, 100).field(kEfNtsCookie, 20).raw(0x0204, 6, {1, 2});
+  size_t pos = 48;
+  EfView f;
+  ASSERT_EQ(next_ef(b.p.data(), b.p.size(), pos, f), EfNext::kField);
+  EXPECT_EQ(f.type, kEfNtsCookie);
+  EXPECT_EQ(f.body_len, 100u);
+  EXPECT_EQ(f.at, 48u);
+  ASSERT_EQ(next_ef(b.p.data(), b.p.size(), pos, f), EfNext::kField);
+  EXPECT_EQ(f.body_len, 20u);
+  EXPECT_EQ(next_ef(b.p.data(), b.p.size(), pos, f), EfNext::kBad);
+  size_t end = b.p.size();
+  EXPECT_EQ(next_ef(b.p.data(), b.p.size(), end, f), EfNext::kEnd);
+}
+
 TEST(NtsWrite, FieldsArePaddedToFourAndSixteen) {
   uint8_t out[64];
   std::memset(out, 0xFF, sizeof out);
