@@ -380,6 +380,52 @@ const Field<AssociationStatus> kAssociation[] = {
     {.key = "crypto_nak",
      .member = &AssociationStatus::crypto_nak,
      .metric = {.name = "ntp_association_auth_packets_total", .type = "counter", .label = "result", .label_value = "crypto_nak"}},
+    // NTS: series only for associations with NTS.
+    {.key = "nts",
+     .member = &AssociationStatus::nts,
+     .metric = {.name = "ntp_association_nts_ok",
+                .help = "1 while the NTS session has keys and cookies and no NAK since (RFC 8915); the nts label "
+                        "says ok, ke pending, ke failed, nak or no cookies.",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  if (a.nts.empty()) return "";
+                  l.emplace_back("nts", a.nts);
+                  return b01(a.nts == "ok");
+                }}},
+    {.key = "nts_error", .member = &AssociationStatus::nts_error},
+    {.key = "nts_cookies",
+     .member = &AssociationStatus::nts_cookies,
+     .metric = {.name = "ntp_association_nts_cookies",
+                .help = "NTS cookies held (at most eight; one goes with each request).",
+                .value = [](const AssociationStatus& a, Labels&) -> std::string {
+                  return a.nts.empty() ? "" : std::to_string(a.nts_cookies);
+                }}},
+    {.key = "nts_ke_ok",
+     .member = &AssociationStatus::nts_ke_ok,
+     .metric = {.name = "ntp_association_nts_ke_total",
+                .type = "counter",
+                .help = "NTS-KE exchanges with the server by result: ok (keys and cookies) or failed.",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  if (a.nts.empty()) return "";
+                  l.emplace_back("result", "ok");
+                  return std::to_string(a.nts_ke_ok);
+                }}},
+    {.key = "nts_ke_failed",
+     .member = &AssociationStatus::nts_ke_failed,
+     .metric = {.name = "ntp_association_nts_ke_total",
+                .type = "counter",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  if (a.nts.empty()) return "";
+                  l.emplace_back("result", "failed");
+                  return std::to_string(a.nts_ke_failed);
+                }}},
+    {.key = "nts_naks",
+     .member = &AssociationStatus::nts_naks,
+     .metric = {.name = "ntp_association_nts_naks_total",
+                .type = "counter",
+                .help = "NTS NAKs from the server (it could not open our cookie): each costs the cookies and an NTS-KE.",
+                .value = [](const AssociationStatus& a, Labels&) -> std::string {
+                  return a.nts.empty() ? "" : std::to_string(a.nts_naks);
+                }}},
     {.key = "filter", .member = &AssociationStatus::filter},
 };
 

@@ -179,6 +179,12 @@ AssociationStatus association_status(const ctl::AssociationState& a) {
   s.auth_missing = a.auth_missing;
   s.auth_bad = a.auth_bad;
   s.crypto_nak = a.crypto_nak;
+  s.nts = a.nts;
+  s.nts_error = a.nts_error;
+  s.nts_cookies = a.nts_cookies;
+  s.nts_ke_ok = a.nts_ke_ok;
+  s.nts_ke_failed = a.nts_ke_failed;
+  s.nts_naks = a.nts_naks;
   s.filter = a.filter;
   return s;
 }

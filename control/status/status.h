@@ -147,6 +147,12 @@ struct AssociationStatus {
   uint32_t key_id = 0;
   std::string authentication = "none";
   uint64_t auth_ok = 0, auth_missing = 0, auth_bad = 0, crypto_nak = 0;
+  // NTS (RFC 8915; authentication above is its state too): "" (no NTS),
+  // "ke pending", "ok", "ke failed", "nak" or "no cookies"; why it failed;
+  // the cookies held; NTS-KE exchanges that gave keys and that failed; NAKs.
+  std::string nts;
+  std::string nts_error;
+  uint64_t nts_cookies = 0, nts_ke_ok = 0, nts_ke_failed = 0, nts_naks = 0;
   // Not the origin/receive/transmit timestamps: they would publish the
   // nonces our requests carry (RFC 9109), which lets an off-path attacker
   // forge a reply.

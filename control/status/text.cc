@@ -258,6 +258,7 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " delay: " + ms_text(a.delay_ns, 2) + " ms\n";
     o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
     o += " authentication: " + a.authentication + (a.authentication == "pending" ? " (not yet verified)" : "") + "\n";
+    if (!a.nts.empty()) o += " nts: " + a.nts + (a.nts_error.empty() ? "" : " (" + a.nts_error + ")") + "\n";
     if (verbose) {
       o += " remote port: " + std::to_string(a.port) + "\n";
       o += " local mode: " + a.mode + "\n";
@@ -276,6 +277,9 @@ std::string format_sessions(const Status& s, bool verbose) {
       o += " authentication keyid: " + std::to_string(a.key_id) + "\n";
       o += " authentication packets: " + std::to_string(a.auth_ok) + " ok, " + std::to_string(a.auth_missing) +
            " missing, " + std::to_string(a.auth_bad) + " bad, " + std::to_string(a.crypto_nak) + " crypto-NAK\n";
+      if (!a.nts.empty())
+        o += " nts cookies: " + std::to_string(a.nts_cookies) + ", nts-ke: " + std::to_string(a.nts_ke_ok) +
+             " ok, " + std::to_string(a.nts_ke_failed) + " failed, naks: " + std::to_string(a.nts_naks) + "\n";
       // No origin/receive/transmit timestamps (the vendor shows them): they
       // carry our requests' nonces.
       o += filter_line(" filter delay: ", a.filter, &FilterStage::delay_ns);

@@ -190,6 +190,34 @@ Status populated() {
   b.auth_ok = 1;
   s.associations.push_back(b);
 
+  AssociationStatus n;  // an NTS server: a NAK once, NTS-KE again, in use
+  n.address = "10.0.1.40";
+  n.mode = "client";
+  n.selection = "candidate";
+  n.status = "configured, sane, valid";
+  n.stratum = 1;
+  n.reach = 255;
+  n.poll_log2 = 6;
+  n.peer_mode = "server";
+  n.authentication = "ok";
+  n.auth_ok = 12;
+  n.nts = "ok";
+  n.nts_cookies = 6;
+  n.nts_ke_ok = 2;
+  n.nts_ke_failed = 1;
+  n.nts_naks = 1;
+  s.associations.push_back(n);
+  AssociationStatus f;  // one whose certificate we do not trust
+  f.address = "10.0.1.41";
+  f.mode = "client";
+  f.selection = "not authenticated";
+  f.status = "configured, insane, invalid";
+  f.authentication = "pending";
+  f.nts = "ke failed";
+  f.nts_error = "TLS handshake: The certificate is NOT trusted. The certificate issuer is unknown.";
+  f.nts_ke_failed = 3;
+  s.associations.push_back(f);
+
   SteeredClockStatus c;
   c.name = "/dev/ptp0";
   c.following = true;
@@ -341,6 +369,13 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(a.auth_missing, da.auth_missing);
   EXPECT_NE(a.auth_bad, da.auth_bad);
   EXPECT_NE(a.crypto_nak, da.crypto_nak);
+  const AssociationStatus& n = s.associations.at(2);
+  EXPECT_NE(n.nts, da.nts);
+  EXPECT_NE(n.nts_cookies, da.nts_cookies);
+  EXPECT_NE(n.nts_ke_ok, da.nts_ke_ok);
+  EXPECT_NE(n.nts_ke_failed, da.nts_ke_failed);
+  EXPECT_NE(n.nts_naks, da.nts_naks);
+  EXPECT_NE(s.associations.at(3).nts_error, da.nts_error);
   EXPECT_NE(a.filter, da.filter);
   const FilterStage df;
   EXPECT_NE(a.filter.at(0).offset_ns, df.offset_ns);
@@ -872,8 +907,14 @@ TEST(StatusText, LeapSecondLine) {
   EXPECT_EQ(leap_of(), "");
 }
 
+Status two_associations() {
+  Status s = populated();
+  s.associations.resize(2);
+  return s;
+}
+
 TEST(StatusText, FormatSessionsTwoAssociations) {
-  EXPECT_EQ(format_sessions(populated(), false),
+  EXPECT_EQ(format_sessions(two_associations(), false),
             " clock source: 10.0.1.31\n"
             " clock stratum: 2\n"
             " clock status: configured, master, sane, valid\n"
@@ -901,8 +942,23 @@ TEST(StatusText, FormatSessionsTwoAssociations) {
             " total sessions: 2\n");
 }
 
-TEST(StatusText, FormatSessionsVerbose) {
+TEST(StatusText, FormatSessionsNts) {
+  // ntpctl sessions: the NTS state, and why when it failed.
+  const std::string t = format_sessions(populated(), false);
+  EXPECT_NE(t.find(" clock source: 10.0.1.40\n"), std::string::npos);
+  EXPECT_NE(t.find(" authentication: ok\n nts: ok\n\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(" authentication: pending (not yet verified)\n nts: ke failed (TLS handshake: The certificate is "
+                   "NOT trusted. The certificate issuer is unknown.)\n"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(t.find(" nts: ", t.find(" clock source: 10.0.1.33")), t.find(" nts: ok")) << "none without NTS";
   const std::string v = format_sessions(populated(), true);
+  EXPECT_NE(v.find(" nts cookies: 6, nts-ke: 2 ok, 1 failed, naks: 1\n"), std::string::npos) << v;
+  EXPECT_EQ(v.find(" nts cookies: "), v.rfind(" nts cookies: ", v.find(" clock source: 10.0.1.41"))) << v;
+}
+
+TEST(StatusText, FormatSessionsVerbose) {
+  const std::string v = format_sessions(two_associations(), true);
   const std::string first_block =
       " clock source: 10.0.1.31\n"
       " clock stratum: 2\n"
