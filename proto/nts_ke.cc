@@ -2,6 +2,7 @@
 #include "proto/nts_ke.h"
 
 #include "proto/inet.h"
+#include "proto/nts.h"
 
 namespace ntp::proto {
 
@@ -124,6 +125,127 @@ std::vector<uint8_t> build_nts_ke_response(const KeResponse& r) {
   }
   put_record(out, kKeEndOfMessage, true, nullptr, 0);
   return out;
+}
+
+std::vector<uint8_t> build_nts_ke_request() {
+  std::vector<uint8_t> out;
+  // RFC 8915 section 4.1.2: the protocols the client supports, critical;
+  // 4.1.5: the AEAD algorithms, critical as chronyd sends it; 4.1.1:
+  // End of Message, critical and empty.
+  put_u16_record(out, kKeNextProtocol, true, true, kKeProtocolNtpv4);
+  put_u16_record(out, kKeAeadAlgorithm, true, true, kKeAeadAesSivCmac256);
+  put_record(out, kKeEndOfMessage, true, nullptr, 0);
+  return out;
+}
+
+namespace {
+
+const char* ke_error_name(uint16_t code) {
+  switch (code) {  // RFC 8915 section 4.1.3
+    case kKeErrorUnrecognizedCritical: return "unrecognized critical record";
+    case kKeErrorBadRequest: return "bad request";
+    case kKeErrorInternal: return "internal server error";
+    default: return "unknown code";
+  }
+}
+
+// A Server Negotiation body chronyd would take: printable ASCII, no spaces.
+bool printable_name(const uint8_t* body, size_t len) {
+  if (len == 0 || len > kKeMaxServerNameBytes) return false;
+  for (size_t i = 0; i < len; ++i)
+    if (body[i] <= 0x20 || body[i] >= 0x7f) return false;
+  return true;
+}
+
+}  // namespace
+
+KeServerReply parse_nts_ke_response(const uint8_t* buf, size_t len) {
+  KeServerReply r;
+  auto bad = [&r](std::string why) {
+    r.status = KeServerReply::Status::kBad;
+    r.error = std::move(why);
+    r.cookies.clear();
+    r.server.clear();
+    r.port = 0;
+    return r;
+  };
+  unsigned next_protocol_records = 0, aead_records = 0, server_records = 0, port_records = 0;
+  unsigned cookie_records = 0, unusable_cookies = 0;
+  size_t pos = 0;
+  while (pos + 4 <= len) {
+    const uint16_t word = load_be16(buf + pos);
+    const bool critical = (word & kKeCriticalBit) != 0;
+    const uint16_t type = word & ~kKeCriticalBit;
+    const size_t body_len = load_be16(buf + pos + 2);
+    if (pos + 4 + body_len > kKeMaxResponseBytes) return bad("record past 64 KiB");
+    if (len - pos - 4 < body_len) break;  // the body has not all arrived
+    const uint8_t* body = buf + pos + 4;
+    pos += 4 + body_len;
+    r.consumed = pos;
+    switch (type) {
+      case kKeEndOfMessage:
+        // RFC 8915 section 4.1.1: "The Critical Bit MUST be set", no body.
+        if (!critical || body_len != 0) return bad("malformed End of Message");
+        if (next_protocol_records == 0) return bad("no Next Protocol record");
+        if (aead_records == 0) return bad("no AEAD record");
+        if (r.cookies.empty()) {
+          if (cookie_records == 0) return bad("no cookies");
+          return bad("no cookies (" + std::to_string(unusable_cookies) +
+                     " empty, over 256 bytes or not a multiple of 4)");
+        }
+        r.status = KeServerReply::Status::kDone;
+        return r;
+      case kKeNextProtocol:
+        // RFC 8915 section 4.1.2: the server's choice, critical; an empty
+        // record means none of ours.
+        if (++next_protocol_records > 1) return bad("two Next Protocol records");
+        if (!critical) return bad("Next Protocol not critical");
+        if (body_len != 2 || load_be16(body) != kKeProtocolNtpv4) return bad("no NTPv4 in Next Protocol");
+        break;
+      case kKeAeadAlgorithm:
+        // RFC 8915 section 4.1.5: "exactly one" algorithm in the response.
+        if (++aead_records > 1) return bad("two AEAD records");
+        if (body_len != 2 || load_be16(body) != kKeAeadAesSivCmac256) return bad("AEAD 15 not agreed");
+        break;
+      case kKeError:
+        if (body_len != 2) return bad("malformed Error record");
+        return bad("Error record " + std::to_string(load_be16(body)) + " (" + ke_error_name(load_be16(body)) + ")");
+      case kKeWarning:
+        // RFC 8915 section 4.1.4 leaves it to the client; chronyd gives up.
+        if (body_len != 2) return bad("malformed Warning record");
+        return bad("Warning record " + std::to_string(load_be16(body)));
+      case kKeNewCookie:
+        ++cookie_records;
+        if (body_len == 0 || body_len > kNtsMaxCookieBytes || body_len % 4 != 0) {
+          ++unusable_cookies;
+          break;
+        }
+        if (r.cookies.size() < kKeMaxCookies) r.cookies.emplace_back(body, body + body_len);
+        break;
+      case kKeNtpv4Server:
+        if (++server_records > 1) return bad("two Server Negotiation records");
+        if (!printable_name(body, body_len)) return bad("malformed Server Negotiation record");
+        r.server.assign(reinterpret_cast<const char*>(body), body_len);
+        break;
+      case kKeNtpv4Port:
+        if (++port_records > 1) return bad("two Port Negotiation records");
+        if (body_len != 2) return bad("malformed Port Negotiation record");
+        r.port = load_be16(body);
+        break;
+      default:
+        // RFC 8915 section 4.1: a critical record the client does not
+        // understand ends the exchange; others are ignored.
+        if (critical) return bad("unrecognized critical record type " + std::to_string(type));
+        break;
+    }
+  }
+  // Whole records up to the bound and no End of Message: a header that
+  // straddles it is past it too.
+  if (len >= kKeMaxResponseBytes) return bad("record past 64 KiB");
+  r.cookies.clear();  // nothing is the caller's before End of Message
+  r.server.clear();
+  r.port = 0;
+  return r;
 }
 
 }  // namespace ntp::proto

@@ -1,6 +1,8 @@
 // NTS Key Establishment records (RFC 8915 section 4), pure: a client's
 // request read from the bytes of a TLS stream as they arrive, and the
-// server's response written, as chronyd's nts_ke_server.c decides them.
+// server's response written, as chronyd's nts_ke_server.c decides them;
+// and the client's side: its request, and a server's response read as it
+// arrives, as chronyd's nts_ke_client.c judges it.
 // The TLS session (ALPN "ntske/1", TLS 1.3) and the key export are the
 // control plane's; this is the protocol inside it. No allocation but the
 // response's own buffer.
@@ -86,5 +88,52 @@ std::vector<uint8_t> build_nts_ke_response(const KeResponse& r);
 
 // The response to a parsed request, cookies left for the caller to add.
 KeResponse nts_ke_response_for(const KeRequest& q);
+
+// ---- The client's side (RFC 8915 section 4, as chronyd's nts_ke_client.c) ----
+
+// The most a response may take, End of Message included: a record reaching
+// past it ends the exchange, so a server cannot make us buffer without end
+// (chronyd's own bound is 16 KiB; eight of the longest cookies take 2 KiB).
+inline constexpr size_t kKeMaxResponseBytes = 64 * 1024;
+// chrony's NKE_MAX_COOKIES: cookies past it are ignored.
+inline constexpr size_t kKeMaxCookies = 8;
+// RFC 8915 section 4.1.7 names a server by "an ASCII-encoded string" (a DNS
+// name is at most 255 octets, RFC 1035 section 2.3.4).
+inline constexpr size_t kKeMaxServerNameBytes = 255;
+
+// The request chronyd 4.3 sends: Next Protocol NTPv4, AEAD
+// AES-SIV-CMAC-256, End of Message, each critical.
+std::vector<uint8_t> build_nts_ke_request();
+
+struct KeServerReply {
+  enum class Status : uint8_t {
+    kIncomplete,  // no End of Message yet: read more (nothing wrong so far)
+    kDone,        // a usable response: NTPv4, AES-SIV-CMAC-256, cookies
+    kBad,         // unusable (error says why): give up on this exchange
+  };
+  Status status = Status::kIncomplete;
+  std::string error;  // kBad: why, for logs, e.g. "Error record 1 (bad request)"
+  // kDone: the New Cookie records kept (at most kKeMaxCookies, each 1 to
+  // kNtsMaxCookieBytes and a multiple of 4 long); empty otherwise.
+  std::vector<std::vector<uint8_t>> cookies;
+  std::string server;  // NTPv4 Server Negotiation; empty: none (use the KE server's address)
+  uint16_t port = 0;   // NTPv4 Port Negotiation; 0: none (123)
+  size_t consumed = 0; // kDone: bytes up to and including End of Message; else the whole records read
+};
+
+// buf[0, len): the response's bytes so far; read from the start on every
+// call, never past len. kIncomplete until End of Message (or a reason to
+// stop: kBad at once). Rules (RFC 8915 section 4.1 and chronyd's client):
+// exactly one Next Protocol record, critical, naming NTPv4 alone; exactly
+// one AEAD record naming 15; an Error or a Warning record is fatal (chronyd
+// also gives up on a warning); an unknown record with the critical bit is
+// fatal, others are ignored; New Cookie records that are empty, over
+// kNtsMaxCookieBytes or not a multiple of 4 long (chronyd's rule: an NTP
+// extension field carries the cookie unpadded) are skipped, as are those
+// past kKeMaxCookies, and none left is fatal; at most one Server (1 to 255
+// printable ASCII characters, no spaces) and one Port (2 octets) record;
+// End of Message critical and empty; every record within
+// kKeMaxResponseBytes.
+KeServerReply parse_nts_ke_response(const uint8_t* buf, size_t len);
 
 }  // namespace ntp::proto

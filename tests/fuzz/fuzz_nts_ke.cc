@@ -1,5 +1,6 @@
 // libFuzzer target: proto::parse_nts_ke_request on any bytes, as they would
-// arrive on an NTS-KE connection, and the response built for it.
+// arrive on an NTS-KE connection, and the response built for it; and the
+// same bytes read as a server's response by parse_nts_ke_response.
 //
 // Invariants:
 //  - never a crash or a read past the bytes (ASan)
@@ -13,12 +14,19 @@
 //  - the response is a sequence of whole records ending in End of Message;
 //    an error response is the Error record alone; cookies only with NTPv4
 //    and the AEAD agreed
+//  - as a response: consumed <= len; at most 8 cookies, each 1 to 256 bytes
+//    and a multiple of 4; kDone has a cookie and ends in End of Message
+//    exactly at consumed, every shorter prefix of it is kIncomplete, and its
+//    server name is 1 to 255 printable characters or none; kIncomplete only
+//    under kKeMaxResponseBytes and hands out nothing; kBad says why and
+//    hands out nothing
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
 
 #include "proto/inet.h"
+#include "proto/nts.h"
 #include "proto/nts_ke.h"
 
 namespace {
@@ -44,9 +52,36 @@ std::vector<uint16_t> record_types(const std::vector<uint8_t>& b) {
   return types;
 }
 
+void check_response(const uint8_t* data, size_t size) {
+  const KeServerReply r = parse_nts_ke_response(data, size);
+  CHECK(r.consumed <= size);
+  CHECK(r.cookies.size() <= kKeMaxCookies);
+  for (const auto& c : r.cookies) CHECK(!c.empty() && c.size() <= kNtsMaxCookieBytes && c.size() % 4 == 0);
+  switch (r.status) {
+    case KeServerReply::Status::kIncomplete:
+      CHECK(size < kKeMaxResponseBytes);
+      CHECK(r.cookies.empty() && r.server.empty() && r.port == 0 && r.error.empty());
+      break;
+    case KeServerReply::Status::kBad:
+      CHECK(!r.error.empty());
+      CHECK(r.cookies.empty() && r.server.empty() && r.port == 0);
+      break;
+    case KeServerReply::Status::kDone:
+      CHECK(!r.cookies.empty() && r.error.empty());
+      CHECK(r.consumed >= 4 && load_be16(data + r.consumed - 4) == (kKeEndOfMessage | kKeCriticalBit));
+      CHECK(load_be16(data + r.consumed - 2) == 0);
+      CHECK(r.server.size() <= kKeMaxServerNameBytes);
+      for (char ch : r.server) CHECK(ch > 0x20 && ch < 0x7f);
+      for (size_t n : {r.consumed - 1, r.consumed / 2, size_t{0}})
+        CHECK(parse_nts_ke_response(data, n).status == KeServerReply::Status::kIncomplete);
+      break;
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  check_response(data, size);
   const KeRequest q = parse_nts_ke_request(data, size);
   if (q.status == KeRequestStatus::kIncomplete) {
     CHECK(size < kKeMaxRequestBytes);
