@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstring>
+#include <map>
 #include <chrono>
 #include <ctime>
 #include <memory>
@@ -25,6 +28,7 @@
 #include "control/ntp/engine.h"
 #include "control/ntp/system_state.h"
 #include "control/cookie_keys.h"
+#include "control/nts_ke_client.h"
 #include "control/nts_ke_server.h"
 #include "control/segment_client.h"
 #include "control/served_clock.h"
@@ -108,6 +112,7 @@ class ControlPlane {
   ctl::EngineConfig engine_config() const;
   void poll_rings(int64_t now_ns, ctl::EngineOutput& out);
   void carry_out(ctl::EngineOutput& out);
+  void take_nts_ke(int64_t now_ns, ctl::EngineOutput& out);
   void publish_model(const std::optional<proto::ClockModelData>& m);
   void publish_endpoints();
   void tick_second();
@@ -152,6 +157,8 @@ class ControlPlane {
   // NTS-KE server (nts.ke_listen) that seals with them.
   ctl::CookieKeyKeeper cookie_keys_;
   ctl::NtsKeServer nts_ke_;
+  ctl::NtsKeClient nts_ke_client_;  // NTS-KE with upstream [[server]]s with nts, on a thread of its own
+  std::map<uint64_t, uint32_t> nts_ke_jobs_;  // a running job's tag -> the association that asked
   // A rotation's keys wait for the dataplane to take them
   // (SegmentHeader::cookie_keys_taken_raw) before NTS-KE seals with them.
   uint64_t cookie_keys_published_raw_ = 0;
@@ -283,7 +290,35 @@ void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
     while (seg_.next_assoc_rx(w, pkt)) engine_->on_packet(pkt, now, out);
   for (unsigned w = 0; w < seg_.header()->n_workers; w++)
     while (seg_.next_rx(w, pkt)) engine_->on_packet(pkt, now, out);
+  take_nts_ke(now, out);
   if (now >= engine_->next_timer_ns()) engine_->on_timer(now, out);
+}
+
+void ControlPlane::take_nts_ke(int64_t now, ctl::EngineOutput& out) {
+  for (ctl::NtsKeOutcome& o : nts_ke_client_.take()) {
+    const std::string server = proto::ipv4_to_string(static_cast<uint32_t>(o.id >> 16)) + ":" +
+                               std::to_string(o.id & 0xFFFF);
+    ctl::NtsKeResult r;
+    r.ok = o.ok;
+    r.error = o.error;
+    std::memcpy(r.keys.c2s, o.keys.c2s, sizeof r.keys.c2s);
+    std::memcpy(r.keys.s2c, o.keys.s2c, sizeof r.keys.s2c);
+    o.keys.wipe();
+    r.cookies = std::move(o.cookies);
+    r.ntp_server = o.ntp_server;
+    r.ntp_port = o.ntp_port;
+    const auto it = nts_ke_jobs_.find(o.id);
+    const uint32_t assoc = it != nts_ke_jobs_.end() ? it->second : 0;
+    if (it != nts_ke_jobs_.end()) nts_ke_jobs_.erase(it);
+    if (r.ok)
+      spdlog::info("NTS-KE with {}: {} cookie(s){} in {:.3f} s", server, r.cookies.size(),
+                   r.ntp_port != proto::kNtpPort ? ", NTP at port " + std::to_string(r.ntp_port) : "",
+                   o.elapsed_s);
+    else
+      spdlog::warn("NTS-KE with {} failed: {}", server, r.error);
+    if (assoc != 0) engine_->on_nts_ke_result(assoc, r, now, out);
+    r.keys.wipe();
+  }
 }
 
 void ControlPlane::carry_out(ctl::EngineOutput& out) {
@@ -298,6 +333,19 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
   // endpoint is published (the seqlock's store is done before our enqueue,
   // and a worker copies a new generation before its next burst).
   publish_endpoints();
+  for (ctl::NtsKeRequest& q : out.nts_ke) {
+    // The job's tag names the server (address and NTS-KE port), for the log.
+    ctl::NtsKeJob job;
+    job.id = (uint64_t{q.address} << 16) | q.ke_port;
+    job.server_ip = q.address;
+    job.port = q.ke_port;
+    job.name = q.name;
+    job.ca_file = q.ca_file;
+    job.pin_sha256 = q.pin_sha256;
+    for (char& c : job.pin_sha256) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    nts_ke_jobs_[job.id] = q.assoc_id;
+    nts_ke_client_.submit(std::move(job));
+  }
   for (const ctl::OutPacket& o : out.packets)
     if (!seg_.send(o) && tx_ring_full_++ % 100 == 0)
       spdlog::warn("the dataplane's tx ring is full: dropping our packet to {}", proto::ipv4_to_string(o.dst_ip));
