@@ -329,6 +329,27 @@ def stop_process(p, timeout=5):
     p._log.close()
 
 
+def make_certificates(d, ip):
+    """A test CA and a server certificate for ip (an IP address SAN, what
+    chronyd checks when its server directive names an address, and what
+    NTPsec's ntpd checks too: OpenSSL 3's SSL_set1_host takes an address).
+    Returns the paths (CA, certificate, key) in d."""
+    def openssl(*args):
+        sh("openssl", *args)
+    ca_key, ca, key, csr, cert = (os.path.join(d, n) for n in ("ca.key", "ca.pem", "ke.key", "ke.csr", "ke.pem"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=ntp-appliance test CA")
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={ip}")
+    ext = os.path.join(d, "ke.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+            "-extfile", ext)
+    os.chmod(key, 0o600)
+    return ca, cert, key
+
+
 class Chrony:
     """A real chronyd in namespace ns, never touching the host clock (-x)."""
 
