@@ -13,6 +13,8 @@ packages=(
   clang libclang-rt-14-dev
   # tests and demo: real NTP peers, namespaces, packet crafting
   chrony ntpsec-ntpdig openssl iproute2 iputils-ping ethtool tcpdump python3 python3-scapy procps
+  # what the unpacked NTPsec ntpd needs at run time (below): ntpq's python3-ntp, capsh
+  python3-ntp libcap2-bin
 )
 
 missing=()
@@ -35,6 +37,37 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# NTPsec's ntpd as a second NTS client (test_nts_ntpsec.py). Debian's ntpsec
+# package conflicts with chrony, which the tests need, and its scripts would
+# start a system ntpd that steers the host clock: so the package is only
+# downloaded and its ntpd and ntpq unpacked into /opt/ntpsec-client, never
+# installed. The test runs that ntpd without CAP_SYS_TIME (capsh) and with
+# `disable ntp`. Skipped when already there; without it the test skips.
+ntpsec_dir=/opt/ntpsec-client
+if [ ! -x "$ntpsec_dir/usr/sbin/ntpd" ] || [ ! -x "$ntpsec_dir/usr/bin/ntpq" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: note: no $ntpsec_dir (test_nts_ntpsec skips); run as root to unpack it" >&2
+  else
+    dl=$(mktemp -d)
+    chmod 755 "$dl"  # apt-get download fetches as _apt
+    if (cd "$dl" && { apt-get download -qq ntpsec 2>/dev/null ||
+                      { apt-get update -qq && apt-get download -qq ntpsec; }; }) &&
+       dpkg-deb -x "$dl"/ntpsec_*.deb "$dl/x"; then
+      rm -rf "$ntpsec_dir.tmp"
+      install -d "$ntpsec_dir.tmp/usr/sbin" "$ntpsec_dir.tmp/usr/bin"
+      install -m 755 "$dl/x/usr/sbin/ntpd" "$ntpsec_dir.tmp/usr/sbin/ntpd"
+      install -m 755 "$dl/x/usr/bin/ntpq" "$ntpsec_dir.tmp/usr/bin/ntpq"
+      cp "$dl/x/usr/share/doc/ntpsec/copyright" "$ntpsec_dir.tmp/" 2>/dev/null || true
+      dpkg-deb -f "$dl"/ntpsec_*.deb Version > "$ntpsec_dir.tmp/VERSION"
+      rm -rf "$ntpsec_dir" && mv "$ntpsec_dir.tmp" "$ntpsec_dir"
+      echo "bootstrap: unpacked ntpsec $(cat "$ntpsec_dir/VERSION") (ntpd, ntpq) into $ntpsec_dir"
+    else
+      echo "bootstrap: note: could not fetch the ntpsec package; test_nts_ntpsec skips" >&2
+    fi
+    rm -rf "$dl"
+  fi
 fi
 
 # The unprivileged user ntp-control runs as under systemd

@@ -5,8 +5,8 @@ exit, also when a test fails or is interrupted.
 
 Nothing leaves the namespaces: addresses exist only inside them, the host's
 namespace gets nothing but the bridge/veth ends that are moved away at once.
-No test touches the host clock: chronyd always runs with -x, the appliance
-uses the virtual clock source.
+No test touches the host clock: chronyd always runs with -x, NTPsec's ntpd
+without CAP_SYS_TIME, the appliance uses the virtual clock source.
 """
 import atexit
 import json
@@ -329,6 +329,27 @@ def stop_process(p, timeout=5):
     p._log.close()
 
 
+def make_certificates(d, ip):
+    """A test CA and a server certificate for ip (an IP address SAN, what
+    chronyd checks when its server directive names an address, and what
+    NTPsec's ntpd checks too: OpenSSL 3's SSL_set1_host takes an address).
+    Returns the paths (CA, certificate, key) in d."""
+    def openssl(*args):
+        sh("openssl", *args)
+    ca_key, ca, key, csr, cert = (os.path.join(d, n) for n in ("ca.key", "ca.pem", "ke.key", "ke.csr", "ke.pem"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=ntp-appliance test CA")
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={ip}")
+    ext = os.path.join(d, "ke.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+            "-extfile", ext)
+    os.chmod(key, 0o600)
+    return ca, cert, key
+
+
 class Chrony:
     """A real chronyd in namespace ns, never touching the host clock (-x)."""
 
@@ -362,6 +383,123 @@ class Chrony:
 
     def chronyc(self, *args):
         return self.ns.exec("chronyc", "-h", self.sock, "-n", *args).stdout
+
+    def stop(self):
+        stop_process(self.p)
+
+
+NTPSEC_DIR = os.environ.get("NTPSEC_DIR", "/opt/ntpsec-client")  # deploy/bootstrap.sh unpacks it
+NTPSEC_NTPD = os.path.join(NTPSEC_DIR, "usr", "sbin", "ntpd")
+NTPSEC_NTPQ = os.path.join(NTPSEC_DIR, "usr", "bin", "ntpq")
+CAP_SYS_TIME = 25
+
+# Run by capsh, which has taken CAP_SYS_TIME out of the bounding set: the
+# shell checks that no set it could come back from (bounding, inheritable,
+# ambient) holds it before it becomes ntpd, so every adjtimex, clock_settime
+# or settimeofday that ntpd tries fails with EPERM.
+_NO_SYS_TIME = ('for s in CapBnd CapInh CapAmb; do '
+                'v=$(sed -n "s/^$s:[[:space:]]*//p" /proc/$$/status); '
+                f'if [ $(( (0x$v >> {CAP_SYS_TIME}) & 1 )) -ne 0 ]; then '
+                'echo "CAP_SYS_TIME still in $s: not starting ntpd" >&2; exit 99; fi; done; exec "$0" "$@"')
+
+
+def capabilities(pid):
+    """A process's capability sets from /proc (CapEff, CapPrm, ...) as ints."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v, 16) for k, v in (line.split(":", 1) for line in f) if k.startswith("Cap")}
+
+
+class Ntpsec:
+    """NTPsec's ntpd (NTPSEC_NTPD, unpacked by deploy/bootstrap.sh) in
+    namespace ns as a client, which cannot touch the host clock: it runs
+    without CAP_SYS_TIME (capsh; checked before and after it starts), with
+    the discipline off (disable ntp, disable kernel) and -x; lines are its
+    server lines. Its log, drift file and peerstats are in a directory of
+    its own under workdir."""
+
+    def __init__(self, ns, workdir, lines):
+        self.ns = ns
+        self.dir = tempfile.mkdtemp(prefix="ntpsec-", dir=workdir)
+        self.log_path = os.path.join(self.dir, "ntpd.log")
+        conf = os.path.join(self.dir, "ntp.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                f"driftfile {self.dir}/drift",
+                f"logfile {self.log_path}",
+                f"statsdir {self.dir}/",
+                "statistics peerstats",
+                "filegen peerstats file peerstats type none enable",
+                "disable ntp",
+                "disable kernel",
+                # ntpd's default restriction is noquery: ntpq (mode 6)
+                # from the namespace's own loopback only.
+                "restrict 127.0.0.1",
+                "restrict ::1",
+            ] + list(lines) + [""]))
+        self.p = ns.popen(["capsh", "--drop=cap_sys_time", "--", "-c", _NO_SYS_TIME,
+                           NTPSEC_NTPD, "-n", "-x", "-c", conf], os.path.join(self.dir, "ntpd.out"))
+        _cleanups.append(self.stop)
+        try:
+            # ip netns exec, capsh and the shell each exec the next: the
+            # process started becomes ntpd.
+            wait_for(lambda: self._died() or self._comm() == "ntpd", 10, what="ntpd to start")
+            self.caps = capabilities(self.p.pid)
+            for k in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+                if self.caps[k] >> CAP_SYS_TIME & 1:
+                    raise RuntimeError(f"ntpd holds CAP_SYS_TIME in {k}: {self.caps}")
+            wait_for(lambda: self._died() or "INIT: Running with OpenSSL" in self.log(), 10,
+                     what="ntpd to initialize")
+        except Exception:
+            self.stop()
+            raise
+
+    def _comm(self):
+        with open(f"/proc/{self.p.pid}/comm") as f:
+            return f.read().strip()
+
+    def _died(self):
+        if self.p.poll() is not None:
+            raise RuntimeError(f"ntpd exited with {self.p.returncode}: "
+                               + open(os.path.join(self.dir, "ntpd.out")).read()[-2000:] + self.log()[-3000:])
+        return False
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def ntpq(self, *commands):
+        """ntpq -n with each of commands (-c) against this ntpd (mode 6 on
+        the namespace's loopback)."""
+        args = [NTPSEC_NTPQ, "-n"]
+        for c in commands:
+            args += ["-c", c]
+        return self.ns.exec(*args, "127.0.0.1", timeout=20).stdout
+
+    def variables(self, assoc=0, names=()):
+        """ntpq's readvar of association assoc (0: the system's), as a dict
+        of strings (quotes taken off)."""
+        out = self.ntpq(f"rv {assoc} " + ",".join(names))
+        return {k: v.strip('"') for k, v in re.findall(r'([A-Za-z_][\w.]*)=("[^"]*"|[^,\s]*)', out)}
+
+    def nts_counters(self):
+        """The NTS counters (ntpq ntsinfo's variables) as ints."""
+        names = ("nts_client_send", "nts_client_recv_good", "nts_client_recv_bad", "nts_ke_probes_good",
+                 "nts_ke_probes_bad")
+        return {k: int(v) for k, v in self.variables(0, names).items() if k in names}
+
+    def associations(self):
+        """ntpq associations: one dict per row (ind, assid, status, conf,
+        reach, auth, condition, last_event, cnt)."""
+        rows = []
+        for line in self.ntpq("associations").splitlines():
+            f = line.split()
+            if len(f) >= 7 and f[0].isdigit():
+                rows.append(dict(zip(("ind", "assid", "status", "conf", "reach", "auth", "condition",
+                                      "last_event", "cnt"), f)))
+        return rows
 
     def stop(self):
         stop_process(self.p)
