@@ -20,7 +20,7 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 case $build in /*) ;; *) build=$PWD/$build ;; esac
 out=${FUZZ_OUT_DIR:-$build/fuzz-out}
 # FUZZ_TARGETS (space-separated) runs a subset.
-read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config fuzz_leap_file fuzz_engine fuzz_channel_abi fuzz_keys fuzz_nts fuzz_nts_ke}"
+read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ntp_parse fuzz_responder fuzz_frame fuzz_config fuzz_leap_file fuzz_engine fuzz_channel_abi fuzz_keys fuzz_nts fuzz_nts_ke fuzz_nts_client}"
 
 # Instrument the whole project (the libraries under test above all) for
 # coverage and ASan/UBSan; the fuzz targets add the libFuzzer runtime.
