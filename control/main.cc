@@ -158,7 +158,11 @@ class ControlPlane {
   ctl::CookieKeyKeeper cookie_keys_;
   ctl::NtsKeServer nts_ke_;
   ctl::NtsKeClient nts_ke_client_;  // NTS-KE with upstream [[server]]s with nts, on a thread of its own
-  std::map<uint64_t, uint32_t> nts_ke_jobs_;  // a running job's tag -> the association that asked
+  struct KeJob {
+    uint32_t assoc_id, address;
+    uint16_t port;
+  };
+  std::map<uint64_t, KeJob> nts_ke_jobs_;  // a running job's tag -> who asked, and where to
   // A rotation's keys wait for the dataplane to take them
   // (SegmentHeader::cookie_keys_taken_raw) before NTS-KE seals with them.
   uint64_t cookie_keys_published_raw_ = 0;
@@ -296,8 +300,11 @@ void ControlPlane::poll_rings(int64_t now, ctl::EngineOutput& out) {
 
 void ControlPlane::take_nts_ke(int64_t now, ctl::EngineOutput& out) {
   for (ctl::NtsKeOutcome& o : nts_ke_client_.take()) {
-    const std::string server = proto::ipv4_to_string(static_cast<uint32_t>(o.id >> 16)) + ":" +
-                               std::to_string(o.id & 0xFFFF);
+    const auto it = nts_ke_jobs_.find(o.id);
+    if (it == nts_ke_jobs_.end()) continue;  // never ours (cannot happen); nothing to give it to
+    const KeJob job = it->second;
+    nts_ke_jobs_.erase(it);
+    const std::string server = proto::ipv4_to_string(job.address) + ":" + std::to_string(job.port);
     ctl::NtsKeResult r;
     r.ok = o.ok;
     r.error = o.error;
@@ -307,16 +314,13 @@ void ControlPlane::take_nts_ke(int64_t now, ctl::EngineOutput& out) {
     r.cookies = std::move(o.cookies);
     r.ntp_server = o.ntp_server;
     r.ntp_port = o.ntp_port;
-    const auto it = nts_ke_jobs_.find(o.id);
-    const uint32_t assoc = it != nts_ke_jobs_.end() ? it->second : 0;
-    if (it != nts_ke_jobs_.end()) nts_ke_jobs_.erase(it);
     if (r.ok)
       spdlog::info("NTS-KE with {}: {} cookie(s){} in {:.3f} s", server, r.cookies.size(),
-                   r.ntp_port != proto::kNtpPort ? ", NTP at port " + std::to_string(r.ntp_port) : "",
+                   r.ntp_port != 0 ? ", NTP at port " + std::to_string(r.ntp_port) : "",
                    o.elapsed_s);
     else
       spdlog::warn("NTS-KE with {} failed: {}", server, r.error);
-    if (assoc != 0) engine_->on_nts_ke_result(assoc, r, now, out);
+    engine_->on_nts_ke_result(job.assoc_id, o.id, r, now, out);
     r.keys.wipe();
   }
 }
@@ -334,16 +338,15 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
   // and a worker copies a new generation before its next burst).
   publish_endpoints();
   for (ctl::NtsKeRequest& q : out.nts_ke) {
-    // The job's tag names the server (address and NTS-KE port), for the log.
     ctl::NtsKeJob job;
-    job.id = (uint64_t{q.address} << 16) | q.ke_port;
+    job.id = q.tag;  // random per request: an outcome goes back to the very request
     job.server_ip = q.address;
     job.port = q.ke_port;
     job.name = q.name;
     job.ca_file = q.ca_file;
     job.pin_sha256 = q.pin_sha256;
     for (char& c : job.pin_sha256) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    nts_ke_jobs_[job.id] = q.assoc_id;
+    nts_ke_jobs_[job.id] = {q.assoc_id, q.address, q.ke_port};
     nts_ke_client_.submit(std::move(job));
   }
   for (const ctl::OutPacket& o : out.packets)

@@ -139,7 +139,7 @@ NtsKeOutcome exchange(const NtsKeJob& job, int wake_fd, const std::atomic<bool>*
     o.keys.wipe();
     o.cookies.clear();
     o.ntp_server.clear();
-    o.ntp_port = 123;
+    o.ntp_port = 0;
     o.elapsed_s = hwclock::monotonic_s() - start_s;
     return std::move(o);
   };
@@ -272,7 +272,7 @@ NtsKeOutcome exchange(const NtsKeJob& job, int wake_fd, const std::atomic<bool>*
   o.ok = true;
   o.cookies = std::move(reply.cookies);
   o.ntp_server = std::move(reply.server);
-  o.ntp_port = reply.port != 0 ? reply.port : 123;
+  o.ntp_port = reply.port;  // 0: no record (the association's configured port stands)
   o.elapsed_s = hwclock::monotonic_s() - start_s;
   return o;
 }

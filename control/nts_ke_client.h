@@ -49,7 +49,7 @@ struct NtsKeOutcome {
   crypto::NtsKeys keys;       // ok: C2S and S2C for AES-SIV-CMAC-256; zero otherwise (wiped when destroyed)
   std::vector<std::vector<uint8_t>> cookies;  // ok: 1 to 8
   std::string ntp_server;     // the Server Negotiation record; empty: none (use server_ip)
-  uint16_t ntp_port = 123;    // the Port Negotiation record, else 123
+  uint16_t ntp_port = 0;      // the Port Negotiation record; 0: none (the configured port stands)
   int64_t bound_ns = 0;
   double elapsed_s = 0;       // from the start of the exchange to its end
 };

@@ -285,7 +285,8 @@ bool Engine::seal_nts(const Association& a, OutPacket& p) {
   return true;
 }
 
-void Engine::on_nts_ke_result(uint32_t assoc_id, NtsKeResult& r, int64_t now_ns, EngineOutput& out) {
+void Engine::on_nts_ke_result(uint32_t assoc_id, uint64_t tag, NtsKeResult& r, int64_t now_ns,
+                              EngineOutput& out) {
   (void)out;
   last_now_ns_ = std::max(last_now_ns_, now_ns);
   auto it = nts_.find(assoc_id);
@@ -293,7 +294,7 @@ void Engine::on_nts_ke_result(uint32_t assoc_id, NtsKeResult& r, int64_t now_ns,
     r.keys.wipe();
     return;
   }
-  it->second.on_ke_result(r, now_ns);
+  it->second.on_ke_result(tag, r, now_ns);
   // RFC 8915 section 4.1.8: NTP goes to the port NTS-KE named.
   if (auto a = assocs_.find(assoc_id); a != assocs_.end() && it->second.state() == NtsState::kOk) {
     a->second->set_ntp_port(it->second.ntp_port());
@@ -326,12 +327,16 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, 
         switch (nts->second.check_reply(pkt.payload, pkt.len)) {
           case NtsReply::kOk: break;
           case NtsReply::kNak:
+            // Not a verdict on the server: anybody on the path can send
+            // it, and the real answer may still come (NtsSession).
             counters_.nts_naks++;
-            a->on_unauthenticated(AuthVerdict::kBad, a->answers_last_sent(h));
             return;
           case NtsReply::kBad:
+            // Counted, and nothing else: its Unique Identifier and origin
+            // are in clear on the path, so it says nothing about the
+            // server (eight polls without an authenticated answer do).
             counters_.unauthenticated++;
-            a->on_unauthenticated(AuthVerdict::kBad, a->answers_last_sent(h));
+            a->on_unauthenticated(AuthVerdict::kBad, false);
             return;
         }
       }

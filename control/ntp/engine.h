@@ -133,9 +133,9 @@ class Engine {
 
   // An NTP packet of mode 1, 2 or 4 from the dataplane.
   void on_packet(const proto::RxPacket& pkt, int64_t now_ns, EngineOutput& out);
-  // What the NTS-KE of an EngineOutput::nts_ke gave (for an association
-  // since removed: nothing).
-  void on_nts_ke_result(uint32_t assoc_id, NtsKeResult& r, int64_t now_ns, EngineOutput& out);
+  // What the NTS-KE of an EngineOutput::nts_ke (its tag) gave; for an
+  // association since removed or replaced, or an older request: nothing.
+  void on_nts_ke_result(uint32_t assoc_id, uint64_t tag, NtsKeResult& r, int64_t now_ns, EngineOutput& out);
   // The dataplane's report of when one of our packets left.
   void on_tx_report(const proto::TxReport& rep, int64_t now_ns, EngineOutput& out);
   // Polls, expiry, selection refresh. Call at least at next_timer_ns().

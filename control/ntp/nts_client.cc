@@ -30,13 +30,20 @@ const char* to_string(NtsState s) {
   return "?";
 }
 
-NtsSession::NtsSession(const config::Association& cfg, uint32_t assoc_id) : cfg_(cfg), assoc_id_(assoc_id) {}
+NtsSession::NtsSession(const config::Association& cfg, uint32_t assoc_id)
+    : cfg_(cfg), assoc_id_(assoc_id), ntp_port_(cfg.port) {}
 
 std::optional<NtsKeRequest> NtsSession::ke_due(int64_t now_ns) {
   if (ke_running_ || !cookies_.empty() || now_ns < next_ke_ns_) return std::nullopt;
   ke_running_ = true;
   next_ke_ns_ = now_ns + kKeMinGapNs;
-  return NtsKeRequest{.assoc_id = assoc_id_,
+  uint64_t tag = 0;
+  do {
+    if (!crypto::random_bytes(&tag, sizeof tag)) tag = ke_tag_ + 1;  // unique is all it needs to be
+  } while (tag == 0 || tag == ke_tag_);
+  ke_tag_ = tag;
+  return NtsKeRequest{.tag = tag,
+                      .assoc_id = assoc_id_,
                       .address = cfg_.address,
                       .ke_port = cfg_.nts_ke_port,
                       .name = cfg_.nts_name,
@@ -46,8 +53,16 @@ std::optional<NtsKeRequest> NtsSession::ke_due(int64_t now_ns) {
 
 int64_t NtsSession::next_ke_ns() const { return ke_running_ || !cookies_.empty() ? INT64_MAX : next_ke_ns_; }
 
-void NtsSession::on_ke_result(NtsKeResult& r, int64_t now_ns) {
+void NtsSession::on_ke_result(uint64_t tag, NtsKeResult& r, int64_t now_ns) {
+  if (!ke_running_ || tag != ke_tag_) {
+    r.keys.wipe();
+    return;
+  }
   ke_running_ = false;
+  // The next NTS-KE waits the back-off, whatever this one gave: only an
+  // authenticated answer shows that its keys work (check_reply resets it).
+  next_ke_ns_ = now_ns + ke_backoff_ns_;
+  ke_backoff_ns_ = std::min(ke_backoff_ns_ * 2, kKeRetryMaxNs);
   std::string why = r.ok ? "" : r.error.empty() ? "NTS-KE failed" : r.error;
   if (r.ok && !r.ntp_server.empty() && proto::parse_ipv4(r.ntp_server) != cfg_.address)
     why = "NTS-KE named another NTP server, " + r.ntp_server + " (not supported: NTP goes to " +
@@ -66,24 +81,32 @@ void NtsSession::on_ke_result(NtsKeResult& r, int64_t now_ns) {
     state_ = NtsState::kKeFailed;
     error_ = why;
     counters_.ke_failed++;
-    next_ke_ns_ = now_ns + ke_backoff_ns_;
-    ke_backoff_ns_ = std::min(ke_backoff_ns_ * 2, kKeRetryMaxNs);
     return;
   }
   cookies_.clear();
   for (auto& c : r.cookies)
     if (!c.empty() && c.size() <= proto::kNtsMaxCookieBytes && cookies_.size() < proto::kNtsMaxCookiesPerReply)
       cookies_.push_back(std::move(c));
-  ntp_port_ = r.ntp_port != 0 ? r.ntp_port : proto::kNtpPort;
+  // RFC 8915 section 4.1.8: without a Port Negotiation record, the port
+  // the client would use anyway (the configured one).
+  ntp_port_ = r.ntp_port != 0 ? r.ntp_port : cfg_.port;
   uid_live_ = false;  // an answer to a request under the old keys cannot be checked any more
+  nak_seen_ = false;
   state_ = NtsState::kOk;
   error_.clear();
   counters_.ke_ok++;
-  ke_backoff_ns_ = kKeRetryMinNs;
 }
 
 size_t NtsSession::seal_request(uint8_t* pkt, size_t cap) {
   const size_t auth_bytes = proto::nts_authenticator_bytes(kNonceBytes, crypto::kSivTagBytes);
+  if (nak_seen_) {
+    // RFC 8915 section 5.7 (as chronyd): the last request was NAKed and no
+    // authenticated answer came after it: the cookies are no good.
+    nak_seen_ = false;
+    cookies_.clear();
+    uid_live_ = false;
+    return 0;
+  }
   if (cookies_.empty()) {
     if (state_ == NtsState::kOk) state_ = NtsState::kNoCookies;
     return 0;
@@ -91,18 +114,18 @@ size_t NtsSession::seal_request(uint8_t* pkt, size_t cap) {
   const size_t cookie_field = proto::ef_field_bytes(cookies_.front().size());
   const size_t need = proto::kHeaderLen + proto::ef_field_bytes(kUidBytes) + cookie_field + auth_bytes;
   if (need > cap) return 0;
-  const std::vector<uint8_t> cookie = std::move(cookies_.front());
-  cookies_.pop_front();
+  const std::vector<uint8_t>& cookie = cookies_.front();
   // RFC 8915 section 5.7: one cookie comes back per cookie and placeholder
   // sent; ask for what brings the store back to eight, as fits in cap.
   constexpr size_t kMaxCookies = proto::kNtsMaxCookiesPerReply;
-  size_t placeholders = kMaxCookies - 1 - std::min(cookies_.size(), kMaxCookies - 1);
+  size_t placeholders = kMaxCookies - std::min(cookies_.size(), kMaxCookies);  // the one sent included
   placeholders = std::min(placeholders, (cap - need) / cookie_field);
 
+  uint8_t uid[kUidBytes];
   uint8_t nonce[kNonceBytes];
-  if (!crypto::random_bytes(uid_, sizeof uid_) || !crypto::random_bytes(nonce, sizeof nonce)) return 0;
+  if (!crypto::random_bytes(uid, sizeof uid) || !crypto::random_bytes(nonce, sizeof nonce)) return 0;
   size_t pos = proto::kHeaderLen;
-  pos += proto::write_ef(pkt + pos, proto::kEfUniqueIdentifier, uid_, kUidBytes);
+  pos += proto::write_ef(pkt + pos, proto::kEfUniqueIdentifier, uid, kUidBytes);
   pos += proto::write_ef(pkt + pos, proto::kEfNtsCookie, cookie.data(), cookie.size());
   for (size_t i = 0; i < placeholders; ++i)
     pos += proto::write_ef(pkt + pos, proto::kEfNtsCookiePlaceholder, nullptr, cookie.size());
@@ -113,6 +136,9 @@ size_t NtsSession::seal_request(uint8_t* pkt, size_t cap) {
   if (!crypto::siv_seal(c2s_, nonce, kNonceBytes, pkt, at, nullptr, 0,
                         pkt + at + proto::nts_ciphertext_offset(kNonceBytes)))
     return 0;
+  // Sent: the cookie is spent, the answer must carry this identifier.
+  cookies_.pop_front();
+  std::memcpy(uid_, uid, sizeof uid_);
   uid_live_ = true;
   return pos;
 }
@@ -127,12 +153,13 @@ NtsReply NtsSession::check_reply(const uint8_t* pkt, size_t len) {
     // RFC 8915 section 5.7: a NAK is a kiss of death NTSN echoing our
     // Unique Identifier, unauthenticated (the server could not open our
     // cookie): what it can cost is a new NTS-KE, held to kKeMinGapNs.
+    // The identifier stays live: anybody on the path can read it and
+    // send a NAK first, so the real answer may still come (see kNak).
     if (h.stratum != 0 || h.refid != proto::kKissNtsn) return NtsReply::kBad;
-    uid_live_ = false;
-    cookies_.clear();
+    if (!nak_seen_) counters_.naks++;
+    nak_seen_ = true;
     state_ = NtsState::kNak;
     error_ = "the server could not open our cookie (NTS NAK)";
-    counters_.naks++;
     return NtsReply::kNak;
   }
   if (!v.ok()) return NtsReply::kBad;
@@ -149,8 +176,12 @@ NtsReply NtsSession::check_reply(const uint8_t* pkt, size_t len) {
         cookies_.size() < proto::kNtsMaxCookiesPerReply)
       cookies_.emplace_back(f.body, f.body + f.body_len);
   crypto::wipe_secret(plain, sizeof plain);
+  nak_seen_ = false;
   state_ = NtsState::kOk;
   error_.clear();
+  // The keys work: NTS-KE again as soon as the cookies need it.
+  ke_backoff_ns_ = kKeRetryMinNs;
+  next_ke_ns_ = 0;
   return NtsReply::kOk;
 }
 

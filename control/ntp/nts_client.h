@@ -32,6 +32,7 @@ const char* to_string(NtsState s);  // "ke pending", "ok", "ke failed", "nak", "
 
 // An NTS-KE exchange the shell is to run for association assoc_id.
 struct NtsKeRequest {
+  uint64_t tag = 0;      // random: only the result of this very request is taken (on_ke_result)
   uint32_t assoc_id = 0;
   uint32_t address = 0;  // host order
   uint16_t ke_port = 4460;
@@ -48,12 +49,13 @@ struct NtsKeResult {
   crypto::NtsKeys keys;
   std::vector<std::vector<uint8_t>> cookies;
   std::string ntp_server;  // empty: the NTS-KE server's address
-  uint16_t ntp_port = 123;
+  uint16_t ntp_port = 0;   // 0: no Port Negotiation record (the configured port stands)
 };
 
 enum class NtsReply : uint8_t {
   kOk,   // authenticated: the answer to our last request, its cookies taken
-  kNak,  // an NTS NAK to our last request: the cookies are dropped
+  kNak,  // an NTS NAK with our last request's Unique Identifier (which anybody on the path can read):
+         // noted; unless an authenticated answer still comes, the next poll drops the cookies for NTS-KE
   kBad,  // not to be used: no or another Unique Identifier, no authenticator, one that does not open
 };
 
@@ -63,8 +65,10 @@ struct NtsCounters {
 
 class NtsSession {
  public:
-  // NTS-KE back-off after a failure: 16 s, doubling to an hour (chronyd
-  // retries its NTS-KE in minutes, not at every poll).
+  // NTS-KE back-off: 16 s after an exchange, doubling to an hour, until an
+  // authenticated answer resets it (chronyd retries its NTS-KE in minutes,
+  // not at every poll; a server whose cookies never work, or somebody
+  // NAKing them, costs a handshake per back-off at most).
   static constexpr int64_t kKeRetryMinNs = 16'000'000'000;
   static constexpr int64_t kKeRetryMaxNs = 3'600'000'000'000;
   // Never two NTS-KE starts closer than this (a server that NAKs every
@@ -77,10 +81,10 @@ class NtsSession {
   // back-off has passed. The session then waits for on_ke_result.
   std::optional<NtsKeRequest> ke_due(int64_t now_ns);
   int64_t next_ke_ns() const;
-  // The result of the exchange ke_due asked for. Ok: the new keys and
-  // cookies replace the old. A Server Negotiation naming another address
+  // The result of the exchange ke_due asked for (another tag: ignored).
+  // Ok: the new keys and cookies replace the old. A Server Negotiation naming another address
   // than the association's is refused (NTP goes where the engine sends it).
-  void on_ke_result(NtsKeResult& r, int64_t now_ns);
+  void on_ke_result(uint64_t tag, NtsKeResult& r, int64_t now_ns);
 
   // pkt[0, 48): the request's header (its transmit timestamp the random
   // one the association checks the origin against: the authenticator
@@ -95,7 +99,7 @@ class NtsSession {
   const std::string& error() const { return error_; }
   size_t cookies() const { return cookies_.size(); }
   bool ke_running() const { return ke_running_; }
-  uint16_t ntp_port() const { return ntp_port_; }  // 123, or what Port Negotiation said
+  uint16_t ntp_port() const { return ntp_port_; }  // the configured port, or what Port Negotiation said
   const NtsCounters& counters() const { return counters_; }
 
  private:
@@ -105,8 +109,10 @@ class NtsSession {
   std::string error_;
   crypto::SivKey c2s_, s2c_;
   std::deque<std::vector<uint8_t>> cookies_;
-  uint16_t ntp_port_ = 123;
+  uint16_t ntp_port_;
   bool ke_running_ = false;
+  uint64_t ke_tag_ = 0;
+  bool nak_seen_ = false;  // a NAK to the last request, and no authenticated answer since
   int64_t next_ke_ns_ = 0;
   int64_t ke_backoff_ns_ = kKeRetryMinNs;
   // The Unique Identifier of the last request sent: its answer must carry

@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.address = 0x0A000102;
   cfg.nts = true;
   ctl::NtsSession s(cfg, 1);
-  if (!s.ke_due(0)) abort();
+  const auto ke_q = s.ke_due(0);
+  if (!ke_q) abort();
   ctl::NtsKeResult ke;
   ke.ok = true;
   for (size_t i = 0; i < crypto::kNtsKeyBytes; ++i) {
@@ -76,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool naked = data[1] & 1;
   const crypto::CookieKeyRing& cookie_ring = naked ? retired_ring() : server_ring();
   for (uint8_t n = 1; n <= 2; ++n) ke.cookies.push_back(test::nts_cookie_for(cookie_ring, ke.keys, n));
-  s.on_ke_result(ke, 0);
+  s.on_ke_result(ke_q->tag, ke, 0);
   CHECK(s.state() == ctl::NtsState::kOk);
 
   std::vector<uint8_t> q(proto::kMaxRingPayload, 0);

@@ -164,7 +164,6 @@ class NtsNtpsecTest(unittest.TestCase):
         # Every answer ntpd took is one the dataplane sent under NTS; none NAKed.
         d = netlab.wait_counter_delta(self.app, {}, lambda d: d.get("nts_replies", 0) >= c["nts_client_recv_good"],
                                       "the dataplane's NTS replies")
-        self.assertGreaterEqual(d.get("nts_replies", 0), c["nts_client_recv_good"], d)
         self.assertEqual(d.get("nts_naks", 0), 0, d)
         print(f"\n  ntpd NTS: {c}; dataplane nts_replies {d.get('nts_replies')}, nts_naks 0; {v}", file=sys.stderr)
 

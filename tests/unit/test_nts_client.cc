@@ -106,6 +106,7 @@ TEST(NtsSession, AsksForNtsKeOnceAndBacksOffAfterFailures) {
   EXPECT_EQ(s.state(), NtsState::kKePending);
   auto q = s.ke_due(kT0);
   ASSERT_TRUE(q);
+  EXPECT_NE(q->tag, 0u);
   EXPECT_EQ(q->assoc_id, 5u);
   EXPECT_EQ(q->address, kServer);
   EXPECT_EQ(q->ke_port, 4460);
@@ -113,19 +114,24 @@ TEST(NtsSession, AsksForNtsKeOnceAndBacksOffAfterFailures) {
   EXPECT_FALSE(s.ke_due(kT0 + 60'000'000'000)) << "one at a time";
   NtsKeResult bad;
   bad.error = "TLS handshake: The certificate is NOT trusted.";
-  s.on_ke_result(bad, kT0 + 1'000'000'000);
+  NtsKeResult other = bad;
+  s.on_ke_result(q->tag + 1, other, kT0 + 500'000'000);
+  EXPECT_TRUE(s.ke_running()) << "another request's result is not this one's";
+  s.on_ke_result(q->tag, bad, kT0 + 1'000'000'000);
   EXPECT_EQ(s.state(), NtsState::kKeFailed);
   EXPECT_EQ(s.error(), bad.error);
   EXPECT_EQ(s.counters().ke_failed, 1u);
   // 16 s, then 32 s.
   EXPECT_FALSE(s.ke_due(kT0 + 16'000'000'000));
-  ASSERT_TRUE(s.ke_due(kT0 + 17'000'000'000));
-  s.on_ke_result(bad, kT0 + 17'000'000'000);
+  q = s.ke_due(kT0 + 17'000'000'000);
+  ASSERT_TRUE(q);
+  s.on_ke_result(q->tag, bad, kT0 + 17'000'000'000);
   EXPECT_FALSE(s.ke_due(kT0 + 48'000'000'000));
-  ASSERT_TRUE(s.ke_due(kT0 + 49'000'000'000));
+  q = s.ke_due(kT0 + 49'000'000'000);
+  ASSERT_TRUE(q);
   Server srv;
   NtsKeResult good = ke_ok(srv.ring, 8);
-  s.on_ke_result(good, kT0 + 50'000'000'000);
+  s.on_ke_result(q->tag, good, kT0 + 50'000'000'000);
   EXPECT_EQ(s.state(), NtsState::kOk);
   EXPECT_EQ(s.cookies(), 8u);
   EXPECT_TRUE(s.error().empty());
@@ -136,19 +142,20 @@ TEST(NtsSession, AsksForNtsKeOnceAndBacksOffAfterFailures) {
 TEST(NtsSession, RequestsVerifyAtTheServerAndAnswersBringCookies) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  ASSERT_TRUE(s.ke_due(kT0));
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
   NtsKeResult r = ke_ok(srv.ring, 2);
-  s.on_ke_result(r, kT0);
+  s.on_ke_result(q->tag, r, kT0);
   // Two cookies: one goes, and as many placeholders as fit in 512 bytes
   // ask for the store to be refilled.
-  const std::vector<uint8_t> q = request(s);
-  ASSERT_FALSE(q.empty());
-  EXPECT_LE(q.size(), proto::kMaxRingPayload);
-  const proto::NtsRequestView v = proto::parse_nts_request(q.data(), q.size(), crypto::kSivTagBytes);
+  const std::vector<uint8_t> pkt = request(s);
+  ASSERT_FALSE(pkt.empty());
+  EXPECT_LE(pkt.size(), proto::kMaxRingPayload);
+  const proto::NtsRequestView v = proto::parse_nts_request(pkt.data(), pkt.size(), crypto::kSivTagBytes);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v.placeholders, 2u) << "what fits next to a 100-byte cookie in 512 bytes";
   EXPECT_EQ(s.cookies(), 1u);
-  const std::vector<uint8_t> a = srv.answer(q);
+  const std::vector<uint8_t> a = srv.answer(pkt);
   ASSERT_EQ(srv.last, dp::NtsOutcome::kReply);
   EXPECT_EQ(s.check_reply(a.data(), a.size()), NtsReply::kOk);
   EXPECT_EQ(s.cookies(), 4u);
@@ -169,9 +176,10 @@ TEST(NtsSession, RequestsVerifyAtTheServerAndAnswersBringCookies) {
 TEST(NtsSession, ForgedOrDamagedAnswersAreNotUsed) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  ASSERT_TRUE(s.ke_due(kT0));
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
   NtsKeResult r = ke_ok(srv.ring, 8);
-  s.on_ke_result(r, kT0);
+  s.on_ke_result(q->tag, r, kT0);
   const std::vector<uint8_t> a = srv.answer(request(s));
   ASSERT_FALSE(a.empty());
   // A bit of the header (the time!), of the Unique Identifier, of the
@@ -196,83 +204,134 @@ TEST(NtsSession, ForgedOrDamagedAnswersAreNotUsed) {
 TEST(NtsSession, ACookieTheServerCannotOpenIsNakedAndCallsForNtsKe) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  ASSERT_TRUE(s.ke_due(kT0));
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
   NtsKeResult r = ke_ok(srv.ring, 8);
-  s.on_ke_result(r, kT0);
+  s.on_ke_result(q->tag, r, kT0);
   srv.ring = ring_of(8);  // the server rotated its keys past ours (or restarted)
-  const std::vector<uint8_t> q = request(s);
-  std::vector<uint8_t> nak = srv.answer(q);
+  std::vector<uint8_t> nak = srv.answer(request(s));
   ASSERT_EQ(srv.last, dp::NtsOutcome::kNak);
   // A NAK with another Unique Identifier is somebody else's.
   std::vector<uint8_t> other = nak;
   other[52] ^= 1;
   EXPECT_EQ(s.check_reply(other.data(), other.size()), NtsReply::kBad);
-  EXPECT_EQ(s.cookies(), 7u);
   EXPECT_EQ(s.check_reply(nak.data(), nak.size()), NtsReply::kNak);
   EXPECT_EQ(s.state(), NtsState::kNak);
-  EXPECT_EQ(s.cookies(), 0u);
   EXPECT_EQ(s.counters().naks, 1u);
-  EXPECT_TRUE(request(s).empty()) << "no cookie to send";
-  // NTS-KE again, but not closer than kKeMinGapNs to the last one.
-  EXPECT_FALSE(s.ke_due(kT0 + 1'000'000'000));
-  ASSERT_TRUE(s.ke_due(kT0 + NtsSession::kKeMinGapNs));
+  EXPECT_EQ(s.cookies(), 7u) << "kept until the next poll: the real answer may still come";
+  // No answer came: the next poll drops the cookies and sends nothing.
+  EXPECT_TRUE(request(s).empty());
+  EXPECT_EQ(s.cookies(), 0u);
+  EXPECT_EQ(s.state(), NtsState::kNak);
+  // NTS-KE again, after the back-off (no answer ever authenticated with
+  // these keys): a server whose cookies never work costs a handshake per
+  // back-off, not one per poll.
+  EXPECT_FALSE(s.ke_due(kT0 + 10'000'000'000));
+  const auto q2 = s.ke_due(kT0 + NtsSession::kKeRetryMinNs);
+  ASSERT_TRUE(q2);
+  NtsKeResult again = ke_ok(srv.ring, 8);
+  s.on_ke_result(q2->tag, again, kT0 + NtsSession::kKeRetryMinNs);
+  const std::vector<uint8_t> a = srv.answer(request(s));
+  EXPECT_EQ(s.check_reply(a.data(), a.size()), NtsReply::kOk);
+  EXPECT_EQ(s.state(), NtsState::kOk);
+  EXPECT_EQ(s.next_ke_ns(), INT64_MAX);
+}
+
+TEST(NtsSession, AForgedNakDoesNotBeatTheRealAnswer) {
+  // The Unique Identifier is in clear: whoever sees our request can NAK it
+  // first. The authenticated answer that follows still counts.
+  Server srv;
+  NtsSession s(nts_server(), 1);
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
+  NtsKeResult r = ke_ok(srv.ring, 8);
+  s.on_ke_result(q->tag, r, kT0);
+  const std::vector<uint8_t> req = request(s);
+  std::vector<uint8_t> forged(req.begin(), req.begin() + 48 + 36);
+  forged[1] = 0;                                                   // stratum 0
+  proto::store_be16(forged.data() + 12, 0x4E54);                   // "NT"
+  proto::store_be16(forged.data() + 14, 0x534E);                   // "SN"
+  EXPECT_EQ(s.check_reply(forged.data(), forged.size()), NtsReply::kNak);
+  const std::vector<uint8_t> a = srv.answer(req);
+  EXPECT_EQ(s.check_reply(a.data(), a.size()), NtsReply::kOk);
+  EXPECT_EQ(s.state(), NtsState::kOk);
+  EXPECT_EQ(s.cookies(), 8u);
+  EXPECT_FALSE(request(s).empty()) << "the cookies are good";
 }
 
 TEST(NtsSession, RunningOutOfCookiesSaysSoAndCallsForNtsKe) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  ASSERT_TRUE(s.ke_due(kT0));
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
   NtsKeResult r = ke_ok(srv.ring, 2);
-  s.on_ke_result(r, kT0);
+  s.on_ke_result(q->tag, r, kT0);
   EXPECT_FALSE(request(s).empty());
   EXPECT_FALSE(request(s).empty());  // both unanswered: the server is away
   EXPECT_TRUE(request(s).empty());
   EXPECT_EQ(s.state(), NtsState::kNoCookies);
-  EXPECT_TRUE(s.ke_due(kT0 + 10'000'000'000));
+  // These keys never got an answer: the back-off holds the next NTS-KE.
+  EXPECT_FALSE(s.ke_due(kT0 + 10'000'000'000));
+  EXPECT_TRUE(s.ke_due(kT0 + NtsSession::kKeRetryMinNs));
 }
 
 TEST(NtsSession, ARequestThatDoesNotFitIsNotSentAndKeepsItsCookie) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  ASSERT_TRUE(s.ke_due(kT0));
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
   NtsKeResult r = ke_ok(srv.ring, 3);
-  s.on_ke_result(r, kT0);
+  s.on_ke_result(q->tag, r, kT0);
   EXPECT_TRUE(request(s, 200).empty());
   EXPECT_EQ(s.cookies(), 3u);
   // Just room for no placeholder.
-  const std::vector<uint8_t> q = request(s, 48 + 36 + 104 + 40);
-  ASSERT_FALSE(q.empty());
-  EXPECT_EQ(proto::parse_nts_request(q.data(), q.size(), crypto::kSivTagBytes).placeholders, 0u);
+  const std::vector<uint8_t> pkt = request(s, 48 + 36 + 104 + 40);
+  ASSERT_FALSE(pkt.empty());
+  EXPECT_EQ(proto::parse_nts_request(pkt.data(), pkt.size(), crypto::kSivTagBytes).placeholders, 0u);
 }
 
 TEST(NtsSession, NegotiationRecords) {
   Server srv;
   {
     NtsSession s(nts_server(), 1);
-    ASSERT_TRUE(s.ke_due(kT0));
+    const auto q = s.ke_due(kT0);
+    ASSERT_TRUE(q);
     NtsKeResult r = ke_ok(srv.ring, 8);
     r.ntp_port = 1123;
     r.ntp_server = "10.0.1.2";  // itself: fine
-    s.on_ke_result(r, kT0);
+    s.on_ke_result(q->tag, r, kT0);
     EXPECT_EQ(s.state(), NtsState::kOk);
     EXPECT_EQ(s.ntp_port(), 1123);
   }
+  {
+    // No Port Negotiation record: the configured port stands.
+    config::Association c = nts_server();
+    c.port = 1124;
+    NtsSession s(c, 1);
+    const auto q = s.ke_due(kT0);
+    ASSERT_TRUE(q);
+    NtsKeResult r = ke_ok(srv.ring, 8);
+    s.on_ke_result(q->tag, r, kT0);
+    EXPECT_EQ(s.ntp_port(), 1124);
+  }
   for (const char* other : {"10.0.1.3", "time.example.net"}) {
     NtsSession s(nts_server(), 1);
-    ASSERT_TRUE(s.ke_due(kT0));
+    const auto q = s.ke_due(kT0);
+    ASSERT_TRUE(q);
     NtsKeResult r = ke_ok(srv.ring, 8);
     r.ntp_server = other;
-    s.on_ke_result(r, kT0);
+    s.on_ke_result(q->tag, r, kT0);
     EXPECT_EQ(s.state(), NtsState::kKeFailed) << other;
     EXPECT_NE(s.error().find("another NTP server"), std::string::npos) << s.error();
     EXPECT_EQ(s.cookies(), 0u);
   }
   NtsSession s(nts_server(), 1);
-  ASSERT_TRUE(s.ke_due(kT0));
+  const auto q = s.ke_due(kT0);
+  ASSERT_TRUE(q);
   NtsKeResult none;
   none.ok = true;
   none.keys = keys();
-  s.on_ke_result(none, kT0);
+  s.on_ke_result(q->tag, none, kT0);
   EXPECT_EQ(s.state(), NtsState::kKeFailed);
   EXPECT_EQ(s.error(), "NTS-KE gave no cookies");
 }
@@ -348,7 +407,7 @@ TEST(EngineNts, NoPacketWithoutCookiesThenAuthenticatedAnswersAreUsed) {
   EXPECT_EQ(r.session().auth, AuthState::kPending);
 
   NtsKeResult ke = ke_ok(r.srv.ring, 8);
-  r.e->on_nts_ke_result(r.id(), ke, r.now, out);
+  r.e->on_nts_ke_result(r.id(), out.nts_ke.at(0).tag, ke, r.now, out);
   EXPECT_EQ(r.session().nts, "ok");
   EXPECT_EQ(r.session().nts_cookies, 8u);
   EXPECT_EQ(r.session().nts_ke_ok, 1u);
@@ -376,7 +435,7 @@ TEST(EngineNts, UnauthenticatedAnswersAndNaksAreNotUsed) {
   EngineRig r;
   EngineOutput out = r.tick(0);
   NtsKeResult ke = ke_ok(r.srv.ring, 8);
-  r.e->on_nts_ke_result(r.id(), ke, r.now, out);
+  r.e->on_nts_ke_result(r.id(), out.nts_ke.at(0).tag, ke, r.now, out);
   // A plain NTP answer from the server's address and port: not used.
   for (int i = 0; i < 100; ++i) {
     EngineOutput o = r.tick(1'000'000'000);
@@ -389,24 +448,31 @@ TEST(EngineNts, UnauthenticatedAnswersAndNaksAreNotUsed) {
     break;
   }
   EXPECT_EQ(r.e->counters().unauthenticated, 1u);
-  // The server lost its keys: the NAK drops the cookies, state says so,
-  // and the association is not selectable any more.
+  EXPECT_EQ(r.session().auth, AuthState::kOk) << "an unauthenticated packet (forgeable on the path) fails nothing";
+  // The server lost its keys: a NAK; the next poll drops the cookies and
+  // sends nothing, and NTS-KE is asked for again (at once: these keys had
+  // worked).
   r.srv.ring = ring_of(99);
   for (int i = 0; i < 100 && r.e->counters().nts_naks == 0; ++i) {
     EngineOutput o = r.tick(1'000'000'000);
     for (const OutPacket& p : o.packets) r.exchange(p);
   }
   EXPECT_EQ(r.e->counters().nts_naks, 1u);
-  const AssociationState s = r.session();
+  AssociationState s = r.session();
   EXPECT_EQ(s.nts, "nak");
   EXPECT_EQ(s.nts_naks, 1u);
-  EXPECT_EQ(s.nts_cookies, 0u);
-  EXPECT_EQ(s.auth, AuthState::kFailed);
-  EXPECT_FALSE(r.e->system_peer());
-  // NTS-KE is asked for again.
+  EXPECT_EQ(s.nts_cookies, 7u);
   bool asked = false;
-  for (int i = 0; i < 5 && !asked; ++i) asked = !r.tick(1'000'000'000).nts_ke.empty();
+  for (int i = 0; i < 100 && !asked; ++i) {
+    EngineOutput o = r.tick(1'000'000'000);
+    EXPECT_TRUE(o.packets.empty());
+    asked = !o.nts_ke.empty();
+  }
   EXPECT_TRUE(asked);
+  s = r.session();
+  EXPECT_EQ(s.nts_cookies, 0u);
+  EXPECT_EQ(s.nts, "nak");
+  EXPECT_GE(r.e->counters().nts_not_sent, 1u);
 }
 
 TEST(EngineNts, PortNegotiationMovesTheEndpoint) {
@@ -416,7 +482,7 @@ TEST(EngineNts, PortNegotiationMovesTheEndpoint) {
   const uint64_t v = r.e->endpoints_version();
   NtsKeResult ke = ke_ok(r.srv.ring, 8);
   ke.ntp_port = 1123;
-  r.e->on_nts_ke_result(r.id(), ke, r.now, out);
+  r.e->on_nts_ke_result(r.id(), out.nts_ke.at(0).tag, ke, r.now, out);
   EXPECT_EQ(r.e->endpoints().entries[0].remote_port, 1123);
   EXPECT_GT(r.e->endpoints_version(), v);
   for (int i = 0; i < 100; ++i) {
@@ -437,9 +503,33 @@ TEST(EngineNts, AResultForAnAssociationGoneIsIgnored) {
   none.associations.clear();
   r.e->reconfigure(none, r.now, out);
   NtsKeResult ke = ke_ok(r.srv.ring, 8);
-  r.e->on_nts_ke_result(r.id(), ke, r.now, out);
+  r.e->on_nts_ke_result(r.id(), out.nts_ke.at(0).tag, ke, r.now, out);
   EXPECT_EQ(r.e->associations(), 0u);
   for (uint8_t b : ke.keys.c2s) EXPECT_EQ(b, 0) << "wiped";
+}
+
+TEST(EngineNts, AReloadThatChangesTheTrustTakesNoResultOfTheOldRequest) {
+  // nts_ca_file (or a pin) changed while the old NTS-KE ran: its result was
+  // checked against what the operator just replaced, so it is not taken.
+  EngineRig r;
+  EngineOutput out = r.tick(0);
+  const uint64_t old_tag = out.nts_ke.at(0).tag;
+  EngineConfig next = r.cfg;
+  next.associations[0].nts_ca_file = "/etc/new-ca.pem";
+  EngineOutput reload;
+  r.e->reconfigure(next, r.now, reload);
+  const uint32_t new_id = r.e->sessions(r.now).size() == 1 ? 2 : 0;
+  NtsKeResult stale = ke_ok(r.srv.ring, 8);
+  r.e->on_nts_ke_result(new_id, old_tag, stale, r.now, reload);
+  EXPECT_EQ(r.session().nts, "ke pending");
+  EXPECT_EQ(r.session().nts_cookies, 0u);
+  EngineOutput o = r.tick(1'000'000);
+  ASSERT_EQ(o.nts_ke.size(), 1u);
+  EXPECT_EQ(o.nts_ke[0].ca_file, "/etc/new-ca.pem");
+  EXPECT_NE(o.nts_ke[0].tag, old_tag);
+  NtsKeResult fresh = ke_ok(r.srv.ring, 8);
+  r.e->on_nts_ke_result(o.nts_ke[0].assoc_id, o.nts_ke[0].tag, fresh, r.now, o);
+  EXPECT_EQ(r.session().nts, "ok");
 }
 
 }  // namespace
