@@ -134,6 +134,13 @@ std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSyste
     h.leap = Leap::kNone;
     h.mode = Mode::kClient;
     h.transmit = xmt_;
+    // Interleaved (RFC 9769): the origin is the server's receive field of
+    // its last answer (chronyd looks its transmit time up by it), the
+    // receive a second nonce, which an interleaved answer echoes as origin.
+    if (!xrcv_.is_zero()) {
+      h.origin = prev_.server_rx;
+      h.receive = xrcv_;
+    }
   } else {
     // Symmetric modes carry our system variables; RFC 5905 section 8: the
     // origin is the peer's last transmit timestamp, the receive our arrival
@@ -199,6 +206,11 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
   if (cfg_.mode == AssocMode::kClient) {
     xmt_ = NtpTimestamp::from_raw(random_nonce());
     xmt_stamped_ = false;
+    xrcv_ = {};
+    if (cfg_.xleave && !prev_.server_rx.is_zero()) {
+      do xrcv_ = NtpTimestamp::from_raw(random_nonce());
+      while (xrcv_ == xmt_);
+    }
   } else {
     xmt_ = {};  // known when the dataplane reports what it stamped
     xmt_stamped_ = true;
@@ -254,12 +266,14 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   // Our own transmit timestamp must be known to check the origin and to
   // have T1: the dataplane reports it right after sending.
   const bool outstanding = xmt_cookie_ != 0;
-  if (outstanding && xmt_tx_ns_ == 0 && (client ? h.origin == xmt_ : !h.origin.is_zero()))
+  // An interleaved answer echoes our receive nonce instead (RFC 9769).
+  const bool interleaved = client && !xrcv_.is_zero() && h.origin == xrcv_;
+  if (outstanding && xmt_tx_ns_ == 0 && (client ? h.origin == xmt_ || interleaved : !h.origin.is_zero()))
     return RxResult::kAwaitingTxTime;
 
   // "bogus packet: the origin timestamp T1 does not match the transmit
   // timestamp of our last packet".
-  const bool origin_ok = !xmt_.is_zero() && h.origin == xmt_;
+  const bool origin_ok = (!xmt_.is_zero() && h.origin == xmt_) || interleaved;
   if (client && !origin_ok) return last_result_ = RxResult::kBogus;
   if (!client && !origin_ok && valid_since_send_ && !answered_xmt_.is_zero() && h.origin == answered_xmt_) {
     // The peer polls faster than we do: another packet answering the same
@@ -292,7 +306,7 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
 
   // Past the origin test: this packet answers our last one.
   answered_ours_ = true;
-  const int64_t t1 = xmt_tx_ns_;
+  int64_t t1 = xmt_tx_ns_;
   org_ = h.transmit;
   rec_ns_ = rx_ns;
   init_org_ = {};
@@ -300,7 +314,16 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   valid_since_send_ = true;
   answered_xmt_ = xmt_;
   xmt_ = {};  // answered: a replay of this answer is bogus
+  xrcv_ = {};
   xmt_cookie_ = 0;
+  // The exchange an interleaved answer completes is the one before this
+  // (its T3 is this answer's transmit); this one waits for the next.
+  const Exchange before = prev_;
+  if (client && cfg_.xleave) {
+    prev_ = {.t1_ns = t1, .t4_ns = rx_ns, .server_rx = h.receive, .sampled = !interleaved};
+    last_interleaved_ = interleaved;
+    interleaved_answers_ += interleaved;
+  }
 
   // Kiss-o'-death (RFC 5905 section 7.4): only from a packet that answered
   // ours, so nobody can silence us with forged ones. The kiss is no time
@@ -351,10 +374,18 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   if (h.receive.is_zero() || h.transmit.is_zero() || t1 == 0) return last_result_ = RxResult::kNoSample;
 
   // RFC 5905 section 8: offset = ((T2 - T1) + (T3 - T4)) / 2,
-  // delay = (T4 - T1) - (T3 - T2).
-  const int64_t t2 = proto::unix_ns_from_ntp(h.receive, rx_ns);
+  // delay = (T4 - T1) - (T3 - T2). Interleaved: the previous exchange's
+  // T1, T2 and T4 with the real T3 this answer brings; not when that
+  // exchange gave a basic sample already (chrony's rule: once a sample).
+  int64_t t2 = proto::unix_ns_from_ntp(h.receive, rx_ns);
   const int64_t t3 = proto::unix_ns_from_ntp(h.transmit, rx_ns);
-  const int64_t t4 = rx_ns;
+  int64_t t4 = rx_ns;
+  if (interleaved) {
+    if (before.sampled || before.t1_ns == 0 || before.server_rx.is_zero()) return last_result_ = RxResult::kNoSample;
+    t1 = before.t1_ns;
+    t2 = proto::unix_ns_from_ntp(before.server_rx, rx_ns);
+    t4 = before.t4_ns;
+  }
   filter_.set_precision_ns(std::llround(std::ldexp(1e9, sys.precision_log2)));
   // The exchange measures the offset at its midpoint (a symmetric exchange
   // spans up to a poll interval); keep it as a prediction once the phase
@@ -403,6 +434,9 @@ void Association::on_clock_step(int64_t step_ns) {
   if (rec_ns_) rec_ns_ += step_ns;
   if (init_rec_ns_) init_rec_ns_ += step_ns;
   if (xmt_tx_ns_) xmt_tx_ns_ += step_ns;
+  if (prev_.t1_ns) prev_.t1_ns += step_ns;
+  if (prev_.t4_ns) prev_.t4_ns += step_ns;
+  prev_.sampled = true;  // the filter is empty; no sample across the step
   if (last_rx_ns_) last_rx_ns_ += step_ns;
   if (peer_reference_ns_) peer_reference_ns_ += step_ns;
   next_send_ns_ += step_ns;
@@ -493,6 +527,8 @@ AssociationState Association::state(int64_t now_ns) const {
   s.auth_missing = auth_missing_;
   s.auth_bad = auth_bad_;
   s.crypto_nak = crypto_nak_;
+  s.xleave = !cfg_.xleave ? "" : received_ == 0 ? "pending" : last_interleaved_ ? "interleaved" : "basic";
+  s.interleaved_answers = interleaved_answers_;
   for (const FilterStage& f : filter_.stages()) {
     FilterStageState fs;
     fs.offset_ns = f.offset_ns;

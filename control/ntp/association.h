@@ -221,6 +221,19 @@ class Association {
   proto::NtpTimestamp xmt_;          // p.xmt: what our last packet carried as transmit timestamp
   uint64_t xmt_cookie_ = 0;          // and its cookie
   int64_t xmt_tx_ns_ = 0;            // when it really left (0: not reported yet)
+  // Interleaved client mode (cfg_.xleave; RFC 9769 as chrony does it): the
+  // receive field of our last request (a nonce; zero: a basic request),
+  // which an interleaved answer carries as its origin, and the last answered
+  // exchange: our T1 and T4, the server's receive field (the next
+  // request's origin) and whether a basic sample was already taken of it.
+  proto::NtpTimestamp xrcv_;
+  struct Exchange {
+    int64_t t1_ns = 0, t4_ns = 0;
+    proto::NtpTimestamp server_rx;
+    bool sampled = false;
+  } prev_;
+  bool last_interleaved_ = false;   // the last answer was interleaved
+  uint64_t interleaved_answers_ = 0;
   bool xmt_stamped_ = false;         // the dataplane wrote xmt_ at TX (symmetric) vs. a random nonce (client)
 
   ClockFilter filter_;

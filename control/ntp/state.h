@@ -92,6 +92,11 @@ struct AssociationState {
   uint64_t auth_missing = 0;  // without a MAC: not used
   uint64_t auth_bad = 0;      // a MAC of another key, an unknown one, a wrong digest or length: not used
   uint64_t crypto_nak = 0;    // crypto-NAKs (RFC 5905 section 7.4: the peer could not verify ours): not used
+  // Interleaved client mode (xleave): "" (not asked for), "pending" (no
+  // answer yet), "interleaved" or "basic" (the mode of the last answer),
+  // and the interleaved answers so far.
+  std::string xleave;
+  uint64_t interleaved_answers = 0;
   // NTS (RFC 8915; auth above is its authentication state too): the
   // session's state (NtsState's words; empty: no NTS), why it failed,
   // the cookies held, NTS-KE exchanges that gave keys and that failed, and

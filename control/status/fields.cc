@@ -380,6 +380,25 @@ const Field<AssociationStatus> kAssociation[] = {
     {.key = "crypto_nak",
      .member = &AssociationStatus::crypto_nak,
      .metric = {.name = "ntp_association_auth_packets_total", .type = "counter", .label = "result", .label_value = "crypto_nak"}},
+    // Interleaved mode: series only for associations with xleave.
+    {.key = "xleave",
+     .member = &AssociationStatus::xleave,
+     .metric = {.name = "ntp_association_interleaved",
+                .help = "1 while the server answers our interleaved requests in interleaved mode (RFC 9769), 0 while "
+                        "it answers in basic mode; the xleave label says interleaved, basic or pending.",
+                .value = [](const AssociationStatus& a, Labels& l) -> std::string {
+                  if (a.xleave.empty()) return "";
+                  l.emplace_back("xleave", a.xleave);
+                  return b01(a.xleave == "interleaved");
+                }}},
+    {.key = "interleaved_answers",
+     .member = &AssociationStatus::interleaved_answers,
+     .metric = {.name = "ntp_association_interleaved_answers_total",
+                .type = "counter",
+                .help = "Answers in interleaved mode (each brings the server's real transmit time of its previous one).",
+                .value = [](const AssociationStatus& a, Labels&) -> std::string {
+                  return a.xleave.empty() ? "" : std::to_string(a.interleaved_answers);
+                }}},
     // NTS: series only for associations with NTS.
     {.key = "nts",
      .member = &AssociationStatus::nts,

@@ -179,6 +179,8 @@ AssociationStatus association_status(const ctl::AssociationState& a) {
   s.auth_missing = a.auth_missing;
   s.auth_bad = a.auth_bad;
   s.crypto_nak = a.crypto_nak;
+  s.xleave = a.xleave;
+  s.interleaved_answers = a.interleaved_answers;
   s.nts = a.nts;
   s.nts_error = a.nts_error;
   s.nts_cookies = a.nts_cookies;

@@ -147,6 +147,12 @@ struct AssociationStatus {
   uint32_t key_id = 0;
   std::string authentication = "none";
   uint64_t auth_ok = 0, auth_missing = 0, auth_bad = 0, crypto_nak = 0;
+  // Interleaved client mode (xleave): "" (not configured), "pending" (no
+  // answer yet), "interleaved" or "basic" (the mode of the last answer: a
+  // server that does not do interleaved answers in basic), and how many
+  // interleaved answers came.
+  std::string xleave;
+  uint64_t interleaved_answers = 0;
   // NTS (RFC 8915; authentication above is its state too): "" (no NTS),
   // "ke pending", "ok", "ke failed", "nak" or "no cookies"; why it failed;
   // the cookies held; NTS-KE exchanges that gave keys and that failed; NAKs.

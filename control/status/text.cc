@@ -258,6 +258,8 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " delay: " + ms_text(a.delay_ns, 2) + " ms\n";
     o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
     o += " authentication: " + a.authentication + (a.authentication == "pending" ? " (not yet verified)" : "") + "\n";
+    if (!a.xleave.empty())
+      o += " xleave: " + a.xleave + (a.xleave == "basic" ? " (the server answers in basic mode)" : "") + "\n";
     if (!a.nts.empty()) o += " nts: " + a.nts + (a.nts_error.empty() ? "" : " (" + a.nts_error + ")") + "\n";
     if (verbose) {
       o += " remote port: " + std::to_string(a.port) + "\n";

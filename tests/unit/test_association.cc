@@ -63,6 +63,7 @@ struct Setup {
   bool burst = false;
   bool dynamic = false;
   uint32_t key_id = 0;
+  bool xleave = false;
 };
 
 AssocConfig make_config(const Setup& s) {
@@ -76,6 +77,7 @@ AssocConfig make_config(const Setup& s) {
   c.burst = s.burst;
   c.dynamic = s.dynamic;
   c.key_id = s.key_id;
+  c.xleave = s.xleave;
   c.version = 4;
   return c;
 }
@@ -199,6 +201,128 @@ class Link {
   LocalSystem sys;
   int64_t now;
 };
+
+// A server as chronyd 4.3 serves interleaved mode (ntp_core.c): it keeps,
+// per receive field it sent (odd: the lowest bit set), the real transmit
+// time of that answer; a request whose origin is one of them is answered
+// interleaved, once: origin = the request's receive field, receive = this
+// request's arrival, transmit = that real time. Its basic answers carry
+// the time read before the send, `early` before the real one.
+struct XleaveServer {
+  Path path;
+  int64_t early = 30 * kUs;
+  bool interleaves = true;
+  std::vector<std::pair<NtpTimestamp, int64_t>> sent;  // receive field -> real t3
+  Link::Reply answer(const Link& l, const Sent& s) {
+    Link::Reply r = l.reply_to(s, path);
+    NtpTimestamp rx = r.h.receive;
+    rx = NtpTimestamp::from_raw(rx.raw() | 1);
+    r.h.receive = rx;
+    auto it = std::find_if(sent.begin(), sent.end(), [&](const auto& e) { return e.first == s.h.origin; });
+    if (interleaves && !s.h.origin.is_zero() && it != sent.end()) {
+      r.h.origin = s.h.receive;
+      r.h.transmit = proto::ntp_from_unix_ns(it->second);
+      sent.erase(it);
+    } else {
+      r.h.transmit = proto::ntp_from_unix_ns(r.t3 - early);
+    }
+    sent.emplace_back(rx, r.t3);
+    return r;
+  }
+};
+
+TEST(AssociationXleave, FirstBasicThenInterleavedWithTheServersRealTransmitTime) {
+  Link l({.xleave = true}, synchronized_system());
+  XleaveServer srv;
+  srv.path = {.offset = 1 * kMs, .out = 100 * kUs, .hold = 50 * kUs, .back = 100 * kUs};
+  // The first request is basic: origin and receive zero.
+  Sent s1 = l.poll();
+  EXPECT_TRUE(s1.h.origin.is_zero());
+  EXPECT_TRUE(s1.h.receive.is_zero());
+  const Link::Reply r1 = srv.answer(l, s1);
+  EXPECT_EQ(l.deliver(r1), RxResult::kSample);
+  // Its transmit time was read 30 us early: half of it shows.
+  EXPECT_EQ(l.a.filter().offset_ns(), 1 * kMs - 15 * kUs);
+  EXPECT_EQ(l.a.state(l.now).xleave, "basic");
+  // The second asks for the real time: origin = the server's receive field,
+  // receive a nonce other than the transmit nonce.
+  l.now += kS;
+  Sent s2 = l.poll();
+  EXPECT_EQ(s2.h.origin, r1.h.receive);
+  EXPECT_FALSE(s2.h.receive.is_zero());
+  EXPECT_NE(s2.h.receive, s2.h.transmit);
+  const Link::Reply r2 = srv.answer(l, s2);
+  ASSERT_EQ(r2.h.origin, s2.h.receive) << "the fake server answered interleaved";
+  // Interleaved, for exchange 1: sampled already (basic), so no sample.
+  EXPECT_EQ(l.deliver(r2), RxResult::kNoSample);
+  EXPECT_EQ(l.a.state(l.now).xleave, "interleaved");
+  // The third completes exchange 2 with its real T3: the offset exactly.
+  l.now += kS;
+  Sent s3 = l.poll();
+  EXPECT_EQ(s3.h.origin, r2.h.receive);
+  const Link::Reply r3 = srv.answer(l, s3);
+  EXPECT_EQ(l.deliver(r3), RxResult::kSample);
+  EXPECT_EQ(l.a.filter().offset_ns(), 1 * kMs);
+  EXPECT_EQ(l.a.filter().delay_ns(), 200 * kUs);  // out and back: the server's hold is not in it
+  EXPECT_EQ(l.a.state(l.now).interleaved_answers, 2u);
+  // A replay of that answer is bogus; so is one to another receive nonce.
+  EXPECT_NE(l.deliver(r3), RxResult::kSample);
+}
+
+TEST(AssociationXleave, AServerThatAnswersBasicIsUsedInBasicMode) {
+  Link l({.xleave = true}, synchronized_system());
+  XleaveServer srv;
+  srv.interleaves = false;
+  srv.path = {.offset = -2 * kMs, .out = 100 * kUs, .back = 100 * kUs};
+  for (int i = 0; i < 4; ++i) {
+    l.now += kS;
+    Sent s = l.poll();
+    if (i > 0) EXPECT_FALSE(s.h.receive.is_zero()) << "still asking";
+    EXPECT_EQ(l.deliver(srv.answer(l, s)), RxResult::kSample) << i;
+  }
+  EXPECT_EQ(l.a.state(l.now).xleave, "basic");
+  EXPECT_EQ(l.a.state(l.now).interleaved_answers, 0u);
+  EXPECT_EQ(l.a.filter().offset_ns(), -2 * kMs - 15 * kUs);
+}
+
+TEST(AssociationXleave, ALostRequestPairsTheNextAnswerWithTheLastExchangeAnswered) {
+  Link l({.xleave = true}, synchronized_system());
+  XleaveServer srv;
+  srv.path = {.offset = 5 * kMs, .out = 80 * kUs, .back = 120 * kUs};
+  l.deliver(srv.answer(l, l.poll()));                      // 1: basic
+  l.now += kS;
+  l.deliver(srv.answer(l, l.poll()));                      // 2: interleaved, no sample
+  l.now += kS;
+  const Sent lost = l.poll();                              // 3: the request is lost on the way
+  (void)lost;
+  l.now += kS;
+  Sent s4 = l.poll();                                      // 4: still asks for exchange 2's T3
+  const Link::Reply r4 = srv.answer(l, s4);
+  ASSERT_EQ(r4.h.origin, s4.h.receive);
+  EXPECT_EQ(l.deliver(r4), RxResult::kSample);
+  EXPECT_EQ(l.a.filter().offset_ns(), 5 * kMs - 20 * kUs);  // (80 - 120) / 2: the path's asymmetry only
+}
+
+TEST(AssociationXleave, OnlyOurNoncesAreAnswers) {
+  Link l({.xleave = true}, synchronized_system());
+  XleaveServer srv;
+  l.deliver(srv.answer(l, l.poll()));
+  l.now += kS;
+  Sent s = l.poll();
+  Link::Reply r = srv.answer(l, s);
+  Link::Reply forged = r;
+  forged.h.origin = NtpTimestamp::from_raw(r.h.origin.raw() ^ 1);
+  EXPECT_EQ(l.deliver(forged), RxResult::kBogus);
+  EXPECT_NE(l.deliver(r), RxResult::kBogus);
+  // Without xleave nothing but the transmit nonce answers.
+  Link plain({}, synchronized_system());
+  plain.deliver(srv.answer(plain, plain.poll()));
+  plain.now += kS;
+  Sent p = plain.poll();
+  EXPECT_TRUE(p.h.origin.is_zero());
+  EXPECT_TRUE(p.h.receive.is_zero());
+  EXPECT_EQ(plain.a.state(plain.now).xleave, "");
+}
 
 // ------------------------------------------------------------ what we send
 

@@ -610,6 +610,8 @@ TEST(ConfigErrors, NtsClient) {
   EXPECT_TRUE(OneError(P(srv + "nts_name = \"a.example\"\n" + kIface), 3, 12, "server[0].nts_name",
                        "has no effect without nts = true"));
   EXPECT_TRUE(P(srv + "nts_ke_port = 4460\nnts_ca_file = \"\"\n" + kIface).ok());
+  EXPECT_TRUE(OneError(P(srv + "version = 3\nxleave = true\n" + kIface), 4, 10, "server[0].xleave", "NTPv4's"));
+  EXPECT_TRUE(P(srv + "xleave = true\n" + kIface).config.value().servers[0].xleave);
   // A peer has no NTS (RFC 8915 covers client-server mode only).
   EXPECT_FALSE(P("[[peer]]\naddress = \"10.0.1.32\"\nnts = true\n" + std::string(kIface)).ok());
 }
@@ -824,14 +826,14 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "interface[].emulated_nic_read_jitter_ns", "clock.phc", "clock.phc_utc_offset_s",
                         "clock.steer_phc", "server",
                         "server[].address", "server[].minpoll", "server[].maxpoll", "server[].iburst",
-                        "server[].burst", "server[].prefer", "server[].version", "server[].port", "server[].nts",
+                        "server[].burst", "server[].prefer", "server[].version", "server[].port", "server[].xleave", "server[].nts",
                         "server[].nts_ke_port", "server[].nts_ca_file", "server[].nts_pin_sha256",
                         "server[].nts_name", "peer",
                         "peer[].address", "peer[].minpoll", "peer[].maxpoll", "peer[].iburst", "peer[].burst",
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 107u);
+  EXPECT_EQ(keys.size(), 108u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

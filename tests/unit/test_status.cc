@@ -201,6 +201,8 @@ Status populated() {
   n.peer_mode = "server";
   n.authentication = "ok";
   n.auth_ok = 12;
+  n.xleave = "interleaved";
+  n.interleaved_answers = 40;
   n.nts = "ok";
   n.nts_cookies = 6;
   n.nts_ke_ok = 2;
@@ -370,6 +372,8 @@ TEST(StatusJson, PopulatedDiffersFromDefaultEverywhere) {
   EXPECT_NE(a.auth_bad, da.auth_bad);
   EXPECT_NE(a.crypto_nak, da.crypto_nak);
   const AssociationStatus& n = s.associations.at(2);
+  EXPECT_NE(n.xleave, da.xleave);
+  EXPECT_NE(n.interleaved_answers, da.interleaved_answers);
   EXPECT_NE(n.nts, da.nts);
   EXPECT_NE(n.nts_cookies, da.nts_cookies);
   EXPECT_NE(n.nts_ke_ok, da.nts_ke_ok);
@@ -946,7 +950,7 @@ TEST(StatusText, FormatSessionsNts) {
   // ntpctl sessions: the NTS state, and why when it failed.
   const std::string t = format_sessions(populated(), false);
   EXPECT_NE(t.find(" clock source: 10.0.1.40\n"), std::string::npos);
-  EXPECT_NE(t.find(" authentication: ok\n nts: ok\n\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(" authentication: ok\n xleave: interleaved\n nts: ok\n\n"), std::string::npos) << t;
   EXPECT_NE(t.find(" authentication: pending (not yet verified)\n nts: ke failed (TLS handshake: The certificate is "
                    "NOT trusted. The certificate issuer is unknown.)\n"),
             std::string::npos)
