@@ -16,7 +16,8 @@
 //   0, 1  a packet: from one of a few addresses (configured ones, two of
 //         the peer class 10.1/16, an outsider, our own), mode, leap,
 //         stratum, poll, refid (kiss codes among them), an origin that
-//         echoes what we last sent there or not, timestamps around now,
+//         echoes what we last sent there (its transmit or, interleaved, its
+//         receive nonce) or not, timestamps around now,
 //         ports that match or not; or a sane server's header; and a MAC
 //         field: none, valid of key 1, 2 or 3, a wrong secret, an unknown
 //         key, a crypto-NAK, a length the key does not have
@@ -139,6 +140,7 @@ ctl::AssocConfig assoc(uint32_t address, ctl::AssocMode mode, uint8_t polls) {
   a.maxpoll_log2 = a.minpoll_log2 + (polls >> 3) % 6;
   a.iburst = polls & 0x40;
   a.burst = polls & 0x80;
+  a.xleave = mode == ctl::AssocMode::kClient && ((polls ^ address) & 1);
   return a;
 }
 
@@ -193,7 +195,12 @@ class Run {
       if (h.version < 1 || h.version > 4) fail("version out of 1..4");
       if (h.mode == proto::Mode::kClient) {
         if (o.src_port < 1024) fail("a client request from a privileged port");
-        if (!h.origin.is_zero() || !h.receive.is_zero()) fail("a client request reveals timestamps");
+        bool xleave = false;
+        for (const ctl::AssocConfig& a : engine_.config().associations) xleave |= a.address == o.dst_ip && a.xleave;
+        // Interleaved requests carry the server's receive field and a nonce, never a time of ours.
+        if (!xleave && (!h.origin.is_zero() || !h.receive.is_zero())) fail("a client request reveals timestamps");
+        if (xleave && !h.receive.is_zero() && h.receive == h.transmit) fail("the two nonces of a request are equal");
+        if (xleave && h.receive.is_zero() && !h.origin.is_zero()) fail("an interleaved request without its nonce");
       } else if (h.mode == proto::Mode::kSymmetricActive || h.mode == proto::Mode::kSymmetricPassive) {
         if (o.src_port != proto::kNtpPort) fail("a symmetric packet not from port 123");
       } else {
@@ -317,6 +324,8 @@ class Run {
       // What the peer saw as our transmit timestamp: the dataplane's stamp
       // (symmetric) or the nonce (client).
       h.origin = it->second.pkt.stamp_transmit ? proto::ntp_from_unix_ns(it->second.tx_ns) : ours.transmit;
+      // An interleaved answer echoes the request's receive nonce.
+      if ((flags & 0x40) && !ours.receive.is_zero()) h.origin = ours.receive;
     } else if (flags & 0x40) {
       h.origin = proto::NtpTimestamp::from_raw(random_ts);
     }  // else zero

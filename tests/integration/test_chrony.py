@@ -20,6 +20,8 @@ from netlab import wait_for  # noqa: E402
 
 APPLIANCE_IP = "10.0.2.10"
 CHRONY_IP = "10.0.2.20"
+# Interleaved: the issue asks under 10 us on this machine; see the note for what was measured.
+XLEAVE_RMS_LIMIT_NS = 10_000
 
 
 class Lab:
@@ -96,6 +98,39 @@ class ChronyUpstreamTest(unittest.TestCase):
         self.assertEqual(s["mode"], "client")
         self.assertEqual(s["selection"], "system peer")
         self.assertEqual(s["reach"], 255)
+
+
+class ChronyUpstreamXleaveTest(unittest.TestCase):
+    def test_interleaved_client_of_chrony(self):
+        # Issue 12: with xleave the server's real transmit time (its kernel
+        # timestamp, taken after sendmsg) replaces the one read before it.
+        lab = Lab("cx", ["local stratum 1", "allow all"],
+                  'source = "virtual"\noffset_ms = 5\nfrequency_ppm = 50',
+                  servers=[{"address": CHRONY_IP, "minpoll": 0, "maxpoll": 2, "iburst": True, "xleave": True}])
+        try:
+            wait_for(lambda: (lab.session(CHRONY_IP) or {}).get("xleave") == "interleaved"
+                     and lab.system().get("synchronized"), 120, interval=0.5,
+                     what="the appliance synchronized to chronyd, its answers interleaved")
+            wait_for(lambda: abs(lab.system()["clock_minus_host_ns"]) < 100_000, 120, interval=0.5,
+                     what="the served clock within 100 us of the host clock")
+        except Exception:
+            self.fail(f"{lab.session(CHRONY_IP)}\n{lab.app.log('control')[-2000:]}")
+        samples = []
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            samples.append(lab.system()["clock_minus_host_ns"])
+            time.sleep(1)  # one reading a second for the RMS, not a synchronization wait
+        rms = math.sqrt(sum(x * x for x in samples) / len(samples))
+        worst = max(abs(x) for x in samples)
+        s = lab.session(CHRONY_IP)
+        print(f"\n  chrony upstream, interleaved: over a minute RMS {rms / 1000:.1f} us, worst {worst / 1000:.1f} us "
+              f"({len(samples)} readings); {s['interleaved_answers']} interleaved answers, last {s['xleave']}",
+              file=sys.stderr)
+        self.assertEqual(s["xleave"], "interleaved", s)
+        self.assertGreater(s["interleaved_answers"], 20, s)
+        self.assertEqual(s["selection"], "system peer", s)
+        self.assertIn(" xleave: interleaved\n", lab.app.ctl("sessions"))
+        self.assertLess(rms, XLEAVE_RMS_LIMIT_NS)
 
 
 class ChronyPeerTest(unittest.TestCase):
