@@ -14,8 +14,8 @@
 //  - kOk only with the header as the server sent it (the timestamps are
 //    what authentication is for) and our Unique Identifier; then at most
 //    eight cookies, and the same bytes again are kBad (no replay)
-//  - kNak only for a stratum-0 NTSN answer with our Unique Identifier; it
-//    leaves no cookie
+//  - kNak only for a stratum-0 NTSN answer with our Unique Identifier; the
+//    cookies stay until the next request, which then goes without them
 //  - the unchanged answer is kOk (or kNak when the server NAKed)
 #include <cstddef>
 #include <cstdint>
@@ -129,9 +129,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CHECK(s.check_reply(r.data(), r.size()) == ctl::NtsReply::kBad);
       break;
     case ctl::NtsReply::kNak: {
+      // Kept until the next poll (the real answer may still come), then gone.
       const proto::NtpHeader h = proto::read_header(r.data());
       CHECK(h.stratum == 0 && h.refid == proto::kKissNtsn);
-      CHECK(s.cookies() == 0 && s.state() == ctl::NtsState::kNak);
+      CHECK(s.cookies() == cookies_before && s.state() == ctl::NtsState::kNak);
+      std::vector<uint8_t> next(proto::kMaxRingPayload, 0);
+      next[0] = 0x23;
+      CHECK(s.seal_request(next.data(), next.size()) == 0 && s.cookies() == 0);
       break;
     }
     case ctl::NtsReply::kBad: CHECK(s.cookies() == cookies_before); break;
