@@ -101,6 +101,17 @@ std::vector<uint8_t> request(NtsSession& s, size_t cap = proto::kMaxRingPayload)
   return buf;
 }
 
+// NTS-KE asked for at kT0 and answered with r (n cookies of ring unless r is given).
+::testing::AssertionResult ke(NtsSession& s, NtsKeResult r) {
+  const auto q = s.ke_due(kT0);
+  if (!q) return ::testing::AssertionFailure() << "no NTS-KE asked for";
+  s.on_ke_result(q->tag, r, kT0);
+  return ::testing::AssertionSuccess();
+}
+::testing::AssertionResult ke(NtsSession& s, const crypto::CookieKeyRing& ring, unsigned n) {
+  return ke(s, ke_ok(ring, n));
+}
+
 TEST(NtsSession, AsksForNtsKeOnceAndBacksOffAfterFailures) {
   NtsSession s(nts_server(), 5);
   EXPECT_EQ(s.state(), NtsState::kKePending);
@@ -142,10 +153,7 @@ TEST(NtsSession, AsksForNtsKeOnceAndBacksOffAfterFailures) {
 TEST(NtsSession, RequestsVerifyAtTheServerAndAnswersBringCookies) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  const auto q = s.ke_due(kT0);
-  ASSERT_TRUE(q);
-  NtsKeResult r = ke_ok(srv.ring, 2);
-  s.on_ke_result(q->tag, r, kT0);
+  ASSERT_TRUE(ke(s, srv.ring, 2));
   // Two cookies: one goes, and as many placeholders as fit in 512 bytes
   // ask for the store to be refilled.
   const std::vector<uint8_t> pkt = request(s);
@@ -176,10 +184,7 @@ TEST(NtsSession, RequestsVerifyAtTheServerAndAnswersBringCookies) {
 TEST(NtsSession, ForgedOrDamagedAnswersAreNotUsed) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  const auto q = s.ke_due(kT0);
-  ASSERT_TRUE(q);
-  NtsKeResult r = ke_ok(srv.ring, 8);
-  s.on_ke_result(q->tag, r, kT0);
+  ASSERT_TRUE(ke(s, srv.ring, 8));
   const std::vector<uint8_t> a = srv.answer(request(s));
   ASSERT_FALSE(a.empty());
   // A bit of the header (the time!), of the Unique Identifier, of the
@@ -204,10 +209,7 @@ TEST(NtsSession, ForgedOrDamagedAnswersAreNotUsed) {
 TEST(NtsSession, ACookieTheServerCannotOpenIsNakedAndCallsForNtsKe) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  const auto q = s.ke_due(kT0);
-  ASSERT_TRUE(q);
-  NtsKeResult r = ke_ok(srv.ring, 8);
-  s.on_ke_result(q->tag, r, kT0);
+  ASSERT_TRUE(ke(s, srv.ring, 8));
   srv.ring = ring_of(8);  // the server rotated its keys past ours (or restarted)
   std::vector<uint8_t> nak = srv.answer(request(s));
   ASSERT_EQ(srv.last, dp::NtsOutcome::kNak);
@@ -242,10 +244,7 @@ TEST(NtsSession, AForgedNakDoesNotBeatTheRealAnswer) {
   // first. The authenticated answer that follows still counts.
   Server srv;
   NtsSession s(nts_server(), 1);
-  const auto q = s.ke_due(kT0);
-  ASSERT_TRUE(q);
-  NtsKeResult r = ke_ok(srv.ring, 8);
-  s.on_ke_result(q->tag, r, kT0);
+  ASSERT_TRUE(ke(s, srv.ring, 8));
   const std::vector<uint8_t> req = request(s);
   std::vector<uint8_t> forged(req.begin(), req.begin() + 48 + 36);
   forged[1] = 0;                                                   // stratum 0
@@ -262,10 +261,7 @@ TEST(NtsSession, AForgedNakDoesNotBeatTheRealAnswer) {
 TEST(NtsSession, RunningOutOfCookiesSaysSoAndCallsForNtsKe) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  const auto q = s.ke_due(kT0);
-  ASSERT_TRUE(q);
-  NtsKeResult r = ke_ok(srv.ring, 2);
-  s.on_ke_result(q->tag, r, kT0);
+  ASSERT_TRUE(ke(s, srv.ring, 2));
   EXPECT_FALSE(request(s).empty());
   EXPECT_FALSE(request(s).empty());  // both unanswered: the server is away
   EXPECT_TRUE(request(s).empty());
@@ -278,10 +274,7 @@ TEST(NtsSession, RunningOutOfCookiesSaysSoAndCallsForNtsKe) {
 TEST(NtsSession, ARequestThatDoesNotFitIsNotSentAndKeepsItsCookie) {
   Server srv;
   NtsSession s(nts_server(), 1);
-  const auto q = s.ke_due(kT0);
-  ASSERT_TRUE(q);
-  NtsKeResult r = ke_ok(srv.ring, 3);
-  s.on_ke_result(q->tag, r, kT0);
+  ASSERT_TRUE(ke(s, srv.ring, 3));
   EXPECT_TRUE(request(s, 200).empty());
   EXPECT_EQ(s.cookies(), 3u);
   // Just room for no placeholder.
@@ -294,12 +287,10 @@ TEST(NtsSession, NegotiationRecords) {
   Server srv;
   {
     NtsSession s(nts_server(), 1);
-    const auto q = s.ke_due(kT0);
-    ASSERT_TRUE(q);
     NtsKeResult r = ke_ok(srv.ring, 8);
     r.ntp_port = 1123;
     r.ntp_server = "10.0.1.2";  // itself: fine
-    s.on_ke_result(q->tag, r, kT0);
+    ASSERT_TRUE(ke(s, r));
     EXPECT_EQ(s.state(), NtsState::kOk);
     EXPECT_EQ(s.ntp_port(), 1123);
   }
@@ -308,19 +299,14 @@ TEST(NtsSession, NegotiationRecords) {
     config::Association c = nts_server();
     c.port = 1124;
     NtsSession s(c, 1);
-    const auto q = s.ke_due(kT0);
-    ASSERT_TRUE(q);
-    NtsKeResult r = ke_ok(srv.ring, 8);
-    s.on_ke_result(q->tag, r, kT0);
+    ASSERT_TRUE(ke(s, srv.ring, 8));
     EXPECT_EQ(s.ntp_port(), 1124);
   }
   for (const char* other : {"10.0.1.3", "time.example.net"}) {
     NtsSession s(nts_server(), 1);
-    const auto q = s.ke_due(kT0);
-    ASSERT_TRUE(q);
     NtsKeResult r = ke_ok(srv.ring, 8);
     r.ntp_server = other;
-    s.on_ke_result(q->tag, r, kT0);
+    ASSERT_TRUE(ke(s, r));
     EXPECT_EQ(s.state(), NtsState::kKeFailed) << other;
     EXPECT_NE(s.error().find("another NTP server"), std::string::npos) << s.error();
     EXPECT_EQ(s.cookies(), 0u);
