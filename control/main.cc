@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cctype>
 #include <cstring>
 #include <map>
 #include <chrono>
@@ -345,7 +344,6 @@ void ControlPlane::carry_out(ctl::EngineOutput& out) {
     job.name = q.name;
     job.ca_file = q.ca_file;
     job.pin_sha256 = q.pin_sha256;
-    for (char& c : job.pin_sha256) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     nts_ke_jobs_[job.id] = {q.assoc_id, q.address, q.ke_port};
     nts_ke_client_.submit(std::move(job));
   }

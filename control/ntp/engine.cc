@@ -320,7 +320,8 @@ void Engine::dispatch(const proto::RxPacket& pkt, const proto::ParsedPacket& p, 
     if (auto nts = nts_.find(a->id()); nts != nts_.end()) {
       // RFC 8915 section 5.7: only an answer that carries our Unique
       // Identifier and whose authenticator opens with S2C is used; a NAK
-      // (which nobody signs) costs its cookies and an NTS-KE, nothing else.
+      // (which nobody signs) is noted, and the session drops its cookies
+      // at the next poll unless the authenticated answer came after all.
       if (retry) {
         // Checked (and its cookies taken) the first time: go on below.
       } else {
