@@ -263,6 +263,10 @@ constexpr KeySpec kKeys[] = {
      .help = "a symmetric active (mode 1) packet from an address that may not peer (not in access.peer, "
              "no [[peer]]): answered statelessly in mode 2 by the dataplane, rate-limited like a client "
              "request (true), or dropped (false)"},
+    {.sects = kNtp, .name = "interleaved", .type = Type::kBool, .def = "true", .store = set<&Ntp::interleaved>,
+     .help = "serve interleaved mode (RFC 9769, what chrony's xleave clients ask for): the next answer to a client "
+             "carries the real transmit time of the previous one; each worker's client table (ratelimit.clients) "
+             "then holds every client, 16 bytes more per entry. A change needs a restart"},
     {.sects = kNtp, .name = "passive_minpoll_log2", .type = Type::kInt, .def = "6", .lo = -4, .hi = 17,
      .store = set<&Ntp::passive_minpoll_log2>,
      .help = "a dynamic passive association polls at its active peer's rate, but never faster than "

@@ -89,6 +89,9 @@ struct Ntp {
   // no [[peer]]): a stateless mode-2 answer from the dataplane, rate-limited
   // like a client's (true), or nothing (false, the default).
   bool answer_unknown_peers = false;
+  // Interleaved service (RFC 9769): every client in its worker's table with
+  // the receive and real transmit time of our last answer to it.
+  bool interleaved = true;
   // Dynamic passive associations: their poll is the active peer's, clamped
   // to passive_minpoll_log2..passive_maxpoll_log2; one that has not been
   // heard from for passive_timeout_s goes (seconds, not the peer's poll).

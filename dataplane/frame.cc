@@ -175,6 +175,9 @@ struct PolicyDecision {
   bool leaked = false;
   bool assoc_lane = false;
   bool assoc_demoted = false;
+  bool interleaved = false;
+  XleaveSlot* xleave = nullptr;  // the client's slot, to take this answer's real transmit time
+  uint64_t tx_fixed_raw = 0;     // interleaved: the transmit timestamp to send (our previous answer's)
 };
 
 [[gnu::always_inline]] inline void drop_ntp(PolicyDecision& pd, DropReason r) {
@@ -208,23 +211,48 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
 // (RFC 8915 section 5.7: its fields parse) and we hold cookie keys and a
 // seal slot, else plain (a malformed NTS request too: its client refuses an
 // unauthenticated answer, which says no more than a plain one).
+//
+// Interleaved mode (RFC 9769 section 2) for an NTPv4 client in the table
+// with a slot: a request whose origin is the receive timestamp of our last
+// answer to it asks for that answer's real transmit time, which the slot
+// holds once the answer has left. Every answer of time then becomes the
+// client's last one (its receive timestamp kept, its transmit time to come:
+// transmit_burst).
+[[gnu::always_inline]] inline void record_answer(PolicyDecision& pd, XleaveSlot* xs, bool interleaved,
+                                                 proto::NtpTimestamp rx) {
+  if (xs == nullptr) return;
+  pd.xleave = xs;
+  pd.interleaved = interleaved;
+  pd.tx_fixed_raw = interleaved ? xs->tx_raw : 0;
+  xs->rx_raw = rx.raw();
+  xs->tx_raw = 0;
+}
+
 [[gnu::always_inline]] inline void answer_time(PolicyDecision& pd, uint8_t* ntp, const NtpRequest& q,
                                                proto::NtpTimestamp rx, const ReplyParams& params, const Policy& pol,
                                                const PolicyEnv& env, proto::Mode mode, ReplyKind kind) {
+  XleaveSlot* xs = env.limiter != nullptr && mode == proto::Mode::kServer && q.version == 4
+                       ? env.limiter->last_xleave()
+                       : nullptr;
+  const bool interleaved = xs != nullptr && xs->tx_raw != 0 && q.origin.raw() == xs->rx_raw;
   if (pol.nts_ring != nullptr && q.len > proto::kHeaderLen && q.mac_len == 0 && mode == proto::Mode::kServer &&
       env.nts_seal != nullptr && env.nts_rng != nullptr) [[unlikely]] {
     const proto::NtsRequestView v = proto::parse_nts_request(ntp, q.len, crypto::kSivTagBytes);
     if (v.ok()) {
-      const NtsAnswer a = nts_answer(ntp, q.len, q, v, rx, params, pol.nts_ring.get(), *env.nts_rng, *env.nts_seal);
+      const NtsAnswer a =
+          nts_answer(ntp, q.len, q, v, rx, params, pol.nts_ring.get(), *env.nts_rng, *env.nts_seal, interleaved);
       pd.nts_reason = a.reason;
       if (a.outcome == NtsOutcome::kDrop) return drop_ntp(pd, DropReason::kNtpBadLength);
       pd.d = a.d;
       pd.kind = a.outcome == NtsOutcome::kReply ? ReplyKind::kNtsReply : ReplyKind::kNtsNak;
+      // A NAK tells no time: the slot stays as it was.
+      if (a.outcome == NtsOutcome::kReply) record_answer(pd, xs, interleaved, rx);
       return;
     }
   }
-  pd.d = answer(ntp, q, rx, params, mode, pol.keys.get());
+  pd.d = answer(ntp, q, rx, params, mode, pol.keys.get(), interleaved);
   pd.kind = kind;
+  record_answer(pd, xs, interleaved, rx);
 }
 
 // A rate-limited answer of kind `kind` (kNtp or kNtpPassive) to src: the
@@ -337,6 +365,8 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
   }
   if (proto::is_rate_limited(cls))
     return limited_answer(pd, ntp, q, src, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
+  // Not limited, but in the table for interleaved mode (when it is on).
+  if (env.limiter != nullptr && env.limiter->has_xleave()) env.limiter->enter_v4(src, env.now_ns);
   answer_time(pd, ntp, q, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
 }
 
@@ -426,6 +456,9 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   v.mac_digest_bytes = d.mac_digest_bytes;
   v.auth = d.auth;
   v.nts_reason = pd.nts_reason;
+  v.interleaved = pd.interleaved;
+  v.xleave = pd.xleave;
+  v.tx_fixed_raw = pd.tx_fixed_raw;
   return v;
 }
 

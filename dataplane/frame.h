@@ -129,6 +129,7 @@ struct Policy {
   RateLimitParams limits;             // [ratelimit], for the worker's RateLimiter
   uint32_t max_replies_per_s = 0;     // ratelimit.max_replies_per_s, the ReplyCap; 0: none
   size_t clients = 0;                 // ratelimit.clients the policy was made for
+  bool xleave = false;                // ntp.interleaved the policy was made for (the table's slots)
   // How far a published clock model's rate may be from the TSC's
   // (hwclock::model_rate_bound of clock.max_frequency_ppm and the virtual
   // source's frequency_ppm): a model beyond it is no discipline of ours.
@@ -210,6 +211,13 @@ struct FrameVerdict {
   // kNtsReply, kNtsNak: why (for the counters); kNtsReply is sealed from
   // env.nts_seal by seal_nts_transmit after stamp_transmit.
   NtsReason nts_reason = NtsReason::kOk;
+  // An answer of time to a client in the table's interleaved slots: the slot
+  // takes the answer's real transmit time once it has left (null: none).
+  // interleaved: it is an interleaved answer (RFC 9769), whose transmit
+  // timestamp is tx_fixed_raw, our previous answer's, not the stamp at TX.
+  XleaveSlot* xleave = nullptr;
+  uint64_t tx_fixed_raw = 0;
+  bool interleaved = false;
   uint32_t src_ip = 0, dst_ip = 0;  // kToControl, host order
   uint16_t src_port = 0, dst_port = 0;
 };

@@ -60,7 +60,7 @@ NtsAnswer nak(uint8_t* buf, const NtpRequest& q, const proto::NtsRequestView& v,
 
 NtsAnswer nts_answer(uint8_t* buf, size_t len, const NtpRequest& q, const proto::NtsRequestView& v,
                      proto::NtpTimestamp rx, const ReplyParams& p, const crypto::CookieKeyRing* ring,
-                     crypto::NonceSource& rng, NtsSeal& seal) {
+                     crypto::NonceSource& rng, NtsSeal& seal, bool interleaved) {
   seal.wipe();
   NtsAnswer a;
   if (q.version != 4) {
@@ -109,7 +109,7 @@ NtsAnswer nts_answer(uint8_t* buf, size_t len, const NtpRequest& q, const proto:
 
   // From here the request's bytes are overwritten.
   const size_t uid_echo = echo_unique_id(buf, proto::kHeaderLen, v);
-  a.d = answer(buf, q, rx, p, proto::Mode::kServer);
+  a.d = answer(buf, q, rx, p, proto::Mode::kServer, nullptr, interleaved);
   const size_t auth_at = proto::kHeaderLen + uid_echo;
   const size_t plain_len = cookies * kCookieFieldBytes;
   uint8_t nonce[kNonceBytes];

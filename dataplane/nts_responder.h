@@ -72,10 +72,10 @@ inline constexpr size_t kNtsMaxRequestPlain = 512;
 // buf[0, len): a client request q (classify_request) whose NTS fields are v
 // (parse_nts_request, ok). Answers in place; the reply is never longer than
 // the request. ring: the published cookie keys (null: kNoKeys). rng: the
-// worker's nonce source (reply and cookie nonces).
+// worker's nonce source (reply and cookie nonces). interleaved: as answer().
 NtsAnswer nts_answer(uint8_t* buf, size_t len, const NtpRequest& q, const proto::NtsRequestView& v,
                      proto::NtpTimestamp rx, const ReplyParams& p, const crypto::CookieKeyRing* ring,
-                     crypto::NonceSource& rng, NtsSeal& seal);
+                     crypto::NonceSource& rng, NtsSeal& seal, bool interleaved = false);
 
 // Seals a kReply made by nts_answer, after its transmit timestamp is
 // written: the authenticator's ciphertext over the reply up to it. Returns

@@ -62,6 +62,7 @@ constexpr uint32_t kTop = proto::kTopLimitedSources;
 
 struct RateLimiter::Impl {
   Bucket* buckets = nullptr;
+  XleaveSlot* xleave = nullptr;  // kWays per bucket, after the buckets in the same mapping; null: none
   void* map_base = nullptr;  // the mapping (buckets within it, aligned)
   size_t map_bytes = 0;
   uint64_t bucket_mask = 0;
@@ -165,7 +166,8 @@ struct RateLimiter::Impl {
   }
 };
 
-RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key) : impl_(std::make_unique<Impl>()) {
+RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key, bool xleave)
+    : impl_(std::make_unique<Impl>()) {
   if (capacity < 1024 || (capacity & (capacity - 1)) != 0 || capacity > (size_t{1} << 30)) {
     throw std::invalid_argument("ratelimit: capacity " + std::to_string(capacity) +
                                 " is not a power of two in 1024..2^30");
@@ -181,7 +183,9 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   // only. An anonymous mapping is zero and untouched: no page is placed
   // here (the main lcore, maybe on another NUMA node), but where the
   // worker first touches it (touch_pages, before its loop).
-  const size_t table_bytes = n_buckets * sizeof(Bucket);
+  static_assert(kWays * sizeof(XleaveSlot) == kBucketBytes);  // prefetch_v4 indexes the slots by kBucketBytes too
+  const size_t bucket_bytes = n_buckets * sizeof(Bucket);
+  const size_t table_bytes = bucket_bytes * (xleave ? 2 : 1);
   const bool huge = table_bytes >= kHugePage;
   m.table_bytes = huge ? (table_bytes + kHugePage - 1) / kHugePage * kHugePage : table_bytes;
   m.map_bytes = m.table_bytes + (huge ? kHugePage : 0);  // room to align to 2 MiB
@@ -193,6 +197,10 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   if (huge) (void)madvise(table, m.table_bytes, MADV_HUGEPAGE);
   m.buckets = static_cast<Bucket*>(table);
   table_ = static_cast<const uint8_t*>(table);
+  if (xleave) {
+    m.xleave = reinterpret_cast<XleaveSlot*>(static_cast<uint8_t*>(table) + bucket_bytes);
+    xleave_ = reinterpret_cast<const uint8_t*>(m.xleave);
+  }
   bucket_mask_ = m.bucket_mask;
   uint64_t s = hash_key;
   k_add_ = splitmix64(s);
@@ -267,6 +275,7 @@ bool RateLimiter::Impl::locate(uint32_t ipv4, uint64_t h, uint32_t now_t) {
     ++evictions;
   }
   ++inserts;
+  if (xleave != nullptr) xleave[static_cast<size_t>(&b - buckets) * kWays + v] = XleaveSlot{};
   b.key[v] = ipv4;
   b.last_tick[v] = now_t;
   b.credit_ticks[v] = burst_ticks;
@@ -316,6 +325,19 @@ bool RateLimiter::excess_v4(uint32_t ipv4, int64_t now_ns) {
   if (b.excess_ticks[w] < m.cost_ticks) return false;
   b.excess_ticks[w] -= m.cost_ticks;
   return true;
+}
+
+void RateLimiter::enter_v4(uint32_t ipv4, int64_t now_ns) {
+  Impl& m = *impl_;
+  const uint32_t now_t = tick_of(now_ns);
+  m.locate(ipv4, hash(ipv4), now_t);
+  m.refill(*m.last_bucket, m.last_way, now_t);  // seen now: the eviction's age
+}
+
+XleaveSlot* RateLimiter::last_xleave() {
+  const Impl& m = *impl_;
+  if (m.xleave == nullptr || m.last_bucket == nullptr) return nullptr;
+  return &m.xleave[static_cast<size_t>(m.last_bucket - m.buckets) * kWays + m.last_way];
 }
 
 size_t RateLimiter::capacity() const { return impl_->capacity; }

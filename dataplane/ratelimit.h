@@ -40,14 +40,26 @@ enum class RateVerdict : uint8_t {
   kDrop,     // over the limit: nothing goes (the client's excess budget is spent)
 };
 
+// What interleaved mode (RFC 9769) needs of a client, beside its bucket:
+// the receive timestamp of our last answer to it, as sent, and when that
+// answer really left (0: not yet, or it did not). Raw NTP timestamps.
+struct XleaveSlot {
+  uint64_t rx_raw;
+  uint64_t tx_raw;
+};
+static_assert(sizeof(XleaveSlot) == 16);
+
+// The worker's client table (chrony's clientlog: one entry per client holds
+// its rate limit and, with interleaved service on, its XleaveSlot).
 class RateLimiter {
  public:
   // capacity: entries, a power of two in 1024..2^30 (config
   // ratelimit.clients), else std::invalid_argument; 16 bytes each, in
-  // buckets of 4 (one cache line), on huge pages from 2 MiB.
+  // buckets of 4 (one cache line), on huge pages from 2 MiB; xleave: 16
+  // bytes more per entry, the slots of a bucket in one more line.
   // hash_key: secret per worker (from getrandom), so that nobody can aim
   // spoofed sources at one bucket. Allocates the table here, never later.
-  RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key);
+  RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key, bool xleave = false);
   ~RateLimiter();
   RateLimiter(const RateLimiter&) = delete;
   RateLimiter& operator=(const RateLimiter&) = delete;
@@ -64,18 +76,22 @@ class RateLimiter {
   // leaks and RATE KoDs), so a spoofed victim gets no more than that. The
   // source is entered into the table like a client; its tokens are not used.
   bool excess_v4(uint32_t ipv4, int64_t now_ns);
+  // A client that is not rate-limited (its access class), entered or found
+  // only so that its XleaveSlot is kept: its tokens are not used.
+  void enter_v4(uint32_t ipv4, int64_t now_ns);
+  // The XleaveSlot of the entry the last check_v4, excess_v4 or enter_v4
+  // found or made (a new entry's is zero); null without xleave. Valid until
+  // the next of those calls may evict it: within one burst an evicted slot
+  // is some other client's from then on, which its own request rewrites.
+  XleaveSlot* last_xleave();
+  bool has_xleave() const { return xleave_ != nullptr; }
   // Starts loading ipv4's bucket (one cache line) into the cache a few
   // requests before its check_v4, so the table's cache misses overlap
   // instead of coming one after another. Inline: it costs a call otherwise.
   void prefetch_v4(uint32_t ipv4) const {
-    const uint8_t* line = table_ + (hash(ipv4) & bucket_mask_) * kBucketBytes;
-#if defined(__x86_64__)
-    // As DPDK's rte_prefetch0: GCC 12 drops a __builtin_prefetch inlined
-    // into the worker loop (measured: none left in worker_poll_once).
-    asm volatile("prefetcht0 %[p]" : : [p] "m"(*reinterpret_cast<const volatile uint8_t*>(line)));
-#else
-    __builtin_prefetch(line, 1 /* for writing */, 3);
-#endif
+    const uint64_t bucket = hash(ipv4) & bucket_mask_;
+    prefetch_line(table_ + bucket * kBucketBytes);
+    if (xleave_ != nullptr) prefetch_line(xleave_ + bucket * kBucketBytes);
   }
 
   // Faults in every page of the table from the calling thread, which Linux's
@@ -102,7 +118,17 @@ class RateLimiter {
   void top_limited(proto::LimiterStatus& status) const;
 
  private:
-  static constexpr size_t kBucketBytes = 64;  // one cache line: 4 ways of 16 bytes
+  static constexpr size_t kBucketBytes = 64;  // one cache line: 4 ways of 16 bytes (and 4 XleaveSlots)
+
+  static void prefetch_line(const uint8_t* line) {
+#if defined(__x86_64__)
+    // As DPDK's rte_prefetch0: GCC 12 drops a __builtin_prefetch inlined
+    // into the worker loop (measured: none left in worker_poll_once).
+    asm volatile("prefetcht0 %[p]" : : [p] "m"(*reinterpret_cast<const volatile uint8_t*>(line)));
+#else
+    __builtin_prefetch(line, 1 /* for writing */, 3);
+#endif
+  }
 
   // Keyed mix: an attacker who does not know k_add_ and k_mul_ (derived
   // from the worker's secret hash_key) cannot aim sources at one bucket.
@@ -116,6 +142,7 @@ class RateLimiter {
 
   // Here, not in Impl, for the inline prefetch_v4.
   const uint8_t* table_ = nullptr;
+  const uint8_t* xleave_ = nullptr;  // the XleaveSlots, bucket by bucket (null: no xleave)
   uint64_t bucket_mask_ = 0;
   uint64_t k_add_ = 0;
   uint64_t k_mul_ = 0;

@@ -80,6 +80,8 @@ struct NtpRequest {
   uint8_t version = 0;
   uint8_t mac_len = 0;        // as proto::ParsedPacket
   uint16_t len = 0;           // the request's bytes: its MAC field is [len - mac_len, len)
+  proto::NtpTimestamp origin;    // the request's origin timestamp (an interleaved request's names our last answer)
+  proto::NtpTimestamp receive;   // its receive timestamp (what an interleaved answer's origin echoes)
   proto::NtpTimestamp transmit;  // the request's transmit timestamp
 };
 inline NtpRequest classify_request(const uint8_t* buf, size_t len);
@@ -99,8 +101,11 @@ inline NtpRequest classify_request(const uint8_t* buf, size_t len);
 // to be sealed after the transmit stamp (seal_reply); an unknown key, a
 // wrong digest or a digest length its type does not allow gets a crypto-NAK.
 // The MAC is checked before the request's bytes are overwritten.
+// interleaved: an interleaved answer (RFC 9769 section 2): its origin is the
+// request's receive field instead of its transmit field, and the transmit
+// timestamp the caller stamps is the real one of our previous answer.
 inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp rx, const ReplyParams& p,
-                          proto::Mode reply_mode, const crypto::KeyTable* keys = nullptr);
+                          proto::Mode reply_mode, const crypto::KeyTable* keys = nullptr, bool interleaved = false);
 
 // Writes the digest of an authenticated reply made by answer (d.mac_key,
 // d.mac_digest_bytes) over its 48-byte header, transmit timestamp included:
@@ -193,12 +198,14 @@ inline NtpRequest classify_request(const uint8_t* buf, size_t len) {
   q.version = req.version;
   q.mac_len = r.packet.mac_len;
   q.len = static_cast<uint16_t>(len);  // parse() took it: at most a UDP payload
+  q.origin = req.origin;
+  q.receive = req.receive;
   q.transmit = req.transmit;
   return q;
 }
 
 inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp rx, const ReplyParams& p,
-                          proto::Mode reply_mode, const crypto::KeyTable* keys) {
+                          proto::Mode reply_mode, const crypto::KeyTable* keys, bool interleaved) {
   namespace offs = proto::offs;
   NtpDecision d;
   // The request's MAC, read before its bytes become the reply's. A 4-byte
@@ -237,7 +244,10 @@ inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp
   proto::store_be32(h + offs::kRootDispersion, p.root_dispersion);
   proto::store_be32(h + offs::kRefid, p.refid);
   proto::store_ts(h + offs::kReference, p.reference);
-  std::memcpy(h + offs::kOrigin, h + offs::kTransmit, 8);
+  // An interleaved answer (RFC 9769 section 2) echoes the request's
+  // receive field as its origin: that is how the client tells the modes apart.
+  const proto::NtpTimestamp origin = interleaved ? q.receive : q.transmit;
+  proto::store_ts(h + offs::kOrigin, origin);
   proto::store_ts(h + offs::kReceive, rx);
   std::memset(h + offs::kTransmit, 0, 8);  // stamped just before TX
 
@@ -246,7 +256,7 @@ inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp
   // still in the store buffer (15-25% of the whole loop's cost).
   d.reply_sum = (uint64_t{h[offs::kLiVnMode]} << 24) + (uint64_t{p.stratum} << 16) + (uint64_t{h[offs::kPoll]} << 8) +
                 static_cast<uint8_t>(p.precision_log2) + p.root_delay + p.root_dispersion + p.refid +
-                p.reference.seconds + p.reference.fraction + q.transmit.seconds + q.transmit.fraction +
+                p.reference.seconds + p.reference.fraction + origin.seconds + origin.fraction +
                 rx.seconds + rx.fraction;
   d.action = NtpAction::kReply;
   d.reply_len = static_cast<uint16_t>(proto::kHeaderLen);

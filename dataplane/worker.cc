@@ -133,6 +133,7 @@ struct BurstTally {
   uint64_t passive = 0, kod_rate = 0, kod_deny = 0, leaked = 0;
   uint64_t auth_ok = 0, auth_unknown_key = 0, auth_bad_mac = 0;
   uint64_t nts_replies = 0, nts_naks = 0, nts_bad_cookie = 0, nts_stale_key = 0, nts_bad_auth = 0;
+  uint64_t interleaved = 0;
   uint64_t hw = 0, hw_rejected = 0, hw_minus_sw_max_ns = 0;
   int64_t hw_minus_sw_sum_ns = 0;
 };
@@ -147,6 +148,12 @@ struct TxBurst {
   const crypto::MacKey* mac_key[kMaxBurst];  // valid where stamp_at is; null: no MAC
   uint8_t mac_bytes[kMaxBurst];
   bool nts[kMaxBurst];  // valid where stamp_at is: sealed from WorkerContext::nts_seals[i]
+  // Valid where stamp_at is: an interleaved answer's transmit timestamp
+  // (0: stamp the burst's), and the client slot that takes the real
+  // transmit time once the burst has left (null: none).
+  uint64_t tx_fixed_raw[kMaxBurst];
+  XleaveSlot* xleave[kMaxBurst];
+  unsigned n_xleave = 0;  // answers with a slot
   int64_t mac_budget_ns = 0;
   unsigned n = 0;
 };
@@ -219,6 +226,10 @@ inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTa
   tx.mac_bytes[tx.n] = v.mac_digest_bytes;
   if (v.mac_key) [[unlikely]]
     tx.mac_budget_ns += mac_cost_ns(v.mac_key->type);
+  tx.tx_fixed_raw[tx.n] = v.tx_fixed_raw;
+  tx.xleave[tx.n] = v.xleave;
+  tx.n_xleave += v.xleave != nullptr;
+  t.interleaved += v.interleaved;
   tx.nts[tx.n] = v.kind == ReplyKind::kNtsReply;
   if (tx.nts[tx.n]) [[unlikely]]
     tx.mac_budget_ns += kNtsSealCostNs;
@@ -270,7 +281,10 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
 // the burst goes to the NIC, then seals the authenticated replies (their
 // MAC covers the stamp, RFC 5905 section 7.3; the stamp is ahead by what
 // the MACs cost, so it still predicts the send), and sends; what the queue
-// refuses is dropped.
+// refuses is dropped. An interleaved answer carries the real transmit time
+// of the previous answer instead; the clients' slots take this burst's, read
+// once tx_burst has returned (what went out has left the software), plus
+// tx_compensation_ns; an answer the queue refused left no time (0).
 inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& tx) {
   if (tx.n == 0) return;
   proto::WorkerCounters& c = *ctx.counters;
@@ -279,13 +293,19 @@ inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& 
   for (unsigned i = 0; i < tx.n; i++) {
     if (!tx.stamp_at[i]) continue;
     uint8_t* frame = rte_pktmbuf_mtod(tx.m[i], uint8_t*);
-    stamp_transmit(frame, tx.stamp_at[i], tx_ts);
+    stamp_transmit(frame, tx.stamp_at[i], tx.tx_fixed_raw[i] ? proto::NtpTimestamp::from_raw(tx.tx_fixed_raw[i]) : tx_ts);
     if (tx.mac_key[i]) [[unlikely]]
       seal_transmit(frame, tx.stamp_at[i], proto::kHeaderLen, *tx.mac_key[i], tx.mac_bytes[i]);
     if (tx.nts[i]) [[unlikely]]
       seal_nts_transmit(frame, tx.stamp_at[i], ctx.nts_seals[i]);
   }
   const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx.m, static_cast<uint16_t>(tx.n));
+  if (tx.n_xleave != 0) {
+    const uint64_t left_raw =
+        proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) + port.tx_compensation_ns).raw();
+    for (unsigned i = 0; i < tx.n; i++)
+      if (tx.stamp_at[i] && tx.xleave[i]) tx.xleave[i]->tx_raw = i < sent ? left_raw : 0;
+  }
   if (sent < tx.n) {
     count_drop(c, proto::DropReason::kTxFull, tx.n - sent);
     rte_pktmbuf_free_bulk(tx.m + sent, tx.n - sent);
@@ -314,6 +334,7 @@ inline void add_tally(proto::WorkerCounters& c, const WorkerPort& port, unsigned
   if (t.nts_bad_cookie) bump(c.nts_bad_cookie, t.nts_bad_cookie);
   if (t.nts_stale_key) bump(c.nts_stale_key, t.nts_stale_key);
   if (t.nts_bad_auth) bump(c.nts_bad_auth, t.nts_bad_auth);
+  if (t.interleaved) bump(c.ntp_interleaved_replies, t.interleaved);
   proto::PortTimestampCounters& ts = c.timestamps[port.index];
   bump(ts.software, received - t.hw);
   if (t.hw) {
@@ -847,6 +868,7 @@ Policy make_policy(const config::Config& cfg, std::vector<std::string>* errors) 
   p.limits.min_interval_ns = static_cast<int64_t>(cfg.ratelimit.min_interval_s * 1e9);
   p.max_replies_per_s = static_cast<uint32_t>(cfg.ratelimit.max_replies_per_s);
   p.clients = static_cast<size_t>(cfg.ratelimit.clients);
+  p.xleave = cfg.ntp.interleaved;
   return p;
 }
 
@@ -909,6 +931,13 @@ bool apply_policy(std::vector<std::unique_ptr<WorkerContext>>& workers, const co
       // What the worker runs with is the table it has: its policy says so
       // (describe_worker_tables, the next reload's comparison).
       p->clients = w->limiter->capacity();
+    }
+    if (w->limiter && w->limiter->has_xleave() != next.xleave) {
+      if (ok)
+        err = std::string("ntp.interleaved ") + (next.xleave ? "true" : "false") +
+              " differs from the running table's: it needs a restart (the other settings apply now)";
+      ok = false;
+      p->xleave = w->limiter->has_xleave();
     }
     publish_policy(*w, std::move(p));
   }

@@ -33,9 +33,10 @@ std::string describe_worker_tables(const WorkerContext& ctx) {
   char line[384];
   const Policy* p = ctx.policy_storage.get();
   std::snprintf(line, sizeof line,
-                "worker %u: rate-limit table %zu clients, %.1f MiB; access %zu ranges (%zu bytes); associations "
+                "worker %u: client table %zu clients (rate limits%s), %.1f MiB; access %zu ranges (%zu bytes); associations "
                 "as the control plane publishes them (up to %zu endpoints); %u keys (%u trusted)%s; %u NTS cookie keys",
                 ctx.worker_id, ctx.limiter ? ctx.limiter->capacity() : size_t{0},
+                ctx.limiter && ctx.limiter->has_xleave() ? ", interleaved mode" : "",
                 ctx.limiter ? static_cast<double>(ctx.limiter->memory_bytes()) / (1024.0 * 1024.0) : 0.0,
                 p ? p->access.ranges() : size_t{0}, p ? p->access.memory_bytes() : size_t{0},
                 proto::kMaxAssocEndpoints, p && p->keys ? p->keys->count : 0u,
@@ -74,7 +75,7 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
     for (const std::string& e : key_errors) all += "\n  " + e;
     throw std::runtime_error("auth.keys_file does not load:" + all);
   }
-  ctx->limiter = std::make_unique<RateLimiter>(policy->clients, policy->limits, random_key());
+  ctx->limiter = std::make_unique<RateLimiter>(policy->clients, policy->limits, random_key(), policy->xleave);
   ctx->reply_cap.set_rate(policy->max_replies_per_s);
   if (w == 0) publish_keys_fingerprint(seg, *policy);
   publish_policy(*ctx, std::move(policy));

@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 10;
+inline constexpr uint32_t kChannelAbiVersion = 11;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -125,6 +125,7 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<uint64_t> tx_packets;
   std::atomic<uint64_t> ntp_requests;       // mode 3 requests answered
   std::atomic<uint64_t> ntp_unsync_replies; // of which answered with leap 3
+  std::atomic<uint64_t> ntp_interleaved_replies;  // of which answered in interleaved mode (RFC 9769)
   std::atomic<uint64_t> ntp_to_control;     // modes 1, 2, 4 passed to the control plane
   std::atomic<uint64_t> ntp_stateless_peer_replies;  // mode-1 from a non-peer answered in mode 2 (answer_unknown_peers)
   std::atomic<uint64_t> kod_rate;           // RATE kiss-o'-death sent (over the limit, access.kod)
@@ -173,6 +174,9 @@ inline constexpr WorkerCounterField kWorkerCounterFields[] = {
     {"ntp_requests", "NTP client requests (mode 3) answered.", &WorkerCounters::ntp_requests},
     {"ntp_unsync_replies", "NTP client requests answered with leap indicator 3 (unsynchronized).",
      &WorkerCounters::ntp_unsync_replies},
+    {"ntp_interleaved_replies",
+     "NTP client requests answered in interleaved mode (RFC 9769): with the real transmit time of the previous answer.",
+     &WorkerCounters::ntp_interleaved_replies},
     {"ntp_to_control", "NTP packets of modes 1, 2 and 4 passed to the control plane.",
      &WorkerCounters::ntp_to_control},
     {"ntp_stateless_peer_replies",

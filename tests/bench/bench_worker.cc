@@ -148,6 +148,8 @@ struct Template {
   uint16_t len = kFrameLen;
   uint16_t client_port;
   uint32_t client_ip;
+  proto::NtpTimestamp request_origin;
+  proto::NtpTimestamp request_receive;
   proto::NtpTimestamp request_transmit;
 };
 
@@ -168,6 +170,10 @@ struct Options {
   size_t clients = size_t{1} << 20;  // --clients: the limiter table's entries (ratelimit.clients)
   crypto::MacType auth = crypto::MacType::kNone;  // --auth: every request MACed with key 1 of this type
   bool nts = false;  // --nts: every request an NTS request (one cookie, no placeholder), answered with NTS
+  // --xleave (with --policy): the table has interleaved slots (ntp.interleaved)
+  // and every source asks in interleaved mode (its origin the receive
+  // timestamp of its last answer, as a chronyd xleave client does).
+  bool xleave = false;
 };
 
 // --nts: the cookie keys the policy holds and the keys the clients' cookies
@@ -243,6 +249,8 @@ std::vector<Template> make_templates(const crypto::KeyTable& keys, bool nts) {
                                          proto::kNtpPort, payload_len);
     if (n != kFrameLen + payload_len - 48) die("build_udp_frame gave an unexpected length");
     t[i].len = static_cast<uint16_t>(n);
+    t[i].request_origin = proto::load_ts(requests[i] + proto::offs::kOrigin);
+    t[i].request_receive = proto::load_ts(requests[i] + proto::offs::kReceive);
     t[i].request_transmit = proto::load_ts(requests[i] + proto::offs::kTransmit);
   }
   return t;
@@ -253,7 +261,7 @@ std::vector<Template> make_templates(const crypto::KeyTable& keys, bool nts) {
 constexpr uint32_t kSourcesBase = 0x0A800000;  // 10.128.0.0/9: --policy's clients
 
 std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int64_t now_ns, bool many_sources,
-                        const crypto::KeyTable& keys, bool nts) {
+                        const crypto::KeyTable& keys, bool nts, bool xleave) {
   using namespace ntp::dp;
   const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
   const uint8_t* ip = f + kEthHeaderLen;
@@ -299,9 +307,13 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
   const proto::NtpHeader& h = r.packet.header;
   if (h.mode != proto::Mode::kServer) return "NTP reply is not mode 4";
   if (h.leap != proto::Leap::kNone || h.stratum != 2) return "NTP reply leap/stratum (server state not applied)";
-  if (!(h.origin == t->request_transmit)) return "NTP origin is not the request's transmit";
+  // Interleaved (RFC 9769): the origin echoes the request's receive field
+  // and the transmit timestamp is the previous answer's, before this receive.
+  const bool interleaved = xleave && h.origin == t->request_receive;
+  if (!interleaved && !(h.origin == t->request_transmit)) return "NTP origin is not the request's transmit";
   const int64_t rx = proto::unix_ns_from_ntp(h.receive, now_ns), tx = proto::unix_ns_from_ntp(h.transmit, now_ns);
-  if (tx < rx) return "NTP transmit before receive";
+  if (!interleaved && tx < rx) return "NTP transmit before receive";
+  if (interleaved && (tx >= rx || tx == 0)) return "interleaved NTP transmit not before this receive";
   if (rx < now_ns - 10'000'000'000 || tx > now_ns + 10'000'000'000) return "NTP timestamps not near the model's now";
   return {};
 }
@@ -325,6 +337,9 @@ struct Harness {
   // --policy: each request from the next of `sources` addresses.
   uint32_t sources = 0;
   uint32_t next_source = 0;
+  // --xleave: per source, the receive timestamp of its last answer.
+  std::vector<uint64_t> last_rx;
+  bool replies = true;  // what comes back is the worker's (false: the harness alone moved requests)
 
   // RFC 1624 eqn. 3: the checksum after a 32-bit field went from `from` to `to`.
   static uint16_t csum_replace32(uint16_t ck, uint32_t from, uint32_t to) {
@@ -346,7 +361,13 @@ struct Harness {
       uint8_t* udp = ip + dp::kIpv4MinHeaderLen;
       proto::store_be32(ip + 12, src);
       proto::store_be16(ip + 10, csum_replace32(proto::load_be16(ip + 10), t.client_ip, src));
-      const uint16_t uck = csum_replace32(proto::load_be16(udp + 6), t.client_ip, src);
+      uint16_t uck = csum_replace32(proto::load_be16(udp + 6), t.client_ip, src);
+      if (!last_rx.empty() && last_rx[src - kSourcesBase] != 0) {
+        const proto::NtpTimestamp o = proto::NtpTimestamp::from_raw(last_rx[src - kSourcesBase]);
+        proto::store_ts(udp + dp::kUdpHeaderLen + proto::offs::kOrigin, o);
+        uck = csum_replace32(uck, t.request_origin.seconds, o.seconds);
+        uck = csum_replace32(uck, t.request_origin.fraction, o.fraction);
+      }
       proto::store_be16(udp + 6, uck == 0 ? 0xFFFF : uck);
     }
     if (ts_offset >= 0) {
@@ -365,10 +386,16 @@ struct Harness {
       if (ts_offset >= 0) nic_now = hwclock::read_tsc();
       for (unsigned i = 0; i < n; i++) {
         if (((next + i) & (check_every - 1)) == 0) {
-          const std::string e =
-              check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()), sources != 0, *keys, nts);
+          const std::string e = check_reply(b[i], *tpl, hwclock::model_to_ns(*model, hwclock::read_tsc()),
+                                            sources != 0, *keys, nts, !last_rx.empty());
           if (!e.empty()) die("wrong reply", e.c_str());
           checked++;
+        }
+        if (!last_rx.empty() && replies) {
+          const uint8_t* ip = rte_pktmbuf_mtod(b[i], const uint8_t*) + dp::kEthHeaderLen;
+          const uint32_t k = proto::load_be32(ip + 16) - kSourcesBase;
+          if (k >= last_rx.size()) die("a reply to none of the sources");
+          last_rx[k] = proto::load_ts(ip + dp::kIpv4MinHeaderLen + dp::kUdpHeaderLen + proto::offs::kReceive).raw();
         }
         restore(b[i], (*tpl)[(next + i) % tpl->size()]);
       }
@@ -410,6 +437,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--sources") o.sources = static_cast<uint32_t>(std::strtoul(next(), nullptr, 10));
     else if (a == "--clients") o.clients = std::strtoull(next(), nullptr, 10);
     else if (a == "--nts") o.nts = true;
+    else if (a == "--xleave") o.xleave = true;
     else if (a == "--auth") {
       const std::string t = next();
       o.auth = t == "aes128"        ? crypto::MacType::kAes128Cmac
@@ -422,11 +450,13 @@ Options parse_args(int argc, char** argv) {
     }
     else if (a == "--help" || a == "-h") {
       std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--policy "
-                  "[--sources N] [--clients N]] [--auth TYPE | --nts] [--eal-log]\n"
+                  "[--sources N] [--clients N] [--xleave]] [--auth TYPE | --nts] [--eal-log]\n"
                   "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n"
                   "  --policy  access list (several hundred prefixes), rate limiting (2^20-entry table) and KoD on,\n"
                   "            requests from N distinct sources (default 2^20) in the rate-limited class,\n"
                   "            a limiter table of --clients entries (default 2^20)\n"
+                  "  --xleave  (with --policy) the table keeps interleaved slots and every source asks in\n"
+                  "            interleaved mode (RFC 9769): answered with its previous answer's transmit time\n"
                   "  --auth TYPE  every request MACed with a key of TYPE (aes128, hmac-sha256, sha256, sha1, md5),\n"
                   "            every reply MACed back and checked\n"
                   "  --nts  every request an NTS request as chronyd sends one (a cookie, no placeholder), every\n"
@@ -438,6 +468,7 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.burst < 1 || o.burst > 256) die("--burst must be 1..256");
   if (o.nts && o.auth != crypto::MacType::kNone) die("--nts and --auth: one or the other");
+  if (o.xleave && !o.policy) die("--xleave needs --policy (the client table)");
   if (o.inflight < o.burst || o.inflight > 16384) die("--inflight must be burst..16384");
   if (o.sources < 1 || o.sources > (1u << 23)) die("--sources must be 1..2^23");
   if (o.clients < 1024 || o.clients > (size_t{1} << 26) || (o.clients & (o.clients - 1)) != 0)
@@ -566,7 +597,9 @@ int main(int argc, char** argv) {
     pol->limits.leak_log2 = 2;
     pol->max_replies_per_s = 4'000'000'000u;  // checked per answer, never binding here
     pol->clients = opt.clients;
-    if (opt.policy) ctx->limiter = std::make_unique<dp::RateLimiter>(pol->clients, pol->limits, 0x9E3779B97F4A7C15ULL);
+    pol->xleave = opt.xleave;
+    if (opt.policy)
+      ctx->limiter = std::make_unique<dp::RateLimiter>(pol->clients, pol->limits, 0x9E3779B97F4A7C15ULL, opt.xleave);
     ctx->reply_cap.set_rate(pol->max_replies_per_s);
     if (opt.policy)
       std::printf("policy: %zu access ranges (%zu bytes), rate-limit table %zu entries (%.1f MiB), %u sources\n",
@@ -577,6 +610,7 @@ int main(int argc, char** argv) {
 
   Harness h;
   if (opt.policy) h.sources = opt.sources;
+  if (opt.xleave) h.last_rx.assign(opt.sources, 0);
   // Hardware timestamps: the dynfield and flag a timestamping PMD fills,
   // and a published NIC-to-TSC map as the main lcore keeps it (identity:
   // the bench's NIC clock is the TSC; the conversion costs the same).
@@ -634,6 +668,7 @@ int main(int argc, char** argv) {
   h.check_every = 4096;
 
   const uint64_t rx0 = c.rx_packets.load(), tx0 = c.tx_packets.load(), ntp0 = c.ntp_requests.load();
+  const uint64_t xl0 = c.ntp_interleaved_replies.load();
   const uint64_t hw0 = c.timestamps[0].hardware.load(), sw0_ts = c.timestamps[0].software.load();
   rte_malloc_socket_stats ms0{}, ms1{};
   rte_malloc_get_socket_stats(socket, &ms0);
@@ -689,6 +724,7 @@ int main(int argc, char** argv) {
   uint64_t h_done = 0, h_ticks = 0, move_ticks = 0;
   const uint64_t h_target = opt.packets / 5;
   h.check_every = uint64_t{1} << 62;  // no checks: the replies are requests now
+  h.replies = false;
   while (h_done < h_target) {
     rte_mbuf* b[256];
     const uint64_t m0 = hwclock::read_tsc();
@@ -736,6 +772,9 @@ int main(int argc, char** argv) {
               per_pkt_harness, alone_harness, alone_move);
   std::printf("replies checked: %" PRIu64 " in warm-up (all), %" PRIu64 " sampled in the measured loop: all correct\n",
               checked_warm, h.checked - checked_warm);
+  if (opt.xleave)
+    std::printf("interleaved answers: %" PRIu64 " of %" PRIu64 " in the measured loop\n",
+                c.ntp_interleaved_replies.load() - xl0, ntp);
   std::printf("counters: rx %" PRIu64 " tx %" PRIu64 " ntp replies %" PRIu64 " drops %" PRIu64 "\n", rx, tx, ntp,
               drops);
   std::printf("allocations in the hot loop: %" PRIu64 " (malloc family, incl. operator new); rte_malloc: %" PRIu64

@@ -242,7 +242,11 @@ class ArpDefenceTest(unittest.TestCase):
         lost = [x for x in window if not x["reply"] and not (t_spoof - 5_000_000 <= x["sent_ns"] <= d["t_ns"] + 5_000_000)]
         print(f"\n  one claim: defended after {defence_ms:.2f} ms, client's cache back after {d['cache_ms']:.2f} ms; "
               f"client {sum(x['reply'] for x in window)}/{len(window)} answered around it", file=sys.stderr)
-        self.assertGreaterEqual(len(window), 20)
+        # 5 s at 5 requests/s; the sampler waits for each answer, so a loaded
+        # machine sends fewer: what matters is that it ran on both sides.
+        self.assertGreaterEqual(len(window), 10)
+        self.assertTrue(any(x["sent_ns"] < t_spoof for x in window), "no request before the claim")
+        self.assertGreaterEqual(sum(x["sent_ns"] > d["t_ns"] for x in window), 5, "too few requests after the defence")
         self.assertEqual(lost, [], "requests lost around a defended claim")
 
         # ---- 2: a claim within 10 s of that defence is counted, not defended.

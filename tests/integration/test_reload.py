@@ -99,7 +99,7 @@ class ReloadTest(unittest.TestCase):
         wait_for(lambda: (app.status() or {}).get("system", {}).get("synchronized"), 15, what="a synchronized state")
         self.assertEqual(self.query(), 3)
         # The rate-limit table's memory is said at start.
-        self.assertRegex(app.log("dataplane"), r"worker 0: rate-limit table \d+ clients, [\d.]+ MiB")
+        self.assertRegex(app.log("dataplane"), r"worker 0: client table \d+ clients \(rate limits, interleaved mode\), [\d.]+ MiB")
 
         # A second instance of either daemon on the same segment: refused by
         # the instance lock before it touches anything, the first serves on.

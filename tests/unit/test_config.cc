@@ -809,7 +809,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
   for (const char* k : {"sysname", "log_level", "clock.source", "clock.offset_ms", "clock.frequency_ppm",
                         "clock.step_threshold_ms", "clock.panic_threshold_s", "clock.max_frequency_ppm",
                         "clock.drift_file", "clock.steer_system_clock", "ntp.refclock_master", "ntp.holdover_s",
-                        "ntp.max_dynamic_sessions", "ntp.answer_unknown_peers", "ntp.passive_minpoll_log2",
+                        "ntp.max_dynamic_sessions", "ntp.answer_unknown_peers", "ntp.interleaved", "ntp.passive_minpoll_log2",
                         "ntp.passive_maxpoll_log2", "ntp.passive_timeout_s", "access.peer", "access.server",
                         "access.synchronization", "access.limited", "access.query", "access.deny",
                         "access.default_class", "access.kod", "ratelimit.interval_log2", "ratelimit.burst",
@@ -833,7 +833,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 108u);
+  EXPECT_EQ(keys.size(), 109u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

@@ -2526,5 +2526,119 @@ TEST(FrameNts, WithoutKeysOrASealSlotAnNtsRequestGetsAPlainAnswer) {
   }
 }
 
+// ------------------------------------------------------------ interleaved
+
+// A client request from src at receive time rx through handle_frame, with
+// origin and receive fields as given (an interleaved client's: the receive
+// timestamp of our last answer, and a nonce).
+struct XleaveRig {
+  explicit XleaveRig(bool xleave = true) : limiter(1024, RateLimitParams{}, 11, xleave) {}
+  Policy pol = lab_policy(true);
+  RateLimiter limiter;
+  Out ask(uint32_t src, proto::NtpTimestamp origin, proto::NtpTimestamp receive, proto::NtpTimestamp rx,
+          uint8_t li_vn_mode = 0x23) {
+    Bytes payload = chrony_payload();
+    payload[0] = li_vn_mode;
+    proto::store_ts(payload.data() + proto::offs::kOrigin, origin);
+    proto::store_ts(payload.data() + proto::offs::kReceive, receive);
+    IpSpec ip = client_ip();
+    ip.src = src;
+    const Bytes frame = ntp_frame(payload, {.src_port = kClientPort}, ip);
+    Out o;
+    o.buf = frame;
+    o.buf.resize(frame.size() + 4, 0xCC);
+    NeighbourTable nt;
+    o.v = handle_frame(o.buf.data(), frame.size(), our_port(), fixed_reply_params(), rx, nt, kNow,
+                       env_of(pol, &limiter, nullptr, 1'000'000'000));
+    return o;
+  }
+};
+
+proto::NtpTimestamp field(const Out& o, size_t off) { return proto::load_ts(o.buf.data() + 42 + off); }
+
+TEST(FrameInterleaved, TheNextAnswerCarriesThePreviousOnesRealTransmitTime) {
+  XleaveRig rig;
+  const auto ts = [](uint64_t v) { return proto::NtpTimestamp::from_raw(v); };
+  const proto::NtpTimestamp rx1 = ts(0xE9000000'10000000), rx2 = ts(0xE9000001'20000000), rx3 = ts(0xE9000002'30000000);
+  // 1: basic (nothing known of this client): origin is the request's transmit.
+  Out a = rig.ask(kClientIp, ts(0x1111), ts(0x2222), rx1);
+  ASSERT_EQ(a.v.action, FrameAction::kTransmit);
+  ASSERT_NE(a.v.xleave, nullptr) << "an answer of time takes its real transmit time into the client's slot";
+  EXPECT_FALSE(a.v.interleaved);
+  EXPECT_EQ(a.v.tx_fixed_raw, 0u);
+  EXPECT_EQ(field(a, proto::offs::kOrigin), proto::load_ts(golden::kChronyRequest0 + proto::offs::kTransmit));
+  EXPECT_EQ(a.v.xleave->rx_raw, rx1.raw());
+  // Before the first answer has left, a request naming it is answered basic.
+  Out early = rig.ask(kClientIp, rx1, ts(0x3333), rx2);
+  EXPECT_FALSE(early.v.interleaved);
+  const uint64_t t3 = rx2.raw() + 0x1000;  // when `early` left (transmit_burst writes it)
+  early.v.xleave->tx_raw = t3;
+  // 2: interleaved: origin echoes the request's receive field, receive is
+  // this arrival, transmit the real time the previous answer left.
+  Out b = rig.ask(kClientIp, rx2, ts(0x4444), rx3);
+  ASSERT_EQ(b.v.action, FrameAction::kTransmit);
+  EXPECT_TRUE(b.v.interleaved);
+  EXPECT_EQ(b.v.tx_fixed_raw, t3);
+  EXPECT_EQ(field(b, proto::offs::kOrigin), ts(0x4444));
+  EXPECT_EQ(field(b, proto::offs::kReceive), rx3);
+  EXPECT_EQ(b.v.xleave->rx_raw, rx3.raw());
+  EXPECT_EQ(b.v.xleave->tx_raw, 0u) << "this answer's own transmit time is still to come";
+  stamp_transmit(b.buf.data(), b.v.ntp_offset, ts(b.v.tx_fixed_raw));
+  EXPECT_TRUE(udp_checksum_ok(b.buf.data() + 14)) << "the checksum covers the echoed origin";
+  EXPECT_LE(b.v.len, 90u);
+  // An origin naming an older answer (a lost reply) gets basic mode.
+  b.v.xleave->tx_raw = rx3.raw() + 0x1000;
+  Out c = rig.ask(kClientIp, rx2, ts(0x5555), ts(rx3.raw() + 0x100000));
+  EXPECT_FALSE(c.v.interleaved);
+  EXPECT_EQ(field(c, proto::offs::kOrigin), proto::load_ts(golden::kChronyRequest0 + proto::offs::kTransmit));
+}
+
+TEST(FrameInterleaved, OnlyNtpv4ClientsTheTableHoldsAndNeverAKod) {
+  const auto ts = [](uint64_t v) { return proto::NtpTimestamp::from_raw(v); };
+  const proto::NtpTimestamp rx1 = ts(0xE9000000'10000000), rx2 = ts(0xE9000001'20000000);
+  {
+    // An unlimited class is entered into the table for its slot.
+    XleaveRig rig;
+    Out a = rig.ask(kSyncIp, ts(1), ts(2), rx1);
+    ASSERT_NE(a.v.xleave, nullptr);
+    a.v.xleave->tx_raw = rx1.raw() + 7;
+    EXPECT_TRUE(rig.ask(kSyncIp, rx1, ts(3), rx2).v.interleaved);
+    EXPECT_EQ(rig.limiter.fill(), 1u);
+  }
+  {
+    // NTPv3: RFC 9769 is NTPv4's.
+    XleaveRig rig;
+    Out a = rig.ask(kClientIp, ts(1), ts(2), rx1, 0x1B);
+    ASSERT_EQ(a.v.kind, ReplyKind::kNtp);
+    EXPECT_EQ(a.v.xleave, nullptr) << "an NTPv3 answer keeps no slot";
+  }
+  {
+    // Without ntp.interleaved the table has no slots: every answer basic.
+    XleaveRig rig(false);
+    Out a = rig.ask(kClientIp, ts(1), ts(2), rx1);
+    EXPECT_EQ(a.v.xleave, nullptr);
+    EXPECT_EQ(rig.ask(kSyncIp, ts(1), ts(2), rx1).v.xleave, nullptr);
+    EXPECT_EQ(rig.limiter.fill(), 1u) << "an unlimited client is not entered without slots";
+  }
+  {
+    // A RATE KoD tells no time: the slot keeps the last answer's.
+    XleaveRig rig;
+    rig.limiter.set_params(tight_limits());
+    uint64_t kept = 0;
+    int kods = 0;
+    for (int i = 0; i < 200 && kods == 0; i++) {
+      Out o = rig.ask(kClientIp, ts(1), ts(2), ts(rx1.raw() + static_cast<uint64_t>(i)));
+      if (o.v.kind == ReplyKind::kNtp) kept = o.v.xleave->rx_raw;
+      if (o.v.kind == ReplyKind::kKodRate) {
+        kods++;
+        EXPECT_EQ(o.v.xleave, nullptr);
+      }
+    }
+    ASSERT_EQ(kods, 1);
+    rig.limiter.enter_v4(kClientIp, 1'000'000'000);
+    EXPECT_EQ(rig.limiter.last_xleave()->rx_raw, kept);
+  }
+}
+
 }  // namespace
 }  // namespace ntp::dp

@@ -143,6 +143,66 @@ TEST(RateLimiter, MemoryIsSixteenBytesAnEntryPlusAFixedPart) {
   EXPECT_LT(rl.memory_bytes(), (size_t{1} << 16) * 16 + 4096);
 }
 
+TEST(RateLimiter, InterleavedSlotsAreSixteenBytesMoreAnEntry) {
+  RateLimiter rl(size_t{1} << 16, params(3, 8), 1, /*xleave=*/true);
+  EXPECT_GE(rl.memory_bytes(), (size_t{1} << 16) * 32);
+  EXPECT_LT(rl.memory_bytes(), (size_t{1} << 16) * 32 + 4096);
+  EXPECT_TRUE(rl.has_xleave());
+  EXPECT_FALSE(RateLimiter(1024, params(3, 8), 1).has_xleave());
+}
+
+// ------------------------------------------------------------ interleaved slots
+
+TEST(RateLimiter, EachClientHasItsOwnSlotANewOneZero) {
+  RateLimiter plain(1024, params(3, 8), 1);
+  plain.check_v4(0x0A000001, kNs);
+  EXPECT_EQ(plain.last_xleave(), nullptr);
+
+  RateLimiter rl(1024, params(3, 8), 2, true);
+  EXPECT_EQ(rl.last_xleave(), nullptr) << "no entry looked up yet";
+  rl.check_v4(0x0A000001, kNs);
+  XleaveSlot* a = rl.last_xleave();
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->rx_raw, 0u);
+  EXPECT_EQ(a->tx_raw, 0u);
+  *a = {111, 222};
+  rl.enter_v4(0x0A000002, kNs);
+  XleaveSlot* b = rl.last_xleave();
+  ASSERT_NE(b, a);
+  EXPECT_EQ(b->rx_raw, 0u);
+  *b = {333, 444};
+  // Found again by either call, whatever it costs in tokens.
+  EXPECT_TRUE(rl.excess_v4(0x0A000001, kNs + kMs));
+  EXPECT_EQ(rl.last_xleave(), a);
+  EXPECT_EQ(a->rx_raw, 111u);
+  rl.check_v4(0x0A000002, kNs + 2 * kMs);
+  EXPECT_EQ(rl.last_xleave()->tx_raw, 444u);
+}
+
+TEST(RateLimiter, EnterSpendsNoTokens) {
+  RateLimiter rl(1024, params(3, 1), 3, true);
+  for (int i = 0; i < 100; ++i) rl.enter_v4(0x0A000001, kNs + i * kMs);
+  EXPECT_EQ(rl.check_v4(0x0A000001, kNs + 100 * kMs), RateVerdict::kPass) << "its burst of one is still there";
+  EXPECT_EQ(rl.fill(), 1u);
+}
+
+TEST(RateLimiter, AnEvictedClientsSlotComesBackZero) {
+  SEED_TRACE();
+  // Churn through a 1024-entry table: every new entry's slot is zero, so no
+  // client inherits another's timestamps (an interleaved answer would then
+  // carry a stranger's transmit time).
+  RateLimiter rl(1024, params(3, 8), test_seed(), true);
+  for (int i = 0; i < 20000; ++i) {
+    const uint32_t ip = static_cast<uint32_t>(i) * 2654435761u;
+    rl.check_v4(ip, kNs + i * kMs);
+    XleaveSlot* s = rl.last_xleave();
+    ASSERT_EQ(s->rx_raw, 0u) << i;
+    ASSERT_EQ(s->tx_raw, 0u) << i;
+    *s = {static_cast<uint64_t>(i) + 1, static_cast<uint64_t>(i) + 2};
+  }
+  EXPECT_GT(rl.evictions(), 18000u);
+}
+
 // ------------------------------------------------------------ token bucket
 
 TEST(RateLimiter, NewClientGetsItsBurstAtOnceThenIsLimited) {

@@ -71,7 +71,7 @@ struct Rig {
       ctx->segment = seg.get();
       ctx->counters = &seg->workers[w];
       auto p = std::make_unique<Policy>(make_policy(cfg));
-      ctx->limiter = std::make_unique<RateLimiter>(p->clients, p->limits, 42 + w);
+      ctx->limiter = std::make_unique<RateLimiter>(p->clients, p->limits, 42 + w, p->xleave);
       publish_policy(*ctx, std::move(p));
       workers.push_back(std::move(ctx));
     }
@@ -170,6 +170,24 @@ TEST(WorkerPolicy, TableSizeNeedsARestartTheRestApplies) {
     EXPECT_FALSE(w->active_policy->kod);
     EXPECT_EQ(w->limiter->capacity(), 1024u);  // the running table
     EXPECT_EQ(w->active_policy->clients, 1024u) << "the policy says what the worker runs with";
+  }
+}
+
+TEST(WorkerPolicy, InterleavedServiceNeedsARestartTheRestApplies) {
+  Rig rig(lab_config(), 2);
+  for (auto& w : rig.workers) EXPECT_TRUE(w->limiter->has_xleave()) << "ntp.interleaved is on by default";
+  config::Config cfg = lab_config();
+  cfg.ntp.interleaved = false;
+  cfg.access.kod = false;
+  std::string err;
+  EXPECT_FALSE(apply_policy(rig.workers, cfg, err));
+  EXPECT_NE(err.find("ntp.interleaved false"), std::string::npos) << err;
+  EXPECT_NE(err.find("restart"), std::string::npos) << err;
+  for (auto& w : rig.workers) {
+    worker_poll_once(*w);
+    EXPECT_FALSE(w->active_policy->kod);
+    EXPECT_TRUE(w->limiter->has_xleave());
+    EXPECT_TRUE(w->active_policy->xleave) << "the policy says what the worker runs with";
   }
 }
 
