@@ -14,6 +14,13 @@
 // NAK is the header (stratum 0, NTSN, the request's transmit as every
 // timestamp) and the UID field, complete as built; neither without the
 // keys, nor to a source without time rights.
+// Byte 5 bit 2 (with flags bit 7): the client table keeps interleaved slots
+// (issue 12); bit 3 presets the source's slot with the request's origin as
+// our last answer's receive timestamp, bit 4 with a transmit time. An
+// interleaved answer goes only to an NTPv4 client request naming that
+// answer, echoes its receive field as origin and carries exactly that
+// transmit time; every answer of time leaves its receive timestamp and a
+// pending transmit in the slot, nothing else touches it.
 // The policy (issue 9) is drawn from the transmit-timestamp bytes too:
 // byte 1 bits 0-2 the access class of the frame's source (0-5; 6, 7: none
 // listed, the default class, limited), byte 2 bits 0-1 whether the source
@@ -330,12 +337,49 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   env.now_ns = limiter_now_ns;
   env.nts_rng = &nts_rng;
   env.nts_seal = &nts_seal;
+  // Interleaved mode (issue 12), byte 5 bit 2: the client table has slots;
+  // bit 3 puts the request's own origin into its source's slot as our last
+  // answer's receive timestamp (an interleaved request), bit 4 that
+  // answer's transmit time (it has left).
+  static RateLimiter xleave_limiter(1024, RateLimitParams{}, 0xBEEF, true);
+  const uint8_t* in_ntp = in.get() + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
+  const bool ntp_sized = len >= kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kHeaderLen;
+  XleaveSlot slot_before{};
+  XleaveSlot* slot = nullptr;
   if (flags & 128) {
     env.limiter = &limiter;
     if (data[4]) env.cap = &cap;
+    if (data[5] & 4) {
+      xleave_limiter.set_params(lp);
+      env.limiter = &xleave_limiter;
+      xleave_limiter.enter_v4(src, limiter_now_ns);
+      slot = xleave_limiter.last_xleave();
+      slot->rx_raw = (data[5] & 8) && ntp_sized ? proto::load_ts(in_ntp + proto::offs::kOrigin).raw() : 0x5A5A;
+      slot->tx_raw = (data[5] & 16) ? tx_raw ^ 0x0F0F : 0;
+      slot_before = *slot;
+      for (unsigned i = 0; i < data[3]; i++) xleave_limiter.check_v4(src, limiter_now_ns);
+    }
   }
   const FrameVerdict v = handle_frame(buf.get(), len, port, params, rx, neighbours, t0_ns, env);
-  const uint8_t* in_ntp = in.get() + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
+  if (v.xleave != nullptr && (slot == nullptr || v.xleave != slot)) fail("an interleaved slot not the source's", len);
+  if (v.xleave != nullptr && (v.xleave->rx_raw != rx.raw() || v.xleave->tx_raw != 0))
+    fail("an answer's slot does not hold its receive timestamp and a pending transmit", len);
+  if (v.xleave == nullptr && slot != nullptr && (slot->rx_raw != slot_before.rx_raw || slot->tx_raw != slot_before.tx_raw))
+    fail("a slot changed by what is no answer of time", len);
+  if (v.interleaved) {
+    if (v.xleave == nullptr || v.action != FrameAction::kTransmit ||
+        (v.kind != ReplyKind::kNtp && v.kind != ReplyKind::kNtsReply))
+      fail("interleaved but no answer of time with a slot", len);
+    if (!ntp_sized || ((in_ntp[0] >> 3) & 7) != 4 || (in_ntp[0] & 7) != 3)
+      fail("interleaved answer to other than an NTPv4 client request", len);
+    if (slot_before.tx_raw == 0 || v.tx_fixed_raw != slot_before.tx_raw ||
+        proto::load_ts(in_ntp + proto::offs::kOrigin).raw() != slot_before.rx_raw)
+      fail("interleaved without the request naming our last answer, or with another transmit time", len);
+    if (std::memcmp(buf.get() + v.ntp_offset + proto::offs::kOrigin, in_ntp + proto::offs::kReceive, 8) != 0)
+      fail("an interleaved answer's origin is not the request's receive field", len);
+  } else if (v.tx_fixed_raw != 0) {
+    fail("a fixed transmit timestamp on a basic answer", len);
+  }
   if (v.action == FrameAction::kTransmit && v.len > len) fail("reply larger than its request", len);
   if (v.action == FrameAction::kTransmit && proto::load_be16(in.get() + 12) == kEtherTypeIpv4 && bad_source(port, src))
     fail("a reply to a bad source", len);
@@ -521,7 +565,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t* ip = f + kEthHeaderLen;
   if (ip[9] != kIpProtoUdp) fail("NTP reply is not UDP", len);
   if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
-  stamp_transmit(buf.get(), v.ntp_offset, tx);
+  const proto::NtpTimestamp sent_tx = v.interleaved ? proto::NtpTimestamp::from_raw(v.tx_fixed_raw) : tx;
+  stamp_transmit(buf.get(), v.ntp_offset, sent_tx);
   if (v.mac_key) seal_transmit(buf.get(), v.ntp_offset, proto::kHeaderLen, *v.mac_key, v.mac_digest_bytes);
   if (v.kind == ReplyKind::kNtsReply) seal_nts_transmit(buf.get(), v.ntp_offset, nts_seal);
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
@@ -537,7 +582,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!r.ok()) fail("NTP reply does not parse", len);
   if (r.packet.header.mode != (v.kind == ReplyKind::kNtpPassive ? proto::Mode::kSymmetricPassive : proto::Mode::kServer))
     fail("NTP reply is not mode 4 (mode 2 for the stateless answer)", len);
-  if (!(r.packet.header.transmit == tx)) fail("NTP reply does not carry the transmit timestamp", len);
+  if (!(r.packet.header.transmit == sent_tx)) fail("NTP reply does not carry the transmit timestamp", len);
   if (r.packet.header.receive != rx) fail("NTP reply receive is not rx", len);
   if (v.unsynchronized != !params.synchronized) fail("unsynchronized flag", len);
   // The MAC: the request's key and length, verifying over the final bytes;
