@@ -38,4 +38,13 @@ uint16_t emulated_nic_rx_callback(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t
   return nb_pkts;
 }
 
+uint16_t emulated_nic_tx_callback(uint16_t, uint16_t, rte_mbuf*[], uint16_t nb_pkts, void* user) {
+  auto* s = static_cast<TxStamps*>(user);
+  const uint16_t n = nb_pkts < kMaxTxStamps ? nb_pkts : static_cast<uint16_t>(kMaxTxStamps);
+  const uint64_t stamp = n ? s->clock->ticks_at(hwclock::read_tsc()) : 0;
+  for (uint16_t i = 0; i < n; i++) s->ticks[i] = stamp;
+  s->n = n;
+  return nb_pkts;
+}
+
 }  // namespace ntp::dp

@@ -56,4 +56,20 @@ class EmulatedNicClock {
 uint16_t emulated_nic_rx_callback(uint16_t port, uint16_t queue, rte_mbuf* pkts[], uint16_t nb_pkts,
                                   uint16_t max_pkts, void* user);
 
+// Per-packet transmit timestamps as a NIC that reports them would give
+// (DPDK 22.11 has no such per-packet API, see the README): the counter for
+// each packet of the last tx_burst on one queue, in order, read by that
+// queue's worker right after tx_burst returns. One per queue.
+inline constexpr unsigned kMaxTxStamps = 256;  // dataplane.burst_size's largest
+struct TxStamps {
+  const EmulatedNicClock* clock = nullptr;
+  uint16_t n = 0;  // packets of the last burst stamped
+  uint64_t ticks[kMaxTxStamps] = {};
+};
+
+// rte_tx_callback_fn: stamps the burst with one TSC read (inside
+// rte_eth_tx_burst, just before the PMD takes it: as a NIC stamping the
+// frames it sends back to back would give them nearly the same time).
+uint16_t emulated_nic_tx_callback(uint16_t port, uint16_t queue, rte_mbuf* pkts[], uint16_t nb_pkts, void* user);
+
 }  // namespace ntp::dp

@@ -144,6 +144,13 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
         err = "rte_eth_add_rx_callback: " + std::string(rte_strerror(rte_errno));
         return false;
       }
+      auto stamps = std::make_unique<TxStamps>();
+      stamps->clock = out.emulated.get();
+      if (!rte_eth_add_tx_callback(port_id, static_cast<uint16_t>(q), emulated_nic_tx_callback, stamps.get())) {
+        err = "rte_eth_add_tx_callback: " + std::string(rte_strerror(rte_errno));
+        return false;
+      }
+      out.tx_stamps.push_back(std::move(stamps));
     }
   }
   rc = rte_eth_dev_start(port_id);

@@ -39,6 +39,9 @@ struct Port {
   double nic_ticks_per_tsc = 0;        // nominal rate, measured at init (or the emulation's)
   std::unique_ptr<EmulatedNicClock> emulated;              // emulated_nic_clock = true
   std::unique_ptr<EmulatedNicClock::Stamper> stamper;      // the RX callback's parameter
+  // Per-packet NIC transmit timestamps, one per queue (empty: none; only
+  // the emulation gives them in DPDK 22.11).
+  std::vector<std::unique_ptr<TxStamps>> tx_stamps;
   int64_t tx_compensation_ns = 0;
   ExceptionPath exception;  // interface.exception_path (port_id UINT16_MAX: none)
 };

@@ -277,14 +277,41 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
     count_drop(*ctx.counters, proto::DropReason::kControlRingFull);
 }
 
+// The real transmit times of a burst's answers, into their clients' slots.
+[[gnu::noinline]] void keep_transmit_times(WorkerContext& ctx, const WorkerPort& port, const TxBurst& tx, uint16_t sent) {
+  const uint64_t sw_raw =
+      proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) + port.tx_compensation_ns).raw();
+  const TxStamps* nic = port.tx_stamps && port.cached_map.valid && port.tx_stamps->n >= sent ? port.tx_stamps : nullptr;
+  uint64_t hw = 0, sw = 0;
+  for (unsigned i = 0; i < tx.n; i++) {
+    if (!tx.stamp_at[i] || !tx.xleave[i]) continue;
+    uint64_t raw = 0;
+    uint64_t tsc;
+    if (i >= sent) {
+      raw = 0;
+    } else if (nic && hwclock::nic_to_tsc(port.cached_map, nic->ticks[i], tsc)) {
+      raw = proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, tsc)).raw();
+      hw++;
+    } else {
+      raw = sw_raw;
+      sw++;
+    }
+    tx.xleave[i]->tx_raw = raw;
+  }
+  proto::PortTimestampCounters& ts = ctx.counters->timestamps[port.index];
+  if (hw) bump(ts.tx_hardware, hw);
+  if (sw) bump(ts.tx_software, sw);
+}
+
 // Stamps the transmit time as late as software can take it, just before
 // the burst goes to the NIC, then seals the authenticated replies (their
 // MAC covers the stamp, RFC 5905 section 7.3; the stamp is ahead by what
 // the MACs cost, so it still predicts the send), and sends; what the queue
 // refuses is dropped. An interleaved answer carries the real transmit time
-// of the previous answer instead; the clients' slots take this burst's, read
-// once tx_burst has returned (what went out has left the software), plus
-// tx_compensation_ns; an answer the queue refused left no time (0).
+// of the previous answer instead; the clients' slots take this burst's: the
+// NIC's transmit timestamp of each frame where the port reports one, else
+// the TSC once tx_burst has returned (what went out has left the software)
+// plus tx_compensation_ns; an answer the queue refused left no time (0).
 inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& tx) {
   if (tx.n == 0) return;
   proto::WorkerCounters& c = *ctx.counters;
@@ -300,12 +327,8 @@ inline void transmit_burst(WorkerContext& ctx, const WorkerPort& port, TxBurst& 
       seal_nts_transmit(frame, tx.stamp_at[i], ctx.nts_seals[i]);
   }
   const uint16_t sent = rte_eth_tx_burst(port.port_id, port.queue_id, tx.m, static_cast<uint16_t>(tx.n));
-  if (tx.n_xleave != 0) {
-    const uint64_t left_raw =
-        proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, hwclock::read_tsc()) + port.tx_compensation_ns).raw();
-    for (unsigned i = 0; i < tx.n; i++)
-      if (tx.stamp_at[i] && tx.xleave[i]) tx.xleave[i]->tx_raw = i < sent ? left_raw : 0;
-  }
+  if (tx.n_xleave != 0) [[unlikely]]
+    keep_transmit_times(ctx, port, tx, sent);
   if (sent < tx.n) {
     count_drop(c, proto::DropReason::kTxFull, tx.n - sent);
     rte_pktmbuf_free_bulk(tx.m + sent, tx.n - sent);

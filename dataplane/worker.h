@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "dataplane/emulated_nic.h"
 #include "dataplane/frame.h"
 #include "dataplane/neighbour.h"
 #include "dataplane/ratelimit.h"
@@ -32,6 +33,9 @@ struct WorkerPort {
   hwclock::NicToTscMap cached_map{};                              // this worker's copy, per burst
   int ts_dynfield_offset = -1;
   uint64_t ts_dynflag = 0;
+  // The NIC's transmit timestamps of this queue's last burst (null: none),
+  // converted through nic_map like the receive ones.
+  const TxStamps* tx_stamps = nullptr;
   // interface.exception_path: the kernel interface's port (UINT16_MAX:
   // none), this worker's TX queue on it, whether this worker reads what the
   // kernel sends (worker 0: the TAP has one RX queue), and the budget of

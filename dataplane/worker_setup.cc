@@ -98,6 +98,7 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
     wp.nic_map = sampler.map(i);
     wp.ts_dynfield_offset = ports[i].ts_dynfield_offset;
     wp.ts_dynflag = ports[i].ts_dynflag;
+    if (w < ports[i].tx_stamps.size()) wp.tx_stamps = ports[i].tx_stamps[w].get();
     if (ports[i].exception.port_id != UINT16_MAX) {
       wp.exc_port_id = ports[i].exception.port_id;
       wp.exc_queue = static_cast<uint16_t>(w);

@@ -116,6 +116,10 @@ struct PortTimestampCounters {
   std::atomic<uint64_t> rejected;          // a NIC timestamp that could not be converted: software used instead
   std::atomic<int64_t> hw_minus_sw_sum_ns; // sum over hardware ones of (NIC time - burst TSC time)
   std::atomic<uint64_t> hw_minus_sw_max_ns;// largest |NIC time - burst TSC time|
+  // Transmit times kept for interleaved answers (RFC 9769): the NIC's, or
+  // the TSC after tx_burst.
+  std::atomic<uint64_t> tx_hardware;
+  std::atomic<uint64_t> tx_software;
 };
 
 // Per-worker counters, written only by their worker (relaxed stores of its

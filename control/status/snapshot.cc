@@ -104,6 +104,8 @@ PortStatus port_status(const proto::SegmentHeader& h, uint32_t i) {
     ps.hw_timestamps += rd(t.hardware);
     ps.sw_timestamps += rd(t.software);
     ps.hw_rejected += rd(t.rejected);
+    ps.tx_hw_timestamps += rd(t.tx_hardware);
+    ps.tx_sw_timestamps += rd(t.tx_software);
     diff_sum += t.hw_minus_sw_sum_ns.load(std::memory_order_relaxed);
     ps.hw_minus_sw_max_ns = std::max(ps.hw_minus_sw_max_ns, rd(t.hw_minus_sw_max_ns));
   }

@@ -80,6 +80,8 @@ struct PortStatus {
   uint64_t hw_timestamps = 0, sw_timestamps = 0, hw_rejected = 0;
   int64_t hw_minus_sw_mean_ns = 0;   // NIC time minus the burst's TSC time, mean over hardware ones
   uint64_t hw_minus_sw_max_ns = 0;   // and the largest |difference|
+  // Transmit times kept for interleaved answers: the NIC's, the TSC's.
+  uint64_t tx_hw_timestamps = 0, tx_sw_timestamps = 0;
   bool link_up = false;
   uint32_t link_speed_mbps = 0;
   bool operator==(const PortStatus&) const = default;

@@ -325,7 +325,9 @@ std::string format_ports(const Status& s) {
     } else {
       o += "  packets: " + std::to_string(p.sw_timestamps) + " software\n";
     }
-    o += " transmit compensation: " + std::to_string(p.tx_compensation_ns) + " ns\n\n";
+    o += " transmit compensation: " + std::to_string(p.tx_compensation_ns) + " ns\n";
+    o += " transmit times kept (interleaved answers): " + std::to_string(p.tx_hw_timestamps) + " hardware, " +
+         std::to_string(p.tx_sw_timestamps) + " software\n\n";
   }
   return o;
 }

@@ -46,13 +46,14 @@ def sourcestats(chrony):
 
 
 class InterleavedServiceTest(unittest.TestCase):
-    def lab(self, tag, interleaved):
+    def lab(self, tag, interleaved, interface_extra=""):
         srv, cli = netlab.appliance_link(tag, CLIENT_IP)
         d = netlab.workdir(tag)
         sysname = netlab.unique("X")
         ntp = netlab.LAB_NTP + ("" if interleaved else "\ninterleaved = false")
         app = netlab.Appliance(srv, sysname, d, netlab.appliance_config(
-            sysname, "net_af_packet0,iface=dp0", f"{SERVER_IP}/24", refclock_master=2, ntp=ntp))
+            sysname, "net_af_packet0,iface=dp0", f"{SERVER_IP}/24", refclock_master=2, ntp=ntp,
+            interface_extra=interface_extra))
         app.start()
         self.addCleanup(app.stop)
         wait_for(lambda: (app.status() or {}).get("system", {}).get("synchronized"), 15,
@@ -89,6 +90,32 @@ class InterleavedServiceTest(unittest.TestCase):
         print(f"\n  chronyd xleave: Interleaved {d['Interleaved']}, offset {offset_s * 1e6:+.1f} us, "
               f"peer delay {delay_s * 1e6:.1f} us, std dev {sd * 1e6:.1f} us over {n} samples; "
               f"{self.interleaved_replies(app)} interleaved answers; ntpdig answered in basic mode", file=sys.stderr)
+
+    def test_emulated_nic_transmit_timestamps(self):
+        # The emulated NIC stamps every frame it sends (a TX callback): the
+        # transmit times kept are the NIC's, through the NIC-to-TSC map.
+        app, cli, chrony = self.lab("xh", True, interface_extra="emulated_nic_clock = true")
+        wait_for(lambda: ntpdata(chrony).get("Interleaved") == "Yes", 30, interval=0.25,
+                 what="chronyd to take an interleaved answer")
+
+        def port():
+            return app.status()["ports"][0]
+        p0 = wait_for(lambda: port() if port().get("tx_hw_timestamps", 0) > 0 else None, 10,
+                      what="transmit times from the NIC")
+        wait_for(lambda: sourcestats(chrony)[0] >= SAMPLES, 60, interval=0.5, what=f"{SAMPLES} samples")
+        d = ntpdata(chrony)
+        self.assertEqual(d.get("Interleaved"), "Yes", d)
+        offset_s = float(re.match(r"[+-]?[0-9.e+-]+", d["Offset"]).group(0))
+        self.assertLess(abs(offset_s), 1e-3, d)
+        p1 = port()
+        self.assertGreater(p1["tx_hw_timestamps"], p0["tx_hw_timestamps"])
+        # Software only before the NIC map is first valid.
+        self.assertEqual(p1["tx_sw_timestamps"], p0["tx_sw_timestamps"], p1)
+        self.assertIn("transmit times kept (interleaved answers)", app.ctl("ports"))
+        n, sd = sourcestats(chrony)
+        print(f"\n  emulated NIC transmit timestamps: {p1['tx_hw_timestamps']} kept from the NIC, "
+              f"{p1['tx_sw_timestamps']} from the TSC; chronyd offset {d['Offset']}, peer delay {d['Peer delay']}, "
+              f"std dev {sd * 1e6:.1f} us over {n} samples", file=sys.stderr)
 
     def test_off_answers_basic_only(self):
         app, cli, chrony = self.lab("xo", False)
