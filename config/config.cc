@@ -507,8 +507,8 @@ constexpr KeySpec kKeys[] = {
              "bit leaves (see the README on calibrating it)"},
     {.sects = kInterface, .name = "emulated_nic_clock", .type = Type::kBool, .def = "false",
      .store = set<&Interface::emulated_nic_clock>,
-     .help = "test/diagnostic: stamp every received packet from a simulated NIC clock (an RX "
-             "callback) and read that clock for the NIC-to-TSC mapping, so the hardware path runs "
+     .help = "test/diagnostic: stamp every received and sent packet from a simulated NIC clock (RX and "
+             "TX callbacks) and read that clock for the NIC-to-TSC mapping, so the hardware path runs "
              "without a timestamping NIC; off in production"},
     {.sects = kInterface, .name = "emulated_nic_hz", .type = Type::kFloat, .def = "1000000000", .lo = 1e6,
      .hi = 1e10, .store = set<&Interface::emulated_nic_hz>,
