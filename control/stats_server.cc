@@ -260,7 +260,10 @@ int open_tcp(const ListenAddress& a, std::string& err) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons(a.port);
   sa.sin_addr.s_addr = htonl(a.ipv4);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 128) != 0) {
+  // SOMAXCONN (capped by net.core.somaxconn): under a connection flood a
+  // full backlog drops the handshake's last ACK, leaving clients that think
+  // they are connected and that the accept thread never sees to shed.
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, SOMAXCONN) != 0) {
     err = a.text + ": " + errno_text(errno);
     ::close(fd);
     return -1;
