@@ -273,7 +273,8 @@ void Association::on_transmitted(uint64_t cookie, int64_t tx_ns) {
 
 void Association::on_transmit_failed(uint64_t cookie) {
   if (cookie != xmt_cookie_) return;
-  xmt_ = {};  // no answer can match
+  xmt_ = {};  // no answer can match, interleaved or not
+  xrcv_ = {};
   xmt_cookie_ = 0;
 }
 
