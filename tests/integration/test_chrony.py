@@ -224,15 +224,22 @@ class ChronyPeerXleaveTest(unittest.TestCase):
         # How steady it is: chronyd's and our mode once a second for 20 s
         # (a reading a second, not a wait for a condition).
         yes = ours = 0
+        chrony_delays = []
         for _ in range(20):
-            yes += bool(re.search(r"Interleaved\s*:\s*Yes\n", lab.chrony.chronyc("ntpdata", APPLIANCE_IP)))
+            d = lab.chrony.chronyc("ntpdata", APPLIANCE_IP)
+            yes += bool(re.search(r"Interleaved\s*:\s*Yes\n", d))
+            if m := re.search(r"Peer delay\s*:\s*([-0-9.e]+)", d):
+                chrony_delays.append(float(m.group(1)))
             ours += (lab.session(CHRONY_IP) or {}).get("xleave") == "interleaved"
             time.sleep(1)
+        chrony_delays.sort()
         data = lab.chrony.chronyc("ntpdata", APPLIANCE_IP)
         s = lab.session(CHRONY_IP)
         lines = [ln.strip() for ln in data.splitlines()
                  if re.match(r"\s*(Interleaved|Offset|Peer delay|Total RX|Total valid RX|Total good RX)\s*:", ln)]
         print(f"\n  peers, interleaved: chronyd ntpdata {'; '.join(lines)}; interleaved in {yes}/20 readings; "
+              f"chronyd's peer delay min/median/max {chrony_delays[0] * 1e6:.0f}/"
+              f"{chrony_delays[len(chrony_delays) // 2] * 1e6:.0f}/{chrony_delays[-1] * 1e6:.0f} us; "
               f"the appliance: {s['interleaved_answers']} interleaved packets, interleaved in {ours}/20 readings, "
               f"delay {s['delay_ns'] / 1000:.1f} us, offset {s['offset_ns']} ns", file=sys.stderr)
         self.assertGreaterEqual(yes, 15, data)
