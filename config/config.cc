@@ -564,10 +564,12 @@ constexpr KeySpec kKeys[] = {
      .store = [](Targets& t, const Value& v) { t.assoc->key_id = static_cast<uint32_t>(v.i); },
      .help = "`unicast-server <ip> authentication-keyid <id>`: the auth.keys_file key that signs our packets "
              "and must sign the remote's (one of auth.trusted_keys); 0: none"},
-    {.sects = kServer, .name = "xleave", .type = Type::kBool, .def = "false", .store = set<&Association::xleave>,
-     .help = "interleaved client mode (RFC 9769, chrony's xleave): each request asks for the server's real "
-             "transmit time of its previous answer, so the server's send delay leaves the sample; basic mode "
-             "is used whenever the server answers in it"},
+    {.sects = kServer | kPeer, .name = "xleave", .type = Type::kBool, .def = "false",
+     .store = set<&Association::xleave>,
+     .help = "interleaved mode (RFC 9769, chrony's xleave): a [[server]] is asked for the real transmit "
+             "time of its previous answer (client mode); to a [[peer]] each packet carries the real transmit "
+             "time of our previous one, and its interleaved packets bring its own (symmetric mode). The "
+             "remote's send delay leaves the sample; basic mode is used whenever the remote answers in it"},
     {.sects = kServer, .name = "nts", .type = Type::kBool, .def = "false", .store = set<&Association::nts>,
      .help = "Network Time Security (RFC 8915): NTS-KE (TLS 1.3) with the server for keys and cookies, then "
              "only answers authenticated with them are used; needs version 4 and no key"},
@@ -1207,13 +1209,16 @@ void check_nts(TableView& v) {
   }
 }
 
-// Interleaved mode and NTS are NTPv4's; NTS replaces a key, and its options
-// mean nothing without it.
-void check_server_nts(TableView& v) {
-  const Value* xleave = v.value("xleave", kServer);
-  const Value* ver = v.value("version", kServer);
+// Interleaved mode (client or symmetric) is NTPv4's.
+void check_xleave(TableView& v) {
+  const Value* xleave = v.value("xleave", kServer | kPeer);
+  const Value* ver = v.value("version", kServer | kPeer);
   if (const Seen* x = v.find("xleave"); x && xleave && xleave->b && ver && ver->i != 4)
     v.errs.add(*x->node, v.prefix + "xleave", "interleaved mode is NTPv4's (RFC 9769): version is " + num(ver->i));
+}
+
+// NTS is NTPv4's and replaces a key; its options mean nothing without it.
+void check_server_nts(TableView& v) {
   const Value* nts = v.value("nts", kServer);
   const Seen* at = v.find("nts");
   if (nts && nts->b && at) {
@@ -1242,7 +1247,8 @@ constexpr CrossCheck kCrossChecks[] = {
     {kDataplane, check_lcores},             // worker_lcores must not contain main_lcore
     {kInterface, check_gateway},            // gateway inside the subnet, not our address
     {kServer | kPeer, check_poll},          // minpoll <= maxpoll
-    {kServer, check_server_nts},            // xleave, nts: version 4; nts: no key; nts_* only with nts
+    {kServer | kPeer, check_xleave},        // xleave: version 4
+    {kServer, check_server_nts},            // nts: version 4, no key; nts_* only with nts
     {kNtp, check_passive_poll},             // passive_minpoll_log2 <= passive_maxpoll_log2
     {kClock, check_clock},                  // source = phc names its PHC; steer_phc is not the source
     {kNts, check_nts},                      // ke_listen has a certificate, a key and cookie keys

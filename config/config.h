@@ -55,7 +55,8 @@ struct Association {
   int version = 4;       // 1..4
   uint16_t port = 123;
   uint32_t key_id = 0;   // auth.keys_file key that signs our packets and must sign theirs; 0: none
-  // [[server]] only: interleaved client mode (RFC 9769, chrony's xleave).
+  // Interleaved mode (RFC 9769, chrony's xleave): client mode for a
+  // [[server]], symmetric mode for a [[peer]].
   bool xleave = false;
   // [[server]] only: Network Time Security (RFC 8915) instead of a key.
   bool nts = false;

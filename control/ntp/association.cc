@@ -138,7 +138,7 @@ std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSyste
     // its last answer (chronyd looks its transmit time up by it), the
     // receive a second nonce, which an interleaved answer echoes as origin.
     if (!xrcv_.is_zero()) {
-      h.origin = prev_.server_rx;
+      h.origin = prev_.peer_rx;
       h.receive = xrcv_;
     }
   } else {
@@ -155,6 +155,15 @@ std::array<uint8_t, proto::kHeaderLen> Association::make_packet(const LocalSyste
     h.reference = sys.reference_time_ns ? proto::ntp_from_unix_ns(sys.reference_time_ns) : NtpTimestamp{};
     h.origin = org;
     h.receive = rec_ns ? proto::ntp_from_unix_ns(rec_ns) : NtpTimestamp{};
+    if (sent_interleaved_) {
+      // RFC 9769 section 3, interleaved symmetric mode: the origin is the
+      // receive timestamp of the peer's last packet (chronyd: "originate_ts
+      // = interleaved ? *remote_ntp_rx : *remote_ntp_tx"), the receive our
+      // arrival time of it, the transmit the real transmit time of our
+      // previous packet ("interleaved ? &local_tx->ts : &local_transmit").
+      h.origin = prev_.peer_rx;
+      h.transmit = xmt_;
+    }
   }
   std::array<uint8_t, proto::kHeaderLen> out{};
   proto::write_header(h, out.data());
@@ -202,12 +211,13 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
   out.src_port = local_port_;
   out.cookie = (uint64_t{id_} << 32) | static_cast<uint32_t>(++sent_);
   xmt_cookie_ = out.cookie;
+  const int64_t last_tx_ns = xmt_tx_ns_;  // our previous packet's real transmit time (0: unknown)
   xmt_tx_ns_ = 0;
   if (cfg_.mode == AssocMode::kClient) {
     xmt_ = NtpTimestamp::from_raw(random_nonce());
     xmt_stamped_ = false;
     xrcv_ = {};
-    if (cfg_.xleave && !prev_.server_rx.is_zero()) {
+    if (cfg_.xleave && !prev_.peer_rx.is_zero()) {
       do xrcv_ = NtpTimestamp::from_raw(random_nonce());
       while (xrcv_ == xmt_);
     }
@@ -219,6 +229,33 @@ std::optional<OutPacket> Association::on_timer(int64_t now_ns, const LocalSystem
   // Symmetric: answer the last valid packet, or, when none came since our
   // last packet, the last one at all (see on_packet).
   const bool restart = !valid_since_send_ && init_rec_ns_ != 0;
+  sent_interleaved_ = false;
+  if (cfg_.mode != AssocMode::kClient && cfg_.xleave) {
+    const int64_t rec = restart ? init_rec_ns_ : rec_ns_;
+    xrcv_ = rec ? proto::ntp_from_unix_ns(rec) : NtpTimestamp{};
+    // chronyd: "In symmetric mode, don't send a packet in interleaved mode
+    // unless it is the first response to the last valid request received
+    // from the peer and there was just one response to the previous valid
+    // request" (else the peer pairs our time with another of our packets).
+    if (!restart && valid_since_send_ && sends_between_valid_ == 1 && last_tx_ns != 0 && rec_ns_ != 0 &&
+        !prev_.peer_rx.is_zero()) {
+      // The dataplane stamped exactly this time into our previous packet:
+      // its lowest bit (2^-32 s) flipped, the field differs from that one,
+      // so a late answer to it cannot pass for one to this packet.
+      const NtpTimestamp t3 = NtpTimestamp::from_raw(proto::ntp_from_unix_ns(last_tx_ns).raw() ^ 1);
+      // chronyd never sends a transmit equal to the receive ("to allow
+      // reliable detection of the interleaved mode") or the origin.
+      if (xleave_skips_left_ > 0) {
+        xleave_skips_left_--;
+      } else if (t3 != xrcv_ && t3 != prev_.peer_rx) {
+        sent_interleaved_ = true;
+        xmt_ = t3;
+        xmt_stamped_ = false;
+        out.stamp_transmit = false;
+      }
+    }
+  }
+  sends_since_valid_++;
   out.payload = make_packet(sys, restart ? init_org_ : org_, restart ? init_rec_ns_ : rec_ns_);
   valid_since_send_ = false;
   last_send_ns_ = now_ns;
@@ -236,7 +273,8 @@ void Association::on_transmitted(uint64_t cookie, int64_t tx_ns) {
 
 void Association::on_transmit_failed(uint64_t cookie) {
   if (cookie != xmt_cookie_) return;
-  xmt_ = {};  // no answer can match
+  xmt_ = {};  // no answer can match, interleaved or not
+  xrcv_ = {};
   xmt_cookie_ = 0;
 }
 
@@ -266,8 +304,10 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   // Our own transmit timestamp must be known to check the origin and to
   // have T1: the dataplane reports it right after sending.
   const bool outstanding = xmt_cookie_ != 0;
-  // An interleaved answer echoes our receive nonce instead (RFC 9769).
-  const bool interleaved = client && !xrcv_.is_zero() && h.origin == xrcv_;
+  // An interleaved packet echoes the receive field of our last one instead
+  // (RFC 9769: a nonce in client mode, our receive timestamp in symmetric);
+  // chronyd: "interleaved_packet = !test2n && test2i".
+  const bool interleaved = cfg_.xleave && !xrcv_.is_zero() && h.origin == xrcv_ && h.origin != xmt_;
   if (outstanding && xmt_tx_ns_ == 0 && (client ? h.origin == xmt_ || interleaved : !h.origin.is_zero()))
     return RxResult::kAwaitingTxTime;
 
@@ -285,6 +325,10 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
     // Also the latest packet received, should the exchange restart.
     init_org_ = h.transmit;
     init_rec_ns_ = rx_ns;
+    // Interleaved: our next packet's origin is this one's receive field (the
+    // peer checks it against what it sent last); its exchange was not the
+    // one our previous packet started, so it gives no interleaved sample.
+    if (cfg_.xleave) prev_ = {.t1_ns = 0, .t4_ns = rx_ns, .peer_rx = h.receive, .sampled = true, .synced = false};
     return last_result_ = RxResult::kNoSample;
   }
   if (!client && !origin_ok) {
@@ -307,6 +351,8 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   // Past the origin test: this packet answers our last one.
   answered_ours_ = true;
   int64_t t1 = xmt_tx_ns_;
+  const NtpTimestamp org_before = org_;  // the peer's previous transmit field
+  const int8_t ppoll_before = ppoll_;
   org_ = h.transmit;
   rec_ns_ = rx_ns;
   init_org_ = {};
@@ -319,10 +365,23 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   // The exchange an interleaved answer completes is the one before this
   // (its T3 is this answer's transmit); this one waits for the next.
   const Exchange before = prev_;
-  if (client && cfg_.xleave) {
-    prev_ = {.t1_ns = t1, .t4_ns = rx_ns, .server_rx = h.receive, .sampled = !interleaved};
+  const bool synced = !(h.leap == Leap::kUnsynchronized || h.stratum == proto::kStratumUnspecified ||
+                        h.stratum >= proto::kStratumUnsynchronized);
+  if (cfg_.xleave) {
+    prev_ = {.t1_ns = t1, .t4_ns = rx_ns, .peer_rx = h.receive, .sampled = !interleaved, .synced = synced};
     last_interleaved_ = interleaved;
     interleaved_answers_ += interleaved;
+  }
+  sends_between_valid_ = sends_since_valid_;
+  sends_since_valid_ = 0;
+  if (!client && cfg_.xleave) {
+    if (interleaved) {
+      xleave_backoff_log2_ = 0;
+      xleave_skips_left_ = 0;
+    } else if (sent_interleaved_) {
+      xleave_skips_left_ = 1u << xleave_backoff_log2_;
+      xleave_backoff_log2_ = static_cast<uint8_t>(std::min(xleave_backoff_log2_ + 1, 4));
+    }
   }
 
   // Kiss-o'-death (RFC 5905 section 7.4): only from a packet that answered
@@ -368,9 +427,7 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
     }
   }
 
-  if (h.leap == Leap::kUnsynchronized || h.stratum == proto::kStratumUnspecified ||
-      h.stratum >= proto::kStratumUnsynchronized)
-    return last_result_ = RxResult::kUnsynchronized;
+  if (!synced) return last_result_ = RxResult::kUnsynchronized;
   if (h.receive.is_zero() || h.transmit.is_zero() || t1 == 0) return last_result_ = RxResult::kNoSample;
 
   // RFC 5905 section 8: offset = ((T2 - T1) + (T3 - T4)) / 2,
@@ -380,11 +437,35 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   int64_t t2 = proto::unix_ns_from_ntp(h.receive, rx_ns);
   const int64_t t3 = proto::unix_ns_from_ntp(h.transmit, rx_ns);
   int64_t t4 = rx_ns;
-  if (interleaved) {
-    if (before.sampled || before.t1_ns == 0 || before.server_rx.is_zero()) return last_result_ = RxResult::kNoSample;
+  // chronyd uses an interleaved packet's timestamps only if the one before
+  // was synchronized ("!interleaved_packet || inst->valid_timestamps").
+  if (interleaved && (!before.synced || before.t4_ns == 0)) return last_result_ = RxResult::kNoSample;
+  if (interleaved && client) {
+    if (before.sampled || before.t1_ns == 0 || before.peer_rx.is_zero()) return last_result_ = RxResult::kNoSample;
     t1 = before.t1_ns;
-    t2 = proto::unix_ns_from_ntp(before.server_rx, rx_ns);
+    t2 = proto::unix_ns_from_ntp(before.peer_rx, rx_ns);
     t4 = before.t4_ns;
+  } else if (interleaved) {
+    // Symmetric: T3 is the real transmit time of the peer's previous
+    // packet, T4 our arrival time of it; T1 and T2 are our last packet's
+    // (it left after that one arrived) or, as chronyd prefers when that
+    // makes the local interval ten times shorter and the exchange gave no
+    // basic sample, those of the packet of ours that one answered.
+    t4 = before.t4_ns;
+    if (!before.sampled && before.t1_ns != 0 && (t1 - t4) > 10 * (t4 - before.t1_ns)) {
+      t1 = before.t1_ns;
+      t2 = proto::unix_ns_from_ntp(before.peer_rx, rx_ns);
+    }
+    // chronyd's test A for interleaved symmetric: the peer received our
+    // packet after sending its previous one, the delay is below half the
+    // poll, and the peer's two last transmissions are at most 1.5 polls
+    // apart; else a packet was missed and the times do not belong together.
+    const int64_t poll_ns = log2_to_ns(std::min(ppoll_before, hpoll_));
+    const int64_t peer_rx_ns = proto::unix_ns_from_ntp(h.receive, rx_ns);
+    const bool missed = peer_rx_ns <= t3 || std::abs((t4 - t1) - (t3 - t2)) > poll_ns / 2 ||
+                        (ppoll_before <= hpoll_ && !org_before.is_zero() &&
+                         t3 - proto::unix_ns_from_ntp(org_before, rx_ns) > poll_ns * 3 / 2);
+    if (missed) return last_result_ = RxResult::kNoSample;
   }
   filter_.set_precision_ns(std::llround(std::ldexp(1e9, sys.precision_log2)));
   // The exchange measures the offset at its midpoint (a symmetric exchange
@@ -396,8 +477,10 @@ RxResult Association::on_packet(const proto::NtpHeader& h, const Arrival& at, co
   const int64_t delay = std::max((t4 - t1) - (t3 - t2), precision_ns);
   // RFC 5905 section 9.1: the sample dispersion is the precisions of both
   // clocks plus PHI over the time the exchange took.
+  // (T4 - T1 is negative in a symmetric interleaved exchange: our packet
+  // left after the peer's arrived.)
   const int64_t dispersion =
-      std::llround(std::ldexp(1e9, h.precision_log2)) + precision_ns + phi_growth_ns(t4 - t1);
+      std::llround(std::ldexp(1e9, h.precision_log2)) + precision_ns + phi_growth_ns(std::abs(t4 - t1));
   if (filter_.add(offset, delay, dispersion, t4, sys.poll_log2)) return last_result_ = RxResult::kSample;
   return last_result_ = RxResult::kFilteredOut;
 }

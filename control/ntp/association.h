@@ -184,7 +184,9 @@ class Association {
   // since a verified packet that did not can be a replay.
   uint32_t key_id() const { return cfg_.key_id; }
   AuthState auth_state() const { return auth_; }
-  bool answers_last_sent(const proto::NtpHeader& h) const { return !xmt_.is_zero() && h.origin == xmt_; }
+  bool answers_last_sent(const proto::NtpHeader& h) const {
+    return (!xmt_.is_zero() && h.origin == xmt_) || (!xrcv_.is_zero() && h.origin == xrcv_);
+  }
   // The last packet on_packet saw passed the origin test.
   bool answered_ours() const { return answered_ours_; }
   void on_unauthenticated(AuthVerdict v, bool answers_ours);
@@ -221,19 +223,37 @@ class Association {
   proto::NtpTimestamp xmt_;          // p.xmt: what our last packet carried as transmit timestamp
   uint64_t xmt_cookie_ = 0;          // and its cookie
   int64_t xmt_tx_ns_ = 0;            // when it really left (0: not reported yet)
-  // Interleaved client mode (cfg_.xleave; RFC 9769 as chrony does it): the
-  // receive field of our last request (a nonce; zero: a basic request),
-  // which an interleaved answer carries as its origin, and the last answered
-  // exchange: our T1 and T4, the server's receive field (the next
-  // request's origin) and whether a basic sample was already taken of it.
+  // Interleaved mode (cfg_.xleave; RFC 9769 as chrony does it). xrcv_: the
+  // receive field of our last packet, which an interleaved answer carries
+  // as its origin (client: a nonce, zero in a basic request; symmetric: our
+  // arrival time of the peer's last packet). prev_: the last valid packet
+  // from the remote: our T1 of the packet it answered, its T4, its receive
+  // field (the origin of our next interleaved packet), whether a basic
+  // sample was taken of that exchange and whether the remote was
+  // synchronized (only then are its timestamps used later).
   proto::NtpTimestamp xrcv_;
   struct Exchange {
     int64_t t1_ns = 0, t4_ns = 0;
-    proto::NtpTimestamp server_rx;
+    proto::NtpTimestamp peer_rx;
     bool sampled = false;
+    bool synced = false;
   } prev_;
   bool last_interleaved_ = false;   // the last answer was interleaved
   uint64_t interleaved_answers_ = 0;
+  // Symmetric interleaved: our last packet carried the real transmit time
+  // of the one before (not stamped by the dataplane); our packets since
+  // the last valid one from the peer, and between the two valid ones before
+  // (chrony's tx_count and prev_tx_count: we interleave only at 0 and 1, so
+  // the time we send belongs to the packet the peer last answered).
+  bool sent_interleaved_ = false;
+  uint32_t sends_since_valid_ = 0;
+  uint32_t sends_between_valid_ = 0;
+  // A peer without interleaved mode finds our interleaved packets bogus and
+  // restarts the exchange with its answer (basic, to our transmit field):
+  // after each such answer the next 2^n (n = 0..4, back to 0 at the first
+  // interleaved packet) go basic, so it loses at most one packet in 16.
+  uint8_t xleave_backoff_log2_ = 0;
+  uint32_t xleave_skips_left_ = 0;
   bool xmt_stamped_ = false;         // the dataplane wrote xmt_ at TX (symmetric) vs. a random nonce (client)
 
   ClockFilter filter_;

@@ -92,7 +92,7 @@ struct AssociationState {
   uint64_t auth_missing = 0;  // without a MAC: not used
   uint64_t auth_bad = 0;      // a MAC of another key, an unknown one, a wrong digest or length: not used
   uint64_t crypto_nak = 0;    // crypto-NAKs (RFC 5905 section 7.4: the peer could not verify ours): not used
-  // Interleaved client mode (xleave): "" (not asked for), "pending" (no
+  // Interleaved mode, client or symmetric (xleave): "" (not asked for), "pending" (no
   // answer yet), "interleaved" or "basic" (the mode of the last answer),
   // and the interleaved answers so far.
   std::string xleave;

@@ -395,8 +395,8 @@ const Field<AssociationStatus> kAssociation[] = {
     {.key = "xleave",
      .member = &AssociationStatus::xleave,
      .metric = {.name = "ntp_association_interleaved",
-                .help = "1 while the server answers our interleaved requests in interleaved mode (RFC 9769), 0 while "
-                        "it answers in basic mode; the xleave label says interleaved, basic or pending.",
+                .help = "1 while the server or peer answers in interleaved mode (RFC 9769), 0 while it answers in "
+                        "basic mode; the xleave label says interleaved, basic or pending.",
                 .value = [](const AssociationStatus& a, Labels& l) -> std::string {
                   if (a.xleave.empty()) return "";
                   l.emplace_back("xleave", a.xleave);
@@ -406,7 +406,7 @@ const Field<AssociationStatus> kAssociation[] = {
      .member = &AssociationStatus::interleaved_answers,
      .metric = {.name = "ntp_association_interleaved_answers_total",
                 .type = "counter",
-                .help = "Answers in interleaved mode (each brings the server's real transmit time of its previous one).",
+                .help = "Answers in interleaved mode (each brings the remote's real transmit time of its previous one).",
                 .value = [](const AssociationStatus& a, Labels&) -> std::string {
                   return a.xleave.empty() ? "" : std::to_string(a.interleaved_answers);
                 }}},

@@ -149,7 +149,7 @@ struct AssociationStatus {
   uint32_t key_id = 0;
   std::string authentication = "none";
   uint64_t auth_ok = 0, auth_missing = 0, auth_bad = 0, crypto_nak = 0;
-  // Interleaved client mode (xleave): "" (not configured), "pending" (no
+  // Interleaved mode, client or symmetric (xleave): "" (not configured), "pending" (no
   // answer yet), "interleaved" or "basic" (the mode of the last answer: a
   // server that does not do interleaved answers in basic), and how many
   // interleaved answers came.

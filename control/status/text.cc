@@ -259,7 +259,10 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " disper: " + ms_text(a.dispersion_ns, 2) + " ms\n";
     o += " authentication: " + a.authentication + (a.authentication == "pending" ? " (not yet verified)" : "") + "\n";
     if (!a.xleave.empty())
-      o += " xleave: " + a.xleave + (a.xleave == "basic" ? " (the server answers in basic mode)" : "") + "\n";
+      o += " xleave: " + a.xleave +
+           (a.xleave == "basic" ? a.mode == "client" ? " (the server answers in basic mode)" : " (the peer answers in basic mode)"
+                                : "") +
+           "\n";
     if (!a.nts.empty()) o += " nts: " + a.nts + (a.nts_error.empty() ? "" : " (" + a.nts_error + ")") + "\n";
     if (verbose) {
       o += " remote port: " + std::to_string(a.port) + "\n";

@@ -17,7 +17,8 @@
 //         the peer class 10.1/16, an outsider, our own), mode, leap,
 //         stratum, poll, refid (kiss codes among them), an origin that
 //         echoes what we last sent there (its transmit or, interleaved, its
-//         receive nonce) or not, timestamps around now,
+//         receive field: a client's nonce, a peer's arrival time) or not,
+//         timestamps around now,
 //         ports that match or not; or a sane server's header; and a MAC
 //         field: none, valid of key 1, 2 or 3, a wrong secret, an unknown
 //         key, a crypto-NAK, a length the key does not have
@@ -140,7 +141,7 @@ ctl::AssocConfig assoc(uint32_t address, ctl::AssocMode mode, uint8_t polls) {
   a.maxpoll_log2 = a.minpoll_log2 + (polls >> 3) % 6;
   a.iburst = polls & 0x40;
   a.burst = polls & 0x80;
-  a.xleave = mode == ctl::AssocMode::kClient && ((polls ^ address) & 1);
+  a.xleave = (polls ^ address) & 1;  // client or symmetric interleaved mode
   return a;
 }
 
@@ -203,6 +204,15 @@ class Run {
         if (xleave && h.receive.is_zero() && !h.origin.is_zero()) fail("an interleaved request without its nonce");
       } else if (h.mode == proto::Mode::kSymmetricActive || h.mode == proto::Mode::kSymmetricPassive) {
         if (o.src_port != proto::kNtpPort) fail("a symmetric packet not from port 123");
+        bool xleave = false;
+        for (const ctl::AssocConfig& a : engine_.config().associations) xleave |= a.address == o.dst_ip && a.xleave;
+        // Basic: the dataplane stamps the transmit field as it leaves.
+        // Interleaved (xleave only): it carries an earlier real transmit
+        // time of ours, never equal to the receive or origin (else the peer
+        // could not tell the modes apart).
+        if (!o.stamp_transmit && !xleave) fail("a basic symmetric packet the dataplane does not stamp");
+        if (!o.stamp_transmit && (h.transmit.is_zero() || h.transmit == h.receive || h.transmit == h.origin))
+          fail("an interleaved symmetric packet whose transmit is zero or equals its receive or origin");
       } else {
         fail("a packet of mode other than 1, 2, 3");
       }
@@ -322,9 +332,11 @@ class Run {
     if (echo) {
       const proto::NtpHeader ours = proto::read_header(it->second.pkt.payload.data());
       // What the peer saw as our transmit timestamp: the dataplane's stamp
-      // (symmetric) or the nonce (client).
+      // (basic symmetric) or what we wrote (a client's nonce, an
+      // interleaved symmetric packet's earlier real time).
       h.origin = it->second.pkt.stamp_transmit ? proto::ntp_from_unix_ns(it->second.tx_ns) : ours.transmit;
-      // An interleaved answer echoes the request's receive nonce.
+      // An interleaved answer echoes the receive field of ours (a client's
+      // nonce; symmetric: our arrival time of the peer's last packet).
       if ((flags & 0x40) && !ours.receive.is_zero()) h.origin = ours.receive;
     } else if (flags & 0x40) {
       h.origin = proto::NtpTimestamp::from_raw(random_ts);

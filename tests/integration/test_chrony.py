@@ -189,5 +189,63 @@ class ChronyPeerTest(unittest.TestCase):
               f"the appliance has a dynamic passive session, reach {s['reach']:o}", file=sys.stderr)
 
 
+class ChronyPeerXleaveTest(unittest.TestCase):
+    def test_symmetric_interleaved_with_chrony(self):
+        # RFC 9769 section 3 both ways: chronyd -x as `peer ... xleave`, the
+        # appliance as `[[peer]] xleave = true`. Both poll at 1 s: chronyd
+        # interleaves only when the two alternate one packet each.
+        lab = Lab("cpx", ["local stratum 1", "allow all", f"peer {APPLIANCE_IP} xleave minpoll 0 maxpoll 0"],
+                  'source = "virtual"\noffset_ms = 2',
+                  peers=[{"address": CHRONY_IP, "minpoll": 0, "maxpoll": 0, "xleave": True}])
+
+        def chrony_interleaved():
+            data = lab.chrony.chronyc("ntpdata", APPLIANCE_IP)
+            return data if re.search(r"Interleaved\s*:\s*Yes\n", data) else None
+        try:
+            data = wait_for(chrony_interleaved, 120, interval=0.5,
+                            what="chronyd to take the appliance's packets as interleaved")
+            s = wait_for(lambda: (x := lab.session(CHRONY_IP)) and x.get("xleave") == "interleaved"
+                         and x["interleaved_answers"] > 0 and x, 60, interval=0.5,
+                         what="the appliance to take chronyd's packets as interleaved")
+            first = s["interleaved_answers"]
+            s = wait_for(lambda: (x := lab.session(CHRONY_IP)) and x["interleaved_answers"] >= first + 10 and x, 60,
+                         interval=0.5, what="ten more interleaved packets from chronyd")
+        except Exception:
+            self.fail(f"{lab.session(CHRONY_IP)}\n{lab.chrony.chronyc('ntpdata', APPLIANCE_IP)}\n"
+                      f"{lab.app.log('control')[-2000:]}")
+        self.assertEqual(s["mode"], "symmetric active")
+        self.assertEqual(s["peer_mode"], "symmetric active")
+        self.assertGreater(s["delay_ns"], 0)
+        self.assertLess(s["delay_ns"], 10_000_000, s)  # a veth
+        self.assertIn(" xleave: interleaved\n", lab.app.ctl("sessions"))
+        metrics = lab.app.http("/metrics")
+        self.assertRegex(metrics, r'ntp_association_interleaved\{[^}]*xleave="interleaved"[^}]*\} 1\n')
+
+        # How steady it is: chronyd's and our mode once a second for 20 s
+        # (a reading a second, not a wait for a condition).
+        yes = ours = 0
+        chrony_delays = []
+        for _ in range(20):
+            d = lab.chrony.chronyc("ntpdata", APPLIANCE_IP)
+            yes += bool(re.search(r"Interleaved\s*:\s*Yes\n", d))
+            if m := re.search(r"Peer delay\s*:\s*([-0-9.e]+)", d):
+                chrony_delays.append(float(m.group(1)))
+            ours += (lab.session(CHRONY_IP) or {}).get("xleave") == "interleaved"
+            time.sleep(1)
+        chrony_delays.sort()
+        data = lab.chrony.chronyc("ntpdata", APPLIANCE_IP)
+        s = lab.session(CHRONY_IP)
+        lines = [ln.strip() for ln in data.splitlines()
+                 if re.match(r"\s*(Interleaved|Offset|Peer delay|Total RX|Total valid RX|Total good RX)\s*:", ln)]
+        print(f"\n  peers, interleaved: chronyd ntpdata {'; '.join(lines)}; interleaved in {yes}/20 readings; "
+              f"chronyd's peer delay min/median/max {chrony_delays[0] * 1e6:.0f}/"
+              f"{chrony_delays[len(chrony_delays) // 2] * 1e6:.0f}/{chrony_delays[-1] * 1e6:.0f} us; "
+              f"the appliance: {s['interleaved_answers']} interleaved packets, interleaved in {ours}/20 readings, "
+              f"delay {s['delay_ns'] / 1000:.1f} us, offset {s['offset_ns']} ns", file=sys.stderr)
+        self.assertGreaterEqual(yes, 15, data)
+        self.assertGreaterEqual(ours, 15, s)
+        self.assertGreater(s["interleaved_answers"], first + 10, s)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

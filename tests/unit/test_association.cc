@@ -324,6 +324,241 @@ TEST(AssociationXleave, OnlyOurNoncesAreAnswers) {
   EXPECT_EQ(plain.a.state(plain.now).xleave, "");
 }
 
+// ---------------------------------------- symmetric interleaved (RFC 9769 section 3)
+
+// Two symmetric associations with xleave on one wire: A's clock is the true
+// time, B's `offset` ahead; each packet takes `one_way` and leaves
+// kTxLatency after its poll. The harness is the dataplane: it stamps the
+// transmit field of packets that ask for it with the time it reports.
+struct PeerPair {
+  int64_t offset = 2 * kMs;
+  int64_t one_way = 300 * kUs;
+  Association a, b;
+  LocalSystem sys = synchronized_system();
+  struct InFlight {
+    NtpHeader h;
+    int64_t arrive = 0;  // true time
+    bool to_b = false;
+  };
+  std::vector<InFlight> wire;
+  // What each sent, in order: the header as it went and its real transmit
+  // time (in its sender's clock).
+  std::vector<std::pair<NtpHeader, int64_t>> sent_a, sent_b;
+  std::vector<RxResult> got_a, got_b;
+  int64_t now = kStart;
+
+  static AssocConfig config(bool xleave) {
+    AssocConfig c = make_config({.mode = AssocMode::kSymmetricActive, .minpoll = 4, .maxpoll = 4, .xleave = xleave});
+    return c;
+  }
+  // B starts half a poll later, so the two never cross on the wire.
+  explicit PeerPair(bool xleave_a = true, bool xleave_b = true)
+      : a(config(xleave_a), 1, test::seed(), kStart), b(config(xleave_b), 2, test::seed() + 1, kStart + 8 * kS + offset) {
+    sys.poll_log2 = 4;
+  }
+
+  void send(Association& x, int64_t own_now, int64_t to_true, bool to_b, std::vector<std::pair<NtpHeader, int64_t>>& log) {
+    const std::optional<OutPacket> p = x.on_timer(own_now, sys);
+    ASSERT_TRUE(p);
+    const int64_t tx = own_now + kTxLatency;
+    x.on_transmitted(p->cookie, tx);
+    NtpHeader h = header_of(*p);
+    if (p->stamp_transmit) h.transmit = proto::ntp_from_unix_ns(tx);
+    log.emplace_back(h, tx);
+    wire.push_back({h, tx + to_true + one_way, to_b});
+  }
+
+  // Runs the next event (a poll or an arrival) in true-time order.
+  void step() {
+    const int64_t next_a = a.next_event_ns();
+    const int64_t next_b = b.next_event_ns() - offset;
+    auto first = std::min_element(wire.begin(), wire.end(), [](auto& x, auto& y) { return x.arrive < y.arrive; });
+    const int64_t next_rx = first == wire.end() ? INT64_MAX : first->arrive;
+    now = std::min({next_a, next_b, next_rx});
+    if (now == next_rx) {
+      const InFlight f = *first;
+      wire.erase(first);
+      if (f.to_b)
+        got_b.push_back(b.on_packet(on_wire(f.h), {f.arrive + offset}, sys));
+      else
+        got_a.push_back(a.on_packet(on_wire(f.h), {f.arrive}, sys));
+    } else if (now == next_a) {
+      send(a, now, 0, true, sent_a);
+    } else {
+      send(b, now + offset, -offset, false, sent_b);
+    }
+  }
+  void run_polls(size_t n) {
+    const size_t until = sent_a.size() + n;
+    while (sent_a.size() < until) step();
+    while (!wire.empty()) step();
+  }
+};
+
+TEST(AssociationSymmetricXleave, TwoPeersGoInterleavedAndEachPacketCarriesTheRealTimeOfTheOneBefore) {
+  PeerPair p;
+  p.run_polls(12);
+  // The first packets are basic (nothing to answer yet); then each carries
+  // as transmit the real transmit time of its predecessor (the lowest bit
+  // flipped, 2^-32 s), origin = the peer's last receive field, receive =
+  // our arrival time of that packet.
+  int interleaved_sent = 0;
+  for (size_t i = 1; i < p.sent_a.size(); ++i) {
+    const NtpHeader& h = p.sent_a[i].first;
+    if (h.transmit == proto::ntp_from_unix_ns(p.sent_a[i].second)) continue;  // basic: stamped as it left
+    interleaved_sent++;
+    EXPECT_EQ(h.transmit.raw() ^ 1, proto::ntp_from_unix_ns(p.sent_a[i - 1].second).raw()) << i;
+  }
+  EXPECT_GE(interleaved_sent, 10);
+  for (Association* x : {&p.a, &p.b}) {
+    const AssociationState s = x->state(p.now);
+    EXPECT_EQ(s.xleave, "interleaved");
+    EXPECT_GE(s.interleaved_answers, 10u);
+  }
+  // A sample's T3 is the peer's real transmit time, T4 our arrival of that
+  // packet, T1/T2 our next one: out and back are in the delay, neither
+  // side's turnaround; the offset is B's exactly (a symmetric path).
+  EXPECT_NEAR(p.a.filter().offset_ns(), p.offset, 2);
+  EXPECT_NEAR(p.b.filter().offset_ns(), -p.offset, 2);
+  EXPECT_NEAR(p.a.filter().delay_ns(), 2 * p.one_way, 2);
+  EXPECT_NEAR(p.b.filter().delay_ns(), 2 * p.one_way, 2);
+  EXPECT_EQ(std::count(p.got_a.begin(), p.got_a.end(), RxResult::kBogus), 0);
+  EXPECT_EQ(std::count(p.got_b.begin(), p.got_b.end(), RxResult::kBogus), 0);
+}
+
+// A peer as chronyd 4.3 runs symmetric mode (ntp_core.c): its basic packets
+// carry a transmit time read `early` before the real one; with xleave it
+// sends interleaved when it got a valid packet since its last and exactly
+// one of its packets went between the two valid ones before
+// (prev_tx_count == 1, tx_count == 0): origin = our last receive field,
+// transmit = its previous packet's real time. Test 2 takes our packet in
+// basic (origin = its last transmit) or, with xleave, interleaved mode
+// (origin = its last receive field); a packet that fails restarts the
+// exchange (its next answers that one).
+struct ChronyPeer {
+  int64_t offset = -3 * kMs;  // its clock against ours
+  int64_t early = 30 * kUs;
+  bool xleave = true;
+  NtpTimestamp local_ntp_tx, local_ntp_rx, remote_ntp_rx, remote_ntp_tx, init_remote_ntp_tx;
+  int64_t local_tx = 0, local_rx = 0, init_local_rx = 0;  // its clock
+  bool valid_rx = false;
+  int tx_count = 0, prev_tx_count = 0;
+  int valid_basic = 0, valid_interleaved = 0, bogus = 0;
+
+  NtpHeader transmit(int64_t tx) {
+    const bool initial = !valid_rx && !init_remote_ntp_tx.is_zero();
+    const bool il = xleave && !initial && prev_tx_count == 1 && tx_count == 0 && local_tx != 0;
+    valid_rx = false;
+    NtpHeader h;
+    h.leap = Leap::kNone;
+    h.version = 4;
+    h.mode = Mode::kSymmetricActive;
+    h.stratum = 2;
+    h.poll_log2 = 4;
+    h.precision_log2 = kPrecisionLog2;
+    h.refid = kServerRefid;
+    h.origin = il ? remote_ntp_rx : initial ? init_remote_ntp_tx : remote_ntp_tx;
+    const int64_t rx = initial ? init_local_rx : local_rx;
+    h.receive = rx ? proto::ntp_from_unix_ns(rx) : NtpTimestamp{};
+    h.transmit = proto::ntp_from_unix_ns(il ? local_tx : tx - early);
+    local_ntp_rx = h.receive;
+    local_ntp_tx = h.transmit;
+    local_tx = tx;
+    tx_count++;
+    return h;
+  }
+  void receive(const NtpHeader& h, int64_t rx) {
+    const bool test1 = h.receive != remote_ntp_rx || h.transmit != remote_ntp_tx;
+    const bool test2n = h.origin == local_ntp_tx;
+    const bool test2i = xleave && h.origin == local_ntp_rx;
+    const bool test3 = !h.origin.is_zero() && !h.receive.is_zero() && !h.transmit.is_zero();
+    bool valid = test1 && (test2n || test2i) && test3;
+    if (valid && (!valid_rx || remote_ntp_tx.raw() < h.transmit.raw())) {
+      remote_ntp_rx = h.receive;
+      remote_ntp_tx = h.transmit;
+      local_rx = rx;
+      init_remote_ntp_tx = {};
+      init_local_rx = 0;
+    } else if (!valid && test1 && !h.transmit.is_zero()) {
+      init_remote_ntp_tx = h.transmit;
+      init_local_rx = rx;
+    }
+    if (valid_rx) valid = false;
+    else if (valid) valid_rx = true;
+    if (valid) {
+      prev_tx_count = tx_count;
+      tx_count = 0;
+      (test2n ? valid_basic : valid_interleaved)++;
+    } else {
+      bogus++;
+    }
+  }
+};
+
+// Our association (clock = true time) and a ChronyPeer polling at the same
+// 16 s, half a poll apart, over a path of `one_way` each way.
+struct ChronyLink {
+  Link l{{.mode = AssocMode::kSymmetricActive, .minpoll = 4, .maxpoll = 4, .xleave = true}, synchronized_system()};
+  ChronyPeer peer;
+  int64_t one_way = 200 * kUs;
+  int64_t peer_next = kStart + 8 * kS;  // true time
+  std::vector<RxResult> got;
+  ChronyLink() { l.sys.poll_log2 = 4; }
+  // One poll of each side and the two arrivals.
+  void round() {
+    const Sent s = l.poll();
+    NtpHeader h = s.h;
+    if (s.pkt.stamp_transmit) h.transmit = s.wire_transmit;
+    peer.receive(on_wire(h), s.tx + one_way + peer.offset);
+    l.now = std::max(l.now, peer_next);
+    const NtpHeader ph = peer.transmit(peer_next + peer.offset);
+    got.push_back(l.deliver(ph, peer_next + one_way));
+    peer_next += 16 * kS;
+  }
+};
+
+TEST(AssociationSymmetricXleave, AgainstChronydInterleavedTheOffsetIsExactBasicItIsHalfItsEarlyRead) {
+  ChronyLink c;
+  for (int i = 0; i < 8; ++i) c.round();
+  EXPECT_EQ(c.l.a.state(c.l.now).xleave, "interleaved");
+  EXPECT_GE(c.l.a.state(c.l.now).interleaved_answers, 5u);
+  EXPECT_GE(c.peer.valid_interleaved, 5);
+  EXPECT_LE(c.peer.bogus, 1);  // our first packet only (nothing to answer)
+  // Its real transmit time: the 30 us it reads its clock early are gone.
+  EXPECT_NEAR(c.l.a.filter().offset_ns(), c.peer.offset, 2);
+  EXPECT_NEAR(c.l.a.filter().delay_ns(), 2 * c.one_way, 2);
+
+  // The peer turns xleave off: it finds our interleaved packets bogus and
+  // restarts with a basic answer to them; we go basic (backing off the
+  // tries), and our samples carry its early transmit time again.
+  c.peer.xleave = false;
+  const int bogus_before = c.peer.bogus;
+  for (int i = 0; i < 40; ++i) c.round();
+  EXPECT_EQ(c.l.a.state(c.l.now).xleave, "basic");
+  EXPECT_NEAR(c.l.a.filter().offset_ns(), c.peer.offset - c.peer.early / 2, 2);
+  EXPECT_LE(c.peer.bogus - bogus_before, 6) << "one try after 1, 2, 4, 8, 16, 16 basic polls";
+  EXPECT_GE(c.peer.valid_basic, 30);
+
+  // And back on: interleaved again from its next interleaved packet.
+  c.peer.xleave = true;
+  for (int i = 0; i < 20; ++i) c.round();
+  EXPECT_EQ(c.l.a.state(c.l.now).xleave, "interleaved");
+  EXPECT_NEAR(c.l.a.filter().offset_ns(), c.peer.offset, 2);
+}
+
+TEST(AssociationSymmetricXleave, APeerWithoutXleaveGetsBasicFromUs) {
+  // Our xleave peer against one of ours without it: after the first
+  // refused try the plain side's packets all count, both sample.
+  PeerPair p(/*xleave_a=*/true, /*xleave_b=*/false);
+  p.run_polls(40);
+  EXPECT_EQ(p.a.state(p.now).xleave, "basic");
+  EXPECT_EQ(p.a.state(p.now).interleaved_answers, 0u);
+  EXPECT_EQ(p.b.state(p.now).xleave, "");
+  EXPECT_NEAR(p.a.filter().offset_ns(), p.offset, 2);
+  EXPECT_NEAR(p.b.filter().offset_ns(), -p.offset, 2);
+  EXPECT_LE(std::count(p.got_b.begin(), p.got_b.end(), RxResult::kBogus), 6);
+}
+
 // ------------------------------------------------------------ what we send
 
 TEST(AssociationPackets, ClientRequestIsMode3WithARandomNonceAndNothingElse) {

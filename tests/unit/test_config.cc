@@ -612,6 +612,10 @@ TEST(ConfigErrors, NtsClient) {
   EXPECT_TRUE(P(srv + "nts_ke_port = 4460\nnts_ca_file = \"\"\n" + kIface).ok());
   EXPECT_TRUE(OneError(P(srv + "version = 3\nxleave = true\n" + kIface), 4, 10, "server[0].xleave", "NTPv4's"));
   EXPECT_TRUE(P(srv + "xleave = true\n" + kIface).config.value().servers[0].xleave);
+  // A peer takes it too (symmetric interleaved mode), under the same rule.
+  const std::string peer = "[[peer]]\naddress = \"10.0.1.33\"\n";
+  EXPECT_TRUE(P(peer + "xleave = true\n" + kIface).config.value().peers[0].xleave);
+  EXPECT_TRUE(OneError(P(peer + "version = 3\nxleave = true\n" + kIface), 4, 10, "peer[0].xleave", "NTPv4's"));
   // A peer has no NTS (RFC 8915 covers client-server mode only).
   EXPECT_FALSE(P("[[peer]]\naddress = \"10.0.1.32\"\nnts = true\n" + std::string(kIface)).ok());
 }
@@ -830,10 +834,10 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "server[].nts_ke_port", "server[].nts_ca_file", "server[].nts_pin_sha256",
                         "server[].nts_name", "peer",
                         "peer[].address", "peer[].minpoll", "peer[].maxpoll", "peer[].iburst", "peer[].burst",
-                        "peer[].prefer", "peer[].version", "peer[].port"}) {
+                        "peer[].prefer", "peer[].version", "peer[].port", "peer[].xleave"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 109u);
+  EXPECT_EQ(keys.size(), 110u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

@@ -946,6 +946,19 @@ TEST(StatusText, FormatSessionsTwoAssociations) {
             " total sessions: 2\n");
 }
 
+TEST(StatusText, FormatSessionsXleaveSaysWhoAnswersBasic) {
+  // A client association's remote is a server, a symmetric one's a peer.
+  Status s = populated();
+  ASSERT_GE(s.associations.size(), 2u);
+  s.associations[0].mode = "client";
+  s.associations[0].xleave = "basic";
+  s.associations[1].mode = "symmetric active";
+  s.associations[1].xleave = "basic";
+  const std::string t = format_sessions(s, false);
+  EXPECT_NE(t.find(" xleave: basic (the server answers in basic mode)\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(" xleave: basic (the peer answers in basic mode)\n"), std::string::npos) << t;
+}
+
 TEST(StatusText, FormatSessionsNts) {
   // ntpctl sessions: the NTS state, and why when it failed.
   const std::string t = format_sessions(populated(), false);
