@@ -231,7 +231,8 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
 [[gnu::always_inline]] inline void answer_time(PolicyDecision& pd, uint8_t* ntp, const NtpRequest& q,
                                                proto::NtpTimestamp rx, const ReplyParams& params, const Policy& pol,
                                                const PolicyEnv& env, proto::Mode mode, ReplyKind kind) {
-  XleaveSlot* xs = env.limiter != nullptr && mode == proto::Mode::kServer && q.version == 4
+  XleaveSlot* xs = env.limiter != nullptr && env.limiter->has_xleave() && mode == proto::Mode::kServer &&
+                           q.version == 4
                        ? env.limiter->last_xleave()
                        : nullptr;
   const bool interleaved = xs != nullptr && xs->tx_raw != 0 && q.origin.raw() == xs->rx_raw;

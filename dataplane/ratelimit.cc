@@ -61,8 +61,13 @@ constexpr uint32_t kTop = proto::kTopLimitedSources;
 }  // namespace
 
 struct RateLimiter::Impl {
-  Bucket* buckets = nullptr;
-  XleaveSlot* xleave = nullptr;  // kWays per bucket, after the buckets in the same mapping; null: none
+  uint8_t* base = nullptr;  // bucket i at base + (i << shift)
+  unsigned shift = 6;       // 7 with xleave: each bucket followed by its kWays XleaveSlots
+  bool xleave = false;
+  Bucket& bucket(uint64_t i) const { return *reinterpret_cast<Bucket*>(base + (i << shift)); }
+  static XleaveSlot* slots_of(Bucket& b) {
+    return reinterpret_cast<XleaveSlot*>(reinterpret_cast<uint8_t*>(&b) + sizeof(Bucket));
+  }
   void* map_base = nullptr;  // the mapping (buckets within it, aligned)
   size_t map_bytes = 0;
   uint64_t bucket_mask = 0;
@@ -183,9 +188,10 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   // only. An anonymous mapping is zero and untouched: no page is placed
   // here (the main lcore, maybe on another NUMA node), but where the
   // worker first touches it (touch_pages, before its loop).
-  static_assert(kWays * sizeof(XleaveSlot) == kBucketBytes);  // prefetch_v4 indexes the slots by kBucketBytes too
-  const size_t bucket_bytes = n_buckets * sizeof(Bucket);
-  const size_t table_bytes = bucket_bytes * (xleave ? 2 : 1);
+  static_assert(kWays * sizeof(XleaveSlot) == kBucketBytes);  // the slots are the line after their bucket
+  m.shift = xleave ? 7 : 6;
+  m.xleave = xleave;
+  const size_t table_bytes = n_buckets << m.shift;
   const bool huge = table_bytes >= kHugePage;
   m.table_bytes = huge ? (table_bytes + kHugePage - 1) / kHugePage * kHugePage : table_bytes;
   m.map_bytes = m.table_bytes + (huge ? kHugePage : 0);  // room to align to 2 MiB
@@ -195,12 +201,10 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   const uintptr_t align = huge ? kHugePage : 4096;
   auto* table = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem) + align - 1) / align * align);
   if (huge) (void)madvise(table, m.table_bytes, MADV_HUGEPAGE);
-  m.buckets = static_cast<Bucket*>(table);
-  table_ = static_cast<const uint8_t*>(table);
-  if (xleave) {
-    m.xleave = reinterpret_cast<XleaveSlot*>(static_cast<uint8_t*>(table) + bucket_bytes);
-    xleave_ = reinterpret_cast<const uint8_t*>(m.xleave);
-  }
+  m.base = static_cast<uint8_t*>(table);
+  table_ = m.base;
+  bucket_shift_ = m.shift;
+  xleave_ = xleave;
   bucket_mask_ = m.bucket_mask;
   uint64_t s = hash_key;
   k_add_ = splitmix64(s);
@@ -217,7 +221,7 @@ RateLimiter::~RateLimiter() {
 void RateLimiter::touch_pages() {
   // A write per 4 KiB page (each line is still zero: an entry's key 0 with
   // last_tick 0 is an empty way), so each is faulted in by this thread.
-  auto* p = reinterpret_cast<volatile uint8_t*>(impl_->buckets);
+  auto* p = reinterpret_cast<volatile uint8_t*>(impl_->base);
   for (size_t off = 0; off < impl_->table_bytes; off += 4096) p[off] = 0;
 }
 
@@ -244,7 +248,7 @@ bool RateLimiter::Impl::locate(uint32_t ipv4, uint64_t h, uint32_t now_t) {
   // not wait on the hash and the key compare. Always consistent: any
   // request, an insert included, makes its own entry the last one.
   if (ipv4 == last_ip && last_bucket != nullptr) return false;
-  Bucket& b = buckets[h & bucket_mask];
+  Bucket& b = bucket(h & bucket_mask);
   last_ip = ipv4;
   last_bucket = &b;
   // Keys only: an empty way has key 0 (a way is never emptied, only
@@ -275,7 +279,7 @@ bool RateLimiter::Impl::locate(uint32_t ipv4, uint64_t h, uint32_t now_t) {
     ++evictions;
   }
   ++inserts;
-  if (xleave != nullptr) xleave[static_cast<size_t>(&b - buckets) * kWays + v] = XleaveSlot{};
+  if (xleave) slots_of(b)[v] = XleaveSlot{};
   b.key[v] = ipv4;
   b.last_tick[v] = now_t;
   b.credit_ticks[v] = burst_ticks;
@@ -336,8 +340,8 @@ void RateLimiter::enter_v4(uint32_t ipv4, int64_t now_ns) {
 
 XleaveSlot* RateLimiter::last_xleave() {
   const Impl& m = *impl_;
-  if (m.xleave == nullptr || m.last_bucket == nullptr) return nullptr;
-  return &m.xleave[static_cast<size_t>(m.last_bucket - m.buckets) * kWays + m.last_way];
+  if (!m.xleave || m.last_bucket == nullptr) return nullptr;
+  return &Impl::slots_of(*m.last_bucket)[m.last_way];
 }
 
 size_t RateLimiter::capacity() const { return impl_->capacity; }

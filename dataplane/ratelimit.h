@@ -56,7 +56,8 @@ class RateLimiter {
   // capacity: entries, a power of two in 1024..2^30 (config
   // ratelimit.clients), else std::invalid_argument; 16 bytes each, in
   // buckets of 4 (one cache line), on huge pages from 2 MiB; xleave: 16
-  // bytes more per entry, the slots of a bucket in one more line.
+  // bytes more per entry, a bucket's slots in the line after it (the pair
+  // is one 128-byte block: one page, and the adjacent-line prefetcher's).
   // hash_key: secret per worker (from getrandom), so that nobody can aim
   // spoofed sources at one bucket. Allocates the table here, never later.
   RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t hash_key, bool xleave = false);
@@ -84,14 +85,14 @@ class RateLimiter {
   // the next of those calls may evict it: within one burst an evicted slot
   // is some other client's from then on, which its own request rewrites.
   XleaveSlot* last_xleave();
-  bool has_xleave() const { return xleave_ != nullptr; }
+  bool has_xleave() const { return xleave_; }
   // Starts loading ipv4's bucket (one cache line) into the cache a few
   // requests before its check_v4, so the table's cache misses overlap
   // instead of coming one after another. Inline: it costs a call otherwise.
   void prefetch_v4(uint32_t ipv4) const {
-    const uint64_t bucket = hash(ipv4) & bucket_mask_;
-    prefetch_line(table_ + bucket * kBucketBytes);
-    if (xleave_ != nullptr) prefetch_line(xleave_ + bucket * kBucketBytes);
+    const uint8_t* line = table_ + ((hash(ipv4) & bucket_mask_) << bucket_shift_);
+    prefetch_line(line);
+    if (xleave_) prefetch_line(line + kBucketBytes);
   }
 
   // Faults in every page of the table from the calling thread, which Linux's
@@ -142,7 +143,8 @@ class RateLimiter {
 
   // Here, not in Impl, for the inline prefetch_v4.
   const uint8_t* table_ = nullptr;
-  const uint8_t* xleave_ = nullptr;  // the XleaveSlots, bucket by bucket (null: no xleave)
+  unsigned bucket_shift_ = 6;  // log2 of a bucket's stride: 64 bytes, 128 with its XleaveSlots
+  bool xleave_ = false;
   uint64_t bucket_mask_ = 0;
   uint64_t k_add_ = 0;
   uint64_t k_mul_ = 0;
