@@ -285,10 +285,9 @@ inline void to_control(WorkerContext& ctx, const WorkerPort& port, const uint8_t
   uint64_t hw = 0, sw = 0;
   for (unsigned i = 0; i < tx.n; i++) {
     if (!tx.stamp_at[i] || !tx.xleave[i]) continue;
-    uint64_t raw = 0;
+    uint64_t raw = 0;  // refused by the queue: left no time
     uint64_t tsc;
     if (i >= sent) {
-      raw = 0;
     } else if (nic && hwclock::nic_to_tsc(port.cached_map, nic->ticks[i], tsc)) {
       raw = proto::ntp_from_unix_ns(hwclock::model_to_ns(ctx.model, tsc)).raw();
       hw++;
