@@ -175,9 +175,8 @@ struct PolicyDecision {
   bool leaked = false;
   bool assoc_lane = false;
   bool assoc_demoted = false;
-  bool interleaved = false;
   XleaveSlot* xleave = nullptr;  // the client's slot, to take this answer's real transmit time
-  uint64_t tx_fixed_raw = 0;     // interleaved: the transmit timestamp to send (our previous answer's)
+  uint64_t tx_fixed_raw = 0;     // an interleaved answer's transmit timestamp (our previous answer's); 0: basic
 };
 
 [[gnu::always_inline]] inline void drop_ntp(PolicyDecision& pd, DropReason r) {
@@ -222,7 +221,6 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
                                                  proto::NtpTimestamp rx) {
   if (xs == nullptr) return;
   pd.xleave = xs;
-  pd.interleaved = interleaved;
   pd.tx_fixed_raw = interleaved ? xs->tx_raw : 0;
   xs->rx_raw = rx.raw();
   xs->tx_raw = 0;
@@ -457,7 +455,6 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   v.mac_digest_bytes = d.mac_digest_bytes;
   v.auth = d.auth;
   v.nts_reason = pd.nts_reason;
-  v.interleaved = pd.interleaved;
   v.xleave = pd.xleave;
   v.tx_fixed_raw = pd.tx_fixed_raw;
   return v;

@@ -213,11 +213,11 @@ struct FrameVerdict {
   NtsReason nts_reason = NtsReason::kOk;
   // An answer of time to a client in the table's interleaved slots: the slot
   // takes the answer's real transmit time once it has left (null: none).
-  // interleaved: it is an interleaved answer (RFC 9769), whose transmit
-  // timestamp is tx_fixed_raw, our previous answer's, not the stamp at TX.
+  // tx_fixed_raw: an interleaved answer's (RFC 9769) transmit timestamp, our
+  // previous answer's real one, not the stamp at TX (never 0: 0 is basic).
   XleaveSlot* xleave = nullptr;
   uint64_t tx_fixed_raw = 0;
-  bool interleaved = false;
+  bool interleaved() const { return tx_fixed_raw != 0; }
   uint32_t src_ip = 0, dst_ip = 0;  // kToControl, host order
   uint16_t src_port = 0, dst_port = 0;
 };

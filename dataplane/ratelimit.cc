@@ -63,7 +63,7 @@ constexpr uint32_t kTop = proto::kTopLimitedSources;
 struct RateLimiter::Impl {
   uint8_t* base = nullptr;  // bucket i at base + (i << shift)
   unsigned shift = 6;       // 7 with xleave: each bucket followed by its kWays XleaveSlots
-  bool xleave = false;
+  bool has_slots() const { return shift == 7; }
   Bucket& bucket(uint64_t i) const { return *reinterpret_cast<Bucket*>(base + (i << shift)); }
   static XleaveSlot* slots_of(Bucket& b) {
     return reinterpret_cast<XleaveSlot*>(reinterpret_cast<uint8_t*>(&b) + sizeof(Bucket));
@@ -190,7 +190,6 @@ RateLimiter::RateLimiter(size_t capacity, const RateLimitParams& p, uint64_t has
   // worker first touches it (touch_pages, before its loop).
   static_assert(kWays * sizeof(XleaveSlot) == kBucketBytes);  // the slots are the line after their bucket
   m.shift = xleave ? 7 : 6;
-  m.xleave = xleave;
   const size_t table_bytes = n_buckets << m.shift;
   const bool huge = table_bytes >= kHugePage;
   m.table_bytes = huge ? (table_bytes + kHugePage - 1) / kHugePage * kHugePage : table_bytes;
@@ -279,7 +278,7 @@ bool RateLimiter::Impl::locate(uint32_t ipv4, uint64_t h, uint32_t now_t) {
     ++evictions;
   }
   ++inserts;
-  if (xleave) slots_of(b)[v] = XleaveSlot{};
+  if (has_slots()) slots_of(b)[v] = XleaveSlot{};
   b.key[v] = ipv4;
   b.last_tick[v] = now_t;
   b.credit_ticks[v] = burst_ticks;
@@ -340,7 +339,7 @@ void RateLimiter::enter_v4(uint32_t ipv4, int64_t now_ns) {
 
 XleaveSlot* RateLimiter::last_xleave() {
   const Impl& m = *impl_;
-  if (!m.xleave || m.last_bucket == nullptr) return nullptr;
+  if (!m.has_slots() || m.last_bucket == nullptr) return nullptr;
   return &Impl::slots_of(*m.last_bucket)[m.last_way];
 }
 

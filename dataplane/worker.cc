@@ -229,7 +229,7 @@ inline void queue_reply(TxBurst& tx, rte_mbuf* m, const FrameVerdict& v, BurstTa
   tx.tx_fixed_raw[tx.n] = v.tx_fixed_raw;
   tx.xleave[tx.n] = v.xleave;
   tx.n_xleave += v.xleave != nullptr;
-  t.interleaved += v.interleaved;
+  t.interleaved += v.interleaved();
   tx.nts[tx.n] = v.kind == ReplyKind::kNtsReply;
   if (tx.nts[tx.n]) [[unlikely]]
     tx.mac_budget_ns += kNtsSealCostNs;

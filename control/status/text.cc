@@ -260,7 +260,7 @@ std::string format_sessions(const Status& s, bool verbose) {
     o += " authentication: " + a.authentication + (a.authentication == "pending" ? " (not yet verified)" : "") + "\n";
     if (!a.xleave.empty())
       o += " xleave: " + a.xleave +
-           (a.xleave == "basic" ? a.mode == "client" ? " (the server answers in basic mode)" : " (the peer answers in basic mode)"
+           (a.xleave == "basic" ? std::string(" (the ") + (a.mode == "client" ? "server" : "peer") + " answers in basic mode)"
                                 : "") +
            "\n";
     if (!a.nts.empty()) o += " nts: " + a.nts + (a.nts_error.empty() ? "" : " (" + a.nts_error + ")") + "\n";

@@ -366,7 +366,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("an answer's slot does not hold its receive timestamp and a pending transmit", len);
   if (v.xleave == nullptr && slot != nullptr && (slot->rx_raw != slot_before.rx_raw || slot->tx_raw != slot_before.tx_raw))
     fail("a slot changed by what is no answer of time", len);
-  if (v.interleaved) {
+  if (v.interleaved()) {
     if (v.xleave == nullptr || v.action != FrameAction::kTransmit ||
         (v.kind != ReplyKind::kNtp && v.kind != ReplyKind::kNtsReply))
       fail("interleaved but no answer of time with a slot", len);
@@ -377,8 +377,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fail("interleaved without the request naming our last answer, or with another transmit time", len);
     if (std::memcmp(buf.get() + v.ntp_offset + proto::offs::kOrigin, in_ntp + proto::offs::kReceive, 8) != 0)
       fail("an interleaved answer's origin is not the request's receive field", len);
-  } else if (v.tx_fixed_raw != 0) {
-    fail("a fixed transmit timestamp on a basic answer", len);
   }
   if (v.action == FrameAction::kTransmit && v.len > len) fail("reply larger than its request", len);
   if (v.action == FrameAction::kTransmit && proto::load_be16(in.get() + 12) == kEtherTypeIpv4 && bad_source(port, src))
@@ -565,7 +563,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t* ip = f + kEthHeaderLen;
   if (ip[9] != kIpProtoUdp) fail("NTP reply is not UDP", len);
   if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
-  const proto::NtpTimestamp sent_tx = v.interleaved ? proto::NtpTimestamp::from_raw(v.tx_fixed_raw) : tx;
+  const proto::NtpTimestamp sent_tx = v.interleaved() ? proto::NtpTimestamp::from_raw(v.tx_fixed_raw) : tx;
   stamp_transmit(buf.get(), v.ntp_offset, sent_tx);
   if (v.mac_key) seal_transmit(buf.get(), v.ntp_offset, proto::kHeaderLen, *v.mac_key, v.mac_digest_bytes);
   if (v.kind == ReplyKind::kNtsReply) seal_nts_transmit(buf.get(), v.ntp_offset, nts_seal);

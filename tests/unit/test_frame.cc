@@ -110,11 +110,11 @@ struct Out {
 };
 
 Out handle(const Bytes& frame, const PortIdentity& port, NeighbourTable& nt, int64_t now = kNow,
-           const PolicyEnv& env = {}) {
+           const PolicyEnv& env = {}, NtpTimestamp rx = kRx) {
   Out o;
   o.buf = frame;
   o.buf.resize(frame.size() + 4, 0xCC);  // the documented tailroom
-  o.v = handle_frame(o.buf.data(), frame.size(), port, fixed_reply_params(), kRx, nt, now, env);
+  o.v = handle_frame(o.buf.data(), frame.size(), port, fixed_reply_params(), rx, nt, now, env);
   return o;
 }
 Out handle_env(const Bytes& frame, const PolicyEnv& env, const PortIdentity& port = our_port()) {
@@ -2543,14 +2543,9 @@ struct XleaveRig {
     proto::store_ts(payload.data() + proto::offs::kReceive, receive);
     IpSpec ip = client_ip();
     ip.src = src;
-    const Bytes frame = ntp_frame(payload, {.src_port = kClientPort}, ip);
-    Out o;
-    o.buf = frame;
-    o.buf.resize(frame.size() + 4, 0xCC);
     NeighbourTable nt;
-    o.v = handle_frame(o.buf.data(), frame.size(), our_port(), fixed_reply_params(), rx, nt, kNow,
-                       env_of(pol, &limiter, nullptr, 1'000'000'000));
-    return o;
+    return handle(ntp_frame(payload, {.src_port = kClientPort}, ip), our_port(), nt, kNow,
+                  env_of(pol, &limiter, nullptr, 1'000'000'000), rx);
   }
 };
 
@@ -2564,20 +2559,20 @@ TEST(FrameInterleaved, TheNextAnswerCarriesThePreviousOnesRealTransmitTime) {
   Out a = rig.ask(kClientIp, ts(0x1111), ts(0x2222), rx1);
   ASSERT_EQ(a.v.action, FrameAction::kTransmit);
   ASSERT_NE(a.v.xleave, nullptr) << "an answer of time takes its real transmit time into the client's slot";
-  EXPECT_FALSE(a.v.interleaved);
+  EXPECT_FALSE(a.v.interleaved());
   EXPECT_EQ(a.v.tx_fixed_raw, 0u);
   EXPECT_EQ(field(a, proto::offs::kOrigin), proto::load_ts(golden::kChronyRequest0 + proto::offs::kTransmit));
   EXPECT_EQ(a.v.xleave->rx_raw, rx1.raw());
   // Before the first answer has left, a request naming it is answered basic.
   Out early = rig.ask(kClientIp, rx1, ts(0x3333), rx2);
-  EXPECT_FALSE(early.v.interleaved);
+  EXPECT_FALSE(early.v.interleaved());
   const uint64_t t3 = rx2.raw() + 0x1000;  // when `early` left (transmit_burst writes it)
   early.v.xleave->tx_raw = t3;
   // 2: interleaved: origin echoes the request's receive field, receive is
   // this arrival, transmit the real time the previous answer left.
   Out b = rig.ask(kClientIp, rx2, ts(0x4444), rx3);
   ASSERT_EQ(b.v.action, FrameAction::kTransmit);
-  EXPECT_TRUE(b.v.interleaved);
+  EXPECT_TRUE(b.v.interleaved());
   EXPECT_EQ(b.v.tx_fixed_raw, t3);
   EXPECT_EQ(field(b, proto::offs::kOrigin), ts(0x4444));
   EXPECT_EQ(field(b, proto::offs::kReceive), rx3);
@@ -2589,7 +2584,7 @@ TEST(FrameInterleaved, TheNextAnswerCarriesThePreviousOnesRealTransmitTime) {
   // An origin naming an older answer (a lost reply) gets basic mode.
   b.v.xleave->tx_raw = rx3.raw() + 0x1000;
   Out c = rig.ask(kClientIp, rx2, ts(0x5555), ts(rx3.raw() + 0x100000));
-  EXPECT_FALSE(c.v.interleaved);
+  EXPECT_FALSE(c.v.interleaved());
   EXPECT_EQ(field(c, proto::offs::kOrigin), proto::load_ts(golden::kChronyRequest0 + proto::offs::kTransmit));
 }
 
@@ -2602,7 +2597,7 @@ TEST(FrameInterleaved, OnlyNtpv4ClientsTheTableHoldsAndNeverAKod) {
     Out a = rig.ask(kSyncIp, ts(1), ts(2), rx1);
     ASSERT_NE(a.v.xleave, nullptr);
     a.v.xleave->tx_raw = rx1.raw() + 7;
-    EXPECT_TRUE(rig.ask(kSyncIp, rx1, ts(3), rx2).v.interleaved);
+    EXPECT_TRUE(rig.ask(kSyncIp, rx1, ts(3), rx2).v.interleaved());
     EXPECT_EQ(rig.limiter.fill(), 1u);
   }
   {
