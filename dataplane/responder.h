@@ -80,8 +80,6 @@ struct NtpRequest {
   uint8_t version = 0;
   uint8_t mac_len = 0;        // as proto::ParsedPacket
   uint16_t len = 0;           // the request's bytes: its MAC field is [len - mac_len, len)
-  proto::NtpTimestamp origin;    // the request's origin timestamp (an interleaved request's names our last answer)
-  proto::NtpTimestamp receive;   // its receive timestamp (what an interleaved answer's origin echoes)
   proto::NtpTimestamp transmit;  // the request's transmit timestamp
 };
 inline NtpRequest classify_request(const uint8_t* buf, size_t len);
@@ -198,8 +196,6 @@ inline NtpRequest classify_request(const uint8_t* buf, size_t len) {
   q.version = req.version;
   q.mac_len = r.packet.mac_len;
   q.len = static_cast<uint16_t>(len);  // parse() took it: at most a UDP payload
-  q.origin = req.origin;
-  q.receive = req.receive;
   q.transmit = req.transmit;
   return q;
 }
@@ -249,7 +245,7 @@ inline NtpDecision answer(uint8_t* buf, const NtpRequest& q, proto::NtpTimestamp
   // Copied as bytes, before the receive field is overwritten: composing it
   // from the value beside rx, GCC merged both into one 16-byte store through
   // the stack, a store-forwarding stall (~8 ns a packet in bench_worker).
-  const proto::NtpTimestamp origin = interleaved ? q.receive : q.transmit;
+  const proto::NtpTimestamp origin = interleaved ? proto::load_ts(h + offs::kReceive) : q.transmit;
   std::memcpy(h + offs::kOrigin, h + (interleaved ? offs::kReceive : offs::kTransmit), 8);
   proto::store_ts(h + offs::kReceive, rx);
   std::memset(h + offs::kTransmit, 0, 8);  // stamped just before TX
