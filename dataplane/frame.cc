@@ -52,10 +52,10 @@ void ipv4_finish(uint8_t* ip) {
   proto::store_be16(ip + 10, csum_finish(csum_add(0, ip, kIpv4MinHeaderLen)));
 }
 
-FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, NeighbourTable& neighbours,
-                        int64_t now_ns) {
-  if (len < kEthHeaderLen + kArpLen) return drop(DropReason::kBadArp);
-  uint8_t* a = eth + kEthHeaderLen;
+FrameVerdict handle_arp(uint8_t* eth, size_t l2_len, size_t len, const PortIdentity& port,
+                        NeighbourTable& neighbours, int64_t now_ns) {
+  if (len < l2_len + kArpLen) return drop(DropReason::kBadArp);
+  uint8_t* a = eth + l2_len;
   // RFC 826 for Ethernet/IPv4: htype 1, ptype 0x0800, hlen 6, plen 4.
   if (proto::load_be16(a) != 1 || proto::load_be16(a + 2) != kEtherTypeIpv4 || a[4] != 6 || a[5] != 4) return drop(DropReason::kBadArp);
   const uint16_t op = proto::load_be16(a + 6);
@@ -119,11 +119,11 @@ FrameVerdict handle_arp(uint8_t* eth, size_t len, const PortIdentity& port, Neig
   proto::store_be32(a + 14, port.ipv4);
   v.action = FrameAction::kTransmit;
   v.kind = ReplyKind::kArp;
-  v.len = static_cast<uint16_t>(kEthHeaderLen + kArpLen);
+  v.len = static_cast<uint16_t>(l2_len + kArpLen);
   return v;
 }
 
-FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortIdentity& port) {
+FrameVerdict handle_icmp(uint8_t* eth, size_t l2_len, uint8_t* ip, size_t ip_total, const PortIdentity& port) {
   uint8_t* icmp = ip + kIpv4MinHeaderLen;
   const size_t icmp_len = ip_total - kIpv4MinHeaderLen;
   if (icmp_len < kIcmpHeaderLen || csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) return drop(DropReason::kBadIcmp);
@@ -146,7 +146,7 @@ FrameVerdict handle_icmp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortI
   FrameVerdict v;
   v.action = FrameAction::kTransmit;
   v.kind = ReplyKind::kIcmpEcho;
-  v.len = static_cast<uint16_t>(kEthHeaderLen + ip_total);
+  v.len = static_cast<uint16_t>(l2_len + ip_total);
   return v;
 }
 
@@ -372,10 +372,11 @@ inline bool mac_of_key(const crypto::KeyTable* keys, uint32_t key_id, const uint
   answer_time(pd, ntp, q, rx, params, pol, env, proto::Mode::kServer, ReplyKind::kNtp);
 }
 
-FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortIdentity& port,
-                        const ReplyParams& params, proto::NtpTimestamp rx, const PolicyEnv& env) {
-  uint8_t* udp = ip + kIpv4MinHeaderLen;
-  const size_t l4_len = ip_total - kIpv4MinHeaderLen;
+FrameVerdict handle_udp(uint8_t* eth, size_t l2_len, uint8_t* ip, size_t ihl, size_t ip_total,
+                        const PortIdentity& port, const ReplyParams& params, proto::NtpTimestamp rx,
+                        const PolicyEnv& env) {
+  uint8_t* udp = ip + ihl;
+  const size_t l4_len = ip_total - ihl;
   if (l4_len < kUdpHeaderLen) return drop(DropReason::kBadUdpLength);
   const uint16_t udp_len = proto::load_be16(udp + 4);
   if (udp_len < kUdpHeaderLen || udp_len > l4_len) return drop(DropReason::kBadUdpLength);
@@ -399,6 +400,16 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
       return not_ours(port, DropReason::kUdpPortClosed);
   }
   if (bad_source(port, src) || src_port == 0) return drop(DropReason::kBadSourceAddress);  // port 0: nowhere
+  if (ihl != kIpv4MinHeaderLen) {
+    // Options skipped: the datagram moves up to a plain header, where the
+    // reply is built (it carries none). Only now: the kernel's frames
+    // (above) go to it unchanged, and what follows drops, forwards a copy
+    // or answers.
+    std::memmove(ip + kIpv4MinHeaderLen, udp, udp_len);
+    ip[0] = 0x45;
+    udp = ip + kIpv4MinHeaderLen;
+    ntp = udp + kUdpHeaderLen;
+  }
 
   const uint16_t ntp_offset = static_cast<uint16_t>(ntp - eth);
   PolicyDecision pd;
@@ -435,8 +446,8 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   const uint16_t ck = csum_finish(usum);
   proto::store_be16(udp + 6, ck == 0 ? 0xFFFF : ck);
 
-  // IPv4: a fresh 20-byte header (the request had no options), DF set and
-  // ID zero as RFC 6864 allows for atomic datagrams.
+  // IPv4: a fresh 20-byte header (without the request's options, if it had
+  // any), DF set and ID zero as RFC 6864 allows for atomic datagrams.
   proto::store_be16(ip + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + reply_udp_len));
   proto::store_be16(ip + 4, 0);
   proto::store_be16(ip + 6, 0x4000);
@@ -453,7 +464,7 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   v.rate_leaked = pd.leaked;
   v.unsynchronized = stamps_transmit(pd.kind) && !params.synchronized;
   v.ntp_offset = ntp_offset;
-  v.len = static_cast<uint16_t>(kEthHeaderLen + kIpv4MinHeaderLen + reply_udp_len);
+  v.len = static_cast<uint16_t>(l2_len + kIpv4MinHeaderLen + reply_udp_len);
   v.mac_key = d.mac_key;
   v.mac_digest_bytes = d.mac_digest_bytes;
   v.auth = d.auth;
@@ -463,22 +474,54 @@ FrameVerdict handle_udp(uint8_t* eth, uint8_t* ip, size_t ip_total, const PortId
   return v;
 }
 
-FrameVerdict handle_ipv4(uint8_t* eth, size_t len, const PortIdentity& port, const ReplyParams& params,
-                         proto::NtpTimestamp rx, const PolicyEnv& env) {
-  uint8_t* ip = eth + kEthHeaderLen;
-  const size_t avail = len - kEthHeaderLen;
+// RFC 791 options, walked: kMalformed when a length runs past the header
+// or below 2, kSourceRouted for LSRR/SSRR (131, 137) anywhere before the
+// end-of-list option.
+enum class Ipv4Options : uint8_t { kSkippable, kSourceRouted, kMalformed };
+
+Ipv4Options ipv4_options(const uint8_t* ip, size_t ihl) {
+  size_t at = kIpv4MinHeaderLen;
+  while (at < ihl) {
+    const uint8_t type = ip[at];
+    if (type == 0) break;  // end of option list: the rest is padding
+    if (type == 1) {       // no-operation
+      at++;
+      continue;
+    }
+    if (at + 1 >= ihl || ip[at + 1] < 2 || ip[at + 1] > ihl - at) return Ipv4Options::kMalformed;
+    if (type == 131 || type == 137) return Ipv4Options::kSourceRouted;
+    at += ip[at + 1];
+  }
+  return Ipv4Options::kSkippable;
+}
+
+FrameVerdict handle_ipv4(uint8_t* eth, size_t l2_len, size_t len, const PortIdentity& port,
+                         const ReplyParams& params, proto::NtpTimestamp rx, const PolicyEnv& env) {
+  uint8_t* ip = eth + l2_len;
+  const size_t avail = len - l2_len;
   if (avail < kIpv4MinHeaderLen || (ip[0] >> 4) != 4) return drop(DropReason::kBadIpHeader);
   const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
   const size_t total = proto::load_be16(ip + 2);  // frames may carry Ethernet padding beyond it
   if (ihl < kIpv4MinHeaderLen || total < ihl || total > avail) return drop(DropReason::kBadIpHeader);
   if (proto::load_be32(ip + 16) != port.ipv4) return drop(DropReason::kNotForUs);
   if (csum_fold(csum_add(0, ip, ihl)) != 0xFFFF) return drop(DropReason::kBadIpChecksum);
-  // The kernel reassembles fragments and reads options; we do neither.
+  // The kernel reassembles fragments; we do not.
   if ((proto::load_be16(ip + 6) & 0x3FFF) != 0) return not_ours(port, DropReason::kIpFragment);  // MF or an offset
-  if (ihl != kIpv4MinHeaderLen) return not_ours(port, DropReason::kIpOptions);
+  if (ihl != kIpv4MinHeaderLen) [[unlikely]] {
+    // A UDP datagram's options (router alert, record route, timestamp,
+    // security labels) are skipped and the answer goes without them (RFC
+    // 1122 section 3.2.1.8: a host may ignore the options it does not
+    // implement). Not a source-routed one: as Linux's accept_source_route
+    // = 0, we send nothing along a path the sender chose. ICMP keeps them
+    // for the kernel: an echo reply should carry record route and
+    // timestamp back (RFC 1122 section 3.2.2.6).
+    const Ipv4Options o = ipv4_options(ip, ihl);
+    if (o == Ipv4Options::kMalformed) return drop(DropReason::kBadIpHeader);
+    if (o == Ipv4Options::kSourceRouted || ip[9] != kIpProtoUdp) return not_ours(port, DropReason::kIpOptions);
+  }
   switch (ip[9]) {
-    case kIpProtoUdp: return handle_udp(eth, ip, total, port, params, rx, env);
-    case kIpProtoIcmp: return handle_icmp(eth, ip, total, port);
+    case kIpProtoUdp: return handle_udp(eth, l2_len, ip, ihl, total, port, params, rx, env);
+    case kIpProtoIcmp: return handle_icmp(eth, l2_len, ip, total, port);
     default: return not_ours(port, DropReason::kUnsupportedIpProto);  // TCP (SSH, BGP, NTS-KE) and the rest
   }
 }
@@ -534,9 +577,20 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
     return drop(DropReason::kNotForUs);
   // A group source MAC is forged: an answer to it would flood the segment.
   if (buf[6] & 1) return drop(DropReason::kBadSourceAddress);
-  switch (proto::load_be16(buf + 12)) {
-    case kEtherTypeIpv4: return handle_ipv4(buf, len, port, params, rx, env);
-    case kEtherTypeArp: return handle_arp(buf, len, port, neighbours, now_ns);
+  uint16_t ethertype = proto::load_be16(buf + 12);
+  size_t l2_len = kEthHeaderLen;
+  if (ethertype == kEtherTypeVlan) {
+    // IEEE 802.1Q priority tag (VLAN ID 0): a frame of the untagged network
+    // with a priority. Served as untagged; the reply keeps the tag, so it
+    // goes back at the priority it came with. Other VLANs are not ours.
+    if (len < kEthHeaderLen + kVlanTagLen) return drop(DropReason::kRuntFrame);
+    if ((proto::load_be16(buf + 14) & 0x0FFF) != 0) return drop(DropReason::kUnsupportedEthertype);
+    ethertype = proto::load_be16(buf + 16);
+    l2_len += kVlanTagLen;
+  }
+  switch (ethertype) {
+    case kEtherTypeIpv4: return handle_ipv4(buf, l2_len, len, port, params, rx, env);
+    case kEtherTypeArp: return handle_arp(buf, l2_len, len, port, neighbours, now_ns);
     default: return drop(DropReason::kUnsupportedEthertype);
   }
 }

@@ -210,9 +210,9 @@ inline bool wants_limiter(const uint8_t* d, uint32_t len) {
          proto::load_be16(ip + kIpv4MinHeaderLen + 2) == proto::kNtpPort;
 }
 
-// Only for what may meet the limiter: UDP to port 123 in a plain IPv4
-// header (the frame layer refuses options); an ARP or a flood to other
-// ports costs no line of the table.
+// Only for what may meet the limiter: UDP to port 123 in a plain, untagged
+// IPv4 header (the rare tagged frame or one with options goes without a
+// prefetch); an ARP or a flood to other ports costs no line of the table.
 inline void prefetch_limiter(const RateLimiter& limiter, const rte_mbuf* m) {
   const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
   if (wants_limiter(d, m->data_len)) limiter.prefetch_v4(proto::load_be32(d + kEthHeaderLen + 12));

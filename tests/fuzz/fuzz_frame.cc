@@ -21,6 +21,13 @@
 // answer, echoes its receive field as origin and carries exactly that
 // transmit time; every answer of time leaves its receive timestamp and a
 // pending transmit in the slot, nothing else touches it.
+// Byte 5 bit 5: an 802.1Q priority tag (VLAN ID 0, priority from byte 6)
+// is put after the MAC addresses; bit 6 puts IPv4 options into a plain
+// header (router alerts, a record route, a loose source route or a broken
+// timestamp, by byte 7). A priority-tagged frame is answered with its tag;
+// every IPv4 reply has a plain header; a request with options is answered
+// only over UDP and never when source-routed or malformed; what goes to
+// the control plane is the request's NTP payload, moved over its options.
 // The policy (issue 9) is drawn from the transmit-timestamp bytes too:
 // byte 1 bits 0-2 the access class of the frame's source (0-5; 6, 7: none
 // listed, the default class, limited), byte 2 bits 0-1 whether the source
@@ -67,6 +74,7 @@
 //    hold): its mode 1/2 packets reach the control plane only with a valid
 //    MAC of that key, and only its packets are ever demoted (assoc_demoted:
 //    a configured peer's, off the associations' lane)
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -96,6 +104,26 @@ constexpr size_t kPrefixLen = 9;
   std::abort();
 }
 
+// The frame as the frame layer reads it: Ethernet, an 802.1Q priority tag
+// (VLAN ID 0) or none, the ethertype after it, and an IPv4 header's length.
+struct Layout {
+  size_t l2 = kEthHeaderLen;
+  uint16_t type = 0;
+  size_t ihl = 0;  // 0: no IPv4 header
+};
+
+Layout layout_of(const uint8_t* f, size_t len) {
+  Layout l;
+  if (len < kEthHeaderLen) return l;
+  l.type = proto::load_be16(f + 12);
+  if (l.type == kEtherTypeVlan && len >= kEthHeaderLen + kVlanTagLen && (proto::load_be16(f + 14) & 0x0FFF) == 0) {
+    l.l2 += kVlanTagLen;
+    l.type = proto::load_be16(f + 16);
+  }
+  if (l.type == kEtherTypeIpv4 && len >= l.l2 + kIpv4MinHeaderLen && (f[l.l2] & 0x0Fu) >= 5) l.ihl = size_t{f[l.l2] & 0x0Fu} * 4;
+  return l;
+}
+
 // The conflict verdict agrees with the frame, and a defence is exactly our
 // announcement: broadcast, ARP request, sender = target = us, tha zero.
 void check_conflict(const uint8_t* in, const uint8_t* out, size_t len, const FrameVerdict& v, const PortIdentity& port) {
@@ -103,8 +131,9 @@ void check_conflict(const uint8_t* in, const uint8_t* out, size_t len, const Fra
     if (v.kind == ReplyKind::kArpDefence) fail("defence without a conflict", len);
     return;
   }
-  const uint8_t* q = in + kEthHeaderLen;
-  if (len < kEthHeaderLen + kArpLen || proto::load_be16(in + 12) != kEtherTypeArp) fail("conflict in a non-ARP frame", len);
+  const Layout l = layout_of(in, len);
+  const uint8_t* q = in + l.l2;
+  if (len < l.l2 + kArpLen || l.type != kEtherTypeArp) fail("conflict in a non-ARP frame", len);
   if (proto::load_be32(q + 14) != port.ipv4) fail("conflict whose sender IP is not ours", len);
   if (std::memcmp(q + 8, port.mac, 6) == 0) fail("conflict from our own MAC", len);
   if (v.action == FrameAction::kConsumed) return;
@@ -143,28 +172,29 @@ bool bad_source(const PortIdentity& port, uint32_t src) {
 
 // The frame's IPv4 source when it has one (else 0).
 uint32_t frame_source(const uint8_t* f, size_t len) {
-  if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return 0;
-  return proto::load_be32(f + kEthHeaderLen + 12);
+  const Layout l = layout_of(f, len);
+  if (l.ihl == 0) return 0;
+  return proto::load_be32(f + l.l2 + 12);
 }
 
 // The UDP ports of an IPv4 frame (0 where there are none).
 void frame_ports(const uint8_t* f, size_t len, uint16_t& src_port, uint16_t& dst_port) {
   src_port = dst_port = 0;
-  if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return;
-  const size_t ihl = size_t{f[kEthHeaderLen] & 0x0Fu} * 4;
-  if (ihl < kIpv4MinHeaderLen || kEthHeaderLen + ihl + 4 > len) return;
-  src_port = proto::load_be16(f + kEthHeaderLen + ihl);
-  dst_port = proto::load_be16(f + kEthHeaderLen + ihl + 2);
+  const Layout l = layout_of(f, len);
+  if (l.ihl == 0 || l.l2 + l.ihl + 4 > len) return;
+  src_port = proto::load_be16(f + l.l2 + l.ihl);
+  dst_port = proto::load_be16(f + l.l2 + l.ihl + 2);
 }
 
 // Recomputes the checksums the flags ask for, where the headers are there.
 void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {
-  if (len < kEthHeaderLen + kIpv4MinHeaderLen || proto::load_be16(f + 12) != kEtherTypeIpv4) return;
-  uint8_t* ip = f + kEthHeaderLen;
-  const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
+  const Layout l = layout_of(f, len);
+  if (l.ihl == 0) return;
+  uint8_t* ip = f + l.l2;
+  const size_t ihl = l.ihl;
   const size_t total = proto::load_be16(ip + 2);
-  if (ihl < kIpv4MinHeaderLen || ihl > len - kEthHeaderLen) return;
-  if (total >= ihl && total <= len - kEthHeaderLen) {
+  if (ihl > len - l.l2) return;
+  if (total >= ihl && total <= len - l.l2) {
     uint8_t* l4 = ip + ihl;
     const size_t l4_len = total - ihl;
     if ((flags & 2) && ip[9] == kIpProtoUdp && l4_len >= kUdpHeaderLen) {
@@ -187,15 +217,68 @@ void fix_checksums(uint8_t* f, size_t len, uint8_t flags) {
   }
 }
 
+// An IPv4 reply keeps the request's layer 2 (a priority tag too) and has a
+// plain 20-byte header, whatever options the request had.
 void check_ipv4_reply(const uint8_t* in, const uint8_t* out, const FrameVerdict& v, const PortIdentity& port,
                       size_t len) {
-  const uint8_t* ip = out + kEthHeaderLen;
-  if (v.len < kEthHeaderLen + kIpv4MinHeaderLen) fail("IPv4 reply shorter than its headers", len);
+  const Layout l = layout_of(in, len);
+  const uint8_t* ip = out + l.l2;
+  if (l.ihl == 0) fail("IPv4 reply to a frame without an IPv4 header", len);
+  if (std::memcmp(out + 12, in + 12, l.l2 - 12) != 0) fail("IPv4 reply without the request's tag and ethertype", len);
+  if (v.len < l.l2 + kIpv4MinHeaderLen) fail("IPv4 reply shorter than its headers", len);
   if (ip[0] != 0x45) fail("IPv4 reply header is not version 4 / 20 bytes", len);
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) fail("IPv4 header checksum invalid", len);
-  if (size_t{proto::load_be16(ip + 2)} + kEthHeaderLen != v.len) fail("IPv4 total length does not match the frame", len);
+  if (size_t{proto::load_be16(ip + 2)} + l.l2 != v.len) fail("IPv4 total length does not match the frame", len);
   if (proto::load_be32(ip + 12) != port.ipv4) fail("IPv4 reply not from our address", len);
-  if (proto::load_be32(ip + 16) != proto::load_be32(in + kEthHeaderLen + 12)) fail("IPv4 reply not to the sender", len);
+  if (proto::load_be32(ip + 16) != proto::load_be32(in + l.l2 + 12)) fail("IPv4 reply not to the sender", len);
+}
+
+// What an IPv4 header's options are (RFC 791, walked here again): 1 when
+// a loose or strict source route (131, 137) comes before the end of the
+// list, 2 when a length is below 2 or runs past the header, else 0.
+int ipv4_options_kind(const uint8_t* ip, size_t ihl) {
+  for (size_t at = kIpv4MinHeaderLen; at < ihl;) {
+    const uint8_t type = ip[at];
+    if (type == 0) return 0;
+    if (type == 1) {
+      at++;
+      continue;
+    }
+    if (at + 1 >= ihl || ip[at + 1] < 2 || at + ip[at + 1] > ihl) return 2;
+    if (type == 131 || type == 137) return 1;
+    at += ip[at + 1];
+  }
+  return 0;
+}
+
+// Byte 5 bit 5: an 802.1Q priority tag (VLAN ID 0, the priority from byte
+// 6) after the MAC addresses.
+void insert_priority_tag(std::vector<uint8_t>& f, uint8_t pcp_bits) {
+  if (f.size() < kEthHeaderLen) return;
+  const uint8_t tag[4] = {0x81, 0x00, static_cast<uint8_t>(pcp_bits & 0xE0), 0};
+  f.insert(f.begin() + 12, tag, tag + 4);
+}
+
+// Byte 5 bit 6: 1 + byte 7 % 10 words of IPv4 options (router alerts, a
+// record route or a loose source route, by byte 7's top bits) into a plain
+// IPv4 header, its lengths fixed (the checksums by the flags).
+void insert_ipv4_options(std::vector<uint8_t>& f, uint8_t sel) {
+  const Layout l = layout_of(f.data(), f.size());
+  if (l.ihl != kIpv4MinHeaderLen || f.size() < l.l2 + kIpv4MinHeaderLen) return;
+  const size_t words = 1 + sel % 10;
+  std::vector<uint8_t> opt(words * 4, 0);
+  switch (sel >> 6) {
+    case 0:
+      for (size_t w = 0; w < words; w++) opt[w * 4] = 0x94, opt[w * 4 + 1] = 4;  // router alert
+      break;
+    case 1: opt[0] = 7, opt[1] = static_cast<uint8_t>(words * 4 - 1), opt[2] = 4; break;  // record route
+    case 2: opt[0] = 131, opt[1] = static_cast<uint8_t>(words * 4 - 1), opt[2] = 4; break;  // LSRR
+    default: opt[0] = 1, opt[1] = 1, opt[2] = 0x44, opt[3] = 0; break;  // NOP NOP, then a broken timestamp
+  }
+  uint8_t* ip = f.data() + l.l2;
+  ip[0] = static_cast<uint8_t>(0x40 | (5 + words));
+  proto::store_be16(ip + 2, static_cast<uint16_t>(proto::load_be16(ip + 2) + words * 4));
+  f.insert(f.begin() + static_cast<std::ptrdiff_t>(l.l2 + kIpv4MinHeaderLen), opt.begin(), opt.end());
 }
 
 }  // namespace
@@ -261,8 +344,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t tx_raw;
   std::memcpy(&tx_raw, data + 1, 8);
   const proto::NtpTimestamp tx = proto::NtpTimestamp::from_raw(tx_raw);
-  const std::vector<uint8_t> frame = (data[2] & 16) ? with_mac(data + kPrefixLen, size - kPrefixLen, data[2])
-                                                    : std::vector<uint8_t>(data + kPrefixLen, data + size);
+  std::vector<uint8_t> frame = (data[2] & 16) ? with_mac(data + kPrefixLen, size - kPrefixLen, data[2])
+                                              : std::vector<uint8_t>(data + kPrefixLen, data + size);
+  if (data[5] & 64) insert_ipv4_options(frame, data[7]);
+  if (data[5] & 32) insert_priority_tag(frame, data[6]);
   const size_t len = frame.size();
 
   auto in = std::make_unique<uint8_t[]>(len + 1);
@@ -342,8 +427,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // answer's receive timestamp (an interleaved request), bit 4 that
   // answer's transmit time (it has left).
   static RateLimiter xleave_limiter(1024, RateLimitParams{}, 0xBEEF, true);
-  const uint8_t* in_ntp = in.get() + kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
-  const bool ntp_sized = len >= kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kHeaderLen;
+  const Layout lay = layout_of(in.get(), len);
+  const size_t in_ntp_at = lay.l2 + (lay.ihl ? lay.ihl : kIpv4MinHeaderLen) + kUdpHeaderLen;
+  const uint8_t* in_ntp = in.get() + std::min(in_ntp_at, len);
+  const bool ntp_sized = lay.ihl != 0 && len >= in_ntp_at + proto::kHeaderLen;
   XleaveSlot slot_before{};
   XleaveSlot* slot = nullptr;
   if (flags & 128) {
@@ -379,7 +466,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fail("an interleaved answer's origin is not the request's receive field", len);
   }
   if (v.action == FrameAction::kTransmit && v.len > len) fail("reply larger than its request", len);
-  if (v.action == FrameAction::kTransmit && proto::load_be16(in.get() + 12) == kEtherTypeIpv4 && bad_source(port, src))
+  if (v.action == FrameAction::kTransmit && lay.type == kEtherTypeIpv4 && bad_source(port, src))
     fail("a reply to a bad source", len);
   if (v.action == FrameAction::kTransmit && (v.kind == ReplyKind::kKodRate || v.kind == ReplyKind::kKodDeny) &&
       !policy.kod)
@@ -396,22 +483,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (v.action == FrameAction::kToControl) {
     const uint8_t mode = in_ntp[0] & 7;
     if ((mode == 1 || mode == 2) && peer_match && peer_key_id != 0) {
-      const auto q = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
+      const auto q = proto::parse({in_ntp, v.ntp_len});
       const size_t at = v.ntp_len - q.packet.mac_len;
       const crypto::MacKey* k = fuzz_keys(false).find(peer_key_id);
       if (k == nullptr || !q.ok() || q.packet.mac_len <= 4 || q.packet.key_id != peer_key_id ||
-          !crypto::mac_verify(*k, in.get() + v.ntp_offset, at, in.get() + v.ntp_offset + at + 4,
-                              q.packet.mac_len - 4u))
+          !crypto::mac_verify(*k, in_ntp, at, in_ntp + at + 4, q.packet.mac_len - 4u))
         fail("a keyed peer's mode 1/2 packet forwarded without a valid MAC of its key", len);
     }
     if (v.assoc_demoted && !((mode == 1 || mode == 2) && peer_match && !v.assoc_lane))
       fail("demoted but not a configured peer's packet on the shared lane", len);
     if ((mode == 1 || mode == 2) && !peer_match && policy.authenticate) {
-      const auto q = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
+      const auto q = proto::parse({in_ntp, v.ntp_len});
       const size_t at = v.ntp_len - q.packet.mac_len;
       if (!q.ok() || q.packet.mac_len <= 4 ||
-          crypto::check_mac(fuzz_keys(true), in.get() + v.ntp_offset, at, in.get() + v.ntp_offset + at,
-                            q.packet.mac_len)
+          crypto::check_mac(fuzz_keys(true), in_ntp, at, in_ntp + at, q.packet.mac_len)
                   .check != crypto::MacCheck::kOk)
         fail("with authenticate, a peer-class mode 1/2 packet forwarded without a trusted valid MAC", len);
     }
@@ -456,9 +541,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // to us: an IPv4 packet to our address or an ARP reply to it.
       if (!port.exception_path) fail("kToKernel without an exception path", len);
       if (std::memcmp(buf.get(), in.get(), len) != 0) fail("kToKernel frame modified", len);
-      if (len < kEthHeaderLen + 20) fail("kToKernel runt", len);
-      const uint16_t type = proto::load_be16(in.get() + 12);
-      const uint8_t* l3 = in.get() + kEthHeaderLen;
+      if (len < lay.l2 + 20) fail("kToKernel runt", len);
+      const uint16_t type = lay.type;
+      const uint8_t* l3 = in.get() + lay.l2;
       if (type == kEtherTypeIpv4) {
         if (proto::load_be32(l3 + 16) != port.ipv4) fail("kToKernel for another address", len);
         const proto::DropReason r = v.reason;
@@ -466,7 +551,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             r != proto::DropReason::kUdpPortClosed && r != proto::DropReason::kIcmpNotEcho)
           fail("kToKernel for a reason that is ours to drop", len);
       } else if (type == kEtherTypeArp) {
-        if (len < kEthHeaderLen + kArpLen || proto::load_be16(l3 + 6) != 2 || proto::load_be32(l3 + 24) != port.ipv4)
+        if (len < lay.l2 + kArpLen || proto::load_be16(l3 + 6) != 2 || proto::load_be32(l3 + 24) != port.ipv4)
           fail("kToKernel ARP that is not a reply to us", len);
       } else {
         fail("kToKernel of another ethertype", len);
@@ -474,10 +559,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     case FrameAction::kToControl: {
-      if (size_t{v.ntp_offset} + v.ntp_len > len) fail("kToControl payload outside the frame", len);
-      if (std::memcmp(buf.get() + v.ntp_offset, in.get() + v.ntp_offset, v.ntp_len) != 0)
-        fail("kToControl payload modified", len);
-      const auto r = proto::parse({in.get() + v.ntp_offset, v.ntp_len});
+      // The request's NTP payload (moved up over IPv4 options, if any).
+      if (size_t{v.ntp_offset} + v.ntp_len > len || in_ntp_at + v.ntp_len > len)
+        fail("kToControl payload outside the frame", len);
+      if (std::memcmp(buf.get() + v.ntp_offset, in_ntp, v.ntp_len) != 0) fail("kToControl payload is not the request's", len);
+      const auto r = proto::parse({in_ntp, v.ntp_len});
       if (!r.ok()) fail("kToControl payload does not parse", len);
       return 0;
     }
@@ -494,18 +580,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case ReplyKind::kNone: fail("kTransmit without a kind", len);
     case ReplyKind::kArpDefence: fail("defence without a conflict", len);
     case ReplyKind::kArp: {
-      if (v.len != kEthHeaderLen + kArpLen) fail("ARP reply length", len);
-      const uint8_t* a = f + kEthHeaderLen;
-      if (proto::load_be16(f + 12) != kEtherTypeArp || proto::load_be16(a + 6) != 2) fail("ARP reply is not op 2", len);
+      if (v.len != lay.l2 + kArpLen) fail("ARP reply length", len);
+      if (std::memcmp(f + 12, in.get() + 12, lay.l2 - 12) != 0) fail("ARP reply without the request's tag", len);
+      const uint8_t* a = f + lay.l2;
+      if (lay.type != kEtherTypeArp || proto::load_be16(a + 6) != 2) fail("ARP reply is not op 2", len);
       if (std::memcmp(a + 8, port.mac, 6) != 0 || proto::load_be32(a + 14) != port.ipv4) fail("ARP reply sender not us", len);
-      const uint8_t* q = in.get() + kEthHeaderLen;
+      const uint8_t* q = in.get() + lay.l2;
       if (std::memcmp(a + 18, q + 8, 6) != 0 || proto::load_be32(a + 24) != proto::load_be32(q + 14)) fail("ARP reply target not the requester", len);
       return 0;
     }
     case ReplyKind::kIcmpEcho: {
       check_ipv4_reply(in.get(), f, v, port, len);
-      const uint8_t* icmp = f + kEthHeaderLen + kIpv4MinHeaderLen;
-      const size_t icmp_len = v.len - kEthHeaderLen - kIpv4MinHeaderLen;
+      if (lay.ihl != kIpv4MinHeaderLen) fail("an echo reply to a request with IPv4 options", len);
+      const uint8_t* icmp = f + lay.l2 + kIpv4MinHeaderLen;
+      const size_t icmp_len = v.len - lay.l2 - kIpv4MinHeaderLen;
       if (icmp_len < kIcmpHeaderLen || icmp[0] != 0 || icmp[1] != 0) fail("not an ICMP echo reply", len);
       if (csum_fold(csum_add(0, icmp, icmp_len)) != 0xFFFF) fail("ICMP checksum invalid", len);
       return 0;
@@ -514,10 +602,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case ReplyKind::kKodDeny: {
       // Complete as built: checksums right without a stamp.
       check_ipv4_reply(in.get(), f, v, port, len);
-      const uint8_t* ip = f + kEthHeaderLen;
+      const uint8_t* ip = f + lay.l2;
       const uint8_t* udp = ip + kIpv4MinHeaderLen;
       const uint8_t* k = udp + kUdpHeaderLen;
-      if (v.len != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kHeaderLen) fail("KoD is not 48 bytes", len);
+      if (v.len != lay.l2 + kIpv4MinHeaderLen + kUdpHeaderLen + proto::kHeaderLen) fail("KoD is not 48 bytes", len);
       if (csum_fold(csum_add(pseudo_header_sum(proto::load_be32(ip + 12), proto::load_be32(ip + 16), kIpProtoUdp, 56), udp,
                              56)) != 0xFFFF)
         fail("KoD UDP checksum invalid", len);
@@ -533,7 +621,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // Complete as built: the header as a KoD with NTSN, the UID field.
       if (!policy.nts_ring) fail("an NTS NAK without cookie keys", len);
       check_ipv4_reply(in.get(), f, v, port, len);
-      const uint8_t* ip = f + kEthHeaderLen;
+      const uint8_t* ip = f + lay.l2;
       const uint8_t* udp = ip + kIpv4MinHeaderLen;
       const uint8_t* k = udp + kUdpHeaderLen;
       const uint16_t udp_len = proto::load_be16(udp + 4);
@@ -560,21 +648,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   check_ipv4_reply(in.get(), f, v, port, len);
-  const uint8_t* ip = f + kEthHeaderLen;
+  const uint8_t* ip = f + lay.l2;
   if (ip[9] != kIpProtoUdp) fail("NTP reply is not UDP", len);
-  if (v.ntp_offset != kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
+  if (v.ntp_offset != lay.l2 + kIpv4MinHeaderLen + kUdpHeaderLen) fail("NTP reply payload offset", len);
+  if (lay.ihl != kIpv4MinHeaderLen && ipv4_options_kind(in.get() + lay.l2, lay.ihl) != 0)
+    fail("an answer to a source-routed request or one with malformed options", len);
   const proto::NtpTimestamp sent_tx = v.interleaved() ? proto::NtpTimestamp::from_raw(v.tx_fixed_raw) : tx;
   stamp_transmit(buf.get(), v.ntp_offset, sent_tx);
   if (v.mac_key) seal_transmit(buf.get(), v.ntp_offset, proto::kHeaderLen, *v.mac_key, v.mac_digest_bytes);
   if (v.kind == ReplyKind::kNtsReply) seal_nts_transmit(buf.get(), v.ntp_offset, nts_seal);
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
   const uint16_t udp_len = proto::load_be16(udp + 4);
-  if (size_t{udp_len} + kIpv4MinHeaderLen + kEthHeaderLen != v.len) fail("UDP length does not match the frame", len);
+  if (size_t{udp_len} + kIpv4MinHeaderLen + lay.l2 != v.len) fail("UDP length does not match the frame", len);
   if (proto::load_be16(udp + 6) == 0) fail("UDP checksum left zero", len);
   if (csum_fold(csum_add(pseudo_header_sum(proto::load_be32(ip + 12), proto::load_be32(ip + 16), kIpProtoUdp, udp_len), udp, udp_len)) !=
       0xFFFF)
     fail("UDP checksum invalid after stamp_transmit", len);
-  const uint8_t* qudp = in.get() + kEthHeaderLen + size_t{(in[kEthHeaderLen] & 0x0Fu)} * 4;
+  const uint8_t* qudp = in.get() + lay.l2 + lay.ihl;
   if (proto::load_be16(udp) != proto::kNtpPort || proto::load_be16(udp + 2) != proto::load_be16(qudp)) fail("NTP reply ports", len);
   const auto r = proto::parse({f + v.ntp_offset, size_t{udp_len} - kUdpHeaderLen});
   if (!r.ok()) fail("NTP reply does not parse", len);

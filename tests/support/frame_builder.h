@@ -184,6 +184,16 @@ inline Bytes ethernet(const Mac& dst, const Mac& src, uint16_t type, const Bytes
   return f;
 }
 
+// The frame with an IEEE 802.1Q tag (TPID 0x8100, tci: priority, DEI and
+// VLAN ID) after its MAC addresses.
+inline Bytes tagged(const Bytes& frame, uint16_t tci) {
+  Bytes f(frame.begin(), frame.begin() + 12);
+  push16(f, 0x8100);
+  push16(f, tci);
+  f.insert(f.end(), frame.begin() + 12, frame.end());
+  return f;
+}
+
 struct ArpSpec {
   uint16_t htype = 1;
   uint16_t ptype = 0x0800;

@@ -488,6 +488,119 @@ TEST(FrameNtp, DontFragmentRequestAnswered) {
   EXPECT_EQ(handle(ntp_frame(chrony_payload(), {}, ip)).v.action, FrameAction::kTransmit);
 }
 
+// ------------------------------------------------- priority tags, IP options
+
+// The reply to a frame as `tagged` makes it, tag left out: what the same
+// frame untagged gets, byte for byte.
+Bytes untag(const Bytes& f) {
+  Bytes out(f.begin(), f.begin() + 12);
+  out.insert(out.end(), f.begin() + 16, f.end());
+  return out;
+}
+
+TEST(FramePriorityTag, AnsweredAsUntaggedWithTheTagKept) {
+  NeighbourTable nt_plain, nt_tagged;
+  const struct {
+    const char* what;
+    Bytes frame;
+    ReplyKind kind;
+  } cases[] = {
+      {"NTP", ntp_frame(), ReplyKind::kNtp},
+      {"ICMP echo", icmp_frame(Bytes(8, 0x61)), ReplyKind::kIcmpEcho},
+      {"ARP", arp_frame(arp_request_for(kOurIp)), ReplyKind::kArp},
+  };
+  for (const auto& c : cases) {
+    for (const uint16_t tci : {0x0000, 0xA000, 0xF000}) {  // priority 0; 5 (voice); 7 with DEI set
+      const uint16_t with_dei = tci;
+      Out plain = handle(c.frame, our_port(), nt_plain);
+      Out tag = handle(tagged(c.frame, with_dei), our_port(), nt_tagged);
+      ASSERT_EQ(tag.v.action, FrameAction::kTransmit) << c.what << " tci " << tci;
+      EXPECT_EQ(tag.v.kind, c.kind) << c.what;
+      ASSERT_EQ(tag.v.len, plain.v.len + 4) << c.what;
+      if (c.kind == ReplyKind::kNtp) {
+        EXPECT_EQ(tag.v.ntp_offset, plain.v.ntp_offset + 4);
+        stamp_transmit(plain.buf.data(), plain.v.ntp_offset, kTx);
+        stamp_transmit(tag.buf.data(), tag.v.ntp_offset, kTx);
+      }
+      const Bytes r = tag.reply();
+      EXPECT_EQ(get16(r.data() + 12), 0x8100) << c.what;
+      EXPECT_EQ(get16(r.data() + 14), with_dei) << c.what << ": the priority goes back as it came";
+      EXPECT_EQ(untag(r), plain.reply()) << c.what;
+    }
+  }
+}
+
+TEST(FramePriorityTag, PeerPacketsGoToTheControlPlaneFromBehindTheTag) {
+  Bytes sym = chrony_payload();
+  sym[0] = 0x21;  // NTPv4 symmetric active
+  PolicyEnv env;
+  Policy p = lab_policy();
+  env.policy = &p;
+  IpSpec ip = client_ip();
+  ip.src = kPeerClassIp;
+  const Bytes f = tagged(ntp_frame(sym, {.src_port = 123}, ip), 0x2000);
+  const Out o = handle_env(f, env);
+  ASSERT_EQ(o.v.action, FrameAction::kToControl);
+  EXPECT_EQ(o.v.ntp_offset, 14 + 4 + 20 + 8);
+  EXPECT_EQ(Bytes(o.buf.begin() + o.v.ntp_offset, o.buf.begin() + o.v.ntp_offset + o.v.ntp_len), sym);
+}
+
+TEST(FrameIpOptions, SkippedAndAnsweredAsWithout) {
+  const Bytes plain_frame = ntp_frame();
+  Out plain = handle(plain_frame);
+  ASSERT_EQ(plain.v.action, FrameAction::kTransmit);
+  stamp_transmit(plain.buf.data(), plain.v.ntp_offset, kTx);
+  Bytes max_rr(40, 0);  // a record route of nine slots: the longest header
+  max_rr[0] = 7, max_rr[1] = 39, max_rr[2] = 4;
+  const Bytes options[] = {
+      {0x94, 0x04, 0x00, 0x00},                          // router alert (RFC 2113)
+      {0x01, 0x01, 0x01, 0x00},                          // no-operations, end of list
+      {0x07, 0x07, 0x04, 0, 0, 0, 0, 0x00},              // record route, one slot
+      {0x44, 0x0C, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0},  // timestamp, two slots
+      {0x86, 0x06, 0, 0, 0, 0, 0x01, 0x00},              // CIPSO-like security label
+      {0x00, 0x83, 0x07, 0x04},                          // end of list first: what follows is padding
+      max_rr,
+  };
+  for (const Bytes& opt : options) {
+    IpSpec ip = client_ip();
+    ip.options = opt;
+    const Bytes f = ntp_frame(chrony_payload(), {.src_port = kClientPort}, ip);
+    Out o = handle(f);
+    ASSERT_EQ(o.v.action, FrameAction::kTransmit) << "options of " << opt.size() << " bytes, first " << int{opt[0]};
+    EXPECT_EQ(o.v.ntp_offset, plain.v.ntp_offset);
+    ASSERT_EQ(o.v.len, plain.v.len);
+    EXPECT_LT(o.v.len, f.size());
+    stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+    EXPECT_EQ(o.reply(), plain.reply()) << "options of " << opt.size() << " bytes, first " << int{opt[0]};
+    EXPECT_TRUE(ipv4_header_ok(o.buf.data() + 14));
+    EXPECT_TRUE(udp_checksum_ok(o.buf.data() + 14));
+  }
+  // Over a priority tag as well.
+  IpSpec ip = client_ip();
+  ip.options = {0x94, 0x04, 0x00, 0x00};
+  Out o = handle(tagged(ntp_frame(chrony_payload(), {.src_port = kClientPort}, ip), 0xA000));
+  ASSERT_EQ(o.v.action, FrameAction::kTransmit);
+  stamp_transmit(o.buf.data(), o.v.ntp_offset, kTx);
+  EXPECT_EQ(untag(o.reply()), plain.reply());
+}
+
+TEST(FrameIpOptions, AServerAnswerMovesUpForTheControlPlaneUnchanged) {
+  Bytes answer = chrony_payload();
+  answer[0] = 0x24;  // NTPv4 server
+  PolicyEnv env;
+  Policy p = lab_policy();
+  env.policy = &p;
+  AssocTable assoc = table_of(endpoints({endpoint(kServerIp, proto::kEndpointClient, 40123)}));
+  env.assoc = &assoc;
+  IpSpec ip = client_ip();
+  ip.src = kServerIp;
+  ip.options = {0x94, 0x04, 0x00, 0x00};
+  const Out o = handle_env(ntp_frame(answer, {.src_port = 123, .dst_port = 40123}, ip), env);
+  ASSERT_EQ(o.v.action, FrameAction::kToControl);
+  EXPECT_EQ(o.v.src_ip, kServerIp);
+  EXPECT_EQ(Bytes(o.buf.begin() + o.v.ntp_offset, o.buf.begin() + o.v.ntp_offset + o.v.ntp_len), answer);
+}
+
 TEST(FrameNtp, PointToPointSlash31HasNoBroadcast) {
   PortIdentity port = our_port();
   port.ipv4 = ip4(10, 99, 0, 0);
@@ -633,7 +746,9 @@ TEST(FrameException, WhatWeDoNotAnswerForOurAddressGoesToTheKernelUnchanged) {
   IpSpec frag = client_ip();
   frag.flags_frag = 0x2000;  // MF
   IpSpec opts = client_ip();
-  opts.options = {0x94, 0x04, 0, 0};  // router alert
+  opts.options = {131, 7, 4, 10, 99, 7, 1, 0};  // a loose source route: never answered by us
+  IpSpec echo_opts = client_ip(1);
+  echo_opts.options = {0x94, 0x04, 0, 0};  // router alert: an echo's options are the kernel's to reflect
   const struct {
     const char* what;
     Bytes frame;
@@ -645,7 +760,8 @@ TEST(FrameException, WhatWeDoNotAnswerForOurAddressGoesToTheKernelUnchanged) {
        DropReason::kUdpPortClosed},
       {"ICMP port unreachable", icmp_frame(Bytes(28, 0), {.type = 3, .code = 3}), DropReason::kIcmpNotEcho},
       {"a fragment", ntp_frame(chrony_payload(), {.src_port = kClientPort}, frag), DropReason::kIpFragment},
-      {"IP options", ntp_frame(chrony_payload(), {.src_port = kClientPort}, opts), DropReason::kIpOptions},
+      {"a source-routed request", ntp_frame(chrony_payload(), {.src_port = kClientPort}, opts), DropReason::kIpOptions},
+      {"an echo request with options", icmp_frame(Bytes(8, 0x61), {}, echo_opts), DropReason::kIpOptions},
   };
   for (const auto& c : cases) {
     const Out with = handle(c.frame, exception_port());
@@ -1181,8 +1297,16 @@ std::vector<DropCase> drop_cases() {
   t.push_back({"MF", with_ip([](IpSpec& ip) { ip.flags_frag = 0x2000; }), DropReason::kIpFragment});
   t.push_back({"DF|MF", with_ip([](IpSpec& ip) { ip.flags_frag = 0x6000; }), DropReason::kIpFragment});
   t.push_back({"fragment offset", with_ip([](IpSpec& ip) { ip.flags_frag = 0x0001; }), DropReason::kIpFragment});
-  t.push_back({"IP options", with_ip([](IpSpec& ip) { ip.options = {0x01, 0x01, 0x01, 0x00}; }),
+  t.push_back({"IP source route", with_ip([](IpSpec& ip) { ip.options = {137, 7, 4, 10, 99, 7, 1, 0}; }),
                DropReason::kIpOptions});
+  t.push_back({"IP option length 0", with_ip([](IpSpec& ip) { ip.options = {0x44, 0, 5, 0}; }),
+               DropReason::kBadIpHeader});
+  t.push_back({"IP option past the header", with_ip([](IpSpec& ip) { ip.options = {1, 7, 8, 4}; }),
+               DropReason::kBadIpHeader});
+  t.push_back({"VLAN 5", tagged(ntp_frame(), 5), DropReason::kUnsupportedEthertype});
+  Bytes cut(whole.begin(), whole.begin() + 12);
+  cut.insert(cut.end(), {0x81, 0x00, 0xA0});
+  t.push_back({"tag cut short", cut, DropReason::kRuntFrame});
   t.push_back({"TCP", with_ip([](IpSpec& ip) { ip.proto = 6; }), DropReason::kUnsupportedIpProto});
   t.push_back({"IGMP", with_ip([](IpSpec& ip) { ip.proto = 2; }), DropReason::kUnsupportedIpProto});
   t.push_back({"UDP length > IP payload", with_udp([](UdpSpec& s) { s.length = 57; }), DropReason::kBadUdpLength});
