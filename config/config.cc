@@ -421,6 +421,10 @@ constexpr KeySpec kKeys[] = {
     {.sects = kDataplane, .name = "worker_lcores", .type = Type::kInts, .def = "[1]", .lo = 0, .hi = 1023,
      .min_entries = 1, .max_entries = 32, .unique_entries = true, .store = set<&Dataplane::worker_lcores>,
      .help = "one polling worker per lcore, each with one RX/TX queue pair per port; not the main lcore"},
+    {.sects = kDataplane, .name = "worker_cpus", .type = Type::kInts, .def = "[]", .lo = 0, .hi = 1023,
+     .min_entries = 0, .max_entries = 32, .store = set<&Dataplane::worker_cpus>,
+     .help = "the CPU each worker lcore runs on, in worker_lcores' order (EAL --lcores); empty: lcore N on "
+             "CPU N. Workers sharing a CPU share its time: for trying RSS on a small machine, not for service"},
     {.sects = kDataplane, .name = "eal_args", .type = Type::kStrings, .def = "[]", .lo = 1, .hi = kMaxLen,
      .min_entries = 0, .max_entries = 64, .store = set<&Dataplane::eal_args>,
      .help = "extra DPDK EAL arguments, e.g. [\"--no-huge\", \"--no-pci\", \"-m\", \"256\"]"},
@@ -1125,6 +1129,14 @@ void check_lcores(TableView& v) {
   const Value* main = v.value("main_lcore", kDataplane);
   const Value* workers = v.value("worker_lcores", kDataplane);
   if (!main || !workers) return;
+  if (const Value* cpus = v.value("worker_cpus", kDataplane);
+      cpus && !cpus->ints.empty() && cpus->ints.size() != workers->ints.size()) {
+    if (const Seen* cs = v.find("worker_cpus"))
+      v.errs.add(*cs->node, v.prefix + "worker_cpus",
+                 num(static_cast<int64_t>(cpus->ints.size())) + " CPUs for " +
+                     num(static_cast<int64_t>(workers->ints.size())) +
+                     " worker lcores (dataplane.worker_lcores): one each, in the same order");
+  }
   const Seen* ws = v.find("worker_lcores");
   for (size_t i = 0; i < workers->ints.size(); ++i) {
     if (workers->ints[i] != main->i) continue;

@@ -176,6 +176,7 @@ struct Stats {
 struct Dataplane {
   int main_lcore = 0;
   std::vector<int> worker_lcores{1};   // one worker per lcore; each owns one RX/TX queue pair per port
+  std::vector<int> worker_cpus;        // the CPU of each worker lcore; empty: lcore N runs on CPU N
   std::vector<std::string> eal_args;   // extra EAL arguments, e.g. ["--no-huge", "--no-pci", "-m", "256"]
   int burst_size = 32;                 // 1..256
   int rx_descriptors = 1024;           // power of two, 64..16384

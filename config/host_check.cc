@@ -157,22 +157,38 @@ struct Checker {
   void warning(const std::string& key, std::string m) { add(out.warnings, key, std::move(m)); }
 
   void lcores(bool usable) {
-    std::vector<std::pair<std::string, int>> all{{"dataplane.main_lcore", cfg.dataplane.main_lcore}};
-    for (size_t i = 0; i < cfg.dataplane.worker_lcores.size(); i++)
-      all.emplace_back("dataplane.worker_lcores[" + std::to_string(i) + "]", cfg.dataplane.worker_lcores[i]);
+    // The CPU each lcore runs on: its own number (we pass -l), or the
+    // worker's entry of worker_cpus (we pass --lcores lcore@cpu).
+    const config::Dataplane& d = cfg.dataplane;
+    const bool mapped = d.worker_cpus.size() == d.worker_lcores.size() && !d.worker_cpus.empty();
+    std::vector<std::pair<std::string, int>> all{{"dataplane.main_lcore", d.main_lcore}};
+    for (size_t i = 0; i < d.worker_lcores.size(); i++) {
+      if (mapped)
+        all.emplace_back("dataplane.worker_cpus[" + std::to_string(i) + "]", d.worker_cpus[i]);
+      else
+        all.emplace_back("dataplane.worker_lcores[" + std::to_string(i) + "]", d.worker_lcores[i]);
+    }
     const std::vector<int> online = host.online_cpus();
-    for (const auto& [key, lcore] : all) {
-      // EAL maps lcore N to CPU N unless told otherwise (we pass -l).
-      if (!online.empty() && !std::binary_search(online.begin(), online.end(), lcore)) {
-        error(key, "lcore " + std::to_string(lcore) + " is not a CPU of this host (online CPUs: " +
-                       format_cpu_list(online) + ")");
+    for (const auto& [key, cpu] : all) {
+      const std::string what = (key.find("cpus") != std::string::npos ? "CPU " : "lcore ") + std::to_string(cpu);
+      if (!online.empty() && !std::binary_search(online.begin(), online.end(), cpu)) {
+        error(key, what + " is not a CPU of this host (online CPUs: " + format_cpu_list(online) + ")");
         continue;
       }
       if (!usable) continue;
-      if (const int e = host.try_pin(lcore); e != 0)
-        error(key, "lcore " + std::to_string(lcore) + ": this process may not run on CPU " + std::to_string(lcore) +
-                       " (" + errno_text(e) + "; outside its cpuset?)");
+      if (const int e = host.try_pin(cpu); e != 0)
+        error(key, what + ": this process may not run on CPU " + std::to_string(cpu) + " (" + errno_text(e) +
+                       "; outside its cpuset?)");
     }
+    // Pollers never yield: two on one CPU each get half of it.
+    for (size_t i = 1; mapped && i < d.worker_cpus.size(); i++)
+      for (size_t j = 0; j < i; j++)
+        if (d.worker_cpus[i] == d.worker_cpus[j]) {
+          warning("dataplane.worker_cpus[" + std::to_string(i) + "]",
+                  "CPU " + std::to_string(d.worker_cpus[i]) + " also runs worker " + std::to_string(j) +
+                      ": busy-polling workers sharing a CPU each get part of it (for trying RSS, not for service)");
+          break;
+        }
   }
 
   void stats(bool starting) {

@@ -98,9 +98,19 @@ void reload(config::Config& running, std::vector<std::unique_ptr<dp::WorkerConte
 
 std::vector<std::string> eal_arguments(const config::Config& cfg) {
   std::vector<std::string> a{"ntp-dataplane"};
-  std::string lcores = std::to_string(cfg.dataplane.main_lcore);
-  for (int l : cfg.dataplane.worker_lcores) lcores.append(",").append(std::to_string(l));
-  a.insert(a.end(), {"-l", lcores, "--main-lcore", std::to_string(cfg.dataplane.main_lcore)});
+  const config::Dataplane& d = cfg.dataplane;
+  std::string lcores = std::to_string(d.main_lcore);
+  if (d.worker_cpus.empty()) {
+    for (int l : d.worker_lcores) lcores.append(",").append(std::to_string(l));
+    a.insert(a.end(), {"-l", lcores});
+  } else {
+    // lcore@cpu: the main lcore on its own CPU number, each worker on its CPU.
+    lcores.append("@").append(std::to_string(d.main_lcore));
+    for (size_t i = 0; i < d.worker_lcores.size(); i++)
+      lcores.append(",").append(std::to_string(d.worker_lcores[i])).append("@").append(std::to_string(d.worker_cpus[i]));
+    a.insert(a.end(), {"--lcores", lcores});
+  }
+  a.insert(a.end(), {"--main-lcore", std::to_string(d.main_lcore)});
   bool has_prefix = false;
   for (const auto& e : cfg.dataplane.eal_args) has_prefix |= e.rfind("--file-prefix", 0) == 0 || e == "--in-memory";
   // Several instances on one host each need their own EAL runtime files.

@@ -652,7 +652,8 @@ LAB_NTP = "passive_minpoll_log2 = -4"
 
 def appliance_config(sysname, device, address, *, refclock_master=None, ntp_server=True, extra="",
                      listen="127.0.0.1:9123", clock='source = "virtual"', holdover_s=None, idle_sleep_us=0,
-                     servers=(), peers=(), interface_extra="", access=None, ntp=None):
+                     servers=(), peers=(), interface_extra="", access=None, ntp=None, worker_lcores=(1,),
+                     worker_cpus=()):
     lines = [f'sysname = "{sysname}"', "log_level = \"info\"", ""]
     lines += ["[clock]", clock, ""]
     lines += ["[ntp]"]
@@ -661,7 +662,8 @@ def appliance_config(sysname, device, address, *, refclock_master=None, ntp_serv
     if holdover_s is not None:
         lines.append(f"holdover_s = {holdover_s}")
     lines.append(LAB_NTP if ntp is None else ntp)
-    lines += ["", "[dataplane]", "main_lcore = 0", "worker_lcores = [1]",
+    lines += ["", "[dataplane]", "main_lcore = 0", f"worker_lcores = {list(worker_lcores)}",
+              f"worker_cpus = {list(worker_cpus)}",
               'eal_args = ["--no-huge", "--no-pci", "-m", "128", "--no-telemetry", '
               '"--log-level", "lib.eal:warning"]',
               f"idle_sleep_us = {idle_sleep_us}", "",

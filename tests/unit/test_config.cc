@@ -537,6 +537,11 @@ TEST(ConfigErrors, Lcores) {
                        "dataplane.worker_lcores", "0 entries, allowed 1..32"));
   EXPECT_TRUE(OneError(P(std::string("[dataplane]\nworker_lcores = [1024]\n") + kIface), 2, 18,
                        "dataplane.worker_lcores[0]", "1024 out of range 0..1023"));
+  EXPECT_TRUE(OneError(P(std::string("[dataplane]\nworker_lcores = [1, 2]\nworker_cpus = [1]\n") + kIface), 3, 15,
+                       "dataplane.worker_cpus", "1 CPUs for 2 worker lcores"));
+  const LoadResult two = P(std::string("[dataplane]\nworker_lcores = [1, 2]\nworker_cpus = [1, 1]\n") + kIface);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two.config->dataplane.worker_cpus, (std::vector<int>{1, 1}));
 }
 
 TEST(ConfigErrors, PowersOfTwo) {
@@ -837,7 +842,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port", "peer[].xleave"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 110u);
+  EXPECT_EQ(keys.size(), 111u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

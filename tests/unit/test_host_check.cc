@@ -174,6 +174,18 @@ TEST(HostCheck, MainLcoreAndDefaultsAreCheckedToo) {
   EXPECT_EQ(c.errors[1], "t.toml:3:14: dataplane.main_lcore: lcore 2 is not a CPU of this host (online CPUs: 0)");
 }
 
+TEST(HostCheck, WorkerCpusAreCheckedInsteadOfTheLcoresAndSharingIsAWarning) {
+  FakeHost host;  // CPUs 0-1
+  std::string text = config_text("[1, 2, 3]", "127.0.0.1:9123", "veth0");
+  text.insert(text.find("[stats]"), "worker_cpus = [1, 1, 5]\n");
+  const Checked c = run(text, kDataplaneHostChecks, host);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_EQ(c.errors[0], "t.toml:5:22: dataplane.worker_cpus[2]: CPU 5 is not a CPU of this host (online CPUs: 0-1)");
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("dataplane.worker_cpus[1]: CPU 1 also runs worker 0"), std::string::npos)
+      << c.warnings[0];
+}
+
 TEST(HostCheck, LcoreOnlineButOutsideThisProcesssCpuset) {
   FakeHost host;
   host.pinnable = {0};
