@@ -481,8 +481,16 @@ constexpr KeySpec kKeys[] = {
      .unique_across = "interface names", .store = set<&Interface::name>,
      .help = "`interface <name>`: the operator's name for the port", .example = "\"GigabitEthernet0/1/0\""},
     {.sects = kInterface, .name = "device", .type = Type::kString, .required = true, .lo = 1, .hi = 255,
-     .unique_across = "interface devices", .store = set<&Interface::device>,
-     .help = "DPDK device: PCI address or vdev string", .example = "\"net_af_packet0,iface=dpC\""},
+     .store = set<&Interface::device>,
+     .help = "DPDK device: PCI address or vdev string. Several interfaces may share one (one port), each "
+             "on its own VLAN, their subnets apart; the port's own keys (timestamping, tx_compensation_ns, "
+             "emulated_nic_*) the same on each",
+     .example = "\"net_af_packet0,iface=dpC\""},
+    {.sects = kInterface, .name = "vlan", .type = Type::kInt, .def = "0", .lo = 0, .hi = 4094,
+     .store = set<&Interface::vlan>,
+     .help = "`interface <if>.<N>` / `vlan-type dot1q N`: the 802.1Q VLAN ID of this interface's frames, "
+             "tagged on the wire (frames of other VLANs are dropped as vlan_not_ours); 0: untagged (and "
+             "802.1p priority-tagged) frames"},
     {.sects = kInterface, .name = "address", .type = Type::kString, .required = true,
      .fmt = Fmt::kIfAddress, .unique_across = "addresses of interfaces, servers and peers",
      .store = [](Targets& t, const Value& v) {
@@ -1324,6 +1332,7 @@ class Loader {
     if (cfg.shm_name.empty()) cfg.shm_name = "/ntp-" + cfg.sysname;  // derived default
     check_auth(root, cfg);
     check_association_count(root, cfg);
+    check_shared_ports(root, cfg);
   }
 
  private:
@@ -1332,6 +1341,70 @@ class Loader {
       if (!(k.sects & sect)) continue;
       if (const auto& d = default_values()[index_of(k)]) k.store(t, *d);
     }
+  }
+
+  // Interfaces on one device are one port: each on its own VLAN, with
+  // subnets apart (one neighbour table answers for the port's addresses),
+  // no exception path yet (its TAP takes untagged frames of one address),
+  // and the port's own keys alike. Reported at the later interface.
+  void check_shared_ports(const toml::table& root, const Config& cfg) {
+    const toml::array* arr = root.get("interface") ? root.get("interface")->as_array() : nullptr;
+    if (!arr) return;
+    auto at = [&](size_t i, const char* k) -> const toml::node& {
+      const toml::table* t = i < arr->size() ? arr->get(i)->as_table() : nullptr;
+      const toml::node* n = t ? t->get(k) : nullptr;
+      return n ? *n : (t ? static_cast<const toml::node&>(*t) : static_cast<const toml::node&>(root));
+    };
+    const auto& ifs = cfg.interfaces;
+    std::vector<bool> shared(ifs.size(), false);
+    for (size_t i = 0; i < ifs.size(); i++) {
+      const std::string key = "interface[" + std::to_string(i) + "].";
+      std::optional<size_t> first;
+      for (size_t j = 0; j < i; j++) {
+        if (ifs[i].device != ifs[j].device) continue;
+        if (!first) first = j;
+        shared[i] = shared[j] = true;
+        const std::string other = "interface[" + std::to_string(j) + "] (" + ifs[j].name + ")";
+        if (ifs[i].vlan == ifs[j].vlan)
+          errs_.add(at(i, "vlan"), key + "vlan",
+                    (ifs[i].vlan ? "VLAN " + std::to_string(ifs[i].vlan) : std::string("untagged")) +
+                        " on device " + quote(ifs[i].device) + " is already " + other +
+                        "'s: interfaces sharing a device need a VLAN each");
+        const unsigned len = std::min(ifs[i].prefix_len, ifs[j].prefix_len);
+        if (proto::in_prefix(ifs[i].ipv4, ifs[j].ipv4 & proto::netmask(len), len))
+          errs_.add(at(i, "address"), key + "address",
+                    "subnet overlaps " + other + "'s on the same device: one port's subnets must be apart");
+      }
+      if (!first) continue;
+      const Interface& a = ifs[i];
+      const Interface& b = ifs[*first];
+      const struct {
+        const char* name;
+        bool same;
+      } port_keys[] = {
+          {"timestamping", a.timestamping == b.timestamping},
+          {"tx_compensation_ns", a.tx_compensation_ns == b.tx_compensation_ns},
+          {"emulated_nic_clock", a.emulated_nic_clock == b.emulated_nic_clock && a.emulated_nic_hz == b.emulated_nic_hz &&
+                                     a.emulated_nic_bits == b.emulated_nic_bits &&
+                                     a.emulated_nic_offset_ns == b.emulated_nic_offset_ns &&
+                                     a.emulated_nic_frequency_ppm == b.emulated_nic_frequency_ppm &&
+                                     a.emulated_nic_read_jitter_ns == b.emulated_nic_read_jitter_ns},
+      };
+      for (const auto& pk : port_keys)
+        if (!pk.same)
+          errs_.add(at(i, pk.name), key + pk.name,
+                    "differs from interface[" + std::to_string(*first) + "] (" + b.name +
+                        ")'s on the same device: it is the port's");
+    }
+    for (size_t k = 0; k < ifs.size(); k++)
+      if (shared[k] && ifs[k].exception_path)
+        errs_.add(at(k, "exception_path"), "interface[" + std::to_string(k) + "].exception_path",
+                  "not on a device several interfaces share (yet): its TAP takes one address's untagged frames");
+    // A VLAN interface's exception path would hand the kernel tagged frames.
+    for (size_t k = 0; k < ifs.size(); k++)
+      if (!shared[k] && ifs[k].vlan && ifs[k].exception_path)
+        errs_.add(at(k, "exception_path"), "interface[" + std::to_string(k) + "].exception_path",
+                  "not on a VLAN interface (yet): its TAP takes untagged frames");
   }
 
   // Across tables: an association's key is a trusted key of a keys file,

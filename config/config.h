@@ -25,6 +25,7 @@ const char* to_string(ClockSource s);
 struct Interface {
   std::string name;          // operator's name, e.g. "GigabitEthernet0/1/0"
   std::string device;        // DPDK device: PCI address or vdev string ("net_af_packet0,iface=veth0")
+  uint16_t vlan = 0;         // 802.1Q VLAN ID of the interface's frames, 1..4094; 0: untagged
   uint32_t ipv4 = 0;         // host order
   uint8_t prefix_len = 24;   // 1..32
   std::optional<uint32_t> gateway;  // host order, inside the subnet

@@ -83,7 +83,15 @@ FrameVerdict handle_arp(uint8_t* eth, size_t l2_len, size_t len, const PortIdent
     // conflicting packet, which is at least as long.
     v.action = FrameAction::kTransmit;
     v.kind = ReplyKind::kArpDefence;
+    uint8_t tag[kVlanTagLen];
+    std::memcpy(tag, eth + 12, sizeof tag);
     v.len = static_cast<uint16_t>(build_arp_request(eth, port.mac, port.ipv4, port.ipv4));
+    if (l2_len != kEthHeaderLen) {
+      // On the tag it came with (its VLAN, its priority).
+      std::memmove(eth + 12 + kVlanTagLen, eth + 12, v.len - 12);
+      std::memcpy(eth + 12, tag, sizeof tag);
+      v.len = static_cast<uint16_t>(v.len + kVlanTagLen);
+    }
     return v;
   }
   const bool learnable =
@@ -579,15 +587,18 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
   if (buf[6] & 1) return drop(DropReason::kBadSourceAddress);
   uint16_t ethertype = proto::load_be16(buf + 12);
   size_t l2_len = kEthHeaderLen;
+  uint16_t vlan = 0;
   if (ethertype == kEtherTypeVlan) {
-    // IEEE 802.1Q priority tag (VLAN ID 0): a frame of the untagged network
-    // with a priority. Served as untagged; the reply keeps the tag, so it
-    // goes back at the priority it came with. Other VLANs are not ours.
+    // IEEE 802.1Q: the interface's VLAN, or a priority tag (VLAN ID 0: a
+    // frame of the untagged network with a priority). The reply is built
+    // behind the tag, which it keeps: the same VLAN, and the priority it
+    // came with.
     if (len < kEthHeaderLen + kVlanTagLen) return drop(DropReason::kRuntFrame);
-    if ((proto::load_be16(buf + 14) & 0x0FFF) != 0) return drop(DropReason::kUnsupportedEthertype);
+    vlan = proto::load_be16(buf + 14) & 0x0FFF;
     ethertype = proto::load_be16(buf + 16);
     l2_len += kVlanTagLen;
   }
+  if (vlan != port.vlan) return drop(DropReason::kVlanNotOurs);
   switch (ethertype) {
     case kEtherTypeIpv4: return handle_ipv4(buf, l2_len, len, port, params, rx, env);
     case kEtherTypeArp: return handle_arp(buf, l2_len, len, port, neighbours, now_ns);

@@ -24,6 +24,7 @@ struct PortIdentity {
   uint8_t mac[6] = {};
   uint32_t ipv4 = 0;        // host order
   uint8_t prefix_len = 24;
+  uint16_t vlan = 0;        // 802.1Q VLAN ID of its frames; 0: untagged or priority-tagged
   bool ntp_server = false;  // answer client requests here
   // interface.exception_path: frames for our address that we do not answer
   // go to the kernel (FrameAction::kToKernel) instead of being dropped.

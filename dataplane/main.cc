@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <memory>
@@ -170,9 +171,10 @@ int eal_init_quiet_usage(std::vector<std::string>& args) {
 }
 
 void log_port(const dp::Port& p) {
-  spdlog::info("port {} {} ({}, driver {}): {}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
+  spdlog::info("port {} {} ({}, driver {}): {}/{}{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, "
                "ntp server {}, receive timestamps: {}, tx compensation {} ns",
                p.port_id, p.name, p.device, p.driver, proto::ipv4_to_string(p.identity.ipv4), p.identity.prefix_len,
+               p.identity.vlan ? " VLAN " + std::to_string(p.identity.vlan) : std::string(),
                p.identity.mac[0], p.identity.mac[1], p.identity.mac[2], p.identity.mac[3], p.identity.mac[4],
                p.identity.mac[5], p.link_up ? "up" : "down", p.identity.ntp_server ? "on" : "off",
                p.timestamp_reason, p.tx_compensation_ns);
@@ -248,7 +250,12 @@ void housekeeping(const config::Config& cfg, proto::SegmentHeader& seg, std::vec
       last_link_check = now_raw;
       for (size_t i = 0; i < ports.size(); i++) {
         const bool was_up = ports[i].link_up;
-        dp::refresh_link(ports[i]);
+        if (ports[i].shares >= 0) {
+          ports[i].link_up = ports[static_cast<size_t>(ports[i].shares)].link_up;
+          ports[i].link_speed_mbps = ports[static_cast<size_t>(ports[i].shares)].link_speed_mbps;
+        } else {
+          dp::refresh_link(ports[i]);
+        }
         seg.ports[i].link_up = ports[i].link_up;
         if (was_up != ports[i].link_up)
           spdlog::warn("port {} {}: link {}", ports[i].port_id, ports[i].name, ports[i].link_up ? "up" : "down");
@@ -308,6 +315,16 @@ int run(const config::Config& cfg) {
   }
 
   for (const auto& iface : cfg.interfaces) {
+    // Several interfaces (VLANs) on one device are one DPDK port: the
+    // first configures it, the others share it.
+    const auto owner = std::find_if(ports.begin(), ports.end(),
+                                    [&](const dp::Port& o) { return o.shares < 0 && o.device == iface.device; });
+    if (owner != ports.end()) {
+      dp::Port p = dp::share_port(*owner, static_cast<int>(owner - ports.begin()), iface);
+      log_port(p);
+      ports.push_back(std::move(p));
+      continue;
+    }
     dp::Port p;
     if (!dp::init_port(iface, cfg.dataplane, n_workers, pools, tsc_hz, p, err)) {
       spdlog::error("{}: interface {} ({}): {}", cfg.path, iface.name, iface.device, err);

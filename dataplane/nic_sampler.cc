@@ -9,7 +9,7 @@ namespace ntp::dp {
 
 NicClockSampler::NicClockSampler(std::vector<Port>& ports, double tsc_hz) : ports_(ports), tsc_ghz_(tsc_hz * 1e-9) {
   for (size_t i = 0; i < ports.size(); i++) {
-    if (!ports[i].hw_timestamps) continue;
+    if (!ports[i].hw_timestamps || ports[i].shares >= 0) continue;  // a VLAN of another port: its clock
     hwclock::NicClockParams np;
     np.counter_bits = ports[i].nic_counter_bits;
     np.nominal_ticks_per_tsc = ports[i].nic_ticks_per_tsc;

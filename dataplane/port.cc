@@ -210,6 +210,7 @@ bool init_port(const config::Interface& interface, const config::Dataplane& dp, 
   out.identity.ipv4 = interface.ipv4;
   out.identity.prefix_len = interface.prefix_len;
   out.identity.ntp_server = interface.ntp_server;
+  out.identity.vlan = interface.vlan;
   refresh_link(out);
   return true;
 }
@@ -222,7 +223,35 @@ void refresh_link(Port& port) {
   }
 }
 
+Port share_port(const Port& owner, int owner_index, const config::Interface& interface) {
+  Port p;
+  p.port_id = owner.port_id;
+  p.shares = owner_index;
+  p.name = interface.name;
+  p.device = owner.device;
+  p.driver = owner.driver;
+  p.identity = owner.identity;
+  p.identity.ipv4 = interface.ipv4;
+  p.identity.prefix_len = interface.prefix_len;
+  p.identity.ntp_server = interface.ntp_server;
+  p.identity.vlan = interface.vlan;
+  p.rx_timestamp_capable = owner.rx_timestamp_capable;
+  p.read_clock_capable = owner.read_clock_capable;
+  p.timesync_clock = owner.timesync_clock;
+  p.link_speed_mbps = owner.link_speed_mbps;
+  p.link_up = owner.link_up;
+  p.hw_timestamps = owner.hw_timestamps;
+  p.timestamp_reason = owner.timestamp_reason;
+  p.ts_dynfield_offset = owner.ts_dynfield_offset;
+  p.ts_dynflag = owner.ts_dynflag;
+  p.nic_counter_bits = owner.nic_counter_bits;
+  p.nic_ticks_per_tsc = owner.nic_ticks_per_tsc;
+  p.tx_compensation_ns = owner.tx_compensation_ns;
+  return p;
+}
+
 void stop_port(Port& port) {
+  if (port.shares >= 0) return;  // the owner stops it
   close_exception_path(port.exception);
   rte_eth_dev_stop(port.port_id);
   rte_eth_dev_close(port.port_id);

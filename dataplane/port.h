@@ -19,6 +19,10 @@ namespace ntp::dp {
 
 struct Port {
   uint16_t port_id = 0;
+  // Another interface on the same device (its VLAN): the index of the Port
+  // that owns the DPDK port, whose queues, clock and link this one shares.
+  // -1: this one owns it.
+  int shares = -1;
   std::string name;    // the operator's interface name
   std::string device;  // as configured
   std::string driver;
@@ -62,7 +66,12 @@ bool is_pci_address(const std::string& device);
 bool init_port(const config::Interface& interface, const config::Dataplane& dp, unsigned n_queues,
                const std::vector<rte_mempool*>& pools, double tsc_hz, Port& out, std::string& err);
 
+// An interface on the DPDK port `owner` already runs (interface.device the
+// same): owner's port, driver and timestamping, with interface's address,
+// VLAN and ntp_server. owner_index: owner's place among the ports.
+Port share_port(const Port& owner, int owner_index, const config::Interface& interface);
+
 void refresh_link(Port& port);
-void stop_port(Port& port);  // and its exception path
+void stop_port(Port& port);  // and its exception path; nothing for a port that shares another's
 
 }  // namespace ntp::dp

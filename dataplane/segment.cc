@@ -189,6 +189,7 @@ void publish_ports(proto::SegmentHeader& seg, const std::string& sysname, const 
     pi.ipv4 = p.identity.ipv4;
     pi.prefix_len = p.identity.prefix_len;
     pi.ntp_server = p.identity.ntp_server;
+    pi.vlan = p.identity.vlan;
     pi.link_up = p.link_up;
     pi.link_speed_mbps = p.link_speed_mbps;
     pi.dpdk_port_id = p.port_id;

@@ -463,6 +463,21 @@ unsigned service_exception_rx(WorkerContext& ctx) {
   return moved;
 }
 
+// The interface a frame of this port is for: its VLAN's, else the port's
+// own (whose handle_frame drops it as vlan_not_ours). One interface per
+// port: no look.
+inline const WorkerPort& interface_of(const WorkerContext& ctx, const WorkerPort& port, const uint8_t* d,
+                                      uint32_t len) {
+  if (port.n_members <= 1) [[likely]]
+    return port;
+  const uint16_t vlan = len >= kEthHeaderLen + kVlanTagLen && proto::load_be16(d + 12) == kEtherTypeVlan
+                            ? proto::load_be16(d + 14) & 0x0FFF
+                            : 0;
+  for (unsigned k = 0; k < port.n_members; k++)
+    if (const WorkerPort& m = ctx.ports[port.members[k]]; m.identity.vlan == vlan) return m;
+  return port;
+}
+
 // The shape of DPDK's l3fwd main loop: per port, receive a burst, then per
 // frame its receive time and one decision, then transmit the replies.
 unsigned worker_poll_once(WorkerContext& ctx) {
@@ -481,6 +496,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
   env.nts_rng = nts ? ctx.nts_rng.get() : nullptr;
   for (unsigned p = 0; p < ctx.n_ports; p++) {
     WorkerPort& port = ctx.ports[p];
+    if (!port.polls) continue;  // a VLAN of a port polled for it
     rte_mbuf* rx[kMaxBurst];
     const uint16_t n = rte_eth_rx_burst(port.port_id, port.queue_id, rx, static_cast<uint16_t>(ctx.burst_size));
     if (n == 0) continue;
@@ -510,7 +526,8 @@ unsigned worker_poll_once(WorkerContext& ctx) {
       const RxTime t = packet_rx_time(ctx, port, burst, m, tally);
       uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
       env.nts_seal = nts ? &ctx.nts_seals[tx.n] : nullptr;  // the slot of the reply it may become
-      const FrameVerdict v = handle_frame(data, m->data_len, port.identity, burst.params, t.ntp, ctx.neighbours,
+      const WorkerPort& iface = interface_of(ctx, port, data, m->data_len);
+      const FrameVerdict v = handle_frame(data, m->data_len, iface.identity, burst.params, t.ntp, ctx.neighbours,
                                           burst.mono_ns, env);
       tally.learned += v.learned_neighbour;
       tally.arp_conflicts += v.arp_conflict;
@@ -519,7 +536,7 @@ unsigned worker_poll_once(WorkerContext& ctx) {
           queue_reply(tx, m, v, tally);
           break;
         case FrameAction::kToControl:
-          to_control(ctx, port, data, v, t.ns, burst.raw);
+          to_control(ctx, iface, data, v, t.ns, burst.raw);
           rte_pktmbuf_free(m);
           break;
         case FrameAction::kConsumed:
@@ -543,7 +560,8 @@ unsigned worker_poll_once(WorkerContext& ctx) {
     if (n_kernel) to_exception_path(c, port, to_kernel, n_kernel);
     add_tally(c, port, n, tally);
     tally_limiter(ctx);
-    if (tally.arp_conflicts) publish_arp_conflict(ctx, p);
+    if (tally.arp_conflicts)
+      for (unsigned k = 0; k < port.n_members; k++) publish_arp_conflict(ctx, port.members[k]);
     publish_limiter(ctx, burst.raw);
   }
   // Past a burst boundary: nothing of this poll uses the policy any more.
@@ -576,11 +594,22 @@ void refuse(WorkerContext& ctx, rte_mbuf* m, uint64_t cookie, proto::DropReason 
   report(ctx, cookie, 0, 0, static_cast<uint32_t>(reason) + 1);
 }
 
+// A VLAN interface's frame gets its 802.1Q tag (DPDK's software insert,
+// into the headroom). False: it could not be (the frame is freed).
+bool tag_for(const WorkerPort& port, rte_mbuf*& m) {
+  if (port.identity.vlan == 0) return true;
+  m->vlan_tci = port.identity.vlan;
+  if (rte_vlan_insert(&m) == 0) return true;
+  rte_pktmbuf_free(m);
+  return false;
+}
+
 void send_arp_request(WorkerContext& ctx, const WorkerPort& port, uint32_t target) {
   rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
   if (!m) return;
   const size_t len = build_arp_request(rte_pktmbuf_mtod(m, uint8_t*), port.identity.mac, port.identity.ipv4, target);
   m->data_len = m->pkt_len = static_cast<uint32_t>(len);
+  if (!tag_for(port, m)) return;
   if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) != 1) rte_pktmbuf_free(m);
 }
 
@@ -588,10 +617,6 @@ void send_arp_request(WorkerContext& ctx, const WorkerPort& port, uint32_t targe
 // before it goes, and reports the time.
 void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
   const WorkerPort& port = ctx.ports[p.port];
-  uint8_t* frame = rte_pktmbuf_mtod(p.m, uint8_t*);
-  std::memcpy(frame, mac, 6);
-  const uint64_t tx_raw = hwclock::read_tsc();
-  constexpr uint16_t kNtpAt = kEthHeaderLen + kIpv4MinHeaderLen + kUdpHeaderLen;
   // kTxMac: the key as the policy of this poll has it, checked again (a
   // reload while the packet waited for ARP may have removed it or changed
   // its type); its MAC covers the stamp.
@@ -601,11 +626,17 @@ void send_now(WorkerContext& ctx, const PendingTx& p, const uint8_t* mac) {
     key = mac_key_at_send(p, keys, p.m->data_len, size_t{p.m->data_len} + rte_pktmbuf_tailroom(p.m));
     if (key == nullptr) return refuse(ctx, p.m, p.cookie, proto::DropReason::kBadControlPacket);
   }
+  rte_mbuf* m = p.m;
+  if (!tag_for(port, m)) return refuse(ctx, nullptr, p.cookie, proto::DropReason::kBadControlPacket);
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  std::memcpy(frame, mac, 6);
+  const uint64_t tx_raw = hwclock::read_tsc();
+  const uint16_t ntp_at = static_cast<uint16_t>(kEthHeaderLen + (port.identity.vlan ? kVlanTagLen : 0) +
+                                                kIpv4MinHeaderLen + kUdpHeaderLen);
   const int64_t tx_ns =
       hwclock::model_to_ns(ctx.model, tx_raw) + port.tx_compensation_ns + (key ? mac_cost_ns(key->type) : 0);
-  if (p.stamp) stamp_transmit(frame, kNtpAt, proto::ntp_from_unix_ns(tx_ns));
-  if (key) seal_transmit(frame, kNtpAt, p.mac_covered, *key, p.mac_digest_bytes);
-  rte_mbuf* m = p.m;
+  if (p.stamp) stamp_transmit(frame, ntp_at, proto::ntp_from_unix_ns(tx_ns));
+  if (key) seal_transmit(frame, ntp_at, p.mac_covered, *key, p.mac_digest_bytes);
   if (rte_eth_tx_burst(port.port_id, port.queue_id, &m, 1) == 1) {
     bump(ctx.counters->control_tx);
     report(ctx, p.cookie, tx_ns, tx_raw, 0);

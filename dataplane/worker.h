@@ -25,6 +25,13 @@ struct WorkerPort {
   uint16_t port_id = 0;
   uint16_t queue_id = 0;
   uint16_t index = 0;     // into SegmentHeader::ports
+  // Interfaces on one DPDK port (VLANs) share its queues: the first polls
+  // them and hands each frame to the interface of its VLAN, members[]
+  // (indices into WorkerContext::ports, itself among them); the others
+  // never poll (polls false) but send as themselves.
+  bool polls = true;
+  uint8_t n_members = 0;
+  uint8_t members[proto::kMaxPorts] = {};
   uint32_t gateway = 0;   // host order; 0: on-link destinations only
   PortIdentity identity;
   int64_t tx_compensation_ns = 0;  // added to transmit timestamps

@@ -107,6 +107,16 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
       ctx->exception_rx |= wp.exc_reads;
     }
   }
+  // VLANs of one DPDK port: its owner polls for all of them.
+  for (size_t i = 0; i < ports.size(); i++) {
+    const size_t owner = ports[i].shares >= 0 ? static_cast<size_t>(ports[i].shares) : i;
+    WorkerPort& o = ctx->ports[owner];
+    o.members[o.n_members++] = static_cast<uint8_t>(i);
+    if (owner != i) {
+      ctx->ports[i].polls = false;
+      ctx->ports[i].tx_stamps = o.tx_stamps;
+    }
+  }
   return ctx;
 }
 

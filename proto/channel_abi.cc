@@ -50,6 +50,7 @@ const char* drop_reason_name(DropReason r) {
     case DropReason::kNotAuthenticated: return "not_authenticated";
     case DropReason::kExceptionRate: return "exception_rate";
     case DropReason::kExceptionFull: return "exception_full";
+    case DropReason::kVlanNotOurs: return "vlan_not_ours";
     case DropReason::kCount: break;
   }
   return "unknown";

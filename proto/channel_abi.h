@@ -14,7 +14,7 @@
 namespace ntp::proto {
 
 inline constexpr uint64_t kChannelMagic = 0x4E54504150504C31ULL;  // "NTPAPPL1"
-inline constexpr uint32_t kChannelAbiVersion = 11;
+inline constexpr uint32_t kChannelAbiVersion = 12;
 inline constexpr size_t kMaxWorkers = 32;
 inline constexpr size_t kMaxPorts = 8;
 inline constexpr size_t kCacheLine = 64;
@@ -104,6 +104,7 @@ enum class DropReason : uint8_t {
   kNotAuthenticated,   // a mode 1/2 packet without a valid MAC: from a peer-class address with auth.authenticate (only a verified one may mobilise), or from a keyed [[peer]]'s address without one of its key
   kExceptionRate,      // for the kernel (exception path), over interface.exception_max_pps
   kExceptionFull,      // for the kernel, its interface did not take it (or, from it, the port's TX queue did not)
+  kVlanNotOurs,        // tagged for a VLAN none of the port's interfaces is on (or untagged where all are tagged)
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -259,7 +260,8 @@ struct PortInfo {
   uint32_t link_speed_mbps;
   uint8_t nic_emulated;           // the NIC clock is the test/diagnostic emulation
   uint8_t nic_map_valid;          // the NIC-to-TSC mapping is usable
-  uint8_t reserved_[6];
+  uint16_t vlan;                  // 802.1Q VLAN ID of the interface (0: untagged)
+  uint8_t reserved_[4];
   int64_t tx_compensation_ns;
   // The NIC clock mapping, updated by the dataplane's main lcore.
   std::atomic<int64_t> nic_clock_mhz;     // NIC clock frequency fitted against the TSC, milli-Hz

@@ -161,6 +161,7 @@ const Field<PortStatus> kPort[] = {
     {.key = "driver", .member = &PortStatus::driver},
     {.key = "mac", .member = &PortStatus::mac},
     {.key = "address", .member = &PortStatus::address},
+    {.key = "vlan", .member = &PortStatus::vlan},
     {.key = "ntp_server",
      .member = &PortStatus::ntp_server,
      .metric = {.name = "ntp_port_ntp_server", .help = "1 when the port answers NTP client requests, else 0."}},

@@ -86,6 +86,7 @@ PortStatus port_status(const proto::SegmentHeader& h, uint32_t i) {
                 p.mac[5]);
   ps.mac = mac;
   ps.address = proto::ipv4_to_string(p.ipv4) + "/" + std::to_string(p.prefix_len);
+  ps.vlan = p.vlan;
   ps.ntp_server = p.ntp_server;
   ps.timestamping = p.timestamping == proto::kTimestampHardware ? "hardware" : "software";
   ps.timestamp_reason = text_of(p.timestamp_reason);

@@ -67,6 +67,7 @@ struct PortStatus {
   std::string driver;
   std::string mac;       // "aa:bb:cc:dd:ee:ff"
   std::string address;   // "10.0.1.31/24"
+  uint16_t vlan = 0;     // 802.1Q VLAN ID; 0: untagged
   bool ntp_server = false;
   std::string timestamping;  // "software" or "hardware"
   std::string timestamp_reason;  // why, e.g. "software: the driver offers no RX timestamp offload"

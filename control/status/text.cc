@@ -304,7 +304,7 @@ std::string format_ports(const Status& s) {
   for (const auto& p : s.ports) {
     o += " interface: " + p.name + "\n";
     o += " device: " + p.device + " (driver " + p.driver + ")\n";
-    o += " address: " + p.address + ", mac " + p.mac + "\n";
+    o += " address: " + p.address + ", mac " + p.mac + (p.vlan ? ", VLAN " + std::to_string(p.vlan) : "") + "\n";
     o += std::string(" link: ") + (p.link_up ? "up" : "down") +
          (p.link_speed_mbps ? ", " + std::to_string(p.link_speed_mbps) + " Mb/s" : std::string()) + "\n";
     o += std::string(" ntp server: ") + (p.ntp_server ? "yes" : "no") + "\n";

@@ -21,10 +21,12 @@
 // answer, echoes its receive field as origin and carries exactly that
 // transmit time; every answer of time leaves its receive timestamp and a
 // pending transmit in the slot, nothing else touches it.
-// Byte 5 bit 5: an 802.1Q priority tag (VLAN ID 0, priority from byte 6)
-// is put after the MAC addresses; bit 6 puts IPv4 options into a plain
+// Byte 5 bit 5: an 802.1Q tag (priority from byte 6; bit 7 puts the port
+// on VLAN 1 + byte 8 % 8 and the tag on it, or byte 6 bit 4 on the next
+// one; else VLAN 0) is put after the MAC addresses; bit 6 puts IPv4 options into a plain
 // header (router alerts, a record route, a loose source route or a broken
-// timestamp, by byte 7). A priority-tagged frame is answered with its tag;
+// timestamp, by byte 7). A tagged frame is taken only on its port's VLAN
+// (VLAN 0: untagged and priority tags) and answered with its tag;
 // every IPv4 reply has a plain header; a request with options is answered
 // only over UDP and never when source-routed or malformed; what goes to
 // the control plane is the request's NTP payload, moved over its options.
@@ -109,23 +111,40 @@ constexpr size_t kPrefixLen = 9;
 struct Layout {
   size_t l2 = kEthHeaderLen;
   uint16_t type = 0;
-  size_t ihl = 0;  // 0: no IPv4 header
+  uint16_t vlan = 0;  // the tag's VLAN ID (0: untagged or a priority tag)
+  size_t ihl = 0;     // 0: no IPv4 header
 };
 
 Layout layout_of(const uint8_t* f, size_t len) {
   Layout l;
   if (len < kEthHeaderLen) return l;
   l.type = proto::load_be16(f + 12);
-  if (l.type == kEtherTypeVlan && len >= kEthHeaderLen + kVlanTagLen && (proto::load_be16(f + 14) & 0x0FFF) == 0) {
+  if (l.type == kEtherTypeVlan && len >= kEthHeaderLen + kVlanTagLen) {
     l.l2 += kVlanTagLen;
+    l.vlan = proto::load_be16(f + 14) & 0x0FFF;
     l.type = proto::load_be16(f + 16);
   }
   if (l.type == kEtherTypeIpv4 && len >= l.l2 + kIpv4MinHeaderLen && (f[l.l2] & 0x0Fu) >= 5) l.ihl = size_t{f[l.l2] & 0x0Fu} * 4;
   return l;
 }
 
+// Our RFC 5227 announcement, untagged: broadcast, ARP request, sender =
+// target = us, tha zero.
+void check_announcement(const uint8_t* out, size_t len, const PortIdentity& port) {
+  uint8_t expect[kEthHeaderLen + kArpLen];
+  std::memset(expect, 0xFF, 6);
+  std::memcpy(expect + 6, port.mac, 6);
+  const uint8_t rest[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
+  std::memcpy(expect + 12, rest, sizeof rest);
+  std::memcpy(expect + 22, port.mac, 6);
+  proto::store_be32(expect + 28, port.ipv4);
+  std::memset(expect + 32, 0, 6);
+  proto::store_be32(expect + 38, port.ipv4);
+  if (std::memcmp(out, expect, sizeof expect) != 0) fail("defence is not our announcement", len);
+}
+
 // The conflict verdict agrees with the frame, and a defence is exactly our
-// announcement: broadcast, ARP request, sender = target = us, tha zero.
+// announcement, on the request's tag if it had one.
 void check_conflict(const uint8_t* in, const uint8_t* out, size_t len, const FrameVerdict& v, const PortIdentity& port) {
   if (!v.arp_conflict) {
     if (v.kind == ReplyKind::kArpDefence) fail("defence without a conflict", len);
@@ -138,17 +157,13 @@ void check_conflict(const uint8_t* in, const uint8_t* out, size_t len, const Fra
   if (std::memcmp(q + 8, port.mac, 6) == 0) fail("conflict from our own MAC", len);
   if (v.action == FrameAction::kConsumed) return;
   if (v.action != FrameAction::kTransmit || v.kind != ReplyKind::kArpDefence) fail("conflict neither defended nor consumed", len);
-  if (v.len != kEthHeaderLen + kArpLen || v.len > len) fail("defence frame length", len);
-  uint8_t expect[kEthHeaderLen + kArpLen];
-  std::memset(expect, 0xFF, 6);
-  std::memcpy(expect + 6, port.mac, 6);
-  const uint8_t rest[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
-  std::memcpy(expect + 12, rest, sizeof rest);
-  std::memcpy(expect + 22, port.mac, 6);
-  proto::store_be32(expect + 28, port.ipv4);
-  std::memset(expect + 32, 0, 6);
-  proto::store_be32(expect + 38, port.ipv4);
-  if (std::memcmp(out, expect, sizeof expect) != 0) fail("defence is not our announcement", len);
+  if (v.len != l.l2 + kArpLen || v.len > len) fail("defence frame length", len);
+  if (l.l2 == kEthHeaderLen) return check_announcement(out, len, port);
+  if (std::memcmp(out + 12, in + 12, kVlanTagLen) != 0) fail("defence without the request's tag", len);
+  uint8_t untagged[kEthHeaderLen + kArpLen];
+  std::memcpy(untagged, out, 12);
+  std::memcpy(untagged + 12, out + 12 + kVlanTagLen, sizeof untagged - 12);
+  check_announcement(untagged, len, port);
 }
 
 PortIdentity make_port(bool ntp_server) {
@@ -251,11 +266,12 @@ int ipv4_options_kind(const uint8_t* ip, size_t ihl) {
   return 0;
 }
 
-// Byte 5 bit 5: an 802.1Q priority tag (VLAN ID 0, the priority from byte
-// 6) after the MAC addresses.
-void insert_priority_tag(std::vector<uint8_t>& f, uint8_t pcp_bits) {
+// Byte 5 bit 5: an 802.1Q tag after the MAC addresses, the priority from
+// byte 6 and the VLAN ID `vlan`.
+void insert_tag(std::vector<uint8_t>& f, uint8_t pcp_bits, uint16_t vlan) {
   if (f.size() < kEthHeaderLen) return;
-  const uint8_t tag[4] = {0x81, 0x00, static_cast<uint8_t>(pcp_bits & 0xE0), 0};
+  const uint8_t tag[4] = {0x81, 0x00, static_cast<uint8_t>((pcp_bits & 0xE0) | (vlan >> 8)),
+                          static_cast<uint8_t>(vlan)};
   f.insert(f.begin() + 12, tag, tag + 4);
 }
 
@@ -347,7 +363,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> frame = (data[2] & 16) ? with_mac(data + kPrefixLen, size - kPrefixLen, data[2])
                                               : std::vector<uint8_t>(data + kPrefixLen, data + size);
   if (data[5] & 64) insert_ipv4_options(frame, data[7]);
-  if (data[5] & 32) insert_priority_tag(frame, data[6]);
+  // Byte 5 bit 7: the port is on VLAN 1 + byte 8 % 8; the tag of bit 5
+  // its VLAN (byte 6 bit 4: the next one, not ours), else VLAN 0.
+  const uint16_t port_vlan = (data[5] & 128) ? static_cast<uint16_t>(1 + data[8] % 8) : 0;
+  if (data[5] & 32) insert_tag(frame, data[6], static_cast<uint16_t>((data[6] & 16) ? port_vlan + 1 : port_vlan));
   const size_t len = frame.size();
 
   auto in = std::make_unique<uint8_t[]>(len + 1);
@@ -359,6 +378,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   PortIdentity port = make_port(flags & 16);
   port.exception_path = data[5] & 2;  // the kernel takes what we do not answer
+  port.vlan = port_vlan;
   const ReplyParams params = make_params(flags & 8);
   const proto::NtpTimestamp rx{0xEB001234u, 0x80000000u};
   NeighbourTable neighbours;
@@ -466,6 +486,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fail("an interleaved answer's origin is not the request's receive field", len);
   }
   if (v.action == FrameAction::kTransmit && v.len > len) fail("reply larger than its request", len);
+  if (v.action != FrameAction::kDrop && lay.vlan != port.vlan) fail("a frame of another VLAN taken", len);
   if (v.action == FrameAction::kTransmit && lay.type == kEtherTypeIpv4 && bad_source(port, src))
     fail("a reply to a bad source", len);
   if (v.action == FrameAction::kTransmit && (v.kind == ReplyKind::kKodRate || v.kind == ReplyKind::kKodDeny) &&

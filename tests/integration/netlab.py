@@ -81,6 +81,15 @@ def unique(prefix):
     return f"{prefix}{os.getpid() % 100000:05d}{len(_cleanups) % 100:02d}"
 
 
+def read_text(path):
+    """A file's text (closed again), or "" while it does not exist."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def wait_for(cond, timeout, interval=0.05, what="condition"):
     """Poll cond() until it returns a true value; return it, or raise."""
     deadline = time.monotonic() + timeout

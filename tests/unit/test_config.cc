@@ -369,8 +369,9 @@ TEST(ConfigErrors, DuplicateInterfaceNameAndDevice) {
   EXPECT_TRUE(OneError(P(std::string(kIface) + second), 6, 8, "interface[1].name",
                        "\"if0\" is already used by interface[0].name"));
   const std::string dev = "[[interface]]\nname = \"if1\"\ndevice = \"dev0\"\naddress = \"10.0.2.31/24\"\n";
-  EXPECT_TRUE(OneError(P(std::string(kIface) + dev), 7, 10, "interface[1].device",
-                       "\"dev0\" is already used by interface[0].device"));
+  // A second interface on a device is a VLAN of its port: untagged twice is one too many.
+  EXPECT_TRUE(OneError(P(std::string(kIface) + dev), 5, 1, "interface[1].vlan",
+                       "untagged on device \"dev0\" is already interface[0] (if0)'s"));
 }
 
 TEST(ConfigErrors, MinpollGreaterThanMaxpoll) {
@@ -524,6 +525,35 @@ burst_size = 0
             "t.toml:4:11: interface[0].address: prefix length \"33\" in \"10.0.1.31/33\" out of range 1..32");
   EXPECT_EQ(r.errors[1].to_string(), "t.toml:6:19: ntp.refclock_master: stratum 0 out of range 1..15");
   EXPECT_EQ(r.errors[2].to_string(), "t.toml:8:14: dataplane.burst_size: 0 out of range 1..256");
+}
+
+// Two interfaces on one device (lines 1-4, then 5-9 with the second's keys).
+std::string two_on_one(const std::string& first_extra, const std::string& second) {
+  return "[[interface]]\nname = \"a\"\ndevice = \"dev0\"\naddress = \"10.0.1.31/24\"\n" + first_extra +
+         "[[interface]]\nname = \"b\"\ndevice = \"dev0\"\n" + second;
+}
+
+TEST(ConfigErrors, InterfacesSharingADevice) {
+  const LoadResult ok = P(two_on_one("vlan = 10\n", "vlan = 20\naddress = \"10.0.2.31/24\"\n"));
+  ASSERT_TRUE(ok.ok()) << dump(ok);
+  EXPECT_EQ(ok.config->interfaces[0].vlan, 10);
+  EXPECT_EQ(ok.config->interfaces[1].vlan, 20);
+  // Untagged and a VLAN on one device are fine too.
+  EXPECT_TRUE(P(two_on_one("", "vlan = 20\naddress = \"10.0.2.31/24\"\n")).ok());
+  EXPECT_TRUE(OneError(P(two_on_one("vlan = 10\n", "vlan = 10\naddress = \"10.0.2.31/24\"\n")), 9, 8,
+                       "interface[1].vlan", "VLAN 10 on device \"dev0\" is already interface[0] (a)'s"));
+  EXPECT_TRUE(OneError(P(two_on_one("", "address = \"10.0.2.31/24\"\n")), 5, 1, "interface[1].vlan",
+                       "untagged on device \"dev0\" is already interface[0] (a)'s"));
+  EXPECT_TRUE(OneError(P(two_on_one("vlan = 10\n", "vlan = 20\naddress = \"10.0.1.32/16\"\n")), 10, 11,
+                       "interface[1].address", "subnet overlaps interface[0] (a)'s on the same device"));
+  EXPECT_TRUE(OneError(P(two_on_one("vlan = 10\n", "vlan = 20\naddress = \"10.0.2.31/24\"\ntimestamping = \"software\"\n")),
+                       11, 16, "interface[1].timestamping", "differs from interface[0] (a)'s on the same device"));
+  EXPECT_TRUE(OneError(P(two_on_one("vlan = 10\nexception_path = true\n", "vlan = 20\naddress = \"10.0.2.31/24\"\n")),
+                       6, 18, "interface[0].exception_path", "not on a device several interfaces share"));
+  EXPECT_TRUE(OneError(P("[[interface]]\nname = \"a\"\ndevice = \"dev0\"\naddress = \"10.0.1.31/24\"\nvlan = 10\n"
+                         "exception_path = true\n"),
+                       6, 18, "interface[0].exception_path", "not on a VLAN interface"));
+  EXPECT_TRUE(OneError(P(std::string(kIface) + "vlan = 4095\n"), 5, 8, "interface[0].vlan", "4095 out of range 0..4094"));
 }
 
 TEST(ConfigErrors, Lcores) {
@@ -842,7 +872,7 @@ TEST(ConfigKeyDocs, RowsAreCompleteAndUnique) {
                         "peer[].prefer", "peer[].version", "peer[].port", "peer[].xleave"}) {
     EXPECT_EQ(keys.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 111u);
+  EXPECT_EQ(keys.size(), 112u);
   EXPECT_EQ(key_docs().front().key, "sysname");  // table order: top level first
 }
 

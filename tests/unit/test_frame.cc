@@ -530,6 +530,60 @@ TEST(FramePriorityTag, AnsweredAsUntaggedWithTheTagKept) {
   }
 }
 
+PortIdentity vlan_port(uint16_t vlan) {
+  PortIdentity p = our_port();
+  p.vlan = vlan;
+  return p;
+}
+
+TEST(FrameVlan, AnInterfacesVlanIsAnsweredOnItOthersAreNotOurs) {
+  NeighbourTable nt_plain, nt_tagged;
+  const struct {
+    const char* what;
+    Bytes frame;
+    ReplyKind kind;
+  } cases[] = {
+      {"NTP", ntp_frame(), ReplyKind::kNtp},
+      {"ICMP echo", icmp_frame(Bytes(8, 0x61)), ReplyKind::kIcmpEcho},
+      {"ARP", arp_frame(arp_request_for(kOurIp)), ReplyKind::kArp},
+  };
+  for (const auto& c : cases) {
+    for (const uint16_t tci : {0x000A, 0xA00A, 0x0FFE}) {  // VLAN 10, with priority 5; VLAN 4094
+      const uint16_t vlan = tci & 0x0FFF;
+      Out plain = handle(c.frame, our_port(), nt_plain);
+      Out tag = handle(tagged(c.frame, tci), vlan_port(vlan), nt_tagged);
+      ASSERT_EQ(tag.v.action, FrameAction::kTransmit) << c.what << " tci " << tci;
+      EXPECT_EQ(tag.v.kind, c.kind);
+      if (c.kind == ReplyKind::kNtp) {
+        stamp_transmit(plain.buf.data(), plain.v.ntp_offset, kTx);
+        stamp_transmit(tag.buf.data(), tag.v.ntp_offset, kTx);
+      }
+      const Bytes r = tag.reply();
+      EXPECT_EQ(get16(r.data() + 14), tci) << c.what << ": the reply goes on the VLAN, at the priority, it came";
+      EXPECT_EQ(untag(r), plain.reply()) << c.what;
+    }
+    // Untagged, priority-tagged, another VLAN: not this interface's.
+    NeighbourTable nt;
+    EXPECT_DROP(handle(c.frame, vlan_port(10), nt), DropReason::kVlanNotOurs);
+    EXPECT_DROP(handle(tagged(c.frame, 0xA000), vlan_port(10), nt), DropReason::kVlanNotOurs);
+    EXPECT_DROP(handle(tagged(c.frame, 11), vlan_port(10), nt), DropReason::kVlanNotOurs);
+    EXPECT_DROP(handle(tagged(c.frame, 10), our_port(), nt), DropReason::kVlanNotOurs);
+  }
+}
+
+TEST(FrameVlan, AConflictIsDefendedOnItsVlan) {
+  NeighbourTable nt_plain, nt_tagged;
+  ArpSpec a = arp_request_for(kOurIp, kOtherMac, kOurIp);  // another MAC claims our address
+  Out plain = handle(arp_frame(a), our_port(), nt_plain);
+  Out tag = handle(tagged(arp_frame(a), 0x200A), vlan_port(10), nt_tagged);
+  ASSERT_EQ(plain.v.kind, ReplyKind::kArpDefence);
+  ASSERT_EQ(tag.v.kind, ReplyKind::kArpDefence);
+  ASSERT_EQ(tag.v.len, plain.v.len + 4);
+  EXPECT_EQ(get16(tag.reply().data() + 12), 0x8100);
+  EXPECT_EQ(get16(tag.reply().data() + 14), 0x200A);
+  EXPECT_EQ(untag(tag.reply()), plain.reply());
+}
+
 TEST(FramePriorityTag, PeerPacketsGoToTheControlPlaneFromBehindTheTag) {
   Bytes sym = chrony_payload();
   sym[0] = 0x21;  // NTPv4 symmetric active
@@ -1303,7 +1357,7 @@ std::vector<DropCase> drop_cases() {
                DropReason::kBadIpHeader});
   t.push_back({"IP option past the header", with_ip([](IpSpec& ip) { ip.options = {1, 7, 8, 4}; }),
                DropReason::kBadIpHeader});
-  t.push_back({"VLAN 5", tagged(ntp_frame(), 5), DropReason::kUnsupportedEthertype});
+  t.push_back({"VLAN 5", tagged(ntp_frame(), 5), DropReason::kVlanNotOurs});
   Bytes cut(whole.begin(), whole.begin() + 12);
   cut.insert(cut.end(), {0x81, 0x00, 0xA0});
   t.push_back({"tag cut short", cut, DropReason::kRuntFrame});
