@@ -58,7 +58,8 @@ main lcore runs the loop).
 Columns: rate_pps target rate; sent_pps sent; answered_pps valid answers
 within --timeout-ms; lost% (sent - answered) / sent; late answers after
 --timeout-ms; invalid answers (checksum, source, mode, stratum, leap, origin,
-duplicate); p50/p99/max response time in microseconds (TSC, send to receive).
+duplicate); p50/p99/max response time in microseconds (TSC, send to receive);
+busy% the generator's own load while sending (100: it is the limit).
 A step whose sent rate falls more than 1% short of its target is marked
 "sender-limited": the generator, not the server, was the limit.
 )";
@@ -183,6 +184,7 @@ struct Step {
   bool warmup = false, open = false;
   uint64_t start_tsc = 0, end_tsc = 0, close_tsc = 0;  // sending ends at end, answers count until close
   uint64_t sent = 0, answered = 0, late = 0, invalid = 0, tx_full = 0;
+  uint64_t idle_tsc = 0;  // while sending: turns of the loop with nothing to do
   uint64_t invalid_by[static_cast<size_t>(lg::Invalid::kCount)] = {};
   lg::LatencyHistogram rtt;
 };
@@ -236,7 +238,7 @@ class Generator {
     for (double r : o_.rates) plan.emplace_back(r, false);
     if (!o_.json)
       std::printf("clients %u on %" PRIu64 " addresses, server %s, %.1f s steps, timeout %.0f ms\n"
-                  "  rate_pps   sent_pps answered_pps    lost%%    late invalid |  p50_us   p99_us   max_us\n",
+                  "  rate_pps   sent_pps answered_pps    lost%%    late invalid |  p50_us   p99_us   max_us | busy%%\n",
                   clients_.size(), clients_.addresses(), lg::to_string(o_.dst).c_str(), o_.step_s, o_.timeout_ms);
     std::fflush(stdout);
     bool stop = false;
@@ -276,15 +278,21 @@ class Generator {
     const double per_tsc = s.target_pps / static_cast<double>(hz_);
     rte_mbuf* burst[512];
     bool stop = false;
+    uint64_t last = rte_rdtsc();
+    bool idle = false;
     for (;;) {
       const uint64_t now = rte_rdtsc();
+      // Our own load: the time of the turns that found nothing to send or receive.
+      if (idle) s.idle_tsc += now - last;
+      last = now;
       if (now >= s.end_tsc || g_stop) break;
-      poll(now);
+      idle = poll(now) == 0;
       Step& prev = steps_[(s.id + 1) % 2];
       if (prev.open && now >= prev.close_tsc) stop |= finish(prev);
       if (stop) return true;
       const auto due = static_cast<uint64_t>(static_cast<double>(now - s.start_tsc) * per_tsc);
       if (due <= s.sent) continue;
+      idle = false;
       const unsigned n = static_cast<unsigned>(std::min<uint64_t>(due - s.sent, o_.burst));
       if (rte_pktmbuf_alloc_bulk(pool_, burst, n) != 0) {
         s.tx_full++;
@@ -341,16 +349,17 @@ class Generator {
     }
   }
 
-  void poll(uint64_t now) {
+  uint16_t poll(uint64_t now) {
     rte_mbuf* rx[64];
     const uint16_t n = rte_eth_rx_burst(o_.port, 0, rx, 64);
-    if (n == 0) return;
+    if (n == 0) return 0;
     const uint64_t rx_tsc = rte_rdtsc();
     (void)now;
     for (uint16_t i = 0; i < n; i++) {
       handle(rte_pktmbuf_mtod(rx[i], const uint8_t*), rte_pktmbuf_data_len(rx[i]), rx_tsc);
     }
     rte_pktmbuf_free_bulk(rx, n);
+    return n;
   }
 
   void handle(const uint8_t* b, size_t len, uint64_t rx_tsc) {
@@ -437,6 +446,7 @@ class Generator {
                                          static_cast<double>(s.sent)
                                    : 100.0;
     const bool sender_limited = sent_pps < 0.99 * s.target_pps;
+    const double busy_pct = 100.0 * (1.0 - static_cast<double>(s.idle_tsc) / static_cast<double>(s.end_tsc - s.start_tsc));
     const double p50 = static_cast<double>(s.rtt.quantile(0.5)) / 1e3, p99 = static_cast<double>(s.rtt.quantile(0.99)) / 1e3,
                  mx = static_cast<double>(s.rtt.max()) / 1e3;
     if (o_.json) {
@@ -452,11 +462,12 @@ class Generator {
           sep = ", ";
         }
       std::printf("}, \"p50_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, \"sender_limited\": %s, "
-                  "\"tx_full\": %" PRIu64 "}\n",
-                  p50, p99, mx, sender_limited ? "true" : "false", s.tx_full);
+                  "\"tx_full\": %" PRIu64 ", \"gen_busy_pct\": %.1f}\n",
+                  p50, p99, mx, sender_limited ? "true" : "false", s.tx_full, busy_pct);
     } else {
-      std::printf("%10.0f %10.0f %12.0f %8.3f %7" PRIu64 " %7" PRIu64 " | %7.1f %8.1f %8.1f%s%s\n", s.target_pps,
-                  sent_pps, ans_pps, lost_pct, s.late, s.invalid, p50, p99, mx, s.warmup ? "  (warm-up)" : "",
+      std::printf("%10.0f %10.0f %12.0f %8.3f %7" PRIu64 " %7" PRIu64 " | %7.1f %8.1f %8.1f | %5.1f%s%s\n",
+                  s.target_pps, sent_pps, ans_pps, lost_pct, s.late, s.invalid, p50, p99, mx, busy_pct,
+                  s.warmup ? "  (warm-up)" : "",
                   sender_limited ? "  sender-limited" : "");
       if (s.invalid) {
         std::printf("           invalid:");
