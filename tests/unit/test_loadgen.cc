@@ -197,6 +197,33 @@ TEST(Loadgen, RequestParsesAndItsAnswerValidates) {
   }
 }
 
+TEST(Loadgen, TemplateWritesWhatBuildRequestBuilds) {
+  std::mt19937_64 rng(7);
+  for (bool v6 : {false, true}) {
+    FrameSpec f;
+    std::memcpy(f.src_mac, "\x02\x00\x00\x00\x00\x01", 6);
+    std::memcpy(f.dst_mac, "\x02\x00\x00\x00\x00\x02", 6);
+    f.server = *parse_address(v6 ? "fd00::1f" : "10.0.1.31");
+    const RequestTemplate t(f);
+    std::string err;
+    auto clients = ClientSet::make({range(v6 ? "fd00::8000:0/97" : "10.0.128.0/17")}, 100000, 1024, err);
+    ASSERT_TRUE(clients) << err;
+    ClientSet::Cursor c = clients->begin();
+    for (uint32_t i = 0; i < 300000; i++, clients->advance(c)) {
+      ASSERT_EQ(c.client, i % 100000);
+      const Endpoint e = clients->endpoint(c.client);
+      ASSERT_EQ(clients->address(c.address), e.addr);
+      ASSERT_EQ(c.port, e.port);
+      if (i % 97 != 0) continue;  // the frames of a sample
+      const uint64_t transmit = rng();
+      uint8_t want[kMaxRequestFrameLen], got[kMaxRequestFrameLen];
+      const size_t n = build_request(want, f, e, transmit);
+      ASSERT_EQ(t.write(got, e.addr, e.port, transmit), n);
+      ASSERT_EQ(std::memcmp(want, got, n), 0) << v6 << " client " << c.client;
+    }
+  }
+}
+
 TEST(Loadgen, ArpRequestForAClientGetsAReply) {
   const uint8_t server_mac[6] = {2, 0, 0, 0, 0, 9}, our_mac[6] = {2, 0, 0, 0, 0, 1};
   uint8_t buf[64], out[64];

@@ -142,17 +142,14 @@ std::optional<ClientSet> ClientSet::make(std::vector<AddressRange> ranges, uint3
   s.ranges_ = std::move(ranges);
   s.clients_ = clients;
   s.first_port_ = first_port;
+  s.table_.reserve(s.addresses_);
+  for (const auto& r : s.ranges_)
+    for (uint64_t i = 0; i < r.count && s.table_.size() < s.addresses_; i++) s.table_.push_back(nth_address(r, i));
   return s;
 }
 
 Endpoint ClientSet::endpoint(uint32_t client) const {
-  uint64_t i = client % addresses_;
-  const auto port = static_cast<uint16_t>(first_port_ + client / addresses_);
-  for (const auto& r : ranges_) {
-    if (i < r.count) return {nth_address(r, i), port};
-    i -= r.count;
-  }
-  return {};
+  return {table_[client % addresses_], static_cast<uint16_t>(first_port_ + client / addresses_)};
 }
 
 std::optional<uint64_t> ClientSet::address_index(const Address& a) const {
@@ -254,6 +251,45 @@ size_t build_request(uint8_t* buf, const FrameSpec& f, const Endpoint& client, u
   uint16_t check = dp::csum_finish(sum);
   store_be16(udp + 6, check == 0 ? 0xFFFF : check);  // 0 means "no checksum" (RFC 768)
   return kEth + ip_len + udp_len;
+}
+
+RequestTemplate::RequestTemplate(const FrameSpec& f) : v6_(f.server.v6) {
+  const Address zero{v6_, 0, {}};
+  len_ = build_request(frame_, f, {zero, 0}, 0);
+  uint8_t* ip = frame_ + kEth;
+  uint8_t* udp = ip + (v6_ ? kIp6 : kIp4);
+  store_be16(udp + 6, 0);
+  udp_sum_ = dp::csum_add(0, udp, kUdp + proto::kHeaderLen);
+  if (!v6_) {
+    store_be16(ip + 10, 0);
+    ip_sum_ = dp::csum_add(0, ip, kIp4);
+    udp_sum_ += dp::pseudo_header_sum(0, f.server.v4, dp::kIpProtoUdp, kUdp + proto::kHeaderLen);
+  } else {
+    udp_sum_ += pseudo_header_sum6(ip + 8, ip + 24, dp::kIpProtoUdp, kUdp + proto::kHeaderLen);
+  }
+}
+
+size_t RequestTemplate::write(uint8_t* buf, const Address& client, uint16_t port, uint64_t transmit) const {
+  std::memcpy(buf, frame_, len_);
+  uint8_t* ip = buf + kEth;
+  uint8_t* udp = ip + (v6_ ? kIp6 : kIp4);
+  const auto tx_hi = static_cast<uint32_t>(transmit >> 32), tx_lo = static_cast<uint32_t>(transmit);
+  store_be16(udp, port);
+  store_be32(udp + kUdp + proto::offs::kTransmit, tx_hi);
+  store_be32(udp + kUdp + proto::offs::kTransmit + 4, tx_lo);
+  // A 16-bit word added as a 32-bit one sums the same once folded (2^16 = 1 mod 0xFFFF).
+  uint64_t sum = udp_sum_ + port + tx_hi + tx_lo;
+  if (!v6_) {
+    store_be32(ip + 12, client.v4);
+    store_be16(ip + 10, dp::csum_finish(ip_sum_ + client.v4));
+    sum += client.v4;
+  } else {
+    std::memcpy(ip + 8, client.v6_bytes.data(), 16);
+    sum = dp::csum_add(sum, client.v6_bytes.data(), 16);
+  }
+  const uint16_t check = dp::csum_finish(sum);
+  store_be16(udp + 6, check == 0 ? 0xFFFF : check);
+  return len_;
 }
 
 RxFrame parse_frame(const uint8_t* buf, size_t len) {

@@ -58,12 +58,30 @@ class ClientSet {
   // Whether a is one of the clients' addresses (used by at least one client).
   bool has_address(const Address& a) const;
 
+  // The clients in turn without a division per request (the sender's walk).
+  struct Cursor {
+    uint32_t client = 0;
+    uint32_t address = 0;  // index in the used addresses
+    uint16_t port = 0;
+  };
+  Cursor begin() const { return {0, 0, first_port_}; }
+  void advance(Cursor& c) const {
+    if (++c.client == clients_) {
+      c = begin();
+    } else if (++c.address == addresses_) {
+      c.address = 0;
+      c.port++;
+    }
+  }
+  const Address& address(uint32_t i) const { return table_[i]; }
+
  private:
   std::optional<uint64_t> address_index(const Address& a) const;
   std::vector<AddressRange> ranges_;
   uint32_t clients_ = 0;
   uint64_t addresses_ = 0;  // used: min(all the ranges' addresses, clients)
   uint16_t first_port_ = 0;
+  std::vector<Address> table_;  // the used addresses, made once
 };
 
 // The transmit timestamp of send number seq is seq ^ key (key's top bit set,
@@ -134,6 +152,21 @@ struct FrameSpec {
 };
 // A client request (mode 3, NTPv4, checksums filled in); returns its length.
 size_t build_request(uint8_t* buf, const FrameSpec& f, const Endpoint& client, uint64_t transmit);
+
+// The same frame from a template made once: per request a copy, the client's
+// address and port, the transmit timestamp and the checksums updated from
+// the template's sums (the sender's hot path; build_request is its reference).
+class RequestTemplate {
+ public:
+  explicit RequestTemplate(const FrameSpec& f);
+  size_t write(uint8_t* buf, const Address& client, uint16_t port, uint64_t transmit) const;
+
+ private:
+  uint8_t frame_[kMaxRequestFrameLen] = {};
+  size_t len_ = 0;
+  bool v6_ = false;
+  uint64_t ip_sum_ = 0, udp_sum_ = 0;  // unfolded sums with the client's fields and transmit zero
+};
 
 // A received frame, as far as the generator cares.
 enum class FrameKind : uint8_t { kOther, kArpRequest, kArpReply, kNeighbourSolicitation, kNeighbourAdvertisement, kUdp };

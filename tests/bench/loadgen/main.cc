@@ -204,12 +204,14 @@ class Generator {
     spec_.server_port = o.dst_port;
     nonce_.key = std::random_device{}() | (uint64_t{std::random_device{}()} << 32) | (uint64_t{1} << 63);
     timeout_tsc_ = static_cast<uint64_t>(o.timeout_ms * 1e-3 * static_cast<double>(hz_));
+    cursor_ = clients_.begin();
   }
 
   // The server's MAC, by ARP or neighbour solicitation, for up to 5 s.
   bool resolve() {
     if (o_.dst_mac) {
       std::memcpy(spec_.dst_mac, o_.dst_mac->data(), 6);
+      request_.emplace(spec_);
       return true;
     }
     const lg::Endpoint me = clients_.endpoint(0);
@@ -228,6 +230,7 @@ class Generator {
       }
       poll(rte_rdtsc());
     }
+    if (resolved_) request_.emplace(spec_);  // the template needs the server's MAC
     return resolved_;
   }
 
@@ -298,22 +301,21 @@ class Generator {
         s.tx_full++;
         continue;
       }
-      const uint32_t nc = clients_.size();
+      uint32_t client[512];
       for (unsigned k = 0; k < n; k++) {
-        const uint64_t seq = next_seq_ + k;
-        const auto c = static_cast<uint32_t>(seq % nc);
+        client[k] = cursor_.client;
         uint8_t* b = rte_pktmbuf_mtod(burst[k], uint8_t*);
-        const size_t len = lg::build_request(b, spec_, clients_.endpoint(c), nonce_.encode(seq));
+        const size_t len =
+            request_->write(b, clients_.address(cursor_.address), cursor_.port, nonce_.encode(next_seq_ + k));
         burst[k]->data_len = burst[k]->pkt_len = static_cast<uint32_t>(len);
+        clients_.advance(cursor_);
       }
       const uint64_t tsc = rte_rdtsc();
       const uint16_t sent = rte_eth_tx_burst(o_.port, 0, burst, static_cast<uint16_t>(n));
-      // Only what went out is a request; the rest's numbers are used again.
-      for (uint16_t k = 0; k < sent; k++) {
-        const uint64_t seq = next_seq_ + k;
-        slots_[seq % nc].record(seq, tsc, s.id);
-      }
-      next_seq_ += sent;
+      // Only what went out is a request; the rest's numbers are skipped (and
+      // stay seq mod clients = client for match_origin).
+      for (uint16_t k = 0; k < sent; k++) slots_[client[k]].record(next_seq_ + k, tsc, s.id);
+      next_seq_ += n;
       s.sent += sent;
       if (sent < n) {
         s.tx_full++;
@@ -519,6 +521,8 @@ class Generator {
   rte_mempool* pool_;
   lg::FrameSpec spec_;
   lg::Nonce nonce_;
+  std::optional<lg::RequestTemplate> request_;
+  lg::ClientSet::Cursor cursor_;
   uint64_t hz_ = 0, timeout_tsc_ = 0, next_seq_ = 0;
   bool resolved_ = false;
   Step steps_[2];
