@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -83,8 +84,22 @@ struct Options {
   bool json = false;
 };
 
+bool g_eal_up = false;
+
+// EAL leaves its runtime directory (/var/run/dpdk/<file-prefix>) behind:
+// a run leaves nothing, as the dataplane's.
+void eal_cleanup() {
+  if (!g_eal_up) return;
+  g_eal_up = false;
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
+  rte_eal_cleanup();
+  std::error_code ec;
+  std::filesystem::remove_all(runtime_dir, ec);
+}
+
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "ntp-loadgen: %s\n", what.c_str());
+  eal_cleanup();
   std::exit(2);
 }
 
@@ -549,9 +564,13 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-  const int eal = rte_eal_init(argc, argv);
-  if (eal < 0) fail(std::string("rte_eal_init: ") + rte_strerror(rte_errno) + " (EAL options before --)");
-  const Options o = parse_options(argc - eal - 1, argv + eal + 1);
+  // Our options (after --) first: a mistake in them is said before EAL sets anything up.
+  int dashes = 1;
+  while (dashes < argc && std::strcmp(argv[dashes], "--") != 0) dashes++;
+  const Options o = parse_options(argc - std::min(dashes + 1, argc), argv + std::min(dashes + 1, argc));
+  if (rte_eal_init(dashes, argv) < 0)
+    fail(std::string("rte_eal_init: ") + rte_strerror(rte_errno) + " (EAL options before --)");
+  g_eal_up = true;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
@@ -593,6 +612,6 @@ int main(int argc, char** argv) {
   }
   rte_eth_dev_stop(o.port);
   rte_eth_dev_close(o.port);
-  rte_eal_cleanup();
+  eal_cleanup();
   return status;
 }
