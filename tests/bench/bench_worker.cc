@@ -140,8 +140,13 @@ using namespace ntp;
 constexpr uint8_t kPortMac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 constexpr uint32_t kPortIp = 0x0A00011F;  // 10.0.1.31
 constexpr uint16_t kFrameLen = 14 + 20 + 8 + 48;  // a request without a MAC
-// Room for a MAC (4 + 32) or an NTS request with one cookie (48 + 36 + 104 + 40).
-constexpr uint16_t kMaxFrameLen = kFrameLen - 48 + 256;
+// Room for a MAC (4 + 32) or an NTS request with one cookie (48 + 36 + 104 + 40),
+// and a VLAN tag.
+constexpr uint16_t kMaxFrameLen = kFrameLen - 48 + 256 + 4;
+// --vlan: every frame carries an 802.1Q tag (the port is on that VLAN), 4
+// bytes between the MAC addresses and the IPv4 header.
+uint16_t g_vlan = 0;
+size_t l2_len() { return dp::kEthHeaderLen + (g_vlan ? dp::kVlanTagLen : 0); }
 
 struct Template {
   uint8_t frame[kMaxFrameLen];
@@ -174,6 +179,7 @@ struct Options {
   // and every source asks in interleaved mode (its origin the receive
   // timestamp of its last answer, as a chronyd xleave client does).
   bool xleave = false;
+  uint16_t vlan = 0;  // --vlan N: 802.1Q-tagged frames, the port on VLAN N
 };
 
 // --nts: the cookie keys the policy holds and the keys the clients' cookies
@@ -249,6 +255,12 @@ std::vector<Template> make_templates(const crypto::KeyTable& keys, bool nts) {
                                          proto::kNtpPort, payload_len);
     if (n != kFrameLen + payload_len - 48) die("build_udp_frame gave an unexpected length");
     t[i].len = static_cast<uint16_t>(n);
+    if (g_vlan) {
+      std::memmove(t[i].frame + 16, t[i].frame + 12, n - 12);
+      proto::store_be16(t[i].frame + 12, dp::kEtherTypeVlan);
+      proto::store_be16(t[i].frame + 14, static_cast<uint16_t>(0xA000 | g_vlan));  // priority 5
+      t[i].len = static_cast<uint16_t>(n + dp::kVlanTagLen);
+    }
     t[i].request_origin = proto::load_ts(requests[i] + proto::offs::kOrigin);
     t[i].request_receive = proto::load_ts(requests[i] + proto::offs::kReceive);
     t[i].request_transmit = proto::load_ts(requests[i] + proto::offs::kTransmit);
@@ -264,7 +276,7 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
                         const crypto::KeyTable& keys, bool nts, bool xleave) {
   using namespace ntp::dp;
   const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
-  const uint8_t* ip = f + kEthHeaderLen;
+  const uint8_t* ip = f + l2_len();
   const uint8_t* udp = ip + kIpv4MinHeaderLen;
   const uint8_t* ntp = udp + kUdpHeaderLen;
   const Template* t = nullptr;
@@ -274,13 +286,13 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
   if (m->data_len != t->len || m->pkt_len != t->len) return "reply length";
   if (keys.count != 0) {
     // The client's check: the reply's MAC, over the stamped header.
-    const size_t mac_len = t->len - kFrameLen;
+    const size_t mac_len = t->len - kFrameLen - (l2_len() - kEthHeaderLen);
     if (crypto::check_mac(keys, ntp, 48, ntp + 48, mac_len).check != crypto::MacCheck::kOk) return "reply MAC";
   }
   if (nts) {
     // The client's check: its UID, then the authenticator under S2C over
     // the reply up to it (with one cookie inside).
-    const uint8_t* req_ntp = t->frame + kFrameLen - 48;
+    const uint8_t* req_ntp = t->frame + kFrameLen - 48 + (l2_len() - kEthHeaderLen);
     if (std::memcmp(ntp + 48, req_ntp + 48, 36) != 0) return "NTS unique identifier not echoed";
     const size_t auth = 48 + 36;
     if (proto::load_be16(ntp + auth) != proto::kEfNtsAuthenticator) return "no NTS authenticator";
@@ -293,6 +305,7 @@ std::string check_reply(const rte_mbuf* m, const std::vector<Template>& tpl, int
       return "NTS authenticator does not open under S2C";
   }
   if (std::memcmp(f, t->frame + 6, 6) != 0 || std::memcmp(f + 6, kPortMac, 6) != 0) return "Ethernet addresses";
+  if (g_vlan && std::memcmp(f + 12, t->frame + 12, dp::kVlanTagLen) != 0) return "the request's VLAN tag";
   if (csum_fold(csum_add(0, ip, kIpv4MinHeaderLen)) != 0xFFFF) return "IPv4 header checksum";
   // --policy: the client is whichever of the sources this request came from.
   const uint32_t client_ip = many_sources ? proto::load_be32(ip + 16) : t->client_ip;
@@ -357,7 +370,7 @@ struct Harness {
     if (sources) {
       const uint32_t src = kSourcesBase + next_source;
       next_source = next_source + 1 == sources ? 0 : next_source + 1;
-      uint8_t* ip = f + dp::kEthHeaderLen;
+      uint8_t* ip = f + l2_len();
       uint8_t* udp = ip + dp::kIpv4MinHeaderLen;
       proto::store_be32(ip + 12, src);
       proto::store_be16(ip + 10, csum_replace32(proto::load_be16(ip + 10), t.client_ip, src));
@@ -392,7 +405,7 @@ struct Harness {
           checked++;
         }
         if (!last_rx.empty() && replies) {
-          const uint8_t* ip = rte_pktmbuf_mtod(b[i], const uint8_t*) + dp::kEthHeaderLen;
+          const uint8_t* ip = rte_pktmbuf_mtod(b[i], const uint8_t*) + l2_len();
           const uint32_t k = proto::load_be32(ip + 16) - kSourcesBase;
           if (k >= last_rx.size()) die("a reply to none of the sources");
           last_rx[k] = proto::load_ts(ip + dp::kIpv4MinHeaderLen + dp::kUdpHeaderLen + proto::offs::kReceive).raw();
@@ -438,6 +451,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--clients") o.clients = std::strtoull(next(), nullptr, 10);
     else if (a == "--nts") o.nts = true;
     else if (a == "--xleave") o.xleave = true;
+    else if (a == "--vlan") o.vlan = static_cast<uint16_t>(std::strtoul(next(), nullptr, 10));
     else if (a == "--auth") {
       const std::string t = next();
       o.auth = t == "aes128"        ? crypto::MacType::kAes128Cmac
@@ -450,7 +464,8 @@ Options parse_args(int argc, char** argv) {
     }
     else if (a == "--help" || a == "-h") {
       std::printf("usage: bench_worker [--packets N] [--burst N] [--inflight N] [--lcore N] [--hw] [--policy "
-                  "[--sources N] [--clients N] [--xleave]] [--auth TYPE | --nts] [--eal-log]\n"
+                  "[--sources N] [--clients N] [--xleave]] [--auth TYPE | --nts] [--vlan N] [--eal-log]\n"
+                  "  --vlan N  every frame 802.1Q-tagged for VLAN N, the port on it (replies checked for the tag)\n"
                   "  --hw  every request carries a NIC timestamp (mbuf dynfield), converted NIC -> TSC -> UTC\n"
                   "  --policy  access list (several hundred prefixes), rate limiting (2^20-entry table) and KoD on,\n"
                   "            requests from N distinct sources (default 2^20) in the rate-limited class,\n"
@@ -467,6 +482,7 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (o.burst < 1 || o.burst > 256) die("--burst must be 1..256");
+  if (o.vlan > 4094) die("--vlan must be 1..4094");
   if (o.nts && o.auth != crypto::MacType::kNone) die("--nts and --auth: one or the other");
   if (o.xleave && !o.policy) die("--xleave needs --policy (the client table)");
   if (o.inflight < o.burst || o.inflight > 16384) die("--inflight must be burst..16384");
@@ -542,6 +558,7 @@ int main(int argc, char** argv) {
   ctx->ports[0].identity.ipv4 = kPortIp;
   ctx->ports[0].identity.prefix_len = 24;
   ctx->ports[0].identity.ntp_server = true;
+  ctx->ports[0].identity.vlan = opt.vlan;
   ctx->burst_size = opt.burst;
   ctx->segment = seg;
   ctx->counters = &seg->workers[0];
@@ -636,6 +653,7 @@ int main(int argc, char** argv) {
   }
 
   // Requests in flight.
+  g_vlan = opt.vlan;
   const std::vector<Template> tpl = make_templates(keys, opt.nts);
   std::vector<rte_mbuf*> mbufs(opt.inflight);
   if (rte_pktmbuf_alloc_bulk(pool, mbufs.data(), opt.inflight) != 0) die("rte_pktmbuf_alloc_bulk");
