@@ -498,36 +498,41 @@ Bytes untag(const Bytes& f) {
   return out;
 }
 
-TEST(FramePriorityTag, AnsweredAsUntaggedWithTheTagKept) {
+struct L2Case {
+  const char* what;
+  Bytes frame;
+  ReplyKind kind;
+};
+std::vector<L2Case> l2_cases() {
+  return {{"NTP", ntp_frame(), ReplyKind::kNtp},
+          {"ICMP echo", icmp_frame(Bytes(8, 0x61)), ReplyKind::kIcmpEcho},
+          {"ARP", arp_frame(arp_request_for(kOurIp)), ReplyKind::kArp}};
+}
+
+// c.frame tagged with tci, to `port`, is answered behind the same tag with
+// exactly what the untagged frame gets from an untagged port.
+void expect_answered_on_its_tag(const L2Case& c, uint16_t tci, const PortIdentity& port) {
   NeighbourTable nt_plain, nt_tagged;
-  const struct {
-    const char* what;
-    Bytes frame;
-    ReplyKind kind;
-  } cases[] = {
-      {"NTP", ntp_frame(), ReplyKind::kNtp},
-      {"ICMP echo", icmp_frame(Bytes(8, 0x61)), ReplyKind::kIcmpEcho},
-      {"ARP", arp_frame(arp_request_for(kOurIp)), ReplyKind::kArp},
-  };
-  for (const auto& c : cases) {
-    for (const uint16_t tci : {0x0000, 0xA000, 0xF000}) {  // priority 0; 5 (voice); 7 with DEI set
-      const uint16_t with_dei = tci;
-      Out plain = handle(c.frame, our_port(), nt_plain);
-      Out tag = handle(tagged(c.frame, with_dei), our_port(), nt_tagged);
-      ASSERT_EQ(tag.v.action, FrameAction::kTransmit) << c.what << " tci " << tci;
-      EXPECT_EQ(tag.v.kind, c.kind) << c.what;
-      ASSERT_EQ(tag.v.len, plain.v.len + 4) << c.what;
-      if (c.kind == ReplyKind::kNtp) {
-        EXPECT_EQ(tag.v.ntp_offset, plain.v.ntp_offset + 4);
-        stamp_transmit(plain.buf.data(), plain.v.ntp_offset, kTx);
-        stamp_transmit(tag.buf.data(), tag.v.ntp_offset, kTx);
-      }
-      const Bytes r = tag.reply();
-      EXPECT_EQ(get16(r.data() + 12), 0x8100) << c.what;
-      EXPECT_EQ(get16(r.data() + 14), with_dei) << c.what << ": the priority goes back as it came";
-      EXPECT_EQ(untag(r), plain.reply()) << c.what;
-    }
+  Out plain = handle(c.frame, our_port(), nt_plain);
+  Out tag = handle(tagged(c.frame, tci), port, nt_tagged);
+  ASSERT_EQ(tag.v.action, FrameAction::kTransmit) << c.what << " tci " << tci;
+  EXPECT_EQ(tag.v.kind, c.kind) << c.what;
+  ASSERT_EQ(tag.v.len, plain.v.len + 4) << c.what;
+  if (c.kind == ReplyKind::kNtp) {
+    EXPECT_EQ(tag.v.ntp_offset, plain.v.ntp_offset + 4);
+    stamp_transmit(plain.buf.data(), plain.v.ntp_offset, kTx);
+    stamp_transmit(tag.buf.data(), tag.v.ntp_offset, kTx);
   }
+  const Bytes r = tag.reply();
+  EXPECT_EQ(get16(r.data() + 12), 0x8100) << c.what;
+  EXPECT_EQ(get16(r.data() + 14), tci) << c.what << ": back on the VLAN, at the priority, it came";
+  EXPECT_EQ(untag(r), plain.reply()) << c.what;
+}
+
+TEST(FramePriorityTag, AnsweredAsUntaggedWithTheTagKept) {
+  for (const L2Case& c : l2_cases())
+    for (const uint16_t tci : {0x0000, 0xA000, 0xF000})  // priority 0; 5 (voice); 7 with DEI set
+      expect_answered_on_its_tag(c, tci, our_port());
 }
 
 PortIdentity vlan_port(uint16_t vlan) {
@@ -537,31 +542,9 @@ PortIdentity vlan_port(uint16_t vlan) {
 }
 
 TEST(FrameVlan, AnInterfacesVlanIsAnsweredOnItOthersAreNotOurs) {
-  NeighbourTable nt_plain, nt_tagged;
-  const struct {
-    const char* what;
-    Bytes frame;
-    ReplyKind kind;
-  } cases[] = {
-      {"NTP", ntp_frame(), ReplyKind::kNtp},
-      {"ICMP echo", icmp_frame(Bytes(8, 0x61)), ReplyKind::kIcmpEcho},
-      {"ARP", arp_frame(arp_request_for(kOurIp)), ReplyKind::kArp},
-  };
-  for (const auto& c : cases) {
-    for (const uint16_t tci : {0x000A, 0xA00A, 0x0FFE}) {  // VLAN 10, with priority 5; VLAN 4094
-      const uint16_t vlan = tci & 0x0FFF;
-      Out plain = handle(c.frame, our_port(), nt_plain);
-      Out tag = handle(tagged(c.frame, tci), vlan_port(vlan), nt_tagged);
-      ASSERT_EQ(tag.v.action, FrameAction::kTransmit) << c.what << " tci " << tci;
-      EXPECT_EQ(tag.v.kind, c.kind);
-      if (c.kind == ReplyKind::kNtp) {
-        stamp_transmit(plain.buf.data(), plain.v.ntp_offset, kTx);
-        stamp_transmit(tag.buf.data(), tag.v.ntp_offset, kTx);
-      }
-      const Bytes r = tag.reply();
-      EXPECT_EQ(get16(r.data() + 14), tci) << c.what << ": the reply goes on the VLAN, at the priority, it came";
-      EXPECT_EQ(untag(r), plain.reply()) << c.what;
-    }
+  for (const L2Case& c : l2_cases()) {
+    for (const uint16_t tci : {0x000A, 0xA00A, 0x0FFE})  // VLAN 10, with priority 5; VLAN 4094
+      expect_answered_on_its_tag(c, tci, vlan_port(tci & 0x0FFF));
     // Untagged, priority-tagged, another VLAN: not this interface's.
     NeighbourTable nt;
     EXPECT_DROP(handle(c.frame, vlan_port(10), nt), DropReason::kVlanNotOurs);
