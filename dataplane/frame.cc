@@ -84,7 +84,7 @@ FrameVerdict handle_arp(uint8_t* eth, size_t l2_len, size_t len, const PortIdent
     v.action = FrameAction::kTransmit;
     v.kind = ReplyKind::kArpDefence;
     uint8_t tag[kVlanTagLen];
-    std::memcpy(tag, eth + 12, sizeof tag);
+    if (l2_len != kEthHeaderLen) std::memcpy(tag, eth + 12, sizeof tag);
     v.len = static_cast<uint16_t>(build_arp_request(eth, port.mac, port.ipv4, port.ipv4));
     if (l2_len != kEthHeaderLen) {
       // On the tag it came with (its VLAN, its priority).
