@@ -585,21 +585,15 @@ FrameVerdict handle_frame(uint8_t* buf, size_t len, const PortIdentity& port, co
     return drop(DropReason::kNotForUs);
   // A group source MAC is forged: an answer to it would flood the segment.
   if (buf[6] & 1) return drop(DropReason::kBadSourceAddress);
-  uint16_t ethertype = proto::load_be16(buf + 12);
-  size_t l2_len = kEthHeaderLen;
-  uint16_t vlan = 0;
-  if (ethertype == kEtherTypeVlan) {
-    // IEEE 802.1Q: the interface's VLAN, or a priority tag (VLAN ID 0: a
-    // frame of the untagged network with a priority). The reply is built
-    // behind the tag, which it keeps: the same VLAN, and the priority it
-    // came with.
-    if (len < kEthHeaderLen + kVlanTagLen) return drop(DropReason::kRuntFrame);
-    vlan = proto::load_be16(buf + 14) & 0x0FFF;
-    ethertype = proto::load_be16(buf + 16);
-    l2_len += kVlanTagLen;
-  }
-  if (vlan != port.vlan) return drop(DropReason::kVlanNotOurs);
-  switch (ethertype) {
+  // IEEE 802.1Q: the interface's VLAN, or a priority tag (VLAN ID 0: a
+  // frame of the untagged network with a priority). The reply is built
+  // behind the tag, which it keeps: the same VLAN, and the priority it came
+  // with.
+  const L2Header l2 = read_l2(buf, len);
+  if (l2.truncated) return drop(DropReason::kRuntFrame);
+  if (l2.vlan != port.vlan) return drop(DropReason::kVlanNotOurs);
+  const size_t l2_len = l2.len;
+  switch (l2.ethertype) {
     case kEtherTypeIpv4: return handle_ipv4(buf, l2_len, len, port, params, rx, env);
     case kEtherTypeArp: return handle_arp(buf, l2_len, len, port, neighbours, now_ns);
     default: return drop(DropReason::kUnsupportedEthertype);

@@ -24,6 +24,32 @@ inline constexpr uint8_t kIpProtoIcmp = 1;
 inline constexpr uint8_t kIpProtoUdp = 17;
 inline constexpr uint8_t kDefaultTtl = 64;
 
+// An Ethernet frame's layer 2 as the dataplane reads it: the ethertype,
+// behind one IEEE 802.1Q tag if there is one, and its VLAN ID (0: untagged,
+// or a priority tag). The one reader of tags: the frame layer, the worker's
+// choice of interface and its limiter prefetch all use it.
+struct L2Header {
+  size_t len = kEthHeaderLen;  // where layer 3 begins
+  uint16_t ethertype = 0;
+  uint16_t vlan = 0;
+  bool truncated = false;  // a tag the frame ends inside
+};
+
+// f holds len >= kEthHeaderLen bytes.
+inline L2Header read_l2(const uint8_t* f, size_t len) {
+  L2Header h;
+  h.ethertype = proto::load_be16(f + 12);
+  if (h.ethertype != kEtherTypeVlan) return h;
+  h.len += kVlanTagLen;
+  if (len < h.len) {
+    h.truncated = true;
+    return h;
+  }
+  h.vlan = proto::load_be16(f + 14) & 0x0FFF;
+  h.ethertype = proto::load_be16(f + 16);
+  return h;
+}
+
 // One's-complement sum of big-endian 16-bit words, not yet folded. An odd
 // trailing byte is padded with zero (RFC 1071).
 inline uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {

@@ -205,18 +205,12 @@ inline RxTime packet_rx_time(const WorkerContext& ctx, const WorkerPort& port, c
 // behind a VLAN tag or none: a frame whose source the rate limiter may look
 // up (0: none).
 inline uint32_t limited_ip_at(const uint8_t* d, uint32_t len) {
-  uint32_t at = kEthHeaderLen;
-  uint16_t type = proto::load_be16(d + 12);
-  if (type == kEtherTypeVlan) {
-    at += kVlanTagLen;
-    if (len < at) return 0;
-    type = proto::load_be16(d + 16);
-  }
-  if (len < at + kIpv4MinHeaderLen + kUdpHeaderLen) return 0;
-  const uint8_t* ip = d + at;
-  return type == kEtherTypeIpv4 && ip[0] == 0x45 && ip[9] == kIpProtoUdp &&
-                 proto::load_be16(ip + kIpv4MinHeaderLen + 2) == proto::kNtpPort
-             ? at
+  if (len < kEthHeaderLen) return 0;
+  const L2Header l2 = read_l2(d, len);
+  if (l2.ethertype != kEtherTypeIpv4 || l2.truncated || len < l2.len + kIpv4MinHeaderLen + kUdpHeaderLen) return 0;
+  const uint8_t* ip = d + l2.len;
+  return ip[0] == 0x45 && ip[9] == kIpProtoUdp && proto::load_be16(ip + kIpv4MinHeaderLen + 2) == proto::kNtpPort
+             ? static_cast<uint32_t>(l2.len)
              : 0;
 }
 
@@ -480,11 +474,9 @@ unsigned service_exception_rx(WorkerContext& ctx) {
 // port: no look.
 inline const WorkerPort& interface_of(const WorkerContext& ctx, const WorkerPort& port, const uint8_t* d,
                                       uint32_t len) {
-  if (port.n_members <= 1) [[likely]]
+  if (port.n_members <= 1 || len < kEthHeaderLen) [[likely]]
     return port;
-  const uint16_t vlan = len >= kEthHeaderLen + kVlanTagLen && proto::load_be16(d + 12) == kEtherTypeVlan
-                            ? proto::load_be16(d + 14) & 0x0FFF
-                            : 0;
+  const uint16_t vlan = read_l2(d, len).vlan;
   for (unsigned k = 0; k < port.n_members; k++)
     if (const WorkerPort& m = ctx.ports[port.members[k]]; m.identity.vlan == vlan) return m;
   return port;
