@@ -28,7 +28,8 @@ struct WorkerPort {
   // Interfaces on one DPDK port (VLANs) share its queues: the first polls
   // them and hands each frame to the interface of its VLAN, members[]
   // (indices into WorkerContext::ports, itself among them); the others
-  // never poll (polls false) but send as themselves.
+  // never poll (polls false) but send as themselves. A port built by hand
+  // (tests, the benchmark) polls and has no members: its own frames only.
   bool polls = true;
   uint8_t n_members = 0;
   uint8_t members[proto::kMaxPorts] = {};

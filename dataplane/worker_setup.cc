@@ -112,10 +112,7 @@ std::unique_ptr<WorkerContext> make_worker_context(unsigned w, const config::Con
     const size_t owner = ports[i].shares >= 0 ? static_cast<size_t>(ports[i].shares) : i;
     WorkerPort& o = ctx->ports[owner];
     o.members[o.n_members++] = static_cast<uint8_t>(i);
-    if (owner != i) {
-      ctx->ports[i].polls = false;
-      ctx->ports[i].tx_stamps = o.tx_stamps;
-    }
+    ctx->ports[i].polls = owner == i;  // its answers go out in its owner's bursts
   }
   return ctx;
 }
