@@ -81,6 +81,19 @@ def unique(prefix):
     return f"{prefix}{os.getpid() % 100000:05d}{len(_cleanups) % 100:02d}"
 
 
+def raw_exchange(ns, ifname, from_mac, frames, listen):
+    """Sends raw Ethernet frames on ifname in ns (rawframes.py) and returns
+    the frames from from_mac received within listen seconds (VLAN tags a
+    veth stripped put back)."""
+    p = subprocess.run(["ip", "netns", "exec", ns.name, "/usr/bin/python3",
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "rawframes.py"), ifname, from_mac,
+                        str(listen)],
+                       input=json.dumps([f.hex() for f in frames]), capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr)
+    return [bytes.fromhex(h) for h in json.loads(p.stdout)]
+
+
 def read_text(path):
     """A file's text (closed again), or "" while it does not exist."""
     try:

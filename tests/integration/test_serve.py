@@ -240,12 +240,7 @@ class MalformedPcapTest(unittest.TestCase):
         self.assertTrue(all(r["reply"] and r["stratum"] == 2 for r in replies), replies)
 
     def send_frames(self, frames, listen):
-        p = subprocess.run(["ip", "netns", "exec", self.lab.cli.name, "/usr/bin/python3",
-                            os.path.join(HERE, "rawframes.py"), "cli0", self.server_mac, str(listen)],
-                           input=json.dumps([f.hex() for f in frames]), capture_output=True, text=True, timeout=30)
-        if p.returncode != 0:
-            raise RuntimeError(p.stderr)
-        return [bytes.fromhex(h) for h in json.loads(p.stdout)]
+        return netlab.raw_exchange(self.lab.cli, "cli0", self.server_mac, frames, listen)
 
 
 class MalformedAfPacketTest(MalformedPcapTest):

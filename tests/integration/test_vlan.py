@@ -68,13 +68,7 @@ class VlanTest(unittest.TestCase):
         return netlab.worker_totals(self.app.status() or {})
 
     def send_frames(self, frames, listen):
-        import subprocess
-        p = subprocess.run(["ip", "netns", "exec", self.cli.name, "/usr/bin/python3",
-                            os.path.join(HERE, "rawframes.py"), "cli0", self.mac, str(listen)],
-                           input=json.dumps([f.hex() for f in frames]), capture_output=True, text=True, timeout=30)
-        if p.returncode != 0:
-            raise RuntimeError(p.stderr)
-        return [bytes.fromhex(h) for h in json.loads(p.stdout)]
+        return netlab.raw_exchange(self.cli, "cli0", self.mac, frames, listen)
 
     def test_1_status_shows_both_interfaces_on_one_port(self):
         ports = self.app.status()["ports"]
