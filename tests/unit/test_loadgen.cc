@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "dataplane/frame.h"
 #include "dataplane/inet.h"
 
 namespace ntp::loadgen {
@@ -227,7 +228,7 @@ TEST(Loadgen, TemplateWritesWhatBuildRequestBuilds) {
 TEST(Loadgen, ArpRequestForAClientGetsAReply) {
   const uint8_t server_mac[6] = {2, 0, 0, 0, 0, 9}, our_mac[6] = {2, 0, 0, 0, 0, 1};
   uint8_t buf[64], out[64];
-  build_arp_request(buf, server_mac, 0x0A00011F, 0x0A0001C8);  // who has 10.0.1.200, tell 10.0.1.31
+  ntp::dp::build_arp_request(buf, server_mac, 0x0A00011F, 0x0A0001C8);  // who has 10.0.1.200, tell 10.0.1.31
   RxFrame f = parse_frame(buf, 42);
   ASSERT_EQ(f.kind, FrameKind::kArpRequest);
   EXPECT_EQ(f.dst.v4, 0x0A0001C8u);

@@ -379,12 +379,10 @@ RxFrame parse_frame(const uint8_t* buf, size_t len) {
   return r;
 }
 
-namespace {
-
-// An Ethernet/IPv4 ARP packet (RFC 826) of operation `op` to dst_mac.
-size_t build_arp(uint8_t* buf, const uint8_t* dst_mac, uint16_t op, const uint8_t* mac, uint32_t sender_ip,
-                 const uint8_t* target_mac, uint32_t target_ip) {
-  std::memcpy(buf, dst_mac, 6);
+// The dataplane's ARP request builder asks for the server's MAC
+// (dp::build_arp_request); a reply is ours to build, for a client.
+size_t build_arp_reply(uint8_t* buf, const RxFrame& request, const uint8_t* mac) {
+  std::memcpy(buf, request.lladdr, 6);
   std::memcpy(buf + 6, mac, 6);
   store_be16(buf + 12, dp::kEtherTypeArp);
   uint8_t* a = buf + kEth;
@@ -392,23 +390,12 @@ size_t build_arp(uint8_t* buf, const uint8_t* dst_mac, uint16_t op, const uint8_
   store_be16(a + 2, dp::kEtherTypeIpv4);
   a[4] = 6;
   a[5] = 4;
-  store_be16(a + 6, op);
+  store_be16(a + 6, 2);
   std::memcpy(a + 8, mac, 6);
-  store_be32(a + 14, sender_ip);
-  std::memcpy(a + 18, target_mac, 6);
-  store_be32(a + 24, target_ip);
+  store_be32(a + 14, request.dst.v4);
+  std::memcpy(a + 18, request.lladdr, 6);
+  store_be32(a + 24, request.src.v4);
   return kEth + dp::kArpLen;
-}
-
-}  // namespace
-
-size_t build_arp_reply(uint8_t* buf, const RxFrame& request, const uint8_t* mac) {
-  return build_arp(buf, request.lladdr, 2, mac, request.dst.v4, request.lladdr, request.src.v4);
-}
-
-size_t build_arp_request(uint8_t* buf, const uint8_t* mac, uint32_t sender_ip, uint32_t target_ip) {
-  static constexpr uint8_t kBroadcast[6] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, kUnknown[6] = {};
-  return build_arp(buf, kBroadcast, 1, mac, sender_ip, kUnknown, target_ip);
 }
 
 namespace {

@@ -185,8 +185,7 @@ RxFrame parse_frame(const uint8_t* buf, size_t len);
 
 // ARP reply from `ip` at `mac` to the requester (rx: the request); 42 bytes.
 size_t build_arp_reply(uint8_t* buf, const RxFrame& request, const uint8_t* mac);
-// ARP request for target from sender (ip, mac); 42 bytes.
-size_t build_arp_request(uint8_t* buf, const uint8_t* mac, uint32_t sender_ip, uint32_t target_ip);
+// (An ARP request is dataplane/frame.h's build_arp_request.)
 // Neighbour advertisement (RFC 4861 4.4: solicited, override, with the
 // target link-layer address) answering the solicitation rx for target rx.dst.
 size_t build_neighbour_advertisement(uint8_t* buf, const RxFrame& solicitation, const uint8_t* mac);

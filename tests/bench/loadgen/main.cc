@@ -19,9 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/frame.h"
 #include "tests/bench/loadgen/loadgen.h"
 
 namespace lg = ntp::loadgen;
+namespace dp = ntp::dp;
 
 namespace {
 
@@ -238,7 +240,7 @@ class Generator {
         if (m) {
           uint8_t* b = rte_pktmbuf_mtod(m, uint8_t*);
           const size_t n = o_.dst.v6 ? lg::build_neighbour_solicitation(b, spec_.src_mac, me.addr, o_.dst)
-                                     : lg::build_arp_request(b, spec_.src_mac, me.addr.v4, o_.dst.v4);
+                                     : dp::build_arp_request(b, spec_.src_mac, me.addr.v4, o_.dst.v4);
           send_one(m, n);
         }
         next_ask = rte_rdtsc() + hz_ / 5;
