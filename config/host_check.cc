@@ -161,16 +161,21 @@ struct Checker {
     // worker's entry of worker_cpus (we pass --lcores lcore@cpu).
     const config::Dataplane& d = cfg.dataplane;
     const bool mapped = d.worker_cpus.size() == d.worker_lcores.size() && !d.worker_cpus.empty();
-    std::vector<std::pair<std::string, int>> all{{"dataplane.main_lcore", d.main_lcore}};
+    struct Entry {
+      std::string key;
+      int cpu;
+      const char* noun;  // how the file names it
+    };
+    std::vector<Entry> all{{"dataplane.main_lcore", d.main_lcore, "lcore "}};
     for (size_t i = 0; i < d.worker_lcores.size(); i++) {
       if (mapped)
-        all.emplace_back("dataplane.worker_cpus[" + std::to_string(i) + "]", d.worker_cpus[i]);
+        all.push_back({"dataplane.worker_cpus[" + std::to_string(i) + "]", d.worker_cpus[i], "CPU "});
       else
-        all.emplace_back("dataplane.worker_lcores[" + std::to_string(i) + "]", d.worker_lcores[i]);
+        all.push_back({"dataplane.worker_lcores[" + std::to_string(i) + "]", d.worker_lcores[i], "lcore "});
     }
     const std::vector<int> online = host.online_cpus();
-    for (const auto& [key, cpu] : all) {
-      const std::string what = (key.find("cpus") != std::string::npos ? "CPU " : "lcore ") + std::to_string(cpu);
+    for (const auto& [key, cpu, noun] : all) {
+      const std::string what = noun + std::to_string(cpu);
       if (!online.empty() && !std::binary_search(online.begin(), online.end(), cpu)) {
         error(key, what + " is not a CPU of this host (online CPUs: " + format_cpu_list(online) + ")");
         continue;
